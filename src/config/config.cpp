@@ -1,0 +1,376 @@
+// TOML -> Config with strict validation: unknown keys, wrong types and bad values are rejected
+// with "file:line: key: problem" so operators can fix them without guessing.
+#include "src/config/config.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+#include <thread>
+#include <toml++/toml.h>
+
+namespace sluice::config {
+namespace {
+
+// Walks one TOML table, remembering which keys were read so leftovers can be reported.
+class Section {
+ public:
+  Section(const toml::table& t, std::string prefix, const std::string& file)
+      : t_(t), prefix_(std::move(prefix)), file_(file) {}
+
+  [[noreturn]] void fail(const toml::node* n, std::string_view key, std::string_view what) const {
+    int line = n ? static_cast<int>(n->source().begin.line) : static_cast<int>(t_.source().begin.line);
+    throw ConfigError(fmt::format("{}:{}: {}{}: {}", file_, line, prefix_, key, what));
+  }
+  const toml::node* get(std::string_view key) {
+    seen_.insert(std::string(key));
+    return t_.get(key);
+  }
+  std::string key_path(std::string_view key) const { return prefix_ + std::string(key); }
+
+  void str(std::string_view key, std::string& out) {
+    if (auto n = get(key)) {
+      if (!n->is_string()) fail(n, key, "expected a string");
+      out = n->as_string()->get();
+    }
+  }
+  bool str_required(std::string_view key, std::string& out) {
+    if (!t_.contains(key)) fail(nullptr, key, "is required");
+    str(key, out);
+    return true;
+  }
+  void boolean(std::string_view key, bool& out) {
+    if (auto n = get(key)) {
+      if (!n->is_boolean()) fail(n, key, "expected true or false");
+      out = n->as_boolean()->get();
+    }
+  }
+  template <typename Int>
+  void integer(std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
+    if (auto n = get(key)) {
+      if (!n->is_integer()) fail(n, key, "expected an integer");
+      auto v = n->as_integer()->get();
+      if (v < min || v > max) fail(n, key, fmt::format("must be between {} and {}", min, max));
+      out = static_cast<Int>(v);
+    }
+  }
+  void duration(std::string_view key, Duration& out) {
+    if (auto n = get(key)) {
+      if (n->is_integer() && n->as_integer()->get() >= 0) {
+        out = Duration(n->as_integer()->get() * 1000);
+        return;
+      }
+      if (!n->is_string()) fail(n, key, "expected a duration such as \"30s\", \"250ms\" or \"5m\"");
+      auto d = parse_duration(n->as_string()->get());
+      if (!d) fail(n, key, fmt::format("invalid duration \"{}\" (use ms, s, m, h or d)", n->as_string()->get()));
+      out = *d;
+    }
+  }
+  void size(std::string_view key, std::uint64_t& out) {
+    if (auto n = get(key)) {
+      if (n->is_integer() && n->as_integer()->get() >= 0) {
+        out = static_cast<std::uint64_t>(n->as_integer()->get());
+        return;
+      }
+      if (!n->is_string()) fail(n, key, "expected a size such as \"256MiB\"");
+      auto s = parse_size(n->as_string()->get());
+      if (!s) fail(n, key, fmt::format("invalid size \"{}\" (use B, KiB, MiB, GiB, KB, MB, GB)", n->as_string()->get()));
+      out = *s;
+    }
+  }
+  void strings(std::string_view key, std::vector<std::string>& out) {
+    if (auto n = get(key)) {
+      auto arr = n->as_array();
+      if (!arr) fail(n, key, "expected an array of strings");
+      out.clear();
+      for (auto& e : *arr) {
+        if (!e.is_string()) fail(&e, key, "expected an array of strings");
+        out.push_back(e.as_string()->get());
+      }
+    }
+  }
+  Endpoint endpoint_of(const toml::node* n, std::string_view key) {
+    if (!n->is_string()) fail(n, key, "expected \"host:port\"");
+    std::string text = n->as_string()->get();
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) fail(n, key, fmt::format("expected \"host:port\", got \"{}\"", text));
+    Endpoint e;
+    e.host = text.substr(0, colon);
+    if (e.host.size() > 2 && e.host.front() == '[' && e.host.back() == ']') e.host = e.host.substr(1, e.host.size() - 2);
+    unsigned port = 0;
+    auto ps = text.substr(colon + 1);
+    auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
+    if (ec != std::errc() || p != ps.data() + ps.size() || port == 0 || port > 65535)
+      fail(n, key, fmt::format("invalid port in \"{}\"", text));
+    e.port = static_cast<std::uint16_t>(port);
+    return e;
+  }
+  void endpoint(std::string_view key, Endpoint& out) {
+    if (auto n = get(key)) out = endpoint_of(n, key);
+  }
+  template <typename Enum>
+  void choice(std::string_view key, Enum& out, std::initializer_list<std::pair<const char*, Enum>> options) {
+    if (auto n = get(key)) {
+      if (!n->is_string()) fail(n, key, "expected a string");
+      std::string v = n->as_string()->get();
+      std::string names;
+      for (auto& [name, value] : options) {
+        if (v == name) {
+          out = value;
+          return;
+        }
+        names += names.empty() ? name : std::string(" | ") + name;
+      }
+      fail(n, key, fmt::format("unknown value \"{}\" (expected {})", v, names));
+    }
+  }
+  const toml::table& table() const { return t_; }
+  // Reports the first key that no reader asked for.
+  void finish() const {
+    for (auto&& [k, v] : t_) {
+      if (!seen_.count(std::string(k.str()))) {
+        throw ConfigError(fmt::format("{}:{}: {}{}: unknown key", file_, k.source().begin.line,
+                                      prefix_, k.str()));
+      }
+    }
+  }
+
+ private:
+  const toml::table& t_;
+  std::string prefix_;
+  const std::string& file_;
+  std::set<std::string> seen_;
+};
+
+const toml::table* sub_table(Section& root, std::string_view key) {
+  auto n = root.get(key);
+  if (!n) return nullptr;
+  if (!n->is_table()) root.fail(n, key, "expected a table");
+  return n->as_table();
+}
+
+void check_name(Section& s, std::string_view key, const std::string& value, const toml::node* n) {
+  if (value.empty()) s.fail(n, key, "must not be empty");
+  if (value.size() > 63) s.fail(n, key, "is longer than 63 bytes");
+}
+
+std::shared_ptr<const Config> build(const toml::table& root_table, const std::string& file) {
+  auto cfg = std::make_shared<Config>();
+  cfg->path = file;
+  Section root(root_table, "", file);
+
+  if (auto t = sub_table(root, "general")) {
+    Section s(*t, "general.", file);
+    s.integer("workers", cfg->general.workers, 0, 256);
+    s.strings("admin_users", cfg->general.admin_users);
+    s.strings("stats_users", cfg->general.stats_users);
+    s.integer("max_client_conn", cfg->general.max_client_conn, 1, 1'000'000);
+    s.duration("shutdown_timeout", cfg->general.shutdown_timeout);
+    s.duration("client_login_timeout", cfg->general.client_login_timeout);
+    s.duration("client_idle_timeout", cfg->general.client_idle_timeout);
+    s.duration("server_connect_timeout", cfg->general.server_connect_timeout);
+    s.duration("server_idle_timeout", cfg->general.server_idle_timeout);
+    s.duration("server_lifetime", cfg->general.server_lifetime);
+    s.duration("query_wait_timeout", cfg->general.query_wait_timeout);
+    s.size("max_packet_size", cfg->general.max_packet_size);
+    if (cfg->general.max_packet_size < 1024 || cfg->general.max_packet_size > (1ull << 30))
+      s.fail(s.get("max_packet_size"), "max_packet_size", "must be between 1KiB and 1GiB");
+    s.choice("log_level", cfg->general.log_level,
+             {{"error", std::string("error")}, {"warn", std::string("warn")},
+              {"info", std::string("info")}, {"debug", std::string("debug")}});
+    s.finish();
+  }
+  if (cfg->general.workers == 0)
+    cfg->general.workers = std::max(1u, std::thread::hardware_concurrency());
+
+  if (auto t = sub_table(root, "postgres")) {
+    Section s(*t, "postgres.", file);
+    cfg->postgres.enabled = true;
+    s.boolean("enabled", cfg->postgres.enabled);
+    s.endpoint("listen", cfg->postgres.listen);
+    s.str("server_reset_query", cfg->postgres.server_reset_query);
+    s.boolean("server_reset_query_always", cfg->postgres.server_reset_query_always);
+    s.integer("max_prepared_statements", cfg->postgres.max_prepared_statements, 1, 100'000);
+    s.finish();
+  }
+  if (auto t = sub_table(root, "mysql")) {
+    Section s(*t, "mysql.", file);
+    cfg->mysql.enabled = true;
+    s.boolean("enabled", cfg->mysql.enabled);
+    s.endpoint("listen", cfg->mysql.listen);
+    s.finish();
+  }
+  if (auto t = sub_table(root, "http")) {
+    Section s(*t, "http.", file);
+    cfg->http.enabled = true;
+    s.boolean("enabled", cfg->http.enabled);
+    s.endpoint("listen", cfg->http.listen);
+    s.finish();
+  }
+
+  if (auto n = root.get("users")) {
+    auto arr = n->as_array();
+    if (!arr || !arr->is_array_of_tables()) root.fail(n, "users", "expected [[users]] tables");
+    std::size_t i = 0;
+    for (auto& e : *arr) {
+      Section s(*e.as_table(), fmt::format("users[{}].", i++), file);
+      User u;
+      u.line = static_cast<int>(e.source().begin.line);
+      s.str_required("name", u.name);
+      check_name(s, "name", u.name, s.get("name"));
+      s.str("password", u.password);
+      bool has_auth = e.as_table()->contains("auth");
+      s.choice("auth", u.auth,
+               {{"scram-sha-256", AuthMethod::ScramSha256}, {"md5", AuthMethod::Md5},
+                {"password", AuthMethod::Password}, {"trust", AuthMethod::Trust}});
+      if (u.auth != AuthMethod::Trust && u.password.empty())
+        s.fail(has_auth ? s.get("auth") : nullptr, "password",
+               "is required unless auth = \"trust\"");
+      if (u.auth == AuthMethod::Md5 && u.password.rfind("SCRAM-SHA-256$", 0) == 0)
+        s.fail(s.get("auth"), "auth", "md5 needs a plaintext password or an md5 secret, not a SCRAM verifier");
+      if (u.password.rfind("SCRAM-SHA-256$", 0) == 0 && u.password.find(':') == std::string::npos)
+        s.fail(s.get("password"), "password", "malformed SCRAM-SHA-256 verifier");
+      if (cfg->find_user(u.name)) s.fail(s.get("name"), "name", fmt::format("duplicate user \"{}\"", u.name));
+      s.finish();
+      cfg->users.push_back(std::move(u));
+    }
+  }
+
+  if (auto t = sub_table(root, "clusters")) {
+    for (auto&& [k, v] : *t) {
+      std::string name(k.str());
+      if (!v.is_table())
+        throw ConfigError(fmt::format("{}:{}: clusters.{}: expected a table", file, k.source().begin.line, name));
+      Section s(*v.as_table(), "clusters." + name + ".", file);
+      Cluster c;
+      c.name = name;
+      s.choice("protocol", c.protocol, {{"postgres", Protocol::Postgres}, {"mysql", Protocol::Mysql}});
+      if (!v.as_table()->contains("protocol")) s.fail(nullptr, "protocol", "is required (\"postgres\" or \"mysql\")");
+      if (!v.as_table()->contains("primary")) s.fail(nullptr, "primary", "is required");
+      s.endpoint("primary", c.primary);
+      if (auto r = s.get("replicas")) {
+        auto arr = r->as_array();
+        if (!arr) s.fail(r, "replicas", "expected an array of \"host:port\"");
+        for (auto& e : *arr) c.replicas.push_back(s.endpoint_of(&e, "replicas"));
+      }
+      s.finish();
+      cfg->clusters.emplace(name, std::move(c));
+    }
+  }
+
+  if (auto n = root.get("pools")) {
+    auto arr = n->as_array();
+    if (!arr || !arr->is_array_of_tables()) root.fail(n, "pools", "expected [[pools]] tables");
+    std::size_t i = 0;
+    for (auto& e : *arr) {
+      Section s(*e.as_table(), fmt::format("pools[{}].", i++), file);
+      Pool p;
+      s.str_required("database", p.database);
+      check_name(s, "database", p.database, s.get("database"));
+      s.str_required("cluster", p.cluster);
+      auto it = cfg->clusters.find(p.cluster);
+      if (it == cfg->clusters.end())
+        s.fail(s.get("cluster"), "cluster", fmt::format("no [clusters.{}] is defined", p.cluster));
+      p.protocol = it->second.protocol;
+      s.str("server_database", p.server_database);
+      s.choice("pool_mode", p.mode,
+               {{"session", PoolMode::Session}, {"transaction", PoolMode::Transaction},
+                {"statement", PoolMode::Statement}});
+      s.integer("pool_size", p.pool_size, 1, 100'000);
+      s.integer("min_pool_size", p.min_pool_size, 0, 100'000);
+      if (p.min_pool_size > p.pool_size)
+        s.fail(s.get("min_pool_size"), "min_pool_size", "must not exceed pool_size");
+      if (p.database == "*" && !p.server_database.empty())
+        s.fail(s.get("server_database"), "server_database", "cannot be set on the \"*\" pool");
+      for (auto& other : cfg->pools)
+        if (other.protocol == p.protocol && other.database == p.database)
+          s.fail(s.get("database"), "database",
+                 fmt::format("a {} pool for \"{}\" is already defined", to_string(p.protocol), p.database));
+      s.finish();
+      cfg->pools.push_back(std::move(p));
+    }
+  }
+
+  if (auto t = sub_table(root, "cache")) {
+    Section s(*t, "cache.", file);
+    s.boolean("enabled", cfg->cache.enabled);
+    s.size("max_bytes", cfg->cache.max_bytes);
+    s.duration("default_ttl", cfg->cache.default_ttl);
+    s.finish();
+  }
+  root.finish();
+
+  for (auto& a : cfg->general.admin_users)
+    if (!cfg->find_user(a))
+      throw ConfigError(fmt::format("{}:{}: general.admin_users: \"{}\" is not defined in [[users]]", file,
+                                    root_table["general"]["admin_users"].node()->source().begin.line, a));
+  return cfg;
+}
+
+}  // namespace
+
+const char* to_string(Protocol p) { return p == Protocol::Postgres ? "postgres" : "mysql"; }
+const char* to_string(PoolMode m) {
+  switch (m) {
+    case PoolMode::Session: return "session";
+    case PoolMode::Transaction: return "transaction";
+    case PoolMode::Statement: return "statement";
+  }
+  return "?";
+}
+const char* to_string(AuthMethod m) {
+  switch (m) {
+    case AuthMethod::ScramSha256: return "scram-sha-256";
+    case AuthMethod::Md5: return "md5";
+    case AuthMethod::Password: return "password";
+    case AuthMethod::Trust: return "trust";
+  }
+  return "?";
+}
+
+const User* Config::find_user(std::string_view name) const {
+  for (auto& u : users)
+    if (u.name == name) return &u;
+  return nullptr;
+}
+
+const Pool* Config::find_pool(Protocol protocol, std::string_view database) const {
+  const Pool* wildcard = nullptr;
+  for (auto& p : pools) {
+    if (p.protocol != protocol) continue;
+    if (p.database == database) return &p;
+    if (p.database == "*") wildcard = &p;
+  }
+  return wildcard;
+}
+
+bool Config::is_admin(std::string_view user) const {
+  return std::find(general.admin_users.begin(), general.admin_users.end(), user) != general.admin_users.end();
+}
+bool Config::is_stats(std::string_view user) const {
+  return is_admin(user) ||
+         std::find(general.stats_users.begin(), general.stats_users.end(), user) != general.stats_users.end();
+}
+
+std::shared_ptr<const Config> load_string(const std::string& text, const std::string& name) {
+  toml::table t;
+  try {
+    t = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}:{}: {}", name, e.source().begin.line, e.description()));
+  }
+  return build(t, name);
+}
+
+std::shared_ptr<const Config> load_file(const std::string& path) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}:{}: {}", path, e.source().begin.line, e.description()));
+  }
+  return build(t, path);
+}
+
+}  // namespace sluice::config

@@ -1,0 +1,120 @@
+// Typed, validated configuration loaded from TOML. Every error names file:line and the key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "src/config/units.hpp"
+
+namespace sluice::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Protocol { Postgres, Mysql };
+enum class PoolMode { Session, Transaction, Statement };
+enum class AuthMethod { ScramSha256, Md5, Password, Trust };
+
+const char* to_string(Protocol p);
+const char* to_string(PoolMode m);
+const char* to_string(AuthMethod m);
+
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string text() const { return host + ":" + std::to_string(port); }
+  bool operator==(const Endpoint&) const = default;
+};
+
+struct General {
+  unsigned workers = 0;  // 0 in the file means one per core; resolved at load
+  std::vector<std::string> admin_users, stats_users;
+  std::uint32_t max_client_conn = 10000;
+  Duration shutdown_timeout{30'000};
+  Duration client_login_timeout{60'000};
+  Duration client_idle_timeout{0};  // 0 = never
+  Duration server_connect_timeout{5'000};
+  Duration server_idle_timeout{600'000};
+  Duration server_lifetime{3'600'000};
+  Duration query_wait_timeout{120'000};
+  std::uint64_t max_packet_size = 64ull << 20;
+  std::string log_level = "info";
+};
+
+struct PostgresListener {
+  bool enabled = false;
+  Endpoint listen{"127.0.0.1", 6432};
+  std::string server_reset_query = "DISCARD ALL";
+  bool server_reset_query_always = false;
+  std::uint32_t max_prepared_statements = 256;  // per server connection (LRU)
+};
+
+struct MysqlListener {
+  bool enabled = false;
+  Endpoint listen{"127.0.0.1", 6033};
+};
+
+struct Http {
+  bool enabled = false;
+  Endpoint listen{"127.0.0.1", 9930};
+};
+
+struct User {
+  std::string name;
+  std::string password;  // plaintext, or a stored secret (SCRAM-SHA-256$..., md5..., *HEX)
+  AuthMethod auth = AuthMethod::ScramSha256;
+  int line = 0;
+};
+
+struct Cluster {
+  std::string name;
+  Protocol protocol = Protocol::Postgres;
+  Endpoint primary;
+  std::vector<Endpoint> replicas;
+};
+
+struct Pool {
+  std::string database;  // "*" = any database not listed, passed through as is
+  std::string cluster;
+  std::string server_database;  // empty = same as the client's database
+  PoolMode mode = PoolMode::Transaction;
+  std::uint32_t pool_size = 20;
+  std::uint32_t min_pool_size = 0;
+  Protocol protocol = Protocol::Postgres;  // the cluster's, filled at load
+};
+
+struct Cache {
+  bool enabled = false;
+  std::uint64_t max_bytes = 256ull << 20;
+  Duration default_ttl{60'000};
+};
+
+struct Config {
+  std::string path;
+  General general;
+  PostgresListener postgres;
+  MysqlListener mysql;
+  Http http;
+  std::vector<User> users;
+  std::map<std::string, Cluster> clusters;
+  std::vector<Pool> pools;
+  Cache cache;
+
+  const User* find_user(std::string_view name) const;
+  // The pool serving `database` on a listener of `protocol`: exact name first, then "*".
+  const Pool* find_pool(Protocol protocol, std::string_view database) const;
+  bool is_admin(std::string_view user) const;
+  bool is_stats(std::string_view user) const;
+};
+
+// Parses and validates; throws ConfigError("file:line: key: problem").
+std::shared_ptr<const Config> load_file(const std::string& path);
+std::shared_ptr<const Config> load_string(const std::string& text, const std::string& name);
+
+}  // namespace sluice::config

@@ -1,0 +1,16 @@
+// Parsing of durations ("30s", "250ms", "5m", "1h", "2d") and sizes ("256MiB", "64KB", "1024").
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace sluice::config {
+
+using Duration = std::chrono::milliseconds;
+
+std::optional<Duration> parse_duration(std::string_view text);
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+}  // namespace sluice::config

@@ -1,0 +1,41 @@
+// State shared by every session on every worker: the current config, credentials, pools and
+// counters. Config and credentials are replaced whole (atomic shared_ptr swap) on reload.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "src/config/config.hpp"
+#include "src/frontend/postgres/cancel.hpp"
+#include "src/pool/credentials.hpp"
+#include "src/pool/pool.hpp"
+
+namespace sluice::frontend {
+
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>> credentials;
+};
+
+// Builds credentials for every user; throws config::ConfigError on bad secrets.
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> cfg);
+
+struct Context {
+  std::shared_ptr<const Snapshot> snapshot() const { return std::atomic_load(&snapshot_); }
+  void set_snapshot(std::shared_ptr<const Snapshot> s) { std::atomic_store(&snapshot_, std::move(s)); }
+
+  pool::PoolManager pools;
+  pg::CancelRegistry pg_cancel;
+  std::atomic<std::uint32_t> clients{0};
+  std::atomic<bool> shutting_down{false};
+
+ private:
+  std::shared_ptr<const Snapshot> snapshot_;
+};
+
+pool::PoolSettings pool_settings(const config::Config& cfg, const config::Pool& p);
+
+}  // namespace sluice::frontend

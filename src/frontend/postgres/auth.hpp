@@ -1,0 +1,36 @@
+// Client authentication exchanges (docs 55.3): SCRAM-SHA-256, md5, cleartext password, trust.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocols/postgres/codec.hpp"
+#include "protocols/postgres/scram.hpp"
+#include "src/pool/credentials.hpp"
+
+namespace sluice::frontend::pg {
+
+namespace wire = sluice::pg;
+
+// One authentication conversation as a state machine: feed each PasswordMessage body, get the
+// bytes to send back. Sans-io so it can be tested byte for byte.
+class ClientAuth {
+ public:
+  enum class Step { Send, Done, Failed };
+  explicit ClientAuth(const pool::Credentials& creds);
+  // First message to send (AuthenticationSASL / MD5Password / CleartextPassword / Ok).
+  Step start(std::string& out);
+  // Handles a 'p' message body from the client.
+  Step on_password_message(wire::Bytes body, std::string& out);
+  const std::string& failure() const { return failure_; }
+
+ private:
+  const pool::Credentials& creds_;
+  int state_ = 0;
+  std::uint8_t salt_[4]{};
+  std::optional<wire::ScramServer> scram_;
+  std::string failure_;
+};
+
+}  // namespace sluice::frontend::pg

@@ -1,0 +1,42 @@
+// Maps Sluice's own BackendKeyData (handed to clients) to the server connection a client is
+// using right now, so a CancelRequest reaches that query and nothing else (docs 55.2.7).
+// Shared across workers: the map is guarded by mu_; each target by its own small mutex.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "src/config/config.hpp"
+
+namespace sluice::frontend::pg {
+
+struct CancelTarget {
+  mutable std::mutex mu;
+  std::uint32_t key = 0;  // the secret half of the client's BackendKeyData (immutable)
+  bool attached = false;
+  config::Endpoint endpoint;
+  std::uint32_t server_pid = 0, server_key = 0;
+};
+
+struct CancelInfo {
+  config::Endpoint endpoint;
+  std::uint32_t server_pid = 0, server_key = 0;
+};
+
+class CancelRegistry {
+ public:
+  // Registers a new client; returns its (pid, target).
+  std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> add();
+  void remove(std::uint32_t pid);
+  // The server session to cancel for (pid, key), if the key matches and the client is attached.
+  std::optional<CancelInfo> find(std::uint32_t pid, std::uint32_t key) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint32_t, std::shared_ptr<CancelTarget>> by_pid_;
+};
+
+}  // namespace sluice::frontend::pg

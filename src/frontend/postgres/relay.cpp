@@ -1,0 +1,342 @@
+// Relay core: request/response bookkeeping for simple and extended query protocols.
+#include "src/frontend/postgres/relay.hpp"
+
+#include <cctype>
+#include <cstring>
+
+#include "src/observe/log.hpp"
+
+namespace sluice::frontend::pg {
+namespace {
+
+constexpr std::size_t kMaxCapture = 1 << 20;  // ParameterStatus / ReadyForQuery / ErrorResponse
+
+void append_frame(std::string& out, const wire::Frame& f) {
+  out.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.body.size() + 5);
+}
+
+// Cheap pre-check so ordinary queries never pay for statement splitting.
+bool may_change_session(std::string_view q) {
+  std::size_t i = 0;
+  while (i < q.size() && std::isspace(static_cast<unsigned char>(q[i]))) ++i;
+  if (i < q.size() && (q[i] == '/' || q[i] == '-')) return true;  // leading comment: look closer
+  if (q.size() - i < 3) return false;
+  char c = static_cast<char>(std::tolower(static_cast<unsigned char>(q[i])));
+  if (c == 's' || c == 'r' || c == 'd') return true;
+  return std::memchr(q.data() + i, ';', q.size() - i) != nullptr;
+}
+
+}  // namespace
+
+bool is_tracked_reported_param(std::string_view name) {
+  return name == "client_encoding" || name == "DateStyle" || name == "TimeZone" ||
+         name == "IntervalStyle" || name == "standard_conforming_strings" || name == "application_name";
+}
+
+Relay::Verdict Relay::desync(std::string what) {
+  error_ = std::move(what);
+  server_broken_ = true;
+  return Verdict::ProtocolError;
+}
+
+void Relay::reset_server_side() {
+  pending_.clear();
+  effects_.clear();
+  effects_base_ = 0;
+  hdr_len_ = body_left_ = 0;
+  capture_ = false;
+  captured_.clear();
+  server_broken_ = false;
+  tx_status_ = 'I';
+}
+
+bool Relay::only_synthetic_pending() const {
+  for (auto& e : pending_)
+    if (e.mode != Mode::Synthetic) return false;
+  return true;
+}
+
+void Relay::ensure_prepared(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out) {
+  if (server.prepared.contains(stmt.id)) {
+    server.prepared.touch(stmt.id);
+    return;
+  }
+  if (std::uint64_t evicted = server.prepared.insert(stmt.id)) {
+    wire::close_message(server_out, 'S', "sluice_" + std::to_string(evicted));
+    push({Kind::Close, Mode::Swallow, evicted});
+  }
+  server_out.append(stmt.parse_message);
+  push({Kind::Parse, Mode::Swallow, stmt.id});
+}
+
+Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out) {
+  switch (f.type) {
+    case wire::fe::Query: {
+      wire::Reader r(f.body);
+      auto q = r.cstr();
+      if (!r.ok()) return error_ = "malformed Query message", Verdict::ProtocolError;
+      Entry e{Kind::Simple};
+      if (may_change_session(q)) {
+        auto effects = sql::session_effects(q);
+        if (!effects.empty()) {
+          effects_.push_back(std::move(effects));
+          e.effects = effects_base_ + static_cast<std::int32_t>(effects_.size()) - 1;
+        }
+      }
+      append_frame(server_out, f);
+      push(e);
+      return Verdict::Ok;
+    }
+    case wire::fe::Parse: {
+      wire::ParseView p;
+      if (!wire::parse_parse(f.body, p)) return error_ = "malformed Parse message", Verdict::ProtocolError;
+      if (p.name.empty()) {
+        append_frame(server_out, f);
+        push({Kind::Parse});
+        return Verdict::Ok;
+      }
+      auto stmt = pool::StatementRegistry::global().intern(p.query, wire::as_sv(p.param_types));
+      statements_[std::string(p.name)] = stmt;
+      if (server.prepared.contains(stmt->id)) {
+        server.prepared.touch(stmt->id);
+        push({Kind::Parse, Mode::Synthetic});
+        return Verdict::Ok;
+      }
+      if (std::uint64_t evicted = server.prepared.insert(stmt->id)) {
+        wire::close_message(server_out, 'S', "sluice_" + std::to_string(evicted));
+        push({Kind::Close, Mode::Swallow, evicted});
+      }
+      server_out.append(stmt->parse_message);
+      push({Kind::Parse, Mode::Forward, stmt->id});
+      return Verdict::Ok;
+    }
+    case wire::fe::Bind: {
+      wire::BindHead b;
+      if (!wire::parse_bind_head(f.body, b)) return error_ = "malformed Bind message", Verdict::ProtocolError;
+      auto it = b.statement.empty() ? statements_.end() : statements_.find(std::string(b.statement));
+      if (it == statements_.end()) {
+        append_frame(server_out, f);  // unnamed, or unknown: the server reports the error itself
+      } else {
+        ensure_prepared(*it->second, server, server_out);
+        wire::Builder(server_out)
+            .begin(wire::fe::Bind)
+            .str(b.portal)
+            .str(it->second->server_name)
+            .raw(f.body.subspan(b.rest_offset))
+            .end();
+      }
+      push({Kind::Bind});
+      return Verdict::Ok;
+    }
+    case wire::fe::Describe: {
+      wire::TargetView t;
+      if (!wire::parse_target(f.body, t)) return error_ = "malformed Describe message", Verdict::ProtocolError;
+      if (t.kind == 'P') {
+        append_frame(server_out, f);
+        push({Kind::DescribePortal});
+        return Verdict::Ok;
+      }
+      auto it = t.name.empty() ? statements_.end() : statements_.find(std::string(t.name));
+      if (it == statements_.end()) {
+        append_frame(server_out, f);
+      } else {
+        ensure_prepared(*it->second, server, server_out);
+        wire::Builder(server_out).begin(wire::fe::Describe).i8('S').str(it->second->server_name).end();
+      }
+      push({Kind::DescribeStmt});
+      return Verdict::Ok;
+    }
+    case wire::fe::Close: {
+      wire::TargetView t;
+      if (!wire::parse_target(f.body, t)) return error_ = "malformed Close message", Verdict::ProtocolError;
+      if (t.kind == 'S' && !t.name.empty()) {
+        // The server copy stays for other clients; closing a missing name is not an error (55.7).
+        statements_.erase(std::string(t.name));
+        push({Kind::Close, Mode::Synthetic});
+        return Verdict::Ok;
+      }
+      append_frame(server_out, f);
+      push({Kind::Close});
+      return Verdict::Ok;
+    }
+    case wire::fe::Execute:
+      append_frame(server_out, f);
+      push({Kind::Execute});
+      return Verdict::Ok;
+    case wire::fe::Sync:
+      append_frame(server_out, f);
+      push({Kind::Sync});
+      return Verdict::Ok;
+    case wire::fe::FunctionCall:
+      append_frame(server_out, f);
+      push({Kind::Simple});
+      return Verdict::Ok;
+    case wire::fe::Flush:
+    case wire::fe::CopyData:
+    case wire::fe::CopyDone:
+    case wire::fe::CopyFail:
+      append_frame(server_out, f);
+      return Verdict::Ok;
+    case wire::fe::Terminate:
+      return Verdict::Terminate;
+    default:
+      error_ = std::string("unexpected message type '") + f.type + "'";
+      return Verdict::ProtocolError;
+  }
+}
+
+void Relay::drain_synthetic(std::string& client_out) {
+  while (!pending_.empty() && pending_.front().mode == Mode::Synthetic) {
+    if (pending_.front().kind == Kind::Parse) wire::parse_complete(client_out);
+    else wire::close_complete(client_out);
+    pending_.pop_front();
+  }
+}
+
+void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_out) {
+  drain_synthetic(client_out);
+  forward_ = true;
+  if (!pending_.empty() && pending_.front().mode == Mode::Swallow &&
+      ((type == wire::be::ParseComplete && pending_.front().kind == Kind::Parse) ||
+       (type == wire::be::CloseComplete && pending_.front().kind == Kind::Close)))
+    forward_ = false;
+  capture_ = type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus ||
+             type == wire::be::ErrorResponse;
+  captured_.clear();
+  if (forward_) client_out.append(reinterpret_cast<const char*>(hdr_), 5);
+}
+
+void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server) {
+  for (auto& e : effects) {
+    switch (e.command) {
+      case sql::SessionCommand::SetSearchPath:
+        client_params.set("search_path", e.value);
+        server.params.set("search_path", e.value);
+        break;
+      case sql::SessionCommand::ResetSearchPath:
+        client_params.erase("search_path");
+        server.params.erase("search_path");
+        break;
+      case sql::SessionCommand::DiscardAll:
+      case sql::SessionCommand::ResetAll:
+        // Reported parameters come back through ParameterStatus; the rest return to defaults.
+        std::erase_if(client_params.items, [&](auto& kv) { return !server.initial.find(kv.first); });
+        std::erase_if(server.params.items, [&](auto& kv) { return !server.initial.find(kv.first); });
+        if (e.command == sql::SessionCommand::ResetAll) break;
+        [[fallthrough]];
+      case sql::SessionCommand::DeallocateAll:
+        server.prepared.clear();
+        statements_.clear();
+        break;
+      case sql::SessionCommand::None:
+        break;
+    }
+  }
+}
+
+Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& client_out) {
+  auto front_is = [&](Kind k) { return !pending_.empty() && pending_.front().kind == k; };
+  switch (type_) {
+    case wire::be::ReadyForQuery: {
+      if (captured_.size() != 1) return desync("malformed ReadyForQuery from server");
+      if (!front_is(Kind::Sync) && !front_is(Kind::Simple)) return desync("unexpected ReadyForQuery from server");
+      Entry e = pending_.front();
+      pending_.pop_front();
+      if (e.effects >= 0) {
+        if (!e.failed && !effects_.empty()) apply_effects(effects_.front(), server);
+        if (!effects_.empty()) effects_.pop_front();
+        ++effects_base_;
+      }
+      tx_status_ = captured_[0];
+      ++cycles_;
+      break;
+    }
+    case wire::be::ParameterStatus: {
+      std::string_view name, value;
+      if (!wire::parse_parameter_status(wire::as_bytes(captured_), name, value))
+        return desync("malformed ParameterStatus from server");
+      server.params.set(name, value);
+      client_params.set(name, value);
+      break;
+    }
+    case wire::be::ErrorResponse: {
+      wire::ErrorFields ef;
+      wire::parse_error_fields(wire::as_bytes(captured_), ef);
+      if (ef.severity == "FATAL" || ef.severity == "PANIC") server_broken_ = true;
+      if (pending_.empty() || front_is(Kind::Sync)) break;
+      if (front_is(Kind::Simple)) {
+        pending_.front().failed = true;
+        break;
+      }
+      // Extended protocol: the server discards messages until Sync (55.2.3).
+      while (!pending_.empty() && !front_is(Kind::Sync) && !front_is(Kind::Simple)) {
+        const Entry& e = pending_.front();
+        if (e.kind == Kind::Parse && e.stmt_id) server.prepared.erase(e.stmt_id);
+        if (e.kind == Kind::Close && e.mode == Mode::Swallow) server_broken_ = true;  // statement set unknown
+        pending_.pop_front();
+      }
+      break;
+    }
+    case wire::be::ParseComplete:
+      if (!front_is(Kind::Parse)) return desync("unexpected ParseComplete from server");
+      pending_.pop_front();
+      break;
+    case wire::be::BindComplete:
+      if (!front_is(Kind::Bind)) return desync("unexpected BindComplete from server");
+      pending_.pop_front();
+      break;
+    case wire::be::CloseComplete:
+      if (!front_is(Kind::Close)) return desync("unexpected CloseComplete from server");
+      pending_.pop_front();
+      break;
+    case wire::be::RowDescription:
+    case wire::be::NoData:
+      if (front_is(Kind::DescribeStmt) || front_is(Kind::DescribePortal)) pending_.pop_front();
+      else if (type_ == wire::be::NoData) return desync("unexpected NoData from server");
+      break;
+    case wire::be::CommandComplete:
+    case wire::be::EmptyQueryResponse:
+    case wire::be::PortalSuspended:
+      if (front_is(Kind::Execute)) pending_.pop_front();
+      break;
+    default:
+      break;
+  }
+  drain_synthetic(client_out);
+  return Verdict::Ok;
+}
+
+Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, std::string& client_out) {
+  std::size_t i = 0;
+  const std::size_t n = chunk.size();
+  while (i < n) {
+    if (hdr_len_ < 5) {
+      std::size_t take = std::min<std::size_t>(5 - hdr_len_, n - i);
+      std::memcpy(hdr_ + hdr_len_, chunk.data() + i, take);
+      hdr_len_ += take;
+      i += take;
+      if (hdr_len_ < 5) break;
+      std::uint32_t len = wire::load_u32(hdr_ + 1);
+      if (len < 4) return desync("malformed message length from server");
+      type_ = static_cast<char>(hdr_[0]);
+      body_left_ = len - 4;
+      on_message_start(type_, server, client_out);
+      if (capture_ && body_left_ > kMaxCapture) return desync("oversized control message from server");
+    }
+    std::size_t take = std::min(body_left_, n - i);
+    if (take) {
+      const char* p = reinterpret_cast<const char*>(chunk.data() + i);
+      if (forward_) client_out.append(p, take);
+      if (capture_) captured_.append(p, take);
+      body_left_ -= take;
+      i += take;
+    }
+    if (body_left_ == 0) {
+      hdr_len_ = 0;
+      if (on_message_end(server, client_out) != Verdict::Ok) return Verdict::ProtocolError;
+    }
+  }
+  return Verdict::Ok;
+}
+
+}  // namespace sluice::frontend::pg

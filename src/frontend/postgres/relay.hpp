@@ -1,0 +1,96 @@
+// The PostgreSQL relay core, independent of sockets: translates client messages for the
+// current server connection (renaming prepared statements, re-preparing them where missing) and
+// filters the server's byte stream back to the client, tracking which request each response
+// answers (docs 55.2.3 "Extended Query": responses come in request order; after an error the
+// server skips everything up to Sync). Large messages (DataRow, CopyData) stream through in
+// pieces, never buffered whole.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "protocols/postgres/codec.hpp"
+#include "src/pool/server_conn.hpp"
+#include "src/pool/statements.hpp"
+#include "src/sql/session_sql.hpp"
+
+namespace sluice::frontend::pg {
+
+namespace wire = sluice::pg;
+
+// Parameters tracked per client and re-applied on whichever server connection it is handed.
+// (The reported ones come from ParameterStatus; search_path and startup extras are tracked here.)
+bool is_tracked_reported_param(std::string_view name);
+
+class Relay {
+ public:
+  enum class Verdict { Ok, Terminate, ProtocolError };
+
+  pool::Params client_params;  // what this client's session should look like on any server
+
+  // Client -> server. `f` is one complete client message; output goes to `server_out`.
+  Verdict client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out);
+  // Server -> client: consumes `chunk`, appends what the client must see to `client_out`.
+  Verdict server_bytes(wire::Bytes chunk, pool::ServerConn& server, std::string& client_out);
+  // Emits responses Sluice answers itself when they are next in line (e.g. ParseComplete for a
+  // statement the server connection already had).
+  void drain_synthetic(std::string& client_out);
+
+  // True when every request sent has been fully answered and no message is half-read.
+  bool quiescent() const { return pending_.empty() && quiescent_stream(); }
+  // True between server messages (no message half-forwarded).
+  bool quiescent_stream() const { return hdr_len_ == 0 && body_left_ == 0; }
+  bool has_pending() const { return !pending_.empty(); }
+  bool only_synthetic_pending() const;
+  char tx_status() const { return tx_status_; }
+  // Set when the server connection must not be reused (FATAL, protocol desync).
+  bool server_broken() const { return server_broken_; }
+  const std::string& error() const { return error_; }
+  // Forget in-flight tracking (after the server connection was dropped).
+  void reset_server_side();
+  // Number of ReadyForQuery messages seen (each completes a request cycle).
+  std::uint64_t cycles() const { return cycles_; }
+
+ private:
+  enum class Kind : std::uint8_t { Simple, Parse, Bind, DescribeStmt, DescribePortal, Execute, Close, Sync };
+  enum class Mode : std::uint8_t { Forward, Swallow, Synthetic };
+  struct Entry {
+    Kind kind;
+    Mode mode = Mode::Forward;
+    std::uint64_t stmt_id = 0;    // Parse: statement prepared on the server by this entry
+    std::int32_t effects = -1;    // Simple: index into effects_ when it changes session state
+    bool failed = false;
+  };
+
+  void push(Entry e) { pending_.push_back(e); }
+  // Makes sure `stmt` exists on `server`, queueing a Parse (answer swallowed) if not.
+  void ensure_prepared(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out);
+  void on_message_start(char type, pool::ServerConn& server, std::string& client_out);
+  Verdict on_message_end(pool::ServerConn& server, std::string& client_out);
+  void apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server);
+  Verdict desync(std::string what);
+
+  std::unordered_map<std::string, std::shared_ptr<const pool::Statement>> statements_;  // by client name
+  std::deque<Entry> pending_;
+  std::deque<std::vector<sql::SessionEffect>> effects_;
+  std::int32_t effects_base_ = 0;
+
+  // Server stream parser state.
+  std::uint8_t hdr_[5]{};
+  std::size_t hdr_len_ = 0;
+  std::size_t body_left_ = 0;
+  char type_ = 0;
+  bool forward_ = true;
+  bool capture_ = false;
+  std::string captured_;
+
+  char tx_status_ = 'I';
+  bool server_broken_ = false;
+  std::string error_;
+  std::uint64_t cycles_ = 0;
+};
+
+}  // namespace sluice::frontend::pg

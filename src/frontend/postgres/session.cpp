@@ -1,0 +1,664 @@
+// PostgreSQL client session. Stages: startup -> auth -> login -> (attach -> relay -> detach)*.
+#include "src/frontend/postgres/session.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <fmt/format.h>
+
+#include <unordered_set>
+
+#include "src/frontend/postgres/auth.hpp"
+#include "src/frontend/postgres/relay.hpp"
+#include "src/observe/log.hpp"
+
+namespace sluice::frontend::pg {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+class Session;
+thread_local std::unordered_set<Session*> t_sessions;
+
+constexpr std::size_t kServerChunk = 64 * 1024;
+constexpr std::size_t kAuthMaxMessage = 64 * 1024;
+
+// Parameters a server reports that a client cannot SET; never part of state sync.
+bool settable(std::string_view name) {
+  return !(name == "server_version" || name == "server_encoding" || name == "integer_datetimes" ||
+           name == "is_superuser" || name == "session_authorization" || name == "in_hot_standby" ||
+           name == "default_transaction_read_only" || name == "scram_iterations");
+}
+
+bool valid_param_name(std::string_view n) {
+  if (n.empty() || n.size() > 63) return false;
+  for (char c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) return false;
+  return true;
+}
+
+std::string quote_literal(std::string_view v) {
+  std::string s = "E'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') s.push_back(c);
+    s.push_back(c);
+  }
+  s.push_back('\'');
+  return s;
+}
+
+// Decodes "-c name=value" / "--name=value" pairs from the startup "options" parameter.
+void parse_options(std::string_view opts, pool::Params& out) {
+  std::vector<std::string> words;
+  std::string cur;
+  for (std::size_t i = 0; i < opts.size(); ++i) {
+    char c = opts[i];
+    if (c == '\\' && i + 1 < opts.size()) cur.push_back(opts[++i]);
+    else if (std::isspace(static_cast<unsigned char>(c))) {
+      if (!cur.empty()) words.push_back(std::move(cur)), cur.clear();
+    } else cur.push_back(c);
+  }
+  if (!cur.empty()) words.push_back(cur);
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    std::string_view w = words[i];
+    std::string_view kv;
+    if (w == "-c" && i + 1 < words.size()) kv = words[++i];
+    else if (w.substr(0, 2) == "-c") kv = w.substr(2);
+    else if (w.substr(0, 2) == "--") kv = w.substr(2);
+    else continue;
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string name(kv.substr(0, eq));
+    std::replace(name.begin(), name.end(), '-', '_');
+    if (valid_param_name(name)) out.set(name, kv.substr(eq + 1));
+  }
+}
+
+enum class Outcome { Detach, ClientGone, ClientError, ServerGone, ServerError, StatementMode };
+
+class Session {
+ public:
+  Session(tcp::socket s, Context& ctx) : client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
+    t_sessions.insert(this);
+    max_packet_ = snap_->config->general.max_packet_size;
+    in_.resize(16 * 1024);
+    server_in_.resize(kServerChunk);
+  }
+  ~Session() {
+    t_sessions.erase(this);
+    if (pid_) ctx_.pg_cancel.remove(pid_);
+  }
+
+  awaitable<void> run() {
+    bool logged_in = false;
+    {
+      // client_login_timeout bounds startup + authentication.
+      asio::steady_timer login_timer(client_.get_executor(), snap_->config->general.client_login_timeout);
+      bool done = false;
+      login_timer.async_wait([this, &done](error_code ec) {
+        if (!ec && !done) {
+          error_code ignored;
+          client_.close(ignored);
+        }
+      });
+      logged_in = co_await startup();
+      if (logged_in) logged_in = co_await authenticate();
+      done = true;
+      login_timer.cancel();
+    }
+    if (!logged_in) co_return;
+    if (!co_await login()) co_return;
+    co_await serve();
+  }
+
+  void kick() {
+    if (idle_wait_) {
+      error_code ec;
+      client_.cancel(ec);
+    }
+  }
+
+ private:
+  // ---- client I/O ---------------------------------------------------------------------------
+
+  std::size_t buffered() const { return in_end_ - in_begin_; }
+  wire::Bytes buffered_bytes() const { return {in_.data() + in_begin_, buffered()}; }
+
+  // Reads more client bytes, growing the buffer for a large message up to max_packet_size.
+  awaitable<bool> read_client() {
+    if (in_begin_ > 0 && (in_begin_ == in_end_ || in_begin_ > in_.size() / 2)) {
+      std::memmove(in_.data(), in_.data() + in_begin_, buffered());
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+    }
+    std::size_t want = 4096;
+    if (buffered() >= 5) {
+      std::size_t len = wire::load_u32(in_.data() + in_begin_ + 1);
+      if (len + 1 > buffered()) want = std::max(want, len + 1 - buffered());
+    }
+    if (in_.size() - in_end_ < want) in_.resize(std::min<std::size_t>(in_end_ + std::max(want, in_.size()), max_packet_ + 64));
+    error_code ec;
+    std::size_t n = co_await client_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+                                                     asio::redirect_error(use_awaitable, ec));
+    if (ec || n == 0) co_return false;
+    in_end_ += n;
+    co_return true;
+  }
+
+  awaitable<bool> write_client(std::string& buf) {
+    error_code ec;
+    co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    buf.clear();
+    co_return !ec;
+  }
+
+  // Sends an ErrorResponse; FATAL ones end the session.
+  awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message,
+                             std::string_view hint = {}) {
+    std::string out;
+    wire::error_response(out, severity, code, message, {}, hint);
+    co_await write_client(out);
+  }
+
+  // Reads one typed message during authentication.
+  awaitable<std::optional<wire::Frame>> read_auth_message() {
+    for (;;) {
+      wire::Frame f;
+      auto d = wire::next_frame(buffered_bytes(), kAuthMaxMessage, f);
+      if (d == wire::Decode::Ok) {
+        in_begin_ += f.size();
+        co_return f;
+      }
+      if (d == wire::Decode::Malformed) {
+        co_await send_error("FATAL", "08P01", "invalid message length during authentication");
+        co_return std::nullopt;
+      }
+      if (!co_await read_client()) co_return std::nullopt;
+    }
+  }
+
+  // ---- stage: startup -----------------------------------------------------------------------
+
+  awaitable<bool> startup() {
+    for (;;) {
+      std::size_t consumed = 0;
+      auto d = wire::parse_startup(buffered_bytes(), startup_, consumed);
+      if (d == wire::Decode::NeedMore) {
+        if (!co_await read_client()) co_return false;
+        continue;
+      }
+      if (d == wire::Decode::Malformed) {
+        co_await send_error("FATAL", "08P01", "invalid startup packet layout");
+        co_return false;
+      }
+      in_begin_ += consumed;
+      if (startup_.code == wire::kSslRequestCode || startup_.code == wire::kGssEncRequestCode) {
+        if (buffered() != 0) {  // bytes after SSLRequest before our answer: refuse (CVE-2021-23222)
+          co_await send_error("FATAL", "08P01", "unexpected data after SSLRequest");
+          co_return false;
+        }
+        std::string no = "N";
+        if (!co_await write_client(no)) co_return false;
+        continue;
+      }
+      if (startup_.code == wire::kCancelRequestCode) {
+        co_await forward_cancel(startup_.cancel_pid, startup_.cancel_key);
+        co_return false;
+      }
+      if (startup_.code >> 16 != 3) {
+        co_await send_error("FATAL", "0A000",
+                            fmt::format("unsupported frontend protocol {}.{}: server supports 3.0",
+                                        startup_.code >> 16, startup_.code & 0xffff));
+        co_return false;
+      }
+      if (startup_.find("replication")) {
+        co_await send_error("FATAL", "08P01", "replication connections are not supported by Sluice");
+        co_return false;
+      }
+      const std::string* user = startup_.find("user");
+      if (!user || user->empty()) {
+        co_await send_error("FATAL", "28000", "no PostgreSQL user name specified in startup packet");
+        co_return false;
+      }
+      user_ = *user;
+      const std::string* db = startup_.find("database");
+      database_ = db && !db->empty() ? *db : user_;
+      co_return true;
+    }
+  }
+
+  awaitable<void> forward_cancel(std::uint32_t pid, std::uint32_t key) {
+    auto target = ctx_.pg_cancel.find(pid, key);
+    if (!target) co_return;  // unknown key or client idle: nothing to cancel (55.2.7: no reply)
+    tcp::socket s(client_.get_executor());
+    tcp::resolver resolver(client_.get_executor());
+    error_code ec;
+    auto results = co_await resolver.async_resolve(target->endpoint.host, std::to_string(target->endpoint.port),
+                                                   asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    co_await asio::async_connect(s, results, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    std::string out;
+    wire::cancel_request(out, target->server_pid, target->server_key);
+    co_await asio::async_write(s, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    char c;
+    co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ec));
+    log::debug("forwarded cancel for client pid {} to {}", pid, target->endpoint.text());
+  }
+
+  // ---- stage: auth --------------------------------------------------------------------------
+
+  awaitable<bool> authenticate() {
+    auto it = snap_->credentials.find(user_);
+    if (it == snap_->credentials.end()) {
+      co_await send_error("FATAL", "28000", fmt::format("role \"{}\" does not exist", user_),
+                          "add the user to [[users]] in Sluice's configuration");
+      co_return false;
+    }
+    creds_ = it->second;
+    ClientAuth auth(*creds_);
+    std::string out;
+    auto step = auth.start(out);
+    while (step == ClientAuth::Step::Send) {
+      if (!co_await write_client(out)) co_return false;
+      auto f = co_await read_auth_message();
+      if (!f) co_return false;
+      if (f->type != wire::fe::Password) {
+        co_await send_error("FATAL", "08P01", fmt::format("expected password response, got message type '{}'", f->type));
+        co_return false;
+      }
+      step = auth.on_password_message(f->body, out);
+    }
+    if (step == ClientAuth::Step::Failed) {
+      log::info("authentication failed for user \"{}\": {}", user_, auth.failure());
+      co_await send_error("FATAL", "28P01", fmt::format("password authentication failed for user \"{}\"", user_));
+      co_return false;
+    }
+    co_return co_await write_client(out);  // AuthenticationOk (and SASLFinal)
+  }
+
+  // ---- stage: login (pool choice, ParameterStatus, BackendKeyData) --------------------------
+
+  awaitable<bool> login() {
+    const auto& cfg = *snap_->config;
+    if (ctx_.shutting_down) {
+      co_await send_error("FATAL", "57P03", "Sluice is shutting down");
+      co_return false;
+    }
+    const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
+    if (!pc) {
+      co_await send_error("FATAL", "3D000", fmt::format("database \"{}\" does not exist", database_),
+                          "add a [[pools]] entry for it, or a database = \"*\" pool");
+      co_return false;
+    }
+    const auto& cluster = cfg.clusters.at(pc->cluster);
+    std::string server_db = pc->database == "*" ? database_ : (pc->server_database.empty() ? pc->database : pc->server_database);
+    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, server_db, pool_settings(cfg, *pc));
+    mode_ = pc->mode;
+
+    auto params = pool_->server_params();
+    if (!params) {
+      // First client of this pool: a server connection tells us the server's parameters (and
+      // whether the database exists at all).
+      auto r = co_await pool_->lease(client_.get_executor(), cfg.general.query_wait_timeout);
+      if (!r.conn) {
+        co_await report_lease_failure(r);
+        co_return false;
+      }
+      params = r.conn->params;
+      pool_->release(std::move(r.conn), true);
+    }
+    for (auto& [k, v] : params->items) relay_.client_params.set(k, v);
+    for (auto& [k, v] : startup_.params) {
+      if (k == "user" || k == "database" || k == "replication") continue;
+      if (k == "options") parse_options(v, relay_.client_params);
+      else if (valid_param_name(k) && settable(k)) relay_.client_params.set(k, v);
+    }
+    std::string out;
+    for (auto& [k, v] : relay_.client_params.items)
+      if (params->find(k)) wire::parameter_status(out, k, v);
+    auto [pid, target] = ctx_.pg_cancel.add();
+    pid_ = pid;
+    cancel_ = target;
+    wire::backend_key_data(out, pid, target->key);
+    wire::ready_for_query(out, 'I');
+    co_return co_await write_client(out);
+  }
+
+  awaitable<void> report_lease_failure(const pool::LeaseResult& r) {
+    if (r.timed_out) {
+      auto wait = snap_->config->general.query_wait_timeout;
+      co_await send_error("FATAL", "53300",
+                          fmt::format("query_wait_timeout: no server connection available in pool \"{}\" within {} ms",
+                                      pool_->name(), wait.count()),
+                          "raise pool_size for this pool, or query_wait_timeout");
+      co_return;
+    }
+    const auto& e = r.error.fields;
+    // (Locals, not conditional temporaries: g++ 12 double-destroys those inside co_await.)
+    std::string code = e.code.empty() ? std::string("08006") : e.code;
+    std::string message = r.error.from_server ? e.message : fmt::format("sluice: {}", e.message);
+    co_await send_error("FATAL", code, message, e.hint);
+  }
+
+  // ---- stages: attach / relay / detach ------------------------------------------------------
+
+  // Runs a statement of Sluice's own on the server, swallowing the replies.
+  awaitable<bool> run_internal(const std::string& sql, bool forward_param_changes) {
+    std::string out;
+    wire::query(out, sql);
+    error_code ec;
+    co_await asio::async_write(server_->sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+    std::vector<std::uint8_t> buf;
+    std::array<std::uint8_t, 4096> chunk;
+    bool ok = true;
+    std::string to_client;
+    for (;;) {
+      std::size_t n = co_await server_->sock.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return false;
+      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+      std::size_t pos = 0;
+      for (;;) {
+        wire::Frame f;
+        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
+        if (d == wire::Decode::Malformed) co_return false;
+        if (d == wire::Decode::NeedMore) break;
+        pos += f.size();
+        if (f.type == wire::be::ErrorResponse) {
+          wire::ErrorFields ef;
+          wire::parse_error_fields(f.body, ef);
+          log::warn("pool {}: \"{}\" failed on server connection {}: {}", pool_->name(), sql, server_->id, ef.message);
+          ok = false;
+        } else if (f.type == wire::be::ParameterStatus) {
+          std::string_view name, value;
+          if (wire::parse_parameter_status(f.body, name, value)) {
+            server_->params.set(name, value);
+            const std::string* mine = relay_.client_params.find(name);
+            if (forward_param_changes && (!mine || *mine != value)) {
+              relay_.client_params.set(name, value);
+              wire::parameter_status(to_client, name, value);
+            }
+          }
+        } else if (f.type == wire::be::ReadyForQuery) {
+          if (!to_client.empty()) co_await write_client(to_client);
+          co_return ok && f.body.size() == 1 && f.body[0] == 'I';
+        }
+      }
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
+    }
+  }
+
+  // Makes the server session look like this client's: SET what differs (docs 55.2.6).
+  awaitable<bool> sync_params() {
+    std::string sql;
+    auto& server = *server_;
+    for (auto& [k, v] : relay_.client_params.items) {
+      if (!settable(k)) continue;
+      const std::string* cur = server.params.find(k);
+      if (cur && *cur == v) continue;
+      if (!cur && !server.initial.find(k) && v.empty()) continue;
+      if (k == "search_path") sql += fmt::format("SET search_path TO {};", v);
+      else sql += fmt::format("SET {} TO {};", k, quote_literal(v));
+    }
+    std::vector<std::string> defaults;
+    for (auto& [k, v] : server.params.items)
+      if (!server.initial.find(k) && !relay_.client_params.find(k)) {
+        sql += fmt::format("SET {} TO DEFAULT;", k);
+        defaults.push_back(k);
+      }
+    if (sql.empty()) co_return true;
+    if (!co_await run_internal(sql, true)) co_return false;
+    for (auto& [k, v] : relay_.client_params.items)
+      if (settable(k) && !server.initial.find(k)) server.params.set(k, v);
+    for (auto& k : defaults) server.params.erase(k);
+    co_return true;
+  }
+
+  void set_cancel_target(bool attached) {
+    std::lock_guard lock(cancel_->mu);
+    cancel_->attached = attached;
+    if (attached) {
+      cancel_->endpoint = server_->endpoint;
+      cancel_->server_pid = server_->backend_pid;
+      cancel_->server_key = server_->backend_key;
+    }
+  }
+
+  awaitable<bool> attach() {
+    auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+    if (!r.conn) {
+      co_await report_lease_failure(r);
+      co_return false;
+    }
+    server_ = std::move(r.conn);
+    relay_.reset_server_side();
+    if (!co_await sync_params()) {
+      pool_->release(std::move(server_), false);
+      co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
+      co_return false;
+    }
+    set_cancel_target(true);
+    co_return true;
+  }
+
+  void detach(bool reusable) {
+    if (!server_) return;
+    set_cancel_target(false);
+    pool_->release(std::move(server_), reusable && !relay_.server_broken());
+  }
+
+  // Client left (or was dropped) while attached: return the server connection in a known state.
+  awaitable<void> release_server_after_client() {
+    if (!server_) co_return;
+    if (!relay_.quiescent() || relay_.server_broken() || server_writing_) {
+      detach(false);  // response still in flight: state unknown, close it
+      co_return;
+    }
+    set_cancel_target(false);
+    bool ok = true;
+    const auto& pgc = snap_->config->postgres;
+    if (mode_ == config::PoolMode::Session || pgc.server_reset_query_always) {
+      if (relay_.tx_status() != 'I') ok = co_await run_internal("ROLLBACK", false);
+      if (ok && !pgc.server_reset_query.empty()) {
+        ok = co_await run_internal(pgc.server_reset_query, false);
+        std::erase_if(server_->params.items, [&](auto& kv) { return !server_->initial.find(kv.first); });
+        server_->prepared.clear();
+      }
+    } else if (relay_.tx_status() != 'I') {
+      ok = co_await run_internal("ROLLBACK", false);
+    }
+    pool_->release(std::move(server_), ok);
+  }
+
+  awaitable<Outcome> client_to_server() {
+    for (;;) {
+      for (;;) {
+        wire::Frame f;
+        auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
+        if (d == wire::Decode::NeedMore) break;
+        if (d == wire::Decode::Malformed) {
+          client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
+          co_return Outcome::ClientError;
+        }
+        auto v = relay_.client_message(f, *server_, server_out_);
+        in_begin_ += f.size();
+        if (v == Relay::Verdict::Terminate) co_return Outcome::ClientGone;
+        if (v == Relay::Verdict::ProtocolError) {
+          client_error_ = relay_.error();
+          co_return Outcome::ClientError;
+        }
+      }
+      if (!server_out_.empty()) {
+        server_writing_ = true;
+        error_code ec;
+        co_await asio::async_write(server_->sock, asio::buffer(server_out_), asio::redirect_error(use_awaitable, ec));
+        server_writing_ = false;
+        server_out_.clear();
+        if (ec) co_return Outcome::ServerGone;
+      }
+      if (relay_.has_pending() && relay_.only_synthetic_pending() && relay_.quiescent_stream() && !client_writing_) {
+        client_writing_ = true;
+        relay_.drain_synthetic(synth_out_);
+        bool ok = co_await write_client(synth_out_);
+        client_writing_ = false;
+        write_done_.cancel();
+        if (!ok) co_return Outcome::ClientGone;
+      }
+      if (!co_await read_client()) co_return Outcome::ClientGone;
+    }
+  }
+
+  awaitable<Outcome> server_to_client() {
+    for (;;) {
+      error_code ec;
+      std::size_t n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return Outcome::ServerGone;
+      if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+        co_return Outcome::ServerError;
+      while (client_writing_) {  // the other direction is writing synthetic replies: wait
+        write_done_.expires_after(std::chrono::seconds(1));
+        co_await write_done_.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
+      if (!client_out_.empty()) {
+        client_writing_ = true;
+        bool ok = co_await write_client(client_out_);
+        client_writing_ = false;
+        if (!ok) co_return Outcome::ClientGone;
+      }
+      if (relay_.quiescent() && !server_writing_) {
+        char tx = relay_.tx_status();
+        if (mode_ == config::PoolMode::Statement && tx != 'I') co_return Outcome::StatementMode;
+        if (mode_ != config::PoolMode::Session && tx == 'I') co_return Outcome::Detach;
+      }
+    }
+  }
+
+  awaitable<void> serve() {
+    const auto idle_timeout = snap_->config->general.client_idle_timeout;
+    for (;;) {
+      if (!server_) {
+        if (ctx_.shutting_down) {
+          co_await send_error("FATAL", "57P01", "terminating connection: Sluice is shutting down");
+          co_return;
+        }
+        wire::Frame f;
+        auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
+        if (d == wire::Decode::Malformed) {
+          co_await send_error("FATAL", "08P01", fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_));
+          co_return;
+        }
+        if (d == wire::Decode::NeedMore) {
+          idle_wait_ = true;
+          bool got = false;
+          if (idle_timeout.count() > 0 && buffered() == 0) {
+            asio::steady_timer t(client_.get_executor(), idle_timeout);
+            auto r = co_await (read_client() || t.async_wait(use_awaitable));
+            got = r.index() == 0 && std::get<0>(r);
+            if (r.index() == 1) {
+              idle_wait_ = false;
+              co_await send_error("FATAL", "08P01", "client_idle_timeout: closing idle client connection");
+              co_return;
+            }
+          } else {
+            got = co_await read_client();
+          }
+          idle_wait_ = false;
+          if (!got) {
+            if (ctx_.shutting_down) continue;  // kicked: say goodbye above
+            co_return;
+          }
+          continue;
+        }
+        if (f.type == wire::fe::Terminate) co_return;
+        if (!co_await attach()) co_return;
+      }
+      auto result = co_await (client_to_server() || server_to_client());
+      Outcome o = result.index() == 0 ? std::get<0>(result) : std::get<1>(result);
+      switch (o) {
+        case Outcome::Detach:
+          detach(true);
+          break;
+        case Outcome::ClientGone:
+          co_await release_server_after_client();
+          co_return;
+        case Outcome::ClientError:
+          co_await release_server_after_client();
+          co_await send_error("FATAL", "08P01", client_error_);
+          co_return;
+        case Outcome::ServerGone:
+          log::warn("pool {}: server connection {} lost while serving a client", pool_->name(), server_->id);
+          detach(false);
+          co_await send_error("FATAL", "08006", "sluice: server connection lost; the statement in flight may or may not have completed",
+                              "reconnect and retry");
+          co_return;
+        case Outcome::ServerError:
+          log::error("pool {}: server connection {}: {}", pool_->name(), server_->id, relay_.error());
+          detach(false);
+          co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_.error()));
+          co_return;
+        case Outcome::StatementMode:
+          detach(false);  // closing the server connection rolls the transaction back
+          co_await send_error("FATAL", "25P01", "transaction blocks are not allowed in statement pool mode",
+                              "use pool_mode = \"transaction\" for this pool");
+          co_return;
+      }
+    }
+  }
+
+  tcp::socket client_;
+  Context& ctx_;
+  std::shared_ptr<const Snapshot> snap_;
+  std::vector<std::uint8_t> in_;
+  std::size_t in_begin_ = 0, in_end_ = 0;
+  std::vector<std::uint8_t> server_in_;
+  std::string client_out_, server_out_, synth_out_;
+  std::size_t max_packet_ = 0;
+  wire::StartupPacket startup_;
+  std::string user_, database_, client_error_;
+  std::shared_ptr<const pool::Credentials> creds_;
+  std::shared_ptr<pool::Pool> pool_;
+  config::PoolMode mode_ = config::PoolMode::Transaction;
+  std::shared_ptr<pool::ServerConn> server_;
+  Relay relay_;
+  std::uint32_t pid_ = 0;
+  std::shared_ptr<CancelTarget> cancel_;
+  bool server_writing_ = false, client_writing_ = false, idle_wait_ = false;
+  asio::steady_timer write_done_{client_.get_executor()};
+};
+
+}  // namespace
+
+awaitable<void> serve_client(tcp::socket sock, Context& ctx) {
+  error_code ec;
+  sock.set_option(tcp::no_delay(true), ec);
+  auto cfg = ctx.snapshot()->config;
+  if (ctx.clients.fetch_add(1) >= cfg->general.max_client_conn) {
+    ctx.clients.fetch_sub(1);
+    std::string out;
+    wire::error_response(out, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
+    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    co_return;
+  }
+  {
+    Session s(std::move(sock), ctx);
+    try {
+      co_await s.run();
+    } catch (const std::exception& e) {
+      log::error("session ended by an internal error: {}", e.what());
+    }
+  }
+  ctx.clients.fetch_sub(1);
+}
+
+void kick_idle_sessions() {
+  for (auto* s : std::vector<Session*>(t_sessions.begin(), t_sessions.end())) s->kick();
+}
+
+std::size_t sessions_on_this_worker() { return t_sessions.size(); }
+
+}  // namespace sluice::frontend::pg

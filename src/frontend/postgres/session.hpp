@@ -1,0 +1,17 @@
+// A PostgreSQL client session: startup, auth, attach, relay, detach (Odyssey's stage names).
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include "src/frontend/context.hpp"
+
+namespace sluice::frontend::pg {
+
+// Runs one client connection to completion on the calling worker.
+boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, Context& ctx);
+// Shutdown: wakes sessions on this worker that wait idle for their client, so they can leave.
+void kick_idle_sessions();
+// Sessions alive on this worker.
+std::size_t sessions_on_this_worker();
+
+}  // namespace sluice::frontend::pg

@@ -1,0 +1,91 @@
+// Runtime threads and listeners.
+#include "src/net/runtime.hpp"
+
+#include <fmt/format.h>
+
+#include "src/observe/log.hpp"
+
+namespace sluice::net {
+
+Runtime::Runtime(unsigned workers) {
+  for (unsigned i = 0; i < workers; ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    guards_.push_back(asio::make_work_guard(*contexts_.back()));
+  }
+}
+
+Runtime::~Runtime() {
+  stop();
+  join();
+}
+
+void Runtime::start() {
+  for (auto& c : contexts_)
+    threads_.emplace_back([ctx = c.get()] {
+      for (;;) {
+        try {
+          ctx->run();
+          return;
+        } catch (const std::exception& e) {
+          log::error("worker: unexpected exception: {}", e.what());
+        }
+      }
+    });
+}
+
+void Runtime::stop() {
+  for (auto& c : contexts_) c->stop();
+}
+
+void Runtime::join() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void Runtime::each(const std::function<void()>& fn) {
+  for (auto& c : contexts_) asio::post(*c, fn);
+}
+
+Listener::Listener(Runtime& rt, const config::Endpoint& ep, SessionFactory factory) {
+  tcp::resolver resolver(rt.worker(0));
+  auto results = resolver.resolve(ep.host, std::to_string(ep.port), tcp::resolver::passive);
+  if (results.empty()) throw std::runtime_error(fmt::format("cannot resolve listen address {}", ep.text()));
+  tcp::endpoint endpoint = results.begin()->endpoint();
+  for (unsigned i = 0; i < rt.size(); ++i) {
+    auto acc = std::make_shared<tcp::acceptor>(rt.worker(i));
+    acc->open(endpoint.protocol());
+    acc->set_option(asio::socket_base::reuse_address(true));
+    int one = 1;
+    ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    boost::system::error_code ec;
+    acc->bind(endpoint, ec);
+    if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", ep.text(), ec.message()));
+    acc->listen(asio::socket_base::max_listen_connections);
+    acceptors_.push_back(acc);
+    asio::co_spawn(rt.worker(i), [acc, factory]() -> asio::awaitable<void> {
+      for (;;) {
+        boost::system::error_code ec;
+        auto sock = co_await acc->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
+          log::warn("accept failed: {}", ec.message());
+          asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));  // e.g. EMFILE: back off
+          co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          continue;
+        }
+        asio::co_spawn(acc->get_executor(), factory(std::move(sock)), asio::detached);
+      }
+    }, asio::detached);
+  }
+}
+
+void Listener::close() {
+  for (auto& a : acceptors_)
+    asio::post(a->get_executor(), [a] {
+      boost::system::error_code ec;
+      a->close(ec);
+    });
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,48 @@
+// Worker threads, one io_context each; TCP listeners with one SO_REUSEPORT acceptor per worker.
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "src/config/config.hpp"
+
+namespace sluice::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+class Runtime {
+ public:
+  explicit Runtime(unsigned workers);
+  ~Runtime();
+  unsigned size() const { return static_cast<unsigned>(contexts_.size()); }
+  asio::io_context& worker(unsigned i) { return *contexts_[i]; }
+  void start();  // one thread per worker
+  void stop();   // stops every io_context
+  void join();
+  // Runs `fn` on every worker's thread.
+  void each(const std::function<void()>& fn);
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+};
+
+using SessionFactory = std::function<asio::awaitable<void>(tcp::socket)>;
+
+// Listens on `ep` from every worker; each accepted socket runs `factory` on that worker.
+class Listener {
+ public:
+  Listener(Runtime& rt, const config::Endpoint& ep, SessionFactory factory);
+  void close();
+
+ private:
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
+};
+
+}  // namespace sluice::net

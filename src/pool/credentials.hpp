@@ -1,0 +1,35 @@
+// How Sluice logs in to servers as a configured user, and how it checks that user's clients.
+// Built once per config load from [[users]]; shared across workers (client_key under its mutex).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "protocols/postgres/scram.hpp"
+#include "src/config/config.hpp"
+
+namespace sluice::pool {
+
+struct Credentials {
+  std::string user;
+  config::AuthMethod client_auth = config::AuthMethod::ScramSha256;
+  std::string plaintext;                 // empty when the config holds only a stored secret
+  std::string md5_secret;                // "md5" + 32 hex, when known
+  std::optional<pg::ScramSecret> scram;  // from the verifier, or derived from the plaintext
+
+  // ClientKey recovered from a client's SCRAM proof: lets Sluice log in to a server that holds
+  // the same verifier when the config has no plaintext password.
+  void remember_client_key(const crypto::Digest32& key) const;
+  std::optional<crypto::Digest32> client_key() const;
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::optional<crypto::Digest32> client_key_;
+};
+
+// Throws config::ConfigError for secrets that cannot be parsed.
+std::shared_ptr<const Credentials> make_credentials(const config::User& user, const std::string& file);
+
+}  // namespace sluice::pool

@@ -1,0 +1,224 @@
+// Pool leasing, FIFO waiting with deadlines, idle maintenance.
+#include "src/pool/pool.hpp"
+
+#include <fmt/format.h>
+
+#include "src/observe/log.hpp"
+
+namespace sluice::pool {
+
+Pool::Pool(std::string name, config::Endpoint endpoint, std::shared_ptr<const Credentials> creds,
+           std::string database, PoolSettings settings)
+    : name_(std::move(name)),
+      endpoint_(std::move(endpoint)),
+      creds_(std::move(creds)),
+      database_(std::move(database)),
+      settings_(settings) {}
+
+config::PoolMode Pool::mode() const {
+  std::lock_guard lock(mu_);
+  return settings_.mode;
+}
+
+std::optional<Params> Pool::server_params() const {
+  std::lock_guard lock(mu_);
+  return server_params_;
+}
+
+void Pool::update_settings(const PoolSettings& s) {
+  std::lock_guard lock(mu_);
+  settings_ = s;
+}
+
+PoolStats Pool::stats() const {
+  std::lock_guard lock(mu_);
+  return {total_, idle_.size(), waiters_.size()};
+}
+
+asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
+  config::Duration timeout;
+  std::size_t max_prepared;
+  {
+    std::lock_guard lock(mu_);
+    timeout = settings_.connect_timeout;
+    max_prepared = settings_.max_prepared;
+  }
+  auto r = co_await connect_server(ex, endpoint_, creds_, database_, timeout, max_prepared);
+  LeaseResult out;
+  std::lock_guard lock(mu_);
+  if (!r.conn) {
+    forget_one_locked();
+    out.error = std::move(r.error);
+    co_return out;
+  }
+  r.conn->id = next_conn_id_++;
+  if (!server_params_) server_params_ = r.conn->params;
+  out.conn = std::move(r.conn);
+  co_return out;
+}
+
+asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Duration wait) {
+  auto deadline = Clock::now() + wait;
+  for (;;) {
+    std::shared_ptr<ServerConn> conn;
+    std::shared_ptr<Waiter> waiter;
+    bool connect = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!idle_.empty()) {
+        // Prefer a connection already living on this worker; otherwise the most recent.
+        auto it = idle_.rbegin();
+        for (auto j = idle_.rbegin(); j != idle_.rend(); ++j)
+          if ((*j)->sock.get_executor() == ex) {
+            it = j;
+            break;
+          }
+        conn = std::move(*it);
+        idle_.erase(std::next(it).base());
+      } else if (total_ < settings_.pool_size && !closed_) {
+        ++total_;
+        connect = true;
+      } else {
+        waiter = std::make_shared<Waiter>(ex);
+        waiters_.push_back(waiter);
+      }
+    }
+    if (waiter) {
+      waiter->timer.expires_at(deadline);
+      boost::system::error_code ec;
+      co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      std::lock_guard lock(mu_);
+      if (!waiter->done) {
+        std::erase(waiters_, waiter);
+        LeaseResult r;
+        r.timed_out = true;
+        co_return r;
+      }
+      conn = std::move(waiter->conn);
+      connect = waiter->may_connect;
+    }
+    if (connect) co_return co_await connect_new(ex);
+    if (!conn->idle_alive()) {
+      log::info("pool {}: discarding server connection {} closed by the server", name_, conn->id);
+      conn->close_quietly();
+      std::lock_guard lock(mu_);
+      forget_one_locked();
+      continue;
+    }
+    conn->rebind(ex);
+    LeaseResult r;
+    r.conn = std::move(conn);
+    co_return r;
+  }
+}
+
+void Pool::forget_one_locked() {
+  --total_;
+  if (!waiters_.empty() && !closed_) {
+    auto w = std::move(waiters_.front());
+    waiters_.pop_front();
+    ++total_;
+    w->may_connect = true;
+    w->done = true;
+    asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  }
+}
+
+void Pool::hand_over_locked(std::shared_ptr<ServerConn> conn) {
+  if (!waiters_.empty()) {
+    auto w = std::move(waiters_.front());
+    waiters_.pop_front();
+    w->conn = std::move(conn);
+    w->done = true;
+    asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    return;
+  }
+  idle_.push_back(std::move(conn));
+}
+
+void Pool::release(std::shared_ptr<ServerConn> conn, bool reusable) {
+  auto now = Clock::now();
+  std::unique_lock lock(mu_);
+  if (reusable && !closed_ && now - conn->created < settings_.lifetime) {
+    conn->last_used = now;
+    hand_over_locked(std::move(conn));
+    return;
+  }
+  forget_one_locked();
+  lock.unlock();
+  conn->close_quietly();
+}
+
+void Pool::maintain(asio::any_io_executor ex) {
+  auto now = Clock::now();
+  std::vector<std::shared_ptr<ServerConn>> to_close;
+  std::size_t to_open = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      auto& c = *it;
+      bool expired = now - c->created >= settings_.lifetime;
+      bool idle_too_long = now - c->last_used >= settings_.idle_timeout && total_ > settings_.min_pool_size;
+      if (expired || idle_too_long || closed_) {
+        to_close.push_back(std::move(c));
+        it = idle_.erase(it);
+        --total_;
+      } else {
+        ++it;
+      }
+    }
+    if (!closed_ && total_ < settings_.min_pool_size) {
+      to_open = settings_.min_pool_size - total_;
+      total_ += to_open;
+    }
+  }
+  for (auto& c : to_close) {
+    auto sock_ex = c->sock.get_executor();
+    asio::post(sock_ex, [c] { c->close_quietly(); });
+  }
+  for (std::size_t i = 0; i < to_open; ++i) {
+    asio::co_spawn(ex, [self = shared_from_this(), ex]() -> asio::awaitable<void> {
+      auto r = co_await self->connect_new(ex);
+      if (r.conn) self->release(std::move(r.conn), true);
+      else log::warn("pool {}: cannot open a min_pool_size connection: {}", self->name_, r.error.fields.message);
+    }, asio::detached);
+  }
+}
+
+void Pool::close_all() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  for (auto& c : idle_) {
+    auto sock_ex = c->sock.get_executor();
+    asio::post(sock_ex, [c] { c->close_quietly(); });
+    --total_;
+  }
+  idle_.clear();
+}
+
+std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const config::Endpoint& endpoint,
+                                       std::shared_ptr<const Credentials> creds, const std::string& server_db,
+                                       const PoolSettings& settings) {
+  auto key = fmt::format("{}/{}@{}", server_db, creds->user, endpoint.text());
+  std::lock_guard lock(mu_);
+  auto it = pools_.find(key);
+  if (it != pools_.end()) return it->second;
+  auto p = std::make_shared<Pool>(fmt::format("{}/{} ({})", pool_cfg.database == "*" ? server_db : pool_cfg.database,
+                                              creds->user, endpoint.text()),
+                                  endpoint, std::move(creds), server_db, settings);
+  pools_.emplace(key, p);
+  return p;
+}
+
+void PoolManager::maintain(asio::any_io_executor ex) {
+  for (auto& p : all()) p->maintain(ex);
+}
+
+std::vector<std::shared_ptr<Pool>> PoolManager::all() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<Pool>> v;
+  for (auto& [k, p] : pools_) v.push_back(p);
+  return v;
+}
+
+}  // namespace sluice::pool

@@ -1,0 +1,108 @@
+// Pools of server connections keyed by (server endpoint, user, database), shared by all workers.
+// A pool hands out leases, queues clients when pool_size is reached (FIFO, with a deadline), and
+// hands idle connections to the asking worker (moving the socket to that worker's io_context).
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "src/config/config.hpp"
+#include "src/pool/credentials.hpp"
+#include "src/pool/server_conn.hpp"
+
+namespace sluice::pool {
+
+struct PoolSettings {
+  config::PoolMode mode = config::PoolMode::Transaction;
+  std::uint32_t pool_size = 20;
+  std::uint32_t min_pool_size = 0;
+  config::Duration connect_timeout{5000};
+  config::Duration idle_timeout{600'000};
+  config::Duration lifetime{3'600'000};
+  std::size_t max_prepared = 256;
+};
+
+struct LeaseResult {
+  std::shared_ptr<ServerConn> conn;
+  bool timed_out = false;
+  ConnectError error;  // when neither conn nor timed_out
+};
+
+struct PoolStats {
+  std::size_t total = 0, idle = 0, waiting = 0;
+};
+
+class Pool : public std::enable_shared_from_this<Pool> {
+ public:
+  Pool(std::string name, config::Endpoint endpoint, std::shared_ptr<const Credentials> creds,
+       std::string database, PoolSettings settings);
+
+  // Waits at most `wait` for a connection; the result's socket runs on `ex`.
+  asio::awaitable<LeaseResult> lease(asio::any_io_executor ex, config::Duration wait);
+  // Returns a connection. `reusable` = false closes it (state unknown or broken).
+  void release(std::shared_ptr<ServerConn> conn, bool reusable);
+
+  // ParameterStatus values of this pool's server, learned from its first connection.
+  std::optional<Params> server_params() const;
+
+  // Closes idle connections past server_idle_timeout / server_lifetime and opens connections up
+  // to min_pool_size. Called about once a second from one worker.
+  void maintain(asio::any_io_executor ex);
+  void update_settings(const PoolSettings& s);
+  void close_all();
+
+  PoolStats stats() const;
+  const std::string& name() const { return name_; }
+  const config::Endpoint& endpoint() const { return endpoint_; }
+  const std::string& database() const { return database_; }
+  const Credentials& credentials() const { return *creds_; }
+  config::PoolMode mode() const;
+
+ private:
+  struct Waiter {
+    explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    std::shared_ptr<ServerConn> conn;
+    bool may_connect = false;
+    bool done = false;
+  };
+  asio::awaitable<LeaseResult> connect_new(asio::any_io_executor ex);
+  void hand_over_locked(std::shared_ptr<ServerConn> conn);  // to the first waiter, or idle
+  void forget_one_locked();  // a connection is gone: let a waiter connect in its place
+
+  const std::string name_;
+  const config::Endpoint endpoint_;
+  const std::shared_ptr<const Credentials> creds_;
+  const std::string database_;
+
+  mutable std::mutex mu_;  // guards everything below
+  PoolSettings settings_;
+  std::deque<std::shared_ptr<ServerConn>> idle_;  // back = most recently used
+  std::deque<std::shared_ptr<Waiter>> waiters_;
+  std::size_t total_ = 0;  // idle + leased + connecting
+  std::optional<Params> server_params_;
+  std::uint64_t next_conn_id_ = 1;
+  bool closed_ = false;
+};
+
+// All pools, created on first use. Shared across workers; guarded by its mutex.
+class PoolManager {
+ public:
+  std::shared_ptr<Pool> get(const config::Pool& pool_cfg, const config::Endpoint& endpoint,
+                            std::shared_ptr<const Credentials> creds, const std::string& server_db,
+                            const PoolSettings& settings);
+  void maintain(asio::any_io_executor ex);
+  std::vector<std::shared_ptr<Pool>> all() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Pool>> pools_;
+};
+
+}  // namespace sluice::pool

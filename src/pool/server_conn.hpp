@@ -1,0 +1,89 @@
+// One server connection: TCP socket, the server's parameters, its prepared statements, and the
+// coroutine that connects and authenticates it (docs 55.2.1 "Start-up").
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "protocols/postgres/codec.hpp"
+#include "src/config/config.hpp"
+#include "src/pool/credentials.hpp"
+
+namespace sluice::pool {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// Ordered name -> value list; small (a dozen entries), so linear search wins.
+struct Params {
+  std::vector<std::pair<std::string, std::string>> items;
+  const std::string* find(std::string_view name) const;
+  void set(std::string_view name, std::string_view value);
+  void erase(std::string_view name);
+};
+
+// Bounded LRU set of statement ids prepared on one server connection.
+class PreparedSet {
+ public:
+  explicit PreparedSet(std::size_t capacity = 256) : capacity_(capacity) {}
+  bool contains(std::uint64_t id) const { return index_.count(id) != 0; }
+  void touch(std::uint64_t id);
+  // Inserts `id`; returns the id evicted to make room, or 0.
+  std::uint64_t insert(std::uint64_t id);
+  void erase(std::uint64_t id);
+  void clear();
+  std::size_t size() const { return index_.size(); }
+  void set_capacity(std::size_t c) { capacity_ = c; }
+
+ private:
+  std::size_t capacity_;
+  std::list<std::uint64_t> order_;  // front = most recent
+  std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> index_;
+};
+
+class Pool;
+
+class ServerConn {
+ public:
+  explicit ServerConn(tcp::socket s) : sock(std::move(s)) {}
+  tcp::socket sock;
+  config::Endpoint endpoint;
+  std::uint32_t backend_pid = 0, backend_key = 0;
+  Params params;       // what this server session currently has (reported + tracked)
+  Params initial;      // as reported at login (for resets)
+  PreparedSet prepared;
+  Clock::time_point created = Clock::now(), last_used = Clock::now();
+  std::uint64_t id = 0;
+
+  // Moves the socket to another worker's io_context (cheap: epoll re-registration).
+  void rebind(const asio::any_io_executor& ex);
+  // Non-blocking liveness probe for an idle connection: false if the server closed it or sent
+  // something unexpected (e.g. a FATAL after a restart).
+  bool idle_alive();
+  // Best-effort Terminate and close, never blocking.
+  void close_quietly();
+};
+
+struct ConnectError {
+  bool from_server = false;  // an ErrorResponse from the server (forward it as is)
+  pg::ErrorFields fields;    // when from_server, else a synthesized message in fields.message
+};
+
+struct ConnectResult {
+  std::shared_ptr<ServerConn> conn;
+  ConnectError error;
+};
+
+asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
+                                              std::shared_ptr<const Credentials> creds,
+                                              std::string database, config::Duration timeout,
+                                              std::size_t max_prepared);
+
+}  // namespace sluice::pool

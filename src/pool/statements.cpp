@@ -1,0 +1,34 @@
+// Statement registry: content -> stable id and ready-made Parse message.
+#include "src/pool/statements.hpp"
+
+#include "protocols/postgres/codec.hpp"
+
+namespace sluice::pool {
+
+std::shared_ptr<const Statement> StatementRegistry::intern(std::string_view query, std::string_view param_types) {
+  std::string key;
+  key.reserve(query.size() + 1 + param_types.size());
+  key.append(query).push_back('\0');
+  key.append(param_types);
+  std::lock_guard lock(mu_);
+  auto it = by_content_.find(key);
+  if (it != by_content_.end()) return it->second;
+  auto s = std::make_shared<Statement>();
+  s->id = next_id_++;
+  s->server_name = "sluice_" + std::to_string(s->id);
+  pg::parse_message(s->parse_message, s->server_name, query, pg::as_bytes(param_types));
+  by_content_.emplace(std::move(key), s);
+  return s;
+}
+
+std::size_t StatementRegistry::size() const {
+  std::lock_guard lock(mu_);
+  return by_content_.size();
+}
+
+StatementRegistry& StatementRegistry::global() {
+  static StatementRegistry r;
+  return r;
+}
+
+}  // namespace sluice::pool
