@@ -1,0 +1,129 @@
+// Config loading: the contract's keys, units, and errors that name file:line and key.
+#include <doctest/doctest.h>
+
+#include "src/config/config.hpp"
+
+using namespace sluice::config;
+
+namespace {
+std::string error_of(const std::string& text) {
+  try {
+    load_string(text, "t.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+const char* kBase = R"(
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:5432"
+)";
+}  // namespace
+
+TEST_CASE("durations and sizes with units") {
+  CHECK(parse_duration("30s")->count() == 30000);
+  CHECK(parse_duration("250ms")->count() == 250);
+  CHECK(parse_duration("5m")->count() == 300000);
+  CHECK(parse_duration("1h")->count() == 3600000);
+  CHECK(parse_duration("1.5s")->count() == 1500);
+  CHECK(parse_duration("10")->count() == 10000);
+  CHECK_FALSE(parse_duration("10 parsecs"));
+  CHECK_FALSE(parse_duration("-1s"));
+  CHECK_FALSE(parse_duration(""));
+  CHECK(*parse_size("256MiB") == 256ull << 20);
+  CHECK(*parse_size("64KB") == 64000);
+  CHECK(*parse_size("1GiB") == 1ull << 30);
+  CHECK(*parse_size("100") == 100);
+  CHECK_FALSE(parse_size("12 apples"));
+}
+
+TEST_CASE("the contract example loads") {
+  auto cfg = load_string(R"(
+[general]
+workers = 0
+admin_users = ["admin"]
+[postgres]
+listen = "127.0.0.1:6432"
+[mysql]
+listen = "127.0.0.1:6033"
+[http]
+listen = "127.0.0.1:9930"
+[[users]]
+name = "app"
+password = "app"
+[[users]]
+name = "admin"
+password = "admin"
+[[users]]
+name = "reporting"
+auth = "trust"
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:5432"
+replicas = ["127.0.0.1:5433"]
+[clusters.my]
+protocol = "mysql"
+primary = "127.0.0.1:3306"
+replicas = ["127.0.0.1:3307"]
+[[pools]]
+database = "app"
+cluster = "pg"
+server_database = "app"
+pool_mode = "transaction"
+pool_size = 20
+[[pools]]
+database = "app"
+cluster = "my"
+pool_mode = "transaction"
+pool_size = 20
+[[pools]]
+database = "*"
+cluster = "pg"
+pool_mode = "session"
+pool_size = 5
+[cache]
+enabled = true
+max_bytes = "256MiB"
+default_ttl = "60s"
+)", "contract.toml");
+  CHECK(cfg->general.workers >= 1);
+  CHECK(cfg->postgres.listen.port == 6432);
+  CHECK(cfg->users.size() == 3);
+  CHECK(cfg->find_user("reporting")->auth == AuthMethod::Trust);
+  CHECK(cfg->clusters.at("pg").replicas.size() == 1);
+  CHECK(cfg->find_pool(Protocol::Postgres, "app")->pool_size == 20);
+  CHECK(cfg->find_pool(Protocol::Mysql, "app")->cluster == "my");
+  CHECK(cfg->find_pool(Protocol::Postgres, "other")->database == "*");
+  CHECK(cfg->find_pool(Protocol::Postgres, "other")->mode == PoolMode::Session);
+  CHECK(cfg->find_pool(Protocol::Mysql, "other") == nullptr);
+  CHECK(cfg->cache.max_bytes == 256ull << 20);
+  CHECK(cfg->is_admin("admin"));
+  CHECK_FALSE(cfg->is_admin("app"));
+}
+
+TEST_CASE("errors name file:line and key") {
+  CHECK(error_of("[general]\nworkerz = 2\n") == "t.toml:2: general.workerz: unknown key");
+  CHECK(error_of("[general]\nworkers = \"two\"\n") == "t.toml:2: general.workers: expected an integer");
+  CHECK(error_of("[general]\n\nshutdown_timeout = \"10 parsecs\"\n") ==
+        "t.toml:3: general.shutdown_timeout: invalid duration \"10 parsecs\" (use ms, s, m, h or d)");
+  CHECK(error_of("[postgres]\nlisten = \"localhost\"\n") ==
+        "t.toml:2: postgres.listen: expected \"host:port\", got \"localhost\"");
+  CHECK(error_of("[postgres]\nlisten = \"127.0.0.1:99999\"\n") ==
+        "t.toml:2: postgres.listen: invalid port in \"127.0.0.1:99999\"");
+  CHECK(error_of(std::string(kBase) + "[[pools]]\ndatabase = \"a\"\ncluster = \"nope\"\n") ==
+        "t.toml:7: pools[0].cluster: no [clusters.nope] is defined");
+  CHECK(error_of(std::string(kBase) + "[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\npool_mode = \"batch\"\n") ==
+        "t.toml:8: pools[0].pool_mode: unknown value \"batch\" (expected session | transaction | statement)");
+  CHECK(error_of("[[users]]\nname = \"u\"\n") == "t.toml:1: users[0].password: is required unless auth = \"trust\"");
+  CHECK(error_of("[[users]]\nname = \"u\"\npassword = \"p\"\nauth = \"kerberos\"\n") ==
+        "t.toml:4: users[0].auth: unknown value \"kerberos\" (expected scram-sha-256 | md5 | password | trust)");
+  CHECK(error_of("bogus = 1\n") == "t.toml:1: bogus: unknown key");
+  CHECK(error_of("[general]\nworkers = \n").rfind("t.toml:2: ", 0) == 0);  // TOML syntax error
+  CHECK(error_of("[cache]\nmax_bytes = \"lots\"\n") ==
+        "t.toml:2: cache.max_bytes: invalid size \"lots\" (use B, KiB, MiB, GiB, KB, MB, GB)");
+  CHECK(error_of("[general]\nadmin_users = [\"root\"]\n") ==
+        "t.toml:2: general.admin_users: \"root\" is not defined in [[users]]");
+  CHECK(error_of(std::string(kBase) + "[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\n[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\n") ==
+        "t.toml:9: pools[1].database: a postgres pool for \"a\" is already defined");
+}

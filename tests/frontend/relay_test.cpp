@@ -1,0 +1,191 @@
+// Relay bookkeeping: exact bytes in both directions, statement renaming and re-preparing,
+// skip-to-Sync after errors, and server bytes fed split at every boundary.
+#include <doctest/doctest.h>
+
+#include "src/frontend/postgres/relay.hpp"
+
+using namespace sluice;
+using frontend::pg::Relay;
+namespace wire = sluice::pg;
+
+namespace {
+boost::asio::io_context g_io;
+
+pool::ServerConn make_server() {
+  pool::ServerConn s{boost::asio::ip::tcp::socket(g_io)};
+  s.params.set("TimeZone", "UTC");
+  s.initial = s.params;
+  return s;
+}
+
+std::string msg(char type, std::string_view body) {
+  std::string out;
+  wire::Builder(out).begin(type).raw(body).end();
+  return out;
+}
+
+// Feeds every client message in `wire_bytes` to the relay.
+void feed_client(Relay& r, pool::ServerConn& s, const std::string& bytes, std::string& server_out) {
+  std::size_t pos = 0;
+  while (pos < bytes.size()) {
+    wire::Frame f;
+    REQUIRE(wire::next_frame(wire::as_bytes(bytes).subspan(pos), 1 << 20, f) == wire::Decode::Ok);
+    REQUIRE(r.client_message(f, s, server_out) == Relay::Verdict::Ok);
+    pos += f.size();
+  }
+}
+
+std::string parse_body(std::string_view name, std::string_view q) {
+  std::string b(name);
+  b.push_back('\0');
+  b.append(q);
+  b.push_back('\0');
+  b.append(std::string("\0\0", 2));
+  return b;
+}
+std::string bind_body(std::string_view stmt) {
+  std::string b("\0", 1);
+  b.append(stmt);
+  b.push_back('\0');
+  b.append(std::string("\0\0\0\0\0\0", 6));  // no formats, no params, no result formats
+  return b;
+}
+const std::string kRowDesc = msg('T', std::string("\0\0", 2));
+const std::string kParseOk = msg('1', "");
+const std::string kBindOk = msg('2', "");
+const std::string kSelect1 = msg('C', std::string("SELECT 1\0", 9));
+const std::string kIdle = msg('Z', "I");
+}  // namespace
+
+TEST_CASE("simple query: bytes pass through unchanged in both directions, at any split") {
+  std::string q;
+  wire::query(q, "select 1");
+  std::string row = msg('D', std::string("\0\x01\0\0\0\x01" "1", 7));
+  std::string response = kRowDesc + row + kSelect1 + kIdle;
+  for (std::size_t cut = 0; cut <= response.size(); ++cut) {
+    Relay r;
+    auto s = make_server();
+    std::string server_out, client_out;
+    feed_client(r, s, q, server_out);
+    CHECK(server_out == q);
+    CHECK_FALSE(r.quiescent());
+    auto bytes = wire::as_bytes(response);
+    REQUIRE(r.server_bytes(bytes.subspan(0, cut), s, client_out) == Relay::Verdict::Ok);
+    REQUIRE(r.server_bytes(bytes.subspan(cut), s, client_out) == Relay::Verdict::Ok);
+    CHECK(client_out == response);
+    CHECK(r.quiescent());
+    CHECK(r.tx_status() == 'I');
+  }
+}
+
+TEST_CASE("large DataRow streams through in small chunks") {
+  Relay r;
+  auto s = make_server();
+  std::string q, server_out, client_out;
+  wire::query(q, "select big");
+  feed_client(r, s, q, server_out);
+  std::string big(300000, 'x');
+  std::string response = kRowDesc + msg('D', big) + kSelect1 + kIdle;
+  for (std::size_t pos = 0; pos < response.size(); pos += 1000)
+    REQUIRE(r.server_bytes(wire::as_bytes(response).subspan(pos, std::min<std::size_t>(1000, response.size() - pos)), s,
+                           client_out) == Relay::Verdict::Ok);
+  CHECK(client_out == response);
+  CHECK(r.quiescent());
+}
+
+TEST_CASE("named statements are renamed; a second client reuses the server copy") {
+  auto s = make_server();
+  Relay a;
+  std::string server_out, client_out;
+  feed_client(a, s, msg('P', parse_body("s1", "select 101")) + msg('S', ""), server_out);
+  auto name_pos = server_out.find("sluice_");
+  REQUIRE(name_pos != std::string::npos);
+  CHECK(server_out.find("s1") == std::string::npos);
+  REQUIRE(a.server_bytes(wire::as_bytes(kParseOk + kIdle), s, client_out) == Relay::Verdict::Ok);
+  CHECK(client_out == kParseOk + kIdle);
+  CHECK(s.prepared.size() == 1);
+
+  // Another client prepares the same text under another name: nothing goes to the server for
+  // the Parse, and its ParseComplete comes from Sluice, in order.
+  Relay b;
+  server_out.clear();
+  client_out.clear();
+  feed_client(b, s, msg('P', parse_body("other", "select 101")) + msg('B', bind_body("other")) + msg('S', ""), server_out);
+  CHECK(server_out.find(std::string(1, 'P')) != 0);
+  CHECK(server_out[0] == 'B');
+  REQUIRE(b.server_bytes(wire::as_bytes(kBindOk + kIdle), s, client_out) == Relay::Verdict::Ok);
+  CHECK(client_out == kParseOk + kBindOk + kIdle);
+  CHECK(b.quiescent());
+}
+
+TEST_CASE("Bind on a server connection that lacks the statement re-prepares it, answer swallowed") {
+  auto s1 = make_server();
+  auto s2 = make_server();
+  Relay r;
+  std::string server_out, client_out;
+  feed_client(r, s1, msg('P', parse_body("q", "select 202")) + msg('S', ""), server_out);
+  REQUIRE(r.server_bytes(wire::as_bytes(kParseOk + kIdle), s1, client_out) == Relay::Verdict::Ok);
+  // Next transaction lands on s2.
+  r.reset_server_side();
+  server_out.clear();
+  client_out.clear();
+  feed_client(r, s2, msg('B', bind_body("q")) + msg('E', std::string("\0\0\0\0\0", 5)) + msg('S', ""), server_out);
+  CHECK(server_out[0] == 'P');  // injected Parse first
+  CHECK(s2.prepared.size() == 1);
+  REQUIRE(r.server_bytes(wire::as_bytes(kParseOk + kBindOk + kSelect1 + kIdle), s2, client_out) == Relay::Verdict::Ok);
+  CHECK(client_out == kBindOk + kSelect1 + kIdle);
+  CHECK(r.quiescent());
+}
+
+TEST_CASE("after an error the server skips to Sync; a failed Parse is forgotten") {
+  auto s = make_server();
+  Relay r;
+  std::string server_out, client_out;
+  feed_client(r, s, msg('P', parse_body("bad", "selec 1")) + msg('B', bind_body("bad")) +
+                        msg('E', std::string("\0\0\0\0\0", 5)) + msg('S', ""), server_out);
+  CHECK(s.prepared.size() == 1);
+  std::string err;
+  wire::error_response(err, "ERROR", "42601", "syntax error");
+  REQUIRE(r.server_bytes(wire::as_bytes(err + kIdle), s, client_out) == Relay::Verdict::Ok);
+  CHECK(client_out == err + kIdle);
+  CHECK(s.prepared.size() == 0);
+  CHECK(r.quiescent());
+}
+
+TEST_CASE("ParameterStatus and SET search_path update the client's tracked state") {
+  auto s = make_server();
+  Relay r;
+  std::string q, server_out, client_out;
+  wire::query(q, "SET TimeZone = 'Asia/Tokyo'; SET search_path TO app, public");
+  feed_client(r, s, q, server_out);
+  std::string ps;
+  wire::parameter_status(ps, "TimeZone", "Asia/Tokyo");
+  std::string set = msg('C', std::string("SET\0", 4));
+  REQUIRE(r.server_bytes(wire::as_bytes(set + ps + set + kIdle), s, client_out) == Relay::Verdict::Ok);
+  CHECK(*r.client_params.find("TimeZone") == "Asia/Tokyo");
+  CHECK(*r.client_params.find("search_path") == "app, public");
+  CHECK(*s.params.find("search_path") == "app, public");
+}
+
+TEST_CASE("a response nobody asked for is a protocol error") {
+  auto s = make_server();
+  Relay r;
+  std::string client_out;
+  CHECK(r.server_bytes(wire::as_bytes(kIdle), s, client_out) == Relay::Verdict::ProtocolError);
+  CHECK(r.server_broken());
+  Relay r2;
+  CHECK(r2.server_bytes(wire::as_bytes(std::string("Z\0\0\0\x02", 5)), s, client_out) == Relay::Verdict::ProtocolError);
+}
+
+TEST_CASE("unknown client message types are refused") {
+  auto s = make_server();
+  Relay r;
+  std::string out;
+  auto m = msg('!', "x");
+  wire::Frame f;
+  REQUIRE(wire::next_frame(wire::as_bytes(m), 100, f) == wire::Decode::Ok);
+  CHECK(r.client_message(f, s, out) == Relay::Verdict::ProtocolError);
+  auto t = msg('X', "");
+  REQUIRE(wire::next_frame(wire::as_bytes(t), 100, f) == wire::Decode::Ok);
+  CHECK(r.client_message(f, s, out) == Relay::Verdict::Terminate);
+}

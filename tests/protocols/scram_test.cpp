@@ -1,0 +1,113 @@
+// SCRAM-SHA-256 against the RFC 7677 section 3 example, both sides, and verifier round trips.
+#include <doctest/doctest.h>
+
+#include "protocols/postgres/crypto.hpp"
+#include "protocols/postgres/scram.hpp"
+
+using namespace sluice;
+
+namespace {
+// RFC 7677 section 3: user "user", password "pencil".
+constexpr const char* kClientNonce = "rOprNGfwEbeRWgbNEkqO";
+constexpr const char* kServerNonceSuffix = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+constexpr const char* kServerFirst = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+constexpr const char* kClientFinal = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+constexpr const char* kServerFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+pg::ScramSecret rfc_secret() {
+  auto salt = crypto::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ==");
+  REQUIRE(salt);
+  return pg::make_scram_secret("pencil", *salt, 4096);
+}
+}  // namespace
+
+TEST_CASE("RFC 7677 example: server side") {
+  pg::ScramServer server(rfc_secret(), kServerNonceSuffix);
+  std::string err;
+  auto first = server.client_first(std::string("n,,n=user,r=") + kClientNonce, err);
+  REQUIRE(first);
+  CHECK(*first == kServerFirst);
+  auto fin = server.client_final(kClientFinal, err);
+  REQUIRE(fin);
+  CHECK(*fin == kServerFinal);
+}
+
+TEST_CASE("RFC 7677 example: wrong proof is refused") {
+  pg::ScramServer server(pg::make_scram_secret("not pencil", *crypto::base64_decode("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096),
+                         kServerNonceSuffix);
+  std::string err;
+  REQUIRE(server.client_first(std::string("n,,n=user,r=") + kClientNonce, err));
+  CHECK_FALSE(server.client_final(kClientFinal, err));
+  CHECK(err == "password authentication failed");
+}
+
+TEST_CASE("RFC 7677 example: client side (PostgreSQL sends an empty user name)") {
+  auto client = pg::ScramClient::from_password("pencil", kClientNonce);
+  CHECK(client.client_first() == std::string("n,,n=,r=") + kClientNonce);
+  std::string err;
+  auto fin = client.server_first(kServerFirst, err);
+  REQUIRE(fin);
+  // The proof differs from the RFC's because client-first-message-bare has "n=" not "n=user".
+  pg::ScramServer server(rfc_secret(), kServerNonceSuffix);
+  REQUIRE(server.client_first(client.client_first(), err));
+  auto server_final = server.client_final(*fin, err);
+  REQUIRE(server_final);
+  CHECK(client.server_final(*server_final, err));
+  CHECK_FALSE(client.server_final("v=AAAA", err));
+}
+
+TEST_CASE("client keys recovered by the server log in to another server with the same verifier") {
+  auto secret = pg::make_scram_secret("s3cret", "0123456789abcdef", 4096);
+  pg::ScramServer front(secret);
+  auto client = pg::ScramClient::from_password("s3cret");
+  std::string err;
+  auto sf = front.client_first(client.client_first(), err);
+  REQUIRE(sf);
+  auto cf = client.server_first(*sf, err);
+  REQUIRE(cf);
+  REQUIRE(front.client_final(*cf, err));
+  // Now act as a client towards a "server" holding the same verifier, using only the keys.
+  auto proxy = pg::ScramClient::from_keys(secret, front.client_key());
+  pg::ScramServer back(secret);
+  auto sf2 = back.client_first(proxy.client_first(), err);
+  REQUIRE(sf2);
+  auto cf2 = proxy.server_first(*sf2, err);
+  REQUIRE(cf2);
+  auto fin = back.client_final(*cf2, err);
+  REQUIRE(fin);
+  CHECK(proxy.server_final(*fin, err));
+}
+
+TEST_CASE("stored verifiers parse and format") {
+  auto secret = rfc_secret();
+  auto text = pg::format_scram_secret(secret);
+  CHECK(text.rfind("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$", 0) == 0);
+  auto back = pg::parse_scram_secret(text);
+  REQUIRE(back);
+  CHECK(back->iterations == 4096);
+  CHECK(back->stored_key == secret.stored_key);
+  CHECK(back->server_key == secret.server_key);
+  CHECK_FALSE(pg::parse_scram_secret("SCRAM-SHA-256$x:abc$def:ghi"));
+  CHECK_FALSE(pg::parse_scram_secret("md5abc"));
+  CHECK_FALSE(pg::parse_scram_secret("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$AAAA:BBBB"));
+}
+
+TEST_CASE("malformed SCRAM messages are refused") {
+  pg::ScramServer server(rfc_secret());
+  std::string err;
+  CHECK_FALSE(server.client_first("p=tls-server-end-point,,n=,r=abc", err));
+  CHECK_FALSE(server.client_first("n,,n=,", err));
+  CHECK_FALSE(server.client_first("", err));
+  pg::ScramServer s2(rfc_secret());
+  REQUIRE(s2.client_first("n,,n=,r=abc", err));
+  CHECK_FALSE(s2.client_final("c=biws,r=wrongnonce,p=AAAA", err));
+}
+
+TEST_CASE("md5 password scheme") {
+  // md5("pencil" + "user") = known value computed by PostgreSQL's scheme.
+  CHECK(crypto::pg_md5_secret("md5pass", "md5user") == "md5" + crypto::md5_hex("md5passmd5user"));
+  CHECK(crypto::md5_hex("") == "d41d8cd98f00b204e9800998ecf8427e");
+  CHECK(crypto::base64_encode("any carnal pleas") == "YW55IGNhcm5hbCBwbGVhcw==");
+  CHECK(*crypto::base64_decode("YW55IGNhcm5hbCBwbGVhcw==") == "any carnal pleas");
+  CHECK_FALSE(crypto::base64_decode("abc"));
+}
