@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sandbox backends for development, tests and benchmarks: a PostgreSQL 15 primary and a streaming
 # replica (pg_basebackup), on 127.0.0.1 only, under the project-local .sandbox/ directory.
-#   integration/sandbox.sh up | down | status | env
+#   integration/sandbox.sh up | down | status | restart-primary | env
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433).
 # Roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
 # Databases: app, app2.
@@ -136,12 +136,20 @@ status() {
   done
 }
 
+restart_primary() {
+  local dir
+  dir="$(readlink -f "$SANDBOX/pg")"
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/primary" -l "$dir/primary/server.log" -m fast -w -t 30 restart >/dev/null
+  wait_ready "$PRIMARY_PORT"
+}
+
 case "${1:-}" in
   up) pg_up; status ;;
+  restart-primary) restart_primary; status ;;
   down) pg_down; status ;;
   status) status ;;
   env)
     echo "export SLUICE_PG_PRIMARY_PORT=$PRIMARY_PORT SLUICE_PG_REPLICA_PORT=$REPLICA_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-primary|env" >&2; exit 2 ;;
 esac

@@ -52,32 +52,32 @@ Listener::Listener(Runtime& rt, const config::Endpoint& ep, SessionFactory facto
   auto results = resolver.resolve(ep.host, std::to_string(ep.port), tcp::resolver::passive);
   if (results.empty()) throw std::runtime_error(fmt::format("cannot resolve listen address {}", ep.text()));
   tcp::endpoint endpoint = results.begin()->endpoint();
-  for (unsigned i = 0; i < rt.size(); ++i) {
-    auto acc = std::make_shared<tcp::acceptor>(rt.worker(i));
-    acc->open(endpoint.protocol());
-    acc->set_option(asio::socket_base::reuse_address(true));
-    int one = 1;
-    ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    boost::system::error_code ec;
-    acc->bind(endpoint, ec);
-    if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", ep.text(), ec.message()));
-    acc->listen(asio::socket_base::max_listen_connections);
-    acceptors_.push_back(acc);
-    asio::co_spawn(rt.worker(i), [acc, factory]() -> asio::awaitable<void> {
-      for (;;) {
-        boost::system::error_code ec;
-        auto sock = co_await acc->async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-          if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
-          log::warn("accept failed: {}", ec.message());
-          asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));  // e.g. EMFILE: back off
-          co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-          continue;
-        }
-        asio::co_spawn(acc->get_executor(), factory(std::move(sock)), asio::detached);
+  // One acceptor (no SO_REUSEPORT, so a second Sluice on the same port fails loudly); each
+  // accepted socket is created directly on the next worker's io_context, round robin.
+  auto acc = std::make_shared<tcp::acceptor>(rt.worker(0));
+  acc->open(endpoint.protocol());
+  acc->set_option(asio::socket_base::reuse_address(true));
+  boost::system::error_code ec;
+  acc->bind(endpoint, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", ep.text(), ec.message()));
+  acc->listen(asio::socket_base::max_listen_connections);
+  acceptors_.push_back(acc);
+  asio::co_spawn(rt.worker(0), [acc, factory, &rt]() -> asio::awaitable<void> {
+    unsigned next = 0;
+    for (;;) {
+      boost::system::error_code ec;
+      auto& target = rt.worker(next++ % rt.size());
+      auto sock = co_await acc->async_accept(target, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
+        log::warn("accept failed: {}", ec.message());
+        asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));  // e.g. EMFILE: back off
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        continue;
       }
-    }, asio::detached);
-  }
+      asio::co_spawn(target, factory(std::move(sock)), asio::detached);
+    }
+  }, asio::detached);
 }
 
 void Listener::close() {

@@ -1,4 +1,4 @@
-// Worker threads, one io_context each; TCP listeners with one SO_REUSEPORT acceptor per worker.
+// Worker threads, one io_context each; TCP listeners that spread accepted sockets over workers.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -35,7 +35,7 @@ class Runtime {
 
 using SessionFactory = std::function<asio::awaitable<void>(tcp::socket)>;
 
-// Listens on `ep` from every worker; each accepted socket runs `factory` on that worker.
+// Listens on `ep`; accepted sockets go round robin to the workers and run `factory` there.
 class Listener {
  public:
   Listener(Runtime& rt, const config::Endpoint& ep, SessionFactory factory);

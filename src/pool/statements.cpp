@@ -5,11 +5,25 @@
 
 namespace sluice::pool {
 
-std::shared_ptr<const Statement> StatementRegistry::intern(std::string_view query, std::string_view param_types) {
+namespace {
+std::string content_key(std::string_view query, std::string_view param_types) {
   std::string key;
   key.reserve(query.size() + 1 + param_types.size());
   key.append(query).push_back('\0');
   key.append(param_types);
+  return key;
+}
+}  // namespace
+
+std::shared_ptr<const Statement> StatementRegistry::find(std::string_view query, std::string_view param_types) const {
+  auto key = content_key(query, param_types);
+  std::lock_guard lock(mu_);
+  auto it = by_content_.find(key);
+  return it == by_content_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const Statement> StatementRegistry::intern(std::string_view query, std::string_view param_types) {
+  auto key = content_key(query, param_types);
   std::lock_guard lock(mu_);
   auto it = by_content_.find(key);
   if (it != by_content_.end()) return it->second;

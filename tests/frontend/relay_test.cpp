@@ -189,3 +189,30 @@ TEST_CASE("unknown client message types are refused") {
   REQUIRE(wire::next_frame(wire::as_bytes(t), 100, f) == wire::Decode::Ok);
   CHECK(r.client_message(f, s, out) == Relay::Verdict::Terminate);
 }
+
+TEST_CASE("an idle Parse+Sync of a validated statement is answered without a server") {
+  auto s = make_server();
+  Relay first;
+  std::string server_out, client_out;
+  auto prepare = msg('P', parse_body("p1", "select 303")) + msg('S', "");
+  // Unknown statement: must go to a server.
+  Relay r0;
+  CHECK(r0.try_answer_locally(wire::as_bytes(prepare), 1 << 20, client_out) == 0);
+  feed_client(first, s, prepare, server_out);
+  REQUIRE(first.server_bytes(wire::as_bytes(kParseOk + kIdle), s, client_out) == Relay::Verdict::Ok);
+  // Now validated: another client's Parse+Sync is answered locally...
+  Relay other;
+  client_out.clear();
+  auto prepare2 = msg('P', parse_body("mine", "select 303")) + msg('S', "");
+  CHECK(other.try_answer_locally(wire::as_bytes(prepare2), 1 << 20, client_out) == prepare2.size());
+  CHECK(client_out == kParseOk + kIdle);
+  // ...and its later Bind on a fresh server connection re-prepares the statement there.
+  auto s2 = make_server();
+  server_out.clear();
+  feed_client(other, s2, msg('B', bind_body("mine")) + msg('S', ""), server_out);
+  CHECK(server_out[0] == 'P');
+  // Anything else in the pipeline (here a Describe) needs a server.
+  auto with_describe = msg('P', parse_body("x", "select 303")) + msg('D', std::string("Sx\0", 3)) + msg('S', "");
+  Relay third;
+  CHECK(third.try_answer_locally(wire::as_bytes(with_describe), 1 << 20, client_out) == 0);
+}

@@ -66,7 +66,37 @@ void Relay::ensure_prepared(const pool::Statement& stmt, pool::ServerConn& serve
     push({Kind::Close, Mode::Swallow, evicted});
   }
   server_out.append(stmt.parse_message);
-  push({Kind::Parse, Mode::Swallow, stmt.id});
+  push({Kind::Parse, Mode::Swallow, stmt.id, &stmt});
+}
+
+std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out) {
+  std::size_t pos = 0, parses = 0;
+  // First pass: check the shape without side effects.
+  for (;;) {
+    wire::Frame f;
+    if (wire::next_frame(buffered.subspan(pos), max_len, f) != wire::Decode::Ok) return 0;
+    pos += f.size();
+    if (f.type == wire::fe::Sync) break;
+    wire::ParseView p;
+    if (f.type != wire::fe::Parse || !wire::parse_parse(f.body, p) || p.name.empty()) return 0;
+    auto stmt = pool::StatementRegistry::global().find(p.query, wire::as_sv(p.param_types));
+    if (!stmt || !stmt->validated.load(std::memory_order_relaxed)) return 0;
+    ++parses;
+  }
+  if (parses == 0) return 0;
+  std::size_t consumed = pos;
+  pos = 0;
+  for (std::size_t i = 0; i < parses; ++i) {
+    wire::Frame f;
+    wire::next_frame(buffered.subspan(pos), max_len, f);
+    pos += f.size();
+    wire::ParseView p;
+    wire::parse_parse(f.body, p);
+    statements_[std::string(p.name)] = pool::StatementRegistry::global().find(p.query, wire::as_sv(p.param_types));
+    wire::parse_complete(client_out);
+  }
+  wire::ready_for_query(client_out, tx_status_);
+  return consumed;
 }
 
 Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out) {
@@ -107,7 +137,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
         push({Kind::Close, Mode::Swallow, evicted});
       }
       server_out.append(stmt->parse_message);
-      push({Kind::Parse, Mode::Forward, stmt->id});
+      push({Kind::Parse, Mode::Forward, stmt->id, stmt.get()});
       return Verdict::Ok;
     }
     case wire::fe::Bind: {
@@ -279,6 +309,7 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
     }
     case wire::be::ParseComplete:
       if (!front_is(Kind::Parse)) return desync("unexpected ParseComplete from server");
+      if (pending_.front().stmt) pending_.front().stmt->validated.store(true, std::memory_order_relaxed);
       pending_.pop_front();
       break;
     case wire::be::BindComplete:

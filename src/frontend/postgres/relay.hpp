@@ -49,6 +49,10 @@ class Relay {
   // Set when the server connection must not be reused (FATAL, protocol desync).
   bool server_broken() const { return server_broken_; }
   const std::string& error() const { return error_; }
+  // An idle client's pipeline made only of named Parse messages and a final Sync, all for
+  // statements some server already accepted, is answered here without a server connection
+  // (ParseComplete per Parse, then ReadyForQuery). Returns the bytes consumed, or 0.
+  std::size_t try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out);
   // Forget in-flight tracking (after the server connection was dropped).
   void reset_server_side();
   // Number of ReadyForQuery messages seen (each completes a request cycle).
@@ -61,6 +65,7 @@ class Relay {
     Kind kind;
     Mode mode = Mode::Forward;
     std::uint64_t stmt_id = 0;    // Parse: statement prepared on the server by this entry
+    const pool::Statement* stmt = nullptr;  // Parse: to mark it validated on ParseComplete
     std::int32_t effects = -1;    // Simple: index into effects_ when it changes session state
     bool failed = false;
   };

@@ -157,8 +157,8 @@ class Session {
   }
 
   // Sends an ErrorResponse; FATAL ones end the session.
-  awaitable<void> send_error(std::string_view severity, std::string_view code, std::string_view message,
-                             std::string_view hint = {}) {
+  // Parameters are owning strings: coroutine frames must not hold views of caller temporaries.
+  awaitable<void> send_error(std::string severity, std::string code, std::string message, std::string hint = {}) {
     std::string out;
     wire::error_response(out, severity, code, message, {}, hint);
     co_await write_client(out);
@@ -437,6 +437,8 @@ class Session {
     }
     server_ = std::move(r.conn);
     relay_.reset_server_side();
+    client_out_.clear();
+    server_out_.clear();
     if (!co_await sync_params()) {
       pool_->release(std::move(server_), false);
       co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
@@ -475,6 +477,13 @@ class Session {
     pool_->release(std::move(server_), ok);
   }
 
+  // The first direction to finish records why and stops the other one. Cancellation alone is not
+  // enough: an operation that already completed still resumes its coroutine.
+  Outcome stop(Outcome o) {
+    stopping_ = true;
+    return o;
+  }
+
   awaitable<Outcome> client_to_server() {
     for (;;) {
       for (;;) {
@@ -483,14 +492,14 @@ class Session {
         if (d == wire::Decode::NeedMore) break;
         if (d == wire::Decode::Malformed) {
           client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
-          co_return Outcome::ClientError;
+          co_return stop(Outcome::ClientError);
         }
         auto v = relay_.client_message(f, *server_, server_out_);
         in_begin_ += f.size();
-        if (v == Relay::Verdict::Terminate) co_return Outcome::ClientGone;
+        if (v == Relay::Verdict::Terminate) co_return stop(Outcome::ClientGone);
         if (v == Relay::Verdict::ProtocolError) {
           client_error_ = relay_.error();
-          co_return Outcome::ClientError;
+          co_return stop(Outcome::ClientError);
         }
       }
       if (!server_out_.empty()) {
@@ -499,7 +508,7 @@ class Session {
         co_await asio::async_write(server_->sock, asio::buffer(server_out_), asio::redirect_error(use_awaitable, ec));
         server_writing_ = false;
         server_out_.clear();
-        if (ec) co_return Outcome::ServerGone;
+        if (ec) co_return stop(Outcome::ServerGone);
       }
       if (relay_.has_pending() && relay_.only_synthetic_pending() && relay_.quiescent_stream() && !client_writing_) {
         client_writing_ = true;
@@ -507,9 +516,14 @@ class Session {
         bool ok = co_await write_client(synth_out_);
         client_writing_ = false;
         write_done_.cancel();
-        if (!ok) co_return Outcome::ClientGone;
+        if (!ok) co_return stop(Outcome::ClientGone);
+        if (stopping_) co_return Outcome::Detach;
       }
-      if (!co_await read_client()) co_return Outcome::ClientGone;
+      bool got = co_await read_client();
+      // The other direction may have finished while this read was completing: leave what was
+      // read in the buffer for the next cycle.
+      if (stopping_) co_return Outcome::Detach;
+      if (!got) co_return stop(Outcome::ClientGone);
     }
   }
 
@@ -517,23 +531,26 @@ class Session {
     for (;;) {
       error_code ec;
       std::size_t n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return Outcome::ServerGone;
+      if (ec) co_return stopping_ ? Outcome::ClientGone : stop(Outcome::ServerGone);
       if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
-        co_return Outcome::ServerError;
+        co_return stop(Outcome::ServerError);
+      if (stopping_) co_return Outcome::ClientGone;  // the client side ended first
       while (client_writing_) {  // the other direction is writing synthetic replies: wait
         write_done_.expires_after(std::chrono::seconds(1));
         co_await write_done_.async_wait(asio::redirect_error(use_awaitable, ec));
+        if (stopping_) co_return Outcome::ClientGone;
       }
       if (!client_out_.empty()) {
         client_writing_ = true;
         bool ok = co_await write_client(client_out_);
         client_writing_ = false;
-        if (!ok) co_return Outcome::ClientGone;
+        if (!ok) co_return stop(Outcome::ClientGone);
+        if (stopping_) co_return Outcome::ClientGone;
       }
       if (relay_.quiescent() && !server_writing_) {
         char tx = relay_.tx_status();
-        if (mode_ == config::PoolMode::Statement && tx != 'I') co_return Outcome::StatementMode;
-        if (mode_ != config::PoolMode::Session && tx == 'I') co_return Outcome::Detach;
+        if (mode_ == config::PoolMode::Statement && tx != 'I') co_return stop(Outcome::StatementMode);
+        if (mode_ != config::PoolMode::Session && tx == 'I') co_return stop(Outcome::Detach);
       }
     }
   }
@@ -575,8 +592,20 @@ class Session {
           continue;
         }
         if (f.type == wire::fe::Terminate) co_return;
+        if (f.type == wire::fe::Parse) {
+          // Prepare-only round trips (e.g. libpq's PQprepare) need no server connection when
+          // the statement is known: this also keeps clients that prepare synchronously from
+          // deadlocking behind transactions of their own thread.
+          std::string local;
+          if (std::size_t used = relay_.try_answer_locally(buffered_bytes(), max_packet_, local)) {
+            in_begin_ += used;
+            if (!co_await write_client(local)) co_return;
+            continue;
+          }
+        }
         if (!co_await attach()) co_return;
       }
+      stopping_ = false;
       auto result = co_await (client_to_server() || server_to_client());
       Outcome o = result.index() == 0 ? std::get<0>(result) : std::get<1>(result);
       switch (o) {
@@ -627,7 +656,7 @@ class Session {
   Relay relay_;
   std::uint32_t pid_ = 0;
   std::shared_ptr<CancelTarget> cancel_;
-  bool server_writing_ = false, client_writing_ = false, idle_wait_ = false;
+  bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   asio::steady_timer write_done_{client_.get_executor()};
 };
 

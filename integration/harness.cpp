@@ -1,0 +1,121 @@
+// Harness implementation: process control with fork/exec, bounded waits, libpq helpers.
+#include "harness.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+namespace sluice::itest {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+std::string pg_host() { return env_or("SLUICE_PG_HOST", "127.0.0.1"); }
+int pg_port() { return std::stoi(env_or("SLUICE_PG_PORT", env_or("SLUICE_PG_PRIMARY_PORT", "15432"))); }
+
+namespace {
+std::atomic<int> g_next_port{0};
+
+bool port_accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+}  // namespace
+
+SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra) {
+  if (g_next_port == 0) g_next_port = std::stoi(env_or("SLUICE_TEST_PORT_BASE", "16432"));
+  port_ = g_next_port++;
+  config_path_ = env_or("TMPDIR", "/tmp") + "/sluice-itest-" + std::to_string(::getpid()) + "-" + std::to_string(port_) + ".toml";
+  std::ofstream f(config_path_);
+  f << "[general]\nworkers = 2\nlog_level = \"" << env_or("SLUICE_TEST_LOG_LEVEL", "warn") << "\"\n" << general_extra << "\n"
+    << "[postgres]\nlisten = \"127.0.0.1:" << port_ << "\"\n\n"
+    << "[[users]]\nname = \"app\"\npassword = \"app\"\n\n"
+    << "[[users]]\nname = \"md5user\"\npassword = \"md5pass\"\nauth = \"md5\"\n\n"
+    << "[clusters.pg]\nprotocol = \"postgres\"\nprimary = \"" << pg_host() << ":" << pg_port() << "\"\n\n"
+    << pools_and_extra << "\n";
+  f.close();
+  std::string bin = env_or("SLUICE_BIN", SLUICE_DEFAULT_BIN);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::execl(bin.c_str(), bin.c_str(), "-c", config_path_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 200; ++i) {  // up to 10 s
+    if (port_accepts(port_)) return;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("sluice exited during start-up; config " + config_path_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error("sluice did not start listening on port " + std::to_string(port_));
+}
+
+SluiceProcess::~SluiceProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 100; ++i) {  // up to 10 s for a graceful stop
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+  ::unlink(config_path_.c_str());
+}
+
+std::string SluiceProcess::conninfo(const std::string& user, const std::string& password, const std::string& db) const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + user + " password=" + password + " dbname=" + db +
+         " connect_timeout=10 sslmode=disable";
+}
+
+std::string direct_conninfo(const std::string& db) {
+  return "host=" + pg_host() + " port=" + std::to_string(pg_port()) + " user=" + env_or("SLUICE_PG_SUPERUSER", "postgres") +
+         " password=" + env_or("SLUICE_PG_SUPERPASSWORD", "postgres") + " dbname=" + db + " sslmode=disable";
+}
+
+std::string Conn::scalar(const std::string& sql) {
+  PGresult* r = PQexec(c, sql.c_str());
+  std::string out;
+  auto st = PQresultStatus(r);
+  if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+  else if (st == PGRES_FATAL_ERROR) {
+    const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    out = std::string("ERROR:") + (code ? code : "?");
+  }
+  PQclear(r);
+  return out;
+}
+
+bool Conn::exec(const std::string& sql) {
+  PGresult* r = PQexec(c, sql.c_str());
+  auto st = PQresultStatus(r);
+  PQclear(r);
+  return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+}  // namespace sluice::itest

@@ -1,0 +1,52 @@
+// Integration-test harness: starts Sluice processes with a given config against the sandbox
+// (or any PostgreSQL named by SLUICE_PG_HOST / SLUICE_PG_PORT) and connects with libpq.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <string>
+
+namespace sluice::itest {
+
+std::string env_or(const char* name, const std::string& fallback);
+std::string pg_host();
+int pg_port();
+
+// A running `sluice -c <generated file>`; stopped with SIGTERM (then SIGKILL) on destruction.
+class SluiceProcess {
+ public:
+  // `extra` is appended to a base config that defines users app/md5user and cluster "pg".
+  explicit SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra = "");
+  ~SluiceProcess();
+  int port() const { return port_; }
+  int pid() const { return pid_; }
+  std::string conninfo(const std::string& user = "app", const std::string& password = "app",
+                       const std::string& db = "app") const;
+
+ private:
+  int pid_ = -1;
+  int port_ = 0;
+  std::string config_path_;
+};
+
+// RAII PGconn.
+struct Conn {
+  PGconn* c = nullptr;
+  explicit Conn(const std::string& conninfo) : c(PQconnectdb(conninfo.c_str())) {}
+  ~Conn() {
+    if (c) PQfinish(c);
+  }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  bool ok() const { return PQstatus(c) == CONNECTION_OK; }
+  std::string error() const { return PQerrorMessage(c); }
+  // Runs `sql`; returns the first column of the first row, or "ERROR:<sqlstate>" on failure.
+  std::string scalar(const std::string& sql);
+  // Runs `sql`, expecting success (command or tuples).
+  bool exec(const std::string& sql);
+};
+
+// A superuser connection straight to the backend (for checks behind Sluice's back).
+std::string direct_conninfo(const std::string& db = "app");
+
+}  // namespace sluice::itest

@@ -1,0 +1,436 @@
+// PostgreSQL front end, driven by libpq through Sluice against real PostgreSQL 15 servers.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace sluice::itest;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kTxPool = "[[pools]]\ndatabase = \"app\"\ncluster = \"pg\"\npool_mode = \"transaction\"\npool_size = ";
+
+std::string tx_pool(int size) { return std::string(kTxPool) + std::to_string(size) + "\n"; }
+
+// Reads one backend message from a raw socket (bounded by a receive timeout).
+bool read_message(int fd, char& type, std::string& body) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // libpq's sockets are non-blocking
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char hdr[5];
+  std::size_t got = 0;
+  while (got < 5) {
+    ssize_t n = ::recv(fd, hdr + got, 5 - got, 0);
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  type = hdr[0];
+  uint32_t len = (uint32_t(uint8_t(hdr[1])) << 24) | (uint32_t(uint8_t(hdr[2])) << 16) | (uint32_t(uint8_t(hdr[3])) << 8) | uint8_t(hdr[4]);
+  if (len < 4 || len > (1u << 20)) return false;
+  body.assign(len - 4, '\0');
+  got = 0;
+  while (got < body.size()) {
+    ssize_t n = ::recv(fd, body.data() + got, body.size() - got, 0);
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::string error_code_in(const std::string& body) {
+  for (std::size_t i = 0; i < body.size();) {
+    char f = body[i++];
+    if (f == 0) break;
+    auto end = body.find('\0', i);
+    if (f == 'C') return body.substr(i, end - i);
+    i = end + 1;
+  }
+  return "";
+}
+
+int raw_connect(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("authentication: SCRAM and md5 succeed; wrong password, unknown user and database fail properly") {
+  SluiceProcess s(tx_pool(5));
+  {
+    Conn c(s.conninfo());
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    CHECK(c.scalar("select current_user") == "app");
+    CHECK(std::string(PQparameterStatus(c.c, "server_version")).rfind("15", 0) == 0);
+    CHECK(PQbackendPID(c.c) != 0);
+  }
+  {
+    Conn c(s.conninfo("md5user", "md5pass"));
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    CHECK(c.scalar("select current_user") == "md5user");
+  }
+  {
+    Conn c(s.conninfo("app", "wrong"));
+    CHECK_FALSE(c.ok());
+    CHECK(c.error().find("password authentication failed for user \"app\"") != std::string::npos);
+  }
+  {
+    Conn c(s.conninfo("nobody", "x"));
+    CHECK_FALSE(c.ok());
+    CHECK(c.error().find("role \"nobody\" does not exist") != std::string::npos);
+  }
+  {
+    Conn c(s.conninfo("app", "app", "nodb"));
+    CHECK_FALSE(c.ok());
+    CHECK(c.error().find("database \"nodb\" does not exist") != std::string::npos);
+  }
+}
+
+TEST_CASE("raw protocol: SSLRequest is answered N, error codes 28P01 / 3D000 / 08P01 on the wire") {
+  SluiceProcess s(tx_pool(2));
+  int fd = raw_connect(s.port());
+  const unsigned char ssl[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+  REQUIRE(::send(fd, ssl, 8, 0) == 8);
+  char answer = 0;
+  REQUIRE(::recv(fd, &answer, 1, 0) == 1);
+  CHECK(answer == 'N');
+  // A startup packet claiming 2 GB.
+  const unsigned char huge[8] = {0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0};
+  REQUIRE(::send(fd, huge, 8, 0) == 8);
+  char type = 0;
+  std::string body;
+  REQUIRE(read_message(fd, type, body));
+  CHECK(type == 'E');
+  CHECK(error_code_in(body) == "08P01");
+  ::close(fd);
+
+  // After login, a message with an absurd length is refused with 08P01 and the session closes.
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  int cfd = PQsocket(c.c);
+  const unsigned char bad[5] = {'Q', 0x7f, 0xff, 0xff, 0xff};
+  REQUIRE(::send(cfd, bad, 5, 0) == 5);
+  REQUIRE(read_message(cfd, type, body));
+  CHECK(type == 'E');
+  CHECK(error_code_in(body) == "08P01");
+  // An unknown message type is refused too.
+  Conn c2(s.conninfo());
+  REQUIRE(c2.ok());
+  const unsigned char unknown[6] = {'!', 0, 0, 0, 5, 'x'};
+  REQUIRE(::send(PQsocket(c2.c), unknown, 6, 0) == 6);
+  REQUIRE(read_message(PQsocket(c2.c), type, body));
+  CHECK(type == 'E');
+  CHECK(error_code_in(body) == "08P01");
+  // Sluice is still serving.
+  Conn c3(s.conninfo());
+  CHECK(c3.scalar("select 7") == "7");
+}
+
+TEST_CASE("simple, extended and pipelined queries; errors and notices like a direct connection") {
+  SluiceProcess s(tx_pool(3));
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  PGresult* r = PQexec(c.c, "select g, repeat('x', g) from generate_series(1, 500) g");
+  REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+  CHECK(PQntuples(r) == 500);
+  CHECK(std::string(PQgetvalue(r, 499, 1)).size() == 500);
+  CHECK(std::string(PQfname(r, 1)) == "repeat");
+  PQclear(r);
+
+  // Errors inside a transaction: aborted state, then rollback.
+  CHECK(c.exec("begin"));
+  CHECK(c.scalar("select * from no_such_table") == "ERROR:42P01");
+  CHECK(PQtransactionStatus(c.c) == PQTRANS_INERROR);
+  CHECK(c.scalar("select 1") == "ERROR:25P02");
+  CHECK(c.exec("rollback"));
+  CHECK(PQtransactionStatus(c.c) == PQTRANS_IDLE);
+
+  // Notices are relayed.
+  static std::string notice;
+  PQsetNoticeReceiver(c.c, [](void*, const PGresult* res) { notice = PQresultErrorMessage(res); }, nullptr);
+  CHECK(c.exec("do $$ begin raise notice 'hello from plpgsql'; end $$"));
+  CHECK(notice.find("hello from plpgsql") != std::string::npos);
+
+  // Extended protocol with text and binary parameters.
+  const char* params[2] = {"41", "abc"};
+  r = PQexecParams(c.c, "select $1::int + 1, upper($2)", 2, nullptr, params, nullptr, nullptr, 0);
+  REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+  CHECK(std::string(PQgetvalue(r, 0, 0)) == "42");
+  CHECK(std::string(PQgetvalue(r, 0, 1)) == "ABC");
+  PQclear(r);
+  r = PQexecParams(c.c, "select $1::int", 1, nullptr, params, nullptr, nullptr, 1);  // binary result
+  REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+  CHECK(PQgetlength(r, 0, 0) == 4);
+  PQclear(r);
+
+  // Pipeline mode: several Syncs in flight, including an error in the middle.
+  REQUIRE(PQenterPipelineMode(c.c) == 1);
+  const char* v1[1] = {"1"};
+  REQUIRE(PQsendQueryParams(c.c, "select $1::int * 10", 1, nullptr, v1, nullptr, nullptr, 0));
+  REQUIRE(PQpipelineSync(c.c));
+  REQUIRE(PQsendQueryParams(c.c, "select 1/0", 0, nullptr, nullptr, nullptr, nullptr, 0));
+  REQUIRE(PQpipelineSync(c.c));
+  const char* v3[1] = {"3"};
+  REQUIRE(PQsendQueryParams(c.c, "select $1::int * 10", 1, nullptr, v3, nullptr, nullptr, 0));
+  REQUIRE(PQpipelineSync(c.c));
+  std::vector<std::string> seen;
+  int syncs = 0;
+  while (syncs < 3) {
+    PGresult* pr = PQgetResult(c.c);
+    if (!pr) continue;
+    auto st = PQresultStatus(pr);
+    if (st == PGRES_PIPELINE_SYNC) ++syncs;
+    else if (st == PGRES_TUPLES_OK) seen.push_back(PQgetvalue(pr, 0, 0));
+    else if (st == PGRES_FATAL_ERROR) seen.push_back(std::string("ERROR:") + PQresultErrorField(pr, PG_DIAG_SQLSTATE));
+    PQclear(pr);
+  }
+  REQUIRE(PQexitPipelineMode(c.c) == 1);
+  CHECK(seen == std::vector<std::string>{"10", "ERROR:22012", "30"});
+  CHECK(c.scalar("select 'still fine'") == "still fine");
+}
+
+TEST_CASE("prepared statements: 50 clients over 5 server connections in transaction mode") {
+  SluiceProcess s(tx_pool(5));
+  std::atomic<int> failures{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 50; ++t)
+    threads.emplace_back([&, t] {
+      Conn c(s.conninfo());
+      if (!c.ok()) {
+        ++failures;
+        return;
+      }
+      // Half the clients use one statement name, half another, with overlapping texts.
+      std::string name = t % 2 ? "add_one" : "stmt_" + std::to_string(t);
+      PGresult* r = PQprepare(c.c, name.c_str(), "select $1::int + 1", 0, nullptr);
+      if (PQresultStatus(r) != PGRES_COMMAND_OK) ++failures;
+      PQclear(r);
+      for (int i = 0; i < 20; ++i) {
+        std::string v = std::to_string(t * 100 + i);
+        const char* p[1] = {v.c_str()};
+        r = PQexecPrepared(c.c, name.c_str(), 1, p, nullptr, nullptr, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || std::stoi(PQgetvalue(r, 0, 0)) != t * 100 + i + 1) ++failures;
+        PQclear(r);
+      }
+      r = PQdescribePrepared(c.c, name.c_str());
+      if (PQresultStatus(r) != PGRES_COMMAND_OK || PQnparams(r) != 1) ++failures;
+      PQclear(r);
+      ++done;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  CHECK(done == 50);
+  Conn direct(direct_conninfo());
+  REQUIRE(direct.ok());
+  int servers = std::stoi(direct.scalar("select count(*) from pg_stat_activity where usename = 'app' and datname = 'app'"));
+  CHECK(servers <= 5);
+  CHECK(servers >= 1);
+  // A statement the client never prepared is still an error, with PostgreSQL's code.
+  Conn c(s.conninfo());
+  PGresult* r = PQexecPrepared(c.c, "never_prepared", 0, nullptr, nullptr, nullptr, 0);
+  CHECK(std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE)) == "26000");
+  PQclear(r);
+}
+
+TEST_CASE("COPY FROM STDIN and TO STDOUT of more than 10 MB") {
+  SluiceProcess s(tx_pool(2));
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  REQUIRE(c.exec("drop table if exists itest_copy; create table itest_copy (id int, payload text)"));
+  PGresult* r = PQexec(c.c, "copy itest_copy from stdin");
+  REQUIRE(PQresultStatus(r) == PGRES_COPY_IN);
+  PQclear(r);
+  const int rows = 120000;
+  std::string line, payload(90, 'p');
+  std::size_t sent = 0;
+  for (int i = 0; i < rows; ++i) {
+    line = std::to_string(i) + "\t" + payload + "\n";
+    REQUIRE(PQputCopyData(c.c, line.data(), static_cast<int>(line.size())) == 1);
+    sent += line.size();
+  }
+  CHECK(sent > 10'000'000);
+  REQUIRE(PQputCopyEnd(c.c, nullptr) == 1);
+  r = PQgetResult(c.c);
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  CHECK(std::string(PQcmdTuples(r)) == std::to_string(rows));
+  PQclear(r);
+  while ((r = PQgetResult(c.c))) PQclear(r);
+
+  r = PQexec(c.c, "copy itest_copy to stdout");
+  REQUIRE(PQresultStatus(r) == PGRES_COPY_OUT);
+  PQclear(r);
+  std::size_t received = 0;
+  int lines = 0;
+  char* buf = nullptr;
+  int n;
+  while ((n = PQgetCopyData(c.c, &buf, 0)) > 0) {
+    received += static_cast<std::size_t>(n);
+    ++lines;
+    PQfreemem(buf);
+  }
+  CHECK(n == -1);
+  r = PQgetResult(c.c);
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  while ((r = PQgetResult(c.c))) PQclear(r);
+  CHECK(lines == rows);
+  CHECK(received == sent);
+  // A failed COPY (client aborts) leaves the session usable.
+  r = PQexec(c.c, "copy itest_copy from stdin");
+  PQclear(r);
+  PQputCopyEnd(c.c, "client changed its mind");
+  r = PQgetResult(c.c);
+  CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+  PQclear(r);
+  while ((r = PQgetResult(c.c))) PQclear(r);
+  CHECK(c.scalar("select count(*) from itest_copy") == std::to_string(rows));
+  CHECK(c.exec("drop table itest_copy"));
+}
+
+TEST_CASE("cancel reaches the running pg_sleep and nothing else") {
+  SluiceProcess s(tx_pool(3));
+  Conn sleeper(s.conninfo()), bystander(s.conninfo());
+  REQUIRE(sleeper.ok());
+  REQUIRE(bystander.ok());
+  REQUIRE(PQsendQuery(sleeper.c, "select pg_sleep(30) /* itest-cancel */"));
+  Conn direct(direct_conninfo());
+  bool running = false;
+  for (int i = 0; i < 100 && !running; ++i) {  // wait (max 10 s) until the server runs it
+    running = direct.scalar("select count(*) from pg_stat_activity where query like '%itest-cancel%' and state = 'active' and pid <> pg_backend_pid()") == "1";
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE(running);
+  auto start = Clock::now();
+  PGcancel* cancel = PQgetCancel(sleeper.c);
+  char err[256];
+  REQUIRE(PQcancel(cancel, err, sizeof err) == 1);
+  PQfreeCancel(cancel);
+  PGresult* r = PQgetResult(sleeper.c);
+  CHECK(std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE)) == "57014");
+  PQclear(r);
+  while ((r = PQgetResult(sleeper.c))) PQclear(r);
+  CHECK(Clock::now() - start < std::chrono::seconds(10));
+  CHECK(sleeper.scalar("select 'after cancel'") == "after cancel");
+  CHECK(bystander.scalar("select 'untouched'") == "untouched");
+}
+
+TEST_CASE("a client killed mid-transaction does not leak its transaction to the next client") {
+  SluiceProcess s(tx_pool(1));
+  {
+    Conn setup(s.conninfo());
+    REQUIRE(setup.exec("drop table if exists itest_leak; create table itest_leak (v int)"));
+  }
+  {
+    Conn victim(s.conninfo());
+    REQUIRE(victim.exec("begin"));
+    REQUIRE(victim.exec("insert into itest_leak values (1)"));
+    CHECK(PQtransactionStatus(victim.c) == PQTRANS_INTRANS);
+    ::shutdown(PQsocket(victim.c), SHUT_RDWR);  // vanish without Terminate
+  }
+  Conn next(s.conninfo());
+  REQUIRE(next.ok());
+  CHECK(next.scalar("select count(*) from itest_leak") == "0");
+  CHECK(next.scalar("select coalesce(txid_current_if_assigned()::text, 'none')") == "none");
+  CHECK(PQtransactionStatus(next.c) == PQTRANS_IDLE);
+  CHECK(next.exec("drop table itest_leak"));
+}
+
+TEST_CASE("two clients with different TimeZone and search_path share one server connection") {
+  SluiceProcess s(tx_pool(1));
+  Conn a(s.conninfo()), b(s.conninfo());
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE(a.exec("create schema if not exists itest_a"));
+  REQUIRE(a.exec("set timezone = 'UTC'"));
+  REQUIRE(b.exec("set timezone = 'Asia/Tokyo'"));
+  REQUIRE(a.exec("set search_path to itest_a, public"));
+  for (int i = 0; i < 5; ++i) {
+    CHECK(a.scalar("show timezone") == "UTC");
+    CHECK(b.scalar("show timezone") == "Asia/Tokyo");
+    CHECK(a.scalar("show search_path") == "itest_a, public");
+    CHECK(b.scalar("show search_path") == "\"$user\", public");
+  }
+  CHECK(std::string(PQparameterStatus(a.c, "TimeZone")) == "UTC");
+  CHECK(std::string(PQparameterStatus(b.c, "TimeZone")) == "Asia/Tokyo");
+  CHECK(a.scalar("select pg_backend_pid()") == b.scalar("select pg_backend_pid()"));
+  // Startup parameters are honoured too.
+  Conn c(s.conninfo() + " application_name=itest_app options='-c extra_float_digits=2'");
+  REQUIRE(c.ok());
+  CHECK(c.scalar("show application_name") == "itest_app");
+  CHECK(c.scalar("show extra_float_digits") == "2");
+  CHECK(a.scalar("show extra_float_digits") == "1");  // the server default, not c's value  // not carried over to other clients
+  REQUIRE(a.exec("drop schema itest_a"));
+}
+
+TEST_CASE("pool exhaustion gives the query_wait_timeout error naming the pool") {
+  SluiceProcess s(tx_pool(1), "query_wait_timeout = \"1s\"");
+  Conn holder(s.conninfo());
+  REQUIRE(holder.exec("begin"));
+  REQUIRE(holder.scalar("select 1") == "1");
+  Conn waiter(s.conninfo());
+  REQUIRE(waiter.ok());  // login does not need a server connection once parameters are known
+  auto start = Clock::now();
+  PGresult* r = PQexec(waiter.c, "select 1");
+  PQclear(r);
+  std::string msg = PQerrorMessage(waiter.c);  // the FATAL, then libpq's "server closed the connection"
+  CHECK(msg.find("query_wait_timeout") != std::string::npos);
+  CHECK(msg.find("app/app") != std::string::npos);
+  CHECK(Clock::now() - start >= std::chrono::milliseconds(900));
+  CHECK(holder.exec("commit"));
+  Conn later(s.conninfo());
+  CHECK(later.scalar("select 2") == "2");
+}
+
+TEST_CASE("statement mode refuses transaction blocks; session mode resets state between clients") {
+  SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"pg\"\npool_mode = \"statement\"\npool_size = 2\n\n"
+                  "[[pools]]\ndatabase = \"*\"\ncluster = \"pg\"\npool_mode = \"session\"\npool_size = 1\n");
+  {
+    Conn c(s.conninfo());
+    CHECK(c.scalar("select 5") == "5");
+    PGresult* r = PQexec(c.c, "begin");
+    PQclear(r);
+    r = PQexec(c.c, "select 1");
+    CHECK(PQresultStatus(r) != PGRES_TUPLES_OK);
+    PQclear(r);
+  }
+  {
+    Conn c(s.conninfo("app", "app", "app2"));
+    REQUIRE(c.ok());
+    CHECK(c.scalar("select current_database()") == "app2");
+    REQUIRE(c.exec("set work_mem = '7MB'"));
+  }
+  Conn c(s.conninfo("app", "app", "app2"));
+  REQUIRE(c.ok());
+  CHECK(c.scalar("show work_mem") == "4MB");
+}
+
+TEST_CASE("a backend restart is survived: idle clients and new clients carry on") {
+  SluiceProcess s(tx_pool(2));
+  Conn idle(s.conninfo());
+  REQUIRE(idle.scalar("select 1") == "1");
+  std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
+  if (script.empty()) {
+    MESSAGE("SLUICE_SANDBOX_SCRIPT not set: skipping the restart step");
+    return;
+  }
+  REQUIRE(std::system((script + " restart-primary >/dev/null").c_str()) == 0);
+  CHECK(idle.scalar("select 'after restart'") == "after restart");
+  Conn fresh(s.conninfo());
+  REQUIRE(fresh.ok());
+  CHECK(fresh.scalar("select 3") == "3");
+}
