@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The README's two commands, and their helpers. Every subcommand is idempotent.
+#   integration/dev.sh up     install deps, build, start the sandbox and Sluice, print how to connect
+#   integration/dev.sh test   install deps, build, run every test (CTest)
+#   integration/dev.sh down   stop Sluice and the sandbox
+#   integration/dev.sh build  install deps and build only
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BUILD="${SLUICE_BUILD_DIR:-$ROOT/build}"
+RUN="$ROOT/.sandbox"
+
+build() {
+  "$ROOT/integration/setup.sh"
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON >/dev/null
+  cmake --build "$BUILD" -j2
+}
+
+sluice_running() {
+  [ -f "$RUN/sluice.pid" ] && kill -0 "$(cat "$RUN/sluice.pid")" 2>/dev/null
+}
+
+stop_sluice() {
+  if sluice_running; then
+    local pid
+    pid="$(cat "$RUN/sluice.pid")"
+    kill "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$RUN/sluice.pid"
+}
+
+up() {
+  build
+  "$ROOT/integration/sandbox.sh" up
+  stop_sluice  # restart so the freshly built binary runs
+  mkdir -p "$RUN"
+  "$BUILD/sluice" -c "$ROOT/config/sluice.dev.toml" 2>>"$RUN/sluice.log" &
+  echo $! >"$RUN/sluice.pid"
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 6432 && break; sleep 0.1; done
+  pg_isready -q -h 127.0.0.1 -p 6432 || { echo "Sluice did not start; see $RUN/sluice.log" >&2; exit 1; }
+  cat <<MSG
+
+Sluice is running (pid $(cat "$RUN/sluice.pid"), log $RUN/sluice.log) in front of the sandbox
+PostgreSQL 15 primary 127.0.0.1:15432 and replica 127.0.0.1:15433. Connect with:
+
+  PGPASSWORD=app psql -h 127.0.0.1 -p 6432 -U app app
+  postgresql://app:app@127.0.0.1:6432/app
+
+Stop everything with: integration/dev.sh down
+MSG
+}
+
+test_all() {
+  build
+  cd "$BUILD"
+  # A sandbox of its own (other ports, other directory) so tests never disturb `up`.
+  SLUICE_SANDBOX="$ROOT/.sandbox-test" SLUICE_PG_PRIMARY_PORT=25432 SLUICE_PG_REPLICA_PORT=25433 \
+    ctest --output-on-failure --timeout 900
+}
+
+case "${1:-}" in
+  up) up ;;
+  test) test_all ;;
+  build) build ;;
+  down) stop_sluice; "$ROOT/integration/sandbox.sh" down ;;
+  *) echo "usage: $0 up|test|down|build" >&2; exit 2 ;;
+esac
