@@ -3,6 +3,8 @@
 #include <boost/asio.hpp>
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <cstring>
 #include <iostream>
 
@@ -68,6 +70,14 @@ int main(int argc, char** argv) {
   if (cfg.mysql.enabled) log::warn("[mysql] is configured, but this build has no MySQL front end yet; ignoring it");
   if (cfg.http.enabled) log::warn("[http] is configured, but this build has no metrics endpoint yet; ignoring it");
   if (cfg.cache.enabled) log::warn("[cache] is enabled, but this build has no result cache yet; ignoring it");
+
+  // Each client and server connection is a descriptor: lift the soft limit to the hard one.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 2 * cfg.general.max_client_conn + 64)
+    log::warn("open file limit {} is low for max_client_conn = {}", rl.rlim_cur, cfg.general.max_client_conn);
 
   frontend::Context ctx;
   ctx.set_snapshot(snapshot);

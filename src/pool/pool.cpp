@@ -64,22 +64,28 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
     std::shared_ptr<Waiter> waiter;
     bool connect = false;
     {
+      // Preference: an idle connection on this worker; else a new connection while under
+      // pool_size (keeps sockets on their worker); else an idle one from another worker (moved
+      // here); else wait in line.
       std::lock_guard lock(mu_);
-      if (!idle_.empty()) {
-        // Prefer a connection already living on this worker; otherwise the most recent.
-        auto it = idle_.rbegin();
-        for (auto j = idle_.rbegin(); j != idle_.rend(); ++j)
-          if ((*j)->sock.get_executor() == ex) {
-            it = j;
-            break;
-          }
-        conn = std::move(*it);
-        idle_.erase(std::next(it).base());
+      auto local = idle_.rend();
+      for (auto j = idle_.rbegin(); j != idle_.rend(); ++j)
+        if ((*j)->sock.get_executor() == ex) {
+          local = j;
+          break;
+        }
+      if (local != idle_.rend()) {
+        conn = std::move(*local);
+        idle_.erase(std::next(local).base());
       } else if (total_ < settings_.pool_size && !closed_) {
         ++total_;
         connect = true;
+      } else if (!idle_.empty()) {
+        conn = std::move(idle_.back());
+        idle_.pop_back();
       } else {
         waiter = std::make_shared<Waiter>(ex);
+        waiter->since = Clock::now();
         waiters_.push_back(waiter);
       }
     }
@@ -98,7 +104,9 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
       connect = waiter->may_connect;
     }
     if (connect) co_return co_await connect_new(ex);
-    if (!conn->idle_alive()) {
+    // A connection the server closed while idle (restart, idle timeout, admin kill) has a FATAL
+    // or EOF waiting; probe for it unless it was in use a moment ago (saves a syscall per lease).
+    if (Clock::now() - conn->last_used >= std::chrono::milliseconds(100) && !conn->idle_alive()) {
       log::info("pool {}: discarding server connection {} closed by the server", name_, conn->id);
       conn->close_quietly();
       std::lock_guard lock(mu_);
@@ -126,8 +134,19 @@ void Pool::forget_one_locked() {
 
 void Pool::hand_over_locked(std::shared_ptr<ServerConn> conn) {
   if (!waiters_.empty()) {
-    auto w = std::move(waiters_.front());
-    waiters_.pop_front();
+    // Prefer a waiter on the connection's own worker (no socket move), unless the head of the
+    // line has already waited a while: bounded unfairness, no starvation.
+    auto pick = waiters_.begin();
+    if (Clock::now() - (*pick)->since < std::chrono::milliseconds(5)) {
+      auto ex = conn->sock.get_executor();
+      for (auto it = waiters_.begin(); it != waiters_.end(); ++it)
+        if ((*it)->timer.get_executor() == ex) {
+          pick = it;
+          break;
+        }
+    }
+    auto w = std::move(*pick);
+    waiters_.erase(pick);
     w->conn = std::move(conn);
     w->done = true;
     asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });

@@ -71,6 +71,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::shared_ptr<ServerConn> conn;
     bool may_connect = false;
     bool done = false;
+    Clock::time_point since;
   };
   asio::awaitable<LeaseResult> connect_new(asio::any_io_executor ex);
   void hand_over_locked(std::shared_ptr<ServerConn> conn);  // to the first waiter, or idle

@@ -59,9 +59,10 @@ void PreparedSet::clear() {
 
 void ServerConn::rebind(const asio::any_io_executor& ex) {
   if (sock.get_executor() == ex) return;
-  auto protocol = sock.local_endpoint().protocol();
   int fd = sock.release();
   sock = tcp::socket(ex, protocol, fd);
+  boost::system::error_code ec;
+  sock.non_blocking(true, ec);
 }
 
 bool ServerConn::idle_alive() {
@@ -138,6 +139,7 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
 
   auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
   conn->endpoint = endpoint;
+  conn->protocol = sock.local_endpoint().protocol();
   conn->prepared.set_capacity(max_prepared);
   std::optional<pg::ScramClient> scram;
   std::vector<std::uint8_t> in;
@@ -220,6 +222,7 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
           break;
         case pg::be::ReadyForQuery: {
           conn->initial = conn->params;
+          sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
           conn->sock = std::move(sock);
           ConnectResult res;
           res.conn = std::move(conn);

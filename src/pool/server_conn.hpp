@@ -55,6 +55,7 @@ class ServerConn {
   explicit ServerConn(tcp::socket s) : sock(std::move(s)) {}
   tcp::socket sock;
   config::Endpoint endpoint;
+  tcp protocol = tcp::v4();
   std::uint32_t backend_pid = 0, backend_key = 0;
   Params params;       // what this server session currently has (reported + tracked)
   Params initial;      // as reported at login (for resets)

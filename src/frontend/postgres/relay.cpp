@@ -15,15 +15,26 @@ void append_frame(std::string& out, const wire::Frame& f) {
   out.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.body.size() + 5);
 }
 
-// Cheap pre-check so ordinary queries never pay for statement splitting.
+// Cheap pre-check so ordinary queries never pay for statement splitting: the first word must be
+// one that changes session state, or the text holds more than one statement.
 bool may_change_session(std::string_view q) {
   std::size_t i = 0;
   while (i < q.size() && std::isspace(static_cast<unsigned char>(q[i]))) ++i;
   if (i < q.size() && (q[i] == '/' || q[i] == '-')) return true;  // leading comment: look closer
-  if (q.size() - i < 3) return false;
-  char c = static_cast<char>(std::tolower(static_cast<unsigned char>(q[i])));
-  if (c == 's' || c == 'r' || c == 'd') return true;
-  return std::memchr(q.data() + i, ';', q.size() - i) != nullptr;
+  std::size_t j = i;
+  while (j < q.size() && std::isalpha(static_cast<unsigned char>(q[j])) && j - i < 12) ++j;
+  std::string_view w = q.substr(i, j - i);
+  auto is = [&](std::string_view kw) {
+    if (w.size() != kw.size()) return false;
+    for (std::size_t k = 0; k < w.size(); ++k)
+      if (std::tolower(static_cast<unsigned char>(w[k])) != kw[k]) return false;
+    return true;
+  };
+  if (is("set") || is("reset") || is("discard") || is("deallocate")) return true;
+  // Several statements: a ';' followed by anything but blanks.
+  auto semi = q.find(';', j);
+  if (semi == std::string_view::npos) return false;
+  return q.find_first_not_of(" \t\r\n;", semi) != std::string_view::npos;
 }
 
 }  // namespace
@@ -40,6 +51,8 @@ Relay::Verdict Relay::desync(std::string what) {
 }
 
 void Relay::reset_server_side() {
+  unsynced_ = false;
+  copy_in_ = false;
   pending_.clear();
   effects_.clear();
   effects_base_ = 0;
@@ -100,6 +113,20 @@ std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len,
 }
 
 Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out) {
+  switch (f.type) {
+    case wire::fe::Parse:
+    case wire::fe::Bind:
+    case wire::fe::Describe:
+    case wire::fe::Execute:
+    case wire::fe::Close:
+      unsynced_ = true;
+      break;
+    case wire::fe::Sync:
+      unsynced_ = false;
+      break;
+    default:
+      break;
+  }
   switch (f.type) {
     case wire::fe::Query: {
       wire::Reader r(f.body);
@@ -225,6 +252,10 @@ void Relay::drain_synthetic(std::string& client_out) {
 
 void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_out) {
   drain_synthetic(client_out);
+  if (type == wire::be::CopyInResponse || type == wire::be::CopyBothResponse) copy_in_ = true;
+  else if (copy_in_ && (type == wire::be::CommandComplete || type == wire::be::ErrorResponse ||
+                        type == wire::be::ReadyForQuery))
+    copy_in_ = false;
   forward_ = true;
   if (!pending_.empty() && pending_.front().mode == Mode::Swallow &&
       ((type == wire::be::ParseComplete && pending_.front().kind == Kind::Parse) ||

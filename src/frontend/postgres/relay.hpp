@@ -43,6 +43,11 @@ class Relay {
   bool quiescent() const { return pending_.empty() && quiescent_stream(); }
   // True between server messages (no message half-forwarded).
   bool quiescent_stream() const { return hdr_len_ == 0 && body_left_ == 0; }
+  // True at a point where the server connection may change hands: everything answered, and no
+  // extended-protocol batch open (messages after the last Sync keep an implicit transaction).
+  bool at_boundary() const { return quiescent() && !unsynced_ && !copy_in_; }
+  // The server is in COPY FROM STDIN: the client streams data while the server stays silent.
+  bool in_copy_in() const { return copy_in_; }
   bool has_pending() const { return !pending_.empty(); }
   bool only_synthetic_pending() const;
   char tx_status() const { return tx_status_; }
@@ -93,6 +98,8 @@ class Relay {
   std::string captured_;
 
   char tx_status_ = 'I';
+  bool unsynced_ = false;
+  bool copy_in_ = false;
   bool server_broken_ = false;
   std::string error_;
   std::uint64_t cycles_ = 0;

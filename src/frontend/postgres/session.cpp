@@ -78,7 +78,7 @@ void parse_options(std::string_view opts, pool::Params& out) {
   }
 }
 
-enum class Outcome { Detach, ClientGone, ClientError, ServerGone, ServerError, StatementMode };
+enum class Outcome { Detach, Resume, ClientGone, ClientError, ServerGone, ServerError, StatementMode };
 
 class Session {
  public:
@@ -486,22 +486,7 @@ class Session {
 
   awaitable<Outcome> client_to_server() {
     for (;;) {
-      for (;;) {
-        wire::Frame f;
-        auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
-        if (d == wire::Decode::NeedMore) break;
-        if (d == wire::Decode::Malformed) {
-          client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
-          co_return stop(Outcome::ClientError);
-        }
-        auto v = relay_.client_message(f, *server_, server_out_);
-        in_begin_ += f.size();
-        if (v == Relay::Verdict::Terminate) co_return stop(Outcome::ClientGone);
-        if (v == Relay::Verdict::ProtocolError) {
-          client_error_ = relay_.error();
-          co_return stop(Outcome::ClientError);
-        }
-      }
+      if (auto o = forward_buffered()) co_return stop(*o);
       if (!server_out_.empty()) {
         server_writing_ = true;
         error_code ec;
@@ -547,11 +532,100 @@ class Session {
         if (!ok) co_return stop(Outcome::ClientGone);
         if (stopping_) co_return Outcome::ClientGone;
       }
-      if (relay_.quiescent() && !server_writing_) {
-        char tx = relay_.tx_status();
-        if (mode_ == config::PoolMode::Statement && tx != 'I') co_return stop(Outcome::StatementMode);
-        if (mode_ != config::PoolMode::Session && tx == 'I') co_return stop(Outcome::Detach);
+      if (!server_writing_ && relay_.quiescent() && !relay_.in_copy_in()) {
+        if (auto o = boundary_outcome()) co_return stop(*o);
+        co_return stop(Outcome::Resume);  // back to the half-duplex path
       }
+    }
+  }
+
+  // What to do at a quiet point: nothing (stay attached), detach, or refuse (statement mode).
+  std::optional<Outcome> boundary_outcome() const {
+    if (!relay_.at_boundary()) return std::nullopt;
+    char tx = relay_.tx_status();
+    if (mode_ == config::PoolMode::Statement && tx != 'I') return Outcome::StatementMode;
+    if (mode_ != config::PoolMode::Session && tx == 'I') return Outcome::Detach;
+    return std::nullopt;
+  }
+
+  // Translates every complete buffered client message; nullopt while all is well.
+  std::optional<Outcome> forward_buffered() {
+    for (;;) {
+      wire::Frame f;
+      auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
+      if (d == wire::Decode::NeedMore) return std::nullopt;
+      if (d == wire::Decode::Malformed) {
+        client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
+        return Outcome::ClientError;
+      }
+      auto v = relay_.client_message(f, *server_, server_out_);
+      in_begin_ += f.size();
+      if (v == Relay::Verdict::Terminate) return Outcome::ClientGone;
+      if (v == Relay::Verdict::ProtocolError) {
+        client_error_ = relay_.error();
+        return Outcome::ClientError;
+      }
+    }
+  }
+
+  // Writes as much as the kernel takes now, without suspending. Returns false on error.
+  static bool write_now(tcp::socket& sock, std::string& buf) {
+    error_code ec;
+    std::size_t n = sock.write_some(asio::buffer(buf), ec);
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return false;
+    buf.erase(0, n);
+    return true;
+  }
+
+  awaitable<bool> flush_client() {
+    if (client_out_.empty()) co_return true;
+    if (!write_now(client_, client_out_)) co_return false;
+    if (client_out_.empty()) co_return true;
+    co_return co_await write_client(client_out_);
+  }
+
+  // The attached phase. Half duplex in the common case: the whole request goes to the kernel at
+  // once, so the server can never block on us while we read its answer. Requests that do not
+  // fit, COPY FROM STDIN and replies Sluice must make itself go full duplex until quiet again.
+  awaitable<Outcome> relay_attached() {
+    for (;;) {
+      if (auto o = forward_buffered()) co_return *o;
+      if (!server_out_.empty()) {
+        if (!write_now(server_->sock, server_out_)) co_return Outcome::ServerGone;
+        if (!server_out_.empty() || relay_.in_copy_in()) {
+          stopping_ = false;
+          auto r = co_await (client_to_server() || server_to_client());
+          Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+          if (o != Outcome::Resume) co_return o;
+          continue;
+        }
+      }
+      if (relay_.has_pending()) {
+        if (relay_.only_synthetic_pending()) {
+          relay_.drain_synthetic(client_out_);
+          if (!co_await flush_client()) co_return Outcome::ClientGone;
+          continue;
+        }
+        error_code ec;
+        std::size_t n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+        if (ec) co_return Outcome::ServerGone;
+        if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+          co_return Outcome::ServerError;
+        if (!co_await flush_client()) co_return Outcome::ClientGone;
+        if (relay_.in_copy_in()) {
+          stopping_ = false;
+          auto r = co_await (client_to_server() || server_to_client());
+          Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+          if (o != Outcome::Resume) co_return o;
+          continue;
+        }
+        if (auto o = boundary_outcome()) co_return *o;
+        continue;
+      }
+      if (auto o = boundary_outcome()) co_return *o;
+      // Nothing in flight: the client owes the next message (in a transaction, mid-batch, or
+      // a session-mode client).
+      if (!co_await read_client()) co_return Outcome::ClientGone;
     }
   }
 
@@ -605,11 +679,10 @@ class Session {
         }
         if (!co_await attach()) co_return;
       }
-      stopping_ = false;
-      auto result = co_await (client_to_server() || server_to_client());
-      Outcome o = result.index() == 0 ? std::get<0>(result) : std::get<1>(result);
+      Outcome o = co_await relay_attached();
       switch (o) {
         case Outcome::Detach:
+        case Outcome::Resume:
           detach(true);
           break;
         case Outcome::ClientGone:
@@ -665,6 +738,7 @@ class Session {
 awaitable<void> serve_client(tcp::socket sock, Context& ctx) {
   error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
+  sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
   auto cfg = ctx.snapshot()->config;
   if (ctx.clients.fetch_add(1) >= cfg->general.max_client_conn) {
     ctx.clients.fetch_sub(1);

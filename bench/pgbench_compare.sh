@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# pgbench against direct PostgreSQL, PgBouncer (transaction mode), HAProxy (TCP pass-through) and
+# Sluice (transaction mode), side by side in one run, on the sandbox primary.
+# Prints TPS, average latency and each proxy's CPU microseconds per transaction
+# (utime+stime of the proxy process from /proc, before and after each case).
+#   bench/pgbench_compare.sh            # BENCH_SECONDS=10 per case, POOL_SIZE=10
+#   BENCH_ONLY="-S -c 16" bench/pgbench_compare.sh   # one case only
+# Results are written to bench/out/<timestamp>.md as a Markdown table.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SECONDS_PER_CASE="${BENCH_SECONDS:-10}"
+POOL_SIZE="${POOL_SIZE:-10}"
+PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
+SLUICE_PORT=6462 BOUNCER_PORT=6442 HAPROXY_PORT=6452
+BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
+[ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
+"$ROOT/integration/sandbox.sh" up >/dev/null
+
+WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat >"$WORK/sluice.toml" <<CONF
+[general]
+log_level = "warn"
+max_client_conn = 2000
+[postgres]
+listen = "127.0.0.1:$SLUICE_PORT"
+[[users]]
+name = "app"
+password = "app"
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:$PG_PORT"
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = $POOL_SIZE
+CONF
+"$BIN" -c "$WORK/sluice.toml" 2>"$WORK/sluice.log" &
+SLUICE_PID=$!
+PIDS+=("$SLUICE_PID")
+
+cat >"$WORK/userlist.txt" <<'LIST'
+"app" "app"
+LIST
+cat >"$WORK/pgbouncer.ini" <<CONF
+[databases]
+app = host=127.0.0.1 port=$PG_PORT dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+auth_type = scram-sha-256
+auth_file = $WORK/userlist.txt
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+max_client_conn = 2000
+logfile = $WORK/pgbouncer.log
+pidfile = $WORK/pgbouncer.pid
+unix_socket_dir =
+CONF
+chmod 644 "$WORK"/*
+if [ "$(id -u)" = 0 ]; then  # PgBouncer refuses to run as root
+  chown postgres "$WORK"
+  runuser -u postgres -- pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
+else
+  pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
+fi
+for _ in $(seq 1 50); do [ -s "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
+BOUNCER_PID="$(cat "$WORK/pgbouncer.pid")"
+PIDS+=("$BOUNCER_PID")
+
+cat >"$WORK/haproxy.cfg" <<CONF
+global
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+listen pg
+  bind 127.0.0.1:$HAPROXY_PORT
+  server primary 127.0.0.1:$PG_PORT
+CONF
+haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!
+PIDS+=("$HAPROXY_PID")
+
+for port in $SLUICE_PORT $BOUNCER_PORT $HAPROXY_PORT; do
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
+done
+
+export PGPASSWORD=app
+pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
+
+cpu_us() {  # utime+stime of a process (all threads), in microseconds
+  local ticks
+  ticks=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  echo $((ticks * 1000000 / $(getconf CLK_TCK)))
+}
+
+OUT_DIR="$ROOT/bench/out"
+mkdir -p "$OUT_DIR"
+OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ).md"
+{
+  echo "pgbench ${SECONDS_PER_CASE}s per case, pool_size $POOL_SIZE (Sluice, PgBouncer), scale 10, $(nproc) cores, $(date -u +%F)"
+  echo
+  echo "| case | target | tps | avg latency ms | proxy CPU us/tx | failed |"
+  echo "|---|---|---:|---:|---:|---:|"
+} | tee "$OUT"
+
+run() {  # case label, clients, pgbench options
+  local label="$1" clients="$2"
+  shift 2
+  if [ -n "${BENCH_ONLY:-}" ] && [ "$label" != "$BENCH_ONLY" ]; then return; fi
+  for target in direct pgbouncer haproxy sluice; do
+    local port pid=""
+    case $target in
+      direct) port=$PG_PORT ;;
+      pgbouncer) port=$BOUNCER_PORT; pid=$BOUNCER_PID ;;
+      haproxy) port=$HAPROXY_PORT; pid=$HAPROXY_PID ;;
+      sluice) port=$SLUICE_PORT; pid=$SLUICE_PID ;;
+    esac
+    local before=0 after=0
+    [ -n "$pid" ] && before=$(cpu_us "$pid")
+    local out
+    out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) pgbench -n -c "$clients" -j 2 -T "$SECONDS_PER_CASE" "$@" -h 127.0.0.1 -p "$port" -U app app 2>&1)" || true
+    [ -n "$pid" ] && after=$(cpu_us "$pid")
+    local tps lat txs failed cpu="-"
+    tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
+    lat="$(sed -n 's/^latency average = \([0-9.]*\).*/\1/p' <<<"$out")"
+    txs="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
+    failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")"
+    if [ -z "$tps" ]; then
+      tps="error"
+      failed="$(grep -m1 -o 'error: .*' <<<"$out" | cut -c1-60)"
+    elif [ -n "$pid" ] && [ "${txs:-0}" -gt 0 ]; then
+      cpu=$(((after - before) / txs))
+    fi
+    echo "| $label | $target | ${tps%.*} | ${lat:--} | $cpu | ${failed:-0} |" | tee -a "$OUT"
+  done
+}
+
+run "-S -c 16" 16 -S
+run "-S -c 50" 50 -S
+run "-S -M extended -c 50" 50 -S -M extended
+run "-S -M prepared -c 50" 50 -S -M prepared
+run "tpcb-like -c 50" 50
+run "-S -C -c 50" 50 -S -C
+echo
+echo "written to $OUT"
