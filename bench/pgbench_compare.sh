@@ -3,12 +3,14 @@
 # Sluice (transaction mode), side by side in one run, on the sandbox primary.
 # Prints TPS, average latency and each proxy's CPU microseconds per transaction
 # (utime+stime of the proxy process from /proc, before and after each case).
-#   bench/pgbench_compare.sh            # BENCH_SECONDS=10 per case, POOL_SIZE=10
+#   bench/pgbench_compare.sh            # BENCH_SECONDS=8 per run, BENCH_ROUNDS=3, POOL_SIZE=10
 #   BENCH_ONLY="-S -c 16" bench/pgbench_compare.sh   # one case only
+#   SLUICE_WORKERS=1 bench/pgbench_compare.sh          # Sluice worker threads (default: one per core)
 # Results are written to bench/out/<timestamp>.md as a Markdown table.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SECONDS_PER_CASE="${BENCH_SECONDS:-10}"
+SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 POOL_SIZE="${POOL_SIZE:-10}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6462 BOUNCER_PORT=6442 HAPROXY_PORT=6452
@@ -28,6 +30,7 @@ trap cleanup EXIT
 
 cat >"$WORK/sluice.toml" <<CONF
 [general]
+workers = ${SLUICE_WORKERS:-0}
 log_level = "warn"
 max_client_conn = 2000
 [postgres]
@@ -110,41 +113,65 @@ OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"
 OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ).md"
 {
-  echo "pgbench ${SECONDS_PER_CASE}s per case, pool_size $POOL_SIZE (Sluice, PgBouncer), scale 10, $(nproc) cores, $(date -u +%F)"
+  echo "pgbench ${SECONDS_PER_CASE}s per run, median of $ROUNDS interleaved rounds, pool_size $POOL_SIZE (Sluice, PgBouncer), scale 10, $(nproc) cores, $(date -u +%F)"
   echo
   echo "| case | target | tps | avg latency ms | proxy CPU us/tx | failed |"
   echo "|---|---|---:|---:|---:|---:|"
 } | tee "$OUT"
 
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+
+measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx failed" (or "error msg")
+  local target="$1" clients="$2"
+  shift 2
+  local port pid=""
+  case $target in
+    direct) port=$PG_PORT ;;
+    pgbouncer) port=$BOUNCER_PORT; pid=$BOUNCER_PID ;;
+    haproxy) port=$HAPROXY_PORT; pid=$HAPROXY_PID ;;
+    sluice) port=$SLUICE_PORT; pid=$SLUICE_PID ;;
+  esac
+  local before=0 after=0 out
+  if [ -n "$pid" ]; then before=$(cpu_us "$pid"); fi
+  out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) pgbench -n -c "$clients" -j 2 -T "$SECONDS_PER_CASE" "$@" -h 127.0.0.1 -p "$port" -U app app 2>&1)" || true
+  if [ -n "$pid" ]; then after=$(cpu_us "$pid"); fi
+  local tps lat txs failed cpu="-"
+  tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
+  lat="$(sed -n 's/^latency average = \([0-9.]*\).*/\1/p' <<<"$out")"
+  txs="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
+  failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")"
+  if [ -z "$tps" ]; then
+    echo "error $(grep -m1 -o 'error: .*' <<<"$out" | cut -c1-50 | tr ' |' '_/')"
+    return
+  fi
+  if [ -n "$pid" ] && [ "${txs:-0}" -gt 0 ]; then cpu=$(awk -v d=$((after - before)) -v t="$txs" 'BEGIN {printf "%.1f", d / t}'); fi
+  echo "${tps%.*} ${lat:--} $cpu ${failed:-0}"
+}
+
+# Each case runs ROUNDS times with the targets interleaved; the table shows medians, so one noisy
+# neighbour on a shared machine does not decide the comparison.
 run() {  # case label, clients, pgbench options
   local label="$1" clients="$2"
   shift 2
   if [ -n "${BENCH_ONLY:-}" ] && [ "$label" != "$BENCH_ONLY" ]; then return; fi
+  declare -A T L C F
+  for _ in $(seq 1 "$ROUNDS"); do
+    for target in direct pgbouncer haproxy sluice; do
+      read -r tps lat cpu failed <<<"$(measure "$target" "$clients" "$@")"
+      if [ "$tps" = error ]; then F[$target]="$lat"; continue; fi
+      T[$target]+="$tps "
+      L[$target]+="$lat "
+      if [ "$cpu" != "-" ]; then C[$target]+="$cpu "; fi
+      if [ "$failed" != 0 ]; then F[$target]="$failed"; fi
+    done
+  done
   for target in direct pgbouncer haproxy sluice; do
-    local port pid=""
-    case $target in
-      direct) port=$PG_PORT ;;
-      pgbouncer) port=$BOUNCER_PORT; pid=$BOUNCER_PID ;;
-      haproxy) port=$HAPROXY_PORT; pid=$HAPROXY_PID ;;
-      sluice) port=$SLUICE_PORT; pid=$SLUICE_PID ;;
-    esac
-    local before=0 after=0
-    [ -n "$pid" ] && before=$(cpu_us "$pid")
-    local out
-    out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) pgbench -n -c "$clients" -j 2 -T "$SECONDS_PER_CASE" "$@" -h 127.0.0.1 -p "$port" -U app app 2>&1)" || true
-    [ -n "$pid" ] && after=$(cpu_us "$pid")
-    local tps lat txs failed cpu="-"
-    tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
-    lat="$(sed -n 's/^latency average = \([0-9.]*\).*/\1/p' <<<"$out")"
-    txs="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
-    failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")"
-    if [ -z "$tps" ]; then
-      tps="error"
-      failed="$(grep -m1 -o 'error: .*' <<<"$out" | cut -c1-60)"
-    elif [ -n "$pid" ] && [ "${txs:-0}" -gt 0 ]; then
-      cpu=$(((after - before) / txs))
-    fi
-    echo "| $label | $target | ${tps%.*} | ${lat:--} | $cpu | ${failed:-0} |" | tee -a "$OUT"
+    local t l c
+    t=$(median <<<"${T[$target]:-}")
+    l=$(median <<<"${L[$target]:-}")
+    c=$(median <<<"${C[$target]:-}")
+    if [ -z "${T[$target]:-}" ]; then t="error"; fi
+    echo "| $label | $target | $t | $l | $c | ${F[$target]:-0} |" | tee -a "$OUT"
   done
 }
 

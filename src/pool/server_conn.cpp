@@ -15,16 +15,25 @@ const std::string* Params::find(std::string_view name) const {
     if (k == name) return &v;
   return nullptr;
 }
+std::uint64_t Params::pair_hash(std::string_view name, std::string_view value) {
+  std::uint64_t h = std::hash<std::string_view>{}(name) * 0x9E3779B97F4A7C15ull;
+  h ^= std::hash<std::string_view>{}(value) + 0x632BE59BD9B4E019ull + (h << 6) + (h >> 2);
+  return h * 0xBF58476D1CE4E5B9ull;
+}
 void Params::set(std::string_view name, std::string_view value) {
   for (auto& [k, v] : items)
     if (k == name) {
+      if (v == value) return;
+      fingerprint ^= pair_hash(k, v);
       v = value;
+      fingerprint ^= pair_hash(k, v);
       return;
     }
   items.emplace_back(std::string(name), std::string(value));
+  fingerprint ^= pair_hash(name, value);
 }
 void Params::erase(std::string_view name) {
-  std::erase_if(items, [&](auto& kv) { return kv.first == name; });
+  erase_if([&](auto& kv) { return kv.first == name; });
 }
 
 void PreparedSet::touch(std::uint64_t id) {

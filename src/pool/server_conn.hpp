@@ -21,12 +21,26 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-// Ordered name -> value list; small (a dozen entries), so linear search wins.
+// Ordered name -> value list; small (a dozen entries), so linear search wins. `fingerprint` is an
+// order-independent 64-bit hash of all pairs, kept up to date, so two equal sets are recognized
+// without comparing strings (the attach hot path).
 struct Params {
   std::vector<std::pair<std::string, std::string>> items;
+  std::uint64_t fingerprint = 0;
   const std::string* find(std::string_view name) const;
   void set(std::string_view name, std::string_view value);
   void erase(std::string_view name);
+  template <typename Pred>
+  void erase_if(Pred pred) {
+    for (auto it = items.begin(); it != items.end();)
+      if (pred(*it)) {
+        fingerprint ^= pair_hash(it->first, it->second);
+        it = items.erase(it);
+      } else {
+        ++it;
+      }
+  }
+  static std::uint64_t pair_hash(std::string_view name, std::string_view value);
 };
 
 // Bounded LRU set of statement ids prepared on one server connection.

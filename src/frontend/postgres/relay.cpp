@@ -281,8 +281,8 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
       case sql::SessionCommand::DiscardAll:
       case sql::SessionCommand::ResetAll:
         // Reported parameters come back through ParameterStatus; the rest return to defaults.
-        std::erase_if(client_params.items, [&](auto& kv) { return !server.initial.find(kv.first); });
-        std::erase_if(server.params.items, [&](auto& kv) { return !server.initial.find(kv.first); });
+        client_params.erase_if([&](auto& kv) { return !server.initial.find(kv.first); });
+        server.params.erase_if([&](auto& kv) { return !server.initial.find(kv.first); });
         if (e.command == sql::SessionCommand::ResetAll) break;
         [[fallthrough]];
       case sql::SessionCommand::DeallocateAll:

@@ -395,8 +395,9 @@ class Session {
 
   // Makes the server session look like this client's: SET what differs (docs 55.2.6).
   awaitable<bool> sync_params() {
-    std::string sql;
     auto& server = *server_;
+    if (server.params.fingerprint == relay_.client_params.fingerprint) co_return true;  // identical sets
+    std::string sql;
     for (auto& [k, v] : relay_.client_params.items) {
       if (!settable(k)) continue;
       const std::string* cur = server.params.find(k);
@@ -468,7 +469,7 @@ class Session {
       if (relay_.tx_status() != 'I') ok = co_await run_internal("ROLLBACK", false);
       if (ok && !pgc.server_reset_query.empty()) {
         ok = co_await run_internal(pgc.server_reset_query, false);
-        std::erase_if(server_->params.items, [&](auto& kv) { return !server_->initial.find(kv.first); });
+        server_->params.erase_if([&](auto& kv) { return !server_->initial.find(kv.first); });
         server_->prepared.clear();
       }
     } else if (relay_.tx_status() != 'I') {
