@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # pgbench against direct PostgreSQL, PgBouncer (transaction mode), HAProxy (TCP pass-through) and
 # Sluice (transaction mode), side by side in one run, on the sandbox primary.
+# Sluice runs twice: with the default workers (one per core) and with one worker ("sluice-1w",
+# PgBouncer's single-threaded shape).
 # Prints TPS, average latency and each proxy's CPU microseconds per transaction
 # (utime+stime of the proxy process from /proc, before and after each case).
 #   bench/pgbench_compare.sh            # BENCH_SECONDS=8 per run, BENCH_ROUNDS=3, POOL_SIZE=10
@@ -11,9 +13,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
+TARGETS="direct pgbouncer haproxy sluice sluice-1w"
 POOL_SIZE="${POOL_SIZE:-10}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
-SLUICE_PORT=6462 BOUNCER_PORT=6442 HAPROXY_PORT=6452
+SLUICE_PORT=6462 SLUICE1_PORT=6463 BOUNCER_PORT=6442 HAPROXY_PORT=6452
 BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
 [ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
 "$ROOT/integration/sandbox.sh" up >/dev/null
@@ -50,6 +53,11 @@ CONF
 "$BIN" -c "$WORK/sluice.toml" 2>"$WORK/sluice.log" &
 SLUICE_PID=$!
 PIDS+=("$SLUICE_PID")
+# The same with one worker thread: PgBouncer's shape (one thread), for a like-for-like CPU figure.
+sed -e "s/^workers = .*/workers = 1/" -e "s/127.0.0.1:$SLUICE_PORT/127.0.0.1:$SLUICE1_PORT/" "$WORK/sluice.toml" >"$WORK/sluice1.toml"
+"$BIN" -c "$WORK/sluice1.toml" 2>"$WORK/sluice1.log" &
+SLUICE1_PID=$!
+PIDS+=("$SLUICE1_PID")
 
 cat >"$WORK/userlist.txt" <<'LIST'
 "app" "app"
@@ -96,7 +104,7 @@ haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
 
-for port in $SLUICE_PORT $BOUNCER_PORT $HAPROXY_PORT; do
+for port in $SLUICE_PORT $SLUICE1_PORT $BOUNCER_PORT $HAPROXY_PORT; do
   for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
 done
 
@@ -130,6 +138,7 @@ measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx failed
     pgbouncer) port=$BOUNCER_PORT; pid=$BOUNCER_PID ;;
     haproxy) port=$HAPROXY_PORT; pid=$HAPROXY_PID ;;
     sluice) port=$SLUICE_PORT; pid=$SLUICE_PID ;;
+    sluice-1w) port=$SLUICE1_PORT; pid=$SLUICE1_PID ;;
   esac
   local before=0 after=0 out
   if [ -n "$pid" ]; then before=$(cpu_us "$pid"); fi
@@ -156,7 +165,7 @@ run() {  # case label, clients, pgbench options
   if [ -n "${BENCH_ONLY:-}" ] && [ "$label" != "$BENCH_ONLY" ]; then return; fi
   declare -A T L C F
   for _ in $(seq 1 "$ROUNDS"); do
-    for target in direct pgbouncer haproxy sluice; do
+    for target in $TARGETS; do
       read -r tps lat cpu failed <<<"$(measure "$target" "$clients" "$@")"
       if [ "$tps" = error ]; then F[$target]="$lat"; continue; fi
       T[$target]+="$tps "
@@ -165,7 +174,7 @@ run() {  # case label, clients, pgbench options
       if [ "$failed" != 0 ]; then F[$target]="$failed"; fi
     done
   done
-  for target in direct pgbouncer haproxy sluice; do
+  for target in $TARGETS; do
     local t l c
     t=$(median <<<"${T[$target]:-}")
     l=$(median <<<"${L[$target]:-}")

@@ -36,13 +36,14 @@ std::optional<CancelInfo> CancelRegistry::find(std::uint32_t pid, std::uint32_t 
     t = it->second;
   }
   if (t->key != key) return std::nullopt;
-  std::lock_guard lock(t->mu);
-  if (!t->attached) return std::nullopt;
-  CancelInfo copy;
-  copy.endpoint = t->endpoint;
-  copy.server_pid = t->server_pid;
-  copy.server_key = t->server_key;
-  return copy;
+  const config::Endpoint* ep = t->endpoint.load(std::memory_order_acquire);
+  if (!ep) return std::nullopt;
+  std::uint64_t pk = t->server_pid_key.load(std::memory_order_relaxed);
+  CancelInfo info;
+  info.endpoint = *ep;
+  info.server_pid = static_cast<std::uint32_t>(pk >> 32);
+  info.server_key = static_cast<std::uint32_t>(pk);
+  return info;
 }
 
 }  // namespace sluice::frontend::pg

@@ -3,6 +3,7 @@
 // Shared across workers: the map is guarded by mu_; each target by its own small mutex.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -13,12 +14,13 @@
 
 namespace sluice::frontend::pg {
 
+// Updated on every attach/detach, so lock-free: relaxed atomics. A cancel racing with a
+// detach may reach the previous server session's key; PostgreSQL then finds nothing running
+// for that key or cancels a query that just finished, which a cancel may always do (55.2.7).
 struct CancelTarget {
-  mutable std::mutex mu;
   std::uint32_t key = 0;  // the secret half of the client's BackendKeyData (immutable)
-  bool attached = false;
-  config::Endpoint endpoint;
-  std::uint32_t server_pid = 0, server_key = 0;
+  std::atomic<const config::Endpoint*> endpoint{nullptr};  // null = not attached; points into a Pool
+  std::atomic<std::uint64_t> server_pid_key{0};            // pid << 32 | key
 };
 
 struct CancelInfo {

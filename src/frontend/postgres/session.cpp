@@ -421,13 +421,13 @@ class Session {
   }
 
   void set_cancel_target(bool attached) {
-    std::lock_guard lock(cancel_->mu);
-    cancel_->attached = attached;
-    if (attached) {
-      cancel_->endpoint = server_->endpoint;
-      cancel_->server_pid = server_->backend_pid;
-      cancel_->server_key = server_->backend_key;
+    if (!attached) {
+      cancel_->endpoint.store(nullptr, std::memory_order_release);
+      return;
     }
+    cancel_->server_pid_key.store(std::uint64_t(server_->backend_pid) << 32 | server_->backend_key,
+                                  std::memory_order_relaxed);
+    cancel_->endpoint.store(&pool_->endpoint(), std::memory_order_release);
   }
 
   awaitable<bool> attach() {
