@@ -1,6 +1,7 @@
 // PostgreSQL front end, driven by libpq through Sluice against real PostgreSQL 15 servers.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -433,4 +434,58 @@ TEST_CASE("a backend restart is survived: idle clients and new clients carry on"
   Conn fresh(s.conninfo());
   REQUIRE(fresh.ok());
   CHECK(fresh.scalar("select 3") == "3");
+}
+
+TEST_CASE("max_client_conn refuses the excess client; client_idle_timeout closes idle clients") {
+  SluiceProcess s(tx_pool(2), "max_client_conn = 2\nclient_idle_timeout = \"1s\"");
+  Conn a(s.conninfo()), b(s.conninfo());
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  Conn c(s.conninfo());
+  CHECK_FALSE(c.ok());
+  CHECK(c.error().find("too many clients") != std::string::npos);
+  CHECK(a.scalar("select 1") == "1");
+  // The feature under test is a timeout: let a stay idle past it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  CHECK(a.scalar("select 1") != "1");
+  CHECK(std::string(PQerrorMessage(a.c)).find("client_idle_timeout") != std::string::npos);
+}
+
+TEST_CASE("min_pool_size keeps server connections open once the pool exists") {
+  SluiceProcess s(tx_pool(2) + "\n[[pools]]\ndatabase = \"app2\"\ncluster = \"pg\"\npool_mode = \"transaction\"\npool_size = 4\nmin_pool_size = 3\n");
+  {
+    Conn c(s.conninfo("app", "app", "app2"));
+    REQUIRE(c.scalar("select 1") == "1");
+  }
+  Conn direct(direct_conninfo());
+  std::string count;
+  for (int i = 0; i < 50; ++i) {  // the janitor runs every second: allow up to 5 s
+    count = direct.scalar("select count(*) from pg_stat_activity where datname = 'app2' and usename = 'app'");
+    if (count == "3") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(count == "3");
+}
+
+TEST_CASE("SIGTERM: open transactions finish, new clients are refused, then Sluice exits") {
+  SluiceProcess s(tx_pool(2), "shutdown_timeout = \"10s\"");
+  Conn setup(s.conninfo());
+  REQUIRE(setup.exec("drop table if exists itest_shutdown; create table itest_shutdown (v int)"));
+  Conn tx(s.conninfo());
+  REQUIRE(tx.exec("begin"));
+  REQUIRE(tx.exec("insert into itest_shutdown values (1)"));
+  REQUIRE(::kill(s.pid(), SIGTERM) == 0);
+  // The idle client is told Sluice is shutting down; the one in a transaction may finish it.
+  CHECK(tx.exec("insert into itest_shutdown values (2)"));
+  CHECK(tx.exec("commit"));
+  bool refused = false;
+  for (int i = 0; i < 50 && !refused; ++i) {  // the listener closes right after the signal
+    Conn late(s.conninfo());
+    refused = !late.ok();
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(refused);
+  Conn direct(direct_conninfo());
+  CHECK(direct.scalar("select count(*) from itest_shutdown") == "2");
+  CHECK(direct.exec("drop table itest_shutdown"));
 }

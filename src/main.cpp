@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 2 * cfg.general.max_client_conn + 64)
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.general.max_client_conn + 256)
     log::warn("open file limit {} is low for max_client_conn = {}", rl.rlim_cur, cfg.general.max_client_conn);
 
   frontend::Context ctx;

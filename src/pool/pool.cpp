@@ -57,6 +57,19 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   co_return out;
 }
 
+std::shared_ptr<ServerConn> Pool::try_lease_local(const asio::any_io_executor& ex) {
+  auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  for (auto j = idle_.rbegin(); j != idle_.rend(); ++j)
+    if ((*j)->sock.get_executor() == ex) {
+      if (now - (*j)->last_used >= std::chrono::milliseconds(100)) return nullptr;  // needs a probe
+      auto conn = std::move(*j);
+      idle_.erase(std::next(j).base());
+      return conn;
+    }
+  return nullptr;
+}
+
 asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Duration wait) {
   auto deadline = Clock::now() + wait;
   for (;;) {

@@ -45,6 +45,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   // Waits at most `wait` for a connection; the result's socket runs on `ex`.
   asio::awaitable<LeaseResult> lease(asio::any_io_executor ex, config::Duration wait);
+  // Non-suspending fast path: an idle connection already living on `ex` that needs no probe,
+  // or null (then call lease()).
+  std::shared_ptr<ServerConn> try_lease_local(const asio::any_io_executor& ex);
   // Returns a connection. `reusable` = false closes it (state unknown or broken).
   void release(std::shared_ptr<ServerConn> conn, bool reusable);
 

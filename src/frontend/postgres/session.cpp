@@ -431,16 +431,19 @@ class Session {
   }
 
   awaitable<bool> attach() {
-    auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
-    if (!r.conn) {
-      co_await report_lease_failure(r);
-      co_return false;
+    server_ = pool_->try_lease_local(client_.get_executor());
+    if (!server_) {
+      auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+      if (!r.conn) {
+        co_await report_lease_failure(r);
+        co_return false;
+      }
+      server_ = std::move(r.conn);
     }
-    server_ = std::move(r.conn);
     relay_.reset_server_side();
     client_out_.clear();
     server_out_.clear();
-    if (!co_await sync_params()) {
+    if (server_->params.fingerprint != relay_.client_params.fingerprint && !co_await sync_params()) {
       pool_->release(std::move(server_), false);
       co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
       co_return false;
@@ -612,7 +615,8 @@ class Session {
         if (ec) co_return Outcome::ServerGone;
         if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
           co_return Outcome::ServerError;
-        if (!co_await flush_client()) co_return Outcome::ClientGone;
+        if (!write_now(client_, client_out_)) co_return Outcome::ClientGone;
+        if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
         if (relay_.in_copy_in()) {
           stopping_ = false;
           auto r = co_await (client_to_server() || server_to_client());
