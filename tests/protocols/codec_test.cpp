@@ -1,7 +1,9 @@
 // PostgreSQL codec: byte-exact builders, framing fed split at every byte boundary, bounds.
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <random>
+#include <vector>
 
 #include "protocols/postgres/codec.hpp"
 
@@ -83,6 +85,49 @@ TEST_CASE("frontend messages are byte-exact") {
   sync_message(out);
   terminate_message(out);
   CHECK(hex(out) == "430000000853733100" "5300000004" "5800000004");
+}
+
+TEST_CASE("every builder's message parses back whole, split at every byte boundary") {
+  const std::uint8_t salt[4] = {9, 8, 7, 6};
+  std::vector<std::function<void(std::string&)>> builders = {
+      [](std::string& o) { auth_ok(o); },
+      [](std::string& o) { auth_cleartext(o); },
+      [&](std::string& o) { auth_md5(o, salt); },
+      [](std::string& o) { auth_sasl(o, "SCRAM-SHA-256"); },
+      [](std::string& o) { auth_sasl_continue(o, "r=abc,s=xyz,i=4096"); },
+      [](std::string& o) { auth_sasl_final(o, "v=xyz"); },
+      [](std::string& o) { parameter_status(o, "client_encoding", "UTF8"); },
+      [](std::string& o) { backend_key_data(o, 1, 2); },
+      [](std::string& o) { ready_for_query(o, 'T'); },
+      [](std::string& o) { error_response(o, "FATAL", "08P01", "m", "d", "h"); },
+      [](std::string& o) { parse_complete(o); },
+      [](std::string& o) { close_complete(o); },
+      [](std::string& o) { query(o, "select 1"); },
+      [](std::string& o) { password_message(o, "secret"); },
+      [](std::string& o) { sasl_initial_response(o, "SCRAM-SHA-256", "n,,n=,r=x"); },
+      [](std::string& o) { sasl_response(o, "c=biws,r=x,p=y"); },
+      [](std::string& o) { parse_message(o, "s", "select $1", as_bytes(std::string_view("\0\1\0\0\0\x17", 6))); },
+      [](std::string& o) { close_message(o, 'P', "portal"); },
+      [](std::string& o) { sync_message(o); },
+      [](std::string& o) { terminate_message(o); },
+  };
+  for (auto& build : builders) {
+    std::string wire;
+    build(wire);
+    Frame f;
+    REQUIRE(next_frame(as_bytes(wire), 1 << 20, f) == Decode::Ok);
+    CHECK(f.size() == wire.size());
+    check_all_splits(wire, wire[0], as_sv(f.body));
+  }
+  ParseView pv;
+  std::string p;
+  parse_message(p, "s", "select $1", as_bytes(std::string_view("\0\1\0\0\0\x17", 6)));
+  Frame f;
+  REQUIRE(next_frame(as_bytes(p), 1 << 20, f) == Decode::Ok);
+  REQUIRE(parse_parse(f.body, pv));
+  CHECK(pv.name == "s");
+  CHECK(pv.query == "select $1");
+  CHECK(pv.param_types.size() == 6);
 }
 
 TEST_CASE("every message parses back split at every byte boundary") {
