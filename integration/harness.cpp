@@ -28,16 +28,24 @@ namespace {
 std::atomic<int> g_next_port{0};
 
 bool port_accepts(int port) {
+  int fd = loopback_connect(port);
+  if (fd >= 0) ::close(fd);
+  return fd >= 0;
+}
+}  // namespace
+
+int loopback_connect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
-}  // namespace
 
 SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra) {
   if (g_next_port == 0) g_next_port = std::stoi(env_or("SLUICE_TEST_PORT_BASE", "16432"));

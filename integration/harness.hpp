@@ -46,6 +46,9 @@ struct Conn {
   bool exec(const std::string& sql);
 };
 
+// A TCP connection to 127.0.0.1:port; returns the fd, or -1.
+int loopback_connect(int port);
+
 // A superuser connection straight to the backend (for checks behind Sluice's back).
 std::string direct_conninfo(const std::string& db = "app");
 

@@ -60,12 +60,8 @@ std::string error_code_in(const std::string& body) {
 }
 
 int raw_connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int fd = loopback_connect(port);
+  REQUIRE(fd >= 0);
   return fd;
 }
 
