@@ -35,7 +35,8 @@ up() {
   "$ROOT/integration/sandbox.sh" up
   stop_sluice  # restart so the freshly built binary runs
   mkdir -p "$RUN"
-  "$BUILD/sluice" -c "$ROOT/config/sluice.dev.toml" 2>>"$RUN/sluice.log" &
+  # Detached from the caller's terminal and pipes: Sluice keeps running after this script exits.
+  setsid "$BUILD/sluice" -c "$ROOT/config/sluice.dev.toml" </dev/null >>"$RUN/sluice.log" 2>&1 &
   echo $! >"$RUN/sluice.pid"
   for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 6432 && break; sleep 0.1; done
   pg_isready -q -h 127.0.0.1 -p 6432 || { echo "Sluice did not start; see $RUN/sluice.log" >&2; exit 1; }
