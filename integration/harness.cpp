@@ -47,10 +47,7 @@ int loopback_connect(int port) {
   return fd;
 }
 
-SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra) {
-  if (g_next_port == 0) g_next_port = std::stoi(env_or("SLUICE_TEST_PORT_BASE", "16432"));
-  port_ = g_next_port++;
-  config_path_ = env_or("TMPDIR", "/tmp") + "/sluice-itest-" + std::to_string(::getpid()) + "-" + std::to_string(port_) + ".toml";
+void SluiceProcess::write_config(const std::string& pools_and_extra, const std::string& general_extra) {
   std::ofstream f(config_path_);
   f << "[general]\nworkers = 2\nlog_level = \"" << env_or("SLUICE_TEST_LOG_LEVEL", "warn") << "\"\n" << general_extra << "\n"
     << "[postgres]\nlisten = \"127.0.0.1:" << port_ << "\"\n\n"
@@ -59,6 +56,18 @@ SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::stri
     << "[clusters.pg]\nprotocol = \"postgres\"\nprimary = \"" << pg_host() << ":" << pg_port() << "\"\n\n"
     << pools_and_extra << "\n";
   f.close();
+}
+
+void SluiceProcess::reload(const std::string& pools_and_extra, const std::string& general_extra) {
+  write_config(pools_and_extra, general_extra);
+  ::kill(pid_, SIGHUP);
+}
+
+SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra) {
+  if (g_next_port == 0) g_next_port = std::stoi(env_or("SLUICE_TEST_PORT_BASE", "16432"));
+  port_ = g_next_port++;
+  config_path_ = env_or("TMPDIR", "/tmp") + "/sluice-itest-" + std::to_string(::getpid()) + "-" + std::to_string(port_) + ".toml";
+  write_config(pools_and_extra, general_extra);
   std::string bin = env_or("SLUICE_BIN", SLUICE_DEFAULT_BIN);
   pid_ = ::fork();
   if (pid_ == 0) {

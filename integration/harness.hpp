@@ -19,11 +19,14 @@ class SluiceProcess {
   explicit SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra = "");
   ~SluiceProcess();
   int port() const { return port_; }
+  // Rewrites the config file with new pools/general parts and sends SIGHUP.
+  void reload(const std::string& pools_and_extra, const std::string& general_extra = "");
   int pid() const { return pid_; }
   std::string conninfo(const std::string& user = "app", const std::string& password = "app",
                        const std::string& db = "app") const;
 
  private:
+  void write_config(const std::string& pools_and_extra, const std::string& general_extra);
   int pid_ = -1;
   int port_ = 0;
   std::string config_path_;

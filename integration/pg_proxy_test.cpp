@@ -485,3 +485,43 @@ TEST_CASE("SIGTERM: open transactions finish, new clients are refused, then Slui
   CHECK(direct.scalar("select count(*) from itest_shutdown") == "2");
   CHECK(direct.exec("drop table itest_shutdown"));
 }
+
+TEST_CASE("server_idle_timeout closes idle server connections") {
+  SluiceProcess s("[[pools]]\ndatabase = \"app2\"\ncluster = \"pg\"\npool_mode = \"transaction\"\npool_size = 3\n",
+                  "server_idle_timeout = \"1s\"");
+  Conn direct(direct_conninfo());
+  auto servers = [&] { return direct.scalar("select count(*) from pg_stat_activity where datname = 'app2' and usename = 'app'"); };
+  {
+    Conn c(s.conninfo("app", "app", "app2"));
+    REQUIRE(c.scalar("select 1") == "1");
+    CHECK(servers() == "1");
+  }
+  std::string n;
+  for (int i = 0; i < 50; ++i) {  // idle for 1 s, then the once-a-second janitor: up to 5 s
+    n = servers();
+    if (n == "0") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(n == "0");
+}
+
+TEST_CASE("SIGHUP reloads users and pools for new clients; a broken file keeps the old config") {
+  SluiceProcess s(tx_pool(2));
+  Conn before(s.conninfo("md5user", "md5pass"));
+  REQUIRE(before.ok());
+  // Add a pool for app2 to the file and reload: new clients can use it.
+  s.reload(tx_pool(2) + "\n[[pools]]\ndatabase = \"app2\"\ncluster = \"pg\"\npool_mode = \"session\"\npool_size = 1\n");
+  bool reloaded = false;
+  for (int i = 0; i < 50 && !reloaded; ++i) {  // the signal is handled asynchronously
+    Conn c(s.conninfo("app", "app", "app2"));
+    reloaded = c.ok() && c.scalar("select current_database()") == "app2";
+    if (!reloaded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(reloaded);
+  // An invalid file is rejected; the running config (with app2) stays.
+  s.reload(tx_pool(2) + "\n[[pools]]\ndatabase = \"app2\"\ncluster = \"nope\"\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // give a wrong reload time to act
+  Conn c(s.conninfo("app", "app", "app2"));
+  CHECK(c.ok());
+  CHECK(before.scalar("select current_user") == "md5user");  // existing clients untouched
+}
