@@ -58,6 +58,18 @@ void SluiceProcess::write_config(const std::string& pools_and_extra, const std::
   f.close();
 }
 
+int SluiceProcess::wait_exit(int timeout_ms) {
+  for (int waited = 0; pid_ > 0 && waited <= timeout_ms; waited += 50) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
 void SluiceProcess::reload(const std::string& pools_and_extra, const std::string& general_extra) {
   write_config(pools_and_extra, general_extra);
   ::kill(pid_, SIGHUP);

@@ -19,6 +19,8 @@ class SluiceProcess {
   explicit SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra = "");
   ~SluiceProcess();
   int port() const { return port_; }
+  // Waits (bounded) for the process to exit; returns its wait status, or -1 on timeout.
+  int wait_exit(int timeout_ms);
   // Rewrites the config file with new pools/general parts and sends SIGHUP.
   void reload(const std::string& pools_and_extra, const std::string& general_extra = "");
   int pid() const { return pid_; }

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -484,6 +485,14 @@ TEST_CASE("SIGTERM: open transactions finish, new clients are refused, then Slui
   Conn direct(direct_conninfo());
   CHECK(direct.scalar("select count(*) from itest_shutdown") == "2");
   CHECK(direct.exec("drop table itest_shutdown"));
+  // With its clients gone, Sluice exits by itself, cleanly (a crash during shutdown shows here).
+  PQfinish(setup.c);
+  setup.c = nullptr;
+  PQfinish(tx.c);
+  tx.c = nullptr;
+  int status = s.wait_exit(10000);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("server_idle_timeout closes idle server connections") {

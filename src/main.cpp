@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
   std::function<void()> wait_signal;
+  std::function<void()> poll_shutdown;  // lives as long as `control` runs its timer handlers
+  std::chrono::steady_clock::time_point shutdown_deadline;
   bool stopping = false;
   asio::steady_timer shutdown_timer(control);
   wait_signal = [&] {
@@ -139,20 +141,20 @@ int main(int argc, char** argv) {
       log::info("shutting down: no new connections; waiting up to {} ms for open transactions", timeout.count());
       ctx.shutting_down = true;
       if (pg_listener) pg_listener->close();
-      auto deadline = std::chrono::steady_clock::now() + timeout;
-      std::function<void()> poll = [&, deadline] {
+      shutdown_deadline = std::chrono::steady_clock::now() + timeout;
+      poll_shutdown = [&] {
         rt.each([] { frontend::pg::kick_idle_sessions(); });
-        if (ctx.clients.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+        if (ctx.clients.load() == 0 || std::chrono::steady_clock::now() >= shutdown_deadline) {
           if (ctx.clients.load() > 0) log::warn("shutdown_timeout reached with {} clients still connected", ctx.clients.load());
           control.stop();
           return;
         }
         shutdown_timer.expires_after(std::chrono::milliseconds(100));
         shutdown_timer.async_wait([&](boost::system::error_code e) {
-          if (!e) poll();
+          if (!e) poll_shutdown();
         });
       };
-      poll();
+      poll_shutdown();
       wait_signal();
     });
   };
