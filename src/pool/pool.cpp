@@ -25,16 +25,6 @@ std::optional<Params> Pool::server_params() const {
   return server_params_;
 }
 
-void Pool::update_settings(const PoolSettings& s) {
-  std::lock_guard lock(mu_);
-  settings_ = s;
-}
-
-PoolStats Pool::stats() const {
-  std::lock_guard lock(mu_);
-  return {total_, idle_.size(), waiters_.size()};
-}
-
 asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   config::Duration timeout;
   std::size_t max_prepared;

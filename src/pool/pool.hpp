@@ -34,10 +34,6 @@ struct LeaseResult {
   ConnectError error;  // when neither conn nor timed_out
 };
 
-struct PoolStats {
-  std::size_t total = 0, idle = 0, waiting = 0;
-};
-
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
   Pool(std::string name, config::Endpoint endpoint, std::shared_ptr<const Credentials> creds,
@@ -57,10 +53,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Closes idle connections past server_idle_timeout / server_lifetime and opens connections up
   // to min_pool_size. Called about once a second from one worker.
   void maintain(asio::any_io_executor ex);
-  void update_settings(const PoolSettings& s);
   void close_all();
 
-  PoolStats stats() const;
   const std::string& name() const { return name_; }
   const config::Endpoint& endpoint() const { return endpoint_; }
   const std::string& database() const { return database_; }

@@ -767,6 +767,4 @@ void kick_idle_sessions() {
   for (auto* s : std::vector<Session*>(t_sessions.begin(), t_sessions.end())) s->kick();
 }
 
-std::size_t sessions_on_this_worker() { return t_sessions.size(); }
-
 }  // namespace sluice::frontend::pg

@@ -11,7 +11,5 @@ namespace sluice::frontend::pg {
 boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, Context& ctx);
 // Shutdown: wakes sessions on this worker that wait idle for their client, so they can leave.
 void kick_idle_sessions();
-// Sessions alive on this worker.
-std::size_t sessions_on_this_worker();
 
 }  // namespace sluice::frontend::pg
