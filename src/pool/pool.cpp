@@ -47,17 +47,30 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   co_return out;
 }
 
-std::shared_ptr<ServerConn> Pool::try_lease_local(const asio::any_io_executor& ex) {
-  auto now = Clock::now();
-  std::lock_guard lock(mu_);
+// Most recently used idle connection living on `ex`, taken out of the idle list; null if none.
+std::shared_ptr<ServerConn> Pool::take_local_locked(const asio::any_io_executor& ex) {
   for (auto j = idle_.rbegin(); j != idle_.rend(); ++j)
     if ((*j)->sock.get_executor() == ex) {
-      if (now - (*j)->last_used >= std::chrono::milliseconds(100)) return nullptr;  // needs a probe
       auto conn = std::move(*j);
       idle_.erase(std::next(j).base());
       return conn;
     }
   return nullptr;
+}
+
+bool Pool::needs_probe(const ServerConn& c, Clock::time_point now) {
+  return now - c.last_used >= std::chrono::milliseconds(100);
+}
+
+std::shared_ptr<ServerConn> Pool::try_lease_local(const asio::any_io_executor& ex) {
+  auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  auto conn = take_local_locked(ex);
+  if (conn && needs_probe(*conn, now)) {  // leave it for lease(), which probes
+    idle_.push_back(std::move(conn));
+    return nullptr;
+  }
+  return conn;
 }
 
 asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Duration wait) {
@@ -71,25 +84,19 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
       // pool_size (keeps sockets on their worker); else an idle one from another worker (moved
       // here); else wait in line.
       std::lock_guard lock(mu_);
-      auto local = idle_.rend();
-      for (auto j = idle_.rbegin(); j != idle_.rend(); ++j)
-        if ((*j)->sock.get_executor() == ex) {
-          local = j;
-          break;
+      conn = take_local_locked(ex);
+      if (!conn) {
+        if (total_ < settings_.pool_size && !closed_) {
+          ++total_;
+          connect = true;
+        } else if (!idle_.empty()) {
+          conn = std::move(idle_.back());
+          idle_.pop_back();
+        } else {
+          waiter = std::make_shared<Waiter>(ex);
+          waiter->since = Clock::now();
+          waiters_.push_back(waiter);
         }
-      if (local != idle_.rend()) {
-        conn = std::move(*local);
-        idle_.erase(std::next(local).base());
-      } else if (total_ < settings_.pool_size && !closed_) {
-        ++total_;
-        connect = true;
-      } else if (!idle_.empty()) {
-        conn = std::move(idle_.back());
-        idle_.pop_back();
-      } else {
-        waiter = std::make_shared<Waiter>(ex);
-        waiter->since = Clock::now();
-        waiters_.push_back(waiter);
       }
     }
     if (waiter) {
@@ -109,7 +116,7 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
     if (connect) co_return co_await connect_new(ex);
     // A connection the server closed while idle (restart, idle timeout, admin kill) has a FATAL
     // or EOF waiting; probe for it unless it was in use a moment ago (saves a syscall per lease).
-    if (Clock::now() - conn->last_used >= std::chrono::milliseconds(100) && !conn->idle_alive()) {
+    if (needs_probe(*conn, Clock::now()) && !conn->idle_alive()) {
       log::info("pool {}: discarding server connection {} closed by the server", name_, conn->id);
       conn->close_quietly();
       std::lock_guard lock(mu_);
