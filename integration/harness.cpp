@@ -2,6 +2,7 @@
 #include "harness.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,7 +12,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <thread>
 
@@ -80,9 +83,12 @@ SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::stri
   port_ = g_next_port++;
   config_path_ = env_or("TMPDIR", "/tmp") + "/sluice-itest-" + std::to_string(::getpid()) + "-" + std::to_string(port_) + ".toml";
   write_config(pools_and_extra, general_extra);
+  log_path_ = config_path_ + ".log";
   std::string bin = env_or("SLUICE_BIN", SLUICE_DEFAULT_BIN);
   pid_ = ::fork();
   if (pid_ == 0) {
+    int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (log_fd >= 0) ::dup2(log_fd, 2);
     ::execl(bin.c_str(), bin.c_str(), "-c", config_path_.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -115,6 +121,20 @@ SluiceProcess::~SluiceProcess() {
     }
   }
   ::unlink(config_path_.c_str());
+  std::ifstream log(log_path_);
+  std::string line;
+  while (std::getline(log, line)) std::fprintf(stderr, "%s\n", line.c_str());
+  ::unlink(log_path_.c_str());
+}
+
+bool SluiceProcess::wait_for_log(const std::string& needle, int timeout_ms) const {
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    std::ifstream log(log_path_);
+    std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    if (text.find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 std::string SluiceProcess::conninfo(const std::string& user, const std::string& password, const std::string& db) const {

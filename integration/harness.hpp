@@ -21,6 +21,8 @@ class SluiceProcess {
   int port() const { return port_; }
   // Waits (bounded) for the process to exit; returns its wait status, or -1 on timeout.
   int wait_exit(int timeout_ms);
+  // Waits (bounded) until Sluice's stderr contains `needle`.
+  bool wait_for_log(const std::string& needle, int timeout_ms) const;
   // Rewrites the config file with new pools/general parts and sends SIGHUP.
   void reload(const std::string& pools_and_extra, const std::string& general_extra = "");
   int pid() const { return pid_; }
@@ -32,6 +34,7 @@ class SluiceProcess {
   int pid_ = -1;
   int port_ = 0;
   std::string config_path_;
+  std::string log_path_;  // Sluice's stderr; copied to the test's stderr when the process ends
 };
 
 // RAII PGconn.
