@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -546,4 +547,33 @@ TEST_CASE("SIGHUP reloads users and pools for new clients; a broken file keeps t
   Conn c(s.conninfo("app", "app", "app2"));
   CHECK(c.ok());
   CHECK(before.scalar("select current_user") == "md5user");  // existing clients untouched
+}
+
+TEST_CASE("half-sent startup packets cost little memory before authentication") {
+  SluiceProcess s(tx_pool(1));
+  auto rss_kb = [&] {
+    std::ifstream status("/proc/" + std::to_string(s.pid()) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0L;
+  };
+  Conn warm(s.conninfo());
+  REQUIRE(warm.scalar("select 1") == "1");
+  long before = rss_kb();
+  // A valid 10000-byte startup packet, of which only 8 bytes arrive: bytes 1-4 read as a typed
+  // message length would be ~2.6 MB.
+  const unsigned char head[8] = {0x00, 0x00, 0x27, 0x10, 0x00, 0x03, 0x00, 0x00};
+  std::vector<int> fds;
+  for (int i = 0; i < 50; ++i) {
+    int fd = raw_connect(s.port());
+    REQUIRE(::send(fd, head, sizeof head, 0) == 8);
+    fds.push_back(fd);
+  }
+  // Every connection has been accepted and read once Sluice still answers a normal client.
+  Conn probe(s.conninfo());
+  REQUIRE(probe.scalar("select 2") == "2");
+  long after = rss_kb();
+  CHECK_MESSAGE(after - before < 20 * 1024, "RSS grew by ", after - before, " kB");
+  for (int fd : fds) ::close(fd);
 }

@@ -135,12 +135,16 @@ class Session {
       in_end_ -= in_begin_;
       in_begin_ = 0;
     }
+    // Room for the rest of the message being received. Only typed messages say their length at
+    // bytes 1-4 (already checked against the limit by the caller); the untyped startup packet
+    // stays within PostgreSQL's 10000-byte bound.
     std::size_t want = 4096;
-    if (buffered() >= 5) {
+    if (typed_messages_ && buffered() >= 5) {
       std::size_t len = wire::load_u32(in_.data() + in_begin_ + 1);
       if (len + 1 > buffered()) want = std::max(want, len + 1 - buffered());
     }
-    if (in_.size() - in_end_ < want) in_.resize(std::min<std::size_t>(in_end_ + std::max(want, in_.size()), max_packet_ + 64));
+    std::size_t cap = typed_messages_ ? max_packet_ + 64 : wire::kMaxStartupPacket;
+    if (in_.size() - in_end_ < want) in_.resize(std::min<std::size_t>(in_end_ + std::max(want, in_.size()), std::max(cap, in_.size())));
     error_code ec;
     std::size_t n = co_await client_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
                                                      asio::redirect_error(use_awaitable, ec));
@@ -225,6 +229,7 @@ class Session {
         co_return false;
       }
       user_ = *user;
+      typed_messages_ = true;  // everything after StartupMessage is a typed message
       const std::string* db = startup_.find("database");
       database_ = db && !db->empty() ? *db : user_;
       co_return true;
@@ -735,6 +740,7 @@ class Session {
   std::uint32_t pid_ = 0;
   std::shared_ptr<CancelTarget> cancel_;
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
+  bool typed_messages_ = false;
   asio::steady_timer write_done_{client_.get_executor()};
 };
 
