@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Sandbox backends for development, tests and benchmarks: a PostgreSQL 15 primary and a streaming
-# replica (pg_basebackup), on 127.0.0.1 only, under the project-local .sandbox/ directory.
-#   integration/sandbox.sh up | down | status | restart-primary | env
-# Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433).
-# Roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
-# Databases: app, app2.
+# Sandbox backends for development, tests and benchmarks, on 127.0.0.1 only, under the
+# project-local .sandbox/ directory:
+#   - a PostgreSQL 15 primary and a streaming replica (pg_basebackup);
+#   - a MariaDB primary and a GTID replica (Debian's mariadb-server).
+#   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary | env
+# Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
+#        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
+# PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
+# MariaDB users: root (no password, from 127.0.0.1 only), app/app (mysql_native_password).
+# Databases: app, app2 on both.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +16,8 @@ SANDBOX="${SLUICE_SANDBOX:-$ROOT/.sandbox}"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PRIMARY_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
+MY_PRIMARY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
+MY_REPLICA_PORT="${SLUICE_MY_REPLICA_PORT:-13307}"
 
 # PostgreSQL refuses to run as root: run it as the 'postgres' system user when we are root.
 as_pg() {
@@ -143,13 +149,159 @@ restart_primary() {
   wait_ready "$PRIMARY_PORT"
 }
 
+# ---- MariaDB ----------------------------------------------------------------------------------
+# mariadbd refuses to run as root unless told to; the data directory is the sandbox's own.
+my_user_opt() {
+  if [ "$(id -u)" = 0 ]; then echo "--user=root"; fi
+}
+
+my_running() {  # $1 = node dir
+  [ -f "$1/mariadbd.pid" ] && kill -0 "$(cat "$1/mariadbd.pid")" 2>/dev/null
+}
+
+my_client() {  # $1 = port, rest = mariadb client args
+  local port=$1
+  shift
+  mariadb --protocol=TCP -h 127.0.0.1 -P "$port" -u root --batch --skip-column-names "$@"
+}
+
+my_wait_ready() {  # $1 = port, $2 = node dir
+  for _ in $(seq 1 300); do
+    mariadb-admin --protocol=TCP -h 127.0.0.1 -P "$1" -u root --connect-timeout=1 ping >/dev/null 2>&1 && return 0
+    # Before root@127.0.0.1 exists, the server answers through its socket only.
+    mariadb-admin --socket="$2/mariadbd.sock" -u root ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "sandbox: MariaDB on port $1 did not become ready; see $2/error.log" >&2
+  return 1
+}
+
+my_start() {  # $1 = node dir, $2 = port, $3 = server id, $4 = extra options
+  local dir=$1 port=$2 sid=$3
+  if [ ! -d "$dir/data/mysql" ]; then
+    rm -rf "$dir"
+    mkdir -p "$dir/data"
+    mariadb-install-db $(my_user_opt) --datadir="$dir/data" --auth-root-authentication-method=normal \
+      --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; return 1; }
+    cat >"$dir/my.cnf" <<CNF
+[mariadbd]
+datadir = $dir/data
+port = $port
+bind-address = 127.0.0.1
+socket = $dir/mariadbd.sock
+pid-file = $dir/mariadbd.pid
+log-error = $dir/error.log
+server-id = $sid
+log-bin = $dir/data/binlog
+binlog_format = ROW
+gtid_strict_mode = ON
+log_slave_updates = ON
+skip-name-resolve
+max_connections = 600
+max_allowed_packet = 64M
+innodb_buffer_pool_size = 128M
+innodb_log_file_size = 64M
+innodb_flush_log_at_trx_commit = 0
+sync_binlog = 0
+performance_schema = OFF
+$4
+CNF
+  fi
+  if ! my_running "$dir"; then
+    setsid mariadbd --defaults-file="$dir/my.cnf" $(my_user_opt) </dev/null >/dev/null 2>&1 &
+  fi
+  my_wait_ready "$port" "$dir"
+}
+
+my_up() {
+  local dir="$SANDBOX/mysql" fresh=0
+  [ -d "$dir/primary/data/mysql" ] || fresh=1
+  my_start "$dir/primary" "$MY_PRIMARY_PORT" 1 ""
+  if [ "$fresh" = 1 ]; then
+    mariadb --socket="$dir/primary/mariadbd.sock" -u root <<'SQL'
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY 'repl';
+GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';
+SQL
+  fi
+  my_client "$MY_PRIMARY_PORT" <<'SQL'
+CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY 'app';
+ALTER USER 'app'@'%' IDENTIFIED BY 'app';
+CREATE DATABASE IF NOT EXISTS app;
+CREATE DATABASE IF NOT EXISTS app2;
+GRANT ALL ON app.* TO 'app'@'%';
+GRANT ALL ON app2.* TO 'app'@'%';
+GRANT PROCESS, RELOAD ON *.* TO 'app'@'%';
+SQL
+  [ -d "$dir/replica/data/mysql" ] || fresh=1
+  my_start "$dir/replica" "$MY_REPLICA_PORT" 2 "read_only = ON"
+  if [ "$fresh" = 1 ]; then
+    # The replica starts empty and replays the primary's whole binary log (users and databases
+    # included) from the first GTID.
+    mariadb --socket="$dir/replica/mariadbd.sock" -u root <<SQL
+SET sql_log_bin = 0;
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+STOP SLAVE;
+RESET SLAVE ALL;
+SET GLOBAL gtid_slave_pos = '';
+CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MY_PRIMARY_PORT, MASTER_USER = 'repl',
+  MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos;
+START SLAVE;
+SQL
+  fi
+  # Wait until the replica has the app user (replicated), so clients can log in there.
+  for _ in $(seq 1 100); do
+    [ "$(my_client "$MY_REPLICA_PORT" -e "SELECT COUNT(*) FROM mysql.user WHERE user = 'app'" 2>/dev/null)" = 1 ] && return 0
+    sleep 0.1
+  done
+  echo "sandbox: the MariaDB replica did not catch up; see $dir/replica/error.log" >&2
+  return 1
+}
+
+my_stop_node() {  # $1 = node dir
+  local dir=$1
+  my_running "$dir" || return 0
+  local pid
+  pid="$(cat "$dir/mariadbd.pid")"
+  kill "$pid"
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  echo "sandbox: MariaDB ($dir) did not stop in 30 s" >&2
+}
+
+my_down() {
+  [ -d "$SANDBOX/mysql" ] || return 0
+  my_stop_node "$SANDBOX/mysql/replica"
+  my_stop_node "$SANDBOX/mysql/primary"
+}
+
+my_status() {
+  for node in primary replica; do
+    local port=$MY_PRIMARY_PORT
+    [ "$node" = replica ] && port=$MY_REPLICA_PORT
+    if my_running "$SANDBOX/mysql/$node"; then
+      echo "mariadb $node: running on 127.0.0.1:$port ($SANDBOX/mysql/$node)"
+    else
+      echo "mariadb $node: stopped"
+    fi
+  done
+}
+
+restart_mysql_primary() {
+  my_stop_node "$SANDBOX/mysql/primary"
+  my_start "$SANDBOX/mysql/primary" "$MY_PRIMARY_PORT" 1 ""
+}
+
 case "${1:-}" in
-  up) pg_up; status ;;
+  up) pg_up; my_up; status; my_status ;;
   restart-primary) restart_primary; status ;;
-  down) pg_down; status ;;
-  status) status ;;
+  restart-mysql-primary) restart_mysql_primary; my_status ;;
+  down) pg_down; my_down; status; my_status ;;
+  status) status; my_status ;;
   env)
     echo "export SLUICE_PG_PRIMARY_PORT=$PRIMARY_PORT SLUICE_PG_REPLICA_PORT=$REPLICA_PORT"
+    echo "export SLUICE_MY_PRIMARY_PORT=$MY_PRIMARY_PORT SLUICE_MY_REPLICA_PORT=$MY_REPLICA_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|restart-primary|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|env" >&2; exit 2 ;;
 esac
