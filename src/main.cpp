@@ -11,6 +11,7 @@
 #include "sluice/version.hpp"
 #include "src/config/config.hpp"
 #include "src/frontend/context.hpp"
+#include "src/frontend/mysql/session.hpp"
 #include "src/frontend/postgres/session.hpp"
 #include "src/net/runtime.hpp"
 #include "src/observe/log.hpp"
@@ -67,7 +68,6 @@ int main(int argc, char** argv) {
   }
   const auto& cfg = *snapshot->config;
   log::set_level(cfg.general.log_level);
-  if (cfg.mysql.enabled) log::warn("[mysql] is configured, but this build has no MySQL front end yet; ignoring it");
   if (cfg.http.enabled) log::warn("[http] is configured, but this build has no metrics endpoint yet; ignoring it");
   if (cfg.cache.enabled) log::warn("[cache] is enabled, but this build has no result cache yet; ignoring it");
 
@@ -82,12 +82,18 @@ int main(int argc, char** argv) {
   frontend::Context ctx;
   ctx.set_snapshot(snapshot);
   net::Runtime rt(cfg.general.workers);
-  std::unique_ptr<net::Listener> pg_listener;
+  std::unique_ptr<net::Listener> pg_listener, my_listener;
   try {
     if (cfg.postgres.enabled)
       pg_listener = std::make_unique<net::Listener>(rt, cfg.postgres.listen, [&ctx](asio::ip::tcp::socket s) {
         return frontend::pg::serve_client(std::move(s), ctx);
       });
+    if (cfg.mysql.enabled) {
+      frontend::mysql::init_front_end();
+      my_listener = std::make_unique<net::Listener>(rt, cfg.mysql.listen, [&ctx](asio::ip::tcp::socket s) {
+        return frontend::mysql::serve_client(std::move(s), ctx);
+      });
+    }
   } catch (const std::exception& e) {
     log::error("{}", e.what());
     return 1;
@@ -106,8 +112,9 @@ int main(int argc, char** argv) {
   tick();
 
   rt.start();
-  log::info("sluice {} started: {} workers; PostgreSQL on {}", SLUICE_VERSION, cfg.general.workers,
-            cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"));
+  log::info("sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}", SLUICE_VERSION, cfg.general.workers,
+            cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
+            cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"));
 
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
@@ -141,9 +148,13 @@ int main(int argc, char** argv) {
       log::info("shutting down: no new connections; waiting up to {} ms for open transactions", timeout.count());
       ctx.shutting_down = true;
       if (pg_listener) pg_listener->close();
+      if (my_listener) my_listener->close();
       shutdown_deadline = std::chrono::steady_clock::now() + timeout;
       poll_shutdown = [&] {
-        rt.each([] { frontend::pg::kick_idle_sessions(); });
+        rt.each([] {
+          frontend::pg::kick_idle_sessions();
+          frontend::mysql::kick_idle_sessions();
+        });
         if (ctx.clients.load() == 0 || std::chrono::steady_clock::now() >= shutdown_deadline) {
           if (ctx.clients.load() > 0) log::warn("shutdown_timeout reached with {} clients still connected", ctx.clients.load());
           control.stop();

@@ -2,6 +2,8 @@
 #include "protocols/postgres/crypto.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -96,6 +98,104 @@ std::string pg_md5_response(std::string_view secret_hex, std::string_view salt4)
   std::string in(secret_hex);
   in.append(salt4);
   return "md5" + md5_hex(in);
+}
+
+std::string sha1_raw(std::string_view data) {
+  std::string out(20, '\0');
+  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+       reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+std::string sha256_raw(std::string_view data) {
+  std::string out(32, '\0');
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+         reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+std::string hex_upper(std::string_view raw) {
+  static const char* digits = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (unsigned char c : raw) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+std::optional<std::string> hex_decode(std::string_view hex) {
+  if (hex.size() % 2) return std::nullopt;
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    int a = nib(hex[i]), b = nib(hex[i + 1]);
+    if (a < 0 || b < 0) return std::nullopt;
+    out.push_back(static_cast<char>(a * 16 + b));
+  }
+  return out;
+}
+
+std::shared_ptr<const RsaKey> RsaKey::generate() {
+  EVP_PKEY* pkey = EVP_RSA_gen(2048);
+  if (!pkey) throw std::runtime_error("cannot generate an RSA key");
+  std::shared_ptr<RsaKey> k(new RsaKey());
+  k->pkey_ = pkey;
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PUBKEY(bio, pkey);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  k->public_pem_.assign(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return k;
+}
+
+RsaKey::~RsaKey() { EVP_PKEY_free(static_cast<EVP_PKEY*>(pkey_)); }
+
+std::optional<std::string> RsaKey::decrypt_oaep(std::string_view cipher) const {
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(static_cast<EVP_PKEY*>(pkey_), nullptr);
+  if (!ctx) return std::nullopt;
+  std::optional<std::string> result;
+  std::size_t len = 0;
+  const auto* in = reinterpret_cast<const unsigned char*>(cipher.data());
+  if (EVP_PKEY_decrypt_init(ctx) > 0 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0 &&
+      EVP_PKEY_decrypt(ctx, nullptr, &len, in, cipher.size()) > 0) {
+    std::string out(len, '\0');
+    if (EVP_PKEY_decrypt(ctx, reinterpret_cast<unsigned char*>(out.data()), &len, in, cipher.size()) > 0) {
+      out.resize(len);
+      result = std::move(out);
+    }
+  }
+  EVP_PKEY_CTX_free(ctx);
+  return result;
+}
+
+std::optional<std::string> rsa_encrypt_oaep(std::string_view public_pem, std::string_view plain) {
+  BIO* bio = BIO_new_mem_buf(public_pem.data(), static_cast<int>(public_pem.size()));
+  EVP_PKEY* pkey = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (!pkey) return std::nullopt;
+  std::optional<std::string> result;
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(pkey, nullptr);
+  std::size_t len = 0;
+  const auto* in = reinterpret_cast<const unsigned char*>(plain.data());
+  if (ctx && EVP_PKEY_encrypt_init(ctx) > 0 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0 &&
+      EVP_PKEY_encrypt(ctx, nullptr, &len, in, plain.size()) > 0) {
+    std::string out(len, '\0');
+    if (EVP_PKEY_encrypt(ctx, reinterpret_cast<unsigned char*>(out.data()), &len, in, plain.size()) > 0) {
+      out.resize(len);
+      result = std::move(out);
+    }
+  }
+  EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(pkey);
+  return result;
 }
 
 }  // namespace sluice::crypto

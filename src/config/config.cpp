@@ -199,6 +199,12 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     cfg->mysql.enabled = true;
     s.boolean("enabled", cfg->mysql.enabled);
     s.endpoint("listen", cfg->mysql.listen);
+    s.str("server_version", cfg->mysql.server_version);
+    s.choice("default_auth_plugin", cfg->mysql.default_auth_plugin,
+             {{"mysql_native_password", std::string("mysql_native_password")},
+              {"caching_sha2_password", std::string("caching_sha2_password")}});
+    s.boolean("local_infile", cfg->mysql.local_infile);
+    s.integer("max_prepared_statements", cfg->mysql.max_prepared_statements, 1, 100'000);
     s.finish();
   }
   if (auto t = sub_table(root, "http")) {

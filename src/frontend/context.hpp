@@ -9,6 +9,7 @@
 #include <string>
 
 #include "src/config/config.hpp"
+#include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/pool/credentials.hpp"
 #include "src/pool/pool.hpp"
@@ -29,6 +30,7 @@ struct Context {
 
   pool::PoolManager pools;
   pg::CancelRegistry pg_cancel;
+  mysql::ClientRegistry mysql_clients;
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
 

@@ -15,6 +15,27 @@ std::optional<crypto::Digest32> Credentials::client_key() const {
   return client_key_;
 }
 
+void Credentials::remember_mysql_stage1(const std::string& stage1) const {
+  std::lock_guard lock(mu_);
+  mysql_stage1_ = stage1;
+}
+
+std::optional<std::string> Credentials::mysql_stage1() const {
+  std::lock_guard lock(mu_);
+  if (!plaintext.empty()) return crypto::sha1_raw(plaintext);
+  return mysql_stage1_;
+}
+
+bool Credentials::sha2_cached() const {
+  std::lock_guard lock(mu_);
+  return sha2_cached_;
+}
+
+void Credentials::set_sha2_cached() const {
+  std::lock_guard lock(mu_);
+  sha2_cached_ = true;
+}
+
 std::shared_ptr<const Credentials> make_credentials(const config::User& user, const std::string& file) {
   auto c = std::make_shared<Credentials>();
   c->user = user.name;
@@ -31,10 +52,12 @@ std::shared_ptr<const Credentials> make_credentials(const config::User& user, co
     c->md5_secret = pw;
   } else if (pw.size() == 41 && pw[0] == '*' && is_hex(std::string_view(pw).substr(1))) {
     // mysql_native_password hash: used by the MySQL front end only.
+    c->mysql_stage2 = *crypto::hex_decode(std::string_view(pw).substr(1));
   } else if (!pw.empty()) {
     c->plaintext = pw;
     c->md5_secret = crypto::pg_md5_secret(pw, user.name);
     c->scram = pg::make_scram_secret(pw, crypto::random_bytes(16), pg::kScramDefaultIterations);
+    c->mysql_stage2 = crypto::sha1_raw(crypto::sha1_raw(pw));
   }
   return c;
 }

@@ -18,15 +18,28 @@ struct Credentials {
   std::string plaintext;                 // empty when the config holds only a stored secret
   std::string md5_secret;                // "md5" + 32 hex, when known
   std::optional<pg::ScramSecret> scram;  // from the verifier, or derived from the plaintext
+  std::string mysql_stage2;              // SHA1(SHA1(password)), 20 bytes, from plaintext or *HEX
+
+  // ClientKey recovered from a client's SCRAM proof: lets Sluice log in to a server that holds
 
   // ClientKey recovered from a client's SCRAM proof: lets Sluice log in to a server that holds
   // the same verifier when the config has no plaintext password.
   void remember_client_key(const crypto::Digest32& key) const;
   std::optional<crypto::Digest32> client_key() const;
+  // SHA1(password) recovered from a client's mysql_native_password scramble (same idea, for a
+  // config that holds only the "*HEX" hash).
+  void remember_mysql_stage1(const std::string& stage1) const;
+  std::optional<std::string> mysql_stage1() const;
+  // caching_sha2_password: a user's first login since start-up takes the full path (RSA), later
+  // ones the fast path, as a MySQL server with an empty then warm cache does.
+  bool sha2_cached() const;
+  void set_sha2_cached() const;
 
  private:
   mutable std::mutex mu_;
   mutable std::optional<crypto::Digest32> client_key_;
+  mutable std::optional<std::string> mysql_stage1_;
+  mutable bool sha2_cached_ = false;
 };
 
 // Throws config::ConfigError for secrets that cannot be parsed.

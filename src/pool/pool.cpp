@@ -26,14 +26,16 @@ std::optional<Params> Pool::server_params() const {
 }
 
 asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
-  config::Duration timeout;
-  std::size_t max_prepared;
+  PoolSettings s;
   {
     std::lock_guard lock(mu_);
-    timeout = settings_.connect_timeout;
-    max_prepared = settings_.max_prepared;
+    s = settings_;
   }
-  auto r = co_await connect_server(ex, endpoint_, creds_, database_, timeout, max_prepared);
+  ConnectResult r;
+  if (s.protocol == config::Protocol::Mysql)
+    r = co_await connect_mysql(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared, s.mysql_caps);
+  else
+    r = co_await connect_server(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared);
   LeaseResult out;
   std::lock_guard lock(mu_);
   if (!r.conn) {
@@ -42,7 +44,7 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
     co_return out;
   }
   r.conn->id = next_conn_id_++;
-  if (!server_params_) server_params_ = r.conn->params;
+  if (!server_params_) server_params_ = r.conn->initial;
   out.conn = std::move(r.conn);
   co_return out;
 }
@@ -228,7 +230,8 @@ void Pool::close_all() {
 std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const config::Endpoint& endpoint,
                                        std::shared_ptr<const Credentials> creds, const std::string& server_db,
                                        const PoolSettings& settings) {
-  auto key = fmt::format("{}/{}@{}", server_db, creds->user, endpoint.text());
+  auto key = fmt::format("{}:{}/{}@{}#{:x}", config::to_string(settings.protocol), server_db, creds->user,
+                         endpoint.text(), settings.mysql_caps);
   std::lock_guard lock(mu_);
   auto it = pools_.find(key);
   if (it != pools_.end()) return it->second;

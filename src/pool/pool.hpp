@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "src/config/config.hpp"
@@ -26,6 +27,8 @@ struct PoolSettings {
   config::Duration idle_timeout{600'000};
   config::Duration lifetime{3'600'000};
   std::size_t max_prepared = 256;
+  config::Protocol protocol = config::Protocol::Postgres;
+  std::uint32_t mysql_caps = 0;  // MySQL: format-affecting capabilities of this pool's clients
 };
 
 struct LeaseResult {
@@ -54,6 +57,16 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // to min_pool_size. Called about once a second from one worker.
   void maintain(asio::any_io_executor ex);
   void close_all();
+
+  // MySQL: schemas a server already accepted for this pool's user (login checks them once).
+  bool schema_known(const std::string& schema) const {
+    std::lock_guard lock(mu_);
+    return schemas_.count(schema) != 0;
+  }
+  void add_schema(const std::string& schema) {
+    std::lock_guard lock(mu_);
+    if (schemas_.size() < 10'000) schemas_.insert(schema);
+  }
 
   const std::string& name() const { return name_; }
   const config::Endpoint& endpoint() const { return endpoint_; }
@@ -90,6 +103,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::optional<Params> server_params_;
   std::uint64_t next_conn_id_ = 1;
   bool closed_ = false;
+  std::set<std::string> schemas_;
 };
 
 // All pools, created on first use. Shared across workers; guarded by its mutex.

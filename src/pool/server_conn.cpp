@@ -86,9 +86,42 @@ bool ServerConn::idle_alive() {
 void ServerConn::close_quietly() {
   if (!sock.is_open()) return;
   static const char terminate[5] = {'X', 0, 0, 0, 4};
-  ::send(sock.native_handle(), terminate, sizeof terminate, MSG_DONTWAIT | MSG_NOSIGNAL);
+  static const char com_quit[5] = {1, 0, 0, 0, 1};
+  if (proto == config::Protocol::Mysql)
+    ::send(sock.native_handle(), com_quit, sizeof com_quit, MSG_DONTWAIT | MSG_NOSIGNAL);
+  else
+    ::send(sock.native_handle(), terminate, sizeof terminate, MSG_DONTWAIT | MSG_NOSIGNAL);
   boost::system::error_code ec;
   sock.close(ec);
+}
+
+Deadline::Deadline(tcp::socket& sock, config::Duration d)
+    : timer_(sock.get_executor(), d), expired_(std::make_shared<bool>(false)), done_(std::make_shared<bool>(false)) {
+  timer_.async_wait([&sock, expired = expired_, done = done_](boost::system::error_code ec) {
+    if (ec || *done) return;
+    *expired = true;
+    boost::system::error_code ignored;
+    sock.close(ignored);
+  });
+}
+
+Deadline::~Deadline() {
+  *done_ = true;
+  timer_.cancel();
+}
+
+asio::awaitable<std::string> open_tcp(tcp::socket& sock, const config::Endpoint& endpoint, const Deadline& deadline) {
+  using asio::use_awaitable;
+  boost::system::error_code ec;
+  tcp::resolver resolver(sock.get_executor());
+  auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
+                                                 asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return "cannot resolve: " + ec.message();
+  co_await asio::async_connect(sock, results, asio::redirect_error(use_awaitable, ec));
+  if (ec || deadline.expired()) co_return deadline.expired() ? std::string("timed out") : ec.message();
+  sock.set_option(tcp::no_delay(true), ec);
+  sock.set_option(asio::socket_base::keep_alive(true), ec);
+  co_return std::string();
 }
 
 namespace {
@@ -110,36 +143,12 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
   using asio::use_awaitable;
   using boost::system::error_code;
   tcp::socket sock(ex);
-  auto timed_out = std::make_shared<bool>(false);
-  auto done = std::make_shared<bool>(false);
-  asio::steady_timer timer(ex, timeout);
-  timer.async_wait([&sock, timed_out, done](error_code ec) {
-    if (ec || *done) return;
-    *timed_out = true;
-    error_code ignored;
-    sock.close(ignored);
-  });
-  struct Guard {
-    std::shared_ptr<bool> done;
-    asio::steady_timer& t;
-    ~Guard() {
-      *done = true;
-      t.cancel();
-    }
-  } guard{done, timer};
+  Deadline deadline(sock, timeout);
   auto where = fmt::format("server {} (user \"{}\", database \"{}\")", endpoint.text(), creds->user, database);
-
   error_code ec;
-  tcp::resolver resolver(ex);
-  auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
-                                                 asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return local_error(fmt::format("cannot resolve {}: {}", where, ec.message()));
-  co_await asio::async_connect(sock, results, asio::redirect_error(use_awaitable, ec));
-  if (ec || *timed_out)
-    co_return local_error(fmt::format("cannot connect to {}: {}", where,
-                                      *timed_out ? "timed out" : ec.message()));
-  sock.set_option(tcp::no_delay(true), ec);
-  sock.set_option(asio::socket_base::keep_alive(true), ec);
+  std::string err = co_await open_tcp(sock, endpoint, deadline);
+  if (!err.empty())
+    co_return local_error(fmt::format("cannot connect to {}: {}", where, err));
 
   std::string out;
   pg::startup_message(out, {{"user", creds->user}, {"database", database}});
@@ -156,9 +165,9 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
   std::array<std::uint8_t, 4096> chunk;
   for (;;) {
     std::size_t n = co_await sock.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
-    if (ec || *timed_out)
+    if (ec || deadline.expired())
       co_return local_error(fmt::format("{} closed the connection during login: {}", where,
-                                        *timed_out ? "timed out" : ec.message()));
+                                        deadline.expired() ? "timed out" : ec.message()));
     in.insert(in.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
     std::size_t pos = 0;
     for (;;) {

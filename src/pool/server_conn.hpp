@@ -7,6 +7,7 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -68,6 +69,7 @@ class ServerConn {
  public:
   explicit ServerConn(tcp::socket s) : sock(std::move(s)) {}
   tcp::socket sock;
+  config::Protocol proto = config::Protocol::Postgres;
   config::Endpoint endpoint;
   tcp protocol = tcp::v4();
   std::uint32_t backend_pid = 0, backend_key = 0;
@@ -76,6 +78,13 @@ class ServerConn {
   PreparedSet prepared;
   Clock::time_point created = Clock::now(), last_used = Clock::now();
   std::uint64_t id = 0;
+
+  // MySQL only. backend_pid holds the server's connection (thread) id.
+  std::uint32_t capabilities = 0;  // negotiated with the server
+  std::string schema;              // current default database
+  bool dirty = false;              // holds state Sluice cannot describe: reset before reuse
+  std::optional<bool> multi_statements;  // COM_SET_OPTION state, when changed from the default
+  std::unordered_map<std::uint64_t, std::uint32_t> statement_ids;  // registry id -> server id
 
   // Moves the socket to another worker's io_context (cheap: epoll re-registration).
   void rebind(const asio::any_io_executor& ex);
@@ -89,6 +98,7 @@ class ServerConn {
 struct ConnectError {
   bool from_server = false;  // an ErrorResponse from the server (forward it as is)
   pg::ErrorFields fields;    // when from_server, else a synthesized message in fields.message
+  std::uint16_t mysql_code = 0;  // MySQL: the server's errno (fields.code holds the SQLSTATE)
 };
 
 struct ConnectResult {
@@ -96,9 +106,33 @@ struct ConnectResult {
   ConnectError error;
 };
 
+// Closes the socket when the login takes longer than `d` (connect and authentication alike).
+class Deadline {
+ public:
+  Deadline(tcp::socket& sock, config::Duration d);
+  ~Deadline();
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+  bool expired() const { return *expired_; }
+
+ private:
+  asio::steady_timer timer_;
+  std::shared_ptr<bool> expired_, done_;
+};
+
+// Resolves and connects; sets TCP_NODELAY and keepalive. Returns "" or what went wrong.
+asio::awaitable<std::string> open_tcp(tcp::socket& sock, const config::Endpoint& endpoint, const Deadline& deadline);
+
 asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
                                               std::shared_ptr<const Credentials> creds,
                                               std::string database, config::Duration timeout,
                                               std::size_t max_prepared);
+
+// MySQL / MariaDB login (src/pool/mysql_conn.cpp). `caps` are the format-affecting capability
+// flags the clients of this pool negotiated with Sluice; the server must support them.
+asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::Endpoint endpoint,
+                                             std::shared_ptr<const Credentials> creds,
+                                             std::string database, config::Duration timeout,
+                                             std::size_t max_prepared, std::uint32_t caps);
 
 }  // namespace sluice::pool

@@ -1,0 +1,256 @@
+// Server response tracking (see response.hpp).
+#include "src/frontend/mysql/response.hpp"
+
+namespace sluice::frontend::mysql {
+
+void ResponseTracker::start(ResponseKind kind, std::uint32_t server_caps, std::uint32_t client_caps,
+                            std::uint32_t client_statement_id) {
+  kind_ = kind;
+  server_caps_ = server_caps;
+  client_caps_ = client_caps;
+  client_statement_id_ = client_statement_id;
+  deprecate_eof_ = (server_caps & my::cap::DEPRECATE_EOF) != 0;
+  server_track_ = (server_caps & my::cap::SESSION_TRACK) != 0;
+  rewrite_ok_ = server_track_ && !(client_caps & my::cap::SESSION_TRACK);
+  summary = ResponseSummary{};
+  steps_.clear();
+  defs_left_ = 0;
+  pass_left_ = 0;
+  continuation_ = false;
+  malformed_ = false;
+  switch (kind) {
+    case ResponseKind::Query: state_ = State::First; break;
+    case ResponseKind::Fetch: state_ = State::Rows; break;
+    case ResponseKind::Prepare: state_ = State::PrepareOk; break;
+    case ResponseKind::FieldList: state_ = State::Rows; break;
+    case ResponseKind::Single: state_ = State::First; break;
+    case ResponseKind::Raw1: state_ = State::Raw; break;
+  }
+}
+
+void ResponseTracker::infile_sent() {
+  if (state_ == State::InfileWait) state_ = State::First;
+}
+
+bool ResponseTracker::needs_whole(std::uint8_t first, std::size_t len) const {
+  switch (state_) {
+    case State::First:
+    case State::Eof:
+    case State::PrepareOk:
+      return true;
+    case State::Rows:
+      return first == 0xFF || (first == 0xFE && len < my::kMaxPayload);
+    default:
+      return false;
+  }
+}
+
+void ResponseTracker::push_defs(std::uint64_t n) {
+  if (n == 0) return;
+  steps_.push_back({State::Defs, n});
+  if (!deprecate_eof_) steps_.push_back({State::Eof, 0});
+}
+
+void ResponseTracker::next_step() {
+  if (steps_.empty()) {
+    state_ = State::Done;
+    return;
+  }
+  auto s = steps_.front();
+  steps_.erase(steps_.begin());
+  state_ = s.state;
+  defs_left_ = s.count;
+}
+
+void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string& out, bool ends_result) {
+  my::Ok ok;
+  if (!my::parse_ok(payload, server_track_, ok)) {
+    malformed_ = true;
+    return;
+  }
+  summary.status = ok.status;
+  summary.has_status = true;
+  summary.last_insert_id = ok.last_insert_id;
+  summary.affected_rows = ok.affected_rows;
+  if (!ok.session_state.empty()) my::parse_session_state(ok.session_state, summary.changes);
+  if (rewrite_ok_) {
+    std::string p;
+    my::build_ok(p, ok, false);
+    my::append_packets(out, p, seq);
+  } else {
+    my::put_u24(out, static_cast<std::uint32_t>(payload.size()));
+    out.push_back(static_cast<char>(seq));
+    out.append(my::as_sv(payload));
+  }
+  (void)ends_result;
+  if (ok.status & my::status::CURSOR_EXISTS) summary.cursor_opened = true;
+  if (ok.status & my::status::LAST_ROW_SENT) summary.last_row_sent = true;
+  if (kind_ == ResponseKind::Query && (ok.status & my::status::MORE_RESULTS_EXISTS)) state_ = State::First;
+  else state_ = State::Done;
+}
+
+void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) {
+  auto pass = [&] {
+    my::put_u24(out, static_cast<std::uint32_t>(p.size()));
+    out.push_back(static_cast<char>(seq));
+    out.append(my::as_sv(p));
+  };
+  std::uint8_t first = p.empty() ? 0 : p[0];
+  if (first == 0xFF && state_ != State::Eof) {  // ERR ends any response
+    my::parse_err(p, summary.err);
+    summary.error = true;
+    pass();
+    state_ = State::Done;
+    return;
+  }
+  switch (state_) {
+    case State::First: {
+      if (kind_ == ResponseKind::Single) {
+        if (first == 0x00) {
+          handle_ok(p, seq, out, false);
+          state_ = State::Done;
+        } else {  // EOF (COM_SET_OPTION) or anything else: pass as is
+          if (first == 0xFE) {
+            summary.status = my::eof_status(p, false, false);
+            summary.has_status = true;
+          }
+          pass();
+          state_ = State::Done;
+        }
+        return;
+      }
+      if (first == 0x00) {
+        handle_ok(p, seq, out, false);
+        return;
+      }
+      if (first == 0xFB) {
+        summary.local_infile = true;
+        pass();
+        state_ = State::InfileWait;
+        return;
+      }
+      my::Reader r(p);
+      std::uint64_t columns = r.lenenc();
+      if (!r.ok() || !r.at_end() || columns == 0) {
+        malformed_ = true;
+        return;
+      }
+      pass();
+      push_defs(columns);
+      steps_.push_back({State::Rows, 0});
+      next_step();
+      return;
+    }
+    case State::Eof: {
+      // The EOF after definitions (no DEPRECATE_EOF). After a cursor-opening execute the rows
+      // come later, with COM_STMT_FETCH.
+      if (first != 0xFE) {
+        malformed_ = true;
+        return;
+      }
+      std::uint16_t st = my::eof_status(p, false, false);
+      pass();
+      if (kind_ == ResponseKind::Query && steps_.size() == 1 && (st & my::status::CURSOR_EXISTS)) {
+        summary.status = st;
+        summary.has_status = true;
+        summary.cursor_opened = true;
+        steps_.clear();
+        state_ = State::Done;
+        return;
+      }
+      next_step();
+      return;
+    }
+    case State::Rows: {  // a terminator (0xFE): EOF, or OK with DEPRECATE_EOF
+      if (kind_ == ResponseKind::FieldList) {
+        pass();
+        state_ = State::Done;
+        return;
+      }
+      if (deprecate_eof_) {
+        handle_ok(p, seq, out, true);
+        return;
+      }
+      std::uint16_t st = my::eof_status(p, false, false);
+      summary.status = st;
+      summary.has_status = true;
+      if (st & my::status::CURSOR_EXISTS) summary.cursor_opened = true;
+      if (st & my::status::LAST_ROW_SENT) summary.last_row_sent = true;
+      pass();
+      state_ = (kind_ == ResponseKind::Query && (st & my::status::MORE_RESULTS_EXISTS)) ? State::First : State::Done;
+      return;
+    }
+    case State::PrepareOk: {
+      my::PrepareOk pok;
+      if (!my::parse_prepare_ok(p, pok)) {
+        malformed_ = true;
+        return;
+      }
+      summary.prepare = pok;
+      std::string copy(my::as_sv(p));
+      my::patch_statement_id(reinterpret_cast<std::uint8_t*>(copy.data()), client_statement_id_);
+      my::put_u24(out, static_cast<std::uint32_t>(copy.size()));
+      out.push_back(static_cast<char>(seq));
+      out.append(copy);
+      push_defs(pok.params);
+      push_defs(pok.columns);
+      next_step();
+      return;
+    }
+    default:
+      malformed_ = true;
+  }
+}
+
+void ResponseTracker::on_passed_start() {
+  switch (state_) {
+    case State::Defs:
+      if (--defs_left_ == 0) next_step();
+      break;
+    case State::Raw:
+      state_ = State::Done;
+      break;
+    default:
+      break;  // rows
+  }
+}
+
+std::size_t ResponseTracker::feed(my::Bytes in, std::string& out) {
+  std::size_t pos = 0;
+  while (pos < in.size() && !malformed_) {
+    if (pass_left_ > 0) {
+      std::size_t n = std::min(pass_left_, in.size() - pos);
+      out.append(reinterpret_cast<const char*>(in.data() + pos), n);
+      pos += n;
+      pass_left_ -= n;
+      continue;
+    }
+    if (state_ == State::Done || state_ == State::InfileWait) break;
+    if (in.size() - pos < 4) break;
+    std::size_t len = my::payload_length(in.data() + pos);
+    bool continued = len == my::kMaxPayload;
+    if (continuation_) {  // the rest of a long packet: never interpreted
+      continuation_ = continued;
+      pass_left_ = 4 + len;
+      continue;
+    }
+    if (len > 0 && in.size() - pos < 5) break;
+    std::uint8_t first = len > 0 ? in[pos + 4] : 0;
+    if (needs_whole(first, len)) {
+      if (continued) {  // a status packet never spans packets
+        malformed_ = true;
+        break;
+      }
+      if (in.size() - pos < 4 + len) break;
+      on_whole(in.subspan(pos + 4, len), in[pos + 3], out);
+      pos += 4 + len;
+      continue;
+    }
+    on_passed_start();
+    continuation_ = continued;
+    pass_left_ = 4 + len;
+  }
+  return pos;
+}
+
+}  // namespace sluice::frontend::mysql

@@ -1,0 +1,82 @@
+// Follows one server response (to one client command) through the byte stream, packet by
+// packet, without buffering rows: result sets (text or binary), multiple results, prepare
+// responses, cursors, LOCAL INFILE requests. Packets that decide where the response ends (OK,
+// EOF, ERR, column counts) are read whole and may be rewritten: the statement id in
+// COM_STMT_PREPARE_OK, and OK packets for clients that did not negotiate SESSION_TRACK while
+// Sluice's server connection did. Sans-io: unit-tested byte by byte.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocols/mysql/codec.hpp"
+
+namespace sluice::frontend::mysql {
+
+namespace my = sluice::my;
+
+enum class ResponseKind {
+  Query,       // COM_QUERY, COM_STMT_EXECUTE: OK | ERR | LOCAL INFILE | result set(s)
+  Fetch,       // COM_STMT_FETCH: rows, then EOF/OK | ERR
+  Prepare,     // COM_STMT_PREPARE: PREPARE_OK + parameter and column definitions | ERR
+  FieldList,   // COM_FIELD_LIST: column definitions until EOF | ERR
+  Single,      // one OK | ERR | EOF packet (PING, INIT_DB, SET_OPTION, RESET_CONNECTION, STMT_RESET)
+  Raw1,        // exactly one packet, not interpreted (COM_STATISTICS)
+};
+
+struct ResponseSummary {
+  std::uint16_t status = 0;      // server status of the last OK/EOF seen
+  bool has_status = false;
+  bool error = false;            // ended with ERR
+  my::Err err;
+  bool cursor_opened = false;    // an execute opened a cursor (CURSOR_EXISTS)
+  bool last_row_sent = false;    // a fetch exhausted the cursor
+  bool local_infile = false;     // the server asks for a LOCAL INFILE: forward the client's data
+  std::uint64_t last_insert_id = 0, affected_rows = 0;
+  my::SessionChanges changes;    // accumulated from every OK's session state
+  std::optional<my::PrepareOk> prepare;
+};
+
+class ResponseTracker {
+ public:
+  // `server_caps`/`client_caps`: capabilities each side negotiated. For Prepare,
+  // `client_statement_id` replaces the server's id in PREPARE_OK.
+  void start(ResponseKind kind, std::uint32_t server_caps, std::uint32_t client_caps,
+             std::uint32_t client_statement_id = 0);
+  // Consumes what it can of `in`, appending what the client must see to `out`. Returns the bytes
+  // consumed; the rest (an incomplete packet that must be read whole) must be fed again with more.
+  std::size_t feed(my::Bytes in, std::string& out);
+  bool done() const { return state_ == State::Done; }
+  bool malformed() const { return malformed_; }
+  // The client has sent its LOCAL INFILE data (ending with an empty packet): expect OK / ERR.
+  void infile_sent();
+
+  ResponseSummary summary;
+
+ private:
+  enum class State { First, Defs, Eof, Rows, PrepareOk, Raw, InfileWait, Done };
+  struct Step {
+    State state;
+    std::uint64_t count;
+  };
+  bool needs_whole(std::uint8_t first, std::size_t len) const;
+  void on_whole(my::Bytes payload, std::uint8_t seq, std::string& out);
+  void on_passed_start();  // a passed-through logical packet began (counts definitions)
+  void next_step();
+  void handle_ok(my::Bytes payload, std::uint8_t seq, std::string& out, bool ends_result);
+  void push_defs(std::uint64_t n);
+
+  State state_ = State::Done;
+  ResponseKind kind_ = ResponseKind::Query;
+  std::vector<Step> steps_;  // what follows the current state (Prepare, column definitions)
+  std::uint64_t defs_left_ = 0;
+  std::uint32_t server_caps_ = 0, client_caps_ = 0, client_statement_id_ = 0;
+  bool deprecate_eof_ = false, server_track_ = false, rewrite_ok_ = false;
+  std::size_t pass_left_ = 0;    // bytes of the current packet still to pass through
+  bool continuation_ = false;    // the next packet continues a 0xFFFFFF-long one
+  bool malformed_ = false;
+};
+
+}  // namespace sluice::frontend::mysql

@@ -1,0 +1,1119 @@
+// The MySQL / MariaDB client session. Stages, as in the PostgreSQL front end: handshake, auth,
+// attach (lease + state sync), relay (one command, one response), detach.
+#include "src/frontend/mysql/session.hpp"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "protocols/mysql/codec.hpp"
+#include "protocols/postgres/crypto.hpp"
+#include "sluice/version.hpp"
+#include "src/frontend/mysql/response.hpp"
+#include "src/observe/log.hpp"
+#include "src/pool/mysql_io.hpp"
+#include "src/pool/statements.hpp"
+#include "src/sql/mysql_sql.hpp"
+
+namespace sluice::frontend::mysql {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+class Session;
+thread_local std::unordered_set<Session*> t_sessions;
+
+std::shared_ptr<const crypto::RsaKey> g_rsa;
+
+// Capabilities Sluice offers clients. LOCAL_FILES only when [mysql] local_infile is on; no
+// COMPRESS and no SSL (TLS arrives with its own issue).
+constexpr std::uint32_t kOffered =
+    my::cap::LONG_PASSWORD | my::cap::FOUND_ROWS | my::cap::LONG_FLAG | my::cap::CONNECT_WITH_DB |
+    my::cap::NO_SCHEMA | my::cap::ODBC | my::cap::IGNORE_SPACE | my::cap::PROTOCOL_41 |
+    my::cap::INTERACTIVE | my::cap::IGNORE_SIGPIPE | my::cap::TRANSACTIONS | my::cap::RESERVED |
+    my::cap::SECURE_CONNECTION | my::cap::MULTI_STATEMENTS | my::cap::MULTI_RESULTS |
+    my::cap::PS_MULTI_RESULTS | my::cap::PLUGIN_AUTH | my::cap::CONNECT_ATTRS |
+    my::cap::PLUGIN_AUTH_LENENC_CLIENT_DATA | my::cap::CAN_HANDLE_EXPIRED_PASSWORDS |
+    my::cap::SESSION_TRACK | my::cap::DEPRECATE_EOF;
+// Capabilities that change what the server sends or accepts: server connections are pooled
+// separately per combination, so responses relay byte for byte. (SESSION_TRACK is not among them:
+// Sluice always tracks and rewrites OK packets for clients that did not ask for it.)
+constexpr std::uint32_t kFormatCaps = my::cap::DEPRECATE_EOF | my::cap::FOUND_ROWS | my::cap::MULTI_STATEMENTS |
+                                      my::cap::MULTI_RESULTS | my::cap::PS_MULTI_RESULTS |
+                                      my::cap::LOCAL_FILES | my::cap::IGNORE_SPACE;
+
+// Session variables a server reports but nobody can SET, and Sluice's own tracking switches.
+bool syncable(std::string_view name) {
+  static const std::unordered_set<std::string_view> skip = {
+      "last_gtid", "warning_count", "error_count", "in_transaction", "rand_seed1", "rand_seed2",
+      "insert_id", "last_insert_id", "identity", "external_user", "proxy_user", "pseudo_thread_id",
+      "timestamp", "gtid_seq_no"};
+  if (name.empty() || name.rfind("session_track_", 0) == 0 || skip.count(name)) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return true;
+}
+
+std::string sql_value(std::string_view v) {
+  bool numeric = !v.empty();
+  std::size_t i = (v.size() > 1 && v[0] == '-') ? 1 : 0;
+  bool dot = false;
+  for (; i < v.size() && numeric; ++i) {
+    if (v[i] == '.' && !dot) dot = true;
+    else if (!std::isdigit(static_cast<unsigned char>(v[i]))) numeric = false;
+  }
+  if (numeric) return std::string(v);
+  std::string s = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') s.push_back('\\');
+    s.push_back(c);
+  }
+  s.push_back('\'');
+  return s;
+}
+
+std::string random_nonce() {
+  // Printable, NUL-free bytes, as servers send.
+  auto raw = crypto::random_bytes(20);
+  for (auto& c : raw) c = static_cast<char>(33 + static_cast<unsigned char>(c) % 94);
+  return raw;
+}
+
+// Process-wide: statements by (schema, text), and the PREPARE_OK response first seen for each,
+// so that later prepares of the same text are answered without a server connection.
+pool::StatementRegistry& statements() {
+  static pool::StatementRegistry r;
+  return r;
+}
+std::mutex g_prep_mu;
+std::unordered_map<std::uint64_t, std::shared_ptr<const std::string>> g_prep_responses;
+
+std::shared_ptr<const std::string> cached_prepare(std::uint64_t id) {
+  std::lock_guard lock(g_prep_mu);
+  auto it = g_prep_responses.find(id);
+  return it == g_prep_responses.end() ? nullptr : it->second;
+}
+void cache_prepare(std::uint64_t id, std::string bytes) {
+  std::lock_guard lock(g_prep_mu);
+  g_prep_responses.try_emplace(id, std::make_shared<const std::string>(std::move(bytes)));
+}
+
+struct ClientStmt {
+  std::shared_ptr<const pool::Statement> stmt;
+  std::string query;
+  std::uint16_t params = 0, columns = 0;
+  std::string types;  // parameter types from the last execute that sent them
+};
+
+class Session {
+ public:
+  Session(tcp::socket sock, Context& ctx)
+      : sock_(std::move(sock)), ctx_(ctx), snap_(ctx.snapshot()), cfg_(*snap_->config),
+        io_(sock_, cfg_.general.max_packet_size), timer_(sock_.get_executor()) {
+    t_sessions.insert(this);
+    handle_ = std::make_shared<ClientHandle>();
+    handle_->id = ctx_.mysql_clients.next_id();
+    auto ex = sock_.get_executor();
+    std::weak_ptr<bool> alive = alive_;
+    handle_->close = [ex, alive, this] {
+      asio::post(ex, [alive, this] {
+        if (alive.lock()) close_client();
+      });
+    };
+    ctx_.mysql_clients.add(handle_);
+  }
+  ~Session() {
+    t_sessions.erase(this);
+    ctx_.mysql_clients.remove(handle_->id);
+  }
+
+  void kick() {
+    if (idle_wait_) close_client();
+  }
+
+  // GCC 12 miscompiled this body as "if (!co_await login()) co_return; for (;;) { if (...)
+  // co_return; if (!co_await ...) break; }" (the frame's `this` was garbage on first resume);
+  // results are kept in a variable instead.
+  awaitable<void> run() {
+    bool ok = co_await login();
+    while (ok) {
+      if (ctx_.shutting_down && !server_) break;
+      ok = co_await read_command();
+      if (ok) ok = co_await dispatch();
+    }
+    co_await leave();
+  }
+
+ private:
+  // ---- small helpers ---------------------------------------------------------------------
+
+  void close_client() {
+    error_code ec;
+    sock_.close(ec);
+  }
+
+  awaitable<bool> send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {
+    std::string p;
+    my::build_err(p, code, sqlstate, message);
+    co_return co_await io_.reply(p);
+  }
+
+  awaitable<bool> send_ok(std::uint64_t affected = 0, std::string_view info = {}) {
+    std::string p;
+    my::Ok ok;
+    ok.affected_rows = affected;
+    ok.status = status_;
+    ok.info = info;
+    my::build_ok(p, ok, (caps_ & my::cap::SESSION_TRACK) != 0);
+    co_return co_await io_.reply(p);
+  }
+
+  std::string access_denied(bool with_password) const {
+    error_code ec;
+    auto peer = sock_.remote_endpoint(ec);
+    return fmt::format("Access denied for user '{}'@'{}' (using password: {})", user_,
+                       ec ? std::string("unknown") : peer.address().to_string(), with_password ? "YES" : "NO");
+  }
+
+  // ---- login -----------------------------------------------------------------------------
+
+  awaitable<bool> login() {
+    std::weak_ptr<bool> alive = alive_;
+    timer_.expires_after(cfg_.general.client_login_timeout);
+    timer_.async_wait([this, alive](error_code ec) {
+      if (!ec && alive.lock() && !logged_in_) close_client();
+    });
+    bool ok = co_await handshake();
+    logged_in_ = true;
+    timer_.cancel();
+    co_return ok;
+  }
+
+  std::string server_version() const {
+    if (!cfg_.mysql.server_version.empty()) return cfg_.mysql.server_version;
+    for (auto& p : ctx_.pools.all())
+      if (auto params = p->server_params(); params && p->endpoint() == primary_for_default())
+        if (auto* v = params->find("version")) return *v;
+    return "8.0.34-sluice-" SLUICE_VERSION;
+  }
+
+  config::Endpoint primary_for_default() const {
+    for (auto& pc : cfg_.pools)
+      if (pc.protocol == config::Protocol::Mysql) return cfg_.clusters.at(pc.cluster).primary;
+    return {};
+  }
+
+  awaitable<bool> handshake() {
+    nonce_ = random_nonce();
+    my::Handshake hs;
+    hs.server_version = server_version();
+    hs.connection_id = handle_->id;
+    hs.nonce = nonce_;
+    hs.capabilities = kOffered | (cfg_.mysql.local_infile ? my::cap::LOCAL_FILES : 0);
+    hs.charset = 45;  // utf8mb4_general_ci
+    hs.status = my::status::AUTOCOMMIT;
+    hs.auth_plugin = cfg_.mysql.default_auth_plugin;
+    std::string p;
+    my::build_handshake(p, hs);
+    if (!co_await io_.write(p, 0)) co_return false;
+
+    io_.set_limit(64 * 1024);
+    if (!co_await io_.read()) co_return false;
+    my::HandshakeResponse resp;
+    if (!my::parse_handshake_response(io_.bytes(), resp)) {
+      co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
+      co_return false;
+    }
+    if (resp.ssl_request_only) {
+      co_await send_err(my::er::HANDSHAKE, "08S01", "Sluice does not offer TLS on this listener");
+      co_return false;
+    }
+    caps_ = resp.capabilities & hs.capabilities;
+    charset_ = resp.charset;
+    user_ = resp.user;
+    multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
+
+    if (!co_await authenticate(resp.auth_plugin, resp.auth_response)) co_return false;
+    io_.set_limit(cfg_.general.max_packet_size);
+
+    std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
+    if (!co_await choose_pool(db)) co_return false;
+    {
+      std::lock_guard lock(handle_->mu);
+      handle_->user = user_;
+    }
+    co_return co_await send_ok();
+  }
+
+  // Checks the client's proof for the configured user; switches plugin when needed.
+  awaitable<bool> authenticate(std::string client_plugin, std::string response) {
+    auto it = snap_->credentials.find(user_);
+    if (it == snap_->credentials.end()) {
+      co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
+      co_return false;
+    }
+    creds_ = it->second;
+    if (creds_->client_auth == config::AuthMethod::Trust) co_return true;
+
+    std::string plugin = cfg_.mysql.default_auth_plugin;
+    if (creds_->plaintext.empty()) plugin = "mysql_native_password";  // a stored hash serves only this one
+    if (client_plugin.empty() && (caps_ & my::cap::SECURE_CONNECTION)) client_plugin = "mysql_native_password";
+    if (client_plugin != plugin) {
+      // AuthSwitchRequest: the same nonce, as servers do.
+      std::string p;
+      my::build_auth_switch(p, plugin, nonce_ + std::string(1, '\0'));
+      if (!co_await io_.reply(p)) co_return false;
+      if (!co_await io_.read()) co_return false;
+      response = io_.payload();
+    }
+    bool ok = false;
+    if (plugin == "mysql_native_password") {
+      if (creds_->mysql_stage2.empty()) {
+        ok = response.empty();  // a user without a password
+      } else if (auto stage1 = my::native_verify(response, nonce_, creds_->mysql_stage2)) {
+        ok = true;
+        if (creds_->plaintext.empty()) creds_->remember_mysql_stage1(*stage1);
+      }
+    } else {
+      ok = co_await sha2_auth(response);
+    }
+    if (!ok) {
+      co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
+      co_return false;
+    }
+    co_return true;
+  }
+
+  awaitable<bool> sha2_auth(const std::string& scramble) {
+    if (creds_->plaintext.empty()) co_return scramble.empty();
+    if (creds_->sha2_cached()) {
+      if (!my::sha2_verify(scramble, nonce_, creds_->plaintext)) co_return false;
+      if (!co_await io_.reply(std::string_view("\x01\x03", 2))) co_return false;  // fast auth OK
+      co_return true;
+    }
+    // Full authentication: the client sends its password RSA-encrypted with Sluice's key
+    // (asking for the key first, unless it has it).
+    if (!co_await io_.reply(std::string_view("\x01\x04", 2))) co_return false;
+    if (!co_await io_.read()) co_return false;
+    std::string data = io_.payload();
+    if (data == std::string_view("\x02", 1)) {
+      std::string p = "\x01" + g_rsa->public_pem();
+      if (!co_await io_.reply(p)) co_return false;
+      if (!co_await io_.read()) co_return false;
+      data = io_.payload();
+    }
+    if (data.size() != 256) co_return false;  // a cleartext password over plain TCP: refused
+    auto plain = g_rsa->decrypt_oaep(data);
+    if (!plain) co_return false;
+    std::string pw = my::xor_with_nonce(*plain, nonce_);
+    if (pw.empty() || pw.back() != '\0') co_return false;
+    pw.pop_back();
+    if (!crypto::equal_constant_time(pw, creds_->plaintext)) co_return false;
+    creds_->set_sha2_cached();
+    co_return true;
+  }
+
+  // Finds the pool for `db` (or a default one without a database) and checks that the server
+  // knows the schema, as a direct login would.
+  awaitable<bool> choose_pool(const std::string& db) {
+    const config::Pool* pc = cfg_.find_pool(config::Protocol::Mysql, db);
+    if (!pc && db.empty())
+      for (auto& p : cfg_.pools)
+        if (p.protocol == config::Protocol::Mysql) {
+          pc = &p;
+          break;
+        }
+    if (!pc) {
+      co_await send_err(my::er::BAD_DB, "42000", fmt::format("Unknown database '{}'", db));
+      co_return false;
+    }
+    const auto& cluster = cfg_.clusters.at(pc->cluster);
+    auto settings = pool_settings(cfg_, *pc);
+    settings.protocol = config::Protocol::Mysql;
+    settings.mysql_caps = caps_ & kFormatCaps;
+    settings.max_prepared = cfg_.mysql.max_prepared_statements;
+    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, "", settings);
+    mode_ = pc->mode;
+    schema_ = db;
+    if (pc->database != "*" && !pc->server_database.empty() && db == pc->database) schema_ = pc->server_database;
+    if (schema_.empty() || pool_->schema_known(schema_)) co_return true;
+    // First client of this schema: let a server confirm it (COM_INIT_DB) before saying OK.
+    if (!co_await attach()) co_return false;
+    if (server_->schema != schema_) {
+      std::string cmd;
+      my::build_command(cmd, my::com::INIT_DB, schema_);
+      auto r = co_await exchange(cmd, ResponseKind::Single, false);
+      if (!r) co_return false;
+      if (r->error) {
+        co_await send_err(r->err.code, r->err.sqlstate, r->err.message);
+        co_await leave();
+        co_return false;
+      }
+      server_->schema = schema_;
+    }
+    pool_->add_schema(schema_);
+    maybe_detach();
+    co_return true;
+  }
+
+  // ---- attach / detach -------------------------------------------------------------------
+
+  // Makes sure a server connection works for this client, its state synced. On failure the
+  // client has had its ERR; returns false only when the client connection must end.
+  awaitable<bool> attach() {
+    if (server_) co_return true;
+    auto ex = sock_.get_executor();
+    auto conn = pool_->try_lease_local(ex);
+    if (!conn) {
+      auto r = co_await pool_->lease(ex, cfg_.general.query_wait_timeout);
+      if (r.timed_out) {
+        co_await send_err(my::er::CON_COUNT, "08004",
+                          fmt::format("Sluice: no server connection in pool {} became free within query_wait_timeout",
+                                      pool_->name()));
+        co_return false;
+      }
+      if (!r.conn) {
+        if (r.error.from_server)
+          co_await send_err(r.error.mysql_code, r.error.fields.code, r.error.fields.message);
+        else
+        {
+          std::uint16_t code = r.error.mysql_code ? r.error.mysql_code : my::er::CONNECT_TO_SERVER;
+          std::string msg = "Sluice: " + r.error.fields.message;
+          co_await send_err(code, "HY000", msg);
+        }
+        co_return false;
+      }
+      conn = std::move(r.conn);
+    }
+    server_ = std::move(conn);
+    server_buf_.clear();
+    {
+      std::lock_guard lock(handle_->mu);
+      handle_->attached = true;
+      handle_->endpoint = server_->endpoint;
+      handle_->thread_id = server_->backend_pid;
+    }
+    if (!co_await sync_state()) co_return false;
+    co_return true;
+  }
+
+  // Brings the server connection's session to this client's: reset if it holds state Sluice
+  // cannot describe, then schema, multi-statement option and variables.
+  awaitable<bool> sync_state() {
+    if (server_->dirty && !co_await reset_server()) co_return co_await server_lost();
+    if (!schema_.empty() && server_->schema != schema_) {
+      std::string cmd;
+      my::build_command(cmd, my::com::INIT_DB, schema_);
+      auto r = co_await exchange(cmd, ResponseKind::Single, false);
+      if (!r) co_return co_await server_lost();
+      if (r->error) {  // the schema was dropped meanwhile
+        co_await send_err(r->err.code, r->err.sqlstate, r->err.message);
+        detach(true);
+        co_return false;
+      }
+      server_->schema = schema_;
+    }
+    bool server_multi = (server_->capabilities & my::cap::MULTI_STATEMENTS) != 0;
+    if (server_->multi_statements.value_or(server_multi) != multi_statements_) {
+      std::string cmd;
+      my::build_command(cmd, my::com::SET_OPTION);
+      my::put_u16(cmd, multi_statements_ ? 0 : 1);
+      auto r = co_await exchange(cmd, ResponseKind::Single, false);
+      if (!r || r->error) co_return co_await server_lost();
+      server_->multi_statements = multi_statements_;
+    }
+    if (server_->params.fingerprint != vars_.fingerprint) {
+      std::string set;
+      for (auto& [k, v] : vars_.items) {
+        auto* cur = server_->params.find(k);
+        if (cur && *cur == v) continue;
+        set += set.empty() ? "SET SESSION " : ", ";
+        set += k + " = " + (k == "character_set_results" && (v.empty() || v == "NULL") ? "NULL" : sql_value(v));
+      }
+      for (auto& [k, v] : server_->params.items)
+        if (!vars_.find(k)) {
+          set += set.empty() ? "SET SESSION " : ", ";
+          set += k + " = DEFAULT";
+        }
+      if (!set.empty()) {
+        std::string cmd;
+        my::build_command(cmd, my::com::QUERY, set);
+        auto r = co_await exchange(cmd, ResponseKind::Query, false);
+        if (!r) co_return co_await server_lost();
+        if (r->error) {
+          log::warn("cannot re-apply session state on {}: {} ({})", server_->endpoint.text(), r->err.message, set);
+          co_await send_err(r->err.code, r->err.sqlstate, r->err.message);
+          server_->dirty = true;
+          detach(true);
+          co_return false;
+        }
+      }
+      server_->params = vars_;
+    }
+    co_return true;
+  }
+
+  // The server connection broke while Sluice used it on its own: tell the client.
+  awaitable<bool> server_lost() {
+    detach(false);
+    co_await send_err(2013, "HY000", "Sluice: lost the server connection while preparing it for this client");
+    co_return false;
+  }
+
+  // COM_RESET_CONNECTION, then tracking again (the reset restores global session settings).
+  awaitable<bool> reset_server() {
+    std::string cmd;
+    my::build_command(cmd, my::com::RESET_CONNECTION);
+    auto r = co_await exchange(cmd, ResponseKind::Single, false);
+    if (!r || r->error) co_return false;
+    cmd.clear();
+    my::build_command(cmd, my::com::QUERY,
+                      "SET SESSION session_track_system_variables = '*', session_track_schema = ON, "
+                      "session_track_state_change = ON");
+    r = co_await exchange(cmd, ResponseKind::Query, false);
+    if (!r || r->error) co_return false;
+    server_->params = {};
+    server_->multi_statements.reset();
+    server_->prepared.clear();
+    server_->statement_ids.clear();
+    server_->dirty = false;
+    co_return true;
+  }
+
+  // Returns the server connection to the pool (reusable: its state is known).
+  void detach(bool reusable) {
+    if (!server_) return;
+    {
+      std::lock_guard lock(handle_->mu);
+      handle_->attached = false;
+      handle_->thread_id = 0;
+    }
+    if (!server_buf_.empty()) reusable = false;  // unread server bytes: state unknown
+    pool_->release(std::move(server_), reusable);
+    server_.reset();
+  }
+
+  bool kill_in_flight() {
+    std::lock_guard lock(handle_->mu);
+    return handle_->kill_holds > 0;
+  }
+
+  // At a transaction boundary in transaction (and statement) mode.
+  void maybe_detach() {
+    if (!server_ || mode_ == config::PoolMode::Session) return;
+    if ((status_ & my::status::IN_TRANS) || pinned_ || cursor_open_ || long_data_ || hold_next_) return;
+    if (kill_in_flight()) return;
+    detach(true);
+  }
+
+  // The client leaves: the server connection goes back clean, or is closed.
+  awaitable<void> leave() {
+    if (!server_) co_return;
+    bool needs_reset = (status_ & my::status::IN_TRANS) || pinned_ || cursor_open_ || long_data_ || hold_next_ ||
+                       mode_ == config::PoolMode::Session;
+    if (broken_) {
+      detach(false);
+      co_return;
+    }
+    if (needs_reset) server_->dirty = true;
+    if (server_->dirty && !co_await reset_server()) {
+      detach(false);
+      co_return;
+    }
+    detach(true);
+  }
+
+  // ---- talking to the server ---------------------------------------------------------------
+
+  // Sends one command (sequence 0) and follows the response. With `to_client`, the response
+  // streams to the client; otherwise it is consumed here. nullopt when the server connection
+  // broke (it is then detached and closed).
+  awaitable<std::optional<ResponseSummary>> exchange(std::string_view payload, ResponseKind kind, bool to_client,
+                                                     std::uint32_t client_stmt_id = 0, std::string* capture = nullptr) {
+    srv_out_.clear();
+    for (auto id : pending_closes_) {
+      std::string c;
+      my::build_command(c, my::com::STMT_CLOSE);
+      my::put_u32(c, id);
+      my::append_packets(srv_out_, c, 0);
+    }
+    pending_closes_.clear();
+    my::append_packets(srv_out_, payload, 0);
+    error_code ec;
+    co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return co_await broken_server(to_client, false);
+    tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
+    bool sent_any = false;
+    for (;;) {
+      cli_out_.clear();
+      std::size_t used = tracker_.feed(my::as_bytes(server_buf_), cli_out_);
+      server_buf_.erase(0, used);
+      if (tracker_.malformed()) co_return co_await broken_server(to_client, sent_any);
+      if (capture && capture->size() < (1u << 20)) capture->append(cli_out_);
+      if (to_client && !cli_out_.empty()) {
+        sent_any = true;
+        co_await asio::async_write(sock_, asio::buffer(cli_out_), asio::redirect_error(use_awaitable, ec));
+        if (ec) client_gone_ = true;  // keep draining the server so the connection stays usable
+      }
+      if (tracker_.done()) break;
+      if (tracker_.summary.local_infile && used == 0 && server_buf_.empty()) {
+        if (!co_await forward_infile()) co_return co_await broken_server(to_client, true);
+        tracker_.infile_sent();
+        continue;
+      }
+      if (rbuf_.empty()) rbuf_.resize(65536);
+      std::size_t n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return co_await broken_server(to_client, sent_any);
+      server_buf_.append(rbuf_.data(), n);
+    }
+    if (!server_buf_.empty()) co_return co_await broken_server(to_client, true);  // more than one response
+    co_return tracker_.summary;
+  }
+
+  // LOCAL INFILE: the client's packets go to the server until the empty one.
+  awaitable<bool> forward_infile() {
+    for (;;) {
+      if (!co_await io_.read()) co_return false;
+      srv_out_.clear();
+      my::append_packets(srv_out_, io_.payload(), io_.seq());
+      error_code ec;
+      co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return false;
+      if (io_.payload().empty()) co_return true;
+    }
+  }
+
+  awaitable<std::optional<ResponseSummary>> broken_server(bool to_client, bool mid_response) {
+    if (server_) log::warn("server connection {} (thread {}) failed or desynchronized; closing it",
+                           server_->endpoint.text(), server_->backend_pid);
+    broken_ = true;
+    detach(false);
+    broken_ = false;
+    // The session state Sluice tracked lives on; whatever the server held (a transaction, pinned
+    // state) is gone, and the client is told.
+    bool had_tx = (status_ & my::status::IN_TRANS) || pinned_;
+    status_ &= static_cast<std::uint16_t>(~my::status::IN_TRANS);
+    pinned_ = cursor_open_ = long_data_ = hold_next_ = false;
+    if (to_client) {
+      if (mid_response) {
+        close_client();  // half a response went out: the client cannot resynchronize
+      } else {
+        co_await send_err(2013, "HY000",
+                          had_tx ? "Lost connection to MySQL server during query (the transaction is rolled back)"
+                                 : "Lost connection to MySQL server during query");
+      }
+    }
+    co_return std::nullopt;
+  }
+
+  // Applies what the server reported about the session (OK packets' session state).
+  void absorb(const ResponseSummary& s) {
+    if (s.has_status) {
+      status_ = static_cast<std::uint16_t>(s.status & (my::status::IN_TRANS | my::status::AUTOCOMMIT |
+                                                       my::status::IN_TRANS_READONLY | my::status::NO_BACKSLASH_ESCAPES));
+    }
+    if (s.changes.schema) {
+      schema_ = *s.changes.schema;
+      if (server_) server_->schema = schema_;
+    }
+    bool explained = s.changes.schema.has_value();
+    for (auto& [k, v] : s.changes.variables) {
+      explained = true;
+      if (k.rfind("session_track_", 0) == 0) {
+        pin("session tracking changed by the client");
+        continue;
+      }
+      if (!syncable(k)) continue;
+      vars_.set(k, v);
+      if (server_) server_->params.set(k, v);
+    }
+    if (s.changes.state_changed && !explained) pin("session state (user variables, temporary tables or prepared statements)");
+  }
+
+  void pin(const char* why) {
+    if (!pinned_) log::debug("mysql client {} pinned to its server connection: {}", handle_->id, why);
+    pinned_ = true;
+    if (server_) server_->dirty = true;
+  }
+
+  // ---- commands ----------------------------------------------------------------------------
+
+  awaitable<bool> read_command() {
+    std::weak_ptr<bool> alive = alive_;
+    bool idle_timer = !server_ && cfg_.general.client_idle_timeout.count() > 0;
+    if (idle_timer) {
+      timer_.expires_after(cfg_.general.client_idle_timeout);
+      timer_.async_wait([this, alive](error_code ec) {
+        if (!ec && alive.lock() && idle_wait_) close_client();
+      });
+    }
+    idle_wait_ = !server_;
+    bool ok = co_await io_.read();
+    idle_wait_ = false;
+    if (idle_timer) timer_.cancel();
+    if (!ok) {
+      if (io_.error() == "message larger than the limit")
+        co_await send_err(my::er::NET_PACKET_TOO_LARGE, "08S01", "Got a packet bigger than 'max_packet_size' bytes");
+      co_return false;
+    }
+    if (io_.payload().empty()) {
+      co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (empty command)");
+      co_return false;
+    }
+    co_return true;
+  }
+
+  awaitable<bool> dispatch() {
+    std::uint8_t cmd = static_cast<std::uint8_t>(io_.payload()[0]);
+    switch (cmd) {
+      case my::com::QUIT:
+        co_return false;
+      case my::com::PING:
+        co_return co_await send_ok();
+      case my::com::QUERY:
+        co_return co_await com_query();
+      case my::com::INIT_DB:
+      case my::com::FIELD_LIST:
+      case my::com::STATISTICS:
+        co_return co_await forward_simple(cmd);
+      case my::com::STMT_PREPARE:
+        co_return co_await com_prepare();
+      case my::com::STMT_EXECUTE:
+        co_return co_await com_execute();
+      case my::com::STMT_SEND_LONG_DATA:
+        co_return co_await com_long_data();
+      case my::com::STMT_CLOSE:
+        co_return com_close();
+      case my::com::STMT_RESET:
+        co_return co_await com_stmt_reset();
+      case my::com::STMT_FETCH:
+        co_return co_await com_fetch();
+      case my::com::SET_OPTION:
+        co_return co_await com_set_option();
+      case my::com::RESET_CONNECTION:
+        co_return co_await com_reset_connection();
+      case my::com::CHANGE_USER:
+        co_return co_await com_change_user();
+      case my::com::PROCESS_KILL: {
+        my::Reader r(io_.bytes());
+        r.u8();
+        std::uint32_t id = r.u32();
+        if (!r.ok()) break;
+        co_return co_await kill(sql::MysqlKill{false, id});
+      }
+      default:
+        break;
+    }
+    co_return co_await send_err(my::er::UNKNOWN_COM, "08S01", "Unknown command");
+  }
+
+  // Runs the client's command (already in io_.payload(), possibly rewritten in `payload`) on
+  // the attached server and streams the response.
+  awaitable<bool> relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id = 0,
+                        std::string* capture = nullptr) {
+    if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+    auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);
+    if (!r) co_return sock_.is_open();
+    absorb(*r);
+    last_ = std::move(*r);
+    co_return !client_gone_;
+  }
+
+  awaitable<bool> com_query() {
+    auto text = std::string_view(io_.payload()).substr(1);
+    auto info = sql::inspect_mysql(text);
+    if (info.kill) co_return co_await kill(*info.kill);
+    bool was_hold = hold_next_;
+    if (!co_await relay(io_.payload(), ResponseKind::Query)) co_return false;
+    if (info.pins && !last_.error) pin(info.pins);
+    hold_next_ = info.next_transaction_setting && !last_.error ? true : (was_hold ? false : hold_next_);
+    maybe_detach();
+    co_return true;
+  }
+
+  awaitable<bool> forward_simple(std::uint8_t cmd) {
+    auto kind = cmd == my::com::STATISTICS ? ResponseKind::Raw1
+                : cmd == my::com::FIELD_LIST ? ResponseKind::FieldList
+                                             : ResponseKind::Single;
+    std::string arg(std::string_view(io_.payload()).substr(1));
+    if (!co_await relay(io_.payload(), kind)) co_return false;
+    if (cmd == my::com::INIT_DB && !last_.error) {
+      schema_ = arg;
+      if (server_) server_->schema = arg;
+    }
+    maybe_detach();
+    co_return true;
+  }
+
+  // Prepares `cs` on the attached server unless it has it. false: the client got an ERR (or
+  // the server broke).
+  awaitable<bool> ensure_prepared(ClientStmt& cs) {
+    auto id = cs.stmt->id;
+    if (server_->statement_ids.count(id)) {
+      server_->prepared.touch(id);
+      co_return true;
+    }
+    std::string cmd;
+    my::build_command(cmd, my::com::STMT_PREPARE, cs.query);
+    auto r = co_await exchange(cmd, ResponseKind::Prepare, false);
+    if (!r) co_return false;
+    if (r->error || !r->prepare) {
+      co_await send_err(r->err.code, r->err.sqlstate, r->err.message);
+      co_return false;
+    }
+    remember_server_stmt(id, r->prepare->statement_id);
+    co_return true;
+  }
+
+  void remember_server_stmt(std::uint64_t id, std::uint32_t server_id) {
+    server_->statement_ids[id] = server_id;
+    if (auto evicted = server_->prepared.insert(id)) {
+      auto it = server_->statement_ids.find(evicted);
+      if (it != server_->statement_ids.end()) {
+        pending_closes_.push_back(it->second);
+        server_->statement_ids.erase(it);
+      }
+    }
+  }
+
+  awaitable<bool> com_prepare() {
+    std::string query(std::string_view(io_.payload()).substr(1));
+    auto stmt = statements().intern(query, schema_);
+    std::uint32_t client_id = next_stmt_id_++;
+    if (auto cached = cached_prepare(stmt->id)) {
+      // Answered here: the server connection that runs it later prepares it on demand.
+      my::PrepareOk pok;
+      my::parse_prepare_ok(my::as_bytes(*cached).subspan(4, my::payload_length(reinterpret_cast<const std::uint8_t*>(cached->data()))), pok);
+      stmts_[client_id] = ClientStmt{stmt, std::move(query), pok.params, pok.columns, {}};
+      std::string out = *cached;
+      my::patch_statement_id(reinterpret_cast<std::uint8_t*>(out.data() + 4), client_id);
+      out = rewrite_prepare_for_client(out);
+      error_code ec;
+      co_await asio::async_write(sock_, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+      co_return !ec;
+    }
+    std::string capture;
+    if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
+    if (!last_.error && last_.prepare && server_) {
+      remember_server_stmt(stmt->id, last_.prepare->statement_id);
+      stmts_[client_id] = ClientStmt{stmt, std::move(query), last_.prepare->params, last_.prepare->columns, {}};
+      if (capture.size() < 65536) cache_prepare(stmt->id, std::move(capture));
+    } else if (last_.error) {
+      --next_stmt_id_;
+    }
+    maybe_detach();
+    co_return true;
+  }
+
+  // A cached prepare response is stored as the first client saw it; all clients of one pool
+  // share its capabilities, so only SESSION_TRACK could differ, and PREPARE responses carry no
+  // OK packets. Kept as a seam for future formats.
+  static std::string rewrite_prepare_for_client(std::string bytes) { return bytes; }
+
+  ClientStmt* find_stmt(my::Bytes payload, std::uint32_t& id) {
+    my::Reader r(payload);
+    r.u8();
+    id = r.u32();
+    if (!r.ok()) return nullptr;
+    auto it = stmts_.find(id);
+    return it == stmts_.end() ? nullptr : &it->second;
+  }
+
+  awaitable<bool> unknown_stmt(std::uint32_t id, std::string_view where) {
+    co_return co_await send_err(my::er::UNKNOWN_STMT_HANDLER, "HY000",
+                                fmt::format("Unknown prepared statement handler ({}) given to {}", id, where));
+  }
+
+  awaitable<bool> com_execute() {
+    std::uint32_t id = 0;
+    ClientStmt* cs = find_stmt(io_.bytes(), id);
+    if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_execute");
+    my::ExecuteView v;
+    if (!my::parse_execute(io_.bytes(), cs->params, v)) {
+      co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (COM_STMT_EXECUTE)");
+      co_return false;
+    }
+    std::string payload;
+    if (v.new_params_bound) {
+      cs->types.assign(io_.payload(), v.types_offset, 2u * cs->params);
+      payload = io_.payload();
+    } else if (cs->params > 0 && cs->types.size() == 2u * cs->params) {
+      // The server connection may never have seen this client's types: send them again.
+      payload = my::execute_with_types(io_.bytes(), v, cs->types);
+    } else {
+      payload = io_.payload();
+    }
+    if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+    auto stmt_ref = *cs;  // cs may move if stmts_ rehashes meanwhile (it does not, but be safe)
+    if (!co_await ensure_prepared(stmt_ref)) {
+      maybe_detach();
+      co_return sock_.is_open();
+    }
+    my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[stmt_ref.stmt->id]);
+    if (!co_await relay(payload, ResponseKind::Query)) co_return false;
+    long_data_ = false;
+    if (v.flags != 0 && last_.cursor_opened) cursor_open_ = true;
+    maybe_detach();
+    co_return true;
+  }
+
+  awaitable<bool> com_long_data() {
+    std::uint32_t id = 0;
+    ClientStmt* cs = find_stmt(io_.bytes(), id);
+    if (!cs || io_.payload().size() < 7) co_return true;  // no response, as the server does
+    if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+    auto ref = *cs;
+    if (!co_await ensure_prepared(ref)) co_return sock_.is_open();
+    std::string payload = io_.payload();
+    my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[ref.stmt->id]);
+    srv_out_.clear();
+    my::append_packets(srv_out_, payload, 0);
+    error_code ec;
+    co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      co_await broken_server(false, false);
+      co_return true;
+    }
+    long_data_ = true;  // the data lives on this server statement until the execute
+    co_return true;
+  }
+
+  bool com_close() {
+    std::uint32_t id = 0;
+    if (find_stmt(io_.bytes(), id)) stmts_.erase(id);
+    // The server statement stays for other clients (and the LRU); no response, as specified.
+    return true;
+  }
+
+  awaitable<bool> com_stmt_reset() {
+    std::uint32_t id = 0;
+    ClientStmt* cs = find_stmt(io_.bytes(), id);
+    if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_reset");
+    if (!server_ || !server_->statement_ids.count(cs->stmt->id)) {
+      long_data_ = cursor_open_ = false;
+      co_return co_await send_ok();  // nothing on any server to reset
+    }
+    std::string payload = io_.payload();
+    my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
+    if (!co_await relay(payload, ResponseKind::Single)) co_return false;
+    long_data_ = cursor_open_ = false;
+    maybe_detach();
+    co_return true;
+  }
+
+  awaitable<bool> com_fetch() {
+    std::uint32_t id = 0;
+    ClientStmt* cs = find_stmt(io_.bytes(), id);
+    if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_fetch");
+    if (!cursor_open_ || !server_ || !server_->statement_ids.count(cs->stmt->id))
+      co_return co_await send_err(1421, "HY000", fmt::format("The statement ({}) has no open cursor.", id));
+    std::string payload = io_.payload();
+    my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
+    if (!co_await relay(payload, ResponseKind::Fetch)) co_return false;
+    if (last_.error || last_.last_row_sent) cursor_open_ = false;
+    maybe_detach();
+    co_return true;
+  }
+
+  awaitable<bool> com_set_option() {
+    my::Reader r(io_.bytes());
+    r.u8();
+    std::uint16_t opt = r.u16();
+    if (!r.ok() || opt > 1) co_return co_await send_err(my::er::UNKNOWN_COM, "08S01", "Unknown command");
+    multi_statements_ = opt == 0;
+    if (server_) {  // attached (in a transaction): apply now, else at the next attach
+      std::string cmd(io_.payload());
+      auto res = co_await exchange(cmd, ResponseKind::Single, false);
+      if (!res) co_return sock_.is_open();
+      server_->multi_statements = multi_statements_;
+    }
+    std::string p;
+    if (caps_ & my::cap::DEPRECATE_EOF) {
+      my::Ok ok;
+      ok.header = 0xFE;
+      ok.status = status_;
+      my::build_ok(p, ok, (caps_ & my::cap::SESSION_TRACK) != 0);
+    } else {
+      my::build_eof(p, 0, status_);
+    }
+    co_return co_await io_.reply(p);
+  }
+
+  void forget_client_state() {
+    vars_ = {};
+    stmts_.clear();
+    pinned_ = cursor_open_ = long_data_ = hold_next_ = false;
+    status_ = my::status::AUTOCOMMIT;
+    multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
+  }
+
+  awaitable<bool> com_reset_connection() {
+    if (server_) {
+      if (!co_await reset_server()) {
+        detach(false);
+      } else {
+        detach(true);
+      }
+    }
+    forget_client_state();
+    co_return co_await send_ok();
+  }
+
+  awaitable<bool> com_change_user() {
+    my::ChangeUser cu;
+    if (!my::parse_change_user(io_.bytes(), caps_, cu)) {
+      co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (COM_CHANGE_USER)");
+      co_return false;
+    }
+    // Whatever the old user left on a server connection goes with it.
+    if (server_) {
+      server_->dirty = true;
+      if (!co_await reset_server()) detach(false);
+      else detach(true);
+    }
+    forget_client_state();
+    user_ = cu.user;
+    if (cu.charset) charset_ = static_cast<std::uint8_t>(cu.charset);
+    std::string plugin = cu.auth_plugin.empty() ? std::string("mysql_native_password") : cu.auth_plugin;
+    if (!co_await authenticate(plugin, cu.auth_response)) co_return false;
+    if (!co_await choose_pool(cu.database)) co_return false;
+    {
+      std::lock_guard lock(handle_->mu);
+      handle_->user = user_;
+    }
+    co_return co_await send_ok();
+  }
+
+  // KILL [QUERY] n: n is a Sluice connection id. The target's server connection cannot change
+  // hands while the KILL is in flight (kill_holds), so it reaches that thread and nothing else.
+  awaitable<bool> kill(sql::MysqlKill k) {
+    auto target = ctx_.mysql_clients.find(k.id);
+    if (!target) co_return co_await send_err(my::er::NO_SUCH_THREAD, "HY000", fmt::format("Unknown thread id: {}", k.id));
+    config::Endpoint ep;
+    std::uint32_t thread = 0;
+    {
+      std::lock_guard lock(target->mu);
+      if (target->user != user_ && !cfg_.is_admin(user_))
+        co_return co_await send_err(my::er::KILL_DENIED, "HY000", fmt::format("You are not owner of thread {}", k.id));
+      if (target->attached) {
+        ep = target->endpoint;
+        thread = target->thread_id;
+        ++target->kill_holds;
+      }
+    }
+    if (target.get() == handle_.get()) {
+      if (thread) {
+        std::lock_guard lock(target->mu);
+        --target->kill_holds;
+      }
+      if (k.query_only) co_return co_await send_ok();  // nothing else runs for this client now
+      co_await send_err(1927, "70100", "Connection was killed");
+      co_return false;
+    }
+    bool ok = true;
+    std::string failure;
+    if (thread) {
+      auto r = co_await pool::connect_mysql(sock_.get_executor(), ep, creds_, "", cfg_.general.server_connect_timeout, 0, 0);
+      if (!r.conn) {
+        ok = false;
+        failure = r.error.fields.message;
+      } else {
+        pool::MysqlIo sio(r.conn->sock);
+        std::string cmd;
+        my::build_command(cmd, my::com::QUERY, fmt::format("KILL {} {}", k.query_only ? "QUERY" : "CONNECTION", thread));
+        bool io_ok = co_await sio.write(cmd, 0);
+        if (io_ok) io_ok = co_await sio.read();
+        if (!io_ok) {
+          ok = false;
+          failure = sio.error();
+        } else if (!sio.payload().empty() && static_cast<std::uint8_t>(sio.payload()[0]) == 0xFF) {
+          my::Err e;
+          my::parse_err(sio.bytes(), e);
+          if (e.code != my::er::NO_SUCH_THREAD) {  // already finished: fine
+            ok = false;
+            failure = e.message;
+          }
+        }
+        r.conn->close_quietly();
+      }
+      std::lock_guard lock(target->mu);
+      --target->kill_holds;
+    }
+    if (!k.query_only) target->close();
+    if (!ok) co_return co_await send_err(my::er::KILL_DENIED, "HY000", "Sluice could not deliver the KILL: " + failure);
+    co_return co_await send_ok();
+  }
+
+  tcp::socket sock_;
+  Context& ctx_;
+  std::shared_ptr<const Snapshot> snap_;
+  const config::Config& cfg_;
+  pool::MysqlIo io_;
+  asio::steady_timer timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<ClientHandle> handle_;
+
+  std::string nonce_, user_, schema_;
+  std::uint32_t caps_ = 0;
+  std::uint8_t charset_ = 45;
+  std::shared_ptr<const pool::Credentials> creds_;
+  std::shared_ptr<pool::Pool> pool_;
+  config::PoolMode mode_ = config::PoolMode::Transaction;
+  std::shared_ptr<pool::ServerConn> server_;
+
+  pool::Params vars_;  // session variables the client changed (server-reported values)
+  std::uint16_t status_ = my::status::AUTOCOMMIT;
+  bool multi_statements_ = false;
+  bool pinned_ = false, cursor_open_ = false, long_data_ = false, hold_next_ = false;
+  bool logged_in_ = false, idle_wait_ = false, client_gone_ = false, broken_ = false;
+  std::unordered_map<std::uint32_t, ClientStmt> stmts_;
+  std::uint32_t next_stmt_id_ = 1;
+  std::vector<std::uint32_t> pending_closes_;
+
+  ResponseTracker tracker_;
+  ResponseSummary last_;
+  std::string server_buf_, srv_out_, cli_out_;
+  std::vector<char> rbuf_;
+};
+
+}  // namespace
+
+void init_front_end() {
+  if (!g_rsa) g_rsa = crypto::RsaKey::generate();
+}
+
+awaitable<void> serve_client(tcp::socket sock, Context& ctx) {
+  error_code ec;
+  sock.set_option(tcp::no_delay(true), ec);
+  auto cfg = ctx.snapshot()->config;
+  if (ctx.clients.fetch_add(1) >= cfg->general.max_client_conn) {
+    ctx.clients.fetch_sub(1);
+    std::string p, out;
+    my::build_err(p, my::er::CON_COUNT, "08004", "Too many connections (max_client_conn)");
+    my::append_packets(out, p, 0);
+    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    co_return;
+  }
+  {
+    Session s(std::move(sock), ctx);
+    try {
+      co_await s.run();
+    } catch (const std::exception& e) {
+      log::error("mysql session ended by an internal error: {}", e.what());
+    }
+  }
+  ctx.clients.fetch_sub(1);
+}
+
+void kick_idle_sessions() {
+  for (auto* s : std::vector<Session*>(t_sessions.begin(), t_sessions.end())) s->kick();
+}
+
+}  // namespace sluice::frontend::mysql

@@ -1,0 +1,19 @@
+// A MySQL / MariaDB client session: handshake, auth, then one command at a time: attach a
+// server connection (state synced), relay the response, detach at transaction boundaries.
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include "src/frontend/context.hpp"
+
+namespace sluice::frontend::mysql {
+
+// Per-process state of the MySQL front end, created once at start-up.
+void init_front_end();  // generates the RSA key pair for caching_sha2_password
+
+// Runs one client connection to completion on the calling worker.
+boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, Context& ctx);
+// Shutdown: closes sessions on this worker that wait idle for their client.
+void kick_idle_sessions();
+
+}  // namespace sluice::frontend::mysql

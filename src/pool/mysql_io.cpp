@@ -1,0 +1,43 @@
+// Whole-message MySQL socket I/O (see header). Out of line on purpose: GCC 12 lays out the frame
+// of an inline coroutine differently in different translation units, and the linker then pairs
+// one unit's ramp with another's body.
+#include "src/pool/mysql_io.hpp"
+
+namespace sluice::pool {
+
+namespace asio = boost::asio;
+
+asio::awaitable<bool> MysqlIo::read() {
+  for (;;) {
+    std::size_t consumed = 0;
+    auto d = my::next_message(my::as_bytes(in_), max_len_, payload_, seq_, consumed);
+    if (d == my::Decode::Ok) {
+      in_.erase(0, consumed);
+      return_seq_ = static_cast<std::uint8_t>(seq_ + 1);
+      co_return true;
+    }
+    if (d == my::Decode::Malformed) {
+      error_ = "message larger than the limit";
+      co_return false;
+    }
+    if (chunk_.empty()) chunk_.resize(16384);
+    boost::system::error_code ec;
+    std::size_t n = co_await sock_.async_read_some(asio::buffer(chunk_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      error_ = ec.message();
+      co_return false;
+    }
+    in_.append(chunk_.data(), n);
+  }
+}
+
+asio::awaitable<bool> MysqlIo::write(std::string_view payload, std::uint8_t seq) {
+  out_.clear();
+  my::append_packets(out_, payload, seq);
+  boost::system::error_code ec;
+  co_await asio::async_write(sock_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) error_ = ec.message();
+  co_return !ec;
+}
+
+}  // namespace sluice::pool

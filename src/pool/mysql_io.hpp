@@ -1,0 +1,43 @@
+// Reading and writing whole MySQL messages on a socket, for the login phase and for Sluice's own
+// exchanges with a server (state sync, re-prepare, KILL). The relay proper streams instead.
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include <string>
+#include <vector>
+
+#include "protocols/mysql/codec.hpp"
+
+namespace sluice::pool {
+
+class MysqlIo {
+ public:
+  explicit MysqlIo(boost::asio::ip::tcp::socket& sock, std::size_t max_len = 64u << 20)
+      : sock_(sock), max_len_(max_len) {}
+
+  // Reads one logical message into payload(); false on a socket error, EOF or an oversized or
+  // malformed message (error() says which).
+  boost::asio::awaitable<bool> read();
+  // Writes `payload` as packets starting at `seq`.
+  boost::asio::awaitable<bool> write(std::string_view payload, std::uint8_t seq);
+  // Writes a reply to the last message read (sequence id + 1).
+  boost::asio::awaitable<bool> reply(std::string_view payload) { return write(payload, return_seq_); }
+
+  void set_limit(std::size_t max_len) { max_len_ = max_len; }
+  const std::string& payload() const { return payload_; }
+  my::Bytes bytes() const { return my::as_bytes(payload_); }
+  std::uint8_t seq() const { return seq_; }
+  const std::string& error() const { return error_; }
+  // Bytes read past the last message (a pipelining peer).
+  std::string& leftover() { return in_; }
+
+ private:
+  boost::asio::ip::tcp::socket& sock_;
+  std::size_t max_len_;
+  std::string in_, payload_, out_, error_;
+  std::vector<char> chunk_;
+  std::uint8_t seq_ = 0, return_seq_ = 0;
+};
+
+}  // namespace sluice::pool
