@@ -1,0 +1,221 @@
+// The MySQL response tracker: where a response ends (result sets, multiple results, cursors,
+// prepare responses, errors), fed in every split; OK rewriting; long rows pass untouched.
+#include <doctest/doctest.h>
+
+#include "protocols/mysql/codec.hpp"
+#include "src/frontend/mysql/response.hpp"
+
+using namespace sluice;
+using namespace sluice::my;
+using sluice::frontend::mysql::ResponseKind;
+using sluice::frontend::mysql::ResponseTracker;
+
+namespace {
+
+struct Wire {
+  std::string bytes;
+  std::uint8_t seq = 1;
+  Wire& pkt(std::string_view payload) {
+    seq = append_packets(bytes, payload, seq);
+    return *this;
+  }
+  Wire& ok(std::uint16_t st, std::uint8_t header = 0x00, std::uint64_t affected = 0) {
+    Ok o;
+    o.header = header;
+    o.status = st;
+    o.affected_rows = affected;
+    std::string p;
+    build_ok(p, o, true);
+    return pkt(p);
+  }
+  Wire& eof(std::uint16_t st) {
+    std::string p;
+    build_eof(p, 0, st);
+    return pkt(p);
+  }
+  Wire& coldef(std::string_view name) {
+    std::string p;
+    for (auto s : {std::string_view("def"), std::string_view("app"), std::string_view("t"), std::string_view("t"), name, name})
+      put_lenenc_str(p, s);
+    p += std::string("\x0c\x2d\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00", 13);
+    return pkt(p);
+  }
+  Wire& row(std::string_view v) {
+    std::string p;
+    put_lenenc_str(p, v);
+    return pkt(p);
+  }
+};
+
+// Feeds `wire` in two pieces cut at `cut`; returns what the client got and the tracker.
+std::string run(ResponseTracker& t, const std::string& wire, std::size_t cut, ResponseKind kind, std::uint32_t server_caps,
+                std::uint32_t client_caps, std::uint32_t stmt_id = 0) {
+  t.start(kind, server_caps, client_caps, stmt_id);
+  std::string out, buf = wire.substr(0, cut);
+  std::size_t used = t.feed(as_bytes(buf), out);
+  buf.erase(0, used);
+  buf += wire.substr(cut);
+  used = t.feed(as_bytes(buf), out);
+  CHECK(used == buf.size());
+  return out;
+}
+
+constexpr std::uint32_t kModern = cap::PROTOCOL_41 | cap::DEPRECATE_EOF | cap::SESSION_TRACK;
+constexpr std::uint32_t kClassic = cap::PROTOCOL_41 | cap::SESSION_TRACK;
+
+}  // namespace
+
+TEST_CASE("text result set with DEPRECATE_EOF, every split") {
+  Wire w;
+  w.pkt("\x02").coldef("a").coldef("b").row("1").row("2").ok(status::AUTOCOMMIT, 0xFE);
+  for (std::size_t cut = 0; cut <= w.bytes.size(); ++cut) {
+    ResponseTracker t;
+    auto out = run(t, w.bytes, cut, ResponseKind::Query, kModern, kModern);
+    CHECK(t.done());
+    CHECK_FALSE(t.malformed());
+    CHECK(out == w.bytes);
+    CHECK(t.summary.status == status::AUTOCOMMIT);
+  }
+}
+
+TEST_CASE("classic EOFs, multiple results, then an error ends it") {
+  Wire w;
+  w.pkt("\x01").coldef("a").eof(status::AUTOCOMMIT).row("x").eof(status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS);
+  w.ok(status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS, 0x00, 5);
+  std::string err;
+  build_err(err, 1146, "42S02", "Table 'app.x' doesn't exist");
+  w.pkt(err);
+  for (std::size_t cut = 0; cut <= w.bytes.size(); ++cut) {
+    ResponseTracker t;
+    auto out = run(t, w.bytes, cut, ResponseKind::Query, kClassic, kClassic);
+    CHECK(t.done());
+    CHECK(out == w.bytes);
+    CHECK(t.summary.error);
+    CHECK(t.summary.err.code == 1146);
+  }
+}
+
+TEST_CASE("an incomplete response is not done, and nothing past it is consumed") {
+  Wire w;
+  w.pkt("\x01").coldef("a").row("x").ok(status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS, 0xFE);
+  ResponseTracker t;
+  t.start(ResponseKind::Query, kModern, kModern);
+  std::string out;
+  t.feed(as_bytes(w.bytes), out);
+  CHECK_FALSE(t.done());  // MORE_RESULTS_EXISTS: another result follows
+}
+
+TEST_CASE("OK packets are rewritten for a client without SESSION_TRACK") {
+  std::string state, d;
+  put_lenenc_str(d, "app2");
+  put_u8(state, track::SCHEMA);
+  put_lenenc_str(state, d);
+  Ok o;
+  o.status = status::AUTOCOMMIT | status::SESSION_STATE_CHANGED;
+  o.session_state = state;
+  std::string p;
+  build_ok(p, o, true);
+  Wire w;
+  w.pkt(p);
+  ResponseTracker t;
+  auto out = run(t, w.bytes, 0, ResponseKind::Single, kModern, cap::PROTOCOL_41 | cap::DEPRECATE_EOF);
+  REQUIRE(t.done());
+  REQUIRE(t.summary.changes.schema);
+  CHECK(*t.summary.changes.schema == "app2");
+  std::string expect_payload;
+  Ok plain;
+  plain.status = status::AUTOCOMMIT;
+  build_ok(expect_payload, plain, false);
+  std::string expect;
+  append_packets(expect, expect_payload, 1);
+  CHECK(out == expect);
+}
+
+TEST_CASE("prepare response: id rewritten, parameter and column definitions counted") {
+  for (std::uint32_t caps : {kModern, kClassic}) {
+    Wire w;
+    w.pkt(std::string("\x00\x09\x00\x00\x00\x01\x00\x02\x00\x00\x00\x00", 12));
+    w.coldef("?").coldef("?");
+    if (!(caps & cap::DEPRECATE_EOF)) w.eof(status::AUTOCOMMIT);
+    w.coldef("c");
+    if (!(caps & cap::DEPRECATE_EOF)) w.eof(status::AUTOCOMMIT);
+    for (std::size_t cut = 0; cut <= w.bytes.size(); ++cut) {
+      ResponseTracker t;
+      auto out = run(t, w.bytes, cut, ResponseKind::Prepare, caps, caps, 77);
+      REQUIRE(t.done());
+      REQUIRE(t.summary.prepare);
+      CHECK(t.summary.prepare->statement_id == 9);
+      CHECK(t.summary.prepare->params == 2);
+      CHECK(t.summary.prepare->columns == 1);
+      CHECK(static_cast<std::uint8_t>(out[5]) == 77);
+      CHECK(out.substr(9) == w.bytes.substr(9));
+    }
+  }
+}
+
+TEST_CASE("binary rows, a cursor opened, and a fetch to the last row") {
+  Wire w;
+  w.pkt("\x01").coldef("a").eof(status::AUTOCOMMIT | status::CURSOR_EXISTS);
+  ResponseTracker t;
+  run(t, w.bytes, 3, ResponseKind::Query, kClassic, kClassic);
+  CHECK(t.done());
+  CHECK(t.summary.cursor_opened);
+
+  Wire f;
+  f.pkt(std::string("\x00\x00\x01\x02", 4)).pkt(std::string("\x00\x00\xfe\x01", 4)).eof(status::LAST_ROW_SENT);
+  ResponseTracker ft;
+  auto out = run(ft, f.bytes, 5, ResponseKind::Fetch, kClassic, kClassic);
+  CHECK(ft.done());
+  CHECK(ft.summary.last_row_sent);
+  CHECK(out == f.bytes);
+}
+
+TEST_CASE("a row longer than 16 MiB passes through in pieces, never mistaken for a terminator") {
+  std::string value(kMaxPayload + 100, 'z');
+  value[kMaxPayload - 4] = '\xfe';  // the continuation packet starts with 0xFE: must not end it
+  Wire w;
+  w.pkt("\x01").coldef("big");
+  std::string row;
+  put_lenenc_str(row, value);
+  w.pkt(row).ok(status::AUTOCOMMIT, 0xFE);
+  ResponseTracker t;
+  t.start(ResponseKind::Query, kModern, kModern);
+  std::string out;
+  std::size_t pos = 0;
+  std::string pending;
+  while (pos < w.bytes.size()) {  // 1 MiB reads, as a socket would deliver
+    pending.append(w.bytes, pos, 1 << 20);
+    pos += 1 << 20;
+    std::size_t used = t.feed(as_bytes(pending), out);
+    pending.erase(0, used);
+  }
+  CHECK(pending.empty());
+  CHECK(t.done());
+  CHECK(out.size() == w.bytes.size());
+  CHECK(out == w.bytes);
+}
+
+TEST_CASE("LOCAL INFILE request waits for the client's data, then the OK") {
+  Wire w;
+  w.pkt("\xfb/tmp/x.csv");
+  ResponseTracker t;
+  auto out = run(t, w.bytes, 2, ResponseKind::Query, kModern, kModern);
+  CHECK_FALSE(t.done());
+  CHECK(t.summary.local_infile);
+  Wire ok;
+  ok.seq = 3;
+  ok.ok(status::AUTOCOMMIT, 0x00, 10);
+  t.infile_sent();
+  std::string o2;
+  t.feed(as_bytes(ok.bytes), o2);
+  CHECK(t.done());
+  CHECK(t.summary.affected_rows == 10);
+}
+
+TEST_CASE("garbage where a column count belongs is malformed") {
+  Wire w;
+  w.pkt(std::string("\x01\x02\x03", 3));
+  ResponseTracker t;
+  run(t, w.bytes, 0, ResponseKind::Query, kModern, kModern);
+  CHECK(t.malformed());
+}
