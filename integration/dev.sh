@@ -12,7 +12,9 @@ RUN="$ROOT/.sandbox"
 
 build() {
   "$ROOT/integration/setup.sh"
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON >/dev/null
+  # clang: GCC 12 miscompiles some coroutine frames (docs/design-decisions.md).
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON \
+    -DCMAKE_CXX_COMPILER=clang++ >/dev/null
   cmake --build "$BUILD" -j2
 }
 
@@ -57,6 +59,7 @@ test_all() {
   cd "$BUILD"
   # A sandbox of its own (other ports, other directory) so tests never disturb `up`.
   SLUICE_SANDBOX="$ROOT/.sandbox-test" SLUICE_PG_PRIMARY_PORT=25432 SLUICE_PG_REPLICA_PORT=25433 \
+    SLUICE_MY_PRIMARY_PORT=23306 SLUICE_MY_REPLICA_PORT=23307 \
     ctest --output-on-failure --timeout 900
 }
 

@@ -26,6 +26,9 @@ std::string env_or(const char* name, const std::string& fallback) {
 }
 std::string pg_host() { return env_or("SLUICE_PG_HOST", "127.0.0.1"); }
 int pg_port() { return std::stoi(env_or("SLUICE_PG_PORT", env_or("SLUICE_PG_PRIMARY_PORT", "15432"))); }
+int my_port() { return std::stoi(env_or("SLUICE_MY_PRIMARY_PORT", "13306")); }
+
+std::string SluiceProcess::mysql_extra;
 
 namespace {
 std::atomic<int> g_next_port{0};
@@ -54,9 +57,11 @@ void SluiceProcess::write_config(const std::string& pools_and_extra, const std::
   std::ofstream f(config_path_);
   f << "[general]\nworkers = 2\nlog_level = \"" << env_or("SLUICE_TEST_LOG_LEVEL", "warn") << "\"\n" << general_extra << "\n"
     << "[postgres]\nlisten = \"127.0.0.1:" << port_ << "\"\n\n"
+    << "[mysql]\nlisten = \"127.0.0.1:" << my_port() << "\"\n" << mysql_extra << "\n\n"
     << "[[users]]\nname = \"app\"\npassword = \"app\"\n\n"
     << "[[users]]\nname = \"md5user\"\npassword = \"md5pass\"\nauth = \"md5\"\n\n"
     << "[clusters.pg]\nprotocol = \"postgres\"\nprimary = \"" << pg_host() << ":" << pg_port() << "\"\n\n"
+    << "[clusters.my]\nprotocol = \"mysql\"\nprimary = \"127.0.0.1:" << sluice::itest::my_port() << "\"\n\n"
     << pools_and_extra << "\n";
   f.close();
 }
@@ -93,7 +98,7 @@ SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::stri
     _exit(127);
   }
   for (int i = 0; i < 200; ++i) {  // up to 10 s
-    if (port_accepts(port_)) return;
+    if (port_accepts(port_) && port_accepts(my_port())) return;
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;

@@ -11,14 +11,18 @@ namespace sluice::itest {
 std::string env_or(const char* name, const std::string& fallback);
 std::string pg_host();
 int pg_port();
+int my_port();  // the sandbox MariaDB primary (SLUICE_MY_PRIMARY_PORT, 13306)
 
 // A running `sluice -c <generated file>`; stopped with SIGTERM (then SIGKILL) on destruction.
 class SluiceProcess {
  public:
-  // `extra` is appended to a base config that defines users app/md5user and cluster "pg".
+  // `extra` is appended to a base config that defines users app/md5user, cluster "pg" (the
+  // sandbox PostgreSQL primary) and cluster "my" (the sandbox MariaDB primary).
   explicit SluiceProcess(const std::string& pools_and_extra, const std::string& general_extra = "");
   ~SluiceProcess();
   int port() const { return port_; }
+  int my_port() const { return port_ + 500; }  // Sluice's MySQL listener
+  static std::string mysql_extra;               // keys added to [mysql] of the next process
   // Waits (bounded) for the process to exit; returns its wait status, or -1 on timeout.
   int wait_exit(int timeout_ms);
   // Waits (bounded) until Sluice's stderr contains `needle`.

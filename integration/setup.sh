@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already installed.
 set -euo pipefail
 PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential clang cmake ninja-build ccache pkg-config
   libboost1.81-dev libpq-dev libmariadb-dev libssl-dev libtomlplusplus-dev libfmt-dev doctest-dev
   postgresql-15 postgresql-client-15 postgresql-contrib mariadb-server mariadb-client sysbench
   pgbouncer haproxy docker-compose procps iproute2

@@ -56,10 +56,33 @@ std::optional<std::string> scramble_for(const std::string& plugin, const Credent
 
 }  // namespace
 
+// Reads a one-row text result (column count, definitions, [EOF], row, terminator).
+asio::awaitable<std::optional<std::vector<std::string>>> read_one_row(MysqlIo& io, bool deprecate_eof) {
+  std::optional<std::vector<std::string>> none;
+  if (!co_await io.read()) co_return none;
+  my::Reader head(io.bytes());
+  std::uint64_t columns = head.lenenc();
+  if (!head.ok() || io.payload()[0] == '\xff' || columns == 0 || columns > 64) co_return none;
+  for (std::uint64_t i = 0; i < columns + (deprecate_eof ? 0 : 1); ++i)
+    if (!co_await io.read()) co_return none;
+  if (!co_await io.read()) co_return none;
+  std::vector<std::string> row;
+  my::Reader r(io.bytes());
+  for (std::uint64_t i = 0; i < columns; ++i) {
+    bool is_null = false;
+    auto len = r.lenenc_nullable(is_null);
+    row.emplace_back(is_null ? std::string_view() : r.str(static_cast<std::size_t>(len.value_or(0))));
+  }
+  if (!r.ok()) co_return none;
+  if (!co_await io.read()) co_return none;  // EOF / OK terminator
+  co_return row;
+}
+
 asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::Endpoint endpoint,
                                              std::shared_ptr<const Credentials> creds,
                                              std::string database, config::Duration timeout,
-                                             std::size_t max_prepared, std::uint32_t caps) {
+                                             std::size_t max_prepared, std::uint32_t caps,
+                                             std::uint8_t charset) {
   tcp::socket sock(ex);
   Deadline deadline(sock, timeout);
   auto where = fmt::format("server {} (user '{}')", endpoint.text(), creds->user);
@@ -91,7 +114,7 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
   my::HandshakeResponse resp;
   resp.capabilities = want | (hs.capabilities & my::cap::LONG_PASSWORD);
   resp.max_packet = 1u << 30;
-  resp.charset = hs.charset ? hs.charset : 45;  // the server's default: session == global charset
+  resp.charset = charset ? charset : (hs.charset ? hs.charset : 45);
   resp.user = creds->user;
   resp.database = database;
   std::string plugin = hs.auth_plugin.empty() ? "mysql_native_password" : hs.auth_plugin;
@@ -160,7 +183,20 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
   if (!io_ok) co_return lost("while Sluice set up session tracking");
   if (!io.payload().empty() && static_cast<std::uint8_t>(io.payload()[0]) == 0xFF) co_return my_server_error(io.bytes());
 
+  // The character set variables as the handshake left them: what "reset to this pool's
+  // defaults" means for them (SET ... = DEFAULT would give the server's global values).
+  q.clear();
+  my::build_command(q, my::com::QUERY,
+                    "SELECT @@character_set_client, @@character_set_connection, @@character_set_results, "
+                    "@@collation_connection");
+  if (!co_await io.write(q, 0)) co_return lost("while Sluice read the session character set");
+  auto baseline = co_await read_one_row(io, (want & my::cap::DEPRECATE_EOF) != 0);
+  if (!baseline || baseline->size() != 4) co_return lost("while Sluice read the session character set");
+
   auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
+  static const char* names[] = {"character_set_client", "character_set_connection", "character_set_results",
+                                "collation_connection"};
+  for (int i = 0; i < 4; ++i) conn->initial.set(names[i], (*baseline)[i]);
   conn->proto = config::Protocol::Mysql;
   conn->endpoint = endpoint;
   conn->protocol = sock.local_endpoint().protocol();

@@ -33,7 +33,7 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   }
   ConnectResult r;
   if (s.protocol == config::Protocol::Mysql)
-    r = co_await connect_mysql(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared, s.mysql_caps);
+    r = co_await connect_mysql(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared, s.mysql_caps, s.mysql_charset);
   else
     r = co_await connect_server(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared);
   LeaseResult out;
@@ -230,8 +230,8 @@ void Pool::close_all() {
 std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const config::Endpoint& endpoint,
                                        std::shared_ptr<const Credentials> creds, const std::string& server_db,
                                        const PoolSettings& settings) {
-  auto key = fmt::format("{}:{}/{}@{}#{:x}", config::to_string(settings.protocol), server_db, creds->user,
-                         endpoint.text(), settings.mysql_caps);
+  auto key = fmt::format("{}:{}/{}@{}#{:x}/{}", config::to_string(settings.protocol), server_db, creds->user,
+                         endpoint.text(), settings.mysql_caps, settings.mysql_charset);
   std::lock_guard lock(mu_);
   auto it = pools_.find(key);
   if (it != pools_.end()) return it->second;

@@ -29,6 +29,7 @@ struct PoolSettings {
   std::size_t max_prepared = 256;
   config::Protocol protocol = config::Protocol::Postgres;
   std::uint32_t mysql_caps = 0;  // MySQL: format-affecting capabilities of this pool's clients
+  std::uint8_t mysql_charset = 0;  // MySQL: the handshake collation id of this pool's clients
 };
 
 struct LeaseResult {

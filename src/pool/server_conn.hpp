@@ -74,7 +74,7 @@ class ServerConn {
   tcp protocol = tcp::v4();
   std::uint32_t backend_pid = 0, backend_key = 0;
   Params params;       // what this server session currently has (reported + tracked)
-  Params initial;      // as reported at login (for resets)
+  Params initial;      // as reported at login (for resets); MySQL: the character set variables
   PreparedSet prepared;
   Clock::time_point created = Clock::now(), last_used = Clock::now();
   std::uint64_t id = 0;
@@ -133,6 +133,7 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
 asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::Endpoint endpoint,
                                              std::shared_ptr<const Credentials> creds,
                                              std::string database, config::Duration timeout,
-                                             std::size_t max_prepared, std::uint32_t caps);
+                                             std::size_t max_prepared, std::uint32_t caps,
+                                             std::uint8_t charset = 0);
 
 }  // namespace sluice::pool

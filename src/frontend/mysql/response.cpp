@@ -72,6 +72,7 @@ void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string
   summary.has_status = true;
   summary.last_insert_id = ok.last_insert_id;
   summary.affected_rows = ok.affected_rows;
+  summary.warnings = ok.warnings;
   if (!ok.session_state.empty()) my::parse_session_state(ok.session_state, summary.changes);
   if (rewrite_ok_) {
     std::string p;
@@ -174,6 +175,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
       std::uint16_t st = my::eof_status(p, false, false);
       summary.status = st;
       summary.has_status = true;
+      if (p.size() >= 3) summary.warnings = static_cast<std::uint16_t>(p[1] | (p[2] << 8));
       if (st & my::status::CURSOR_EXISTS) summary.cursor_opened = true;
       if (st & my::status::LAST_ROW_SENT) summary.last_row_sent = true;
       pass();

@@ -338,6 +338,7 @@ class Session {
     auto settings = pool_settings(cfg_, *pc);
     settings.protocol = config::Protocol::Mysql;
     settings.mysql_caps = caps_ & kFormatCaps;
+    settings.mysql_charset = charset_;
     settings.max_prepared = cfg_.mysql.max_prepared_statements;
     pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, "", settings);
     mode_ = pc->mode;
@@ -440,7 +441,10 @@ class Session {
       for (auto& [k, v] : server_->params.items)
         if (!vars_.find(k)) {
           set += set.empty() ? "SET SESSION " : ", ";
-          set += k + " = DEFAULT";
+          auto* base = server_->initial.find(k);  // the handshake's character set
+          if (!base) set += k + " = DEFAULT";
+          else if (base->empty()) set += k + " = NULL";
+          else set += k + " = " + sql_value(*base);
         }
       if (!set.empty()) {
         std::string cmd;
@@ -730,10 +734,12 @@ class Session {
     auto text = std::string_view(io_.payload()).substr(1);
     auto info = sql::inspect_mysql(text);
     if (info.kill) co_return co_await kill(*info.kill);
-    bool was_hold = hold_next_;
-    if (!co_await relay(io_.payload(), ResponseKind::Query)) co_return false;
+    bool relayed = co_await relay(io_.payload(), ResponseKind::Query);
+    if (!relayed) co_return false;
     if (info.pins && !last_.error) pin(info.pins);
-    hold_next_ = info.next_transaction_setting && !last_.error ? true : (was_hold ? false : hold_next_);
+    // Held for the next command: SET TRANSACTION (applies to the next transaction) and
+    // statements that left warnings (SHOW WARNINGS reads them on the same connection).
+    hold_next_ = (info.next_transaction_setting && !last_.error) || last_.warnings > 0;
     maybe_detach();
     co_return true;
   }
@@ -857,8 +863,10 @@ class Session {
       co_return sock_.is_open();
     }
     my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[stmt_ref.stmt->id]);
-    if (!co_await relay(payload, ResponseKind::Query)) co_return false;
+    bool relayed = co_await relay(payload, ResponseKind::Query);
+    if (!relayed) co_return false;
     long_data_ = false;
+    hold_next_ = last_.warnings > 0;
     if (v.flags != 0 && last_.cursor_opened) cursor_open_ = true;
     maybe_detach();
     co_return true;
@@ -955,15 +963,13 @@ class Session {
   }
 
   awaitable<bool> com_reset_connection() {
-    if (server_) {
-      if (!co_await reset_server()) {
-        detach(false);
-      } else {
-        detach(true);
-      }
-    }
+    bool was_attached = server_ != nullptr;
+    bool clean = false;
+    if (was_attached) clean = co_await reset_server();
+    if (was_attached) detach(clean);
     forget_client_state();
-    co_return co_await send_ok();
+    bool ok = co_await send_ok();
+    co_return ok;
   }
 
   awaitable<bool> com_change_user() {

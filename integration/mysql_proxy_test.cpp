@@ -1,0 +1,614 @@
+// MySQL front end against the sandbox MariaDB, driven with MariaDB Connector/C (libmariadb):
+// everything a client sees through Sluice is compared with what a direct connection gives.
+#include <doctest/doctest.h>
+#include <mysql.h>
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace sluice::itest;
+
+namespace {
+
+const char* kPools = R"(
+[[pools]]
+database = "app"
+cluster = "my"
+pool_mode = "transaction"
+pool_size = 5
+
+[[pools]]
+database = "app2"
+cluster = "my"
+pool_mode = "transaction"
+pool_size = 5
+)";
+
+std::string pools_with(int size, const std::string& mode = "transaction") {
+  return "[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_mode = \"" + mode + "\"\npool_size = " + std::to_string(size) +
+         "\n\n[[pools]]\ndatabase = \"app2\"\ncluster = \"my\"\npool_mode = \"" + mode + "\"\npool_size = " +
+         std::to_string(size) + "\n";
+}
+
+struct My {
+  MYSQL* m = nullptr;
+  bool ok = false;
+  My(int port, const std::string& user = "app", const std::string& pw = "app", const std::string& db = "app",
+     unsigned long flags = CLIENT_MULTI_STATEMENTS | CLIENT_FOUND_ROWS, const char* plugin = nullptr) {
+    m = mysql_init(nullptr);
+    unsigned int timeout = 20;
+    mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    unsigned long max_packet = 64ul << 20;
+    mysql_optionsv(m, MYSQL_OPT_MAX_ALLOWED_PACKET, &max_packet);
+    my_bool no_tls = 0;
+    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
+    if (plugin) mysql_optionsv(m, MYSQL_DEFAULT_AUTH, plugin);
+    ok = mysql_real_connect(m, "127.0.0.1", user.c_str(), pw.c_str(), db.empty() ? nullptr : db.c_str(),
+                            static_cast<unsigned>(port), nullptr, flags) != nullptr;
+  }
+  ~My() { mysql_close(m); }
+  My(const My&) = delete;
+  My& operator=(const My&) = delete;
+  unsigned err() const { return mysql_errno(m); }
+  std::string error() const { return std::string(mysql_sqlstate(m)) + " " + mysql_error(m); }
+  // First column of the first row, "NULL", or "ERR:<errno>".
+  std::string scalar(const std::string& sql) {
+    if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
+    MYSQL_RES* r = mysql_store_result(m);
+    std::string out;
+    if (r) {
+      MYSQL_ROW row = mysql_fetch_row(r);
+      if (row) out = row[0] ? row[0] : "NULL";
+      mysql_free_result(r);
+    } else if (mysql_errno(m)) {
+      return "ERR:" + std::to_string(mysql_errno(m));
+    }
+    while (mysql_next_result(m) == 0) {
+      if (MYSQL_RES* more = mysql_store_result(m)) mysql_free_result(more);
+    }
+    return out;
+  }
+  bool exec(const std::string& sql) { return scalar(sql).rfind("ERR:", 0) != 0; }
+};
+
+// Everything a client can observe about a text-protocol run of `sql`: every result set's column
+// metadata and rows, affected rows, insert id, warnings, info, and errors.
+std::string dump_text(MYSQL* m, const std::string& sql) {
+  std::string d;
+  if (mysql_real_query(m, sql.data(), sql.size()) != 0) {
+    return "ERR " + std::to_string(mysql_errno(m)) + " " + mysql_sqlstate(m) + " " + mysql_error(m);
+  }
+  for (;;) {
+    MYSQL_RES* r = mysql_store_result(m);
+    if (r) {
+      unsigned n = mysql_num_fields(r);
+      MYSQL_FIELD* f = mysql_fetch_fields(r);
+      for (unsigned i = 0; i < n; ++i)
+        d += std::string("F ") + f[i].name + "|" + f[i].org_name + "|" + f[i].table + "|" + f[i].org_table + "|" +
+             f[i].db + "|" + std::to_string(f[i].type) + "|" + std::to_string(f[i].length) + "|" +
+             std::to_string(f[i].max_length) + "|" + std::to_string(f[i].flags) + "|" + std::to_string(f[i].decimals) +
+             "|" + std::to_string(f[i].charsetnr) + "\n";
+      while (MYSQL_ROW row = mysql_fetch_row(r)) {
+        unsigned long* len = mysql_fetch_lengths(r);
+        d += "R";
+        for (unsigned i = 0; i < n; ++i) d += row[i] ? " [" + std::string(row[i], len[i]) + "]" : " NULL";
+        d += "\n";
+      }
+      mysql_free_result(r);
+    } else if (mysql_errno(m)) {
+      d += "ERR " + std::to_string(mysql_errno(m)) + " " + mysql_sqlstate(m) + " " + mysql_error(m) + "\n";
+    }
+    d += "A " + std::to_string(mysql_affected_rows(m)) + " I " + std::to_string(mysql_insert_id(m)) + " W " +
+         std::to_string(mysql_warning_count(m)) + " info " + (mysql_info(m) ? mysql_info(m) : "") + "\n";
+    int next = mysql_next_result(m);
+    if (next > 0) {
+      d += "ERR " + std::to_string(mysql_errno(m)) + " " + mysql_sqlstate(m) + " " + mysql_error(m) + "\n";
+      break;
+    }
+    if (next < 0) break;
+  }
+  return d;
+}
+
+// The same through the binary protocol: prepare, execute (with string parameters), fetch every
+// column as text (the conversion is the client's, from the binary row Sluice relayed).
+std::string dump_binary(MYSQL* m, const std::string& sql, const std::vector<const char*>& params = {}) {
+  MYSQL_STMT* st = mysql_stmt_init(m);
+  std::string d;
+  auto fail = [&](const char* where) {
+    d += std::string(where) + " ERR " + std::to_string(mysql_stmt_errno(st)) + " " + mysql_stmt_sqlstate(st) + " " +
+         mysql_stmt_error(st) + "\n";
+    mysql_stmt_close(st);
+    return d;
+  };
+  if (mysql_stmt_prepare(st, sql.data(), sql.size())) return fail("prepare");
+  d += "P " + std::to_string(mysql_stmt_param_count(st)) + " C " + std::to_string(mysql_stmt_field_count(st)) + "\n";
+  std::vector<MYSQL_BIND> pb(params.size());
+  std::vector<unsigned long> plen(params.size());
+  std::vector<my_bool> pnull(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    std::memset(&pb[i], 0, sizeof pb[i]);
+    pnull[i] = params[i] == nullptr;
+    plen[i] = params[i] ? std::strlen(params[i]) : 0;
+    pb[i].buffer_type = params[i] ? MYSQL_TYPE_STRING : MYSQL_TYPE_NULL;
+    pb[i].buffer = const_cast<char*>(params[i]);
+    pb[i].buffer_length = plen[i];
+    pb[i].length = &plen[i];
+    pb[i].is_null = &pnull[i];
+  }
+  if (!params.empty() && mysql_stmt_bind_param(st, pb.data())) return fail("bind");
+  if (mysql_stmt_execute(st)) return fail("execute");
+  if (MYSQL_RES* meta = mysql_stmt_result_metadata(st)) {
+    unsigned n = mysql_num_fields(meta);
+    MYSQL_FIELD* f = mysql_fetch_fields(meta);
+    for (unsigned i = 0; i < n; ++i)
+      d += std::string("F ") + f[i].name + "|" + f[i].org_name + "|" + std::to_string(f[i].type) + "|" +
+           std::to_string(f[i].length) + "|" + std::to_string(f[i].flags) + "|" + std::to_string(f[i].decimals) + "|" +
+           std::to_string(f[i].charsetnr) + "\n";
+    std::vector<MYSQL_BIND> rb(n);
+    std::vector<std::string> bufs(n, std::string(1 << 17, '\0'));
+    std::vector<unsigned long> lens(n);
+    std::vector<my_bool> nulls(n), errs(n);
+    for (unsigned i = 0; i < n; ++i) {
+      std::memset(&rb[i], 0, sizeof rb[i]);
+      rb[i].buffer_type = MYSQL_TYPE_STRING;
+      rb[i].buffer = bufs[i].data();
+      rb[i].buffer_length = bufs[i].size();
+      rb[i].length = &lens[i];
+      rb[i].is_null = &nulls[i];
+      rb[i].error = &errs[i];
+    }
+    mysql_stmt_bind_result(st, rb.data());
+    int rc;
+    while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+      d += "R";
+      for (unsigned i = 0; i < n; ++i) d += nulls[i] ? " NULL" : " [" + bufs[i].substr(0, lens[i]) + "]";
+      d += "\n";
+    }
+    if (rc == 1) d += "fetch ERR " + std::to_string(mysql_stmt_errno(st)) + "\n";
+    mysql_free_result(meta);
+  }
+  d += "A " + std::to_string(mysql_stmt_affected_rows(st)) + " I " + std::to_string(mysql_stmt_insert_id(st)) + " W " +
+       std::to_string(mysql_warning_count(m)) + "\n";
+  mysql_stmt_close(st);
+  return d;
+}
+
+int server_connections(const std::string& user = "app") {
+  My root(my_port(), "root", "", "");
+  return std::stoi(root.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '" + user + "'"));
+}
+
+const char* kTypesTable = R"(
+CREATE TABLE IF NOT EXISTS types_t (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  ti TINYINT, si SMALLINT UNSIGNED, mi MEDIUMINT, i INT, bi BIGINT UNSIGNED,
+  dec_ DECIMAL(20,6), f FLOAT, dbl DOUBLE,
+  d DATE, t TIME(3), dt DATETIME(6), ts TIMESTAMP NULL,
+  c CHAR(5), vc VARCHAR(100), tx MEDIUMTEXT, bl BLOB, js JSON, bitv BIT(5), en ENUM('a','b'), yr YEAR
+))";
+
+}  // namespace
+
+TEST_CASE("text and binary protocol over every common column type match a direct connection") {
+  SluiceProcess s(kPools);
+  My setup(my_port());
+  REQUIRE_MESSAGE(setup.ok, setup.error());
+  REQUIRE(setup.exec("DROP TABLE IF EXISTS types_t"));
+  REQUIRE(setup.exec(kTypesTable));
+  REQUIRE(setup.exec(
+      "INSERT INTO types_t (ti, si, mi, i, bi, dec_, f, dbl, d, t, dt, ts, c, vc, tx, bl, js, bitv, en, yr) VALUES "
+      "(-128, 65535, -8388608, 2147483647, 18446744073709551615, -12345678901234.123456, 1.5, -2.25e300, "
+      " '2024-02-29', '-838:59:59.123', '2024-12-31 23:59:59.999999', '2038-01-19 03:14:07', 'ab', 'héllo wörld', "
+      " REPEAT('t', 70000), UNHEX('00FF10'), '{\"a\": [1, 2, {\"b\": null}]}', b'10101', 'b', 2155),"
+      "(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"));
+  My direct(my_port()), via(s.my_port());  // both fresh: same session history
+  REQUIRE_MESSAGE(via.ok, via.error());
+  for (const char* q : {"SELECT * FROM types_t ORDER BY id", "SELECT 1, 'x', NULL, 1.5, NOW() > '2000-01-01'",
+                        "SELECT id, CAST(dec_ AS CHAR), LENGTH(tx) FROM types_t WHERE id < 0"}) {
+    CHECK(dump_text(via.m, q) == dump_text(direct.m, q));
+    CHECK(dump_binary(via.m, q) == dump_binary(direct.m, q));
+  }
+  // Parameters of every kind, sent as strings and NULL.
+  const char* q = "SELECT ? + 1, CONCAT(?, '!'), ? IS NULL, CAST(? AS DATETIME)";
+  std::vector<const char*> params = {"41", "héllo", nullptr, "2024-01-02 03:04:05"};
+  CHECK(dump_binary(via.m, q, params) == dump_binary(direct.m, q, params));
+  // Writes: affected rows, insert ids and warnings are the server's.
+  std::string ins = "INSERT IGNORE INTO types_t (ti, vc) VALUES (300, 'overflow warns'), (1, 'ok')";
+  std::string a = dump_text(via.m, ins), b = dump_text(direct.m, ins);
+  CHECK(a.rfind("A 2 I ", 0) == 0);
+  CHECK(a.find(" W 1 ") != std::string::npos);  // out of range for TINYINT: one warning
+  CHECK(a.substr(a.find(" W ")) == b.substr(b.find(" W ")));  // insert ids differ (one table), the rest not
+  // The warnings are read on the server connection that produced them.
+  My other(s.my_port());
+  CHECK(other.scalar("SELECT 1") == "1");
+  auto warnings = dump_text(via.m, "SHOW WARNINGS");
+  CHECK(warnings.find("R [Warning] [1264] [Out of range value for column 'ti' at row 1]") != std::string::npos);
+  CHECK(dump_binary(via.m, "UPDATE types_t SET vc = 'u' WHERE id > ?", {"2"}) ==
+        dump_binary(direct.m, "UPDATE types_t SET vc = 'u' WHERE id > ?", {"2"}));
+  // Errors: errno, SQLSTATE and message.
+  for (const char* bad : {"SELECT * FROM no_such_table", "SELEC 1", "INSERT INTO types_t (id) VALUES (1)",
+                          "SELECT 1; SELECT * FROM nope; SELECT 3"}) {
+    CHECK(dump_text(via.m, bad) == dump_text(direct.m, bad));
+  }
+  CHECK(dump_binary(via.m, "SELECT * FROM no_such_table") == dump_binary(direct.m, "SELECT * FROM no_such_table"));
+  CHECK(setup.exec("DROP TABLE types_t"));
+}
+
+TEST_CASE("multi-statements and multiple result sets") {
+  SluiceProcess s(kPools);
+  My direct(my_port()), via(s.my_port());
+  REQUIRE_MESSAGE(via.ok, via.error());
+  std::string q = "SELECT 1 AS a; SELECT 'two' AS b, 2; DO 1; SELECT 3";
+  CHECK(dump_text(via.m, q) == dump_text(direct.m, q));
+  CHECK(dump_text(via.m, q).find("R [two] [2]") != std::string::npos);
+  // Without MULTI_STATEMENTS the server refuses, through Sluice as directly.
+  My single(s.my_port(), "app", "app", "app", 0), single_direct(my_port(), "app", "app", "app", 0);
+  REQUIRE(single.ok);
+  CHECK(dump_text(single.m, "SELECT 1; SELECT 2") == dump_text(single_direct.m, "SELECT 1; SELECT 2"));
+  // COM_SET_OPTION turns it on for this client only.
+  CHECK(mysql_set_server_option(single.m, MYSQL_OPTION_MULTI_STATEMENTS_ON) == 0);
+  CHECK(dump_text(single.m, "SELECT 1; SELECT 2").find("R [2]") != std::string::npos);
+}
+
+TEST_CASE("rows and queries larger than 16 MiB cross in split packets") {
+  SluiceProcess s(kPools);
+  My via(s.my_port());
+  REQUIRE(via.ok);
+  const std::size_t big = (16u << 20) + 12345;
+  std::string q = "SELECT REPEAT('x', " + std::to_string(big) + ") AS big, 7";
+  REQUIRE(mysql_query(via.m, q.c_str()) == 0);
+  MYSQL_RES* r = mysql_store_result(via.m);
+  REQUIRE(r);
+  MYSQL_ROW row = mysql_fetch_row(r);
+  unsigned long* len = mysql_fetch_lengths(r);
+  CHECK(len[0] == big);
+  CHECK(std::string(row[0], 16) == std::string(16, 'x'));
+  CHECK(std::string(row[1]) == "7");
+  mysql_free_result(r);
+  // A query text over 16 MiB (client -> server split), and the same through the binary protocol.
+  std::string payload(big, 'y');
+  std::string ins = "SELECT LENGTH('" + payload + "')";
+  CHECK(via.scalar(ins) == std::to_string(big));
+  CHECK(dump_binary(via.m, "SELECT LENGTH(?)", {payload.c_str()}).find("[" + std::to_string(big) + "]") != std::string::npos);
+  CHECK(via.scalar("SELECT 'still in sync'") == "still in sync");
+}
+
+TEST_CASE("50 clients with prepared statements over 5 server connections") {
+  SluiceProcess s(pools_with(5));
+  std::atomic<int> failures{0}, done{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 50; ++t) {
+    threads.emplace_back([&, t] {
+      My c(s.my_port());
+      if (!c.ok) {
+        ++failures;
+        return;
+      }
+      MYSQL_STMT* st = mysql_stmt_init(c.m);
+      const char* sql = "SELECT ? * 2, CONCAT('client-', ?)";
+      if (mysql_stmt_prepare(st, sql, std::strlen(sql))) {
+        ++failures;
+        mysql_stmt_close(st);
+        return;
+      }
+      for (int i = 0; i < 20; ++i) {
+        long long in = t * 1000 + i;
+        std::string tag = std::to_string(t);
+        unsigned long tag_len = tag.size();
+        MYSQL_BIND pb[2];
+        std::memset(pb, 0, sizeof pb);
+        pb[0].buffer_type = MYSQL_TYPE_LONGLONG;
+        pb[0].buffer = &in;
+        pb[1].buffer_type = MYSQL_TYPE_STRING;
+        pb[1].buffer = tag.data();
+        pb[1].buffer_length = tag_len;
+        pb[1].length = &tag_len;
+        long long out = 0;
+        char buf[64];
+        unsigned long out_len = 0;
+        MYSQL_BIND rb[2];
+        std::memset(rb, 0, sizeof rb);
+        rb[0].buffer_type = MYSQL_TYPE_LONGLONG;
+        rb[0].buffer = &out;
+        rb[1].buffer_type = MYSQL_TYPE_STRING;
+        rb[1].buffer = buf;
+        rb[1].buffer_length = sizeof buf;
+        rb[1].length = &out_len;
+        // Types are bound on the first execute only; later executes rely on the server
+        // remembering them, whichever server connection runs them.
+        if ((i == 0 && mysql_stmt_bind_param(st, pb)) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, rb) ||
+            mysql_stmt_fetch(st) != 0 || out != in * 2 || std::string(buf, out_len) != "client-" + tag) {
+          ++failures;
+          break;
+        }
+        mysql_stmt_free_result(st);
+        if (i % 5 == 0) c.scalar("SELECT 1");  // interleave text queries
+      }
+      mysql_stmt_close(st);
+      ++done;
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  CHECK(done == 50);
+  CHECK(server_connections() <= 5);
+}
+
+TEST_CASE("prepared statement commands: long data, reset, cursors, close") {
+  SluiceProcess s(pools_with(2));
+  My direct(my_port());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS ps_t"));
+  REQUIRE(direct.exec("CREATE TABLE ps_t (id INT PRIMARY KEY, b LONGBLOB)"));
+  REQUIRE(direct.exec("INSERT INTO ps_t VALUES (1, 'a'), (2, 'b'), (3, 'c')"));
+  My via(s.my_port());
+  REQUIRE(via.ok);
+  // COM_STMT_SEND_LONG_DATA in three pieces, then execute.
+  MYSQL_STMT* st = mysql_stmt_init(via.m);
+  const char* upd = "UPDATE ps_t SET b = ? WHERE id = 2";
+  REQUIRE(mysql_stmt_prepare(st, upd, std::strlen(upd)) == 0);
+  MYSQL_BIND pb;
+  std::memset(&pb, 0, sizeof pb);
+  pb.buffer_type = MYSQL_TYPE_LONG_BLOB;
+  REQUIRE(mysql_stmt_bind_param(st, &pb) == 0);
+  std::string piece(100000, 'L');
+  for (int i = 0; i < 3; ++i) REQUIRE(mysql_stmt_send_long_data(st, 0, piece.data(), piece.size()) == 0);
+  REQUIRE_MESSAGE(mysql_stmt_execute(st) == 0, mysql_stmt_error(st));
+  CHECK(mysql_stmt_affected_rows(st) == 1);
+  CHECK(mysql_stmt_reset(st) == 0);
+  mysql_stmt_close(st);
+  CHECK(direct.scalar("SELECT LENGTH(b) FROM ps_t WHERE id = 2") == "300000");
+
+  // A read-only cursor fetching one row at a time.
+  st = mysql_stmt_init(via.m);
+  unsigned long cursor = CURSOR_TYPE_READ_ONLY, prefetch = 1;
+  mysql_stmt_attr_set(st, STMT_ATTR_CURSOR_TYPE, &cursor);
+  mysql_stmt_attr_set(st, STMT_ATTR_PREFETCH_ROWS, &prefetch);
+  const char* sel = "SELECT id FROM ps_t ORDER BY id";
+  REQUIRE(mysql_stmt_prepare(st, sel, std::strlen(sel)) == 0);
+  REQUIRE_MESSAGE(mysql_stmt_execute(st) == 0, mysql_stmt_error(st));
+  int id = 0;
+  MYSQL_BIND rb;
+  std::memset(&rb, 0, sizeof rb);
+  rb.buffer_type = MYSQL_TYPE_LONG;
+  rb.buffer = &id;
+  REQUIRE(mysql_stmt_bind_result(st, &rb) == 0);
+  std::vector<int> ids;
+  while (mysql_stmt_fetch(st) == 0) {
+    ids.push_back(id);
+    My other(s.my_port());  // other clients keep working meanwhile
+    CHECK(other.scalar("SELECT 5") == "5");
+  }
+  CHECK(ids == std::vector<int>{1, 2, 3});
+  CHECK(mysql_stmt_reset(st) == 0);
+  mysql_stmt_close(st);
+  // A closed statement id is unknown afterwards (the server would say the same).
+  CHECK(via.scalar("SELECT 'after close'") == "after close");
+  CHECK(direct.exec("DROP TABLE ps_t"));
+}
+
+TEST_CASE("transactions are isolated between clients sharing server connections") {
+  SluiceProcess s(pools_with(2));
+  My setup(my_port());
+  REQUIRE(setup.exec("DROP TABLE IF EXISTS tx_t"));
+  REQUIRE(setup.exec("CREATE TABLE tx_t (id INT PRIMARY KEY) ENGINE=InnoDB"));
+  My a(s.my_port()), b(s.my_port());
+  REQUIRE(a.ok);
+  REQUIRE(b.ok);
+  REQUIRE(a.exec("START TRANSACTION"));
+  REQUIRE(a.exec("INSERT INTO tx_t VALUES (1)"));
+  CHECK(a.scalar("SELECT COUNT(*) FROM tx_t") == "1");
+  CHECK(b.scalar("SELECT COUNT(*) FROM tx_t") == "0");  // not committed
+  for (int i = 0; i < 5; ++i) CHECK(b.scalar("SELECT 1") == "1");  // B runs on the other connection
+  REQUIRE(a.exec("ROLLBACK"));
+  CHECK(a.scalar("SELECT COUNT(*) FROM tx_t") == "0");
+  REQUIRE(a.exec("BEGIN"));
+  REQUIRE(a.exec("INSERT INTO tx_t VALUES (2)"));
+  REQUIRE(a.exec("COMMIT"));
+  CHECK(b.scalar("SELECT COUNT(*) FROM tx_t") == "1");
+  // autocommit = 0: the implicit transaction holds the connection until COMMIT.
+  REQUIRE(a.exec("SET autocommit = 0"));
+  REQUIRE(a.exec("INSERT INTO tx_t VALUES (3)"));
+  CHECK(b.scalar("SELECT COUNT(*) FROM tx_t") == "1");
+  REQUIRE(a.exec("COMMIT"));
+  CHECK(b.scalar("SELECT COUNT(*) FROM tx_t") == "2");
+  CHECK(a.scalar("SELECT @@autocommit") == "0");
+  CHECK(b.scalar("SELECT @@autocommit") == "1");
+  REQUIRE(a.exec("SET autocommit = 1"));
+  CHECK(setup.exec("DROP TABLE tx_t"));
+}
+
+TEST_CASE("session variables stay with each client over one shared server connection") {
+  SluiceProcess s(pools_with(1));
+  My a(s.my_port()), b(s.my_port());
+  REQUIRE(a.ok);
+  REQUIRE(b.ok);
+  REQUIRE(a.exec("SET SESSION sql_mode = 'ANSI_QUOTES', time_zone = '+05:00'"));
+  REQUIRE(a.exec("SET NAMES latin1"));
+  REQUIRE(a.exec("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE"));
+  REQUIRE(a.exec("USE app2"));
+  REQUIRE(b.exec("SET SESSION sql_mode = 'NO_ZERO_DATE', time_zone = '-03:00'"));
+  for (int i = 0; i < 3; ++i) {
+    CHECK(a.scalar("SELECT @@sql_mode") == "ANSI_QUOTES");
+    CHECK(b.scalar("SELECT @@sql_mode") == "NO_ZERO_DATE");
+    CHECK(a.scalar("SELECT @@time_zone") == "+05:00");
+    CHECK(b.scalar("SELECT @@time_zone") == "-03:00");
+    CHECK(a.scalar("SELECT @@character_set_client") == "latin1");
+    CHECK(b.scalar("SELECT @@character_set_client") == "utf8mb4");
+    CHECK(a.scalar("SELECT @@tx_isolation") == "SERIALIZABLE");
+    CHECK(b.scalar("SELECT @@tx_isolation") == "REPEATABLE-READ");
+    CHECK(a.scalar("SELECT DATABASE()") == "app2");
+    CHECK(b.scalar("SELECT DATABASE()") == "app");
+  }
+  // COM_INIT_DB and COM_RESET_CONNECTION.
+  CHECK(mysql_select_db(b.m, "app2") == 0);
+  CHECK(b.scalar("SELECT DATABASE()") == "app2");
+  CHECK_MESSAGE(mysql_reset_connection(a.m) == 0, a.error());
+  CHECK(a.scalar("SELECT @@sql_mode") != "ANSI_QUOTES");
+  CHECK(a.scalar("SELECT @@time_zone") == "SYSTEM");
+  CHECK(server_connections() == 1);
+}
+
+TEST_CASE("a user variable pins the client to its server connection") {
+  SluiceProcess s(pools_with(2), "query_wait_timeout = \"2s\"");
+  My a(s.my_port()), b(s.my_port()), c(s.my_port());
+  REQUIRE(a.exec("SET @mine = 42"));
+  std::string cid = a.scalar("SELECT CONNECTION_ID()");
+  for (int i = 0; i < 5; ++i) {
+    CHECK(b.scalar("SELECT @mine") == "NULL");
+    CHECK(c.scalar("SELECT COALESCE(@mine, 'none')") == "none");
+    CHECK(a.scalar("SELECT @mine") == "42");
+    CHECK(a.scalar("SELECT CONNECTION_ID()") == cid);
+  }
+  // Temporary tables pin too.
+  REQUIRE(b.exec("CREATE TEMPORARY TABLE tmp_b (x INT)"));
+  REQUIRE(b.exec("INSERT INTO tmp_b VALUES (7)"));
+  CHECK(b.scalar("SELECT x FROM tmp_b") == "7");
+  CHECK(c.scalar("SELECT 1") == "ERR:1040");  // both connections pinned: C waits, then errs
+}
+
+TEST_CASE("KILL QUERY reaches the right server thread, and nothing else") {
+  SluiceProcess s(pools_with(4), "query_wait_timeout = \"20s\"");
+  My victim(s.my_port()), bystander(s.my_port()), killer(s.my_port());
+  REQUIRE(victim.ok);
+  unsigned long victim_id = mysql_thread_id(victim.m);
+  std::string result, bystander_result;
+  auto start = std::chrono::steady_clock::now();
+  std::thread t([&] { result = victim.scalar("SELECT SLEEP(30)"); });
+  std::thread t2([&] { bystander_result = bystander.scalar("SELECT SLEEP(3)"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(killer.scalar("KILL QUERY " + std::to_string(victim_id)) == "");
+  CHECK(killer.err() == 0);
+  t.join();
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took < std::chrono::seconds(10));
+  CHECK_MESSAGE((result == "1" || result == "ERR:1317"), result);  // SLEEP returns 1, or the query errs  // interrupted
+  t2.join();
+  CHECK(bystander_result == "0");  // slept its full time
+  CHECK(victim.scalar("SELECT 'alive'") == "alive");
+  CHECK(killer.scalar("KILL QUERY 999999") == "ERR:1094");
+  // KILL n closes that client.
+  CHECK(killer.scalar("KILL " + std::to_string(victim_id)) == "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(victim.scalar("SELECT 1").rfind("ERR:", 0) == 0);
+}
+
+TEST_CASE("authentication: native and caching_sha2 plugins, wrong password, unknown database") {
+  SluiceProcess::mysql_extra = "default_auth_plugin = \"caching_sha2_password\"";
+  SluiceProcess s(kPools);
+  SluiceProcess::mysql_extra.clear();
+  {
+    My full(s.my_port(), "app", "app", "app", 0, "caching_sha2_password");  // full path: RSA key exchange
+    CHECK_MESSAGE(full.ok, full.error());
+    My fast(s.my_port(), "app", "app", "app", 0, "caching_sha2_password");  // then the fast path
+    CHECK_MESSAGE(fast.ok, fast.error());
+    CHECK(fast.scalar("SELECT CURRENT_USER()") == "app@%");
+    My native(s.my_port(), "app", "app", "app", 0, "mysql_native_password");  // auth switch
+    CHECK_MESSAGE(native.ok, native.error());
+  }
+  SluiceProcess n(kPools);
+  My wrong(n.my_port(), "app", "nope");
+  CHECK_FALSE(wrong.ok);
+  CHECK(wrong.err() == 1045);
+  CHECK(std::string(mysql_sqlstate(wrong.m)) == "28000");
+  My direct_wrong(my_port(), "app", "nope");
+  CHECK(std::string(mysql_error(wrong.m)) == std::string(mysql_error(direct_wrong.m)));
+  My nobody(n.my_port(), "nobody", "x");
+  CHECK(nobody.err() == 1045);
+  My nodb(n.my_port(), "app", "app", "no_such_db");
+  CHECK_FALSE(nodb.ok);
+  CHECK(nodb.err() == 1049);
+  CHECK(std::string(mysql_sqlstate(nodb.m)) == "42000");
+  // COM_CHANGE_USER to the same user, COM_PING, COM_STATISTICS, COM_FIELD_LIST.
+  My c(n.my_port());
+  REQUIRE(c.ok);
+  CHECK(mysql_change_user(c.m, "app", "app", "app2") == 0);
+  CHECK(c.scalar("SELECT DATABASE()") == "app2");
+  CHECK(mysql_change_user(c.m, "app", "bad", "app") != 0);
+  My d(n.my_port());
+  CHECK(mysql_ping(d.m) == 0);
+  const char* stat = mysql_stat(d.m);
+  REQUIRE(stat);
+  CHECK(std::string(stat).find("Uptime") != std::string::npos);
+  My setup(my_port());
+  REQUIRE(setup.exec("CREATE TABLE IF NOT EXISTS fl_t (a INT, b VARCHAR(3))"));
+  MYSQL_RES* fl = mysql_list_fields(d.m, "fl_t", nullptr);
+  REQUIRE(fl);
+  CHECK(mysql_num_fields(fl) == 2);
+  mysql_free_result(fl);
+  CHECK(d.scalar("SELECT 'after field list'") == "after field list");
+  CHECK(setup.exec("DROP TABLE fl_t"));
+}
+
+TEST_CASE("bad input gets an error and a close; nothing leaks into the next client") {
+  SluiceProcess s(pools_with(1), "max_packet_size = \"1MiB\"");
+  // A client that leaves during the handshake.
+  int fd = loopback_connect(s.my_port());
+  REQUIRE(fd >= 0);
+  char buf[4096];
+  ::recv(fd, buf, sizeof buf, 0);  // handshake
+  ::close(fd);
+  // A client that vanishes mid-transaction: its transaction is rolled back, the connection reset.
+  {
+    My a(s.my_port());
+    REQUIRE(a.exec("SET @leak = 1"));
+    REQUIRE(a.exec("SET SESSION sql_mode = 'ANSI'"));
+    REQUIRE(a.exec("CREATE TABLE IF NOT EXISTS vanish_t (id INT) ENGINE=InnoDB"));
+    REQUIRE(a.exec("BEGIN"));
+    REQUIRE(a.exec("INSERT INTO vanish_t VALUES (1)"));
+    ::shutdown(mysql_get_socket(a.m), SHUT_RDWR);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  My b(s.my_port());
+  REQUIRE(b.ok);
+  CHECK(b.scalar("SELECT @leak") == "NULL");
+  CHECK(b.scalar("SELECT @@sql_mode") != "ANSI");
+  CHECK(b.scalar("SELECT COUNT(*) FROM vanish_t") == "0");
+  CHECK(b.exec("DROP TABLE vanish_t"));
+  // Garbage after the handshake: an ERR packet, then the close.
+  fd = loopback_connect(s.my_port());
+  REQUIRE(fd >= 0);
+  ::recv(fd, buf, sizeof buf, 0);
+  const char junk[] = "\x05\x00\x00\x01garba";
+  ::send(fd, junk, 9, 0);
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  REQUIRE(n > 4);
+  CHECK(static_cast<unsigned char>(buf[4]) == 0xFF);
+  ::close(fd);
+  // A command larger than max_packet_size after login: ERR 1153, then the close.
+  My c(s.my_port());
+  REQUIRE(c.ok);
+  int cfd = mysql_get_socket(c.m);
+  const unsigned char huge[] = {0x00, 0x00, 0x20, 0x00, 0x03};  // 2 MiB announced
+  ::send(cfd, huge, sizeof huge, 0);
+  n = ::recv(cfd, buf, sizeof buf, 0);
+  REQUIRE(n > 7);
+  CHECK(static_cast<unsigned char>(buf[4]) == 0xFF);
+  CHECK((static_cast<unsigned char>(buf[5]) | (static_cast<unsigned char>(buf[6]) << 8)) == 1153);
+  My d(s.my_port());
+  CHECK(d.scalar("SELECT 'sluice is fine'") == "sluice is fine");
+}
+
+TEST_CASE("a backend restart is survived") {
+  SluiceProcess s(pools_with(2));
+  My a(s.my_port());
+  REQUIRE(a.ok);
+  CHECK(a.scalar("SELECT 1") == "1");
+  std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
+  REQUIRE_FALSE(script.empty());
+  REQUIRE(std::system((script + " restart-mysql-primary >/dev/null").c_str()) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(a.scalar("SELECT 2") == "2");
+  My b(s.my_port());
+  CHECK(b.scalar("SELECT 3") == "3");
+}
