@@ -42,13 +42,17 @@ up() {
   echo $! >"$RUN/sluice.pid"
   for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 6432 && break; sleep 0.1; done
   pg_isready -q -h 127.0.0.1 -p 6432 || { echo "Sluice did not start; see $RUN/sluice.log" >&2; exit 1; }
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/6033) 2>/dev/null && break; sleep 0.1; done
   cat <<MSG
 
 Sluice is running (pid $(cat "$RUN/sluice.pid"), log $RUN/sluice.log) in front of the sandbox
-PostgreSQL 15 primary 127.0.0.1:15432 and replica 127.0.0.1:15433. Connect with:
+PostgreSQL 15 primary 127.0.0.1:15432 + replica 127.0.0.1:15433 and MariaDB primary
+127.0.0.1:13306 + replica 127.0.0.1:13307. Connect with:
 
   PGPASSWORD=app psql -h 127.0.0.1 -p 6432 -U app app
   postgresql://app:app@127.0.0.1:6432/app
+  mysql -h 127.0.0.1 -P 6033 -u app -papp app
+  mysql://app:app@127.0.0.1:6033/app
 
 Stop everything with: integration/dev.sh down
 MSG

@@ -416,6 +416,18 @@ TEST_CASE("transactions are isolated between clients sharing server connections"
   REQUIRE(a.exec("INSERT INTO tx_t VALUES (2)"));
   REQUIRE(a.exec("COMMIT"));
   CHECK(b.scalar("SELECT COUNT(*) FROM tx_t") == "1");
+  // LAST_INSERT_ID() right after an INSERT reads the id on the connection that generated it.
+  REQUIRE(a.exec("CREATE TABLE IF NOT EXISTS ai_t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"));
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(a.exec("INSERT INTO ai_t (v) VALUES (1)"));
+    auto ida = mysql_insert_id(a.m);
+    REQUIRE(b.exec("INSERT INTO ai_t (v) VALUES (2)"));
+    auto idb = mysql_insert_id(b.m);
+    CHECK(ida != idb);
+    CHECK(a.scalar("SELECT LAST_INSERT_ID()") == std::to_string(ida));
+    CHECK(b.scalar("SELECT LAST_INSERT_ID()") == std::to_string(idb));
+  }
+  REQUIRE(a.exec("DROP TABLE ai_t"));
   // autocommit = 0: the implicit transaction holds the connection until COMMIT.
   REQUIRE(a.exec("SET autocommit = 0"));
   REQUIRE(a.exec("INSERT INTO tx_t VALUES (3)"));

@@ -137,6 +137,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
         return;
       }
       pass();
+      summary.result_set = true;
       push_defs(columns);
       steps_.push_back({State::Rows, 0});
       next_step();

@@ -36,6 +36,7 @@ struct ResponseSummary {
   bool local_infile = false;     // the server asks for a LOCAL INFILE: forward the client's data
   std::uint64_t last_insert_id = 0, affected_rows = 0;
   std::uint16_t warnings = 0;    // of the last OK/EOF
+  bool result_set = false;       // at least one result set (not just OK packets)
   my::SessionChanges changes;    // accumulated from every OK's session state
   std::optional<my::PrepareOk> prepare;
 };

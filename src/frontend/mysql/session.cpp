@@ -641,6 +641,12 @@ class Session {
     if (s.changes.state_changed && !explained) pin("session state (user variables, temporary tables or prepared statements)");
   }
 
+  // Per-statement server state the next command may read: warnings (SHOW WARNINGS) and a
+  // generated id (LAST_INSERT_ID()).
+  static bool holds_for_next(const ResponseSummary& r) {
+    return r.warnings > 0 || (!r.result_set && !r.error && r.last_insert_id != 0);
+  }
+
   void pin(const char* why) {
     if (!pinned_) log::debug("mysql client {} pinned to its server connection: {}", handle_->id, why);
     pinned_ = true;
@@ -739,7 +745,7 @@ class Session {
     if (info.pins && !last_.error) pin(info.pins);
     // Held for the next command: SET TRANSACTION (applies to the next transaction) and
     // statements that left warnings (SHOW WARNINGS reads them on the same connection).
-    hold_next_ = (info.next_transaction_setting && !last_.error) || last_.warnings > 0;
+    hold_next_ = (info.next_transaction_setting && !last_.error) || holds_for_next(last_);
     maybe_detach();
     co_return true;
   }
@@ -791,7 +797,10 @@ class Session {
 
   awaitable<bool> com_prepare() {
     std::string query(std::string_view(io_.payload()).substr(1));
-    auto stmt = statements().intern(query, schema_);
+    // Keyed by everything that shapes the response: schema, format capabilities, handshake
+    // character set and the session variables (character_set_results changes the metadata).
+    auto stmt = statements().intern(query, fmt::format("{}\x01{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
+                                                       charset_, vars_.fingerprint));
     std::uint32_t client_id = next_stmt_id_++;
     if (auto cached = cached_prepare(stmt->id)) {
       // Answered here: the server connection that runs it later prepares it on demand.
@@ -866,7 +875,7 @@ class Session {
     bool relayed = co_await relay(payload, ResponseKind::Query);
     if (!relayed) co_return false;
     long_data_ = false;
-    hold_next_ = last_.warnings > 0;
+    hold_next_ = holds_for_next(last_);
     if (v.flags != 0 && last_.cursor_opened) cursor_open_ = true;
     maybe_detach();
     co_return true;
