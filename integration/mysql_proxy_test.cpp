@@ -245,6 +245,75 @@ TEST_CASE("text and binary protocol over every common column type match a direct
   CHECK(setup.exec("DROP TABLE types_t"));
 }
 
+TEST_CASE("binary protocol parameters of every type round-trip as on a direct connection") {
+  SluiceProcess s(kPools);
+  My setup(my_port());
+  REQUIRE(setup.exec("DROP TABLE IF EXISTS bind_t"));
+  REQUIRE(setup.exec("CREATE TABLE bind_t (k INT, ti TINYINT, si SMALLINT, i INT, bi BIGINT, f FLOAT, d DOUBLE, "
+                     "dec_ DECIMAL(12,4), dt DATE, tm TIME(6), dtm DATETIME(6), s VARCHAR(50), b BLOB, n INT)"));
+  auto insert = [](MYSQL* m, int key) {
+    MYSQL_STMT* st = mysql_stmt_init(m);
+    const char* sql = "INSERT INTO bind_t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    if (mysql_stmt_prepare(st, sql, std::strlen(sql))) return std::string(mysql_stmt_error(st));
+    signed char ti = -7;
+    short si = -30000;
+    int k = key, i = 2000000000;
+    long long bi = -9000000000000000000ll;
+    float f = 1.25f;
+    double d = -3.5e100;
+    char dec[] = "-12345678.1234";
+    unsigned long dec_len = std::strlen(dec);
+    MYSQL_TIME date{}, time{}, datetime{};
+    date.year = 2024, date.month = 2, date.day = 29, date.time_type = MYSQL_TIMESTAMP_DATE;
+    time.hour = 838, time.minute = 59, time.second = 58, time.second_part = 999999, time.neg = 1;
+    time.time_type = MYSQL_TIMESTAMP_TIME;
+    datetime.year = 1999, datetime.month = 12, datetime.day = 31, datetime.hour = 23, datetime.minute = 59;
+    datetime.second = 59, datetime.second_part = 123456, datetime.time_type = MYSQL_TIMESTAMP_DATETIME;
+    char str[] = "grüße";
+    unsigned long str_len = std::strlen(str);
+    char blob[] = {0, 1, 2, '\xff', 0};
+    unsigned long blob_len = sizeof blob;
+    my_bool is_null = 1;
+    MYSQL_BIND b[14];
+    std::memset(b, 0, sizeof b);
+    b[0].buffer_type = MYSQL_TYPE_LONG, b[0].buffer = &k;
+    b[1].buffer_type = MYSQL_TYPE_TINY, b[1].buffer = &ti;
+    b[2].buffer_type = MYSQL_TYPE_SHORT, b[2].buffer = &si;
+    b[3].buffer_type = MYSQL_TYPE_LONG, b[3].buffer = &i;
+    b[4].buffer_type = MYSQL_TYPE_LONGLONG, b[4].buffer = &bi;
+    b[5].buffer_type = MYSQL_TYPE_FLOAT, b[5].buffer = &f;
+    b[6].buffer_type = MYSQL_TYPE_DOUBLE, b[6].buffer = &d;
+    b[7].buffer_type = MYSQL_TYPE_NEWDECIMAL, b[7].buffer = dec, b[7].buffer_length = dec_len, b[7].length = &dec_len;
+    b[8].buffer_type = MYSQL_TYPE_DATE, b[8].buffer = &date;
+    b[9].buffer_type = MYSQL_TYPE_TIME, b[9].buffer = &time;
+    b[10].buffer_type = MYSQL_TYPE_DATETIME, b[10].buffer = &datetime;
+    b[11].buffer_type = MYSQL_TYPE_STRING, b[11].buffer = str, b[11].buffer_length = str_len, b[11].length = &str_len;
+    b[12].buffer_type = MYSQL_TYPE_BLOB, b[12].buffer = blob, b[12].buffer_length = blob_len, b[12].length = &blob_len;
+    b[13].buffer_type = MYSQL_TYPE_LONG, b[13].is_null = &is_null;
+    std::string result;
+    if (mysql_stmt_bind_param(st, b) || mysql_stmt_execute(st)) result = mysql_stmt_error(st);
+    // Again without re-binding: the types are not sent a second time.
+    k = key + 1;
+    if (result.empty() && mysql_stmt_execute(st)) result = mysql_stmt_error(st);
+    mysql_stmt_close(st);
+    return result;
+  };
+  My direct(my_port()), via(s.my_port());
+  REQUIRE(via.ok);
+  CHECK(insert(direct.m, 1) == "");
+  CHECK(insert(via.m, 10) == "");
+  auto row = [&](int key) {
+    return dump_text(setup.m, "SELECT ti, si, i, bi, f, d, dec_, dt, tm, dtm, HEX(s), HEX(b), n FROM bind_t WHERE k = " +
+                                  std::to_string(key));
+  };
+  CHECK(row(10) == row(1));
+  CHECK(row(11) == row(2));
+  CHECK(row(10).find("R [-7] [-30000]") != std::string::npos);
+  std::string sel = "SELECT * FROM bind_t WHERE k IN (?, ?) ORDER BY k";
+  CHECK(dump_binary(via.m, sel, {"1", "2"}) == dump_binary(direct.m, sel, {"1", "2"}));
+  CHECK(setup.exec("DROP TABLE bind_t"));
+}
+
 TEST_CASE("multi-statements and multiple result sets") {
   SluiceProcess s(kPools);
   My direct(my_port()), via(s.my_port());
@@ -528,6 +597,18 @@ TEST_CASE("authentication: native and caching_sha2 plugins, wrong password, unkn
     My native(s.my_port(), "app", "app", "app", 0, "mysql_native_password");  // auth switch
     CHECK_MESSAGE(native.ok, native.error());
   }
+  // A user configured with only MariaDB's stored hash (PASSWORD('hashpw')): the client's native
+  // scramble is checked against it, and Sluice logs in to the server with what it recovers.
+  My root(my_port(), "root", "", "");
+  std::string hash = root.scalar("SELECT PASSWORD('hashpw')");
+  REQUIRE(hash.size() == 41);
+  SluiceProcess h(std::string(kPools) + "\n[[users]]\nname = \"hashuser\"\npassword = \"" + hash + "\"\n");
+  My hashed(h.my_port(), "hashuser", "hashpw");
+  CHECK_MESSAGE(hashed.ok, hashed.error());
+  CHECK(hashed.scalar("SELECT CURRENT_USER()") == "hashuser@%");
+  My hashed_wrong(h.my_port(), "hashuser", "hashpx");
+  CHECK(hashed_wrong.err() == 1045);
+
   SluiceProcess n(kPools);
   My wrong(n.my_port(), "app", "nope");
   CHECK_FALSE(wrong.ok);

@@ -7,7 +7,8 @@
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
 #        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
-# MariaDB users: root (no password, from 127.0.0.1 only), app/app (mysql_native_password).
+# MariaDB users: root (no password, from 127.0.0.1 only), app/app and hashuser/hashpw
+# (mysql_native_password).
 # Databases: app, app2 on both.
 set -euo pipefail
 
@@ -233,6 +234,8 @@ CREATE DATABASE IF NOT EXISTS app2;
 GRANT ALL ON app.* TO 'app'@'%';
 GRANT ALL ON app2.* TO 'app'@'%';
 GRANT PROCESS, RELOAD ON *.* TO 'app'@'%';
+CREATE USER IF NOT EXISTS 'hashuser'@'%' IDENTIFIED BY 'hashpw';
+GRANT ALL ON app.* TO 'hashuser'@'%';
 SQL
   [ -d "$dir/replica/data/mysql" ] || fresh=1
   my_start "$dir/replica" "$MY_REPLICA_PORT" 2 "read_only = ON"
