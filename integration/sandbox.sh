@@ -3,7 +3,8 @@
 # project-local .sandbox/ directory:
 #   - a PostgreSQL 15 primary and a streaming replica (pg_basebackup);
 #   - a MariaDB primary and a GTID replica (Debian's mariadb-server).
-#   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary | env
+#   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary |
+#                          stop-pg-replica | start-pg-replica | env
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
 #        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
@@ -148,6 +149,19 @@ restart_primary() {
   dir="$(readlink -f "$SANDBOX/pg")"
   as_pg "$PG_BIN/pg_ctl" -D "$dir/primary" -l "$dir/primary/server.log" -m fast -w -t 30 restart >/dev/null
   wait_ready "$PRIMARY_PORT"
+}
+
+stop_pg_replica() {
+  local dir
+  dir="$(readlink -f "$SANDBOX/pg")"
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/replica" -m immediate -w -t 30 stop >/dev/null
+}
+
+start_pg_replica() {
+  local dir
+  dir="$(readlink -f "$SANDBOX/pg")"
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/replica" -l "$dir/replica/server.log" -w -t 30 start >/dev/null
+  wait_ready "$REPLICA_PORT"
 }
 
 # ---- MariaDB ----------------------------------------------------------------------------------
@@ -300,11 +314,13 @@ case "${1:-}" in
   up) pg_up; my_up; status; my_status ;;
   restart-primary) restart_primary; status ;;
   restart-mysql-primary) restart_mysql_primary; my_status ;;
+  stop-pg-replica) stop_pg_replica; status ;;
+  start-pg-replica) start_pg_replica; status ;;
   down) pg_down; my_down; status; my_status ;;
   status) status; my_status ;;
   env)
     echo "export SLUICE_PG_PRIMARY_PORT=$PRIMARY_PORT SLUICE_PG_REPLICA_PORT=$REPLICA_PORT"
     echo "export SLUICE_MY_PRIMARY_PORT=$MY_PRIMARY_PORT SLUICE_MY_REPLICA_PORT=$MY_REPLICA_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|env" >&2; exit 2 ;;
 esac

@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
 
   frontend::Context ctx;
   ctx.set_snapshot(snapshot);
+  ctx.router.build(cfg, snapshot->credentials);
   net::Runtime rt(cfg.general.workers);
   std::unique_ptr<net::Listener> pg_listener, my_listener;
   try {
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
     });
   };
   tick();
+  ctx.router.start(rt.worker(0).get_executor());
 
   rt.start();
   log::info("sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}", SLUICE_VERSION, cfg.general.workers,
@@ -171,6 +173,7 @@ int main(int argc, char** argv) {
   };
   wait_signal();
   control.run();
+  ctx.router.stop();
   for (auto& p : ctx.pools.all()) p->close_all();
   janitor.cancel();
   rt.stop();

@@ -238,6 +238,11 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       if (u.password.rfind("SCRAM-SHA-256$", 0) == 0 && u.password.find(':') == std::string::npos)
         s.fail(s.get("password"), "password", "malformed SCRAM-SHA-256 verifier");
       if (cfg->find_user(u.name)) s.fail(s.get("name"), "name", fmt::format("duplicate user \"{}\"", u.name));
+      if (s.get("routing")) {
+        Routing r{};
+        s.choice("routing", r, {{"read_write_split", Routing::ReadWriteSplit}, {"primary_only", Routing::PrimaryOnly}});
+        u.routing = r;
+      }
       s.finish();
       cfg->users.push_back(std::move(u));
     }
@@ -259,6 +264,34 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
         auto arr = r->as_array();
         if (!arr) s.fail(r, "replicas", "expected an array of \"host:port\"");
         for (auto& e : *arr) c.replicas.push_back(s.endpoint_of(&e, "replicas"));
+      }
+      s.choice("routing", c.routing, {{"read_write_split", Routing::ReadWriteSplit}, {"primary_only", Routing::PrimaryOnly}});
+      s.choice("consistency", c.consistency,
+               {{"read_your_writes", Consistency::ReadYourWrites}, {"eventual", Consistency::Eventual}});
+      s.duration("max_replica_lag", c.max_replica_lag);
+      s.choice("balance", c.balance,
+               {{"least_outstanding", Balance::LeastOutstanding}, {"round_robin", Balance::RoundRobin},
+                {"random", Balance::Random}});
+      s.duration("health_check_period", c.health_check_period);
+      if (c.health_check_period.count() < 50) s.fail(s.get("health_check_period"), "health_check_period", "must be at least 50ms");
+      s.choice("reads_on_primary", c.reads_on_primary,
+               {{"fallback", ReadsOnPrimary::Fallback}, {"always", ReadsOnPrimary::Always}, {"never", ReadsOnPrimary::Never}});
+      s.strings("write_functions", c.write_functions);
+      for (auto& f : c.write_functions)
+        for (auto& ch : f) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      s.str("health_user", c.health_user);
+      if (!c.health_user.empty() && !cfg->find_user(c.health_user))
+        s.fail(s.get("health_user"), "health_user", fmt::format("no [[users]] entry named \"{}\"", c.health_user));
+      s.integer("rise", c.rise, 1, 100);
+      if (auto w = s.get("weights")) {
+        auto arr = w->as_array();
+        if (!arr || arr->size() != c.replicas.size() + 1)
+          s.fail(w, "weights", fmt::format("expected {} integers: the primary's, then one per replica", c.replicas.size() + 1));
+        for (auto& e : *arr) {
+          if (!e.is_integer() || e.as_integer()->get() < 0 || e.as_integer()->get() > 1000)
+            s.fail(&e, "weights", "expected integers between 0 and 1000");
+          c.weights.push_back(static_cast<std::uint32_t>(e.as_integer()->get()));
+        }
       }
       s.finish();
       cfg->clusters.emplace(name, std::move(c));
@@ -284,6 +317,11 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
                {{"session", PoolMode::Session}, {"transaction", PoolMode::Transaction},
                 {"statement", PoolMode::Statement}});
       s.integer("pool_size", p.pool_size, 1, 100'000);
+      if (s.get("routing")) {
+        Routing r{};
+        s.choice("routing", r, {{"read_write_split", Routing::ReadWriteSplit}, {"primary_only", Routing::PrimaryOnly}});
+        p.routing = r;
+      }
       s.integer("min_pool_size", p.min_pool_size, 0, 100'000);
       if (p.min_pool_size > p.pool_size)
         s.fail(s.get("min_pool_size"), "min_pool_size", "must not exceed pool_size");
@@ -316,6 +354,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
 
 }  // namespace
 
+const char* to_string(Routing r) { return r == Routing::ReadWriteSplit ? "read_write_split" : "primary_only"; }
 const char* to_string(Protocol p) { return p == Protocol::Postgres ? "postgres" : "mysql"; }
 const char* to_string(PoolMode m) {
   switch (m) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,10 +21,15 @@ class ConfigError : public std::runtime_error {
 enum class Protocol { Postgres, Mysql };
 enum class PoolMode { Session, Transaction, Statement };
 enum class AuthMethod { ScramSha256, Md5, Password, Trust };
+enum class Routing { ReadWriteSplit, PrimaryOnly };
+enum class Consistency { ReadYourWrites, Eventual };
+enum class Balance { LeastOutstanding, RoundRobin, Random };
+enum class ReadsOnPrimary { Fallback, Always, Never };
 
 const char* to_string(Protocol p);
 const char* to_string(PoolMode m);
 const char* to_string(AuthMethod m);
+const char* to_string(Routing r);
 
 struct Endpoint {
   std::string host;
@@ -73,6 +79,7 @@ struct User {
   std::string name;
   std::string password;  // plaintext, or a stored secret (SCRAM-SHA-256$..., md5..., *HEX)
   AuthMethod auth = AuthMethod::ScramSha256;
+  std::optional<Routing> routing;  // overrides pool and cluster
   int line = 0;
 };
 
@@ -81,6 +88,16 @@ struct Cluster {
   Protocol protocol = Protocol::Postgres;
   Endpoint primary;
   std::vector<Endpoint> replicas;
+  std::vector<std::uint32_t> weights;  // per member: primary first, then replicas (default 1)
+  Routing routing = Routing::ReadWriteSplit;
+  Consistency consistency = Consistency::ReadYourWrites;
+  Duration max_replica_lag{10'000};
+  Balance balance = Balance::LeastOutstanding;
+  Duration health_check_period{500};
+  ReadsOnPrimary reads_on_primary = ReadsOnPrimary::Fallback;
+  std::vector<std::string> write_functions;  // more functions that send a read to the primary
+  std::string health_user;                   // [[users]] entry the health checks log in as
+  std::uint32_t rise = 2;                    // good checks before a failed member is used again
 };
 
 struct Pool {
@@ -91,6 +108,7 @@ struct Pool {
   std::uint32_t pool_size = 20;
   std::uint32_t min_pool_size = 0;
   Protocol protocol = Protocol::Postgres;  // the cluster's, filled at load
+  std::optional<Routing> routing;          // overrides the cluster's
 };
 
 struct Cache {

@@ -13,6 +13,7 @@
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/pool/credentials.hpp"
 #include "src/pool/pool.hpp"
+#include "src/router/cluster.hpp"
 
 namespace sluice::frontend {
 
@@ -31,6 +32,7 @@ struct Context {
   pool::PoolManager pools;
   pg::CancelRegistry pg_cancel;
   mysql::ClientRegistry mysql_clients;
+  router::Router router;  // built from the start-up config (reloads do not change clusters)
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
 

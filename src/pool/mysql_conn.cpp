@@ -56,7 +56,6 @@ std::optional<std::string> scramble_for(const std::string& plugin, const Credent
 
 }  // namespace
 
-// Reads a one-row text result (column count, definitions, [EOF], row, terminator).
 asio::awaitable<std::optional<std::vector<std::string>>> read_one_row(MysqlIo& io, bool deprecate_eof) {
   std::optional<std::vector<std::string>> none;
   if (!co_await io.read()) co_return none;

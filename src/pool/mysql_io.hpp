@@ -4,6 +4,7 @@
 
 #include <boost/asio.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,5 +40,9 @@ class MysqlIo {
   std::vector<char> chunk_;
   std::uint8_t seq_ = 0, return_seq_ = 0;
 };
+
+// Reads a one-row text result (column count, definitions, [EOF], row, terminator); NULL is "".
+// nullopt on ERR or a broken connection.
+boost::asio::awaitable<std::optional<std::vector<std::string>>> read_one_row(MysqlIo& io, bool deprecate_eof);
 
 }  // namespace sluice::pool

@@ -15,6 +15,7 @@
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
 #include "src/pool/statements.hpp"
+#include "src/sql/classify.hpp"
 #include "src/sql/mysql_sql.hpp"
 
 namespace sluice::frontend::mysql {
@@ -110,6 +111,7 @@ struct ClientStmt {
   std::string query;
   std::uint16_t params = 0, columns = 0;
   std::string types;  // parameter types from the last execute that sent them
+  bool read = false;  // classified once, at prepare: may run on a replica
 };
 
 class Session {
@@ -342,6 +344,16 @@ class Session {
     settings.max_prepared = cfg_.mysql.max_prepared_statements;
     pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, "", settings);
     mode_ = pc->mode;
+    pool_cfg_ = *pc;
+    settings_ = settings;
+    cluster_ = ctx_.router.find(pc->cluster);
+    auto routing = cluster.routing;
+    if (pc->routing) routing = *pc->routing;
+    if (auto* u = cfg_.find_user(user_); u && u->routing) routing = *u->routing;
+    split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
+             mode_ != config::PoolMode::Session;
+    member_pools_.assign(cluster.replicas.size() + 1, nullptr);
+    member_pools_[0] = pool_;
     schema_ = db;
     if (pc->database != "*" && !pc->server_database.empty() && db == pc->database) schema_ = pc->server_database;
     if (schema_.empty() || pool_->schema_known(schema_)) co_return true;
@@ -368,10 +380,72 @@ class Session {
 
   // Makes sure a server connection works for this client, its state synced. On failure the
   // client has had its ERR; returns false only when the client connection must end.
+  // ---- routing ------------------------------------------------------------------------------
+
+  std::shared_ptr<pool::Pool> member_pool(int m) {
+    auto& p = member_pools_[static_cast<std::size_t>(m)];
+    if (!p) p = ctx_.pools.get(pool_cfg_, cluster_->view()->members[static_cast<std::size_t>(m)].endpoint, creds_, "", settings_);
+    return p;
+  }
+
+  // Whether the command in io_ may run on a replica (statements classified once, at prepare).
+  bool command_is_read() {
+    const auto& p = io_.payload();
+    if (p.empty()) return false;
+    auto cmd = static_cast<std::uint8_t>(p[0]);
+    sql::Classification cls;
+    if (cmd == my::com::QUERY || cmd == my::com::STMT_PREPARE) {
+      cls = sql::classify(std::string_view(p).substr(1), sql::Dialect::Mysql, cluster_->config().write_functions);
+    } else if (cmd == my::com::STMT_EXECUTE) {
+      std::uint32_t id = 0;
+      ClientStmt* cs = find_stmt(io_.bytes(), id);
+      return cs && cs->read;
+    } else {
+      return false;
+    }
+    if (cls.hint == sql::Hint::Primary) return false;
+    if (cls.hint == sql::Hint::Replica) return true;
+    return cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
+  }
+
+  void choose_route() {
+    read_route_ = false;
+    bool read = command_is_read();
+    int target = cluster_->pick_write();
+    if (read) {
+      static const router::Position none;
+      bool ryw = cluster_->config().consistency == config::Consistency::ReadYourWrites;
+      int r = cluster_->pick_read(ryw ? token_ : none);
+      if (r >= 0) target = r;
+    }
+    if (target < 0) target = 0;
+    read_route_ = read && target != cluster_->view()->primary;
+    member_ = target;
+    pool_ = member_pool(target);
+    auto& counters = cluster_->counters(target);
+    (read ? counters.reads : counters.writes).fetch_add(1, std::memory_order_relaxed);
+  }
+
   awaitable<bool> attach() {
+    if (server_ && read_route_ && !(status_ & my::status::IN_TRANS) && !pinned_ && !cursor_open_ && !long_data_ &&
+        !command_is_read())
+      detach(true);  // held on a replica (warnings), but this command belongs on the primary
     if (server_) co_return true;
+    if (split_) choose_route();
     auto ex = sock_.get_executor();
     auto conn = pool_->try_lease_local(ex);
+    if (!conn && read_route_) {
+      // A replica that cannot be reached is out at once; the statement goes to the primary.
+      auto r = co_await pool_->lease(ex, cfg_.general.query_wait_timeout);
+      if (r.conn) {
+        conn = std::move(r.conn);
+      } else if (!r.timed_out) {
+        cluster_->report_failure(member_);
+        read_route_ = false;
+        member_ = std::max(0, cluster_->pick_write());
+        pool_ = member_pool(member_);
+      }
+    }
     if (!conn) {
       auto r = co_await pool_->lease(ex, cfg_.general.query_wait_timeout);
       if (r.timed_out) {
@@ -395,6 +469,7 @@ class Session {
     }
     server_ = std::move(conn);
     server_buf_.clear();
+    if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard lock(handle_->mu);
       handle_->attached = true;
@@ -500,6 +575,7 @@ class Session {
       handle_->thread_id = 0;
     }
     if (!server_buf_.empty()) reusable = false;  // unread server bytes: state unknown
+    if (split_) cluster_->counters(member_).outstanding.fetch_sub(1, std::memory_order_relaxed);
     pool_->release(std::move(server_), reusable);
     server_.reset();
   }
@@ -597,6 +673,7 @@ class Session {
   awaitable<std::optional<ResponseSummary>> broken_server(bool to_client, bool mid_response) {
     if (server_) log::warn("server connection {} (thread {}) failed or desynchronized; closing it",
                            server_->endpoint.text(), server_->backend_pid);
+    if (split_ && read_route_) cluster_->report_failure(member_);
     broken_ = true;
     detach(false);
     broken_ = false;
@@ -630,6 +707,10 @@ class Session {
     bool explained = s.changes.schema.has_value();
     for (auto& [k, v] : s.changes.variables) {
       explained = true;
+      if (k == "last_gtid") {  // the client's last write: its reads need a replica that has it
+        if (auto pos = router::parse_gtid_pos(v); pos && !pos->empty()) token_ = *pos;
+        continue;
+      }
       if (k.rfind("session_track_", 0) == 0) {
         pin("session tracking changed by the client");
         continue;
@@ -806,7 +887,7 @@ class Session {
       // Answered here: the server connection that runs it later prepares it on demand.
       my::PrepareOk pok;
       my::parse_prepare_ok(my::as_bytes(*cached).subspan(4, my::payload_length(reinterpret_cast<const std::uint8_t*>(cached->data()))), pok);
-      stmts_[client_id] = ClientStmt{stmt, std::move(query), pok.params, pok.columns, {}};
+      stmts_[client_id] = ClientStmt{stmt, query, pok.params, pok.columns, {}, statement_is_read(query)};
       std::string out = *cached;
       my::patch_statement_id(reinterpret_cast<std::uint8_t*>(out.data() + 4), client_id);
       out = rewrite_prepare_for_client(out);
@@ -818,7 +899,7 @@ class Session {
     if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
     if (!last_.error && last_.prepare && server_) {
       remember_server_stmt(stmt->id, last_.prepare->statement_id);
-      stmts_[client_id] = ClientStmt{stmt, std::move(query), last_.prepare->params, last_.prepare->columns, {}};
+      stmts_[client_id] = ClientStmt{stmt, query, last_.prepare->params, last_.prepare->columns, {}, statement_is_read(query)};
       if (capture.size() < 65536) cache_prepare(stmt->id, std::move(capture));
     } else if (last_.error) {
       --next_stmt_id_;
@@ -831,6 +912,13 @@ class Session {
   // share its capabilities, so only SESSION_TRACK could differ, and PREPARE responses carry no
   // OK packets. Kept as a seam for future formats.
   static std::string rewrite_prepare_for_client(std::string bytes) { return bytes; }
+
+  bool statement_is_read(const std::string& query) const {
+    if (!split_) return false;
+    auto cls = sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions);
+    if (cls.hint != sql::Hint::None) return cls.hint == sql::Hint::Replica;
+    return cls.read();
+  }
 
   ClientStmt* find_stmt(my::Bytes payload, std::uint32_t& id) {
     my::Reader r(payload);
@@ -1091,6 +1179,15 @@ class Session {
   std::unordered_map<std::uint32_t, ClientStmt> stmts_;
   std::uint32_t next_stmt_id_ = 1;
   std::vector<std::uint32_t> pending_closes_;
+
+  // Routing (read_write_split): the member the current command runs on, this client's last write.
+  std::shared_ptr<router::ClusterRuntime> cluster_;
+  config::Pool pool_cfg_;
+  pool::PoolSettings settings_;
+  std::vector<std::shared_ptr<pool::Pool>> member_pools_;
+  int member_ = 0;
+  bool split_ = false, read_route_ = false;
+  router::Position token_;
 
   ResponseTracker tracker_;
   ResponseSummary last_;

@@ -53,6 +53,7 @@ class Relay {
   char tx_status() const { return tx_status_; }
   // Set when the server connection must not be reused (FATAL, protocol desync).
   bool server_broken() const { return server_broken_; }
+  void mark_server_broken() { server_broken_ = true; }
   const std::string& error() const { return error_; }
   // An idle client's pipeline made only of named Parse messages and a final Sync, all for
   // statements some server already accepted, is answered here without a server connection

@@ -9,6 +9,7 @@
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/relay.hpp"
 #include "src/observe/log.hpp"
+#include "src/sql/classify.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -304,6 +305,17 @@ class Session {
     std::string server_db = pc->database == "*" ? database_ : (pc->server_database.empty() ? pc->database : pc->server_database);
     pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, server_db, pool_settings(cfg, *pc));
     mode_ = pc->mode;
+    pool_cfg_ = *pc;
+    server_db_ = server_db;
+    settings_ = pool_settings(cfg, *pc);
+    cluster_ = ctx_.router.find(pc->cluster);
+    auto routing = cluster.routing;
+    if (pc->routing) routing = *pc->routing;
+    if (auto* u = cfg.find_user(user_); u && u->routing) routing = *u->routing;
+    split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
+             mode_ != config::PoolMode::Session;
+    member_pools_.resize(cluster.replicas.size() + 1);
+    member_pools_[0] = pool_;
 
     auto params = pool_->server_params();
     if (!params) {
@@ -435,8 +447,79 @@ class Session {
     cancel_->endpoint.store(&pool_->endpoint(), std::memory_order_release);
   }
 
+  // ---- routing ------------------------------------------------------------------------------
+
+  std::shared_ptr<pool::Pool> member_pool(int m) {
+    auto& p = member_pools_[static_cast<std::size_t>(m)];
+    if (!p) p = ctx_.pools.get(pool_cfg_, cluster_->view()->members[static_cast<std::size_t>(m)].endpoint, creds_, server_db_, settings_);
+    return p;
+  }
+
+  // Chooses the member for the next batch from its first message: reads (and read-only
+  // transactions) to a replica that has the client's writes, everything else to the primary.
+  void choose_route() {
+    read_route_ = false;
+    if (!split_) return;
+    sql::Classification cls;
+    wire::Frame f;
+    if (wire::next_frame(buffered_bytes(), max_packet_, f) == wire::Decode::Ok) {
+      const auto& cc = cluster_->config();
+      if (f.type == wire::fe::Query) {
+        wire::Reader r(f.body);
+        cls = sql::classify(r.cstr(), sql::Dialect::Postgres, cc.write_functions);
+      } else if (f.type == wire::fe::Parse) {
+        wire::ParseView pv;
+        if (wire::parse_parse(f.body, pv)) cls = sql::classify(pv.query, sql::Dialect::Postgres, cc.write_functions);
+      }
+    }
+    bool read = cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
+    if (cls.hint == sql::Hint::Primary) read = false;
+    if (cls.hint == sql::Hint::Replica) read = true;
+    int target = cluster_->pick_write();
+    if (read) {
+      static const router::Position none;
+      bool ryw = cluster_->config().consistency == config::Consistency::ReadYourWrites;
+      int r = cluster_->pick_read(ryw ? token_ : none);
+      if (r >= 0) target = r;
+    }
+    if (target < 0) target = 0;
+    read_route_ = read && target != cluster_->view()->primary;
+    if (!read) wrote_ = true;
+    member_ = target;
+    pool_ = member_pool(target);
+    auto& counters = cluster_->counters(target);
+    (read ? counters.reads : counters.writes).fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // After a write reached the primary and the client is between transactions: the primary's
+  // WAL position, which a replica must have replayed before it serves this client's reads.
+  awaitable<void> take_write_token() {
+    if (!split_ || !wrote_ || read_route_ || relay_.tx_status() != 'I' ||
+        cluster_->config().consistency != config::Consistency::ReadYourWrites)
+      co_return;
+    wrote_ = false;
+    auto pos = co_await router::fetch_pg_lsn(*server_);
+    log::debug("read-your-writes token {}", pos ? pos->text() : std::string("(failed)"));
+    if (pos) token_ = *pos;
+    else relay_.mark_server_broken();
+  }
+
   awaitable<bool> attach() {
+    if (split_) choose_route();
+    batch_sent_ = false;
     server_ = pool_->try_lease_local(client_.get_executor());
+    if (!server_ && read_route_) {
+      // A replica that cannot be reached is out at once; the read goes to the primary.
+      auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+      if (r.conn) {
+        server_ = std::move(r.conn);
+      } else if (!r.timed_out) {
+        cluster_->report_failure(member_);
+        read_route_ = false;
+        member_ = std::max(0, cluster_->pick_write());
+        pool_ = member_pool(member_);
+      }
+    }
     if (!server_) {
       auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
       if (!r.conn) {
@@ -454,11 +537,13 @@ class Session {
       co_return false;
     }
     set_cancel_target(true);
+    if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
     co_return true;
   }
 
   void detach(bool reusable) {
     if (!server_) return;
+    if (split_) cluster_->counters(member_).outstanding.fetch_sub(1, std::memory_order_relaxed);
     set_cancel_target(false);
     pool_->release(std::move(server_), reusable && !relay_.server_broken());
   }
@@ -559,6 +644,11 @@ class Session {
 
   // Translates every complete buffered client message; nullopt while all is well.
   std::optional<Outcome> forward_buffered() {
+    // On a replica, one batch at a time: the next one may be a write for the primary.
+    if (read_route_ && batch_sent_) {
+      if (relay_.tx_status() == 'I' || relay_.has_pending()) return std::nullopt;
+      batch_sent_ = false;  // inside a read-only transaction: it stays here
+    }
     for (;;) {
       wire::Frame f;
       auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
@@ -569,6 +659,10 @@ class Session {
       }
       auto v = relay_.client_message(f, *server_, server_out_);
       in_begin_ += f.size();
+      if (read_route_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
+        batch_sent_ = true;
+        return std::nullopt;
+      }
       if (v == Relay::Verdict::Terminate) return Outcome::ClientGone;
       if (v == Relay::Verdict::ProtocolError) {
         client_error_ = relay_.error();
@@ -690,6 +784,7 @@ class Session {
         if (!co_await attach()) co_return;
       }
       Outcome o = co_await relay_attached();
+      if (o == Outcome::Detach || o == Outcome::Resume) co_await take_write_token();
       switch (o) {
         case Outcome::Detach:
         case Outcome::Resume:
@@ -703,6 +798,7 @@ class Session {
           co_await send_error("FATAL", "08P01", client_error_);
           co_return;
         case Outcome::ServerGone:
+          if (split_) cluster_->report_failure(member_);
           log::warn("pool {}: server connection {} lost while serving a client", pool_->name(), server_->id);
           detach(false);
           co_await send_error("FATAL", "08006", "sluice: server connection lost; the statement in flight may or may not have completed",
@@ -738,6 +834,15 @@ class Session {
   std::shared_ptr<pool::ServerConn> server_;
   Relay relay_;
   std::uint32_t pid_ = 0;
+  // Routing (read_write_split): the member each batch runs on, and this client's last write.
+  std::shared_ptr<router::ClusterRuntime> cluster_;
+  config::Pool pool_cfg_;
+  std::string server_db_;
+  pool::PoolSettings settings_;
+  std::vector<std::shared_ptr<pool::Pool>> member_pools_;
+  int member_ = 0;
+  bool split_ = false, read_route_ = false, batch_sent_ = false, wrote_ = false;
+  router::Position token_;
   std::shared_ptr<CancelTarget> cancel_;
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   bool typed_messages_ = false;

@@ -1,0 +1,242 @@
+// Read/write splitting against the sandbox primary + replica of both engines: where statements
+// land (asked of the server that runs them), read-your-writes with replication paused (and the
+// same loop showing stale reads under consistency = "eventual"), and a replica stopped under load.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+#include <mysql.h>
+
+#include <atomic>
+#include <chrono>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace sluice::itest;
+
+namespace {
+
+int pg_replica_port() { return std::stoi(env_or("SLUICE_PG_REPLICA_PORT", "15433")); }
+int my_replica_port() { return std::stoi(env_or("SLUICE_MY_REPLICA_PORT", "13307")); }
+
+std::string clusters(const std::string& consistency, const std::string& extra = "") {
+  return "[clusters.pgr]\nprotocol = \"postgres\"\nprimary = \"127.0.0.1:" + std::to_string(pg_port()) +
+         "\"\nreplicas = [\"127.0.0.1:" + std::to_string(pg_replica_port()) +
+         "\"]\nhealth_check_period = \"100ms\"\nconsistency = \"" + consistency + "\"\n" + extra +
+         "\n[clusters.myr]\nprotocol = \"mysql\"\nprimary = \"127.0.0.1:" + std::to_string(my_port()) +
+         "\"\nreplicas = [\"127.0.0.1:" + std::to_string(my_replica_port()) +
+         "\"]\nhealth_check_period = \"100ms\"\nconsistency = \"" + consistency + "\"\n" + extra +
+         "\n[[pools]]\ndatabase = \"app\"\ncluster = \"pgr\"\npool_size = 4\n"
+         "\n[[pools]]\ndatabase = \"app\"\ncluster = \"myr\"\npool_size = 4\n";
+}
+
+struct My {
+  MYSQL* m = mysql_init(nullptr);
+  bool ok = false;
+  explicit My(int port, const std::string& user = "app", const std::string& pw = "app", const char* db = "app") {
+    my_bool no_tls = 0;
+    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
+    ok = mysql_real_connect(m, "127.0.0.1", user.c_str(), pw.c_str(), db, static_cast<unsigned>(port), nullptr,
+                            CLIENT_MULTI_STATEMENTS) != nullptr;
+  }
+  ~My() { mysql_close(m); }
+  std::string scalar(const std::string& sql) {
+    if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
+    std::string out;
+    if (MYSQL_RES* r = mysql_store_result(m)) {
+      if (MYSQL_ROW row = mysql_fetch_row(r)) out = row[0] ? row[0] : "NULL";
+      mysql_free_result(r);
+    } else if (mysql_errno(m)) {
+      return "ERR:" + std::to_string(mysql_errno(m));
+    }
+    return out;
+  }
+};
+
+// Waits (bounded) until `fn` returns true.
+template <typename F>
+bool eventually(F fn, int timeout_ms = 5000) {
+  for (int waited = 0; waited <= timeout_ms; waited += 50) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::string pg_superuser(int port) {
+  return "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=app sslmode=disable";
+}
+
+}  // namespace
+
+TEST_CASE("PostgreSQL: reads on the replica, writes and transactions on the primary, hints") {
+  SluiceProcess s(clusters("read_your_writes", "write_functions = [\"version\"]"));
+  Conn c(s.conninfo());
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  // The first health check discovers the replica.
+  CHECK(eventually([&] { return c.scalar("SELECT pg_is_in_recovery()") == "t"; }));
+  for (int i = 0; i < 5; ++i) CHECK(c.scalar("SELECT pg_is_in_recovery()") == "t");
+  // Extended protocol: classified at Parse.
+  PGresult* r = PQexecParams(c.c, "SELECT pg_is_in_recovery(), $1::int", 1, nullptr, std::array<const char*, 1>{"7"}.data(),
+                             nullptr, nullptr, 0);
+  CHECK(std::string(PQgetvalue(r, 0, 0)) == "t");
+  PQclear(r);
+  // Writes, locking reads and whole transactions go to the primary.
+  CHECK(c.exec("CREATE TABLE IF NOT EXISTS route_t (id int primary key, v int)"));
+  CHECK(c.scalar("SELECT pg_is_in_recovery() FROM (SELECT 1) s FOR UPDATE") == "f");
+  CHECK(c.exec("BEGIN"));
+  CHECK(c.scalar("SELECT pg_is_in_recovery()") == "f");
+  CHECK(c.exec("INSERT INTO route_t VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET v = route_t.v + 1"));
+  CHECK(c.scalar("SELECT pg_is_in_recovery()") == "f");
+  CHECK(c.exec("COMMIT"));
+  // A read-only transaction stays on one replica for its whole life (once caught up).
+  CHECK(eventually([&] { return c.scalar("SELECT pg_is_in_recovery()") == "t"; }));
+  CHECK(c.exec("BEGIN READ ONLY"));
+  for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT pg_is_in_recovery()") == "t");
+  CHECK(c.scalar("SELECT count(*) FROM route_t") == "1");
+  CHECK(c.exec("COMMIT"));
+  // Hints and the configured write_functions.
+  CHECK(c.scalar("/* sluice:primary */ SELECT pg_is_in_recovery()") == "f");
+  CHECK(c.scalar("SELECT pg_is_in_recovery() FROM (SELECT version()) v") == "f");
+  CHECK(c.scalar("/* sluice:replica */ SELECT pg_is_in_recovery() FROM (SELECT version()) v") == "t");
+  CHECK(c.exec("DROP TABLE route_t"));
+}
+
+TEST_CASE("PostgreSQL read-your-writes with replay paused; eventual consistency shows stale reads") {
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS ryw_t");
+  Conn setup("host=127.0.0.1 port=" + std::to_string(pg_port()) + " user=app password=app dbname=app sslmode=disable");
+  REQUIRE(setup.exec("CREATE TABLE IF NOT EXISTS ryw_t (id int primary key, v int)"));
+  REQUIRE(setup.exec("INSERT INTO ryw_t VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET v = 0"));
+  Conn replica(pg_superuser(pg_replica_port()));
+  REQUIRE_MESSAGE(replica.ok(), replica.error());
+  CHECK(eventually([&] { return replica.scalar("SELECT v FROM ryw_t WHERE id = 1") == "0"; }));
+  for (const char* consistency : {"read_your_writes", "eventual"}) {
+    SluiceProcess s(clusters(consistency));
+    Conn c(s.conninfo());
+    REQUIRE(c.ok());
+    CHECK(eventually([&] { return c.scalar("SELECT pg_is_in_recovery()") == "t"; }));
+    REQUIRE(replica.exec("SELECT pg_wal_replay_pause()"));
+    int stale = 0, on_replica = 0;
+    for (int i = 1; i <= 200; ++i) {
+      REQUIRE_MESSAGE(c.exec("UPDATE ryw_t SET v = " + std::to_string(i) + " WHERE id = 1"), i, " ", c.error());
+      if (c.scalar("SELECT v FROM ryw_t WHERE id = 1") != std::to_string(i)) ++stale;
+      if (i % 50 == 0 && c.scalar("SELECT pg_is_in_recovery()") == "t") ++on_replica;
+    }
+    REQUIRE(replica.exec("SELECT pg_wal_replay_resume()"));
+    MESSAGE(std::string(consistency), ": ", stale, " stale reads out of 200");
+    if (std::string(consistency) == "read_your_writes") {
+      CHECK(stale == 0);
+    } else {
+      CHECK(stale > 0);       // the same loop can fail: reads really went to the paused replica
+      CHECK(on_replica > 0);
+    }
+  }
+  CHECK(setup.exec("DROP TABLE ryw_t"));
+}
+
+TEST_CASE("PostgreSQL: a replica stopped under read load; reads move to the primary and come back") {
+  std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
+  REQUIRE_FALSE(script.empty());
+  SluiceProcess s(clusters("read_your_writes"));
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0}, reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&] {
+      auto c = std::make_unique<Conn>(s.conninfo());
+      while (!stop) {
+        if (c->scalar("SELECT 1") != "1") {
+          ++errors;
+          c = std::make_unique<Conn>(s.conninfo());  // reconnect after a lost connection
+        }
+        ++reads;
+      }
+    });
+  Conn probe(s.conninfo());
+  CHECK(eventually([&] { return probe.scalar("SELECT pg_is_in_recovery()") == "t"; }));
+  REQUIRE(std::system((script + " stop-pg-replica >/dev/null").c_str()) == 0);
+  auto stopped = std::chrono::steady_clock::now();
+  // Within a second, new reads are served by the primary.
+  CHECK(eventually([&] { return probe.scalar("SELECT pg_is_in_recovery()") == "f"; }, 1000));
+  int errors_at_detection = errors.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  CHECK(errors.load() == errors_at_detection);  // after the detection window: no client errors
+  MESSAGE("errors while the replica went away: ", errors_at_detection, ", detected after ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stopped).count() - 1000,
+          " ms");
+  REQUIRE(std::system((script + " start-pg-replica >/dev/null").c_str()) == 0);
+  CHECK(eventually([&] { return probe.scalar("SELECT pg_is_in_recovery()") == "t"; }, 10000));
+  stop = true;
+  for (auto& t : readers) t.join();
+  CHECK(reads.load() > 100);
+}
+
+TEST_CASE("MariaDB: reads on the replica, writes and transactions on the primary, hints") {
+  SluiceProcess s(clusters("read_your_writes"));
+  My c(s.my_port());
+  REQUIRE(c.ok);
+  My primary(my_port(), "root", "", nullptr), replica(my_replica_port(), "root", "", nullptr);
+  std::string primary_id = primary.scalar("SELECT @@server_id"), replica_id = replica.scalar("SELECT @@server_id");
+  REQUIRE(primary_id != replica_id);
+  CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
+  CHECK(c.scalar("CREATE TABLE IF NOT EXISTS route_t (id INT PRIMARY KEY, v INT)") == "");
+  CHECK(c.scalar("SELECT @@server_id FROM DUAL FOR UPDATE") == primary_id);
+  CHECK(c.scalar("START TRANSACTION") == "");
+  CHECK(c.scalar("SELECT @@server_id") == primary_id);
+  CHECK(c.scalar("INSERT INTO route_t VALUES (1, 1) ON DUPLICATE KEY UPDATE v = v + 1") == "");
+  CHECK(c.scalar("COMMIT") == "");
+  CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
+  CHECK(c.scalar("START TRANSACTION READ ONLY") == "");
+  for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT @@server_id") == replica_id);
+  CHECK(c.scalar("COMMIT") == "");
+  CHECK(c.scalar("/* sluice:primary */ SELECT @@server_id") == primary_id);
+  // Prepared statements are classified at prepare.
+  MYSQL_STMT* st = mysql_stmt_init(c.m);
+  const char* q = "SELECT @@server_id";
+  REQUIRE(mysql_stmt_prepare(st, q, std::strlen(q)) == 0);
+  REQUIRE(mysql_stmt_execute(st) == 0);
+  char buf[32];
+  unsigned long len = 0;
+  MYSQL_BIND b;
+  std::memset(&b, 0, sizeof b);
+  b.buffer_type = MYSQL_TYPE_STRING;
+  b.buffer = buf;
+  b.buffer_length = sizeof buf;
+  b.length = &len;
+  mysql_stmt_bind_result(st, &b);
+  REQUIRE(mysql_stmt_fetch(st) == 0);
+  CHECK(std::string(buf, len) == replica_id);
+  mysql_stmt_close(st);
+  CHECK(c.scalar("DROP TABLE route_t") == "");
+}
+
+TEST_CASE("MariaDB read-your-writes with the replica's SQL thread stopped; eventual shows stale reads") {
+  My replica(my_replica_port(), "root", "", nullptr);
+  My setup(my_port());
+  REQUIRE(setup.scalar("CREATE TABLE IF NOT EXISTS ryw_t (id INT PRIMARY KEY, v INT)") == "");
+  REQUIRE(setup.scalar("REPLACE INTO ryw_t VALUES (1, 0)") == "");
+  CHECK(eventually([&] { return replica.scalar("SELECT v FROM app.ryw_t WHERE id = 1") == "0"; }));
+  for (const char* consistency : {"read_your_writes", "eventual"}) {
+    SluiceProcess s(clusters(consistency));
+    My c(s.my_port());
+    REQUIRE(c.ok);
+    std::string replica_id = replica.scalar("SELECT @@server_id");
+    CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
+    REQUIRE(replica.scalar("STOP SLAVE SQL_THREAD") == "");
+    int stale = 0;
+    for (int i = 1; i <= 200; ++i) {
+      REQUIRE(c.scalar("UPDATE ryw_t SET v = " + std::to_string(i) + " WHERE id = 1") == "");
+      if (c.scalar("SELECT v FROM ryw_t WHERE id = 1") != std::to_string(i)) ++stale;
+    }
+    REQUIRE(replica.scalar("START SLAVE SQL_THREAD") == "");
+    MESSAGE(std::string(consistency), ": ", stale, " stale reads out of 200");
+    if (std::string(consistency) == "read_your_writes") CHECK(stale == 0);
+    else CHECK(stale > 0);
+  }
+  CHECK(setup.scalar("DROP TABLE ryw_t") == "");
+}

@@ -1,0 +1,323 @@
+// Cluster health, roles, positions and member choice (see header).
+#include "src/router/cluster.hpp"
+
+#include <fmt/format.h>
+
+#include <random>
+
+#include "protocols/mysql/codec.hpp"
+#include "protocols/postgres/codec.hpp"
+#include "src/observe/log.hpp"
+#include "src/pool/mysql_io.hpp"
+#include "src/pool/server_conn.hpp"
+
+namespace sluice::router {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using boost::system::error_code;
+
+namespace {
+
+// One row of a simple query on a PostgreSQL connection; NULL is "". nullopt on error.
+awaitable<std::optional<std::vector<std::string>>> pg_row(pool::ServerConn& c, const std::string& sql) {
+  std::string out;
+  pg::query(out, sql);
+  error_code ec;
+  co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  std::optional<std::vector<std::string>> row, none;
+  if (ec) co_return none;
+  std::vector<std::uint8_t> buf;
+  std::array<std::uint8_t, 4096> chunk;
+  bool failed = false;
+  for (;;) {
+    std::size_t n = co_await c.sock.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return none;
+    buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+    std::size_t pos = 0;
+    for (;;) {
+      pg::Frame f;
+      auto d = pg::next_frame(pg::Bytes(buf).subspan(pos), 1 << 20, f);
+      if (d == pg::Decode::Malformed) co_return none;
+      if (d == pg::Decode::NeedMore) break;
+      pos += f.size();
+      if (f.type == pg::be::ErrorResponse) failed = true;
+      if (f.type == pg::be::DataRow && !row) {
+        pg::Reader r(f.body);
+        int cols = r.i16();
+        std::vector<std::string> values;
+        for (int i = 0; i < cols && r.ok(); ++i) {
+          int len = r.i32();
+          values.emplace_back(len < 0 ? std::string() : std::string(pg::as_sv(r.bytes(static_cast<std::size_t>(len)))));
+        }
+        if (r.ok()) row = std::move(values);
+      }
+      if (f.type == pg::be::ReadyForQuery) {
+        if (failed) co_return none;
+        co_return row;
+      }
+    }
+    buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
+  }
+}
+
+awaitable<std::optional<std::vector<std::string>>> my_row(pool::ServerConn& c, const std::string& sql) {
+  pool::MysqlIo io(c.sock, 1 << 20);
+  std::string cmd;
+  my::build_command(cmd, my::com::QUERY, sql);
+  std::optional<std::vector<std::string>> none;
+  if (!co_await io.write(cmd, 0)) co_return none;
+  co_return co_await pool::read_one_row(io, (c.capabilities & my::cap::DEPRECATE_EOF) != 0);
+}
+
+struct Probe {
+  bool ok = false;
+  Role role = Role::Unknown;
+  Position position;
+};
+
+}  // namespace
+
+ClusterRuntime::ClusterRuntime(const config::Cluster& cfg, std::shared_ptr<const pool::Credentials> creds,
+                               std::string database)
+    : cfg_(cfg), creds_(std::move(creds)), database_(std::move(database)) {
+  auto v = std::make_shared<ClusterView>();
+  std::vector<config::Endpoint> eps{cfg.primary};
+  eps.insert(eps.end(), cfg.replicas.begin(), cfg.replicas.end());
+  for (std::size_t i = 0; i < eps.size(); ++i) {
+    MemberView m;
+    m.endpoint = eps[i];
+    m.weight = i < cfg.weights.size() ? cfg.weights[i] : 1;
+    // Until the first check: the configured primary takes everything.
+    m.up = i == 0;
+    m.role = i == 0 ? Role::Primary : Role::Replica;
+    v->members.push_back(m);
+    counters_.push_back(std::make_unique<MemberCounters>());
+  }
+  v->primary = 0;
+  good_.assign(eps.size(), 0);
+  forced_down_.assign(eps.size(), false);
+  view_ = v;
+}
+
+void ClusterRuntime::publish(std::shared_ptr<ClusterView> v) { std::atomic_store(&view_, std::shared_ptr<const ClusterView>(std::move(v))); }
+
+int ClusterRuntime::pick_write() const { return view()->primary; }
+
+int ClusterRuntime::pick_read(const Position& token) {
+  auto v = view();
+  std::vector<int> candidates;
+  for (int i = 0; i < static_cast<int>(v->members.size()); ++i) {
+    const auto& m = v->members[static_cast<std::size_t>(i)];
+    if (!m.up || m.weight == 0) continue;
+    if (m.role == Role::Replica) {
+      if (m.lag > cfg_.max_replica_lag) continue;
+      if (!token.empty() && !m.position.covers(token)) continue;
+      candidates.push_back(i);
+    } else if (m.role == Role::Primary && i == v->primary && cfg_.reads_on_primary == config::ReadsOnPrimary::Always) {
+      candidates.push_back(i);
+    }
+  }
+  if (candidates.empty()) {
+    if (cfg_.reads_on_primary == config::ReadsOnPrimary::Never) return -1;
+    return v->primary;
+  }
+  if (candidates.size() == 1) return candidates[0];
+  switch (cfg_.balance) {
+    case config::Balance::LeastOutstanding: {
+      int best = candidates[0];
+      double best_load = 1e300;
+      for (int c : candidates) {
+        double load = (static_cast<double>(counters_[static_cast<std::size_t>(c)]->outstanding.load()) + 1) /
+                      v->members[static_cast<std::size_t>(c)].weight;
+        if (load < best_load) best = c, best_load = load;
+      }
+      return best;
+    }
+    case config::Balance::RoundRobin:
+    case config::Balance::Random: {
+      std::uint64_t total = 0;
+      for (int c : candidates) total += v->members[static_cast<std::size_t>(c)].weight;
+      std::uint64_t k;
+      if (cfg_.balance == config::Balance::RoundRobin) {
+        k = rr_.fetch_add(1) % total;
+      } else {
+        thread_local std::minstd_rand rng{std::random_device{}()};
+        k = rng() % total;
+      }
+      for (int c : candidates) {
+        auto w = v->members[static_cast<std::size_t>(c)].weight;
+        if (k < w) return c;
+        k -= w;
+      }
+      return candidates.back();
+    }
+  }
+  return candidates[0];
+}
+
+void ClusterRuntime::report_failure(int member) {
+  if (member < 0) return;
+  std::lock_guard lock(mu_);
+  auto i = static_cast<std::size_t>(member);
+  if (i >= good_.size()) return;
+  good_[i] = 0;
+  forced_down_[i] = true;
+  auto v = std::make_shared<ClusterView>(*view());
+  if (v->members[i].up) log::warn("cluster {}: {} unreachable; no reads go there until it passes {} checks", cfg_.name,
+                                  v->members[i].endpoint.text(), cfg_.rise);
+  v->members[i].up = false;
+  publish(std::move(v));
+}
+
+void ClusterRuntime::start(asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop) {
+  asio::co_spawn(ex, health_loop(ex, std::move(stop)), asio::detached);
+}
+
+awaitable<void> ClusterRuntime::health_loop(asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop) {
+  const bool pg = cfg_.protocol == config::Protocol::Postgres;
+  std::vector<std::shared_ptr<pool::ServerConn>> conns(view()->members.size());
+  LagClock lag_clock;
+  asio::steady_timer timer(ex);
+  bool mysql_positions = true;  // MariaDB GTID variables; MySQL 8 has other ones (roles only)
+  for (;;) {
+    if (stop->load()) co_return;
+    auto started = std::chrono::steady_clock::now();
+    auto cur = view();
+    std::vector<Probe> probes(cur->members.size());
+    for (std::size_t i = 0; i < cur->members.size(); ++i) {
+      auto ep = cur->members[i].endpoint;
+      if (!conns[i]) {
+        pool::ConnectResult r;
+        if (pg)
+          r = co_await pool::connect_server(ex, ep, creds_, database_, cfg_.health_check_period * 2, 0);
+        else
+          r = co_await pool::connect_mysql(ex, ep, creds_, "", cfg_.health_check_period * 2, 0, 0);
+        if (!r.conn) {
+          log::debug("cluster {}: health check cannot connect to {}: {}", cfg_.name, ep.text(), r.error.fields.message);
+          continue;
+        }
+        conns[i] = std::move(r.conn);
+      }
+      auto& c = *conns[i];
+      std::optional<std::vector<std::string>> row;
+      {
+        pool::Deadline deadline(c.sock, cfg_.health_check_period * 2);
+        if (pg) {
+          row = co_await pg_row(c, "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
+                                   "pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END");
+        } else if (mysql_positions) {
+          row = co_await my_row(c, "SELECT @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos");
+          if (!row && c.sock.is_open()) {
+            mysql_positions = false;
+            row = co_await my_row(c, "SELECT @@read_only, '', ''");
+          }
+        } else {
+          row = co_await my_row(c, "SELECT @@read_only, '', ''");
+        }
+      }
+      if (!row || row->size() < (pg ? 2u : 3u)) {
+        conns[i]->close_quietly();
+        conns[i].reset();
+        continue;
+      }
+      Probe& p = probes[i];
+      p.ok = true;
+      if (pg) {
+        p.role = (*row)[0] == "t" ? Role::Replica : Role::Primary;
+        if (auto pos = parse_pg_lsn((*row)[1])) p.position = *pos;
+      } else {
+        p.role = ((*row)[0] == "1" || (*row)[0] == "ON") ? Role::Replica : Role::Primary;
+        auto pos = parse_gtid_pos(p.role == Role::Primary ? (*row)[1] : (*row)[2]);
+        if (pos) p.position = *pos;
+      }
+    }
+
+    auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard lock(mu_);
+      auto v = std::make_shared<ClusterView>(*view());
+      int primary = -1;
+      for (std::size_t i = 0; i < probes.size(); ++i) {
+        auto& m = v->members[i];
+        const auto& p = probes[i];
+        if (!p.ok) {
+          if (m.up) log::warn("cluster {}: {} failed its health check; taken out", cfg_.name, m.endpoint.text());
+          m.up = false;
+          good_[i] = 0;
+          forced_down_[i] = true;
+          continue;
+        }
+        good_[i] = std::min<std::uint32_t>(good_[i] + 1, 1000);
+        if (forced_down_[i] && good_[i] >= cfg_.rise) {
+          forced_down_[i] = false;
+          log::info("cluster {}: {} is back ({} good checks)", cfg_.name, m.endpoint.text(), good_[i]);
+        }
+        if (m.role != p.role && m.role != Role::Unknown && view()->primary >= 0)
+          log::warn("cluster {}: {} is now a {}", cfg_.name, m.endpoint.text(), p.role == Role::Primary ? "primary" : "replica");
+        m.up = !forced_down_[i];
+        m.role = p.role;
+        m.position = p.position;
+        if (p.role == Role::Primary && m.up && (primary < 0 || i == 0)) primary = static_cast<int>(i);
+      }
+      if (primary >= 0) lag_clock.observe_primary(v->members[static_cast<std::size_t>(primary)].position, now);
+      for (auto& m : v->members)
+        m.lag = m.role == Role::Replica ? lag_clock.lag(m.position, now) : std::chrono::milliseconds(0);
+      if (primary < 0) primary = view()->primary;  // keep sending writes where they went (errors say why)
+      if (primary != view()->primary && primary >= 0)
+        log::warn("cluster {}: writes now go to {}", cfg_.name, v->members[static_cast<std::size_t>(primary)].endpoint.text());
+      v->primary = primary;
+      publish(std::move(v));
+    }
+    auto elapsed = std::chrono::steady_clock::now() - started;
+    auto wait = cfg_.health_check_period - std::chrono::duration_cast<std::chrono::milliseconds>(elapsed);
+    timer.expires_after(std::max(wait, std::chrono::milliseconds(10)));
+    error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+}
+
+awaitable<std::optional<Position>> fetch_pg_lsn(pool::ServerConn& conn) {
+  auto row = co_await pg_row(conn, "SELECT pg_current_wal_insert_lsn()");
+  std::optional<Position> none;
+  if (!row || row->empty()) co_return none;
+  co_return parse_pg_lsn((*row)[0]);
+}
+
+void Router::build(const config::Config& cfg,
+                   const std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>>& credentials) {
+  for (auto& [name, c] : cfg.clusters) {
+    std::shared_ptr<const pool::Credentials> creds;
+    if (!c.health_user.empty()) {
+      auto it = credentials.find(c.health_user);
+      if (it != credentials.end()) creds = it->second;
+    }
+    for (auto& u : cfg.users)
+      if (!creds && !u.password.empty()) creds = credentials.find(u.name)->second;
+    if (!creds) {
+      log::warn("cluster {}: no user with a password for health checks; routing sends everything to the primary", name);
+      continue;
+    }
+    std::string db = c.protocol == config::Protocol::Postgres ? "postgres" : "";
+    for (auto& p : cfg.pools)
+      if (p.cluster == name && p.database != "*" && c.protocol == config::Protocol::Postgres) {
+        db = p.server_database.empty() ? p.database : p.server_database;
+        break;
+      }
+    clusters_[name] = std::make_shared<ClusterRuntime>(c, creds, db);
+  }
+}
+
+std::shared_ptr<ClusterRuntime> Router::find(const std::string& name) const {
+  auto it = clusters_.find(name);
+  return it == clusters_.end() ? nullptr : it->second;
+}
+
+void Router::start(asio::any_io_executor ex) {
+  for (auto& [name, c] : clusters_) c->start(ex, stop_);
+}
+
+void Router::stop() { stop_->store(true); }
+
+}  // namespace sluice::router

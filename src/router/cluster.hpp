@@ -1,0 +1,100 @@
+// A cluster at run time: its members' health, discovered roles (a failover done by another tool
+// is followed), replication positions and lag, and the choice of a member for each statement.
+// One health loop per cluster (on worker 0) updates an immutable view that sessions read with an
+// atomic load; a session that fails to reach a member reports it and the member is out at once.
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "src/config/config.hpp"
+#include "src/pool/credentials.hpp"
+#include "src/pool/server_conn.hpp"
+#include "src/router/position.hpp"
+
+namespace sluice::router {
+
+enum class Role { Unknown, Primary, Replica };
+
+struct MemberView {
+  config::Endpoint endpoint;
+  bool up = false;
+  Role role = Role::Unknown;
+  Position position;  // PostgreSQL: replay LSN (replica) / current LSN (primary); MariaDB: GTID pos
+  std::chrono::milliseconds lag{0};
+  std::uint32_t weight = 1;
+};
+
+struct ClusterView {
+  std::vector<MemberView> members;  // config order: the configured primary first
+  int primary = -1;                 // index of the discovered primary, -1 = none up
+};
+
+// Counters for the admin console.
+struct MemberCounters {
+  std::atomic<std::uint64_t> reads{0}, writes{0};
+  std::atomic<std::int64_t> outstanding{0};
+};
+
+class ClusterRuntime {
+ public:
+  ClusterRuntime(const config::Cluster& cfg, std::shared_ptr<const pool::Credentials> health_creds,
+                 std::string health_database);
+
+  std::shared_ptr<const ClusterView> view() const { return std::atomic_load(&view_); }
+  const config::Cluster& config() const { return cfg_; }
+
+  // The member for a read: a healthy replica within max_replica_lag that covers `token` (when
+  // not empty), balanced per the config; the primary per reads_on_primary; -1 if none.
+  int pick_read(const Position& token);
+  // The member for writes: the discovered primary, or the configured one before the first check.
+  int pick_write() const;
+  // A session could not reach `member`: out at once, back after `rise` good checks.
+  void report_failure(int member);
+
+  MemberCounters& counters(int member) { return *counters_[static_cast<std::size_t>(member)]; }
+
+  // Runs the health loop until `stop` is set (checked every period).
+  void start(boost::asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop);
+
+ private:
+  boost::asio::awaitable<void> health_loop(boost::asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop);
+  void publish(std::shared_ptr<ClusterView> v);
+
+  const config::Cluster cfg_;
+  const std::shared_ptr<const pool::Credentials> creds_;
+  const std::string database_;
+  std::shared_ptr<const ClusterView> view_;
+  std::vector<std::unique_ptr<MemberCounters>> counters_;
+  std::mutex mu_;                     // guards the fields below and view_ writes
+  std::vector<std::uint32_t> good_;   // consecutive good checks since the last failure
+  std::vector<bool> forced_down_;     // reported by sessions, until `rise` good checks
+  std::atomic<std::uint64_t> rr_{0};  // round robin cursor
+};
+
+// The primary's current WAL position, read on a connection Sluice holds (read-your-writes token
+// after a write); nullopt on error.
+boost::asio::awaitable<std::optional<Position>> fetch_pg_lsn(pool::ServerConn& conn);
+
+// All clusters of the configuration, by name (created at start-up).
+class Router {
+ public:
+  void build(const config::Config& cfg,
+             const std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>>& credentials);
+  std::shared_ptr<ClusterRuntime> find(const std::string& name) const;
+  void start(boost::asio::any_io_executor ex);
+  void stop();
+
+ private:
+  std::map<std::string, std::shared_ptr<ClusterRuntime>> clusters_;
+  std::shared_ptr<std::atomic<bool>> stop_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace sluice::router
