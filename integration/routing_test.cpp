@@ -240,3 +240,31 @@ TEST_CASE("MariaDB read-your-writes with the replica's SQL thread stopped; event
   }
   CHECK(setup.scalar("DROP TABLE ryw_t") == "");
 }
+
+TEST_CASE("PostgreSQL failover: writes follow a promoted replica without a restart") {
+  std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
+  REQUIRE_FALSE(script.empty());
+  SluiceProcess s(clusters("read_your_writes"));
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  const std::string port_q = "/* sluice:primary */ SELECT inet_server_port()";
+  CHECK(c.scalar(port_q) == std::to_string(pg_port()));
+  CHECK(c.exec("CREATE TABLE IF NOT EXISTS failover_t (id serial primary key)"));
+  REQUIRE(std::system((script + " promote-pg-replica >/dev/null").c_str()) == 0);
+  auto promoted = std::chrono::steady_clock::now();
+  // The next statements may fail while the old primary is gone; then writes go to the new one.
+  bool moved = eventually(
+      [&] {
+        Conn fresh(s.conninfo());
+        return fresh.ok() && fresh.scalar(port_q) == std::to_string(pg_replica_port()) &&
+               fresh.exec("INSERT INTO failover_t DEFAULT VALUES");
+      },
+      10000);
+  CHECK(moved);
+  MESSAGE("writes followed the promoted replica after ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - promoted).count(), " ms");
+  REQUIRE(std::system((script + " rebuild-pg-replica >/dev/null").c_str()) == 0);
+  Conn back(s.conninfo());
+  CHECK(eventually([&] { return back.scalar(port_q) == std::to_string(pg_port()); }, 10000));
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS failover_t");
+}

@@ -4,7 +4,8 @@
 #   - a PostgreSQL 15 primary and a streaming replica (pg_basebackup);
 #   - a MariaDB primary and a GTID replica (Debian's mariadb-server).
 #   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary |
-#                          stop-pg-replica | start-pg-replica | env
+#                          stop-pg-replica | start-pg-replica | promote-pg-replica |
+#                          rebuild-pg-replica | env
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
 #        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
@@ -164,6 +165,26 @@ start_pg_replica() {
   wait_ready "$REPLICA_PORT"
 }
 
+# Failover drill: the primary goes away and the replica is promoted (as an external tool would).
+promote_pg_replica() {
+  local dir
+  dir="$(readlink -f "$SANDBOX/pg")"
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/primary" -m fast -w -t 30 stop >/dev/null
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/replica" -w -t 30 promote >/dev/null
+}
+
+# Back to the normal shape after a drill: the old primary starts again and the replica is
+# re-cloned from it (what the promoted replica wrote meanwhile is discarded).
+rebuild_pg_replica() {
+  local dir
+  dir="$(readlink -f "$SANDBOX/pg")"
+  if is_running "$dir/replica"; then
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/replica" -m fast -w -t 30 stop >/dev/null
+  fi
+  rm -rf "$dir/replica"
+  pg_up
+}
+
 # ---- MariaDB ----------------------------------------------------------------------------------
 # mariadbd refuses to run as root unless told to; the data directory is the sandbox's own.
 my_user_opt() {
@@ -316,11 +337,13 @@ case "${1:-}" in
   restart-mysql-primary) restart_mysql_primary; my_status ;;
   stop-pg-replica) stop_pg_replica; status ;;
   start-pg-replica) start_pg_replica; status ;;
+  promote-pg-replica) promote_pg_replica; status ;;
+  rebuild-pg-replica) rebuild_pg_replica; status ;;
   down) pg_down; my_down; status; my_status ;;
   status) status; my_status ;;
   env)
     echo "export SLUICE_PG_PRIMARY_PORT=$PRIMARY_PORT SLUICE_PG_REPLICA_PORT=$REPLICA_PORT"
     echo "export SLUICE_MY_PRIMARY_PORT=$MY_PRIMARY_PORT SLUICE_MY_REPLICA_PORT=$MY_REPLICA_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|promote-pg-replica|rebuild-pg-replica|env" >&2; exit 2 ;;
 esac
