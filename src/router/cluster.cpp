@@ -88,7 +88,6 @@ ClusterRuntime::ClusterRuntime(const config::Cluster& cfg, std::shared_ptr<const
   for (std::size_t i = 0; i < eps.size(); ++i) {
     MemberView m;
     m.endpoint = eps[i];
-    m.weight = i < cfg.weights.size() ? cfg.weights[i] : 1;
     // Until the first check: the configured primary takes everything.
     m.up = i == 0;
     m.role = i == 0 ? Role::Primary : Role::Replica;
@@ -107,10 +106,11 @@ int ClusterRuntime::pick_write() const { return view()->primary; }
 
 int ClusterRuntime::pick_read(const Position& token) {
   auto v = view();
+  auto weight = [&](int i) { return static_cast<std::size_t>(i) < cfg_.weights.size() ? cfg_.weights[static_cast<std::size_t>(i)] : 1u; };
   std::vector<int> candidates;
   for (int i = 0; i < static_cast<int>(v->members.size()); ++i) {
     const auto& m = v->members[static_cast<std::size_t>(i)];
-    if (!m.up || m.weight == 0) continue;
+    if (!m.up || weight(i) == 0) continue;
     if (m.role == Role::Replica) {
       if (m.lag > cfg_.max_replica_lag) continue;
       if (!token.empty() && !m.position.covers(token)) continue;
@@ -130,7 +130,7 @@ int ClusterRuntime::pick_read(const Position& token) {
       double best_load = 1e300;
       for (int c : candidates) {
         double load = (static_cast<double>(counters_[static_cast<std::size_t>(c)]->outstanding.load()) + 1) /
-                      v->members[static_cast<std::size_t>(c)].weight;
+                      weight(c);
         if (load < best_load) best = c, best_load = load;
       }
       return best;
@@ -138,7 +138,7 @@ int ClusterRuntime::pick_read(const Position& token) {
     case config::Balance::RoundRobin:
     case config::Balance::Random: {
       std::uint64_t total = 0;
-      for (int c : candidates) total += v->members[static_cast<std::size_t>(c)].weight;
+      for (int c : candidates) total += weight(c);
       std::uint64_t k;
       if (cfg_.balance == config::Balance::RoundRobin) {
         k = rr_.fetch_add(1) % total;
@@ -147,7 +147,7 @@ int ClusterRuntime::pick_read(const Position& token) {
         k = rng() % total;
       }
       for (int c : candidates) {
-        auto w = v->members[static_cast<std::size_t>(c)].weight;
+        auto w = weight(c);
         if (k < w) return c;
         k -= w;
       }

@@ -29,7 +29,6 @@ struct MemberView {
   Role role = Role::Unknown;
   Position position;  // PostgreSQL: replay LSN (replica) / current LSN (primary); MariaDB: GTID pos
   std::chrono::milliseconds lag{0};
-  std::uint32_t weight = 1;
 };
 
 struct ClusterView {
@@ -60,6 +59,8 @@ class ClusterRuntime {
   void report_failure(int member);
 
   MemberCounters& counters(int member) { return *counters_[static_cast<std::size_t>(member)]; }
+  // Replaces the view (the health loop's job; unit tests use it to set a scene).
+  void set_view(std::shared_ptr<ClusterView> v) { publish(std::move(v)); }
 
   // Runs the health loop until `stop` is set (checked every period).
   void start(boost::asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop);

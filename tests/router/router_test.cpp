@@ -1,0 +1,115 @@
+// Replication positions, time-based lag, and the choice of a member for reads and writes.
+#include <doctest/doctest.h>
+
+#include "src/router/cluster.hpp"
+#include "src/router/position.hpp"
+
+using namespace sluice;
+using namespace sluice::router;
+using namespace std::chrono_literals;
+
+TEST_CASE("positions: PostgreSQL LSNs and MariaDB GTID positions") {
+  auto a = parse_pg_lsn("16/B374D848");
+  REQUIRE(a);
+  CHECK(a->parts[0].second == ((0x16ull << 32) | 0xB374D848ull));
+  auto b = parse_pg_lsn("16/B374D849");
+  CHECK(b->covers(*a));
+  CHECK_FALSE(a->covers(*b));
+  CHECK_FALSE(parse_pg_lsn("nonsense"));
+  CHECK_FALSE(parse_pg_lsn("1/XYZ"));
+
+  auto g = parse_gtid_pos("0-1-100,1-2-7");
+  REQUIRE(g);
+  CHECK(g->parts.size() == 2);
+  auto token = parse_gtid_pos("0-1-99");
+  CHECK(g->covers(*token));
+  CHECK_FALSE(g->covers(*parse_gtid_pos("0-1-101")));
+  CHECK_FALSE(g->covers(*parse_gtid_pos("2-1-1")));  // a domain the replica never saw
+  CHECK(parse_gtid_pos("")->empty());
+  CHECK_FALSE(parse_gtid_pos("0-1"));
+  CHECK(g->covers(Position{}));  // no token: anything qualifies
+}
+
+TEST_CASE("lag is the time since the primary first had what the replica lacks") {
+  LagClock clock;
+  auto t0 = std::chrono::steady_clock::now();
+  clock.observe_primary(*parse_pg_lsn("0/100"), t0);
+  clock.observe_primary(*parse_pg_lsn("0/200"), t0 + 1s);
+  clock.observe_primary(*parse_pg_lsn("0/300"), t0 + 2s);
+  CHECK(clock.lag(*parse_pg_lsn("0/300"), t0 + 3s) == 0ms);
+  CHECK(clock.lag(*parse_pg_lsn("0/250"), t0 + 3s) == 1000ms);  // lacks what the primary had at t0+2s
+  CHECK(clock.lag(*parse_pg_lsn("0/150"), t0 + 3s) == 2000ms);
+  CHECK(clock.lag(*parse_pg_lsn("0/50"), t0 + 3s) == 3000ms);
+}
+
+namespace {
+std::shared_ptr<ClusterRuntime> make_cluster(config::Balance balance, config::ReadsOnPrimary rop,
+                                             std::vector<std::uint32_t> weights = {}) {
+  config::Cluster c;
+  c.name = "t";
+  c.primary = {"p", 1};
+  c.replicas = {{"r1", 2}, {"r2", 3}};
+  c.balance = balance;
+  c.reads_on_primary = rop;
+  c.weights = weights;
+  c.max_replica_lag = 5000ms;
+  return std::make_shared<ClusterRuntime>(c, nullptr, "");
+}
+std::shared_ptr<ClusterView> scene(const Position& r1, const Position& r2, bool r2_up = true,
+                                   std::chrono::milliseconds r1_lag = 0ms) {
+  auto v = std::make_shared<ClusterView>();
+  v->members.resize(3);
+  v->members[0].up = true, v->members[0].role = Role::Primary, v->members[0].position = *parse_pg_lsn("0/500");
+  v->members[1].up = true, v->members[1].role = Role::Replica, v->members[1].position = r1, v->members[1].lag = r1_lag;
+  v->members[2].up = r2_up, v->members[2].role = Role::Replica, v->members[2].position = r2;
+  v->primary = 0;
+  return v;
+}
+}  // namespace
+
+TEST_CASE("reads: healthy replicas that cover the client's token, within max_replica_lag") {
+  auto c = make_cluster(config::Balance::RoundRobin, config::ReadsOnPrimary::Fallback);
+  c->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/400")));
+  std::map<int, int> hits;
+  for (int i = 0; i < 100; ++i) ++hits[c->pick_read({})];
+  CHECK(hits[1] == 50);
+  CHECK(hits[2] == 50);
+  // A token only replica 1 covers.
+  for (int i = 0; i < 10; ++i) CHECK(c->pick_read(*parse_pg_lsn("0/450")) == 1);
+  // A token nobody covers: the primary (fallback).
+  CHECK(c->pick_read(*parse_pg_lsn("0/600")) == 0);
+  // Replica 2 down, replica 1 lagging past the limit: the primary.
+  c->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/500"), false, 6000ms));
+  CHECK(c->pick_read({}) == 0);
+  CHECK(c->pick_write() == 0);
+  // A session reports replica 1 unreachable: out at once.
+  c->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/500"), false));
+  CHECK(c->pick_read({}) == 1);
+  c->report_failure(1);
+  CHECK(c->pick_read({}) == 0);
+}
+
+TEST_CASE("reads_on_primary and weights") {
+  auto never = make_cluster(config::Balance::RoundRobin, config::ReadsOnPrimary::Never);
+  never->set_view(scene(*parse_pg_lsn("0/1"), *parse_pg_lsn("0/1")));
+  CHECK(never->pick_read(*parse_pg_lsn("0/500")) == -1);
+  auto always = make_cluster(config::Balance::RoundRobin, config::ReadsOnPrimary::Always, {2, 1, 1});
+  always->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/500")));
+  std::map<int, int> hits;
+  for (int i = 0; i < 400; ++i) ++hits[always->pick_read({})];
+  CHECK(hits[0] == 200);  // weight 2 of 4
+  CHECK(hits[1] == 100);
+  CHECK(hits[2] == 100);
+  auto weighted = make_cluster(config::Balance::Random, config::ReadsOnPrimary::Fallback, {1, 0, 3});
+  weighted->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/500")));
+  for (int i = 0; i < 50; ++i) CHECK(weighted->pick_read({}) == 2);  // weight 0: no reads
+}
+
+TEST_CASE("least_outstanding prefers the less busy replica") {
+  auto c = make_cluster(config::Balance::LeastOutstanding, config::ReadsOnPrimary::Fallback);
+  c->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/500")));
+  c->counters(1).outstanding = 5;
+  CHECK(c->pick_read({}) == 2);
+  c->counters(2).outstanding = 9;
+  CHECK(c->pick_read({}) == 1);
+}
