@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <span>
 #include <unordered_set>
 
 namespace sluice::sql {
@@ -21,7 +22,7 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-Classification classify_one(const std::vector<Token>& t, Dialect d, const std::vector<std::string>& extra) {
+Classification classify_one(std::span<const Token> t, Dialect d, const std::vector<std::string>& extra) {
   Classification c;
   auto word = [&](std::size_t i, std::string_view w) { return i < t.size() && t[i].is(w); };
   auto has_read_only = [&](std::size_t from) {
@@ -134,12 +135,17 @@ Classification classify_one(const std::vector<Token>& t, Dialect d, const std::v
         c.reason = "sequence";
         return c;
       }
-      if (i + 1 < t.size() && t[i + 1].sym('(')) {
-        auto name = lower(k.text);
+      if (i + 1 < t.size() && t[i + 1].sym('(') && k.text.size() < 64) {
+        char buf[64];
+        for (std::size_t j = 0; j < k.text.size(); ++j) buf[j] = static_cast<char>(std::tolower(static_cast<unsigned char>(k.text[j])));
+        std::string_view name(buf, k.text.size());
         if (is_write_function(name, d) || std::find(extra.begin(), extra.end(), name) != extra.end()) {
           c.reason = "function that writes, locks or reads session state";
           return c;
         }
+      } else if (i + 1 < t.size() && t[i + 1].sym('(')) {
+        c.reason = "function name too long to check";
+        return c;
       }
     } else if (k.kind == Token::QuotedIdent && i + 1 < t.size() && t[i + 1].sym('(')) {
       auto q = k.text;
@@ -180,15 +186,24 @@ bool is_write_function(std::string_view name, Dialect d) {
 
 Classification classify(std::string_view text, Dialect d, const std::vector<std::string>& extra) {
   Lexer lex(text, d);
-  std::vector<std::vector<Token>> statements(1);
+  // Reused per thread: classification runs for every routed statement and must not allocate.
+  thread_local std::vector<Token> tokens;
+  thread_local std::vector<std::pair<std::size_t, std::size_t>> ranges;  // [begin, end) per statement
+  tokens.clear();
+  ranges.clear();
+  std::size_t begin = 0;
   for (Token t = lex.next(); t.kind != Token::End; t = lex.next()) {
     if (t.sym(';')) {
-      if (!statements.back().empty()) statements.emplace_back();
+      if (tokens.size() > begin) ranges.emplace_back(begin, tokens.size());
+      begin = tokens.size();
       continue;
     }
-    statements.back().push_back(t);
+    tokens.push_back(t);
   }
-  if (statements.back().empty()) statements.pop_back();
+  if (tokens.size() > begin) ranges.emplace_back(begin, tokens.size());
+  auto statement = [&](std::size_t k) {
+    return std::span<const Token>(tokens.data() + ranges[k].first, ranges[k].second - ranges[k].first);
+  };
   Classification out;
   auto hint = trim(lex.leading_comment());
   if (hint == "sluice:primary") out.hint = Hint::Primary;
@@ -197,16 +212,16 @@ Classification classify(std::string_view text, Dialect d, const std::vector<std:
     out.reason = "unterminated quote or comment";
     return out;
   }
-  if (statements.empty()) {
+  if (ranges.empty()) {
     out.reason = "empty";
     return out;
   }
   Hint h = out.hint;
-  if (statements.size() == 1) {
-    out = classify_one(statements[0], d, extra);
+  if (ranges.size() == 1) {
+    out = classify_one(statement(0), d, extra);
   } else {
-    for (auto& s : statements) {
-      auto c = classify_one(s, d, extra);
+    for (std::size_t k = 0; k < ranges.size(); ++k) {
+      auto c = classify_one(statement(k), d, extra);
       if (!c.read()) {
         out.kind = StatementKind::Write;
         out.reason = "several statements, not all reads";

@@ -6,11 +6,16 @@
 namespace sluice::sql {
 
 namespace {
-bool ident_start(unsigned char c) { return std::isalpha(c) || c == '_' || c >= 0x80; }
+// ASCII classes, inline (the <cctype> ones go through the locale on every call).
+inline bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+inline bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+inline bool is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+inline bool is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
+bool ident_start(unsigned char c) { return is_alpha(c) || c == '_' || c >= 0x80; }
 bool ident_char(unsigned char c, Dialect d) {
-  return std::isalnum(c) || c == '_' || c >= 0x80 || c == '$' || (d == Dialect::Mysql && c == '@');
+  return is_alnum(c) || c == '_' || c >= 0x80 || c == '$' || (d == Dialect::Mysql && c == '@');
 }
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
 }  // namespace
 
 bool Token::is(std::string_view keyword) const {
@@ -39,11 +44,11 @@ std::size_t Lexer::quoted_end(std::size_t i, char q, bool backslash) const {
 
 void Lexer::skip_space_and_comments() {
   for (;;) {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
+    while (i_ < s_.size() && is_space(static_cast<unsigned char>(s_[i_]))) ++i_;
     if (i_ >= s_.size()) return;
     std::string_view rest = s_.substr(i_);
     bool line_comment = rest.substr(0, 2) == "--" &&
-                        (d_ == Dialect::Postgres || rest.size() == 2 || std::isspace(static_cast<unsigned char>(rest[2])));
+                        (d_ == Dialect::Postgres || rest.size() == 2 || is_space(static_cast<unsigned char>(rest[2])));
     if (line_comment || (d_ == Dialect::Mysql && rest[0] == '#')) {
       std::size_t end = s_.find('\n', i_);
       std::size_t body = i_ + (rest[0] == '#' ? 1 : 2);
@@ -55,7 +60,7 @@ void Lexer::skip_space_and_comments() {
     if (rest.substr(0, 2) == "/*") {
       if (d_ == Dialect::Mysql && (rest.substr(0, 3) == "/*!" || rest.substr(0, 4) == "/*M!")) {
         i_ += rest[2] == '!' ? 3 : 4;  // executable comment: its body is code
-        while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
+        while (i_ < s_.size() && is_digit(static_cast<unsigned char>(s_[i_]))) ++i_;
         ++exec_comment_depth_;
         continue;
       }
@@ -119,11 +124,11 @@ Token Lexer::next() {
     if (c == '"') return finish(Token::QuotedIdent, quoted_end(i_ + 1, '"', false));
     if (c == '$') {
       std::size_t j = i_ + 1;
-      if (j < s_.size() && std::isdigit(static_cast<unsigned char>(s_[j]))) {
-        while (j < s_.size() && std::isdigit(static_cast<unsigned char>(s_[j]))) ++j;
+      if (j < s_.size() && is_digit(static_cast<unsigned char>(s_[j]))) {
+        while (j < s_.size() && is_digit(static_cast<unsigned char>(s_[j]))) ++j;
         return finish(Token::Param, j);
       }
-      while (j < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[j])) || s_[j] == '_' ||
+      while (j < s_.size() && (is_alnum(static_cast<unsigned char>(s_[j])) || s_[j] == '_' ||
                                static_cast<unsigned char>(s_[j]) >= 0x80))
         ++j;
       if (j < s_.size() && s_[j] == '$') {
@@ -139,9 +144,9 @@ Token Lexer::next() {
     if (c == '`') return finish(Token::QuotedIdent, quoted_end(i_ + 1, '`', false));
     if (c == '?') return finish(Token::Param, i_ + 1);
   }
-  if (std::isdigit(c) || (c == '.' && i_ + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_ + 1])))) {
+  if (is_digit(c) || (c == '.' && i_ + 1 < s_.size() && is_digit(static_cast<unsigned char>(s_[i_ + 1])))) {
     std::size_t j = i_;
-    while (j < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[j])) || s_[j] == '.' || s_[j] == '_')) {
+    while (j < s_.size() && (is_alnum(static_cast<unsigned char>(s_[j])) || s_[j] == '.' || s_[j] == '_')) {
       if ((s_[j] == 'e' || s_[j] == 'E') && j + 1 < s_.size() && (s_[j + 1] == '+' || s_[j + 1] == '-')) ++j;
       ++j;
     }
