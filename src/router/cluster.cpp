@@ -285,6 +285,28 @@ awaitable<std::optional<Position>> fetch_pg_lsn(pool::ServerConn& conn) {
   co_return parse_pg_lsn((*row)[0]);
 }
 
+awaitable<std::optional<Position>> fetch_replica_position(pool::ServerConn& conn, config::Protocol proto) {
+  std::optional<Position> none;
+  if (proto == config::Protocol::Postgres) {
+    auto row = co_await pg_row(conn, "SELECT pg_last_wal_replay_lsn()");
+    if (!row || row->empty()) co_return none;
+    co_return parse_pg_lsn((*row)[0]);
+  }
+  auto row = co_await my_row(conn, "SELECT @@gtid_slave_pos");
+  if (!row || row->empty()) co_return none;
+  co_return parse_gtid_pos((*row)[0]);
+}
+
+void ClusterRuntime::note_position(int member, const Position& p) {
+  std::lock_guard lock(mu_);
+  auto cur = view();
+  auto i = static_cast<std::size_t>(member);
+  if (i >= cur->members.size() || cur->members[i].position.covers(p)) return;
+  auto v = std::make_shared<ClusterView>(*cur);
+  v->members[i].position = p;
+  publish(std::move(v));
+}
+
 void Router::build(const config::Config& cfg,
                    const std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>>& credentials) {
   for (auto& [name, c] : cfg.clusters) {

@@ -55,6 +55,8 @@ class ClusterRuntime {
   int pick_read(const Position& token);
   // The member for writes: the discovered primary, or the configured one before the first check.
   int pick_write() const;
+  // A session read `member`'s position itself (fresher than the last check): share it.
+  void note_position(int member, const Position& p);
   // A session could not reach `member`: out at once, back after `rise` good checks.
   void report_failure(int member);
 
@@ -83,6 +85,8 @@ class ClusterRuntime {
 // The primary's current WAL position, read on a connection Sluice holds (read-your-writes token
 // after a write); nullopt on error.
 boost::asio::awaitable<std::optional<Position>> fetch_pg_lsn(pool::ServerConn& conn);
+// A replica's replayed position, read on a connection a session holds (the on-demand check).
+boost::asio::awaitable<std::optional<Position>> fetch_replica_position(pool::ServerConn& conn, config::Protocol proto);
 
 // All clusters of the configuration, by name (created at start-up).
 class Router {

@@ -416,6 +416,15 @@ class Session {
       static const router::Position none;
       bool ryw = cluster_->config().consistency == config::Consistency::ReadYourWrites;
       int r = cluster_->pick_read(ryw ? token_ : none);
+      int primary = cluster_->view()->primary;
+      verify_token_ = false;
+      if (ryw && !token_.empty() && (r < 0 || r == primary)) {
+        int any = cluster_->pick_read(none);  // a healthy replica that may have caught up since
+        if (any >= 0 && any != primary) {
+          r = any;
+          verify_token_ = true;
+        }
+      }
       if (r >= 0) target = r;
     }
     if (target < 0) target = 0;
@@ -466,6 +475,24 @@ class Session {
         co_return false;
       }
       conn = std::move(r.conn);
+    }
+    if (verify_token_) {
+      // No replica was known to have this client's last write: ask the chosen one directly.
+      verify_token_ = false;
+      auto pos = co_await router::fetch_replica_position(*conn, config::Protocol::Mysql);
+      if (pos) cluster_->note_position(member_, *pos);
+      if (!pos || !pos->covers(token_)) {
+        pool_->release(std::move(conn), pos.has_value());
+        read_route_ = false;
+        member_ = std::max(0, cluster_->pick_write());
+        pool_ = member_pool(member_);
+        auto r = co_await pool_->lease(ex, cfg_.general.query_wait_timeout);
+        if (!r.conn) {
+          co_await send_err(my::er::CON_COUNT, "08004", "Sluice: no server connection for a read after a write");
+          co_return false;
+        }
+        conn = std::move(r.conn);
+      }
     }
     server_ = std::move(conn);
     server_buf_.clear();
@@ -682,6 +709,10 @@ class Session {
     bool had_tx = (status_ & my::status::IN_TRANS) || pinned_;
     status_ &= static_cast<std::uint16_t>(~my::status::IN_TRANS);
     pinned_ = cursor_open_ = long_data_ = hold_next_ = false;
+    if (to_client && retry_allowed_ && !mid_response) {
+      retry_pending_ = true;  // nothing reached the client: the caller runs it elsewhere
+      co_return std::nullopt;
+    }
     if (to_client) {
       if (mid_response) {
         close_client();  // half a response went out: the client cannot resynchronize
@@ -821,7 +852,21 @@ class Session {
     auto text = std::string_view(io_.payload()).substr(1);
     auto info = sql::inspect_mysql(text);
     if (info.kill) co_return co_await kill(*info.kill);
-    bool relayed = co_await relay(io_.payload(), ResponseKind::Query);
+    // A read on a replica, outside a transaction, is run once more elsewhere if the replica
+    // dies before any of its answer reached the client.
+    bool relayed = false;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      retry_allowed_ = attempt == 0 && split_ && !server_ && !(status_ & my::status::IN_TRANS) && command_is_read();
+      retry_pending_ = false;
+      relayed = co_await relay(io_.payload(), ResponseKind::Query);
+      retry_allowed_ = false;
+      if (!retry_pending_) break;
+      log::warn("mysql client {}: replica lost before answering a read; retrying it elsewhere", handle_->id);
+    }
+    if (retry_pending_) {
+      retry_pending_ = false;
+      co_await send_err(2013, "HY000", "Lost connection to MySQL server during query");
+    }
     if (!relayed) co_return false;
     if (info.pins && !last_.error) pin(info.pins);
     // Held for the next command: SET TRANSACTION (applies to the next transaction) and
@@ -1186,7 +1231,7 @@ class Session {
   pool::PoolSettings settings_;
   std::vector<std::shared_ptr<pool::Pool>> member_pools_;
   int member_ = 0;
-  bool split_ = false, read_route_ = false;
+  bool split_ = false, read_route_ = false, retry_allowed_ = false, retry_pending_ = false, verify_token_ = false;
   router::Position token_;
 
   ResponseTracker tracker_;

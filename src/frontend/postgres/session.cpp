@@ -129,6 +129,21 @@ class Session {
   std::size_t buffered() const { return in_end_ - in_begin_; }
   wire::Bytes buffered_bytes() const { return {in_.data() + in_begin_, buffered()}; }
 
+  // Puts `bytes` back in front of the unread client input (a read to run again elsewhere).
+  void unread(const std::string& bytes) {
+    if (in_begin_ >= bytes.size()) {
+      in_begin_ -= bytes.size();
+      std::memcpy(in_.data() + in_begin_, bytes.data(), bytes.size());
+      return;
+    }
+    std::vector<std::uint8_t> joined(bytes.begin(), bytes.end());
+    joined.insert(joined.end(), in_.begin() + static_cast<std::ptrdiff_t>(in_begin_), in_.begin() + static_cast<std::ptrdiff_t>(in_end_));
+    in_end_ = joined.size();
+    in_begin_ = 0;
+    joined.resize(std::max(joined.size(), in_.size()));
+    in_ = std::move(joined);
+  }
+
   // Reads more client bytes, growing the buffer for a large message up to max_packet_size.
   awaitable<bool> read_client() {
     if (in_begin_ > 0 && (in_begin_ == in_end_ || in_begin_ > in_.size() / 2)) {
@@ -155,6 +170,7 @@ class Session {
   }
 
   awaitable<bool> write_client(std::string& buf) {
+    client_bytes_ += buf.size();
     error_code ec;
     co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     buf.clear();
@@ -480,6 +496,15 @@ class Session {
       static const router::Position none;
       bool ryw = cluster_->config().consistency == config::Consistency::ReadYourWrites;
       int r = cluster_->pick_read(ryw ? token_ : none);
+      int primary = cluster_->view()->primary;
+      verify_token_ = false;
+      if (ryw && !token_.empty() && (r < 0 || r == primary)) {
+        int any = cluster_->pick_read(none);  // a healthy replica that may have caught up since
+        if (any >= 0 && any != primary) {
+          r = any;
+          verify_token_ = true;
+        }
+      }
       if (r >= 0) target = r;
     }
     if (target < 0) target = 0;
@@ -507,6 +532,8 @@ class Session {
   awaitable<bool> attach() {
     if (split_) choose_route();
     batch_sent_ = false;
+    retry_query_.clear();
+    client_bytes_at_attach_ = client_bytes_;
     server_ = pool_->try_lease_local(client_.get_executor());
     if (!server_ && read_route_) {
       // A replica that cannot be reached is out at once; the read goes to the primary.
@@ -527,6 +554,25 @@ class Session {
         co_return false;
       }
       server_ = std::move(r.conn);
+    }
+    if (verify_token_) {
+      // No replica was known to have this client's last write: ask the chosen one directly
+      // (replicas are usually milliseconds behind, health checks up to a period).
+      verify_token_ = false;
+      auto pos = co_await router::fetch_replica_position(*server_, config::Protocol::Postgres);
+      if (pos) cluster_->note_position(member_, *pos);
+      if (!pos || !pos->covers(token_)) {
+        pool_->release(std::move(server_), pos.has_value());
+        read_route_ = false;
+        member_ = std::max(0, cluster_->pick_write());
+        pool_ = member_pool(member_);
+        auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+        if (!r.conn) {
+          co_await report_lease_failure(r);
+          co_return false;
+        }
+        server_ = std::move(r.conn);
+      }
     }
     relay_.reset_server_side();
     client_out_.clear();
@@ -660,6 +706,10 @@ class Session {
       auto v = relay_.client_message(f, *server_, server_out_);
       in_begin_ += f.size();
       if (read_route_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
+        // A simple-protocol read outside a transaction can be re-run elsewhere if this replica
+        // dies before answering.
+        if (f.type == wire::fe::Query && relay_.tx_status() == 'I' && !retried_)
+          retry_query_.assign(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
         batch_sent_ = true;
         return std::nullopt;
       }
@@ -682,6 +732,7 @@ class Session {
 
   awaitable<bool> flush_client() {
     if (client_out_.empty()) co_return true;
+    client_bytes_ += client_out_.size();
     if (!write_now(client_, client_out_)) co_return false;
     if (client_out_.empty()) co_return true;
     co_return co_await write_client(client_out_);
@@ -714,6 +765,7 @@ class Session {
         if (ec) co_return Outcome::ServerGone;
         if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
           co_return Outcome::ServerError;
+        client_bytes_ += client_out_.size();
         if (!write_now(client_, client_out_)) co_return Outcome::ClientGone;
         if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
         if (relay_.in_copy_in()) {
@@ -784,6 +836,7 @@ class Session {
         if (!co_await attach()) co_return;
       }
       Outcome o = co_await relay_attached();
+      if (o != Outcome::ServerGone) retried_ = false;
       if (o == Outcome::Detach || o == Outcome::Resume) co_await take_write_token();
       switch (o) {
         case Outcome::Detach:
@@ -799,6 +852,14 @@ class Session {
           co_return;
         case Outcome::ServerGone:
           if (split_) cluster_->report_failure(member_);
+          if (read_route_ && !retry_query_.empty() && client_bytes_ == client_bytes_at_attach_) {
+            // The replica died before answering a read: once more, on another member.
+            log::warn("pool {}: replica lost before answering a read; retrying it elsewhere", pool_->name());
+            detach(false);
+            unread(retry_query_);
+            retried_ = true;
+            continue;
+          }
           log::warn("pool {}: server connection {} lost while serving a client", pool_->name(), server_->id);
           detach(false);
           co_await send_error("FATAL", "08006", "sluice: server connection lost; the statement in flight may or may not have completed",
@@ -841,8 +902,11 @@ class Session {
   pool::PoolSettings settings_;
   std::vector<std::shared_ptr<pool::Pool>> member_pools_;
   int member_ = 0;
-  bool split_ = false, read_route_ = false, batch_sent_ = false, wrote_ = false;
+  bool split_ = false, read_route_ = false, batch_sent_ = false, wrote_ = false, verify_token_ = false;
   router::Position token_;
+  std::string retry_query_;  // the Query a replica is running, while it may still be re-run
+  std::uint64_t client_bytes_ = 0, client_bytes_at_attach_ = 0;
+  bool retried_ = false;
   std::shared_ptr<CancelTarget> cancel_;
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   bool typed_messages_ = false;
