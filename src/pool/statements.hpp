@@ -20,6 +20,8 @@ struct Statement {
   // Set once a server has answered ParseComplete for it: an idle client's Parse+Sync of a
   // validated statement can then be answered without a server connection.
   mutable std::atomic<bool> validated{false};
+  // Routing class, computed on first use: -1 not yet, 0 primary, 1 may run on a replica.
+  mutable std::atomic<int> route{-1};
 };
 
 class StatementRegistry {

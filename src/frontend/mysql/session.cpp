@@ -418,7 +418,9 @@ class Session {
       int r = cluster_->pick_read(ryw ? token_ : none);
       int primary = cluster_->view()->primary;
       verify_token_ = false;
-      if (ryw && !token_.empty() && (r < 0 || r == primary)) {
+      // After a failed check, give the replica a moment before asking again.
+      bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
+      if (ryw && !token_.empty() && (r < 0 || r == primary) && may_verify) {
         int any = cluster_->pick_read(none);  // a healthy replica that may have caught up since
         if (any >= 0 && any != primary) {
           r = any;
@@ -482,6 +484,7 @@ class Session {
       auto pos = co_await router::fetch_replica_position(*conn, config::Protocol::Mysql);
       if (pos) cluster_->note_position(member_, *pos);
       if (!pos || !pos->covers(token_)) {
+        verify_failed_at_ = std::chrono::steady_clock::now();
         pool_->release(std::move(conn), pos.has_value());
         read_route_ = false;
         member_ = std::max(0, cluster_->pick_write());
@@ -1233,6 +1236,7 @@ class Session {
   int member_ = 0;
   bool split_ = false, read_route_ = false, retry_allowed_ = false, retry_pending_ = false, verify_token_ = false;
   router::Position token_;
+  std::chrono::steady_clock::time_point verify_failed_at_{};
 
   ResponseTracker tracker_;
   ResponseSummary last_;

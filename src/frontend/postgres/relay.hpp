@@ -53,6 +53,11 @@ class Relay {
   char tx_status() const { return tx_status_; }
   // Set when the server connection must not be reused (FATAL, protocol desync).
   bool server_broken() const { return server_broken_; }
+  // The statement a client prepared under `name`, or null.
+  const pool::Statement* find_statement(std::string_view name) const {
+    auto it = statements_.find(std::string(name));
+    return it == statements_.end() ? nullptr : it->second.get();
+  }
   void mark_server_broken() { server_broken_ = true; }
   const std::string& error() const { return error_; }
   // An idle client's pipeline made only of named Parse messages and a final Sync, all for

@@ -486,6 +486,24 @@ class Session {
       } else if (f.type == wire::fe::Parse) {
         wire::ParseView pv;
         if (wire::parse_parse(f.body, pv)) cls = sql::classify(pv.query, sql::Dialect::Postgres, cc.write_functions);
+      } else if (f.type == wire::fe::Bind) {
+        // A named statement prepared earlier: classified once, when first bound.
+        wire::BindHead bh;
+        const pool::Statement* st = wire::parse_bind_head(f.body, bh) ? relay_.find_statement(bh.statement) : nullptr;
+        if (st) {
+          int route = st->route.load(std::memory_order_relaxed);
+          if (route < 0) {
+            wire::Frame pf;
+            wire::ParseView pv;
+            auto bytes = wire::as_bytes(st->parse_message);
+            route = (wire::next_frame(bytes, bytes.size(), pf) == wire::Decode::Ok && wire::parse_parse(pf.body, pv) &&
+                     sql::classify(pv.query, sql::Dialect::Postgres, cc.write_functions).read())
+                        ? 1
+                        : 0;
+            st->route.store(route, std::memory_order_relaxed);
+          }
+          if (route == 1) cls.kind = sql::StatementKind::Read;
+        }
       }
     }
     bool read = cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
@@ -498,7 +516,9 @@ class Session {
       int r = cluster_->pick_read(ryw ? token_ : none);
       int primary = cluster_->view()->primary;
       verify_token_ = false;
-      if (ryw && !token_.empty() && (r < 0 || r == primary)) {
+      // After a failed check, give the replica a moment before asking again.
+      bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
+      if (ryw && !token_.empty() && (r < 0 || r == primary) && may_verify) {
         int any = cluster_->pick_read(none);  // a healthy replica that may have caught up since
         if (any >= 0 && any != primary) {
           r = any;
@@ -562,6 +582,7 @@ class Session {
       auto pos = co_await router::fetch_replica_position(*server_, config::Protocol::Postgres);
       if (pos) cluster_->note_position(member_, *pos);
       if (!pos || !pos->covers(token_)) {
+        verify_failed_at_ = std::chrono::steady_clock::now();
         pool_->release(std::move(server_), pos.has_value());
         read_route_ = false;
         member_ = std::max(0, cluster_->pick_write());
@@ -904,6 +925,7 @@ class Session {
   int member_ = 0;
   bool split_ = false, read_route_ = false, batch_sent_ = false, wrote_ = false, verify_token_ = false;
   router::Position token_;
+  std::chrono::steady_clock::time_point verify_failed_at_{};
   std::string retry_query_;  // the Query a replica is running, while it may still be re-run
   std::uint64_t client_bytes_ = 0, client_bytes_at_attach_ = 0;
   bool retried_ = false;
