@@ -86,8 +86,20 @@ TEST_CASE("PostgreSQL: reads on the replica, writes and transactions on the prim
                              nullptr, nullptr, 0);
   CHECK(std::string(PQgetvalue(r, 0, 0)) == "t");
   PQclear(r);
+  // Named prepared statements: classified once, when first bound.
+  PQclear(PQprepare(c.c, "where_am_i", "SELECT pg_is_in_recovery()", 0, nullptr));
+  for (int i = 0; i < 3; ++i) {
+    r = PQexecPrepared(c.c, "where_am_i", 0, nullptr, nullptr, nullptr, 0);
+    CHECK(std::string(PQgetvalue(r, 0, 0)) == "t");
+    PQclear(r);
+  }
   // Writes, locking reads and whole transactions go to the primary.
   CHECK(c.exec("CREATE TABLE IF NOT EXISTS route_t (id int primary key, v int)"));
+  CHECK(c.exec("CREATE SEQUENCE IF NOT EXISTS route_seq"));
+  PQclear(PQprepare(c.c, "next_id", "SELECT nextval('route_seq')", 0, nullptr));
+  r = PQexecPrepared(c.c, "next_id", 0, nullptr, nullptr, nullptr, 0);
+  CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);  // nextval(): on the primary, not a read-only replica
+  PQclear(r);
   CHECK(c.scalar("SELECT pg_is_in_recovery() FROM (SELECT 1) s FOR UPDATE") == "f");
   CHECK(c.exec("BEGIN"));
   CHECK(c.scalar("SELECT pg_is_in_recovery()") == "f");
@@ -105,6 +117,7 @@ TEST_CASE("PostgreSQL: reads on the replica, writes and transactions on the prim
   CHECK(c.scalar("SELECT pg_is_in_recovery() FROM (SELECT version()) v") == "f");
   CHECK(c.scalar("/* sluice:replica */ SELECT pg_is_in_recovery() FROM (SELECT version()) v") == "t");
   CHECK(c.exec("DROP TABLE route_t"));
+  CHECK(c.exec("DROP SEQUENCE route_seq"));
 }
 
 TEST_CASE("PostgreSQL read-your-writes with replay paused; eventual consistency shows stale reads") {

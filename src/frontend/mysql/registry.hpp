@@ -27,6 +27,8 @@ struct ClientHandle {
   config::Endpoint endpoint;
   std::uint32_t thread_id = 0;
   int kill_holds = 0;  // KILLs in flight: the client keeps its server connection meanwhile
+  // Routed commands of this client (read/write splitting), for the admin console.
+  std::atomic<std::uint64_t> routed_reads{0}, routed_writes{0};
 };
 
 class ClientRegistry {

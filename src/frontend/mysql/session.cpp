@@ -435,6 +435,7 @@ class Session {
     pool_ = member_pool(target);
     auto& counters = cluster_->counters(target);
     (read ? counters.reads : counters.writes).fetch_add(1, std::memory_order_relaxed);
+    (read ? handle_->routed_reads : handle_->routed_writes).fetch_add(1, std::memory_order_relaxed);
   }
 
   awaitable<bool> attach() {

@@ -534,6 +534,7 @@ class Session {
     pool_ = member_pool(target);
     auto& counters = cluster_->counters(target);
     (read ? counters.reads : counters.writes).fetch_add(1, std::memory_order_relaxed);
+    (read ? cancel_->routed_reads : cancel_->routed_writes).fetch_add(1, std::memory_order_relaxed);
   }
 
   // After a write reached the primary and the client is between transactions: the primary's
