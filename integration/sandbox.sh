@@ -113,6 +113,8 @@ SQL
     rm -rf "$replica"
     as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -D "$replica" -R -X stream -c fast >/dev/null
     echo "port = $REPLICA_PORT" >>"$replica/postgresql.conf"
+    # Reconnect quickly after the primary restarts (tests restart it).
+    echo "wal_retrieve_retry_interval = '500ms'" >>"$replica/postgresql.conf"
   fi
   if ! is_running "$replica"; then
     as_pg "$PG_BIN/pg_ctl" -D "$replica" -l "$replica/server.log" -w -t 30 start >/dev/null
@@ -285,7 +287,7 @@ STOP SLAVE;
 RESET SLAVE ALL;
 SET GLOBAL gtid_slave_pos = '';
 CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MY_PRIMARY_PORT, MASTER_USER = 'repl',
-  MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos;
+  MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;
 START SLAVE;
 SQL
   fi

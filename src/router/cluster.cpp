@@ -337,7 +337,9 @@ std::shared_ptr<ClusterRuntime> Router::find(const std::string& name) const {
 }
 
 void Router::start(asio::any_io_executor ex) {
-  for (auto& [name, c] : clusters_) c->start(ex, stop_);
+  // A cluster without replicas has nothing to route or fail over to: no health connections.
+  for (auto& [name, c] : clusters_)
+    if (!c->config().replicas.empty()) c->start(ex, stop_);
 }
 
 void Router::stop() { stop_->store(true); }
