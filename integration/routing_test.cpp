@@ -223,6 +223,16 @@ TEST_CASE("MariaDB: reads on the replica, writes and transactions on the primary
   for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT @@server_id") == replica_id);
   CHECK(c.scalar("COMMIT") == "");
   CHECK(c.scalar("/* sluice:primary */ SELECT @@server_id") == primary_id);
+  // SET TRANSACTION READ ONLY: the next transaction runs on one replica (once the replica has
+  // this client's earlier writes).
+  CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
+  CHECK(c.scalar("SET TRANSACTION READ ONLY") == "");
+  CHECK(c.scalar("START TRANSACTION") == "");
+  for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT @@server_id") == replica_id);
+  CHECK(c.scalar("COMMIT") == "");
+  // After a write (its GTID reported by the server), reads return to the replica once it has it.
+  CHECK(c.scalar("INSERT INTO route_t VALUES (2, 1) ON DUPLICATE KEY UPDATE v = v + 1") == "");
+  CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
   // Prepared statements are classified at prepare.
   MYSQL_STMT* st = mysql_stmt_init(c.m);
   const char* q = "SELECT @@server_id";

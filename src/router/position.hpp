@@ -20,6 +20,8 @@ struct Position {
   // True when this position includes everything `token` does (every domain at or past it).
   bool covers(const Position& token) const;
   std::string text() const;
+  // A token no replica covers: after a write whose position is unknown, reads stay on the primary.
+  static Position unreachable() { return Position{{{0xFFFFFFFFu, ~std::uint64_t(0)}}}; }
 };
 
 // "16/B374D848" -> position; nullopt when malformed.

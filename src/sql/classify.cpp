@@ -219,6 +219,13 @@ Classification classify(std::string_view text, Dialect d, const std::vector<std:
   Hint h = out.hint;
   if (ranges.size() == 1) {
     out = classify_one(statement(0), d, extra);
+  } else if (auto first = classify_one(statement(0), d, extra); first.kind == StatementKind::Begin) {
+    // "BEGIN; SET TRANSACTION READ ONLY; ..." in one text: a read-only transaction.
+    out = first;
+    if (!out.read_only) {
+      auto second = classify_one(statement(1), d, extra);
+      if (second.kind == StatementKind::SetTransaction && second.read_only) out.read_only = true;
+    }
   } else {
     for (std::size_t k = 0; k < ranges.size(); ++k) {
       auto c = classify_one(statement(k), d, extra);

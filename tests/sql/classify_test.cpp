@@ -246,6 +246,9 @@ const Case kCases[] = {
     {P, "SET LOCAL TRANSACTION READ ONLY", 't'},
     {M, "SET TRANSACTION READ ONLY", 't'},
     {M, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", 'T'},
+    {P, "BEGIN; SET TRANSACTION READ ONLY; SELECT 1", 'b'},
+    {P, "BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY", 'b'},
+    {P, "BEGIN; INSERT INTO t VALUES (1)", 'B'},
 
     // ---- session statements
     {P, "SET search_path TO app", 'S'},

@@ -112,6 +112,7 @@ struct ClientStmt {
   std::uint16_t params = 0, columns = 0;
   std::string types;  // parameter types from the last execute that sent them
   bool read = false;  // classified once, at prepare: may run on a replica
+  sql::StatementKind kind = sql::StatementKind::Write;
 };
 
 class Session {
@@ -405,7 +406,32 @@ class Session {
     }
     if (cls.hint == sql::Hint::Primary) return false;
     if (cls.hint == sql::Hint::Replica) return true;
+    // SET TRANSACTION READ ONLY makes the next transaction read-only: it and that transaction's
+    // START go to one replica (the SET holds the connection for the next command).
+    if (cls.kind == sql::StatementKind::SetTransaction && cls.read_only) return true;
+    if (cls.kind == sql::StatementKind::Begin && ro_next_tx_) return true;
     return cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
+  }
+
+  // After each statement, the read-your-writes token: the GTID the server reported for a
+  // commit; without one (a server that does not report it), a sentinel no replica covers, so the
+  // client's reads stay on the primary. Writes inside a transaction count at its COMMIT.
+  void after_statement(sql::StatementKind kind, bool was_read) {
+    if (!split_ || last_.error || cluster_->config().consistency != config::Consistency::ReadYourWrites) return;
+    if (gtid_seen_) {
+      pending_write_ = false;
+      return;
+    }
+    using K = sql::StatementKind;
+    if (kind == K::Commit) {
+      if (pending_write_) token_ = router::Position::unreachable();
+      pending_write_ = false;
+      return;
+    }
+    if (kind == K::Rollback) pending_write_ = false;
+    if (was_read || kind != K::Write) return;  // reads sent to the primary (hints, fallback) are not writes
+    if (status_ & my::status::IN_TRANS) pending_write_ = true;
+    else token_ = router::Position::unreachable();
   }
 
   void choose_route() {
@@ -743,7 +769,10 @@ class Session {
     for (auto& [k, v] : s.changes.variables) {
       explained = true;
       if (k == "last_gtid") {  // the client's last write: its reads need a replica that has it
-        if (auto pos = router::parse_gtid_pos(v); pos && !pos->empty()) token_ = *pos;
+        if (auto pos = router::parse_gtid_pos(v); pos && !pos->empty()) {
+          token_ = *pos;
+          gtid_seen_ = true;
+        }
         continue;
       }
       if (k.rfind("session_track_", 0) == 0) {
@@ -859,6 +888,9 @@ class Session {
     // A read on a replica, outside a transaction, is run once more elsewhere if the replica
     // dies before any of its answer reached the client.
     bool relayed = false;
+    bool was_read = split_ && command_is_read();
+    auto cls_kind = split_ ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
+    gtid_seen_ = false;
     for (int attempt = 0; attempt < 2; ++attempt) {
       retry_allowed_ = attempt == 0 && split_ && !server_ && !(status_ & my::status::IN_TRANS) && command_is_read();
       retry_pending_ = false;
@@ -872,6 +904,8 @@ class Session {
       co_await send_err(2013, "HY000", "Lost connection to MySQL server during query");
     }
     if (!relayed) co_return false;
+    ro_next_tx_ = was_read && cls_kind == sql::StatementKind::SetTransaction;
+    after_statement(cls_kind, was_read);
     if (info.pins && !last_.error) pin(info.pins);
     // Held for the next command: SET TRANSACTION (applies to the next transaction) and
     // statements that left warnings (SHOW WARNINGS reads them on the same connection).
@@ -936,7 +970,7 @@ class Session {
       // Answered here: the server connection that runs it later prepares it on demand.
       my::PrepareOk pok;
       my::parse_prepare_ok(my::as_bytes(*cached).subspan(4, my::payload_length(reinterpret_cast<const std::uint8_t*>(cached->data()))), pok);
-      stmts_[client_id] = ClientStmt{stmt, query, pok.params, pok.columns, {}, statement_is_read(query)};
+      stmts_[client_id] = ClientStmt{stmt, query, pok.params, pok.columns, {}, statement_is_read(query), statement_kind(query)};
       std::string out = *cached;
       my::patch_statement_id(reinterpret_cast<std::uint8_t*>(out.data() + 4), client_id);
       out = rewrite_prepare_for_client(out);
@@ -948,7 +982,8 @@ class Session {
     if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
     if (!last_.error && last_.prepare && server_) {
       remember_server_stmt(stmt->id, last_.prepare->statement_id);
-      stmts_[client_id] = ClientStmt{stmt, query, last_.prepare->params, last_.prepare->columns, {}, statement_is_read(query)};
+      stmts_[client_id] = ClientStmt{stmt, query, last_.prepare->params, last_.prepare->columns, {}, statement_is_read(query),
+                                     statement_kind(query)};
       if (capture.size() < 65536) cache_prepare(stmt->id, std::move(capture));
     } else if (last_.error) {
       --next_stmt_id_;
@@ -967,6 +1002,11 @@ class Session {
     auto cls = sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions);
     if (cls.hint != sql::Hint::None) return cls.hint == sql::Hint::Replica;
     return cls.read();
+  }
+
+  sql::StatementKind statement_kind(const std::string& query) const {
+    if (!split_) return sql::StatementKind::Write;
+    return sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions).kind;
   }
 
   ClientStmt* find_stmt(my::Bytes payload, std::uint32_t& id) {
@@ -1009,8 +1049,11 @@ class Session {
       co_return sock_.is_open();
     }
     my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[stmt_ref.stmt->id]);
+    bool was_read = split_ && stmt_ref.read;
+    gtid_seen_ = false;
     bool relayed = co_await relay(payload, ResponseKind::Query);
     if (!relayed) co_return false;
+    after_statement(stmt_ref.kind, was_read);
     long_data_ = false;
     hold_next_ = holds_for_next(last_);
     if (v.flags != 0 && last_.cursor_opened) cursor_open_ = true;
@@ -1236,6 +1279,7 @@ class Session {
   std::vector<std::shared_ptr<pool::Pool>> member_pools_;
   int member_ = 0;
   bool split_ = false, read_route_ = false, retry_allowed_ = false, retry_pending_ = false, verify_token_ = false;
+  bool gtid_seen_ = false, ro_next_tx_ = false, pending_write_ = false;
   router::Position token_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
 
