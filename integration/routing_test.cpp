@@ -306,3 +306,38 @@ TEST_CASE("PostgreSQL failover: writes follow a promoted replica without a resta
   CHECK(eventually([&] { return back.scalar(port_q) == std::to_string(pg_port()); }, 10000));
   Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS failover_t");
 }
+
+TEST_CASE("MariaDB: a replica stopped under read load; reads move to the primary and come back") {
+  std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
+  REQUIRE_FALSE(script.empty());
+  SluiceProcess s(clusters("read_your_writes"));
+  My replica_root(my_replica_port(), "root", "", nullptr);
+  std::string replica_id = replica_root.scalar("SELECT @@server_id");
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0}, reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&] {
+      auto c = std::make_unique<My>(s.my_port());
+      while (!stop) {
+        if (c->scalar("SELECT 1") != "1") {
+          ++errors;
+          c = std::make_unique<My>(s.my_port());
+        }
+        ++reads;
+      }
+    });
+  My probe(s.my_port());
+  CHECK(eventually([&] { return probe.scalar("SELECT @@server_id") == replica_id; }));
+  REQUIRE(std::system((script + " stop-mysql-replica >/dev/null").c_str()) == 0);
+  CHECK(eventually([&] { return probe.scalar("SELECT @@server_id") != replica_id; }, 2000));
+  int errors_at_detection = errors.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  CHECK(errors.load() == errors_at_detection);
+  MESSAGE("errors while the replica went away: ", errors_at_detection);
+  REQUIRE(std::system((script + " start-mysql-replica >/dev/null").c_str()) == 0);
+  CHECK(eventually([&] { return probe.scalar("SELECT @@server_id") == replica_id; }, 15000));
+  stop = true;
+  for (auto& t : readers) t.join();
+  CHECK(reads.load() > 100);
+}

@@ -5,7 +5,7 @@
 #   - a MariaDB primary and a GTID replica (Debian's mariadb-server).
 #   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary |
 #                          stop-pg-replica | start-pg-replica | promote-pg-replica |
-#                          rebuild-pg-replica | env
+#                          rebuild-pg-replica | stop-mysql-replica | start-mysql-replica | env
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
 #        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
@@ -339,6 +339,8 @@ case "${1:-}" in
   restart-mysql-primary) restart_mysql_primary; my_status ;;
   stop-pg-replica) stop_pg_replica; status ;;
   start-pg-replica) start_pg_replica; status ;;
+  stop-mysql-replica) my_stop_node "$SANDBOX/mysql/replica"; my_status ;;
+  start-mysql-replica) my_start "$SANDBOX/mysql/replica" "$MY_REPLICA_PORT" 2 "read_only = ON"; my_status ;;
   promote-pg-replica) promote_pg_replica; status ;;
   rebuild-pg-replica) rebuild_pg_replica; status ;;
   down) pg_down; my_down; status; my_status ;;
@@ -347,5 +349,5 @@ case "${1:-}" in
     echo "export SLUICE_PG_PRIMARY_PORT=$PRIMARY_PORT SLUICE_PG_REPLICA_PORT=$REPLICA_PORT"
     echo "export SLUICE_MY_PRIMARY_PORT=$MY_PRIMARY_PORT SLUICE_MY_REPLICA_PORT=$MY_REPLICA_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|promote-pg-replica|rebuild-pg-replica|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|promote-pg-replica|rebuild-pg-replica|stop-mysql-replica|start-mysql-replica|env" >&2; exit 2 ;;
 esac
