@@ -157,6 +157,31 @@ int ClusterRuntime::pick_read(const Position& token) {
   return candidates[0];
 }
 
+ClusterRuntime::Decision ClusterRuntime::route(bool read, const Position& token, bool may_verify) {
+  Decision d;
+  int target = pick_write();
+  int primary = view()->primary;
+  if (read) {
+    static const Position none;
+    bool ryw = cfg_.consistency == config::Consistency::ReadYourWrites;
+    int r = pick_read(ryw ? token : none);
+    if (ryw && !token.empty() && (r < 0 || r == primary) && may_verify) {
+      int any = pick_read(none);  // a healthy replica that may have caught up since the last check
+      if (any >= 0 && any != primary) {
+        r = any;
+        d.verify = true;
+      }
+    }
+    if (r >= 0) target = r;
+  }
+  if (target < 0) target = 0;
+  d.member = target;
+  d.replica = read && target != primary;
+  auto& c = counters(target);
+  (read ? c.reads : c.writes).fetch_add(1, std::memory_order_relaxed);
+  return d;
+}
+
 void ClusterRuntime::report_failure(int member) {
   if (member < 0) return;
   std::lock_guard lock(mu_);

@@ -55,6 +55,17 @@ class ClusterRuntime {
   int pick_read(const Position& token);
   // The member for writes: the discovered primary, or the configured one before the first check.
   int pick_write() const;
+
+  // One routing decision for a session: where a read (or a write) goes, given the client's
+  // read-your-writes token. `verify` asks the session to check the chosen replica's position
+  // itself first (no replica was known to cover the token; `may_verify` is false right after
+  // such a check failed). Counts the decision.
+  struct Decision {
+    int member = 0;
+    bool replica = false;  // a read on a replica (not the primary)
+    bool verify = false;
+  };
+  Decision route(bool read, const Position& token, bool may_verify);
   // A session read `member`'s position itself (fresher than the last check): share it.
   void note_position(int member, const Position& p);
   // A session could not reach `member`: out at once, back after `rise` good checks.

@@ -509,31 +509,14 @@ class Session {
     bool read = cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
     if (cls.hint == sql::Hint::Primary) read = false;
     if (cls.hint == sql::Hint::Replica) read = true;
-    int target = cluster_->pick_write();
-    if (read) {
-      static const router::Position none;
-      bool ryw = cluster_->config().consistency == config::Consistency::ReadYourWrites;
-      int r = cluster_->pick_read(ryw ? token_ : none);
-      int primary = cluster_->view()->primary;
-      verify_token_ = false;
-      // After a failed check, give the replica a moment before asking again.
-      bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
-      if (ryw && !token_.empty() && (r < 0 || r == primary) && may_verify) {
-        int any = cluster_->pick_read(none);  // a healthy replica that may have caught up since
-        if (any >= 0 && any != primary) {
-          r = any;
-          verify_token_ = true;
-        }
-      }
-      if (r >= 0) target = r;
-    }
-    if (target < 0) target = 0;
-    read_route_ = read && target != cluster_->view()->primary;
+    // After a failed position check, give the replica a moment before asking again.
+    bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
+    auto d = cluster_->route(read, token_, may_verify);
+    read_route_ = d.replica;
+    verify_token_ = d.verify;
     if (!read) wrote_ = true;
-    member_ = target;
-    pool_ = member_pool(target);
-    auto& counters = cluster_->counters(target);
-    (read ? counters.reads : counters.writes).fetch_add(1, std::memory_order_relaxed);
+    member_ = d.member;
+    pool_ = member_pool(d.member);
     (read ? cancel_->routed_reads : cancel_->routed_writes).fetch_add(1, std::memory_order_relaxed);
   }
 
