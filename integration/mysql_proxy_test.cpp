@@ -184,6 +184,16 @@ std::string dump_binary(MYSQL* m, const std::string& sql, const std::vector<cons
   return d;
 }
 
+// Polls (bounded) until `fn` returns true.
+template <typename F>
+bool eventually(F fn, int timeout_ms = 5000) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 int server_connections(const std::string& user = "app") {
   My root(my_port(), "root", "", "");
   return std::stoi(root.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '" + user + "'"));
@@ -567,7 +577,10 @@ TEST_CASE("KILL QUERY reaches the right server thread, and nothing else") {
   auto start = std::chrono::steady_clock::now();
   std::thread t([&] { result = victim.scalar("SELECT SLEEP(30)"); });
   std::thread t2([&] { bystander_result = bystander.scalar("SELECT SLEEP(3)"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  My root(my_port(), "root", "", "");
+  REQUIRE(eventually([&] {  // the victim's query is running on its server thread
+    return root.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'") == "1";
+  }));
   CHECK(killer.scalar("KILL QUERY " + std::to_string(victim_id)) == "");
   CHECK(killer.err() == 0);
   t.join();
@@ -580,8 +593,7 @@ TEST_CASE("KILL QUERY reaches the right server thread, and nothing else") {
   CHECK(killer.scalar("KILL QUERY 999999") == "ERR:1094");
   // KILL n closes that client.
   CHECK(killer.scalar("KILL " + std::to_string(victim_id)) == "");
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  CHECK(victim.scalar("SELECT 1").rfind("ERR:", 0) == 0);
+  CHECK(eventually([&] { return victim.scalar("SELECT 1").rfind("ERR:", 0) == 0; }, 2000));
 }
 
 TEST_CASE("authentication: native and caching_sha2 plugins, wrong password, unknown database") {
@@ -661,7 +673,7 @@ TEST_CASE("bad input gets an error and a close; nothing leaks into the next clie
     REQUIRE(a.exec("INSERT INTO vanish_t VALUES (1)"));
     ::shutdown(mysql_get_socket(a.m), SHUT_RDWR);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // pool_size = 1: B's first statement waits until Sluice has rolled A's connection back and reset it.
   My b(s.my_port());
   REQUIRE(b.ok);
   CHECK(b.scalar("SELECT @leak") == "NULL");
@@ -700,7 +712,7 @@ TEST_CASE("a backend restart is survived") {
   std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
   REQUIRE_FALSE(script.empty());
   REQUIRE(std::system((script + " restart-mysql-primary >/dev/null").c_str()) == 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The pooled connection sat idle through the restart: Sluice's probe finds it dead.
   CHECK(a.scalar("SELECT 2") == "2");
   My b(s.my_port());
   CHECK(b.scalar("SELECT 3") == "3");
