@@ -1,0 +1,78 @@
+// The result cache's storage: entries (key -> response bytes) with a TTL, LRU eviction under a
+// byte budget with exact accounting, and an index from table name to the entries that read it,
+// so a write drops exactly those. Sharded so worker threads rarely contend; each shard has its
+// own lock, budget (max_bytes / shards) and index. Sans-io: no sockets, no protocol.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace sluice::cache {
+
+using Clock = std::chrono::steady_clock;
+
+struct Stats {
+  std::uint64_t entries = 0, bytes = 0, hits = 0, misses = 0, evictions = 0, invalidations = 0, expirations = 0;
+};
+
+// Bytes an entry is charged: its key, value and table names, plus a fixed per-entry overhead
+// for the list node, map slots and index entries.
+std::size_t entry_cost(std::size_t key, std::size_t value, const std::vector<std::string>& tables);
+
+class Shard {
+ public:
+  explicit Shard(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now);
+  // Stores (replacing an entry with the same key); false when it alone exceeds the budget.
+  bool put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
+           Clock::time_point now);
+  std::size_t invalidate_table(const std::string& table);
+  std::size_t invalidate_all();
+  Stats stats() const;
+
+ private:
+  struct Entry {
+    std::string key;
+    std::shared_ptr<const std::string> value;
+    std::vector<std::string> tables;
+    Clock::time_point expires;
+    std::size_t cost = 0;
+  };
+  using List = std::list<Entry>;
+  void erase_locked(List::iterator it);
+
+  mutable std::mutex mu_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
+  List lru_;  // front = most recently used
+  std::unordered_map<std::string, List::iterator> by_key_;
+  std::unordered_map<std::string, std::unordered_set<std::string>> by_table_;
+  Stats stats_;
+};
+
+class Store {
+ public:
+  Store(std::size_t max_bytes, std::size_t shards);
+  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now = Clock::now());
+  bool put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
+           Clock::time_point now = Clock::now());
+  // Drops every entry that read `table`; returns how many.
+  std::size_t invalidate_table(const std::string& table);
+  std::size_t invalidate_all();
+  Stats stats() const;  // summed over shards
+  std::size_t max_bytes() const { return max_bytes_; }
+
+ private:
+  Shard& shard(const std::string& key);
+  std::size_t max_bytes_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace sluice::cache
