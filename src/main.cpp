@@ -69,7 +69,6 @@ int main(int argc, char** argv) {
   const auto& cfg = *snapshot->config;
   log::set_level(cfg.general.log_level);
   if (cfg.http.enabled) log::warn("[http] is configured, but this build has no metrics endpoint yet; ignoring it");
-  if (cfg.cache.enabled) log::warn("[cache] is enabled, but this build has no result cache yet; ignoring it");
 
   // Each client and server connection is a descriptor: lift the soft limit to the hard one.
   if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -82,6 +81,10 @@ int main(int argc, char** argv) {
   frontend::Context ctx;
   ctx.set_snapshot(snapshot);
   ctx.router.build(cfg, snapshot->credentials);
+  if (cfg.cache.enabled) {
+    ctx.cache = std::make_unique<cache::Store>(cfg.cache.max_bytes, std::max(4u, cfg.general.workers * 4));
+    ctx.cache_policy = std::make_unique<cache::Policy>(cfg.cache);
+  }
   net::Runtime rt(cfg.general.workers);
   std::unique_ptr<net::Listener> pg_listener, my_listener;
   try {

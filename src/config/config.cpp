@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <set>
+#include <regex>
 #include <thread>
 #include <toml++/toml.h>
 
@@ -338,9 +339,35 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
 
   if (auto t = sub_table(root, "cache")) {
     Section s(*t, "cache.", file);
+    cfg->cache.enabled = true;
     s.boolean("enabled", cfg->cache.enabled);
     s.size("max_bytes", cfg->cache.max_bytes);
+    s.size("max_entry_bytes", cfg->cache.max_entry_bytes);
     s.duration("default_ttl", cfg->cache.default_ttl);
+    s.choice("mode", cfg->cache.all, {{"rules", false}, {"all", true}});
+    if (auto n = s.get("rules")) {
+      auto arr = n->as_array();
+      if (!arr || !arr->is_array_of_tables()) s.fail(n, "rules", "expected [[cache.rules]] tables");
+      std::size_t i = 0;
+      for (auto& e : *arr) {
+        Section r(*e.as_table(), fmt::format("cache.rules[{}].", i++), file);
+        CacheRule rule;
+        r.strings("tables", rule.tables);
+        r.str("match", rule.match);
+        if (!rule.match.empty()) {
+          try {
+            std::regex re(rule.match, std::regex::ECMAScript);
+          } catch (const std::regex_error& ex) {
+            r.fail(r.get("match"), "match", fmt::format("invalid regular expression: {}", ex.what()));
+          }
+        }
+        r.str("database", rule.database);
+        r.str("user", rule.user);
+        r.duration("ttl", rule.ttl);
+        r.finish();
+        cfg->cache.rules.push_back(std::move(rule));
+      }
+    }
     s.finish();
   }
   root.finish();

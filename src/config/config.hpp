@@ -111,10 +111,20 @@ struct Pool {
   std::optional<Routing> routing;          // overrides the cluster's
 };
 
+struct CacheRule {
+  std::vector<std::string> tables;  // any of these tables read (empty = any)
+  std::string match;                // regex on the normalized text (empty = any)
+  std::string database, user;       // empty = any
+  Duration ttl{0};                  // 0 = [cache] default_ttl
+};
+
 struct Cache {
   bool enabled = false;
   std::uint64_t max_bytes = 256ull << 20;
+  std::uint64_t max_entry_bytes = 1ull << 20;
   Duration default_ttl{60'000};
+  bool all = false;  // mode = "all": every cacheable read; "rules": rules and hints only
+  std::vector<CacheRule> rules;
 };
 
 struct Config {

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "src/config/config.hpp"
+#include "src/cache/policy.hpp"
+#include "src/cache/store.hpp"
 #include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/pool/credentials.hpp"
@@ -33,6 +35,9 @@ struct Context {
   pg::CancelRegistry pg_cancel;
   mysql::ClientRegistry mysql_clients;
   router::Router router;  // built from the start-up config (reloads do not change clusters)
+  // Result cache, when [cache] is enabled at start-up (null otherwise).
+  std::unique_ptr<cache::Store> cache;
+  std::unique_ptr<cache::Policy> cache_policy;
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
 

@@ -10,6 +10,7 @@
 #include "src/frontend/postgres/relay.hpp"
 #include "src/observe/log.hpp"
 #include "src/sql/classify.hpp"
+#include "src/sql/normalize.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -463,6 +464,108 @@ class Session {
     cancel_->endpoint.store(&pool_->endpoint(), std::memory_order_release);
   }
 
+  // ---- result cache ---------------------------------------------------------------------------
+
+  // Key: normalized text + database + user + the settings that change results.
+  std::string cache_key(const std::string& normalized) const {
+    std::string key = normalized;
+    for (auto* part : {&database_, &user_}) key.append("\x1f").append(*part);
+    for (const char* p : {"search_path", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding",
+                          "standard_conforming_strings"}) {
+      key.push_back('\x1f');
+      if (auto* v = relay_.client_params.find(p)) key += *v;
+    }
+    return key;
+  }
+
+  static std::string table_key(const std::string& name) {
+    auto dot = name.rfind('.');
+    return dot == std::string::npos ? name : name.substr(dot + 1);
+  }
+
+  // A simple-protocol read outside a transaction: served from the cache, or marked so that its
+  // answer is kept when it completes.
+  awaitable<bool> try_cache(const wire::Frame& f) {
+    wire::Reader r(f.body);
+    std::string_view text = r.cstr();
+    if (!r.ok() || !sql::classify(text, sql::Dialect::Postgres).read()) co_return false;
+    auto cand = ctx_.cache_policy->consider(text, sql::Dialect::Postgres, database_, user_);
+    if (!cand) co_return false;
+    auto key = cache_key(cand->normalized);
+    if (auto hit = ctx_.cache->get(key)) {
+      in_begin_ += f.size();
+      std::string out = *hit;
+      wire::ready_for_query(out, 'I');
+      co_return co_await write_client(out);
+    }
+    capturing_ = true;
+    capture_.clear();
+    cache_key_ = std::move(key);
+    cache_ttl_ = cand->ttl;
+    cache_tables_.clear();
+    for (auto& t : cand->tables) cache_tables_.push_back(table_key(t));
+    co_return false;
+  }
+
+  void capture(const std::string& bytes) {
+    if (capture_.size() + bytes.size() > snap_->config->cache.max_entry_bytes) {
+      capturing_ = false;
+      capture_.clear();
+      return;
+    }
+    capture_ += bytes;
+  }
+
+  // Keeps a complete, error-free answer that ended outside a transaction.
+  void finish_capture() {
+    if (!capturing_) return;
+    capturing_ = false;
+    std::size_t pos = 0;
+    char last = 0, status = 0;
+    auto all = wire::as_bytes(capture_);
+    for (;;) {
+      wire::Frame fr;
+      if (wire::next_frame(all.subspan(pos), all.size(), fr) != wire::Decode::Ok) break;
+      if (fr.type == wire::be::ErrorResponse) return;
+      last = fr.type;
+      if (fr.type == wire::be::ReadyForQuery && fr.body.size() == 1) status = static_cast<char>(fr.body[0]);
+      pos += fr.size();
+    }
+    if (pos != capture_.size() || last != wire::be::ReadyForQuery || status != 'I') return;
+    capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
+    ctx_.cache->put(cache_key_, std::move(capture_), cache_tables_, cache_ttl_);
+    capture_.clear();
+  }
+
+  // Writes forwarded to the server: the tables they touch lose their cached reads when the
+  // transaction (or the autocommit statement) ends; a ROLLBACK forgets them.
+  void note_for_invalidation(const wire::Frame& f) {
+    std::string_view text;
+    wire::Reader r(f.body);
+    if (f.type == wire::fe::Parse) r.cstr();
+    text = r.cstr();
+    if (!r.ok()) return;
+    auto cls = sql::classify(text, sql::Dialect::Postgres);
+    if (cls.kind == sql::StatementKind::Rollback) {
+      pending_invalidation_.clear();
+      invalidate_all_ = false;
+      return;
+    }
+    if (cls.kind != sql::StatementKind::Write) return;
+    auto refs = sql::tables(text, sql::Dialect::Postgres);
+    if (!refs.complete) invalidate_all_ = true;
+    for (auto& t : refs.names) pending_invalidation_.push_back(table_key(t));
+  }
+
+  void apply_invalidations() {
+    if (!ctx_.cache || relay_.tx_status() != 'I') return;
+    if (invalidate_all_) ctx_.cache->invalidate_all();
+    else
+      for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+    pending_invalidation_.clear();
+    invalidate_all_ = false;
+  }
+
   // ---- routing ------------------------------------------------------------------------------
 
   std::shared_ptr<pool::Pool> member_pool(int m) {
@@ -664,6 +767,7 @@ class Session {
       if (ec) co_return stopping_ ? Outcome::ClientGone : stop(Outcome::ServerGone);
       if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
         co_return stop(Outcome::ServerError);
+      if (capturing_) capture(client_out_);
       if (stopping_) co_return Outcome::ClientGone;  // the client side ended first
       while (client_writing_) {  // the other direction is writing synthetic replies: wait
         write_done_.expires_after(std::chrono::seconds(1));
@@ -708,6 +812,7 @@ class Session {
         client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
         return Outcome::ClientError;
       }
+      if (ctx_.cache && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
       auto v = relay_.client_message(f, *server_, server_out_);
       in_begin_ += f.size();
       if (read_route_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
@@ -770,6 +875,7 @@ class Session {
         if (ec) co_return Outcome::ServerGone;
         if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
           co_return Outcome::ServerError;
+        if (capturing_) capture(client_out_);
         client_bytes_ += client_out_.size();
         if (!write_now(client_, client_out_)) co_return Outcome::ClientGone;
         if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
@@ -838,9 +944,19 @@ class Session {
             continue;
           }
         }
+        if (f.type == wire::fe::Query && ctx_.cache && mode_ != config::PoolMode::Session) {
+          bool served = co_await try_cache(f);
+          if (served) continue;
+        }
         if (!co_await attach()) co_return;
       }
       Outcome o = co_await relay_attached();
+      if (o == Outcome::Detach || o == Outcome::Resume) {
+        finish_capture();
+        apply_invalidations();
+      } else {
+        capturing_ = false;
+      }
       if (o != Outcome::ServerGone) retried_ = false;
       if (o == Outcome::Detach || o == Outcome::Resume) co_await take_write_token();
       switch (o) {
@@ -911,6 +1027,11 @@ class Session {
   router::Position token_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
   std::string retry_query_;  // the Query a replica is running, while it may still be re-run
+  // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
+  bool capturing_ = false, invalidate_all_ = false;
+  std::string capture_, cache_key_;
+  config::Duration cache_ttl_{0};
+  std::vector<std::string> cache_tables_, pending_invalidation_;
   std::uint64_t client_bytes_ = 0, client_bytes_at_attach_ = 0;
   bool retried_ = false;
   std::shared_ptr<CancelTarget> cancel_;

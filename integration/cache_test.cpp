@@ -1,0 +1,108 @@
+// Result cache on the PostgreSQL front end (simple protocol): repeated reads served from
+// Sluice's memory, writes through Sluice dropping what they touch, rolled-back writes dropping
+// nothing, and search_path keeping entries apart.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <string>
+
+#include "harness.hpp"
+
+using namespace sluice::itest;
+
+namespace {
+
+const char* kCachePools = R"(
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_size = 4
+
+[cache]
+mode = "all"
+default_ttl = "60s"
+)";
+
+std::string app_direct() {
+  return "host=" + pg_host() + " port=" + std::to_string(pg_port()) + " user=app password=app dbname=app sslmode=disable";
+}
+
+long commits(Conn& su) { return std::stol(su.scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = 'app'")); }
+
+}  // namespace
+
+TEST_CASE("repeated reads come from Sluice's memory; writes through Sluice make the next read fresh") {
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS cache_t");
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("CREATE TABLE cache_t (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO cache_t VALUES (1, 10)"));
+  SluiceProcess s(kCachePools);
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  Conn su(direct_conninfo());
+  CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "10");
+  long before = commits(su);
+  for (int i = 0; i < 50; ++i) {
+    CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "10");
+    CHECK(c.scalar("select  V from CACHE_T where ID=1 /* same key */") == "10");
+  }
+  // The server's own counter: 100 reads, and at most the statistics query itself in between.
+  long after = commits(su);
+  MESSAGE("server transactions during 100 cached reads: ", after - before - 1);
+  CHECK(after - before <= 2);
+  // Behind Sluice's back the value changes: the cache still answers (TTL bounds this).
+  REQUIRE(direct.exec("UPDATE cache_t SET v = 11 WHERE id = 1"));
+  CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "10");
+  // A write through Sluice drops the table's entries at once.
+  REQUIRE(c.exec("UPDATE cache_t SET v = 12 WHERE id = 1"));
+  CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "12");
+  // Inside a transaction: the write counts at COMMIT, and the transaction's own reads never
+  // come from the cache.
+  REQUIRE(c.exec("BEGIN"));
+  REQUIRE(c.exec("UPDATE cache_t SET v = 13 WHERE id = 1"));
+  CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "13");
+  REQUIRE(c.exec("COMMIT"));
+  CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "13");
+  // A rolled-back write drops nothing: the cached value stays (the server changed meanwhile).
+  CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "13");  // cached again
+  REQUIRE(direct.exec("UPDATE cache_t SET v = 14 WHERE id = 1"));
+  REQUIRE(c.exec("BEGIN"));
+  REQUIRE(c.exec("UPDATE cache_t SET v = 99 WHERE id = 1"));
+  REQUIRE(c.exec("ROLLBACK"));
+  CHECK(c.scalar("SELECT v FROM cache_t WHERE id = 1") == "13");
+  // Errors and volatile reads are never cached.
+  CHECK(c.scalar("SELECT v FROM no_such_cache_table") == "ERROR:42P01");
+  REQUIRE(direct.exec("CREATE TABLE no_such_cache_table (v int)"));
+  CHECK(c.scalar("SELECT count(*) FROM no_such_cache_table") == "0");
+  CHECK(c.scalar("SELECT now() = now()") == "t");
+  std::string t1 = c.scalar("SELECT clock_timestamp()::text");
+  CHECK(c.scalar("SELECT clock_timestamp()::text") != t1);
+  REQUIRE(direct.exec("DROP TABLE no_such_cache_table"));
+  REQUIRE(direct.exec("DROP TABLE cache_t"));
+}
+
+TEST_CASE("different search_path or user never share an entry") {
+  Conn su(direct_conninfo());
+  su.exec("DROP SCHEMA IF EXISTS other CASCADE");
+  su.exec("DROP TABLE IF EXISTS public.sp_t");
+  REQUIRE(su.exec("CREATE SCHEMA other AUTHORIZATION app"));
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("CREATE TABLE public.sp_t (v text)"));
+  REQUIRE(direct.exec("INSERT INTO public.sp_t VALUES ('public')"));
+  REQUIRE(direct.exec("CREATE TABLE other.sp_t (v text)"));
+  REQUIRE(direct.exec("INSERT INTO other.sp_t VALUES ('other')"));
+  SluiceProcess s(kCachePools);
+  Conn a(s.conninfo()), b(s.conninfo());
+  REQUIRE(b.exec("SET search_path TO other"));
+  for (int i = 0; i < 3; ++i) {
+    CHECK(a.scalar("SELECT v FROM sp_t") == "public");
+    CHECK(b.scalar("SELECT v FROM sp_t") == "other");
+  }
+  Conn m(s.conninfo("md5user", "md5pass"));
+  REQUIRE(su.exec("GRANT SELECT ON public.sp_t TO md5user"));
+  REQUIRE(direct.exec("UPDATE public.sp_t SET v = 'changed behind'"));
+  CHECK(a.scalar("SELECT v FROM sp_t") == "public");          // app's cached entry
+  CHECK(m.scalar("SELECT v FROM sp_t") == "changed behind");  // md5user has its own
+  su.exec("DROP SCHEMA other CASCADE");
+  su.exec("DROP TABLE public.sp_t");
+}

@@ -1,0 +1,111 @@
+// Cache policy (see header).
+#include "src/cache/policy.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "src/config/units.hpp"
+#include "src/sql/normalize.hpp"
+
+namespace sluice::cache {
+
+namespace {
+std::string lower(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+  return o;
+}
+}  // namespace
+
+bool uncacheable(std::string_view text, sql::Dialect d) {
+  static const std::unordered_set<std::string_view> functions = {
+      "now", "random", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
+      "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4", "pg_backend_pid", "inet_server_port",
+      "inet_client_addr", "txid_current", "pg_is_in_recovery", "pg_sleep", "version", "current_setting",
+      "rand", "uuid", "uuid_short", "sysdate", "unix_timestamp", "utc_timestamp", "curdate", "curtime",
+      "current_timestamp", "localtimestamp", "localtime", "connection_id", "database", "schema", "user",
+      "current_user", "session_user", "system_user", "sleep", "benchmark", "last_insert_id", "found_rows",
+      "row_count", "get_lock", "is_free_lock", "is_used_lock", "nextval", "currval", "lastval", "setval"};
+  static const std::unordered_set<std::string_view> keywords = {
+      "current_timestamp", "current_date", "current_time", "localtime", "localtimestamp", "current_user",
+      "session_user", "current_role", "current_schema", "current_catalog", "user"};
+  sql::Lexer lex(text, d);
+  std::vector<sql::Token> t;
+  for (auto k = lex.next(); k.kind != sql::Token::End; k = lex.next()) t.push_back(k);
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (t[i].kind != sql::Token::Word) {
+      if (t[i].sym('@')) return true;  // MySQL @@system or @user variables: session state
+      continue;
+    }
+    auto w = lower(t[i].text);
+    bool call = i + 1 < t.size() && t[i + 1].sym('(');
+    if (call && functions.count(w)) return true;
+    if (!call && keywords.count(w)) return true;
+    if (w.rfind("pg_", 0) == 0 && !call) return true;  // pg_catalog tables and views
+    if (w == "information_schema" || w == "pg_catalog" || w == "performance_schema" || w == "sys" ||
+        (w == "mysql" && i + 1 < t.size() && t[i + 1].sym('.')))
+      return true;
+  }
+  return false;
+}
+
+Policy::Policy(const config::Cache& cfg) : cfg_(cfg) {
+  for (auto& r : cfg.rules) {
+    Rule rule{r, std::nullopt};
+    if (!r.match.empty()) rule.re.emplace(r.match, std::regex::ECMAScript | std::regex::optimize);
+    rules_.push_back(std::move(rule));
+  }
+}
+
+std::optional<Candidate> Policy::consider(std::string_view text, sql::Dialect d, std::string_view database,
+                                          std::string_view user) const {
+  if (!cfg_.enabled) return std::nullopt;
+  // A hint: /* sluice:cache ttl=30s */ (ttl optional).
+  std::optional<config::Duration> hint;
+  {
+    sql::Lexer lex(text, d);
+    lex.next();
+    auto c = lex.leading_comment();
+    while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+    if (c.rfind("sluice:cache", 0) == 0) {
+      hint = cfg_.default_ttl;
+      auto p = c.find("ttl=");
+      if (p != std::string_view::npos) {
+        auto v = c.substr(p + 4);
+        auto end = v.find_first_of(" */");
+        if (auto dur = config::parse_duration(std::string(v.substr(0, end)))) hint = *dur;
+      }
+    }
+  }
+  if (!hint && !cfg_.all && rules_.empty()) return std::nullopt;
+  if (uncacheable(text, d)) return std::nullopt;
+  Candidate c;
+  c.normalized = sql::normalize(text, d);
+  auto refs = sql::tables(text, d);
+  if (!refs.complete) return std::nullopt;
+  c.tables = std::move(refs.names);
+  if (hint) {
+    c.ttl = *hint;
+    return c;
+  }
+  for (auto& r : rules_) {
+    if (!r.cfg.database.empty() && r.cfg.database != database) continue;
+    if (!r.cfg.user.empty() && r.cfg.user != user) continue;
+    if (!r.cfg.tables.empty() &&
+        std::none_of(c.tables.begin(), c.tables.end(), [&](const std::string& t) {
+          return std::find(r.cfg.tables.begin(), r.cfg.tables.end(), t) != r.cfg.tables.end();
+        }))
+      continue;
+    if (r.re && !std::regex_search(c.normalized, *r.re)) continue;
+    c.ttl = r.cfg.ttl.count() > 0 ? r.cfg.ttl : cfg_.default_ttl;
+    return c;
+  }
+  if (cfg_.all) {
+    c.ttl = cfg_.default_ttl;
+    return c;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sluice::cache

@@ -1,0 +1,44 @@
+// Which reads the cache keeps, and for how long: [cache] mode = "all", [[cache.rules]] (tables,
+// regex on the normalized text, database, user, ttl), or a leading /* sluice:cache ttl=30s */
+// hint. Never: statements calling volatile or session-dependent functions, or reading system
+// catalogs (those answers are not a function of the tables' data).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/config/config.hpp"
+#include "src/sql/lexer.hpp"
+
+namespace sluice::cache {
+
+struct Candidate {
+  std::string normalized;           // the key text
+  std::vector<std::string> tables;  // what it reads (for invalidation)
+  config::Duration ttl{0};
+};
+
+class Policy {
+ public:
+  explicit Policy(const config::Cache& cfg);
+  // For a statement the router classified as a read: a candidate, or nullopt (not cached).
+  std::optional<Candidate> consider(std::string_view text, sql::Dialect d, std::string_view database,
+                                    std::string_view user) const;
+
+ private:
+  struct Rule {
+    config::CacheRule cfg;
+    std::optional<std::regex> re;
+  };
+  config::Cache cfg_;
+  std::vector<Rule> rules_;
+};
+
+// Volatile, session-dependent or catalog reads: never cached.
+bool uncacheable(std::string_view text, sql::Dialect d);
+
+}  // namespace sluice::cache
