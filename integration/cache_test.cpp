@@ -4,7 +4,10 @@
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -105,4 +108,26 @@ TEST_CASE("different search_path or user never share an entry") {
   CHECK(m.scalar("SELECT v FROM sp_t") == "changed behind");  // md5user has its own
   su.exec("DROP SCHEMA other CASCADE");
   su.exec("DROP TABLE public.sp_t");
+}
+
+TEST_CASE("50 concurrent identical misses reach the server once") {
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS hits_t");
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("CREATE TABLE hits_t (at timestamptz default now())"));
+  // A function the policy cannot see into: each execution leaves a row behind.
+  REQUIRE(direct.exec("CREATE OR REPLACE FUNCTION slow_answer() RETURNS int LANGUAGE sql VOLATILE AS "
+                      "'INSERT INTO hits_t DEFAULT VALUES; SELECT pg_sleep(0.5); SELECT 42'"));
+  SluiceProcess s(std::string(kCachePools), "query_wait_timeout = \"20s\"");
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  for (int i = 0; i < 50; ++i)
+    threads.emplace_back([&] {
+      Conn c(s.conninfo());
+      if (c.scalar("SELECT slow_answer()") == "42") ++right;
+    });
+  for (auto& t : threads) t.join();
+  CHECK(right == 50);
+  CHECK(direct.scalar("SELECT count(*) FROM hits_t") == "1");
+  REQUIRE(direct.exec("DROP FUNCTION slow_answer()"));
+  REQUIRE(direct.exec("DROP TABLE hits_t"));
 }

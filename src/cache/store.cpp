@@ -80,6 +80,21 @@ std::size_t Shard::invalidate_all() {
   return n;
 }
 
+bool Shard::begin_fill(const std::string& key) {
+  std::lock_guard lock(mu_);
+  return filling_.insert(key).second;
+}
+
+void Shard::end_fill(const std::string& key) {
+  std::lock_guard lock(mu_);
+  filling_.erase(key);
+}
+
+bool Shard::filling(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  return filling_.count(key) != 0;
+}
+
 Stats Shard::stats() const {
   std::lock_guard lock(mu_);
   Stats s = stats_;

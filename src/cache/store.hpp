@@ -36,6 +36,10 @@ class Shard {
   std::size_t invalidate_table(const std::string& table);
   std::size_t invalidate_all();
   Stats stats() const;
+  // Request coalescing: the first miss on a key fills it; others wait for that fill.
+  bool begin_fill(const std::string& key);  // true: the caller fills (and must end_fill)
+  void end_fill(const std::string& key);
+  bool filling(const std::string& key) const;
 
  private:
   struct Entry {
@@ -54,6 +58,7 @@ class Shard {
   List lru_;  // front = most recently used
   std::unordered_map<std::string, List::iterator> by_key_;
   std::unordered_map<std::string, std::unordered_set<std::string>> by_table_;
+  std::unordered_set<std::string> filling_;
   Stats stats_;
 };
 
@@ -67,6 +72,9 @@ class Store {
   std::size_t invalidate_table(const std::string& table);
   std::size_t invalidate_all();
   Stats stats() const;  // summed over shards
+  bool begin_fill(const std::string& key) { return shard(key).begin_fill(key); }
+  void end_fill(const std::string& key) { shard(key).end_fill(key); }
+  bool filling(const std::string& key) { return shard(key).filling(key); }
   std::size_t max_bytes() const { return max_bytes_; }
 
  private:

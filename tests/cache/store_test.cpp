@@ -74,3 +74,14 @@ TEST_CASE("the memory cap holds under a flood of distinct entries") {
   CHECK(store.invalidate_table("t") == st.entries);
   CHECK(store.stats().bytes == 0);
 }
+
+TEST_CASE("one fill per key at a time") {
+  Store store(1 << 20, 2);
+  CHECK(store.begin_fill("k"));
+  CHECK_FALSE(store.begin_fill("k"));  // a second miss waits instead of querying
+  CHECK(store.filling("k"));
+  CHECK(store.begin_fill("other"));
+  store.end_fill("k");
+  CHECK_FALSE(store.filling("k"));
+  CHECK(store.begin_fill("k"));
+}

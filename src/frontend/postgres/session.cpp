@@ -93,6 +93,7 @@ class Session {
   ~Session() {
     t_sessions.erase(this);
     if (pid_) ctx_.pg_cancel.remove(pid_);
+    end_fill();  // a client that left while its answer was being cached: let others ask
   }
 
   awaitable<void> run() {
@@ -492,12 +493,27 @@ class Session {
     auto cand = ctx_.cache_policy->consider(text, sql::Dialect::Postgres, database_, user_);
     if (!cand) co_return false;
     auto key = cache_key(cand->normalized);
-    if (auto hit = ctx_.cache->get(key)) {
+    auto hit = ctx_.cache->get(key);
+    if (!hit && !ctx_.cache->begin_fill(key)) {
+      // Another client is already asking the server the same question: wait for its answer
+      // (bounded) rather than sending the same query again.
+      asio::steady_timer t(client_.get_executor());
+      auto deadline = std::chrono::steady_clock::now() + std::min<config::Duration>(snap_->config->general.query_wait_timeout,
+                                                                                std::chrono::seconds(10));
+      while (!hit && ctx_.cache->filling(key) && std::chrono::steady_clock::now() < deadline) {
+        t.expires_after(std::chrono::milliseconds(2));
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ec_));
+        hit = ctx_.cache->get(key);
+      }
+      if (!hit && !ctx_.cache->begin_fill(key)) co_return false;  // still busy: ask the server
+    }
+    if (hit) {
       in_begin_ += f.size();
       std::string out = *hit;
       wire::ready_for_query(out, 'I');
       co_return co_await write_client(out);
     }
+    fill_key_ = key;  // this session fills it: end_fill when done, whatever happens
     capturing_ = true;
     capture_.clear();
     cache_key_ = std::move(key);
@@ -516,8 +532,18 @@ class Session {
     capture_ += bytes;
   }
 
+  void end_fill() {
+    if (fill_key_.empty() || !ctx_.cache) return;
+    ctx_.cache->end_fill(fill_key_);
+    fill_key_.clear();
+  }
+
   // Keeps a complete, error-free answer that ended outside a transaction.
   void finish_capture() {
+    struct EndFill {
+      Session* s;
+      ~EndFill() { s->end_fill(); }
+    } end{this};
     if (!capturing_) return;
     capturing_ = false;
     std::size_t pos = 0;
@@ -956,6 +982,7 @@ class Session {
         apply_invalidations();
       } else {
         capturing_ = false;
+        end_fill();
       }
       if (o != Outcome::ServerGone) retried_ = false;
       if (o == Outcome::Detach || o == Outcome::Resume) co_await take_write_token();
@@ -1029,7 +1056,8 @@ class Session {
   std::string retry_query_;  // the Query a replica is running, while it may still be re-run
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
   bool capturing_ = false, invalidate_all_ = false;
-  std::string capture_, cache_key_;
+  std::string capture_, cache_key_, fill_key_;
+  error_code ec_;
   config::Duration cache_ttl_{0};
   std::vector<std::string> cache_tables_, pending_invalidation_;
   std::uint64_t client_bytes_ = 0, client_bytes_at_attach_ = 0;
