@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Result cache on the PostgreSQL front end: a heavier read (the balance total of one branch,
+# an aggregate over pgbench_accounts, scale 10) against direct PostgreSQL, Sluice with the cache
+# off and Sluice with the cache on (mode = "all"), side by side in one run, 16 clients.
+# Prints TPS, average latency and Sluice's CPU microseconds per transaction.
+#   bench/cache_compare.sh            # BENCH_SECONDS=8, BENCH_ROUNDS=3
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
+BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
+[ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
+"$ROOT/integration/sandbox.sh" up >/dev/null
+
+WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+declare -A PORT PID
+start() {  # name, port, cache section
+  cat >"$WORK/$1.toml" <<CONF
+[general]
+log_level = "warn"
+[postgres]
+listen = "127.0.0.1:$2"
+[[users]]
+name = "app"
+password = "app"
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:$PG_PORT"
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_size = 10
+$3
+CONF
+  "$BIN" -c "$WORK/$1.toml" >/dev/null 2>"$WORK/$1.log" &
+  PID[$1]=$!
+  PIDS+=("$!")
+  PORT[$1]=$2
+}
+start sluice 6472 ""
+start sluice-cache 6473 $'[cache]\nmode = "all"\ndefault_ttl = "60s"'
+PORT[direct]=$PG_PORT
+for t in sluice sluice-cache; do
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "${PORT[$t]}" && break; sleep 0.1; done
+done
+export PGPASSWORD=app
+pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
+cat >"$WORK/branch_total.sql" <<'SQL'
+\set bid random(1, 10)
+SELECT sum(abalance), count(*) FROM pgbench_accounts WHERE bid = :bid;
+SQL
+
+cpu_us() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") * 1000000 / $(getconf CLK_TCK))); }
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+
+OUT_DIR="$ROOT/bench/out"
+mkdir -p "$OUT_DIR"
+OUT="$OUT_DIR/cache-$(date -u +%Y%m%dT%H%M%SZ).md"
+{
+  echo "cache: ${SECONDS_PER_CASE}s per run, median of $ROUNDS interleaved rounds, 16 clients, scale 10, $(nproc) cores, $(date -u +%F)"
+  echo
+  echo "| case | target | tps | avg latency ms | Sluice CPU us/tx |"
+  echo "|---|---|---:|---:|---:|"
+} | tee "$OUT"
+declare -A T L C
+for _ in $(seq 1 "$ROUNDS"); do
+  for t in direct sluice sluice-cache; do
+    before=0
+    [ "$t" != direct ] && before=$(cpu_us "${PID[$t]}")
+    out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) pgbench -n -c 16 -j 2 -T "$SECONDS_PER_CASE" -f "$WORK/branch_total.sql" \
+      -h 127.0.0.1 -p "${PORT[$t]}" -U app app 2>&1)" || true
+    tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
+    lat="$(sed -n 's/^latency average = \([0-9.]*\).*/\1/p' <<<"$out")"
+    txs="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
+    T[$t]+="${tps%.*} "
+    L[$t]+="$lat "
+    if [ "$t" != direct ] && [ "${txs:-0}" -gt 0 ]; then
+      C[$t]+="$(awk -v d=$(($(cpu_us "${PID[$t]}") - before)) -v n="$txs" 'BEGIN {printf "%.1f", d / n}') "
+    fi
+  done
+done
+for t in direct sluice sluice-cache; do
+  echo "| branch total (aggregate over 100k rows) | $t | $(median <<<"${T[$t]}") | $(median <<<"${L[$t]}") | $(median <<<"${C[$t]:-}") |" | tee -a "$OUT"
+done
+echo
+echo "written to $OUT"
