@@ -3,6 +3,7 @@
 // nothing, and search_path keeping entries apart.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <mysql.h>
 
 #include <atomic>
 #include <string>
@@ -130,4 +131,63 @@ TEST_CASE("50 concurrent identical misses reach the server once") {
   CHECK(direct.scalar("SELECT count(*) FROM hits_t") == "1");
   REQUIRE(direct.exec("DROP FUNCTION slow_answer()"));
   REQUIRE(direct.exec("DROP TABLE hits_t"));
+}
+
+namespace {
+struct My {
+  MYSQL* m = mysql_init(nullptr);
+  explicit My(int port, const char* user = "app", const char* pw = "app", const char* db = "app") {
+    my_bool no_tls = 0;
+    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
+    mysql_real_connect(m, "127.0.0.1", user, pw, db, static_cast<unsigned>(port), nullptr, 0);
+  }
+  ~My() { mysql_close(m); }
+  std::string scalar(const std::string& sql) {
+    if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
+    std::string out;
+    if (MYSQL_RES* r = mysql_store_result(m)) {
+      if (MYSQL_ROW row = mysql_fetch_row(r)) out = row[0] ? row[0] : "NULL";
+      mysql_free_result(r);
+    }
+    return out;
+  }
+  long com_select() {
+    mysql_query(m, "SHOW GLOBAL STATUS LIKE 'Com_select'");
+    MYSQL_RES* r = mysql_store_result(m);
+    MYSQL_ROW row = mysql_fetch_row(r);
+    long v = std::stol(row[1]);
+    mysql_free_result(r);
+    return v;
+  }
+};
+}  // namespace
+
+TEST_CASE("MariaDB: repeated reads come from Sluice's memory (Com_select unchanged); writes make them fresh") {
+  My direct(my_port());
+  REQUIRE(direct.scalar("DROP TABLE IF EXISTS mcache_t") == "");
+  REQUIRE(direct.scalar("CREATE TABLE mcache_t (id INT PRIMARY KEY, v INT)") == "");
+  REQUIRE(direct.scalar("INSERT INTO mcache_t VALUES (1, 10)") == "");
+  SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_size = 4\n\n[cache]\nmode = \"all\"\n");
+  My c(s.my_port());
+  My root(my_port(), "root", "", nullptr);
+  CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "10");
+  long before = root.com_select();
+  for (int i = 0; i < 50; ++i) {
+    CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "10");
+    CHECK(c.scalar("select v from mcache_t where id=1 -- same key") == "10");
+  }
+  long after = root.com_select();
+  MESSAGE("Com_select grew by ", after - before, " during 100 cached reads");
+  CHECK(after - before == 0);
+  REQUIRE(direct.scalar("UPDATE mcache_t SET v = 11 WHERE id = 1") == "");
+  CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "10");  // behind Sluice's back: cached
+  CHECK(c.scalar("UPDATE mcache_t SET v = 12 WHERE id = 1") == "");
+  CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "12");
+  CHECK(c.scalar("START TRANSACTION") == "");
+  CHECK(c.scalar("UPDATE mcache_t SET v = 13 WHERE id = 1") == "");
+  CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "13");
+  CHECK(c.scalar("ROLLBACK") == "");
+  CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "12");  // the rolled-back write dropped nothing
+  CHECK(c.scalar("SELECT NOW(6) = NOW(6)") == "1");
+  CHECK(direct.scalar("DROP TABLE mcache_t") == "");
 }

@@ -16,6 +16,7 @@
 #include "src/pool/mysql_io.hpp"
 #include "src/pool/statements.hpp"
 #include "src/sql/classify.hpp"
+#include "src/sql/normalize.hpp"
 #include "src/sql/mysql_sql.hpp"
 
 namespace sluice::frontend::mysql {
@@ -135,6 +136,7 @@ class Session {
   ~Session() {
     t_sessions.erase(this);
     ctx_.mysql_clients.remove(handle_->id);
+    end_fill();
   }
 
   void kick() {
@@ -675,7 +677,7 @@ class Session {
       std::size_t used = tracker_.feed(my::as_bytes(server_buf_), cli_out_);
       server_buf_.erase(0, used);
       if (tracker_.malformed()) co_return co_await broken_server(to_client, sent_any);
-      if (capture && capture->size() < (1u << 20)) capture->append(cli_out_);
+      if (capture && capture->size() <= capture_limit_) capture->append(cli_out_);
       if (to_client && !cli_out_.empty()) {
         sent_any = true;
         co_await asio::async_write(sock_, asio::buffer(cli_out_), asio::redirect_error(use_awaitable, ec));
@@ -766,6 +768,83 @@ class Session {
       if (server_) server_->params.set(k, v);
     }
     if (s.changes.state_changed && !explained) pin("session state (user variables, temporary tables or prepared statements)");
+  }
+
+  // ---- result cache ---------------------------------------------------------------------------
+
+  // 1: answered from the cache; 2: a miss this session fills (capture the answer); 0: neither.
+  awaitable<int> try_cache(std::string_view text) {
+    auto cand = ctx_.cache_policy->consider(text, sql::Dialect::Mysql, schema_, user_);
+    if (!cand) co_return 0;
+    // Key: normalized text + schema + user + what shapes the answer's bytes and values.
+    std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
+                                  caps_ & (kFormatCaps | my::cap::SESSION_TRACK), charset_, vars_.fingerprint);
+    auto hit = ctx_.cache->get(key);
+    if (!hit && !ctx_.cache->begin_fill(key)) {
+      asio::steady_timer t(sock_.get_executor());
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!hit && ctx_.cache->filling(key) && std::chrono::steady_clock::now() < deadline) {
+        t.expires_after(std::chrono::milliseconds(2));
+        error_code ec;
+        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+        hit = ctx_.cache->get(key);
+      }
+      if (!hit && !ctx_.cache->begin_fill(key)) co_return 0;
+    }
+    if (hit) {
+      // Stored as sent after a command with sequence 0, so the ids already fit.
+      error_code ec;
+      co_await asio::async_write(sock_, asio::buffer(*hit), asio::redirect_error(use_awaitable, ec));
+      co_return ec ? 0 : 1;
+    }
+    fill_key_ = std::move(key);
+    cache_ttl_ = cand->ttl;
+    cache_tables_.clear();
+    for (auto& tbl : cand->tables) cache_tables_.push_back(table_key(tbl));
+    capture_limit_ = snap_->config->cache.max_entry_bytes;
+    co_return 2;
+  }
+
+  static std::string table_key(const std::string& name) {
+    auto dot = name.rfind('.');
+    return dot == std::string::npos ? name : name.substr(dot + 1);
+  }
+
+  void end_fill() {
+    if (fill_key_.empty() || !ctx_.cache) return;
+    ctx_.cache->end_fill(fill_key_);
+    fill_key_.clear();
+  }
+
+  // Keeps a complete answer without error or warnings that left no transaction open.
+  void finish_capture(bool relayed) {
+    if (relayed && !last_.error && last_.warnings == 0 && !last_.local_infile && !(status_ & my::status::IN_TRANS) &&
+        capture_.size() <= capture_limit_ && !capture_.empty())
+      ctx_.cache->put(fill_key_, std::move(capture_), cache_tables_, cache_ttl_);
+    capture_.clear();
+    end_fill();
+  }
+
+  // Writes drop the tables they touch: at once outside a transaction, at COMMIT inside one.
+  void note_for_invalidation(sql::StatementKind kind, std::string_view text) {
+    if (!ctx_.cache || last_.error) return;
+    using K = sql::StatementKind;
+    if (kind == K::Rollback) {
+      pending_invalidation_.clear();
+      invalidate_all_ = false;
+      return;
+    }
+    if (kind == K::Write) {
+      auto refs = sql::tables(text, sql::Dialect::Mysql);
+      if (!refs.complete) invalidate_all_ = true;
+      for (auto& t : refs.names) pending_invalidation_.push_back(table_key(t));
+    }
+    if (status_ & my::status::IN_TRANS) return;
+    if (invalidate_all_) ctx_.cache->invalidate_all();
+    else
+      for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+    pending_invalidation_.clear();
+    invalidate_all_ = false;
   }
 
   // Per-statement server state the next command may read: warnings (SHOW WARNINGS) and a
@@ -871,12 +950,23 @@ class Session {
     // dies before any of its answer reached the client.
     bool relayed = false;
     bool was_read = split_ && command_is_read();
-    auto cls_kind = split_ ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
+    auto cls_kind = (split_ || ctx_.cache) ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
     gtid_seen_ = false;
+    // Result cache: a read outside a transaction may be answered from memory.
+    std::string* capture = nullptr;
+    if (ctx_.cache && cls_kind == sql::StatementKind::Read && !server_ && !(status_ & my::status::IN_TRANS) && !pinned_) {
+      int served = co_await try_cache(text);
+      if (served == 1) co_return true;
+      if (served == 2) {
+        capture_.clear();
+        capture = &capture_;
+      }
+    }
     for (int attempt = 0; attempt < 2; ++attempt) {
       retry_allowed_ = attempt == 0 && split_ && !server_ && !(status_ & my::status::IN_TRANS) && command_is_read();
       retry_pending_ = false;
-      relayed = co_await relay(io_.payload(), ResponseKind::Query);
+      if (capture) capture_.clear();
+      relayed = co_await relay(io_.payload(), ResponseKind::Query, 0, capture);
       retry_allowed_ = false;
       if (!retry_pending_) break;
       log::warn("mysql client {}: replica lost before answering a read; retrying it elsewhere", handle_->id);
@@ -885,7 +975,9 @@ class Session {
       retry_pending_ = false;
       co_await send_err(2013, "HY000", "Lost connection to MySQL server during query");
     }
+    if (capture) finish_capture(relayed);
     if (!relayed) co_return false;
+    note_for_invalidation(cls_kind, text);
     ro_next_tx_ = was_read && cls_kind == sql::StatementKind::SetTransaction;
     after_statement(cls_kind, was_read);
     if (info.pins && !last_.error) pin(info.pins);
@@ -1036,6 +1128,7 @@ class Session {
     bool relayed = co_await relay(payload, ResponseKind::Query);
     if (!relayed) co_return false;
     after_statement(stmt_ref.kind, was_read);
+    note_for_invalidation(stmt_ref.kind, stmt_ref.query);
     long_data_ = false;
     hold_next_ = holds_for_next(last_);
     if (v.flags != 0 && last_.cursor_opened) cursor_open_ = true;
@@ -1264,6 +1357,13 @@ class Session {
   bool gtid_seen_ = false, ro_next_tx_ = false, pending_write_ = false;
   router::Position token_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
+
+  // Result cache: the answer this session is filling, and writes not yet applied.
+  std::string fill_key_, capture_;
+  std::size_t capture_limit_ = 1u << 20;
+  config::Duration cache_ttl_{0};
+  std::vector<std::string> cache_tables_, pending_invalidation_;
+  bool invalidate_all_ = false;
 
   ResponseTracker tracker_;
   ResponseSummary last_;
