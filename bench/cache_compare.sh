@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Result cache on the PostgreSQL front end: a heavier read (the balance total of one branch,
-# an aggregate over pgbench_accounts, scale 10) against direct PostgreSQL, Sluice with the cache
-# off and Sluice with the cache on (mode = "all"), side by side in one run, 16 clients.
+# Result cache on both front ends: a heavier read against the server directly, Sluice with the
+# cache off and Sluice with the cache on (mode = "all"), side by side in one run, 16 clients:
+#   - PostgreSQL: the balance total of one branch (an aggregate over pgbench_accounts, scale 10);
+#   - MariaDB: a similar aggregate over a sysbench table (a sysbench Lua script, COM_QUERY).
 # Prints TPS, average latency and Sluice's CPU microseconds per transaction.
 #   bench/cache_compare.sh            # BENCH_SECONDS=8, BENCH_ROUNDS=3
 set -euo pipefail
@@ -9,6 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
+MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
 BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
 [ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
 "$ROOT/integration/sandbox.sh" up >/dev/null
@@ -29,15 +31,24 @@ start() {  # name, port, cache section
 log_level = "warn"
 [postgres]
 listen = "127.0.0.1:$2"
+[mysql]
+listen = "127.0.0.1:$(($2 + 1000))"
 [[users]]
 name = "app"
 password = "app"
 [clusters.pg]
 protocol = "postgres"
 primary = "127.0.0.1:$PG_PORT"
+[clusters.my]
+protocol = "mysql"
+primary = "127.0.0.1:$MY_PORT"
 [[pools]]
 database = "app"
 cluster = "pg"
+pool_size = 10
+[[pools]]
+database = "app"
+cluster = "my"
 pool_size = 10
 $3
 CONF
@@ -72,6 +83,39 @@ OUT="$OUT_DIR/cache-$(date -u +%Y%m%dT%H%M%SZ).md"
   echo "|---|---|---:|---:|---:|"
 } | tee "$OUT"
 declare -A T L C
+cat >"$WORK/group_total.lua" <<'LUA'
+function thread_init()
+  drv = sysbench.sql.driver()
+  con = drv:connect()
+end
+function event()
+  con:query(string.format("SELECT SUM(k), COUNT(*) FROM sbtest1 WHERE id %% 10 = %d", sysbench.rand.uniform(0, 9)))
+end
+function thread_done()
+  con:disconnect()
+end
+LUA
+MYCOMMON=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=1 --table-size=100000)
+sysbench oltp_read_only "${MYCOMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
+sysbench oltp_read_only "${MYCOMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
+declare -A MYPORT=([direct]=$MY_PORT [sluice]=7472 [sluice-cache]=7473)
+declare -A MT MC
+for _ in $(seq 1 "$ROUNDS"); do
+  for t in direct sluice sluice-cache; do
+    before=0
+    [ "$t" != direct ] && before=$(cpu_us "${PID[$t]}")
+    out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) sysbench "$WORK/group_total.lua" --db-driver=mysql --mysql-user=app \
+      --mysql-password=app --mysql-db=app --mysql-host=127.0.0.1 --mysql-port="${MYPORT[$t]}" --threads=16 \
+      --time="$SECONDS_PER_CASE" run 2>&1)" || true
+    events="$(sed -n 's/^ *total number of events: *\([0-9]*\).*/\1/p' <<<"$out")"
+    eps=$(awk -v e="${events:-0}" -v s="$SECONDS_PER_CASE" 'BEGIN {printf "%d", e / s}')
+    MT[$t]+="$eps "
+    if [ "$t" != direct ] && [ "${events:-0}" -gt 0 ]; then
+      MC[$t]+="$(awk -v d=$(($(cpu_us "${PID[$t]}") - before)) -v n="$events" 'BEGIN {printf "%.1f", d / n}') "
+    fi
+  done
+done
+
 for _ in $(seq 1 "$ROUNDS"); do
   for t in direct sluice sluice-cache; do
     before=0
@@ -89,7 +133,11 @@ for _ in $(seq 1 "$ROUNDS"); do
   done
 done
 for t in direct sluice sluice-cache; do
-  echo "| branch total (aggregate over 100k rows) | $t | $(median <<<"${T[$t]}") | $(median <<<"${L[$t]}") | $(median <<<"${C[$t]:-}") |" | tee -a "$OUT"
+  echo "| PostgreSQL branch total (aggregate over 100k rows) | $t | $(median <<<"${T[$t]}") | $(median <<<"${L[$t]}") | $(median <<<"${C[$t]:-}") |" | tee -a "$OUT"
 done
+for t in direct sluice sluice-cache; do
+  echo "| MariaDB group total (aggregate over 100k rows) | $t | $(median <<<"${MT[$t]}") | - | $(median <<<"${MC[$t]:-}") |" | tee -a "$OUT"
+done
+sysbench oltp_read_only "${MYCOMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
 echo
 echo "written to $OUT"
