@@ -128,8 +128,11 @@ TEST_CASE("PostgreSQL read-your-writes with replay paused; eventual consistency 
   Conn replica(pg_superuser(pg_replica_port()));
   REQUIRE_MESSAGE(replica.ok(), replica.error());
   CHECK(eventually([&] { return replica.scalar("SELECT v FROM ryw_t WHERE id = 1") == "0"; }));
-  for (const char* consistency : {"read_your_writes", "eventual"}) {
-    SluiceProcess s(clusters(consistency));
+  for (const char* variant : {"read_your_writes", "eventual", "read_your_writes+cache"}) {
+    std::string v(variant);
+    bool cache = v.find("+cache") != std::string::npos;
+    const char* consistency = v.rfind("eventual", 0) == 0 ? "eventual" : "read_your_writes";
+    SluiceProcess s(clusters(consistency) + (cache ? "\n[cache]\nmode = \"all\"\n" : ""));
     Conn c(s.conninfo());
     REQUIRE(c.ok());
     CHECK(eventually([&] { return c.scalar("SELECT pg_is_in_recovery()") == "t"; }));
@@ -141,8 +144,10 @@ TEST_CASE("PostgreSQL read-your-writes with replay paused; eventual consistency 
       if (i % 50 == 0 && c.scalar("SELECT pg_is_in_recovery()") == "t") ++on_replica;
     }
     REQUIRE(replica.exec("SELECT pg_wal_replay_resume()"));
-    MESSAGE(std::string(consistency), ": ", stale, " stale reads out of 200");
-    if (std::string(consistency) == "read_your_writes") {
+    MESSAGE(v, ": ", stale, " stale reads out of 200");
+    if (cache) {
+      CHECK(stale == 0);  // the result cache keeps read-your-writes
+    } else if (std::string(consistency) == "read_your_writes") {
       CHECK(stale == 0);
       // Replaying again: once the replica has a client's write, that client's reads go back to
       // it (the sandbox runs synchronous_commit = off, so WAL reaches the replica within the WAL
@@ -259,8 +264,11 @@ TEST_CASE("MariaDB read-your-writes with the replica's SQL thread stopped; event
   REQUIRE(setup.scalar("CREATE TABLE IF NOT EXISTS ryw_t (id INT PRIMARY KEY, v INT)") == "");
   REQUIRE(setup.scalar("REPLACE INTO ryw_t VALUES (1, 0)") == "");
   CHECK(eventually([&] { return replica.scalar("SELECT v FROM app.ryw_t WHERE id = 1") == "0"; }));
-  for (const char* consistency : {"read_your_writes", "eventual"}) {
-    SluiceProcess s(clusters(consistency));
+  for (const char* variant : {"read_your_writes", "eventual", "read_your_writes+cache"}) {
+    std::string v(variant);
+    bool cache = v.find("+cache") != std::string::npos;
+    const char* consistency = v.rfind("eventual", 0) == 0 ? "eventual" : "read_your_writes";
+    SluiceProcess s(clusters(consistency) + (cache ? "\n[cache]\nmode = \"all\"\n" : ""));
     My c(s.my_port());
     REQUIRE(c.ok);
     std::string replica_id = replica.scalar("SELECT @@server_id");
@@ -272,7 +280,7 @@ TEST_CASE("MariaDB read-your-writes with the replica's SQL thread stopped; event
       if (c.scalar("SELECT v FROM ryw_t WHERE id = 1") != std::to_string(i)) ++stale;
     }
     REQUIRE(replica.scalar("START SLAVE SQL_THREAD") == "");
-    MESSAGE(std::string(consistency), ": ", stale, " stale reads out of 200");
+    MESSAGE(v, ": ", stale, " stale reads out of 200");
     if (std::string(consistency) == "read_your_writes") CHECK(stale == 0);
     else CHECK(stale > 0);
   }

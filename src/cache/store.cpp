@@ -119,13 +119,40 @@ bool Store::put(const std::string& key, std::string value, std::vector<std::stri
   return shard(key).put(key, std::move(value), std::move(tables), ttl, now);
 }
 
+std::uint64_t Store::generation(const std::vector<std::string>& tables) const {
+  std::lock_guard lock(gen_mu_);
+  std::uint64_t g = all_generation_ * 0x9E3779B97F4A7C15ull;
+  for (auto& t : tables)
+    if (auto it = table_generation_.find(t); it != table_generation_.end()) g += it->second * 0xBF58476D1CE4E5B9ull + 1;
+  return g;
+}
+
+bool Store::put_if_current(const std::string& key, std::string value, std::vector<std::string> tables,
+                           Clock::duration ttl, std::uint64_t generation_at_start, Clock::time_point now) {
+  // Checked under the generation lock, so no invalidation slips in between check and store.
+  std::lock_guard lock(gen_mu_);
+  std::uint64_t g = all_generation_ * 0x9E3779B97F4A7C15ull;
+  for (auto& t : tables)
+    if (auto it = table_generation_.find(t); it != table_generation_.end()) g += it->second * 0xBF58476D1CE4E5B9ull + 1;
+  if (g != generation_at_start) return false;
+  return shard(key).put(key, std::move(value), std::move(tables), ttl, now);
+}
+
 std::size_t Store::invalidate_table(const std::string& table) {
+  {
+    std::lock_guard lock(gen_mu_);
+    ++table_generation_[table];
+  }
   std::size_t n = 0;
   for (auto& s : shards_) n += s->invalidate_table(table);
   return n;
 }
 
 std::size_t Store::invalidate_all() {
+  {
+    std::lock_guard lock(gen_mu_);
+    ++all_generation_;
+  }
   std::size_t n = 0;
   for (auto& s : shards_) n += s->invalidate_all();
   return n;

@@ -65,6 +65,11 @@ class Shard {
 class Store {
  public:
   Store(std::size_t max_bytes, std::size_t shards);
+  // Invalidation generation of a set of tables: take it before asking the server and pass it to
+  // put_if_current(), so an answer read before a concurrent write's invalidation is not kept.
+  std::uint64_t generation(const std::vector<std::string>& tables) const;
+  bool put_if_current(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
+                      std::uint64_t generation_at_start, Clock::time_point now = Clock::now());
   std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now = Clock::now());
   bool put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
            Clock::time_point now = Clock::now());
@@ -81,6 +86,9 @@ class Store {
   Shard& shard(const std::string& key);
   std::size_t max_bytes_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  mutable std::mutex gen_mu_;
+  std::uint64_t all_generation_ = 0;
+  std::unordered_map<std::string, std::uint64_t> table_generation_;
 };
 
 }  // namespace sluice::cache

@@ -85,3 +85,17 @@ TEST_CASE("one fill per key at a time") {
   CHECK_FALSE(store.filling("k"));
   CHECK(store.begin_fill("k"));
 }
+
+TEST_CASE("an answer read before a concurrent write's invalidation is not kept") {
+  Store store(1 << 20, 2);
+  auto g = store.generation({"t"});
+  store.invalidate_table("t");  // a write committed while the read was in flight
+  CHECK_FALSE(store.put_if_current("k", "old", {"t"}, 60s, g));
+  CHECK_FALSE(store.get("k"));
+  auto g2 = store.generation({"t"});
+  CHECK(store.put_if_current("k", "new", {"t"}, 60s, g2));
+  store.invalidate_table("other");  // unrelated tables do not matter
+  CHECK(store.generation({"t"}) == g2);
+  store.invalidate_all();
+  CHECK(store.generation({"t"}) != g2);
+}

@@ -801,6 +801,7 @@ class Session {
     cache_ttl_ = cand->ttl;
     cache_tables_.clear();
     for (auto& tbl : cand->tables) cache_tables_.push_back(table_key(tbl));
+    fill_generation_ = ctx_.cache->generation(cache_tables_);
     capture_limit_ = snap_->config->cache.max_entry_bytes;
     co_return 2;
   }
@@ -818,9 +819,12 @@ class Session {
 
   // Keeps a complete answer without error or warnings that left no transaction open.
   void finish_capture(bool relayed) {
-    if (relayed && !last_.error && last_.warnings == 0 && !last_.local_infile && !(status_ & my::status::IN_TRANS) &&
-        capture_.size() <= capture_limit_ && !capture_.empty())
-      ctx_.cache->put(fill_key_, std::move(capture_), cache_tables_, cache_ttl_);
+    // Under read-your-writes splitting, only answers from the primary are kept (a lagging
+    // replica's answer could predate a write some client must see).
+    bool replica_answer = split_ && read_route_ && cluster_->config().consistency == config::Consistency::ReadYourWrites;
+    if (relayed && !replica_answer && !last_.error && last_.warnings == 0 && !last_.local_infile &&
+        !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty())
+      ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_);
     capture_.clear();
     end_fill();
   }
@@ -1360,6 +1364,7 @@ class Session {
 
   // Result cache: the answer this session is filling, and writes not yet applied.
   std::string fill_key_, capture_;
+  std::uint64_t fill_generation_ = 0;
   std::size_t capture_limit_ = 1u << 20;
   config::Duration cache_ttl_{0};
   std::vector<std::string> cache_tables_, pending_invalidation_;

@@ -515,6 +515,11 @@ class Session {
     }
     fill_key_ = key;  // this session fills it: end_fill when done, whatever happens
     capturing_ = true;
+    fill_generation_ = ctx_.cache->generation([&] {
+      std::vector<std::string> t;
+      for (auto& x : cand->tables) t.push_back(table_key(x));
+      return t;
+    }());
     capture_.clear();
     cache_key_ = std::move(key);
     cache_ttl_ = cand->ttl;
@@ -558,8 +563,11 @@ class Session {
       pos += fr.size();
     }
     if (pos != capture_.size() || last != wire::be::ReadyForQuery || status != 'I') return;
+    // Under read-your-writes splitting, only answers from the primary are kept: a lagging
+    // replica's answer could predate a write some client must see.
+    if (split_ && read_route_ && cluster_->config().consistency == config::Consistency::ReadYourWrites) return;
     capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
-    ctx_.cache->put(cache_key_, std::move(capture_), cache_tables_, cache_ttl_);
+    ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_);
     capture_.clear();
   }
 
@@ -1057,6 +1065,7 @@ class Session {
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
   bool capturing_ = false, invalidate_all_ = false;
   std::string capture_, cache_key_, fill_key_;
+  std::uint64_t fill_generation_ = 0;
   error_code ec_;
   config::Duration cache_ttl_{0};
   std::vector<std::string> cache_tables_, pending_invalidation_;
