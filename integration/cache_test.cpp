@@ -6,6 +6,7 @@
 #include <mysql.h>
 
 #include <atomic>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -151,8 +152,8 @@ struct My {
     }
     return out;
   }
-  long com_select() {
-    mysql_query(m, "SHOW GLOBAL STATUS LIKE 'Com_select'");
+  long com_select(const char* counter = "Com_select") {
+    mysql_query(m, (std::string("SHOW GLOBAL STATUS LIKE '") + counter + "'").c_str());
     MYSQL_RES* r = mysql_store_result(m);
     MYSQL_ROW row = mysql_fetch_row(r);
     long v = std::stol(row[1]);
@@ -190,4 +191,48 @@ TEST_CASE("MariaDB: repeated reads come from Sluice's memory (Com_select unchang
   CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "12");  // the rolled-back write dropped nothing
   CHECK(c.scalar("SELECT NOW(6) = NOW(6)") == "1");
   CHECK(direct.scalar("DROP TABLE mcache_t") == "");
+}
+
+TEST_CASE("MariaDB prepared statements: cached per parameter values") {
+  My direct(my_port());
+  REQUIRE(direct.scalar("DROP TABLE IF EXISTS mcache2_t") == "");
+  REQUIRE(direct.scalar("CREATE TABLE mcache2_t (id INT PRIMARY KEY, v INT)") == "");
+  REQUIRE(direct.scalar("INSERT INTO mcache2_t VALUES (1, 10), (2, 20)") == "");
+  SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_size = 4\n\n[cache]\nmode = \"all\"\n");
+  My c(s.my_port());
+  My root(my_port(), "root", "", nullptr);
+  MYSQL_STMT* st = mysql_stmt_init(c.m);
+  const char* q = "SELECT v FROM mcache2_t WHERE id = ?";
+  REQUIRE(mysql_stmt_prepare(st, q, std::strlen(q)) == 0);
+  auto run = [&](int id) {
+    MYSQL_BIND pb;
+    std::memset(&pb, 0, sizeof pb);
+    pb.buffer_type = MYSQL_TYPE_LONG;
+    pb.buffer = &id;
+    int out = -1;
+    MYSQL_BIND rb;
+    std::memset(&rb, 0, sizeof rb);
+    rb.buffer_type = MYSQL_TYPE_LONG;
+    rb.buffer = &out;
+    if (mysql_stmt_bind_param(st, &pb) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, &rb) ||
+        mysql_stmt_store_result(st) || mysql_stmt_fetch(st) != 0)
+      return -2;
+    mysql_stmt_free_result(st);
+    return out;
+  };
+  CHECK(run(1) == 10);
+  CHECK(run(2) == 20);
+  long before = root.com_select("Com_stmt_execute");
+  for (int i = 0; i < 20; ++i) {
+    CHECK(run(1) == 10);
+    CHECK(run(2) == 20);
+  }
+  CHECK(root.com_select("Com_stmt_execute") - before == 0);  // 40 executes, all from memory
+  REQUIRE(direct.scalar("UPDATE mcache2_t SET v = 11 WHERE id = 1") == "");
+  CHECK(run(1) == 10);  // behind Sluice's back: still cached
+  CHECK(c.scalar("UPDATE mcache2_t SET v = 12 WHERE id = 1") == "");
+  CHECK(run(1) == 12);  // a write through Sluice: fresh
+  CHECK(run(2) == 20);
+  mysql_stmt_close(st);
+  CHECK(direct.scalar("DROP TABLE mcache2_t") == "");
 }

@@ -773,12 +773,15 @@ class Session {
   // ---- result cache ---------------------------------------------------------------------------
 
   // 1: answered from the cache; 2: a miss this session fills (capture the answer); 0: neither.
-  awaitable<int> try_cache(std::string_view text) {
+  // `params`: for COM_STMT_EXECUTE, the parameter block (null bitmap, types, values): binary
+  // answers are keyed apart from text ones and by every parameter byte.
+  awaitable<int> try_cache(std::string_view text, std::optional<std::string_view> params = std::nullopt) {
     auto cand = ctx_.cache_policy->consider(text, sql::Dialect::Mysql, schema_, user_);
     if (!cand) co_return 0;
     // Key: normalized text + schema + user + what shapes the answer's bytes and values.
     std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
                                   caps_ & (kFormatCaps | my::cap::SESSION_TRACK), charset_, vars_.fingerprint);
+    if (params) key.append("\x1f" "binary\x1f").append(*params);
     auto hit = ctx_.cache->get(key);
     if (!hit && !ctx_.cache->begin_fill(key)) {
       asio::steady_timer t(sock_.get_executor());
@@ -1083,7 +1086,7 @@ class Session {
   }
 
   sql::StatementKind statement_kind(const std::string& query) const {
-    if (!split_) return sql::StatementKind::Write;
+    if (!split_ && !ctx_.cache) return sql::StatementKind::Write;
     return sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions).kind;
   }
 
@@ -1120,16 +1123,36 @@ class Session {
     } else {
       payload = io_.payload();
     }
-    if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+    // Result cache: a read executed outside a transaction, without a cursor, keyed by its
+    // parameter bytes.
+    std::string* capture = nullptr;
+    if (ctx_.cache && cs->kind == sql::StatementKind::Read && v.flags == 0 && !server_ &&
+        !(status_ & my::status::IN_TRANS) && !pinned_ && !long_data_ &&
+        (cs->params == 0 || cs->types.size() == 2u * cs->params)) {
+      std::string params = cs->params == 0 ? std::string() : payload.substr(v.null_bitmap_offset);
+      std::string query = cs->query;
+      int served = co_await try_cache(query, std::string_view(params));
+      if (served == 1) co_return true;
+      if (served == 2) {
+        capture_.clear();
+        capture = &capture_;
+      }
+    }
+    if (!co_await attach()) {
+      if (capture) finish_capture(false);
+      co_return !client_gone_ && sock_.is_open();
+    }
     auto stmt_ref = *cs;  // cs may move if stmts_ rehashes meanwhile (it does not, but be safe)
     if (!co_await ensure_prepared(stmt_ref)) {
+      if (capture) finish_capture(false);
       maybe_detach();
       co_return sock_.is_open();
     }
     my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[stmt_ref.stmt->id]);
     bool was_read = split_ && stmt_ref.read;
     gtid_seen_ = false;
-    bool relayed = co_await relay(payload, ResponseKind::Query);
+    bool relayed = co_await relay(payload, ResponseKind::Query, 0, capture);
+    if (capture) finish_capture(relayed);
     if (!relayed) co_return false;
     after_statement(stmt_ref.kind, was_read);
     note_for_invalidation(stmt_ref.kind, stmt_ref.query);
