@@ -86,6 +86,48 @@ TEST_CASE("repeated reads come from Sluice's memory; writes through Sluice make 
   REQUIRE(direct.exec("DROP TABLE cache_t"));
 }
 
+TEST_CASE("extended protocol and prepared statements: cached per parameter values") {
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS xcache_t");
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("CREATE TABLE xcache_t (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO xcache_t VALUES (1, 10), (2, 20)"));
+  SluiceProcess s(kCachePools);
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  auto params = [&](const char* id) {
+    const char* values[1] = {id};
+    PGresult* r = PQexecParams(c.c, "SELECT v FROM xcache_t WHERE id = $1", 1, nullptr, values, nullptr, nullptr, 0);
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "?";
+    PQclear(r);
+    return out;
+  };
+  PQclear(PQprepare(c.c, "by_id", "SELECT v FROM xcache_t WHERE id = $1", 1, nullptr));
+  auto prepared = [&](const char* id) {
+    const char* values[1] = {id};
+    PGresult* r = PQexecPrepared(c.c, "by_id", 1, values, nullptr, nullptr, 0);
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "?";
+    PQclear(r);
+    return out;
+  };
+  CHECK(params("1") == "10");
+  CHECK(params("2") == "20");
+  CHECK(prepared("1") == "10");
+  CHECK(prepared("2") == "20");
+  // Behind Sluice's back: every cached form keeps answering from memory, per parameter value.
+  REQUIRE(direct.exec("UPDATE xcache_t SET v = v + 1"));
+  for (int i = 0; i < 3; ++i) {
+    CHECK(params("1") == "10");
+    CHECK(params("2") == "20");
+    CHECK(prepared("1") == "10");
+    CHECK(prepared("2") == "20");
+  }
+  // A write through Sluice: fresh for every form.
+  REQUIRE(c.exec("UPDATE xcache_t SET v = v + 1"));
+  CHECK(params("1") == "12");
+  CHECK(prepared("2") == "22");
+  REQUIRE(direct.exec("DROP TABLE xcache_t"));
+}
+
 TEST_CASE("different search_path or user never share an entry") {
   Conn su(direct_conninfo());
   su.exec("DROP SCHEMA IF EXISTS other CASCADE");

@@ -492,7 +492,62 @@ class Session {
     if (!r.ok() || !sql::classify(text, sql::Dialect::Postgres).read()) co_return false;
     auto cand = ctx_.cache_policy->consider(text, sql::Dialect::Postgres, database_, user_);
     if (!cand) co_return false;
-    auto key = cache_key(cand->normalized);
+    co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
+  }
+
+  // An extended-protocol batch, complete in the buffer: [Parse (unnamed)] Bind [Describe portal]
+  // Execute Sync. Keyed by its statement text, the message shape, the Bind parameters and formats
+  // and the Execute row limit.
+  awaitable<bool> try_cache_extended() {
+    std::size_t pos = 0;
+    std::string shape, bind_rest, exec_body, query;
+    auto all = buffered_bytes();
+    for (;;) {
+      wire::Frame m;
+      if (wire::next_frame(all.subspan(pos), max_packet_, m) != wire::Decode::Ok) co_return false;  // incomplete
+      pos += m.size();
+      shape.push_back(m.type);
+      if (m.type == wire::fe::Parse) {
+        wire::ParseView pv;
+        if (!wire::parse_parse(m.body, pv) || !pv.name.empty() || shape.size() != 1) co_return false;
+        query = std::string(pv.query);
+      } else if (m.type == wire::fe::Bind) {
+        wire::BindHead bh;
+        if (!wire::parse_bind_head(m.body, bh) || !bh.portal.empty() || !bind_rest.empty()) co_return false;
+        if (query.empty()) {
+          const pool::Statement* st = relay_.find_statement(bh.statement);
+          if (!st) co_return false;
+          wire::Frame pf;
+          wire::ParseView pv;
+          auto bytes = wire::as_bytes(st->parse_message);
+          if (wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, pv)) co_return false;
+          query = std::string(pv.query);
+        }
+        bind_rest = std::string(wire::as_sv(m.body.subspan(bh.rest_offset)));
+      } else if (m.type == wire::fe::Describe) {
+        wire::TargetView tv;
+        if (!wire::parse_target(m.body, tv) || tv.kind != 'P' || !tv.name.empty()) co_return false;
+      } else if (m.type == wire::fe::Execute) {
+        exec_body = std::string(wire::as_sv(m.body));
+      } else if (m.type == wire::fe::Sync) {
+        break;
+      } else {
+        co_return false;
+      }
+      if (shape.size() > 5) co_return false;
+    }
+    if (bind_rest.empty() || exec_body.empty() || query.empty()) co_return false;
+    if (!sql::classify(query, sql::Dialect::Postgres).read()) co_return false;
+    auto cand = ctx_.cache_policy->consider(query, sql::Dialect::Postgres, database_, user_);
+    if (!cand) co_return false;
+    std::string key = cache_key(cand->normalized);
+    key.append("\x1f" "extended\x1f").append(shape).append("\x1f").append(bind_rest).append("\x1f").append(exec_body);
+    co_return co_await lookup_or_fill(std::move(key), *cand, pos);
+  }
+
+  // A hit is written to the client (the request's `consume` bytes are used up); a miss marks this
+  // session as the one filling `key`, or waits (bounded) for another session's fill.
+  awaitable<bool> lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
     auto hit = ctx_.cache->get(key);
     if (!hit && !ctx_.cache->begin_fill(key)) {
       // Another client is already asking the server the same question: wait for its answer
@@ -508,23 +563,20 @@ class Session {
       if (!hit && !ctx_.cache->begin_fill(key)) co_return false;  // still busy: ask the server
     }
     if (hit) {
-      in_begin_ += f.size();
+      in_begin_ += consume;
       std::string out = *hit;
       wire::ready_for_query(out, 'I');
-      co_return co_await write_client(out);
+      co_await write_client(out);
+      co_return true;
     }
     fill_key_ = key;  // this session fills it: end_fill when done, whatever happens
     capturing_ = true;
-    fill_generation_ = ctx_.cache->generation([&] {
-      std::vector<std::string> t;
-      for (auto& x : cand->tables) t.push_back(table_key(x));
-      return t;
-    }());
+    cache_tables_.clear();
+    for (auto& t : cand.tables) cache_tables_.push_back(table_key(t));
+    fill_generation_ = ctx_.cache->generation(cache_tables_);
     capture_.clear();
     cache_key_ = std::move(key);
-    cache_ttl_ = cand->ttl;
-    cache_tables_.clear();
-    for (auto& t : cand->tables) cache_tables_.push_back(table_key(t));
+    cache_ttl_ = cand.ttl;
     co_return false;
   }
 
@@ -978,8 +1030,11 @@ class Session {
             continue;
           }
         }
-        if (f.type == wire::fe::Query && ctx_.cache && mode_ != config::PoolMode::Session) {
-          bool served = co_await try_cache(f);
+        if (ctx_.cache && mode_ != config::PoolMode::Session &&
+            (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
+          bool served = false;
+          if (f.type == wire::fe::Query) served = co_await try_cache(f);
+          else served = co_await try_cache_extended();
           if (served) continue;
         }
         if (!co_await attach()) co_return;
