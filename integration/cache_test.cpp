@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -277,4 +278,21 @@ TEST_CASE("MariaDB prepared statements: cached per parameter values") {
   CHECK(run(2) == 20);
   mysql_stmt_close(st);
   CHECK(direct.scalar("DROP TABLE mcache2_t") == "");
+}
+
+TEST_CASE("the memory cap holds under a flood of distinct queries") {
+  SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"pg\"\npool_size = 2\n\n[cache]\nmode = \"all\"\n"
+                  "max_bytes = \"2MiB\"\n");
+  auto rss_kb = [&] { return s.rss_kb(); };
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  CHECK(c.scalar("SELECT 0, repeat('x', 8000)") != "");
+  long before = rss_kb();
+  // 8000 distinct answers of 8 kB: 64 MB if nothing were evicted.
+  for (int i = 1; i <= 8000; ++i) REQUIRE(c.scalar("SELECT " + std::to_string(i) + ", repeat('x', 8000)") == std::to_string(i));
+  long after = rss_kb();
+  MESSAGE("Sluice RSS grew by ", (after - before) / 1024, " MB over 64 MB of distinct cacheable answers (max_bytes 2 MiB)");
+  CHECK(after - before < 24 * 1024);
+  // The cache still answers (the newest entries are there).
+  CHECK(c.scalar("SELECT 8000, repeat('x', 8000)") == "8000");
 }

@@ -132,6 +132,14 @@ SluiceProcess::~SluiceProcess() {
   ::unlink(log_path_.c_str());
 }
 
+long SluiceProcess::rss_kb() const {
+  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return 0L;
+}
+
 bool SluiceProcess::wait_for_log(const std::string& needle, int timeout_ms) const {
   for (int waited = 0; waited <= timeout_ms; waited += 50) {
     std::ifstream log(log_path_);

@@ -30,6 +30,7 @@ class SluiceProcess {
   // Rewrites the config file with new pools/general parts and sends SIGHUP.
   void reload(const std::string& pools_and_extra, const std::string& general_extra = "");
   int pid() const { return pid_; }
+  long rss_kb() const;  // resident memory of the process (VmRSS), in KiB
   std::string conninfo(const std::string& user = "app", const std::string& password = "app",
                        const std::string& db = "app") const;
 

@@ -551,13 +551,7 @@ TEST_CASE("SIGHUP reloads users and pools for new clients; a broken file keeps t
 
 TEST_CASE("half-sent startup packets cost little memory before authentication") {
   SluiceProcess s(tx_pool(1));
-  auto rss_kb = [&] {
-    std::ifstream status("/proc/" + std::to_string(s.pid()) + "/status");
-    std::string line;
-    while (std::getline(status, line))
-      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return 0L;
-  };
+  auto rss_kb = [&] { return s.rss_kb(); };
   Conn warm(s.conninfo());
   REQUIRE(warm.scalar("select 1") == "1");
   long before = rss_kb();
