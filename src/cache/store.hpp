@@ -29,10 +29,14 @@ std::size_t entry_cost(std::size_t key, std::size_t value, const std::vector<std
 class Shard {
  public:
   explicit Shard(std::size_t max_bytes) : max_bytes_(max_bytes) {}
-  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now);
+  // `scope` (a pool's name) only attributes counters: entries, bytes, hits, misses, evictions,
+  // invalidations per pool for the admin console.
+  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now, const std::string& scope = {});
   // Stores (replacing an entry with the same key); false when it alone exceeds the budget.
   bool put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-           Clock::time_point now);
+           Clock::time_point now, const std::string& scope = {});
+  Stats stats(const std::string& scope) const;
+  std::vector<std::string> scopes() const;
   std::size_t invalidate_table(const std::string& table);
   std::size_t invalidate_all();
   Stats stats() const;
@@ -48,6 +52,7 @@ class Shard {
     std::vector<std::string> tables;
     Clock::time_point expires;
     std::size_t cost = 0;
+    std::string scope;
   };
   using List = std::list<Entry>;
   void erase_locked(List::iterator it);
@@ -60,6 +65,7 @@ class Shard {
   std::unordered_map<std::string, std::unordered_set<std::string>> by_table_;
   std::unordered_set<std::string> filling_;
   Stats stats_;
+  std::unordered_map<std::string, Stats> by_scope_;  // entries and bytes kept current too
 };
 
 class Store {
@@ -69,10 +75,14 @@ class Store {
   // put_if_current(), so an answer read before a concurrent write's invalidation is not kept.
   std::uint64_t generation(const std::vector<std::string>& tables) const;
   bool put_if_current(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-                      std::uint64_t generation_at_start, Clock::time_point now = Clock::now());
-  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now = Clock::now());
+                      std::uint64_t generation_at_start, const std::string& scope = {},
+                      Clock::time_point now = Clock::now());
+  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now = Clock::now(),
+                                         const std::string& scope = {});
   bool put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-           Clock::time_point now = Clock::now());
+           Clock::time_point now = Clock::now(), const std::string& scope = {});
+  Stats stats(const std::string& scope) const;  // one pool's share
+  std::vector<std::string> scopes() const;
   // Drops every entry that read `table`; returns how many.
   std::size_t invalidate_table(const std::string& table);
   std::size_t invalidate_all();

@@ -99,3 +99,29 @@ TEST_CASE("an answer read before a concurrent write's invalidation is not kept")
   store.invalidate_all();
   CHECK(store.generation({"t"}) != g2);
 }
+
+TEST_CASE("counters per pool, for the admin console") {
+  Store store(1 << 20, 4);
+  auto t0 = Clock::now();
+  store.put("a1", "xx", {"t"}, 60s, t0, "pool a");
+  store.put("a2", "xx", {"u"}, 60s, t0, "pool a");
+  store.put("b1", "xx", {"t"}, 60s, t0, "pool b");
+  CHECK(store.get("a1", t0, "pool a"));
+  CHECK_FALSE(store.get("zz", t0, "pool a"));
+  CHECK(store.get("b1", t0, "pool b"));
+  auto a = store.stats("pool a");
+  CHECK(a.entries == 2);
+  CHECK(a.bytes == 2 * entry_cost(2, 2, {"t"}));
+  CHECK(a.hits == 1);
+  CHECK(a.misses == 1);
+  CHECK(store.invalidate_table("t") == 2);  // purge by table
+  CHECK(store.stats("pool a").entries == 1);
+  CHECK(store.stats("pool a").invalidations == 1);
+  CHECK(store.stats("pool b").entries == 0);
+  CHECK(store.stats("pool b").invalidations == 1);
+  auto scopes = store.scopes();
+  CHECK(scopes.size() == 2);
+  CHECK(store.invalidate_all() == 1);  // purge all
+  CHECK(store.stats("pool a").bytes == 0);
+  CHECK(store.stats().bytes == 0);
+}

@@ -782,7 +782,7 @@ class Session {
     std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
                                   caps_ & (kFormatCaps | my::cap::SESSION_TRACK), charset_, vars_.fingerprint);
     if (params) key.append("\x1f" "binary\x1f").append(*params);
-    auto hit = ctx_.cache->get(key);
+    auto hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
     if (!hit && !ctx_.cache->begin_fill(key)) {
       asio::steady_timer t(sock_.get_executor());
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -790,7 +790,7 @@ class Session {
         t.expires_after(std::chrono::milliseconds(2));
         error_code ec;
         co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
-        hit = ctx_.cache->get(key);
+        hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
       }
       if (!hit && !ctx_.cache->begin_fill(key)) co_return 0;
     }
@@ -827,7 +827,8 @@ class Session {
     bool replica_answer = split_ && read_route_ && cluster_->config().consistency == config::Consistency::ReadYourWrites;
     if (relayed && !replica_answer && !last_.error && last_.warnings == 0 && !last_.local_infile &&
         !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty())
-      ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_);
+      ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_,
+                                 pool_->name());
     capture_.clear();
     end_fill();
   }

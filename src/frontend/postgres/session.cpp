@@ -548,7 +548,7 @@ class Session {
   // A hit is written to the client (the request's `consume` bytes are used up); a miss marks this
   // session as the one filling `key`, or waits (bounded) for another session's fill.
   awaitable<bool> lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
-    auto hit = ctx_.cache->get(key);
+    auto hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
     if (!hit && !ctx_.cache->begin_fill(key)) {
       // Another client is already asking the server the same question: wait for its answer
       // (bounded) rather than sending the same query again.
@@ -558,7 +558,7 @@ class Session {
       while (!hit && ctx_.cache->filling(key) && std::chrono::steady_clock::now() < deadline) {
         t.expires_after(std::chrono::milliseconds(2));
         co_await t.async_wait(asio::redirect_error(use_awaitable, ec_));
-        hit = ctx_.cache->get(key);
+        hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
       }
       if (!hit && !ctx_.cache->begin_fill(key)) co_return false;  // still busy: ask the server
     }
@@ -619,7 +619,7 @@ class Session {
     // replica's answer could predate a write some client must see.
     if (split_ && read_route_ && cluster_->config().consistency == config::Consistency::ReadYourWrites) return;
     capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
-    ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_);
+    ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_, pool_->name());
     capture_.clear();
   }
 
