@@ -632,6 +632,7 @@ class Session {
     text = r.cstr();
     if (!r.ok()) return;
     auto cls = sql::classify(text, sql::Dialect::Postgres);
+    if (temp_table_statement(text)) no_cache_ = true;  // its reads could name a temporary table
     if (cls.kind == sql::StatementKind::Rollback) {
       pending_invalidation_.clear();
       invalidate_all_ = false;
@@ -641,6 +642,19 @@ class Session {
     auto refs = sql::tables(text, sql::Dialect::Postgres);
     if (!refs.complete) invalidate_all_ = true;
     for (auto& t : refs.names) pending_invalidation_.push_back(table_key(t));
+  }
+
+  // CREATE TEMP[ORARY] TABLE / SELECT ... INTO TEMP: from then on this client's reads may name a
+  // table only its session has, so none of them is cached or answered from the cache.
+  static bool temp_table_statement(std::string_view text) {
+    sql::Lexer lex(text, sql::Dialect::Postgres);
+    sql::Token prev;
+    for (auto t = lex.next(); t.kind != sql::Token::End; t = lex.next()) {
+      if ((t.is("temp") || t.is("temporary")) && (prev.is("create") || prev.is("into") || prev.is("global") || prev.is("local")))
+        return true;
+      prev = t;
+    }
+    return false;
   }
 
   void apply_invalidations() {
@@ -1030,7 +1044,7 @@ class Session {
             continue;
           }
         }
-        if (ctx_.cache && mode_ != config::PoolMode::Session &&
+        if (ctx_.cache && mode_ != config::PoolMode::Session && !no_cache_ &&
             (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
           bool served = false;
           if (f.type == wire::fe::Query) served = co_await try_cache(f);
@@ -1118,7 +1132,7 @@ class Session {
   std::chrono::steady_clock::time_point verify_failed_at_{};
   std::string retry_query_;  // the Query a replica is running, while it may still be re-run
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
-  bool capturing_ = false, invalidate_all_ = false;
+  bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
   std::string capture_, cache_key_, fill_key_;
   std::uint64_t fill_generation_ = 0;
   error_code ec_;
