@@ -22,6 +22,13 @@ struct Stats {
   std::uint64_t entries = 0, bytes = 0, hits = 0, misses = 0, evictions = 0, invalidations = 0, expirations = 0;
 };
 
+// The index name of a table: its unqualified name, so a write to `public.t` drops reads of `t`
+// (and of `other.t`: more than needed, never less).
+inline std::string table_key(const std::string& name) {
+  auto dot = name.rfind('.');
+  return dot == std::string::npos ? name : name.substr(dot + 1);
+}
+
 // Bytes an entry is charged: its key, value and table names, plus a fixed per-entry overhead
 // for the list node, map slots and index entries.
 std::size_t entry_cost(std::size_t key, std::size_t value, const std::vector<std::string>& tables);

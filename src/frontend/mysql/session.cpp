@@ -11,6 +11,7 @@
 #include "protocols/mysql/codec.hpp"
 #include "protocols/postgres/crypto.hpp"
 #include "sluice/version.hpp"
+#include "src/frontend/cache_lookup.hpp"
 #include "src/frontend/mysql/response.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
@@ -782,37 +783,24 @@ class Session {
     std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
                                   caps_ & (kFormatCaps | my::cap::SESSION_TRACK), charset_, vars_.fingerprint);
     if (params) key.append("\x1f" "binary\x1f").append(*params);
-    auto hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
-    if (!hit && !ctx_.cache->begin_fill(key)) {
-      asio::steady_timer t(sock_.get_executor());
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      while (!hit && ctx_.cache->filling(key) && std::chrono::steady_clock::now() < deadline) {
-        t.expires_after(std::chrono::milliseconds(2));
-        error_code ec;
-        co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
-        hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
-      }
-      if (!hit && !ctx_.cache->begin_fill(key)) co_return 0;
-    }
-    if (hit) {
+    auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(), std::chrono::seconds(10));
+    if (found.hit) {
       // Stored as sent after a command with sequence 0, so the ids already fit.
       error_code ec;
-      co_await asio::async_write(sock_, asio::buffer(*hit), asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(sock_, asio::buffer(*found.hit), asio::redirect_error(use_awaitable, ec));
       co_return ec ? 0 : 1;
     }
+    if (!found.fill) co_return 0;  // another client's fill is slow: ask the server, keep nothing
     fill_key_ = std::move(key);
     cache_ttl_ = cand->ttl;
     cache_tables_.clear();
-    for (auto& tbl : cand->tables) cache_tables_.push_back(table_key(tbl));
+    for (auto& tbl : cand->tables) cache_tables_.push_back(cache::table_key(tbl));
     fill_generation_ = ctx_.cache->generation(cache_tables_);
     capture_limit_ = snap_->config->cache.max_entry_bytes;
     co_return 2;
   }
 
-  static std::string table_key(const std::string& name) {
-    auto dot = name.rfind('.');
-    return dot == std::string::npos ? name : name.substr(dot + 1);
-  }
+
 
   void end_fill() {
     if (fill_key_.empty() || !ctx_.cache) return;
@@ -845,7 +833,7 @@ class Session {
     if (kind == K::Write) {
       auto refs = sql::tables(text, sql::Dialect::Mysql);
       if (!refs.complete) invalidate_all_ = true;
-      for (auto& t : refs.names) pending_invalidation_.push_back(table_key(t));
+      for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
     }
     if (status_ & my::status::IN_TRANS) return;
     if (invalidate_all_) ctx_.cache->invalidate_all();

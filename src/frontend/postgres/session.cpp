@@ -6,6 +6,7 @@
 
 #include <unordered_set>
 
+#include "src/frontend/cache_lookup.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/relay.hpp"
 #include "src/observe/log.hpp"
@@ -479,10 +480,7 @@ class Session {
     return key;
   }
 
-  static std::string table_key(const std::string& name) {
-    auto dot = name.rfind('.');
-    return dot == std::string::npos ? name : name.substr(dot + 1);
-  }
+
 
   // A simple-protocol read outside a transaction: served from the cache, or marked so that its
   // answer is kept when it completes.
@@ -548,31 +546,20 @@ class Session {
   // A hit is written to the client (the request's `consume` bytes are used up); a miss marks this
   // session as the one filling `key`, or waits (bounded) for another session's fill.
   awaitable<bool> lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
-    auto hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
-    if (!hit && !ctx_.cache->begin_fill(key)) {
-      // Another client is already asking the server the same question: wait for its answer
-      // (bounded) rather than sending the same query again.
-      asio::steady_timer t(client_.get_executor());
-      auto deadline = std::chrono::steady_clock::now() + std::min<config::Duration>(snap_->config->general.query_wait_timeout,
-                                                                                std::chrono::seconds(10));
-      while (!hit && ctx_.cache->filling(key) && std::chrono::steady_clock::now() < deadline) {
-        t.expires_after(std::chrono::milliseconds(2));
-        co_await t.async_wait(asio::redirect_error(use_awaitable, ec_));
-        hit = ctx_.cache->get(key, cache::Clock::now(), pool_->name());
-      }
-      if (!hit && !ctx_.cache->begin_fill(key)) co_return false;  // still busy: ask the server
-    }
-    if (hit) {
+    auto wait = std::min<config::Duration>(snap_->config->general.query_wait_timeout, std::chrono::seconds(10));
+    auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait);
+    if (found.hit) {
       in_begin_ += consume;
-      std::string out = *hit;
+      std::string out = *found.hit;
       wire::ready_for_query(out, 'I');
       co_await write_client(out);
       co_return true;
     }
+    if (!found.fill) co_return false;  // another client's fill is slow: ask the server, keep nothing
     fill_key_ = key;  // this session fills it: end_fill when done, whatever happens
     capturing_ = true;
     cache_tables_.clear();
-    for (auto& t : cand.tables) cache_tables_.push_back(table_key(t));
+    for (auto& t : cand.tables) cache_tables_.push_back(cache::table_key(t));
     fill_generation_ = ctx_.cache->generation(cache_tables_);
     capture_.clear();
     cache_key_ = std::move(key);
@@ -641,7 +628,7 @@ class Session {
     if (cls.kind != sql::StatementKind::Write) return;
     auto refs = sql::tables(text, sql::Dialect::Postgres);
     if (!refs.complete) invalidate_all_ = true;
-    for (auto& t : refs.names) pending_invalidation_.push_back(table_key(t));
+    for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
   }
 
   // CREATE TEMP[ORARY] TABLE / SELECT ... INTO TEMP: from then on this client's reads may name a
@@ -1135,7 +1122,6 @@ class Session {
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
   std::string capture_, cache_key_, fill_key_;
   std::uint64_t fill_generation_ = 0;
-  error_code ec_;
   config::Duration cache_ttl_{0};
   std::vector<std::string> cache_tables_, pending_invalidation_;
   std::uint64_t client_bytes_ = 0, client_bytes_at_attach_ = 0;
