@@ -11,18 +11,8 @@ SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
-BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
-[ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
-"$ROOT/integration/sandbox.sh" up >/dev/null
-
-WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 declare -A PORT PID
 start() {  # name, port, cache section
@@ -70,8 +60,6 @@ cat >"$WORK/branch_total.sql" <<'SQL'
 SELECT sum(abalance), count(*) FROM pgbench_accounts WHERE bid = :bid;
 SQL
 
-cpu_us() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") * 1000000 / $(getconf CLK_TCK))); }
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
 OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"

@@ -17,19 +17,8 @@ TARGETS="direct pgbouncer haproxy sluice sluice-1w"
 POOL_SIZE="${POOL_SIZE:-10}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6462 SLUICE1_PORT=6463 BOUNCER_PORT=6442 HAPROXY_PORT=6452
-BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
-[ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
-"$ROOT/integration/sandbox.sh" up >/dev/null
-
-WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 cat >"$WORK/sluice.toml" <<CONF
 [general]
@@ -111,11 +100,6 @@ done
 export PGPASSWORD=app
 pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
 
-cpu_us() {  # utime+stime of a process (all threads), in microseconds
-  local ticks
-  ticks=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  echo $((ticks * 1000000 / $(getconf CLK_TCK)))
-}
 
 OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"
@@ -127,7 +111,6 @@ OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ).md"
   echo "|---|---|---:|---:|---:|---:|"
 } | tee "$OUT"
 
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
 measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx failed" (or "error msg")
   local target="$1" clients="$2"

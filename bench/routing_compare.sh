@@ -15,18 +15,8 @@ SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}" PG_REPLICA="${SLUICE_PG_REPLICA_PORT:-15433}"
 MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}" MY_REPLICA="${SLUICE_MY_REPLICA_PORT:-13307}"
-BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
-[ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
-"$ROOT/integration/sandbox.sh" up >/dev/null
-
-WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 declare -A PGPORT MYPORT PID
 start() {  # name, routing, consistency, base port
@@ -94,10 +84,8 @@ sysbench oltp_read_only "${COMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_
 sysbench oltp_read_only "${COMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" --threads=4 prepare >/dev/null
 sleep 2  # let the replicas catch up with the set-up
 
-cpu_us() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") * 1000000 / $(getconf CLK_TCK))); }
 pg_commits() { psql -X -At -h 127.0.0.1 -p "$1" -U postgres -d app -c "SELECT xact_commit FROM pg_stat_database WHERE datname = 'app'"; }
 my_selects() { mariadb --protocol=TCP -h 127.0.0.1 -P "$1" -u root -N -e "SHOW GLOBAL STATUS LIKE 'Com_select'" | awk '{print $2}'; }
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
 OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"

@@ -17,18 +17,8 @@ POOL_SIZE="${POOL_SIZE:-16}"
 TARGETS="direct haproxy sluice sluice-1w"
 MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
 SLUICE_PORT=6063 SLUICE1_PORT=6064 HAPROXY_PORT=6053
-BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
-[ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
-"$ROOT/integration/sandbox.sh" up >/dev/null
-
-WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 start_sluice() {  # port, workers, name
   cat >"$WORK/$3.toml" <<CONF
@@ -82,11 +72,6 @@ COMMON=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app -
 sysbench oltp_read_write "${COMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
 sysbench oltp_read_write "${COMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" --threads=4 prepare >/dev/null
 
-cpu_us() {
-  local ticks
-  ticks=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  echo $((ticks * 1000000 / $(getconf CLK_TCK)))
-}
 
 OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"
@@ -98,7 +83,6 @@ OUT="$OUT_DIR/sysbench-$(date -u +%Y%m%dT%H%M%SZ).md"
   echo "|---|---|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
 measure() {  # target, sysbench test -> "tps avg p95 cpu errors"
   local target="$1" test="$2" port pid=""
