@@ -66,6 +66,11 @@ void SluiceProcess::write_config(const std::string& pools_and_extra, const std::
   f.close();
 }
 
+void SluiceProcess::rewrite_raw(const std::string& text) const {
+  std::ofstream f(config_path_);
+  f << text;
+}
+
 int SluiceProcess::wait_exit(int timeout_ms) {
   for (int waited = 0; pid_ > 0 && waited <= timeout_ms; waited += 50) {
     int status = 0;

@@ -29,6 +29,13 @@ class SluiceProcess {
   bool wait_for_log(const std::string& needle, int timeout_ms) const;
   // Rewrites the config file with new pools/general parts and sends SIGHUP.
   void reload(const std::string& pools_and_extra, const std::string& general_extra = "");
+  // Rewrites the config file without telling Sluice (RELOAD from the console picks it up).
+  void rewrite(const std::string& pools_and_extra, const std::string& general_extra = "") {
+    write_config(pools_and_extra, general_extra);
+  }
+  // Writes `text` as the whole config file (e.g. a broken one).
+  void rewrite_raw(const std::string& text) const;
+  const std::string& log_path() const { return log_path_; }
   int pid() const { return pid_; }
   long rss_kb() const;  // resident memory of the process (VmRSS), in KiB
   std::string conninfo(const std::string& user = "app", const std::string& password = "app",

@@ -12,6 +12,25 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# promtool (the Prometheus text-format checker the admin tests run): unpacked from Debian's
+# prometheus package into .tools/ rather than installed, since installing the package would also
+# start a Prometheus server.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+if [ ! -x "$TOOLS/usr/bin/promtool" ] && ! command -v promtool >/dev/null; then
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp"
+  if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+                     { apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; }); then
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+    mkdir -p "$TOOLS/usr/bin"
+    cp "$tmp/x/usr/bin/promtool" "$TOOLS/usr/bin/promtool"
+    echo "setup: promtool unpacked into $TOOLS/usr/bin"
+  else
+    echo "setup: could not download Debian's prometheus package (promtool); the metrics test will fail" >&2
+  fi
+  rm -rf "$tmp"
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "setup: missing packages (${missing[*]}); run as root or install them with apt-get" >&2

@@ -6,14 +6,18 @@
 #include <sys/resource.h>
 
 #include <cstring>
+#include <mutex>
+#include <optional>
 #include <iostream>
 
 #include "sluice/version.hpp"
+#include "src/admin/metrics.hpp"
 #include "src/config/config.hpp"
 #include "src/frontend/context.hpp"
 #include "src/frontend/mysql/session.hpp"
 #include "src/frontend/postgres/session.hpp"
 #include "src/net/runtime.hpp"
+#include "src/observe/http.hpp"
 #include "src/observe/log.hpp"
 
 namespace asio = boost::asio;
@@ -68,7 +72,6 @@ int main(int argc, char** argv) {
   }
   const auto& cfg = *snapshot->config;
   log::set_level(cfg.general.log_level);
-  if (cfg.http.enabled) log::warn("[http] is configured, but this build has no metrics endpoint yet; ignoring it");
 
   // Each client and server connection is a descriptor: lift the soft limit to the hard one.
   if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -81,35 +84,76 @@ int main(int argc, char** argv) {
   frontend::Context ctx;
   ctx.set_snapshot(snapshot);
   ctx.router.build(cfg, snapshot->credentials);
-  if (cfg.cache.enabled) {
-    ctx.cache = std::make_unique<cache::Store>(cfg.cache.max_bytes, std::max(4u, cfg.general.workers * 4));
-    ctx.cache_policy = std::make_unique<cache::Policy>(cfg.cache);
-  }
+  ctx.set_cache(cfg.cache);
   net::Runtime rt(cfg.general.workers);
-  std::unique_ptr<net::Listener> pg_listener, my_listener;
-  try {
-    if (cfg.postgres.enabled)
-      pg_listener = std::make_unique<net::Listener>(rt, cfg.postgres.listen, [&ctx](asio::ip::tcp::socket s) {
-        return frontend::pg::serve_client(std::move(s), ctx);
-      });
-    if (cfg.mysql.enabled) {
-      frontend::mysql::init_front_end();
-      my_listener = std::make_unique<net::Listener>(rt, cfg.mysql.listen, [&ctx](asio::ip::tcp::socket s) {
-        return frontend::mysql::serve_client(std::move(s), ctx);
-      });
+  ctx.control_executor = [&rt] { return asio::any_io_executor(rt.worker(0).get_executor()); };
+  frontend::mysql::init_front_end();
+
+  // Listeners: opened here, re-bound by a reload that changes an address (new one first; a
+  // reload whose address cannot be bound is rejected and the old listener stays).
+  struct Listeners {
+    std::mutex mu;
+    std::unique_ptr<net::Listener> pg, my;
+    std::unique_ptr<observe::HttpServer> http;
+    std::optional<config::Endpoint> pg_ep, my_ep, http_ep;
+  } listeners;
+  observe::HttpHandlers http_handlers{
+      [&ctx] { return admin::prometheus(ctx); },
+      [&ctx]() -> std::string { return ctx.shutting_down ? "shutting down" : ""; },
+  };
+  ctx.rebind_listeners = [&](const config::Config& c) -> std::string {
+    std::lock_guard lock(listeners.mu);
+    auto want = [](bool on, const config::Endpoint& ep) { return on ? std::optional(ep) : std::nullopt; };
+    auto pg_want = want(c.postgres.enabled, c.postgres.listen), my_want = want(c.mysql.enabled, c.mysql.listen),
+         http_want = want(c.http.enabled, c.http.listen);
+    std::unique_ptr<net::Listener> pg, my;
+    std::unique_ptr<observe::HttpServer> http;
+    try {
+      if (pg_want && pg_want != listeners.pg_ep)
+        pg = std::make_unique<net::Listener>(rt, *pg_want, [&ctx](asio::ip::tcp::socket s) {
+          return frontend::pg::serve_client(std::move(s), ctx);
+        });
+      if (my_want && my_want != listeners.my_ep)
+        my = std::make_unique<net::Listener>(rt, *my_want, [&ctx](asio::ip::tcp::socket s) {
+          return frontend::mysql::serve_client(std::move(s), ctx);
+        });
+      if (http_want && http_want != listeners.http_ep)
+        http = std::make_unique<observe::HttpServer>(rt.worker(0), *http_want, http_handlers);
+    } catch (const std::exception& e) {
+      if (pg) pg->close();
+      if (my) my->close();
+      return e.what();
     }
-  } catch (const std::exception& e) {
-    log::error("{}", e.what());
+    auto swap = [](auto& cur, auto& next, auto& cur_ep, const auto& want_ep, const char* what) {
+      if (want_ep == cur_ep) return;
+      if (cur) {
+        cur->close();
+        log::info("{} listener on {} closed", what, cur_ep->text());
+      }
+      cur = std::move(next);
+      cur_ep = want_ep;
+      if (cur_ep) log::info("{} listener on {}", what, cur_ep->text());
+    };
+    swap(listeners.pg, pg, listeners.pg_ep, pg_want, "PostgreSQL");
+    swap(listeners.my, my, listeners.my_ep, my_want, "MySQL");
+    swap(listeners.http, http, listeners.http_ep, http_want, "HTTP metrics");
+    return {};
+  };
+  if (auto err = ctx.rebind_listeners(cfg); !err.empty()) {
+    log::error("{}", err);
     return 1;
   }
 
-  // Pool maintenance (idle timeouts, lifetimes, min_pool_size) once a second on worker 0.
+  // Pool maintenance (idle timeouts, lifetimes, min_pool_size) once a second on worker 0; the
+  // stats period (SHOW STATS averages) rolls every 15 seconds.
   asio::steady_timer janitor(rt.worker(0));
+  unsigned ticks = 0;
   std::function<void()> tick = [&] {
     janitor.expires_after(std::chrono::seconds(1));
     janitor.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
       ctx.pools.maintain(rt.worker(0).get_executor());
+      if (++ticks % 15 == 0) ctx.stats.roll_period();
       tick();
     });
   };
@@ -117,13 +161,14 @@ int main(int argc, char** argv) {
   ctx.router.start(rt.worker(0).get_executor());
 
   rt.start();
-  log::info("sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}", SLUICE_VERSION, cfg.general.workers,
-            cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
-            cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"));
+  log::info("sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}; metrics on {}", SLUICE_VERSION,
+            cfg.general.workers, cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
+            cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"),
+            cfg.http.enabled ? cfg.http.listen.text() : std::string("(disabled)"));
 
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
-  std::function<void()> wait_signal;
+  std::function<void()> wait_signal, begin_shutdown;
   std::function<void()> poll_shutdown;  // lives as long as `control` runs its timer handlers
   std::chrono::steady_clock::time_point shutdown_deadline;
   bool stopping = false;
@@ -132,19 +177,22 @@ int main(int argc, char** argv) {
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
+        log::info("SIGHUP: reloading {}", path);
         try {
-          auto next = frontend::make_snapshot(config::load_file(path));
-          log::set_level(next->config->general.log_level);
-          ctx.set_snapshot(next);
-          log::info("configuration reloaded from {}; new client connections use it", path);
-        } catch (const config::ConfigError& e) {
-          log::error("reload rejected, keeping the running configuration: {}", e.what());
+          frontend::reload(ctx, path);
+        } catch (const config::ConfigError&) {
+          // logged by reload()
         }
         wait_signal();
         return;
       }
+      begin_shutdown();
+      wait_signal();
+    });
+  };
+  begin_shutdown = [&] {
       if (stopping) {
-        log::info("second signal: stopping now");
+        log::info("second shutdown request: stopping now");
         control.stop();
         return;
       }
@@ -152,8 +200,11 @@ int main(int argc, char** argv) {
       auto timeout = ctx.snapshot()->config->general.shutdown_timeout;
       log::info("shutting down: no new connections; waiting up to {} ms for open transactions", timeout.count());
       ctx.shutting_down = true;
-      if (pg_listener) pg_listener->close();
-      if (my_listener) my_listener->close();
+      {
+        std::lock_guard lock(listeners.mu);
+        if (listeners.pg) listeners.pg->close();
+        if (listeners.my) listeners.my->close();
+      }
       shutdown_deadline = std::chrono::steady_clock::now() + timeout;
       poll_shutdown = [&] {
         rt.each([] {
@@ -171,11 +222,23 @@ int main(int argc, char** argv) {
         });
       };
       poll_shutdown();
-      wait_signal();
+  };
+  ctx.request_shutdown = [&](bool wait) {
+    asio::post(control, [&, wait] {
+      if (!wait) {
+        log::info("SHUTDOWN from the admin console: stopping now");
+        control.stop();
+        return;
+      }
+      begin_shutdown();
     });
   };
   wait_signal();
   control.run();
+  {
+    std::lock_guard lock(listeners.mu);
+    if (listeners.http) listeners.http->close();
+  }
   ctx.router.stop();
   for (auto& p : ctx.pools.all()) p->close_all();
   janitor.cancel();

@@ -70,6 +70,16 @@ bool Shard::put(const std::string& key, std::string value, std::vector<std::stri
   return true;
 }
 
+void Shard::set_max_bytes(std::size_t max_bytes) {
+  std::lock_guard lock(mu_);
+  max_bytes_ = max_bytes;
+  while (bytes_ > max_bytes_ && !lru_.empty()) {
+    ++by_scope_[std::prev(lru_.end())->scope].evictions;
+    erase_locked(std::prev(lru_.end()));
+    ++stats_.evictions;
+  }
+}
+
 std::size_t Shard::invalidate_table(const std::string& table) {
   std::lock_guard lock(mu_);
   auto ti = by_table_.find(table);
@@ -136,6 +146,11 @@ std::vector<std::string> Shard::scopes() const {
 Store::Store(std::size_t max_bytes, std::size_t shards) : max_bytes_(max_bytes) {
   if (shards == 0) shards = 1;
   for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>(max_bytes / shards));
+}
+
+void Store::set_max_bytes(std::size_t max_bytes) {
+  max_bytes_ = max_bytes;
+  for (auto& sh : shards_) sh->set_max_bytes(max_bytes / shards_.size());
 }
 
 Shard& Store::shard(const std::string& key) { return *shards_[std::hash<std::string>{}(key) % shards_.size()]; }

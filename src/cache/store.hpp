@@ -4,6 +4,7 @@
 // own lock, budget (max_bytes / shards) and index. Sans-io: no sockets, no protocol.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <list>
@@ -47,6 +48,7 @@ class Shard {
   std::size_t invalidate_table(const std::string& table);
   std::size_t invalidate_all();
   Stats stats() const;
+  void set_max_bytes(std::size_t max_bytes);  // evicts down to it at once
   // Request coalescing: the first miss on a key fills it; others wait for that fill.
   bool begin_fill(const std::string& key);  // true: the caller fills (and must end_fill)
   void end_fill(const std::string& key);
@@ -97,11 +99,13 @@ class Store {
   bool begin_fill(const std::string& key) { return shard(key).begin_fill(key); }
   void end_fill(const std::string& key) { shard(key).end_fill(key); }
   bool filling(const std::string& key) { return shard(key).filling(key); }
-  std::size_t max_bytes() const { return max_bytes_; }
+  std::size_t max_bytes() const { return max_bytes_.load(); }
+  // A reload: a new total budget, split evenly, evicting what no longer fits.
+  void set_max_bytes(std::size_t max_bytes);
 
  private:
   Shard& shard(const std::string& key);
-  std::size_t max_bytes_;
+  std::atomic<std::size_t> max_bytes_;
   std::vector<std::unique_ptr<Shard>> shards_;
   mutable std::mutex gen_mu_;
   std::uint64_t all_generation_ = 0;

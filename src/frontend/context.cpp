@@ -1,5 +1,12 @@
-// Snapshot construction and per-pool settings.
+// Snapshot construction, per-pool settings, operator controls, and applying a reload.
 #include "src/frontend/context.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+
+#include "src/observe/log.hpp"
 
 namespace sluice::frontend {
 
@@ -20,6 +27,98 @@ pool::PoolSettings pool_settings(const config::Config& cfg, const config::Pool& 
   s.lifetime = cfg.general.server_lifetime;
   s.max_prepared = cfg.postgres.max_prepared_statements;
   return s;
+}
+
+namespace {
+bool listed(const std::vector<std::string>& v, std::string_view db) {
+  for (auto& x : v)
+    if (x.empty() || x == db) return true;
+  return false;
+}
+}  // namespace
+
+bool Controls::paused(std::string_view database) const {
+  if (!any_paused()) return false;
+  std::lock_guard lock(mu_);
+  return listed(paused_, database);
+}
+
+void Controls::pause(const std::string& database) {
+  std::lock_guard lock(mu_);
+  if (std::find(paused_.begin(), paused_.end(), database) == paused_.end()) paused_.push_back(database);
+  any_paused_ = true;
+}
+
+bool Controls::resume(const std::string& database) {
+  std::lock_guard lock(mu_);
+  bool found = false;
+  if (database.empty()) {
+    found = !paused_.empty();
+    paused_.clear();
+  } else {
+    found = std::erase(paused_, database) > 0;
+  }
+  any_paused_ = !paused_.empty();
+  return found;
+}
+
+bool Controls::disabled(std::string_view database) const {
+  std::lock_guard lock(mu_);
+  return listed(disabled_, database);
+}
+
+void Controls::set_disabled(const std::string& database, bool disabled) {
+  std::lock_guard lock(mu_);
+  std::erase(disabled_, database);
+  if (disabled) disabled_.push_back(database);
+}
+
+std::vector<std::string> Controls::paused_list() const {
+  std::lock_guard lock(mu_);
+  return paused_;
+}
+
+std::vector<std::string> Controls::disabled_list() const {
+  std::lock_guard lock(mu_);
+  return disabled_;
+}
+
+void Context::set_cache(const config::Cache& c) {
+  if (!cache) cache = std::make_unique<cache::Store>(c.max_bytes, 8);
+  else if (cache->max_bytes() != c.max_bytes) cache->set_max_bytes(c.max_bytes);
+  std::atomic_store(&policy_, std::shared_ptr<const cache::Policy>(std::make_shared<cache::Policy>(c)));
+  if (!c.enabled && cache_on_.load()) cache->invalidate_all();  // nothing stale survives a re-enable
+  cache_on_.store(c.enabled);
+}
+
+std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next) {
+  const auto& cfg = *next->config;
+  auto old = ctx.snapshot();
+  if (ctx.rebind_listeners) {
+    auto err = ctx.rebind_listeners(cfg);
+    if (!err.empty()) throw config::ConfigError(err);
+  }
+  ctx.set_snapshot(next);
+  log::set_level(cfg.general.log_level);
+  ctx.pools.reconfigure(cfg);
+  std::vector<std::string> rebuilt;
+  if (ctx.control_executor) rebuilt = ctx.router.reconfigure(cfg, next->credentials, ctx.control_executor());
+  ctx.set_cache(cfg.cache);
+  std::string summary = fmt::format("{} users, {} pools, {} clusters", cfg.users.size(), cfg.pools.size(), cfg.clusters.size());
+  if (!rebuilt.empty()) summary += fmt::format("; clusters changed: {}", fmt::join(rebuilt, ", "));
+  return summary;
+}
+
+std::string reload(Context& ctx, const std::string& path) {
+  try {
+    auto next = make_snapshot(config::load_file(path));
+    auto summary = apply(ctx, std::move(next));
+    log::info("configuration reloaded from {}: {}", path, summary);
+    return summary;
+  } catch (const config::ConfigError& e) {
+    log::error("reload rejected, keeping the running configuration: {}", e.what());
+    throw;
+  }
 }
 
 }  // namespace sluice::frontend

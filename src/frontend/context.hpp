@@ -3,6 +3,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <vector>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,9 +17,12 @@
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/pool/credentials.hpp"
 #include "src/pool/pool.hpp"
+#include "src/observe/stats.hpp"
 #include "src/router/cluster.hpp"
 
 namespace sluice::frontend {
+
+namespace asio = boost::asio;
 
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
@@ -27,23 +32,71 @@ struct Snapshot {
 // Builds credentials for every user; throws config::ConfigError on bad secrets.
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> cfg);
 
+// Operator controls from the admin console: PAUSE/RESUME and DISABLE/ENABLE, by the
+// database name clients use ("" = every database).
+class Controls {
+ public:
+  // Fast path for sessions: nothing paused at all.
+  bool any_paused() const { return any_paused_.load(std::memory_order_relaxed); }
+  bool paused(std::string_view database) const;
+  void pause(const std::string& database);
+  // Returns false when that database was not paused.
+  bool resume(const std::string& database);
+  bool disabled(std::string_view database) const;
+  void set_disabled(const std::string& database, bool disabled);
+  std::vector<std::string> paused_list() const;
+  std::vector<std::string> disabled_list() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> paused_, disabled_;
+  std::atomic<bool> any_paused_{false};
+};
+
 struct Context {
   std::shared_ptr<const Snapshot> snapshot() const { return std::atomic_load(&snapshot_); }
-  void set_snapshot(std::shared_ptr<const Snapshot> s) { std::atomic_store(&snapshot_, std::move(s)); }
+  // Installs a configuration; sessions pick it up at their next transaction boundary.
+  void set_snapshot(std::shared_ptr<const Snapshot> s) {
+    std::atomic_store(&snapshot_, std::move(s));
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   pool::PoolManager pools;
   pg::CancelRegistry pg_cancel;
   mysql::ClientRegistry mysql_clients;
-  router::Router router;  // built from the start-up config (reloads do not change clusters)
-  // Result cache, when [cache] is enabled at start-up (null otherwise).
+  router::Router router;
+  // Result cache: the store always exists; `cache_on` and the policy follow [cache] (reloadable).
   std::unique_ptr<cache::Store> cache;
-  std::unique_ptr<cache::Policy> cache_policy;
+  bool cache_enabled() const { return cache_on_.load(std::memory_order_relaxed); }
+  std::shared_ptr<const cache::Policy> cache_policy() const { return std::atomic_load(&policy_); }
+  void set_cache(const config::Cache& c);
+  observe::StatsRegistry stats;
+  observe::ClientTable client_table;
+  Controls controls;
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+
+  // Set by main: SHUTDOWN from the console (wait = let transactions finish first), and
+  // re-binding listeners whose address changed in a reload ("" or what went wrong).
+  std::function<void(bool wait)> request_shutdown;
+  std::function<std::string(const config::Config&)> rebind_listeners;
+  std::function<asio::any_io_executor()> control_executor;  // worker 0 (health loops, janitor)
 
  private:
   std::shared_ptr<const Snapshot> snapshot_;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> cache_on_{false};
+  std::shared_ptr<const cache::Policy> policy_;
 };
+
+// Loads `path` and applies it to the running Sluice (SIGHUP and RELOAD): users, pool sizes,
+// timeouts, clusters, routing, cache, log level, listener addresses. Throws ConfigError (the
+// running configuration stays) when the file is invalid; returns a summary of what changed.
+std::string reload(Context& ctx, const std::string& path);
+// Applies an already validated configuration (SET from the console uses it too).
+std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next);
 
 pool::PoolSettings pool_settings(const config::Config& cfg, const config::Pool& p);
 

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "src/observe/log.hpp"
 
 namespace sluice::pool {
@@ -31,6 +33,10 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
     std::lock_guard lock(mu_);
     s = settings_;
   }
+  {
+    std::lock_guard lock(mu_);
+    ++connecting_;
+  }
   ConnectResult r;
   if (s.protocol == config::Protocol::Mysql)
     r = co_await connect_mysql(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared, s.mysql_caps, s.mysql_charset);
@@ -38,12 +44,21 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
     r = co_await connect_server(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared);
   LeaseResult out;
   std::lock_guard lock(mu_);
+  --connecting_;
   if (!r.conn) {
     forget_one_locked();
     out.error = std::move(r.error);
     co_return out;
   }
   r.conn->id = next_conn_id_++;
+  if (boost::system::error_code ec; true) {
+    auto le = r.conn->sock.local_endpoint(ec);
+    if (!ec) {
+      r.conn->local_addr = le.address().to_string();
+      r.conn->local_port = le.port();
+    }
+  }
+  live_[r.conn->id] = r.conn;
   if (!server_params_) server_params_ = r.conn->initial;
   out.conn = std::move(r.conn);
   co_return out;
@@ -122,6 +137,7 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
       log::info("pool {}: discarding server connection {} closed by the server", name_, conn->id);
       conn->close_quietly();
       std::lock_guard lock(mu_);
+      live_.erase(conn->id);
       forget_one_locked();
       continue;
     }
@@ -134,7 +150,7 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
 
 void Pool::forget_one_locked() {
   --total_;
-  if (!waiters_.empty() && !closed_) {
+  if (!waiters_.empty() && !closed_ && total_ < settings_.pool_size) {
     auto w = std::move(waiters_.front());
     waiters_.pop_front();
     ++total_;
@@ -170,11 +186,13 @@ void Pool::hand_over_locked(std::shared_ptr<ServerConn> conn) {
 void Pool::release(std::shared_ptr<ServerConn> conn, bool reusable) {
   auto now = Clock::now();
   std::unique_lock lock(mu_);
-  if (reusable && !closed_ && now - conn->created < settings_.lifetime) {
+  conn->client_id.store(0, std::memory_order_relaxed);
+  if (reusable && !closed_ && now - conn->created < settings_.lifetime && total_ <= settings_.pool_size) {
     conn->last_used = now;
     hand_over_locked(std::move(conn));
     return;
   }
+  live_.erase(conn->id);
   forget_one_locked();
   lock.unlock();
   conn->close_quietly();
@@ -191,6 +209,7 @@ void Pool::maintain(asio::any_io_executor ex) {
       bool expired = now - c->created >= settings_.lifetime;
       bool idle_too_long = now - c->last_used >= settings_.idle_timeout && total_ > settings_.min_pool_size;
       if (expired || idle_too_long || closed_) {
+        live_.erase(c->id);
         to_close.push_back(std::move(c));
         it = idle_.erase(it);
         --total_;
@@ -220,9 +239,77 @@ void Pool::close_all() {
   std::lock_guard lock(mu_);
   closed_ = true;
   for (auto& c : idle_) {
+    live_.erase(c->id);
     auto sock_ex = c->sock.get_executor();
     asio::post(sock_ex, [c] { c->close_quietly(); });
     --total_;
+  }
+  idle_.clear();
+}
+
+void Pool::set_settings(const PoolSettings& next) {
+  std::lock_guard lock(mu_);
+  auto keep = settings_;
+  settings_ = next;
+  settings_.protocol = keep.protocol;
+  settings_.mysql_caps = keep.mysql_caps;
+  settings_.mysql_charset = keep.mysql_charset;
+  if (keep.protocol == config::Protocol::Mysql) settings_.max_prepared = keep.max_prepared;
+  // Room to grow: waiters connect now instead of waiting for a release.
+  while (!waiters_.empty() && total_ < settings_.pool_size && !closed_) {
+    auto w = std::move(waiters_.front());
+    waiters_.pop_front();
+    ++total_;
+    w->may_connect = true;
+    w->done = true;
+    asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  }
+}
+
+PoolSettings Pool::settings() const {
+  std::lock_guard lock(mu_);
+  return settings_;
+}
+
+Pool::Usage Pool::usage() const {
+  std::lock_guard lock(mu_);
+  Usage u;
+  u.total = total_;
+  u.idle = idle_.size();
+  u.connecting = connecting_;
+  u.active = total_ - idle_.size() - connecting_;
+  u.waiting = waiters_.size();
+  if (!waiters_.empty()) u.max_wait_seconds = std::chrono::duration<double>(Clock::now() - waiters_.front()->since).count();
+  return u;
+}
+
+std::vector<Pool::ServerRow> Pool::servers() const {
+  std::lock_guard lock(mu_);
+  std::vector<ServerRow> out;
+  for (auto& [id, w] : live_) {
+    auto c = w.lock();
+    if (!c) continue;
+    ServerRow r;
+    r.id = id;
+    r.client_id = c->client_id.load(std::memory_order_relaxed);
+    r.backend_pid = c->backend_pid;
+    r.created = c->created;
+    r.last_used = c->last_used;
+    r.idle = std::find(idle_.begin(), idle_.end(), c) != idle_.end();
+    r.local_addr = c->local_addr;
+    r.local_port = c->local_port;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void Pool::close_idle() {
+  std::lock_guard lock(mu_);
+  for (auto& c : idle_) {
+    live_.erase(c->id);
+    auto sock_ex = c->sock.get_executor();
+    asio::post(sock_ex, [c] { c->close_quietly(); });
+    forget_one_locked();
   }
   idle_.clear();
 }
@@ -238,12 +325,30 @@ std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const confi
   auto p = std::make_shared<Pool>(fmt::format("{}/{} ({})", pool_cfg.database == "*" ? server_db : pool_cfg.database,
                                               creds->user, endpoint.text()),
                                   endpoint, std::move(creds), server_db, settings);
+  p->set_config_database(pool_cfg.database == "*" ? server_db : pool_cfg.database);
   pools_.emplace(key, p);
   return p;
 }
 
 void PoolManager::maintain(asio::any_io_executor ex) {
   for (auto& p : all()) p->maintain(ex);
+}
+
+void PoolManager::reconfigure(const config::Config& cfg) {
+  for (auto& p : all()) {
+    auto proto = p->settings().protocol;
+    const config::Pool* pc = cfg.find_pool(proto, p->config_database());
+    if (!pc) continue;
+    auto s = p->settings();
+    s.mode = pc->mode;
+    s.pool_size = pc->pool_size;
+    s.min_pool_size = pc->min_pool_size;
+    s.connect_timeout = cfg.general.server_connect_timeout;
+    s.idle_timeout = cfg.general.server_idle_timeout;
+    s.lifetime = cfg.general.server_lifetime;
+    s.max_prepared = proto == config::Protocol::Mysql ? cfg.mysql.max_prepared_statements : cfg.postgres.max_prepared_statements;
+    p->set_settings(s);
+  }
 }
 
 std::vector<std::shared_ptr<Pool>> PoolManager::all() const {

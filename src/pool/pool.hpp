@@ -69,7 +69,33 @@ class Pool : public std::enable_shared_from_this<Pool> {
     if (schemas_.size() < 10'000) schemas_.insert(schema);
   }
 
+  // Takes new settings from a reload (protocol, capabilities and charset stay): a smaller
+  // pool_size closes connections as they come back; a larger one lets waiters connect.
+  void set_settings(const PoolSettings& s);
+  PoolSettings settings() const;
+
+  // For SHOW POOLS / SHOW SERVERS / metrics.
+  struct Usage {
+    std::size_t total = 0, idle = 0, active = 0, connecting = 0, waiting = 0;
+    double max_wait_seconds = 0;
+  };
+  Usage usage() const;
+  struct ServerRow {
+    std::uint64_t id = 0, client_id = 0;
+    bool idle = false;
+    std::uint32_t backend_pid = 0;
+    Clock::time_point created, last_used;
+    std::string local_addr;
+    std::uint16_t local_port = 0;
+  };
+  std::vector<ServerRow> servers() const;
+  // PAUSE: closes every idle connection now (the server may be restarted next).
+  void close_idle();
+
   const std::string& name() const { return name_; }
+  // The [[pools]] database this pool serves ("*" pools: the client's database).
+  const std::string& config_database() const { return config_database_; }
+  void set_config_database(std::string d) { config_database_ = std::move(d); }
   const config::Endpoint& endpoint() const { return endpoint_; }
   const std::string& database() const { return database_; }
   const Credentials& credentials() const { return *creds_; }
@@ -95,6 +121,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   const config::Endpoint endpoint_;
   const std::shared_ptr<const Credentials> creds_;
   const std::string database_;
+  std::string config_database_;  // set once by PoolManager::get before the pool is shared
 
   mutable std::mutex mu_;  // guards everything below
   PoolSettings settings_;
@@ -105,6 +132,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::uint64_t next_conn_id_ = 1;
   bool closed_ = false;
   std::set<std::string> schemas_;
+  std::size_t connecting_ = 0;
+  std::map<std::uint64_t, std::weak_ptr<ServerConn>> live_;  // every open connection, by id
 };
 
 // All pools, created on first use. Shared across workers; guarded by its mutex.
@@ -115,6 +144,9 @@ class PoolManager {
                             const PoolSettings& settings);
   void maintain(asio::any_io_executor ex);
   std::vector<std::shared_ptr<Pool>> all() const;
+  // A reload: each pool takes the settings of the [[pools]] entry now serving its database (a
+  // pool whose entry is gone keeps its settings until its clients leave).
+  void reconfigure(const config::Config& cfg);
 
  private:
   mutable std::mutex mu_;

@@ -4,6 +4,7 @@
 
 #include <boost/asio.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <list>
 #include <memory>
@@ -78,6 +79,9 @@ class ServerConn {
   PreparedSet prepared;
   Clock::time_point created = Clock::now(), last_used = Clock::now();
   std::uint64_t id = 0;
+  std::atomic<std::uint64_t> client_id{0};  // the client it works for (SHOW SERVERS), 0 = none
+  std::string local_addr;                   // Sluice's end of the connection
+  std::uint16_t local_port = 0;
 
   // MySQL only. backend_pid holds the server's connection (thread) id.
   std::uint32_t capabilities = 0;  // negotiated with the server

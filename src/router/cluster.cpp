@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <random>
 
 #include "protocols/mysql/codec.hpp"
@@ -79,9 +80,28 @@ struct Probe {
 
 }  // namespace
 
+bool DrainSet::drained(const config::Endpoint& e) const {
+  if (!any()) return false;
+  auto text = e.text();
+  std::lock_guard lock(mu_);
+  return std::find(members_.begin(), members_.end(), text) != members_.end();
+}
+
+void DrainSet::set(const std::string& member, bool drained) {
+  std::lock_guard lock(mu_);
+  std::erase(members_, member);
+  if (drained) members_.push_back(member);
+  any_.store(!members_.empty());
+}
+
+std::vector<std::string> DrainSet::list() const {
+  std::lock_guard lock(mu_);
+  return members_;
+}
+
 ClusterRuntime::ClusterRuntime(const config::Cluster& cfg, std::shared_ptr<const pool::Credentials> creds,
-                               std::string database)
-    : cfg_(cfg), creds_(std::move(creds)), database_(std::move(database)) {
+                               std::string database, std::shared_ptr<const DrainSet> drains)
+    : cfg_(cfg), creds_(std::move(creds)), database_(std::move(database)), drains_(std::move(drains)) {
   auto v = std::make_shared<ClusterView>();
   std::vector<config::Endpoint> eps{cfg.primary};
   eps.insert(eps.end(), cfg.replicas.begin(), cfg.replicas.end());
@@ -111,6 +131,7 @@ int ClusterRuntime::pick_read(const Position& token) {
   for (int i = 0; i < static_cast<int>(v->members.size()); ++i) {
     const auto& m = v->members[static_cast<std::size_t>(i)];
     if (!m.up || weight(i) == 0) continue;
+    if (drains_ && drains_->drained(m.endpoint)) continue;
     if (m.role == Role::Replica) {
       if (m.lag > cfg_.max_replica_lag) continue;
       if (!token.empty() && !m.position.covers(token)) continue;
@@ -197,7 +218,8 @@ void ClusterRuntime::report_failure(int member) {
 }
 
 void ClusterRuntime::start(asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop) {
-  asio::co_spawn(ex, health_loop(ex, std::move(stop)), asio::detached);
+  // The loop keeps its runtime alive (a reload may drop the router's reference first).
+  asio::co_spawn(ex, [self = shared_from_this(), ex, stop]() { return self->health_loop(ex, stop); }, asio::detached);
 }
 
 awaitable<void> ClusterRuntime::health_loop(asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop) {
@@ -332,41 +354,97 @@ void ClusterRuntime::note_position(int member, const Position& p) {
   publish(std::move(v));
 }
 
-void Router::build(const config::Config& cfg,
-                   const std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>>& credentials) {
-  for (auto& [name, c] : cfg.clusters) {
-    std::shared_ptr<const pool::Credentials> creds;
-    if (!c.health_user.empty()) {
-      auto it = credentials.find(c.health_user);
-      if (it != credentials.end()) creds = it->second;
-    }
-    for (auto& u : cfg.users)
-      if (!creds && !u.password.empty()) creds = credentials.find(u.name)->second;
-    if (!creds) {
-      log::warn("cluster {}: no user with a password for health checks; routing sends everything to the primary", name);
-      continue;
-    }
-    std::string db = c.protocol == config::Protocol::Postgres ? "postgres" : "";
-    for (auto& p : cfg.pools)
-      if (p.cluster == name && p.database != "*" && c.protocol == config::Protocol::Postgres) {
-        db = p.server_database.empty() ? p.database : p.server_database;
-        break;
-      }
-    clusters_[name] = std::make_shared<ClusterRuntime>(c, creds, db);
+bool same_cluster(const config::Cluster& a, const config::Cluster& b) {
+  return a.protocol == b.protocol && a.primary == b.primary && a.replicas == b.replicas && a.weights == b.weights &&
+         a.routing == b.routing && a.consistency == b.consistency && a.max_replica_lag == b.max_replica_lag &&
+         a.balance == b.balance && a.health_check_period == b.health_check_period &&
+         a.reads_on_primary == b.reads_on_primary && a.write_functions == b.write_functions &&
+         a.health_user == b.health_user && a.rise == b.rise;
+}
+
+std::shared_ptr<ClusterRuntime> Router::make(const std::string& name, const config::Cluster& c,
+                                             const config::Config& cfg, const CredentialMap& credentials) const {
+  std::shared_ptr<const pool::Credentials> creds;
+  if (!c.health_user.empty()) {
+    auto it = credentials.find(c.health_user);
+    if (it != credentials.end()) creds = it->second;
   }
+  for (auto& u : cfg.users)
+    if (!creds && !u.password.empty()) creds = credentials.find(u.name)->second;
+  if (!creds) {
+    log::warn("cluster {}: no user with a password for health checks; routing sends everything to the primary", name);
+    return nullptr;
+  }
+  std::string db = c.protocol == config::Protocol::Postgres ? "postgres" : "";
+  for (auto& p : cfg.pools)
+    if (p.cluster == name && p.database != "*" && c.protocol == config::Protocol::Postgres) {
+      db = p.server_database.empty() ? p.database : p.server_database;
+      break;
+    }
+  return std::make_shared<ClusterRuntime>(c, creds, db, drains_);
+}
+
+void Router::build(const config::Config& cfg, const CredentialMap& credentials) {
+  std::lock_guard lock(mu_);
+  for (auto& [name, c] : cfg.clusters)
+    if (auto rt = make(name, c, cfg, credentials)) clusters_[name].runtime = std::move(rt);
 }
 
 std::shared_ptr<ClusterRuntime> Router::find(const std::string& name) const {
+  std::lock_guard lock(mu_);
   auto it = clusters_.find(name);
-  return it == clusters_.end() ? nullptr : it->second;
+  return it == clusters_.end() ? nullptr : it->second.runtime;
+}
+
+std::vector<std::shared_ptr<ClusterRuntime>> Router::all() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<ClusterRuntime>> v;
+  for (auto& [n, e] : clusters_) v.push_back(e.runtime);
+  return v;
 }
 
 void Router::start(asio::any_io_executor ex) {
+  std::lock_guard lock(mu_);
+  started_ = true;
   // A cluster without replicas has nothing to route or fail over to: no health connections.
-  for (auto& [name, c] : clusters_)
-    if (!c->config().replicas.empty()) c->start(ex, stop_);
+  for (auto& [name, e] : clusters_)
+    if (!e.runtime->config().replicas.empty()) e.runtime->start(ex, e.stop);
 }
 
-void Router::stop() { stop_->store(true); }
+std::vector<std::string> Router::reconfigure(const config::Config& cfg, const CredentialMap& credentials,
+                                             asio::any_io_executor ex) {
+  std::vector<std::string> changed;
+  std::lock_guard lock(mu_);
+  for (auto it = clusters_.begin(); it != clusters_.end();) {
+    if (!cfg.clusters.count(it->first)) {
+      it->second.stop->store(true);
+      changed.push_back(it->first);
+      it = clusters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [name, c] : cfg.clusters) {
+    auto it = clusters_.find(name);
+    if (it != clusters_.end() && same_cluster(it->second.runtime->config(), c)) continue;
+    auto rt = make(name, c, cfg, credentials);
+    if (it != clusters_.end()) {
+      it->second.stop->store(true);
+      clusters_.erase(it);
+    }
+    changed.push_back(name);
+    if (!rt) continue;
+    Entry e;
+    e.runtime = std::move(rt);
+    if (started_ && !c.replicas.empty()) e.runtime->start(ex, e.stop);
+    clusters_[name] = std::move(e);
+  }
+  return changed;
+}
+
+void Router::stop() {
+  std::lock_guard lock(mu_);
+  for (auto& [n, e] : clusters_) e.stop->store(true);
+}
 
 }  // namespace sluice::router

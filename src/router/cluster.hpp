@@ -42,10 +42,25 @@ struct MemberCounters {
   std::atomic<std::int64_t> outstanding{0};
 };
 
-class ClusterRuntime {
+// Members an operator drained (DRAIN host:port): no new reads; work already there finishes.
+// Shared by every cluster runtime, so it survives reloads.
+class DrainSet {
+ public:
+  bool any() const { return any_.load(std::memory_order_relaxed); }
+  bool drained(const config::Endpoint& e) const;
+  void set(const std::string& member, bool drained);
+  std::vector<std::string> list() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> members_;
+  std::atomic<bool> any_{false};
+};
+
+class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
  public:
   ClusterRuntime(const config::Cluster& cfg, std::shared_ptr<const pool::Credentials> health_creds,
-                 std::string health_database);
+                 std::string health_database, std::shared_ptr<const DrainSet> drains = nullptr);
 
   std::shared_ptr<const ClusterView> view() const { return std::atomic_load(&view_); }
   const config::Cluster& config() const { return cfg_; }
@@ -85,6 +100,7 @@ class ClusterRuntime {
   const config::Cluster cfg_;
   const std::shared_ptr<const pool::Credentials> creds_;
   const std::string database_;
+  const std::shared_ptr<const DrainSet> drains_;
   std::shared_ptr<const ClusterView> view_;
   std::vector<std::unique_ptr<MemberCounters>> counters_;
   std::mutex mu_;                     // guards the fields below and view_ writes
@@ -99,18 +115,36 @@ boost::asio::awaitable<std::optional<Position>> fetch_pg_lsn(pool::ServerConn& c
 // A replica's replayed position, read on a connection a session holds (the on-demand check).
 boost::asio::awaitable<std::optional<Position>> fetch_replica_position(pool::ServerConn& conn, config::Protocol proto);
 
-// All clusters of the configuration, by name (created at start-up).
+using CredentialMap = std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>>;
+
+// All clusters of the configuration, by name. A reload replaces the runtime of each cluster
+// whose settings changed (sessions move to it at their next transaction) and keeps the others.
 class Router {
  public:
-  void build(const config::Config& cfg,
-             const std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>>& credentials);
+  void build(const config::Config& cfg, const CredentialMap& credentials);
   std::shared_ptr<ClusterRuntime> find(const std::string& name) const;
+  std::vector<std::shared_ptr<ClusterRuntime>> all() const;
   void start(boost::asio::any_io_executor ex);
+  // Applies a reloaded configuration; returns the names of the clusters rebuilt.
+  std::vector<std::string> reconfigure(const config::Config& cfg, const CredentialMap& credentials,
+                                       boost::asio::any_io_executor ex);
   void stop();
+  DrainSet& drains() { return *drains_; }
 
  private:
-  std::map<std::string, std::shared_ptr<ClusterRuntime>> clusters_;
-  std::shared_ptr<std::atomic<bool>> stop_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<ClusterRuntime> make(const std::string& name, const config::Cluster& c, const config::Config& cfg,
+                                       const CredentialMap& credentials) const;
+  struct Entry {
+    std::shared_ptr<ClusterRuntime> runtime;
+    std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> clusters_;
+  bool started_ = false;
+  std::shared_ptr<DrainSet> drains_ = std::make_shared<DrainSet>();
 };
+
+// Whether two cluster settings are the same (a reload keeps the running cluster then).
+bool same_cluster(const config::Cluster& a, const config::Cluster& b);
 
 }  // namespace sluice::router

@@ -11,10 +11,10 @@ namespace wire = sluice::pg;
 namespace {
 boost::asio::io_context g_io;
 
-pool::ServerConn make_server() {
-  pool::ServerConn s{boost::asio::ip::tcp::socket(g_io)};
-  s.params.set("TimeZone", "UTC");
-  s.initial = s.params;
+std::unique_ptr<pool::ServerConn> make_server() {
+  auto s = std::make_unique<pool::ServerConn>(boost::asio::ip::tcp::socket(g_io));
+  s->params.set("TimeZone", "UTC");
+  s->initial = s->params;
   return s;
 }
 
@@ -64,7 +64,8 @@ TEST_CASE("simple query: bytes pass through unchanged in both directions, at any
   std::string response = kRowDesc + row + kSelect1 + kIdle;
   for (std::size_t cut = 0; cut <= response.size(); ++cut) {
     Relay r;
-    auto s = make_server();
+    auto s_owner = make_server();
+  auto& s = *s_owner;
     std::string server_out, client_out;
     feed_client(r, s, q, server_out);
     CHECK(server_out == q);
@@ -80,7 +81,8 @@ TEST_CASE("simple query: bytes pass through unchanged in both directions, at any
 
 TEST_CASE("large DataRow streams through in small chunks") {
   Relay r;
-  auto s = make_server();
+  auto s_owner = make_server();
+  auto& s = *s_owner;
   std::string q, server_out, client_out;
   wire::query(q, "select big");
   feed_client(r, s, q, server_out);
@@ -94,7 +96,8 @@ TEST_CASE("large DataRow streams through in small chunks") {
 }
 
 TEST_CASE("named statements are renamed; a second client reuses the server copy") {
-  auto s = make_server();
+  auto s_owner = make_server();
+  auto& s = *s_owner;
   Relay a;
   std::string server_out, client_out;
   feed_client(a, s, msg('P', parse_body("s1", "select 101")) + msg('S', ""), server_out);
@@ -119,8 +122,10 @@ TEST_CASE("named statements are renamed; a second client reuses the server copy"
 }
 
 TEST_CASE("Bind on a server connection that lacks the statement re-prepares it, answer swallowed") {
-  auto s1 = make_server();
-  auto s2 = make_server();
+  auto s1_owner = make_server();
+  auto& s1 = *s1_owner;
+  auto s2_owner = make_server();
+  auto& s2 = *s2_owner;
   Relay r;
   std::string server_out, client_out;
   feed_client(r, s1, msg('P', parse_body("q", "select 202")) + msg('S', ""), server_out);
@@ -138,7 +143,8 @@ TEST_CASE("Bind on a server connection that lacks the statement re-prepares it, 
 }
 
 TEST_CASE("after an error the server skips to Sync; a failed Parse is forgotten") {
-  auto s = make_server();
+  auto s_owner = make_server();
+  auto& s = *s_owner;
   Relay r;
   std::string server_out, client_out;
   feed_client(r, s, msg('P', parse_body("bad", "selec 1")) + msg('B', bind_body("bad")) +
@@ -153,7 +159,8 @@ TEST_CASE("after an error the server skips to Sync; a failed Parse is forgotten"
 }
 
 TEST_CASE("ParameterStatus and SET search_path update the client's tracked state") {
-  auto s = make_server();
+  auto s_owner = make_server();
+  auto& s = *s_owner;
   Relay r;
   std::string q, server_out, client_out;
   wire::query(q, "SET TimeZone = 'Asia/Tokyo'; SET search_path TO app, public");
@@ -168,7 +175,8 @@ TEST_CASE("ParameterStatus and SET search_path update the client's tracked state
 }
 
 TEST_CASE("a response nobody asked for is a protocol error") {
-  auto s = make_server();
+  auto s_owner = make_server();
+  auto& s = *s_owner;
   Relay r;
   std::string client_out;
   CHECK(r.server_bytes(wire::as_bytes(kIdle), s, client_out) == Relay::Verdict::ProtocolError);
@@ -178,7 +186,8 @@ TEST_CASE("a response nobody asked for is a protocol error") {
 }
 
 TEST_CASE("unknown client message types are refused") {
-  auto s = make_server();
+  auto s_owner = make_server();
+  auto& s = *s_owner;
   Relay r;
   std::string out;
   auto m = msg('!', "x");
@@ -191,7 +200,8 @@ TEST_CASE("unknown client message types are refused") {
 }
 
 TEST_CASE("an idle Parse+Sync of a validated statement is answered without a server") {
-  auto s = make_server();
+  auto s_owner = make_server();
+  auto& s = *s_owner;
   Relay first;
   std::string server_out, client_out;
   auto prepare = msg('P', parse_body("p1", "select 303")) + msg('S', "");
@@ -207,7 +217,8 @@ TEST_CASE("an idle Parse+Sync of a validated statement is answered without a ser
   CHECK(other.try_answer_locally(wire::as_bytes(prepare2), 1 << 20, client_out) == prepare2.size());
   CHECK(client_out == kParseOk + kIdle);
   // ...and its later Bind on a fresh server connection re-prepares the statement there.
-  auto s2 = make_server();
+  auto s2_owner = make_server();
+  auto& s2 = *s2_owner;
   server_out.clear();
   feed_client(other, s2, msg('B', bind_body("mine")) + msg('S', ""), server_out);
   CHECK(server_out[0] == 'P');

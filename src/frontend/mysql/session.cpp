@@ -11,7 +11,9 @@
 #include "protocols/mysql/codec.hpp"
 #include "protocols/postgres/crypto.hpp"
 #include "sluice/version.hpp"
+#include "src/admin/console.hpp"
 #include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/mysql/admin.hpp"
 #include "src/frontend/mysql/response.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
@@ -120,11 +122,13 @@ struct ClientStmt {
 class Session {
  public:
   Session(tcp::socket sock, Context& ctx)
-      : sock_(std::move(sock)), ctx_(ctx), snap_(ctx.snapshot()), cfg_(*snap_->config),
-        io_(sock_, cfg_.general.max_packet_size), timer_(sock_.get_executor()) {
+      : sock_(std::move(sock)), ctx_(ctx), snap_(ctx.snapshot()), cfg_(snap_->config.get()),
+        io_(sock_, cfg_->general.max_packet_size), timer_(sock_.get_executor()) {
     t_sessions.insert(this);
     handle_ = std::make_shared<ClientHandle>();
-    handle_->id = ctx_.mysql_clients.next_id();
+    info_ = std::make_shared<observe::ClientInfo>();
+    info_->id = ctx_.client_table.next_id();
+    handle_->id = static_cast<std::uint32_t>(info_->id);  // the connection id is the console's client id
     auto ex = sock_.get_executor();
     std::weak_ptr<bool> alive = alive_;
     handle_->close = [ex, alive, this] {
@@ -133,11 +137,35 @@ class Session {
       });
     };
     ctx_.mysql_clients.add(handle_);
+    info_->protocol = "mysql";
+    error_code ec;
+    auto peer = sock_.remote_endpoint(ec);
+    if (!ec) info_->addr = peer.address().to_string(), info_->port = peer.port();
+    auto local = sock_.local_endpoint(ec);
+    if (!ec) info_->local_addr = local.address().to_string(), info_->local_port = local.port();
+    info_->kill = [ex, alive, this] {
+      asio::post(ex, [alive, this] {
+        if (!alive.lock()) return;
+        end_reason_ = "killed by the administrator";
+        std::string p, out;
+        my::build_err(p, 1927, "70100", "Connection was killed by the administrator (KILL)");
+        my::append_packets(out, p, 0);
+        error_code e;
+        sock_.non_blocking(true, e);
+        sock_.write_some(asio::buffer(out), e);
+        close_client();
+      });
+    };
+    ctx_.client_table.add(info_);
   }
   ~Session() {
     t_sessions.erase(this);
     ctx_.mysql_clients.remove(handle_->id);
+    ctx_.client_table.remove(info_->id);
     end_fill();
+    if (connected_)
+      log::info("client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
+                schema_, end_reason_.empty() ? "client closed the connection" : end_reason_);
   }
 
   void kick() {
@@ -149,10 +177,29 @@ class Session {
   // results are kept in a variable instead.
   awaitable<void> run() {
     bool ok = co_await login();
+    if (ok && console_) {
+      idle_wait_ = true;  // a shutdown closes console connections like idle clients
+      co_await serve_admin(sock_, io_, ctx_, console_caller_, caps_);
+      co_return;
+    }
+    if (ok) {
+      connected_ = true;
+      log::info("client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, schema_);
+    }
     while (ok) {
       if (ctx_.shutting_down && !server_) break;
       ok = co_await read_command();
-      if (ok) ok = co_await dispatch();
+      if (ok) {
+        auto cmd = static_cast<std::uint8_t>(io_.payload()[0]);
+        auto started = observe::Clock::now();
+        if (!in_xact_) {
+          in_xact_ = true;
+          xact_start_ = started;
+        }
+        info_->request_time_us.store(observe::epoch_us(), std::memory_order_relaxed);
+        ok = co_await dispatch();
+        count_command(cmd, started);
+      }
     }
     co_await leave();
   }
@@ -160,12 +207,68 @@ class Session {
  private:
   // ---- small helpers ---------------------------------------------------------------------
 
+  void count_command(std::uint8_t cmd, observe::Clock::time_point started) {
+    if (!server_) info_->set_state(observe::ClientState::Idle);
+    if (!stats_ || (cmd != my::com::QUERY && cmd != my::com::STMT_EXECUTE)) return;
+    auto us = observe::micros_since(started);
+    stats_->query(us);
+    info_->queries.fetch_add(1, std::memory_order_relaxed);
+    if (!(status_ & my::status::IN_TRANS)) {
+      stats_->xact(observe::micros_since(xact_start_));
+      in_xact_ = false;
+    }
+  }
+
+  // PAUSE: hold this client's next command (no error) until RESUME.
+  awaitable<void> wait_while_paused() {
+    if (!ctx_.controls.paused(pool_cfg_.database)) co_return;
+    info_->set_state(observe::ClientState::Waiting);
+    asio::steady_timer t(sock_.get_executor());
+    while (ctx_.controls.paused(pool_cfg_.database) && sock_.is_open()) {
+      t.expires_after(std::chrono::milliseconds(10));
+      error_code ec;
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+  }
+
+  // A reload happened: take the new settings for this client's pool (between transactions).
+  void refresh_config() {
+    generation_ = ctx_.generation();
+    auto next = ctx_.snapshot();
+    const config::Pool* pc = next->config->find_pool(config::Protocol::Mysql, pool_cfg_.database);
+    if (!pc || pc->cluster != pool_cfg_.cluster || pc->mode != mode_) return;
+    snap_ = next;
+    cfg_ = snap_->config.get();
+    io_.set_limit(cfg_->general.max_packet_size);
+    const auto& cluster = cfg_->clusters.at(pc->cluster);
+    auto settings = pool_settings(*cfg_, *pc);
+    settings.protocol = config::Protocol::Mysql;
+    settings.mysql_caps = settings_.mysql_caps;
+    settings.mysql_charset = settings_.mysql_charset;
+    settings.max_prepared = cfg_->mysql.max_prepared_statements;
+    settings_ = settings;
+    pool_cfg_ = *pc;
+    cluster_ = ctx_.router.find(pc->cluster);
+    auto routing = cluster.routing;
+    if (pc->routing) routing = *pc->routing;
+    if (auto* u = cfg_->find_user(user_); u && u->routing) routing = *u->routing;
+    split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
+             mode_ != config::PoolMode::Session;
+    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, "", settings_);
+    member_pools_.assign(cluster.replicas.size() + 1, nullptr);
+    member_pools_[0] = pool_;
+    member_ = 0;
+  }
+
   void close_client() {
     error_code ec;
     sock_.close(ec);
   }
 
   awaitable<bool> send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {
+    if (!connected_)
+      log::info("client {} {}:{} refused: user {}: {} ({})", info_->id, info_->addr, info_->port,
+                user_.empty() ? "?" : user_, message, code);
     std::string p;
     my::build_err(p, code, sqlstate, message);
     co_return co_await io_.reply(p);
@@ -192,7 +295,7 @@ class Session {
 
   awaitable<bool> login() {
     std::weak_ptr<bool> alive = alive_;
-    timer_.expires_after(cfg_.general.client_login_timeout);
+    timer_.expires_after(cfg_->general.client_login_timeout);
     timer_.async_wait([this, alive](error_code ec) {
       if (!ec && alive.lock() && !logged_in_) close_client();
     });
@@ -203,7 +306,7 @@ class Session {
   }
 
   std::string server_version() const {
-    if (!cfg_.mysql.server_version.empty()) return cfg_.mysql.server_version;
+    if (!cfg_->mysql.server_version.empty()) return cfg_->mysql.server_version;
     for (auto& p : ctx_.pools.all())
       if (auto params = p->server_params(); params && p->endpoint() == primary_for_default())
         if (auto* v = params->find("version")) return *v;
@@ -211,8 +314,8 @@ class Session {
   }
 
   config::Endpoint primary_for_default() const {
-    for (auto& pc : cfg_.pools)
-      if (pc.protocol == config::Protocol::Mysql) return cfg_.clusters.at(pc.cluster).primary;
+    for (auto& pc : cfg_->pools)
+      if (pc.protocol == config::Protocol::Mysql) return cfg_->clusters.at(pc.cluster).primary;
     return {};
   }
 
@@ -222,10 +325,10 @@ class Session {
     hs.server_version = server_version();
     hs.connection_id = handle_->id;
     hs.nonce = nonce_;
-    hs.capabilities = kOffered | (cfg_.mysql.local_infile ? my::cap::LOCAL_FILES : 0);
+    hs.capabilities = kOffered | (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0);
     hs.charset = 45;  // utf8mb4_general_ci
     hs.status = my::status::AUTOCOMMIT;
-    hs.auth_plugin = cfg_.mysql.default_auth_plugin;
+    hs.auth_plugin = cfg_->mysql.default_auth_plugin;
     std::string p;
     my::build_handshake(p, hs);
     if (!co_await io_.write(p, 0)) co_return false;
@@ -247,9 +350,30 @@ class Session {
     multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
 
     if (!co_await authenticate(resp.auth_plugin, resp.auth_response)) co_return false;
-    io_.set_limit(cfg_.general.max_packet_size);
+    io_.set_limit(cfg_->general.max_packet_size);
 
     std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
+    if (db == "sluice") {
+      console_caller_.user = user_;
+      console_caller_.admin = cfg_->is_admin(user_);
+      console_caller_.client_id = info_->id;
+      console_caller_.protocol = config::Protocol::Mysql;
+      if (!console_caller_.admin && !cfg_->is_stats(user_)) {
+        error_code ec;
+        auto peer = sock_.remote_endpoint(ec);
+        co_await send_err(1044, "42000", fmt::format("Access denied for user '{}'@'{}' to database 'sluice'", user_,
+                                                     ec ? std::string("unknown") : peer.address().to_string()));
+        co_return false;
+      }
+      console_ = true;
+      info_->set_identity(user_, db);
+      {
+        std::lock_guard lock(info_->mu);
+        info_->pool = "sluice";
+      }
+      log::info("client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
+      co_return true;  // serve_admin sends the OK
+    }
     if (!co_await choose_pool(db)) co_return false;
     {
       std::lock_guard lock(handle_->mu);
@@ -268,7 +392,7 @@ class Session {
     creds_ = it->second;
     if (creds_->client_auth == config::AuthMethod::Trust) co_return true;
 
-    std::string plugin = cfg_.mysql.default_auth_plugin;
+    std::string plugin = cfg_->mysql.default_auth_plugin;
     if (creds_->plaintext.empty()) plugin = "mysql_native_password";  // a stored hash serves only this one
     if (client_plugin.empty() && (caps_ & my::cap::SECURE_CONNECTION)) client_plugin = "mysql_native_password";
     if (client_plugin != plugin) {
@@ -329,23 +453,34 @@ class Session {
   // Finds the pool for `db` (or a default one without a database) and checks that the server
   // knows the schema, as a direct login would.
   awaitable<bool> choose_pool(const std::string& db) {
-    const config::Pool* pc = cfg_.find_pool(config::Protocol::Mysql, db);
+    const config::Pool* pc = cfg_->find_pool(config::Protocol::Mysql, db);
     if (!pc && db.empty())
-      for (auto& p : cfg_.pools)
+      for (auto& p : cfg_->pools)
         if (p.protocol == config::Protocol::Mysql) {
           pc = &p;
           break;
         }
     if (!pc) {
+      log::info("client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_, db);
       co_await send_err(my::er::BAD_DB, "42000", fmt::format("Unknown database '{}'", db));
       co_return false;
     }
-    const auto& cluster = cfg_.clusters.at(pc->cluster);
-    auto settings = pool_settings(cfg_, *pc);
+    if (ctx_.controls.disabled(pc->database)) {
+      co_await send_err(1105, "HY000", fmt::format("Sluice: database '{}' is disabled by an administrator (ENABLE on the admin console)", db));
+      co_return false;
+    }
+    stats_ = ctx_.stats.get("mysql", pc->database);
+    info_->set_identity(user_, db);
+    {
+      std::lock_guard lock(info_->mu);
+      info_->pool = pc->database;
+    }
+    const auto& cluster = cfg_->clusters.at(pc->cluster);
+    auto settings = pool_settings(*cfg_, *pc);
     settings.protocol = config::Protocol::Mysql;
     settings.mysql_caps = caps_ & kFormatCaps;
     settings.mysql_charset = charset_;
-    settings.max_prepared = cfg_.mysql.max_prepared_statements;
+    settings.max_prepared = cfg_->mysql.max_prepared_statements;
     pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, "", settings);
     mode_ = pc->mode;
     pool_cfg_ = *pc;
@@ -353,7 +488,7 @@ class Session {
     cluster_ = ctx_.router.find(pc->cluster);
     auto routing = cluster.routing;
     if (pc->routing) routing = *pc->routing;
-    if (auto* u = cfg_.find_user(user_); u && u->routing) routing = *u->routing;
+    if (auto* u = cfg_->find_user(user_); u && u->routing) routing = *u->routing;
     split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
              mode_ != config::PoolMode::Session;
     member_pools_.assign(cluster.replicas.size() + 1, nullptr);
@@ -454,12 +589,19 @@ class Session {
         !command_is_read())
       detach(true);  // held on a replica (warnings), but this command belongs on the primary
     if (server_) co_return true;
+    if (ctx_.controls.any_paused()) co_await wait_while_paused();
+    if (ctx_.generation() != generation_) refresh_config();
     if (split_) choose_route();
     auto ex = sock_.get_executor();
     auto conn = pool_->try_lease_local(ex);
+    std::optional<observe::Clock::time_point> wait_start;
+    if (!conn) {
+      wait_start = observe::Clock::now();
+      info_->set_state(observe::ClientState::Waiting);
+    }
     if (!conn && read_route_) {
       // A replica that cannot be reached is out at once; the statement goes to the primary.
-      auto r = co_await pool_->lease(ex, cfg_.general.query_wait_timeout);
+      auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
       if (r.conn) {
         conn = std::move(r.conn);
       } else if (!r.timed_out) {
@@ -470,7 +612,7 @@ class Session {
       }
     }
     if (!conn) {
-      auto r = co_await pool_->lease(ex, cfg_.general.query_wait_timeout);
+      auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
       if (r.timed_out) {
         co_await send_err(my::er::CON_COUNT, "08004",
                           fmt::format("Sluice: no server connection in pool {} became free within query_wait_timeout",
@@ -501,7 +643,7 @@ class Session {
         read_route_ = false;
         member_ = std::max(0, cluster_->pick_write());
         pool_ = member_pool(member_);
-        auto r = co_await pool_->lease(ex, cfg_.general.query_wait_timeout);
+        auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
         if (!r.conn) {
           co_await send_err(my::er::CON_COUNT, "08004", "Sluice: no server connection for a read after a write");
           co_return false;
@@ -512,6 +654,10 @@ class Session {
     server_ = std::move(conn);
     server_buf_.clear();
     if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
+    if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
+    info_->set_state(observe::ClientState::Active);
+    info_->server_id.store(server_->id, std::memory_order_relaxed);
+    server_->client_id.store(info_->id, std::memory_order_relaxed);
     {
       std::lock_guard lock(handle_->mu);
       handle_->attached = true;
@@ -611,6 +757,8 @@ class Session {
   // Returns the server connection to the pool (reusable: its state is known).
   void detach(bool reusable) {
     if (!server_) return;
+    info_->set_state(observe::ClientState::Idle);
+    info_->server_id.store(0, std::memory_order_relaxed);
     {
       std::lock_guard lock(handle_->mu);
       handle_->attached = false;
@@ -681,6 +829,7 @@ class Session {
       if (capture && capture->size() <= capture_limit_) capture->append(cli_out_);
       if (to_client && !cli_out_.empty()) {
         sent_any = true;
+        if (stats_) stats_->bytes_out.fetch_add(cli_out_.size(), std::memory_order_relaxed);
         co_await asio::async_write(sock_, asio::buffer(cli_out_), asio::redirect_error(use_awaitable, ec));
         if (ec) client_gone_ = true;  // keep draining the server so the connection stays usable
       }
@@ -777,7 +926,7 @@ class Session {
   // `params`: for COM_STMT_EXECUTE, the parameter block (null bitmap, types, values): binary
   // answers are keyed apart from text ones and by every parameter byte.
   awaitable<int> try_cache(std::string_view text, std::optional<std::string_view> params = std::nullopt) {
-    auto cand = ctx_.cache_policy->consider(text, sql::Dialect::Mysql, schema_, user_);
+    auto cand = ctx_.cache_policy()->consider(text, sql::Dialect::Mysql, schema_, user_);
     if (!cand) co_return 0;
     // Key: normalized text + schema + user + what shapes the answer's bytes and values.
     std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
@@ -788,6 +937,7 @@ class Session {
       // Stored as sent after a command with sequence 0, so the ids already fit.
       error_code ec;
       co_await asio::async_write(sock_, asio::buffer(*found.hit), asio::redirect_error(use_awaitable, ec));
+      if (stats_) stats_->bytes_out.fetch_add(found.hit->size(), std::memory_order_relaxed);
       co_return ec ? 0 : 1;
     }
     if (!found.fill) co_return 0;  // another client's fill is slow: ask the server, keep nothing
@@ -823,7 +973,7 @@ class Session {
 
   // Writes drop the tables they touch: at once outside a transaction, at COMMIT inside one.
   void note_for_invalidation(sql::StatementKind kind, std::string_view text) {
-    if (!ctx_.cache || last_.error) return;
+    if (!ctx_.cache_enabled() || last_.error) return;
     using K = sql::StatementKind;
     if (kind == K::Rollback) {
       pending_invalidation_.clear();
@@ -859,9 +1009,9 @@ class Session {
 
   awaitable<bool> read_command() {
     std::weak_ptr<bool> alive = alive_;
-    bool idle_timer = !server_ && cfg_.general.client_idle_timeout.count() > 0;
+    bool idle_timer = !server_ && cfg_->general.client_idle_timeout.count() > 0;
     if (idle_timer) {
-      timer_.expires_after(cfg_.general.client_idle_timeout);
+      timer_.expires_after(cfg_->general.client_idle_timeout);
       timer_.async_wait([this, alive](error_code ec) {
         if (!ec && alive.lock() && idle_wait_) close_client();
       });
@@ -870,6 +1020,7 @@ class Session {
     bool ok = co_await io_.read();
     idle_wait_ = false;
     if (idle_timer) timer_.cancel();
+    if (ok && stats_) stats_->bytes_in.fetch_add(io_.payload().size() + 4, std::memory_order_relaxed);
     if (!ok) {
       if (io_.error() == "message larger than the limit")
         co_await send_err(my::er::NET_PACKET_TOO_LARGE, "08S01", "Got a packet bigger than 'max_packet_size' bytes");
@@ -946,11 +1097,11 @@ class Session {
     // dies before any of its answer reached the client.
     bool relayed = false;
     bool was_read = split_ && command_is_read();
-    auto cls_kind = (split_ || ctx_.cache) ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
+    auto cls_kind = (split_ || ctx_.cache_enabled()) ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
     gtid_seen_ = false;
     // Result cache: a read outside a transaction may be answered from memory.
     std::string* capture = nullptr;
-    if (ctx_.cache && cls_kind == sql::StatementKind::Read && !server_ && !(status_ & my::status::IN_TRANS) && !pinned_) {
+    if (ctx_.cache_enabled() && cls_kind == sql::StatementKind::Read && !server_ && !(status_ & my::status::IN_TRANS) && !pinned_) {
       int served = co_await try_cache(text);
       if (served == 1) co_return true;
       if (served == 2) {
@@ -1075,7 +1226,7 @@ class Session {
   }
 
   sql::StatementKind statement_kind(const std::string& query) const {
-    if (!split_ && !ctx_.cache) return sql::StatementKind::Write;
+    if (!split_ && !ctx_.cache_enabled()) return sql::StatementKind::Write;
     return sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions).kind;
   }
 
@@ -1115,7 +1266,7 @@ class Session {
     // Result cache: a read executed outside a transaction, without a cursor, keyed by its
     // parameter bytes.
     std::string* capture = nullptr;
-    if (ctx_.cache && cs->kind == sql::StatementKind::Read && v.flags == 0 && !server_ &&
+    if (ctx_.cache_enabled() && cs->kind == sql::StatementKind::Read && v.flags == 0 && !server_ &&
         !(status_ & my::status::IN_TRANS) && !pinned_ && !long_data_ &&
         (cs->params == 0 || cs->types.size() == 2u * cs->params)) {
       std::string params = cs->params == 0 ? std::string() : payload.substr(v.null_bitmap_offset);
@@ -1286,7 +1437,7 @@ class Session {
     std::uint32_t thread = 0;
     {
       std::lock_guard lock(target->mu);
-      if (target->user != user_ && !cfg_.is_admin(user_))
+      if (target->user != user_ && !cfg_->is_admin(user_))
         co_return co_await send_err(my::er::KILL_DENIED, "HY000", fmt::format("You are not owner of thread {}", k.id));
       if (target->attached) {
         ep = target->endpoint;
@@ -1306,7 +1457,7 @@ class Session {
     bool ok = true;
     std::string failure;
     if (thread) {
-      auto r = co_await pool::connect_mysql(sock_.get_executor(), ep, creds_, "", cfg_.general.server_connect_timeout, 0, 0);
+      auto r = co_await pool::connect_mysql(sock_.get_executor(), ep, creds_, "", cfg_->general.server_connect_timeout, 0, 0);
       if (!r.conn) {
         ok = false;
         failure = r.error.fields.message;
@@ -1340,7 +1491,14 @@ class Session {
   tcp::socket sock_;
   Context& ctx_;
   std::shared_ptr<const Snapshot> snap_;
-  const config::Config& cfg_;
+  const config::Config* cfg_;
+  std::shared_ptr<observe::ClientInfo> info_;
+  std::shared_ptr<observe::DbStats> stats_;
+  std::uint64_t generation_ = ctx_.generation();
+  bool connected_ = false, console_ = false, in_xact_ = false;
+  admin::Caller console_caller_;
+  observe::Clock::time_point xact_start_{};
+  std::string end_reason_;
   pool::MysqlIo io_;
   asio::steady_timer timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -51,6 +51,7 @@ Relay::Verdict Relay::desync(std::string what) {
 }
 
 void Relay::reset_server_side() {
+  in_query_ = in_xact_ = false;
   unsynced_ = false;
   copy_in_ = false;
   pending_.clear();
@@ -113,6 +114,15 @@ std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len,
 }
 
 Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out) {
+  if (stats_ && !in_query_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync || f.type == wire::fe::Parse ||
+                               f.type == wire::fe::Bind || f.type == wire::fe::Execute)) {
+    in_query_ = true;
+    query_start_ = observe::Clock::now();
+    if (!in_xact_) {
+      in_xact_ = true;
+      xact_start_ = query_start_;
+    }
+  }
   switch (f.type) {
     case wire::fe::Parse:
     case wire::fe::Bind:
@@ -310,6 +320,20 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
       }
       tx_status_ = captured_[0];
       ++cycles_;
+      if (stats_ && in_query_) {
+        auto now = observe::Clock::now();
+        stats_->query(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - query_start_).count()));
+        if (client_queries_) client_queries_->fetch_add(1, std::memory_order_relaxed);
+        // Pipelined requests: the next one's time starts where this one ended.
+        bool more = false;
+        for (auto& p : pending_) more = more || p.kind == Kind::Sync || p.kind == Kind::Simple;
+        in_query_ = more;
+        query_start_ = now;
+        if (tx_status_ == 'I' && in_xact_) {
+          stats_->xact(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - xact_start_).count()));
+          in_xact_ = false;
+        }
+      }
       break;
     }
     case wire::be::ParameterStatus: {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "protocols/postgres/codec.hpp"
+#include "src/observe/stats.hpp"
 #include "src/pool/server_conn.hpp"
 #include "src/pool/statements.hpp"
 #include "src/sql/session_sql.hpp"
@@ -66,6 +67,12 @@ class Relay {
   std::size_t try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out);
   // Forget in-flight tracking (after the server connection was dropped).
   void reset_server_side();
+  // Where to count queries (one per ReadyForQuery ending a client request), transactions (a
+  // ReadyForQuery back to idle) and their times.
+  void set_stats(observe::DbStats* stats, std::atomic<std::uint64_t>* client_queries) {
+    stats_ = stats;
+    client_queries_ = client_queries;
+  }
   // Number of ReadyForQuery messages seen (each completes a request cycle).
   std::uint64_t cycles() const { return cycles_; }
 
@@ -109,6 +116,10 @@ class Relay {
   bool server_broken_ = false;
   std::string error_;
   std::uint64_t cycles_ = 0;
+  observe::DbStats* stats_ = nullptr;
+  std::atomic<std::uint64_t>* client_queries_ = nullptr;
+  bool in_query_ = false, in_xact_ = false;
+  observe::Clock::time_point query_start_{}, xact_start_{};
 };
 
 }  // namespace sluice::frontend::pg

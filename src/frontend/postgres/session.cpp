@@ -6,7 +6,9 @@
 
 #include <unordered_set>
 
+#include "src/admin/console.hpp"
 #include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/relay.hpp"
 #include "src/observe/log.hpp"
@@ -87,12 +89,16 @@ class Session {
  public:
   Session(tcp::socket s, Context& ctx) : client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
     t_sessions.insert(this);
+    generation_ = ctx_.generation();
+    register_client();
     max_packet_ = snap_->config->general.max_packet_size;
     in_.resize(16 * 1024);
     server_in_.resize(kServerChunk);
   }
   ~Session() {
     t_sessions.erase(this);
+    ctx_.client_table.remove(info_->id);
+    log_end();
     if (pid_) ctx_.pg_cancel.remove(pid_);
     end_fill();  // a client that left while its answer was being cached: let others ask
   }
@@ -115,8 +121,109 @@ class Session {
       login_timer.cancel();
     }
     if (!logged_in) co_return;
+    if (database_ == kAdminDatabase) {
+      co_await serve_console();
+      co_return;
+    }
     if (!co_await login()) co_return;
+    log::info("client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, database_);
+    logged_in_ = true;
     co_await serve();
+  }
+
+  void register_client() {
+    info_ = std::make_shared<observe::ClientInfo>();
+    info_->id = ctx_.client_table.next_id();
+    info_->protocol = "postgres";
+    error_code ec;
+    auto peer = client_.remote_endpoint(ec);
+    if (!ec) info_->addr = peer.address().to_string(), info_->port = peer.port();
+    auto local = client_.local_endpoint(ec);
+    if (!ec) info_->local_addr = local.address().to_string(), info_->local_port = local.port();
+    std::weak_ptr<bool> alive = alive_;
+    auto ex = client_.get_executor();
+    info_->kill = [this, alive, ex] {
+      asio::post(ex, [this, alive] {
+        if (!alive.lock()) return;
+        end_reason_ = "killed by the administrator";
+        std::string out;
+        wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
+        error_code e;
+        client_.non_blocking(true, e);
+        client_.write_some(asio::buffer(out), e);
+        client_.close(e);
+      });
+    };
+    ctx_.client_table.add(info_);
+  }
+
+  void log_end() {
+    if (!logged_in_) return;
+    log::info("client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
+              database_, end_reason_.empty() ? "client closed the connection" : end_reason_);
+  }
+
+  // The virtual database "sluice": admin and stats users get the console, others are refused.
+  awaitable<void> serve_console() {
+    const auto& cfg = *snap_->config;
+    admin::Caller caller;
+    caller.user = user_;
+    caller.admin = cfg.is_admin(user_);
+    caller.client_id = info_->id;
+    caller.protocol = config::Protocol::Postgres;
+    if (!caller.admin && !cfg.is_stats(user_)) {
+      co_await send_error("FATAL", "42501", fmt::format("permission denied for database \"{}\"", kAdminDatabase),
+                          "only general.admin_users and general.stats_users may use the admin console");
+      co_return;
+    }
+    info_->set_identity(user_, database_, startup_.find("application_name") ? *startup_.find("application_name") : "");
+    {
+      std::lock_guard lock(info_->mu);
+      info_->pool = kAdminDatabase;
+    }
+    info_->set_state(observe::ClientState::Idle);
+    log::info("client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
+    logged_in_ = true;
+    std::string rest(reinterpret_cast<const char*>(in_.data() + in_begin_), buffered());
+    in_begin_ = in_end_;
+    idle_wait_ = true;  // a shutdown closes console connections like idle clients
+    co_await serve_admin(client_, std::move(rest), ctx_, caller, max_packet_);
+  }
+
+  // PAUSE: hold this client's next query (no error) until RESUME.
+  awaitable<void> wait_while_paused() {
+    if (!ctx_.controls.paused(pool_cfg_.database == "*" ? database_ : pool_cfg_.database)) co_return;
+    info_->set_state(observe::ClientState::Waiting);
+    asio::steady_timer t(client_.get_executor());
+    while (ctx_.controls.paused(pool_cfg_.database == "*" ? database_ : pool_cfg_.database) && client_.is_open()) {
+      t.expires_after(std::chrono::milliseconds(10));
+      error_code ec;
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+  }
+
+  // A reload happened: take the new settings for this client's pool (between transactions).
+  void refresh_config() {
+    generation_ = ctx_.generation();
+    auto next = ctx_.snapshot();
+    const auto& cfg = *next->config;
+    const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
+    if (!pc || pc->cluster != pool_cfg_.cluster || pc->mode != mode_) return;  // keep what it logged in with
+    snap_ = next;
+    max_packet_ = cfg.general.max_packet_size;
+    const auto& cluster = cfg.clusters.at(pc->cluster);
+    pool_cfg_ = *pc;
+    settings_ = pool_settings(cfg, *pc);
+    cluster_ = ctx_.router.find(pc->cluster);
+    auto routing = cluster.routing;
+    if (pc->routing) routing = *pc->routing;
+    if (auto* u = cfg.find_user(user_); u && u->routing) routing = *u->routing;
+    split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
+             mode_ != config::PoolMode::Session;
+    member_pools_.assign(cluster.replicas.size() + 1, nullptr);
+    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, server_db_, settings_);
+    member_pools_[0] = pool_;
+    member_ = 0;
   }
 
   void kick() {
@@ -169,11 +276,13 @@ class Session {
                                                      asio::redirect_error(use_awaitable, ec));
     if (ec || n == 0) co_return false;
     in_end_ += n;
+    if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
     co_return true;
   }
 
   awaitable<bool> write_client(std::string& buf) {
     client_bytes_ += buf.size();
+    if (stats_) stats_->bytes_out.fetch_add(buf.size(), std::memory_order_relaxed);
     error_code ec;
     co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     buf.clear();
@@ -183,6 +292,12 @@ class Session {
   // Sends an ErrorResponse; FATAL ones end the session.
   // Parameters are owning strings: coroutine frames must not hold views of caller temporaries.
   awaitable<void> send_error(std::string severity, std::string code, std::string message, std::string hint = {}) {
+    if (severity == "FATAL") {
+      if (logged_in_) end_reason_ = fmt::format("{} {}", code, message);
+      else
+        log::info("client {} {}:{} refused: user {} database {}: {} {}", info_->id, info_->addr, info_->port,
+                  user_.empty() ? "?" : user_, database_.empty() ? "?" : database_, code, message);
+    }
     std::string out;
     wire::error_response(out, severity, code, message, {}, hint);
     co_await write_client(out);
@@ -316,9 +431,23 @@ class Session {
     }
     const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
     if (!pc) {
+      log::info("client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_, database_);
       co_await send_error("FATAL", "3D000", fmt::format("database \"{}\" does not exist", database_),
                           "add a [[pools]] entry for it, or a database = \"*\" pool");
       co_return false;
+    }
+    const std::string pool_db = pc->database == "*" ? database_ : pc->database;
+    if (ctx_.controls.disabled(pool_db)) {
+      co_await send_error("FATAL", "55000", fmt::format("database \"{}\" is not currently accepting connections", database_),
+                          "an administrator disabled it (ENABLE on the admin console)");
+      co_return false;
+    }
+    stats_ = ctx_.stats.get("postgres", pool_db);
+    relay_.set_stats(stats_.get(), &info_->queries);
+    info_->set_identity(user_, database_, startup_.find("application_name") ? *startup_.find("application_name") : "");
+    {
+      std::lock_guard lock(info_->mu);
+      info_->pool = pool_db;
     }
     const auto& cluster = cfg.clusters.at(pc->cluster);
     std::string server_db = pc->database == "*" ? database_ : (pc->server_database.empty() ? pc->database : pc->server_database);
@@ -362,6 +491,7 @@ class Session {
     cancel_ = target;
     wire::backend_key_data(out, pid, target->key);
     wire::ready_for_query(out, 'I');
+    info_->set_state(observe::ClientState::Idle);
     co_return co_await write_client(out);
   }
 
@@ -488,7 +618,7 @@ class Session {
     wire::Reader r(f.body);
     std::string_view text = r.cstr();
     if (!r.ok() || !sql::classify(text, sql::Dialect::Postgres).read()) co_return false;
-    auto cand = ctx_.cache_policy->consider(text, sql::Dialect::Postgres, database_, user_);
+    auto cand = ctx_.cache_policy()->consider(text, sql::Dialect::Postgres, database_, user_);
     if (!cand) co_return false;
     co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
   }
@@ -536,7 +666,7 @@ class Session {
     }
     if (bind_rest.empty() || exec_body.empty() || query.empty()) co_return false;
     if (!sql::classify(query, sql::Dialect::Postgres).read()) co_return false;
-    auto cand = ctx_.cache_policy->consider(query, sql::Dialect::Postgres, database_, user_);
+    auto cand = ctx_.cache_policy()->consider(query, sql::Dialect::Postgres, database_, user_);
     if (!cand) co_return false;
     std::string key = cache_key(cand->normalized);
     key.append("\x1f" "extended\x1f").append(shape).append("\x1f").append(bind_rest).append("\x1f").append(exec_body);
@@ -547,12 +677,17 @@ class Session {
   // session as the one filling `key`, or waits (bounded) for another session's fill.
   awaitable<bool> lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
     auto wait = std::min<config::Duration>(snap_->config->general.query_wait_timeout, std::chrono::seconds(10));
+    auto started = observe::Clock::now();
     auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait);
     if (found.hit) {
       in_begin_ += consume;
       std::string out = *found.hit;
       wire::ready_for_query(out, 'I');
       co_await write_client(out);
+      auto us = observe::micros_since(started);
+      stats_->query(us);  // a query (and a transaction) the client made, answered by Sluice
+      stats_->xact(us);
+      info_->queries.fetch_add(1, std::memory_order_relaxed);
       co_return true;
     }
     if (!found.fill) co_return false;  // another client's fill is slow: ask the server, keep nothing
@@ -645,7 +780,7 @@ class Session {
   }
 
   void apply_invalidations() {
-    if (!ctx_.cache || relay_.tx_status() != 'I') return;
+    if (!ctx_.cache_enabled() || relay_.tx_status() != 'I') return;
     if (invalidate_all_) ctx_.cache->invalidate_all();
     else
       for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
@@ -724,11 +859,19 @@ class Session {
   }
 
   awaitable<bool> attach() {
+    if (ctx_.controls.any_paused()) co_await wait_while_paused();
+    if (ctx_.generation() != generation_) refresh_config();
     if (split_) choose_route();
     batch_sent_ = false;
     retry_query_.clear();
     client_bytes_at_attach_ = client_bytes_;
+    info_->request_time_us.store(observe::epoch_us(), std::memory_order_relaxed);
     server_ = pool_->try_lease_local(client_.get_executor());
+    std::optional<observe::Clock::time_point> wait_start;
+    if (!server_) {
+      wait_start = observe::Clock::now();
+      info_->set_state(observe::ClientState::Waiting);
+    }
     if (!server_ && read_route_) {
       // A replica that cannot be reached is out at once; the read goes to the primary.
       auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
@@ -779,11 +922,17 @@ class Session {
     }
     set_cancel_target(true);
     if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
+    if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
+    info_->set_state(observe::ClientState::Active);
+    info_->server_id.store(server_->id, std::memory_order_relaxed);
+    server_->client_id.store(info_->id, std::memory_order_relaxed);
     co_return true;
   }
 
   void detach(bool reusable) {
     if (!server_) return;
+    info_->set_state(observe::ClientState::Idle);
+    info_->server_id.store(0, std::memory_order_relaxed);
     if (split_) cluster_->counters(member_).outstanding.fetch_sub(1, std::memory_order_relaxed);
     set_cancel_target(false);
     pool_->release(std::move(server_), reusable && !relay_.server_broken());
@@ -899,7 +1048,7 @@ class Session {
         client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
         return Outcome::ClientError;
       }
-      if (ctx_.cache && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
+      if (ctx_.cache_enabled() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
       auto v = relay_.client_message(f, *server_, server_out_);
       in_begin_ += f.size();
       if (read_route_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
@@ -919,11 +1068,12 @@ class Session {
   }
 
   // Writes as much as the kernel takes now, without suspending. Returns false on error.
-  static bool write_now(tcp::socket& sock, std::string& buf) {
+  bool write_now(tcp::socket& sock, std::string& buf) {
     error_code ec;
     std::size_t n = sock.write_some(asio::buffer(buf), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return false;
     buf.erase(0, n);
+    if (stats_ && &sock == &client_) stats_->bytes_out.fetch_add(n, std::memory_order_relaxed);
     return true;
   }
 
@@ -1031,7 +1181,7 @@ class Session {
             continue;
           }
         }
-        if (ctx_.cache && mode_ != config::PoolMode::Session && !no_cache_ &&
+        if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ &&
             (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
           bool served = false;
           if (f.type == wire::fe::Query) served = co_await try_cache(f);
@@ -1091,8 +1241,15 @@ class Session {
     }
   }
 
+  static constexpr const char* kAdminDatabase = "sluice";
   tcp::socket client_;
   Context& ctx_;
+  std::shared_ptr<observe::ClientInfo> info_;
+  std::shared_ptr<observe::DbStats> stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::uint64_t generation_ = 0;
+  bool logged_in_ = false;
+  std::string end_reason_;
   std::shared_ptr<const Snapshot> snap_;
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;

@@ -1,0 +1,126 @@
+// Counters the admin console (SHOW STATS, SHOW CLIENTS) and /metrics read: per database
+// traffic and latency, and a table of every client connection. Sessions update them with
+// relaxed atomics; readers take consistent-enough snapshots without stopping anyone.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sluice::observe {
+
+using Clock = std::chrono::steady_clock;
+
+// Cumulative latency histogram with fixed bucket bounds (seconds), Prometheus style.
+struct Histogram {
+  static constexpr std::array<double, 14> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+  std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets{};  // last = +Inf
+  std::atomic<std::uint64_t> count{0}, sum_us{0};
+  void observe_us(std::uint64_t us);
+};
+
+// Traffic of one database name on one protocol (PgBouncer's SHOW STATS row).
+struct DbStats {
+  std::string protocol, database;
+  std::atomic<std::uint64_t> xacts{0}, queries{0}, bytes_in{0}, bytes_out{0};
+  std::atomic<std::uint64_t> xact_us{0}, query_us{0}, wait_us{0}, errors{0};
+  Histogram query_seconds, xact_seconds, wait_seconds;
+
+  void query(std::uint64_t us) {
+    queries.fetch_add(1, std::memory_order_relaxed);
+    query_us.fetch_add(us, std::memory_order_relaxed);
+    query_seconds.observe_us(us);
+  }
+  void xact(std::uint64_t us) {
+    xacts.fetch_add(1, std::memory_order_relaxed);
+    xact_us.fetch_add(us, std::memory_order_relaxed);
+    xact_seconds.observe_us(us);
+  }
+  void wait(std::uint64_t us) {
+    wait_us.fetch_add(us, std::memory_order_relaxed);
+    wait_seconds.observe_us(us);
+  }
+};
+
+inline std::uint64_t micros_since(Clock::time_point t) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+}
+
+// Totals of one DbStats at one moment (for per-period averages).
+struct StatsTotals {
+  std::uint64_t xacts = 0, queries = 0, bytes_in = 0, bytes_out = 0, xact_us = 0, query_us = 0, wait_us = 0;
+};
+StatsTotals totals(const DbStats& s);
+
+class StatsRegistry {
+ public:
+  std::shared_ptr<DbStats> get(const std::string& protocol, const std::string& database);
+  std::vector<std::shared_ptr<DbStats>> all() const;
+  // Called every stats period: remembers the totals, so averages cover the last full period.
+  void roll_period();
+  // Totals at the start and end of the last full period, and its length in seconds.
+  struct Period {
+    StatsTotals begin, end;
+    double seconds = 0;
+  };
+  Period last_period(const DbStats& s) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<DbStats>> by_key_;
+  std::unordered_map<const DbStats*, std::pair<StatsTotals, StatsTotals>> periods_;
+  Clock::time_point period_start_ = Clock::now(), prev_period_start_ = Clock::now();
+};
+
+enum class ClientState : int { Login = 0, Idle = 1, Active = 2, Waiting = 3 };
+const char* to_string(ClientState s);
+
+// One client connection, as SHOW CLIENTS lists it.
+struct ClientInfo {
+  std::uint64_t id = 0;
+  std::string protocol;  // "postgres" | "mysql"
+  std::string addr, local_addr;
+  std::uint16_t port = 0, local_port = 0;
+  std::chrono::system_clock::time_point connect_time = std::chrono::system_clock::now();
+  std::function<void()> kill;  // posts a close (with a goodbye error) to the client's worker
+
+  std::atomic<int> state{static_cast<int>(ClientState::Login)};
+  std::atomic<std::int64_t> request_time_us{0};  // epoch µs of the last request
+  std::atomic<std::int64_t> wait_since_us{0};    // epoch µs the current wait began (0 = none)
+  std::atomic<std::uint64_t> queries{0};
+  std::atomic<std::uint64_t> server_id{0};  // the server connection working for it (0 = none)
+
+  mutable std::mutex mu;  // guards the strings below
+  std::string user, database, application_name, pool;  // pool: the [[pools]] database
+
+  void set_state(ClientState s);
+  void set_identity(std::string u, std::string db, std::string app = {});
+};
+
+std::int64_t epoch_us();
+
+class ClientTable {
+ public:
+  std::uint64_t next_id() { return next_.fetch_add(1); }
+  void add(const std::shared_ptr<ClientInfo>& c);
+  void remove(std::uint64_t id);
+  std::shared_ptr<ClientInfo> find(std::uint64_t id) const;
+  std::vector<std::shared_ptr<ClientInfo>> all() const;
+
+ private:
+  std::atomic<std::uint64_t> next_{1};
+  mutable std::mutex mu_;
+  std::map<std::uint64_t, std::weak_ptr<ClientInfo>> by_id_;
+};
+
+}  // namespace sluice::observe
