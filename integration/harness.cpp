@@ -56,7 +56,7 @@ int loopback_connect(int port) {
 void SluiceProcess::write_config(const std::string& pools_and_extra, const std::string& general_extra) {
   std::ofstream f(config_path_);
   f << "[general]\nworkers = 2\nlog_level = \"" << env_or("SLUICE_TEST_LOG_LEVEL", "warn") << "\"\n" << general_extra << "\n"
-    << "[postgres]\nlisten = \"127.0.0.1:" << port_ << "\"\n\n"
+    << "[postgres]\nlisten = \"127.0.0.1:" << (pg_listen_port_ ? pg_listen_port_ : port_) << "\"\n\n"
     << "[mysql]\nlisten = \"127.0.0.1:" << my_port() << "\"\n" << mysql_extra << "\n\n"
     << "[[users]]\nname = \"app\"\npassword = \"app\"\n\n"
     << "[[users]]\nname = \"md5user\"\npassword = \"md5pass\"\nauth = \"md5\"\n\n"

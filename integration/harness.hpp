@@ -36,6 +36,8 @@ class SluiceProcess {
   // Writes `text` as the whole config file (e.g. a broken one).
   void rewrite_raw(const std::string& text) const;
   const std::string& log_path() const { return log_path_; }
+  // The PostgreSQL listener port written by the next rewrite()/reload() (default: port()).
+  void set_pg_listen_port(int p) { pg_listen_port_ = p; }
   int pid() const { return pid_; }
   long rss_kb() const;  // resident memory of the process (VmRSS), in KiB
   std::string conninfo(const std::string& user = "app", const std::string& password = "app",
@@ -45,6 +47,7 @@ class SluiceProcess {
   void write_config(const std::string& pools_and_extra, const std::string& general_extra);
   int pid_ = -1;
   int port_ = 0;
+  int pg_listen_port_ = 0;
   std::string config_path_;
   std::string log_path_;  // Sluice's stderr; copied to the test's stderr when the process ends
 };

@@ -234,7 +234,7 @@ Rows rows_pools(Context& ctx) {
   for (auto& p : ctx.pools.all()) {
     auto s = p->settings();
     auto u = p->usage();
-    auto& a = by[{config::to_string(s.protocol), p->config_database(), p->credentials().user}];
+    auto& a = by[{config::to_string(s.protocol), p->config_database(), p->user()}];
     a.sv_active += u.active;
     a.sv_idle += u.idle;
     a.sv_login += u.connecting;
@@ -299,7 +299,7 @@ Rows rows_servers(Context& ctx) {
   for (auto& p : ctx.pools.all()) {
     auto s = p->settings();
     for (auto& sv : p->servers()) {
-      r.push_back({"S", p->credentials().user, p->config_database(), sv.idle ? "idle" : "active", p->endpoint().host,
+      r.push_back({"S", p->user(), p->config_database(), sv.idle ? "idle" : "active", p->endpoint().host,
                    num(std::uint64_t{p->endpoint().port}), sv.local_addr, num(std::uint64_t{sv.local_port}),
                    timestamp(to_system(sv.created)), timestamp(to_system(sv.last_used)), num(sv.id),
                    num(std::uint64_t{sv.backend_pid}), sv.client_id ? Cell(num(sv.client_id)) : std::nullopt,
@@ -672,7 +672,7 @@ std::optional<Result> driver_noise(std::string_view sql) {
   return std::nullopt;
 }
 
-asio::awaitable<Result> run(Context& ctx, std::string_view sql, const Caller& caller) {
+asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
   auto toks = tokenize(sql);
   if (!toks) co_return syntax("unterminated quote or comment");
   auto& t = *toks;

@@ -59,7 +59,7 @@ struct Caller {
 std::optional<std::vector<Column>> describe(std::string_view sql);
 
 // Runs one statement. Suspends only for PAUSE (waiting for transactions) and SHUTDOWN WAIT.
-asio::awaitable<Result> run(frontend::Context& ctx, std::string_view sql, const Caller& caller);
+asio::awaitable<Result> run(frontend::Context& ctx, std::string sql, Caller caller);
 
 // Statements drivers send on connect that the console answers harmlessly (SET NAMES,
 // SET application_name, SELECT @@version_comment ...): true and a result when handled.

@@ -100,7 +100,7 @@ std::string prometheus(frontend::Context& ctx) {
     auto s = p->settings();
     std::vector<std::pair<std::string, std::string>> l{{"protocol", config::to_string(s.protocol)},
                                                        {"database", p->config_database()},
-                                                       {"user", p->credentials().user},
+                                                       {"user", p->user()},
                                                        {"server", p->endpoint().text()}};
     for (auto [state, n] : {std::pair{"active", u.active}, {"idle", u.idle}, {"login", u.connecting}}) {
       auto ls = l;
@@ -111,12 +111,12 @@ std::string prometheus(frontend::Context& ctx) {
   w.family("sluice_pool_waiting_clients", "gauge", "Clients waiting for a server connection.");
   for (auto& p : pools)
     w.sample("sluice_pool_waiting_clients",
-             {{"database", p->config_database()}, {"user", p->credentials().user}, {"server", p->endpoint().text()}},
+             {{"database", p->config_database()}, {"user", p->user()}, {"server", p->endpoint().text()}},
              static_cast<double>(p->usage().waiting));
   w.family("sluice_pool_size", "gauge", "Configured pool_size.");
   for (auto& p : pools)
     w.sample("sluice_pool_size",
-             {{"database", p->config_database()}, {"user", p->credentials().user}, {"server", p->endpoint().text()}},
+             {{"database", p->config_database()}, {"user", p->user()}, {"server", p->endpoint().text()}},
              static_cast<double>(p->settings().pool_size));
 
   // Traffic per database.

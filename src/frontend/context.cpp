@@ -100,7 +100,7 @@ std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next) {
   }
   ctx.set_snapshot(next);
   log::set_level(cfg.general.log_level);
-  ctx.pools.reconfigure(cfg);
+  ctx.pools.reconfigure(cfg, next->credentials);
   std::vector<std::string> rebuilt;
   if (ctx.control_executor) rebuilt = ctx.router.reconfigure(cfg, next->credentials, ctx.control_executor());
   ctx.set_cache(cfg.cache);
@@ -111,8 +111,18 @@ std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next) {
 
 std::string reload(Context& ctx, const std::string& path) {
   try {
-    auto next = make_snapshot(config::load_file(path));
-    auto summary = apply(ctx, std::move(next));
+    auto loaded = make_snapshot(config::load_file(path));
+    // Users whose entry did not change keep their credentials object (and what it learned, e.g.
+    // a SCRAM ClientKey recovered from a client's proof).
+    auto next = std::make_shared<Snapshot>(*loaded);
+    auto old = ctx.snapshot();
+    for (auto& u : next->config->users) {
+      auto* before = old->config->find_user(u.name);
+      auto it = old->credentials.find(u.name);
+      if (before && it != old->credentials.end() && before->password == u.password && before->auth == u.auth)
+        next->credentials[u.name] = it->second;
+    }
+    auto summary = frontend::apply(ctx, std::move(next));
     log::info("configuration reloaded from {}: {}", path, summary);
     return summary;
   } catch (const config::ConfigError& e) {

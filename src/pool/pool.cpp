@@ -13,9 +13,15 @@ Pool::Pool(std::string name, config::Endpoint endpoint, std::shared_ptr<const Cr
            std::string database, PoolSettings settings)
     : name_(std::move(name)),
       endpoint_(std::move(endpoint)),
-      creds_(std::move(creds)),
+      user_(creds->user),
       database_(std::move(database)),
-      settings_(settings) {}
+      settings_(settings),
+      creds_(std::move(creds)) {}
+
+void Pool::set_credentials(std::shared_ptr<const Credentials> c) {
+  std::lock_guard lock(mu_);
+  creds_ = std::move(c);
+}
 
 config::PoolMode Pool::mode() const {
   std::lock_guard lock(mu_);
@@ -29,19 +35,18 @@ std::optional<Params> Pool::server_params() const {
 
 asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   PoolSettings s;
+  std::shared_ptr<const Credentials> creds;
   {
     std::lock_guard lock(mu_);
     s = settings_;
-  }
-  {
-    std::lock_guard lock(mu_);
+    creds = creds_;
     ++connecting_;
   }
   ConnectResult r;
   if (s.protocol == config::Protocol::Mysql)
-    r = co_await connect_mysql(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared, s.mysql_caps, s.mysql_charset);
+    r = co_await connect_mysql(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.mysql_caps, s.mysql_charset);
   else
-    r = co_await connect_server(ex, endpoint_, creds_, database_, s.connect_timeout, s.max_prepared);
+    r = co_await connect_server(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared);
   LeaseResult out;
   std::lock_guard lock(mu_);
   --connecting_;
@@ -334,8 +339,10 @@ void PoolManager::maintain(asio::any_io_executor ex) {
   for (auto& p : all()) p->maintain(ex);
 }
 
-void PoolManager::reconfigure(const config::Config& cfg) {
+void PoolManager::reconfigure(const config::Config& cfg,
+                              const std::map<std::string, std::shared_ptr<const Credentials>, std::less<>>& credentials) {
   for (auto& p : all()) {
+    if (auto it = credentials.find(p->user()); it != credentials.end()) p->set_credentials(it->second);
     auto proto = p->settings().protocol;
     const config::Pool* pc = cfg.find_pool(proto, p->config_database());
     if (!pc) continue;

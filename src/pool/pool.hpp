@@ -98,7 +98,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void set_config_database(std::string d) { config_database_ = std::move(d); }
   const config::Endpoint& endpoint() const { return endpoint_; }
   const std::string& database() const { return database_; }
-  const Credentials& credentials() const { return *creds_; }
+  const std::string& user() const { return user_; }
+  // A reload changed this user's password or auth: new server connections use the new ones.
+  void set_credentials(std::shared_ptr<const Credentials> c);
   config::PoolMode mode() const;
 
  private:
@@ -119,7 +121,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   const std::string name_;
   const config::Endpoint endpoint_;
-  const std::shared_ptr<const Credentials> creds_;
+  const std::string user_;
   const std::string database_;
   std::string config_database_;  // set once by PoolManager::get before the pool is shared
 
@@ -133,6 +135,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   bool closed_ = false;
   std::set<std::string> schemas_;
   std::size_t connecting_ = 0;
+  std::shared_ptr<const Credentials> creds_;
   std::map<std::uint64_t, std::weak_ptr<ServerConn>> live_;  // every open connection, by id
 };
 
@@ -146,7 +149,8 @@ class PoolManager {
   std::vector<std::shared_ptr<Pool>> all() const;
   // A reload: each pool takes the settings of the [[pools]] entry now serving its database (a
   // pool whose entry is gone keeps its settings until its clients leave).
-  void reconfigure(const config::Config& cfg);
+  void reconfigure(const config::Config& cfg,
+                   const std::map<std::string, std::shared_ptr<const Credentials>, std::less<>>& credentials);
 
  private:
   mutable std::mutex mu_;

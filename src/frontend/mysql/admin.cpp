@@ -67,7 +67,7 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
         break;
       case my::com::QUERY: {
         if (info) info->queries.fetch_add(1, std::memory_order_relaxed);
-        auto r = co_await admin::run(ctx, std::string_view(payload).substr(1), caller);
+        auto r = co_await admin::run(ctx, payload.substr(1), caller);
         std::string out;
         admin::mysql_result(out, r, next_seq, caps, false, status);
         ok = co_await send_raw(out);

@@ -116,7 +116,7 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, std::string buffe
           co_return;
         }
         if (info) info->queries.fetch_add(1, std::memory_order_relaxed);
-        auto res = co_await admin::run(ctx, q, caller);
+        auto res = co_await admin::run(ctx, std::string(q), caller);
         if (!res.error && !res.columns.empty()) admin::pg_row_description(out, res.columns);
         admin::pg_result(out, res);
         wire::ready_for_query(out, 'I');
