@@ -719,3 +719,72 @@ TEST_CASE("/metrics passes promtool check metrics and counts what happened; /hea
   std::remove(file.c_str());
   std::remove((file + ".out").c_str());
 }
+
+TEST_CASE("every command through Connector/C: same columns as libpq, operator commands answer OK") {
+  SluiceProcess s(pools(5, 0, true), kGeneral);
+  Conn pg(admin_conninfo(s));
+  REQUIRE(pg.ok());
+  My adm(s.my_port(), "admin", "adminpw", "sluice");
+  REQUIRE(adm.ok);
+  My app(s.my_port(), "app", "app", "app");
+  REQUIRE(app.ok);
+  REQUIRE(mysql_query(app.m, "SELECT 1") == 0);
+  mysql_free_result(mysql_store_result(app.m));
+  for (const char* show : {"SHOW HELP", "SHOW POOLS", "SHOW CLIENTS", "SHOW SERVERS", "SHOW BACKENDS", "SHOW STATS",
+                           "SHOW CACHE", "SHOW CONFIG", "SHOW DATABASES", "SHOW VERSION"}) {
+    CAPTURE(show);
+    auto expected = query(pg, show);
+    REQUIRE(expected.error.empty());
+    REQUIRE(mysql_query(adm.m, show) == 0);
+    MYSQL_RES* res = mysql_store_result(adm.m);
+    REQUIRE(res);
+    REQUIRE(mysql_num_fields(res) == expected.names.size());
+    MYSQL_FIELD* f = mysql_fetch_fields(res);
+    for (unsigned i = 0; i < mysql_num_fields(res); ++i) {
+      CHECK(std::string(f[i].name) == expected.names[i]);
+      // Types agree: int8 <-> BIGINT, text <-> VARCHAR, bool <-> TINYINT, float8 <-> DOUBLE.
+      auto t = expected.types[i];
+      auto mt = f[i].type;
+      CHECK(((t == 20 && mt == MYSQL_TYPE_LONGLONG) || (t == 25 && mt == MYSQL_TYPE_VAR_STRING) ||
+             (t == 16 && mt == MYSQL_TYPE_TINY) || (t == 701 && mt == MYSQL_TYPE_DOUBLE) ||
+             (t == 1114 && mt == MYSQL_TYPE_DATETIME)));
+    }
+    if (std::string(show) != "SHOW CLIENTS" && std::string(show) != "SHOW STATS" && std::string(show) != "SHOW SERVERS")
+      CHECK(mysql_num_rows(res) == expected.rows.size());
+    mysql_free_result(res);
+  }
+  auto ok = [&](const std::string& sql) {
+    CAPTURE(sql);
+    bool good = mysql_query(adm.m, sql.c_str()) == 0;
+    if (!good) MESSAGE(mysql_error(adm.m));
+    if (MYSQL_RES* r = mysql_store_result(adm.m)) mysql_free_result(r);
+    return good;
+  };
+  CHECK(ok("RELOAD"));
+  CHECK(ok("PAUSE app"));
+  CHECK(query(pg, "SHOW DATABASES").rows.size() >= 1);
+  CHECK(ok("RESUME app"));
+  CHECK(ok("DISABLE app"));
+  My refused(s.my_port(), "app", "app", "app");
+  CHECK(!refused.ok);
+  CHECK(ok("ENABLE app"));
+  CHECK(ok("DRAIN 127.0.0.1:" + std::to_string(pg_replica_port())));
+  CHECK(ok("UNDRAIN 127.0.0.1:" + std::to_string(pg_replica_port())));
+  CHECK(ok("CACHE PURGE pgbench_accounts"));
+  CHECK(ok("SET client_idle_timeout = '1h'"));
+  CHECK(query(pg, "SHOW CONFIG LIKE 'client_idle_timeout'").at(0, "value") == "3600s");
+  // KILL a MySQL client by its connection id: its next command fails, the session is gone.
+  CHECK(ok("KILL " + std::to_string(mysql_thread_id(app.m))));
+  CHECK(eventually([&] {
+    bool failed = mysql_query(app.m, "SELECT 1") != 0;
+    if (!failed) mysql_free_result(mysql_store_result(app.m));
+    return failed;
+  }));
+  CHECK(!ok("KILL 424242"));
+  CHECK(mysql_errno(adm.m) == 1094);
+  // The mysql client's start-up query and a ping work on the console.
+  CHECK(ok("select @@version_comment limit 1"));
+  CHECK(mysql_ping(adm.m) == 0);
+  CHECK(ok("SHUTDOWN WAIT"));
+  CHECK(s.wait_exit(15000) == 0);
+}
