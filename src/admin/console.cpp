@@ -238,7 +238,6 @@ Rows rows_pools(Context& ctx) {
     a.sv_active += u.active;
     a.sv_idle += u.idle;
     a.sv_login += u.connecting;
-    a.cl_waiting += 0;
     a.maxwait = std::max(a.maxwait, u.max_wait_seconds);
     a.mode = config::to_string(s.mode);
     a.size = s.pool_size;

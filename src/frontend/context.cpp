@@ -92,8 +92,8 @@ void Context::set_cache(const config::Cache& c) {
 }
 
 std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next) {
+  std::lock_guard lock(ctx.reload_mu);
   const auto& cfg = *next->config;
-  auto old = ctx.snapshot();
   if (ctx.rebind_listeners) {
     auto err = ctx.rebind_listeners(cfg);
     if (!err.empty()) throw config::ConfigError(err);

@@ -83,6 +83,7 @@ struct Context {
   std::function<void(bool wait)> request_shutdown;
   std::function<std::string(const config::Config&)> rebind_listeners;
   std::function<asio::any_io_executor()> control_executor;  // worker 0 (health loops, janitor)
+  std::mutex reload_mu;  // one reload (SIGHUP, RELOAD, SET) at a time
 
  private:
   std::shared_ptr<const Snapshot> snapshot_;

@@ -330,7 +330,7 @@ std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const confi
   auto p = std::make_shared<Pool>(fmt::format("{}/{} ({})", pool_cfg.database == "*" ? server_db : pool_cfg.database,
                                               creds->user, endpoint.text()),
                                   endpoint, std::move(creds), server_db, settings);
-  p->set_config_database(pool_cfg.database == "*" ? server_db : pool_cfg.database);
+  p->set_config_database(pool_cfg.database == "*" && !server_db.empty() ? server_db : pool_cfg.database);
   pools_.emplace(key, p);
   return p;
 }
