@@ -36,6 +36,7 @@ std::unique_ptr<frontend::Context> make_ctx() {
   auto cfg = config::load_string(R"(
 [general]
 admin_users = ["app"]
+log_level = "error"
 [postgres]
 listen = "127.0.0.1:6432"
 [[users]]
