@@ -92,7 +92,7 @@ TEST_CASE("commands: permissions, errors, SET, PAUSE/RESUME, DISABLE") {
   CHECK(r.rows[0][0] == "app");
   CHECK(r.rows[0][5] == "7");
   CHECK(run_sync(*ctx, "show databases like 'nope'").rows.empty());
-  CHECK(run_sync(*ctx, "SHOW CONFIG LIKE 'log_level'").rows.at(0)[1] == "info");
+  CHECK(run_sync(*ctx, "SHOW CONFIG LIKE 'log_level'").rows.at(0)[1] == "error");
   // Stats users: SHOW only.
   r = run_sync(*ctx, "RELOAD", false);
   CHECK(r.error);
