@@ -2,13 +2,14 @@
 #include "src/observe/stats.hpp"
 
 #include <algorithm>
+#include <ctime>
 
 namespace sluice::observe {
 
 void Histogram::observe_us(std::uint64_t us) {
-  double s = static_cast<double>(us) / 1e6;
-  auto it = std::lower_bound(kBounds.begin(), kBounds.end(), s);
-  buckets[static_cast<std::size_t>(it - kBounds.begin())].fetch_add(1, std::memory_order_relaxed);
+  std::size_t i = 0;
+  while (i < kBoundsUs.size() && us > kBoundsUs[i]) ++i;  // le: a value on a bound counts there
+  buckets[i].fetch_add(1, std::memory_order_relaxed);
   count.fetch_add(1, std::memory_order_relaxed);
   sum_us.fetch_add(us, std::memory_order_relaxed);
 }
@@ -72,6 +73,12 @@ const char* to_string(ClientState s) {
 std::int64_t epoch_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::int64_t coarse_epoch_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
 void ClientInfo::set_state(ClientState s) {

@@ -23,6 +23,8 @@ using Clock = std::chrono::steady_clock;
 struct Histogram {
   static constexpr std::array<double, 14> kBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                   0.1,    0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+  static constexpr std::array<std::uint64_t, 14> kBoundsUs{500,    1000,   2500,   5000,    10000,   25000,   50000,
+                                                          100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
   std::array<std::atomic<std::uint64_t>, kBounds.size() + 1> buckets{};  // last = +Inf
   std::atomic<std::uint64_t> count{0}, sum_us{0};
   void observe_us(std::uint64_t us);
@@ -108,6 +110,8 @@ struct ClientInfo {
 };
 
 std::int64_t epoch_us();
+// Wall clock in µs from the coarse clock (a few ms resolution, no TSC read): request times.
+std::int64_t coarse_epoch_us();
 
 class ClientTable {
  public:

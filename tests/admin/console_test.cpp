@@ -246,3 +246,18 @@ TEST_CASE("MySQL writer: text and binary result sets, with and without DEPRECATE
   CHECK(static_cast<std::uint8_t>(p[0][0]) == 0xFF);
   CHECK(p[0].find("#42501denied") != std::string::npos);
 }
+
+TEST_CASE("latency histogram: Prometheus 'le' buckets in microseconds") {
+  observe::Histogram h;
+  h.observe_us(0);
+  h.observe_us(500);      // on the 0.5 ms bound: counts there (le)
+  h.observe_us(501);      // next bucket
+  h.observe_us(10'000'000);
+  h.observe_us(20'000'000);  // +Inf
+  CHECK(h.buckets[0].load() == 2);
+  CHECK(h.buckets[1].load() == 1);
+  CHECK(h.buckets[13].load() == 1);
+  CHECK(h.buckets[14].load() == 1);
+  CHECK(h.count.load() == 5);
+  CHECK(h.sum_us.load() == 30'001'001);
+}

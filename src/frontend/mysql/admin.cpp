@@ -48,7 +48,7 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
     if (payload.empty()) co_return;
     if (info) {
       info->set_state(observe::ClientState::Active);
-      info->request_time_us.store(observe::epoch_us(), std::memory_order_relaxed);
+      info->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
     }
     auto cmd = static_cast<std::uint8_t>(payload[0]);
     auto next_seq = static_cast<std::uint8_t>(io.seq() + 1);

@@ -196,7 +196,7 @@ class Session {
           in_xact_ = true;
           xact_start_ = started;
         }
-        info_->request_time_us.store(observe::epoch_us(), std::memory_order_relaxed);
+        info_->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
         ok = co_await dispatch();
         count_command(cmd, started);
       }

@@ -97,7 +97,7 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, std::string buffe
     wire::Bytes body(reinterpret_cast<const std::uint8_t*>(frame_copy.data()) + 5, frame_copy.size() - 5);
     if (info) {
       info->set_state(observe::ClientState::Active);
-      info->request_time_us.store(observe::epoch_us(), std::memory_order_relaxed);
+      info->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
     }
     if (f.type == wire::fe::Terminate) co_return;
     if (skipping && f.type != wire::fe::Sync) continue;

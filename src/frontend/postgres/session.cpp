@@ -865,7 +865,7 @@ class Session {
     batch_sent_ = false;
     retry_query_.clear();
     client_bytes_at_attach_ = client_bytes_;
-    info_->request_time_us.store(observe::epoch_us(), std::memory_order_relaxed);
+    info_->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
     server_ = pool_->try_lease_local(client_.get_executor());
     std::optional<observe::Clock::time_point> wait_start;
     if (!server_) {
