@@ -54,6 +54,12 @@ PostgreSQL 15 primary 127.0.0.1:15432 + replica 127.0.0.1:15433 and MariaDB prim
   mysql -h 127.0.0.1 -P 6033 -u app -papp app
   mysql://app:app@127.0.0.1:6033/app
 
+Admin console and metrics:
+
+  PGPASSWORD=admin psql -h 127.0.0.1 -p 6432 -U admin sluice -c 'SHOW POOLS'
+  mysql -h 127.0.0.1 -P 6033 -u admin -padmin sluice -e 'SHOW STATS'
+  curl -s 127.0.0.1:9930/metrics
+
 Stop everything with: integration/dev.sh down
 MSG
 }
