@@ -347,6 +347,11 @@ TEST_CASE("extended protocol on the console: prepared SHOW with binary results; 
   auto t = collect(PQexecParams(adm.c, "SHOW VERSION", 0, nullptr, nullptr, nullptr, nullptr, 0));
   REQUIRE(t.rows.size() == 1);
   CHECK(t.at(0, "version")->rfind("Sluice", 0) == 0);
+  // Several statements in one simple Query: each answered in order (PQexec keeps the last).
+  t = query(adm, "SHOW VERSION; SHOW DATABASES LIKE 'app2'");
+  REQUIRE(t.rows.size() == 1);
+  CHECK(t.at(0, "cluster") == "pgr");
+  CHECK(query(adm, "SHOW NOTHING; SHOW VERSION").error == "42601");  // stops at the first error
   // An error inside an extended batch, then the connection still works.
   t = collect(PQexecParams(adm.c, "SHOW NOTHING", 0, nullptr, nullptr, nullptr, nullptr, 0));
   CHECK(t.error == "42601");

@@ -582,6 +582,35 @@ std::optional<std::string> filter_pattern(const std::vector<Token>& t, std::size
 
 }  // namespace
 
+std::vector<std::string> split_statements(std::string_view sql) {
+  std::vector<std::string> out;
+  std::string cur;
+  char quote = 0;
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    char c = sql[i];
+    if (quote) {
+      cur += c;
+      if (c == '\\' && quote == '\'' && i + 1 < sql.size()) cur += sql[++i];
+      else if (c == quote) quote = 0;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      quote = c;
+      cur += c;
+    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      while (i < sql.size() && sql[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+      auto end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 1;
+    } else if (c == ';') {
+      if (cur.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (cur.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(std::move(cur));
+  return out;
+}
+
 bool like(std::string_view text, std::string_view pat) {
   // Iterative matcher with backtracking on the last %.
   std::size_t t = 0, p = 0, star = std::string_view::npos, mark = 0;

@@ -65,6 +65,10 @@ asio::awaitable<Result> run(frontend::Context& ctx, std::string sql, Caller call
 // SET application_name, SELECT @@version_comment ...): true and a result when handled.
 std::optional<Result> driver_noise(std::string_view sql);
 
+// Splits a simple-protocol query string at top-level semicolons (quotes and comments respected);
+// empty pieces are dropped.
+std::vector<std::string> split_statements(std::string_view sql);
+
 // SQL LIKE (case-insensitive; % and _, backslash escapes).
 bool like(std::string_view text, std::string_view pattern);
 

@@ -261,3 +261,13 @@ TEST_CASE("latency histogram: Prometheus 'le' buckets in microseconds") {
   CHECK(h.count.load() == 5);
   CHECK(h.sum_us.load() == 30'001'001);
 }
+
+TEST_CASE("split_statements: top-level semicolons only") {
+  using V = std::vector<std::string>;
+  CHECK(admin::split_statements("SHOW POOLS; SHOW STATS;") == V{"SHOW POOLS", " SHOW STATS"});
+  CHECK(admin::split_statements("SHOW CONFIG LIKE 'a;b'") == V{"SHOW CONFIG LIKE 'a;b'"});
+  CHECK(admin::split_statements("SHOW CONFIG LIKE 'it''s;'; RELOAD") == V{"SHOW CONFIG LIKE 'it''s;'", " RELOAD"});
+  CHECK(admin::split_statements("RELOAD -- ; not a split\n").size() == 1);
+  CHECK(admin::split_statements("/* ; */ RELOAD").size() == 1);
+  CHECK(admin::split_statements(" ; ;").empty());
+}

@@ -115,10 +115,17 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, std::string buffe
           co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
           co_return;
         }
-        if (info) info->queries.fetch_add(1, std::memory_order_relaxed);
-        auto res = co_await admin::run(ctx, std::string(q), caller);
-        if (!res.error && !res.columns.empty()) admin::pg_row_description(out, res.columns);
-        admin::pg_result(out, res);
+        // Several statements in one Query run in order, each with its own result, up to the
+        // first error (as a server does).
+        auto statements = admin::split_statements(q);
+        if (statements.empty()) admin::pg_result(out, admin::Result{});  // EmptyQueryResponse
+        for (auto& one : statements) {
+          if (info) info->queries.fetch_add(1, std::memory_order_relaxed);
+          auto res = co_await admin::run(ctx, one, caller);
+          if (!res.error && !res.columns.empty()) admin::pg_row_description(out, res.columns);
+          admin::pg_result(out, res);
+          if (res.error) break;
+        }
         wire::ready_for_query(out, 'I');
         break;
       }
