@@ -240,21 +240,26 @@ class Session {
     snap_ = next;
     cfg_ = snap_->config.get();
     io_.set_limit(cfg_->general.max_packet_size);
-    const auto& cluster = cfg_->clusters.at(pc->cluster);
-    auto settings = pool_settings(*cfg_, *pc);
+    bind_pool(*pc);
+  }
+
+  // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
+  void bind_pool(const config::Pool& pc) {
+    const auto& cluster = cfg_->clusters.at(pc.cluster);
+    auto settings = pool_settings(*cfg_, pc);
     settings.protocol = config::Protocol::Mysql;
-    settings.mysql_caps = settings_.mysql_caps;
-    settings.mysql_charset = settings_.mysql_charset;
+    settings.mysql_caps = caps_ & kFormatCaps;
+    settings.mysql_charset = charset_;
     settings.max_prepared = cfg_->mysql.max_prepared_statements;
     settings_ = settings;
-    pool_cfg_ = *pc;
-    cluster_ = ctx_.router.find(pc->cluster);
+    pool_cfg_ = pc;
+    pool_ = ctx_.pools.get(pc, cluster.primary, creds_, "", settings_);
+    cluster_ = ctx_.router.find(pc.cluster);
     auto routing = cluster.routing;
-    if (pc->routing) routing = *pc->routing;
+    if (pc.routing) routing = *pc.routing;
     if (auto* u = cfg_->find_user(user_); u && u->routing) routing = *u->routing;
     split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
              mode_ != config::PoolMode::Session;
-    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, "", settings_);
     member_pools_.assign(cluster.replicas.size() + 1, nullptr);
     member_pools_[0] = pool_;
     member_ = 0;
@@ -475,24 +480,8 @@ class Session {
       std::lock_guard lock(info_->mu);
       info_->pool = pc->database;
     }
-    const auto& cluster = cfg_->clusters.at(pc->cluster);
-    auto settings = pool_settings(*cfg_, *pc);
-    settings.protocol = config::Protocol::Mysql;
-    settings.mysql_caps = caps_ & kFormatCaps;
-    settings.mysql_charset = charset_;
-    settings.max_prepared = cfg_->mysql.max_prepared_statements;
-    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, "", settings);
     mode_ = pc->mode;
-    pool_cfg_ = *pc;
-    settings_ = settings;
-    cluster_ = ctx_.router.find(pc->cluster);
-    auto routing = cluster.routing;
-    if (pc->routing) routing = *pc->routing;
-    if (auto* u = cfg_->find_user(user_); u && u->routing) routing = *u->routing;
-    split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
-             mode_ != config::PoolMode::Session;
-    member_pools_.assign(cluster.replicas.size() + 1, nullptr);
-    member_pools_[0] = pool_;
+    bind_pool(*pc);
     schema_ = db;
     if (pc->database != "*" && !pc->server_database.empty() && db == pc->database) schema_ = pc->server_database;
     if (schema_.empty() || pool_->schema_known(schema_)) co_return true;

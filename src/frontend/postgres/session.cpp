@@ -211,17 +211,23 @@ class Session {
     if (!pc || pc->cluster != pool_cfg_.cluster || pc->mode != mode_) return;  // keep what it logged in with
     snap_ = next;
     max_packet_ = cfg.general.max_packet_size;
-    const auto& cluster = cfg.clusters.at(pc->cluster);
-    pool_cfg_ = *pc;
-    settings_ = pool_settings(cfg, *pc);
-    cluster_ = ctx_.router.find(pc->cluster);
+    bind_pool(cfg, *pc);
+  }
+
+  // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
+  void bind_pool(const config::Config& cfg, const config::Pool& pc) {
+    const auto& cluster = cfg.clusters.at(pc.cluster);
+    server_db_ = pc.database == "*" ? database_ : (pc.server_database.empty() ? pc.database : pc.server_database);
+    pool_cfg_ = pc;
+    settings_ = pool_settings(cfg, pc);
+    pool_ = ctx_.pools.get(pc, cluster.primary, creds_, server_db_, settings_);
+    cluster_ = ctx_.router.find(pc.cluster);
     auto routing = cluster.routing;
-    if (pc->routing) routing = *pc->routing;
+    if (pc.routing) routing = *pc.routing;
     if (auto* u = cfg.find_user(user_); u && u->routing) routing = *u->routing;
     split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
              mode_ != config::PoolMode::Session;
     member_pools_.assign(cluster.replicas.size() + 1, nullptr);
-    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, server_db_, settings_);
     member_pools_[0] = pool_;
     member_ = 0;
   }
@@ -449,21 +455,8 @@ class Session {
       std::lock_guard lock(info_->mu);
       info_->pool = pool_db;
     }
-    const auto& cluster = cfg.clusters.at(pc->cluster);
-    std::string server_db = pc->database == "*" ? database_ : (pc->server_database.empty() ? pc->database : pc->server_database);
-    pool_ = ctx_.pools.get(*pc, cluster.primary, creds_, server_db, pool_settings(cfg, *pc));
     mode_ = pc->mode;
-    pool_cfg_ = *pc;
-    server_db_ = server_db;
-    settings_ = pool_settings(cfg, *pc);
-    cluster_ = ctx_.router.find(pc->cluster);
-    auto routing = cluster.routing;
-    if (pc->routing) routing = *pc->routing;
-    if (auto* u = cfg.find_user(user_); u && u->routing) routing = *u->routing;
-    split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
-             mode_ != config::PoolMode::Session;
-    member_pools_.resize(cluster.replicas.size() + 1);
-    member_pools_[0] = pool_;
+    bind_pool(cfg, *pc);
 
     auto params = pool_->server_params();
     if (!params) {
