@@ -23,6 +23,7 @@ class SluiceProcess {
   int port() const { return port_; }
   int my_port() const { return port_ + 500; }  // Sluice's MySQL listener
   static std::string mysql_extra;               // keys added to [mysql] of the next process
+  static std::string postgres_extra;            // keys added to [postgres] (also on rewrites)
   // Waits (bounded) for the process to exit; returns its wait status, or -1 on timeout.
   int wait_exit(int timeout_ms);
   // Waits (bounded) until Sluice's stderr contains `needle`.

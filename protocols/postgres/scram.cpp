@@ -77,17 +77,38 @@ std::string format_scram_secret(const ScramSecret& s) {
          crypto::base64_encode(crypto::view(s.server_key));
 }
 
-ScramServer::ScramServer(ScramSecret secret, std::string nonce)
-    : secret_(std::move(secret)), nonce_(nonce.empty() ? make_nonce() : std::move(nonce)) {}
+ScramServer::ScramServer(ScramSecret secret, std::string nonce, std::string channel_binding)
+    : secret_(std::move(secret)),
+      nonce_(nonce.empty() ? make_nonce() : std::move(nonce)),
+      channel_binding_(std::move(channel_binding)) {}
 
 std::optional<std::string> ScramServer::client_first(std::string_view msg, std::string& error) {
-  // gs2-header: "n,," (client has no channel binding) or "y,," (client could, server did not offer).
-  if (msg.size() < 3 || !(msg.substr(0, 3) == "n,," || msg.substr(0, 3) == "y,,")) {
-    error = msg.substr(0, 2) == "p=" ? "channel binding is not supported by this listener"
-                                      : "malformed SCRAM client-first-message";
+  // gs2-header: "n,," (client has no channel binding), "y,," (client could, server did not
+  // offer), or "p=tls-server-end-point,," (SCRAM-SHA-256-PLUS). No authzid.
+  std::size_t header_len = 0;
+  if (msg.substr(0, 3) == "n,,") {
+    header_len = 3;
+  } else if (msg.substr(0, 3) == "y,,") {
+    if (!channel_binding_.empty()) {
+      error = "SCRAM channel binding downgrade: the client says the server offers no binding, but it does";
+      return std::nullopt;
+    }
+    header_len = 3;
+  } else if (msg.substr(0, 2) == "p=") {
+    constexpr std::string_view kPlus = "p=tls-server-end-point,,";
+    if (channel_binding_.empty() || msg.substr(0, kPlus.size()) != kPlus) {
+      error = channel_binding_.empty() ? "channel binding is not supported on a connection without TLS"
+                                       : "unsupported channel binding type (only tls-server-end-point)";
+      return std::nullopt;
+    }
+    header_len = kPlus.size();
+    bound_ = true;
+  } else {
+    error = "malformed SCRAM client-first-message";
     return std::nullopt;
   }
-  client_first_bare_ = std::string(msg.substr(3));
+  gs2_header_ = std::string(msg.substr(0, header_len));
+  client_first_bare_ = std::string(msg.substr(header_len));
   auto r = attr(client_first_bare_, 'r');
   if (!r || r->empty() || client_first_bare_.substr(0, 2) == "m=") {
     error = "malformed SCRAM client-first-message";
@@ -107,7 +128,10 @@ std::optional<std::string> ScramServer::client_final(std::string_view msg, std::
     error = "malformed SCRAM client-final-message";
     return std::nullopt;
   }
-  if (*c != "biws" && *c != "eSws") {  // base64 of "n,," and "y,,"
+  // c= is base64(gs2-header [+ channel binding data]): it must repeat what client-first said.
+  std::string expected = gs2_header_;
+  if (bound_) expected += channel_binding_;
+  if (*c != crypto::base64_encode(expected)) {
     error = "SCRAM channel binding check failed";
     return std::nullopt;
   }

@@ -26,7 +26,12 @@ std::string format_scram_secret(const ScramSecret& s);
 // Server side of one exchange. Feed the client's two messages in order.
 class ScramServer {
  public:
-  explicit ScramServer(ScramSecret secret, std::string nonce = {});
+  // `channel_binding`: tls-server-end-point data of the TLS connection the exchange runs on
+  // (empty without TLS); with it, SCRAM-SHA-256-PLUS ("p=tls-server-end-point") is accepted and
+  // a client saying "y" (it could bind, thinks the server cannot) is refused (RFC 5802 6).
+  explicit ScramServer(ScramSecret secret, std::string nonce = {}, std::string channel_binding = {});
+  // Whether the client chose SCRAM-SHA-256-PLUS (after client_first).
+  bool bound() const { return bound_; }
   // client-first-message -> server-first-message, or nullopt with `error` set.
   std::optional<std::string> client_first(std::string_view msg, std::string& error);
   // client-final-message -> server-final-message ("v=..."), or nullopt (bad proof: `error` set).
@@ -38,6 +43,8 @@ class ScramServer {
  private:
   ScramSecret secret_;
   std::string nonce_, client_first_bare_, server_first_, full_nonce_;
+  std::string channel_binding_, gs2_header_;
+  bool bound_ = false;
   crypto::Digest32 client_key_{};
 };
 

@@ -116,7 +116,7 @@ const Cols& cols_clients() {
                       {"addr", T},         {"port", I},      {"local_addr", T}, {"local_port", I},
                       {"connect_time", TS}, {"request_time", TS}, {"wait", I},  {"wait_us", I},
                       {"id", I},           {"protocol", T},  {"application_name", T}, {"link", I},
-                      {"queries", I},      {"pool", T}};
+                      {"queries", I},      {"pool", T},      {"tls", B}};
   return c;
 }
 const Cols& cols_servers() {
@@ -288,7 +288,7 @@ Rows rows_clients(Context& ctx) {
     r.push_back({"C", user, db, observe::to_string(st), c->addr, num(std::uint64_t{c->port}), c->local_addr,
                  num(std::uint64_t{c->local_port}), timestamp(c->connect_time), request, num(wait / 1000000),
                  num(wait % 1000000), num(c->id), c->protocol, app, link ? Cell(num(link)) : std::nullopt,
-                 num(c->queries.load()), pool});
+                 num(c->queries.load()), pool, boolean(c->tls.load())});
   }
   return r;
 }

@@ -156,6 +156,28 @@ void check_name(Section& s, std::string_view key, const std::string& value, cons
   if (value.size() > 63) s.fail(n, key, "is longer than 63 bytes");
 }
 
+std::string resolve_path(const std::string& p, const std::string& file) {
+  if (p.empty() || p.front() == '/') return p;
+  auto slash = file.rfind('/');
+  return slash == std::string::npos ? p : file.substr(0, slash + 1) + p;
+}
+
+void read_listener_tls(Section& s, ListenerTls& tls, const std::string& file) {
+  s.choice("tls", tls.mode, {{"disable", TlsMode::Disable}, {"allow", TlsMode::Allow}, {"require", TlsMode::Require}});
+  s.str("tls_cert", tls.cert);
+  s.str("tls_key", tls.key);
+  s.str("tls_ca", tls.ca);
+  s.choice("tls_min_version", tls.min_version, {{"1.2", std::string("1.2")}, {"1.3", std::string("1.3")}});
+  s.str("tls_ciphers", tls.ciphers);
+  if (tls.mode != TlsMode::Disable) {
+    if (tls.cert.empty()) s.fail(s.get("tls"), "tls_cert", "is required when tls is \"allow\" or \"require\"");
+    if (tls.key.empty()) s.fail(s.get("tls"), "tls_key", "is required when tls is \"allow\" or \"require\"");
+  }
+  tls.cert = resolve_path(tls.cert, file);
+  tls.key = resolve_path(tls.key, file);
+  tls.ca = resolve_path(tls.ca, file);
+}
+
 std::shared_ptr<const Config> build(const toml::table& root_table, const std::string& file) {
   auto cfg = std::make_shared<Config>();
   cfg->path = file;
@@ -193,6 +215,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.str("server_reset_query", cfg->postgres.server_reset_query);
     s.boolean("server_reset_query_always", cfg->postgres.server_reset_query_always);
     s.integer("max_prepared_statements", cfg->postgres.max_prepared_statements, 1, 100'000);
+    read_listener_tls(s, cfg->postgres.tls, file);
     s.finish();
   }
   if (auto t = sub_table(root, "mysql")) {

@@ -53,9 +53,20 @@ struct General {
   std::string log_level = "info";
 };
 
+enum class TlsMode { Disable, Allow, Require };
+
+// TLS for a client-facing listener. Paths are resolved against the config file's directory.
+struct ListenerTls {
+  TlsMode mode = TlsMode::Disable;
+  std::string cert, key, ca;     // PEM files; ca: to verify client certificates (optional)
+  std::string min_version = "1.2";  // "1.2" | "1.3"
+  std::string ciphers;           // OpenSSL cipher list for TLS 1.2 ("" = OpenSSL's default)
+};
+
 struct PostgresListener {
   bool enabled = false;
   Endpoint listen{"127.0.0.1", 6432};
+  ListenerTls tls;
   std::string server_reset_query = "DISCARD ALL";
   bool server_reset_query_always = false;
   std::uint32_t max_prepared_statements = 256;  // per server connection (LRU)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend {
@@ -13,6 +14,10 @@ namespace sluice::frontend {
 std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> cfg) {
   auto s = std::make_shared<Snapshot>();
   for (auto& u : cfg->users) s->credentials.emplace(u.name, pool::make_credentials(u, cfg->path));
+  if (cfg->postgres.enabled) {
+    s->pg_tls = net::make_server_tls(cfg->postgres.tls, "postgres");
+    if (s->pg_tls) s->pg_tls_end_point = net::server_end_point(*s->pg_tls);
+  }
   s->config = std::move(cfg);
   return s;
 }

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <string>
 
+#include <boost/asio/ssl.hpp>
+
 #include "src/config/config.hpp"
 #include "src/cache/policy.hpp"
 #include "src/cache/store.hpp"
@@ -27,6 +29,10 @@ namespace asio = boost::asio;
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>> credentials;
+  // TLS for the PostgreSQL listener (null = tls "disable"); certificates are read when the
+  // snapshot is built, so a reload picks up new ones for new connections.
+  std::shared_ptr<boost::asio::ssl::context> pg_tls;
+  std::string pg_tls_end_point;  // tls-server-end-point channel binding data
 };
 
 // Builds credentials for every user; throws config::ConfigError on bad secrets.

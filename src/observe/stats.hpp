@@ -101,6 +101,7 @@ struct ClientInfo {
   std::atomic<std::int64_t> wait_since_us{0};    // epoch µs the current wait began (0 = none)
   std::atomic<std::uint64_t> queries{0};
   std::atomic<std::uint64_t> server_id{0};  // the server connection working for it (0 = none)
+  std::atomic<bool> tls{false};
 
   mutable std::mutex mu;  // guards the strings below
   std::string user, database, application_name, pool;  // pool: the [[pools]] database

@@ -1,6 +1,7 @@
 // Admin console over the PostgreSQL protocol (docs 55.2.2 simple query, 55.2.3 extended query).
 #include "src/frontend/postgres/admin.hpp"
 
+#include <boost/asio/ssl.hpp>
 #include <fmt/format.h>
 
 #include <map>
@@ -44,7 +45,8 @@ std::vector<std::int16_t> result_formats(wire::Bytes body, std::size_t rest_offs
 
 }  // namespace
 
-asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, std::string buffered, Context& ctx, admin::Caller caller,
+template <typename Stream>
+asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& ctx, admin::Caller caller,
                                   std::size_t max_packet) {
   std::string out;
   const std::pair<const char*, std::string> params[] = {
@@ -227,5 +229,9 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, std::string buffe
     }
   }
 }
+
+template asio::awaitable<void> serve_admin(asio::ip::tcp::socket&, std::string, Context&, admin::Caller, std::size_t);
+template asio::awaitable<void> serve_admin(asio::ssl::stream<asio::ip::tcp::socket&>&, std::string, Context&, admin::Caller,
+                                           std::size_t);
 
 }  // namespace sluice::frontend::pg

@@ -7,7 +7,8 @@
 
 namespace sluice::frontend::pg {
 
-ClientAuth::ClientAuth(const pool::Credentials& creds) : creds_(creds) {}
+ClientAuth::ClientAuth(const pool::Credentials& creds, std::string channel_binding)
+    : creds_(creds), channel_binding_(std::move(channel_binding)) {}
 
 ClientAuth::Step ClientAuth::start(std::string& out) {
   switch (creds_.client_auth) {
@@ -19,7 +20,11 @@ ClientAuth::Step ClientAuth::start(std::string& out) {
         failure_ = "no SCRAM verifier is configured for this user";
         return Step::Failed;
       }
-      wire::auth_sasl(out, "SCRAM-SHA-256");
+      if (channel_binding_.empty()) {
+        wire::auth_sasl(out, "SCRAM-SHA-256");
+      } else {  // PLUS first: the client's preference order is the server's list order
+        wire::Builder(out).begin(wire::be::Authentication).i32(10).str("SCRAM-SHA-256-PLUS").str("SCRAM-SHA-256").i8(0).end();
+      }
       state_ = 1;
       return Step::Send;
     case config::AuthMethod::Md5: {
@@ -43,13 +48,18 @@ ClientAuth::Step ClientAuth::on_password_message(wire::Bytes body, std::string& 
     case 1: {  // SASLInitialResponse: mechanism, Int32 length, data
       auto mech = r.cstr();
       auto len = r.i32();
-      if (!r.ok() || mech != "SCRAM-SHA-256" || len < 0 || static_cast<std::size_t>(len) != r.remaining()) {
+      bool plus = mech == "SCRAM-SHA-256-PLUS" && !channel_binding_.empty();
+      if (!r.ok() || (mech != "SCRAM-SHA-256" && !plus) || len < 0 || static_cast<std::size_t>(len) != r.remaining()) {
         failure_ = "malformed SASLInitialResponse or unsupported mechanism";
         return Step::Failed;
       }
-      scram_.emplace(*creds_.scram);
+      scram_.emplace(*creds_.scram, std::string(), channel_binding_);
       auto reply = scram_->client_first(wire::as_sv(r.rest()), failure_);
       if (!reply) return Step::Failed;
+      if (scram_->bound() != plus) {  // the mechanism and the gs2 header must agree
+        failure_ = "SCRAM mechanism and channel binding flag disagree";
+        return Step::Failed;
+      }
       wire::auth_sasl_continue(out, *reply);
       state_ = 2;
       return Step::Send;

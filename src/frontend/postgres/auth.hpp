@@ -18,7 +18,9 @@ namespace wire = sluice::pg;
 class ClientAuth {
  public:
   enum class Step { Send, Done, Failed };
-  explicit ClientAuth(const pool::Credentials& creds);
+  // `channel_binding`: tls-server-end-point data when the client connected with TLS (then
+  // SCRAM-SHA-256-PLUS is offered as well).
+  explicit ClientAuth(const pool::Credentials& creds, std::string channel_binding = {});
   // First message to send (AuthenticationSASL / MD5Password / CleartextPassword / Ok).
   Step start(std::string& out);
   // Handles a 'p' message body from the client.
@@ -31,6 +33,7 @@ class ClientAuth {
   std::uint8_t salt_[4]{};
   std::optional<wire::ScramServer> scram_;
   std::string failure_;
+  std::string channel_binding_;
 };
 
 }  // namespace sluice::frontend::pg

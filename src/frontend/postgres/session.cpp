@@ -2,6 +2,7 @@
 #include "src/frontend/postgres/session.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
 #include <fmt/format.h>
 
 #include <unordered_set>
@@ -149,8 +150,10 @@ class Session {
         std::string out;
         wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
         error_code e;
-        client_.non_blocking(true, e);
-        client_.write_some(asio::buffer(out), e);
+        if (!tls_) {  // a goodbye in plaintext only: a TLS record cannot be written from here
+          client_.non_blocking(true, e);
+          client_.write_some(asio::buffer(out), e);
+        }
         client_.close(e);
       });
     };
@@ -187,7 +190,8 @@ class Session {
     std::string rest(reinterpret_cast<const char*>(in_.data() + in_begin_), buffered());
     in_begin_ = in_end_;
     idle_wait_ = true;  // a shutdown closes console connections like idle clients
-    co_await serve_admin(client_, std::move(rest), ctx_, caller, max_packet_);
+    if (tls_) co_await serve_admin(*tls_, std::move(rest), ctx_, caller, max_packet_);
+    else co_await serve_admin(client_, std::move(rest), ctx_, caller, max_packet_);
   }
 
   // PAUSE: hold this client's next query (no error) until RESUME.
@@ -278,8 +282,13 @@ class Session {
     std::size_t cap = typed_messages_ ? max_packet_ + 64 : wire::kMaxStartupPacket;
     if (in_.size() - in_end_ < want) in_.resize(std::min<std::size_t>(in_end_ + std::max(want, in_.size()), std::max(cap, in_.size())));
     error_code ec;
-    std::size_t n = co_await client_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
-                                                     asio::redirect_error(use_awaitable, ec));
+    std::size_t n = 0;
+    if (tls_)
+      n = co_await tls_->async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+                                         asio::redirect_error(use_awaitable, ec));
+    else
+      n = co_await client_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+                                           asio::redirect_error(use_awaitable, ec));
     if (ec || n == 0) co_return false;
     in_end_ += n;
     if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
@@ -290,7 +299,8 @@ class Session {
     client_bytes_ += buf.size();
     if (stats_) stats_->bytes_out.fetch_add(buf.size(), std::memory_order_relaxed);
     error_code ec;
-    co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    if (tls_) co_await asio::async_write(*tls_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    else co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     buf.clear();
     co_return !ec;
   }
@@ -346,6 +356,19 @@ class Session {
           co_await send_error("FATAL", "08P01", "unexpected data after SSLRequest");
           co_return false;
         }
+        if (startup_.code == wire::kSslRequestCode && snap_->pg_tls && !tls_) {
+          std::string yes = "S";
+          if (!co_await write_client(yes)) co_return false;
+          tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(client_, *snap_->pg_tls);
+          error_code ec;
+          co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+          if (ec) {
+            log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
+            co_return false;
+          }
+          info_->tls = true;
+          continue;
+        }
         std::string no = "N";
         if (!co_await write_client(no)) co_return false;
         continue;
@@ -371,6 +394,10 @@ class Session {
       }
       user_ = *user;
       typed_messages_ = true;  // everything after StartupMessage is a typed message
+      if (!tls_ && snap_->config->postgres.tls.mode == config::TlsMode::Require) {
+        co_await send_error("FATAL", "28000", "Sluice requires TLS on this listener: connect with sslmode=require or stronger");
+        co_return false;
+      }
       const std::string* db = startup_.find("database");
       database_ = db && !db->empty() ? *db : user_;
       co_return true;
@@ -406,7 +433,7 @@ class Session {
       co_return false;
     }
     creds_ = it->second;
-    ClientAuth auth(*creds_);
+    ClientAuth auth(*creds_, tls_ ? snap_->pg_tls_end_point : std::string());
     std::string out;
     auto step = auth.start(out);
     while (step == ClientAuth::Step::Send) {
@@ -1062,6 +1089,7 @@ class Session {
 
   // Writes as much as the kernel takes now, without suspending. Returns false on error.
   bool write_now(tcp::socket& sock, std::string& buf) {
+    if (tls_ && &sock == &client_) return true;  // TLS records go out through the async path
     error_code ec;
     std::size_t n = sock.write_some(asio::buffer(buf), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return false;
@@ -1236,6 +1264,7 @@ class Session {
 
   static constexpr const char* kAdminDatabase = "sluice";
   tcp::socket client_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // after SSLRequest, on a TLS listener
   Context& ctx_;
   std::shared_ptr<observe::ClientInfo> info_;
   std::shared_ptr<observe::DbStats> stats_;
