@@ -111,3 +111,60 @@ TEST_CASE("md5 password scheme") {
   CHECK(*crypto::base64_decode("YW55IGNhcm5hbCBwbGVhcw==") == "any carnal pleas");
   CHECK_FALSE(crypto::base64_decode("abc"));
 }
+
+namespace {
+// A client-final-message for `c_attr` (base64 channel binding attribute), computed from the
+// password as a client would.
+std::string client_final_with(const std::string& password, const pg::ScramSecret& secret, const std::string& first_bare,
+                              const std::string& server_first, const std::string& c_attr) {
+  auto salted = crypto::pbkdf2_sha256(password, secret.salt, secret.iterations);
+  auto client_key = crypto::hmac_sha256(crypto::view(salted), "Client Key");
+  auto stored = crypto::sha256(crypto::view(client_key));
+  auto r = server_first.substr(2, server_first.find(',') - 2);
+  std::string without_proof = "c=" + c_attr + ",r=" + r;
+  auto sig = crypto::hmac_sha256(crypto::view(stored), first_bare + "," + server_first + "," + without_proof);
+  std::string proof(32, '\0');
+  for (int i = 0; i < 32; ++i) proof[static_cast<std::size_t>(i)] = static_cast<char>(client_key[static_cast<std::size_t>(i)] ^ sig[static_cast<std::size_t>(i)]);
+  return without_proof + ",p=" + crypto::base64_encode(proof);
+}
+}  // namespace
+
+TEST_CASE("SCRAM-SHA-256-PLUS: tls-server-end-point binding checked; downgrade and mismatch refused") {
+  auto secret = pg::make_scram_secret("pw", "0123456789abcdef", 4096);
+  const std::string cb = std::string("\x01\x02\x03\xff", 4) + std::string(28, 'h');  // a certificate hash
+  std::string err;
+  {
+    pg::ScramServer server(secret, "", cb);
+    auto sf = server.client_first("p=tls-server-end-point,,n=,r=abc", err);
+    REQUIRE(sf);
+    CHECK(server.bound());
+    auto fin = client_final_with("pw", secret, "n=,r=abc", *sf, crypto::base64_encode("p=tls-server-end-point,," + cb));
+    CHECK(server.client_final(fin, err));
+  }
+  {  // the client bound to a different certificate (a man in the middle's)
+    pg::ScramServer server(secret, "", cb);
+    auto sf = server.client_first("p=tls-server-end-point,,n=,r=abc", err);
+    REQUIRE(sf);
+    auto fin = client_final_with("pw", secret, "n=,r=abc", *sf, crypto::base64_encode("p=tls-server-end-point,," + std::string(32, 'x')));
+    CHECK_FALSE(server.client_final(fin, err));
+    CHECK(err == "SCRAM channel binding check failed");
+  }
+  {  // "y": the client could bind but believes the server cannot: a downgrade, refused
+    pg::ScramServer server(secret, "", cb);
+    CHECK_FALSE(server.client_first("y,,n=,r=abc", err));
+    CHECK(err.find("downgrade") != std::string::npos);
+  }
+  {  // "n" over TLS: a client without binding support is still served
+    pg::ScramServer server(secret, "", cb);
+    auto sf = server.client_first("n,,n=,r=abc", err);
+    REQUIRE(sf);
+    CHECK_FALSE(server.bound());
+    CHECK(server.client_final(client_final_with("pw", secret, "n=,r=abc", *sf, "biws"), err));
+  }
+  {  // no TLS: PLUS refused, other binding types refused
+    pg::ScramServer server(secret);
+    CHECK_FALSE(server.client_first("p=tls-server-end-point,,n=,r=abc", err));
+    pg::ScramServer server2(secret, "", cb);
+    CHECK_FALSE(server2.client_first("p=tls-unique,,n=,r=abc", err));
+  }
+}
