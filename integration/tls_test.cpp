@@ -3,6 +3,7 @@
 // RELOAD while connected clients continue. Certificates come from integration/certs.sh.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <mysql.h>
 
 #include <unistd.h>
 
@@ -144,4 +145,72 @@ TEST_CASE("RELOAD with new certificates: new connections get them, connected cli
   PQclear(r);
   Conn still(tls_conninfo(s, "sslmode=verify-full sslrootcert=" + other));
   CHECK(still.ok());
+}
+
+namespace {
+struct MyTls {
+  MYSQL* m = mysql_init(nullptr);
+  bool ok = false;
+  MyTls(int port, const std::string& ca, bool tls, const char* user = "app", const char* pw = "app") {
+    unsigned timeout = 5;
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+    if (tls) {
+      mysql_options(m, MYSQL_OPT_SSL_CA, ca.c_str());
+      my_bool verify = 1;
+      mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+      my_bool enforce = 1;
+      mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &enforce);
+    } else {
+      my_bool off = 0;
+      mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &off);
+    }
+    ok = mysql_real_connect(m, "127.0.0.1", user, pw, "app", static_cast<unsigned>(port), nullptr, 0) != nullptr;
+  }
+  ~MyTls() { mysql_close(m); }
+  std::string scalar(const char* sql) {
+    if (mysql_query(m, sql)) return std::string("ERROR:") + mysql_error(m);
+    MYSQL_RES* r = mysql_store_result(m);
+    MYSQL_ROW row = r ? mysql_fetch_row(r) : nullptr;
+    std::string v = row && row[0] ? row[0] : "";
+    if (r) mysql_free_result(r);
+    return v;
+  }
+};
+struct MyGuard {
+  ~MyGuard() { SluiceProcess::mysql_extra.clear(); }
+};
+}  // namespace
+
+TEST_CASE("MySQL: TLS with a verified server certificate; require refuses plaintext; a wrong CA fails") {
+  MyGuard g;
+  SluiceProcess::mysql_extra = tls_keys("require");
+  SluiceProcess s(kPools + std::string("\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\n"), kGeneral);
+  MyTls c(s.my_port(), cert_dir() + "/ca.pem", true);
+  REQUIRE_MESSAGE(c.ok, mysql_error(c.m));
+  CHECK(mysql_get_ssl_cipher(c.m) != nullptr);
+  CHECK(c.scalar("SELECT 'over tls'") == "over tls");
+  CHECK(c.scalar("SELECT LENGTH(REPEAT('x', 3000000))") == "3000000");
+  MyTls plain(s.my_port(), "", false);
+  CHECK(!plain.ok);
+  CHECK(mysql_errno(plain.m) == 3159);
+  MyTls wrong(s.my_port(), cert_dir() + "/other-ca.pem", true);
+  CHECK(!wrong.ok);
+}
+
+TEST_CASE("MySQL: caching_sha2_password full authentication over TLS sends the password inside TLS, then the fast path") {
+  MyGuard g;
+  SluiceProcess::mysql_extra = tls_keys("allow") + "default_auth_plugin = \"caching_sha2_password\"\n";
+  SluiceProcess s(kPools + std::string("\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\n"), kGeneral);
+  {
+    MyTls first(s.my_port(), cert_dir() + "/ca.pem", true);  // nothing cached yet: full authentication
+    REQUIRE_MESSAGE(first.ok, mysql_error(first.m));
+    CHECK(first.scalar("SELECT 1") == "1");
+  }
+  MyTls wrong_pw(s.my_port(), cert_dir() + "/ca.pem", true, "app", "nope");
+  CHECK(!wrong_pw.ok);
+  CHECK(mysql_errno(wrong_pw.m) == 1045);
+  MyTls again(s.my_port(), cert_dir() + "/ca.pem", true);  // fast path now
+  CHECK(again.ok);
+  MyTls plain(s.my_port(), "", false);  // allow: plaintext works too (fast path, scramble only)
+  CHECK(plain.ok);
 }

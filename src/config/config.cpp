@@ -229,6 +229,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
               {"caching_sha2_password", std::string("caching_sha2_password")}});
     s.boolean("local_infile", cfg->mysql.local_infile);
     s.integer("max_prepared_statements", cfg->mysql.max_prepared_statements, 1, 100'000);
+    read_listener_tls(s, cfg->mysql.tls, file);
     s.finish();
   }
   if (auto t = sub_table(root, "http")) {

@@ -75,6 +75,7 @@ struct PostgresListener {
 struct MysqlListener {
   bool enabled = false;
   Endpoint listen{"127.0.0.1", 6033};
+  ListenerTls tls;
   std::string server_version = "";        // announced to clients; empty = "<server's>-sluice"
   std::string default_auth_plugin = "mysql_native_password";  // or caching_sha2_password
   bool local_infile = false;                // advertise LOCAL_FILES (LOAD DATA LOCAL INFILE)

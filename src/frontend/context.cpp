@@ -18,6 +18,7 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
     s->pg_tls = net::make_server_tls(cfg->postgres.tls, "postgres");
     if (s->pg_tls) s->pg_tls_end_point = net::server_end_point(*s->pg_tls);
   }
+  if (cfg->mysql.enabled) s->my_tls = net::make_server_tls(cfg->mysql.tls, "mysql");
   s->config = std::move(cfg);
   return s;
 }

@@ -33,6 +33,7 @@ struct Snapshot {
   // snapshot is built, so a reload picks up new ones for new connections.
   std::shared_ptr<boost::asio::ssl::context> pg_tls;
   std::string pg_tls_end_point;  // tls-server-end-point channel binding data
+  std::shared_ptr<boost::asio::ssl::context> my_tls;  // the MySQL listener's
 };
 
 // Builds credentials for every user; throws config::ConfigError on bad secrets.

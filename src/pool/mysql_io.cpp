@@ -22,7 +22,9 @@ asio::awaitable<bool> MysqlIo::read() {
     }
     if (chunk_.empty()) chunk_.resize(16384);
     boost::system::error_code ec;
-    std::size_t n = co_await sock_.async_read_some(asio::buffer(chunk_), asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t n = 0;
+    if (tls_) n = co_await tls_->async_read_some(asio::buffer(chunk_), asio::redirect_error(asio::use_awaitable, ec));
+    else n = co_await sock_.async_read_some(asio::buffer(chunk_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       error_ = ec.message();
       co_return false;
@@ -34,8 +36,13 @@ asio::awaitable<bool> MysqlIo::read() {
 asio::awaitable<bool> MysqlIo::write(std::string_view payload, std::uint8_t seq) {
   out_.clear();
   my::append_packets(out_, payload, seq);
+  co_return co_await write_raw(out_);
+}
+
+asio::awaitable<bool> MysqlIo::write_raw(const std::string& bytes) {
   boost::system::error_code ec;
-  co_await asio::async_write(sock_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+  if (tls_) co_await asio::async_write(*tls_, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+  else co_await asio::async_write(sock_, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) error_ = ec.message();
   co_return !ec;
 }

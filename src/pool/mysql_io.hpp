@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <optional>
 #include <string>
@@ -25,6 +26,12 @@ class MysqlIo {
   // Writes a reply to the last message read (sequence id + 1).
   boost::asio::awaitable<bool> reply(std::string_view payload) { return write(payload, return_seq_); }
 
+  // Writes bytes that are already framed (result sets built elsewhere, cached answers).
+  boost::asio::awaitable<bool> write_raw(const std::string& bytes);
+  // From now on, reads and writes go through this TLS stream (over the same socket).
+  void set_tls(boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>* tls) { tls_ = tls; }
+  bool tls() const { return tls_ != nullptr; }
+
   void set_limit(std::size_t max_len) { max_len_ = max_len; }
   const std::string& payload() const { return payload_; }
   my::Bytes bytes() const { return my::as_bytes(payload_); }
@@ -35,6 +42,7 @@ class MysqlIo {
 
  private:
   boost::asio::ip::tcp::socket& sock_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>* tls_ = nullptr;
   std::size_t max_len_;
   std::string in_, payload_, out_, error_;
   std::vector<char> chunk_;

@@ -32,11 +32,8 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
     my::build_err(p, code, sqlstate, msg);
     co_return co_await io.reply(p);
   };
-  auto send_raw = [&](const std::string& out) -> asio::awaitable<bool> {
-    error_code ec;
-    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    co_return !ec;
-  };
+  auto send_raw = [&](const std::string& out) -> asio::awaitable<bool> { co_return co_await io.write_raw(out); };
+  (void)sock;
   if (!co_await reply_ok()) co_return;
 
   std::map<std::uint32_t, std::string> statements;

@@ -2,6 +2,7 @@
 // attach (lease + state sync), relay (one command, one response), detach.
 #include "src/frontend/mysql/session.hpp"
 
+#include <boost/asio/ssl.hpp>
 #include <fmt/format.h>
 
 #include <cctype>
@@ -151,8 +152,10 @@ class Session {
         my::build_err(p, 1927, "70100", "Connection was killed by the administrator (KILL)");
         my::append_packets(out, p, 0);
         error_code e;
-        sock_.non_blocking(true, e);
-        sock_.write_some(asio::buffer(out), e);
+        if (!tls_) {  // a goodbye in plaintext only: a TLS record cannot be written from here
+          sock_.non_blocking(true, e);
+          sock_.write_some(asio::buffer(out), e);
+        }
         close_client();
       });
     };
@@ -330,7 +333,8 @@ class Session {
     hs.server_version = server_version();
     hs.connection_id = handle_->id;
     hs.nonce = nonce_;
-    hs.capabilities = kOffered | (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0);
+    hs.capabilities = kOffered | (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0) |
+                      (snap_->my_tls ? my::cap::SSL : 0);
     hs.charset = 45;  // utf8mb4_general_ci
     hs.status = my::status::AUTOCOMMIT;
     hs.auth_plugin = cfg_->mysql.default_auth_plugin;
@@ -346,7 +350,33 @@ class Session {
       co_return false;
     }
     if (resp.ssl_request_only) {
-      co_await send_err(my::er::HANDSHAKE, "08S01", "Sluice does not offer TLS on this listener");
+      if (!snap_->my_tls) {
+        co_await send_err(my::er::HANDSHAKE, "08S01", "Sluice does not offer TLS on this listener");
+        co_return false;
+      }
+      if (!io_.leftover().empty()) {  // bytes after SSLRequest before the handshake: refuse
+        co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
+        co_return false;
+      }
+      tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, *snap_->my_tls);
+      error_code ec;
+      co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
+        co_return false;
+      }
+      io_.set_tls(tls_.get());
+      info_->tls = true;
+      if (!co_await io_.read()) co_return false;
+      resp = my::HandshakeResponse{};
+      if (!my::parse_handshake_response(io_.bytes(), resp) || resp.ssl_request_only) {
+        co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
+        co_return false;
+      }
+    } else if (cfg_->mysql.tls.mode == config::TlsMode::Require) {
+      co_await send_err(3159, "HY000",
+                        "Connections using insecure transport are prohibited: Sluice requires TLS on this listener "
+                        "(--ssl-mode=REQUIRED or stronger)");
       co_return false;
     }
     caps_ = resp.capabilities & hs.capabilities;
@@ -444,10 +474,15 @@ class Session {
       if (!co_await io_.read()) co_return false;
       data = io_.payload();
     }
-    if (data.size() != 256) co_return false;  // a cleartext password over plain TCP: refused
-    auto plain = g_rsa->decrypt_oaep(data);
-    if (!plain) co_return false;
-    std::string pw = my::xor_with_nonce(*plain, nonce_);
+    std::string pw;
+    if (tls_) {  // over TLS the client sends the password itself, NUL-terminated
+      pw = data;
+    } else {
+      if (data.size() != 256) co_return false;  // a cleartext password over plain TCP: refused
+      auto plain = g_rsa->decrypt_oaep(data);
+      if (!plain) co_return false;
+      pw = my::xor_with_nonce(*plain, nonce_);
+    }
     if (pw.empty() || pw.back() != '\0') co_return false;
     pw.pop_back();
     if (!crypto::equal_constant_time(pw, creds_->plaintext)) co_return false;
@@ -819,8 +854,7 @@ class Session {
       if (to_client && !cli_out_.empty()) {
         sent_any = true;
         if (stats_) stats_->bytes_out.fetch_add(cli_out_.size(), std::memory_order_relaxed);
-        co_await asio::async_write(sock_, asio::buffer(cli_out_), asio::redirect_error(use_awaitable, ec));
-        if (ec) client_gone_ = true;  // keep draining the server so the connection stays usable
+        if (!co_await io_.write_raw(cli_out_)) client_gone_ = true;  // keep draining the server so the connection stays usable
       }
       if (tracker_.done()) break;
       if (tracker_.summary.local_infile && used == 0 && server_buf_.empty()) {
@@ -925,7 +959,7 @@ class Session {
     if (found.hit) {
       // Stored as sent after a command with sequence 0, so the ids already fit.
       error_code ec;
-      co_await asio::async_write(sock_, asio::buffer(*found.hit), asio::redirect_error(use_awaitable, ec));
+      if (!co_await io_.write_raw(*found.hit)) ec = asio::error::broken_pipe;
       if (stats_) stats_->bytes_out.fetch_add(found.hit->size(), std::memory_order_relaxed);
       co_return ec ? 0 : 1;
     }
@@ -1184,9 +1218,7 @@ class Session {
       std::string out = *cached;
       my::patch_statement_id(reinterpret_cast<std::uint8_t*>(out.data() + 4), client_id);
       out = rewrite_prepare_for_client(out);
-      error_code ec;
-      co_await asio::async_write(sock_, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-      co_return !ec;
+      co_return co_await io_.write_raw(out);
     }
     std::string capture;
     if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
@@ -1478,6 +1510,7 @@ class Session {
   }
 
   tcp::socket sock_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // after SSLRequest, on a TLS listener
   Context& ctx_;
   std::shared_ptr<const Snapshot> snap_;
   const config::Config* cfg_;
