@@ -8,17 +8,35 @@
 #   bench/pgbench_compare.sh            # BENCH_SECONDS=8 per run, BENCH_ROUNDS=3, POOL_SIZE=10
 #   BENCH_ONLY="-S -c 16" bench/pgbench_compare.sh   # one case only
 #   SLUICE_WORKERS=1 bench/pgbench_compare.sh          # Sluice worker threads (default: one per core)
+#   BENCH_TLS=1 bench/pgbench_compare.sh    # clients speak TLS to Sluice and PgBouncer (bench/tls_compare.sh)
 # Results are written to bench/out/<timestamp>.md as a Markdown table.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 TARGETS="direct pgbouncer haproxy sluice sluice-1w"
+TLS="${BENCH_TLS:-0}"
+# With TLS: only the proxies that terminate it (the sandbox servers speak plain TCP).
+if [ "$TLS" = 1 ]; then TARGETS="pgbouncer sluice sluice-1w"; fi
 POOL_SIZE="${POOL_SIZE:-10}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6462 SLUICE1_PORT=6463 BOUNCER_PORT=6442 HAPROXY_PORT=6452
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+
+TLS_SLUICE="" TLS_BOUNCER=""
+if [ "$TLS" = 1 ]; then
+  "$ROOT/integration/certs.sh" "$WORK/certs" >/dev/null
+  cp "$WORK/certs/server.pem" "$WORK/certs/server.key" "$WORK/"
+  rm -rf "$WORK/certs"
+  TLS_SLUICE="tls = \"require\"
+tls_cert = \"$WORK/server.pem\"
+tls_key = \"$WORK/server.key\""
+  TLS_BOUNCER="client_tls_sslmode = require
+client_tls_cert_file = $WORK/server.pem
+client_tls_key_file = $WORK/server.key"
+  export PGSSLMODE=require
+fi
 
 cat >"$WORK/sluice.toml" <<CONF
 [general]
@@ -27,6 +45,7 @@ log_level = "warn"
 max_client_conn = 2000
 [postgres]
 listen = "127.0.0.1:$SLUICE_PORT"
+$TLS_SLUICE
 [[users]]
 name = "app"
 password = "app"
@@ -65,6 +84,7 @@ max_client_conn = 2000
 logfile = $WORK/pgbouncer.log
 pidfile = $WORK/pgbouncer.pid
 unix_socket_dir =
+$TLS_BOUNCER
 CONF
 chmod 644 "$WORK"/*
 if [ "$(id -u)" = 0 ]; then  # PgBouncer refuses to run as root
@@ -98,13 +118,14 @@ for port in $SLUICE_PORT $SLUICE1_PORT $BOUNCER_PORT $HAPROXY_PORT; do
 done
 
 export PGPASSWORD=app
-pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
+PGSSLMODE=disable pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
 
 
 OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"
 OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ).md"
 {
+  [ "$TLS" = 1 ] && echo "TLS between pgbench and the proxies (sslmode=require; EC P-256 certificate, OpenSSL defaults)"
   echo "pgbench ${SECONDS_PER_CASE}s per run, median of $ROUNDS interleaved rounds, pool_size $POOL_SIZE (Sluice, PgBouncer), scale 10, $(nproc) cores, $(date -u +%F)"
   echo
   echo "| case | target | tps | avg latency ms | proxy CPU us/tx | failed |"
@@ -168,6 +189,10 @@ run() {  # case label, clients, pgbench options
 }
 
 run "-S -c 16" 16 -S
+if [ "$TLS" = 1 ]; then
+  run "-S -C -c 16" 16 -S -C
+  exit 0
+fi
 run "-S -c 50" 50 -S
 run "-S -M extended -c 50" 50 -S -M extended
 run "-S -M prepared -c 50" 50 -S -M prepared
