@@ -4,13 +4,14 @@
 # DIR/ca.pem + ca.key            a test CA
 # DIR/server.pem + server.key    CN=localhost, SAN DNS:localhost IP:127.0.0.1, signed by ca
 # DIR/client.pem + client.key    CN=app (a client certificate), signed by ca
+# DIR/admin-client.pem + .key    CN=admin, signed by ca
 # DIR/other-ca.pem, other-server.pem + other-server.key   a second CA and a server cert it signed
 # Idempotent: an existing DIR/ca.pem is kept. EC P-256 keys (fast to make), SHA-256 signatures.
 set -euo pipefail
 DIR="${1:?usage: certs.sh DIR}"
 mkdir -p "$DIR"
 cd "$DIR"
-[ -f ca.pem ] && [ -f other-server.pem ] && exit 0
+[ -f ca.pem ] && [ -f other-server.pem ] && [ -f admin-client.pem ] && exit 0
 ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
 ca() {  # name
   ec "$1.key"
@@ -28,6 +29,7 @@ leaf() {  # name ca cn san
 ca ca
 leaf server ca localhost "subjectAltName=DNS:localhost,IP:127.0.0.1"
 leaf client ca app "extendedKeyUsage=clientAuth"
+leaf admin-client ca admin "extendedKeyUsage=clientAuth"
 ca other-ca
 leaf other-server other-ca localhost "subjectAltName=DNS:localhost,IP:127.0.0.1"
 chmod 600 ./*.key

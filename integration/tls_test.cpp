@@ -214,3 +214,58 @@ TEST_CASE("MySQL: caching_sha2_password full authentication over TLS sends the p
   MyTls plain(s.my_port(), "", false);  // allow: plaintext works too (fast path, scramble only)
   CHECK(plain.ok);
 }
+
+TEST_CASE("client certificates: verify-full checks the CN against the user; auth = \"cert\" needs no password") {
+  Guard g;
+  SluiceProcess::postgres_extra = tls_keys("require") + "tls_ca = \"" + cert_dir() + "/ca.pem\"\ntls_client_cert = \"verify-full\"\n";
+  const std::string pools = std::string(R"(
+[[users]]
+name = "admin"
+auth = "cert"
+
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_size = 4
+)");
+  SluiceProcess s(pools, kGeneral);
+  std::string ca = cert_dir() + "/ca.pem";
+  auto with_cert = [&](const std::string& name) {
+    return " sslcert=" + cert_dir() + "/" + name + ".pem sslkey=" + cert_dir() + "/" + name + ".key";
+  };
+  Conn ok(tls_conninfo(s, "sslmode=verify-full sslrootcert=" + ca + with_cert("client")));
+  REQUIRE_MESSAGE(ok.ok(), ok.error());
+  CHECK(ok.scalar("SELECT 'cert ok'") == "cert ok");
+  Conn none(tls_conninfo(s, "sslmode=verify-full sslrootcert=" + ca));
+  CHECK(!none.ok());
+  CHECK(none.error().find("requires a valid client certificate") != std::string::npos);
+  // The admin user authenticates by certificate alone (no password), and app's certificate is
+  // not admin's.
+  std::string adm_base = "host=localhost port=" + std::to_string(s.port()) + " user=admin dbname=sluice sslmode=verify-full sslrootcert=" + ca;
+  Conn adm(adm_base + with_cert("admin-client"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  CHECK(adm.scalar("SHOW VERSION").rfind("Sluice", 0) == 0);
+  Conn adm_wrong(adm_base + with_cert("client"));
+  CHECK(!adm_wrong.ok());
+  CHECK(adm_wrong.error().find("certificate authentication failed for user \"admin\"") != std::string::npos);
+}
+
+TEST_CASE("MySQL: tls_client_cert = verify-ca refuses a client without a certificate") {
+  MyGuard g;
+  SluiceProcess::mysql_extra = tls_keys("require") + "tls_ca = \"" + cert_dir() + "/ca.pem\"\ntls_client_cert = \"verify-ca\"\n";
+  SluiceProcess s(kPools + std::string("\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\n"), kGeneral);
+  MyTls none(s.my_port(), cert_dir() + "/ca.pem", true);
+  CHECK(!none.ok);
+  CHECK(mysql_errno(none.m) == 1045);
+  CHECK(std::string(mysql_error(none.m)).find("client certificate") != std::string::npos);
+  MYSQL* m = mysql_init(nullptr);
+  std::string ca = cert_dir() + "/ca.pem", cert = cert_dir() + "/client.pem", key = cert_dir() + "/client.key";
+  mysql_options(m, MYSQL_OPT_SSL_CA, ca.c_str());
+  mysql_options(m, MYSQL_OPT_SSL_CERT, cert.c_str());
+  mysql_options(m, MYSQL_OPT_SSL_KEY, key.c_str());
+  my_bool verify = 1;
+  mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+  bool connected = mysql_real_connect(m, "127.0.0.1", "app", "app", "app", static_cast<unsigned>(s.my_port()), nullptr, 0) != nullptr;
+  CHECK_MESSAGE(connected, mysql_error(m));
+  mysql_close(m);
+}

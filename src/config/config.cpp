@@ -169,6 +169,10 @@ void read_listener_tls(Section& s, ListenerTls& tls, const std::string& file) {
   s.str("tls_ca", tls.ca);
   s.choice("tls_min_version", tls.min_version, {{"1.2", std::string("1.2")}, {"1.3", std::string("1.3")}});
   s.str("tls_ciphers", tls.ciphers);
+  s.choice("tls_client_cert", tls.client_cert,
+           {{"none", ClientCert::None}, {"verify-ca", ClientCert::VerifyCa}, {"verify-full", ClientCert::VerifyFull}});
+  if (tls.client_cert != ClientCert::None && tls.ca.empty())
+    s.fail(s.get("tls_client_cert"), "tls_ca", "is required to verify client certificates");
   if (tls.mode != TlsMode::Disable) {
     if (tls.cert.empty()) s.fail(s.get("tls"), "tls_cert", "is required when tls is \"allow\" or \"require\"");
     if (tls.key.empty()) s.fail(s.get("tls"), "tls_key", "is required when tls is \"allow\" or \"require\"");
@@ -254,10 +258,10 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       bool has_auth = e.as_table()->contains("auth");
       s.choice("auth", u.auth,
                {{"scram-sha-256", AuthMethod::ScramSha256}, {"md5", AuthMethod::Md5},
-                {"password", AuthMethod::Password}, {"trust", AuthMethod::Trust}});
-      if (u.auth != AuthMethod::Trust && u.password.empty())
+                {"password", AuthMethod::Password}, {"trust", AuthMethod::Trust}, {"cert", AuthMethod::Cert}});
+      if (u.auth != AuthMethod::Trust && u.auth != AuthMethod::Cert && u.password.empty())
         s.fail(has_auth ? s.get("auth") : nullptr, "password",
-               "is required unless auth = \"trust\"");
+               "is required unless auth = \"trust\" or \"cert\"");
       if (u.auth == AuthMethod::Md5 && u.password.rfind("SCRAM-SHA-256$", 0) == 0)
         s.fail(s.get("auth"), "auth", "md5 needs a plaintext password or an md5 secret, not a SCRAM verifier");
       if (u.password.rfind("SCRAM-SHA-256$", 0) == 0 && u.password.find(':') == std::string::npos)
@@ -421,6 +425,7 @@ const char* to_string(AuthMethod m) {
     case AuthMethod::Md5: return "md5";
     case AuthMethod::Password: return "password";
     case AuthMethod::Trust: return "trust";
+    case AuthMethod::Cert: return "cert";
   }
   return "?";
 }

@@ -20,7 +20,7 @@ class ConfigError : public std::runtime_error {
 
 enum class Protocol { Postgres, Mysql };
 enum class PoolMode { Session, Transaction, Statement };
-enum class AuthMethod { ScramSha256, Md5, Password, Trust };
+enum class AuthMethod { ScramSha256, Md5, Password, Trust, Cert };
 enum class Routing { ReadWriteSplit, PrimaryOnly };
 enum class Consistency { ReadYourWrites, Eventual };
 enum class Balance { LeastOutstanding, RoundRobin, Random };
@@ -54,6 +54,9 @@ struct General {
 };
 
 enum class TlsMode { Disable, Allow, Require };
+// Client certificates on a TLS listener: none (not required), verify-ca (a certificate signed by
+// tls_ca), verify-full (and its CN is the user name), as pg_hba.conf's clientcert.
+enum class ClientCert { None, VerifyCa, VerifyFull };
 
 // TLS for a client-facing listener. Paths are resolved against the config file's directory.
 struct ListenerTls {
@@ -61,6 +64,7 @@ struct ListenerTls {
   std::string cert, key, ca;     // PEM files; ca: to verify client certificates (optional)
   std::string min_version = "1.2";  // "1.2" | "1.3"
   std::string ciphers;           // OpenSSL cipher list for TLS 1.2 ("" = OpenSSL's default)
+  ClientCert client_cert = ClientCert::None;
 };
 
 struct PostgresListener {

@@ -53,6 +53,19 @@ std::shared_ptr<ssl::context> make_server_tls(const config::ListenerTls& tls, co
   return ctx;
 }
 
+std::optional<std::string> verified_peer_cn(SSL* s) {
+  X509* cert = SSL_get_peer_certificate(s);
+  if (!cert) return std::nullopt;
+  std::optional<std::string> out;
+  if (SSL_get_verify_result(s) == X509_V_OK) {
+    char cn[256] = {0};
+    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    if (n >= 0) out = std::string(cn, static_cast<std::size_t>(n));
+  }
+  X509_free(cert);
+  return out;
+}
+
 std::string server_end_point(ssl::context& ctx) {
   X509* cert = SSL_CTX_get0_certificate(ctx.native_handle());
   if (!cert) return {};

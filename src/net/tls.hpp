@@ -4,6 +4,7 @@
 #include <boost/asio/ssl.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "src/config/config.hpp"
@@ -15,6 +16,9 @@ namespace sluice::net {
 // verifies client certificates when given. Throws config::ConfigError naming the key.
 // Returns null when tls = "disable".
 std::shared_ptr<boost::asio::ssl::context> make_server_tls(const config::ListenerTls& tls, const std::string& section);
+
+// The common name of the client's certificate when it sent one and it verified against tls_ca.
+std::optional<std::string> verified_peer_cn(SSL* ssl);
 
 // tls-server-end-point channel binding data (RFC 5929): the hash of the server certificate's
 // DER encoding, with SHA-256 for MD5/SHA-1 signed certificates.

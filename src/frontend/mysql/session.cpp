@@ -16,6 +16,7 @@
 #include "src/frontend/cache_lookup.hpp"
 #include "src/frontend/mysql/admin.hpp"
 #include "src/frontend/mysql/response.hpp"
+#include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
 #include "src/pool/statements.hpp"
@@ -425,7 +426,19 @@ class Session {
       co_return false;
     }
     creds_ = it->second;
-    if (creds_->client_auth == config::AuthMethod::Trust) co_return true;
+    // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
+    auto mode = cfg_->mysql.tls.client_cert;
+    bool cert_user = creds_->client_auth == config::AuthMethod::Cert;
+    if (cert_user || mode != config::ClientCert::None) {
+      auto cn = tls_ ? net::verified_peer_cn(tls_->native_handle()) : std::nullopt;
+      if (!cn || ((cert_user || mode == config::ClientCert::VerifyFull) && *cn != user_)) {
+        co_await send_err(my::er::ACCESS_DENIED, "28000",
+                          access_denied(!response.empty()) + (cn ? " (client certificate is for another user)"
+                                                                 : " (a valid client certificate is required)"));
+        co_return false;
+      }
+    }
+    if (creds_->client_auth == config::AuthMethod::Trust || cert_user) co_return true;
 
     std::string plugin = cfg_->mysql.default_auth_plugin;
     if (creds_->plaintext.empty()) plugin = "mysql_native_password";  // a stored hash serves only this one

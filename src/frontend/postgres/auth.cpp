@@ -13,6 +13,7 @@ ClientAuth::ClientAuth(const pool::Credentials& creds, std::string channel_bindi
 ClientAuth::Step ClientAuth::start(std::string& out) {
   switch (creds_.client_auth) {
     case config::AuthMethod::Trust:
+    case config::AuthMethod::Cert:  // the session checked the client certificate already
       wire::auth_ok(out);
       return Step::Done;
     case config::AuthMethod::ScramSha256:

@@ -12,6 +12,7 @@
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/relay.hpp"
+#include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
 #include "src/sql/classify.hpp"
 #include "src/sql/normalize.hpp"
@@ -433,6 +434,22 @@ class Session {
       co_return false;
     }
     creds_ = it->second;
+    // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
+    auto mode = snap_->config->postgres.tls.client_cert;
+    bool cert_user = creds_->client_auth == config::AuthMethod::Cert;
+    if (cert_user || mode != config::ClientCert::None) {
+      auto cn = tls_ ? net::verified_peer_cn(tls_->native_handle()) : std::nullopt;
+      if (!cn) {
+        co_await send_error("FATAL", "28000", "connection requires a valid client certificate",
+                            tls_ ? "" : "connect with TLS and a certificate signed by the listener's tls_ca");
+        co_return false;
+      }
+      if ((cert_user || mode == config::ClientCert::VerifyFull) && *cn != user_) {
+        co_await send_error("FATAL", "28000", fmt::format("certificate authentication failed for user \"{}\"", user_),
+                            fmt::format("the certificate's common name is \"{}\"", *cn));
+        co_return false;
+      }
+    }
     ClientAuth auth(*creds_, tls_ ? snap_->pg_tls_end_point : std::string());
     std::string out;
     auto step = auth.start(out);
