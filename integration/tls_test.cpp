@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <unistd.h>
 
@@ -186,7 +189,7 @@ TEST_CASE("MySQL: TLS with a verified server certificate; require refuses plaint
   SluiceProcess::mysql_extra = tls_keys("require");
   SluiceProcess s(kPools + std::string("\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\n"), kGeneral);
   MyTls c(s.my_port(), cert_dir() + "/ca.pem", true);
-  REQUIRE_MESSAGE(c.ok, mysql_error(c.m));
+  REQUIRE_MESSAGE(c.ok, std::string(mysql_error(c.m)));
   CHECK(mysql_get_ssl_cipher(c.m) != nullptr);
   CHECK(c.scalar("SELECT 'over tls'") == "over tls");
   CHECK(c.scalar("SELECT LENGTH(REPEAT('x', 3000000))") == "3000000");
@@ -203,7 +206,7 @@ TEST_CASE("MySQL: caching_sha2_password full authentication over TLS sends the p
   SluiceProcess s(kPools + std::string("\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\n"), kGeneral);
   {
     MyTls first(s.my_port(), cert_dir() + "/ca.pem", true);  // nothing cached yet: full authentication
-    REQUIRE_MESSAGE(first.ok, mysql_error(first.m));
+    REQUIRE_MESSAGE(first.ok, std::string(mysql_error(first.m)));
     CHECK(first.scalar("SELECT 1") == "1");
   }
   MyTls wrong_pw(s.my_port(), cert_dir() + "/ca.pem", true, "app", "nope");
@@ -266,6 +269,60 @@ TEST_CASE("MySQL: tls_client_cert = verify-ca refuses a client without a certifi
   my_bool verify = 1;
   mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
   bool connected = mysql_real_connect(m, "127.0.0.1", "app", "app", "app", static_cast<unsigned>(s.my_port()), nullptr, 0) != nullptr;
-  CHECK_MESSAGE(connected, mysql_error(m));
+  CHECK_MESSAGE(connected, std::string(mysql_error(m)));
   mysql_close(m);
+}
+
+TEST_CASE("MySQL: a client that sends its TLS ClientHello in the same write as the SSLRequest") {
+  // MySQL clients do not wait for an answer to SSLRequest; the ClientHello can arrive in the same
+  // read. Reproduced here with OpenSSL memory BIOs and one write() of both.
+  MyGuard g;
+  SluiceProcess::mysql_extra = tls_keys("require");
+  SluiceProcess s(kPools + std::string("\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\n"), kGeneral);
+  int fd = loopback_connect(s.my_port());
+  REQUIRE(fd >= 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  unsigned char hdr[4];
+  REQUIRE(::recv(fd, hdr, 4, MSG_WAITALL) == 4);
+  std::string greeting(hdr[0] | hdr[1] << 8 | hdr[2] << 16, '\0');
+  REQUIRE(::recv(fd, greeting.data(), greeting.size(), MSG_WAITALL) == static_cast<ssize_t>(greeting.size()));
+
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(ctx);
+  BIO* rbio = BIO_new(BIO_s_mem());
+  BIO* wbio = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl, rbio, wbio);
+  SSL_set_connect_state(ssl);
+  CHECK(SSL_do_handshake(ssl) <= 0);  // ClientHello written to wbio, waiting for the server
+  auto drain = [&] {
+    std::string out;
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(wbio, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+  };
+  // SSLRequest: CLIENT_SSL | PROTOCOL_41 | SECURE_CONNECTION | PLUGIN_AUTH, max packet, charset.
+  std::uint32_t caps = 2048 | 512 | 32768 | (1u << 19);
+  std::string req = {32, 0, 0, 1};
+  for (int i = 0; i < 4; ++i) req.push_back(static_cast<char>((caps >> (8 * i)) & 0xFF));
+  req += std::string("\x00\x00\x00\x01", 4);
+  req.push_back(45);
+  req += std::string(23, '\0');
+  std::string first = req + drain();
+  REQUIRE(::write(fd, first.data(), first.size()) == static_cast<ssize_t>(first.size()));
+  bool done = false;
+  for (int i = 0; i < 50 && !done; ++i) {
+    char buf[16384];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    BIO_write(rbio, buf, static_cast<int>(n));
+    done = SSL_do_handshake(ssl) == 1;
+    auto out = drain();
+    if (!out.empty() && ::write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) break;
+  }
+  CHECK(done);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(fd);
 }

@@ -3,6 +3,8 @@
 // one unit's ramp with another's body.
 #include "src/pool/mysql_io.hpp"
 
+#include <algorithm>
+
 namespace sluice::pool {
 
 namespace asio = boost::asio;
@@ -21,10 +23,16 @@ asio::awaitable<bool> MysqlIo::read() {
       co_return false;
     }
     if (chunk_.empty()) chunk_.resize(16384);
+    std::size_t want = chunk_.size();
+    if (exact_) {  // the header, then exactly the rest of this packet
+      want = in_.size() < 4 ? 4 - in_.size()
+                            : 4 + my::payload_length(reinterpret_cast<const std::uint8_t*>(in_.data())) - in_.size();
+      want = std::min(want, chunk_.size());
+    }
     boost::system::error_code ec;
     std::size_t n = 0;
-    if (tls_) n = co_await tls_->async_read_some(asio::buffer(chunk_), asio::redirect_error(asio::use_awaitable, ec));
-    else n = co_await sock_.async_read_some(asio::buffer(chunk_), asio::redirect_error(asio::use_awaitable, ec));
+    if (tls_) n = co_await tls_->async_read_some(asio::buffer(chunk_.data(), want), asio::redirect_error(asio::use_awaitable, ec));
+    else n = co_await sock_.async_read_some(asio::buffer(chunk_.data(), want), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       error_ = ec.message();
       co_return false;

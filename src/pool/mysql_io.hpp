@@ -33,6 +33,9 @@ class MysqlIo {
   bool tls() const { return tls_ != nullptr; }
 
   void set_limit(std::size_t max_len) { max_len_ = max_len; }
+  // Read no byte past the current message (a MySQL client sends its TLS ClientHello right after
+  // the SSLRequest packet without waiting: those bytes belong to the TLS layer).
+  void set_exact(bool exact) { exact_ = exact; }
   const std::string& payload() const { return payload_; }
   my::Bytes bytes() const { return my::as_bytes(payload_); }
   std::uint8_t seq() const { return seq_; }
@@ -47,6 +50,7 @@ class MysqlIo {
   std::string in_, payload_, out_, error_;
   std::vector<char> chunk_;
   std::uint8_t seq_ = 0, return_seq_ = 0;
+  bool exact_ = false;
 };
 
 // Reads a one-row text result (column count, definitions, [EOF], row, terminator); NULL is "".

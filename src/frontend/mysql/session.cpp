@@ -344,7 +344,9 @@ class Session {
     if (!co_await io_.write(p, 0)) co_return false;
 
     io_.set_limit(64 * 1024);
+    io_.set_exact(snap_->my_tls != nullptr);  // a TLS ClientHello may follow the SSLRequest at once
     if (!co_await io_.read()) co_return false;
+    io_.set_exact(false);
     my::HandshakeResponse resp;
     if (!my::parse_handshake_response(io_.bytes(), resp)) {
       co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
