@@ -79,6 +79,18 @@ void Controls::set_disabled(const std::string& database, bool disabled) {
   if (disabled) disabled_.push_back(database);
 }
 
+asio::awaitable<void> Controls::wait_resumed(const std::string& database, const asio::ip::tcp::socket& client,
+                                            observe::ClientInfo& info) const {
+  if (!paused(database)) co_return;
+  info.set_state(observe::ClientState::Waiting);
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  while (paused(database) && client.is_open()) {
+    t.expires_after(std::chrono::milliseconds(10));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
 std::vector<std::string> Controls::paused_list() const {
   std::lock_guard lock(mu_);
   return paused_;

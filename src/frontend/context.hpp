@@ -52,6 +52,9 @@ class Controls {
   bool disabled(std::string_view database) const;
   void set_disabled(const std::string& database, bool disabled);
   std::vector<std::string> paused_list() const;
+  // PAUSE: holds a client (shown as waiting) until `database` is resumed or its socket closes.
+  asio::awaitable<void> wait_resumed(const std::string& database, const asio::ip::tcp::socket& client,
+                                     observe::ClientInfo& info) const;
   std::vector<std::string> disabled_list() const;
 
  private:

@@ -66,6 +66,15 @@ std::optional<std::string> verified_peer_cn(SSL* s) {
   return out;
 }
 
+CertVerdict check_client_cert(SSL* s, config::ClientCert mode, bool cert_user, const std::string& user,
+                              std::optional<std::string>& cn) {
+  if (!cert_user && mode == config::ClientCert::None) return CertVerdict::Ok;
+  cn = s ? verified_peer_cn(s) : std::nullopt;
+  if (!cn) return CertVerdict::Missing;
+  if ((cert_user || mode == config::ClientCert::VerifyFull) && *cn != user) return CertVerdict::WrongUser;
+  return CertVerdict::Ok;
+}
+
 std::string server_end_point(ssl::context& ctx) {
   X509* cert = SSL_CTX_get0_certificate(ctx.native_handle());
   if (!cert) return {};

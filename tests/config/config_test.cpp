@@ -115,10 +115,18 @@ TEST_CASE("errors name file:line and key") {
         "t.toml:7: pools[0].cluster: no [clusters.nope] is defined");
   CHECK(error_of(std::string(kBase) + "[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\npool_mode = \"batch\"\n") ==
         "t.toml:8: pools[0].pool_mode: unknown value \"batch\" (expected session | transaction | statement)");
-  CHECK(error_of("[[users]]\nname = \"u\"\n") == "t.toml:1: users[0].password: is required unless auth = \"trust\"");
+  CHECK(error_of("[[users]]\nname = \"u\"\n") == "t.toml:1: users[0].password: is required unless auth = \"trust\" or \"cert\"");
   CHECK(error_of("[[users]]\nname = \"u\"\npassword = \"p\"\nauth = \"kerberos\"\n") ==
-        "t.toml:4: users[0].auth: unknown value \"kerberos\" (expected scram-sha-256 | md5 | password | trust)");
+        "t.toml:4: users[0].auth: unknown value \"kerberos\" (expected scram-sha-256 | md5 | password | trust | cert)");
   CHECK(error_of("bogus = 1\n") == "t.toml:1: bogus: unknown key");
+  CHECK(error_of("[postgres]\ntls = \"require\"\n") ==
+        "t.toml:2: postgres.tls_cert: is required when tls is \"allow\" or \"require\"");
+  CHECK(error_of("[mysql]\ntls = \"sometimes\"\n") ==
+        "t.toml:2: mysql.tls: unknown value \"sometimes\" (expected disable | allow | require)");
+  CHECK(error_of("[postgres]\ntls_client_cert = \"verify-full\"\n") ==
+        "t.toml:2: postgres.tls_ca: is required to verify client certificates");
+  CHECK(error_of("[postgres]\ntls_min_version = \"1.1\"\n") ==
+        "t.toml:2: postgres.tls_min_version: unknown value \"1.1\" (expected 1.2 | 1.3)");
   CHECK(error_of("[general]\nworkers = \n").rfind("t.toml:2: ", 0) == 0);  // TOML syntax error
   CHECK(error_of("[cache]\nmax_bytes = \"lots\"\n") ==
         "t.toml:2: cache.max_bytes: invalid size \"lots\" (use B, KiB, MiB, GiB, KB, MB, GB)");

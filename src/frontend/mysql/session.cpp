@@ -224,16 +224,7 @@ class Session {
   }
 
   // PAUSE: hold this client's next command (no error) until RESUME.
-  awaitable<void> wait_while_paused() {
-    if (!ctx_.controls.paused(pool_cfg_.database)) co_return;
-    info_->set_state(observe::ClientState::Waiting);
-    asio::steady_timer t(sock_.get_executor());
-    while (ctx_.controls.paused(pool_cfg_.database) && sock_.is_open()) {
-      t.expires_after(std::chrono::milliseconds(10));
-      error_code ec;
-      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
-    }
-  }
+  awaitable<void> wait_while_paused() { co_await ctx_.controls.wait_resumed(pool_cfg_.database, sock_, *info_); }
 
   // A reload happened: take the new settings for this client's pool (between transactions).
   void refresh_config() {
@@ -429,16 +420,16 @@ class Session {
     }
     creds_ = it->second;
     // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
-    auto mode = cfg_->mysql.tls.client_cert;
     bool cert_user = creds_->client_auth == config::AuthMethod::Cert;
-    if (cert_user || mode != config::ClientCert::None) {
-      auto cn = tls_ ? net::verified_peer_cn(tls_->native_handle()) : std::nullopt;
-      if (!cn || ((cert_user || mode == config::ClientCert::VerifyFull) && *cn != user_)) {
-        co_await send_err(my::er::ACCESS_DENIED, "28000",
-                          access_denied(!response.empty()) + (cn ? " (client certificate is for another user)"
-                                                                 : " (a valid client certificate is required)"));
-        co_return false;
-      }
+    std::optional<std::string> cn;
+    auto verdict = net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, cfg_->mysql.tls.client_cert, cert_user,
+                                          user_, cn);
+    if (verdict != net::CertVerdict::Ok) {
+      co_await send_err(my::er::ACCESS_DENIED, "28000",
+                        access_denied(!response.empty()) + (verdict == net::CertVerdict::WrongUser
+                                                                ? " (client certificate is for another user)"
+                                                                : " (a valid client certificate is required)"));
+      co_return false;
     }
     if (creds_->client_auth == config::AuthMethod::Trust || cert_user) co_return true;
 

@@ -197,14 +197,7 @@ class Session {
 
   // PAUSE: hold this client's next query (no error) until RESUME.
   awaitable<void> wait_while_paused() {
-    if (!ctx_.controls.paused(pool_cfg_.database == "*" ? database_ : pool_cfg_.database)) co_return;
-    info_->set_state(observe::ClientState::Waiting);
-    asio::steady_timer t(client_.get_executor());
-    while (ctx_.controls.paused(pool_cfg_.database == "*" ? database_ : pool_cfg_.database) && client_.is_open()) {
-      t.expires_after(std::chrono::milliseconds(10));
-      error_code ec;
-      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
-    }
+    co_await ctx_.controls.wait_resumed(pool_cfg_.database == "*" ? database_ : pool_cfg_.database, client_, *info_);
   }
 
   // A reload happened: take the new settings for this client's pool (between transactions).
@@ -435,20 +428,18 @@ class Session {
     }
     creds_ = it->second;
     // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
-    auto mode = snap_->config->postgres.tls.client_cert;
-    bool cert_user = creds_->client_auth == config::AuthMethod::Cert;
-    if (cert_user || mode != config::ClientCert::None) {
-      auto cn = tls_ ? net::verified_peer_cn(tls_->native_handle()) : std::nullopt;
-      if (!cn) {
-        co_await send_error("FATAL", "28000", "connection requires a valid client certificate",
-                            tls_ ? "" : "connect with TLS and a certificate signed by the listener's tls_ca");
-        co_return false;
-      }
-      if ((cert_user || mode == config::ClientCert::VerifyFull) && *cn != user_) {
-        co_await send_error("FATAL", "28000", fmt::format("certificate authentication failed for user \"{}\"", user_),
-                            fmt::format("the certificate's common name is \"{}\"", *cn));
-        co_return false;
-      }
+    std::optional<std::string> cn;
+    auto verdict = net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, snap_->config->postgres.tls.client_cert,
+                                          creds_->client_auth == config::AuthMethod::Cert, user_, cn);
+    if (verdict == net::CertVerdict::Missing) {
+      co_await send_error("FATAL", "28000", "connection requires a valid client certificate",
+                          tls_ ? "" : "connect with TLS and a certificate signed by the listener's tls_ca");
+      co_return false;
+    }
+    if (verdict == net::CertVerdict::WrongUser) {
+      co_await send_error("FATAL", "28000", fmt::format("certificate authentication failed for user \"{}\"", user_),
+                          fmt::format("the certificate's common name is \"{}\"", *cn));
+      co_return false;
     }
     ClientAuth auth(*creds_, tls_ ? snap_->pg_tls_end_point : std::string());
     std::string out;
