@@ -15,6 +15,8 @@ namespace asio = boost::asio;
 using asio::use_awaitable;
 using boost::system::error_code;
 
+constexpr std::size_t kMaxStatements = 1024;  // per console connection
+
 asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io, Context& ctx, admin::Caller caller,
                                   std::uint32_t caps) {
   const std::uint16_t status = my::status::AUTOCOMMIT;
@@ -71,6 +73,10 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
         break;
       }
       case my::com::STMT_PREPARE: {
+        if (statements.size() >= kMaxStatements) {
+          ok = co_await reply_err(1461, "42000", "Can't create more than 1024 prepared statements on the admin console");
+          break;
+        }
         auto sql = payload.substr(1);
         auto cols = admin::describe(sql);
         std::uint32_t id = next_stmt++;

@@ -21,6 +21,8 @@ using boost::system::error_code;
 
 namespace {
 
+constexpr std::size_t kMaxNamed = 1024;  // statements and portals per console connection
+
 struct Portal {
   std::string sql;
   std::vector<std::int16_t> formats;
@@ -137,6 +139,10 @@ asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& c
           fail("08P01", "malformed Parse message");
           break;
         }
+        if (statements.size() >= kMaxNamed && !statements.count(pv.name)) {
+          fail("53400", "too many prepared statements on this admin console connection (limit 1024)");
+          break;
+        }
         statements[std::string(pv.name)] = std::string(pv.query);
         wire::parse_complete(out);
         break;
@@ -152,6 +158,10 @@ asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& c
         auto formats = result_formats(body, bh.rest_offset, ok);
         if (!ok) {
           fail("08P01", "malformed Bind message");
+          break;
+        }
+        if (portals.size() >= kMaxNamed && !portals.count(bh.portal)) {
+          fail("53400", "too many portals on this admin console connection (limit 1024)");
           break;
         }
         portals[std::string(bh.portal)] = Portal{st->second, std::move(formats), std::nullopt};
