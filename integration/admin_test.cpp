@@ -159,14 +159,6 @@ double metric(const std::string& text, const std::string& series) {
   return -1;
 }
 
-template <typename F>
-bool eventually(F f, int ms = 5000) {
-  for (int waited = 0; waited <= ms; waited += 20) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
 
 int http_port_for(const SluiceProcess& s) { return s.port() + 700; }
 

@@ -4,7 +4,9 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace sluice::itest {
 
@@ -52,6 +54,16 @@ class SluiceProcess {
   std::string config_path_;
   std::string log_path_;  // Sluice's stderr; copied to the test's stderr when the process ends
 };
+
+// Polls every 20 ms (bounded by `timeout_ms`) until `fn` returns true.
+template <typename F>
+bool eventually(F fn, int timeout_ms = 5000) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 // RAII PGconn.
 struct Conn {

@@ -184,15 +184,6 @@ std::string dump_binary(MYSQL* m, const std::string& sql, const std::vector<cons
   return d;
 }
 
-// Polls (bounded) until `fn` returns true.
-template <typename F>
-bool eventually(F fn, int timeout_ms = 5000) {
-  for (int waited = 0; waited <= timeout_ms; waited += 20) {
-    if (fn()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
 
 int server_connections(const std::string& user = "app") {
   My root(my_port(), "root", "", "");

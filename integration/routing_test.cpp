@@ -58,15 +58,6 @@ struct My {
   }
 };
 
-// Waits (bounded) until `fn` returns true.
-template <typename F>
-bool eventually(F fn, int timeout_ms = 5000) {
-  for (int waited = 0; waited <= timeout_ms; waited += 50) {
-    if (fn()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
 
 std::string pg_superuser(int port) {
   return "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=app sslmode=disable";

@@ -35,6 +35,19 @@ pool::PoolSettings pool_settings(const config::Config& cfg, const config::Pool& 
   return s;
 }
 
+std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,
+                                                     const asio::ip::tcp::socket& sock) {
+  auto info = std::make_shared<observe::ClientInfo>();
+  info->id = ctx.client_table.next_id();
+  info->protocol = protocol;
+  boost::system::error_code ec;
+  auto peer = sock.remote_endpoint(ec);
+  if (!ec) info->addr = peer.address().to_string(), info->port = peer.port();
+  auto local = sock.local_endpoint(ec);
+  if (!ec) info->local_addr = local.address().to_string(), info->local_port = local.port();
+  return info;
+}
+
 namespace {
 bool listed(const std::vector<std::string>& v, std::string_view db) {
   for (auto& x : v)

@@ -111,4 +111,9 @@ std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next);
 
 pool::PoolSettings pool_settings(const config::Config& cfg, const config::Pool& p);
 
+// A new client's entry for SHOW CLIENTS: an id from the client table, its protocol and both
+// ends of its connection (not yet added to the table: its kill action comes first).
+std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,
+                                                     const asio::ip::tcp::socket& sock);
+
 }  // namespace sluice::frontend

@@ -155,7 +155,11 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
 
 void Pool::forget_one_locked() {
   --total_;
-  if (!waiters_.empty() && !closed_ && total_ < settings_.pool_size) {
+  let_waiters_connect_locked();
+}
+
+void Pool::let_waiters_connect_locked() {
+  while (!waiters_.empty() && !closed_ && total_ < settings_.pool_size) {
     auto w = std::move(waiters_.front());
     waiters_.pop_front();
     ++total_;
@@ -260,15 +264,7 @@ void Pool::set_settings(const PoolSettings& next) {
   settings_.mysql_caps = keep.mysql_caps;
   settings_.mysql_charset = keep.mysql_charset;
   if (keep.protocol == config::Protocol::Mysql) settings_.max_prepared = keep.max_prepared;
-  // Room to grow: waiters connect now instead of waiting for a release.
-  while (!waiters_.empty() && total_ < settings_.pool_size && !closed_) {
-    auto w = std::move(waiters_.front());
-    waiters_.pop_front();
-    ++total_;
-    w->may_connect = true;
-    w->done = true;
-    asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
-  }
+  let_waiters_connect_locked();  // room to grow: waiters connect now instead of waiting
 }
 
 PoolSettings Pool::settings() const {

@@ -115,6 +115,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   asio::awaitable<LeaseResult> connect_new(asio::any_io_executor ex);
   void hand_over_locked(std::shared_ptr<ServerConn> conn);  // to the first waiter, or idle
   void forget_one_locked();  // a connection is gone: let a waiter connect in its place
+  void let_waiters_connect_locked();  // waiters take free slots below pool_size
   std::shared_ptr<ServerConn> take_local_locked(const asio::any_io_executor& ex);
   // Idle long enough that the server may have closed it: probe before use.
   static bool needs_probe(const ServerConn& c, Clock::time_point now);

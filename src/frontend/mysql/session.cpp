@@ -128,8 +128,7 @@ class Session {
         io_(sock_, cfg_->general.max_packet_size), timer_(sock_.get_executor()) {
     t_sessions.insert(this);
     handle_ = std::make_shared<ClientHandle>();
-    info_ = std::make_shared<observe::ClientInfo>();
-    info_->id = ctx_.client_table.next_id();
+    info_ = new_client_info(ctx_, "mysql", sock_);
     handle_->id = static_cast<std::uint32_t>(info_->id);  // the connection id is the console's client id
     auto ex = sock_.get_executor();
     std::weak_ptr<bool> alive = alive_;
@@ -139,12 +138,6 @@ class Session {
       });
     };
     ctx_.mysql_clients.add(handle_);
-    info_->protocol = "mysql";
-    error_code ec;
-    auto peer = sock_.remote_endpoint(ec);
-    if (!ec) info_->addr = peer.address().to_string(), info_->port = peer.port();
-    auto local = sock_.local_endpoint(ec);
-    if (!ec) info_->local_addr = local.address().to_string(), info_->local_port = local.port();
     info_->kill = [ex, alive, this] {
       asio::post(ex, [alive, this] {
         if (!alive.lock()) return;

@@ -134,14 +134,7 @@ class Session {
   }
 
   void register_client() {
-    info_ = std::make_shared<observe::ClientInfo>();
-    info_->id = ctx_.client_table.next_id();
-    info_->protocol = "postgres";
-    error_code ec;
-    auto peer = client_.remote_endpoint(ec);
-    if (!ec) info_->addr = peer.address().to_string(), info_->port = peer.port();
-    auto local = client_.local_endpoint(ec);
-    if (!ec) info_->local_addr = local.address().to_string(), info_->local_port = local.port();
+    info_ = new_client_info(ctx_, "postgres", client_);
     std::weak_ptr<bool> alive = alive_;
     auto ex = client_.get_executor();
     info_->kill = [this, alive, ex] {
