@@ -6,23 +6,25 @@
 # DIR/client.pem + client.key    CN=app (a client certificate), signed by ca
 # DIR/admin-client.pem + .key    CN=admin, signed by ca
 # DIR/other-ca.pem, other-server.pem + other-server.key   a second CA and a server cert it signed
-# Idempotent: an existing DIR/ca.pem is kept. EC P-256 keys (fast to make), SHA-256 signatures.
+# Idempotent: existing certificates are kept unless one expires within a week. EC P-256 keys
+# (fast to make), SHA-256 signatures, valid for a year.
 set -euo pipefail
 DIR="${1:?usage: certs.sh DIR}"
 mkdir -p "$DIR"
 cd "$DIR"
-[ -f ca.pem ] && [ -f other-server.pem ] && [ -f admin-client.pem ] && exit 0
+fresh() { [ -f "$1" ] && openssl x509 -checkend 604800 -noout -in "$1" >/dev/null 2>&1; }
+fresh ca.pem && fresh server.pem && fresh other-server.pem && fresh admin-client.pem && exit 0
 ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
 ca() {  # name
   ec "$1.key"
-  openssl req -x509 -new -key "$1.key" -sha256 -days 30 -subj "/CN=Sluice test $1" -out "$1.pem" \
+  openssl req -x509 -new -key "$1.key" -sha256 -days 365 -subj "/CN=Sluice test $1" -out "$1.pem" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 }
 leaf() {  # name ca cn san
   ec "$1.key"
   openssl req -new -key "$1.key" -subj "/CN=$3" -out "$1.csr" 2>/dev/null
   printf 'basicConstraints=CA:FALSE\n%s\n' "$4" >"$1.ext"
-  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -sha256 -days 30 \
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -sha256 -days 365 \
     -extfile "$1.ext" -out "$1.pem" 2>/dev/null
   rm -f "$1.csr" "$1.ext"
 }

@@ -12,6 +12,9 @@
 # MariaDB users: root (no password, from 127.0.0.1 only), app/app and hashuser/hashpw
 # (mysql_native_password).
 # Databases: app, app2 on both.
+# TLS: both servers accept TLS (plaintext too) with certificates made by integration/certs.sh in
+# .sandbox/certs: server.pem (CN localhost, SAN DNS:localhost IP:127.0.0.1) signed by ca.pem.
+# PostgreSQL asks for a client certificate signed by ca.pem (root.crt) without requiring one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,6 +62,23 @@ wait_ready() {  # $1 = port
   return 1
 }
 
+certs_up() {
+  "$ROOT/integration/certs.sh" "$SANDBOX/certs" >/dev/null
+}
+
+# Server certificate, key and client CA in a PostgreSQL data directory (the default file names),
+# and ssl on. Idempotent; a running server re-reads them on reload.
+pg_tls() {  # $1 = data dir
+  local d=$1
+  cp "$SANDBOX/certs/server.pem" "$d/server.crt"
+  cp "$SANDBOX/certs/server.key" "$d/server.key"
+  cp "$SANDBOX/certs/ca.pem" "$d/root.crt"
+  chmod 600 "$d/server.key"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$d/server.crt" "$d/server.key" "$d/root.crt"; fi
+  grep -q "^ssl = on" "$d/postgresql.conf" || printf "ssl = on\nssl_ca_file = 'root.crt'\n" >>"$d/postgresql.conf"
+  if is_running "$d"; then as_pg "$PG_BIN/pg_ctl" -D "$d" reload >/dev/null; fi
+}
+
 psql_admin() {
   psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres "$@"
 }
@@ -69,6 +89,7 @@ pg_up() {
   primary="$dir/primary"
   replica="$dir/replica"
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir"; fi
+  certs_up
   if [ ! -f "$primary/PG_VERSION" ]; then
     rm -rf "$primary"
     as_pg "$PG_BIN/initdb" -D "$primary" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
@@ -95,6 +116,7 @@ host all md5user 127.0.0.1/32 md5
 host all all 127.0.0.1/32 scram-sha-256
 HBA
   fi
+  pg_tls "$primary"
   if ! is_running "$primary"; then
     as_pg "$PG_BIN/pg_ctl" -D "$primary" -l "$primary/server.log" -w -t 30 start >/dev/null
   fi
@@ -116,6 +138,7 @@ SQL
     # Reconnect quickly after the primary restarts (tests restart it).
     echo "wal_retrieve_retry_interval = '500ms'" >>"$replica/postgresql.conf"
   fi
+  pg_tls "$replica"
   if ! is_running "$replica"; then
     as_pg "$PG_BIN/pg_ctl" -D "$replica" -l "$replica/server.log" -w -t 30 start >/dev/null
   fi
@@ -245,6 +268,11 @@ performance_schema = OFF
 $4
 CNF
   fi
+  if ! grep -q "^ssl-cert" "$dir/my.cnf"; then  # TLS (a sandbox made before TLS: restart once)
+    printf 'ssl-ca = %s\nssl-cert = %s\nssl-key = %s\n' "$SANDBOX/certs/ca.pem" "$SANDBOX/certs/server.pem" \
+      "$SANDBOX/certs/server.key" >>"$dir/my.cnf"
+    my_stop_node "$dir"
+  fi
   if ! my_running "$dir"; then
     setsid mariadbd --defaults-file="$dir/my.cnf" $(my_user_opt) </dev/null >/dev/null 2>&1 &
   fi
@@ -253,6 +281,7 @@ CNF
 
 my_up() {
   local dir="$SANDBOX/mysql" fresh=0
+  certs_up
   [ -d "$dir/primary/data/mysql" ] || fresh=1
   my_start "$dir/primary" "$MY_PRIMARY_PORT" 1 ""
   if [ "$fresh" = 1 ]; then

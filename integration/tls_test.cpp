@@ -326,3 +326,153 @@ TEST_CASE("MySQL: a client that sends its TLS ClientHello in the same write as t
   SSL_CTX_free(ctx);
   ::close(fd);
 }
+
+// ---- TLS from Sluice to the servers (server_tls) --------------------------------------------
+// The sandbox servers run with TLS on, with certificates from integration/certs.sh in
+// .sandbox/certs (SLUICE_SANDBOX_CERTS); PostgreSQL verifies client certificates against the
+// same CA when one is sent.
+namespace {
+
+std::string sandbox_certs() {
+  std::string d = env_or("SLUICE_SANDBOX_CERTS", "");
+  REQUIRE(!d.empty());
+  return d;
+}
+
+int pg_replica_port() { return std::stoi(env_or("SLUICE_PG_REPLICA_PORT", "15433")); }
+int my_replica_port() { return std::stoi(env_or("SLUICE_MY_REPLICA_PORT", "13307")); }
+
+// A cluster over the sandbox primary and replica with the given server_tls keys.
+std::string tls_cluster(const std::string& name, bool pg, const std::string& keys) {
+  int primary = pg ? pg_port() : my_port(), replica = pg ? pg_replica_port() : my_replica_port();
+  return "\n[clusters." + name + "]\nprotocol = \"" + (pg ? "postgres" : "mysql") + "\"\nprimary = \"127.0.0.1:" +
+         std::to_string(primary) + "\"\nreplicas = [\"127.0.0.1:" + std::to_string(replica) + "\"]\n" +
+         "health_check_period = \"100ms\"\n" + keys + "\n";
+}
+
+std::string pool_for(const std::string& db, const std::string& cluster, const std::string& server_db = "") {
+  return "\n[[pools]]\ndatabase = \"" + db + "\"\ncluster = \"" + cluster + "\"\n" +
+         (server_db.empty() ? "" : "server_database = \"" + server_db + "\"\n");
+}
+
+std::string server_tls(const std::string& mode, const std::string& ca, const std::string& cert = "") {
+  std::string s = "server_tls = \"" + mode + "\"\n";
+  if (!ca.empty()) s += "server_tls_ca = \"" + ca + "\"\n";
+  if (!cert.empty()) s += "server_tls_cert = \"" + cert + ".pem\"\nserver_tls_key = \"" + cert + ".key\"\n";
+  return s;
+}
+
+const char* kPgTlsRow = "SELECT ssl::text || '|' || coalesce(client_dn, '') || '|' || pg_is_in_recovery()::text "
+                        "FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+}  // namespace
+
+TEST_CASE("server_tls verify-full: PostgreSQL primary and replica over TLS with Sluice's client certificate; a wrong CA fails") {
+  std::string certs = sandbox_certs();
+  const std::string cfg = std::string(R"(
+[[users]]
+name = "admin"
+password = "adminpw"
+)") + tls_cluster("pgtls", true, server_tls("verify-full", certs + "/ca.pem", certs + "/client")) +
+                          tls_cluster("pgwrong", true, server_tls("verify-full", cert_dir() + "/other-ca.pem")) +
+                          tls_cluster("pgplain", true, server_tls("disable", "")) +
+                          tls_cluster("pgprefer", true, server_tls("prefer", "")) +
+                          pool_for("app", "pgtls") + pool_for("wrongca", "pgwrong", "app") +
+                          pool_for("plain", "pgplain", "app") + pool_for("prefer", "pgprefer", "app");
+  SluiceProcess s(cfg, kGeneral);
+
+  Conn c(s.conninfo());
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  // A write goes to the primary: TLS, with Sluice's certificate (CN=app) verified by the server.
+  REQUIRE(c.exec("BEGIN"));
+  CHECK(c.scalar(kPgTlsRow) == "true|/CN=app|false");
+  REQUIRE(c.exec("COMMIT"));
+  // Reads go to the replica once its health checks (over TLS too) pass.
+  CHECK(eventually([&] { return c.scalar(kPgTlsRow) == "true|/CN=app|true"; }, 10000));
+
+  Conn plain(s.conninfo("app", "app", "plain"));
+  REQUIRE_MESSAGE(plain.ok(), plain.error());
+  CHECK(plain.scalar("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "false");
+  Conn prefer(s.conninfo("app", "app", "prefer"));
+  REQUIRE_MESSAGE(prefer.ok(), prefer.error());
+  CHECK(prefer.scalar("SELECT ssl::text || coalesce(client_dn, '-') FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "true-");
+
+  Conn wrong(s.conninfo("app", "app", "wrongca"));
+  std::string err = wrong.ok() ? wrong.scalar("SELECT 1") + " " + wrong.error() : wrong.error();
+  CHECK_MESSAGE(err.find("certificate verify failed") != std::string::npos, err);
+  CHECK_MESSAGE(err.find("TLS with server") != std::string::npos, err);
+  CHECK(s.wait_for_log("certificate verify failed", 3000));
+}
+
+TEST_CASE("server_tls: a RELOAD with the right CA is picked up by new server connections") {
+  std::string certs = sandbox_certs();
+  auto cfg = [&](const std::string& ca) {
+    return std::string(R"(
+[[users]]
+name = "admin"
+password = "adminpw"
+)") + tls_cluster("pgtls", true, server_tls("verify-ca", ca)) + pool_for("app", "pgtls");
+  };
+  SluiceProcess s(cfg(cert_dir() + "/other-ca.pem"), kGeneral);
+  {
+    Conn before(s.conninfo());
+    std::string err = before.ok() ? before.scalar("SELECT 1") + " " + before.error() : before.error();
+    CHECK_MESSAGE(err.find("certificate verify failed") != std::string::npos, err);
+  }
+  s.reload(cfg(certs + "/ca.pem"), kGeneral);
+  CHECK(eventually([&] {
+    Conn after(s.conninfo());
+    return after.ok() && after.scalar("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "true";
+  }, 5000));
+}
+
+TEST_CASE("server_tls verify-full: MariaDB primary and replica over TLS; a wrong CA fails; require needs no CA") {
+  std::string certs = sandbox_certs();
+  const std::string cfg = std::string(kPools) +
+                          tls_cluster("mytls", false, server_tls("verify-full", certs + "/ca.pem")) +
+                          tls_cluster("mywrong", false, server_tls("verify-ca", cert_dir() + "/other-ca.pem")) +
+                          tls_cluster("myreq", false, server_tls("require", "")) +
+                          "\n[[pools]]\ndatabase = \"app\"\ncluster = \"mytls\"\n" +
+                          "\n[[pools]]\ndatabase = \"app2\"\ncluster = \"mywrong\"\n" +
+                          "\n[[pools]]\ndatabase = \"*\"\ncluster = \"myreq\"\n";
+  SluiceProcess s(cfg, kGeneral);
+  MYSQL* m = mysql_init(nullptr);
+  REQUIRE_MESSAGE(mysql_real_connect(m, "127.0.0.1", "app", "app", "app", static_cast<unsigned>(s.my_port()), nullptr, 0),
+                  std::string(mysql_error(m)));
+  auto scalar = [&](MYSQL* h, const char* sql) {
+    if (mysql_query(h, sql)) return std::string("ERROR:") + mysql_error(h);
+    MYSQL_RES* r = mysql_store_result(h);
+    MYSQL_ROW row = r ? mysql_fetch_row(r) : nullptr;
+    std::string v = row && row[0] ? row[0] : "";
+    if (r) mysql_free_result(r);
+    return v;
+  };
+  // Inside a transaction: the primary; the session's TLS version as the server sees it.
+  CHECK(scalar(m, "BEGIN") == "");
+  CHECK(scalar(m, "SELECT CONCAT(@@read_only, '|', (SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                  "WHERE VARIABLE_NAME = 'SSL_VERSION'))") == "OFF|TLSv1.3");
+  CHECK(scalar(m, "COMMIT") == "");
+  // Reads reach the replica (its health checks run over TLS as well).
+  CHECK(eventually([&] {
+    return scalar(m, "SELECT CONCAT(@@read_only, '|', (SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS "
+                     "WHERE VARIABLE_NAME = 'SSL_VERSION'))") == "ON|TLSv1.3";
+  }, 10000));
+  mysql_close(m);
+
+  MYSQL* w = mysql_init(nullptr);
+  std::string err;
+  if (mysql_real_connect(w, "127.0.0.1", "app", "app", "app2", static_cast<unsigned>(s.my_port()), nullptr, 0))
+    err = scalar(w, "SELECT 1");
+  else
+    err = mysql_error(w);
+  CHECK_MESSAGE(err.find("certificate verify failed") != std::string::npos, err);
+  mysql_close(w);
+
+  MYSQL* r = mysql_init(nullptr);  // the "*" pool: server_tls = "require" (encrypted, not verified)
+  REQUIRE_MESSAGE(mysql_real_connect(r, "127.0.0.1", "app", "app", "information_schema", static_cast<unsigned>(s.my_port()),
+                                     nullptr, 0),
+                  std::string(mysql_error(r)));
+  CHECK(scalar(r, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_VERSION'") ==
+        "TLSv1.3");
+  mysql_close(r);
+}

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
 
   frontend::Context ctx;
   ctx.set_snapshot(snapshot);
-  ctx.router.build(cfg, snapshot->credentials);
+  ctx.router.build(cfg, snapshot->credentials, snapshot->server_tls);
   ctx.set_cache(cfg.cache);
   net::Runtime rt(cfg.general.workers);
   ctx.control_executor = [&rt] { return asio::any_io_executor(rt.worker(0).get_executor()); };

@@ -271,6 +271,13 @@ bool parse_handshake_response(Bytes payload, HandshakeResponse& out) {
   return r.ok();
 }
 
+void build_ssl_request(std::string& out, const HandshakeResponse& h) {
+  put_u32(out, h.capabilities | cap::SSL);
+  put_u32(out, h.max_packet);
+  put_u8(out, h.charset);
+  out.append(23, '\0');
+}
+
 void build_handshake_response(std::string& out, const HandshakeResponse& h) {
   put_u32(out, h.capabilities);
   put_u32(out, h.max_packet);

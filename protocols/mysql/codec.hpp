@@ -149,6 +149,8 @@ struct HandshakeResponse {  // Protocol::HandshakeResponse41
 };
 bool parse_handshake_response(Bytes payload, HandshakeResponse& out);
 void build_handshake_response(std::string& payload, const HandshakeResponse& r);
+// The 32-byte SSLRequest: the response's capabilities (plus SSL), max packet and charset only.
+void build_ssl_request(std::string& payload, const HandshakeResponse& r);
 
 struct ChangeUser {  // COM_CHANGE_USER
   std::string user, auth_response, database, auth_plugin;

@@ -312,6 +312,19 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       if (!c.health_user.empty() && !cfg->find_user(c.health_user))
         s.fail(s.get("health_user"), "health_user", fmt::format("no [[users]] entry named \"{}\"", c.health_user));
       s.integer("rise", c.rise, 1, 100);
+      s.choice("server_tls", c.server_tls,
+               {{"disable", ServerTlsMode::Disable}, {"prefer", ServerTlsMode::Prefer}, {"require", ServerTlsMode::Require},
+                {"verify-ca", ServerTlsMode::VerifyCa}, {"verify-full", ServerTlsMode::VerifyFull}});
+      s.str("server_tls_ca", c.server_tls_ca);
+      s.str("server_tls_cert", c.server_tls_cert);
+      s.str("server_tls_key", c.server_tls_key);
+      if (c.server_tls_cert.empty() != c.server_tls_key.empty())
+        s.fail(s.get(c.server_tls_cert.empty() ? "server_tls_key" : "server_tls_cert"),
+               c.server_tls_cert.empty() ? "server_tls_cert" : "server_tls_key",
+               "server_tls_cert and server_tls_key go together");
+      c.server_tls_ca = resolve_path(c.server_tls_ca, file);
+      c.server_tls_cert = resolve_path(c.server_tls_cert, file);
+      c.server_tls_key = resolve_path(c.server_tls_key, file);
       if (auto w = s.get("weights")) {
         auto arr = w->as_array();
         if (!arr || arr->size() != c.replicas.size() + 1)
@@ -410,6 +423,16 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
 }  // namespace
 
 const char* to_string(Routing r) { return r == Routing::ReadWriteSplit ? "read_write_split" : "primary_only"; }
+const char* to_string(ServerTlsMode m) {
+  switch (m) {
+    case ServerTlsMode::Disable: return "disable";
+    case ServerTlsMode::Prefer: return "prefer";
+    case ServerTlsMode::Require: return "require";
+    case ServerTlsMode::VerifyCa: return "verify-ca";
+    case ServerTlsMode::VerifyFull: return "verify-full";
+  }
+  return "?";
+}
 const char* to_string(Protocol p) { return p == Protocol::Postgres ? "postgres" : "mysql"; }
 const char* to_string(PoolMode m) {
   switch (m) {

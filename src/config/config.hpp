@@ -99,6 +99,12 @@ struct User {
   int line = 0;
 };
 
+// TLS from Sluice to a cluster's servers, as libpq's sslmode: prefer (TLS when the server offers
+// it), require (TLS, no verification), verify-ca (chain against server_tls_ca), verify-full (and
+// the server's name or IP address in its certificate).
+enum class ServerTlsMode { Disable, Prefer, Require, VerifyCa, VerifyFull };
+const char* to_string(ServerTlsMode m);
+
 struct Cluster {
   std::string name;
   Protocol protocol = Protocol::Postgres;
@@ -114,6 +120,9 @@ struct Cluster {
   std::vector<std::string> write_functions;  // more functions that send a read to the primary
   std::string health_user;                   // [[users]] entry the health checks log in as
   std::uint32_t rise = 2;                    // good checks before a failed member is used again
+  ServerTlsMode server_tls = ServerTlsMode::Disable;
+  std::string server_tls_ca;                 // PEM CA file (verify-*); "" = the system's CAs
+  std::string server_tls_cert, server_tls_key;  // Sluice's client certificate (optional)
 };
 
 struct Pool {

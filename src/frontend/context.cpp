@@ -19,12 +19,20 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
     if (s->pg_tls) s->pg_tls_end_point = net::server_end_point(*s->pg_tls);
   }
   if (cfg->mysql.enabled) s->my_tls = net::make_server_tls(cfg->mysql.tls, "mysql");
+  for (auto& [name, c] : cfg->clusters) {
+    pool::ServerTls t;
+    t.mode = c.server_tls;
+    t.ctx = net::make_client_tls(c, "clusters." + name);
+    s->server_tls.emplace(name, std::move(t));
+  }
   s->config = std::move(cfg);
   return s;
 }
 
-pool::PoolSettings pool_settings(const config::Config& cfg, const config::Pool& p) {
+pool::PoolSettings pool_settings(const Snapshot& snap, const config::Pool& p) {
+  const config::Config& cfg = *snap.config;
   pool::PoolSettings s;
+  if (auto t = snap.server_tls.find(p.cluster); t != snap.server_tls.end()) s.tls = t->second;
   s.mode = p.mode;
   s.pool_size = p.pool_size;
   s.min_pool_size = p.min_pool_size;
@@ -131,9 +139,10 @@ std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next) {
   }
   ctx.set_snapshot(next);
   log::set_level(cfg.general.log_level);
-  ctx.pools.reconfigure(cfg, next->credentials);
+  ctx.pools.reconfigure(cfg, next->credentials, next->server_tls);
   std::vector<std::string> rebuilt;
-  if (ctx.control_executor) rebuilt = ctx.router.reconfigure(cfg, next->credentials, ctx.control_executor());
+  if (ctx.control_executor)
+    rebuilt = ctx.router.reconfigure(cfg, next->credentials, next->server_tls, ctx.control_executor());
   ctx.set_cache(cfg.cache);
   std::string summary = fmt::format("{} users, {} pools, {} clusters", cfg.users.size(), cfg.pools.size(), cfg.clusters.size());
   if (!rebuilt.empty()) summary += fmt::format("; clusters changed: {}", fmt::join(rebuilt, ", "));

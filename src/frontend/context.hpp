@@ -34,6 +34,7 @@ struct Snapshot {
   std::shared_ptr<boost::asio::ssl::context> pg_tls;
   std::string pg_tls_end_point;  // tls-server-end-point channel binding data
   std::shared_ptr<boost::asio::ssl::context> my_tls;  // the MySQL listener's
+  pool::ServerTlsMap server_tls;
 };
 
 // Builds credentials for every user; throws config::ConfigError on bad secrets.
@@ -109,7 +110,7 @@ std::string reload(Context& ctx, const std::string& path);
 // Applies an already validated configuration (SET from the console uses it too).
 std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next);
 
-pool::PoolSettings pool_settings(const config::Config& cfg, const config::Pool& p);
+pool::PoolSettings pool_settings(const Snapshot& snap, const config::Pool& p);
 
 // A new client's entry for SHOW CLIENTS: an id from the client table, its protocol and both
 // ends of its connection (not yet added to the table: its kill action comes first).

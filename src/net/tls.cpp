@@ -10,6 +10,7 @@
 namespace sluice::net {
 
 namespace ssl = boost::asio::ssl;
+using boost::asio::ip::tcp;
 
 namespace {
 std::string openssl_error() {
@@ -87,6 +88,162 @@ std::string server_end_point(ssl::context& ctx) {
   unsigned int len = 0;
   if (X509_digest(cert, md, buf, &len) != 1) return {};
   return std::string(reinterpret_cast<char*>(buf), len);
+}
+
+std::shared_ptr<ssl::context> make_client_tls(const config::Cluster& cl, const std::string& section) {
+  if (cl.server_tls == config::ServerTlsMode::Disable) return nullptr;
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  SSL_CTX* c = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+  auto fail = [&](const char* key, const std::string& what) {
+    throw config::ConfigError(fmt::format("{}.{}: {}", section, key, what));
+  };
+  bool verify = cl.server_tls == config::ServerTlsMode::VerifyCa || cl.server_tls == config::ServerTlsMode::VerifyFull;
+  if (!cl.server_tls_ca.empty()) {
+    if (SSL_CTX_load_verify_locations(c, cl.server_tls_ca.c_str(), nullptr) != 1)
+      fail("server_tls_ca", fmt::format("cannot load CA certificates {}: {}", cl.server_tls_ca, openssl_error()));
+  } else if (verify && SSL_CTX_set_default_verify_paths(c) != 1) {
+    fail("server_tls_ca", fmt::format("no CA file given and the system's CAs cannot be loaded: {}", openssl_error()));
+  }
+  SSL_CTX_set_verify(c, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  if (!cl.server_tls_cert.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(c, cl.server_tls_cert.c_str()) != 1)
+      fail("server_tls_cert", fmt::format("cannot load certificate chain {}: {}", cl.server_tls_cert, openssl_error()));
+    if (SSL_CTX_use_PrivateKey_file(c, cl.server_tls_key.c_str(), SSL_FILETYPE_PEM) != 1)
+      fail("server_tls_key", fmt::format("cannot load private key {}: {}", cl.server_tls_key, openssl_error()));
+    if (SSL_CTX_check_private_key(c) != 1)
+      fail("server_tls_key", fmt::format("{} does not match {}", cl.server_tls_key, cl.server_tls_cert));
+  }
+  return ctx;
+}
+
+TlsStream::TlsStream(tcp::socket& sock, std::shared_ptr<ssl::context> ctx, Role role, const std::string& host,
+                     bool verify_host)
+    : sock_(sock), ctx_(std::move(ctx)) {
+  ssl_ = SSL_new(ctx_->native_handle());
+  if (!ssl_) throw std::bad_alloc();
+  boost::system::error_code ec;
+  sock_.non_blocking(true, ec);
+  SSL_set_fd(ssl_, sock_.native_handle());
+  // Partial writes: a write returns after each record, so write_now() can report progress.
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (role == Role::Server) {
+    SSL_set_accept_state(ssl_);
+    return;
+  }
+  SSL_set_connect_state(ssl_);
+  boost::asio::ip::make_address(host, ec);  // ec set: a name, not an IP address
+  if (ec && !host.empty()) SSL_set_tlsext_host_name(ssl_, host.c_str());  // SNI: names only (RFC 6066)
+  if (verify_host) {
+    if (!ec) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str());
+    else SSL_set1_host(ssl_, host.c_str());
+  }
+}
+
+TlsStream::~TlsStream() {
+  if (ssl_) SSL_free(ssl_);
+}
+
+TlsStream::Want TlsStream::classify(int ret, boost::system::error_code& ec) {
+  switch (SSL_get_error(ssl_, ret)) {
+    case SSL_ERROR_WANT_READ: return Want::Read;
+    case SSL_ERROR_WANT_WRITE: return Want::Write;
+    case SSL_ERROR_ZERO_RETURN: ec = boost::asio::error::eof; break;
+    case SSL_ERROR_SYSCALL:
+      ec = errno ? boost::system::error_code(errno, boost::system::system_category()) : boost::asio::error::eof;
+      break;
+    default: {
+      unsigned long e = ERR_peek_last_error();
+      // OpenSSL 3 reports a peer that closed without close_notify as a protocol error.
+      if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ec = boost::asio::error::eof;
+      else ec = boost::system::error_code(static_cast<int>(e), boost::asio::error::get_ssl_category());
+      break;
+    }
+  }
+  ERR_clear_error();
+  return Want::Fail;
+}
+
+boost::asio::awaitable<void> TlsStream::handshake(boost::system::error_code& ec) {
+  for (;;) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (r == 1) co_return;
+    Want w = classify(r, ec);
+    if (w == Want::Fail) co_return;
+    co_await sock_.async_wait(w == Want::Read ? tcp::socket::wait_read : tcp::socket::wait_write,
+                              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
+}
+
+boost::asio::awaitable<std::size_t> TlsStream::read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec) {
+  for (;;) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    int r = SSL_read_ex(ssl_, b.data(), b.size(), &n);
+    if (r == 1) co_return n;
+    Want w = classify(r, ec);
+    if (w == Want::Fail) co_return 0;
+    co_await sock_.async_wait(w == Want::Read ? tcp::socket::wait_read : tcp::socket::wait_write,
+                              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    if (ec) co_return 0;
+  }
+}
+
+std::size_t TlsStream::write_now(boost::asio::const_buffer b, boost::system::error_code& ec) {
+  std::size_t done = 0;
+  while (done < b.size()) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
+    if (r == 1) {
+      done += n;
+      write_pending_ = false;
+      continue;
+    }
+    if (classify(r, ec) == Want::Fail) return done;
+    write_pending_ = true;  // the record is built; the same bytes must be offered again
+    return done;
+  }
+  return done;
+}
+
+boost::asio::awaitable<void> TlsStream::write(boost::asio::const_buffer b, boost::system::error_code& ec) {
+  std::size_t done = 0;
+  for (;;) {
+    done += write_now(b + done, ec);
+    if (ec || done == b.size()) co_return;
+    // Blocked on the socket (or, rarely, on a read the protocol needs first).
+    ERR_clear_error();
+    int w = SSL_want_read(ssl_) ? 1 : 0;
+    co_await sock_.async_wait(w ? tcp::socket::wait_read : tcp::socket::wait_write,
+                              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
+}
+
+void TlsStream::shutdown_quietly() {
+  if (!ssl_ || write_pending_) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
+boost::asio::awaitable<std::size_t> Channel::read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec) {
+  if (tls) co_return co_await tls->read_some(b, ec);
+  co_return co_await sock.async_read_some(b, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+}
+
+boost::asio::awaitable<void> Channel::write(boost::asio::const_buffer b, boost::system::error_code& ec) {
+  if (tls) co_return co_await tls->write(b, ec);
+  co_await boost::asio::async_write(sock, b, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+}
+
+std::string TlsStream::verify_error() const {
+  long v = SSL_get_verify_result(ssl_);
+  if (v == X509_V_OK) return {};
+  return X509_verify_cert_error_string(v);
 }
 
 }  // namespace sluice::net

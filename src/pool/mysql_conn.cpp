@@ -81,8 +81,9 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
                                              std::shared_ptr<const Credentials> creds,
                                              std::string database, config::Duration timeout,
                                              std::size_t max_prepared, std::uint32_t caps,
-                                             std::uint8_t charset) {
-  tcp::socket sock(ex);
+                                             std::uint8_t charset, ServerTls tls) {
+  auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
+  tcp::socket& sock = conn->sock;
   Deadline deadline(sock, timeout);
   auto where = fmt::format("server {} (user '{}')", endpoint.text(), creds->user);
   std::string err = co_await open_tcp(sock, endpoint, deadline);
@@ -123,8 +124,23 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
   resp.auth_response = first.value_or("");
   resp.attributes = {{"_client_name", "sluice"}, {"program_name", "sluice"}};
   std::string out;
+  std::uint8_t seq = io.seq() + 1;
+  if (tls.on() && (hs.capabilities & my::cap::SSL)) {  // SSLRequest, TLS, then the response
+    resp.capabilities |= my::cap::SSL;
+    my::build_ssl_request(out, resp);
+    if (!co_await io.write(out, seq++)) co_return lost("after SSLRequest");
+    err = co_await start_tls(*conn, tls, endpoint);
+    if (!err.empty())
+      co_return my_local_error(fmt::format("TLS with {} failed: {}", where, err), my::er::HANDSHAKE, "08S01");
+    io.set_tls(conn->tls.get());
+    out.clear();
+  } else if (tls.required()) {
+    co_return my_local_error(fmt::format("{} does not offer TLS, and server_tls = \"{}\" requires it", where,
+                                         config::to_string(tls.mode)),
+                             my::er::HANDSHAKE, "08S01");
+  }
   my::build_handshake_response(out, resp);
-  if (!co_await io.reply(out)) co_return lost("during login");
+  if (!co_await io.write(out, seq)) co_return lost("during login");
 
   for (;;) {
     if (!co_await io.read()) co_return lost("during login");
@@ -154,7 +170,10 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
     } else if (head == 0x01 && plugin == "caching_sha2_password") {
       auto data = my::as_sv(p.subspan(1));
       if (data == "\x03") continue;  // fast authentication succeeded: OK follows
-      if (data == "\x04") {          // full authentication: ask for the public key
+      if (data == "\x04" && io.tls()) {  // full authentication over TLS: the password itself
+        out = creds->plaintext;
+        out.push_back('\0');
+      } else if (data == "\x04") {  // full authentication: ask for the public key
         out = "\x02";
       } else if (data.rfind("-----BEGIN", 0) == 0) {
         std::string pw = creds->plaintext;
@@ -192,7 +211,6 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
   auto baseline = co_await read_one_row(io, (want & my::cap::DEPRECATE_EOF) != 0);
   if (!baseline || baseline->size() != 4) co_return lost("while Sluice read the session character set");
 
-  auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
   static const char* names[] = {"character_set_client", "character_set_connection", "character_set_results",
                                 "collation_connection"};
   for (int i = 0; i < 4; ++i) conn->initial.set(names[i], (*baseline)[i]);
@@ -206,7 +224,6 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
   conn->initial.set("version", hs.server_version);  // params: only what clients changed
   boost::system::error_code ec;
   sock.non_blocking(true, ec);
-  conn->sock = std::move(sock);
   ConnectResult res;
   res.conn = std::move(conn);
   co_return res;

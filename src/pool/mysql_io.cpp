@@ -31,8 +31,7 @@ asio::awaitable<bool> MysqlIo::read() {
     }
     boost::system::error_code ec;
     std::size_t n = 0;
-    if (tls_) n = co_await tls_->async_read_some(asio::buffer(chunk_.data(), want), asio::redirect_error(asio::use_awaitable, ec));
-    else n = co_await sock_.async_read_some(asio::buffer(chunk_.data(), want), asio::redirect_error(asio::use_awaitable, ec));
+    n = co_await net::Channel{sock_, tls_}.read_some(asio::buffer(chunk_.data(), want), ec);
     if (ec) {
       error_ = ec.message();
       co_return false;
@@ -49,8 +48,7 @@ asio::awaitable<bool> MysqlIo::write(std::string_view payload, std::uint8_t seq)
 
 asio::awaitable<bool> MysqlIo::write_raw(const std::string& bytes) {
   boost::system::error_code ec;
-  if (tls_) co_await asio::async_write(*tls_, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
-  else co_await asio::async_write(sock_, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
+  co_await net::Channel{sock_, tls_}.write(asio::buffer(bytes), ec);
   if (ec) error_ = ec.message();
   co_return !ec;
 }

@@ -3,13 +3,13 @@
 #pragma once
 
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "protocols/mysql/codec.hpp"
+#include "src/net/tls.hpp"
 
 namespace sluice::pool {
 
@@ -29,7 +29,7 @@ class MysqlIo {
   // Writes bytes that are already framed (result sets built elsewhere, cached answers).
   boost::asio::awaitable<bool> write_raw(const std::string& bytes);
   // From now on, reads and writes go through this TLS stream (over the same socket).
-  void set_tls(boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>* tls) { tls_ = tls; }
+  void set_tls(net::TlsStream* tls) { tls_ = tls; }
   bool tls() const { return tls_ != nullptr; }
 
   void set_limit(std::size_t max_len) { max_len_ = max_len; }
@@ -45,7 +45,7 @@ class MysqlIo {
 
  private:
   boost::asio::ip::tcp::socket& sock_;
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>* tls_ = nullptr;
+  net::TlsStream* tls_ = nullptr;
   std::size_t max_len_;
   std::string in_, payload_, out_, error_;
   std::vector<char> chunk_;

@@ -44,13 +44,15 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   }
   ConnectResult r;
   if (s.protocol == config::Protocol::Mysql)
-    r = co_await connect_mysql(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.mysql_caps, s.mysql_charset);
+    r = co_await connect_mysql(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.mysql_caps,
+                               s.mysql_charset, s.tls);
   else
-    r = co_await connect_server(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared);
+    r = co_await connect_server(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.tls);
   LeaseResult out;
   std::lock_guard lock(mu_);
   --connecting_;
   if (!r.conn) {
+    log::warn("pool {}: cannot open a server connection: {}", name_, r.error.fields.message);
     forget_one_locked();
     out.error = std::move(r.error);
     co_return out;
@@ -238,8 +240,7 @@ void Pool::maintain(asio::any_io_executor ex) {
   for (std::size_t i = 0; i < to_open; ++i) {
     asio::co_spawn(ex, [self = shared_from_this(), ex]() -> asio::awaitable<void> {
       auto r = co_await self->connect_new(ex);
-      if (r.conn) self->release(std::move(r.conn), true);
-      else log::warn("pool {}: cannot open a min_pool_size connection: {}", self->name_, r.error.fields.message);
+      if (r.conn) self->release(std::move(r.conn), true);  // a failure is logged by connect_new
     }, asio::detached);
   }
 }
@@ -318,8 +319,9 @@ void Pool::close_idle() {
 std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const config::Endpoint& endpoint,
                                        std::shared_ptr<const Credentials> creds, const std::string& server_db,
                                        const PoolSettings& settings) {
-  auto key = fmt::format("{}:{}/{}@{}#{:x}/{}", config::to_string(settings.protocol), server_db, creds->user,
-                         endpoint.text(), settings.mysql_caps, settings.mysql_charset);
+  // The cluster is part of the key: two clusters over the same server may differ in server_tls.
+  auto key = fmt::format("{}:{}/{}@{}#{:x}/{}/{}", config::to_string(settings.protocol), server_db, creds->user,
+                         endpoint.text(), settings.mysql_caps, settings.mysql_charset, pool_cfg.cluster);
   std::lock_guard lock(mu_);
   auto it = pools_.find(key);
   if (it != pools_.end()) return it->second;
@@ -336,7 +338,8 @@ void PoolManager::maintain(asio::any_io_executor ex) {
 }
 
 void PoolManager::reconfigure(const config::Config& cfg,
-                              const std::map<std::string, std::shared_ptr<const Credentials>, std::less<>>& credentials) {
+                              const std::map<std::string, std::shared_ptr<const Credentials>, std::less<>>& credentials,
+                              const ServerTlsMap& server_tls) {
   for (auto& p : all()) {
     if (auto it = credentials.find(p->user()); it != credentials.end()) p->set_credentials(it->second);
     auto proto = p->settings().protocol;
@@ -350,6 +353,8 @@ void PoolManager::reconfigure(const config::Config& cfg,
     s.idle_timeout = cfg.general.server_idle_timeout;
     s.lifetime = cfg.general.server_lifetime;
     s.max_prepared = proto == config::Protocol::Mysql ? cfg.mysql.max_prepared_statements : cfg.postgres.max_prepared_statements;
+    auto t = server_tls.find(pc->cluster);
+    s.tls = t == server_tls.end() ? ServerTls{} : t->second;
     p->set_settings(s);
   }
 }

@@ -30,6 +30,7 @@ struct PoolSettings {
   config::Protocol protocol = config::Protocol::Postgres;
   std::uint32_t mysql_caps = 0;  // MySQL: format-affecting capabilities of this pool's clients
   std::uint8_t mysql_charset = 0;  // MySQL: the handshake collation id of this pool's clients
+  ServerTls tls;                   // the cluster's server_tls (new connections)
 };
 
 struct LeaseResult {
@@ -151,7 +152,8 @@ class PoolManager {
   // A reload: each pool takes the settings of the [[pools]] entry now serving its database (a
   // pool whose entry is gone keeps its settings until its clients leave).
   void reconfigure(const config::Config& cfg,
-                   const std::map<std::string, std::shared_ptr<const Credentials>, std::less<>>& credentials);
+                   const std::map<std::string, std::shared_ptr<const Credentials>, std::less<>>& credentials,
+                   const ServerTlsMap& server_tls);
 
  private:
   mutable std::mutex mu_;

@@ -87,11 +87,14 @@ void ServerConn::close_quietly() {
   if (!sock.is_open()) return;
   static const char terminate[5] = {'X', 0, 0, 0, 4};
   static const char com_quit[5] = {1, 0, 0, 0, 1};
-  if (proto == config::Protocol::Mysql)
-    ::send(sock.native_handle(), com_quit, sizeof com_quit, MSG_DONTWAIT | MSG_NOSIGNAL);
-  else
-    ::send(sock.native_handle(), terminate, sizeof terminate, MSG_DONTWAIT | MSG_NOSIGNAL);
   boost::system::error_code ec;
+  std::string_view bye = proto == config::Protocol::Mysql ? std::string_view(com_quit, 5) : std::string_view(terminate, 5);
+  if (tls) {
+    if (!tls->write_pending()) tls->write_now(asio::buffer(bye), ec);
+    tls->shutdown_quietly();
+  } else {
+    ::send(sock.native_handle(), bye.data(), bye.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
   sock.close(ec);
 }
 
@@ -124,6 +127,16 @@ asio::awaitable<std::string> open_tcp(tcp::socket& sock, const config::Endpoint&
   co_return std::string();
 }
 
+asio::awaitable<std::string> start_tls(ServerConn& conn, ServerTls tls, config::Endpoint endpoint) {
+  conn.tls = std::make_unique<net::TlsStream>(conn.sock, tls.ctx, net::TlsStream::Role::Client, endpoint.host,
+                                              tls.verify_host());
+  boost::system::error_code ec;
+  co_await conn.tls->handshake(ec);
+  if (!ec) co_return std::string();
+  auto detail = conn.tls->verify_error();
+  co_return detail.empty() ? ec.message() : fmt::format("{}: {}", ec.message(), detail);
+}
+
 namespace {
 
 ConnectResult local_error(std::string message, std::string code = "08006") {
@@ -139,10 +152,11 @@ ConnectResult local_error(std::string message, std::string code = "08006") {
 asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
                                               std::shared_ptr<const Credentials> creds,
                                               std::string database, config::Duration timeout,
-                                              std::size_t max_prepared) {
+                                              std::size_t max_prepared, ServerTls tls) {
   using asio::use_awaitable;
   using boost::system::error_code;
-  tcp::socket sock(ex);
+  auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
+  tcp::socket& sock = conn->sock;
   Deadline deadline(sock, timeout);
   auto where = fmt::format("server {} (user \"{}\", database \"{}\")", endpoint.text(), creds->user, database);
   error_code ec;
@@ -150,12 +164,32 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
   if (!err.empty())
     co_return local_error(fmt::format("cannot connect to {}: {}", where, err));
 
+  if (tls.on()) {  // SSLRequest; 'S' = TLS handshake next, 'N' = the server has no TLS
+    std::string req;
+    pg::ssl_request(req);
+    co_await asio::async_write(sock, asio::buffer(req), asio::redirect_error(use_awaitable, ec));
+    char answer = 0;
+    if (!ec) co_await asio::async_read(sock, asio::buffer(&answer, 1), asio::redirect_error(use_awaitable, ec));
+    if (ec || deadline.expired())
+      co_return local_error(fmt::format("{} closed the connection after SSLRequest: {}", where,
+                                        deadline.expired() ? "timed out" : ec.message()));
+    if (answer == 'S') {
+      err = co_await start_tls(*conn, tls, endpoint);
+      if (!err.empty()) co_return local_error(fmt::format("TLS with {} failed: {}", where, err));
+    } else if (answer != 'N') {
+      co_return local_error(fmt::format("{} answered SSLRequest with an unexpected byte", where), "08P01");
+    } else if (tls.required()) {
+      co_return local_error(fmt::format("{} does not accept TLS, and server_tls = \"{}\" requires it", where,
+                                        config::to_string(tls.mode)));
+    }
+  }
+  auto io = conn->channel();
+
   std::string out;
   pg::startup_message(out, {{"user", creds->user}, {"database", database}});
-  co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  co_await io.write(asio::buffer(out), ec);
   if (ec) co_return local_error(fmt::format("cannot write to {}: {}", where, ec.message()));
 
-  auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
   conn->endpoint = endpoint;
   conn->protocol = sock.local_endpoint().protocol();
   conn->prepared.set_capacity(max_prepared);
@@ -164,7 +198,7 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
   in.reserve(4096);
   std::array<std::uint8_t, 4096> chunk;
   for (;;) {
-    std::size_t n = co_await sock.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+    std::size_t n = co_await io.read_some(asio::buffer(chunk), ec);
     if (ec || deadline.expired())
       co_return local_error(fmt::format("{} closed the connection during login: {}", where,
                                         deadline.expired() ? "timed out" : ec.message()));
@@ -241,7 +275,6 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
         case pg::be::ReadyForQuery: {
           conn->initial = conn->params;
           sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
-          conn->sock = std::move(sock);
           ConnectResult res;
           res.conn = std::move(conn);
           co_return res;
@@ -250,7 +283,7 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
           break;
       }
       if (!out.empty()) {
-        co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+        co_await io.write(asio::buffer(out), ec);
         if (ec) co_return local_error(fmt::format("cannot write to {}: {}", where, ec.message()));
       }
     }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "protocols/postgres/codec.hpp"
 #include "src/config/config.hpp"
+#include "src/net/tls.hpp"
 #include "src/pool/credentials.hpp"
 
 namespace sluice::pool {
@@ -66,10 +68,23 @@ class PreparedSet {
 
 class Pool;
 
+// How Sluice speaks TLS to one cluster's servers ([clusters.X] server_tls and its files).
+struct ServerTls {
+  config::ServerTlsMode mode = config::ServerTlsMode::Disable;
+  std::shared_ptr<boost::asio::ssl::context> ctx;  // null when disabled
+  bool on() const { return mode != config::ServerTlsMode::Disable && ctx; }
+  bool required() const { return mode != config::ServerTlsMode::Disable && mode != config::ServerTlsMode::Prefer; }
+  bool verify_host() const { return mode == config::ServerTlsMode::VerifyFull; }
+};
+using ServerTlsMap = std::map<std::string, ServerTls, std::less<>>;  // by cluster name
+
 class ServerConn {
  public:
   explicit ServerConn(tcp::socket s) : sock(std::move(s)) {}
   tcp::socket sock;
+  std::unique_ptr<net::TlsStream> tls;  // set when the server accepted TLS (over `sock`)
+  // The byte stream to the server: TLS when on, else the socket.
+  net::Channel channel() { return net::Channel{sock, tls.get()}; }
   config::Protocol proto = config::Protocol::Postgres;
   config::Endpoint endpoint;
   tcp protocol = tcp::v4();
@@ -127,10 +142,13 @@ class Deadline {
 // Resolves and connects; sets TCP_NODELAY and keepalive. Returns "" or what went wrong.
 asio::awaitable<std::string> open_tcp(tcp::socket& sock, const config::Endpoint& endpoint, const Deadline& deadline);
 
+// TLS handshake as a client over conn.sock (after the protocol's own TLS request); "" or why not.
+asio::awaitable<std::string> start_tls(ServerConn& conn, ServerTls tls, config::Endpoint endpoint);
+
 asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
                                               std::shared_ptr<const Credentials> creds,
                                               std::string database, config::Duration timeout,
-                                              std::size_t max_prepared);
+                                              std::size_t max_prepared, ServerTls tls = {});
 
 // MySQL / MariaDB login (src/pool/mysql_conn.cpp). `caps` are the format-affecting capability
 // flags the clients of this pool negotiated with Sluice; the server must support them.
@@ -138,6 +156,6 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
                                              std::shared_ptr<const Credentials> creds,
                                              std::string database, config::Duration timeout,
                                              std::size_t max_prepared, std::uint32_t caps,
-                                             std::uint8_t charset = 0);
+                                             std::uint8_t charset = 0, ServerTls tls = {});
 
 }  // namespace sluice::pool

@@ -26,14 +26,15 @@ awaitable<std::optional<std::vector<std::string>>> pg_row(pool::ServerConn& c, c
   std::string out;
   pg::query(out, sql);
   error_code ec;
-  co_await asio::async_write(c.sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  auto io = c.channel();
+  co_await io.write(asio::buffer(out), ec);
   std::optional<std::vector<std::string>> row, none;
   if (ec) co_return none;
   std::vector<std::uint8_t> buf;
   std::array<std::uint8_t, 4096> chunk;
   bool failed = false;
   for (;;) {
-    std::size_t n = co_await c.sock.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+    std::size_t n = co_await io.read_some(asio::buffer(chunk), ec);
     if (ec) co_return none;
     buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
     std::size_t pos = 0;
@@ -65,6 +66,7 @@ awaitable<std::optional<std::vector<std::string>>> pg_row(pool::ServerConn& c, c
 
 awaitable<std::optional<std::vector<std::string>>> my_row(pool::ServerConn& c, const std::string& sql) {
   pool::MysqlIo io(c.sock, 1 << 20);
+  io.set_tls(c.tls.get());
   std::string cmd;
   my::build_command(cmd, my::com::QUERY, sql);
   std::optional<std::vector<std::string>> none;
@@ -76,6 +78,7 @@ struct Probe {
   bool ok = false;
   Role role = Role::Unknown;
   Position position;
+  std::string error;  // why the check failed
 };
 
 }  // namespace
@@ -238,10 +241,11 @@ awaitable<void> ClusterRuntime::health_loop(asio::any_io_executor ex, std::share
       if (!conns[i]) {
         pool::ConnectResult r;
         if (pg)
-          r = co_await pool::connect_server(ex, ep, creds_, database_, cfg_.health_check_period * 2, 0);
+          r = co_await pool::connect_server(ex, ep, creds_, database_, cfg_.health_check_period * 2, 0, server_tls());
         else
-          r = co_await pool::connect_mysql(ex, ep, creds_, "", cfg_.health_check_period * 2, 0, 0);
+          r = co_await pool::connect_mysql(ex, ep, creds_, "", cfg_.health_check_period * 2, 0, 0, 0, server_tls());
         if (!r.conn) {
+          probes[i].error = r.error.fields.message;
           log::debug("cluster {}: health check cannot connect to {}: {}", cfg_.name, ep.text(), r.error.fields.message);
           continue;
         }
@@ -265,6 +269,7 @@ awaitable<void> ClusterRuntime::health_loop(asio::any_io_executor ex, std::share
         }
       }
       if (!row || row->size() < (pg ? 2u : 3u)) {
+        probes[i].error = "the check query failed";
         conns[i]->close_quietly();
         conns[i].reset();
         continue;
@@ -290,7 +295,8 @@ awaitable<void> ClusterRuntime::health_loop(asio::any_io_executor ex, std::share
         auto& m = v->members[i];
         const auto& p = probes[i];
         if (!p.ok) {
-          if (m.up) log::warn("cluster {}: {} failed its health check; taken out", cfg_.name, m.endpoint.text());
+          if (m.up)
+            log::warn("cluster {}: {} failed its health check; taken out: {}", cfg_.name, m.endpoint.text(), p.error);
           m.up = false;
           good_[i] = 0;
           forced_down_[i] = true;
@@ -359,11 +365,14 @@ bool same_cluster(const config::Cluster& a, const config::Cluster& b) {
          a.routing == b.routing && a.consistency == b.consistency && a.max_replica_lag == b.max_replica_lag &&
          a.balance == b.balance && a.health_check_period == b.health_check_period &&
          a.reads_on_primary == b.reads_on_primary && a.write_functions == b.write_functions &&
-         a.health_user == b.health_user && a.rise == b.rise;
+         a.health_user == b.health_user && a.rise == b.rise && a.server_tls == b.server_tls &&
+         a.server_tls_ca == b.server_tls_ca && a.server_tls_cert == b.server_tls_cert &&
+         a.server_tls_key == b.server_tls_key;
 }
 
 std::shared_ptr<ClusterRuntime> Router::make(const std::string& name, const config::Cluster& c,
-                                             const config::Config& cfg, const CredentialMap& credentials) const {
+                                             const config::Config& cfg, const CredentialMap& credentials,
+                                             const pool::ServerTlsMap& tls) const {
   std::shared_ptr<const pool::Credentials> creds;
   if (!c.health_user.empty()) {
     auto it = credentials.find(c.health_user);
@@ -381,13 +390,15 @@ std::shared_ptr<ClusterRuntime> Router::make(const std::string& name, const conf
       db = p.server_database.empty() ? p.database : p.server_database;
       break;
     }
-  return std::make_shared<ClusterRuntime>(c, creds, db, drains_);
+  auto rt = std::make_shared<ClusterRuntime>(c, creds, db, drains_);
+  if (auto t = tls.find(name); t != tls.end()) rt->set_server_tls(t->second);
+  return rt;
 }
 
-void Router::build(const config::Config& cfg, const CredentialMap& credentials) {
+void Router::build(const config::Config& cfg, const CredentialMap& credentials, const pool::ServerTlsMap& tls) {
   std::lock_guard lock(mu_);
   for (auto& [name, c] : cfg.clusters)
-    if (auto rt = make(name, c, cfg, credentials)) clusters_[name].runtime = std::move(rt);
+    if (auto rt = make(name, c, cfg, credentials, tls)) clusters_[name].runtime = std::move(rt);
 }
 
 std::shared_ptr<ClusterRuntime> Router::find(const std::string& name) const {
@@ -412,7 +423,7 @@ void Router::start(asio::any_io_executor ex) {
 }
 
 std::vector<std::string> Router::reconfigure(const config::Config& cfg, const CredentialMap& credentials,
-                                             asio::any_io_executor ex) {
+                                             const pool::ServerTlsMap& tls, asio::any_io_executor ex) {
   std::vector<std::string> changed;
   std::lock_guard lock(mu_);
   for (auto it = clusters_.begin(); it != clusters_.end();) {
@@ -426,8 +437,11 @@ std::vector<std::string> Router::reconfigure(const config::Config& cfg, const Cr
   }
   for (auto& [name, c] : cfg.clusters) {
     auto it = clusters_.find(name);
-    if (it != clusters_.end() && same_cluster(it->second.runtime->config(), c)) continue;
-    auto rt = make(name, c, cfg, credentials);
+    if (it != clusters_.end() && same_cluster(it->second.runtime->config(), c)) {
+      if (auto t = tls.find(name); t != tls.end()) it->second.runtime->set_server_tls(t->second);  // new files
+      continue;
+    }
+    auto rt = make(name, c, cfg, credentials, tls);
     if (it != clusters_.end()) {
       it->second.stop->store(true);
       clusters_.erase(it);

@@ -90,6 +90,16 @@ class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
   // Replaces the view (the health loop's job; unit tests use it to set a scene).
   void set_view(std::shared_ptr<ClusterView> v) { publish(std::move(v)); }
 
+  // TLS for the health check connections (set again by a reload: new certificates).
+  void set_server_tls(pool::ServerTls t) {
+    std::lock_guard lock(mu_);
+    tls_ = std::move(t);
+  }
+  pool::ServerTls server_tls() {
+    std::lock_guard lock(mu_);
+    return tls_;
+  }
+
   // Runs the health loop until `stop` is set (checked every period).
   void start(boost::asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop);
 
@@ -107,6 +117,7 @@ class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
   std::vector<std::uint32_t> good_;   // consecutive good checks since the last failure
   std::vector<bool> forced_down_;     // reported by sessions, until `rise` good checks
   std::atomic<std::uint64_t> rr_{0};  // round robin cursor
+  pool::ServerTls tls_;
 };
 
 // The primary's current WAL position, read on a connection Sluice holds (read-your-writes token
@@ -121,19 +132,19 @@ using CredentialMap = std::map<std::string, std::shared_ptr<const pool::Credenti
 // whose settings changed (sessions move to it at their next transaction) and keeps the others.
 class Router {
  public:
-  void build(const config::Config& cfg, const CredentialMap& credentials);
+  void build(const config::Config& cfg, const CredentialMap& credentials, const pool::ServerTlsMap& tls);
   std::shared_ptr<ClusterRuntime> find(const std::string& name) const;
   std::vector<std::shared_ptr<ClusterRuntime>> all() const;
   void start(boost::asio::any_io_executor ex);
   // Applies a reloaded configuration; returns the names of the clusters rebuilt.
   std::vector<std::string> reconfigure(const config::Config& cfg, const CredentialMap& credentials,
-                                       boost::asio::any_io_executor ex);
+                                       const pool::ServerTlsMap& tls, boost::asio::any_io_executor ex);
   void stop();
   DrainSet& drains() { return *drains_; }
 
  private:
   std::shared_ptr<ClusterRuntime> make(const std::string& name, const config::Cluster& c, const config::Config& cfg,
-                                       const CredentialMap& credentials) const;
+                                       const CredentialMap& credentials, const pool::ServerTlsMap& tls) const;
   struct Entry {
     std::shared_ptr<ClusterRuntime> runtime;
     std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);

@@ -146,9 +146,11 @@ class Session {
         my::build_err(p, 1927, "70100", "Connection was killed by the administrator (KILL)");
         my::append_packets(out, p, 0);
         error_code e;
-        if (!tls_) {  // a goodbye in plaintext only: a TLS record cannot be written from here
+        if (!tls_) {
           sock_.non_blocking(true, e);
           sock_.write_some(asio::buffer(out), e);
+        } else if (!tls_->write_pending()) {  // not in the middle of another record
+          tls_->write_now(asio::buffer(out), e);
         }
         close_client();
       });
@@ -234,7 +236,7 @@ class Session {
   // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
   void bind_pool(const config::Pool& pc) {
     const auto& cluster = cfg_->clusters.at(pc.cluster);
-    auto settings = pool_settings(*cfg_, pc);
+    auto settings = pool_settings(*snap_, pc);
     settings.protocol = config::Protocol::Mysql;
     settings.mysql_caps = caps_ & kFormatCaps;
     settings.mysql_charset = charset_;
@@ -345,9 +347,9 @@ class Session {
         co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
         co_return false;
       }
-      tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(sock_, *snap_->my_tls);
+      tls_ = std::make_unique<net::TlsStream>(sock_, snap_->my_tls, net::TlsStream::Role::Server);
       error_code ec;
-      co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+      co_await tls_->handshake(ec);
       if (ec) {
         log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
         co_return false;
@@ -840,7 +842,7 @@ class Session {
     pending_closes_.clear();
     my::append_packets(srv_out_, payload, 0);
     error_code ec;
-    co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+    co_await server_->channel().write(asio::buffer(srv_out_), ec);
     if (ec) co_return co_await broken_server(to_client, false);
     tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
     bool sent_any = false;
@@ -862,7 +864,7 @@ class Session {
         continue;
       }
       if (rbuf_.empty()) rbuf_.resize(65536);
-      std::size_t n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
+      std::size_t n = co_await server_->channel().read_some(asio::buffer(rbuf_), ec);
       if (ec) co_return co_await broken_server(to_client, sent_any);
       server_buf_.append(rbuf_.data(), n);
     }
@@ -877,7 +879,7 @@ class Session {
       srv_out_.clear();
       my::append_packets(srv_out_, io_.payload(), io_.seq());
       error_code ec;
-      co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+      co_await server_->channel().write(asio::buffer(srv_out_), ec);
       if (ec) co_return false;
       if (io_.payload().empty()) co_return true;
     }
@@ -1335,7 +1337,7 @@ class Session {
     srv_out_.clear();
     my::append_packets(srv_out_, payload, 0);
     error_code ec;
-    co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+    co_await server_->channel().write(asio::buffer(srv_out_), ec);
     if (ec) {
       co_await broken_server(false, false);
       co_return true;
@@ -1477,12 +1479,14 @@ class Session {
     bool ok = true;
     std::string failure;
     if (thread) {
-      auto r = co_await pool::connect_mysql(sock_.get_executor(), ep, creds_, "", cfg_->general.server_connect_timeout, 0, 0);
+      auto r = co_await pool::connect_mysql(sock_.get_executor(), ep, creds_, "", cfg_->general.server_connect_timeout, 0, 0,
+                                            0, settings_.tls);
       if (!r.conn) {
         ok = false;
         failure = r.error.fields.message;
       } else {
         pool::MysqlIo sio(r.conn->sock);
+        sio.set_tls(r.conn->tls.get());
         std::string cmd;
         my::build_command(cmd, my::com::QUERY, fmt::format("KILL {} {}", k.query_only ? "QUERY" : "CONNECTION", thread));
         bool io_ok = co_await sio.write(cmd, 0);
@@ -1509,7 +1513,7 @@ class Session {
   }
 
   tcp::socket sock_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // after SSLRequest, on a TLS listener
+  std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener
   Context& ctx_;
   std::shared_ptr<const Snapshot> snap_;
   const config::Config* cfg_;

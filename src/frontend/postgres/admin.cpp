@@ -47,8 +47,7 @@ std::vector<std::int16_t> result_formats(wire::Bytes body, std::size_t rest_offs
 
 }  // namespace
 
-template <typename Stream>
-asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& ctx, admin::Caller caller,
+asio::awaitable<void> serve_admin(net::Channel sock, std::string buffered, Context& ctx, admin::Caller caller,
                                   std::size_t max_packet) {
   std::string out;
   const std::pair<const char*, std::string> params[] = {
@@ -76,7 +75,7 @@ asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& c
   for (;;) {
     if (!out.empty()) {
       error_code ec;
-      co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+      co_await sock.write(asio::buffer(out), ec);
       if (ec) co_return;
       out.clear();
     }
@@ -85,13 +84,13 @@ asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& c
     if (d == wire::Decode::Malformed) {
       wire::error_response(out, "FATAL", "08P01", "invalid message length");
       error_code ec;
-      co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+      co_await sock.write(asio::buffer(out), ec);
       co_return;
     }
     if (d == wire::Decode::NeedMore) {
       if (info) info->set_state(observe::ClientState::Idle);
       error_code ec;
-      auto n = co_await sock.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+      auto n = co_await sock.read_some(asio::buffer(chunk), ec);
       if (ec || n == 0) co_return;
       in.append(chunk.data(), n);
       continue;
@@ -116,7 +115,7 @@ asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& c
         if (!r.ok()) {
           wire::error_response(out, "FATAL", "08P01", "malformed Query message");
           error_code ec;
-          co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+          co_await sock.write(asio::buffer(out), ec);
           co_return;
         }
         // Several statements in one Query run in order, each with its own result, up to the
@@ -234,14 +233,10 @@ asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& c
       default:
         wire::error_response(out, "FATAL", "08P01", fmt::format("admin console: unsupported message type '{}'", f.type));
         error_code ec;
-        co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+        co_await sock.write(asio::buffer(out), ec);
         co_return;
     }
   }
 }
-
-template asio::awaitable<void> serve_admin(asio::ip::tcp::socket&, std::string, Context&, admin::Caller, std::size_t);
-template asio::awaitable<void> serve_admin(asio::ssl::stream<asio::ip::tcp::socket&>&, std::string, Context&, admin::Caller,
-                                           std::size_t);
 
 }  // namespace sluice::frontend::pg

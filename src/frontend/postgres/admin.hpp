@@ -7,6 +7,7 @@
 #include <string>
 
 #include "src/admin/console.hpp"
+#include "src/net/tls.hpp"
 
 namespace sluice::frontend {
 struct Context;
@@ -17,9 +18,7 @@ namespace sluice::frontend::pg {
 // Runs after authentication: sends the greeting (ParameterStatus, BackendKeyData,
 // ReadyForQuery), then answers until Terminate or the connection ends. `buffered`: client
 // bytes already read past the login.
-// `Stream`: the client's tcp::socket, or its ssl::stream<tcp::socket&> on a TLS connection.
-template <typename Stream>
-boost::asio::awaitable<void> serve_admin(Stream& sock, std::string buffered, Context& ctx, admin::Caller caller,
+boost::asio::awaitable<void> serve_admin(net::Channel sock, std::string buffered, Context& ctx, admin::Caller caller,
                                          std::size_t max_packet);
 
 }  // namespace sluice::frontend::pg

@@ -144,9 +144,11 @@ class Session {
         std::string out;
         wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
         error_code e;
-        if (!tls_) {  // a goodbye in plaintext only: a TLS record cannot be written from here
+        if (!tls_) {
           client_.non_blocking(true, e);
           client_.write_some(asio::buffer(out), e);
+        } else if (!tls_->write_pending()) {  // not in the middle of another record
+          tls_->write_now(asio::buffer(out), e);
         }
         client_.close(e);
       });
@@ -184,8 +186,7 @@ class Session {
     std::string rest(reinterpret_cast<const char*>(in_.data() + in_begin_), buffered());
     in_begin_ = in_end_;
     idle_wait_ = true;  // a shutdown closes console connections like idle clients
-    if (tls_) co_await serve_admin(*tls_, std::move(rest), ctx_, caller, max_packet_);
-    else co_await serve_admin(client_, std::move(rest), ctx_, caller, max_packet_);
+    co_await serve_admin(net::Channel{client_, tls_.get()}, std::move(rest), ctx_, caller, max_packet_);
   }
 
   // PAUSE: hold this client's next query (no error) until RESUME.
@@ -210,7 +211,7 @@ class Session {
     const auto& cluster = cfg.clusters.at(pc.cluster);
     server_db_ = pc.database == "*" ? database_ : (pc.server_database.empty() ? pc.database : pc.server_database);
     pool_cfg_ = pc;
-    settings_ = pool_settings(cfg, pc);
+    settings_ = pool_settings(*snap_, pc);
     pool_ = ctx_.pools.get(pc, cluster.primary, creds_, server_db_, settings_);
     cluster_ = ctx_.router.find(pc.cluster);
     auto routing = cluster.routing;
@@ -271,8 +272,7 @@ class Session {
     error_code ec;
     std::size_t n = 0;
     if (tls_)
-      n = co_await tls_->async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
-                                         asio::redirect_error(use_awaitable, ec));
+      n = co_await tls_->read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_), ec);
     else
       n = co_await client_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
                                            asio::redirect_error(use_awaitable, ec));
@@ -286,7 +286,7 @@ class Session {
     client_bytes_ += buf.size();
     if (stats_) stats_->bytes_out.fetch_add(buf.size(), std::memory_order_relaxed);
     error_code ec;
-    if (tls_) co_await asio::async_write(*tls_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    if (tls_) co_await tls_->write(asio::buffer(buf), ec);
     else co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     buf.clear();
     co_return !ec;
@@ -346,9 +346,9 @@ class Session {
         if (startup_.code == wire::kSslRequestCode && snap_->pg_tls && !tls_) {
           std::string yes = "S";
           if (!co_await write_client(yes)) co_return false;
-          tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(client_, *snap_->pg_tls);
+          tls_ = std::make_unique<net::TlsStream>(client_, snap_->pg_tls, net::TlsStream::Role::Server);
           error_code ec;
-          co_await tls_->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+          co_await tls_->handshake(ec);
           if (ec) {
             log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
             co_return false;
@@ -539,14 +539,14 @@ class Session {
     std::string out;
     wire::query(out, sql);
     error_code ec;
-    co_await asio::async_write(server_->sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+    co_await server_->channel().write(asio::buffer(out), ec);
     if (ec) co_return false;
     std::vector<std::uint8_t> buf;
     std::array<std::uint8_t, 4096> chunk;
     bool ok = true;
     std::string to_client;
     for (;;) {
-      std::size_t n = co_await server_->sock.async_read_some(asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+      std::size_t n = co_await server_->channel().read_some(asio::buffer(chunk), ec);
       if (ec) co_return false;
       buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
       std::size_t pos = 0;
@@ -995,7 +995,7 @@ class Session {
       if (!server_out_.empty()) {
         server_writing_ = true;
         error_code ec;
-        co_await asio::async_write(server_->sock, asio::buffer(server_out_), asio::redirect_error(use_awaitable, ec));
+        co_await server_->channel().write(asio::buffer(server_out_), ec);
         server_writing_ = false;
         server_out_.clear();
         if (ec) co_return stop(Outcome::ServerGone);
@@ -1020,7 +1020,9 @@ class Session {
   awaitable<Outcome> server_to_client() {
     for (;;) {
       error_code ec;
-      std::size_t n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+      std::size_t n = 0;
+      if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(server_in_), ec);
+      else n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
       if (ec) co_return stopping_ ? Outcome::ClientGone : stop(Outcome::ServerGone);
       if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
         co_return stop(Outcome::ServerError);
@@ -1089,10 +1091,10 @@ class Session {
   }
 
   // Writes as much as the kernel takes now, without suspending. Returns false on error.
-  bool write_now(tcp::socket& sock, std::string& buf) {
-    if (tls_ && &sock == &client_) return true;  // TLS records go out through the async path
+  // Over TLS: as many records as fit; the rest (and a record cut short) goes by the async path.
+  bool write_now(tcp::socket& sock, net::TlsStream* tls, std::string& buf) {
     error_code ec;
-    std::size_t n = sock.write_some(asio::buffer(buf), ec);
+    std::size_t n = tls ? tls->write_now(asio::buffer(buf), ec) : sock.write_some(asio::buffer(buf), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return false;
     buf.erase(0, n);
     if (stats_ && &sock == &client_) stats_->bytes_out.fetch_add(n, std::memory_order_relaxed);
@@ -1102,7 +1104,7 @@ class Session {
   awaitable<bool> flush_client() {
     if (client_out_.empty()) co_return true;
     client_bytes_ += client_out_.size();
-    if (!write_now(client_, client_out_)) co_return false;
+    if (!write_now(client_, tls_.get(), client_out_)) co_return false;
     if (client_out_.empty()) co_return true;
     co_return co_await write_client(client_out_);
   }
@@ -1114,7 +1116,7 @@ class Session {
     for (;;) {
       if (auto o = forward_buffered()) co_return *o;
       if (!server_out_.empty()) {
-        if (!write_now(server_->sock, server_out_)) co_return Outcome::ServerGone;
+        if (!write_now(server_->sock, server_->tls.get(), server_out_)) co_return Outcome::ServerGone;
         if (!server_out_.empty() || relay_.in_copy_in()) {
           stopping_ = false;
           auto r = co_await (client_to_server() || server_to_client());
@@ -1130,13 +1132,15 @@ class Session {
           continue;
         }
         error_code ec;
-        std::size_t n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+        std::size_t n = 0;
+        if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(server_in_), ec);
+        else n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
         if (ec) co_return Outcome::ServerGone;
         if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
           co_return Outcome::ServerError;
         if (capturing_) capture(client_out_);
         client_bytes_ += client_out_.size();
-        if (!write_now(client_, client_out_)) co_return Outcome::ClientGone;
+        if (!write_now(client_, tls_.get(), client_out_)) co_return Outcome::ClientGone;
         if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
         if (relay_.in_copy_in()) {
           stopping_ = false;
@@ -1265,7 +1269,7 @@ class Session {
 
   static constexpr const char* kAdminDatabase = "sluice";
   tcp::socket client_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // after SSLRequest, on a TLS listener
+  std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener
   Context& ctx_;
   std::shared_ptr<observe::ClientInfo> info_;
   std::shared_ptr<observe::DbStats> stats_;
