@@ -5,6 +5,10 @@ BIN="${SLUICE_BIN:-$ROOT/build/sluice}"
 [ -x "$BIN" ] || "$ROOT/integration/dev.sh" build
 "$ROOT/integration/sandbox.sh" up >/dev/null
 
+# The sandbox servers accept TLS; libpq's default (sslmode=prefer) would then encrypt direct and
+# HAProxy connections only. Plain TCP unless a script asks for TLS.
+export PGSSLMODE="${PGSSLMODE:-disable}"
+
 WORK="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
 chmod 755 "$WORK"
 PIDS=()

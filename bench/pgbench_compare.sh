@@ -9,6 +9,7 @@
 #   BENCH_ONLY="-S -c 16" bench/pgbench_compare.sh   # one case only
 #   SLUICE_WORKERS=1 bench/pgbench_compare.sh          # Sluice worker threads (default: one per core)
 #   BENCH_TLS=1 bench/pgbench_compare.sh    # clients speak TLS to Sluice and PgBouncer (bench/tls_compare.sh)
+#   BENCH_SERVER_TLS=1 ...                  # and Sluice and PgBouncer speak TLS to the server
 # Results are written to bench/out/<timestamp>.md as a Markdown table.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,8 +17,9 @@ SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 TARGETS="direct pgbouncer haproxy sluice sluice-1w"
 TLS="${BENCH_TLS:-0}"
-# With TLS: only the proxies that terminate it (the sandbox servers speak plain TCP).
-if [ "$TLS" = 1 ]; then TARGETS="pgbouncer sluice sluice-1w"; fi
+SERVER_TLS="${BENCH_SERVER_TLS:-0}"
+# With TLS: only the proxies that terminate it.
+if [ "$TLS" = 1 ] || [ "$SERVER_TLS" = 1 ]; then TARGETS="pgbouncer sluice sluice-1w"; fi
 POOL_SIZE="${POOL_SIZE:-10}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6462 SLUICE1_PORT=6463 BOUNCER_PORT=6442 HAPROXY_PORT=6452
@@ -37,6 +39,11 @@ client_tls_cert_file = $WORK/server.pem
 client_tls_key_file = $WORK/server.key"
   export PGSSLMODE=require
 fi
+# Proxy to server: plain TCP (PgBouncer's default would be "prefer"), or TLS without verification.
+SERVER_TLS_SLUICE="server_tls = \"disable\"" SERVER_TLS_BOUNCER="server_tls_sslmode = disable"
+if [ "$SERVER_TLS" = 1 ]; then
+  SERVER_TLS_SLUICE="server_tls = \"require\"" SERVER_TLS_BOUNCER="server_tls_sslmode = require"
+fi
 
 cat >"$WORK/sluice.toml" <<CONF
 [general]
@@ -52,6 +59,7 @@ password = "app"
 [clusters.pg]
 protocol = "postgres"
 primary = "127.0.0.1:$PG_PORT"
+$SERVER_TLS_SLUICE
 [[pools]]
 database = "app"
 cluster = "pg"
@@ -85,6 +93,7 @@ logfile = $WORK/pgbouncer.log
 pidfile = $WORK/pgbouncer.pid
 unix_socket_dir =
 $TLS_BOUNCER
+$SERVER_TLS_BOUNCER
 CONF
 chmod 644 "$WORK"/*
 if [ "$(id -u)" = 0 ]; then  # PgBouncer refuses to run as root
@@ -126,6 +135,7 @@ mkdir -p "$OUT_DIR"
 OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ).md"
 {
   [ "$TLS" = 1 ] && echo "TLS between pgbench and the proxies (sslmode=require; EC P-256 certificate, OpenSSL defaults)"
+  [ "$SERVER_TLS" = 1 ] && echo "TLS between the proxies and PostgreSQL (Sluice server_tls = require, PgBouncer server_tls_sslmode = require)"
   echo "pgbench ${SECONDS_PER_CASE}s per run, median of $ROUNDS interleaved rounds, pool_size $POOL_SIZE (Sluice, PgBouncer), scale 10, $(nproc) cores, $(date -u +%F)"
   echo
   echo "| case | target | tps | avg latency ms | proxy CPU us/tx | failed |"

@@ -6,7 +6,7 @@ PACKAGES=(
   build-essential clang cmake ninja-build ccache pkg-config
   libboost1.81-dev libpq-dev libmariadb-dev libssl-dev libtomlplusplus-dev libfmt-dev doctest-dev
   postgresql-15 postgresql-client-15 postgresql-contrib mariadb-server mariadb-client sysbench
-  pgbouncer haproxy docker-compose procps iproute2
+  pgbouncer haproxy docker-compose procps iproute2 openssl
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -5,6 +5,8 @@
 #include <libpq-fe.h>
 #include <mysql.h>
 #include <openssl/ssl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -148,6 +150,31 @@ TEST_CASE("RELOAD with new certificates: new connections get them, connected cli
   PQclear(r);
   Conn still(tls_conninfo(s, "sslmode=verify-full sslrootcert=" + other));
   CHECK(still.ok());
+
+  // KILL of a TLS client: the goodbye FATAL goes out as a TLS record before the close.
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(PQsocket(before.c), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  std::string port = std::to_string(ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port));
+  r = PQexec(adm.c, "SHOW CLIENTS");
+  REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+  int port_col = PQfnumber(r, "port"), id_col = PQfnumber(r, "id"), tls_col = PQfnumber(r, "tls");
+  std::string id;
+  for (int i = 0; i < PQntuples(r); ++i)
+    if (PQgetvalue(r, i, port_col) == port) {
+      id = PQgetvalue(r, i, id_col);
+      CHECK(std::string(PQgetvalue(r, i, tls_col)) == "t");
+    }
+  PQclear(r);
+  REQUIRE(!id.empty());
+  r = PQexec(adm.c, ("KILL " + id).c_str());
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  CHECK(eventually([&] { return before.scalar("SELECT 1") != "1"; }));
+  CHECK(PQstatus(before.c) == CONNECTION_BAD);
+  CHECK_MESSAGE(std::string(PQerrorMessage(before.c)).find("terminating connection due to administrator command") !=
+                    std::string::npos,
+                PQerrorMessage(before.c));
 }
 
 namespace {

@@ -135,3 +135,26 @@ TEST_CASE("errors name file:line and key") {
   CHECK(error_of(std::string(kBase) + "[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\n[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\n") ==
         "t.toml:9: pools[1].database: a postgres pool for \"a\" is already defined");
 }
+
+TEST_CASE("server_tls keys: modes, paths relative to the config file, certificate and key together") {
+  auto cfg = load_string(std::string(kBase) +
+                             "server_tls = \"verify-full\"\nserver_tls_ca = \"certs/ca.pem\"\n"
+                             "server_tls_cert = \"/etc/sluice/client.pem\"\nserver_tls_key = \"certs/client.key\"\n",
+                         "/etc/sluice/sluice.toml");
+  const auto& c = cfg->clusters.at("pg");
+  CHECK(c.server_tls == ServerTlsMode::VerifyFull);
+  CHECK(c.server_tls_ca == "/etc/sluice/certs/ca.pem");
+  CHECK(c.server_tls_cert == "/etc/sluice/client.pem");
+  CHECK(c.server_tls_key == "/etc/sluice/certs/client.key");
+  CHECK(load_string(kBase, "t.toml")->clusters.at("pg").server_tls == ServerTlsMode::Disable);
+  for (auto [text, mode] : {std::pair{"disable", ServerTlsMode::Disable}, {"prefer", ServerTlsMode::Prefer},
+                            {"require", ServerTlsMode::Require}, {"verify-ca", ServerTlsMode::VerifyCa}}) {
+    auto c2 = load_string(std::string(kBase) + "server_tls = \"" + text + "\"\n", "t.toml");
+    CHECK(c2->clusters.at("pg").server_tls == mode);
+    CHECK(std::string(to_string(mode)) == text);
+  }
+  CHECK(error_of(std::string(kBase) + "server_tls = \"always\"\n") ==
+        "t.toml:5: clusters.pg.server_tls: unknown value \"always\" (expected disable | prefer | require | verify-ca | verify-full)");
+  CHECK(error_of(std::string(kBase) + "server_tls_cert = \"c.pem\"\n") ==
+        "t.toml:5: clusters.pg.server_tls_key: server_tls_cert and server_tls_key go together");
+}
