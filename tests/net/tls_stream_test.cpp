@@ -172,12 +172,14 @@ TEST_CASE("TlsStream: write_now stops at a full socket; the rest follows; the so
   CHECK(at_server.size() == data.size());
   CHECK(at_server == data);
 
-  // The client closes: the server reads EOF.
+  // The client closes: the server's read ends.
   c.shutdown_quietly();
   p.client.close();
   p.io.restart();
   std::string rest;
   asio::co_spawn(p.io, [&]() -> asio::awaitable<void> { co_await read_n(s, 1, rest, re); }, asio::detached);
   p.io.run();
-  CHECK(re == asio::error::eof);
+  // close_notify reads as EOF; the kernel may report a reset first instead, because the client
+  // never read the server's session tickets before closing.
+  CHECK((re == asio::error::eof || re == asio::error::connection_reset));
 }
