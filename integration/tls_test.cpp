@@ -356,14 +356,16 @@ TEST_CASE("MySQL: a client that sends its TLS ClientHello in the same write as t
 
 // ---- TLS from Sluice to the servers (server_tls) --------------------------------------------
 // The sandbox servers run with TLS on, with certificates from integration/certs.sh in
-// .sandbox/certs (SLUICE_SANDBOX_CERTS); PostgreSQL verifies client certificates against the
+// the sandbox's certs/ directory; PostgreSQL verifies client certificates against the
 // same CA when one is sent.
 namespace {
 
+// The sandbox's directory: SLUICE_SANDBOX (dev.sh test sets .sandbox-test), else the default
+// the build passes in.
 std::string sandbox_certs() {
-  std::string d = env_or("SLUICE_SANDBOX_CERTS", "");
+  std::string d = env_or("SLUICE_SANDBOX", env_or("SLUICE_SANDBOX_DEFAULT", ""));
   REQUIRE(!d.empty());
-  return d;
+  return d + "/certs";
 }
 
 int pg_replica_port() { return std::stoi(env_or("SLUICE_PG_REPLICA_PORT", "15433")); }
