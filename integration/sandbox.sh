@@ -5,7 +5,8 @@
 #   - a MariaDB primary and a GTID replica (Debian's mariadb-server).
 #   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary |
 #                          stop-pg-replica | start-pg-replica | promote-pg-replica |
-#                          rebuild-pg-replica | stop-mysql-replica | start-mysql-replica | env
+#                          rebuild-pg-replica | stop-mysql-replica | start-mysql-replica | env |
+#                          pid pg-primary|pg-replica|my-primary|my-replica
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
 #        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
@@ -374,9 +375,16 @@ case "${1:-}" in
   rebuild-pg-replica) rebuild_pg_replica; status ;;
   down) pg_down; my_down; status; my_status ;;
   status) status; my_status ;;
+  pid)  # pid pg-primary|pg-replica|my-primary|my-replica: the server's main process (fault tests)
+    case "${2:-}" in
+      pg-primary | pg-replica) head -1 "$(readlink -f "$SANDBOX/pg")/${2#pg-}/postmaster.pid" ;;
+      my-primary | my-replica) cat "$SANDBOX/mysql/${2#my-}/mariadbd.pid" ;;
+      *) echo "usage: $0 pid pg-primary|pg-replica|my-primary|my-replica" >&2; exit 2 ;;
+    esac
+    ;;
   env)
     echo "export SLUICE_PG_PRIMARY_PORT=$PRIMARY_PORT SLUICE_PG_REPLICA_PORT=$REPLICA_PORT"
     echo "export SLUICE_MY_PRIMARY_PORT=$MY_PRIMARY_PORT SLUICE_MY_REPLICA_PORT=$MY_REPLICA_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|promote-pg-replica|rebuild-pg-replica|stop-mysql-replica|start-mysql-replica|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|promote-pg-replica|rebuild-pg-replica|stop-mysql-replica|start-mysql-replica|env|pid" >&2; exit 2 ;;
 esac

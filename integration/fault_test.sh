@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# The fault matrix (issue 8), each case under a running pgbench tpcb-like load through Sluice
+# (and, where it matters, a read-only load that the router sends to the replica). Every case
+# asserts: Sluice stays up; clients the fault does not touch see no error; affected clients only
+# lose work in flight; afterwards no server connection is left inside a transaction; and the data
+# is consistent (pgbench's invariant: the sums of pgbench_branches.bbalance,
+# pgbench_tellers.tbalance and pgbench_accounts.abalance equal the sum of pgbench_history.delta).
+#   integration/fault_test.sh /path/to/sluice [case ...]     # default: every case
+# Cases: killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
+#        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
+# Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
+set -euo pipefail
+BIN="${1:?usage: $0 /path/to/sluice [case ...]}"
+shift
+CASES=("$@")
+[ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
+                                  mysql_killed_clients)
+SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
+PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
+PG_REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
+MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
+MY_REPLICA_PORT="${SLUICE_MY_REPLICA_PORT:-13307}"
+PORT="${SLUICE_TEST_PORT:-26540}"
+MYSQL_PORT=$((PORT + 1))
+MAX_CLIENTS=40
+WORK="$(mktemp -d)"
+export PGSSLMODE=disable PGCONNECT_TIMEOUT=10
+SLUICE_PID=""
+BG=()
+
+cleanup() {
+  for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Leave the replica running whatever happened.
+  if [ -n "${STOPPED_PID:-}" ]; then kill -CONT $STOPPED_PID 2>/dev/null || true; fi
+  "$SANDBOX" start-pg-replica >/dev/null 2>&1 || true
+  if [ -n "$SLUICE_PID" ]; then kill "$SLUICE_PID" 2>/dev/null || true; wait "$SLUICE_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+write_config() {  # extra [general] lines
+  cat >"$WORK/sluice.toml" <<CONF
+[general]
+workers = 2
+max_client_conn = $MAX_CLIENTS
+log_level = "warn"
+query_wait_timeout = "20s"
+client_login_timeout = "3s"
+$1
+[postgres]
+listen = "127.0.0.1:$PORT"
+[mysql]
+listen = "127.0.0.1:$MYSQL_PORT"
+[[users]]
+name = "app"
+password = "app"
+auth = "password"  # a raw test client logs in without SCRAM
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:$PG_PORT"
+replicas = ["127.0.0.1:$PG_REPLICA_PORT"]
+health_check_period = "200ms"
+consistency = "read_your_writes"
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = 8
+[clusters.my]
+protocol = "mysql"
+primary = "127.0.0.1:$MY_PORT"
+replicas = ["127.0.0.1:$MY_REPLICA_PORT"]
+health_check_period = "200ms"
+[[pools]]
+database = "app"
+cluster = "my"
+pool_mode = "transaction"
+pool_size = 8
+CONF
+}
+
+start_sluice() {
+  write_config ""
+  "$BIN" -c "$WORK/sluice.toml" 2>>"$WORK/sluice.log" &
+  SLUICE_PID=$!
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$PORT" && return 0; sleep 0.1; done
+  echo "FAIL Sluice did not start"; cat "$WORK/sluice.log"; exit 1
+}
+
+direct() { psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app -c "$1"; }
+
+invariant_holds() {
+  [ "$(direct "select (select sum(abalance) from pgbench_accounts) = (select coalesce(sum(delta),0) from pgbench_history)
+     and (select sum(bbalance) from pgbench_branches) = (select coalesce(sum(delta),0) from pgbench_history)
+     and (select sum(tbalance) from pgbench_tellers)  = (select coalesce(sum(delta),0) from pgbench_history)")" = t ]
+}
+
+# Server connections of the app user left inside a transaction (Sluice's own or orphaned).
+in_transaction() {
+  direct "select count(*) from pg_stat_activity where usename = 'app' and state like 'idle in transaction%'"
+}
+
+# pgbench through Sluice in the background: name, seconds, clients, options...
+load() {
+  local name=$1 secs=$2 clients=$3
+  shift 3
+  PGPASSWORD=app timeout $((secs + 60)) pgbench -n -c "$clients" -j 2 -T "$secs" "$@" -h 127.0.0.1 -p "$PORT" -U app app \
+    >"$WORK/$name.out" 2>&1 &
+  BG+=($!)
+  eval "${name}_PID=$!"
+}
+
+# Waits for a load; sets PROCESSED, ABORTED (clients pgbench aborted on an error) and STATUS.
+finish() {
+  local pid_var="${1}_PID"
+  STATUS=0
+  wait "${!pid_var}" || STATUS=$?
+  PROCESSED="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/$1.out")"
+  PROCESSED="${PROCESSED:-0}"
+  ABORTED="$(grep -c "client [0-9]* aborted" "$WORK/$1.out" || true)"
+}
+
+fail=0
+report() {  # ok?, case, message
+  if [ "$1" = 0 ]; then echo "ok   $2: $3"; else echo "FAIL $2: $3"; fail=1; fi
+}
+
+common_checks() {  # case name: Sluice up, nothing left in a transaction, invariant
+  local c=$1 ok=0
+  kill -0 "$SLUICE_PID" 2>/dev/null || { report 1 "$c" "Sluice exited"; cat "$WORK/sluice.log"; exit 1; }
+  local left=1
+  for _ in $(seq 1 50); do left="$(in_transaction)"; [ "$left" = 0 ] && break; sleep 0.1; done
+  [ "$left" = 0 ] || ok=1
+  invariant_holds || ok=1
+  report $ok "$c" "Sluice up; $left server sessions left in a transaction; balance invariant $(invariant_holds && echo holds || echo BROKEN)"
+}
+
+# 4. Clients killed mid-transaction: a pgbench whose transactions pause between their statements
+# is killed with SIGKILL while most of its clients are inside one. Their server connections must
+# be rolled back or closed, never handed to another client mid-transaction (which would commit
+# half a transfer and break the invariant). Meanwhile a normal load runs untouched.
+case_killed_clients() {
+  cat >"$WORK/slow_tpcb.sql" <<'SQL'
+\set aid random(1, 100000 * :scale)
+\set bid random(1, 1 * :scale)
+\set tid random(1, 10 * :scale)
+\set delta random(-5000, 5000)
+BEGIN;
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+\sleep 30 ms
+UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
+\sleep 30 ms
+UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
+END;
+SQL
+  load steady 8 4
+  for round in 1 2 3; do
+    PGPASSWORD=app pgbench -n -c 6 -j 1 -T 30 -f "$WORK/slow_tpcb.sql" -h 127.0.0.1 -p "$PORT" -U app app \
+      >"$WORK/victim$round.out" 2>&1 &
+    local victim=$!
+    sleep 1.5
+    kill -9 "$victim"
+    wait "$victim" 2>/dev/null || true
+  done
+  finish steady
+  local processed=$PROCESSED aborted=$ABORTED status=$STATUS
+  local ok=0
+  { [ "$status" = 0 ] && [ "$aborted" = 0 ] && [ "$processed" -gt 0 ]; } || ok=1
+  report $ok killed_clients "untouched load: $processed transactions, $aborted aborted clients, exit $status"
+  common_checks killed_clients
+}
+
+# 1. kill -9 the replica under a write load and a read load, then restart it. Writes never see
+# it; reads in flight on it are retried on another member once; afterwards reads return to it.
+case_replica_kill() {
+  load writes 10 4
+  load reads 10 4 -S
+  sleep 2
+  kill -9 "$("$SANDBOX" pid pg-replica)"
+  sleep 3
+  "$SANDBOX" start-pg-replica >/dev/null
+  finish writes
+  local wp=$PROCESSED wa=$ABORTED ws=$STATUS
+  finish reads
+  local rp=$PROCESSED ra=$ABORTED rs=$STATUS
+  local ok=0
+  { [ "$ws" = 0 ] && [ "$wa" = 0 ] && [ "$wp" -gt 0 ]; } || ok=1
+  report $ok replica_kill "writes: $wp transactions, $wa aborted clients, exit $ws"
+  ok=0
+  { [ "$rp" -gt 0 ] && [ "$ra" -le 4 ]; } || ok=1
+  report $ok replica_kill "reads: $rp transactions, $ra clients aborted by an error in flight (at most the 4 on the replica)"
+  common_checks replica_kill
+}
+
+# 3. SIGSTOP the replica for longer than the health check timeout, then SIGCONT: the health
+# checks take it out, new reads go to the primary meanwhile, writes are untouched, and reads
+# stuck on the stopped server finish once it continues.
+case_replica_stop() {
+  load writes 10 4
+  load reads 10 4 -S
+  sleep 2
+  # The whole server: its postmaster and every process it started (backends, WAL receiver).
+  local postmaster
+  postmaster="$("$SANDBOX" pid pg-replica)"
+  STOPPED_PID="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+  kill -STOP $STOPPED_PID
+  sleep 4
+  kill -CONT $STOPPED_PID
+  STOPPED_PID=""
+  finish writes
+  local wp=$PROCESSED wa=$ABORTED ws=$STATUS
+  finish reads
+  local rp=$PROCESSED ra=$ABORTED rs=$STATUS
+  local ok=0
+  { [ "$ws" = 0 ] && [ "$wa" = 0 ] && [ "$wp" -gt 0 ]; } || ok=1
+  report $ok replica_stop "writes: $wp transactions, $wa aborted clients, exit $ws"
+  ok=0
+  { [ "$rs" = 0 ] && [ "$ra" = 0 ] && [ "$rp" -gt 0 ]; } || ok=1
+  report $ok replica_stop "reads: $rp transactions, $ra aborted clients, exit $rs"
+  grep -q "failed its health check" "$WORK/sluice.log" || { report 1 replica_stop "no health check noticed the stop"; }
+  common_checks replica_stop
+}
+
+# 8. The config reloaded 30 times under load: nobody notices.
+case_reload_storm() {
+  load writes 6 4
+  load reads 6 4 -S
+  for _ in $(seq 1 30); do kill -HUP "$SLUICE_PID"; sleep 0.15; done
+  finish writes
+  local wp=$PROCESSED wa=$ABORTED ws=$STATUS
+  finish reads
+  local rp=$PROCESSED ra=$ABORTED rs=$STATUS
+  local ok=0
+  { [ "$ws" = 0 ] && [ "$wa" = 0 ] && [ "$rs" = 0 ] && [ "$ra" = 0 ]; } || ok=1
+  report $ok reload_storm "writes $wp, reads $rp transactions; aborted clients $wa/$ra; exit $ws/$rs"
+  common_checks reload_storm
+}
+
+# 5. A connection storm at 10x max_client_conn: the excess gets a clear error (53300, too many
+# connections) at login, connected clients are untouched, and Sluice serves new ones afterwards.
+case_connection_storm() {
+  load steady 8 4
+  sleep 1
+  local storm=$((MAX_CLIENTS * 10))
+  PGPASSWORD=app timeout 60 pgbench -n -c "$storm" -j 2 -t 5 -S -h 127.0.0.1 -p "$PORT" -U app app >"$WORK/storm.out" 2>&1 || true
+  local refused
+  refused="$(grep -c "too many\|53300" "$WORK/storm.out" || true)"
+  finish steady
+  local processed=$PROCESSED aborted=$ABORTED status=$STATUS
+  local ok=0
+  { [ "$status" = 0 ] && [ "$aborted" = 0 ] && [ "$processed" -gt 0 ] && [ "$refused" -gt 0 ]; } || ok=1
+  report $ok connection_storm "$storm connections at once: refused with 'too many' ($refused lines); steady load $processed transactions, $aborted aborted, exit $status"
+  local after
+  after="$(PGPASSWORD=app psql -X -At -h 127.0.0.1 -p "$PORT" -U app -d app -c 'select 42' 2>&1)"
+  [ "$after" = 42 ]; report $? connection_storm "a new client after the storm: $after"
+  common_checks connection_storm
+}
+
+# 6. Slow clients: one sends its startup packet a byte a second (client_login_timeout ends it),
+# another asks for a large result and stops reading. Others keep their speed; Sluice's memory
+# stays bounded (it reads from the server only as fast as that client takes the rows).
+case_slow_clients() {
+  local rss_before rss_after
+  rss_before="$(awk '/VmRSS/ {print $2}' "/proc/$SLUICE_PID/status")"
+  python3 - "$PORT" >"$WORK/slow.out" 2>&1 <<'PY' &
+import socket, struct, sys, threading, time
+port = int(sys.argv[1])
+
+def msg(t, body):
+    return t + struct.pack(">I", len(body) + 4) + body
+
+def dribble():  # the startup packet, one byte per second
+    s = socket.create_connection(("127.0.0.1", port))
+    body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
+    start, closed = time.time(), None
+    for b in struct.pack(">I", len(body) + 4) + body:
+        try:
+            s.sendall(bytes([b]))
+            s.settimeout(1.0)
+            if s.recv(1024) == b"":
+                closed = time.time() - start
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = time.time() - start
+            break
+    print("dribble closed after %.1f" % closed if closed is not None else "dribble closed after never", flush=True)
+
+def stall():  # logs in (auth = "password"), asks for ~25 MB of rows, never reads them
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
+    s.sendall(struct.pack(">I", len(body) + 4) + body)
+    buf = b""
+    while b"Z\0\0\0\x05" not in buf:
+        data = s.recv(4096)
+        if not data:
+            print("stall: connection closed during login", flush=True)
+            return
+        buf += data
+        if b"R\0\0\0\x08\0\0\0\x03" in buf:  # AuthenticationCleartextPassword
+            buf = buf.replace(b"R\0\0\0\x08\0\0\0\x03", b"")
+            s.sendall(msg(b"p", b"app\0"))
+    s.sendall(msg(b"Q", b"select repeat(md5(g::text), 25) from generate_series(1, 30000) g\0"))
+    print("stall: query sent, not reading", flush=True)
+    time.sleep(14)
+    s.close()
+
+t = threading.Thread(target=stall)
+t.start()
+dribble()
+t.join()
+PY
+  BG+=($!)
+  local helper=$!
+  sleep 1
+  load steady 6 4 -S
+  finish steady
+  local processed=$PROCESSED aborted=$ABORTED status=$STATUS
+  rss_after="$(awk '/VmRSS/ {print $2}' "/proc/$SLUICE_PID/status")"
+  local ok=0
+  { [ "$status" = 0 ] && [ "$aborted" = 0 ] && [ "$processed" -gt 1000 ]; } || ok=1
+  report $ok slow_clients "load beside a stalled reader and a dribbling login: $processed transactions, $aborted aborted, exit $status"
+  wait "$helper" 2>/dev/null || true
+  local closed
+  closed="$(sed -n 's/^dribble closed after \([0-9.]*\).*/\1/p' "$WORK/slow.out")"
+  ok=0
+  { [ -n "$closed" ] && [ "${closed%.*}" -le 6 ]; } || ok=1
+  report $ok slow_clients "the byte-a-second login was closed after ${closed:-never} s (client_login_timeout 3s)"
+  grep -q "query sent, not reading" "$WORK/slow.out" || { report 1 slow_clients "the stalled reader did not get to its query: $(cat "$WORK/slow.out")"; }
+  ok=0
+  [ $((rss_after - rss_before)) -lt 16384 ] || ok=1
+  report $ok slow_clients "Sluice RSS ${rss_before} -> ${rss_after} KiB with a 25 MB result unread"
+  common_checks slow_clients
+}
+
+# MySQL 4. Clients killed mid-transaction while sysbench oltp_read_write runs: each victim
+# transaction adds to a counter and logs the amount in two statements with a pause between; a
+# server connection handed on mid-transaction would commit half of one (counter != log sum).
+my_direct() { mariadb --protocol=TCP -h 127.0.0.1 -P "$MY_PORT" -u app -papp --batch --skip-column-names app -e "$1"; }
+case_mysql_killed_clients() {
+  my_direct "CREATE TABLE IF NOT EXISTS fault_counter (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
+             CREATE TABLE IF NOT EXISTS fault_log (id BIGINT AUTO_INCREMENT PRIMARY KEY, delta INT NOT NULL) ENGINE=InnoDB;
+             DELETE FROM fault_log; REPLACE INTO fault_counter VALUES (1, 0);"
+  local sb=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=1 --table-size=10000)
+  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
+  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
+  timeout 120 sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MYSQL_PORT" --threads=4 \
+    --time=8 --mysql-ignore-errors=1213,1205 run >"$WORK/sysbench.out" 2>&1 &
+  local sbpid=$!
+  BG+=($sbpid)
+  for i in $(seq 1 400); do
+    echo "BEGIN; UPDATE fault_counter SET n = n + $i WHERE id = 1; DO SLEEP(0.02); INSERT INTO fault_log (delta) VALUES ($i); COMMIT;"
+  done >"$WORK/victim.sql"
+  for round in 1 2 3; do
+    local victims=()
+    for _ in 1 2 3 4; do
+      mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp app <"$WORK/victim.sql" >/dev/null 2>&1 &
+      victims+=($!)
+    done
+    sleep 1.2
+    kill -9 "${victims[@]}" 2>/dev/null || true
+    wait "${victims[@]}" 2>/dev/null || true
+  done
+  local sbstatus=0
+  wait "$sbpid" || sbstatus=$?
+  local errors
+  errors="$(sed -n 's/.*ignored errors: *\([0-9]*\).*/\1/p' "$WORK/sysbench.out")"
+  local tx
+  tx="$(sed -n 's/.*transactions: *\([0-9]*\).*/\1/p' "$WORK/sysbench.out")"
+  local ok=0
+  { [ "$sbstatus" = 0 ] && [ "${tx:-0}" -gt 0 ]; } || ok=1
+  report $ok mysql_killed_clients "sysbench oltp_read_write beside them: ${tx:-?} transactions, exit $sbstatus (no error but InnoDB deadlocks, ${errors:-?}, which sysbench retries)"
+  kill -0 "$SLUICE_PID" 2>/dev/null || { report 1 mysql_killed_clients "Sluice exited"; exit 1; }
+  local counter logsum
+  counter="$(my_direct "SELECT n FROM fault_counter WHERE id = 1")"
+  logsum="$(my_direct "SELECT COALESCE(SUM(delta), 0) FROM fault_log")"
+  ok=0
+  { [ "$counter" = "$logsum" ] && [ "$counter" != 0 ]; } || ok=1
+  report $ok mysql_killed_clients "counter $counter = sum of logged deltas $logsum"
+  local open_tx
+  open_tx="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MY_PORT" -u root --batch --skip-column-names \
+    -e "SELECT COUNT(*) FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE p.user = 'app'")"
+  ok=0
+  [ "$open_tx" = 0 ] || ok=1
+  report $ok mysql_killed_clients "$open_tx server sessions of app left inside a transaction"
+}
+
+PGPASSWORD=app pgbench -i -q -s 1 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
+start_sluice
+for c in "${CASES[@]}"; do
+  "case_$c"
+  BG=()
+done
+if [ "$fail" = 0 ]; then echo "fault matrix: all cases passed"; else echo "fault matrix: FAILED"; fi
+exit $fail
