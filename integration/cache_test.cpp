@@ -307,7 +307,9 @@ TEST_CASE("the memory cap holds under a flood of distinct queries") {
   for (int i = 1; i <= 8000; ++i) REQUIRE(c.scalar("SELECT " + std::to_string(i) + ", repeat('x', 8000)") == std::to_string(i));
   long after = rss_kb();
   MESSAGE("Sluice RSS grew by ", (after - before) / 1024, " MB over 64 MB of distinct cacheable answers (max_bytes 2 MiB)");
+#ifndef SLUICE_SANITIZED  // ASan holds freed memory in its quarantine: RSS says nothing about the cap there
   CHECK(after - before < 24 * 1024);
+#endif
   // The cache still answers (the newest entries are there).
   CHECK(c.scalar("SELECT 8000, repeat('x', 8000)") == "8000");
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The README's two commands, and their helpers. Every subcommand is idempotent.
 #   integration/dev.sh up     install deps, build, start the sandbox and Sluice, print how to connect
-#   integration/dev.sh test   install deps, build, run every test (CTest)
+#   integration/dev.sh test   install deps, build, run every test (CTest), then again built with
+#                             ASan+UBSan, then the fuzz targets for a bounded time
 #   integration/dev.sh down   stop Sluice and the sandbox
 #   integration/dev.sh build  install deps and build only
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BUILD="${SLUICE_BUILD_DIR:-$ROOT/build}"
+SAN_BUILD="${SLUICE_SAN_BUILD_DIR:-$ROOT/build-san}"
 RUN="$ROOT/.sandbox"
 
 build() {
@@ -64,13 +66,29 @@ Stop everything with: integration/dev.sh down
 MSG
 }
 
-test_all() {
-  build
-  cd "$BUILD"
+# The whole suite again, built with ASan+UBSan (failures abort), plus the libFuzzer targets.
+build_san() {
+  cmake -S "$ROOT" -B "$SAN_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DSLUICE_WERROR=ON \
+    -DCMAKE_CXX_COMPILER=clang++ -DSLUICE_SANITIZE=address,undefined -DSLUICE_FUZZ=ON >/dev/null
+  cmake --build "$SAN_BUILD" -j2
+}
+
+run_ctest() {  # build dir
+  cd "$1"
   # A sandbox of its own (other ports, other directory) so tests never disturb `up`.
   SLUICE_SANDBOX="$ROOT/.sandbox-test" SLUICE_PG_PRIMARY_PORT=25432 SLUICE_PG_REPLICA_PORT=25433 \
     SLUICE_MY_PRIMARY_PORT=23306 SLUICE_MY_REPLICA_PORT=23307 \
     ctest --output-on-failure --timeout 900
+}
+
+test_all() {
+  build
+  run_ctest "$BUILD"
+  build_san
+  echo "== the same tests under ASan+UBSan ($SAN_BUILD)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest "$SAN_BUILD"
+  echo "== fuzz targets, ${FUZZ_SECONDS:-15} s each"
+  "$ROOT/integration/fuzz.sh" "$SAN_BUILD" "${FUZZ_SECONDS:-15}"
 }
 
 case "${1:-}" in
