@@ -13,6 +13,12 @@ namespace ssl = boost::asio::ssl;
 using boost::asio::ip::tcp;
 
 namespace {
+// OpenSSL's error queue must be empty before an SSL call for SSL_get_error to be right. Peeking
+// is cheaper than clearing, and the queue is almost always empty already.
+inline void clear_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 std::string openssl_error() {
   unsigned long e = ERR_get_error();
   if (!e) return "unknown OpenSSL error";
@@ -169,7 +175,7 @@ TlsStream::Want TlsStream::classify(int ret, boost::system::error_code& ec) {
 
 boost::asio::awaitable<void> TlsStream::handshake(boost::system::error_code& ec) {
   for (;;) {
-    ERR_clear_error();
+    clear_errors();
     int r = SSL_do_handshake(ssl_);
     if (r == 1) co_return;
     Want w = classify(r, ec);
@@ -182,7 +188,7 @@ boost::asio::awaitable<void> TlsStream::handshake(boost::system::error_code& ec)
 
 boost::asio::awaitable<std::size_t> TlsStream::read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec) {
   for (;;) {
-    ERR_clear_error();
+    clear_errors();
     std::size_t n = 0;
     int r = SSL_read_ex(ssl_, b.data(), b.size(), &n);
     if (r == 1) co_return n;
@@ -197,7 +203,7 @@ boost::asio::awaitable<std::size_t> TlsStream::read_some(boost::asio::mutable_bu
 std::size_t TlsStream::write_now(boost::asio::const_buffer b, boost::system::error_code& ec) {
   std::size_t done = 0;
   while (done < b.size()) {
-    ERR_clear_error();
+    clear_errors();
     std::size_t n = 0;
     int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
     if (r == 1) {
@@ -218,7 +224,7 @@ boost::asio::awaitable<void> TlsStream::write(boost::asio::const_buffer b, boost
     done += write_now(b + done, ec);
     if (ec || done == b.size()) co_return;
     // Blocked on the socket (or, rarely, on a read the protocol needs first).
-    ERR_clear_error();
+    clear_errors();
     int w = SSL_want_read(ssl_) ? 1 : 0;
     co_await sock_.async_wait(w ? tcp::socket::wait_read : tcp::socket::wait_write,
                               boost::asio::redirect_error(boost::asio::use_awaitable, ec));
