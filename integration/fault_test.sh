@@ -8,13 +8,14 @@
 #   integration/fault_test.sh /path/to/sluice [case ...]     # default: every case
 # Cases: killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
+#        password_flood
 # Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
 set -euo pipefail
 BIN="${1:?usage: $0 /path/to/sluice [case ...]}"
 shift
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
-                                  mysql_killed_clients)
+                                  mysql_killed_clients password_flood)
 SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 PG_REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
@@ -334,6 +335,60 @@ PY
   [ $((rss_after - rss_before)) -lt 16384 ] || ok=1
   report $ok slow_clients "Sluice RSS ${rss_before} -> ${rss_after} KiB with a 25 MB result unread"
   common_checks slow_clients
+}
+
+# 7. A flood of wrong passwords from 8 parallel guessers for 5 s (all from 127.0.0.1, like the
+# load): after login_failure_burst failures the address's failures are answered only after
+# login_failure_delay, so the guessers get a few dozen tries instead of thousands; the running
+# load and a correct login in the middle of the flood are not slowed.
+case_password_flood() {
+  load steady 8 4
+  sleep 1
+  # 8 guessers in one process (a psql per try would be too slow to flood anything).
+  python3 - "$PORT" >"$WORK/guesses" 2>&1 <<'PY' &
+import socket, struct, sys, threading, time
+port, end, counts = int(sys.argv[1]), time.time() + 5, []
+def guess():
+    n = 0
+    body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
+    while time.time() < end:
+        try:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(struct.pack(">I", len(body) + 4) + body)
+            s.recv(1024)  # AuthenticationCleartextPassword
+            s.sendall(b"p" + struct.pack(">I", 4 + 6) + b"wrong\0")
+            s.settimeout(10)
+            s.recv(1024)  # the ErrorResponse, when Sluice sends it
+            s.close()
+        except OSError:
+            pass
+        n += 1
+    counts.append(n)
+threads = [threading.Thread(target=guess) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(sum(counts))
+PY
+  local guesser=$!
+  sleep 2
+  local t0 t1 answer
+  t0=$(date +%s%N)
+  answer="$(PGPASSWORD=app psql -X -At -h 127.0.0.1 -p "$PORT" -U app -d app -c 'select 42' 2>&1)"
+  t1=$(date +%s%N)
+  wait "$guesser"
+  local attempts
+  attempts="$(tail -1 "$WORK/guesses")"
+  finish steady
+  local ok=0
+  { [ "$STATUS" = 0 ] && [ "$ABORTED" = 0 ] && [ "$PROCESSED" -gt 0 ]; } || ok=1
+  report $ok password_flood "load beside the flood: $PROCESSED transactions, $ABORTED aborted, exit $STATUS"
+  ok=0
+  { [ "$answer" = 42 ] && [ $(((t1 - t0) / 1000000)) -lt 1000 ]; } || ok=1
+  report $ok password_flood "a correct login during the flood: '$answer' in $(((t1 - t0) / 1000000)) ms"
+  ok=0
+  [ "$attempts" -lt 200 ] || ok=1
+  report $ok password_flood "8 guessers made $attempts attempts in 5 s (burst 10, then held 1 s each)"
+  common_checks password_flood
 }
 
 # MySQL 4. Clients killed mid-transaction while sysbench oltp_read_write runs: each victim

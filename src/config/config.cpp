@@ -200,6 +200,8 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.duration("server_idle_timeout", cfg->general.server_idle_timeout);
     s.duration("server_lifetime", cfg->general.server_lifetime);
     s.duration("query_wait_timeout", cfg->general.query_wait_timeout);
+    s.integer("login_failure_burst", cfg->general.login_failure_burst, 1, 1'000'000);
+    s.duration("login_failure_delay", cfg->general.login_failure_delay);
     s.size("max_packet_size", cfg->general.max_packet_size);
     if (cfg->general.max_packet_size < 1024 || cfg->general.max_packet_size > (1ull << 30))
       s.fail(s.get("max_packet_size"), "max_packet_size", "must be between 1KiB and 1GiB");

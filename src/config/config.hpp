@@ -49,6 +49,10 @@ struct General {
   Duration server_idle_timeout{600'000};
   Duration server_lifetime{3'600'000};
   Duration query_wait_timeout{120'000};
+  // Failed logins per client address: this many pass at once, then one per second; past that
+  // each failure's answer is held for login_failure_delay (0 = no throttling).
+  std::uint32_t login_failure_burst = 10;
+  Duration login_failure_delay{1'000};
   std::uint64_t max_packet_size = 64ull << 20;
   std::string log_level = "info";
 };

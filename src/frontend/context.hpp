@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include <boost/asio/ssl.hpp>
 
@@ -64,6 +65,26 @@ class Controls {
   std::atomic<bool> any_paused_{false};
 };
 
+// Failed logins per client address (a token bucket: `burst` at once, one more per second).
+// Past the bucket, a failure's answer is held, which bounds a password guesser to about one try
+// per second per connection; correct logins are never held. At most 65536 addresses are
+// remembered (the stalest are forgotten).
+class LoginThrottle {
+ public:
+  // Records a failed login from `addr`: how long to hold the answer (zero = not at all).
+  std::chrono::milliseconds failed(const std::string& addr, std::uint32_t burst, config::Duration delay);
+  std::uint64_t held() const { return held_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point last;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_;
+  std::atomic<std::uint64_t> held_{0};
+};
+
 struct Context {
   std::shared_ptr<const Snapshot> snapshot() const { return std::atomic_load(&snapshot_); }
   // Installs a configuration; sessions pick it up at their next transaction boundary.
@@ -85,6 +106,7 @@ struct Context {
   observe::StatsRegistry stats;
   observe::ClientTable client_table;
   Controls controls;
+  LoginThrottle login_throttle;
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();

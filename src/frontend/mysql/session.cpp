@@ -407,9 +407,22 @@ class Session {
   }
 
   // Checks the client's proof for the configured user; switches plugin when needed.
+  // A failed login, counted per client address; past the burst, its answer waits.
+  awaitable<void> throttle_failed_login() {
+    const auto& g = cfg_->general;
+    auto hold = ctx_.login_throttle.failed(info_->addr, g.login_failure_burst, g.login_failure_delay);
+    if (hold.count() == 0) co_return;
+    log::debug("client {} {}:{}: failed login held {} ms (too many from this address)", info_->id, info_->addr,
+               info_->port, hold.count());
+    asio::steady_timer t(sock_.get_executor(), hold);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+
   awaitable<bool> authenticate(std::string client_plugin, std::string response) {
     auto it = snap_->credentials.find(user_);
     if (it == snap_->credentials.end()) {
+      co_await throttle_failed_login();
       co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
       co_return false;
     }
@@ -420,6 +433,7 @@ class Session {
     auto verdict = net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, cfg_->mysql.tls.client_cert, cert_user,
                                           user_, cn);
     if (verdict != net::CertVerdict::Ok) {
+      co_await throttle_failed_login();
       co_await send_err(my::er::ACCESS_DENIED, "28000",
                         access_denied(!response.empty()) + (verdict == net::CertVerdict::WrongUser
                                                                 ? " (client certificate is for another user)"
@@ -451,6 +465,7 @@ class Session {
       ok = co_await sha2_auth(response);
     }
     if (!ok) {
+      co_await throttle_failed_login();
       co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
       co_return false;
     }

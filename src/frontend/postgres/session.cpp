@@ -412,9 +412,22 @@ class Session {
 
   // ---- stage: auth --------------------------------------------------------------------------
 
+  // A failed login, counted per client address; past the burst, its answer waits.
+  awaitable<void> throttle_failed_login() {
+    const auto& g = snap_->config->general;
+    auto hold = ctx_.login_throttle.failed(info_->addr, g.login_failure_burst, g.login_failure_delay);
+    if (hold.count() == 0) co_return;
+    log::debug("client {} {}:{}: failed login held {} ms (too many from this address)", info_->id, info_->addr,
+               info_->port, hold.count());
+    asio::steady_timer t(client_.get_executor(), hold);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+
   awaitable<bool> authenticate() {
     auto it = snap_->credentials.find(user_);
     if (it == snap_->credentials.end()) {
+      co_await throttle_failed_login();
       co_await send_error("FATAL", "28000", fmt::format("role \"{}\" does not exist", user_),
                           "add the user to [[users]] in Sluice's configuration");
       co_return false;
@@ -425,11 +438,13 @@ class Session {
     auto verdict = net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, snap_->config->postgres.tls.client_cert,
                                           creds_->client_auth == config::AuthMethod::Cert, user_, cn);
     if (verdict == net::CertVerdict::Missing) {
+      co_await throttle_failed_login();
       co_await send_error("FATAL", "28000", "connection requires a valid client certificate",
                           tls_ ? "" : "connect with TLS and a certificate signed by the listener's tls_ca");
       co_return false;
     }
     if (verdict == net::CertVerdict::WrongUser) {
+      co_await throttle_failed_login();
       co_await send_error("FATAL", "28000", fmt::format("certificate authentication failed for user \"{}\"", user_),
                           fmt::format("the certificate's common name is \"{}\"", *cn));
       co_return false;
@@ -449,6 +464,7 @@ class Session {
     }
     if (step == ClientAuth::Step::Failed) {
       log::info("authentication failed for user \"{}\": {}", user_, auth.failure());
+      co_await throttle_failed_login();
       co_await send_error("FATAL", "28P01", fmt::format("password authentication failed for user \"{}\"", user_));
       co_return false;
     }
