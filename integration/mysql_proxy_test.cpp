@@ -708,3 +708,28 @@ TEST_CASE("a backend restart is survived") {
   My b(s.my_port());
   CHECK(b.scalar("SELECT 3") == "3");
 }
+
+TEST_CASE("prepared statements per client are bounded by max_client_prepared_statements (error 1461)") {
+  SluiceProcess s(kPools, "max_client_prepared_statements = 3\n");
+  My c(s.my_port());
+  REQUIRE(c.ok);
+  std::vector<MYSQL_STMT*> stmts;
+  for (int i = 0; i < 3; ++i) {
+    MYSQL_STMT* st = mysql_stmt_init(c.m);
+    std::string q = "SELECT " + std::to_string(i);
+    REQUIRE(mysql_stmt_prepare(st, q.c_str(), q.size()) == 0);
+    stmts.push_back(st);
+  }
+  MYSQL_STMT* over = mysql_stmt_init(c.m);
+  CHECK(mysql_stmt_prepare(over, "SELECT 99", 9) != 0);
+  CHECK(mysql_stmt_errno(over) == 1461);
+  CHECK(std::string(mysql_stmt_error(over)).find("max_client_prepared_statements") != std::string::npos);
+  mysql_stmt_close(stmts.back());  // room again
+  stmts.pop_back();
+  CHECK(mysql_stmt_prepare(over, "SELECT 99", 9) == 0);
+  CHECK(mysql_stmt_execute(over) == 0);
+  mysql_stmt_close(over);
+  for (auto* st : stmts) mysql_stmt_close(st);
+  CHECK(mysql_query(c.m, "SELECT 1") == 0);  // the connection is fine
+  mysql_free_result(mysql_store_result(c.m));
+}

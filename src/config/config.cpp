@@ -201,6 +201,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.duration("server_lifetime", cfg->general.server_lifetime);
     s.duration("query_wait_timeout", cfg->general.query_wait_timeout);
     s.integer("login_failure_burst", cfg->general.login_failure_burst, 1, 1'000'000);
+    s.integer("max_client_prepared_statements", cfg->general.max_client_prepared_statements, 1, 10'000'000);
     s.duration("login_failure_delay", cfg->general.login_failure_delay);
     s.size("max_packet_size", cfg->general.max_packet_size);
     if (cfg->general.max_packet_size < 1024 || cfg->general.max_packet_size > (1ull << 30))

@@ -52,6 +52,9 @@ struct General {
   // Failed logins per client address: this many pass at once, then one per second; past that
   // each failure's answer is held for login_failure_delay (0 = no throttling).
   std::uint32_t login_failure_burst = 10;
+  // Prepared statements one client may hold at once (PostgreSQL named statements, MySQL
+  // COM_STMT_PREPARE); a client past it gets an error (54000 / 1461).
+  std::uint32_t max_client_prepared_statements = 10'000;
   Duration login_failure_delay{1'000};
   std::uint64_t max_packet_size = 64ull << 20;
   std::string log_level = "info";

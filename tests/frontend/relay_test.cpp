@@ -227,3 +227,23 @@ TEST_CASE("an idle Parse+Sync of a validated statement is answered without a ser
   Relay third;
   CHECK(third.try_answer_locally(wire::as_bytes(with_describe), 1 << 20, client_out) == 0);
 }
+
+TEST_CASE("named prepared statements per client are bounded: past the limit a Parse is refused with 54000") {
+  auto s = make_server();
+  Relay r;
+  r.set_statement_limit(2);
+  std::string out;
+  auto parse = [&](std::string_view name) {
+    std::string bytes = msg('P', parse_body(name, "select 1"));
+    wire::Frame f;
+    REQUIRE(wire::next_frame(wire::as_bytes(bytes), 1 << 20, f) == wire::Decode::Ok);
+    return r.client_message(f, *s, out);
+  };
+  CHECK(parse("s1") == Relay::Verdict::Ok);
+  CHECK(parse("s2") == Relay::Verdict::Ok);
+  CHECK(parse("s1") == Relay::Verdict::Ok);  // replacing an existing name adds nothing
+  CHECK(parse("") == Relay::Verdict::Ok);    // the unnamed statement is not counted
+  CHECK(parse("s3") == Relay::Verdict::ProtocolError);
+  CHECK(std::string(r.error_code()) == "54000");
+  CHECK(r.error().find("max_client_prepared_statements = 2") != std::string::npos);
+}

@@ -1220,6 +1220,12 @@ class Session {
   }
 
   awaitable<bool> com_prepare() {
+    if (stmts_.size() >= cfg_->general.max_client_prepared_statements) {
+      co_await send_err(1461, "42000",
+                        fmt::format("Can't create more than max_client_prepared_statements statements (current value: {})",
+                                    cfg_->general.max_client_prepared_statements));
+      co_return true;
+    }
     std::string query(std::string_view(io_.payload()).substr(1));
     // Keyed by everything that shapes the response: schema, format capabilities, handshake
     // character set and the session variables (character_set_results changes the metadata).

@@ -95,7 +95,7 @@ std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len,
     if (f.type != wire::fe::Parse || !wire::parse_parse(f.body, p) || p.name.empty()) return 0;
     auto stmt = pool::StatementRegistry::global().find(p.query, wire::as_sv(p.param_types));
     if (!stmt || !stmt->validated.load(std::memory_order_relaxed)) return 0;
-    ++parses;
+    if (statements_.size() + ++parses > max_statements_) return 0;  // the server path enforces the limit
   }
   if (parses == 0) return 0;
   std::size_t consumed = pos;
@@ -161,6 +161,12 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
         append_frame(server_out, f);
         push({Kind::Parse});
         return Verdict::Ok;
+      }
+      if (statements_.size() >= max_statements_ && !statements_.count(std::string(p.name))) {
+        error_code_ = "54000";
+        error_ = "too many prepared statements on this connection (max_client_prepared_statements = " +
+                 std::to_string(max_statements_) + ")";
+        return Verdict::ProtocolError;
       }
       auto stmt = pool::StatementRegistry::global().intern(p.query, wire::as_sv(p.param_types));
       statements_[std::string(p.name)] = stmt;

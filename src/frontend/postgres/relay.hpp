@@ -61,6 +61,10 @@ class Relay {
   }
   void mark_server_broken() { server_broken_ = true; }
   const std::string& error() const { return error_; }
+  // The SQLSTATE for error(): 08P01 (protocol violation) or 54000 (a limit).
+  const char* error_code() const { return error_code_; }
+  // Named prepared statements this client may hold ([general] max_client_prepared_statements).
+  void set_statement_limit(std::size_t n) { max_statements_ = n; }
   // An idle client's pipeline made only of named Parse messages and a final Sync, all for
   // statements some server already accepted, is answered here without a server connection
   // (ParseComplete per Parse, then ReadyForQuery). Returns the bytes consumed, or 0.
@@ -115,6 +119,8 @@ class Relay {
   bool copy_in_ = false;
   bool server_broken_ = false;
   std::string error_;
+  const char* error_code_ = "08P01";
+  std::size_t max_statements_ = 10'000;
   std::uint64_t cycles_ = 0;
   observe::DbStats* stats_ = nullptr;
   std::atomic<std::uint64_t>* client_queries_ = nullptr;

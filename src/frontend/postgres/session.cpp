@@ -494,6 +494,7 @@ class Session {
     }
     stats_ = ctx_.stats.get("postgres", pool_db);
     relay_.set_stats(stats_.get(), &info_->queries);
+    relay_.set_statement_limit(snap_->config->general.max_client_prepared_statements);
     info_->set_identity(user_, database_, startup_.find("application_name") ? *startup_.find("application_name") : "");
     {
       std::lock_guard lock(info_->mu);
@@ -1252,7 +1253,7 @@ class Session {
           co_return;
         case Outcome::ClientError:
           co_await release_server_after_client();
-          co_await send_error("FATAL", "08P01", client_error_);
+          co_await send_error("FATAL", relay_.error_code(), client_error_);
           co_return;
         case Outcome::ServerGone:
           if (split_) cluster_->report_failure(member_);
