@@ -8,14 +8,14 @@
 #   integration/fault_test.sh /path/to/sluice [case ...]     # default: every case
 # Cases: killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
-#        password_flood
+#        password_flood killed_mid_stream primary_failover (last: it rebuilds the replica)
 # Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
 set -euo pipefail
 BIN="${1:?usage: $0 /path/to/sluice [case ...]}"
 shift
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
-                                  mysql_killed_clients password_flood)
+                                  killed_mid_stream mysql_killed_clients password_flood primary_failover)
 SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 PG_REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
@@ -118,7 +118,7 @@ finish() {
   wait "${!pid_var}" || STATUS=$?
   PROCESSED="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/$1.out")"
   PROCESSED="${PROCESSED:-0}"
-  ABORTED="$(grep -c "client [0-9]* aborted" "$WORK/$1.out" || true)"
+  ABORTED="$(grep -c "client [0-9]* .*aborted" "$WORK/$1.out" || true)"
 }
 
 fail=0
@@ -170,6 +170,60 @@ SQL
   { [ "$status" = 0 ] && [ "$aborted" = 0 ] && [ "$processed" -gt 0 ]; } || ok=1
   report $ok killed_clients "untouched load: $processed transactions, $aborted aborted clients, exit $status"
   common_checks killed_clients
+}
+
+# 4 (continued). Clients that vanish mid-COPY FROM STDIN and in the middle of a large result:
+# raw connections that send part of a COPY (or read part of the rows) and then close. Their
+# server connections are in no state to reuse: Sluice must close them (the COPY rolls back: no
+# partial rows land), and the load beside them continues.
+case_killed_mid_stream() {
+  load steady 8 4
+  python3 - "$PORT" >"$WORK/midstream.out" 2>&1 <<'PY'
+import socket, struct, sys, time
+port = int(sys.argv[1])
+def msg(t, body): return t + struct.pack(">I", len(body) + 4) + body
+def login():
+    s = socket.create_connection(("127.0.0.1", port))
+    body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
+    s.sendall(struct.pack(">I", len(body) + 4) + body)
+    buf = b""
+    while b"Z\0\0\0\x05" not in buf:
+        data = s.recv(65536)
+        if not data: raise SystemExit("closed during login")
+        buf += data
+        if b"R\0\0\0\x08\0\0\0\x03" in buf:
+            buf = buf.replace(b"R\0\0\0\x08\0\0\0\x03", b"")
+            s.sendall(msg(b"p", b"app\0"))
+    return s
+for i in range(3):
+    s = login()  # mid-COPY: the server waits for more data when the client disappears
+    s.sendall(msg(b"Q", b"COPY pgbench_history (tid, bid, aid, delta) FROM STDIN\0"))
+    time.sleep(0.2)
+    s.sendall(msg(b"d", b"".join(b"1\t1\t1\t%d\n" % (1000 + j) for j in range(500))))
+    time.sleep(0.3)
+    s.close()
+    s = login()  # mid-result: a few KB of a large answer read, then gone
+    s.sendall(msg(b"Q", b"select repeat('x', 200) from generate_series(1, 200000)\0"))
+    got = 0
+    while got < 20000:
+        got += len(s.recv(4096))
+    s.close()
+    time.sleep(0.2)
+print("done")
+PY
+  finish steady
+  local ok=0
+  { [ "$STATUS" = 0 ] && [ "$ABORTED" = 0 ] && [ "$PROCESSED" -gt 0 ] && grep -q done "$WORK/midstream.out"; } || ok=1
+  report $ok killed_mid_stream "load beside 3 abandoned COPYs and 3 abandoned results: $PROCESSED transactions, $ABORTED aborted, exit $STATUS"
+  local partial
+  partial="$(direct "select count(*) from pgbench_history where delta between 1000 and 1499 and tid = 1 and aid = 1")"
+  ok=0
+  [ "$partial" = 0 ] || ok=1
+  report $ok killed_mid_stream "rows from the abandoned COPYs in pgbench_history: $partial"
+  local busy
+  busy="$(direct "select count(*) from pg_stat_activity where usename = 'app' and state = 'active' and query like 'COPY%'")"
+  [ "$busy" = 0 ]; report $? killed_mid_stream "server sessions still in the abandoned COPY: $busy"
+  common_checks killed_mid_stream
 }
 
 # 1. kill -9 the replica under a write load and a read load, then restart it. Writes never see
@@ -389,6 +443,46 @@ PY
   [ "$attempts" -lt 200 ] || ok=1
   report $ok password_flood "8 guessers made $attempts attempts in 5 s (burst 10, then held 1 s each)"
   common_checks password_flood
+}
+
+# 2. kill -9 the primary (postmaster and backends, as a crash), promote the replica with an
+# external command, keep writing: clients with work in flight on the dead primary get an error;
+# Sluice finds the promoted server by its health checks (no restart, no reload) and new writes
+# succeed there; the promoted server's data keeps the invariant. The sandbox is rebuilt after.
+case_primary_failover() {
+  load writes 12 8
+  sleep 3
+  local postmaster
+  postmaster="$("$SANDBOX" pid pg-primary)"
+  kill -9 $postmaster $(pgrep -P "$postmaster" | tr '\n' ' ') 2>/dev/null || true
+  "$SANDBOX" promote-pg-replica-only >/dev/null
+  local t0=$SECONDS routed=""
+  while [ $((SECONDS - t0)) -lt 20 ]; do
+    routed="$(PGPASSWORD=app psql -X -At -h 127.0.0.1 -p "$PORT" -U app -d app \
+      -c "begin" -c "select pg_is_in_recovery()" -c "commit" 2>/dev/null | sed -n 2p)"
+    [ "$routed" = f ] && break
+    sleep 0.2
+  done
+  finish writes
+  local ok=0
+  { kill -0 "$SLUICE_PID" && [ "$ABORTED" -le 8 ]; } || ok=1
+  report $ok primary_failover "load during the crash: $PROCESSED transactions, $ABORTED clients aborted by errors on the dead primary (at most its 8)"
+  ok=0
+  [ "$routed" = f ] || ok=1
+  report $ok primary_failover "writes reach the promoted server after $((SECONDS - t0)) s"
+  load after 5 4
+  finish after
+  ok=0
+  { [ "$STATUS" = 0 ] && [ "$ABORTED" = 0 ] && [ "$PROCESSED" -gt 0 ]; } || ok=1
+  report $ok primary_failover "writing on after the failover: $PROCESSED transactions, $ABORTED aborted, exit $STATUS"
+  local promoted_ok
+  promoted_ok="$(psql -X -At -h 127.0.0.1 -p "$PG_REPLICA_PORT" -U postgres -d app -c "select
+       (select sum(abalance) from pgbench_accounts) = (select coalesce(sum(delta),0) from pgbench_history)
+   and (select sum(bbalance) from pgbench_branches) = (select coalesce(sum(delta),0) from pgbench_history)
+   and (select sum(tbalance) from pgbench_tellers)  = (select coalesce(sum(delta),0) from pgbench_history)")"
+  [ "$promoted_ok" = t ]; report $? primary_failover "balance invariant on the promoted server: $promoted_ok"
+  "$SANDBOX" rebuild-pg-replica >/dev/null
+  kill -0 "$SLUICE_PID" 2>/dev/null; report $? primary_failover "Sluice up after the sandbox was rebuilt"
 }
 
 # MySQL 4. Clients killed mid-transaction while sysbench oltp_read_write runs: each victim

@@ -6,7 +6,7 @@
 #   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary |
 #                          stop-pg-replica | start-pg-replica | promote-pg-replica |
 #                          rebuild-pg-replica | stop-mysql-replica | start-mysql-replica | env |
-#                          pid pg-primary|pg-replica|my-primary|my-replica
+#                          pid pg-primary|pg-replica|my-primary|my-replica | promote-pg-replica-only
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
 #        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
@@ -372,6 +372,8 @@ case "${1:-}" in
   stop-mysql-replica) my_stop_node "$SANDBOX/mysql/replica"; my_status ;;
   start-mysql-replica) my_start "$SANDBOX/mysql/replica" "$MY_REPLICA_PORT" 2 "read_only = ON"; my_status ;;
   promote-pg-replica) promote_pg_replica; status ;;
+  promote-pg-replica-only)  # after the primary died on its own (fault tests)
+    as_pg "$PG_BIN/pg_ctl" -D "$(readlink -f "$SANDBOX/pg")/replica" -w -t 30 promote >/dev/null; status ;;
   rebuild-pg-replica) rebuild_pg_replica; status ;;
   down) pg_down; my_down; status; my_status ;;
   status) status; my_status ;;
