@@ -9,6 +9,7 @@
 #   - pgbench -S -M prepared through the result cache;
 #   - sysbench oltp_read_write on MariaDB (4 threads);
 #   - a SIGHUP reload every minute, and an admin console query every interval.
+# The load uses database app2 on both servers, so tests and benchmarks on "app" do not disturb it.
 # Writes bench/out/soak-<timestamp>.csv (seconds, rss_kb, fds, server connections) and prints a
 # summary: RSS after warm-up (the first 10 %) against the end.
 set -euo pipefail
@@ -52,11 +53,11 @@ protocol = "mysql"
 primary = "127.0.0.1:$MY_PORT"
 replicas = ["127.0.0.1:$MY_REPLICA_PORT"]
 [[pools]]
-database = "app"
+database = "app2"
 cluster = "pg"
 pool_size = 10
 [[pools]]
-database = "app"
+database = "app2"
 cluster = "my"
 pool_size = 10
 [cache]
@@ -71,17 +72,17 @@ PIDS+=("$SLUICE_PID")
 for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$PORT" && break; sleep 0.1; done
 
 export PGPASSWORD=app
-pgbench -i -q -s 5 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
-SB=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=2 --table-size=10000)
+pgbench -i -q -s 5 -h 127.0.0.1 -p "$PG_PORT" -U app app2 >/dev/null 2>&1
+SB=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app2 --tables=2 --table-size=10000)
 sysbench oltp_read_write "${SB[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
 sysbench oltp_read_write "${SB[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
 
 LOADS=()
 bg() { "$@" >>"$WORK/load.log" 2>&1 & LOADS+=($!); PIDS+=($!); }
-bg timeout $((SECS + 60)) pgbench -n -c 8 -j 2 -T "$SECS" -R 300 -h 127.0.0.1 -p "$PORT" -U app app
-bg timeout $((SECS + 60)) env PGSSLMODE=require pgbench -n -c 2 -j 1 -T "$SECS" -R 20 -C -S -h 127.0.0.1 -p "$PORT" -U app app
-bg timeout $((SECS + 60)) env PGSSLMODE=disable pgbench -n -c 2 -j 1 -T "$SECS" -R 20 -C -S -h 127.0.0.1 -p "$PORT" -U app app
-bg timeout $((SECS + 60)) pgbench -n -c 4 -j 1 -T "$SECS" -R 500 -S -M prepared -h 127.0.0.1 -p "$PORT" -U app app
+bg timeout $((SECS + 60)) pgbench -n -c 8 -j 2 -T "$SECS" -R 300 -h 127.0.0.1 -p "$PORT" -U app app2
+bg timeout $((SECS + 60)) env PGSSLMODE=require pgbench -n -c 2 -j 1 -T "$SECS" -R 20 -C -S -h 127.0.0.1 -p "$PORT" -U app app2
+bg timeout $((SECS + 60)) env PGSSLMODE=disable pgbench -n -c 2 -j 1 -T "$SECS" -R 20 -C -S -h 127.0.0.1 -p "$PORT" -U app app2
+bg timeout $((SECS + 60)) pgbench -n -c 4 -j 1 -T "$SECS" -R 500 -S -M prepared -h 127.0.0.1 -p "$PORT" -U app app2
 bg timeout $((SECS + 60)) sysbench oltp_read_write "${SB[@]}" --mysql-host=127.0.0.1 --mysql-port="$((PORT + 1))" \
   --threads=4 --rate=50 --time="$SECS" --mysql-ignore-errors=1213,1205 run
 

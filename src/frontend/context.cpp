@@ -79,6 +79,17 @@ std::chrono::milliseconds LoginThrottle::failed(const std::string& addr, std::ui
   return std::chrono::duration_cast<std::chrono::milliseconds>(delay);
 }
 
+asio::awaitable<void> hold_failed_login(Context& ctx, const config::General& general,
+                                        std::shared_ptr<observe::ClientInfo> info, asio::any_io_executor ex) {
+  auto hold = ctx.login_throttle.failed(info->addr, general.login_failure_burst, general.login_failure_delay);
+  if (hold.count() == 0) co_return;
+  log::debug("client {} {}:{}: failed login held {} ms (too many from this address)", info->id, info->addr, info->port,
+             hold.count());
+  asio::steady_timer t(ex, hold);
+  boost::system::error_code ec;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
 namespace {
 bool listed(const std::vector<std::string>& v, std::string_view db) {
   for (auto& x : v)

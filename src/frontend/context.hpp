@@ -134,6 +134,11 @@ std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next);
 
 pool::PoolSettings pool_settings(const Snapshot& snap, const config::Pool& p);
 
+// A failed login by `info`'s client, counted per address ([general] login_failure_burst); past the
+// burst, waits login_failure_delay on `ex` before the caller sends the failure.
+asio::awaitable<void> hold_failed_login(Context& ctx, const config::General& general,
+                                        std::shared_ptr<observe::ClientInfo> info, asio::any_io_executor ex);
+
 // A new client's entry for SHOW CLIENTS: an id from the client table, its protocol and both
 // ends of its connection (not yet added to the table: its kill action comes first).
 std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,

@@ -409,14 +409,7 @@ class Session {
   // Checks the client's proof for the configured user; switches plugin when needed.
   // A failed login, counted per client address; past the burst, its answer waits.
   awaitable<void> throttle_failed_login() {
-    const auto& g = cfg_->general;
-    auto hold = ctx_.login_throttle.failed(info_->addr, g.login_failure_burst, g.login_failure_delay);
-    if (hold.count() == 0) co_return;
-    log::debug("client {} {}:{}: failed login held {} ms (too many from this address)", info_->id, info_->addr,
-               info_->port, hold.count());
-    asio::steady_timer t(sock_.get_executor(), hold);
-    error_code ec;
-    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+    co_await hold_failed_login(ctx_, cfg_->general, info_, sock_.get_executor());
   }
 
   awaitable<bool> authenticate(std::string client_plugin, std::string response) {

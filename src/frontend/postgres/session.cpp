@@ -414,14 +414,7 @@ class Session {
 
   // A failed login, counted per client address; past the burst, its answer waits.
   awaitable<void> throttle_failed_login() {
-    const auto& g = snap_->config->general;
-    auto hold = ctx_.login_throttle.failed(info_->addr, g.login_failure_burst, g.login_failure_delay);
-    if (hold.count() == 0) co_return;
-    log::debug("client {} {}:{}: failed login held {} ms (too many from this address)", info_->id, info_->addr,
-               info_->port, hold.count());
-    asio::steady_timer t(client_.get_executor(), hold);
-    error_code ec;
-    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+    co_await hold_failed_login(ctx_, snap_->config->general, info_, client_.get_executor());
   }
 
   awaitable<bool> authenticate() {
