@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's two commands, and their helpers. Every subcommand is idempotent.
 #   integration/dev.sh up     install deps, build, start the sandbox and Sluice, print how to connect
-#   integration/dev.sh test   install deps, build, run every test (CTest), then again built with
-#                             ASan+UBSan, then the fuzz targets for a bounded time
+#   integration/dev.sh test   install deps, build with ASan+UBSan, run every test (CTest) there, then
+#                             the fuzz targets for a bounded time
 #   integration/dev.sh down   stop Sluice and the sandbox
 #   integration/dev.sh build  install deps and build only
 set -euo pipefail
@@ -81,11 +81,16 @@ run_ctest() {  # build dir
     ctest --output-on-failure --timeout 900
 }
 
+# Every test runs on the ASan+UBSan build (what CI runs: one build, failures abort); then the
+# fuzz targets. SLUICE_TEST_RELEASE=1 also builds the release binary first and runs the suite on it.
 test_all() {
-  build
-  run_ctest "$BUILD"
+  "$ROOT/integration/setup.sh"
+  if [ "${SLUICE_TEST_RELEASE:-0}" = 1 ]; then
+    build
+    run_ctest "$BUILD"
+  fi
   build_san
-  echo "== the same tests under ASan+UBSan ($SAN_BUILD)"
+  echo "== every test, ASan+UBSan build ($SAN_BUILD)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest "$SAN_BUILD"
   echo "== fuzz targets, ${FUZZ_SECONDS:-15} s each"
   "$ROOT/integration/fuzz.sh" "$SAN_BUILD" "${FUZZ_SECONDS:-15}"
