@@ -160,12 +160,7 @@ int main(int argc, char** argv) {
   tick();
   ctx.router.start(rt.worker(0).get_executor());
 
-  rt.start();
-  log::info("sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}; metrics on {}", SLUICE_VERSION,
-            cfg.general.workers, cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
-            cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"),
-            cfg.http.enabled ? cfg.http.listen.text() : std::string("(disabled)"));
-
+  // Everything a worker may reach (request_shutdown from the console) exists before the workers run.
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM, SIGHUP);
   std::function<void()> wait_signal, begin_shutdown;
@@ -233,6 +228,12 @@ int main(int argc, char** argv) {
       begin_shutdown();
     });
   };
+  rt.start();
+  log::info("sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}; metrics on {}", SLUICE_VERSION,
+            cfg.general.workers, cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
+            cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"),
+            cfg.http.enabled ? cfg.http.listen.text() : std::string("(disabled)"));
+
   wait_signal();
   control.run();
   {

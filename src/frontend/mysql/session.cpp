@@ -850,7 +850,9 @@ class Session {
     pending_closes_.clear();
     my::append_packets(srv_out_, payload, 0);
     error_code ec;
-    co_await server_->channel().write(asio::buffer(srv_out_), ec);
+    // The hot path: plaintext goes straight to the socket (no extra coroutine frame).
+    if (server_->tls) co_await server_->tls->write(asio::buffer(srv_out_), ec);
+    else co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return co_await broken_server(to_client, false);
     tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
     bool sent_any = false;
@@ -872,7 +874,9 @@ class Session {
         continue;
       }
       if (rbuf_.empty()) rbuf_.resize(65536);
-      std::size_t n = co_await server_->channel().read_some(asio::buffer(rbuf_), ec);
+      std::size_t n = 0;
+      if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
+      else n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
       if (ec) co_return co_await broken_server(to_client, sent_any);
       server_buf_.append(rbuf_.data(), n);
     }
