@@ -225,6 +225,16 @@ TEST_CASE("MySQL: TLS with a verified server certificate; require refuses plaint
   CHECK(mysql_errno(plain.m) == 3159);
   MyTls wrong(s.my_port(), cert_dir() + "/other-ca.pem", true);
   CHECK(!wrong.ok);
+
+  // KILL from the console: the TLS client's next command reads the goodbye error (1927), sent
+  // inside TLS, rather than a lost connection (2013).
+  Conn adm("host=127.0.0.1 port=" + std::to_string(s.port()) + " user=admin password=adminpw dbname=sluice sslmode=disable");
+  REQUIRE(adm.ok());
+  PGresult* r = PQexec(adm.c, ("KILL " + std::to_string(mysql_thread_id(c.m))).c_str());
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  CHECK(eventually([&] { return c.scalar("SELECT 1") != "1"; }));
+  CHECK_MESSAGE(mysql_errno(c.m) == 1927, mysql_error(c.m));
 }
 
 TEST_CASE("MySQL: caching_sha2_password full authentication over TLS sends the password inside TLS, then the fast path") {
