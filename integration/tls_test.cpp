@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "harness.hpp"
 
@@ -101,6 +102,24 @@ TEST_CASE("verify-full with channel binding (SCRAM-SHA-256-PLUS) succeeds; a wro
   REQUIRE(PQntuples(r) >= 1);
   CHECK(std::string(PQgetvalue(r, 0, PQfnumber(r, "tls"))) == "t");
   PQclear(r);
+}
+
+TEST_CASE("TLS clients that vanish while Sluice writes a large result do not take Sluice down (SIGPIPE)") {
+  Guard g;
+  SluiceProcess::postgres_extra = tls_keys("require");
+  SluiceProcess s(kPools, kGeneral);
+  for (int i = 0; i < 3; ++i) {
+    Conn c(tls_conninfo(s, "sslmode=require"));
+    REQUIRE(c.ok());
+    REQUIRE(PQsendQuery(c.c, "SELECT repeat('x', 1000) FROM generate_series(1, 100000)") == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::shutdown(PQsocket(c.c), SHUT_RDWR);  // gone without reading: Sluice's next TLS write fails
+  }
+  CHECK(eventually([&] {
+    Conn after(tls_conninfo(s, "sslmode=require"));
+    return after.ok() && after.scalar("SELECT 1") == "1";
+  }, 3000));
+  CHECK(s.wait_exit(0) == -1);  // still running
 }
 
 TEST_CASE("allow: TLS and plaintext clients side by side; without TLS no channel binding is offered") {
@@ -428,6 +447,17 @@ password = "adminpw"
   REQUIRE(c.exec("COMMIT"));
   // Reads go to the replica once its health checks (over TLS too) pass.
   CHECK(eventually([&] { return c.scalar(kPgTlsRow) == "true|/CN=app|true"; }, 10000));
+
+  // The primary ends Sluice's idle TLS connections (as a restart or an idle timeout would): the
+  // next write finds them dead before using one (probe of an idle connection) and opens a new one.
+  Conn su(direct_conninfo());
+  REQUIRE(su.ok());
+  CHECK(su.scalar("SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+                  "WHERE ssl AND usename = 'app' AND state = 'idle'") == "t");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // past the 100 ms probe threshold
+  REQUIRE(c.exec("BEGIN"));
+  CHECK(c.scalar(kPgTlsRow) == "true|/CN=app|false");
+  REQUIRE(c.exec("COMMIT"));
 
   Conn plain(s.conninfo("app", "app", "plain"));
   REQUIRE_MESSAGE(plain.ok(), plain.error());

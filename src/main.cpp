@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <csignal>
 #include <iostream>
 
 #include "sluice/version.hpp"
@@ -34,6 +35,9 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that closed its end must not kill the process: OpenSSL writes TLS records to the
+  // socket itself with write(), which raises SIGPIPE (Asio's own sends use MSG_NOSIGNAL).
+  std::signal(SIGPIPE, SIG_IGN);
   std::string path;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

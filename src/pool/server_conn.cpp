@@ -76,6 +76,8 @@ void ServerConn::rebind(const asio::any_io_executor& ex) {
 
 bool ServerConn::idle_alive() {
   if (!sock.is_open()) return false;
+  // Over TLS the server's bytes may already sit in OpenSSL's read-ahead buffer.
+  if (tls && SSL_has_pending(tls->native_handle())) return false;
   char c;
   ssize_t n = ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) return false;  // an idle server must not speak: likely a FATAL before closing
