@@ -183,7 +183,7 @@ import socket, struct, sys, time
 port = int(sys.argv[1])
 def msg(t, body): return t + struct.pack(">I", len(body) + 4) + body
 def login():
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
     body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
     s.sendall(struct.pack(">I", len(body) + 4) + body)
     buf = b""
@@ -321,7 +321,7 @@ def msg(t, body):
     return t + struct.pack(">I", len(body) + 4) + body
 
 def dribble():  # the startup packet, one byte per second
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
     body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
     start, closed = time.time(), None
     for b in struct.pack(">I", len(body) + 4) + body:
@@ -339,7 +339,7 @@ def dribble():  # the startup packet, one byte per second
     print("dribble closed after %.1f" % closed if closed is not None else "dribble closed after never", flush=True)
 
 def stall():  # logs in (auth = "password"), asks for ~25 MB of rows, never reads them
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
     s.sendall(struct.pack(">I", len(body) + 4) + body)
@@ -406,7 +406,7 @@ def guess():
     body = struct.pack(">I", 196608) + b"user\0app\0database\0app\0\0"
     while time.time() < end:
         try:
-            s = socket.create_connection(("127.0.0.1", port))
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
             s.sendall(struct.pack(">I", len(body) + 4) + body)
             s.recv(1024)  # AuthenticationCleartextPassword
             s.sendall(b"p" + struct.pack(">I", 4 + 6) + b"wrong\0")
