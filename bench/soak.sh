@@ -3,6 +3,8 @@
 # and open file descriptors every few seconds. RSS and fds must stay flat once warm.
 #   bench/soak.sh                       # SOAK_MINUTES=30, SOAK_INTERVAL=10 (seconds)
 #   SOAK_MINUTES=5 bench/soak.sh        # a short run
+#   SOAK_PORT (6472; MySQL on the next port), and the sandbox's variables (SLUICE_SANDBOX,
+#   SLUICE_PG_PRIMARY_PORT, ...) to soak against a second sandbox while the first one is busy.
 # The load, in parallel, each rate-limited so the run measures leaks rather than throughput:
 #   - pgbench tpcb-like (8 clients, transaction pool, read/write split to the replica);
 #   - pgbench -S with a new connection per transaction (-C: logins and logouts, TLS on half);
@@ -20,7 +22,7 @@ PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 PG_REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
 MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
 MY_REPLICA_PORT="${SLUICE_MY_REPLICA_PORT:-13307}"
-PORT=6472
+PORT="${SOAK_PORT:-6472}"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 SECS=$((MINUTES * 60))
@@ -106,15 +108,18 @@ done
 for p in "${LOADS[@]}"; do wait "$p" || true; done
 kill -0 "$SLUICE_PID" 2>/dev/null || { echo "Sluice exited during the soak"; exit 1; }
 
-# Summary: warm (after the first 10 %) against the last sample.
+# Summary: warm (after the first 10 %) against the last sample, and RSS at each quarter, so a
+# plateau (allocator warm-up) can be told from steady growth (a leak).
 awk -F, -v secs="$SECS" 'NR > 1 {
     if ($1 >= secs / 10 && !warm) { warm = $2; wfd = $3 }
+    for (q = 1; q <= 3; q++) if ($1 >= secs * q / 4 && !quarter[q]) quarter[q] = $2
     if ($2 > peak) peak = $2
     last = $2; lfd = $3; n++
   }
   END {
     printf "soak: %d samples over %d s; RSS warm %d KiB, end %d KiB (%+.1f%%), peak %d KiB; fds warm %d, end %d\n",
       n, secs, warm, last, (last - warm) * 100.0 / warm, peak, wfd, lfd
+    printf "soak: RSS at 10/25/50/75/100 %%: %d %d %d %d %d KiB\n", warm, quarter[1], quarter[2], quarter[3], last
   }' "$CSV"
 grep -E "^tps|transactions:|number of transactions actually processed" "$WORK/load.log" | sed 's/^/  load: /' || true
 echo "samples: $CSV"

@@ -8,14 +8,16 @@
 #   integration/fault_test.sh /path/to/sluice [case ...]     # default: every case
 # Cases: killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
-#        password_flood killed_mid_stream primary_failover (last: it rebuilds the replica)
+#        password_flood killed_mid_stream
+#        mysql_primary_failover primary_failover (last: they rebuild the sandbox's replicas)
 # Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
 set -euo pipefail
 BIN="${1:?usage: $0 /path/to/sluice [case ...]}"
 shift
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
-                                  killed_mid_stream mysql_killed_clients password_flood primary_failover)
+                                  killed_mid_stream mysql_killed_clients password_flood mysql_primary_failover
+                                  primary_failover)
 SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 PG_REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
@@ -534,6 +536,116 @@ case_mysql_killed_clients() {
   ok=0
   [ "$open_tx" = 0 ] || ok=1
   report $ok mysql_killed_clients "$open_tx server sessions of app left inside a transaction"
+}
+
+# MySQL 2. The MariaDB primary is killed with kill -9 under sysbench oltp_read_write and
+# counter-and-log writers, and the replica is promoted by an external command (replication
+# stopped, read_only off). Sluice must find the new primary by itself and keep writing; on the
+# promoted server no transaction may be half there: the counter equals the sum of the logged
+# deltas, and sbtest1 keeps its 10000 rows (oltp_read_write deletes and re-inserts a row in one
+# transaction). Afterwards the sandbox's replica is rebuilt from the restarted old primary.
+my_root() { mariadb --protocol=TCP -h 127.0.0.1 -P "$1" -u root --batch --skip-column-names -e "$2"; }
+case_mysql_primary_failover() {
+  local c=mysql_primary_failover
+  my_direct "CREATE TABLE IF NOT EXISTS fault_counter (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
+             CREATE TABLE IF NOT EXISTS fault_log (id BIGINT AUTO_INCREMENT PRIMARY KEY, delta INT NOT NULL) ENGINE=InnoDB;
+             DELETE FROM fault_log; REPLACE INTO fault_counter VALUES (1, 0);"
+  local sb=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=1 --table-size=10000)
+  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
+  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
+  # The old primary is restarted afterwards: with InnoDB's log written at each commit, a killed
+  # server (not a crashed machine) keeps everything it committed.
+  my_root "$MY_PORT" "SET GLOBAL innodb_flush_log_at_trx_commit = 2"
+  local pos=""
+  pos="$(my_root "$MY_PORT" "SELECT @@gtid_binlog_pos")"
+  for _ in $(seq 1 200); do
+    [ "$(my_root "$MY_REPLICA_PORT" "SELECT @@gtid_slave_pos")" = "$pos" ] && break
+    sleep 0.1
+  done
+  for i in $(seq 1 40); do
+    echo "BEGIN; UPDATE fault_counter SET n = n + $i WHERE id = 1; DO SLEEP(0.01); INSERT INTO fault_log (delta) VALUES ($i); COMMIT;"
+  done >"$WORK/writer.sql"
+  local deadline=$((SECONDS + 14))
+  timeout 120 sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MYSQL_PORT" --threads=4 \
+    --time=14 --mysql-ignore-errors=all run >"$WORK/sysbench.out" 2>&1 &
+  local sbpid=$!
+  BG+=($sbpid)
+  # Writers: each client runs batches of counter-and-log transactions until the deadline; a batch
+  # stops at its first error (the transaction in flight is lost whole), the next one logs in again.
+  local writers=()
+  for w in 1 2; do
+    (
+      okb=0 failed=0
+      while [ $SECONDS -lt $deadline ]; do
+        if timeout 30 mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp app <"$WORK/writer.sql" >/dev/null 2>>"$WORK/writer$w.err"; then
+          okb=$((okb + 1))
+        else
+          failed=$((failed + 1))
+          sleep 0.2
+        fi
+      done
+      echo "$okb $failed" >"$WORK/writer$w.count"
+    ) &
+    writers+=($!)
+    BG+=($!)
+  done
+  sleep 4
+  local mariadbd
+  mariadbd="$("$SANDBOX" pid my-primary)"
+  kill -9 "$mariadbd"
+  local killed_at=$SECONDS
+  "$SANDBOX" promote-mysql-replica-only >/dev/null
+  local routed=""
+  while [ $((SECONDS - killed_at)) -lt 20 ]; do
+    routed="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
+      -e "BEGIN; SELECT @@server_id; COMMIT" 2>/dev/null || true)"
+    [ "$routed" = 2 ] && break
+    sleep 0.2
+  done
+  local ok=0
+  [ "$routed" = 2 ] || ok=1
+  report $ok $c "writes reach the promoted server (server_id ${routed:-none}) $((SECONDS - killed_at)) s after the kill"
+  local sbstatus=0
+  wait "$sbpid" || sbstatus=$?
+  wait "${writers[@]}" || true
+  local tx errors
+  tx="$(sed -n 's/.*transactions: *\([0-9]*\).*/\1/p' "$WORK/sysbench.out")"
+  errors="$(sed -n 's/.*ignored errors: *\([0-9]*\).*/\1/p' "$WORK/sysbench.out")"
+  ok=0
+  { [ "$sbstatus" = 0 ] && [ "${tx:-0}" -gt 0 ]; } || ok=1
+  report $ok $c "sysbench oltp_read_write across the failover: ${tx:-?} transactions, ${errors:-?} errors retried (work in flight at the kill, and statements refused in the second without a primary), exit $sbstatus"
+  kill -0 "$SLUICE_PID" 2>/dev/null || { report 1 $c "Sluice exited"; cat "$WORK/sluice.log"; exit 1; }
+  local w1 w2
+  read -r -a w1 <"$WORK/writer1.count" || w1=(0 0)
+  read -r -a w2 <"$WORK/writer2.count" || w2=(0 0)
+  local after
+  after="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
+    -e "INSERT INTO fault_log (delta) VALUES (0); SELECT @@server_id" 2>&1 || true)"
+  ok=0
+  [ "$after" = 2 ] || ok=1
+  report $ok $c "writers: $((w1[0] + w2[0])) batches of 40 transactions done, $((w1[1] + w2[1])) stopped by the failover; a new write lands on server_id ${after}"
+  local counter logsum rows open_tx
+  counter="$(my_root "$MY_REPLICA_PORT" "SELECT n FROM app.fault_counter WHERE id = 1")"
+  logsum="$(my_root "$MY_REPLICA_PORT" "SELECT COALESCE(SUM(delta), 0) FROM app.fault_log")"
+  rows="$(my_root "$MY_REPLICA_PORT" "SELECT COUNT(*) FROM app.sbtest1")"
+  ok=0
+  { [ "$counter" = "$logsum" ] && [ "$counter" != 0 ] && [ "$rows" = 10000 ]; } || ok=1
+  report $ok $c "on the promoted server: counter $counter = sum of logged deltas $logsum; sbtest1 has $rows rows (10000)"
+  open_tx="$(my_root "$MY_REPLICA_PORT" "SELECT COUNT(*) FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE p.user = 'app'")"
+  ok=0
+  [ "$open_tx" = 0 ] || ok=1
+  report $ok $c "$open_tx server sessions of app left inside a transaction on the promoted server"
+  "$SANDBOX" rebuild-mysql-replica >/dev/null
+  routed=""
+  for _ in $(seq 1 50); do
+    routed="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
+      -e "BEGIN; SELECT @@server_id; COMMIT" 2>/dev/null || true)"
+    [ "$routed" = 1 ] && break
+    sleep 0.2
+  done
+  ok=0
+  { kill -0 "$SLUICE_PID" 2>/dev/null && [ "$routed" = 1 ]; } || ok=1
+  report $ok $c "Sluice up after the sandbox was rebuilt; writes back on the old primary (server_id ${routed:-none})"
 }
 
 PGPASSWORD=app pgbench -i -q -s 1 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1

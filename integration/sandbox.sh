@@ -6,7 +6,8 @@
 #   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary |
 #                          stop-pg-replica | start-pg-replica | promote-pg-replica |
 #                          rebuild-pg-replica | stop-mysql-replica | start-mysql-replica | env |
-#                          pid pg-primary|pg-replica|my-primary|my-replica | promote-pg-replica-only
+#                          pid pg-primary|pg-replica|my-primary|my-replica | promote-pg-replica-only |
+#                          promote-mysql-replica-only | rebuild-mysql-replica
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
 #        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
@@ -363,6 +364,48 @@ restart_mysql_primary() {
   my_start "$SANDBOX/mysql/primary" "$MY_PRIMARY_PORT" 1 ""
 }
 
+# Failover drill on MariaDB, after the primary died on its own: the replica stops replicating and
+# takes writes.
+promote_mysql_replica() {
+  my_client "$MY_REPLICA_PORT" -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF"
+}
+
+# After a failover drill: the old primary is started again (with what it had committed) and the
+# replica is made again from a consistent dump of it, so the two agree. What the promoted replica
+# took on its own is dropped, as it would be on a rebuilt node. Bounded by the data's size, not by
+# the length of the binary log.
+rebuild_mysql_replica() {
+  local dir="$SANDBOX/mysql" dbs
+  my_start "$dir/primary" "$MY_PRIMARY_PORT" 1 ""
+  my_stop_node "$dir/replica"
+  rm -rf "$dir/replica"
+  my_start "$dir/replica" "$MY_REPLICA_PORT" 2 "read_only = ON"
+  dbs="$(my_client "$MY_PRIMARY_PORT" -e "SELECT schema_name FROM information_schema.schemata
+    WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')")"
+  {
+    echo "SET sql_log_bin = 0;"
+    # The users and grants as tables, then the databases at one GTID position.
+    echo "USE mysql;"
+    mariadb-dump --protocol=TCP -h 127.0.0.1 -P "$MY_PRIMARY_PORT" -u root mysql global_priv db tables_priv \
+      columns_priv procs_priv proxies_priv roles_mapping
+    # shellcheck disable=SC2086
+    mariadb-dump --protocol=TCP -h 127.0.0.1 -P "$MY_PRIMARY_PORT" -u root --single-transaction --gtid \
+      --master-data=1 --databases $dbs
+    cat <<SQL
+FLUSH PRIVILEGES;
+CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MY_PRIMARY_PORT, MASTER_USER = 'repl',
+  MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;
+START SLAVE;
+SQL
+  } | mariadb --socket="$dir/replica/mariadbd.sock" -u root
+  for _ in $(seq 1 100); do
+    [ "$(my_client "$MY_REPLICA_PORT" -e "SELECT COUNT(*) FROM mysql.user WHERE user = 'app'" 2>/dev/null)" = 1 ] && return 0
+    sleep 0.1
+  done
+  echo "sandbox: the rebuilt MariaDB replica does not answer as root@127.0.0.1; see $dir/replica/error.log" >&2
+  return 1
+}
+
 case "${1:-}" in
   up) pg_up; my_up; status; my_status ;;
   restart-primary) restart_primary; status ;;
@@ -375,6 +418,8 @@ case "${1:-}" in
   promote-pg-replica-only)  # after the primary died on its own (fault tests)
     as_pg "$PG_BIN/pg_ctl" -D "$(readlink -f "$SANDBOX/pg")/replica" -w -t 30 promote >/dev/null; status ;;
   rebuild-pg-replica) rebuild_pg_replica; status ;;
+  promote-mysql-replica-only) promote_mysql_replica; my_status ;;  # after the primary died (fault tests)
+  rebuild-mysql-replica) rebuild_mysql_replica; my_status ;;
   down) pg_down; my_down; status; my_status ;;
   status) status; my_status ;;
   pid)  # pid pg-primary|pg-replica|my-primary|my-replica: the server's main process (fault tests)
