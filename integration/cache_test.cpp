@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -180,12 +181,20 @@ TEST_CASE("50 concurrent identical misses reach the server once") {
   SluiceProcess s(std::string(kCachePools), "query_wait_timeout = \"20s\"");
   std::vector<std::thread> threads;
   std::atomic<int> right{0};
+  std::mutex mu;
+  std::vector<std::string> wrong;
   for (int i = 0; i < 50; ++i)
     threads.emplace_back([&] {
       Conn c(s.conninfo());
-      if (c.scalar("SELECT slow_answer()") == "42") ++right;
+      auto got = c.ok() ? c.scalar("SELECT slow_answer()") : "login: " + c.error();
+      if (got == "42") ++right;
+      else {
+        std::lock_guard lock(mu);
+        wrong.push_back(got + " / " + c.error());
+      }
     });
   for (auto& t : threads) t.join();
+  for (const auto& w : wrong) MESSAGE("a client got: " << w);
   CHECK(right == 50);
   CHECK(direct.scalar("SELECT count(*) FROM hits_t") == "1");
   REQUIRE(direct.exec("DROP FUNCTION slow_answer()"));

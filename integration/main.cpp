@@ -1,3 +1,5 @@
-// doctest entry point for the unit tests.
+// doctest entry point for the integration tests.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+
+#include "src/observe/sanitizer_defaults.hpp"

@@ -18,6 +18,7 @@
 #include "src/frontend/mysql/session.hpp"
 #include "src/frontend/postgres/session.hpp"
 #include "src/net/runtime.hpp"
+#include "src/observe/sanitizer_defaults.hpp"
 #include "src/observe/http.hpp"
 #include "src/observe/log.hpp"
 
