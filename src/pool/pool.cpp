@@ -101,7 +101,8 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
   auto deadline = Clock::now() + wait;
   for (;;) {
     std::shared_ptr<ServerConn> conn;
-    std::shared_ptr<Waiter> waiter;
+    Waiter waiter;
+    bool waiting = false;
     bool connect = false;
     {
       // Preference: an idle connection on this worker; else a new connection while under
@@ -117,25 +118,47 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
           conn = std::move(idle_.back());
           idle_.pop_back();
         } else {
-          waiter = std::make_shared<Waiter>(ex);
-          waiter->since = Clock::now();
-          waiters_.push_back(waiter);
+          waiter.ex = ex;
+          waiter.since = Clock::now();
+          waiter.deadline = deadline;
+          waiters_.push_back(&waiter);
+          arm_sweep_locked(ex, deadline);
+          waiting = true;
         }
       }
     }
-    if (waiter) {
-      waiter->timer.expires_at(deadline);
-      boost::system::error_code ec;
-      co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      std::lock_guard lock(mu_);
-      if (!waiter->done) {
-        std::erase(waiters_, waiter);
+    // Should this frame be destroyed while in line (its io_context going away), it leaves the line.
+    struct Unlist {
+      Pool* pool;
+      Waiter* w;
+      bool listed;
+      ~Unlist() {
+        if (!listed) return;
+        std::lock_guard lock(pool->mu_);
+        if (!w->done) std::erase(pool->waiters_, w);
+      }
+    } unlist{this, &waiter, waiting};
+    if (waiting) {
+      // Suspends until served. The handler is stored under the lock; a waiter served before
+      // that (from another worker) is resumed here instead.
+      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+          [this, w = &waiter](WakeHandler h) {
+            std::unique_lock lock(mu_);
+            if (w->done) {
+              lock.unlock();
+              asio::post(w->ex, std::move(h));
+              return;
+            }
+            w->wake.emplace(std::move(h));
+          },
+          asio::use_awaitable);
+      if (waiter.timed_out) {
         LeaseResult r;
         r.timed_out = true;
         co_return r;
       }
-      conn = std::move(waiter->conn);
-      connect = waiter->may_connect;
+      conn = std::move(waiter.conn);
+      connect = waiter.may_connect;
     }
     if (connect) co_return co_await connect_new(ex);
     // A connection the server closed while idle (restart, idle timeout, admin kill) has a FATAL
@@ -155,6 +178,51 @@ asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Durat
   }
 }
 
+void Pool::serve_waiter_locked(std::deque<Waiter*>::iterator it) {
+  Waiter* w = *it;
+  waiters_.erase(it);
+  w->done = true;
+  if (w->wake) {
+    auto h = std::move(*w->wake);
+    w->wake.reset();
+    asio::post(w->ex, std::move(h));
+  }
+}
+
+void Pool::arm_sweep_locked(const asio::any_io_executor& ex, Clock::time_point deadline) {
+  if (sweep_armed_ && sweep_at_ <= deadline) return;
+  sweep_armed_ = true;
+  sweep_at_ = deadline;
+  auto generation = ++sweep_generation_;
+  // The timer runs on the executor of a waiter with that deadline, and owns itself through its
+  // handler (a pool may outlive its workers' io_contexts at exit). A superseded timer fires
+  // later and finds its generation stale.
+  auto t = std::make_shared<asio::steady_timer>(ex, deadline);
+  t->async_wait([self = weak_from_this(), t, generation](boost::system::error_code) {
+    if (auto p = self.lock()) p->sweep(generation);
+  });
+}
+
+void Pool::sweep(std::uint64_t generation) {
+  std::lock_guard lock(mu_);
+  if (generation != sweep_generation_) return;
+  sweep_armed_ = false;
+  auto now = Clock::now();
+  Waiter* next = nullptr;  // the earliest deadline still waiting
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if ((*it)->deadline <= now) {
+      (*it)->timed_out = true;
+      auto pos = it - waiters_.begin();
+      serve_waiter_locked(it);
+      it = waiters_.begin() + pos;
+    } else {
+      if (!next || (*it)->deadline < next->deadline) next = *it;
+      ++it;
+    }
+  }
+  if (next) arm_sweep_locked(next->ex, next->deadline);
+}
+
 void Pool::forget_one_locked() {
   --total_;
   let_waiters_connect_locked();
@@ -162,12 +230,9 @@ void Pool::forget_one_locked() {
 
 void Pool::let_waiters_connect_locked() {
   while (!waiters_.empty() && !closed_ && total_ < settings_.pool_size) {
-    auto w = std::move(waiters_.front());
-    waiters_.pop_front();
     ++total_;
-    w->may_connect = true;
-    w->done = true;
-    asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    waiters_.front()->may_connect = true;
+    serve_waiter_locked(waiters_.begin());
   }
 }
 
@@ -179,16 +244,13 @@ void Pool::hand_over_locked(std::shared_ptr<ServerConn> conn) {
     if (Clock::now() - (*pick)->since < std::chrono::milliseconds(5)) {
       auto ex = conn->sock.get_executor();
       for (auto it = waiters_.begin(); it != waiters_.end(); ++it)
-        if ((*it)->timer.get_executor() == ex) {
+        if ((*it)->ex == ex) {
           pick = it;
           break;
         }
     }
-    auto w = std::move(*pick);
-    waiters_.erase(pick);
-    w->conn = std::move(conn);
-    w->done = true;
-    asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    (*pick)->conn = std::move(conn);
+    serve_waiter_locked(pick);
     return;
   }
   idle_.push_back(std::move(conn));
@@ -248,6 +310,12 @@ void Pool::maintain(asio::any_io_executor ex) {
 void Pool::close_all() {
   std::lock_guard lock(mu_);
   closed_ = true;
+  // Nothing will be released to them any more: they end now (as timed out), and their
+  // handlers leave the Waiter so that the io_context owns (and can destroy) their coroutines.
+  while (!waiters_.empty()) {
+    waiters_.front()->timed_out = true;
+    serve_waiter_locked(waiters_.begin());
+  }
   for (auto& c : idle_) {
     live_.erase(c->id);
     auto sock_ex = c->sock.get_executor();

@@ -105,14 +105,24 @@ class Pool : public std::enable_shared_from_this<Pool> {
   config::PoolMode mode() const;
 
  private:
+  // A lease waiting in line. It lives in the waiting lease's coroutine frame until it resumes;
+  // whoever serves it (a released connection, a free slot, the deadline sweep) takes it out of
+  // `waiters_`, marks it done and posts its completion handler to its executor: one queued
+  // handler per hand-over, and no timer per wait.
+  using WakeHandler = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
   struct Waiter {
-    explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
-    asio::steady_timer timer;
+    asio::any_io_executor ex;
+    Clock::time_point since, deadline;
     std::shared_ptr<ServerConn> conn;
     bool may_connect = false;
+    bool timed_out = false;
     bool done = false;
-    Clock::time_point since;
+    std::optional<WakeHandler> wake;  // set once the lease has suspended
   };
+  void serve_waiter_locked(std::deque<Waiter*>::iterator it);  // takes it out of line and wakes it
+  // Deadlines: one timer per pool, armed for the earliest waiting deadline (not one per wait).
+  void arm_sweep_locked(const asio::any_io_executor& ex, Clock::time_point deadline);
+  void sweep(std::uint64_t generation);
   asio::awaitable<LeaseResult> connect_new(asio::any_io_executor ex);
   void hand_over_locked(std::shared_ptr<ServerConn> conn);  // to the first waiter, or idle
   void forget_one_locked();  // a connection is gone: let a waiter connect in its place
@@ -130,7 +140,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   mutable std::mutex mu_;  // guards everything below
   PoolSettings settings_;
   std::deque<std::shared_ptr<ServerConn>> idle_;  // back = most recently used
-  std::deque<std::shared_ptr<Waiter>> waiters_;
+  std::deque<Waiter*> waiters_;
+  bool sweep_armed_ = false;
+  Clock::time_point sweep_at_{};
+  std::uint64_t sweep_generation_ = 0;
   std::size_t total_ = 0;  // idle + leased + connecting
   std::optional<Params> server_params_;
   std::uint64_t next_conn_id_ = 1;

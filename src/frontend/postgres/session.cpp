@@ -878,10 +878,12 @@ class Session {
 
   // After a write reached the primary and the client is between transactions: the primary's
   // WAL position, which a replica must have replayed before it serves this client's reads.
+  // After a write outside a transaction, under read-your-writes: the primary's position.
+  bool needs_write_token() const {
+    return split_ && wrote_ && !read_route_ && relay_.tx_status() == 'I' &&
+           cluster_->config().consistency == config::Consistency::ReadYourWrites;
+  }
   awaitable<void> take_write_token() {
-    if (!split_ || !wrote_ || read_route_ || relay_.tx_status() != 'I' ||
-        cluster_->config().consistency != config::Consistency::ReadYourWrites)
-      co_return;
     wrote_ = false;
     auto pos = co_await router::fetch_pg_lsn(*server_);
     log::debug("read-your-writes token {}", pos ? pos->text() : std::string("(failed)"));
@@ -889,8 +891,10 @@ class Session {
     else relay_.mark_server_broken();
   }
 
-  awaitable<bool> attach() {
-    if (ctx_.controls.any_paused()) co_await wait_while_paused();
+  // Attaching to a server connection. The common case (an idle connection on this worker, same
+  // session parameters) never suspends: prepare_attach() + attach_ready(); attach_rest() waits in
+  // line, probes, verifies a read-your-writes position or applies parameters.
+  void prepare_attach() {
     if (ctx_.generation() != generation_) refresh_config();
     if (split_) choose_route();
     batch_sent_ = false;
@@ -898,6 +902,26 @@ class Session {
     client_bytes_at_attach_ = client_bytes_;
     info_->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
     server_ = pool_->try_lease_local(client_.get_executor());
+  }
+
+  bool attach_ready() {
+    if (!server_ || verify_token_ || server_->params.fingerprint != relay_.client_params.fingerprint) return false;
+    relay_.reset_server_side();
+    client_out_.clear();
+    server_out_.clear();
+    finish_attach();
+    return true;
+  }
+
+  void finish_attach() {
+    set_cancel_target(true);
+    if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
+    info_->set_state(observe::ClientState::Active);
+    info_->server_id.store(server_->id, std::memory_order_relaxed);
+    server_->client_id.store(info_->id, std::memory_order_relaxed);
+  }
+
+  awaitable<bool> attach_rest() {
     std::optional<observe::Clock::time_point> wait_start;
     if (!server_) {
       wait_start = observe::Clock::now();
@@ -951,12 +975,8 @@ class Session {
       co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
       co_return false;
     }
-    set_cancel_target(true);
-    if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
     if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
-    info_->set_state(observe::ClientState::Active);
-    info_->server_id.store(server_->id, std::memory_order_relaxed);
-    server_->client_id.store(info_->id, std::memory_order_relaxed);
+    finish_attach();
     co_return true;
   }
 
@@ -1224,7 +1244,9 @@ class Session {
           else served = co_await try_cache_extended();
           if (served) continue;
         }
-        if (!co_await attach()) co_return;
+        if (ctx_.controls.any_paused()) co_await wait_while_paused();
+        prepare_attach();
+        if (!attach_ready() && !co_await attach_rest()) co_return;
       }
       Outcome o = co_await relay_attached();
       if (o == Outcome::Detach || o == Outcome::Resume) {
@@ -1235,7 +1257,7 @@ class Session {
         end_fill();
       }
       if (o != Outcome::ServerGone) retried_ = false;
-      if (o == Outcome::Detach || o == Outcome::Resume) co_await take_write_token();
+      if ((o == Outcome::Detach || o == Outcome::Resume) && needs_write_token()) co_await take_write_token();
       switch (o) {
         case Outcome::Detach:
         case Outcome::Resume:

@@ -1,0 +1,178 @@
+// Pool waiting: FIFO hand-over across workers, per-waiter deadlines kept by one sweep timer, and
+// close_all ending the line. Connections here are unconnected sockets: leasing only moves them.
+#include <doctest/doctest.h>
+
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "src/pool/pool.hpp"
+
+namespace asio = boost::asio;
+using namespace sluice;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Worker {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
+  std::thread thread{[this] { io.run(); }};
+  ~Worker() {
+    guard.reset();
+    io.stop();
+    thread.join();
+  }
+};
+
+std::shared_ptr<pool::Pool> full_pool() {
+  auto creds = std::make_shared<pool::Credentials>();
+  creds->user = "app";
+  pool::PoolSettings s;
+  s.pool_size = 0;  // never connects: every lease waits for a released connection
+  return std::make_shared<pool::Pool>("app/app", config::Endpoint{}, creds, "app", s);
+}
+
+std::shared_ptr<pool::ServerConn> loose_conn(asio::io_context& io, std::uint64_t id) {
+  asio::ip::tcp::socket sock(io);
+  sock.open(asio::ip::tcp::v4());
+  auto c = std::make_shared<pool::ServerConn>(std::move(sock));
+  c->id = id;
+  return c;
+}
+
+template <typename Pred>
+bool wait_until(Pred p, std::chrono::milliseconds limit = 5s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!p()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+struct Outcome {
+  int order = 0;
+  std::uint64_t conn_id = 0;
+  bool timed_out = false, on_worker = false;
+  std::chrono::milliseconds waited{0};
+  std::atomic<bool> done{false};
+};
+
+void start_lease(Worker& w, std::shared_ptr<pool::Pool> p, config::Duration wait, Outcome& out) {
+  asio::co_spawn(
+      w.io,
+      [&w, p, wait, &out]() -> asio::awaitable<void> {
+        auto t0 = std::chrono::steady_clock::now();
+        auto r = co_await p->lease(w.io.get_executor(), wait);
+        out.waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        out.timed_out = r.timed_out;
+        if (r.conn) {
+          out.conn_id = r.conn->id;
+          out.on_worker = r.conn->sock.get_executor() == w.io.get_executor();
+          r.conn.reset();  // (these connections were never counted by the pool)
+        }
+        out.done = true;
+      },
+      asio::detached);
+}
+
+}  // namespace
+
+TEST_CASE("pool: waiters are served first come, first served, with connections moved to their worker") {
+  Worker a, b;
+  auto p = full_pool();
+  Outcome outs[3];
+  for (auto& o : outs) {
+    std::size_t before = p->usage().waiting;
+    start_lease(a, p, 10s, o);
+    REQUIRE(wait_until([&] { return p->usage().waiting == before + 1; }));
+  }
+  for (std::uint64_t id = 1; id <= 3; ++id) p->release(loose_conn(b.io, id), true);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    REQUIRE(wait_until([&] { return outs[i].done.load(); }));
+    CHECK(outs[i].conn_id == i + 1);  // the first in line got the first connection back
+    CHECK(outs[i].on_worker);
+    CHECK_FALSE(outs[i].timed_out);
+  }
+  CHECK(p->usage().waiting == 0);
+}
+
+TEST_CASE("pool: each waiter times out at its own deadline, not before") {
+  Worker a, b;
+  auto p = full_pool();
+  Outcome slow, fast, served;
+  start_lease(a, p, 600ms, slow);
+  REQUIRE(wait_until([&] { return p->usage().waiting == 1; }));
+  start_lease(b, p, 150ms, fast);  // a later waiter with an earlier deadline (re-arms the sweep)
+  start_lease(a, p, 10s, served);
+  REQUIRE(wait_until([&] { return p->usage().waiting == 3; }));
+  REQUIRE(wait_until([&] { return fast.done.load(); }));
+  CHECK(fast.timed_out);
+  CHECK(fast.waited >= 150ms);
+  CHECK(fast.waited < 1000ms);
+  CHECK_FALSE(slow.done.load());
+  REQUIRE(wait_until([&] { return slow.done.load(); }));
+  CHECK(slow.timed_out);
+  CHECK(slow.waited >= 600ms);
+  CHECK(slow.waited < 1500ms);
+  CHECK(p->usage().waiting == 1);
+  p->release(loose_conn(b.io, 7), true);  // the one still in line gets it
+  REQUIRE(wait_until([&] { return served.done.load(); }));
+  CHECK_FALSE(served.timed_out);
+  CHECK(served.conn_id == 7);
+}
+
+TEST_CASE("pool: close_all ends every waiter at once") {
+  Worker a;
+  auto p = full_pool();
+  Outcome outs[2];
+  for (auto& o : outs) start_lease(a, p, 30s, o);
+  REQUIRE(wait_until([&] { return p->usage().waiting == 2; }));
+  p->close_all();
+  for (auto& o : outs) {
+    REQUIRE(wait_until([&] { return o.done.load(); }, 2s));
+    CHECK(o.timed_out);
+  }
+}
+
+TEST_CASE("pool: many workers leasing and releasing one small pool lose nothing") {
+  Worker w[2];
+  auto p = full_pool();
+  for (std::uint64_t id = 1; id <= 3; ++id) p->release(loose_conn(w[0].io, id), true);  // 3 idle
+  std::atomic<int> finished{0}, timeouts{0};
+  std::mutex mu;
+  std::vector<std::uint64_t> seen;
+  constexpr int kClients = 8, kRounds = 200;
+  for (int c = 0; c < kClients; ++c) {
+    auto& worker = w[c % 2];
+    asio::co_spawn(
+        worker.io,
+        [&, p]() -> asio::awaitable<void> {
+          for (int i = 0; i < kRounds; ++i) {
+            auto r = co_await p->lease(worker.io.get_executor(), 10s);
+            if (!r.conn) {
+              ++timeouts;
+              continue;
+            }
+            {
+              std::lock_guard lock(mu);
+              seen.push_back(r.conn->id);
+            }
+            p->release(std::move(r.conn), true);
+          }
+          ++finished;
+        },
+        asio::detached);
+  }
+  REQUIRE(wait_until([&] { return finished.load() == kClients; }, 30s));
+  CHECK(timeouts.load() == 0);
+  CHECK(seen.size() == std::size_t(kClients * kRounds));
+  for (auto id : seen) CHECK((id >= 1 && id <= 3));
+  auto u = p->usage();
+  CHECK(u.waiting == 0);
+  CHECK(u.idle == 3);  // all three back, none duplicated or lost
+}
