@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# User-space instructions per transaction, Sluice (one worker) against PgBouncer, under
+# valgrind's callgrind: a count that does not move with the noise of a shared machine, to go
+# beside the CPU-time figures of bench/pgbench_compare.sh and bench/tls_compare.sh.
+# Each proxy runs under callgrind; after a warm-up, counters are zeroed, pgbench -S runs N and
+# then 3N transactions (8 clients over pool_size 4, so most transactions wait in line for a
+# server connection), each followed by a dump; per transaction = (I(3N) - I(N)) / 2N, which
+# leaves out logins and start-up. Kernel time is not counted (see the CPU figures for that).
+#   bench/instructions_compare.sh              # TLS between pgbench and the proxies, N = 2000
+#   BENCH_TLS=0 bench/instructions_compare.sh  # plain TCP
+# Needs valgrind (apt-get install valgrind). Valgrind 3.19 cannot read clang's DWARF 5, so
+# Sluice runs from a copy with the debug sections stripped (symbols stay).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+N="${BENCH_TX:-2000}"
+TLS="${BENCH_TLS:-1}"
+PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
+SLUICE_PORT=6731 BOUNCER_PORT=6732
+command -v valgrind >/dev/null || { echo "bench/instructions_compare.sh needs valgrind: apt-get install valgrind" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+chown postgres "$WORK" 2>/dev/null || true
+"$ROOT/integration/certs.sh" "$WORK/certs" >/dev/null
+chmod -R a+rX "$WORK/certs"
+MODE=disable
+[ "$TLS" = 1 ] && MODE=require
+strip --strip-debug -o "$WORK/sluice" "$BIN"
+
+cat >"$WORK/sluice.toml" <<CONF
+[general]
+workers = 1
+log_level = "warn"
+[postgres]
+listen = "127.0.0.1:$SLUICE_PORT"
+tls = "allow"
+tls_cert = "$WORK/certs/server.pem"
+tls_key = "$WORK/certs/server.key"
+[[users]]
+name = "app"
+password = "app"
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:$PG_PORT"
+server_tls = "disable"
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = 4
+CONF
+echo '"app" "app"' >"$WORK/userlist.txt"
+cat >"$WORK/pgbouncer.ini" <<CONF
+[databases]
+app = host=127.0.0.1 port=$PG_PORT dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+auth_type = scram-sha-256
+auth_file = $WORK/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+logfile = $WORK/pgbouncer.log
+unix_socket_dir =
+client_tls_sslmode = allow
+client_tls_cert_file = $WORK/certs/server.pem
+client_tls_key_file = $WORK/certs/server.key
+server_tls_sslmode = disable
+CONF
+mkdir -p "$WORK/cg-sluice" "$WORK/cg-pgbouncer"
+chmod -R a+rwX "$WORK"
+
+export PGPASSWORD=app
+PGSSLMODE=disable pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
+
+# as_owner: run callgrind_control as the user that owns the process (PgBouncer runs as postgres).
+measure() {  # name, pid, port, as-user ("" or postgres)
+  local name=$1 pid=$2 port=$3 user=$4 out=()
+  local ctl=(callgrind_control)
+  [ -n "$user" ] && ctl=(runuser -u "$user" -- callgrind_control)
+  PGSSLMODE=$MODE pgbench -n -S -c 8 -j 1 -t 200 -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
+  for per_client in $((N / 8)) $((3 * N / 8)); do
+    "${ctl[@]}" -z "$pid" >/dev/null
+    PGSSLMODE=$MODE pgbench -n -S -c 8 -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
+    "${ctl[@]}" -d "$pid" >/dev/null
+    sleep 0.5
+    local f
+    f="$(ls -t "$WORK/cg-$name"/cg.out.*.* | head -1)"
+    out+=("$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')")
+  done
+  echo "$(((out[1] - out[0]) / (2 * N)))"
+}
+
+(cd "$WORK/cg-sluice" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-sluice/cg.out.%p" \
+  "$WORK/sluice" -c "$WORK/sluice.toml" 2>"$WORK/sluice.vg.log") &
+PIDS+=($!)
+if [ "$(id -u)" = 0 ]; then
+  (cd "$WORK/cg-pgbouncer" && exec runuser -u postgres -- valgrind --tool=callgrind \
+    --callgrind-out-file="$WORK/cg-pgbouncer/cg.out.%p" pgbouncer "$WORK/pgbouncer.ini" 2>"$WORK/pgbouncer.vg.log") &
+  BOUNCER_USER=postgres
+else
+  (cd "$WORK/cg-pgbouncer" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-pgbouncer/cg.out.%p" \
+    pgbouncer "$WORK/pgbouncer.ini" 2>"$WORK/pgbouncer.vg.log") &
+  BOUNCER_USER=""
+fi
+PIDS+=($!)
+for port in $SLUICE_PORT $BOUNCER_PORT; do
+  for _ in $(seq 1 300); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
+done
+SLUICE_VG="$(pgrep -f "callgrind-out-file=$WORK/cg-sluice" | tail -1)"
+BOUNCER_VG="$(pgrep -f "callgrind-out-file=$WORK/cg-pgbouncer" | tail -1)"
+PIDS+=("$SLUICE_VG" "$BOUNCER_VG")
+
+s="$(measure sluice "$SLUICE_VG" $SLUICE_PORT "")"
+b="$(measure pgbouncer "$BOUNCER_VG" $BOUNCER_PORT "$BOUNCER_USER")"
+mkdir -p "$ROOT/bench/out"
+OUT="$ROOT/bench/out/instructions-$(date -u +%Y%m%dT%H%M%SZ).md"
+{
+  echo "User-space instructions per pgbench -S transaction (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), 8 clients over pool_size 4, $(date -u +%F)"
+  echo
+  echo "| proxy | instructions per transaction | ratio to PgBouncer |"
+  echo "|---|---:|---:|"
+  echo "| PgBouncer | $b | 1.00 |"
+  echo "| Sluice (1 worker) | $s | $(awk -v s="$s" -v b="$b" 'BEGIN {printf "%.2f", s / b}') |"
+} | tee "$OUT"
