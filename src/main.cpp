@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 
 #include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <cstring>
 #include <mutex>
@@ -159,6 +162,11 @@ int main(int argc, char** argv) {
       if (ec) return;
       ctx.pools.maintain(rt.worker(0).get_executor());
       if (++ticks % 15 == 0) ctx.stats.roll_period();
+#ifdef __GLIBC__
+      // Once a minute, give glibc's free pages back to the system: without it, freed memory the
+      // allocator keeps made a long soak's RSS creep up by about 10 KiB a minute.
+      if (ticks % 60 == 0) malloc_trim(0);
+#endif
       tick();
     });
   };
