@@ -163,8 +163,8 @@ int main(int argc, char** argv) {
       ctx.pools.maintain(rt.worker(0).get_executor());
       if (++ticks % 15 == 0) ctx.stats.roll_period();
 #ifdef __GLIBC__
-      // Once a minute, give glibc's free pages back to the system: without it, freed memory the
-      // allocator keeps made a long soak's RSS creep up by about 10 KiB a minute.
+      // Once a minute, give glibc's free pages back to the system (memory freed after a burst).
+      // It lowers a soak's RSS by about 200 KiB; it does not stop its slow creep (RESULTS.md).
       if (ticks % 60 == 0) malloc_trim(0);
 #endif
       tick();
