@@ -499,13 +499,18 @@ case_primary_failover() {
 # transaction adds to a counter and logs the amount in two statements with a pause between; a
 # server connection handed on mid-transaction would commit half of one (counter != log sum).
 my_direct() { mariadb --protocol=TCP -h 127.0.0.1 -P "$MY_PORT" -u app -papp --batch --skip-column-names app -e "$1"; }
-case_mysql_killed_clients() {
+# The MariaDB cases' data: a counter and its log (both empty), and sysbench's sbtest1 fresh.
+SB_OPTS=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=1 --table-size=10000)
+mysql_fault_tables() {
   my_direct "CREATE TABLE IF NOT EXISTS fault_counter (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
              CREATE TABLE IF NOT EXISTS fault_log (id BIGINT AUTO_INCREMENT PRIMARY KEY, delta INT NOT NULL) ENGINE=InnoDB;
              DELETE FROM fault_log; REPLACE INTO fault_counter VALUES (1, 0);"
-  local sb=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=1 --table-size=10000)
-  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
-  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
+  sysbench oltp_read_write "${SB_OPTS[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
+  sysbench oltp_read_write "${SB_OPTS[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
+}
+case_mysql_killed_clients() {
+  local sb=("${SB_OPTS[@]}")
+  mysql_fault_tables
   timeout 120 sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MYSQL_PORT" --threads=4 \
     --time=8 --mysql-ignore-errors=1213,1205 run >"$WORK/sysbench.out" 2>&1 &
   local sbpid=$!
@@ -556,12 +561,8 @@ case_mysql_killed_clients() {
 my_root() { mariadb --protocol=TCP -h 127.0.0.1 -P "$1" -u root --batch --skip-column-names -e "$2"; }
 case_mysql_primary_failover() {
   local c=mysql_primary_failover
-  my_direct "CREATE TABLE IF NOT EXISTS fault_counter (id INT PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB;
-             CREATE TABLE IF NOT EXISTS fault_log (id BIGINT AUTO_INCREMENT PRIMARY KEY, delta INT NOT NULL) ENGINE=InnoDB;
-             DELETE FROM fault_log; REPLACE INTO fault_counter VALUES (1, 0);"
-  local sb=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=1 --table-size=10000)
-  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
-  sysbench oltp_read_write "${sb[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
+  local sb=("${SB_OPTS[@]}")
+  mysql_fault_tables
   # The old primary is restarted afterwards: with InnoDB's log written at each commit, a killed
   # server (not a crashed machine) keeps everything it committed.
   my_root "$MY_PORT" "SET GLOBAL innodb_flush_log_at_trx_commit = 2"

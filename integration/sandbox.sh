@@ -322,12 +322,16 @@ CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MY_PRIMARY_PORT, MAST
 START SLAVE;
 SQL
   fi
-  # Wait until the replica has the app user (replicated), so clients can log in there.
+  my_wait_replica_users "the MariaDB replica did not catch up"
+}
+
+# Until the replica has the app user (replicated), so clients can log in there; $1 = the failure.
+my_wait_replica_users() {
   for _ in $(seq 1 100); do
     [ "$(my_client "$MY_REPLICA_PORT" -e "SELECT COUNT(*) FROM mysql.user WHERE user = 'app'" 2>/dev/null)" = 1 ] && return 0
     sleep 0.1
   done
-  echo "sandbox: the MariaDB replica did not catch up; see $dir/replica/error.log" >&2
+  echo "sandbox: $1; see $SANDBOX/mysql/replica/error.log" >&2
   return 1
 }
 
@@ -398,12 +402,7 @@ CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MY_PRIMARY_PORT, MAST
 START SLAVE;
 SQL
   } | mariadb --socket="$dir/replica/mariadbd.sock" -u root
-  for _ in $(seq 1 100); do
-    [ "$(my_client "$MY_REPLICA_PORT" -e "SELECT COUNT(*) FROM mysql.user WHERE user = 'app'" 2>/dev/null)" = 1 ] && return 0
-    sleep 0.1
-  done
-  echo "sandbox: the rebuilt MariaDB replica does not answer as root@127.0.0.1; see $dir/replica/error.log" >&2
-  return 1
+  my_wait_replica_users "the rebuilt MariaDB replica does not answer as root@127.0.0.1 with the app user"
 }
 
 case "${1:-}" in
