@@ -302,6 +302,18 @@ TEST_CASE("console over libpq: SHOW POOLS / CLIENTS / SERVERS / STATS / BACKENDS
   REQUIRE(v.rows.size() == 1);
   CHECK(v.at(0, "version")->rfind("Sluice ", 0) == 0);
   CHECK(query(adm, "SHOW HELP").rows.size() >= 15);
+  // SHOW MEMORY: the kernel's and the allocator's figures, in bytes.
+  auto mem = query(adm, "SHOW MEMORY");
+  auto bytes = [&](const std::string& name) -> long long {
+    for (std::size_t i = 0; i < mem.rows.size(); ++i)
+      if (mem.at(i, "name") == name) return std::stoll(*mem.at(i, "bytes"));
+    return -1;
+  };
+  CHECK(bytes("rss") > 1 << 20);
+  CHECK(bytes("heap_in_use") > 64 << 10);
+  CHECK(bytes("heap_free") >= 0);
+  CHECK(bytes("heap_in_use") < bytes("rss") + bytes("heap_mmapped"));
+  CHECK(query(adm, "SHOW MEMORY LIKE 'heap%'").rows.size() == 5);
   auto dbs = query(adm, "SHOW DATABASES LIKE 'app_'");
   REQUIRE(dbs.rows.size() == 1);
   CHECK(dbs.at(0, "cluster") == "pgr");

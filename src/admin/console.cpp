@@ -6,7 +6,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <ctime>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <unistd.h>
 
 #include "sluice/version.hpp"
 #include "src/cache/store.hpp"
@@ -152,6 +157,10 @@ const Cols& cols_config() {
   static const Cols c{{"key", T}, {"value", T}, {"default", T}, {"changeable", B}};
   return c;
 }
+const Cols& cols_memory() {
+  static const Cols c{{"name", T}, {"bytes", I}, {"description", T}};
+  return c;
+}
 const Cols& cols_version() {
   static const Cols c{{"version", T}};
   return c;
@@ -172,7 +181,7 @@ const ShowSpec kShows[] = {
     {"HELP", cols_help, 0},       {"POOLS", cols_pools, 0},     {"CLIENTS", cols_clients, 1},
     {"SERVERS", cols_servers, 2}, {"BACKENDS", cols_backends, 1}, {"STATS", cols_stats, 0},
     {"CACHE", cols_cache, 0},     {"CONFIG", cols_config, 0},   {"VERSION", cols_version, 0},
-    {"DATABASES", cols_databases, 0},
+    {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},
 };
 const ShowSpec* find_show(std::string_view word) {
   auto w = upper(word);
@@ -191,6 +200,7 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW CACHE", "result cache per pool: entries, bytes, hits, misses, evictions, invalidations"},
     {"SHOW CONFIG", "settings: value, default, and whether SET may change it"},
     {"SHOW DATABASES", "configured databases: cluster, pool mode and size, paused, disabled"},
+    {"SHOW MEMORY", "resident memory, the allocator's heap in use and free, and the result cache's share"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -500,6 +510,32 @@ Rows rows_databases(Context& ctx) {
   return r;
 }
 
+// Where the process's memory is: what the kernel counts (RSS), what the allocator hands out and
+// holds free (glibc's mallinfo2, all arenas), and the result cache's accounted bytes. A heap in
+// use that stays level while RSS grows is fragmentation; a heap in use that grows is something
+// Sluice keeps.
+Rows rows_memory(Context& ctx) {
+  Rows r;
+  auto row = [&](const char* name, std::uint64_t bytes, const char* what) { r.push_back({name, num(bytes), what}); };
+  std::uint64_t rss = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    unsigned long long size = 0, resident = 0;
+    if (std::fscanf(f, "%llu %llu", &size, &resident) == 2) rss = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    std::fclose(f);
+  }
+  row("rss", rss, "resident set size (/proc/self/statm)");
+#if defined(__GLIBC__)
+  struct mallinfo2 mi = ::mallinfo2();
+  row("heap_in_use", mi.uordblks + mi.hblkhd, "bytes allocated and not yet freed (mallinfo2 uordblks + hblkhd)");
+  row("heap_free", mi.fordblks, "bytes freed but kept by the allocator (mallinfo2 fordblks)");
+  row("heap_arena", mi.arena, "bytes the allocator took with brk/mmap for its arenas (mallinfo2 arena)");
+  row("heap_mmapped", mi.hblkhd, "large allocations served by their own mmap (mallinfo2 hblkhd)");
+  row("heap_releasable", mi.keepcost, "free bytes at the top of the main arena (mallinfo2 keepcost)");
+#endif
+  if (ctx.cache) row("cache", ctx.cache->stats().bytes, "result cache entries as accounted against cache.max_bytes");
+  return r;
+}
+
 Rows rows_for(Context& ctx, const ShowSpec& s) {
   std::string n = s.name;
   if (n == "HELP") return rows_help();
@@ -511,6 +547,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "CACHE") return rows_cache(ctx);
   if (n == "CONFIG") return rows_config(ctx);
   if (n == "DATABASES") return rows_databases(ctx);
+  if (n == "MEMORY") return rows_memory(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 
