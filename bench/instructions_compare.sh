@@ -8,6 +8,8 @@
 # leaves out logins and start-up. Kernel time is not counted (see the CPU figures for that).
 #   bench/instructions_compare.sh              # TLS between pgbench and the proxies, N = 2000
 #   BENCH_TLS=0 bench/instructions_compare.sh  # plain TCP
+#   BENCH_KEEP=/tmp/cg bench/instructions_compare.sh  # keep the N and 3N dumps there, to compare
+#     per function: callgrind_annotate each, subtract (functions named, no lines: see below)
 # Needs valgrind (apt-get install valgrind). Valgrind 3.19 cannot read clang's DWARF 5, so
 # Sluice runs from a copy with the debug sections stripped (symbols stay).
 set -euo pipefail
@@ -86,6 +88,7 @@ measure() {  # name, pid, port, as-user ("" or postgres)
     local f
     f="$(ls -t "$WORK/cg-$name"/cg.out.*.* | head -1)"
     out+=("$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')")
+    if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$f" "$BENCH_KEEP/$name.$per_client"; fi
   done
   echo "$(((out[1] - out[0]) / (2 * N)))"
 }

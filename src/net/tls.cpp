@@ -154,6 +154,12 @@ TlsStream::~TlsStream() {
 }
 
 TlsStream::Want TlsStream::classify(int ret, boost::system::error_code& ec) {
+  // "Wait for the socket" is told by the connection's own state (what SSL_get_error looks at
+  // after the error queue), so the reads and writes of the relay need not clear the thread's
+  // error queue before every call: an error some other connection left on this thread cannot
+  // turn a retry into a failure. Failures still go through SSL_get_error.
+  if (SSL_want_read(ssl_) && BIO_should_read(SSL_get_rbio(ssl_))) return Want::Read;
+  if (SSL_want_write(ssl_) && BIO_should_write(SSL_get_wbio(ssl_))) return Want::Write;
   switch (SSL_get_error(ssl_, ret)) {
     case SSL_ERROR_WANT_READ: return Want::Read;
     case SSL_ERROR_WANT_WRITE: return Want::Write;
@@ -186,15 +192,23 @@ boost::asio::awaitable<void> TlsStream::handshake(boost::system::error_code& ec)
   }
 }
 
+TlsStream::Step TlsStream::try_read(boost::asio::mutable_buffer b, std::size_t& n, boost::system::error_code& ec) {
+  n = 0;  // no clear_errors(): see classify()
+  if (SSL_read_ex(ssl_, b.data(), b.size(), &n) == 1) return Step::Done;
+  switch (classify(0, ec)) {
+    case Want::Read: return Step::WantRead;
+    case Want::Write: return Step::WantWrite;
+    default: return Step::Fail;
+  }
+}
+
 boost::asio::awaitable<std::size_t> TlsStream::read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec) {
   for (;;) {
-    clear_errors();
     std::size_t n = 0;
-    int r = SSL_read_ex(ssl_, b.data(), b.size(), &n);
-    if (r == 1) co_return n;
-    Want w = classify(r, ec);
-    if (w == Want::Fail) co_return 0;
-    co_await sock_.async_wait(w == Want::Read ? tcp::socket::wait_read : tcp::socket::wait_write,
+    Step s = try_read(b, n, ec);
+    if (s == Step::Done) co_return n;
+    if (s == Step::Fail) co_return 0;
+    co_await sock_.async_wait(s == Step::WantRead ? tcp::socket::wait_read : tcp::socket::wait_write,
                               boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     if (ec) co_return 0;
   }
@@ -203,8 +217,7 @@ boost::asio::awaitable<std::size_t> TlsStream::read_some(boost::asio::mutable_bu
 std::size_t TlsStream::write_now(boost::asio::const_buffer b, boost::system::error_code& ec) {
   std::size_t done = 0;
   while (done < b.size()) {
-    clear_errors();
-    std::size_t n = 0;
+    std::size_t n = 0;  // no clear_errors(): see classify()
     int r = SSL_write_ex(ssl_, static_cast<const char*>(b.data()) + done, b.size() - done, &n);
     if (r == 1) {
       done += n;

@@ -61,6 +61,11 @@ class TlsStream {
   boost::asio::awaitable<void> handshake(boost::system::error_code& ec);
   // Some bytes (at least one) or an error; eof when the peer closed.
   boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec);
+  // One read attempt without waiting: Done with `n` bytes, WantRead/WantWrite (wait for the
+  // socket, then try again), or Fail with `ec` set. Hot paths use it with a socket wait of their
+  // own, which costs an operation where read_some costs a coroutine frame as well.
+  enum class Step { Done, WantRead, WantWrite, Fail };
+  Step try_read(boost::asio::mutable_buffer b, std::size_t& n, boost::system::error_code& ec);
   // All of `b`.
   boost::asio::awaitable<void> write(boost::asio::const_buffer b, boost::system::error_code& ec);
   // Writes what the kernel takes now without waiting; returns the bytes of `b` consumed. An

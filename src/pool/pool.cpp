@@ -54,7 +54,7 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   if (!r.conn) {
     log::warn("pool {}: cannot open a server connection: {}", name_, r.error.fields.message);
     forget_one_locked();
-    out.error = std::move(r.error);
+    out.error = std::make_shared<const ConnectError>(std::move(r.error));
     co_return out;
   }
   r.conn->id = next_conn_id_++;

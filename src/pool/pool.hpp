@@ -36,7 +36,9 @@ struct PoolSettings {
 struct LeaseResult {
   std::shared_ptr<ServerConn> conn;
   bool timed_out = false;
-  ConnectError error;  // when neither conn nor timed_out
+  // When neither conn nor timed_out. Behind a pointer: a lease result is moved twice per wait and
+  // lives in the frames of the sessions' coroutines, which stay small enough for Asio to recycle.
+  std::shared_ptr<const ConnectError> error;
 };
 
 class Pool : public std::enable_shared_from_this<Pool> {

@@ -653,12 +653,13 @@ class Session {
         co_return false;
       }
       if (!r.conn) {
-        if (r.error.from_server)
-          co_await send_err(r.error.mysql_code, r.error.fields.code, r.error.fields.message);
+        auto err = r.error ? r.error : std::make_shared<const pool::ConnectError>();
+        if (err->from_server)
+          co_await send_err(err->mysql_code, err->fields.code, err->fields.message);
         else
         {
-          std::uint16_t code = r.error.mysql_code ? r.error.mysql_code : my::er::CONNECT_TO_SERVER;
-          std::string msg = "Sluice: " + r.error.fields.message;
+          std::uint16_t code = err->mysql_code ? err->mysql_code : my::er::CONNECT_TO_SERVER;
+          std::string msg = "Sluice: " + err->fields.message;
           co_await send_err(code, "HY000", msg);
         }
         co_return false;

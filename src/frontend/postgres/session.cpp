@@ -252,8 +252,10 @@ class Session {
     in_ = std::move(joined);
   }
 
-  // Reads more client bytes, growing the buffer for a large message up to max_packet_size.
-  awaitable<bool> read_client() {
+  // One attempt to read more client bytes without waiting, growing the buffer for a large
+  // message up to max_packet_size. WantRead/WantWrite: wait with client_ready(), then try again.
+  using Step = net::TlsStream::Step;
+  Step try_read_client() {
     if (in_begin_ > 0 && (in_begin_ == in_end_ || in_begin_ > in_.size() / 2)) {
       std::memmove(in_.data(), in_.data() + in_begin_, buffered());
       in_end_ -= in_begin_;
@@ -271,15 +273,49 @@ class Session {
     if (in_.size() - in_end_ < want) in_.resize(std::min<std::size_t>(in_end_ + std::max(want, in_.size()), std::max(cap, in_.size())));
     error_code ec;
     std::size_t n = 0;
-    if (tls_)
-      n = co_await tls_->read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_), ec);
-    else
-      n = co_await client_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
-                                           asio::redirect_error(use_awaitable, ec));
-    if (ec || n == 0) co_return false;
+    auto room = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
+    if (tls_) {
+      Step st = tls_->try_read(room, n, ec);
+      if (st != Step::Done) return st;
+    } else {
+      n = client_.read_some(room, ec);  // the socket is non-blocking
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return Step::WantRead;
+    }
+    if (ec || n == 0) return Step::Fail;
     in_end_ += n;
     if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
-    co_return true;
+    return Step::Done;
+  }
+
+  // The client socket's readiness for a read that said WantRead (or, over TLS, WantWrite): an
+  // operation awaited in the caller's own frame.
+  auto client_ready(Step st, error_code& ec) {
+    return client_.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+                              asio::redirect_error(use_awaitable, ec));
+  }
+
+  // Reads more client bytes (at least one); false when the client is gone. The hot paths
+  // (serve, relay_attached) inline this loop to save its coroutine frame.
+  awaitable<bool> read_client() {
+    for (;;) {
+      Step st = try_read_client();
+      if (st == Step::Done || st == Step::Fail) co_return st == Step::Done;
+      error_code ec;
+      co_await client_ready(st, ec);
+      if (ec) co_return false;
+    }
+  }
+
+  // One attempt to read server bytes into server_in_ without waiting (as try_read_client).
+  Step try_read_server(std::size_t& n, error_code& ec) {
+    n = 0;
+    if (server_->tls) return server_->tls->try_read(asio::buffer(server_in_), n, ec);
+    n = server_->sock.read_some(asio::buffer(server_in_), ec);  // non-blocking
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec.clear();
+      return Step::WantRead;
+    }
+    return ec ? Step::Fail : Step::Done;
   }
 
   awaitable<bool> write_client(std::string& buf) {
@@ -535,10 +571,12 @@ class Session {
                           "raise pool_size for this pool, or query_wait_timeout");
       co_return;
     }
-    const auto& e = r.error.fields;
+    static const pool::ConnectError kUnknown{};
+    const auto& err = r.error ? *r.error : kUnknown;
+    const auto& e = err.fields;
     // (Locals, not conditional temporaries: g++ 12 double-destroys those inside co_await.)
     std::string code = e.code.empty() ? std::string("08006") : e.code;
-    std::string message = r.error.from_server ? e.message : fmt::format("sluice: {}", e.message);
+    std::string message = err.from_server ? e.message : fmt::format("sluice: {}", e.message);
     co_await send_error("FATAL", code, message, e.hint);
   }
 
@@ -1163,8 +1201,13 @@ class Session {
         }
         error_code ec;
         std::size_t n = 0;
-        if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(server_in_), ec);
-        else n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+        for (;;) {  // try_read_server, waiting in this frame when there is nothing yet
+          Step st = try_read_server(n, ec);
+          if (st == Step::Done || st == Step::Fail) break;
+          co_await server_->sock.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+                                            asio::redirect_error(use_awaitable, ec));
+          if (ec) break;
+        }
         if (ec) co_return Outcome::ServerGone;
         if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
           co_return Outcome::ServerError;
@@ -1184,8 +1227,15 @@ class Session {
       }
       if (auto o = boundary_outcome()) co_return *o;
       // Nothing in flight: the client owes the next message (in a transaction, mid-batch, or
-      // a session-mode client).
-      if (!co_await read_client()) co_return Outcome::ClientGone;
+      // a session-mode client). read_client(), inlined.
+      for (;;) {
+        Step st = try_read_client();
+        if (st == Step::Fail) co_return Outcome::ClientGone;
+        if (st == Step::Done) break;
+        error_code ec;
+        co_await client_ready(st, ec);
+        if (ec) co_return Outcome::ClientGone;
+      }
     }
   }
 
@@ -1216,7 +1266,16 @@ class Session {
               co_return;
             }
           } else {
-            got = co_await read_client();
+            for (;;) {  // read_client(), inlined: the common idle wait between transactions
+              Step st = try_read_client();
+              if (st == Step::Done || st == Step::Fail) {
+                got = st == Step::Done;
+                break;
+              }
+              error_code ec;
+              co_await client_ready(st, ec);
+              if (ec) break;
+            }
           }
           idle_wait_ = false;
           if (!got) {
@@ -1246,7 +1305,24 @@ class Session {
         }
         if (ctx_.controls.any_paused()) co_await wait_while_paused();
         prepare_attach();
-        if (!attach_ready() && !co_await attach_rest()) co_return;
+        if (!attach_ready()) {
+          if (!server_ && !read_route_ && !verify_token_) {
+            // attach_rest()'s common case in this frame (one coroutine frame less per wait):
+            // wait in line for the pool; parameters to apply go on to attach_rest().
+            auto wait_start = observe::Clock::now();
+            info_->set_state(observe::ClientState::Waiting);
+            auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+            if (!r.conn) {
+              co_await report_lease_failure(r);
+              co_return;
+            }
+            server_ = std::move(r.conn);
+            if (stats_) stats_->wait(observe::micros_since(wait_start));
+            if (!attach_ready() && !co_await attach_rest()) co_return;
+          } else if (!co_await attach_rest()) {
+            co_return;
+          }
+        }
       }
       Outcome o = co_await relay_attached();
       if (o == Outcome::Detach || o == Outcome::Resume) {
