@@ -228,7 +228,7 @@ void ClusterRuntime::start(asio::any_io_executor ex, std::shared_ptr<std::atomic
 awaitable<void> ClusterRuntime::health_loop(asio::any_io_executor ex, std::shared_ptr<std::atomic<bool>> stop) {
   const bool pg = cfg_.protocol == config::Protocol::Postgres;
   std::vector<std::shared_ptr<pool::ServerConn>> conns(view()->members.size());
-  LagClock lag_clock;
+  LagClock lag_clock(std::max<std::chrono::milliseconds>(2 * cfg_.max_replica_lag, std::chrono::minutes(1)));
   asio::steady_timer timer(ex);
   bool mysql_positions = true;  // MariaDB GTID variables; MySQL 8 has other ones (roles only)
   for (;;) {

@@ -72,6 +72,9 @@ std::optional<Position> parse_gtid_pos(std::string_view text) {
 void LagClock::observe_primary(const Position& p, Clock::time_point now) {
   if (!history_.empty() && history_.back().second.covers(p) && p.covers(history_.back().second)) return;  // unchanged
   history_.emplace_back(now, p);
+  // Beyond the horizon only the newest entry is needed (a replica that lacks it is at least that
+  // far behind). The count bound is a backstop for very short check periods.
+  while (history_.size() > 1 && now - history_[1].first >= horizon_) history_.pop_front();
   while (history_.size() > 4096) history_.pop_front();
 }
 

@@ -1,5 +1,6 @@
 // Replication positions, time-based lag, and the choice of a member for reads and writes.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "src/router/cluster.hpp"
 #include "src/router/position.hpp"
@@ -40,6 +41,21 @@ TEST_CASE("lag is the time since the primary first had what the replica lacks") 
   CHECK(clock.lag(*parse_pg_lsn("0/250"), t0 + 3s) == 1000ms);  // lacks what the primary had at t0+2s
   CHECK(clock.lag(*parse_pg_lsn("0/150"), t0 + 3s) == 2000ms);
   CHECK(clock.lag(*parse_pg_lsn("0/50"), t0 + 3s) == 3000ms);
+}
+
+TEST_CASE("the lag history forgets what is older than its horizon, and still reports a long lag as long") {
+  LagClock clock(60s);
+  auto t0 = std::chrono::steady_clock::now();
+  // Two checks a second for an hour, the primary moving on every one: the history must not grow
+  // with the run (it grew to 4096 entries per cluster, about half an hour of checks, before).
+  for (int i = 0; i < 7200; ++i)
+    clock.observe_primary(*parse_pg_lsn(fmt::format("0/{:X}", 0x100 + i)), t0 + i * 500ms);
+  auto end = t0 + 7199 * 500ms;
+  CHECK(clock.size() <= 122);
+  CHECK(clock.size() >= 120);
+  CHECK(clock.lag(*parse_pg_lsn(fmt::format("0/{:X}", 0x100 + 7199)), end) == 0ms);
+  CHECK(clock.lag(*parse_pg_lsn(fmt::format("0/{:X}", 0x100 + 7199 - 20)), end) == 9500ms);  // exact within it
+  CHECK(clock.lag(*parse_pg_lsn("0/50"), end) >= 60s);  // far behind: at least the horizon
 }
 
 namespace {
