@@ -8,7 +8,17 @@
 #include <cctype>
 #include <cstdio>
 #include <ctime>
-#if defined(__GLIBC__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLUICE_SANITIZER_ALLOCATOR 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLUICE_SANITIZER_ALLOCATOR 1
+#endif
+#if defined(SLUICE_SANITIZER_ALLOCATOR)
+#include <sanitizer/allocator_interface.h>
+#elif defined(__GLIBC__)
 #include <malloc.h>
 #endif
 #include <unistd.h>
@@ -524,7 +534,14 @@ Rows rows_memory(Context& ctx) {
     std::fclose(f);
   }
   row("rss", rss, "resident set size (/proc/self/statm)");
-#if defined(__GLIBC__)
+#if defined(SLUICE_SANITIZER_ALLOCATOR)
+  // Sanitizer builds replace malloc (mallinfo2 would say 0): their allocator's own counters.
+  row("heap_in_use", __sanitizer_get_current_allocated_bytes(), "bytes allocated and not yet freed (sanitizer allocator)");
+  row("heap_free", __sanitizer_get_free_bytes(), "bytes freed but kept by the allocator (sanitizer allocator)");
+  row("heap_arena", __sanitizer_get_heap_size(), "bytes the allocator mapped (sanitizer allocator)");
+  row("heap_mmapped", 0, "not told apart by the sanitizer allocator");
+  row("heap_releasable", __sanitizer_get_unmapped_bytes(), "bytes unmapped by the allocator (sanitizer allocator)");
+#elif defined(__GLIBC__)
   struct mallinfo2 mi = ::mallinfo2();
   row("heap_in_use", mi.uordblks + mi.hblkhd, "bytes allocated and not yet freed (mallinfo2 uordblks + hblkhd)");
   row("heap_free", mi.fordblks, "bytes freed but kept by the allocator (mallinfo2 fordblks)");
