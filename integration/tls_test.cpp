@@ -495,6 +495,33 @@ password = "adminpw"
   }, 5000));
 }
 
+TEST_CASE("server_tls: a RELOAD from disable to require replaces plaintext server connections, busy ones after their transaction") {
+  auto cfg = [&](const std::string& mode) {
+    return std::string(R"(
+[[users]]
+name = "admin"
+password = "adminpw"
+)") + tls_cluster("pgtls", true, server_tls(mode, "") + "routing = \"primary_only\"\n") + pool_for("app", "pgtls");
+  };
+  const char* kSsl = "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+  SluiceProcess s(cfg("disable"), kGeneral);
+  Conn busy(s.conninfo()), other(s.conninfo());
+  REQUIRE_MESSAGE(busy.ok(), busy.error());
+  REQUIRE_MESSAGE(other.ok(), other.error());
+  CHECK(other.scalar(kSsl) == "false");  // leaves an idle plaintext connection in the pool
+  REQUIRE(busy.exec("BEGIN"));
+  CHECK(busy.scalar(kSsl) == "false");
+  s.reload(cfg("require"), kGeneral);
+  // Once the reload is in (SIGHUP: asynchronous), the idle plaintext connection is gone and
+  // the next transaction gets a TLS one.
+  CHECK(eventually([&] { return other.scalar(kSsl) == "true"; }, 5000));
+  // The open transaction keeps its connection to the end, then that connection is not reused.
+  CHECK(busy.scalar(kSsl) == "false");
+  REQUIRE(busy.exec("COMMIT"));
+  CHECK(busy.scalar(kSsl) == "true");
+  CHECK(other.scalar(kSsl) == "true");
+}
+
 TEST_CASE("server_tls verify-full: MariaDB primary and replica over TLS; a wrong CA fails; require needs no CA") {
   std::string certs = sandbox_certs();
   const std::string cfg = std::string(kPools) +

@@ -23,6 +23,8 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Conf
     pool::ServerTls t;
     t.mode = c.server_tls;
     t.ctx = net::make_client_tls(c, "clusters." + name);
+    t.policy = fmt::format("{}|{}|{}|{}", config::to_string(c.server_tls), c.server_tls_ca, c.server_tls_cert,
+                           c.server_tls_key);
     s->server_tls.emplace(name, std::move(t));
   }
   s->config = std::move(cfg);

@@ -36,10 +36,12 @@ std::optional<Params> Pool::server_params() const {
 asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   PoolSettings s;
   std::shared_ptr<const Credentials> creds;
+  std::uint64_t tls_generation = 0;
   {
     std::lock_guard lock(mu_);
     s = settings_;
     creds = creds_;
+    tls_generation = tls_generation_;  // with the settings it connects with
     ++connecting_;
   }
   ConnectResult r;
@@ -58,6 +60,7 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
     co_return out;
   }
   r.conn->id = next_conn_id_++;
+  r.conn->tls_generation = tls_generation;
   if (boost::system::error_code ec; true) {
     auto le = r.conn->sock.local_endpoint(ec);
     if (!ec) {
@@ -260,7 +263,8 @@ void Pool::release(std::shared_ptr<ServerConn> conn, bool reusable) {
   auto now = Clock::now();
   std::unique_lock lock(mu_);
   conn->client_id.store(0, std::memory_order_relaxed);
-  if (reusable && !closed_ && now - conn->created < settings_.lifetime && total_ <= settings_.pool_size) {
+  if (reusable && !closed_ && now - conn->created < settings_.lifetime && total_ <= settings_.pool_size &&
+      conn->tls_generation == tls_generation_) {
     conn->last_used = now;
     hand_over_locked(std::move(conn));
     return;
@@ -333,6 +337,20 @@ void Pool::set_settings(const PoolSettings& next) {
   settings_.mysql_caps = keep.mysql_caps;
   settings_.mysql_charset = keep.mysql_charset;
   if (keep.protocol == config::Protocol::Mysql) settings_.max_prepared = keep.max_prepared;
+  if (next.tls.policy != keep.tls.policy) {
+    // server_tls changed: connections made under the old rules go. Idle ones now, busy ones
+    // when their client releases them (release() checks the generation).
+    ++tls_generation_;
+    log::info("pool {}: server_tls changed; replacing {} idle and {} busy server connections", name_, idle_.size(),
+              live_.size() - idle_.size());
+    for (auto& c : idle_) {
+      live_.erase(c->id);
+      auto sock_ex = c->sock.get_executor();
+      asio::post(sock_ex, [c] { c->close_quietly(); });
+      forget_one_locked();
+    }
+    idle_.clear();
+  }
   let_waiters_connect_locked();  // room to grow: waiters connect now instead of waiting
 }
 

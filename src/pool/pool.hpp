@@ -149,6 +149,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::size_t total_ = 0;  // idle + leased + connecting
   std::optional<Params> server_params_;
   std::uint64_t next_conn_id_ = 1;
+  std::uint64_t tls_generation_ = 0;  // bumped when a reload changes server_tls (ServerTls::policy)
   bool closed_ = false;
   std::set<std::string> schemas_;
   std::size_t connecting_ = 0;

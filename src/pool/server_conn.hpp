@@ -72,6 +72,10 @@ class Pool;
 struct ServerTls {
   config::ServerTlsMode mode = config::ServerTlsMode::Disable;
   std::shared_ptr<boost::asio::ssl::context> ctx;  // null when disabled
+  // What is asked of servers (mode, CA, Sluice's certificate, as configured): when a reload
+  // changes it, a pool replaces its connections (idle ones at once, busy ones when released).
+  // Certificate files re-read under the same names do not count: connections keep going.
+  std::string policy;
   bool on() const { return mode != config::ServerTlsMode::Disable && ctx; }
   bool required() const { return mode != config::ServerTlsMode::Disable && mode != config::ServerTlsMode::Prefer; }
   bool verify_host() const { return mode == config::ServerTlsMode::VerifyFull; }
@@ -83,6 +87,7 @@ class ServerConn {
   explicit ServerConn(tcp::socket s) : sock(std::move(s)) {}
   tcp::socket sock;
   std::unique_ptr<net::TlsStream> tls;  // set when the server accepted TLS (over `sock`)
+  std::uint64_t tls_generation = 0;     // the pool's server_tls generation it was opened under
   // The byte stream to the server: TLS when on, else the socket.
   net::Channel channel() { return net::Channel{sock, tls.get()}; }
   config::Protocol proto = config::Protocol::Postgres;
