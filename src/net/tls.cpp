@@ -171,6 +171,7 @@ TlsStream::Want TlsStream::classify(int ret, boost::system::error_code& ec) {
       unsigned long e = ERR_peek_last_error();
       // OpenSSL 3 reports a peer that closed without close_notify as a protocol error.
       if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ec = boost::asio::error::eof;
+      else if (e == 0) ec = boost::asio::error::connection_aborted;  // a failure must never read as success
       else ec = boost::system::error_code(static_cast<int>(e), boost::asio::error::get_ssl_category());
       break;
     }
