@@ -469,7 +469,7 @@ case_primary_failover() {
   local t0=$SECONDS routed=""
   while [ $((SECONDS - t0)) -lt 20 ]; do
     routed="$(PGPASSWORD=app psql -X -At -h 127.0.0.1 -p "$PORT" -U app -d app \
-      -c "begin" -c "select pg_is_in_recovery()" -c "commit" 2>/dev/null | sed -n 2p)"
+      -c "begin" -c "select pg_is_in_recovery()" -c "commit" 2>/dev/null | sed -n 2p || true)"
     [ "$routed" = f ] && break
     sleep 0.2
   done
