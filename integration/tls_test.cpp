@@ -8,13 +8,17 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/time.h>
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -520,6 +524,163 @@ password = "adminpw"
   REQUIRE(busy.exec("COMMIT"));
   CHECK(busy.scalar(kSsl) == "true");
   CHECK(other.scalar(kSsl) == "true");
+}
+
+namespace {
+// A TCP relay in front of a sandbox server that breaks every TLS handshake: a PostgreSQL
+// SSLRequest is answered 'S' and then with bytes that are no TLS; a MySQL SSLRequest (the
+// client's first packet, 32 bytes) gets the same. Everything else is relayed as is.
+class TlsBreakingRelay {
+ public:
+  explicit TlsBreakingRelay(int target_port) : target_(target_port) {
+    lfd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    REQUIRE(::listen(lfd_, 64) == 0);
+    accept_ = std::thread([this] { accept_loop(); });
+  }
+  ~TlsBreakingRelay() {
+    stop_ = true;
+    ::shutdown(lfd_, SHUT_RDWR);
+    accept_.join();
+    for (auto& t : conns_) t.join();
+    ::close(lfd_);
+  }
+  int port() const { return port_; }
+  int broken() const { return broken_; }
+
+ private:
+  static bool read_n(int fd, char* p, std::size_t n) {
+    while (n > 0) {
+      pollfd pf{fd, POLLIN, 0};
+      if (::poll(&pf, 1, 5000) <= 0) return false;
+      ssize_t k = ::recv(fd, p, n, 0);
+      if (k <= 0) return false;
+      p += k;
+      n -= static_cast<std::size_t>(k);
+    }
+    return true;
+  }
+  void break_tls(int c) {
+    ++broken_;
+    const char junk[] = "this is not a TLS server\n";
+    ::send(c, junk, sizeof junk - 1, MSG_NOSIGNAL);
+  }
+  void accept_loop() {
+    while (!stop_) {
+      int c = ::accept(lfd_, nullptr, nullptr);
+      if (c < 0) return;
+      conns_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(target_));
+    bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    // The server may speak first (MySQL's handshake): pass that on, then look at what the
+    // client sends first.
+    pollfd first[2] = {{c, POLLIN, 0}, {s, POLLIN, 0}};
+    if (ok && ::poll(first, 2, 5000) > 0 && (first[1].revents & POLLIN)) {
+      char h[4];
+      ok = read_n(s, h, 4);
+      std::uint32_t len = ok ? (static_cast<unsigned char>(h[0]) | static_cast<unsigned char>(h[1]) << 8 |
+                                static_cast<unsigned char>(h[2]) << 16)
+                             : 0;
+      std::string body(len, '\0');
+      ok = ok && read_n(s, body.data(), len) && ::send(c, h, 4, MSG_NOSIGNAL) == 4 &&
+           ::send(c, body.data(), len, MSG_NOSIGNAL) == static_cast<ssize_t>(len);
+      char ch[4];
+      ok = ok && read_n(c, ch, 4);
+      std::uint32_t clen = ok ? (static_cast<unsigned char>(ch[0]) | static_cast<unsigned char>(ch[1]) << 8 |
+                                 static_cast<unsigned char>(ch[2]) << 16)
+                              : 0;
+      if (ok && clen == 32) {  // SSLRequest
+        break_tls(c);
+        ok = false;
+      } else if (ok) {
+        std::string cbody(clen, '\0');
+        ok = read_n(c, cbody.data(), clen) && ::send(s, ch, 4, MSG_NOSIGNAL) == 4 &&
+             ::send(s, cbody.data(), clen, MSG_NOSIGNAL) == static_cast<ssize_t>(clen);
+      }
+    } else if (ok) {
+      char first8[8];
+      ok = read_n(c, first8, 8);
+      const unsigned char ssl_request[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+      if (ok && std::memcmp(first8, ssl_request, 8) == 0) {
+        ::send(c, "S", 1, MSG_NOSIGNAL);
+        break_tls(c);
+        ok = false;
+      } else if (ok) {
+        ok = ::send(s, first8, 8, MSG_NOSIGNAL) == 8;
+      }
+    }
+    char buf[16384];
+    while (ok && !stop_) {
+      pollfd p[2] = {{c, POLLIN, 0}, {s, POLLIN, 0}};
+      int n = ::poll(p, 2, 200);
+      if (n < 0) break;
+      for (int i = 0; i < 2 && ok; ++i) {
+        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t k = ::recv(p[i].fd, buf, sizeof buf, 0);
+        if (k <= 0 || ::send(p[1 - i].fd, buf, static_cast<std::size_t>(k), MSG_NOSIGNAL) != k) ok = false;
+      }
+    }
+    ::close(s);
+    ::close(c);
+  }
+  int target_, lfd_ = -1, port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> broken_{0};
+  std::thread accept_;
+  std::vector<std::thread> conns_;  // only the accept thread adds; joined after it
+};
+}  // namespace
+
+TEST_CASE("server_tls prefer: after a failed TLS handshake Sluice connects again without TLS; require fails") {
+  TlsBreakingRelay pg(pg_port()), my(my_port());
+  auto cluster = [](const std::string& name, bool is_pg, int port, const std::string& mode) {
+    return "\n[clusters." + name + "]\nprotocol = \"" + (is_pg ? "postgres" : "mysql") + "\"\nprimary = \"127.0.0.1:" +
+           std::to_string(port) + "\"\nserver_tls = \"" + mode + "\"\n";
+  };
+  const std::string cfg = std::string(R"(
+[[users]]
+name = "admin"
+password = "adminpw"
+)") + cluster("pgprefer", true, pg.port(), "prefer") + cluster("pgrequire", true, pg.port(), "require") +
+                          cluster("myprefer", false, my.port(), "prefer") + pool_for("app", "pgprefer") +
+                          pool_for("strict", "pgrequire", "app") + pool_for("app", "myprefer");
+  SluiceProcess s(cfg, kGeneral);
+
+  Conn c(s.conninfo());
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(c.scalar("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == "false");
+  int after_pg = pg.broken();
+  CHECK(after_pg >= 1);
+
+  Conn strict(s.conninfo("app", "app", "strict"));
+  std::string err = strict.ok() ? strict.scalar("SELECT 1") + " " + strict.error() : strict.error();
+  CHECK_MESSAGE(err.find("TLS with server") != std::string::npos, err);
+
+  MYSQL* m = mysql_init(nullptr);
+  REQUIRE_MESSAGE(mysql_real_connect(m, "127.0.0.1", "app", "app", "app", static_cast<unsigned>(s.my_port()), nullptr, 0),
+                  std::string(mysql_error(m)));
+  CHECK(mysql_query(m, "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_VERSION'") == 0);
+  MYSQL_RES* r = mysql_store_result(m);
+  MYSQL_ROW row = r ? mysql_fetch_row(r) : nullptr;
+  CHECK(std::string(row && row[0] ? row[0] : "?") == "");  // no TLS between Sluice and MariaDB
+  if (r) mysql_free_result(r);
+  mysql_close(m);
+  CHECK(my.broken() >= 1);
 }
 
 TEST_CASE("server_tls verify-full: MariaDB primary and replica over TLS; a wrong CA fails; require needs no CA") {

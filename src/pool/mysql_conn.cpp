@@ -77,11 +77,30 @@ asio::awaitable<std::optional<std::vector<std::string>>> read_one_row(MysqlIo& i
   co_return row;
 }
 
+namespace {
+asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, config::Endpoint endpoint,
+                                                  std::shared_ptr<const Credentials> creds, std::string database,
+                                                  config::Duration timeout, std::size_t max_prepared,
+                                                  std::uint32_t caps, std::uint8_t charset, ServerTls tls);
+}  // namespace
+
 asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::Endpoint endpoint,
                                              std::shared_ptr<const Credentials> creds,
                                              std::string database, config::Duration timeout,
                                              std::size_t max_prepared, std::uint32_t caps,
                                              std::uint8_t charset, ServerTls tls) {
+  auto r = co_await connect_mysql_once(ex, endpoint, creds, database, timeout, max_prepared, caps, charset, tls);
+  if (r.conn || !r.tls_handshake_failed || tls.mode != config::ServerTlsMode::Prefer) co_return r;
+  log::info("{}; server_tls = \"prefer\": connecting again without TLS", r.error.fields.message);
+  co_return co_await connect_mysql_once(ex, endpoint, creds, database, timeout, max_prepared, caps, charset,
+                                        ServerTls{});
+}
+
+namespace {
+asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, config::Endpoint endpoint,
+                                                  std::shared_ptr<const Credentials> creds, std::string database,
+                                                  config::Duration timeout, std::size_t max_prepared,
+                                                  std::uint32_t caps, std::uint8_t charset, ServerTls tls) {
   auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
   tcp::socket& sock = conn->sock;
   Deadline deadline(sock, timeout);
@@ -130,8 +149,11 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
     my::build_ssl_request(out, resp);
     if (!co_await io.write(out, seq++)) co_return lost("after SSLRequest");
     err = co_await start_tls(*conn, tls, endpoint);
-    if (!err.empty())
-      co_return my_local_error(fmt::format("TLS with {} failed: {}", where, err), my::er::HANDSHAKE, "08S01");
+    if (!err.empty()) {
+      auto r = my_local_error(fmt::format("TLS with {} failed: {}", where, err), my::er::HANDSHAKE, "08S01");
+      r.tls_handshake_failed = true;
+      co_return r;
+    }
     io.set_tls(conn->tls.get());
     out.clear();
   } else if (tls.required()) {
@@ -228,5 +250,7 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
   res.conn = std::move(conn);
   co_return res;
 }
+
+}  // namespace
 
 }  // namespace sluice::pool

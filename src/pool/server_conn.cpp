@@ -151,10 +151,26 @@ ConnectResult local_error(std::string message, std::string code = "08006") {
 
 }  // namespace
 
+namespace {
+asio::awaitable<ConnectResult> connect_server_once(asio::any_io_executor ex, config::Endpoint endpoint,
+                                                   std::shared_ptr<const Credentials> creds, std::string database,
+                                                   config::Duration timeout, std::size_t max_prepared, ServerTls tls);
+}  // namespace
+
 asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
                                               std::shared_ptr<const Credentials> creds,
                                               std::string database, config::Duration timeout,
                                               std::size_t max_prepared, ServerTls tls) {
+  auto r = co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, tls);
+  if (r.conn || !r.tls_handshake_failed || tls.mode != config::ServerTlsMode::Prefer) co_return r;
+  log::info("{}; server_tls = \"prefer\": connecting again without TLS", r.error.fields.message);
+  co_return co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, ServerTls{});
+}
+
+namespace {
+asio::awaitable<ConnectResult> connect_server_once(asio::any_io_executor ex, config::Endpoint endpoint,
+                                                   std::shared_ptr<const Credentials> creds, std::string database,
+                                                   config::Duration timeout, std::size_t max_prepared, ServerTls tls) {
   using asio::use_awaitable;
   using boost::system::error_code;
   auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
@@ -177,7 +193,11 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
                                         deadline.expired() ? "timed out" : ec.message()));
     if (answer == 'S') {
       err = co_await start_tls(*conn, tls, endpoint);
-      if (!err.empty()) co_return local_error(fmt::format("TLS with {} failed: {}", where, err));
+      if (!err.empty()) {
+        auto r = local_error(fmt::format("TLS with {} failed: {}", where, err));
+        r.tls_handshake_failed = true;
+        co_return r;
+      }
     } else if (answer != 'N') {
       co_return local_error(fmt::format("{} answered SSLRequest with an unexpected byte", where), "08P01");
     } else if (tls.required()) {
@@ -292,5 +312,6 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
     in.erase(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(pos));
   }
 }
+}  // namespace
 
 }  // namespace sluice::pool

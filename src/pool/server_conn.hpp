@@ -128,6 +128,7 @@ struct ConnectError {
 struct ConnectResult {
   std::shared_ptr<ServerConn> conn;
   ConnectError error;
+  bool tls_handshake_failed = false;  // the server offered TLS and the handshake failed
 };
 
 // Closes the socket when the login takes longer than `d` (connect and authentication alike).
@@ -150,13 +151,16 @@ asio::awaitable<std::string> open_tcp(tcp::socket& sock, const config::Endpoint&
 // TLS handshake as a client over conn.sock (after the protocol's own TLS request); "" or why not.
 asio::awaitable<std::string> start_tls(ServerConn& conn, ServerTls tls, config::Endpoint endpoint);
 
+// With server_tls = "prefer", a TLS handshake that fails is followed by a second connection
+// without TLS (as libpq's sslmode=prefer); the other modes fail the connection.
 asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
                                               std::shared_ptr<const Credentials> creds,
                                               std::string database, config::Duration timeout,
                                               std::size_t max_prepared, ServerTls tls = {});
 
 // MySQL / MariaDB login (src/pool/mysql_conn.cpp). `caps` are the format-affecting capability
-// flags the clients of this pool negotiated with Sluice; the server must support them.
+// flags the clients of this pool negotiated with Sluice; the server must support them. "prefer"
+// falls back to plaintext after a failed TLS handshake, as connect_server does.
 asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::Endpoint endpoint,
                                              std::shared_ptr<const Credentials> creds,
                                              std::string database, config::Duration timeout,
