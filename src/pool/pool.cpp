@@ -343,13 +343,7 @@ void Pool::set_settings(const PoolSettings& next) {
     ++tls_generation_;
     log::info("pool {}: server_tls changed; replacing {} idle and {} busy server connections", name_, idle_.size(),
               live_.size() - idle_.size());
-    for (auto& c : idle_) {
-      live_.erase(c->id);
-      auto sock_ex = c->sock.get_executor();
-      asio::post(sock_ex, [c] { c->close_quietly(); });
-      forget_one_locked();
-    }
-    idle_.clear();
+    close_idle_locked();
   }
   let_waiters_connect_locked();  // room to grow: waiters connect now instead of waiting
 }
@@ -393,6 +387,10 @@ std::vector<Pool::ServerRow> Pool::servers() const {
 
 void Pool::close_idle() {
   std::lock_guard lock(mu_);
+  close_idle_locked();
+}
+
+void Pool::close_idle_locked() {
   for (auto& c : idle_) {
     live_.erase(c->id);
     auto sock_ex = c->sock.get_executor();

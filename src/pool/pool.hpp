@@ -121,6 +121,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
     bool done = false;
     std::optional<WakeHandler> wake;  // set once the lease has suspended
   };
+  void close_idle_locked();  // closes every idle connection (on its own worker)
   void serve_waiter_locked(std::deque<Waiter*>::iterator it);  // takes it out of line and wakes it
   // Deadlines: one timer per pool, armed for the earliest waiting deadline (not one per wait).
   void arm_sweep_locked(const asio::any_io_executor& ex, Clock::time_point deadline);
