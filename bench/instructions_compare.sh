@@ -50,19 +50,7 @@ cluster = "pg"
 pool_mode = "transaction"
 pool_size = 4
 CONF
-echo '"app" "app"' >"$WORK/userlist.txt"
-cat >"$WORK/pgbouncer.ini" <<CONF
-[databases]
-app = host=127.0.0.1 port=$PG_PORT dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-auth_type = scram-sha-256
-auth_file = $WORK/userlist.txt
-pool_mode = transaction
-default_pool_size = 4
-logfile = $WORK/pgbouncer.log
-unix_socket_dir =
+write_pgbouncer_ini "$BOUNCER_PORT" 4 <<CONF
 client_tls_sslmode = allow
 client_tls_cert_file = $WORK/certs/server.pem
 client_tls_key_file = $WORK/certs/server.key

@@ -23,3 +23,28 @@ trap cleanup EXIT
 cpu_us() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") * 1000000 / $(getconf CLK_TCK))); }
 # Median of the whitespace-separated numbers on stdin ("-" when there are none).
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+
+# PgBouncer in transaction mode in front of the sandbox primary's database "app" (user app/app,
+# SCRAM), listening on 127.0.0.1:$1 with default_pool_size $2; further [pgbouncer] lines (TLS)
+# on stdin. Writes $WORK/pgbouncer.ini and $WORK/userlist.txt.
+write_pgbouncer_ini() {
+  echo '"app" "app"' >"$WORK/userlist.txt"
+  {
+    cat <<CONF
+[databases]
+app = host=127.0.0.1 port=$PG_PORT dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $1
+auth_type = scram-sha-256
+auth_file = $WORK/userlist.txt
+pool_mode = transaction
+default_pool_size = $2
+max_client_conn = 2000
+logfile = $WORK/pgbouncer.log
+pidfile = $WORK/pgbouncer.pid
+unix_socket_dir =
+CONF
+    cat
+  } >"$WORK/pgbouncer.ini"
+}

@@ -75,23 +75,7 @@ sed -e "s/^workers = .*/workers = 1/" -e "s/127.0.0.1:$SLUICE_PORT/127.0.0.1:$SL
 SLUICE1_PID=$!
 PIDS+=("$SLUICE1_PID")
 
-cat >"$WORK/userlist.txt" <<'LIST'
-"app" "app"
-LIST
-cat >"$WORK/pgbouncer.ini" <<CONF
-[databases]
-app = host=127.0.0.1 port=$PG_PORT dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-auth_type = scram-sha-256
-auth_file = $WORK/userlist.txt
-pool_mode = transaction
-default_pool_size = $POOL_SIZE
-max_client_conn = 2000
-logfile = $WORK/pgbouncer.log
-pidfile = $WORK/pgbouncer.pid
-unix_socket_dir =
+write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" <<CONF
 $TLS_BOUNCER
 $SERVER_TLS_BOUNCER
 CONF
