@@ -21,35 +21,11 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "tls_support.hpp"
 
 using namespace sluice::itest;
 
 namespace {
-
-struct RemoveAtExit {
-  std::string dir;
-  ~RemoveAtExit() {
-    if (!dir.empty()) std::system(("rm -rf '" + dir + "'").c_str());
-  }
-};
-
-std::string cert_dir() {
-  static RemoveAtExit cleanup;
-  static std::string dir = [] {
-    std::string d = env_or("TMPDIR", "/tmp") + "/sluice-itest-certs-" + std::to_string(::getpid());
-    std::string script = env_or("SLUICE_CERTS_SCRIPT", "");
-    REQUIRE(!script.empty());
-    REQUIRE(std::system((script + " " + d).c_str()) == 0);
-    cleanup.dir = d;
-    return d;
-  }();
-  return dir;
-}
-
-std::string tls_keys(const std::string& mode, const std::string& name = "server") {
-  return "tls = \"" + mode + "\"\ntls_cert = \"" + cert_dir() + "/" + name + ".pem\"\ntls_key = \"" + cert_dir() + "/" +
-         name + ".key\"\n";
-}
 
 const char* kPools = R"(
 [[users]]
@@ -66,10 +42,6 @@ const char* kGeneral = "admin_users = [\"admin\"]\n";
 std::string tls_conninfo(const SluiceProcess& s, const std::string& extra, const std::string& host = "localhost") {
   return "host=" + host + " port=" + std::to_string(s.port()) + " user=app password=app dbname=app " + extra;
 }
-
-struct Guard {  // postgres_extra applies to every SluiceProcess of a case; reset afterwards
-  ~Guard() { SluiceProcess::postgres_extra.clear(); }
-};
 
 }  // namespace
 
@@ -200,39 +172,6 @@ TEST_CASE("RELOAD with new certificates: new connections get them, connected cli
                 PQerrorMessage(before.c));
 }
 
-namespace {
-struct MyTls {
-  MYSQL* m = mysql_init(nullptr);
-  bool ok = false;
-  MyTls(int port, const std::string& ca, bool tls, const char* user = "app", const char* pw = "app") {
-    unsigned timeout = 5;
-    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-    if (tls) {
-      mysql_options(m, MYSQL_OPT_SSL_CA, ca.c_str());
-      my_bool verify = 1;
-      mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
-      my_bool enforce = 1;
-      mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &enforce);
-    } else {
-      my_bool off = 0;
-      mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &off);
-    }
-    ok = mysql_real_connect(m, "127.0.0.1", user, pw, "app", static_cast<unsigned>(port), nullptr, 0) != nullptr;
-  }
-  ~MyTls() { mysql_close(m); }
-  std::string scalar(const char* sql) {
-    if (mysql_query(m, sql)) return std::string("ERROR:") + mysql_error(m);
-    MYSQL_RES* r = mysql_store_result(m);
-    MYSQL_ROW row = r ? mysql_fetch_row(r) : nullptr;
-    std::string v = row && row[0] ? row[0] : "";
-    if (r) mysql_free_result(r);
-    return v;
-  }
-};
-struct MyGuard {
-  ~MyGuard() { SluiceProcess::mysql_extra.clear(); }
-};
-}  // namespace
 
 TEST_CASE("MySQL: TLS with a verified server certificate; require refuses plaintext; a wrong CA fails") {
   MyGuard g;
@@ -392,37 +331,6 @@ TEST_CASE("MySQL: a client that sends its TLS ClientHello in the same write as t
 // the sandbox's certs/ directory; PostgreSQL verifies client certificates against the
 // same CA when one is sent.
 namespace {
-
-// The sandbox's directory: SLUICE_SANDBOX (dev.sh test sets .sandbox-test), else the default
-// the build passes in.
-std::string sandbox_certs() {
-  std::string d = env_or("SLUICE_SANDBOX", env_or("SLUICE_SANDBOX_DEFAULT", ""));
-  REQUIRE(!d.empty());
-  return d + "/certs";
-}
-
-int pg_replica_port() { return std::stoi(env_or("SLUICE_PG_REPLICA_PORT", "15433")); }
-int my_replica_port() { return std::stoi(env_or("SLUICE_MY_REPLICA_PORT", "13307")); }
-
-// A cluster over the sandbox primary and replica with the given server_tls keys.
-std::string tls_cluster(const std::string& name, bool pg, const std::string& keys) {
-  int primary = pg ? pg_port() : my_port(), replica = pg ? pg_replica_port() : my_replica_port();
-  return "\n[clusters." + name + "]\nprotocol = \"" + (pg ? "postgres" : "mysql") + "\"\nprimary = \"127.0.0.1:" +
-         std::to_string(primary) + "\"\nreplicas = [\"127.0.0.1:" + std::to_string(replica) + "\"]\n" +
-         "health_check_period = \"100ms\"\n" + keys + "\n";
-}
-
-std::string pool_for(const std::string& db, const std::string& cluster, const std::string& server_db = "") {
-  return "\n[[pools]]\ndatabase = \"" + db + "\"\ncluster = \"" + cluster + "\"\n" +
-         (server_db.empty() ? "" : "server_database = \"" + server_db + "\"\n");
-}
-
-std::string server_tls(const std::string& mode, const std::string& ca, const std::string& cert = "") {
-  std::string s = "server_tls = \"" + mode + "\"\n";
-  if (!ca.empty()) s += "server_tls_ca = \"" + ca + "\"\n";
-  if (!cert.empty()) s += "server_tls_cert = \"" + cert + ".pem\"\nserver_tls_key = \"" + cert + ".key\"\n";
-  return s;
-}
 
 const char* kPgTlsRow = "SELECT ssl::text || '|' || coalesce(client_dn, '') || '|' || pg_is_in_recovery()::text "
                         "FROM pg_stat_ssl WHERE pid = pg_backend_pid()";

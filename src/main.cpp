@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
 
   std::shared_ptr<const frontend::Snapshot> snapshot;
   try {
-    snapshot = frontend::make_snapshot(config::load_file(path));
+    snapshot = frontend::build_snapshot(config::load_file(path), nullptr, frontend::FileReads::Reread);
   } catch (const config::ConfigError& e) {
     std::cerr << "sluice: invalid configuration: " << e.what() << "\n";
     return 1;

@@ -840,15 +840,17 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
     if (t.size() != vi + 1) co_return syntax("expected SET key = value");
     auto* s = find_setting(t[1].text);
     if (!s) co_return Result::fail("42704", 1193, fmt::format("unknown or read-only setting \"{}\" (SHOW CONFIG: changeable)", t[1].text));
-    auto cur = ctx.snapshot();
-    auto next_cfg = std::make_shared<config::Config>(*cur->config);
-    auto problem = s->set(*next_cfg, t[vi].text);
+    std::string problem;
+    {
+      config::Config probe(*ctx.snapshot()->config);
+      problem = s->set(probe, t[vi].text);
+    }
     if (!problem.empty()) co_return Result::fail("22023", 1231, fmt::format("SET {}: {}", s->key, problem));
-    auto next = std::make_shared<frontend::Snapshot>();
-    next->credentials = cur->credentials;
-    next->config = std::move(next_cfg);
     try {
-      frontend::apply(ctx, std::move(next));
+      const std::string value = t[vi].text;
+      frontend::set_config(ctx, [s, &value](config::Config& c) {
+        if (auto p = s->set(c, value); !p.empty()) throw config::ConfigError(p);
+      });
     } catch (const config::ConfigError& e) {
       co_return Result::fail("F0000", 1105, e.what());
     }

@@ -72,6 +72,7 @@ struct ListenerTls {
   std::string min_version = "1.2";  // "1.2" | "1.3"
   std::string ciphers;           // OpenSSL cipher list for TLS 1.2 ("" = OpenSSL's default)
   ClientCert client_cert = ClientCert::None;
+  bool operator==(const ListenerTls&) const = default;
 };
 
 struct PostgresListener {

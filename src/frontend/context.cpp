@@ -11,20 +11,52 @@
 
 namespace sluice::frontend {
 
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> cfg) {
-  auto s = std::make_shared<Snapshot>();
-  for (auto& u : cfg->users) s->credentials.emplace(u.name, pool::make_credentials(u, cfg->path));
-  if (cfg->postgres.enabled) {
-    s->pg_tls = net::make_server_tls(cfg->postgres.tls, "postgres");
-    if (s->pg_tls) s->pg_tls_end_point = net::server_end_point(*s->pg_tls);
+namespace {
+// The settings a cluster's ServerTls is built from; equal policies keep the pool's connections.
+std::string server_tls_policy(const config::Cluster& c) {
+  return fmt::format("{}|{}|{}|{}", config::to_string(c.server_tls), c.server_tls_ca, c.server_tls_cert,
+                     c.server_tls_key);
+}
+}  // namespace
+
+std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Config> cfg, const Snapshot* running,
+                                               FileReads files) {
+  auto s = std::make_shared<Snapshot>(Snapshot::Key{});
+  const config::Config* before = running ? running->config.get() : nullptr;
+  const bool keep = before && files == FileReads::KeepUnchanged;
+  for (auto& u : cfg->users) {
+    std::shared_ptr<const pool::Credentials> kept;
+    const config::User* old = before ? before->find_user(u.name) : nullptr;
+    if (old && old->password == u.password && old->auth == u.auth)
+      if (auto it = running->credentials.find(u.name); it != running->credentials.end()) kept = it->second;
+    s->credentials.emplace(u.name, kept ? std::move(kept) : pool::make_credentials(u, cfg->path));
   }
-  if (cfg->mysql.enabled) s->my_tls = net::make_server_tls(cfg->mysql.tls, "mysql");
+  if (cfg->postgres.enabled) {
+    if (keep && before->postgres.enabled && before->postgres.tls == cfg->postgres.tls) {
+      s->pg_tls = running->pg_tls;
+      s->pg_tls_end_point = running->pg_tls_end_point;
+    } else {
+      s->pg_tls = net::make_server_tls(cfg->postgres.tls, "postgres");
+      if (s->pg_tls) s->pg_tls_end_point = net::server_end_point(*s->pg_tls);
+    }
+  }
+  if (cfg->mysql.enabled) {
+    if (keep && before->mysql.enabled && before->mysql.tls == cfg->mysql.tls) s->my_tls = running->my_tls;
+    else s->my_tls = net::make_server_tls(cfg->mysql.tls, "mysql");
+  }
   for (auto& [name, c] : cfg->clusters) {
+    auto policy = server_tls_policy(c);
+    if (keep) {
+      auto old = running->server_tls.find(name);
+      if (old != running->server_tls.end() && old->second.policy == policy) {
+        s->server_tls.emplace(name, old->second);
+        continue;
+      }
+    }
     pool::ServerTls t;
     t.mode = c.server_tls;
     t.ctx = net::make_client_tls(c, "clusters." + name);
-    t.policy = fmt::format("{}|{}|{}|{}", config::to_string(c.server_tls), c.server_tls_ca, c.server_tls_cert,
-                           c.server_tls_key);
+    t.policy = std::move(policy);
     s->server_tls.emplace(name, std::move(t));
   }
   s->config = std::move(cfg);
@@ -166,8 +198,9 @@ void Context::set_cache(const config::Cache& c) {
   cache_on_.store(c.enabled);
 }
 
-std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next) {
-  std::lock_guard lock(ctx.reload_mu);
+namespace {
+// Installs a whole snapshot (the caller holds reload_mu): listeners, pools, clusters, cache.
+std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next) {
   const auto& cfg = *next->config;
   if (ctx.rebind_listeners) {
     auto err = ctx.rebind_listeners(cfg);
@@ -184,27 +217,27 @@ std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next) {
   if (!rebuilt.empty()) summary += fmt::format("; clusters changed: {}", fmt::join(rebuilt, ", "));
   return summary;
 }
+}  // namespace
 
 std::string reload(Context& ctx, const std::string& path) {
   try {
-    auto loaded = make_snapshot(config::load_file(path));
-    // Users whose entry did not change keep their credentials object (and what it learned, e.g.
-    // a SCRAM ClientKey recovered from a client's proof).
-    auto next = std::make_shared<Snapshot>(*loaded);
-    auto old = ctx.snapshot();
-    for (auto& u : next->config->users) {
-      auto* before = old->config->find_user(u.name);
-      auto it = old->credentials.find(u.name);
-      if (before && it != old->credentials.end() && before->password == u.password && before->auth == u.auth)
-        next->credentials[u.name] = it->second;
-    }
-    auto summary = frontend::apply(ctx, std::move(next));
+    std::lock_guard lock(ctx.reload_mu);
+    auto running = ctx.snapshot();
+    auto summary = apply_locked(ctx, build_snapshot(config::load_file(path), running.get(), FileReads::Reread));
     log::info("configuration reloaded from {}: {}", path, summary);
     return summary;
   } catch (const config::ConfigError& e) {
     log::error("reload rejected, keeping the running configuration: {}", e.what());
     throw;
   }
+}
+
+std::string set_config(Context& ctx, const std::function<void(config::Config&)>& change) {
+  std::lock_guard lock(ctx.reload_mu);
+  auto running = ctx.snapshot();
+  auto next = std::make_shared<config::Config>(*running->config);
+  change(*next);
+  return apply_locked(ctx, build_snapshot(std::move(next), running.get(), FileReads::KeepUnchanged));
 }
 
 }  // namespace sluice::frontend

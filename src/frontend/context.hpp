@@ -27,7 +27,36 @@ namespace sluice::frontend {
 
 namespace asio = boost::asio;
 
-struct Snapshot {
+// Whether building a snapshot reads the certificate and key files again (RELOAD, SIGHUP, start)
+// or keeps the running snapshot's TLS contexts where their settings did not change (SET, which
+// cannot change them).
+enum class FileReads { Reread, KeepUnchanged };
+
+class Snapshot;
+
+// The one way to build the running state. `running` (null at start) lends what did not change:
+// users whose entry is the same keep their credentials object (and what it learned, e.g. a SCRAM
+// ClientKey recovered from a client's proof); with KeepUnchanged, TLS contexts whose settings are
+// the same are kept too. Throws config::ConfigError on bad secrets or unreadable TLS files.
+std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Config> cfg, const Snapshot* running,
+                                               FileReads files);
+
+// The running state: the configuration and everything built from it (credentials, the
+// listeners' TLS contexts and channel-binding data, the servers' TLS settings). Only
+// build_snapshot() makes one, always whole: a snapshot with a config but without the TLS it
+// describes cannot be constructed (the console's SET once did that and turned TLS off).
+class Snapshot {
+  struct Key {
+    explicit Key() = default;
+  };
+  friend std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Config>, const Snapshot*,
+                                                        FileReads);
+
+ public:
+  explicit Snapshot(Key) {}
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
   std::shared_ptr<const config::Config> config;
   std::map<std::string, std::shared_ptr<const pool::Credentials>, std::less<>> credentials;
   // TLS for the PostgreSQL listener (null = tls "disable"); certificates are read when the
@@ -37,9 +66,6 @@ struct Snapshot {
   std::shared_ptr<boost::asio::ssl::context> my_tls;  // the MySQL listener's
   pool::ServerTlsMap server_tls;
 };
-
-// Builds credentials for every user; throws config::ConfigError on bad secrets.
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> cfg);
 
 // Operator controls from the admin console: PAUSE/RESUME and DISABLE/ENABLE, by the
 // database name clients use ("" = every database).
@@ -126,11 +152,12 @@ struct Context {
 };
 
 // Loads `path` and applies it to the running Sluice (SIGHUP and RELOAD): users, pool sizes,
-// timeouts, clusters, routing, cache, log level, listener addresses. Throws ConfigError (the
-// running configuration stays) when the file is invalid; returns a summary of what changed.
+// timeouts, clusters, routing, cache, log level, listener addresses, certificates. Throws
+// ConfigError (the running configuration stays) when the file is invalid; returns a summary.
 std::string reload(Context& ctx, const std::string& path);
-// Applies an already validated configuration (SET from the console uses it too).
-std::string apply(Context& ctx, std::shared_ptr<const Snapshot> next);
+// The console's SET: `change` edits a copy of the running configuration (throwing ConfigError
+// to refuse); the result is built whole (build_snapshot, TLS kept as it is) and applied.
+std::string set_config(Context& ctx, const std::function<void(config::Config&)>& change);
 
 pool::PoolSettings pool_settings(const Snapshot& snap, const config::Pool& p);
 

@@ -50,7 +50,7 @@ database = "app"
 cluster = "pg"
 pool_size = 7
 )", "test.toml");
-  ctx->set_snapshot(frontend::make_snapshot(cfg));
+  ctx->set_snapshot(frontend::build_snapshot(cfg, nullptr, frontend::FileReads::Reread));
   ctx->set_cache(cfg->cache);
   return ctx;
 }
