@@ -6,8 +6,9 @@
 # is consistent (pgbench's invariant: the sums of pgbench_branches.bbalance,
 # pgbench_tellers.tbalance and pgbench_accounts.abalance equal the sum of pgbench_history.delta).
 #   integration/fault_test.sh /path/to/sluice [case ...]     # default: every case
-# Cases: killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
+# Cases: killed_clients replica_kill replica_immediate replica_stop reload_storm connection_storm slow_clients
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
+#        mysql_replica_kill mysql_replica_shutdown (sysbench oltp_read_only as the load)
 #        password_flood killed_mid_stream
 #        mysql_primary_failover primary_failover (last: they rebuild the sandbox's replicas)
 # Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
@@ -15,8 +16,9 @@ set -euo pipefail
 BIN="${1:?usage: $0 /path/to/sluice [case ...]}"
 shift
 CASES=("$@")
-[ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_stop reload_storm connection_storm slow_clients
-                                  killed_mid_stream mysql_killed_clients password_flood mysql_primary_failover
+[ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_immediate replica_stop reload_storm
+                                  connection_storm slow_clients killed_mid_stream mysql_killed_clients
+                                  mysql_replica_kill mysql_replica_shutdown password_flood mysql_primary_failover
                                   primary_failover)
 SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
@@ -114,7 +116,8 @@ load() {
   eval "${name}_PID=$!"
 }
 
-# Waits for a load; sets PROCESSED, ABORTED (clients pgbench aborted on an error) and STATUS.
+# Waits for a load; sets PROCESSED, ABORTED (clients pgbench aborted on an error), FAILED
+# (transactions pgbench reports failed) and STATUS.
 finish() {
   local pid_var="${1}_PID"
   STATUS=0
@@ -122,6 +125,8 @@ finish() {
   PROCESSED="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/$1.out")"
   PROCESSED="${PROCESSED:-0}"
   ABORTED="$(grep -c "client [0-9]* .*aborted" "$WORK/$1.out" || true)"
+  FAILED="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$WORK/$1.out")"
+  FAILED="${FAILED:-0}"
 }
 
 fail=0
@@ -242,18 +247,33 @@ writes_and_reads() {  # case, allowed
   report $ok "$1" "reads: $PROCESSED transactions, $ABORTED clients aborted by an error in flight (allowed: $2), exit $STATUS"
 }
 
-# 1. kill -9 the replica under a write load and a read load, then restart it. Writes never see
-# it; reads in flight on it are retried on another member once; afterwards reads return to it.
-case_replica_kill() {
+# 1. The replica goes away under a write load and three read loads (pgbench -S over the simple,
+# extended and prepared protocols), then comes back: kill -9 of its postmaster (its backends end
+# their connections with FATAL "unexpected postmaster exit") or pg_ctl stop -m immediate (a
+# "terminating connection" warning, then the close). A pooler hides exactly this: reads in
+# flight there run again on another member; no client is aborted and no transaction fails.
+replica_fault_pg() {  # case, kill9 | immediate
+  local c=$1
   load writes 10 4
-  load reads 10 4 -S
+  load rsimple 10 3 -S -M simple
+  load rextended 10 3 -S -M extended
+  load rprepared 10 3 -S -M prepared
   sleep 2
-  kill -9 "$("$SANDBOX" pid pg-replica)"
+  if [ "$2" = kill9 ]; then kill -9 "$("$SANDBOX" pid pg-replica)"; else "$SANDBOX" stop-pg-replica >/dev/null; fi
   sleep 3
   "$SANDBOX" start-pg-replica >/dev/null
-  writes_and_reads replica_kill 4
-  common_checks replica_kill
+  local load ok
+  for load in writes rsimple rextended rprepared; do
+    finish "$load"
+    ok=0
+    { [ "$STATUS" = 0 ] && [ "$ABORTED" = 0 ] && [ "$FAILED" = 0 ] && [ "$PROCESSED" -gt 0 ]; } || ok=1
+    report $ok "$c" "$load: $PROCESSED transactions, $ABORTED aborted clients, $FAILED failed, exit $STATUS"
+    [ $ok = 0 ] || tail -5 "$WORK/$load.out"
+  done
+  common_checks "$c"
 }
+case_replica_kill() { replica_fault_pg replica_kill kill9; }
+case_replica_immediate() { replica_fault_pg replica_immediate immediate; }
 
 # 3. SIGSTOP the replica for longer than the health check timeout, then SIGCONT: the health
 # checks take it out, new reads go to the primary meanwhile, writes are untouched, and reads
@@ -374,7 +394,7 @@ PY
   local processed=$PROCESSED aborted=$ABORTED status=$STATUS
   rss_after="$(awk '/VmRSS/ {print $2}' "/proc/$SLUICE_PID/status")"
   local ok=0
-  { [ "$status" = 0 ] && [ "$aborted" = 0 ] && [ "$processed" -gt 1000 ]; } || ok=1
+  { [ "$status" = 0 ] && [ "$aborted" = 0 ] && [ "$processed" -gt 100 ]; } || ok=1
   report $ok slow_clients "load beside a stalled reader and a dribbling login: $processed transactions, $aborted aborted, exit $status"
   wait "$helper" 2>/dev/null || true
   local closed
@@ -551,6 +571,49 @@ case_mysql_killed_clients() {
   [ "$open_tx" = 0 ] || ok=1
   report $ok mysql_killed_clients "$open_tx server sessions of app left inside a transaction"
 }
+
+# MySQL 1. The MariaDB replica goes away under sysbench oltp_read_only without transactions (so
+# its reads, prepared statements, go to the replica), then comes back: kill -9, or SHUTDOWN (the
+# server ends its connections). Reads in flight there run again elsewhere, prepared there first:
+# sysbench sees no error (--mysql-ignore-errors=none) and no reconnect.
+replica_fault_my() {  # case, kill9 | shutdown
+  local c=$1
+  mysql_fault_tables
+  for _ in $(seq 1 100); do
+    [ "$(my_root "$MY_REPLICA_PORT" "SELECT COUNT(*) FROM app.sbtest1" 2>/dev/null)" = 10000 ] && break
+    sleep 0.1
+  done
+  timeout 120 sysbench oltp_read_only "${SB_OPTS[@]}" --mysql-host=127.0.0.1 --mysql-port="$MYSQL_PORT" --threads=8 \
+    --time=10 --skip-trx=on --mysql-ignore-errors=none run >"$WORK/$c.out" 2>&1 &
+  local sbpid=$!
+  BG+=($sbpid)
+  sleep 3
+  if [ "$2" = kill9 ]; then kill -9 "$("$SANDBOX" pid my-replica)"; else my_root "$MY_REPLICA_PORT" "SHUTDOWN" || true; fi
+  sleep 3
+  "$SANDBOX" start-mysql-replica >/dev/null
+  local sbstatus=0
+  wait "$sbpid" || sbstatus=$?
+  local tx errors reconnects
+  tx="$(sed -n 's/.*transactions: *\([0-9]*\).*/\1/p' "$WORK/$c.out")"
+  errors="$(sed -n 's/.*ignored errors: *\([0-9]*\).*/\1/p' "$WORK/$c.out")"
+  reconnects="$(sed -n 's/.*reconnects: *\([0-9]*\).*/\1/p' "$WORK/$c.out")"
+  local ok=0
+  { [ "$sbstatus" = 0 ] && [ "${tx:-0}" -gt 0 ] && [ "${errors:-x}" = 0 ] && [ "${reconnects:-x}" = 0 ] &&
+    ! grep -q FATAL "$WORK/$c.out"; } || ok=1
+  report $ok "$c" "sysbench oltp_read_only across the replica's loss: ${tx:-?} transactions, ${errors:-?} errors, ${reconnects:-?} reconnects, exit $sbstatus"
+  [ $ok = 0 ] || grep -E "FATAL|error" "$WORK/$c.out" | head -5
+  kill -0 "$SLUICE_PID" 2>/dev/null || { report 1 "$c" "Sluice exited"; cat "$WORK/sluice.log"; exit 1; }
+  local routed=""
+  for _ in $(seq 1 100); do
+    routed="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
+      -e "SELECT @@read_only" 2>/dev/null || true)"
+    [ "$routed" = 1 ] && break
+    sleep 0.1
+  done
+  [ "$routed" = 1 ]; report $? "$c" "reads reach the replica again after it is back (read_only = ${routed:-?})"
+}
+case_mysql_replica_kill() { replica_fault_my mysql_replica_kill kill9; }
+case_mysql_replica_shutdown() { replica_fault_my mysql_replica_shutdown shutdown; }
 
 # MySQL 2. The MariaDB primary is killed with kill -9 under sysbench oltp_read_write and
 # counter-and-log writers, and the replica is promoted by an external command (replication

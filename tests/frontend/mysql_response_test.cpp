@@ -219,3 +219,58 @@ TEST_CASE("garbage where a column count belongs is malformed") {
   run(t, w.bytes, 0, ResponseKind::Query, kModern, kModern);
   CHECK(t.malformed());
 }
+
+TEST_CASE("where an ERR may take over a broken response: packet boundaries before rows end, with the next sequence id") {
+  Wire w;
+  w.pkt("\x01").coldef("a").row("one").row("two").ok(status::AUTOCOMMIT, 0xFE);
+  ResponseTracker t;
+  t.start(ResponseKind::Query, kModern, kModern);
+  CHECK(t.error_seq() == std::optional<std::uint8_t>(1));  // nothing yet: the first answer packet
+  std::string out;
+  // After the column count, within the definitions: no ERR there.
+  std::size_t count_end = 5;
+  CHECK(t.feed(as_bytes(w.bytes.substr(0, count_end)), out) == count_end);
+  CHECK_FALSE(t.error_seq());
+  // Through the definition and the first row: between rows an ERR is allowed, as the next packet.
+  Wire head;
+  head.pkt("\x01").coldef("a").row("one");
+  std::string rest = w.bytes.substr(count_end, head.bytes.size() - count_end);
+  CHECK(t.feed(as_bytes(rest), out) == rest.size());
+  CHECK(t.error_seq() == std::optional<std::uint8_t>(head.seq));
+  // Half of the next row: small packets are passed on only whole, so the client is still at a
+  // packet boundary and nothing of it was consumed.
+  std::string half = w.bytes.substr(head.bytes.size(), 6);
+  CHECK(t.feed(as_bytes(half), out) == 0);
+  CHECK(t.error_seq() == std::optional<std::uint8_t>(head.seq));
+  CHECK(out == head.bytes);
+}
+
+TEST_CASE("a large row streams in pieces; mid-packet there is no place for an ERR") {
+  Wire w;
+  w.pkt("\x01").coldef("a").row(std::string(100 * 1024, 'x')).ok(status::AUTOCOMMIT, 0xFE);
+  Wire head;
+  head.pkt("\x01").coldef("a");
+  ResponseTracker t;
+  t.start(ResponseKind::Query, kModern, kModern);
+  std::string out, part = w.bytes.substr(0, head.bytes.size() + 1000);
+  CHECK(t.feed(as_bytes(part), out) == part.size());
+  CHECK(out == part);
+  CHECK_FALSE(t.error_seq());
+}
+
+TEST_CASE("an ERR that ends the connection is told apart, with its size to take it back") {
+  CHECK(ResponseTracker::ends_connection(1927));  // ER_CONNECTION_KILLED
+  CHECK(ResponseTracker::ends_connection(1053));  // ER_SERVER_SHUTDOWN
+  CHECK_FALSE(ResponseTracker::ends_connection(1317));  // KILL QUERY: the statement only
+  CHECK_FALSE(ResponseTracker::ends_connection(1146));
+  Wire w;
+  std::string err;
+  build_err(err, 1927, "70100", "Connection was killed");
+  w.pkt(err);
+  ResponseTracker t;
+  t.start(ResponseKind::Query, kModern, kModern);
+  std::string out;
+  CHECK(t.feed(as_bytes(w.bytes), out) == w.bytes.size());
+  CHECK(t.done());
+  CHECK(t.err_packet_size() == w.bytes.size());
+}

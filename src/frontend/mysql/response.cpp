@@ -18,6 +18,8 @@ void ResponseTracker::start(ResponseKind kind, std::uint32_t server_caps, std::u
   pass_left_ = 0;
   continuation_ = false;
   malformed_ = false;
+  next_seq_ = 1;  // the command went out with sequence id 0
+  err_packet_size_ = 0;
   switch (kind) {
     case ResponseKind::Query: state_ = State::First; break;
     case ResponseKind::Fetch: state_ = State::Rows; break;
@@ -26,6 +28,18 @@ void ResponseTracker::start(ResponseKind kind, std::uint32_t server_caps, std::u
     case ResponseKind::Single: state_ = State::First; break;
     case ResponseKind::Raw1: state_ = State::Raw; break;
   }
+}
+
+std::optional<std::uint8_t> ResponseTracker::error_seq() const {
+  if (pass_left_ > 0 || continuation_ || malformed_) return std::nullopt;
+  if (state_ != State::First && state_ != State::Rows && state_ != State::PrepareOk) return std::nullopt;
+  return next_seq_;
+}
+
+bool ResponseTracker::ends_connection(std::uint16_t code) {
+  // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED, ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8), and
+  // ER_NEW_ABORTING_CONNECTION.
+  return code == 1053 || code == 1927 || code == 4031 || code == 1184;
 }
 
 void ResponseTracker::infile_sent() {
@@ -101,6 +115,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
     my::parse_err(p, summary.err);
     summary.error = true;
     pass();
+    err_packet_size_ = 4 + p.size();
     state_ = State::Done;
     return;
   }
@@ -232,9 +247,11 @@ std::size_t ResponseTracker::feed(my::Bytes in, std::string& out) {
     if (in.size() - pos < 4) break;
     std::size_t len = my::payload_length(in.data() + pos);
     bool continued = len == my::kMaxPayload;
+    const auto seq_after = static_cast<std::uint8_t>(in[pos + 3] + 1);
     if (continuation_) {  // the rest of a long packet: never interpreted
       continuation_ = continued;
       pass_left_ = 4 + len;
+      next_seq_ = seq_after;
       continue;
     }
     if (len > 0 && in.size() - pos < 5) break;
@@ -247,11 +264,16 @@ std::size_t ResponseTracker::feed(my::Bytes in, std::string& out) {
       if (in.size() - pos < 4 + len) break;
       on_whole(in.subspan(pos + 4, len), in[pos + 3], out);
       pos += 4 + len;
+      next_seq_ = seq_after;
       continue;
     }
+    // A packet that fits kWholeBelow is passed on only once it is all here: then a server that
+    // dies mid-response leaves the client at a packet boundary, where an ERR can take over.
+    if (4 + len < kWholeBelow && in.size() - pos < 4 + len) break;
     on_passed_start();
     continuation_ = continued;
     pass_left_ = 4 + len;
+    next_seq_ = seq_after;
   }
   return pos;
 }

@@ -50,10 +50,21 @@ class ResponseTracker {
   // Consumes what it can of `in`, appending what the client must see to `out`. Returns the bytes
   // consumed; the rest (an incomplete packet that must be read whole) must be fed again with more.
   std::size_t feed(my::Bytes in, std::string& out);
+  // Packets shorter than this are passed on whole (larger ones stream in pieces).
+  static constexpr std::size_t kWholeBelow = 64 * 1024;
   bool done() const { return state_ == State::Done; }
   bool malformed() const { return malformed_; }
   // The client has sent its LOCAL INFILE data (ending with an empty packet): expect OK / ERR.
   void infile_sent();
+  // The sequence id an ERR packet would carry if the response broke off here: set at a packet
+  // boundary where the protocol allows an ERR next (before the first packet, between rows, before
+  // the next result of several), nullopt in the middle of a packet or of column definitions.
+  std::optional<std::uint8_t> error_seq() const;
+  // The server ended its connection with this ERR (a KILL of the connection, a shutdown, an idle
+  // timeout), rather than failing one statement.
+  static bool ends_connection(std::uint16_t code);
+  // Bytes of the ERR packet that ended the response (the last ones appended to `out`), or 0.
+  std::size_t err_packet_size() const { return err_packet_size_; }
 
   ResponseSummary summary;
 
@@ -78,6 +89,8 @@ class ResponseTracker {
   bool deprecate_eof_ = false, server_track_ = false, rewrite_ok_ = false;
   std::size_t pass_left_ = 0;    // bytes of the current packet still to pass through
   bool continuation_ = false;    // the next packet continues a 0xFFFFFF-long one
+  std::uint8_t next_seq_ = 1;    // the sequence id the next packet of the response carries
+  std::size_t err_packet_size_ = 0;
   bool malformed_ = false;
 };
 

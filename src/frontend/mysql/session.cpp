@@ -761,10 +761,20 @@ class Session {
     co_return true;
   }
 
-  // The server connection broke while Sluice used it on its own: tell the client.
+  // The server connection broke while Sluice prepared it for the client's command: the command
+  // did not run. A read may run elsewhere (the caller retries); otherwise the client is told.
   awaitable<bool> server_lost() {
     detach(false);
-    co_await send_err(2013, "HY000", "Sluice: lost the server connection while preparing it for this client");
+    if (retry_allowed_) {
+      retry_pending_ = true;
+      co_return false;
+    }
+    if (mode_ == config::PoolMode::Session)
+      co_await send_err(2013, "HY000", "Sluice: lost the server connection while preparing it for this client");
+    else
+      co_await send_err(
+          my::er::QUERY_INTERRUPTED, "70100",
+          "Sluice lost its server connection before running this statement; nothing was changed, run it again");
     co_return false;
   }
 
@@ -862,12 +872,23 @@ class Session {
       std::size_t used = tracker_.feed(my::as_bytes(server_buf_), cli_out_);
       server_buf_.erase(0, used);
       if (tracker_.malformed()) co_return co_await broken_server(to_client, sent_any);
+      std::optional<std::uint8_t> end_seq;
+      if (tracker_.done() && tracker_.summary.error && ResponseTracker::ends_connection(tracker_.summary.err.code) &&
+          (!to_client || mode_ != config::PoolMode::Session)) {
+        // The server ends this connection (KILL, shutdown, idle timeout): in a pooled mode that
+        // is not the client's to see; the command is answered as for any lost server connection.
+        std::size_t err = tracker_.err_packet_size();
+        end_seq = static_cast<std::uint8_t>(cli_out_[cli_out_.size() - err + 3]);
+        cli_out_.resize(cli_out_.size() - err);
+        server_end_ = fmt::format("{} {}", tracker_.summary.err.code, tracker_.summary.err.message);
+      }
       if (capture && capture->size() <= capture_limit_) capture->append(cli_out_);
       if (to_client && !cli_out_.empty()) {
         sent_any = true;
         if (stats_) stats_->bytes_out.fetch_add(cli_out_.size(), std::memory_order_relaxed);
         if (!co_await io_.write_raw(cli_out_)) client_gone_ = true;  // keep draining the server so the connection stays usable
       }
+      if (end_seq) co_return co_await broken_server(to_client, sent_any, end_seq);
       if (tracker_.done()) break;
       if (tracker_.summary.local_infile && used == 0 && server_buf_.empty()) {
         if (!co_await forward_infile()) co_return co_await broken_server(to_client, true);
@@ -898,13 +919,25 @@ class Session {
     }
   }
 
-  awaitable<std::optional<ResponseSummary>> broken_server(bool to_client, bool mid_response) {
-    if (server_) log::warn("server connection {} (thread {}) failed or desynchronized; closing it",
-                           server_->endpoint.text(), server_->backend_pid);
-    if (split_ && read_route_) cluster_->report_failure(member_);
+  // The server connection failed (or ended) under a command. A read outside a transaction whose
+  // answer has not started is run again by the caller (retry_pending_). Otherwise, in a pooled
+  // mode the client keeps its connection and gets an ERR saying what happened, in place of the
+  // rest of the answer when the protocol allows one there (`err_seq`: the sequence id it takes).
+  awaitable<std::optional<ResponseSummary>> broken_server(bool to_client, bool mid_response,
+                                                          std::optional<std::uint8_t> err_seq = std::nullopt) {
+    std::string server = server_ ? server_->endpoint.text() : std::string("?");
+    if (server_)
+      log::warn("server connection {} (thread {}) failed or desynchronized{}; closing it", server, server_->backend_pid,
+                server_end_.empty() ? "" : ": the server said " + server_end_);
+    server_end_.clear();
+    if (split_) cluster_->report_failure(member_);
+    std::optional<std::uint8_t> seq = !mid_response ? std::optional<std::uint8_t>(1)
+                                      : err_seq     ? err_seq
+                                                    : tracker_.error_seq();
     broken_ = true;
     detach(false);
     broken_ = false;
+    server_lost_ = true;
     // The session state Sluice tracked lives on; whatever the server held (a transaction, pinned
     // state) is gone, and the client is told.
     bool had_tx = (status_ & my::status::IN_TRANS) || pinned_;
@@ -914,15 +947,28 @@ class Session {
       retry_pending_ = true;  // nothing reached the client: the caller runs it elsewhere
       co_return std::nullopt;
     }
-    if (to_client) {
-      if (mid_response) {
-        close_client();  // half a response went out: the client cannot resynchronize
-      } else {
+    if (!to_client) co_return std::nullopt;
+    if (mode_ == config::PoolMode::Session) {  // the client owned that server session
+      if (mid_response) close_client();        // half a response went out: the client cannot resynchronize
+      else
         co_await send_err(2013, "HY000",
                           had_tx ? "Lost connection to MySQL server during query (the transaction is rolled back)"
                                  : "Lost connection to MySQL server during query");
-      }
+      co_return std::nullopt;
     }
+    if (!seq) {
+      log::warn("mysql client {}: its server connection was lost in the middle of a packet; closing the client",
+                handle_->id);
+      close_client();
+      co_return std::nullopt;
+    }
+    std::string what = had_tx      ? "during this transaction; the transaction is rolled back"
+                       : cmd_read_ ? "while it answered this query; nothing was changed"
+                                   : "while this statement ran; it may or may not have completed";
+    std::string p;
+    my::build_err(p, my::er::QUERY_INTERRUPTED, "70100",
+                  fmt::format("Sluice lost the connection to server {} {}", server, what));
+    co_await io_.write(p, *seq);
     co_return std::nullopt;
   }
 
@@ -1120,7 +1166,10 @@ class Session {
                         std::string* capture = nullptr) {
     if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
     auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);
-    if (!r) co_return sock_.is_open();
+    if (!r) {
+      last_ = ResponseSummary{};  // what the statement did is unknown (a write may have landed)
+      co_return sock_.is_open();
+    }
     absorb(*r);
     last_ = std::move(*r);
     co_return !client_gone_;
@@ -1130,11 +1179,11 @@ class Session {
     auto text = std::string_view(io_.payload()).substr(1);
     auto info = sql::inspect_mysql(text);
     if (info.kill) co_return co_await kill(*info.kill);
-    // A read on a replica, outside a transaction, is run once more elsewhere if the replica
-    // dies before any of its answer reached the client.
     bool relayed = false;
     bool was_read = split_ && command_is_read();
     auto cls_kind = (split_ || ctx_.cache_enabled()) ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
+    cmd_read_ = cls_kind == sql::StatementKind::Read;
+    server_lost_ = false;
     gtid_seen_ = false;
     // Result cache: a read outside a transaction may be answered from memory.
     std::string* capture = nullptr;
@@ -1146,25 +1195,24 @@ class Session {
         capture = &capture_;
       }
     }
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      retry_allowed_ = attempt == 0 && split_ && !server_ && !(status_ & my::status::IN_TRANS) && command_is_read();
+    // A read outside a transaction runs again elsewhere if its server dies before any of its
+    // answer reached the client.
+    for (int attempt = 0;; ++attempt) {
+      retry_allowed_ =
+          attempt < kMaxReadRetries && split_ && !server_ && !(status_ & my::status::IN_TRANS) && command_is_read();
       retry_pending_ = false;
       if (capture) capture_.clear();
       relayed = co_await relay(io_.payload(), ResponseKind::Query, 0, capture);
       retry_allowed_ = false;
       if (!retry_pending_) break;
-      log::warn("mysql client {}: replica lost before answering a read; retrying it elsewhere", handle_->id);
-    }
-    if (retry_pending_) {
-      retry_pending_ = false;
-      co_await send_err(2013, "HY000", "Lost connection to MySQL server during query");
+      log::warn("mysql client {}: server lost before answering a read; running it again", handle_->id);
     }
     if (capture) finish_capture(relayed);
     if (!relayed) co_return false;
     note_for_invalidation(cls_kind, text);
     ro_next_tx_ = was_read && cls_kind == sql::StatementKind::SetTransaction;
     after_statement(cls_kind, was_read);
-    if (info.pins && !last_.error) pin(info.pins);
+    if (info.pins && !last_.error && !server_lost_) pin(info.pins);
     // Held for the next command: SET TRANSACTION (applies to the next transaction) and
     // statements that left warnings (SHOW WARNINGS reads them on the same connection).
     hold_next_ = (info.next_transaction_setting && !last_.error) || holds_for_next(last_);
@@ -1319,20 +1367,48 @@ class Session {
         capture = &capture_;
       }
     }
-    if (!co_await attach()) {
-      if (capture) finish_capture(false);
-      co_return !client_gone_ && sock_.is_open();
-    }
+    cmd_read_ = cs->kind == sql::StatementKind::Read;
+    server_lost_ = false;
     auto stmt_ref = *cs;  // cs may move if stmts_ rehashes meanwhile (it does not, but be safe)
-    if (!co_await ensure_prepared(stmt_ref)) {
-      if (capture) finish_capture(false);
-      maybe_detach();
-      co_return sock_.is_open();
+    bool relayed = false;
+    // A read outside a transaction runs again elsewhere (prepared there first) if its server dies
+    // before any of its answer reached the client.
+    const bool retryable =
+        split_ && !server_ && !(status_ & my::status::IN_TRANS) && stmt_ref.read && v.flags == 0 && !long_data_;
+    for (int attempt = 0;; ++attempt) {
+      retry_allowed_ = retryable && attempt < kMaxReadRetries;
+      retry_pending_ = false;
+      if (capture) capture_.clear();
+      bool ready = co_await attach();
+      if (ready && !co_await ensure_prepared(stmt_ref)) {
+        ready = false;
+        if (!server_ && retry_allowed_) retry_pending_ = true;  // the server broke during the prepare
+        else if (!server_ && sock_.is_open())
+          co_await send_err(
+              my::er::QUERY_INTERRUPTED, "70100",
+              "Sluice lost its server connection before running this statement; nothing was changed, run it again");
+      }
+      if (!ready && retry_pending_) {
+        retry_allowed_ = false;
+        log::warn("mysql client {}: server lost before executing a read; running it again", handle_->id);
+        continue;
+      }
+      retry_allowed_ = false;
+      if (!ready) {
+        if (capture) finish_capture(false);
+        maybe_detach();
+        co_return !client_gone_ && sock_.is_open();
+      }
+      my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()),
+                             server_->statement_ids[stmt_ref.stmt->id]);
+      retry_allowed_ = retryable && attempt < kMaxReadRetries;
+      gtid_seen_ = false;
+      relayed = co_await relay(payload, ResponseKind::Query, 0, capture);
+      retry_allowed_ = false;
+      if (!retry_pending_) break;
+      log::warn("mysql client {}: server lost before answering a read; running it again", handle_->id);
     }
-    my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[stmt_ref.stmt->id]);
     bool was_read = split_ && stmt_ref.read;
-    gtid_seen_ = false;
-    bool relayed = co_await relay(payload, ResponseKind::Query, 0, capture);
     if (capture) finish_capture(relayed);
     if (!relayed) co_return false;
     after_statement(stmt_ref.kind, was_read);
@@ -1572,6 +1648,12 @@ class Session {
   std::vector<std::shared_ptr<pool::Pool>> member_pools_;
   int member_ = 0;
   bool split_ = false, read_route_ = false, retry_allowed_ = false, retry_pending_ = false, verify_token_ = false;
+  // A read outside a transaction runs again on another member at most this often when its
+  // server connection dies before any of its answer reached the client.
+  static constexpr int kMaxReadRetries = 2;
+  bool cmd_read_ = false;     // the command in flight is a read (for what a lost server means)
+  bool server_lost_ = false;  // its server connection was lost under it (outcome unknown)
+  std::string server_end_;    // what the server said when it ended its connection
   bool gtid_seen_ = false, ro_next_tx_ = false, pending_write_ = false;
   router::Position token_;
   std::chrono::steady_clock::time_point verify_failed_at_{};

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend::pg {
@@ -59,9 +61,44 @@ void Relay::reset_server_side() {
   effects_base_ = 0;
   hdr_len_ = body_left_ = 0;
   capture_ = false;
+  hold_ = false;
   captured_.clear();
+  partial_.clear();
   server_broken_ = false;
+  server_end_.clear();
   tx_status_ = 'I';
+}
+
+std::size_t Relay::outstanding_groups() const {
+  std::size_t n = 0;
+  for (auto& e : pending_) n += e.kind == Kind::Sync || e.kind == Kind::Simple;
+  return n;
+}
+
+bool Relay::fail_outstanding(std::string_view sqlstate, std::string_view message, std::string_view hint, char status,
+                             std::string& client_out) {
+  bool open = false;  // an ErrorResponse went out for a group whose end is still to come
+  for (auto& e : pending_) {
+    if (e.mode == Mode::Swallow) continue;  // Sluice's own Parse/Close: the client expects nothing
+    if (!open) {
+      wire::error_response(client_out, "ERROR", sqlstate, message, {}, hint);
+      open = true;
+    }
+    if (e.kind == Kind::Sync || e.kind == Kind::Simple) {
+      wire::ready_for_query(client_out, status);
+      open = false;
+    }
+  }
+  pending_.clear();
+  partial_.clear();
+  effects_.clear();
+  ++effects_base_;
+  copy_in_ = false;
+  tx_status_ = status;
+  unsynced_ = false;
+  in_query_ = in_xact_ = false;
+  // Messages after the last Sync with nothing of them answered yet: the error is still owed.
+  return open;
 }
 
 bool Relay::only_synthetic_pending() const {
@@ -259,6 +296,23 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
 }
 
 void Relay::drain_synthetic(std::string& client_out) {
+  std::size_t start = client_out.size();
+  drain_synthetic_internal(client_out);
+  output_from(client_out, start);  // synthetic answers only: they repeat as they were
+}
+
+bool Relay::output_from(std::string& out, std::size_t start) {
+  if (skip_pos_ < skip_.size() && start < out.size()) {
+    std::size_t n = std::min(out.size() - start, skip_.size() - skip_pos_);
+    if (out.compare(start, n, skip_, skip_pos_, n) != 0) return false;
+    out.erase(start, n);
+    skip_pos_ += n;
+  }
+  if (recording_) seen_.append(out, start);
+  return true;
+}
+
+void Relay::drain_synthetic_internal(std::string& client_out) {
   while (!pending_.empty() && pending_.front().mode == Mode::Synthetic) {
     if (pending_.front().kind == Kind::Parse) wire::parse_complete(client_out);
     else wire::close_complete(client_out);
@@ -267,20 +321,45 @@ void Relay::drain_synthetic(std::string& client_out) {
 }
 
 void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_out) {
-  drain_synthetic(client_out);
+  drain_synthetic_internal(client_out);
   if (type == wire::be::CopyInResponse || type == wire::be::CopyBothResponse) copy_in_ = true;
   else if (copy_in_ && (type == wire::be::CommandComplete || type == wire::be::ErrorResponse ||
                         type == wire::be::ReadyForQuery))
     copy_in_ = false;
   forward_ = true;
+  hold_ =
+      pooled_ && (type == wire::be::ErrorResponse || (type == wire::be::NoticeResponse && body_left_ <= kMaxCapture));
   if (!pending_.empty() && pending_.front().mode == Mode::Swallow &&
       ((type == wire::be::ParseComplete && pending_.front().kind == Kind::Parse) ||
        (type == wire::be::CloseComplete && pending_.front().kind == Kind::Close)))
     forward_ = false;
-  capture_ = type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus ||
-             type == wire::be::ErrorResponse;
+  capture_ =
+      type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus || type == wire::be::ErrorResponse || hold_;
   captured_.clear();
-  if (forward_) client_out.append(reinterpret_cast<const char*>(hdr_), 5);
+  if (hold_ && forward_) {
+    forward_ = false;  // appended whole at its end, unless it announces the server's end
+    return;
+  }
+  hold_ = false;
+  if (!forward_) return;
+  // Past the answer's preamble: a retry could no longer hide what the client has seen.
+  if (recording_ && type != wire::be::ParseComplete && type != wire::be::BindComplete &&
+      type != wire::be::ParameterDescription && type != wire::be::RowDescription && type != wire::be::NoData &&
+      type != wire::be::CloseComplete)
+    recording_ = false;
+  client_out.append(reinterpret_cast<const char*>(hdr_), 5);
+}
+
+// A held ErrorResponse or NoticeResponse is complete: true when it announces the end of the
+// server connection (FATAL/PANIC, or a class 57P notice such as PostgreSQL's "terminating
+// connection due to immediate shutdown command", sent as a WARNING before it exits).
+bool Relay::announces_end(char type) {
+  wire::ErrorFields ef;
+  if (!wire::parse_error_fields(wire::as_bytes(captured_), ef)) return false;
+  bool end = type == wire::be::ErrorResponse ? (ef.severity == "FATAL" || ef.severity == "PANIC")
+                                             : ef.code.rfind("57P", 0) == 0;
+  if (end) server_end_ = fmt::format("{} {}: {}", ef.severity, ef.code, ef.message);
+  return end;
 }
 
 void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server) {
@@ -313,6 +392,16 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
 
 Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& client_out) {
   auto front_is = [&](Kind k) { return !pending_.empty() && pending_.front().kind == k; };
+  if (hold_) {
+    hold_ = false;
+    if (announces_end(type_)) {
+      server_broken_ = true;  // the server closes next; what is outstanding stays for the session
+      return Verdict::Ok;
+    }
+    client_out.append(reinterpret_cast<const char*>(hdr_), 5);
+    client_out.append(captured_);
+    recording_ = false;  // a notice or error is no preamble
+  }
   switch (type_) {
     case wire::be::ReadyForQuery: {
       if (captured_.size() != 1) return desync("malformed ReadyForQuery from server");
@@ -394,13 +483,20 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
     default:
       break;
   }
-  drain_synthetic(client_out);
+  drain_synthetic_internal(client_out);
   return Verdict::Ok;
 }
 
 Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, std::string& client_out) {
   std::size_t i = 0;
   const std::size_t n = chunk.size();
+  const std::size_t out_start = client_out.size();
+  msg_start_ = std::string::npos;  // set when a message starts in this chunk
+  if (!partial_.empty()) {         // the start of a message held back at the end of the last chunk
+    msg_start_ = client_out.size();
+    client_out.append(partial_);
+    partial_.clear();
+  }
   while (i < n) {
     if (hdr_len_ < 5) {
       std::size_t take = std::min<std::size_t>(5 - hdr_len_, n - i);
@@ -412,6 +508,7 @@ Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, 
       if (len < 4) return desync("malformed message length from server");
       type_ = static_cast<char>(hdr_[0]);
       body_left_ = len - 4;
+      msg_start_ = client_out.size();
       on_message_start(type_, server, client_out);
       if (capture_ && body_left_ > kMaxCapture) return desync("oversized control message from server");
     }
@@ -428,6 +525,15 @@ Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, 
       if (on_message_end(server, client_out) != Verdict::Ok) return Verdict::ProtocolError;
     }
   }
+  // A forwarded message cut off by the chunk's end is held back when it is small (most rows):
+  // the client then only ever sees whole messages unless one is large, so a server that dies
+  // mid-answer leaves the client's stream at a message boundary, where an error can follow.
+  if (hdr_len_ == 5 && body_left_ > 0 && forward_ && msg_start_ != std::string::npos &&
+      client_out.size() - msg_start_ + body_left_ < kWholeBelow) {
+    partial_.assign(client_out, msg_start_);
+    client_out.resize(msg_start_);
+  }
+  if (!output_from(client_out, out_start)) return desync("a read run again on another server answered differently");
   return Verdict::Ok;
 }
 

@@ -71,6 +71,49 @@ class Relay {
   std::size_t try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out);
   // Forget in-flight tracking (after the server connection was dropped).
   void reset_server_side();
+
+  // Pooled modes (transaction, statement): the client does not own the server session, so the
+  // messages with which a server announces its end (an ErrorResponse of severity FATAL or PANIC,
+  // a NoticeResponse of class 57P: "terminating connection ...") are not passed on; the server
+  // connection is marked broken and the session answers for it (retry, or fail_outstanding).
+  // ErrorResponse and small NoticeResponse messages are then held until complete.
+  void set_pooled(bool pooled) { pooled_ = pooled; }
+  // Why the server ended the connection, when it said so (empty otherwise).
+  const std::string& server_end_message() const { return server_end_; }
+  // A message is half-forwarded to the client (a large DataRow, say): the client's stream cannot
+  // take anything else now.
+  bool mid_message_to_client() const { return hdr_len_ == 5 && body_left_ > 0 && forward_ && partial_.empty(); }
+  // Messages shorter than this reach the client whole (larger ones stream in pieces).
+  static constexpr std::size_t kWholeBelow = 64 * 1024;
+  // The server connection ended with requests unanswered: answers them the way the server answers
+  // failed ones. Each request group (up to a Sync, or a simple Query) gets an ErrorResponse
+  // (`sqlstate`, `message`, `hint`) and ReadyForQuery(`status`). Returns true when the last group
+  // has no Sync yet: the client's messages are then to be dropped until its Sync, which gets
+  // ReadyForQuery(`status`) (55.2.3: after an error the server discards messages until Sync).
+  bool fail_outstanding(std::string_view sqlstate, std::string_view message, std::string_view hint, char status,
+                        std::string& client_out);
+  // The number of request groups (Sync, simple Query) still unanswered.
+  std::size_t outstanding_groups() const;
+  // Sets the transaction status the client was last told (a failed transaction re-created on a
+  // new server connection).
+  void set_tx_status(char status) { tx_status_ = status; }
+
+  // Running a read again elsewhere. begin_request(true) starts keeping what the client is sent
+  // while that is only the answer's preamble (ParseComplete, BindComplete, ParameterDescription,
+  // RowDescription, NoData, CloseComplete): a server that dies before the first row leaves the
+  // request replayable(). begin_retry() then expects the new server to send that same preamble
+  // first and drops it (the client has it); an answer that differs there is a protocol error.
+  void begin_request(bool record) {
+    seen_.clear();
+    skip_.clear();
+    recording_ = record;
+  }
+  void begin_retry() {
+    skip_ = seen_;
+    skip_pos_ = 0;
+    recording_ = true;
+  }
+  bool replayable() const { return recording_; }
   // Where to count queries (one per ReadyForQuery ending a client request), transactions (a
   // ReadyForQuery back to idle) and their times.
   void set_stats(observe::DbStats* stats, std::atomic<std::uint64_t>* client_queries) {
@@ -97,6 +140,11 @@ class Relay {
   void ensure_prepared(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out);
   void on_message_start(char type, pool::ServerConn& server, std::string& client_out);
   Verdict on_message_end(pool::ServerConn& server, std::string& client_out);
+  bool announces_end(char type);
+  // What was appended to `out` from `start` on: dropped where it repeats the preamble the client
+  // already has (a retry), kept in seen_ while replayable. False when a retry's answer differs.
+  bool output_from(std::string& out, std::size_t start);
+  void drain_synthetic_internal(std::string& client_out);
   void apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server);
   Verdict desync(std::string what);
 
@@ -125,6 +173,13 @@ class Relay {
   observe::DbStats* stats_ = nullptr;
   std::atomic<std::uint64_t>* client_queries_ = nullptr;
   bool in_query_ = false, in_xact_ = false;
+  std::string seen_, skip_;  // replay: the preamble the client has; what a retry must repeat
+  std::size_t skip_pos_ = 0;
+  bool recording_ = false;
+  std::string partial_;                 // a small message's start, held until the rest arrives
+  std::size_t msg_start_ = 0;           // where the current message starts in this chunk's client_out (npos: earlier)
+  bool pooled_ = false, hold_ = false;  // hold_: this Error/Notice is forwarded when complete (or dropped)
+  std::string server_end_;
   observe::Clock::time_point query_start_{}, xact_start_{};
 };
 

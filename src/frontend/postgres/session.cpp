@@ -319,7 +319,6 @@ class Session {
   }
 
   awaitable<bool> write_client(std::string& buf) {
-    client_bytes_ += buf.size();
     if (stats_) stats_->bytes_out.fetch_add(buf.size(), std::memory_order_relaxed);
     error_code ec;
     if (tls_) co_await tls_->write(asio::buffer(buf), ec);
@@ -530,6 +529,7 @@ class Session {
       info_->pool = pool_db;
     }
     mode_ = pc->mode;
+    relay_.set_pooled(mode_ != config::PoolMode::Session);
     bind_pool(cfg, *pc);
 
     auto params = pool_->server_params();
@@ -582,8 +582,10 @@ class Session {
 
   // ---- stages: attach / relay / detach ------------------------------------------------------
 
-  // Runs a statement of Sluice's own on the server, swallowing the replies.
-  awaitable<bool> run_internal(const std::string& sql, bool forward_param_changes) {
+  // Runs a statement of Sluice's own on the server, swallowing the replies: true when it succeeded
+  // and left no transaction open. With `status`, the final transaction status is stored there and
+  // errors are expected (not logged).
+  awaitable<bool> run_internal(const std::string& sql, bool forward_param_changes, char* status = nullptr) {
     std::string out;
     wire::query(out, sql);
     error_code ec;
@@ -607,7 +609,9 @@ class Session {
         if (f.type == wire::be::ErrorResponse) {
           wire::ErrorFields ef;
           wire::parse_error_fields(f.body, ef);
-          log::warn("pool {}: \"{}\" failed on server connection {}: {}", pool_->name(), sql, server_->id, ef.message);
+          if (!status)
+            log::warn("pool {}: \"{}\" failed on server connection {}: {}", pool_->name(), sql, server_->id,
+                      ef.message);
           ok = false;
         } else if (f.type == wire::be::ParameterStatus) {
           std::string_view name, value;
@@ -621,6 +625,7 @@ class Session {
           }
         } else if (f.type == wire::be::ReadyForQuery) {
           if (!to_client.empty()) co_await write_client(to_client);
+          if (status && f.body.size() == 1) *status = static_cast<char>(f.body[0]);
           co_return ok && f.body.size() == 1 && f.body[0] == 'I';
         }
       }
@@ -903,6 +908,8 @@ class Session {
     bool read = cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
     if (cls.hint == sql::Hint::Primary) read = false;
     if (cls.hint == sql::Hint::Replica) read = true;
+    // A read outside a transaction may run again on another member if its server dies first.
+    retryable_read_ = read && cls.kind != sql::StatementKind::Begin;
     // After a failed position check, give the replica a moment before asking again.
     bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
     auto d = cluster_->route(read, token_, may_verify);
@@ -925,8 +932,12 @@ class Session {
     wrote_ = false;
     auto pos = co_await router::fetch_pg_lsn(*server_);
     log::debug("read-your-writes token {}", pos ? pos->text() : std::string("(failed)"));
-    if (pos) token_ = *pos;
-    else relay_.mark_server_broken();
+    if (pos) {
+      token_ = *pos;
+    } else {  // the write's position is unknown: this client's reads stay on the primary
+      token_ = router::Position::unreachable();
+      relay_.mark_server_broken();
+    }
   }
 
   // Attaching to a server connection. The common case (an idle connection on this worker, same
@@ -936,8 +947,11 @@ class Session {
     if (ctx_.generation() != generation_) refresh_config();
     if (split_) choose_route();
     batch_sent_ = false;
-    retry_query_.clear();
-    client_bytes_at_attach_ = client_bytes_;
+    journal_.clear();
+    journal_on_ = split_ && retryable_read_ && relay_.tx_status() == 'I' && !failed_tx_ && retries_ < kMaxReadRetries;
+    if (retrying_) relay_.begin_retry();  // the client has the answer's preamble: expect it again
+    else relay_.begin_request(journal_on_);
+    retrying_ = false;
     info_->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
     server_ = pool_->try_lease_local(client_.get_executor());
   }
@@ -1015,6 +1029,75 @@ class Session {
     }
     if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
     finish_attach();
+    co_return true;
+  }
+
+  // ", the server said: FATAL 57P01: ..." when the server announced its end.
+  std::string end_note() const {
+    const auto& m = relay_.server_end_message();
+    return m.empty() ? std::string() : ", the server said: " + m;
+  }
+
+  // The server connection died with this client's requests unanswered, in a pooled mode. The
+  // client's connection to Sluice is fine and stays: each request gets the error the server gives
+  // a failed statement, and a transaction that was open is failed (the client rolls it back, as
+  // after any error). Only a message half-sent to the client leaves no way on: then it is closed.
+  awaitable<bool> fail_in_flight() {
+    const std::string server = pool_->endpoint().text(), note = end_note();
+    if (relay_.mid_message_to_client()) {
+      log::warn("pool {}: server connection {} lost in the middle of a message to client {}{}; closing the client",
+                pool_->name(), server_->id, info_->id, note);
+      end_reason_ = "its server connection was lost in the middle of a message";
+      detach(false);
+      co_return false;
+    }
+    const bool in_tx = relay_.tx_status() != 'I';
+    std::string code, message, hint;
+    if (in_tx) {
+      code = "40000";  // transaction_rollback
+      message = fmt::format(
+          "sluice: lost the connection to server {} during this transaction; the transaction is rolled back", server);
+      hint = "roll back, then run the transaction again";
+    } else if (retryable_read_ && relay_.outstanding_groups() <= 1) {
+      code = "08006";  // connection_failure (Sluice's to the server; the client's stays)
+      message = fmt::format(
+          "sluice: lost the connection to server {} while it answered this query; nothing was changed", server);
+      hint = "run the query again";
+    } else {
+      code = "08007";  // transaction_resolution_unknown
+      message = fmt::format(
+          "sluice: lost the connection to server {} while this statement ran; it may or may not have completed",
+          server);
+      hint = "check whether it took effect before running it again";
+    }
+    log::warn("pool {}: server connection {} lost while serving client {}{}; the client gets {} and stays connected",
+              pool_->name(), server_->id, info_->id, note, code);
+    if (wrote_ && !in_tx) {  // a write's outcome is unknown: this client's reads stay on the primary
+      token_ = router::Position::unreachable();
+      wrote_ = false;
+    }
+    client_out_.clear();
+    retries_ = 0;
+    discard_until_sync_ = relay_.fail_outstanding(code, message, hint, in_tx ? 'E' : 'I', client_out_);
+    failed_tx_ = in_tx;
+    detach(false);
+    co_return co_await write_client(client_out_);
+  }
+
+  // The client was told its transaction failed: the next server connection gets a failed
+  // transaction too, so whatever the client sends until it ends the transaction is answered by the
+  // server itself (25P02, and ROLLBACK or COMMIT ending it).
+  awaitable<bool> recreate_failed_tx() {
+    failed_tx_ = false;
+    char status = 0;
+    co_await run_internal("BEGIN; SELECT 1/0", false, &status);
+    if (status != 'E') {
+      detach(false);
+      co_await send_error("FATAL", "08006",
+                          "sluice: could not restore this client's failed transaction on a server connection");
+      co_return false;
+    }
+    relay_.set_tx_status('E');
     co_return true;
   }
 
@@ -1141,12 +1224,13 @@ class Session {
       }
       if (ctx_.cache_enabled() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
       auto v = relay_.client_message(f, *server_, server_out_);
+      if (journal_on_ && v == Relay::Verdict::Ok) {
+        // Kept while the read may still run again elsewhere (its server dies before answering).
+        if (journal_.size() + f.size() > kMaxJournal) journal_on_ = false, journal_.clear();
+        else journal_.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
+      }
       in_begin_ += f.size();
       if (read_route_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
-        // A simple-protocol read outside a transaction can be re-run elsewhere if this replica
-        // dies before answering.
-        if (f.type == wire::fe::Query && relay_.tx_status() == 'I' && !retried_)
-          retry_query_.assign(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
         batch_sent_ = true;
         return std::nullopt;
       }
@@ -1171,7 +1255,6 @@ class Session {
 
   awaitable<bool> flush_client() {
     if (client_out_.empty()) co_return true;
-    client_bytes_ += client_out_.size();
     if (!write_now(client_, tls_.get(), client_out_)) co_return false;
     if (client_out_.empty()) co_return true;
     co_return co_await write_client(client_out_);
@@ -1212,7 +1295,6 @@ class Session {
         if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
           co_return Outcome::ServerError;
         if (capturing_) capture(client_out_);
-        client_bytes_ += client_out_.size();
         if (!write_now(client_, tls_.get(), client_out_)) co_return Outcome::ClientGone;
         if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
         if (relay_.in_copy_in()) {
@@ -1285,7 +1367,20 @@ class Session {
           continue;
         }
         if (f.type == wire::fe::Terminate) co_return;
-        if (f.type == wire::fe::Parse) {
+        if (discard_until_sync_ || f.type == wire::fe::CopyData || f.type == wire::fe::CopyDone ||
+            f.type == wire::fe::CopyFail) {
+          // After a failed request, as the server: messages up to the next Sync are dropped and
+          // the Sync answered; COPY data arriving outside COPY is dropped (55.2.6).
+          in_begin_ += f.size();
+          if (discard_until_sync_ && f.type == wire::fe::Sync) {
+            discard_until_sync_ = false;
+            std::string out;
+            wire::ready_for_query(out, failed_tx_ ? 'E' : 'I');
+            if (!co_await write_client(out)) co_return;
+          }
+          continue;
+        }
+        if (f.type == wire::fe::Parse && !retrying_) {
           // Prepare-only round trips (e.g. libpq's PQprepare) need no server connection when
           // the statement is known: this also keeps clients that prepare synchronously from
           // deadlocking behind transactions of their own thread.
@@ -1296,7 +1391,7 @@ class Session {
             continue;
           }
         }
-        if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ &&
+        if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ && !retrying_ &&
             (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
           bool served = false;
           if (f.type == wire::fe::Query) served = co_await try_cache(f);
@@ -1323,6 +1418,7 @@ class Session {
             co_return;
           }
         }
+        if (failed_tx_ && !co_await recreate_failed_tx()) co_return;
       }
       Outcome o = co_await relay_attached();
       if (o == Outcome::Detach || o == Outcome::Resume) {
@@ -1332,7 +1428,7 @@ class Session {
         capturing_ = false;
         end_fill();
       }
-      if (o != Outcome::ServerGone) retried_ = false;
+      if (o != Outcome::ServerGone) retries_ = 0;
       if ((o == Outcome::Detach || o == Outcome::Resume) && needs_write_token()) co_await take_write_token();
       switch (o) {
         case Outcome::Detach:
@@ -1348,15 +1444,23 @@ class Session {
           co_return;
         case Outcome::ServerGone:
           if (split_) cluster_->report_failure(member_);
-          if (read_route_ && !retry_query_.empty() && client_bytes_ == client_bytes_at_attach_) {
-            // The replica died before answering a read: once more, on another member.
-            log::warn("pool {}: replica lost before answering a read; retrying it elsewhere", pool_->name());
+          if (journal_on_ && relay_.replayable()) {
+            // A read whose server died before any row of its answer reached the client: once
+            // more, on another member (the failed one is out of the rotation now).
+            log::warn("pool {}: server connection {} lost before answering a read{}; running it again", pool_->name(),
+                      server_->id, end_note());
             detach(false);
-            unread(retry_query_);
-            retried_ = true;
+            unread(journal_);
+            ++retries_;
+            retrying_ = true;
             continue;
           }
-          log::warn("pool {}: server connection {} lost while serving a client", pool_->name(), server_->id);
+          if (mode_ != config::PoolMode::Session) {
+            if (!co_await fail_in_flight()) co_return;
+            continue;
+          }
+          log::warn("pool {}: server connection {} lost while serving a client{}", pool_->name(), server_->id,
+                    end_note());
           detach(false);
           co_await send_error("FATAL", "08006", "sluice: server connection lost; the statement in flight may or may not have completed",
                               "reconnect and retry");
@@ -1409,15 +1513,24 @@ class Session {
   bool split_ = false, read_route_ = false, batch_sent_ = false, wrote_ = false, verify_token_ = false;
   router::Position token_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
-  std::string retry_query_;  // the Query a replica is running, while it may still be re-run
+  // A read outside a transaction: the client messages sent for it since attaching, kept (up to
+  // kMaxJournal bytes) so that it can run again on another member if its server dies first.
+  static constexpr std::size_t kMaxJournal = 64 * 1024;
+  static constexpr int kMaxReadRetries = 2;
+  std::string journal_;
+  bool journal_on_ = false, retryable_read_ = false;
+  int retries_ = 0;
+  bool retrying_ = false;  // the next attach runs a read again (the client has its preamble)
+  // After a request failed because its server connection died: messages are dropped until Sync
+  // (the failure came in the middle of an extended-protocol batch), and a transaction the client
+  // had open is re-created, failed, on its next server connection.
+  bool discard_until_sync_ = false, failed_tx_ = false;
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
   std::string capture_, cache_key_, fill_key_;
   std::uint64_t fill_generation_ = 0;
   config::Duration cache_ttl_{0};
   std::vector<std::string> cache_tables_, pending_invalidation_;
-  std::uint64_t client_bytes_ = 0, client_bytes_at_attach_ = 0;
-  bool retried_ = false;
   std::shared_ptr<CancelTarget> cancel_;
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   bool typed_messages_ = false;
