@@ -17,7 +17,7 @@
 #include "src/config/config.hpp"
 #include "src/pool/credentials.hpp"
 #include "src/pool/server_conn.hpp"
-#include "src/router/position.hpp"
+#include "src/router/lag_clock.hpp"
 
 namespace sluice::router {
 

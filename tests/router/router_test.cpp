@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "src/router/cluster.hpp"
-#include "src/router/position.hpp"
+#include "src/router/lag_clock.hpp"
 
 using namespace sluice;
 using namespace sluice::router;
