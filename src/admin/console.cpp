@@ -158,9 +158,10 @@ const Cols& cols_stats() {
   return c;
 }
 const Cols& cols_cache() {
-  static const Cols c{{"pool", T},         {"enabled", B},       {"entries", I}, {"bytes", I},
-                      {"max_bytes", I},    {"hits", I},          {"misses", I},  {"hit_ratio", F},
-                      {"evictions", I},    {"invalidations", I}, {"expirations", I}};
+  static const Cols c{{"pool", T},          {"enabled", B},       {"entries", I},     {"bytes", I},
+                      {"max_bytes", I},     {"hits", I},          {"misses", I},      {"hit_ratio", F},
+                      {"evictions", I},     {"invalidations", I}, {"expirations", I}, {"replica_hits", I},
+                      {"behind_client", I}, {"refused_fills", I}};
   return c;
 }
 const Cols& cols_config() {
@@ -207,7 +208,10 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW SERVERS", "every server connection: pool, state, address, times, the client it serves"},
     {"SHOW BACKENDS", "cluster members: role, health, lag, drained, in-flight work, routed reads and writes"},
     {"SHOW STATS", "per database: transactions, queries, bytes, times (totals and last-period averages)"},
-    {"SHOW CACHE", "result cache per pool: entries, bytes, hits, misses, evictions, invalidations"},
+    {"SHOW CACHE",
+     "result cache per pool: entries, bytes, hits (replica_hits: answers a replica gave), misses "
+     "(behind_client: entries older than the client's own write), evictions, invalidations, refused_fills "
+     "(replica answers older than a write to what they read)"},
     {"SHOW CONFIG", "settings: value, default, and whether SET may change it"},
     {"SHOW DATABASES", "configured databases: cluster, pool mode and size, paused, disabled"},
     {"SHOW MEMORY", "resident memory, the allocator's heap in use and free, and the result cache's share"},
@@ -382,7 +386,7 @@ Rows rows_cache(Context& ctx) {
     r.push_back({name, boolean(ctx.cache_enabled()), num(s.entries), num(s.bytes),
                  total ? Cell(num(std::uint64_t{ctx.cache->max_bytes()})) : std::nullopt, num(s.hits), num(s.misses),
                  flt(lookups > 0 ? static_cast<double>(s.hits) / lookups : 0), num(s.evictions), num(s.invalidations),
-                 num(s.expirations)});
+                 num(s.expirations), num(s.replica_hits), num(s.behind_client), num(s.refused_fills)});
   };
   row("*", ctx.cache->stats(), true);
   for (auto& scope : ctx.cache->scopes())

@@ -150,11 +150,18 @@ std::string prometheus(frontend::Context& ctx) {
     w.sample("sluice_cache_bytes", {}, static_cast<double>(c.bytes));
     w.family("sluice_cache_entries", "gauge", "Cached answers.");
     w.sample("sluice_cache_entries", {}, static_cast<double>(c.entries));
-    for (auto [name, v, help] : {std::tuple{"sluice_cache_hits_total", c.hits, "Reads answered from the cache."},
-                                 {"sluice_cache_misses_total", c.misses, "Cacheable reads sent to a server."},
-                                 {"sluice_cache_evictions_total", c.evictions, "Answers evicted for room."},
-                                 {"sluice_cache_invalidations_total", c.invalidations, "Answers dropped by writes or purges."},
-                                 {"sluice_cache_expirations_total", c.expirations, "Answers past their TTL."}}) {
+    w.family("sluice_cache_hits_total", "counter", "Reads answered from the cache, by where the answer came from.");
+    w.sample("sluice_cache_hits_total", {{"source", "primary"}}, static_cast<double>(c.hits - c.replica_hits));
+    w.sample("sluice_cache_hits_total", {{"source", "replica"}}, static_cast<double>(c.replica_hits));
+    for (auto [name, v, help] :
+         {std::tuple{"sluice_cache_misses_total", c.misses, "Cacheable reads sent to a server."},
+          {"sluice_cache_behind_client_total", c.behind_client,
+           "Misses on a replica's answer older than the asking client's own write."},
+          {"sluice_cache_refused_fills_total", c.refused_fills,
+           "Replica answers not kept: older than a write through Sluice to what they read."},
+          {"sluice_cache_evictions_total", c.evictions, "Answers evicted for room."},
+          {"sluice_cache_invalidations_total", c.invalidations, "Answers dropped by writes or purges."},
+          {"sluice_cache_expirations_total", c.expirations, "Answers past their TTL."}}) {
       w.family(name, "counter", help);
       w.sample(name, {}, static_cast<double>(v));
     }

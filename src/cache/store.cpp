@@ -5,6 +5,19 @@
 
 namespace sluice::cache {
 
+void Stats::add(const Stats& o) {
+  entries += o.entries;
+  bytes += o.bytes;
+  hits += o.hits;
+  misses += o.misses;
+  evictions += o.evictions;
+  invalidations += o.invalidations;
+  expirations += o.expirations;
+  replica_hits += o.replica_hits;
+  behind_client += o.behind_client;
+  refused_fills += o.refused_fills;
+}
+
 std::size_t entry_cost(std::size_t key, std::size_t value, const std::vector<std::string>& tables) {
   std::size_t cost = 2 * key + value + 160;  // the key lives in the entry and in the key map
   for (auto& t : tables) cost += key + t.size() + 64;  // one index slot per table
@@ -26,7 +39,8 @@ void Shard::erase_locked(List::iterator it) {
   lru_.erase(it);
 }
 
-std::shared_ptr<const std::string> Shard::get(const std::string& key, Clock::time_point now, const std::string& scope) {
+std::shared_ptr<const std::string> Shard::get(const std::string& key, Clock::time_point now, const std::string& scope,
+                                              const replication::Position* token) {
   std::lock_guard lock(mu_);
   auto& sc = by_scope_[scope];
   auto it = by_key_.find(key);
@@ -43,24 +57,43 @@ std::shared_ptr<const std::string> Shard::get(const std::string& key, Clock::tim
     erase_locked(it->second);
     return nullptr;
   }
+  const Origin& origin = it->second->origin;
+  if (token && !origin.serves(*token)) {  // older than this client's own write: it refills
+    ++stats_.behind_client;
+    ++stats_.misses;
+    ++sc.behind_client;
+    ++sc.misses;
+    return nullptr;
+  }
   lru_.splice(lru_.begin(), lru_, it->second);
   ++stats_.hits;
   ++sc.hits;
+  if (origin.replica) {
+    ++stats_.replica_hits;
+    ++sc.replica_hits;
+  }
   return it->second->value;
 }
 
 bool Shard::put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-                Clock::time_point now, const std::string& scope) {
+                Clock::time_point now, const std::string& scope, Origin origin) {
   std::size_t cost = entry_cost(key.size(), value.size(), tables);
   std::lock_guard lock(mu_);
-  if (auto it = by_key_.find(key); it != by_key_.end()) erase_locked(it->second);
+  if (auto it = by_key_.find(key); it != by_key_.end()) {
+    const Origin& kept = it->second->origin;
+    // A fill that finished late does not replace a fresher answer (the primary's, or a replica's
+    // from further on).
+    if (it->second->expires > now && kept.at_least(origin) && !origin.at_least(kept)) return true;
+    erase_locked(it->second);
+  }
   if (cost > max_bytes_) return false;
   while (bytes_ + cost > max_bytes_ && !lru_.empty()) {
     ++by_scope_[std::prev(lru_.end())->scope].evictions;
     erase_locked(std::prev(lru_.end()));
     ++stats_.evictions;
   }
-  lru_.push_front(Entry{key, std::make_shared<const std::string>(std::move(value)), std::move(tables), now + ttl, cost, scope});
+  lru_.push_front(Entry{key, std::make_shared<const std::string>(std::move(value)), std::move(tables), now + ttl, cost,
+                        scope, std::move(origin)});
   auto& sc = by_scope_[scope];
   sc.bytes += cost;
   ++sc.entries;
@@ -105,6 +138,12 @@ std::size_t Shard::invalidate_all() {
   bytes_ = 0;
   stats_.invalidations += n;
   return n;
+}
+
+void Shard::count_refused_fill(const std::string& scope) {
+  std::lock_guard lock(mu_);
+  ++stats_.refused_fills;
+  ++by_scope_[scope].refused_fills;
 }
 
 bool Shard::begin_fill(const std::string& key) {
@@ -155,27 +194,19 @@ void Store::set_max_bytes(std::size_t max_bytes) {
 
 Shard& Store::shard(const std::string& key) { return *shards_[std::hash<std::string>{}(key) % shards_.size()]; }
 
-std::shared_ptr<const std::string> Store::get(const std::string& key, Clock::time_point now, const std::string& scope) {
-  return shard(key).get(key, now, scope);
+std::shared_ptr<const std::string> Store::get(const std::string& key, Clock::time_point now, const std::string& scope,
+                                              const replication::Position* token) {
+  return shard(key).get(key, now, scope, token);
 }
 
 bool Store::put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-                Clock::time_point now, const std::string& scope) {
-  return shard(key).put(key, std::move(value), std::move(tables), ttl, now, scope);
+                Clock::time_point now, const std::string& scope, Origin origin) {
+  return shard(key).put(key, std::move(value), std::move(tables), ttl, now, scope, std::move(origin));
 }
 
 Stats Store::stats(const std::string& scope) const {
   Stats total;
-  for (auto& s : shards_) {
-    auto x = s->stats(scope);
-    total.entries += x.entries;
-    total.bytes += x.bytes;
-    total.hits += x.hits;
-    total.misses += x.misses;
-    total.evictions += x.evictions;
-    total.invalidations += x.invalidations;
-    total.expirations += x.expirations;
-  }
+  for (auto& s : shards_) total.add(s->stats(scope));
   return total;
 }
 
@@ -186,29 +217,48 @@ std::vector<std::string> Store::scopes() const {
   return {all.begin(), all.end()};
 }
 
-std::uint64_t Store::generation(const std::vector<std::string>& tables) const {
-  std::lock_guard lock(gen_mu_);
+std::uint64_t Store::generation_locked(const std::vector<std::string>& tables) const {
   std::uint64_t g = all_generation_ * 0x9E3779B97F4A7C15ull;
   for (auto& t : tables)
     if (auto it = table_generation_.find(t); it != table_generation_.end()) g += it->second * 0xBF58476D1CE4E5B9ull + 1;
   return g;
 }
 
+std::uint64_t Store::generation(const std::vector<std::string>& tables) const {
+  std::lock_guard lock(gen_mu_);
+  return generation_locked(tables);
+}
+
+FillTicket Store::fill_ticket(const std::vector<std::string>& tables, const std::string& cluster,
+                              Clock::time_point now) {
+  FillTicket t;
+  // The generation first: a write that moved it had marked its tables before (WriteMarks::begin
+  // precedes the invalidation), so the marks read next include that write.
+  t.generation = generation(tables);
+  t.need = marks_.need(cluster, tables, now);
+  return t;
+}
+
 bool Store::put_if_current(const std::string& key, std::string value, std::vector<std::string> tables,
-                           Clock::duration ttl, std::uint64_t generation_at_start, const std::string& scope,
-                           Clock::time_point now) {
+                           Clock::duration ttl, const FillTicket& ticket, const Origin& origin,
+                           const std::string& scope, Clock::time_point now) {
+  if (origin.replica && !origin.position.covers(ticket.need)) {
+    shard(key).count_refused_fill(scope);
+    return false;
+  }
   // Checked under the generation lock, so no invalidation slips in between check and store.
   std::lock_guard lock(gen_mu_);
-  std::uint64_t g = all_generation_ * 0x9E3779B97F4A7C15ull;
-  for (auto& t : tables)
-    if (auto it = table_generation_.find(t); it != table_generation_.end()) g += it->second * 0xBF58476D1CE4E5B9ull + 1;
-  if (g != generation_at_start) return false;
-  return shard(key).put(key, std::move(value), std::move(tables), ttl, now, scope);
+  if (generation_locked(tables) != ticket.generation) return false;
+  return shard(key).put(key, std::move(value), std::move(tables), ttl, now, scope, origin);
 }
 
 std::size_t Store::invalidate_table(const std::string& table) {
   {
     std::lock_guard lock(gen_mu_);
+    if (table_generation_.size() >= kMaxTableGenerations && !table_generation_.count(table)) {
+      table_generation_.clear();
+      ++all_generation_;
+    }
     ++table_generation_[table];
   }
   std::size_t n = 0;
@@ -228,16 +278,7 @@ std::size_t Store::invalidate_all() {
 
 Stats Store::stats() const {
   Stats total;
-  for (auto& s : shards_) {
-    auto x = s->stats();
-    total.entries += x.entries;
-    total.bytes += x.bytes;
-    total.hits += x.hits;
-    total.misses += x.misses;
-    total.evictions += x.evictions;
-    total.invalidations += x.invalidations;
-    total.expirations += x.expirations;
-  }
+  for (auto& s : shards_) total.add(s->stats());
   return total;
 }
 

@@ -15,12 +15,40 @@
 #include <unordered_set>
 #include <vector>
 
+#include "src/cache/write_marks.hpp"
+#include "src/replication/position.hpp"
+
 namespace sluice::cache {
 
 using Clock = std::chrono::steady_clock;
 
 struct Stats {
   std::uint64_t entries = 0, bytes = 0, hits = 0, misses = 0, evictions = 0, invalidations = 0, expirations = 0;
+  std::uint64_t replica_hits = 0;   // of the hits, answers a replica gave
+  std::uint64_t behind_client = 0;  // entries passed over (a miss) because the client wrote after them
+  std::uint64_t refused_fills = 0;  // replica answers not kept: older than a write to what they read
+  void add(const Stats& o);
+};
+
+// Where a cached answer came from: the replication position its server had applied before it ran
+// the query (a lower bound: the last health check's, or the client's own write on the primary),
+// and whether that server was a replica (for the counters, and for WriteMarks).
+struct Origin {
+  bool replica = false;
+  replication::Position position;
+  // May be served to a client whose read-your-writes token is `token` (empty: it wrote nothing).
+  // Writes through Sluice invalidate the tables they name, but not reads that depend on them
+  // otherwise (views, functions): the position keeps such a read from its own writer.
+  bool serves(const replication::Position& token) const { return token.empty() || position.covers(token); }
+  // At least as fresh as `other` (a late fill does not replace it).
+  bool at_least(const Origin& other) const { return position.covers(other.position); }
+};
+
+// Taken before asking the server for an answer to keep: the invalidation generation of its
+// tables, and the position a replica's answer must cover (WriteMarks).
+struct FillTicket {
+  std::uint64_t generation = 0;
+  replication::Position need;
 };
 
 // The index name of a table: its unqualified name, so a write to `public.t` drops reads of `t`
@@ -39,10 +67,15 @@ class Shard {
   explicit Shard(std::size_t max_bytes) : max_bytes_(max_bytes) {}
   // `scope` (a pool's name) only attributes counters: entries, bytes, hits, misses, evictions,
   // invalidations per pool for the admin console.
-  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now, const std::string& scope = {});
-  // Stores (replacing an entry with the same key); false when it alone exceeds the budget.
+  // `token`: the asking client's read-your-writes token; a replica's answer it does not cover is
+  // passed over (a miss: the client refills it from a member that has its write).
+  std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now, const std::string& scope = {},
+                                         const replication::Position* token = nullptr);
+  // Stores (replacing an entry with the same key, unless that one is fresher); false when it
+  // alone exceeds the budget.
   bool put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-           Clock::time_point now, const std::string& scope = {});
+           Clock::time_point now, const std::string& scope = {}, Origin origin = {});
+  void count_refused_fill(const std::string& scope);
   Stats stats(const std::string& scope) const;
   std::vector<std::string> scopes() const;
   std::size_t invalidate_table(const std::string& table);
@@ -62,6 +95,7 @@ class Shard {
     Clock::time_point expires;
     std::size_t cost = 0;
     std::string scope;
+    Origin origin;
   };
   using List = std::list<Entry>;
   void erase_locked(List::iterator it);
@@ -83,13 +117,20 @@ class Store {
   // Invalidation generation of a set of tables: take it before asking the server and pass it to
   // put_if_current(), so an answer read before a concurrent write's invalidation is not kept.
   std::uint64_t generation(const std::vector<std::string>& tables) const;
+  // The generation and, for `cluster`'s replicas, the write position an answer must cover.
+  FillTicket fill_ticket(const std::vector<std::string>& tables, const std::string& cluster,
+                         Clock::time_point now = Clock::now());
+  // Stores the answer unless a write invalidated its tables since the ticket was taken, or (a
+  // replica's answer) its position does not cover the writes to its tables the ticket names.
   bool put_if_current(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-                      std::uint64_t generation_at_start, const std::string& scope = {},
+                      const FillTicket& ticket, const Origin& origin = {}, const std::string& scope = {},
                       Clock::time_point now = Clock::now());
   std::shared_ptr<const std::string> get(const std::string& key, Clock::time_point now = Clock::now(),
-                                         const std::string& scope = {});
+                                         const std::string& scope = {}, const replication::Position* token = nullptr);
   bool put(const std::string& key, std::string value, std::vector<std::string> tables, Clock::duration ttl,
-           Clock::time_point now = Clock::now(), const std::string& scope = {});
+           Clock::time_point now = Clock::now(), const std::string& scope = {}, Origin origin = {});
+  // Positions of writes through Sluice, per cluster and table (what replica answers must cover).
+  WriteMarks& write_marks() { return marks_; }
   Stats stats(const std::string& scope) const;  // one pool's share
   std::vector<std::string> scopes() const;
   // Drops every entry that read `table`; returns how many.
@@ -107,9 +148,14 @@ class Store {
   Shard& shard(const std::string& key);
   std::atomic<std::size_t> max_bytes_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::uint64_t generation_locked(const std::vector<std::string>& tables) const;
   mutable std::mutex gen_mu_;
   std::uint64_t all_generation_ = 0;
+  // At most kMaxTableGenerations tables are tracked; past that all are forgotten and the
+  // all-tables generation moves on (fills in flight are refused, nothing stale is kept).
+  static constexpr std::size_t kMaxTableGenerations = 65536;
   std::unordered_map<std::string, std::uint64_t> table_generation_;
+  WriteMarks marks_;
 };
 
 }  // namespace sluice::cache

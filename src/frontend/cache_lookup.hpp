@@ -18,8 +18,10 @@ struct CacheLookup {
 };
 
 // Neither a hit nor `fill` means another client's fill did not finish within `max_wait`: ask the
-// server without caching the answer.
+// server without caching the answer. `token` (may be null): the client's read-your-writes token;
+// a replica's answer older than it is not served to it.
 boost::asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::string key, std::string scope,
-                                                 boost::asio::any_io_executor ex, config::Duration max_wait);
+                                                 boost::asio::any_io_executor ex, config::Duration max_wait,
+                                                 const replication::Position* token);
 
 }  // namespace sluice::frontend

@@ -17,6 +17,7 @@ struct Position {
   // (domain, sequence): PostgreSQL uses domain 0 with the LSN as its sequence.
   std::vector<std::pair<std::uint32_t, std::uint64_t>> parts;
   bool empty() const { return parts.empty(); }
+  bool operator==(const Position&) const = default;
   // True when this position includes everything `token` does (every domain at or past it).
   bool covers(const Position& token) const;
   // Becomes the least position that covers both this one and `other` (per domain, the larger).

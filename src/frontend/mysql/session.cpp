@@ -687,6 +687,13 @@ class Session {
     }
     server_ = std::move(conn);
     server_buf_.clear();
+    // An answer about to be captured: the position its server has surely applied before running
+    // it (the last health check's, or a verification's; on the primary also this client's write).
+    route_position_.parts.clear();
+    if (split_ && !fill_key_.empty()) {
+      route_position_ = cluster_->view()->members[static_cast<std::size_t>(member_)].position;
+      if (!read_route_ && token_ != router::Position::unreachable()) route_position_.merge(token_);
+    }
     if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
     if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
     info_->set_state(observe::ClientState::Active);
@@ -1015,7 +1022,10 @@ class Session {
     std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
                                   caps_ & (kFormatCaps | my::cap::SESSION_TRACK), charset_, vars_.fingerprint);
     if (params) key.append("\x1f" "binary\x1f").append(*params);
-    auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(), std::chrono::seconds(10));
+    const router::Position* token =
+        split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
+    auto found =
+        co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(), std::chrono::seconds(10), token);
     if (found.hit) {
       // Stored as sent after a command with sequence 0, so the ids already fit.
       error_code ec;
@@ -1028,7 +1038,7 @@ class Session {
     cache_ttl_ = cand->ttl;
     cache_tables_.clear();
     for (auto& tbl : cand->tables) cache_tables_.push_back(cache::table_key(tbl));
-    fill_generation_ = ctx_.cache->generation(cache_tables_);
+    fill_ticket_ = ctx_.cache->fill_ticket(cache_tables_, pool_cfg_.cluster);
     capture_limit_ = snap_->config->cache.max_entry_bytes;
     co_return 2;
   }
@@ -1041,15 +1051,16 @@ class Session {
     fill_key_.clear();
   }
 
-  // Keeps a complete answer without error or warnings that left no transaction open.
+  // Keeps a complete answer without error or warnings that left no transaction open. A replica's
+  // answer is stamped with the GTID position the replica had before it ran the query: served only
+  // to clients whose writes that covers, kept only if it covers the writes to its tables.
   void finish_capture(bool relayed) {
-    // Under read-your-writes splitting, only answers from the primary are kept (a lagging
-    // replica's answer could predate a write some client must see).
-    bool replica_answer = split_ && read_route_ && cluster_->config().consistency == config::Consistency::ReadYourWrites;
-    if (relayed && !replica_answer && !last_.error && last_.warnings == 0 && !last_.local_infile &&
-        !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty())
-      ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_,
+    if (relayed && !server_lost_ && !last_.error && last_.warnings == 0 && !last_.local_infile &&
+        !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty()) {
+      cache::Origin origin{split_ && read_route_, std::move(route_position_)};
+      ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
                                  pool_->name());
+    }
     capture_.clear();
     end_fill();
   }
@@ -1069,9 +1080,22 @@ class Session {
       for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
     }
     if (status_ & my::status::IN_TRANS) return;
+    if (pending_invalidation_.empty() && !invalidate_all_) return;
+    // Replicas' answers to these tables are kept again once they cover the commit's GTID (or,
+    // when the server did not report one, once every replica surely has it).
+    auto& marks = ctx_.cache->write_marks();
+    std::chrono::steady_clock::time_point horizon{};
+    if (split_) {  // by then every replica that may serve reads has it
+      const auto& cc = cluster_->config();
+      horizon = std::chrono::steady_clock::now() + cc.max_replica_lag + 2 * cc.health_check_period;
+      marks.begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_, horizon);
+    }
     if (invalidate_all_) ctx_.cache->invalidate_all();
     else
       for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+    if (split_)
+      marks.settle(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
+                   gtid_seen_ && !server_lost_ ? token_ : router::Position::unreachable(), horizon);
     pending_invalidation_.clear();
     invalidate_all_ = false;
   }
@@ -1660,7 +1684,8 @@ class Session {
 
   // Result cache: the answer this session is filling, and writes not yet applied.
   std::string fill_key_, capture_;
-  std::uint64_t fill_generation_ = 0;
+  cache::FillTicket fill_ticket_;
+  router::Position route_position_;  // a replica's replayed position when the read was routed there
   std::size_t capture_limit_ = 1u << 20;
   config::Duration cache_ttl_{0};
   std::vector<std::string> cache_tables_, pending_invalidation_;

@@ -752,7 +752,7 @@ class Session {
   awaitable<bool> lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
     auto wait = std::min<config::Duration>(snap_->config->general.query_wait_timeout, std::chrono::seconds(10));
     auto started = observe::Clock::now();
-    auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait);
+    auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait, ryw_token());
     if (found.hit) {
       in_begin_ += consume;
       std::string out = *found.hit;
@@ -769,7 +769,7 @@ class Session {
     capturing_ = true;
     cache_tables_.clear();
     for (auto& t : cand.tables) cache_tables_.push_back(cache::table_key(t));
-    fill_generation_ = ctx_.cache->generation(cache_tables_);
+    fill_ticket_ = ctx_.cache->fill_ticket(cache_tables_, pool_cfg_.cluster);
     capture_.clear();
     cache_key_ = std::move(key);
     cache_ttl_ = cand.ttl;
@@ -811,11 +811,13 @@ class Session {
       pos += fr.size();
     }
     if (pos != capture_.size() || last != wire::be::ReadyForQuery || status != 'I') return;
-    // Under read-your-writes splitting, only answers from the primary are kept: a lagging
-    // replica's answer could predate a write some client must see.
-    if (split_ && read_route_ && cluster_->config().consistency == config::Consistency::ReadYourWrites) return;
+    // Kept with the position its server had before it ran the query (stamped at attach): served
+    // only to clients whose writes that covers; a replica's kept only if it covers the writes
+    // through Sluice to the tables it read.
+    cache::Origin origin{read_route_, std::move(route_position_)};
     capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
-    ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_generation_, pool_->name());
+    ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
+                               pool_->name());
     capture_.clear();
   }
 
@@ -853,13 +855,50 @@ class Session {
     return false;
   }
 
-  void apply_invalidations() {
+  // Writes forwarded to the server are done (the transaction, or the autocommit statement, ended):
+  // drop their tables' cached answers. With `position_follows`, the write's replication position
+  // is about to be learned (take_write_token): until settle_invalidations(), no replica's answer
+  // to those tables is kept.
+  void apply_invalidations(bool position_follows) {
     if (!ctx_.cache_enabled() || relay_.tx_status() != 'I') return;
+    if (pending_invalidation_.empty() && !invalidate_all_) return;
+    if (position_follows)
+      ctx_.cache->write_marks().begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_, mark_horizon());
     if (invalidate_all_) ctx_.cache->invalidate_all();
     else
       for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+    if (position_follows) {
+      marked_tables_ = std::move(pending_invalidation_);
+      marked_all_ = invalidate_all_;
+      marks_pending_ = true;
+    }
     pending_invalidation_.clear();
     invalidate_all_ = false;
+  }
+  void settle_invalidations(const router::Position& at) {
+    if (!marks_pending_) return;
+    marks_pending_ = false;
+    ctx_.cache->write_marks().settle(pool_cfg_.cluster, marked_tables_, marked_all_, at, mark_horizon());
+    marked_tables_.clear();
+  }
+  // By then every replica that may serve reads (lag within max_replica_lag, as measured by health
+  // checks a period apart) has replayed a write committed now.
+  std::chrono::steady_clock::time_point mark_horizon() const {
+    const auto& cc = cluster_->config();
+    return std::chrono::steady_clock::now() + cc.max_replica_lag + 2 * cc.health_check_period;
+  }
+  // The answer about to be captured: the position its server has surely applied before running
+  // it (the last health check's, or what a verification read; on the primary also this client's
+  // own last write).
+  void stamp_route() {
+    route_position_.parts.clear();
+    if (!split_) return;
+    route_position_ = cluster_->view()->members[static_cast<std::size_t>(member_)].position;
+    if (!read_route_ && token_ != router::Position::unreachable()) route_position_.merge(token_);
+  }
+  // The read-your-writes token a cached answer must cover for this client (null: any).
+  const router::Position* ryw_token() const {
+    return split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
   }
 
   // ---- routing ------------------------------------------------------------------------------
@@ -966,6 +1005,7 @@ class Session {
   }
 
   void finish_attach() {
+    if (capturing_) stamp_route();
     set_cancel_target(true);
     if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
     info_->set_state(observe::ClientState::Active);
@@ -1080,6 +1120,10 @@ class Session {
     retries_ = 0;
     discard_until_sync_ = relay_.fail_outstanding(code, message, hint, in_tx ? 'E' : 'I', client_out_);
     failed_tx_ = in_tx;
+    if (!in_tx) {  // a write may have landed: its tables' answers go, and replicas' until they surely have it
+      apply_invalidations(split_);
+      settle_invalidations(router::Position::unreachable());
+    }
     detach(false);
     co_return co_await write_client(client_out_);
   }
@@ -1423,13 +1467,17 @@ class Session {
       Outcome o = co_await relay_attached();
       if (o == Outcome::Detach || o == Outcome::Resume) {
         finish_capture();
-        apply_invalidations();
+        const bool token = needs_write_token();
+        apply_invalidations(token && split_);
+        if (token) {
+          co_await take_write_token();
+          settle_invalidations(token_);
+        }
       } else {
         capturing_ = false;
         end_fill();
       }
       if (o != Outcome::ServerGone) retries_ = 0;
-      if ((o == Outcome::Detach || o == Outcome::Resume) && needs_write_token()) co_await take_write_token();
       switch (o) {
         case Outcome::Detach:
         case Outcome::Resume:
@@ -1528,7 +1576,11 @@ class Session {
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
   std::string capture_, cache_key_, fill_key_;
-  std::uint64_t fill_generation_ = 0;
+  cache::FillTicket fill_ticket_;
+  router::Position route_position_;  // a replica's replayed position when the read was routed there
+  // Tables whose writes' position take_write_token() is learning (WriteMarks pending).
+  std::vector<std::string> marked_tables_;
+  bool marked_all_ = false, marks_pending_ = false;
   config::Duration cache_ttl_{0};
   std::vector<std::string> cache_tables_, pending_invalidation_;
   std::shared_ptr<CancelTarget> cancel_;
