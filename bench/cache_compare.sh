@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Result cache on both front ends: a heavier read against the server directly, Sluice with the
-# cache off and Sluice with the cache on (mode = "all"), side by side in one run, 16 clients:
+# cache off and Sluice with the cache on (mode = "all"), side by side in one run, 16 clients. Sluice
+# runs with the default routing: each cluster has its replica, reads are split off to it under
+# read-your-writes, so the cache keeps replicas' answers (stamped with their replication position):
 #   - PostgreSQL: the balance total of one branch (an aggregate over pgbench_accounts, scale 10);
 #   - MariaDB: a similar aggregate over a sysbench table (a sysbench Lua script, COM_QUERY).
 # Prints TPS, average latency and Sluice's CPU microseconds per transaction.
@@ -10,7 +12,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_CASE="${BENCH_SECONDS:-8}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
+PG_REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
 MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
+MY_REPLICA_PORT="${SLUICE_MY_REPLICA_PORT:-13307}"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
@@ -19,6 +23,7 @@ start() {  # name, port, cache section
   cat >"$WORK/$1.toml" <<CONF
 [general]
 log_level = "warn"
+admin_users = ["admin"]
 [postgres]
 listen = "127.0.0.1:$2"
 [mysql]
@@ -26,12 +31,17 @@ listen = "127.0.0.1:$(($2 + 1000))"
 [[users]]
 name = "app"
 password = "app"
+[[users]]
+name = "admin"
+password = "admin"
 [clusters.pg]
 protocol = "postgres"
 primary = "127.0.0.1:$PG_PORT"
+replicas = ["127.0.0.1:$PG_REPLICA_PORT"]
 [clusters.my]
 protocol = "mysql"
 primary = "127.0.0.1:$MY_PORT"
+replicas = ["127.0.0.1:$MY_REPLICA_PORT"]
 [[pools]]
 database = "app"
 cluster = "pg"
@@ -55,6 +65,13 @@ for t in sluice sluice-cache; do
 done
 export PGPASSWORD=app
 pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
+# The replica has replayed the tables before anything is measured.
+lsn="$(psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app -c 'select pg_current_wal_lsn()')"
+for _ in $(seq 1 600); do
+  [ "$(psql -X -At -h 127.0.0.1 -p "$PG_REPLICA_PORT" -U postgres -d app \
+        -c "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
+  sleep 0.1
+done
 cat >"$WORK/branch_total.sql" <<'SQL'
 \set bid random(1, 10)
 SELECT sum(abalance), count(*) FROM pgbench_accounts WHERE bid = :bid;
@@ -86,6 +103,8 @@ LUA
 MYCOMMON=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=1 --table-size=100000)
 sysbench oltp_read_only "${MYCOMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
 sysbench oltp_read_only "${MYCOMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" prepare >/dev/null
+pos="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MY_PORT" -u root -N -e 'SELECT @@gtid_binlog_pos')"
+mariadb --protocol=TCP -h 127.0.0.1 -P "$MY_REPLICA_PORT" -u root -N -e "SELECT MASTER_GTID_WAIT('$pos', 60)" >/dev/null
 declare -A MYPORT=([direct]=$MY_PORT [sluice]=7472 [sluice-cache]=7473)
 declare -A MT MC
 for _ in $(seq 1 "$ROUNDS"); do
@@ -126,6 +145,15 @@ done
 for t in direct sluice sluice-cache; do
   echo "| MariaDB group total (aggregate over 100k rows) | $t | $(median <<<"${MT[$t]}") | - | $(median <<<"${MC[$t]:-}") |" | tee -a "$OUT"
 done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.1f", a / b; else print "-"}'; }
+{
+  echo
+  echo "cached / direct TPS: PostgreSQL $(ratio "$(median <<<"${T[sluice-cache]}")" "$(median <<<"${T[direct]}")")x," \
+       "MariaDB $(ratio "$(median <<<"${MT[sluice-cache]}")" "$(median <<<"${MT[direct]}")")x"
+  echo "cache counters (SHOW CACHE, replica_hits of hits):"
+  PGPASSWORD=admin psql -X -At -F ' ' -h 127.0.0.1 -p "${PORT[sluice-cache]}" -U admin sluice \
+    -c "SHOW CACHE LIKE '*'" | awk '{print "  hits " $6 ", misses " $7 ", replica_hits " $12 ", behind_client " $13 ", refused_fills " $14}'
+} | tee -a "$OUT"
 sysbench oltp_read_only "${MYCOMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
 echo
 echo "written to $OUT"
