@@ -10,11 +10,15 @@
 #   BENCH_TLS=0 bench/instructions_compare.sh  # plain TCP
 #   BENCH_KEEP=/tmp/cg bench/instructions_compare.sh  # keep the N and 3N dumps there, to compare
 #     per function: callgrind_annotate each, subtract (functions named, no lines: see below)
+#   BENCH_CLIENTS=1 bench/instructions_compare.sh  # one client: no waiting in line, so the count
+#     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
+#     before/after comparison of a change on the hot path
 # Needs valgrind (apt-get install valgrind). Valgrind 3.19 cannot read clang's DWARF 5, so
 # Sluice runs from a copy with the debug sections stripped (symbols stay).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N="${BENCH_TX:-2000}"
+CLIENTS="${BENCH_CLIENTS:-8}"
 TLS="${BENCH_TLS:-1}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6731 BOUNCER_PORT=6732
@@ -67,10 +71,10 @@ measure() {  # name, pid, port, as-user ("" or postgres)
   local name=$1 pid=$2 port=$3 user=$4 out=()
   local ctl=(callgrind_control)
   [ -n "$user" ] && ctl=(runuser -u "$user" -- callgrind_control)
-  PGSSLMODE=$MODE pgbench -n -S -c 8 -j 1 -t 200 -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
-  for per_client in $((N / 8)) $((3 * N / 8)); do
+  PGSSLMODE=$MODE pgbench -n -S -c "$CLIENTS" -j 1 -t 200 -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
+  for per_client in $((N / CLIENTS)) $((3 * N / CLIENTS)); do
     "${ctl[@]}" -z "$pid" >/dev/null
-    PGSSLMODE=$MODE pgbench -n -S -c 8 -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
+    PGSSLMODE=$MODE pgbench -n -S -c "$CLIENTS" -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
     "${ctl[@]}" -d "$pid" >/dev/null
     sleep 0.5
     local f
@@ -106,7 +110,7 @@ b="$(measure pgbouncer "$BOUNCER_VG" $BOUNCER_PORT "$BOUNCER_USER")"
 mkdir -p "$ROOT/bench/out"
 OUT="$ROOT/bench/out/instructions-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
-  echo "User-space instructions per pgbench -S transaction (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), 8 clients over pool_size 4, $(date -u +%F)"
+  echo "User-space instructions per pgbench -S transaction (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), $CLIENTS clients over pool_size 4, $(date -u +%F)"
   echo
   echo "| proxy | instructions per transaction | ratio to PgBouncer |"
   echo "|---|---:|---:|"

@@ -327,25 +327,25 @@ void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_o
                         type == wire::be::ReadyForQuery))
     copy_in_ = false;
   forward_ = true;
-  hold_ =
-      pooled_ && (type == wire::be::ErrorResponse || (type == wire::be::NoticeResponse && body_left_ <= kMaxCapture));
   if (!pending_.empty() && pending_.front().mode == Mode::Swallow &&
       ((type == wire::be::ParseComplete && pending_.front().kind == Kind::Parse) ||
        (type == wire::be::CloseComplete && pending_.front().kind == Kind::Close)))
     forward_ = false;
-  capture_ =
-      type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus || type == wire::be::ErrorResponse || hold_;
-  captured_.clear();
-  if (hold_ && forward_) {
-    forward_ = false;  // appended whole at its end, unless it announces the server's end
-    return;
+  capture_ = type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus;
+  if (type == wire::be::ErrorResponse || type == wire::be::NoticeResponse) [[unlikely]] {
+    capture_ = type == wire::be::ErrorResponse;
+    // Pooled: held, and appended whole at its end, unless it announces the server's end.
+    if (pooled_ && forward_ && (capture_ || body_left_ <= kMaxCapture)) {
+      hold_ = capture_ = true;
+      forward_ = false;
+    }
   }
-  hold_ = false;
+  if (capture_) captured_.clear();
   if (!forward_) return;
   // Past the answer's preamble: a retry could no longer hide what the client has seen.
   if (recording_ && type != wire::be::ParseComplete && type != wire::be::BindComplete &&
       type != wire::be::ParameterDescription && type != wire::be::RowDescription && type != wire::be::NoData &&
-      type != wire::be::CloseComplete)
+      type != wire::be::CloseComplete) [[unlikely]]
     recording_ = false;
   client_out.append(reinterpret_cast<const char*>(hdr_), 5);
 }
@@ -533,7 +533,8 @@ Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, 
     partial_.assign(client_out, msg_start_);
     client_out.resize(msg_start_);
   }
-  if (!output_from(client_out, out_start)) return desync("a read run again on another server answered differently");
+  if ((recording_ || skip_pos_ < skip_.size()) && !output_from(client_out, out_start)) [[unlikely]]
+    return desync("a read run again on another server answered differently");
   return Verdict::Ok;
 }
 

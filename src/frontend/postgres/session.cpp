@@ -85,6 +85,15 @@ void parse_options(std::string_view opts, pool::Params& out) {
   }
 }
 
+// CopyDone 'c', CopyData 'd' or CopyFail 'f': one comparison for every other message type.
+constexpr bool is_copy_message(char type) {
+  static_assert(wire::fe::CopyData == wire::fe::CopyDone + 1 && wire::fe::CopyFail == wire::fe::CopyDone + 3);
+  auto d = static_cast<unsigned char>(type - wire::fe::CopyDone);
+  return d <= 3 && ((0b1011u >> d) & 1u);
+}
+static_assert(is_copy_message('c') && is_copy_message('d') && is_copy_message('f') && !is_copy_message('e') &&
+              !is_copy_message('Q') && !is_copy_message('g'));
+
 enum class Outcome { Detach, Resume, ClientGone, ClientError, ServerGone, ServerError, StatementMode };
 
 class Session {
@@ -1411,8 +1420,7 @@ class Session {
           continue;
         }
         if (f.type == wire::fe::Terminate) co_return;
-        if (discard_until_sync_ || f.type == wire::fe::CopyData || f.type == wire::fe::CopyDone ||
-            f.type == wire::fe::CopyFail) {
+        if (discard_until_sync_ || is_copy_message(f.type)) [[unlikely]] {
           // After a failed request, as the server: messages up to the next Sync are dropped and
           // the Sync answered; COPY data arriving outside COPY is dropped (55.2.6).
           in_begin_ += f.size();
@@ -1468,7 +1476,7 @@ class Session {
       if (o == Outcome::Detach || o == Outcome::Resume) {
         finish_capture();
         const bool token = needs_write_token();
-        apply_invalidations(token && split_);
+        if (!pending_invalidation_.empty() || invalidate_all_) apply_invalidations(token && split_);
         if (token) {
           co_await take_write_token();
           settle_invalidations(token_);
