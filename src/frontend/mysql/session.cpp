@@ -1507,11 +1507,16 @@ class Session {
     r.u8();
     std::uint16_t opt = r.u16();
     if (!r.ok() || opt > 1) co_return co_await send_err(my::er::UNKNOWN_COM, "08S01", "Unknown command");
+    const bool before = multi_statements_;
     multi_statements_ = opt == 0;
     if (server_) {  // attached (in a transaction): apply now, else at the next attach
       std::string cmd(io_.payload());
       auto res = co_await exchange(cmd, ResponseKind::Single, false);
-      if (!res) co_return sock_.is_open();
+      if (!res) {  // the server connection, and what the client held on it, is gone: say so
+        multi_statements_ = before;
+        co_return co_await send_err(my::er::QUERY_INTERRUPTED, "70100",
+                                    "Sluice lost the server connection during this transaction; the transaction is rolled back");
+      }
       server_->multi_statements = multi_statements_;
     }
     std::string p;
