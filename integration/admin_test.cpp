@@ -128,49 +128,8 @@ int local_port(PGconn* c) {
 
 long num(const std::optional<std::string>& v) { return v ? std::stol(*v) : -1; }
 
-// GET http://127.0.0.1:port/path; returns status line + body.
-std::pair<int, std::string> http_get(int port, const std::string& path) {
-  int fd = loopback_connect(port);
-  if (fd < 0) return {0, ""};
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return {0, ""};
-  }
-  std::string resp;
-  char buf[65536];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    resp.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  int status = 0;
-  std::sscanf(resp.c_str(), "HTTP/1.1 %d", &status);
-  auto body = resp.find("\r\n\r\n");
-  return {status, body == std::string::npos ? "" : resp.substr(body + 4)};
-}
-
-double metric(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
-
-
 int http_port_for(const SluiceProcess& s) { return s.port() + 700; }
 
-// Connector/C connection to Sluice's MySQL listener.
-struct My {
-  MYSQL* m = mysql_init(nullptr);
-  bool ok = false;
-  My(int port, const char* user, const char* pw, const char* db) {
-    ok = mysql_real_connect(m, "127.0.0.1", user, pw, db, static_cast<unsigned>(port), nullptr, 0) != nullptr;
-  }
-  ~My() { mysql_close(m); }
-};
 
 }  // namespace
 
@@ -381,11 +340,11 @@ TEST_CASE("access: stats users may only SHOW; anyone else is refused on both pro
   CHECK(!wrong.ok());
   CHECK(wrong.error().find("password authentication failed") != std::string::npos);
 
-  My mapp(s.my_port(), "app", "app", "sluice");
+  MyConn mapp(s.my_port(), "app", "app", "sluice");
   CHECK(!mapp.ok);
   CHECK(mysql_errno(mapp.m) == 1044);
   CHECK(std::string(mysql_error(mapp.m)).find("Access denied for user 'app'") != std::string::npos);
-  My mw(s.my_port(), "watcher", "watchpw", "sluice");
+  MyConn mw(s.my_port(), "watcher", "watchpw", "sluice");
   REQUIRE(mw.ok);
   CHECK(mysql_query(mw.m, "SHOW CLIENTS") == 0);
   mysql_free_result(mysql_store_result(mw.m));
@@ -395,11 +354,11 @@ TEST_CASE("access: stats users may only SHOW; anyone else is refused on both pro
 
 TEST_CASE("console over Connector/C: typed columns, own connection listed, prepared statements") {
   SluiceProcess s(pools(5, 0, false), kGeneral);
-  My app(s.my_port(), "app", "app", "app");
+  MyConn app(s.my_port(), "app", "app", "app");
   REQUIRE(app.ok);
   REQUIRE(mysql_query(app.m, "SELECT 1") == 0);
   mysql_free_result(mysql_store_result(app.m));
-  My adm(s.my_port(), "admin", "adminpw", "sluice");
+  MyConn adm(s.my_port(), "admin", "adminpw", "sluice");
   REQUIRE(adm.ok);
 
   REQUIRE(mysql_query(adm.m, "SHOW POOLS") == 0);
@@ -696,7 +655,7 @@ TEST_CASE("/metrics passes promtool check metrics and counts what happened; /hea
   for (int i = 0; i < 12; ++i) REQUIRE(app.scalar("SELECT " + std::to_string(i)) == std::to_string(i));
   Conn r(s.conninfo("app", "app", "app2"));
   REQUIRE(r.scalar("SELECT 1") == "1");
-  My my(s.my_port(), "app", "app", "app");
+  MyConn my(s.my_port(), "app", "app", "app");
   REQUIRE(my.ok);
   REQUIRE(mysql_query(my.m, "SELECT 1") == 0);
   mysql_free_result(mysql_store_result(my.m));
@@ -736,9 +695,9 @@ TEST_CASE("every command through Connector/C: same columns as libpq, operator co
   SluiceProcess s(pools(5, 0, true), kGeneral);
   Conn pg(admin_conninfo(s));
   REQUIRE(pg.ok());
-  My adm(s.my_port(), "admin", "adminpw", "sluice");
+  MyConn adm(s.my_port(), "admin", "adminpw", "sluice");
   REQUIRE(adm.ok);
-  My app(s.my_port(), "app", "app", "app");
+  MyConn app(s.my_port(), "app", "app", "app");
   REQUIRE(app.ok);
   REQUIRE(mysql_query(app.m, "SELECT 1") == 0);
   mysql_free_result(mysql_store_result(app.m));
@@ -777,7 +736,7 @@ TEST_CASE("every command through Connector/C: same columns as libpq, operator co
   CHECK(query(pg, "SHOW DATABASES").rows.size() >= 1);
   CHECK(ok("RESUME app"));
   CHECK(ok("DISABLE app"));
-  My refused(s.my_port(), "app", "app", "app");
+  MyConn refused(s.my_port(), "app", "app", "app");
   CHECK(!refused.ok);
   CHECK(ok("ENABLE app"));
   CHECK(ok("DRAIN 127.0.0.1:" + std::to_string(pg_replica_port())));

@@ -202,49 +202,32 @@ TEST_CASE("50 concurrent identical misses reach the server once") {
 }
 
 namespace {
-struct My {
-  MYSQL* m = mysql_init(nullptr);
-  explicit My(int port, const char* user = "app", const char* pw = "app", const char* db = "app") {
-    my_bool no_tls = 0;
-    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
-    mysql_real_connect(m, "127.0.0.1", user, pw, db, static_cast<unsigned>(port), nullptr, 0);
-  }
-  ~My() { mysql_close(m); }
-  std::string scalar(const std::string& sql) {
-    if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
-    std::string out;
-    if (MYSQL_RES* r = mysql_store_result(m)) {
-      if (MYSQL_ROW row = mysql_fetch_row(r)) out = row[0] ? row[0] : "NULL";
-      mysql_free_result(r);
-    }
-    return out;
-  }
-  long com_select(const char* counter = "Com_select") {
-    mysql_query(m, (std::string("SHOW GLOBAL STATUS LIKE '") + counter + "'").c_str());
-    MYSQL_RES* r = mysql_store_result(m);
-    MYSQL_ROW row = mysql_fetch_row(r);
-    long v = std::stol(row[1]);
-    mysql_free_result(r);
-    return v;
-  }
-};
+// A MariaDB server's own count of statements of a kind (SHOW GLOBAL STATUS).
+long com_select(MyConn& c, const char* counter = "Com_select") {
+  mysql_query(c.m, (std::string("SHOW GLOBAL STATUS LIKE '") + counter + "'").c_str());
+  MYSQL_RES* r = mysql_store_result(c.m);
+  MYSQL_ROW row = mysql_fetch_row(r);
+  long v = std::stol(row[1]);
+  mysql_free_result(r);
+  return v;
+}
 }  // namespace
 
 TEST_CASE("MariaDB: repeated reads come from Sluice's memory (Com_select unchanged); writes make them fresh") {
-  My direct(my_port());
+  MyConn direct(my_port());
   REQUIRE(direct.scalar("DROP TABLE IF EXISTS mcache_t") == "");
   REQUIRE(direct.scalar("CREATE TABLE mcache_t (id INT PRIMARY KEY, v INT)") == "");
   REQUIRE(direct.scalar("INSERT INTO mcache_t VALUES (1, 10)") == "");
   SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_size = 4\n\n[cache]\nmode = \"all\"\n");
-  My c(s.my_port());
-  My root(my_port(), "root", "", nullptr);
+  MyConn c(s.my_port());
+  MyConn root(my_port(), "root", "", nullptr);
   CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "10");
-  long before = root.com_select();
+  long before = com_select(root);
   for (int i = 0; i < 50; ++i) {
     CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "10");
     CHECK(c.scalar("select v from mcache_t where id=1 -- same key") == "10");
   }
-  long after = root.com_select();
+  long after = com_select(root);
   MESSAGE("Com_select grew by ", after - before, " during 100 cached reads");
   CHECK(after - before == 0);
   REQUIRE(direct.scalar("UPDATE mcache_t SET v = 11 WHERE id = 1") == "");
@@ -261,13 +244,13 @@ TEST_CASE("MariaDB: repeated reads come from Sluice's memory (Com_select unchang
 }
 
 TEST_CASE("MariaDB prepared statements: cached per parameter values") {
-  My direct(my_port());
+  MyConn direct(my_port());
   REQUIRE(direct.scalar("DROP TABLE IF EXISTS mcache2_t") == "");
   REQUIRE(direct.scalar("CREATE TABLE mcache2_t (id INT PRIMARY KEY, v INT)") == "");
   REQUIRE(direct.scalar("INSERT INTO mcache2_t VALUES (1, 10), (2, 20)") == "");
   SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_size = 4\n\n[cache]\nmode = \"all\"\n");
-  My c(s.my_port());
-  My root(my_port(), "root", "", nullptr);
+  MyConn c(s.my_port());
+  MyConn root(my_port(), "root", "", nullptr);
   MYSQL_STMT* st = mysql_stmt_init(c.m);
   const char* q = "SELECT v FROM mcache2_t WHERE id = ?";
   REQUIRE(mysql_stmt_prepare(st, q, std::strlen(q)) == 0);
@@ -289,12 +272,12 @@ TEST_CASE("MariaDB prepared statements: cached per parameter values") {
   };
   CHECK(run(1) == 10);
   CHECK(run(2) == 20);
-  long before = root.com_select("Com_stmt_execute");
+  long before = com_select(root, "Com_stmt_execute");
   for (int i = 0; i < 20; ++i) {
     CHECK(run(1) == 10);
     CHECK(run(2) == 20);
   }
-  CHECK(root.com_select("Com_stmt_execute") - before == 0);  // 40 executes, all from memory
+  CHECK(com_select(root, "Com_stmt_execute") - before == 0);  // 40 executes, all from memory
   REQUIRE(direct.scalar("UPDATE mcache2_t SET v = 11 WHERE id = 1") == "");
   CHECK(run(1) == 10);  // behind Sluice's back: still cached
   CHECK(c.scalar("UPDATE mcache2_t SET v = 12 WHERE id = 1") == "");

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -164,6 +165,48 @@ std::string SluiceProcess::conninfo(const std::string& user, const std::string& 
 std::string direct_conninfo(const std::string& db) {
   return "host=" + pg_host() + " port=" + std::to_string(pg_port()) + " user=" + env_or("SLUICE_PG_SUPERUSER", "postgres") +
          " password=" + env_or("SLUICE_PG_SUPERPASSWORD", "postgres") + " dbname=" + db + " sslmode=disable";
+}
+
+MyConn::MyConn(int port, const std::string& user, const std::string& pw, const char* db, unsigned long flags) {
+  my_bool no_tls = 0;
+  mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
+  ok = mysql_real_connect(m, "127.0.0.1", user.c_str(), pw.c_str(), db, static_cast<unsigned>(port), nullptr, flags) !=
+       nullptr;
+}
+
+std::string MyConn::scalar(const std::string& sql) {
+  if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
+  std::string out;
+  if (MYSQL_RES* r = mysql_store_result(m)) {
+    if (MYSQL_ROW row = mysql_fetch_row(r)) out = row[0] ? row[0] : "NULL";
+    mysql_free_result(r);
+  } else if (mysql_errno(m)) {
+    return "ERR:" + std::to_string(mysql_errno(m));
+  }
+  return out;
+}
+
+std::pair<int, std::string> http_get(int port, const std::string& path) {
+  int fd = loopback_connect(port);
+  if (fd < 0) return {0, ""};
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  std::string resp;
+  if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) resp.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  int status = 0;
+  std::sscanf(resp.c_str(), "HTTP/1.1 %d", &status);
+  auto body = resp.find("\r\n\r\n");
+  return {status, body == std::string::npos ? "" : resp.substr(body + 4)};
+}
+
+double metric(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
 }
 
 std::string Conn::scalar(const std::string& sql) {

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <libpq-fe.h>
+#include <mysql.h>
 
 #include <chrono>
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace sluice::itest {
 
@@ -81,6 +83,24 @@ struct Conn {
   // Runs `sql`, expecting success (command or tuples).
   bool exec(const std::string& sql);
 };
+
+// RAII Connector/C connection to 127.0.0.1:port over plaintext (`flags`: CLIENT_* options).
+struct MyConn {
+  MYSQL* m = mysql_init(nullptr);
+  bool ok = false;
+  explicit MyConn(int port, const std::string& user = "app", const std::string& pw = "app", const char* db = "app",
+              unsigned long flags = 0);
+  ~MyConn() { mysql_close(m); }
+  MyConn(const MyConn&) = delete;
+  MyConn& operator=(const MyConn&) = delete;
+  // Runs `sql`: the first column of the first row ("" for none, "NULL"), or "ERR:<errno>".
+  std::string scalar(const std::string& sql);
+};
+
+// GET http://127.0.0.1:port/path: the status code and the body.
+std::pair<int, std::string> http_get(int port, const std::string& path);
+// The value of `series` (name with labels, as printed) in a Prometheus text page, or -1.
+double metric(const std::string& text, const std::string& series);
 
 // A TCP connection to 127.0.0.1:port; returns the fd, or -1.
 int loopback_connect(int port);

@@ -48,27 +48,8 @@ struct Sluice {
     s.reload(config(http_port(s)), kGeneral);
     REQUIRE(eventually([&] { return http_get("/healthz").first == 200; }));
   }
-  std::pair<int, std::string> http_get(const std::string& path) const {
-    int fd = loopback_connect(http_port(s));
-    if (fd < 0) return {0, ""};
-    std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    std::string resp;
-    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-      char buf[65536];
-      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) resp.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    int status = 0;
-    std::sscanf(resp.c_str(), "HTTP/1.1 %d", &status);
-    auto body = resp.find("\r\n\r\n");
-    return {status, body == std::string::npos ? "" : resp.substr(body + 4)};
-  }
-  double metric(const std::string& series) const {
-    std::istringstream in(http_get("/metrics").second);
-    for (std::string line; std::getline(in, line);)
-      if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-    return -1;
-  }
+  std::pair<int, std::string> http_get(const std::string& path) const { return sluice::itest::http_get(http_port(s), path); }
+  double metric(const std::string& series) const { return sluice::itest::metric(http_get("/metrics").second, series); }
 };
 
 // The cache's totals from SHOW CACHE.
@@ -91,30 +72,6 @@ std::string pg_superuser(int port) {
   return "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=app sslmode=disable";
 }
 
-struct My {
-  MYSQL* m = mysql_init(nullptr);
-  bool ok = false;
-  explicit My(int port, const char* user = "app", const char* pw = "app", const char* db = "app") {
-    my_bool no_tls = 0;
-    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
-    ok = mysql_real_connect(m, "127.0.0.1", user, pw, db, static_cast<unsigned>(port), nullptr, 0) != nullptr;
-  }
-  ~My() { mysql_close(m); }
-  My(const My&) = delete;
-  My& operator=(const My&) = delete;
-  std::string scalar(const std::string& sql) {
-    if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
-    std::string out;
-    if (MYSQL_RES* r = mysql_store_result(m)) {
-      if (MYSQL_ROW row = mysql_fetch_row(r)) out = row[0] ? row[0] : "NULL";
-      mysql_free_result(r);
-    } else if (mysql_errno(m)) {
-      return "ERR:" + std::to_string(mysql_errno(m));
-    }
-    return out;
-  }
-};
-
 // Replay (PostgreSQL) or the SQL thread (MariaDB) paused on the replica for a scope.
 struct ReplayPaused {
   std::function<void()> resume;
@@ -124,7 +81,7 @@ struct ReplayPaused {
       REQUIRE(c->scalar("SELECT pg_wal_replay_pause()") == "");
       resume = [c] { c->scalar("SELECT pg_wal_replay_resume()"); };
     } else {
-      auto c = std::make_shared<My>(my_replica_port(), "root", "", nullptr);
+      auto c = std::make_shared<MyConn>(my_replica_port(), "root", "", nullptr);
       REQUIRE(c->scalar("STOP SLAVE SQL_THREAD") == "");
       resume = [c] { c->scalar("START SLAVE SQL_THREAD"); };
     }
@@ -213,10 +170,10 @@ TEST_CASE("PostgreSQL: replicas' answers are cached with their position; writers
 
 TEST_CASE("MariaDB: replicas' answers are cached with their GTID position; writers never get an older one") {
   Sluice sl;
-  My reader(sl.s.my_port()), writer(sl.s.my_port());
+  MyConn reader(sl.s.my_port()), writer(sl.s.my_port());
   REQUIRE_MESSAGE(reader.ok, mysql_error(reader.m));
   REQUIRE_MESSAGE(writer.ok, mysql_error(writer.m));
-  My root(my_port(), "root", "", "app");
+  MyConn root(my_port(), "root", "", "app");
   REQUIRE(root.ok);
   scenario(sl, false, reader, writer, [&](const std::string& sql) { REQUIRE_MESSAGE(root.scalar(sql).empty(), sql); });
 }

@@ -35,30 +35,6 @@ std::string clusters(const std::string& consistency, const std::string& extra = 
          "\n[[pools]]\ndatabase = \"app\"\ncluster = \"myr\"\npool_size = 4\n";
 }
 
-struct My {
-  MYSQL* m = mysql_init(nullptr);
-  bool ok = false;
-  explicit My(int port, const std::string& user = "app", const std::string& pw = "app", const char* db = "app") {
-    my_bool no_tls = 0;
-    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
-    ok = mysql_real_connect(m, "127.0.0.1", user.c_str(), pw.c_str(), db, static_cast<unsigned>(port), nullptr,
-                            CLIENT_MULTI_STATEMENTS) != nullptr;
-  }
-  ~My() { mysql_close(m); }
-  std::string scalar(const std::string& sql) {
-    if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
-    std::string out;
-    if (MYSQL_RES* r = mysql_store_result(m)) {
-      if (MYSQL_ROW row = mysql_fetch_row(r)) out = row[0] ? row[0] : "NULL";
-      mysql_free_result(r);
-    } else if (mysql_errno(m)) {
-      return "ERR:" + std::to_string(mysql_errno(m));
-    }
-    return out;
-  }
-};
-
-
 std::string pg_superuser(int port) {
   return "host=127.0.0.1 port=" + std::to_string(port) + " user=postgres dbname=app sslmode=disable";
 }
@@ -202,9 +178,10 @@ TEST_CASE("PostgreSQL: a replica stopped under read load; reads move to the prim
 
 TEST_CASE("MariaDB: reads on the replica, writes and transactions on the primary, hints") {
   SluiceProcess s(clusters("read_your_writes"));
-  My c(s.my_port());
+  MyConn c(s.my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
   REQUIRE(c.ok);
-  My primary(my_port(), "root", "", nullptr), replica(my_replica_port(), "root", "", nullptr);
+  MyConn primary(my_port(), "root", "", nullptr, CLIENT_MULTI_STATEMENTS),
+      replica(my_replica_port(), "root", "", nullptr, CLIENT_MULTI_STATEMENTS);
   std::string primary_id = primary.scalar("SELECT @@server_id"), replica_id = replica.scalar("SELECT @@server_id");
   REQUIRE(primary_id != replica_id);
   CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
@@ -250,8 +227,8 @@ TEST_CASE("MariaDB: reads on the replica, writes and transactions on the primary
 }
 
 TEST_CASE("MariaDB read-your-writes with the replica's SQL thread stopped; eventual shows stale reads") {
-  My replica(my_replica_port(), "root", "", nullptr);
-  My setup(my_port());
+  MyConn replica(my_replica_port(), "root", "", nullptr, CLIENT_MULTI_STATEMENTS);
+  MyConn setup(my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
   REQUIRE(setup.scalar("CREATE TABLE IF NOT EXISTS ryw_t (id INT PRIMARY KEY, v INT)") == "");
   REQUIRE(setup.scalar("REPLACE INTO ryw_t VALUES (1, 0)") == "");
   CHECK(eventually([&] { return replica.scalar("SELECT v FROM app.ryw_t WHERE id = 1") == "0"; }));
@@ -260,7 +237,7 @@ TEST_CASE("MariaDB read-your-writes with the replica's SQL thread stopped; event
     bool cache = v.find("+cache") != std::string::npos;
     const char* consistency = v.rfind("eventual", 0) == 0 ? "eventual" : "read_your_writes";
     SluiceProcess s(clusters(consistency) + (cache ? "\n[cache]\nmode = \"all\"\n" : ""));
-    My c(s.my_port());
+    MyConn c(s.my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
     REQUIRE(c.ok);
     std::string replica_id = replica.scalar("SELECT @@server_id");
     CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
@@ -310,23 +287,23 @@ TEST_CASE("MariaDB: a replica stopped under read load; reads move to the primary
   std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
   REQUIRE_FALSE(script.empty());
   SluiceProcess s(clusters("read_your_writes"));
-  My replica_root(my_replica_port(), "root", "", nullptr);
+  MyConn replica_root(my_replica_port(), "root", "", nullptr, CLIENT_MULTI_STATEMENTS);
   std::string replica_id = replica_root.scalar("SELECT @@server_id");
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0}, reads{0};
   std::vector<std::thread> readers;
   for (int t = 0; t < 4; ++t)
     readers.emplace_back([&] {
-      auto c = std::make_unique<My>(s.my_port());
+      auto c = std::make_unique<MyConn>(s.my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
       while (!stop) {
         if (c->scalar("SELECT 1") != "1") {
           ++errors;
-          c = std::make_unique<My>(s.my_port());
+          c = std::make_unique<MyConn>(s.my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
         }
         ++reads;
       }
     });
-  My probe(s.my_port());
+  MyConn probe(s.my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
   CHECK(eventually([&] { return probe.scalar("SELECT @@server_id") == replica_id; }));
   REQUIRE(std::system((script + " stop-mysql-replica >/dev/null").c_str()) == 0);
   CHECK(eventually([&] { return probe.scalar("SELECT @@server_id") != replica_id; }, 2000));

@@ -59,36 +59,10 @@ void wait_for_replica_reads(Conn& c) {
   REQUIRE(eventually([&] { return c.scalar("SELECT pg_is_in_recovery()") == "t"; }, 10000));
 }
 
-// Connector/C over plaintext.
-struct My {
-  MYSQL* m = mysql_init(nullptr);
-  bool ok = false;
-  explicit My(int port, const char* user = "app", const char* pw = "app") {
-    my_bool no_tls = 0;
-    mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
-    ok = mysql_real_connect(m, "127.0.0.1", user, pw, "app", static_cast<unsigned>(port), nullptr, 0) != nullptr;
-  }
-  ~My() { mysql_close(m); }
-  My(const My&) = delete;
-  My& operator=(const My&) = delete;
-  // First column of the first row ("" for none), or "ERR:<errno>".
-  std::string scalar(const std::string& sql) {
-    if (mysql_real_query(m, sql.data(), sql.size()) != 0) return "ERR:" + std::to_string(mysql_errno(m));
-    std::string out;
-    if (MYSQL_RES* r = mysql_store_result(m)) {
-      if (MYSQL_ROW row = mysql_fetch_row(r)) out = row[0] ? row[0] : "NULL";
-      mysql_free_result(r);
-    } else if (mysql_errno(m)) {
-      return "ERR:" + std::to_string(mysql_errno(m));
-    }
-    return out;
-  }
-};
-
 // Kills (bounded wait) the connection of `app` on the MariaDB server at `port` whose statement
 // contains `marker`; true when one was found.
 bool kill_running(int port, const std::string& marker) {
-  My root(port, "root", "");
+  MyConn root(port, "root", "");
   REQUIRE_MESSAGE(root.ok, mysql_error(root.m));
   return eventually([&] {
     std::string id = root.scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app' AND INFO LIKE '%" +
@@ -229,7 +203,7 @@ TEST_CASE("PostgreSQL, session mode: the server's FATAL reaches the client, whic
 
 TEST_CASE("MariaDB, transaction mode: a read whose server thread is killed runs again elsewhere (COM_QUERY, COM_STMT_EXECUTE)") {
   SluiceProcess s(clusters());
-  My c(s.my_port());
+  MyConn c(s.my_port());
   REQUIRE_MESSAGE(c.ok, mysql_error(c.m));
   REQUIRE(eventually([&] { return c.scalar("SELECT @@read_only") == "1"; }, 10000));
   const std::string q = "SELECT CONCAT(@@read_only, '/loss_query') FROM (SELECT SLEEP(0.5)) s";
@@ -268,17 +242,37 @@ TEST_CASE("MariaDB, transaction mode: a read whose server thread is killed runs 
 
 TEST_CASE("MariaDB, transaction mode: a killed transaction, and a result cut off mid-stream, end in an error, not a lost client") {
   SluiceProcess s(clusters());
-  My c(s.my_port());
+  MyConn c(s.my_port());
   REQUIRE_MESSAGE(c.ok, mysql_error(c.m));
   REQUIRE(c.scalar("BEGIN").empty());
   std::string id = c.scalar("SELECT CONNECTION_ID()");
-  My root(my_port(), "root", "");
+  MyConn root(my_port(), "root", "");
   REQUIRE(root.ok);
   REQUIRE(root.scalar("KILL " + id).empty());
   CHECK(c.scalar("SELECT 2") == "ERR:1317");
   CHECK(std::string(mysql_error(c.m)).find("the transaction is rolled back") != std::string::npos);
   CHECK(c.scalar("SELECT @@in_transaction") == "0");
   CHECK(c.scalar("SELECT 3") == "3");
+
+  // COM_SET_OPTION in a transaction whose server thread was killed: an answer, not a wait (the
+  // read timeout turns a hang into error 2013 here).
+  {
+    MYSQL* m = mysql_init(nullptr);
+    unsigned timeout = 5;
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout);
+    REQUIRE(mysql_real_connect(m, "127.0.0.1", "app", "app", "app", static_cast<unsigned>(s.my_port()), nullptr, 0));
+    REQUIRE(mysql_query(m, "BEGIN") == 0);
+    REQUIRE(mysql_query(m, "SELECT CONNECTION_ID()") == 0);
+    MYSQL_RES* r = mysql_store_result(m);
+    std::string thread = mysql_fetch_row(r)[0];
+    mysql_free_result(r);
+    REQUIRE(root.scalar("KILL " + thread).empty());
+    CHECK(mysql_set_server_option(m, MYSQL_OPTION_MULTI_STATEMENTS_ON) != 0);
+    CHECK_MESSAGE(mysql_errno(m) == 1317, mysql_error(m));
+    CHECK(mysql_query(m, "SELECT 1") == 0);
+    if (MYSQL_RES* ok = mysql_store_result(m)) mysql_free_result(ok);
+    mysql_close(m);
+  }
 
   // Rows streaming (mysql_use_result) when the server thread is killed: the rows already sent
   // arrive, then an ERR in place of the rest; the connection stays usable.
