@@ -572,6 +572,19 @@ case_mysql_killed_clients() {
   report $ok mysql_killed_clients "$open_tx server sessions of app left inside a transaction"
 }
 
+# Runs `sql` through Sluice's MySQL listener every 0.2 s, at most `tries` times, until it answers
+# `want`; prints the last answer.
+sluice_my_until() {  # want, tries, sql
+  local answer="" _
+  for _ in $(seq 1 "$2"); do
+    answer="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
+      -e "$3" 2>/dev/null || true)"
+    [ "$answer" = "$1" ] && break
+    sleep 0.2
+  done
+  echo "$answer"
+}
+
 # MySQL 1. The MariaDB replica goes away under sysbench oltp_read_only without transactions (so
 # its reads, prepared statements, go to the replica), then comes back: kill -9, or SHUTDOWN (the
 # server ends its connections). Reads in flight there run again elsewhere, prepared there first:
@@ -603,13 +616,8 @@ replica_fault_my() {  # case, kill9 | shutdown
   report $ok "$c" "sysbench oltp_read_only across the replica's loss: ${tx:-?} transactions, ${errors:-?} errors, ${reconnects:-?} reconnects, exit $sbstatus"
   [ $ok = 0 ] || grep -E "FATAL|error" "$WORK/$c.out" | head -5
   kill -0 "$SLUICE_PID" 2>/dev/null || { report 1 "$c" "Sluice exited"; cat "$WORK/sluice.log"; exit 1; }
-  local routed=""
-  for _ in $(seq 1 100); do
-    routed="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
-      -e "SELECT @@read_only" 2>/dev/null || true)"
-    [ "$routed" = 1 ] && break
-    sleep 0.1
-  done
+  local routed
+  routed="$(sluice_my_until 1 100 "SELECT @@read_only")"
   [ "$routed" = 1 ]; report $? "$c" "reads reach the replica again after it is back (read_only = ${routed:-?})"
 }
 case_mysql_replica_kill() { replica_fault_my mysql_replica_kill kill9; }
@@ -668,13 +676,8 @@ case_mysql_primary_failover() {
   kill -9 "$mariadbd"
   local killed_at=$SECONDS
   "$SANDBOX" promote-mysql-replica-only >/dev/null
-  local routed=""
-  while [ $((SECONDS - killed_at)) -lt 20 ]; do
-    routed="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
-      -e "BEGIN; SELECT @@server_id; COMMIT" 2>/dev/null || true)"
-    [ "$routed" = 2 ] && break
-    sleep 0.2
-  done
+  local routed
+  routed="$(sluice_my_until 2 100 "BEGIN; SELECT @@server_id; COMMIT")"
   local ok=0
   [ "$routed" = 2 ] || ok=1
   report $ok $c "writes reach the promoted server (server_id ${routed:-none}) $((SECONDS - killed_at)) s after the kill"
@@ -709,13 +712,7 @@ case_mysql_primary_failover() {
   [ "$open_tx" = 0 ] || ok=1
   report $ok $c "$open_tx server sessions of app left inside a transaction on the promoted server"
   "$SANDBOX" rebuild-mysql-replica >/dev/null
-  routed=""
-  for _ in $(seq 1 50); do
-    routed="$(mariadb --protocol=TCP -h 127.0.0.1 -P "$MYSQL_PORT" -u app -papp --batch --skip-column-names app \
-      -e "BEGIN; SELECT @@server_id; COMMIT" 2>/dev/null || true)"
-    [ "$routed" = 1 ] && break
-    sleep 0.2
-  done
+  routed="$(sluice_my_until 1 50 "BEGIN; SELECT @@server_id; COMMIT")"
   ok=0
   { kill -0 "$SLUICE_PID" 2>/dev/null && [ "$routed" = 1 ]; } || ok=1
   report $ok $c "Sluice up after the sandbox was rebuilt; writes back on the old primary (server_id ${routed:-none})"

@@ -5,23 +5,15 @@
 #include <doctest/doctest.h>
 
 #include "src/frontend/postgres/relay.hpp"
+#include "tests/frontend/relay_fixtures.hpp"
 
 using namespace sluice;
 using frontend::pg::Relay;
 namespace wire = sluice::pg;
 
 namespace {
-boost::asio::io_context g_io;
-
-std::unique_ptr<pool::ServerConn> make_server() {
-  return std::make_unique<pool::ServerConn>(boost::asio::ip::tcp::socket(g_io));
-}
-
-std::string msg(char type, std::string_view body) {
-  std::string out;
-  wire::Builder(out).begin(type).raw(body).end();
-  return out;
-}
+using test::make_server;
+using test::msg;
 
 // An ErrorResponse / NoticeResponse body with severity (S and V), code and message.
 std::string fields(char type, std::string_view severity, std::string_view code, std::string_view message) {

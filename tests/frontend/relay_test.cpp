@@ -3,26 +3,15 @@
 #include <doctest/doctest.h>
 
 #include "src/frontend/postgres/relay.hpp"
+#include "tests/frontend/relay_fixtures.hpp"
 
 using namespace sluice;
 using frontend::pg::Relay;
 namespace wire = sluice::pg;
 
 namespace {
-boost::asio::io_context g_io;
-
-std::unique_ptr<pool::ServerConn> make_server() {
-  auto s = std::make_unique<pool::ServerConn>(boost::asio::ip::tcp::socket(g_io));
-  s->params.set("TimeZone", "UTC");
-  s->initial = s->params;
-  return s;
-}
-
-std::string msg(char type, std::string_view body) {
-  std::string out;
-  wire::Builder(out).begin(type).raw(body).end();
-  return out;
-}
+using test::make_server;
+using test::msg;
 
 // Feeds every client message in `wire_bytes` to the relay.
 void feed_client(Relay& r, pool::ServerConn& s, const std::string& bytes, std::string& server_out) {
