@@ -360,6 +360,15 @@ void ClusterRuntime::note_position(int member, const Position& p) {
   publish(std::move(v));
 }
 
+Position ClusterRuntime::applied(int member, bool primary, const Position& token) const {
+  auto v = view();
+  Position p;
+  if (member >= 0 && static_cast<std::size_t>(member) < v->members.size())
+    p = v->members[static_cast<std::size_t>(member)].position;
+  if (primary && token != Position::unreachable()) p.merge(token);
+  return p;
+}
+
 bool same_cluster(const config::Cluster& a, const config::Cluster& b) {
   return a.protocol == b.protocol && a.primary == b.primary && a.replicas == b.replicas && a.weights == b.weights &&
          a.routing == b.routing && a.consistency == b.consistency && a.max_replica_lag == b.max_replica_lag &&

@@ -83,6 +83,16 @@ class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
   Decision route(bool read, const Position& token, bool may_verify);
   // A session read `member`'s position itself (fresher than the last check): share it.
   void note_position(int member, const Position& p);
+  // What `member` has surely applied: its last known position (health check, or a session's
+  // verification); on the primary also `token`, a client's own last write (unless unknown).
+  // A lower bound for an answer the member gives from now on.
+  Position applied(int member, bool primary, const Position& token) const;
+  // A write committed now has been replayed by every replica that may still serve reads by then
+  // (one whose measured lag is within max_replica_lag; lag is measured a health-check period
+  // apart, and the view may be a period old).
+  std::chrono::steady_clock::time_point replayed_everywhere_by() const {
+    return std::chrono::steady_clock::now() + cfg_.max_replica_lag + 2 * cfg_.health_check_period;
+  }
   // A session could not reach `member`: out at once, back after `rise` good checks.
   void report_failure(int member);
 

@@ -16,6 +16,7 @@
 #include "src/frontend/cache_lookup.hpp"
 #include "src/frontend/mysql/admin.hpp"
 #include "src/frontend/mysql/response.hpp"
+#include "src/frontend/server_loss.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
@@ -690,10 +691,7 @@ class Session {
     // An answer about to be captured: the position its server has surely applied before running
     // it (the last health check's, or a verification's; on the primary also this client's write).
     route_position_.parts.clear();
-    if (split_ && !fill_key_.empty()) {
-      route_position_ = cluster_->view()->members[static_cast<std::size_t>(member_)].position;
-      if (!read_route_ && token_ != router::Position::unreachable()) route_position_.merge(token_);
-    }
+    if (split_ && !fill_key_.empty()) route_position_ = cluster_->applied(member_, !read_route_, token_);
     if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
     if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
     info_->set_state(observe::ClientState::Active);
@@ -969,12 +967,9 @@ class Session {
       close_client();
       co_return std::nullopt;
     }
-    std::string what = had_tx      ? "during this transaction; the transaction is rolled back"
-                       : cmd_read_ ? "while it answered this query; nothing was changed"
-                                   : "while this statement ran; it may or may not have completed";
     std::string p;
     my::build_err(p, my::er::QUERY_INTERRUPTED, "70100",
-                  fmt::format("Sluice lost the connection to server {} {}", server, what));
+                  "Sluice: " + loss_text(classify_loss(had_tx, cmd_read_), server));
     co_await io_.write(p, *seq);
     co_return std::nullopt;
   }
@@ -1085,9 +1080,8 @@ class Session {
     // when the server did not report one, once every replica surely has it).
     auto& marks = ctx_.cache->write_marks();
     std::chrono::steady_clock::time_point horizon{};
-    if (split_) {  // by then every replica that may serve reads has it
-      const auto& cc = cluster_->config();
-      horizon = std::chrono::steady_clock::now() + cc.max_replica_lag + 2 * cc.health_check_period;
+    if (split_) {
+      horizon = cluster_->replayed_everywhere_by();
       marks.begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_, horizon);
     }
     if (invalidate_all_) ctx_.cache->invalidate_all();
@@ -1510,12 +1504,12 @@ class Session {
     const bool before = multi_statements_;
     multi_statements_ = opt == 0;
     if (server_) {  // attached (in a transaction): apply now, else at the next attach
-      std::string cmd(io_.payload());
+      std::string cmd(io_.payload()), server = server_->endpoint.text();
       auto res = co_await exchange(cmd, ResponseKind::Single, false);
       if (!res) {  // the server connection, and what the client held on it, is gone: say so
         multi_statements_ = before;
         co_return co_await send_err(my::er::QUERY_INTERRUPTED, "70100",
-                                    "Sluice lost the server connection during this transaction; the transaction is rolled back");
+                                    "Sluice: " + loss_text(Loss::InTransaction, server));
       }
       server_->multi_statements = multi_statements_;
     }

@@ -12,6 +12,7 @@
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/relay.hpp"
+#include "src/frontend/server_loss.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
 #include "src/sql/classify.hpp"
@@ -872,7 +873,8 @@ class Session {
     if (!ctx_.cache_enabled() || relay_.tx_status() != 'I') return;
     if (pending_invalidation_.empty() && !invalidate_all_) return;
     if (position_follows)
-      ctx_.cache->write_marks().begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_, mark_horizon());
+      ctx_.cache->write_marks().begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
+                                      cluster_->replayed_everywhere_by());
     if (invalidate_all_) ctx_.cache->invalidate_all();
     else
       for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
@@ -887,23 +889,15 @@ class Session {
   void settle_invalidations(const router::Position& at) {
     if (!marks_pending_) return;
     marks_pending_ = false;
-    ctx_.cache->write_marks().settle(pool_cfg_.cluster, marked_tables_, marked_all_, at, mark_horizon());
+    ctx_.cache->write_marks().settle(pool_cfg_.cluster, marked_tables_, marked_all_, at,
+                                     cluster_->replayed_everywhere_by());
     marked_tables_.clear();
-  }
-  // By then every replica that may serve reads (lag within max_replica_lag, as measured by health
-  // checks a period apart) has replayed a write committed now.
-  std::chrono::steady_clock::time_point mark_horizon() const {
-    const auto& cc = cluster_->config();
-    return std::chrono::steady_clock::now() + cc.max_replica_lag + 2 * cc.health_check_period;
   }
   // The answer about to be captured: the position its server has surely applied before running
   // it (the last health check's, or what a verification read; on the primary also this client's
   // own last write).
   void stamp_route() {
-    route_position_.parts.clear();
-    if (!split_) return;
-    route_position_ = cluster_->view()->members[static_cast<std::size_t>(member_)].position;
-    if (!read_route_ && token_ != router::Position::unreachable()) route_position_.merge(token_);
+    route_position_ = split_ ? cluster_->applied(member_, !read_route_, token_) : router::Position{};
   }
   // The read-your-writes token a cached answer must cover for this client (null: any).
   const router::Position* ryw_token() const {
@@ -1101,24 +1095,9 @@ class Session {
       co_return false;
     }
     const bool in_tx = relay_.tx_status() != 'I';
-    std::string code, message, hint;
-    if (in_tx) {
-      code = "40000";  // transaction_rollback
-      message = fmt::format(
-          "sluice: lost the connection to server {} during this transaction; the transaction is rolled back", server);
-      hint = "roll back, then run the transaction again";
-    } else if (retryable_read_ && relay_.outstanding_groups() <= 1) {
-      code = "08006";  // connection_failure (Sluice's to the server; the client's stays)
-      message = fmt::format(
-          "sluice: lost the connection to server {} while it answered this query; nothing was changed", server);
-      hint = "run the query again";
-    } else {
-      code = "08007";  // transaction_resolution_unknown
-      message = fmt::format(
-          "sluice: lost the connection to server {} while this statement ran; it may or may not have completed",
-          server);
-      hint = "check whether it took effect before running it again";
-    }
+    const Loss loss = classify_loss(in_tx, retryable_read_ && relay_.outstanding_groups() <= 1);
+    const std::string code = loss_sqlstate(loss), message = "sluice: " + loss_text(loss, server),
+                      hint = loss_hint(loss);
     log::warn("pool {}: server connection {} lost while serving client {}{}; the client gets {} and stays connected",
               pool_->name(), server_->id, info_->id, note, code);
     if (wrote_ && !in_tx) {  // a write's outcome is unknown: this client's reads stay on the primary
