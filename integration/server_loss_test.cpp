@@ -134,6 +134,26 @@ TEST_CASE("PostgreSQL, transaction mode: a transaction whose server dies is fail
   }
 }
 
+TEST_CASE("PostgreSQL, transaction mode: a failed transaction is not answered from the result cache") {
+  Conn owner("host=127.0.0.1 port=" + std::to_string(pg_port()) + " user=app password=app dbname=app sslmode=disable");
+  REQUIRE(owner.exec("DROP TABLE IF EXISTS loss_cached; CREATE TABLE loss_cached (v int); INSERT INTO loss_cached VALUES (7)"));
+  SluiceProcess s(clusters() + "\n[cache]\nenabled = true\nmode = \"all\"\n");
+  Conn c(s.conninfo());
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  REQUIRE(eventually([&] { return c.scalar("SELECT v FROM loss_cached") == "7"; }, 10000));
+  CHECK(c.scalar("SELECT v FROM loss_cached") == "7");  // cached now
+  REQUIRE(c.exec("BEGIN"));
+  std::string pid = c.scalar("SELECT pg_backend_pid()");
+  Conn su(pg_superuser(pg_port()));
+  REQUIRE(su.scalar("SELECT pg_terminate_backend(" + pid + ")") == "t");
+  CHECK(c.scalar("SELECT 1") == "ERROR:40000");
+  // In the failed transaction the server refuses every statement, cached or not.
+  CHECK(c.scalar("SELECT v FROM loss_cached") == "ERROR:25P02");
+  CHECK(c.exec("ROLLBACK"));
+  CHECK(c.scalar("SELECT v FROM loss_cached") == "7");
+  owner.exec("DROP TABLE loss_cached");
+}
+
 TEST_CASE("PostgreSQL, transaction mode: a statement of unknown outcome gets 08007; a Flush-driven pipeline gets its Sync") {
   SluiceProcess s(clusters());
   Conn c(s.conninfo());

@@ -1422,7 +1422,8 @@ class Session {
             continue;
           }
         }
-        if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ && !retrying_ &&
+        // (Not in a failed transaction re-created for the client: there the server refuses all.)
+        if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ && !retrying_ && !failed_tx_ &&
             (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
           bool served = false;
           if (f.type == wire::fe::Query) served = co_await try_cache(f);
