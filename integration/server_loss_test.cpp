@@ -142,6 +142,9 @@ TEST_CASE("PostgreSQL, transaction mode: a failed transaction is not answered fr
   REQUIRE_MESSAGE(c.ok(), c.error());
   REQUIRE(eventually([&] { return c.scalar("SELECT v FROM loss_cached") == "7"; }, 10000));
   CHECK(c.scalar("SELECT v FROM loss_cached") == "7");  // cached now
+  PGresult* p = PQprepare(c.c, "known", "SELECT v FROM loss_cached", 0, nullptr);  // a statement the server knows
+  REQUIRE(PQresultStatus(p) == PGRES_COMMAND_OK);
+  PQclear(p);
   REQUIRE(c.exec("BEGIN"));
   std::string pid = c.scalar("SELECT pg_backend_pid()");
   Conn su(pg_superuser(pg_port()));
@@ -149,6 +152,10 @@ TEST_CASE("PostgreSQL, transaction mode: a failed transaction is not answered fr
   CHECK(c.scalar("SELECT 1") == "ERROR:40000");
   // In the failed transaction the server refuses every statement, cached or not.
   CHECK(c.scalar("SELECT v FROM loss_cached") == "ERROR:25P02");
+  // Nor is a Parse of a statement some server already has answered without one.
+  p = PQprepare(c.c, "again", "SELECT v FROM loss_cached", 0, nullptr);
+  CHECK(sqlstate(p) == "25P02");
+  PQclear(p);
   CHECK(c.exec("ROLLBACK"));
   CHECK(c.scalar("SELECT v FROM loss_cached") == "7");
   owner.exec("DROP TABLE loss_cached");

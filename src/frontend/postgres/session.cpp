@@ -1411,7 +1411,7 @@ class Session {
           }
           continue;
         }
-        if (f.type == wire::fe::Parse && !retrying_) {
+        if (f.type == wire::fe::Parse && !retrying_ && !failed_tx_) {
           // Prepare-only round trips (e.g. libpq's PQprepare) need no server connection when
           // the statement is known: this also keeps clients that prepare synchronously from
           // deadlocking behind transactions of their own thread.
@@ -1422,7 +1422,6 @@ class Session {
             continue;
           }
         }
-        // (Not in a failed transaction re-created for the client: there the server refuses all.)
         if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ && !retrying_ && !failed_tx_ &&
             (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
           bool served = false;
@@ -1559,7 +1558,8 @@ class Session {
   bool retrying_ = false;  // the next attach runs a read again (the client has its preamble)
   // After a request failed because its server connection died: messages are dropped until Sync
   // (the failure came in the middle of an extended-protocol batch), and a transaction the client
-  // had open is re-created, failed, on its next server connection.
+  // had open is re-created, failed, on its next server connection; until then nothing is
+  // answered without a server (cache, known statements): there the server refuses everything.
   bool discard_until_sync_ = false, failed_tx_ = false;
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
