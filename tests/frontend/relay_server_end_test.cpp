@@ -177,3 +177,57 @@ TEST_CASE("fail_outstanding: an error and ReadyForQuery per request group, Sync 
     CHECK(r.tx_status() == 'E');
   }
 }
+
+TEST_CASE("running a read again: the preamble the client has is dropped from the new answer; rows end replayability") {
+  auto row_desc = msg('T', std::string("\0\x01" "v\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0", 27));
+  auto row = msg('D', std::string("\0\x01\0\0\0\x01" "7", 7));
+  std::string answer = row_desc + row + kSelect1 + kIdle;
+  SUBCASE("the server died after RowDescription: the retry's RowDescription is not sent twice") {
+    Relay r;
+    r.set_pooled(true);
+    auto s = make_server();
+    r.begin_request(true);
+    feed_client(r, *s, query("select v"));
+    CHECK(feed_server(r, *s, row_desc, 0) == row_desc);
+    CHECK(r.replayable());
+    r.reset_server_side();  // the connection is gone; the session attaches another
+    r.begin_retry();
+    auto s2 = make_server();
+    feed_client(r, *s2, query("select v"));
+    for (std::size_t cut = 0; cut <= answer.size(); cut += 5) {
+      Relay copy = r;
+      CHECK(feed_server(copy, *s2, answer, cut) == row + kSelect1 + kIdle);
+    }
+  }
+  SUBCASE("a row reached the client: no longer replayable") {
+    Relay r;
+    auto s = make_server();
+    r.begin_request(true);
+    feed_client(r, *s, query("select v"));
+    feed_server(r, *s, row_desc + row, 0);
+    CHECK_FALSE(r.replayable());
+  }
+  SUBCASE("a retry answering differently is a protocol error, not a silent mix") {
+    Relay r;
+    auto s = make_server();
+    r.begin_request(true);
+    feed_client(r, *s, query("select v"));
+    feed_server(r, *s, row_desc, 0);
+    r.reset_server_side();
+    r.begin_retry();
+    feed_client(r, *s, query("select v"));
+    std::string out;
+    auto other = msg('T', std::string("\0\0", 2));
+    CHECK(r.server_bytes(wire::as_bytes(other), *s, out) == Relay::Verdict::ProtocolError);
+  }
+  SUBCASE("a preamble of 64 KiB or more is not kept: such a read is not run again") {
+    Relay r;
+    auto s = make_server();
+    r.begin_request(true);
+    feed_client(r, *s, query("select wide"));
+    std::string huge = msg('T', std::string("\0\x01", 2) + std::string(70 * 1024, 'c') + std::string(19, '\0'));
+    std::string out;
+    REQUIRE(r.server_bytes(wire::as_bytes(huge), *s, out) == Relay::Verdict::Ok);
+    CHECK_FALSE(r.replayable());
+  }
+}

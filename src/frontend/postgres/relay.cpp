@@ -308,7 +308,14 @@ bool Relay::output_from(std::string& out, std::size_t start) {
     out.erase(start, n);
     skip_pos_ += n;
   }
-  if (recording_) seen_.append(out, start);
+  if (recording_) {
+    if (seen_.size() + (out.size() - start) > kMaxPreamble) {  // not kept: the read will not run again
+      recording_ = false;
+      seen_.clear();
+    } else {
+      seen_.append(out, start);
+    }
+  }
   return true;
 }
 

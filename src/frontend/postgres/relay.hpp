@@ -114,6 +114,8 @@ class Relay {
     recording_ = true;
   }
   bool replayable() const { return recording_; }
+  // The preamble kept for that (a wider one makes the read not replayable).
+  static constexpr std::size_t kMaxPreamble = 64 * 1024;
   // Where to count queries (one per ReadyForQuery ending a client request), transactions (a
   // ReadyForQuery back to idle) and their times.
   void set_stats(observe::DbStats* stats, std::atomic<std::uint64_t>* client_queries) {
