@@ -179,7 +179,7 @@ TEST_CASE("fail_outstanding: an error and ReadyForQuery per request group, Sync 
 }
 
 TEST_CASE("running a read again: the preamble the client has is dropped from the new answer; rows end replayability") {
-  auto row_desc = msg('T', std::string("\0\x01" "v\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0", 27));
+  auto row_desc = msg('T', std::string("\0\x01" "v\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0", 22));
   auto row = msg('D', std::string("\0\x01\0\0\0\x01" "7", 7));
   std::string answer = row_desc + row + kSelect1 + kIdle;
   SUBCASE("the server died after RowDescription: the retry's RowDescription is not sent twice") {
