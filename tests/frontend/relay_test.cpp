@@ -147,6 +147,37 @@ TEST_CASE("after an error the server skips to Sync; a failed Parse is forgotten"
   CHECK(r.quiescent());
 }
 
+TEST_CASE("an error answered on Flush: what the client sends before its Sync expects no answer") {
+  // 55.2.3: after an error in an extended-protocol batch the server discards every message up
+  // to Sync. The client may learn of the error (on Flush) before it sends the rest of the batch.
+  auto s_owner = make_server();
+  auto& s = *s_owner;
+  Relay r;
+  std::string server_out, client_out;
+  feed_client(r, s, msg('P', parse_body("", "select 1/0")) + msg('B', bind_body("")) +
+                        msg('E', std::string("\0\0\0\0\0", 5)) + msg('H', ""), server_out);
+  std::string err;
+  wire::error_response(err, "ERROR", "22012", "division by zero");
+  REQUIRE(r.server_bytes(wire::as_bytes(kParseOk + kBindOk + err), s, client_out) == Relay::Verdict::Ok);
+  CHECK(client_out == kParseOk + kBindOk + err);
+  server_out.clear();
+  feed_client(r, s, msg('P', parse_body("named", "select 2")) + msg('B', bind_body("named")) +
+                        msg('E', std::string("\0\0\0\0\0", 5)) + msg('H', ""), server_out);
+  CHECK(server_out.empty());        // discarded by the server anyway: not sent
+  CHECK_FALSE(r.has_pending());     // and no answer awaited
+  CHECK(r.find_statement("named") == nullptr);  // nor prepared: the server would not have it
+  feed_client(r, s, msg('S', ""), server_out);
+  CHECK(server_out == msg('S', ""));
+  client_out.clear();
+  REQUIRE(r.server_bytes(wire::as_bytes(kIdle), s, client_out) == Relay::Verdict::Ok);
+  CHECK(client_out == kIdle);
+  CHECK(r.at_boundary());
+  // Past the Sync, messages count again.
+  server_out.clear();
+  feed_client(r, s, msg('P', parse_body("", "select 3")) + msg('H', ""), server_out);
+  CHECK(r.has_pending());
+}
+
 TEST_CASE("ParameterStatus and SET search_path update the client's tracked state") {
   auto s_owner = make_server();
   auto& s = *s_owner;

@@ -11,6 +11,10 @@
 namespace sluice::frontend::pg {
 namespace {
 
+bool is_copy(char type) {
+  return type == wire::fe::CopyData || type == wire::fe::CopyDone || type == wire::fe::CopyFail;
+}
+
 constexpr std::size_t kMaxCapture = 1 << 20;  // ParameterStatus / ReadyForQuery / ErrorResponse
 
 void append_frame(std::string& out, const wire::Frame& f) {
@@ -55,6 +59,7 @@ Relay::Verdict Relay::desync(std::string what) {
 void Relay::reset_server_side() {
   in_query_ = in_xact_ = false;
   unsynced_ = false;
+  skipping_ = false;
   copy_in_ = false;
   pending_.clear();
   effects_.clear();
@@ -66,6 +71,8 @@ void Relay::reset_server_side() {
   partial_.clear();
   server_broken_ = false;
   server_end_.clear();
+  server_end_code_.clear();
+  server_end_msg_.clear();
   tx_status_ = 'I';
 }
 
@@ -160,6 +167,16 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       xact_start_ = query_start_;
     }
   }
+  if (skipping_ && f.type != wire::fe::Sync && f.type != wire::fe::Terminate) [[unlikely]]
+    return Verdict::Ok;  // the server discards it (55.2.3): neither sent nor answered
+  if (copy_in_ && !client_copy_done_) [[unlikely]] {
+    // COPY FROM STDIN: the server ignores Sync and Flush until CopyDone or CopyFail (55.2.6).
+    if (f.type == wire::fe::CopyDone || f.type == wire::fe::CopyFail) client_copy_done_ = true;
+    if (f.type == wire::fe::Sync || f.type == wire::fe::Flush || is_copy(f.type)) {
+      append_frame(server_out, f);
+      return Verdict::Ok;
+    }
+  }
   switch (f.type) {
     case wire::fe::Parse:
     case wire::fe::Bind:
@@ -170,6 +187,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       break;
     case wire::fe::Sync:
       unsynced_ = false;
+      skipping_ = false;
       break;
     default:
       break;
@@ -329,9 +347,13 @@ void Relay::drain_synthetic_internal(std::string& client_out) {
 
 void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_out) {
   drain_synthetic_internal(client_out);
-  if (type == wire::be::CopyInResponse || type == wire::be::CopyBothResponse) copy_in_ = true;
-  else if (copy_in_ && (type == wire::be::CommandComplete || type == wire::be::ErrorResponse ||
-                        type == wire::be::ReadyForQuery))
+  if (type == wire::be::CopyInResponse || type == wire::be::CopyBothResponse) {
+    copy_in_ = true;
+    client_copy_done_ = false;
+    // Syncs the client sent behind the COPY reach the server in copy-in mode: ignored (55.2.6).
+    while (pending_.size() > 1 && pending_[1].kind == Kind::Sync) pending_.erase(pending_.begin() + 1);
+  } else if (copy_in_ &&
+             (type == wire::be::CommandComplete || type == wire::be::ErrorResponse || type == wire::be::ReadyForQuery))
     copy_in_ = false;
   forward_ = true;
   if (!pending_.empty() && pending_.front().mode == Mode::Swallow &&
@@ -341,8 +363,9 @@ void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_o
   capture_ = type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus;
   if (type == wire::be::ErrorResponse || type == wire::be::NoticeResponse) [[unlikely]] {
     capture_ = type == wire::be::ErrorResponse;
-    // Pooled: held, and appended whole at its end, unless it announces the server's end.
-    if (pooled_ && forward_ && (capture_ || body_left_ <= kMaxCapture)) {
+    // Errors are held, and appended whole at their end (server statement names in them are
+    // given back their client names); pooled, notices too, unless one announces the server's end.
+    if (forward_ && (capture_ || (pooled_ && body_left_ <= kMaxCapture))) {
       hold_ = capture_ = true;
       forward_ = false;
     }
@@ -365,7 +388,11 @@ bool Relay::announces_end(char type) {
   if (!wire::parse_error_fields(wire::as_bytes(captured_), ef)) return false;
   bool end = type == wire::be::ErrorResponse ? (ef.severity == "FATAL" || ef.severity == "PANIC")
                                              : ef.code.rfind("57P", 0) == 0;
-  if (end) server_end_ = fmt::format("{} {}: {}", ef.severity, ef.code, ef.message);
+  if (end) {
+    server_end_ = fmt::format("{} {}: {}", ef.severity, ef.code, ef.message);
+    server_end_code_ = std::string(ef.code);
+    server_end_msg_.assign(reinterpret_cast<const char*>(hdr_), 5).append(captured_);
+  }
   return end;
 }
 
@@ -397,16 +424,43 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
   }
 }
 
+// An error or notice naming a statement by its server name ("sluice_<id>") is given the name
+// this client prepared it under, as the server would have said it directly.
+void Relay::rename_statements_back(std::string& client_out) {
+  std::string body;
+  std::size_t pos = 0;
+  for (std::size_t q; (q = captured_.find("\"sluice_", pos)) != std::string::npos;) {
+    std::size_t end = captured_.find('"', q + 1);
+    if (end == std::string::npos) break;
+    std::string_view server_name(captured_.data() + q + 1, end - q - 1);
+    std::string_view client_name;
+    for (auto& [name, stmt] : statements_)
+      if (stmt->server_name == server_name) {
+        client_name = name;
+        break;
+      }
+    body.append(captured_, pos, q + 1 - pos);
+    body.append(client_name.empty() ? server_name : client_name);
+    pos = end;
+  }
+  body.append(captured_, pos);
+  wire::Builder(client_out).begin(static_cast<char>(hdr_[0])).raw(wire::as_bytes(body)).end();
+}
+
 Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& client_out) {
   auto front_is = [&](Kind k) { return !pending_.empty() && pending_.front().kind == k; };
   if (hold_) {
     hold_ = false;
-    if (announces_end(type_)) {
+    if (pooled_ && announces_end(type_)) {
       server_broken_ = true;  // the server closes next; what is outstanding stays for the session
       return Verdict::Ok;
     }
-    client_out.append(reinterpret_cast<const char*>(hdr_), 5);
-    client_out.append(captured_);
+    if (captured_.find("\"sluice_") != std::string::npos) [[unlikely]] {
+      rename_statements_back(client_out);
+    } else {
+      client_out.append(reinterpret_cast<const char*>(hdr_), 5);
+      client_out.append(captured_);
+    }
     recording_ = false;  // a notice or error is no preamble
   }
   switch (type_) {
@@ -462,6 +516,9 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
         if (e.kind == Kind::Close && e.mode == Mode::Swallow) server_broken_ = true;  // statement set unknown
         pending_.pop_front();
       }
+      // No Sync sent yet (the error came on a Flush): what the client sends until its Sync is
+      // discarded by the server too.
+      if (pending_.empty() && unsynced_) skipping_ = true;
       break;
     }
     case wire::be::ParseComplete:

@@ -80,6 +80,9 @@ class Relay {
   void set_pooled(bool pooled) { pooled_ = pooled; }
   // Why the server ended the connection, when it said so (empty otherwise).
   const std::string& server_end_message() const { return server_end_; }
+  // Its SQLSTATE, and the message itself as the server sent it.
+  const std::string& server_end_code() const { return server_end_code_; }
+  const std::string& server_end_bytes() const { return server_end_msg_; }
   // A message is half-forwarded to the client (a large DataRow, say): the client's stream cannot
   // take anything else now.
   bool mid_message_to_client() const { return hdr_len_ == 5 && body_left_ > 0 && forward_ && partial_.empty(); }
@@ -143,6 +146,7 @@ class Relay {
   void on_message_start(char type, pool::ServerConn& server, std::string& client_out);
   Verdict on_message_end(pool::ServerConn& server, std::string& client_out);
   bool announces_end(char type);
+  void rename_statements_back(std::string& client_out);
   // What was appended to `out` from `start` on: dropped where it repeats the preamble the client
   // already has (a retry), kept in seen_ while replayable. False when a retry's answer differs.
   bool output_from(std::string& out, std::size_t start);
@@ -166,7 +170,9 @@ class Relay {
 
   char tx_status_ = 'I';
   bool unsynced_ = false;
+  bool skipping_ = false;  // the server discards client messages until the next Sync
   bool copy_in_ = false;
+  bool client_copy_done_ = false;  // the client sent CopyDone/CopyFail for the current COPY
   bool server_broken_ = false;
   std::string error_;
   const char* error_code_ = "08P01";
@@ -181,7 +187,7 @@ class Relay {
   std::string partial_;                 // a small message's start, held until the rest arrives
   std::size_t msg_start_ = 0;           // where the current message starts in this chunk's client_out (npos: earlier)
   bool pooled_ = false, hold_ = false;  // hold_: this Error/Notice is forwarded when complete (or dropped)
-  std::string server_end_;
+  std::string server_end_, server_end_code_, server_end_msg_;
   observe::Clock::time_point query_start_{}, xact_start_{};
 };
 
