@@ -1,7 +1,9 @@
 // PostgreSQL client session. Stages: startup -> auth -> login -> (attach -> relay -> detach)*.
 #include "src/frontend/postgres/session.hpp"
 
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ssl.hpp>
 #include <fmt/format.h>
 
@@ -30,6 +32,29 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 class Session;
+// Per worker: a timer that lets sessions check on long waits (Session::janitor_tick), running
+// while the worker has sessions.
+thread_local bool t_janitor = false;
+awaitable<void> janitor();
+// A CancelRequest for the server session (pid, key) at `endpoint` (55.2.7): its own connection,
+// closed by the server without an answer.
+awaitable<void> send_cancel_request(config::Endpoint endpoint, std::uint32_t pid, std::uint32_t key) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::socket s(ex);
+  tcp::resolver resolver(ex);
+  error_code ec;
+  auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
+                                                 asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return;
+  co_await asio::async_connect(s, results, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return;
+  std::string out;
+  wire::cancel_request(out, pid, key);
+  co_await asio::async_write(s, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
+  char c;
+  co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ec));
+}
+
 thread_local std::unordered_set<Session*> t_sessions;
 
 constexpr std::size_t kServerChunk = 64 * 1024;
@@ -101,6 +126,10 @@ class Session {
  public:
   Session(tcp::socket s, Context& ctx) : client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
     t_sessions.insert(this);
+    if (!t_janitor) {
+      t_janitor = true;
+      asio::co_spawn(client_.get_executor(), janitor(), asio::detached);
+    }
     generation_ = ctx_.generation();
     register_client();
     max_packet_ = snap_->config->general.max_packet_size;
@@ -439,19 +468,7 @@ class Session {
   awaitable<void> forward_cancel(std::uint32_t pid, std::uint32_t key) {
     auto target = ctx_.pg_cancel.find(pid, key);
     if (!target) co_return;  // unknown key or client idle: nothing to cancel (55.2.7: no reply)
-    tcp::socket s(client_.get_executor());
-    tcp::resolver resolver(client_.get_executor());
-    error_code ec;
-    auto results = co_await resolver.async_resolve(target->endpoint.host, std::to_string(target->endpoint.port),
-                                                   asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-    co_await asio::async_connect(s, results, asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-    std::string out;
-    wire::cancel_request(out, target->server_pid, target->server_key);
-    co_await asio::async_write(s, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    char c;
-    co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ec));
+    co_await send_cancel_request(target->endpoint, target->server_pid, target->server_key);
     log::debug("forwarded cancel for client pid {} to {}", pid, target->endpoint.text());
   }
 
@@ -490,12 +507,16 @@ class Session {
     ClientAuth auth(*creds_, tls_ ? snap_->pg_tls_end_point : std::string());
     std::string out;
     auto step = auth.start(out);
+    // AuthenticationSASL (code 10) or a password request: PostgreSQL's words for a wrong answer.
+    const bool sasl = out.size() >= 9 && wire::load_u32(reinterpret_cast<const std::uint8_t*>(out.data()) + 5) == 10;
     while (step == ClientAuth::Step::Send) {
       if (!co_await write_client(out)) co_return false;
       auto f = co_await read_auth_message();
       if (!f) co_return false;
       if (f->type != wire::fe::Password) {
-        co_await send_error("FATAL", "08P01", fmt::format("expected password response, got message type '{}'", f->type));
+        co_await send_error("FATAL", "08P01",
+                            fmt::format("expected {} response, got message type {}", sasl ? "SASL" : "password",
+                                        static_cast<int>(static_cast<unsigned char>(f->type))));
         co_return false;
       }
       step = auth.on_password_message(f->body, out);
@@ -1135,6 +1156,8 @@ class Session {
 
   void detach(bool reusable) {
     if (!server_) return;
+    unwatch_server();
+    server_dead_ = false;
     info_->set_state(observe::ClientState::Idle);
     info_->server_id.store(0, std::memory_order_relaxed);
     if (split_) cluster_->counters(member_).outstanding.fetch_sub(1, std::memory_order_relaxed);
@@ -1145,8 +1168,16 @@ class Session {
   // Client left (or was dropped) while attached: return the server connection in a known state.
   awaitable<void> release_server_after_client() {
     if (!server_) co_return;
+    unwatch_server();
     if (!relay_.quiescent() || relay_.server_broken() || server_writing_) {
-      detach(false);  // response still in flight: state unknown, close it
+      // Response still in flight: state unknown, so the connection is closed (the server ends
+      // the session when it notices, as when a client leaves it directly). Inside a transaction,
+      // whose work is rolled back anyway, the running statement is cancelled first.
+      if (!relay_.server_broken() && server_->backend_pid && relay_.tx_status() != 'I')
+        asio::co_spawn(client_.get_executor(),
+                       send_cancel_request(pool_->endpoint(), server_->backend_pid, server_->backend_key),
+                       asio::detached);
+      detach(false);
       co_return;
     }
     set_cancel_target(false);
@@ -1319,8 +1350,15 @@ class Session {
         for (;;) {  // try_read_server, waiting in this frame when there is nothing yet
           Step st = try_read_server(n, ec);
           if (st == Step::Done || st == Step::Fail) break;
+          // A wait that lasts gets the client watched too (janitor_tick): one that leaves
+          // meanwhile is noticed then, not when the answer comes.
+          waiting_server_ = true;
+          wait_ticks_ = 0;
           co_await server_->sock.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
                                             asio::redirect_error(use_awaitable, ec));
+          waiting_server_ = false;
+          if (client_watch_) unwatch_client();
+          if (client_gone_) co_return Outcome::ClientGone;
           if (ec) break;
         }
         if (ec) co_return Outcome::ServerGone;
@@ -1341,16 +1379,115 @@ class Session {
       }
       if (auto o = boundary_outcome()) co_return *o;
       // Nothing in flight: the client owes the next message (in a transaction, mid-batch, or
-      // a session-mode client). read_client(), inlined.
+      // a session-mode client). The server may still speak first (a notification, a parameter
+      // change, a notice, the FATAL of a terminated backend): both sockets are watched.
       for (;;) {
         Step st = try_read_client();
         if (st == Step::Fail) co_return Outcome::ClientGone;
         if (st == Step::Done) break;
         error_code ec;
+        if (st == Step::WantRead && !server_dead_) watch_server();
+        idle_attached_ = true;
         co_await client_ready(st, ec);
+        idle_attached_ = false;
+        if (server_spoke_) {
+          server_spoke_ = false;
+          if (auto o = co_await server_spoke()) co_return *o;
+          continue;
+        }
         if (ec) co_return Outcome::ClientGone;
       }
     }
+  }
+
+  // ---- watches: plain callbacks on the other socket, cheaper than racing two coroutines ------
+  // A handler that comes late (cancelled, or a watch replaced) finds its generation stale; one
+  // that outlives the session finds `alive` expired.
+
+  // While the client owes the next request (relay_attached): the server's socket. A message
+  // there wakes the client wait (server_spoke_); otherwise the watch lapses at the next answer.
+  void watch_server() {
+    if (server_watch_) return;
+    server_watch_ = true;
+    server_->sock.async_wait(tcp::socket::wait_read,
+                             [this, alive = std::weak_ptr<bool>(alive_), gen = server_watch_gen_](error_code ec) {
+                               if (alive.expired() || gen != server_watch_gen_) return;
+                               server_watch_ = false;
+                               if (ec || !idle_attached_) return;
+                               server_spoke_ = true;
+                               error_code ignored;
+                               client_.cancel(ignored);
+                             });
+  }
+  void unwatch_server() {
+    if (!server_watch_ || !server_) return;
+    ++server_watch_gen_;
+    server_watch_ = false;
+    error_code ignored;
+    server_->sock.cancel(ignored);
+  }
+
+  // While a request waits on the server for a while (armed by janitor_tick): the client's socket.
+  // A client that closed (or sent Terminate first) ends the wait.
+  void watch_client() {
+    client_watch_ = true;
+    client_.async_wait(tcp::socket::wait_read,
+                       [this, alive = std::weak_ptr<bool>(alive_), gen = client_watch_gen_](error_code ec) {
+                         if (alive.expired() || gen != client_watch_gen_) return;
+                         client_watch_ = false;
+                         if (ec || !waiting_server_ || !server_) return;
+                         Step cs = try_read_client();
+                         if (cs == Step::Fail || client_leaving()) {
+                           client_gone_ = true;
+                           error_code ignored;
+                           server_->sock.cancel(ignored);
+                         } else if (cs == Step::WantRead) {
+                           watch_client();  // a TLS record half received
+                         }                  // else data: the client is alive, and its next request waits in in_
+                       });
+  }
+  void unwatch_client() {
+    ++client_watch_gen_;
+    client_watch_ = false;
+    error_code ignored;
+    client_.cancel(ignored);
+  }
+
+ public:
+  // Every janitor period (per worker): a request waiting on the server for two periods or more
+  // gets its client watched.
+  void janitor_tick() {
+    if (waiting_server_ && !client_watch_ && ++wait_ticks_ >= 2) watch_client();
+  }
+
+ private:
+  // The next unread client message is a Terminate: the client leaves without waiting.
+  bool client_leaving() const {
+    auto b = buffered_bytes();
+    return b.size() >= 5 && b[0] == wire::fe::Terminate && wire::load_u32(b.data() + 1) == 4;
+  }
+
+  // The server sent something while the client owed the next request: passed on (as the relay
+  // filters it), or the server connection ended.
+  awaitable<std::optional<Outcome>> server_spoke() {
+    error_code ec;
+    std::size_t n = 0;
+    Step st = try_read_server(n, ec);
+    if (st == Step::Fail || (st == Step::Done && n == 0)) {
+      // Pooled, inside a transaction: the client learns of the loss with its next statement
+      // (fail_in_flight answers that one), unless the server ended the transaction for being
+      // idle, which the client is told now, as directly.
+      if (mode_ != config::PoolMode::Session && relay_.tx_status() != 'I' && relay_.server_end_code() != "25P03") {
+        server_dead_ = true;
+        co_return std::nullopt;
+      }
+      co_return Outcome::ServerGone;
+    }
+    if (st != Step::Done) co_return std::nullopt;  // nothing after all (or TLS wants more)
+    if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+      co_return Outcome::ServerError;
+    if (!co_await flush_client()) co_return Outcome::ClientGone;
+    co_return std::nullopt;
   }
 
   awaitable<void> serve() {
@@ -1491,8 +1628,24 @@ class Session {
             continue;
           }
           if (mode_ != config::PoolMode::Session) {
+            if (relay_.server_end_code() == "25P03" && !relay_.has_pending()) {
+              // The server ended this client's own idle transaction (idle_in_transaction_session_timeout):
+              // its verdict on the session the client holds, passed on as it was, as directly.
+              end_reason_ = "the server ended its idle transaction";
+              std::string out = relay_.server_end_bytes();
+              detach(false);
+              co_await write_client(out);
+              co_return;
+            }
             if (!co_await fail_in_flight()) co_return;
             continue;
+          }
+          if (relay_.server_broken()) {
+            // The server's own FATAL reached the client (session mode passes it on): it closes, as directly.
+            log::info("pool {}: server connection {} ended by the server{}", pool_->name(), server_->id, end_note());
+            end_reason_ = "the server ended the session";
+            detach(false);
+            co_return;
           }
           log::warn("pool {}: server connection {} lost while serving a client{}", pool_->name(), server_->id,
                     end_note());
@@ -1575,7 +1728,24 @@ class Session {
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   bool typed_messages_ = false;
   asio::steady_timer write_done_{client_.get_executor()};
+  // Watches (watch_server, watch_client) and what they saw.
+  std::uint32_t server_watch_gen_ = 0, client_watch_gen_ = 0;
+  bool server_watch_ = false, client_watch_ = false, server_spoke_ = false, client_gone_ = false;
+  bool idle_attached_ = false, waiting_server_ = false;
+  bool server_dead_ = false;  // the server closed while a pooled client idles in its transaction
+  int wait_ticks_ = 0;
 };
+
+awaitable<void> janitor() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (!t_sessions.empty()) {
+    timer.expires_after(std::chrono::milliseconds(250));
+    error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    for (Session* s : t_sessions) s->janitor_tick();
+  }
+  t_janitor = false;
+}
 
 }  // namespace
 
