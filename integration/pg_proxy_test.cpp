@@ -100,6 +100,26 @@ TEST_CASE("authentication: SCRAM and md5 succeed; wrong password, unknown user a
   }
 }
 
+TEST_CASE("SASLprep: a non-ASCII password PostgreSQL accepts is accepted through Sluice, both ways") {
+  // U+2168 ROMAN NUMERAL NINE: SASLprep (RFC 4013) makes it "IX" before the SCRAM keys are derived,
+  // in libpq, in PostgreSQL and so in Sluice (to the client, and to the server).
+  const std::string pw = "\xE2\x85\xA8-\xC2\xAA";
+  Conn admin(direct_conninfo());
+  REQUIRE_MESSAGE(admin.ok(), admin.error());
+  const bool exists = admin.scalar("SELECT count(*) FROM pg_roles WHERE rolname = 'saslprep_user'") == "1";
+  REQUIRE(admin.exec((exists ? "ALTER" : "CREATE") + std::string(" ROLE saslprep_user LOGIN PASSWORD '") + pw + "'"));
+  REQUIRE(admin.exec("GRANT CONNECT ON DATABASE app TO saslprep_user"));
+  Conn direct("host=" + pg_host() + " port=" + std::to_string(pg_port()) + " user=saslprep_user password=" + pw +
+              " dbname=app sslmode=disable");
+  REQUIRE_MESSAGE(direct.ok(), direct.error());
+  SluiceProcess s(tx_pool(2) + "\n[[users]]\nname = \"saslprep_user\"\npassword = \"" + pw + "\"\n");
+  Conn c(s.conninfo("saslprep_user", pw));
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(c.scalar("select current_user") == "saslprep_user");
+  Conn wrong(s.conninfo("saslprep_user", "IX-b"));
+  CHECK_FALSE(wrong.ok());
+}
+
 TEST_CASE("raw protocol: SSLRequest is answered N, error codes 28P01 / 3D000 / 08P01 on the wire") {
   SluiceProcess s(tx_pool(2));
   int fd = raw_connect(s.port());

@@ -1,6 +1,8 @@
 // SCRAM-SHA-256 message handling; see RFC 5802 section 3 for the key derivations used below.
 #include "protocols/postgres/scram.hpp"
 
+#include "protocols/postgres/saslprep.hpp"
+
 #include <charconv>
 
 namespace sluice::pg {
@@ -64,7 +66,7 @@ ScramSecret make_scram_secret(std::string_view password, std::string_view salt, 
   ScramSecret s;
   s.iterations = iterations;
   s.salt = std::string(salt);
-  auto salted = crypto::pbkdf2_sha256(password, salt, iterations);
+  auto salted = crypto::pbkdf2_sha256(saslprep_password(password), salt, iterations);
   auto client_key = crypto::hmac_sha256(crypto::view(salted), "Client Key");
   s.stored_key = crypto::sha256(crypto::view(client_key));
   s.server_key = crypto::hmac_sha256(crypto::view(salted), "Server Key");
@@ -202,7 +204,7 @@ std::optional<std::string> ScramClient::server_first(std::string_view msg, std::
       return std::nullopt;
     }
   } else {
-    auto salted = crypto::pbkdf2_sha256(password_, *salt, iterations);
+    auto salted = crypto::pbkdf2_sha256(saslprep_password(password_), *salt, iterations);
     client_key_ = crypto::hmac_sha256(crypto::view(salted), "Client Key");
     server_key_ = crypto::hmac_sha256(crypto::view(salted), "Server Key");
   }

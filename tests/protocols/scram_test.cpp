@@ -3,6 +3,7 @@
 
 #include "protocols/postgres/crypto.hpp"
 #include "protocols/postgres/scram.hpp"
+#include "protocols/postgres/saslprep.hpp"
 
 using namespace sluice;
 
@@ -167,4 +168,26 @@ TEST_CASE("SCRAM-SHA-256-PLUS: tls-server-end-point binding checked; downgrade a
     pg::ScramServer server2(secret, "", cb);
     CHECK_FALSE(server2.client_first("p=tls-unique,,n=,r=abc", err));
   }
+}
+
+TEST_CASE("SASLprep of passwords: the RFC 4013 section 3 examples, with PostgreSQL's fallbacks") {
+  CHECK(pg::saslprep_password("I\xC2\xAD" "X") == "IX");      // SOFT HYPHEN mapped to nothing
+  CHECK(pg::saslprep_password("user") == "user");             // ASCII as is
+  CHECK(pg::saslprep_password("USER") == "USER");             // no case folding
+  CHECK(pg::saslprep_password("\xC2\xAA") == "a");            // FEMININE ORDINAL INDICATOR, NFKC
+  CHECK(pg::saslprep_password("\xE2\x85\xA8") == "IX");       // ROMAN NUMERAL NINE, NFKC
+  CHECK(pg::saslprep_password("a\xC2\xA0" "b") == "a b");     // non-ASCII space mapped to SPACE
+  // Prohibited (a control character, with a non-ASCII one so that prep runs) or an invalid
+  // bidirectional string: PostgreSQL uses the raw bytes, and so must the keys here.
+  CHECK(pg::saslprep_password("\xC3\xA9\x07") == "\xC3\xA9\x07");
+  CHECK(pg::saslprep_password("\xD8\xA7" "1") == "\xD8\xA7" "1");
+  CHECK(pg::saslprep_password("\xFF\xFE") == "\xFF\xFE");     // not UTF-8
+  // ASCII with a control character: PostgreSQL skips prep for pure ASCII.
+  CHECK(pg::saslprep_password("a\x07") == "a\x07");
+}
+
+TEST_CASE("a SCRAM secret from a password needing SASLprep equals the one from its prepared form") {
+  auto a = pg::make_scram_secret("\xE2\x85\xA8", "saltsalt", 4096);
+  auto b = pg::make_scram_secret("IX", "saltsalt", 4096);
+  CHECK(pg::format_scram_secret(a) == pg::format_scram_secret(b));
 }
