@@ -123,8 +123,23 @@ Messages run_steps(int fd, const std::vector<Step>& steps, const std::function<v
 }
 
 void normalize(Messages& m) {
-  for (auto& [type, body] : m)
+  for (auto& [type, body] : m) {
     if (type == 'A' && body.size() >= 4) body.replace(0, 4, std::string(4, '\0'));
+    if (type == 'E' || type == 'N') {
+      // The server's source file, line and routine (F, L, R): absent where Sluice answers
+      // for the server (e.g. 42P05 of a statement name the client already used).
+      std::string kept;
+      std::size_t pos = 0;
+      while (pos < body.size() && body[pos] != '\0') {
+        std::size_t end = body.find('\0', pos);
+        if (end == std::string::npos) break;
+        char field = body[pos];
+        if (field != 'F' && field != 'L' && field != 'R') kept.append(body, pos, end + 1 - pos);
+        pos = end + 1;
+      }
+      body = kept + std::string(1, '\0');
+    }
+  }
 }
 
 std::string describe_difference(const Messages& got, const Messages& want) {

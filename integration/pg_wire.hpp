@@ -1,7 +1,8 @@
 // Raw PostgreSQL protocol for the differential wire tests: message builders, and a scripted
 // exchange (send bytes, read whole messages until a condition) run on a libpq-logged-in socket.
 // Normalizes only what legitimately differs between a direct connection and one through Sluice:
-// the notifying backend's pid in NotificationResponse.
+// the notifying backend's pid in NotificationResponse, and the server source location fields
+// (F, L, R) of errors and notices, which errors Sluice gives for the server lack.
 #pragma once
 
 #include <cstdint>
@@ -58,7 +59,7 @@ struct Step {
 // 10 s silence where a message was expected.
 Messages run_steps(int fd, const std::vector<Step>& steps, const std::function<void(const std::string&)>& side);
 
-// Legitimate differences removed (NotificationResponse pid).
+// Legitimate differences removed (NotificationResponse pid; F, L, R fields).
 void normalize(Messages& m);
 std::string describe_difference(const Messages& got, const Messages& want);
 

@@ -80,6 +80,14 @@ std::vector<Scenario> scenarios() {
        {send(parse("SELECT $1::int", "wd_bad") + bind("", "wd_bad", {}) + execute() + sync_msg() + query("SELECT 1"),
              until('Z', 2))}},
       {"Sync alone", {send(sync_msg())}},
+      {"a second Parse of a name already prepared (42P05), outside a transaction",
+       {send(parse("SELECT 1", "wd_dup") + sync_msg()),
+        send(parse("SELECT 2", "wd_dup") + bind("", "wd_dup") + execute() + sync_msg()),
+        send(bind("", "wd_dup") + execute() + sync_msg())}},
+      {"Close of a statement, then its name prepared again",
+       {send(parse("SELECT 1", "wd_again") + sync_msg()), send(close_statement("wd_again") + sync_msg()),
+        send(parse("SELECT 'two'", "wd_again") + bind("", "wd_again") + execute() + sync_msg()),
+        send(close_statement("wd_never_prepared") + sync_msg())}},
       {"a notice inside an extended-protocol execute",
        {send(parse("SELECT g FROM generate_series(1, 2) g, LATERAL (SELECT set_config('client_min_messages', "
                    "'notice', true)) s") +
@@ -317,4 +325,51 @@ TEST_CASE("StartupMessage and Terminate in one write: the login ends as directly
     return std::string();
   };
   CHECK(message_of(via) == message_of(direct));
+}
+
+TEST_CASE("a fresh Parse after its table changed gets a fresh plan, as directly; an old one fails as directly") {
+  SluiceProcess s(kPools + std::string(R"(
+[[pools]]
+database = "app_one_tx"
+server_database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = 1
+)"));
+  Conn helper(direct_conninfo());
+  REQUIRE_MESSAGE(helper.ok(), helper.error());
+  auto result_of = [](PGconn* c, const char* name) {
+    PGresult* r = PQexecPrepared(c, name, 0, nullptr, nullptr, nullptr, 0);
+    std::string out = PQresultStatus(r) == PGRES_TUPLES_OK ? "columns:" + std::to_string(PQnfields(r))
+                                                           : "ERROR:" + std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "?");
+    PQclear(r);
+    return out;
+  };
+  auto prepare = [](PGconn* c, const char* name, const std::string& sql) {
+    PGresult* r = PQprepare(c, name, sql.c_str(), 0, nullptr);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
+  };
+  const std::string direct = "host=" + pg_host() + " port=" + std::to_string(pg_port()) +
+                             " user=app password=app dbname=app sslmode=disable";
+  for (std::string target : {std::string("direct"), std::string("app_session"), std::string("app_one_tx")}) {
+    INFO(target);
+    REQUIRE(helper.exec("DROP TABLE IF EXISTS wd_plan; CREATE TABLE wd_plan (a int); INSERT INTO wd_plan VALUES (1); "
+                        "GRANT ALL ON wd_plan TO app"));
+    const std::string sql = "SELECT * FROM wd_plan /* " + target + " */";
+    const std::string info = target == "direct" ? direct : s.conninfo("app", "app", target);
+    Conn a(info), b(info);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    REQUIRE(prepare(a.c, "old", sql));
+    CHECK(result_of(a.c, "old") == "columns:1");
+    REQUIRE(helper.exec("ALTER TABLE wd_plan ADD COLUMN b int"));
+    // Another client's Parse after the change (in transaction mode it shares a's server connection).
+    REQUIRE(prepare(b.c, "fresh", sql));
+    CHECK(result_of(b.c, "fresh") == "columns:2");
+    // The same client parsing the same text again, under another name.
+    REQUIRE(prepare(a.c, "again", sql));
+    CHECK(result_of(a.c, "again") == "columns:2");
+  }
 }

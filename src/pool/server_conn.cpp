@@ -1,6 +1,8 @@
 // Server connection start-up and authentication (docs 55.2.1 "Start-up", 55.3 "SASL").
 #include "src/pool/server_conn.hpp"
 
+#include <atomic>
+
 #include <fmt/format.h>
 #include <sys/socket.h>
 
@@ -36,12 +38,18 @@ void Params::erase(std::string_view name) {
   erase_if([&](auto& kv) { return kv.first == name; });
 }
 
+std::uint64_t prepare_sequence() {
+  static std::atomic<std::uint64_t> seq{1};
+  return seq.fetch_add(1, std::memory_order_relaxed);
+}
+
 void PreparedSet::touch(std::uint64_t id) {
   auto it = index_.find(id);
-  if (it != index_.end()) order_.splice(order_.begin(), order_, it->second);
+  if (it != index_.end()) order_.splice(order_.begin(), order_, it->second.pos);
 }
 std::uint64_t PreparedSet::insert(std::uint64_t id) {
-  if (contains(id)) {
+  if (auto it = index_.find(id); it != index_.end()) {
+    it->second.seq = prepare_sequence();
     touch(id);
     return 0;
   }
@@ -52,13 +60,13 @@ std::uint64_t PreparedSet::insert(std::uint64_t id) {
     order_.pop_back();
   }
   order_.push_front(id);
-  index_[id] = order_.begin();
+  index_[id] = Slot{order_.begin(), prepare_sequence()};
   return evicted;
 }
 void PreparedSet::erase(std::uint64_t id) {
   auto it = index_.find(id);
   if (it == index_.end()) return;
-  order_.erase(it->second);
+  order_.erase(it->second.pos);
   index_.erase(it);
 }
 void PreparedSet::clear() {

@@ -47,13 +47,22 @@ struct Params {
   static std::uint64_t pair_hash(std::string_view name, std::string_view value);
 };
 
+// A process-wide increasing number: orders a client's Parse against server-side preparations.
+std::uint64_t prepare_sequence();
+
 // Bounded LRU set of statement ids prepared on one server connection.
 class PreparedSet {
  public:
   explicit PreparedSet(std::size_t capacity = 256) : capacity_(capacity) {}
   bool contains(std::uint64_t id) const { return index_.count(id) != 0; }
+  // Whether `id` is here, prepared at or after `since` (a prepare_sequence() value): a plan made
+  // before a client's own Parse may predate a table change the client's Parse would have seen.
+  bool fresh(std::uint64_t id, std::uint64_t since) const {
+    auto it = index_.find(id);
+    return it != index_.end() && it->second.seq >= since;
+  }
   void touch(std::uint64_t id);
-  // Inserts `id`; returns the id evicted to make room, or 0.
+  // Inserts `id` (prepared now: its sequence is renewed); returns the id evicted to make room, or 0.
   std::uint64_t insert(std::uint64_t id);
   void erase(std::uint64_t id);
   void clear();
@@ -62,8 +71,12 @@ class PreparedSet {
 
  private:
   std::size_t capacity_;
+  struct Slot {
+    std::list<std::uint64_t>::iterator pos;
+    std::uint64_t seq;  // prepare_sequence() when prepared
+  };
   std::list<std::uint64_t> order_;  // front = most recent
-  std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> index_;
+  std::unordered_map<std::uint64_t, Slot> index_;
 };
 
 class Pool;

@@ -97,17 +97,44 @@ TEST_CASE("named statements are renamed; a second client reuses the server copy"
   CHECK(client_out == kParseOk + kIdle);
   CHECK(s.prepared.size() == 1);
 
-  // Another client prepares the same text under another name: nothing goes to the server for
-  // the Parse, and its ParseComplete comes from Sluice, in order.
+  // Another client prepares the same text under another name: the server copy keeps its name,
+  // but is prepared again (Close, Parse), since a plan made before this Parse may be stale.
   Relay b;
   server_out.clear();
   client_out.clear();
   feed_client(b, s, msg('P', parse_body("other", "select 101")) + msg('B', bind_body("other")) + msg('S', ""), server_out);
-  CHECK(server_out.find(std::string(1, 'P')) != 0);
-  CHECK(server_out[0] == 'B');
-  REQUIRE(b.server_bytes(wire::as_bytes(kBindOk + kIdle), s, client_out) == Relay::Verdict::Ok);
+  CHECK(server_out[0] == 'C');
+  CHECK(server_out.find(std::string(1, 'P')) != std::string::npos);
+  CHECK(server_out.find("other") == std::string::npos);
+  REQUIRE(b.server_bytes(wire::as_bytes(msg('3', "") + kParseOk + kBindOk + kIdle), s, client_out) == Relay::Verdict::Ok);
   CHECK(client_out == kParseOk + kBindOk + kIdle);
   CHECK(b.quiescent());
+  CHECK(s.prepared.size() == 1);
+
+  // A Bind of it by the first client, whose Parse came earlier: the server copy is fresh enough.
+  server_out.clear();
+  client_out.clear();
+  feed_client(a, s, msg('B', bind_body("s1")) + msg('S', ""), server_out);
+  CHECK(server_out[0] == 'B');
+}
+
+TEST_CASE("a second Parse of a name the client already prepared fails as on the server (42P05), then skips to Sync") {
+  auto s_owner = make_server();
+  auto& s = *s_owner;
+  Relay r;
+  std::string server_out, client_out;
+  feed_client(r, s, msg('P', parse_body("dup", "select 1")) + msg('S', ""), server_out);
+  REQUIRE(r.server_bytes(wire::as_bytes(kParseOk + kIdle), s, client_out) == Relay::Verdict::Ok);
+  server_out.clear();
+  client_out.clear();
+  feed_client(r, s, msg('P', parse_body("dup", "select 2")) + msg('B', bind_body("dup")) +
+                        msg('E', std::string("\0\0\0\0\0", 5)) + msg('S', ""), server_out);
+  CHECK(server_out == msg('S', ""));  // the rest is skipped, as the server skips after an error
+  REQUIRE(r.server_bytes(wire::as_bytes(kIdle), s, client_out) == Relay::Verdict::Ok);
+  std::string err;
+  wire::error_response(err, "ERROR", "42P05", "prepared statement \"dup\" already exists");
+  CHECK(client_out == err + kIdle);
+  CHECK(r.at_boundary());
 }
 
 TEST_CASE("Bind on a server connection that lacks the statement re-prepares it, answer swallowed") {
@@ -261,8 +288,7 @@ TEST_CASE("named prepared statements per client are bounded: past the limit a Pa
   };
   CHECK(parse("s1") == Relay::Verdict::Ok);
   CHECK(parse("s2") == Relay::Verdict::Ok);
-  CHECK(parse("s1") == Relay::Verdict::Ok);  // replacing an existing name adds nothing
-  CHECK(parse("") == Relay::Verdict::Ok);    // the unnamed statement is not counted
+  CHECK(parse("") == Relay::Verdict::Ok);  // the unnamed statement is not counted
   CHECK(parse("s3") == Relay::Verdict::ProtocolError);
   CHECK(std::string(r.error_code()) == "54000");
   CHECK(r.error().find("max_client_prepared_statements = 2") != std::string::npos);

@@ -62,6 +62,7 @@ void Relay::reset_server_side() {
   skipping_ = false;
   copy_in_ = false;
   pending_.clear();
+  synthetic_errors_.clear();
   effects_.clear();
   effects_base_ = 0;
   hdr_len_ = body_left_ = 0;
@@ -97,6 +98,7 @@ bool Relay::fail_outstanding(std::string_view sqlstate, std::string_view message
     }
   }
   pending_.clear();
+  synthetic_errors_.clear();
   partial_.clear();
   effects_.clear();
   ++effects_base_;
@@ -114,17 +116,30 @@ bool Relay::only_synthetic_pending() const {
   return true;
 }
 
-void Relay::ensure_prepared(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out) {
-  if (server.prepared.contains(stmt.id)) {
+void Relay::ensure_prepared(const ClientStatement& cs, pool::ServerConn& server, std::string& server_out) {
+  const pool::Statement& stmt = *cs.stmt;
+  if (server.prepared.fresh(stmt.id, cs.since)) {
     server.prepared.touch(stmt.id);
     return;
+  }
+  prepare_on_server(stmt, server, server_out, Mode::Swallow);
+}
+
+// Prepares `stmt` on `server` now: a copy made before the client's Parse is closed first (its
+// plan may predate a table change the client's own Parse would see: 0A000 "cached plan must not
+// change result type" where a direct connection works), and a full set makes room.
+void Relay::prepare_on_server(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out,
+                              Mode mode) {
+  if (server.prepared.contains(stmt.id)) {
+    wire::close_message(server_out, 'S', stmt.server_name);
+    push({Kind::Close, Mode::Swallow});
   }
   if (std::uint64_t evicted = server.prepared.insert(stmt.id)) {
     wire::close_message(server_out, 'S', "sluice_" + std::to_string(evicted));
     push({Kind::Close, Mode::Swallow, evicted});
   }
   server_out.append(stmt.parse_message);
-  push({Kind::Parse, Mode::Swallow, stmt.id, &stmt});
+  push({Kind::Parse, mode, stmt.id, &stmt});
 }
 
 std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out) {
@@ -150,7 +165,8 @@ std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len,
     pos += f.size();
     wire::ParseView p;
     wire::parse_parse(f.body, p);
-    statements_[std::string(p.name)] = pool::StatementRegistry::global().find(p.query, wire::as_sv(p.param_types));
+    statements_[std::string(p.name)] = {pool::StatementRegistry::global().find(p.query, wire::as_sv(p.param_types)),
+                                        pool::prepare_sequence()};
     wire::parse_complete(client_out);
   }
   wire::ready_for_query(client_out, tx_status_);
@@ -223,19 +239,20 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
                  std::to_string(max_statements_) + ")";
         return Verdict::ProtocolError;
       }
-      auto stmt = pool::StatementRegistry::global().intern(p.query, wire::as_sv(p.param_types));
-      statements_[std::string(p.name)] = stmt;
-      if (server.prepared.contains(stmt->id)) {
-        server.prepared.touch(stmt->id);
-        push({Kind::Parse, Mode::Synthetic});
+      if (statements_.count(std::string(p.name))) {
+        // As the server: the name is taken (42P05), and what follows is skipped until Sync.
+        std::string err;
+        wire::error_response(err, "ERROR", "42P05", fmt::format("prepared statement \"{}\" already exists", p.name));
+        synthetic_errors_.push_back(std::move(err));
+        push({Kind::Parse, Mode::Synthetic, 0, nullptr, -1, true});
+        skipping_ = true;
         return Verdict::Ok;
       }
-      if (std::uint64_t evicted = server.prepared.insert(stmt->id)) {
-        wire::close_message(server_out, 'S', "sluice_" + std::to_string(evicted));
-        push({Kind::Close, Mode::Swallow, evicted});
-      }
-      server_out.append(stmt->parse_message);
-      push({Kind::Parse, Mode::Forward, stmt->id, stmt.get()});
+      auto stmt = pool::StatementRegistry::global().intern(p.query, wire::as_sv(p.param_types));
+      // The client's own Parse is always answered by a server that prepares it now: a copy
+      // prepared earlier (by any client) may carry a plan older than this Parse.
+      statements_[std::string(p.name)] = {stmt, pool::prepare_sequence()};
+      prepare_on_server(*stmt, server, server_out, Mode::Forward);
       return Verdict::Ok;
     }
     case wire::fe::Bind: {
@@ -245,11 +262,11 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       if (it == statements_.end()) {
         append_frame(server_out, f);  // unnamed, or unknown: the server reports the error itself
       } else {
-        ensure_prepared(*it->second, server, server_out);
+        ensure_prepared(it->second, server, server_out);
         wire::Builder(server_out)
             .begin(wire::fe::Bind)
             .str(b.portal)
-            .str(it->second->server_name)
+            .str(it->second.stmt->server_name)
             .raw(f.body.subspan(b.rest_offset))
             .end();
       }
@@ -268,8 +285,8 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       if (it == statements_.end()) {
         append_frame(server_out, f);
       } else {
-        ensure_prepared(*it->second, server, server_out);
-        wire::Builder(server_out).begin(wire::fe::Describe).i8('S').str(it->second->server_name).end();
+        ensure_prepared(it->second, server, server_out);
+        wire::Builder(server_out).begin(wire::fe::Describe).i8('S').str(it->second.stmt->server_name).end();
       }
       push({Kind::DescribeStmt});
       return Verdict::Ok;
@@ -339,8 +356,14 @@ bool Relay::output_from(std::string& out, std::size_t start) {
 
 void Relay::drain_synthetic_internal(std::string& client_out) {
   while (!pending_.empty() && pending_.front().mode == Mode::Synthetic) {
-    if (pending_.front().kind == Kind::Parse) wire::parse_complete(client_out);
-    else wire::close_complete(client_out);
+    if (pending_.front().failed) {
+      client_out.append(synthetic_errors_.front());
+      synthetic_errors_.pop_front();
+    } else if (pending_.front().kind == Kind::Parse) {
+      wire::parse_complete(client_out);
+    } else {
+      wire::close_complete(client_out);
+    }
     pending_.pop_front();
   }
 }
@@ -434,8 +457,8 @@ void Relay::rename_statements_back(std::string& client_out) {
     if (end == std::string::npos) break;
     std::string_view server_name(captured_.data() + q + 1, end - q - 1);
     std::string_view client_name;
-    for (auto& [name, stmt] : statements_)
-      if (stmt->server_name == server_name) {
+    for (auto& [name, cs] : statements_)
+      if (cs.stmt->server_name == server_name) {
         client_name = name;
         break;
       }
@@ -514,6 +537,7 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
         const Entry& e = pending_.front();
         if (e.kind == Kind::Parse && e.stmt_id) server.prepared.erase(e.stmt_id);
         if (e.kind == Kind::Close && e.mode == Mode::Swallow) server_broken_ = true;  // statement set unknown
+        if (e.mode == Mode::Synthetic && e.failed) synthetic_errors_.pop_front();
         pending_.pop_front();
       }
       // No Sync sent yet (the error came on a Flush): what the client sends until its Sync is

@@ -57,7 +57,7 @@ class Relay {
   // The statement a client prepared under `name`, or null.
   const pool::Statement* find_statement(std::string_view name) const {
     auto it = statements_.find(std::string(name));
-    return it == statements_.end() ? nullptr : it->second.get();
+    return it == statements_.end() ? nullptr : it->second.stmt.get();
   }
   void mark_server_broken() { server_broken_ = true; }
   const std::string& error() const { return error_; }
@@ -140,9 +140,16 @@ class Relay {
     bool failed = false;
   };
 
+  // A statement as this client prepared it: `since` is the prepare_sequence() of its Parse.
+  struct ClientStatement {
+    std::shared_ptr<const pool::Statement> stmt;
+    std::uint64_t since = 0;
+  };
   void push(Entry e) { pending_.push_back(e); }
-  // Makes sure `stmt` exists on `server`, queueing a Parse (answer swallowed) if not.
-  void ensure_prepared(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out);
+  // Makes sure `cs` exists on `server`, prepared since the client's Parse, queueing a Parse
+  // (answer swallowed) if not.
+  void ensure_prepared(const ClientStatement& cs, pool::ServerConn& server, std::string& server_out);
+  void prepare_on_server(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out, Mode mode);
   void on_message_start(char type, pool::ServerConn& server, std::string& client_out);
   Verdict on_message_end(pool::ServerConn& server, std::string& client_out);
   bool announces_end(char type);
@@ -154,7 +161,8 @@ class Relay {
   void apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server);
   Verdict desync(std::string what);
 
-  std::unordered_map<std::string, std::shared_ptr<const pool::Statement>> statements_;  // by client name
+  std::unordered_map<std::string, ClientStatement> statements_;  // by client name
+  std::deque<std::string> synthetic_errors_;                     // ErrorResponses of failed Synthetic entries, in order
   std::deque<Entry> pending_;
   std::deque<std::vector<sql::SessionEffect>> effects_;
   std::int32_t effects_base_ = 0;
