@@ -595,3 +595,40 @@ TEST_CASE("half-sent startup packets cost little memory before authentication") 
   CHECK_MESSAGE(after - before < 20 * 1024, "RSS grew by ", after - before, " kB");
   for (int fd : fds) ::close(fd);
 }
+
+TEST_CASE("CREATE DATABASE from a template and DROP DATABASE work while Sluice pools connections to them") {
+  // PostgreSQL refuses both (55006 "being accessed by other users") while other sessions are in
+  // those databases: Sluice's idle pooled connections must not count as such.
+  SluiceProcess s(tx_pool(2) + "[[pools]]\ndatabase = \"*\"\ncluster = \"pg\"\npool_mode = \"transaction\"\npool_size = 2\n");
+  Conn su(direct_conninfo());
+  REQUIRE_MESSAGE(su.ok(), su.error());
+  su.exec("DROP DATABASE IF EXISTS sl_made WITH (FORCE)");
+  su.exec("DROP DATABASE IF EXISTS sl_tmpl WITH (FORCE)");
+  REQUIRE(su.exec("ALTER ROLE app CREATEDB"));
+  REQUIRE(su.exec("CREATE DATABASE sl_tmpl OWNER app"));
+  {
+    Conn t(s.conninfo("app", "app", "sl_tmpl"));
+    REQUIRE_MESSAGE(t.ok(), t.error());
+    CHECK(t.scalar("SELECT 1") == "1");
+  }  // Sluice keeps an idle connection to sl_tmpl
+  // A client busy in sl_tmpl for a moment: waited for, then its connection closed too.
+  Conn busy(s.conninfo("app", "app", "sl_tmpl"));
+  REQUIRE(busy.exec("BEGIN"));
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    busy.exec("COMMIT");
+  });
+  Conn c(s.conninfo());
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(c.scalar("CREATE DATABASE sl_made TEMPLATE sl_tmpl") == "");
+  release.join();
+  CHECK(su.scalar("SELECT count(*) FROM pg_database WHERE datname = 'sl_made'") == "1");
+  {
+    Conn m(s.conninfo("app", "app", "sl_made"));
+    REQUIRE_MESSAGE(m.ok(), m.error());
+    CHECK(m.scalar("SELECT current_database()") == "sl_made");
+  }  // and one to sl_made
+  CHECK(c.scalar("DROP DATABASE sl_made") == "");
+  CHECK(c.scalar("DROP DATABASE IF EXISTS sl_tmpl") == "");
+  CHECK(su.scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'sl_%'") == "0");
+}

@@ -18,6 +18,7 @@
 #include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
 #include "src/sql/classify.hpp"
+#include "src/sql/database_ddl.hpp"
 #include "src/sql/normalize.hpp"
 
 namespace sluice::frontend::pg {
@@ -120,7 +121,7 @@ constexpr bool is_copy_message(char type) {
 static_assert(is_copy_message('c') && is_copy_message('d') && is_copy_message('f') && !is_copy_message('e') &&
               !is_copy_message('Q') && !is_copy_message('g'));
 
-enum class Outcome { Detach, Resume, ClientGone, ClientError, ServerGone, ServerError, StatementMode };
+enum class Outcome { Detach, Resume, ClientGone, ClientError, ServerGone, ServerError, StatementMode, FreeDatabases };
 
 class Session {
  public:
@@ -1205,7 +1206,13 @@ class Session {
 
   awaitable<Outcome> client_to_server() {
     for (;;) {
-      if (auto o = forward_buffered()) co_return stop(*o);
+      if (auto o = forward_buffered()) {
+        if (*o == Outcome::FreeDatabases) {
+          co_await free_databases();
+          continue;
+        }
+        co_return stop(*o);
+      }
       if (!server_out_.empty()) {
         server_writing_ = true;
         error_code ec;
@@ -1285,6 +1292,12 @@ class Session {
         client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
         return Outcome::ClientError;
       }
+      if ((f.type == wire::fe::Query || f.type == wire::fe::Parse) && in_begin_ != exclusive_checked_at_ &&
+          needs_free_databases(f)) [[unlikely]] {
+        exclusive_checked_at_ = in_begin_;
+        return Outcome::FreeDatabases;  // first free_databases(), then this message again
+      }
+      exclusive_checked_at_ = std::string::npos;
       if (ctx_.cache_enabled() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
       auto v = relay_.client_message(f, *server_, server_out_);
       if (journal_on_ && v == Relay::Verdict::Ok) {
@@ -1303,6 +1316,54 @@ class Session {
         return Outcome::ClientError;
       }
     }
+  }
+
+  // CREATE DATABASE (its template), DROP DATABASE, ALTER DATABASE ... RENAME: the server refuses
+  // them (55006) while other sessions use those databases, and Sluice's idle pooled connections
+  // would be such sessions. Sets exclusive_dbs_; true when there are any.
+  bool needs_free_databases(const wire::Frame& f) {
+    std::string_view text;
+    if (f.type == wire::fe::Query) {
+      wire::Reader r(f.body);
+      text = r.cstr();
+    } else {
+      wire::ParseView pv;
+      if (!wire::parse_parse(f.body, pv)) return false;
+      text = pv.query;
+    }
+    // Cheap first look: the statement starts with CREATE, DROP or ALTER (or a comment).
+    std::size_t i = text.find_first_not_of(" \t\r\n(");
+    if (i == std::string_view::npos) return false;
+    char c = static_cast<char>(text[i] | 0x20);
+    if (c != 'c' && c != 'd' && c != 'a' && text[i] != '/' && text[i] != '-') return false;
+    exclusive_dbs_ = sql::databases_needing_exclusive_use(text);
+    return !exclusive_dbs_.empty();
+  }
+
+  // Closes the idle server connections (of any pool, any user) to exclusive_dbs_ on this
+  // client's server, and waits (at most 5 s, as the server itself does) for busy ones to come
+  // back and be closed too. Whatever still holds them then makes the statement fail as directly.
+  awaitable<void> free_databases() {
+    const config::Endpoint endpoint = pool_->endpoint();
+    asio::steady_timer timer(client_.get_executor());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
+      bool busy = false;
+      for (auto& p : ctx_.pools.all()) {
+        if (!(p->endpoint() == endpoint)) continue;
+        if (std::find(exclusive_dbs_.begin(), exclusive_dbs_.end(), p->database()) == exclusive_dbs_.end()) continue;
+        p->close_idle();
+        auto u = p->usage();
+        std::size_t own = p.get() == pool_.get() && server_ ? 1 : 0;  // this client's own: its business
+        busy = busy || u.active + u.connecting > own;
+      }
+      if (!busy || std::chrono::steady_clock::now() >= deadline) break;
+      timer.expires_after(std::chrono::milliseconds(50));
+      error_code ec;
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    log::info("client {}: closed Sluice's idle server connections to {} before {}", info_->id,
+              fmt::join(exclusive_dbs_, ", "), "a statement that needs them unused");
   }
 
   // Writes as much as the kernel takes now, without suspending. Returns false on error.
@@ -1328,7 +1389,13 @@ class Session {
   // fit, COPY FROM STDIN and replies Sluice must make itself go full duplex until quiet again.
   awaitable<Outcome> relay_attached() {
     for (;;) {
-      if (auto o = forward_buffered()) co_return *o;
+      if (auto o = forward_buffered()) {
+        if (*o == Outcome::FreeDatabases) {
+          co_await free_databases();
+          continue;
+        }
+        co_return *o;
+      }
       if (!server_out_.empty()) {
         if (!write_now(server_->sock, server_->tls.get(), server_out_)) co_return Outcome::ServerGone;
         if (!server_out_.empty() || relay_.in_copy_in()) {
@@ -1658,6 +1725,8 @@ class Session {
           detach(false);
           co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_.error()));
           co_return;
+        case Outcome::FreeDatabases:  // handled inside relay_attached
+          break;
         case Outcome::StatementMode:
           detach(false);  // closing the server connection rolls the transaction back
           co_await send_error("FATAL", "25P01", "transaction blocks are not allowed in statement pool mode",
@@ -1734,6 +1803,9 @@ class Session {
   bool idle_attached_ = false, waiting_server_ = false;
   bool server_dead_ = false;  // the server closed while a pooled client idles in its transaction
   int wait_ticks_ = 0;
+  // CREATE/DROP DATABASE: the databases to free, and the message they were freed for.
+  std::vector<std::string> exclusive_dbs_;
+  std::size_t exclusive_checked_at_ = std::string::npos;
 };
 
 awaitable<void> janitor() {
