@@ -632,3 +632,23 @@ TEST_CASE("CREATE DATABASE from a template and DROP DATABASE work while Sluice p
   CHECK(c.scalar("DROP DATABASE IF EXISTS sl_tmpl") == "");
   CHECK(su.scalar("SELECT count(*) FROM pg_database WHERE datname LIKE 'sl_%'") == "0");
 }
+
+TEST_CASE("session parameters the server refuses are reported, the others applied, and the client stays") {
+  // Sluice applies a client's startup parameters on each server connection it gets. One the
+  // server refuses (here an unknown name) must not take the others down, nor the client.
+  SluiceProcess s(tx_pool(2));
+  Conn c(s.conninfo() + " options='-c statement_timeout=4321 -c nosuch_param=1 -c work_mem=1234kB'");
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  std::vector<std::string> notices;
+  PQsetNoticeReceiver(
+      c.c, [](void* arg, const PGresult* r) { static_cast<std::vector<std::string>*>(arg)->push_back(PQresultErrorMessage(r)); },
+      &notices);
+  CHECK(c.scalar("SHOW statement_timeout") == "4321ms");
+  CHECK(c.scalar("SHOW work_mem") == "1234kB");
+  CHECK(PQstatus(c.c) == CONNECTION_OK);
+  REQUIRE(notices.size() == 1);
+  CHECK(notices[0].find("nosuch_param") != std::string::npos);
+  // Reported once: the next transaction (maybe on another server connection) says nothing more.
+  CHECK(c.scalar("SELECT 2") == "2");
+  CHECK(notices.size() == 1);
+}

@@ -215,14 +215,25 @@ void backend_key_data(std::string& out, std::uint32_t pid, std::uint32_t key) {
 void ready_for_query(std::string& out, char status) {
   Builder(out).begin(be::ReadyForQuery).i8(static_cast<std::uint8_t>(status)).end();
 }
-void error_response(std::string& out, std::string_view severity, std::string_view sqlstate,
+namespace {
+void fields_message(std::string& out, char type, std::string_view severity, std::string_view sqlstate,
                     std::string_view message, std::string_view detail, std::string_view hint) {
   Builder b(out);
-  b.begin(be::ErrorResponse).i8('S').str(severity).i8('V').str(severity).i8('C').str(sqlstate);
+  b.begin(type).i8('S').str(severity).i8('V').str(severity).i8('C').str(sqlstate);
   b.i8('M').str(message);
   if (!detail.empty()) b.i8('D').str(detail);
   if (!hint.empty()) b.i8('H').str(hint);
   b.i8(0).end();
+}
+}  // namespace
+
+void error_response(std::string& out, std::string_view severity, std::string_view sqlstate, std::string_view message,
+                    std::string_view detail, std::string_view hint) {
+  fields_message(out, be::ErrorResponse, severity, sqlstate, message, detail, hint);
+}
+void notice_response(std::string& out, std::string_view severity, std::string_view sqlstate, std::string_view message,
+                     std::string_view detail, std::string_view hint) {
+  fields_message(out, be::NoticeResponse, severity, sqlstate, message, detail, hint);
 }
 void parse_complete(std::string& out) { Builder(out).begin(be::ParseComplete).end(); }
 void close_complete(std::string& out) { Builder(out).begin(be::CloseComplete).end(); }

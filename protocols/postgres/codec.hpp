@@ -130,6 +130,9 @@ void ready_for_query(std::string& out, char status);
 void error_response(std::string& out, std::string_view severity, std::string_view sqlstate,
                     std::string_view message, std::string_view detail = {},
                     std::string_view hint = {});
+// The same fields, as a NoticeResponse (severity WARNING, NOTICE, ...).
+void notice_response(std::string& out, std::string_view severity, std::string_view sqlstate, std::string_view message,
+                     std::string_view detail = {}, std::string_view hint = {});
 void parse_complete(std::string& out);
 void close_complete(std::string& out);
 

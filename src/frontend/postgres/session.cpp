@@ -665,30 +665,84 @@ class Session {
     }
   }
 
-  // Makes the server session look like this client's: SET what differs (docs 55.2.6).
+  // Makes the server connection's session parameters the client's. Each SET goes as its own
+  // Query, all in one write: one the server refuses (a name it does not know, a value it rejects,
+  // a parameter that cannot change now) fails alone. The client gets the server's error as a
+  // WARNING, the parameter is dropped from what Sluice re-applies, and the client goes on.
+  // False only when the server connection itself failed.
   awaitable<bool> sync_params() {
     auto& server = *server_;
     if (server.params.fingerprint == relay_.client_params.fingerprint) co_return true;  // identical sets
-    std::string sql;
+    std::vector<std::pair<std::string, std::string>> sets;                              // (name, statement)
     for (auto& [k, v] : relay_.client_params.items) {
       if (!settable(k)) continue;
       const std::string* cur = server.params.find(k);
       if (cur && *cur == v) continue;
       if (!cur && !server.initial.find(k) && v.empty()) continue;
-      if (k == "search_path") sql += fmt::format("SET search_path TO {};", v);
-      else sql += fmt::format("SET {} TO {};", k, quote_literal(v));
+      sets.emplace_back(k, k == "search_path" ? fmt::format("SET search_path TO {}", v)
+                                              : fmt::format("SET {} TO {}", k, quote_literal(v)));
     }
     std::vector<std::string> defaults;
     for (auto& [k, v] : server.params.items)
       if (!server.initial.find(k) && !relay_.client_params.find(k)) {
-        sql += fmt::format("SET {} TO DEFAULT;", k);
+        sets.emplace_back(k, fmt::format("SET {} TO DEFAULT", k));
         defaults.push_back(k);
       }
-    if (sql.empty()) co_return true;
-    if (!co_await run_internal(sql, true)) co_return false;
+    if (sets.empty()) co_return true;
+    std::string out;
+    for (auto& st : sets) wire::query(out, st.second);
+    error_code ec;
+    co_await server.channel().write(asio::buffer(out), ec);
+    if (ec) co_return false;
+    std::vector<std::uint8_t> buf;
+    std::array<std::uint8_t, 4096> chunk;
+    std::string to_client;
+    std::vector<std::string> refused;
+    std::size_t answered = 0;
+    while (answered < sets.size()) {
+      std::size_t n = co_await server.channel().read_some(asio::buffer(chunk), ec);
+      if (ec) co_return false;
+      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+      std::size_t pos = 0;
+      for (;;) {
+        wire::Frame f;
+        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
+        if (d == wire::Decode::Malformed) co_return false;
+        if (d == wire::Decode::NeedMore) break;
+        pos += f.size();
+        if (f.type == wire::be::ErrorResponse) {
+          wire::ErrorFields ef;
+          wire::parse_error_fields(f.body, ef);
+          if (ef.severity == "FATAL" || ef.severity == "PANIC") co_return false;
+          const std::string& name = sets[answered].first;
+          log::info("pool {}: server connection {} refused session parameter {}: {}", pool_->name(), server.id, name,
+                    ef.message);
+          wire::notice_response(to_client, "WARNING", std::string(ef.code), std::string(ef.message), {},
+                                fmt::format("Sluice applies the session parameters of this client on each server "
+                                            "connection it gets; the server refused \"{}\", so it is no longer applied",
+                                            name));
+          refused.push_back(name);
+        } else if (f.type == wire::be::ParameterStatus) {
+          std::string_view name, value;
+          if (wire::parse_parameter_status(f.body, name, value)) {
+            server.params.set(name, value);
+            const std::string* mine = relay_.client_params.find(name);
+            if (!mine || *mine != value) {
+              relay_.client_params.set(name, value);
+              wire::parameter_status(to_client, name, value);
+            }
+          }
+        } else if (f.type == wire::be::ReadyForQuery) {
+          ++answered;
+        }
+      }
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
+    }
+    for (auto& k : refused) relay_.client_params.erase(k);
     for (auto& [k, v] : relay_.client_params.items)
       if (settable(k) && !server.initial.find(k)) server.params.set(k, v);
     for (auto& k : defaults) server.params.erase(k);
+    if (!to_client.empty()) co_await write_client(to_client);
     co_return true;
   }
 
