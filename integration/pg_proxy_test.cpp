@@ -652,3 +652,37 @@ TEST_CASE("session parameters the server refuses are reported, the others applie
   CHECK(c.scalar("SELECT 2") == "2");
   CHECK(notices.size() == 1);
 }
+
+TEST_CASE("session mode: the client's BackendKeyData names its server's real process; cancel still works") {
+  SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"pg\"\npool_mode = \"session\"\npool_size = 3\n");
+  Conn c(s.conninfo());
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  const std::string pid = std::to_string(PQbackendPID(c.c));
+  CHECK(c.scalar("SELECT pg_backend_pid()") == pid);
+  Conn su(direct_conninfo());
+  CHECK(su.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid + " AND usename = 'app'") == "1");
+  // Cancel with the key Sluice gave: reaches this client's statement.
+  REQUIRE(PQsendQuery(c.c, "SELECT pg_sleep(10)") == 1);
+  REQUIRE(eventually([&] {
+    return su.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid + " AND state = 'active'") == "1";
+  }));
+  PGcancel* cancel = PQgetCancel(c.c);
+  char err[256];
+  CHECK(PQcancel(cancel, err, sizeof err) == 1);
+  PQfreeCancel(cancel);
+  PGresult* r = PQgetResult(c.c);
+  CHECK(std::string(PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "") == "57014");
+  PQclear(r);
+  while ((r = PQgetResult(c.c))) PQclear(r);
+  // pg_terminate_backend(pid), as a test suite would: the client learns at once (FATAL, closed).
+  CHECK(su.scalar("SELECT pg_terminate_backend(" + pid + ")") == "t");
+  CHECK(eventually([&] {
+    PQconsumeInput(c.c);
+    return PQstatus(c.c) == CONNECTION_BAD || c.scalar("SELECT 1") != "1";
+  }, 3000));
+  // Another client gets another server (and its pid).
+  Conn d(s.conninfo());
+  REQUIRE_MESSAGE(d.ok(), d.error());
+  CHECK(d.scalar("SELECT pg_backend_pid()") == std::to_string(PQbackendPID(d.c)));
+  CHECK(std::to_string(PQbackendPID(d.c)) != pid);
+}

@@ -7,35 +7,34 @@
 
 namespace sluice::frontend::pg {
 
-std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> CancelRegistry::add() {
+std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> CancelRegistry::add(std::uint32_t server_pid) {
   auto t = std::make_shared<CancelTarget>();
-  std::uint32_t pid = 0;
+  std::uint32_t pid = server_pid;
   for (;;) {
     auto r = crypto::random_bytes(8);
-    std::memcpy(&pid, r.data(), 4);
+    if (!server_pid) std::memcpy(&pid, r.data(), 4);
     std::memcpy(&t->key, r.data() + 4, 4);
     pid &= 0x7fffffff;  // positive, like a real backend PID
     if (pid == 0) continue;
     std::lock_guard lock(mu_);
-    if (by_pid_.emplace(pid, t).second) break;
+    if (by_pid_key_.emplace(std::uint64_t(pid) << 32 | t->key, t).second) break;
   }
   return {pid, t};
 }
 
-void CancelRegistry::remove(std::uint32_t pid) {
+void CancelRegistry::remove(std::uint32_t pid, std::uint32_t key) {
   std::lock_guard lock(mu_);
-  by_pid_.erase(pid);
+  by_pid_key_.erase(std::uint64_t(pid) << 32 | key);
 }
 
 std::optional<CancelInfo> CancelRegistry::find(std::uint32_t pid, std::uint32_t key) const {
   std::shared_ptr<CancelTarget> t;
   {
     std::lock_guard lock(mu_);
-    auto it = by_pid_.find(pid);
-    if (it == by_pid_.end()) return std::nullopt;
+    auto it = by_pid_key_.find(std::uint64_t(pid) << 32 | key);
+    if (it == by_pid_key_.end()) return std::nullopt;
     t = it->second;
   }
-  if (t->key != key) return std::nullopt;
   const config::Endpoint* ep = t->endpoint.load(std::memory_order_acquire);
   if (!ep) return std::nullopt;
   std::uint64_t pk = t->server_pid_key.load(std::memory_order_relaxed);

@@ -32,15 +32,17 @@ struct CancelInfo {
 
 class CancelRegistry {
  public:
-  // Registers a new client; returns its (pid, target).
-  std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> add();
-  void remove(std::uint32_t pid);
+  // Registers a new client; returns its (pid, target). The pid is `server_pid` when given (a
+  // session-mode client sees its server's real process id), else one of Sluice's own; the key
+  // is always Sluice's own, random, so (pid, key) stays unique across servers.
+  std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> add(std::uint32_t server_pid = 0);
+  void remove(std::uint32_t pid, std::uint32_t key);
   // The server session to cancel for (pid, key), if the key matches and the client is attached.
   std::optional<CancelInfo> find(std::uint32_t pid, std::uint32_t key) const;
 
  private:
   mutable std::mutex mu_;
-  std::unordered_map<std::uint32_t, std::shared_ptr<CancelTarget>> by_pid_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<CancelTarget>> by_pid_key_;  // pid << 32 | key
 };
 
 }  // namespace sluice::frontend::pg

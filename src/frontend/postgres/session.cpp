@@ -141,7 +141,7 @@ class Session {
     t_sessions.erase(this);
     ctx_.client_table.remove(info_->id);
     log_end();
-    if (pid_) ctx_.pg_cancel.remove(pid_);
+    if (pid_) ctx_.pg_cancel.remove(pid_, cancel_->key);
     end_fill();  // a client that left while its answer was being cached: let others ask
   }
 
@@ -167,7 +167,10 @@ class Session {
       co_await serve_console();
       co_return;
     }
-    if (!co_await login()) co_return;
+    if (!co_await login()) {
+      detach(false);  // a session-mode login that got its server connection, then failed
+      co_return;
+    }
     log::info("client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, database_);
     logged_in_ = true;
     co_await serve();
@@ -582,12 +585,19 @@ class Session {
       if (k == "options") parse_options(v, relay_.client_params);
       else if (valid_param_name(k) && settable(k)) relay_.client_params.set(k, v);
     }
+    if (mode_ == config::PoolMode::Session) {
+      // The client's server session starts now: its BackendKeyData carries the server's real
+      // process id (pg_terminate_backend, pg_stat_activity work with it), with a key of Sluice's.
+      prepare_attach();
+      if (!attach_ready() && !co_await attach_rest()) co_return false;
+    }
     std::string out;
     for (auto& [k, v] : relay_.client_params.items)
       if (params->find(k)) wire::parameter_status(out, k, v);
-    auto [pid, target] = ctx_.pg_cancel.add();
+    auto [pid, target] = ctx_.pg_cancel.add(server_ ? server_->backend_pid : 0);
     pid_ = pid;
     cancel_ = target;
+    if (server_) set_cancel_target(true);
     wire::backend_key_data(out, pid, target->key);
     wire::ready_for_query(out, 'I');
     info_->set_state(observe::ClientState::Idle);
@@ -747,6 +757,7 @@ class Session {
   }
 
   void set_cancel_target(bool attached) {
+    if (!cancel_) return;  // logging in: set once the client's key exists
     if (!attached) {
       cancel_->endpoint.store(nullptr, std::memory_order_release);
       return;
