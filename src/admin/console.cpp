@@ -127,11 +127,10 @@ const Cols& cols_pools() {
   return c;
 }
 const Cols& cols_clients() {
-  static const Cols c{{"type", T},         {"user", T},      {"database", T},   {"state", T},
-                      {"addr", T},         {"port", I},      {"local_addr", T}, {"local_port", I},
-                      {"connect_time", TS}, {"request_time", TS}, {"wait", I},  {"wait_us", I},
-                      {"id", I},           {"protocol", T},  {"application_name", T}, {"link", I},
-                      {"queries", I},      {"pool", T},      {"tls", B}};
+  static const Cols c{{"type", T}, {"user", T},       {"database", T},   {"state", T},         {"addr", T},
+                      {"port", I}, {"local_addr", T}, {"local_port", I}, {"connect_time", TS}, {"request_time", TS},
+                      {"wait", I}, {"wait_us", I},    {"id", I},         {"protocol", T},      {"application_name", T},
+                      {"link", I}, {"queries", I},    {"pool", T},       {"tls", B},           {"pinned", T}};
   return c;
 }
 const Cols& cols_servers() {
@@ -295,13 +294,14 @@ Rows rows_clients(Context& ctx) {
   Rows r;
   auto now_us = observe::epoch_us();
   for (auto& c : ctx.client_table.all()) {
-    std::string user, db, app, pool;
+    std::string user, db, app, pool, pinned;
     {
       std::lock_guard lock(c->mu);
       user = c->user;
       db = c->database;
       app = c->application_name;
       pool = c->pool;
+      pinned = c->pinned;
     }
     auto st = static_cast<observe::ClientState>(c->state.load());
     auto ws = c->wait_since_us.load();
@@ -309,10 +309,26 @@ Rows rows_clients(Context& ctx) {
     auto req = c->request_time_us.load();
     Cell request = req ? Cell(timestamp(SysClock::time_point(std::chrono::microseconds(req)))) : std::nullopt;
     auto link = c->server_id.load();
-    r.push_back({"C", user, db, observe::to_string(st), c->addr, num(std::uint64_t{c->port}), c->local_addr,
-                 num(std::uint64_t{c->local_port}), timestamp(c->connect_time), request, num(wait / 1000000),
-                 num(wait % 1000000), num(c->id), c->protocol, app, link ? Cell(num(link)) : std::nullopt,
-                 num(c->queries.load()), pool, boolean(c->tls.load())});
+    r.push_back({"C",
+                 user,
+                 db,
+                 observe::to_string(st),
+                 c->addr,
+                 num(std::uint64_t{c->port}),
+                 c->local_addr,
+                 num(std::uint64_t{c->local_port}),
+                 timestamp(c->connect_time),
+                 request,
+                 num(wait / 1000000),
+                 num(wait % 1000000),
+                 num(c->id),
+                 c->protocol,
+                 app,
+                 link ? Cell(num(link)) : std::nullopt,
+                 num(c->queries.load()),
+                 pool,
+                 boolean(c->tls.load()),
+                 pinned.empty() ? Cell(std::nullopt) : Cell(pinned)});
   }
   return r;
 }

@@ -105,6 +105,7 @@ struct ClientInfo {
 
   mutable std::mutex mu;  // guards the strings below
   std::string user, database, application_name, pool;  // pool: the [[pools]] database
+  std::string pinned;  // transaction pooling: why the client keeps its server connection (empty: it does not)
 
   void set_state(ClientState s);
   void set_identity(std::string u, std::string db, std::string app = {});

@@ -28,6 +28,10 @@ using Clock = std::chrono::steady_clock;
 // Ordered name -> value list; small (a dozen entries), so linear search wins. `fingerprint` is an
 // order-independent 64-bit hash of all pairs, kept up to date, so two equal sets are recognized
 // without comparing strings (the attach hot path).
+// A Params value starting with this byte is SQL text to re-apply as written (SET name TO <text>):
+// parameters the client set with SET or set_config, which the server does not report.
+inline constexpr char kRawSqlValue = '\x01';
+
 struct Params {
   std::vector<std::pair<std::string, std::string>> items;
   std::uint64_t fingerprint = 0;

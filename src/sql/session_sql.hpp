@@ -1,6 +1,8 @@
-// Recognizes the few session-state statements the PostgreSQL front end must track in
-// transaction pooling (SET search_path, RESET, DISCARD, DEALLOCATE ALL). Skips comments and
-// quotes correctly; the full lexer/classifier arrives with the router.
+// Recognizes the session-state statements the PostgreSQL front end must track in transaction
+// pooling: what can be carried to another server session (SET, RESET, SET ROLE, set_config with
+// is_local false, search_path), what pins a client to its server session (advisory locks,
+// temporary tables, WITH HOLD cursors, LISTEN, SQL PREPARE, SET SESSION AUTHORIZATION), what may
+// end such state, and what changes the session untracked (DO blocks, set_config of expressions).
 #pragma once
 
 #include <string>
@@ -9,12 +11,31 @@
 
 namespace sluice::sql {
 
-enum class SessionCommand { None, SetSearchPath, ResetSearchPath, ResetAll, DiscardAll, DeallocateAll };
+enum class SessionCommand {
+  None,
+  SetSearchPath,
+  ResetSearchPath,
+  ResetAll,
+  DiscardAll,
+  DeallocateAll,
+  SetParam,    // SET name TO value, SET ROLE, set_config(name, value, false): name, value (SQL text)
+  ResetParam,  // RESET name, SET name TO DEFAULT, RESET ROLE, SET ROLE NONE: name
+  Pin,         // state that cannot be carried to another server session: value = why
+  MayUnpin,    // may end such state (UNLISTEN, DEALLOCATE, CLOSE, DROP, DISCARD, advisory unlocks)
+  Untracked,   // changes the session in a way not followed here (DO, set_config(expr, ...)): value = what
+  Begin,       // BEGIN / START TRANSACTION
+  Commit,      // COMMIT / END
+  Rollback,    // ROLLBACK / ABORT (not TO SAVEPOINT)
+};
 
 struct SessionEffect {
   SessionCommand command = SessionCommand::None;
-  std::string value;  // for SetSearchPath: the raw list after TO / =
+  std::string value;  // SetSearchPath: the raw list after TO / =; SetParam: the value as written; Pin: why
+  std::string name;   // SetParam, ResetParam: the parameter, lower case
 };
+
+// Parameters the server reports in ParameterStatus (followed from those messages instead).
+bool is_reported_param(std::string_view lower_name);
 
 // Splits `text` into statements at top-level semicolons (quotes, $tag$, comments respected).
 std::vector<std::string_view> split_statements(std::string_view text);

@@ -25,6 +25,57 @@ TEST_CASE("search_path and reset commands are recognized") {
   CHECK(session_effects("set search_path to default")[0].command == SessionCommand::ResetSearchPath);
   CHECK(session_effects("DISCARD ALL")[0].command == SessionCommand::DiscardAll);
   CHECK(session_effects("deallocate prepare all")[0].command == SessionCommand::DeallocateAll);
-  CHECK(session_effects("DEALLOCATE foo").empty());
+  CHECK(session_effects("DEALLOCATE foo")[0].command == SessionCommand::MayUnpin);
   CHECK(session_effects("select 'SET search_path TO x'").empty());
+}
+
+TEST_CASE("parameters set, reset and carried: SET, SET ROLE, set_config with is_local false") {
+  auto e = session_effects("SET statement_timeout = '5s'; set SESSION work_mem TO 4096; SET myapp.Tenant = 'x'");
+  REQUIRE(e.size() == 3);
+  CHECK((e[0].command == SessionCommand::SetParam && e[0].name == "statement_timeout" && e[0].value == "'5s'"));
+  CHECK((e[1].name == "work_mem" && e[1].value == "4096"));
+  CHECK((e[2].name == "myapp.tenant" && e[2].value == "'x'"));
+  CHECK(session_effects("SET LOCAL statement_timeout = 1").empty());
+  CHECK(session_effects("SET TimeZone = 'UTC'").empty());  // reported: followed by ParameterStatus
+  CHECK(session_effects("SET lock_timeout TO DEFAULT")[0].command == SessionCommand::ResetParam);
+  CHECK(session_effects("RESET lock_timeout")[0].name == "lock_timeout");
+  e = session_effects("SET ROLE reporting");
+  CHECK((e[0].command == SessionCommand::SetParam && e[0].name == "role" && e[0].value == "reporting"));
+  CHECK(session_effects("SET ROLE NONE")[0].command == SessionCommand::ResetParam);
+  CHECK(session_effects("RESET ROLE")[0].name == "role");
+  e = session_effects("SELECT set_config('Work_Mem', '2MB', false), 1");
+  CHECK((e[0].command == SessionCommand::SetParam && e[0].name == "work_mem" && e[0].value == "'2MB'"));
+  CHECK(session_effects("SELECT set_config('work_mem', '2MB', true)").empty());
+  CHECK(session_effects("SELECT set_config('work_mem', $1, false)")[0].command == SessionCommand::Untracked);
+  CHECK(session_effects("SELECT 'set_config(1)'").empty());
+}
+
+TEST_CASE("state that pins, what may end it, and what is untracked") {
+  auto pin = [](const char* sql) {
+    auto e = session_effects(sql);
+    return e.size() == 1 && e[0].command == SessionCommand::Pin ? e[0].value : std::string("-");
+  };
+  CHECK(pin("SELECT pg_advisory_lock(1)") == "advisory lock");
+  CHECK(pin("select pg_try_advisory_lock_shared(1, 2)") == "advisory lock");
+  CHECK(pin("SELECT pg_advisory_xact_lock(1)") == "-");  // released at transaction end
+  CHECK(pin("CREATE TEMP TABLE t (a int)") == "temporary table");
+  CHECK(pin("create global temporary table t (a int)") == "temporary table");
+  CHECK(pin("CREATE TABLE pg_temp.t (a int)") == "temporary table");
+  CHECK(pin("SELECT 1 INTO TEMP t") == "temporary table");
+  CHECK(pin("CREATE TABLE temp_data (a int)") == "-");
+  CHECK(pin("DECLARE c CURSOR WITH HOLD FOR SELECT 1") == "WITH HOLD cursor");
+  CHECK(pin("DECLARE c CURSOR FOR SELECT 'with hold'") == "-");
+  CHECK(pin("LISTEN ch") == "LISTEN");
+  CHECK(pin("PREPARE p AS SELECT 1") == "SQL PREPARE");
+  CHECK(pin("PREPARE TRANSACTION 'x'") == "-");
+  CHECK(pin("SET SESSION AUTHORIZATION bob") == "SET SESSION AUTHORIZATION");
+  for (const char* sql : {"UNLISTEN *", "CLOSE c", "DROP TABLE t", "DISCARD TEMP", "DEALLOCATE p",
+                          "SELECT pg_advisory_unlock_all()", "RESET SESSION AUTHORIZATION"})
+    CHECK(session_effects(sql)[0].command == SessionCommand::MayUnpin);
+  CHECK(session_effects("DO $$BEGIN PERFORM 1; END$$")[0].command == SessionCommand::Untracked);
+  auto tx = session_effects("BEGIN; SET a.b = 1; COMMIT; ROLLBACK TO SAVEPOINT s; ROLLBACK");
+  REQUIRE(tx.size() == 4);
+  CHECK(tx[0].command == SessionCommand::Begin);
+  CHECK(tx[2].command == SessionCommand::Commit);
+  CHECK(tx[3].command == SessionCommand::Rollback);
 }

@@ -22,8 +22,10 @@ void append_frame(std::string& out, const wire::Frame& f) {
 }
 
 // Cheap pre-check so ordinary queries never pay for statement splitting: the first word must be
-// one that changes session state, or the text holds more than one statement.
-bool may_change_session(std::string_view q) {
+// one that may change session state, or a SELECT-like statement calling set_config or an advisory
+// lock function, or the text holds more than one statement. `tx_words`: COMMIT and ROLLBACK
+// matter (SETs of the transaction wait for them).
+bool may_change_session(std::string_view q, bool tx_words) {
   std::size_t i = 0;
   while (i < q.size() && std::isspace(static_cast<unsigned char>(q[i]))) ++i;
   if (i < q.size() && (q[i] == '/' || q[i] == '-')) return true;  // leading comment: look closer
@@ -36,11 +38,34 @@ bool may_change_session(std::string_view q) {
       if (std::tolower(static_cast<unsigned char>(w[k])) != kw[k]) return false;
     return true;
   };
-  if (is("set") || is("reset") || is("discard") || is("deallocate")) return true;
+  if (is("set") || is("reset") || is("discard") || is("deallocate") || is("listen") || is("unlisten") ||
+      is("prepare") || is("declare") || is("close") || is("drop") || is("create") || is("do"))
+    return true;
+  if (tx_words && (is("commit") || is("end") || is("rollback") || is("abort"))) return true;
+  if (is("select") || is("with") || is("values")) {
+    // set_config( or pg_[try_]advisory_...: look for "_config" / "advisory" in any case.
+    for (std::size_t k = q.find('_', j); k != std::string_view::npos; k = q.find('_', k + 1)) {
+      auto after = [&](std::string_view word) {
+        if (k + 1 + word.size() > q.size()) return false;
+        for (std::size_t m = 0; m < word.size(); ++m)
+          if (std::tolower(static_cast<unsigned char>(q[k + 1 + m])) != word[m]) return false;
+        return true;
+      };
+      if (after("config") || after("advisory")) return true;
+    }
+  }
   // Several statements: a ';' followed by anything but blanks.
   auto semi = q.find(';', j);
   if (semi == std::string_view::npos) return false;
   return q.find_first_not_of(" \t\r\n;", semi) != std::string_view::npos;
+}
+
+// A parameter name that can go into SET as it is.
+bool plain_param_name(std::string_view n) {
+  if (n.empty() || n.size() > 63) return false;
+  for (char c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.') return false;
+  return true;
 }
 
 }  // namespace
@@ -214,7 +239,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       auto q = r.cstr();
       if (!r.ok()) return error_ = "malformed Query message", Verdict::ProtocolError;
       Entry e{Kind::Simple};
-      if (may_change_session(q)) {
+      if (may_change_session(q, !deferred_.empty())) {
         auto effects = sql::session_effects(q);
         if (!effects.empty()) {
           effects_.push_back(std::move(effects));
@@ -228,6 +253,12 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
     case wire::fe::Parse: {
       wire::ParseView p;
       if (!wire::parse_parse(f.body, p)) return error_ = "malformed Parse message", Verdict::ProtocolError;
+      if (may_change_session(p.query, !deferred_.empty())) [[unlikely]] {
+        // Extended protocol: a batch that prepares it is taken to run it; its effects count at
+        // the batch's Sync, unless the batch fails.
+        auto effects = sql::session_effects(p.query);
+        batch_effects_.insert(batch_effects_.end(), effects.begin(), effects.end());
+      }
       if (p.name.empty()) {
         append_frame(server_out, f);
         push({Kind::Parse});
@@ -308,10 +339,17 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       append_frame(server_out, f);
       push({Kind::Execute});
       return Verdict::Ok;
-    case wire::fe::Sync:
+    case wire::fe::Sync: {
       append_frame(server_out, f);
-      push({Kind::Sync});
+      Entry e{Kind::Sync};
+      if (!batch_effects_.empty()) [[unlikely]] {
+        effects_.push_back(std::move(batch_effects_));
+        batch_effects_.clear();
+        e.effects = effects_base_ + static_cast<std::int32_t>(effects_.size()) - 1;
+      }
+      push(e);
       return Verdict::Ok;
+    }
     case wire::fe::FunctionCall:
       append_frame(server_out, f);
       push({Kind::Simple});
@@ -419,16 +457,43 @@ bool Relay::announces_end(char type) {
   return end;
 }
 
-void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server) {
+// Session effects of a request that succeeded, in order. `before`: the transaction status before
+// it. Parameter changes inside a transaction wait in deferred_ for its COMMIT (a ROLLBACK, or a
+// COMMIT of a failed transaction, drops them).
+void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server, char before) {
+  bool in_tx = before != 'I', failed = before == 'E';
   for (auto& e : effects) {
     switch (e.command) {
       case sql::SessionCommand::SetSearchPath:
-        client_params.set("search_path", e.value);
-        server.params.set("search_path", e.value);
-        break;
       case sql::SessionCommand::ResetSearchPath:
-        client_params.erase("search_path");
-        server.params.erase("search_path");
+      case sql::SessionCommand::SetParam:
+      case sql::SessionCommand::ResetParam:
+        if (in_tx) deferred_.push_back(e);
+        else apply_param(e, server);
+        break;
+      case sql::SessionCommand::Begin:
+        in_tx = true;
+        failed = false;
+        break;
+      case sql::SessionCommand::Commit:
+        if (!failed)
+          for (auto& d : deferred_) apply_param(d, server);
+        deferred_.clear();
+        in_tx = failed = false;
+        break;
+      case sql::SessionCommand::Rollback:
+        deferred_.clear();
+        in_tx = failed = false;
+        if (!pins_.empty()) may_unpin_ = true;  // a LISTEN or temporary table of the transaction is gone
+        break;
+      case sql::SessionCommand::Pin:
+        if (pins_.find(e.value) == std::string::npos) pins_ += (pins_.empty() ? "" : ", ") + e.value;
+        break;
+      case sql::SessionCommand::MayUnpin:
+        if (!pins_.empty()) may_unpin_ = true;
+        break;
+      case sql::SessionCommand::Untracked:
+        untracked_ = true;
         break;
       case sql::SessionCommand::DiscardAll:
       case sql::SessionCommand::ResetAll:
@@ -436,6 +501,8 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
         client_params.erase_if([&](auto& kv) { return !server.initial.find(kv.first); });
         server.params.erase_if([&](auto& kv) { return !server.initial.find(kv.first); });
         if (e.command == sql::SessionCommand::ResetAll) break;
+        pins_.clear();  // DISCARD ALL: locks, LISTEN, temporary tables, cursors, prepared: all gone
+        may_unpin_ = untracked_ = false;
         [[fallthrough]];
       case sql::SessionCommand::DeallocateAll:
         server.prepared.clear();
@@ -444,6 +511,35 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
       case sql::SessionCommand::None:
         break;
     }
+  }
+}
+
+void Relay::apply_param(const sql::SessionEffect& e, pool::ServerConn& server) {
+  switch (e.command) {
+    case sql::SessionCommand::SetSearchPath:
+      client_params.set("search_path", e.value);
+      server.params.set("search_path", e.value);
+      break;
+    case sql::SessionCommand::ResetSearchPath:
+      client_params.erase("search_path");
+      server.params.erase("search_path");
+      break;
+    case sql::SessionCommand::SetParam: {
+      if (!plain_param_name(e.name)) {
+        untracked_ = true;
+        break;
+      }
+      std::string v = std::string(1, pool::kRawSqlValue) + e.value;  // re-applied as written
+      client_params.set(e.name, v);
+      server.params.set(e.name, v);
+      break;
+    }
+    case sql::SessionCommand::ResetParam:
+      client_params.erase(e.name);
+      server.params.erase(e.name);
+      break;
+    default:
+      break;
   }
 }
 
@@ -493,11 +589,12 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
       Entry e = pending_.front();
       pending_.pop_front();
       if (e.effects >= 0) {
-        if (!e.failed && !effects_.empty()) apply_effects(effects_.front(), server);
+        if (!e.failed && !effects_.empty()) apply_effects(effects_.front(), server, tx_status_);
         if (!effects_.empty()) effects_.pop_front();
         ++effects_base_;
       }
       tx_status_ = captured_[0];
+      if (tx_status_ == 'I' && !deferred_.empty()) deferred_.clear();  // the transaction ended without COMMIT
       ++cycles_;
       if (stats_ && in_query_) {
         auto now = observe::Clock::now();
@@ -540,9 +637,13 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
         if (e.mode == Mode::Synthetic && e.failed) synthetic_errors_.pop_front();
         pending_.pop_front();
       }
+      if (front_is(Kind::Sync)) pending_.front().failed = true;  // the batch's session effects do not count
       // No Sync sent yet (the error came on a Flush): what the client sends until its Sync is
       // discarded by the server too.
-      if (pending_.empty() && unsynced_) skipping_ = true;
+      if (pending_.empty() && unsynced_) {
+        skipping_ = true;
+        batch_effects_.clear();
+      }
       break;
     }
     case wire::be::ParseComplete:

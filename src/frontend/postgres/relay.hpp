@@ -69,6 +69,18 @@ class Relay {
   // statements some server already accepted, is answered here without a server connection
   // (ParseComplete per Parse, then ReadyForQuery). Returns the bytes consumed, or 0.
   std::size_t try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out);
+  // Transaction pooling: state this client left on its server session that cannot be carried to
+  // another one (advisory locks, temporary tables, WITH HOLD cursors, LISTEN, SQL PREPARE, SET
+  // SESSION AUTHORIZATION): it stays on this server connection while pinned() (why: pin_reasons()).
+  bool pinned() const { return !pins_.empty(); }
+  const std::string& pin_reasons() const { return pins_; }
+  // A statement that may have ended the pinning state ran: the session checks the server.
+  bool take_may_unpin() { return std::exchange(may_unpin_, false); }
+  void unpin() { pins_.clear(); }
+  // The session changed in a way not followed (a DO block, set_config of an expression): the
+  // server connection is reset (DISCARD ALL) before another client gets it.
+  bool untracked() const { return untracked_; }
+  void clear_untracked() { untracked_ = false; }
   // Forget in-flight tracking (after the server connection was dropped).
   void reset_server_side();
 
@@ -158,13 +170,18 @@ class Relay {
   // already has (a retry), kept in seen_ while replayable. False when a retry's answer differs.
   bool output_from(std::string& out, std::size_t start);
   void drain_synthetic_internal(std::string& client_out);
-  void apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server);
+  void apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server, char before);
+  void apply_param(const sql::SessionEffect& e, pool::ServerConn& server);
   Verdict desync(std::string what);
 
   std::unordered_map<std::string, ClientStatement> statements_;  // by client name
   std::deque<std::string> synthetic_errors_;                     // ErrorResponses of failed Synthetic entries, in order
   std::deque<Entry> pending_;
   std::deque<std::vector<sql::SessionEffect>> effects_;
+  std::vector<sql::SessionEffect> batch_effects_;  // of Parses since the last Sync
+  std::vector<sql::SessionEffect> deferred_;       // parameter changes of the open transaction
+  std::string pins_;                               // why pinned, comma-separated; empty: not pinned
+  bool may_unpin_ = false, untracked_ = false;
   std::int32_t effects_base_ = 0;
 
   // Server stream parser state.

@@ -65,7 +65,7 @@ constexpr std::size_t kAuthMaxMessage = 64 * 1024;
 bool settable(std::string_view name) {
   return !(name == "server_version" || name == "server_encoding" || name == "integer_datetimes" ||
            name == "is_superuser" || name == "session_authorization" || name == "in_hot_standby" ||
-           name == "default_transaction_read_only" || name == "scram_iterations");
+           name == "scram_iterations");
 }
 
 bool valid_param_name(std::string_view n) {
@@ -121,7 +121,17 @@ constexpr bool is_copy_message(char type) {
 static_assert(is_copy_message('c') && is_copy_message('d') && is_copy_message('f') && !is_copy_message('e') &&
               !is_copy_message('Q') && !is_copy_message('g'));
 
-enum class Outcome { Detach, Resume, ClientGone, ClientError, ServerGone, ServerError, StatementMode, FreeDatabases };
+enum class Outcome {
+  Detach,
+  Resume,
+  ClientGone,
+  ClientError,
+  ServerGone,
+  ServerError,
+  StatementMode,
+  FreeDatabases,
+  CheckPins,  // quiet and pinned, after a statement that may have ended what pins: ask the server
+};
 
 class Session {
  public:
@@ -689,8 +699,10 @@ class Session {
       const std::string* cur = server.params.find(k);
       if (cur && *cur == v) continue;
       if (!cur && !server.initial.find(k) && v.empty()) continue;
-      sets.emplace_back(k, k == "search_path" ? fmt::format("SET search_path TO {}", v)
-                                              : fmt::format("SET {} TO {}", k, quote_literal(v)));
+      if (k == "search_path") sets.emplace_back(k, fmt::format("SET search_path TO {}", v));
+      else if (!v.empty() && v[0] == pool::kRawSqlValue)
+        sets.emplace_back(k, fmt::format("SET {} TO {}", k, v.substr(1)));
+      else sets.emplace_back(k, fmt::format("SET {} TO {}", k, quote_literal(v)));
     }
     std::vector<std::string> defaults;
     for (auto& [k, v] : server.params.items)
@@ -1231,6 +1243,77 @@ class Session {
     pool_->release(std::move(server_), reusable && !relay_.server_broken());
   }
 
+  // ---- transaction pooling: pinned and untracked session state --------------------------------
+
+  // Whether what pinned this client is gone (asked of the server: no advisory lock, temporary
+  // object, holdable cursor, LISTEN channel or SQL-prepared statement left in the session).
+  awaitable<bool> pins_released() {
+    auto n = co_await run_scalar(
+        "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) + "
+        "(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) + "
+        "(SELECT count(*) FROM pg_cursors WHERE is_holdable) + "
+        "(SELECT count(*) FROM pg_listening_channels()) + "
+        "(SELECT count(*) FROM pg_prepared_statements WHERE from_sql) + "
+        "(SELECT CASE WHEN session_user = current_setting('session_authorization') THEN 0 ELSE 1 END)");
+    if (n && *n == "0") {
+      relay_.unpin();
+      publish_pins();
+      co_return true;
+    }
+    co_return false;
+  }
+
+  void publish_pins() {
+    published_pins_ = relay_.pin_reasons();
+    std::lock_guard lock(info_->mu);
+    info_->pinned = published_pins_;
+  }
+
+  // DISCARD ALL on the attached server connection: what Sluice tracks of it starts over.
+  awaitable<bool> reset_server_session() {
+    bool ok = co_await run_internal("DISCARD ALL", false);
+    server_->params.erase_if([&](auto& kv) { return !server_->initial.find(kv.first); });
+    server_->prepared.clear();
+    relay_.clear_untracked();
+    relay_.unpin();
+    publish_pins();
+    co_return ok;
+  }
+
+  // Runs `sql` on the attached server connection; the first column of its first row.
+  awaitable<std::optional<std::string>> run_scalar(const std::string& sql) {
+    std::string out;
+    wire::query(out, sql);
+    error_code ec;
+    co_await server_->channel().write(asio::buffer(out), ec);
+    if (ec) co_return std::nullopt;
+    std::vector<std::uint8_t> buf;
+    std::array<std::uint8_t, 4096> chunk;
+    std::optional<std::string> value;
+    bool ok = true;
+    for (;;) {
+      std::size_t n = co_await server_->channel().read_some(asio::buffer(chunk), ec);
+      if (ec) co_return std::nullopt;
+      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+      std::size_t pos = 0;
+      for (;;) {
+        wire::Frame f;
+        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
+        if (d == wire::Decode::Malformed) co_return std::nullopt;
+        if (d == wire::Decode::NeedMore) break;
+        pos += f.size();
+        if (f.type == wire::be::ErrorResponse) ok = false;
+        if (f.type == wire::be::DataRow && !value && f.body.size() >= 6) {
+          std::int32_t len = static_cast<std::int32_t>(wire::load_u32(f.body.data() + 2));
+          if (len >= 0 && static_cast<std::size_t>(len) + 6 <= f.body.size())
+            value = std::string(reinterpret_cast<const char*>(f.body.data() + 6), static_cast<std::size_t>(len));
+        }
+        if (f.type == wire::be::ReadyForQuery) co_return ok ? value : std::nullopt;
+      }
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
+    }
+  }
+
   // Client left (or was dropped) while attached: return the server connection in a known state.
   awaitable<void> release_server_after_client() {
     if (!server_) co_return;
@@ -1249,7 +1332,7 @@ class Session {
     set_cancel_target(false);
     bool ok = true;
     const auto& pgc = snap_->config->postgres;
-    if (mode_ == config::PoolMode::Session || pgc.server_reset_query_always) {
+    if (mode_ == config::PoolMode::Session || pgc.server_reset_query_always || relay_.pinned() || relay_.untracked()) {
       if (relay_.tx_status() != 'I') ok = co_await run_internal("ROLLBACK", false);
       if (ok && !pgc.server_reset_query.empty()) {
         ok = co_await run_internal(pgc.server_reset_query, false);
@@ -1334,11 +1417,15 @@ class Session {
   }
 
   // What to do at a quiet point: nothing (stay attached), detach, or refuse (statement mode).
-  std::optional<Outcome> boundary_outcome() const {
+  std::optional<Outcome> boundary_outcome() {
     if (!relay_.at_boundary()) return std::nullopt;
     char tx = relay_.tx_status();
     if (mode_ == config::PoolMode::Statement && tx != 'I') return Outcome::StatementMode;
-    if (mode_ != config::PoolMode::Session && tx == 'I') return Outcome::Detach;
+    if (mode_ != config::PoolMode::Session && tx == 'I') {
+      if (!relay_.pinned()) return Outcome::Detach;
+      if (relay_.take_may_unpin()) return Outcome::CheckPins;
+      if (published_pins_ != relay_.pin_reasons()) publish_pins();
+    }
     return std::nullopt;
   }
 
@@ -1721,6 +1808,14 @@ class Session {
         if (failed_tx_ && !co_await recreate_failed_tx()) co_return;
       }
       Outcome o = co_await relay_attached();
+      if (o == Outcome::CheckPins) {
+        co_await pins_released();
+        o = Outcome::Detach;  // below: kept while still pinned
+      }
+      if (o == Outcome::Detach && relay_.untracked() && !relay_.pinned()) [[unlikely]] {
+        // The session changed in ways not followed: the next client gets it reset.
+        if (!co_await reset_server_session()) o = Outcome::ServerGone;
+      }
       if (o == Outcome::Detach || o == Outcome::Resume) {
         finish_capture();
         const bool token = needs_write_token();
@@ -1736,6 +1831,12 @@ class Session {
       if (o != Outcome::ServerGone) retries_ = 0;
       switch (o) {
         case Outcome::Detach:
+          if (relay_.pinned()) [[unlikely]] {
+            publish_pins();  // the client keeps this server connection (SHOW CLIENTS says why)
+            break;
+          }
+          detach(true);
+          break;
         case Outcome::Resume:
           detach(true);
           break;
@@ -1791,6 +1892,7 @@ class Session {
           co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_.error()));
           co_return;
         case Outcome::FreeDatabases:  // handled inside relay_attached
+        case Outcome::CheckPins:      // handled above
           break;
         case Outcome::StatementMode:
           detach(false);  // closing the server connection rolls the transaction back
@@ -1871,6 +1973,7 @@ class Session {
   // CREATE/DROP DATABASE: the databases to free, and the message they were freed for.
   std::vector<std::string> exclusive_dbs_;
   std::size_t exclusive_checked_at_ = std::string::npos;
+  std::string published_pins_;  // what SHOW CLIENTS says pins this client
 };
 
 awaitable<void> janitor() {

@@ -1,0 +1,142 @@
+// Transaction pooling never lets one client's session state reach another: two clients share one
+// server connection (pool_size = 1) and take turns. What can be carried follows each client to
+// whatever server connection it gets; what cannot pins the client to its server connection
+// (SHOW CLIENTS says why) until the state is gone; untracked changes are reset before reuse.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <string>
+
+#include "harness.hpp"
+
+using namespace sluice::itest;
+
+namespace {
+
+const char* kPools = R"(
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = 1
+
+[[pools]]
+database = "app_two"
+server_database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = 2
+
+[[users]]
+name = "admin"
+password = "admin"
+)";
+
+std::string pinned_reason(SluiceProcess& s, PGconn* client) {
+  Conn admin(s.conninfo("admin", "admin", "sluice"));
+  PGresult* r = PQexec(admin.c, "SHOW CLIENTS");
+  std::string out = "?";
+  int col = PQfnumber(r, "pinned"), app = PQfnumber(r, "application_name");
+  for (int i = 0; i < PQntuples(r); ++i)
+    if (std::string(PQgetvalue(r, i, app)) == PQparameterStatus(client, "application_name"))
+      out = PQgetisnull(r, i, col) ? "" : PQgetvalue(r, i, col);
+  PQclear(r);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("carried: SET, SET ROLE, set_config(..., false), SETs of committed transactions; nothing leaks") {
+  SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
+  Conn su(direct_conninfo());
+  su.exec("DO $$BEGIN CREATE ROLE wd_role NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$$");
+  REQUIRE(su.exec("GRANT wd_role TO app"));
+  Conn a(s.conninfo()), b(s.conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  const std::string timeout0 = b.scalar("SHOW statement_timeout"), work_mem0 = b.scalar("SHOW work_mem");
+
+  REQUIRE(a.exec("SET statement_timeout = '1234ms'"));
+  REQUIRE(a.exec("SET ROLE wd_role"));
+  CHECK(a.scalar("SELECT set_config('work_mem', '2345kB', false)") == "2345kB");
+  REQUIRE(a.exec("SET default_transaction_read_only = on"));
+  REQUIRE(a.exec("SET myapp.tenant = 'acme'"));
+  // b, on the same (only) server connection, sees none of it.
+  CHECK(b.scalar("SHOW statement_timeout") == timeout0);
+  CHECK(b.scalar("SELECT current_user") == "app");
+  CHECK(b.scalar("SHOW work_mem") == work_mem0);
+  CHECK(b.scalar("SHOW default_transaction_read_only") == "off");
+  CHECK(b.scalar("SELECT current_setting('myapp.tenant', true)") != "acme");
+  // a still has all of it.
+  CHECK(a.scalar("SHOW statement_timeout") == "1234ms");
+  CHECK(a.scalar("SELECT current_user") == "wd_role");
+  CHECK(a.scalar("SHOW work_mem") == "2345kB");
+  CHECK(a.scalar("SHOW default_transaction_read_only") == "on");
+  CHECK(a.scalar("SELECT current_setting('myapp.tenant')") == "acme");
+
+  // Inside transactions: kept at COMMIT, undone by ROLLBACK.
+  REQUIRE(a.exec("RESET ROLE"));
+  REQUIRE(a.exec("BEGIN"));
+  REQUIRE(a.exec("SET lock_timeout = '3s'"));
+  REQUIRE(a.exec("COMMIT"));
+  REQUIRE(a.exec("BEGIN"));
+  REQUIRE(a.exec("SET lock_timeout = '4s'"));
+  REQUIRE(a.exec("ROLLBACK"));
+  CHECK(b.scalar("SHOW lock_timeout") == "0");
+  CHECK(a.scalar("SHOW lock_timeout") == "3s");
+  CHECK(a.scalar("SELECT current_user") == "app");
+  // RESET comes along too.
+  REQUIRE(a.exec("RESET statement_timeout"));
+  CHECK(b.scalar("SELECT 1") == "1");
+  CHECK(a.scalar("SHOW statement_timeout") == timeout0);
+}
+
+TEST_CASE("pinned: advisory locks, temporary tables, WITH HOLD cursors, LISTEN, SQL PREPARE; released when gone") {
+  SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
+  Conn a(s.conninfo("app", "app", "app_two") + " application_name=wd_pin_a");
+  Conn b(s.conninfo("app", "app", "app_two") + " application_name=wd_pin_b");
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  struct Case {
+    const char* take;
+    const char* release;
+    const char* reason;
+  };
+  for (auto c : {Case{"SELECT pg_advisory_lock(4242)", "SELECT pg_advisory_unlock(4242)", "advisory lock"},
+                 Case{"CREATE TEMP TABLE wd_tmp (a int)", "DROP TABLE wd_tmp", "temporary table"},
+                 Case{"BEGIN; DECLARE wd_hold CURSOR WITH HOLD FOR SELECT 1; COMMIT", "CLOSE wd_hold", "WITH HOLD cursor"},
+                 Case{"LISTEN wd_pin_channel", "UNLISTEN wd_pin_channel", "LISTEN"},
+                 Case{"PREPARE wd_sqlprep AS SELECT 7", "DEALLOCATE wd_sqlprep", "SQL PREPARE"}}) {
+    INFO(std::string(c.take));
+    REQUIRE(a.exec(c.take));
+    const std::string pid = a.scalar("SELECT pg_backend_pid()");
+    CHECK(pinned_reason(s, a.c) == std::string(c.reason));
+    // Several transactions of b: never on a's server connection.
+    for (int i = 0; i < 4; ++i) CHECK(b.scalar("SELECT pg_backend_pid()") != pid);
+    CHECK(a.scalar("SELECT pg_backend_pid()") == pid);
+    REQUIRE(a.exec(c.release));
+    CHECK(pinned_reason(s, a.c) == "");
+  }
+  // The state is usable across a's transactions while pinned.
+  REQUIRE(a.exec("CREATE TEMP TABLE wd_tmp2 (a int)"));
+  REQUIRE(a.exec("INSERT INTO wd_tmp2 VALUES (1)"));
+  CHECK(a.scalar("SELECT count(*) FROM wd_tmp2") == "1");
+  CHECK(b.scalar("SELECT count(*) FROM pg_class WHERE relname = 'wd_tmp2' AND relnamespace = pg_my_temp_schema()") == "0");
+  // A client that leaves pinned: its server connection is reset before the next client.
+  a.exec("SELECT pg_advisory_lock(4343)");
+  PQfinish(a.c);
+  a.c = nullptr;
+  Conn c(s.conninfo("app", "app", "app_two"));
+  CHECK(c.scalar("SELECT pg_try_advisory_lock(4343)") == "t");
+  CHECK(c.scalar("SELECT pg_advisory_unlock(4343)") == "t");
+}
+
+TEST_CASE("untracked: a DO block that sets a parameter; the server connection is reset before the next client") {
+  SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
+  Conn a(s.conninfo()), b(s.conninfo());
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const std::string work_mem0 = b.scalar("SHOW work_mem");
+  REQUIRE(a.exec("DO $$BEGIN PERFORM set_config('work_mem', '3456kB', false); END$$"));
+  CHECK(b.scalar("SHOW work_mem") == work_mem0);
+}
