@@ -205,6 +205,26 @@ TEST_CASE("an error answered on Flush: what the client sends before its Sync exp
   CHECK(r.has_pending());
 }
 
+TEST_CASE("a batch with neither Sync nor Flush yet: the server may stay silent until the client sends more") {
+  // psycopg's pipeline mode writes Parse/Bind/Describe/Execute for each statement, then its
+  // Sync in another write: the relay must not wait on the server alone meanwhile.
+  auto s_owner = make_server();
+  auto& s = *s_owner;
+  Relay r;
+  std::string server_out;
+  CHECK_FALSE(r.server_may_be_silent());
+  feed_client(r, s, msg('P', parse_body("", "select 1")) + msg('B', bind_body("")) +
+                        msg('E', std::string("\0\0\0\0\0", 5)), server_out);
+  CHECK(r.has_pending());
+  CHECK(r.server_may_be_silent());
+  feed_client(r, s, msg('H', ""), server_out);
+  CHECK_FALSE(r.server_may_be_silent());  // a Flush makes the server answer what it has
+  feed_client(r, s, msg('P', parse_body("", "select 2")), server_out);
+  CHECK(r.server_may_be_silent());
+  feed_client(r, s, msg('S', ""), server_out);
+  CHECK_FALSE(r.server_may_be_silent());
+}
+
 TEST_CASE("ParameterStatus and SET search_path update the client's tracked state") {
   auto s_owner = make_server();
   auto& s = *s_owner;

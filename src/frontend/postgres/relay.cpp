@@ -27,28 +27,66 @@ void append_frame(std::string& out, const wire::Frame& f) {
 // matter (SETs of the transaction wait for them).
 bool may_change_session(std::string_view q, bool tx_words) {
   std::size_t i = 0;
-  while (i < q.size() && std::isspace(static_cast<unsigned char>(q[i]))) ++i;
-  if (i < q.size() && (q[i] == '/' || q[i] == '-')) return true;  // leading comment: look closer
+  while (i < q.size() && (q[i] == ' ' || q[i] == '\n' || q[i] == '\t' || q[i] == '\r')) ++i;
+  if (i == q.size()) return false;
+  if (q[i] == '/' || q[i] == '-') return true;  // leading comment: look closer
   std::size_t j = i;
-  while (j < q.size() && std::isalpha(static_cast<unsigned char>(q[j])) && j - i < 12) ++j;
-  std::string_view w = q.substr(i, j - i);
-  auto is = [&](std::string_view kw) {
+  while (j < q.size() && j - i < 12 && ((q[j] | 0x20) >= 'a' && (q[j] | 0x20) <= 'z')) ++j;
+  const std::string_view w = q.substr(i, j - i);
+  auto is = [&](std::string_view kw) {  // kw in lower case; ASCII letters only in w
     if (w.size() != kw.size()) return false;
     for (std::size_t k = 0; k < w.size(); ++k)
-      if (std::tolower(static_cast<unsigned char>(w[k])) != kw[k]) return false;
+      if ((w[k] | 0x20) != kw[k]) return false;
     return true;
   };
-  if (is("set") || is("reset") || is("discard") || is("deallocate") || is("listen") || is("unlisten") ||
-      is("prepare") || is("declare") || is("close") || is("drop") || is("create") || is("do"))
-    return true;
-  if (tx_words && (is("commit") || is("end") || is("rollback") || is("abort"))) return true;
-  if (is("select") || is("with") || is("values")) {
-    // set_config( or pg_[try_]advisory_...: look for "_config" / "advisory" in any case.
+  bool scan_calls = false;
+  switch (w.empty() ? 0 : (w[0] | 0x20)) {
+    case 's':
+      if (is("set")) return true;
+      scan_calls = is("select");
+      break;
+    case 'r':
+      if (is("reset")) return true;
+      if (tx_words && is("rollback")) return true;
+      break;
+    case 'd':
+      if (is("discard") || is("deallocate") || is("declare") || is("drop") || is("do")) return true;
+      break;
+    case 'l':
+      if (is("listen")) return true;
+      break;
+    case 'u':
+      if (is("unlisten")) return true;
+      break;
+    case 'p':
+      if (is("prepare")) return true;
+      break;
+    case 'c':
+      if (is("close") || is("create")) return true;
+      if (tx_words && is("commit")) return true;
+      break;
+    case 'e':
+      if (tx_words && is("end")) return true;
+      break;
+    case 'a':
+      if (tx_words && is("abort")) return true;
+      break;
+    case 'w':
+      scan_calls = is("with");
+      break;
+    case 'v':
+      scan_calls = is("values");
+      break;
+    default:
+      break;
+  }
+  if (scan_calls && q.find('(', j) != std::string_view::npos) {
+    // set_config( or pg_[try_]advisory_...: "_config" / "_advisory" in any case.
     for (std::size_t k = q.find('_', j); k != std::string_view::npos; k = q.find('_', k + 1)) {
       auto after = [&](std::string_view word) {
         if (k + 1 + word.size() > q.size()) return false;
         for (std::size_t m = 0; m < word.size(); ++m)
-          if (std::tolower(static_cast<unsigned char>(q[k + 1 + m])) != word[m]) return false;
+          if ((q[k + 1 + m] | 0x20) != word[m]) return false;
         return true;
       };
       if (after("config") || after("advisory")) return true;
@@ -85,9 +123,10 @@ void Relay::reset_server_side() {
   in_query_ = in_xact_ = false;
   unsynced_ = false;
   skipping_ = false;
+  flushed_ = false;
   copy_in_ = false;
   pending_.clear();
-  synthetic_errors_.clear();
+  if (!synthetic_errors_.empty()) synthetic_errors_.clear();
   effects_.clear();
   effects_base_ = 0;
   hdr_len_ = body_left_ = 0;
@@ -123,7 +162,7 @@ bool Relay::fail_outstanding(std::string_view sqlstate, std::string_view message
     }
   }
   pending_.clear();
-  synthetic_errors_.clear();
+  if (!synthetic_errors_.empty()) synthetic_errors_.clear();
   partial_.clear();
   effects_.clear();
   ++effects_base_;
@@ -225,6 +264,10 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
     case wire::fe::Execute:
     case wire::fe::Close:
       unsynced_ = true;
+      flushed_ = false;
+      break;
+    case wire::fe::Flush:
+      flushed_ = true;
       break;
     case wire::fe::Sync:
       unsynced_ = false;
@@ -392,7 +435,7 @@ bool Relay::output_from(std::string& out, std::size_t start) {
   return true;
 }
 
-void Relay::drain_synthetic_internal(std::string& client_out) {
+void Relay::drain_synthetic_slow(std::string& client_out) {
   while (!pending_.empty() && pending_.front().mode == Mode::Synthetic) {
     if (pending_.front().failed) {
       client_out.append(synthetic_errors_.front());

@@ -47,6 +47,9 @@ class Relay {
   // True at a point where the server connection may change hands: everything answered, and no
   // extended-protocol batch open (messages after the last Sync keep an implicit transaction).
   bool at_boundary() const { return quiescent() && !unsynced_ && !copy_in_; }
+  // Extended-protocol messages went to the server after the last Sync or Flush: the server may
+  // answer nothing until the client sends more, so the client must be read meanwhile.
+  bool server_may_be_silent() const { return unsynced_ && !flushed_; }
   // The server is in COPY FROM STDIN: the client streams data while the server stays silent.
   bool in_copy_in() const { return copy_in_; }
   bool has_pending() const { return !pending_.empty(); }
@@ -169,7 +172,11 @@ class Relay {
   // What was appended to `out` from `start` on: dropped where it repeats the preamble the client
   // already has (a retry), kept in seen_ while replayable. False when a retry's answer differs.
   bool output_from(std::string& out, std::size_t start);
-  void drain_synthetic_internal(std::string& client_out);
+  void drain_synthetic_internal(std::string& client_out) {  // at every server message: inline check
+    if (!pending_.empty() && pending_.front().mode == Mode::Synthetic) [[unlikely]]
+      drain_synthetic_slow(client_out);
+  }
+  void drain_synthetic_slow(std::string& client_out);
   void apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server, char before);
   void apply_param(const sql::SessionEffect& e, pool::ServerConn& server);
   Verdict desync(std::string what);
@@ -196,6 +203,7 @@ class Relay {
   char tx_status_ = 'I';
   bool unsynced_ = false;
   bool skipping_ = false;  // the server discards client messages until the next Sync
+  bool flushed_ = false;   // the last extended-protocol message was a Flush
   bool copy_in_ = false;
   bool client_copy_done_ = false;  // the client sent CopyDone/CopyFail for the current COPY
   bool server_broken_ = false;

@@ -360,7 +360,7 @@ class Session {
   }
 
   // One attempt to read server bytes into server_in_ without waiting (as try_read_client).
-  Step try_read_server(std::size_t& n, error_code& ec) {
+  [[gnu::always_inline]] Step try_read_server(std::size_t& n, error_code& ec) {
     n = 0;
     if (server_->tls) return server_->tls->try_read(asio::buffer(server_in_), n, ec);
     n = server_->sock.read_some(asio::buffer(server_in_), ec);  // non-blocking
@@ -1474,6 +1474,13 @@ class Session {
   // them (55006) while other sessions use those databases, and Sluice's idle pooled connections
   // would be such sessions. Sets exclusive_dbs_; true when there are any.
   bool needs_free_databases(const wire::Frame& f) {
+    if (f.type == wire::fe::Query) {  // the common case, without measuring the text first
+      std::size_t i = 0;
+      while (i < f.body.size() && (f.body[i] == ' ' || f.body[i] == '\n' || f.body[i] == '\t' || f.body[i] == '(')) ++i;
+      if (i == f.body.size()) return false;
+      char c = static_cast<char>(f.body[i] | 0x20);
+      if (c != 'c' && c != 'd' && c != 'a' && f.body[i] != '/' && f.body[i] != '-') return false;
+    }
     std::string_view text;
     if (f.type == wire::fe::Query) {
       wire::Reader r(f.body);
@@ -1558,7 +1565,7 @@ class Session {
           continue;
         }
       }
-      if (relay_.has_pending()) {
+      if (relay_.has_pending() && !relay_.server_may_be_silent()) {
         if (relay_.only_synthetic_pending()) {
           relay_.drain_synthetic(client_out_);
           if (!co_await flush_client()) co_return Outcome::ClientGone;
