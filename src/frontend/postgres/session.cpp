@@ -637,52 +637,68 @@ class Session {
   // Runs a statement of Sluice's own on the server, swallowing the replies: true when it succeeded
   // and left no transaction open. With `status`, the final transaction status is stored there and
   // errors are expected (not logged).
+  // Reads whole messages from the attached server connection, handing each to `each` (false from
+  // it stops the read), until `readies` ReadyForQuery messages have come. False when the
+  // connection failed or sent something malformed.
+  template <typename Each>
+  awaitable<bool> read_until_ready(std::size_t readies, Each each) {
+    std::vector<std::uint8_t> buf;
+    std::array<std::uint8_t, 4096> chunk;
+    error_code ec;
+    while (readies > 0) {
+      std::size_t n = co_await server_->channel().read_some(asio::buffer(chunk), ec);
+      if (ec) co_return false;
+      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+      std::size_t pos = 0;
+      while (readies > 0) {
+        wire::Frame f;
+        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
+        if (d == wire::Decode::Malformed) co_return false;
+        if (d == wire::Decode::NeedMore) break;
+        pos += f.size();
+        if (!each(f)) co_return false;
+        if (f.type == wire::be::ReadyForQuery) --readies;
+      }
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
+    }
+    co_return true;
+  }
+
   awaitable<bool> run_internal(const std::string& sql, bool forward_param_changes, char* status = nullptr) {
     std::string out;
     wire::query(out, sql);
     error_code ec;
     co_await server_->channel().write(asio::buffer(out), ec);
     if (ec) co_return false;
-    std::vector<std::uint8_t> buf;
-    std::array<std::uint8_t, 4096> chunk;
     bool ok = true;
+    char final_status = 0;
     std::string to_client;
-    for (;;) {
-      std::size_t n = co_await server_->channel().read_some(asio::buffer(chunk), ec);
-      if (ec) co_return false;
-      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-      std::size_t pos = 0;
-      for (;;) {
-        wire::Frame f;
-        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
-        if (d == wire::Decode::Malformed) co_return false;
-        if (d == wire::Decode::NeedMore) break;
-        pos += f.size();
-        if (f.type == wire::be::ErrorResponse) {
-          wire::ErrorFields ef;
-          wire::parse_error_fields(f.body, ef);
-          if (!status)
-            log::warn("pool {}: \"{}\" failed on server connection {}: {}", pool_->name(), sql, server_->id,
-                      ef.message);
-          ok = false;
-        } else if (f.type == wire::be::ParameterStatus) {
-          std::string_view name, value;
-          if (wire::parse_parameter_status(f.body, name, value)) {
-            server_->params.set(name, value);
-            const std::string* mine = relay_.client_params.find(name);
-            if (forward_param_changes && (!mine || *mine != value)) {
-              relay_.client_params.set(name, value);
-              wire::parameter_status(to_client, name, value);
-            }
+    bool read = co_await read_until_ready(1, [&](const wire::Frame& f) {
+      if (f.type == wire::be::ErrorResponse) {
+        wire::ErrorFields ef;
+        wire::parse_error_fields(f.body, ef);
+        if (!status)
+          log::warn("pool {}: \"{}\" failed on server connection {}: {}", pool_->name(), sql, server_->id, ef.message);
+        ok = false;
+      } else if (f.type == wire::be::ParameterStatus) {
+        std::string_view name, value;
+        if (wire::parse_parameter_status(f.body, name, value)) {
+          server_->params.set(name, value);
+          const std::string* mine = relay_.client_params.find(name);
+          if (forward_param_changes && (!mine || *mine != value)) {
+            relay_.client_params.set(name, value);
+            wire::parameter_status(to_client, name, value);
           }
-        } else if (f.type == wire::be::ReadyForQuery) {
-          if (!to_client.empty()) co_await write_client(to_client);
-          if (status && f.body.size() == 1) *status = static_cast<char>(f.body[0]);
-          co_return ok && f.body.size() == 1 && f.body[0] == 'I';
         }
+      } else if (f.type == wire::be::ReadyForQuery && f.body.size() == 1) {
+        final_status = static_cast<char>(f.body[0]);
       }
-      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
-    }
+      return true;
+    });
+    if (!read) co_return false;
+    if (!to_client.empty()) co_await write_client(to_client);
+    if (status) *status = final_status;
+    co_return ok&& final_status == 'I';
   }
 
   // Makes the server connection's session parameters the client's. Each SET goes as its own
@@ -716,50 +732,39 @@ class Session {
     error_code ec;
     co_await server.channel().write(asio::buffer(out), ec);
     if (ec) co_return false;
-    std::vector<std::uint8_t> buf;
-    std::array<std::uint8_t, 4096> chunk;
     std::string to_client;
     std::vector<std::string> refused;
     std::size_t answered = 0;
-    while (answered < sets.size()) {
-      std::size_t n = co_await server.channel().read_some(asio::buffer(chunk), ec);
-      if (ec) co_return false;
-      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-      std::size_t pos = 0;
-      for (;;) {
-        wire::Frame f;
-        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
-        if (d == wire::Decode::Malformed) co_return false;
-        if (d == wire::Decode::NeedMore) break;
-        pos += f.size();
-        if (f.type == wire::be::ErrorResponse) {
-          wire::ErrorFields ef;
-          wire::parse_error_fields(f.body, ef);
-          if (ef.severity == "FATAL" || ef.severity == "PANIC") co_return false;
-          const std::string& name = sets[answered].first;
-          log::info("pool {}: server connection {} refused session parameter {}: {}", pool_->name(), server.id, name,
-                    ef.message);
-          wire::notice_response(to_client, "WARNING", std::string(ef.code), std::string(ef.message), {},
-                                fmt::format("Sluice applies the session parameters of this client on each server "
-                                            "connection it gets; the server refused \"{}\", so it is no longer applied",
-                                            name));
-          refused.push_back(name);
-        } else if (f.type == wire::be::ParameterStatus) {
-          std::string_view name, value;
-          if (wire::parse_parameter_status(f.body, name, value)) {
-            server.params.set(name, value);
-            const std::string* mine = relay_.client_params.find(name);
-            if (!mine || *mine != value) {
-              relay_.client_params.set(name, value);
-              wire::parameter_status(to_client, name, value);
-            }
+    bool fatal = false;
+    bool read = co_await read_until_ready(sets.size(), [&](const wire::Frame& f) {
+      if (f.type == wire::be::ErrorResponse) {
+        wire::ErrorFields ef;
+        wire::parse_error_fields(f.body, ef);
+        if (ef.severity == "FATAL" || ef.severity == "PANIC") return !(fatal = true);
+        const std::string& name = sets[answered].first;
+        log::info("pool {}: server connection {} refused session parameter {}: {}", pool_->name(), server.id, name,
+                  ef.message);
+        wire::notice_response(to_client, "WARNING", std::string(ef.code), std::string(ef.message), {},
+                              fmt::format("Sluice applies the session parameters of this client on each server "
+                                          "connection it gets; the server refused \"{}\", so it is no longer applied",
+                                          name));
+        refused.push_back(name);
+      } else if (f.type == wire::be::ParameterStatus) {
+        std::string_view name, value;
+        if (wire::parse_parameter_status(f.body, name, value)) {
+          server.params.set(name, value);
+          const std::string* mine = relay_.client_params.find(name);
+          if (!mine || *mine != value) {
+            relay_.client_params.set(name, value);
+            wire::parameter_status(to_client, name, value);
           }
-        } else if (f.type == wire::be::ReadyForQuery) {
-          ++answered;
         }
+      } else if (f.type == wire::be::ReadyForQuery) {
+        ++answered;
       }
-      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
-    }
+      return true;
+    });
+    if (!read || fatal) co_return false;
     for (auto& k : refused) relay_.client_params.erase(k);
     for (auto& [k, v] : relay_.client_params.items)
       if (settable(k) && !server.initial.find(k)) server.params.set(k, v);
@@ -1287,31 +1292,19 @@ class Session {
     error_code ec;
     co_await server_->channel().write(asio::buffer(out), ec);
     if (ec) co_return std::nullopt;
-    std::vector<std::uint8_t> buf;
-    std::array<std::uint8_t, 4096> chunk;
     std::optional<std::string> value;
     bool ok = true;
-    for (;;) {
-      std::size_t n = co_await server_->channel().read_some(asio::buffer(chunk), ec);
-      if (ec) co_return std::nullopt;
-      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-      std::size_t pos = 0;
-      for (;;) {
-        wire::Frame f;
-        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
-        if (d == wire::Decode::Malformed) co_return std::nullopt;
-        if (d == wire::Decode::NeedMore) break;
-        pos += f.size();
-        if (f.type == wire::be::ErrorResponse) ok = false;
-        if (f.type == wire::be::DataRow && !value && f.body.size() >= 6) {
-          std::int32_t len = static_cast<std::int32_t>(wire::load_u32(f.body.data() + 2));
-          if (len >= 0 && static_cast<std::size_t>(len) + 6 <= f.body.size())
-            value = std::string(reinterpret_cast<const char*>(f.body.data() + 6), static_cast<std::size_t>(len));
-        }
-        if (f.type == wire::be::ReadyForQuery) co_return ok ? value : std::nullopt;
+    bool read = co_await read_until_ready(1, [&](const wire::Frame& f) {
+      if (f.type == wire::be::ErrorResponse) ok = false;
+      if (f.type == wire::be::DataRow && !value && f.body.size() >= 6) {
+        std::int32_t len = static_cast<std::int32_t>(wire::load_u32(f.body.data() + 2));
+        if (len >= 0 && static_cast<std::size_t>(len) + 6 <= f.body.size())
+          value = std::string(reinterpret_cast<const char*>(f.body.data() + 6), static_cast<std::size_t>(len));
       }
-      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
-    }
+      return true;
+    });
+    if (!read || !ok) co_return std::nullopt;
+    co_return value;
   }
 
   // Client left (or was dropped) while attached: return the server connection in a known state.
