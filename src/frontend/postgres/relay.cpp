@@ -1,7 +1,6 @@
 // Relay core: request/response bookkeeping for simple and extended query protocols.
 #include "src/frontend/postgres/relay.hpp"
 
-#include <cctype>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -19,91 +18,6 @@ constexpr std::size_t kMaxCapture = 1 << 20;  // ParameterStatus / ReadyForQuery
 
 void append_frame(std::string& out, const wire::Frame& f) {
   out.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.body.size() + 5);
-}
-
-// Cheap pre-check so ordinary queries never pay for statement splitting: the first word must be
-// one that may change session state, or a SELECT-like statement calling set_config or an advisory
-// lock function, or the text holds more than one statement. `tx_words`: COMMIT and ROLLBACK
-// matter (SETs of the transaction wait for them).
-bool may_change_session(std::string_view q, bool tx_words) {
-  std::size_t i = 0;
-  while (i < q.size() && (q[i] == ' ' || q[i] == '\n' || q[i] == '\t' || q[i] == '\r')) ++i;
-  if (i == q.size()) return false;
-  if (q[i] == '/' || q[i] == '-') return true;  // leading comment: look closer
-  std::size_t j = i;
-  while (j < q.size() && j - i < 12 && ((q[j] | 0x20) >= 'a' && (q[j] | 0x20) <= 'z')) ++j;
-  const std::string_view w = q.substr(i, j - i);
-  auto is = [&](std::string_view kw) {  // kw in lower case; ASCII letters only in w
-    if (w.size() != kw.size()) return false;
-    for (std::size_t k = 0; k < w.size(); ++k)
-      if ((w[k] | 0x20) != kw[k]) return false;
-    return true;
-  };
-  bool scan_calls = false;
-  switch (w.empty() ? 0 : (w[0] | 0x20)) {
-    case 's':
-      if (is("set")) return true;
-      scan_calls = is("select");
-      break;
-    case 'r':
-      if (is("reset")) return true;
-      if (tx_words && is("rollback")) return true;
-      break;
-    case 'd':
-      if (is("discard") || is("deallocate") || is("declare") || is("drop") || is("do")) return true;
-      break;
-    case 'l':
-      if (is("listen")) return true;
-      break;
-    case 'u':
-      if (is("unlisten")) return true;
-      break;
-    case 'p':
-      if (is("prepare")) return true;
-      break;
-    case 'c':
-      if (is("close") || is("create")) return true;
-      if (tx_words && is("commit")) return true;
-      break;
-    case 'e':
-      if (tx_words && is("end")) return true;
-      break;
-    case 'a':
-      if (tx_words && is("abort")) return true;
-      break;
-    case 'w':
-      scan_calls = is("with");
-      break;
-    case 'v':
-      scan_calls = is("values");
-      break;
-    default:
-      break;
-  }
-  if (scan_calls && q.find('(', j) != std::string_view::npos) {
-    // set_config( or pg_[try_]advisory_...: "_config" / "_advisory" in any case.
-    for (std::size_t k = q.find('_', j); k != std::string_view::npos; k = q.find('_', k + 1)) {
-      auto after = [&](std::string_view word) {
-        if (k + 1 + word.size() > q.size()) return false;
-        for (std::size_t m = 0; m < word.size(); ++m)
-          if ((q[k + 1 + m] | 0x20) != word[m]) return false;
-        return true;
-      };
-      if (after("config") || after("advisory")) return true;
-    }
-  }
-  // Several statements: a ';' followed by anything but blanks.
-  auto semi = q.find(';', j);
-  if (semi == std::string_view::npos) return false;
-  return q.find_first_not_of(" \t\r\n;", semi) != std::string_view::npos;
-}
-
-// A parameter name that can go into SET as it is.
-bool plain_param_name(std::string_view n) {
-  if (n.empty() || n.size() > 63) return false;
-  for (char c : n)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.') return false;
-  return true;
 }
 
 }  // namespace
@@ -498,92 +412,6 @@ bool Relay::announces_end(char type) {
     server_end_msg_.assign(reinterpret_cast<const char*>(hdr_), 5).append(captured_);
   }
   return end;
-}
-
-// Session effects of a request that succeeded, in order. `before`: the transaction status before
-// it. Parameter changes inside a transaction wait in deferred_ for its COMMIT (a ROLLBACK, or a
-// COMMIT of a failed transaction, drops them).
-void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server, char before) {
-  bool in_tx = before != 'I', failed = before == 'E';
-  for (auto& e : effects) {
-    switch (e.command) {
-      case sql::SessionCommand::SetSearchPath:
-      case sql::SessionCommand::ResetSearchPath:
-      case sql::SessionCommand::SetParam:
-      case sql::SessionCommand::ResetParam:
-        if (in_tx) deferred_.push_back(e);
-        else apply_param(e, server);
-        break;
-      case sql::SessionCommand::Begin:
-        in_tx = true;
-        failed = false;
-        break;
-      case sql::SessionCommand::Commit:
-        if (!failed)
-          for (auto& d : deferred_) apply_param(d, server);
-        deferred_.clear();
-        in_tx = failed = false;
-        break;
-      case sql::SessionCommand::Rollback:
-        deferred_.clear();
-        in_tx = failed = false;
-        if (!pins_.empty()) may_unpin_ = true;  // a LISTEN or temporary table of the transaction is gone
-        break;
-      case sql::SessionCommand::Pin:
-        if (pins_.find(e.value) == std::string::npos) pins_ += (pins_.empty() ? "" : ", ") + e.value;
-        break;
-      case sql::SessionCommand::MayUnpin:
-        if (!pins_.empty()) may_unpin_ = true;
-        break;
-      case sql::SessionCommand::Untracked:
-        untracked_ = true;
-        break;
-      case sql::SessionCommand::DiscardAll:
-      case sql::SessionCommand::ResetAll:
-        // Reported parameters come back through ParameterStatus; the rest return to defaults.
-        client_params.erase_if([&](auto& kv) { return !server.initial.find(kv.first); });
-        server.params.erase_if([&](auto& kv) { return !server.initial.find(kv.first); });
-        if (e.command == sql::SessionCommand::ResetAll) break;
-        pins_.clear();  // DISCARD ALL: locks, LISTEN, temporary tables, cursors, prepared: all gone
-        may_unpin_ = untracked_ = false;
-        [[fallthrough]];
-      case sql::SessionCommand::DeallocateAll:
-        server.prepared.clear();
-        statements_.clear();
-        break;
-      case sql::SessionCommand::None:
-        break;
-    }
-  }
-}
-
-void Relay::apply_param(const sql::SessionEffect& e, pool::ServerConn& server) {
-  switch (e.command) {
-    case sql::SessionCommand::SetSearchPath:
-      client_params.set("search_path", e.value);
-      server.params.set("search_path", e.value);
-      break;
-    case sql::SessionCommand::ResetSearchPath:
-      client_params.erase("search_path");
-      server.params.erase("search_path");
-      break;
-    case sql::SessionCommand::SetParam: {
-      if (!plain_param_name(e.name)) {
-        untracked_ = true;
-        break;
-      }
-      std::string v = std::string(1, pool::kRawSqlValue) + e.value;  // re-applied as written
-      client_params.set(e.name, v);
-      server.params.set(e.name, v);
-      break;
-    }
-    case sql::SessionCommand::ResetParam:
-      client_params.erase(e.name);
-      server.params.erase(e.name);
-      break;
-    default:
-      break;
-  }
 }
 
 // An error or notice naming a statement by its server name ("sluice_<id>") is given the name

@@ -25,6 +25,9 @@ namespace wire = sluice::pg;
 // Parameters tracked per client and re-applied on whichever server connection it is handed.
 // (The reported ones come from ParameterStatus; search_path and startup extras are tracked here.)
 bool is_tracked_reported_param(std::string_view name);
+// Whether a Query or Parse text may change session state (session_effects.cpp): cheap, so that
+// ordinary statements never pay for sql::session_effects. `tx_words`: COMMIT/ROLLBACK matter.
+bool may_change_session(std::string_view q, bool tx_words);
 
 class Relay {
  public:
