@@ -14,6 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include "harness.hpp"
 
 using namespace sluice::itest;
@@ -739,4 +742,48 @@ TEST_CASE("prepared statements per client are bounded by max_client_prepared_sta
   for (auto* st : stmts) mysql_stmt_close(st);
   CHECK(mysql_query(c.m, "SELECT 1") == 0);  // the connection is fine
   mysql_free_result(mysql_store_result(c.m));
+}
+
+TEST_CASE("a server that ends an idle client's session (KILL, wait_timeout): the client learns at once, as directly") {
+  // Directly, the killed client's socket turns readable (the server's error packet, if any, and
+  // EOF) while it idles. Through Sluice in session mode, and inside a transaction in transaction
+  // mode, the same must happen, not only at the client's next command.
+  SluiceProcess s(pools_with(2, "session") + "\n[[pools]]\ndatabase = \"app_tx\"\nserver_database = \"app\"\ncluster = \"my\"\n"
+                                              "pool_mode = \"transaction\"\npool_size = 2\n");
+  auto closed_soon = [](MYSQL* m) {
+    int fd = mysql_get_socket(m);
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 3000) != 1) return std::string("still open");
+    char buf[512];
+    std::string got;
+    for (int i = 0; i < 20; ++i) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0) return got + "closed";
+      if (n > 0) got += "data,";
+      else if (errno == EAGAIN) ::poll(&p, 1, 200);
+      else return got + "closed";
+    }
+    return got + "no close";
+  };
+  MyConn root(my_port(), "root", "", "app");
+  REQUIRE(root.ok);
+  struct Target {
+    const char* name;
+    int port;
+    const char* db;
+    bool in_tx;
+  };
+  std::vector<std::string> seen;
+  for (Target t : {Target{"direct", my_port(), "app", false}, Target{"session", s.my_port(), "app", false},
+                   Target{"transaction, in a transaction", s.my_port(), "app_tx", true}}) {
+    INFO(t.name);
+    My c(t.port, "app", "app", t.db);
+    REQUIRE(c.ok);
+    if (t.in_tx) REQUIRE(c.exec("BEGIN"));
+    std::string id = c.scalar("SELECT CONNECTION_ID()");
+    REQUIRE(root.scalar("KILL " + id) == "");
+    seen.push_back(closed_soon(c.m));
+    CHECK(seen.back().find("closed") != std::string::npos);
+  }
+  CHECK(seen[1] == seen[0]);
 }

@@ -1108,6 +1108,40 @@ class Session {
 
   // ---- commands ----------------------------------------------------------------------------
 
+  // While the client owes its next command on an attached server connection (session mode, a
+  // transaction, a pin), the server's socket is watched with a plain callback. A MySQL server
+  // sends nothing unasked but the end of the session (wait_timeout, KILL, shutdown: an error
+  // packet such as 4031 or 1927 when it has one, then EOF): that is passed on and the client
+  // closed, as directly, instead of the client learning of it at its next command.
+  void watch_server() {
+    server_watch_ = true;
+    server_->sock.async_wait(
+        tcp::socket::wait_read, [this, alive = std::weak_ptr<bool>(alive_), gen = ++watch_gen_](error_code ec) {
+          if (alive.expired() || gen != watch_gen_) return;
+          server_watch_ = false;
+          if (ec || !server_) return;
+          char buf[4096];
+          ssize_t n = ::recv(server_->sock.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
+          if (n > 0) {
+            error_code e;
+            if (tls_) tls_->write_now(asio::buffer(buf, static_cast<std::size_t>(n)), e);
+            else ::send(sock_.native_handle(), buf, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+          }
+          log::info("client {}: server connection {} ended by the server while the client was idle", info_->id,
+                    server_->id);
+          broken_ = true;
+          close_client();
+        });
+  }
+  void unwatch_server() {
+    if (!server_watch_) return;
+    ++watch_gen_;
+    server_watch_ = false;
+    if (!server_) return;
+    error_code ignored;
+    server_->sock.cancel(ignored);
+  }
+
   awaitable<bool> read_command() {
     std::weak_ptr<bool> alive = alive_;
     bool idle_timer = !server_ && cfg_->general.client_idle_timeout.count() > 0;
@@ -1118,8 +1152,10 @@ class Session {
       });
     }
     idle_wait_ = !server_;
+    if (server_ && !server_->tls) watch_server();
     bool ok = co_await io_.read();
     idle_wait_ = false;
+    unwatch_server();
     if (idle_timer) timer_.cancel();
     if (ok && stats_) stats_->bytes_in.fetch_add(io_.payload().size() + 4, std::memory_order_relaxed);
     if (!ok) {
@@ -1660,6 +1696,8 @@ class Session {
   bool multi_statements_ = false;
   bool pinned_ = false, cursor_open_ = false, long_data_ = false, hold_next_ = false;
   bool logged_in_ = false, idle_wait_ = false, client_gone_ = false, broken_ = false;
+  bool server_watch_ = false;    // watch_server() armed
+  std::uint32_t watch_gen_ = 0;  // its generation: a handler of an older one does nothing
   std::unordered_map<std::uint32_t, ClientStmt> stmts_;
   std::uint32_t next_stmt_id_ = 1;
   std::vector<std::uint32_t> pending_closes_;
