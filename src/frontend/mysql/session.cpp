@@ -1108,11 +1108,12 @@ class Session {
 
   // ---- commands ----------------------------------------------------------------------------
 
-  // While the client owes its next command on an attached server connection (session mode, a
-  // transaction, a pin), the server's socket is watched with a plain callback. A MySQL server
-  // sends nothing unasked but the end of the session (wait_timeout, KILL, shutdown: an error
-  // packet such as 4031 or 1927 when it has one, then EOF): that is passed on and the client
-  // closed, as directly, instead of the client learning of it at its next command.
+  // Session mode: while the client owes its next command, the server's socket is watched with a
+  // plain callback. A MySQL server sends nothing unasked but the end of the session (wait_timeout,
+  // KILL, shutdown: an error packet such as 4031 or 1927 when it has one, then EOF): that is
+  // passed on and the client closed, as directly, instead of the client learning of it at its
+  // next command. In pooled modes the server connection is Sluice's: a loss there is answered at
+  // the client's next command and the client stays (see "Failures" in docs/design-decisions.md).
   void watch_server() {
     server_watch_ = true;
     server_->sock.async_wait(
@@ -1152,7 +1153,7 @@ class Session {
       });
     }
     idle_wait_ = !server_;
-    if (server_ && !server_->tls) watch_server();
+    if (server_ && !server_->tls && mode_ == config::PoolMode::Session) watch_server();
     bool ok = co_await io_.read();
     idle_wait_ = false;
     unwatch_server();
