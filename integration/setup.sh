@@ -32,7 +32,20 @@ if [ ! -x "$TOOLS/usr/bin/promtool" ] && ! command -v promtool >/dev/null; then
   fi
   rm -rf "$tmp"
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Node.js drivers for integration/drivers/node (pg, pg-cursor, postgres, mysql2), from the npm
+# registry at the versions package-lock.json records, into that folder's node_modules.
+command -v npm >/dev/null || missing+=(nodejs npm)
+node_drivers() {
+  local dir="$ROOT/integration/drivers/node"
+  [ -d "$dir/node_modules/pg-cursor" ] && [ -d "$dir/node_modules/mysql2" ] && return 0
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) &&
+    echo "setup: Node.js drivers installed in $dir/node_modules" ||
+    echo "setup: npm ci failed in $dir; the node_drivers test will fail" >&2
+}
+if [ ${#missing[@]} -eq 0 ]; then
+  node_drivers
+  exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
   echo "setup: missing packages (${missing[*]}); run as root or install them with apt-get" >&2
   exit 1
@@ -47,3 +60,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: installed ${missing[*]}"
+node_drivers
