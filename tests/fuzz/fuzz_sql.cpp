@@ -1,5 +1,5 @@
 // libFuzzer target: the SQL lexer, classifier, normalizer, table extraction, statement
-// splitting, session-effect and MySQL statement inspection, and the cache's volatility check, in
+// splitting, session-effect, database-DDL and MySQL statement inspection, and the cache's volatility check, in
 // both dialects.
 #include <cstddef>
 #include <cstdint>
@@ -7,6 +7,7 @@
 
 #include "src/cache/policy.hpp"
 #include "src/sql/classify.hpp"
+#include "src/sql/database_ddl.hpp"
 #include "src/sql/lexer.hpp"
 #include "src/sql/mysql_sql.hpp"
 #include "src/sql/normalize.hpp"
@@ -27,6 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   sql::split_statements(text);
   sql::session_effects(text);
+  sql::databases_needing_exclusive_use(text);
   sql::inspect_mysql(text);
   return 0;
 }
