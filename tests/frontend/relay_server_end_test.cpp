@@ -13,6 +13,7 @@ namespace wire = sluice::pg;
 
 namespace {
 using test::make_server;
+using test::feed_client;
 using test::msg;
 
 // An ErrorResponse / NoticeResponse body with severity (S and V), code and message.
@@ -27,16 +28,6 @@ std::string fields(char type, std::string_view severity, std::string_view code, 
   return msg(type, b);
 }
 
-void feed_client(Relay& r, pool::ServerConn& s, const std::string& bytes) {
-  std::string server_out;
-  std::size_t pos = 0;
-  while (pos < bytes.size()) {
-    wire::Frame f;
-    REQUIRE(wire::next_frame(wire::as_bytes(bytes).subspan(pos), 1 << 20, f) == wire::Decode::Ok);
-    REQUIRE(r.client_message(f, s, server_out) == Relay::Verdict::Ok);
-    pos += f.size();
-  }
-}
 
 // Feeds `response` split at `cut`; returns what the client gets.
 std::string feed_server(Relay& r, pool::ServerConn& s, const std::string& response, std::size_t cut) {

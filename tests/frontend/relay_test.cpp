@@ -11,18 +11,9 @@ namespace wire = sluice::pg;
 
 namespace {
 using test::make_server;
+using test::feed_client;
 using test::msg;
 
-// Feeds every client message in `wire_bytes` to the relay.
-void feed_client(Relay& r, pool::ServerConn& s, const std::string& bytes, std::string& server_out) {
-  std::size_t pos = 0;
-  while (pos < bytes.size()) {
-    wire::Frame f;
-    REQUIRE(wire::next_frame(wire::as_bytes(bytes).subspan(pos), 1 << 20, f) == wire::Decode::Ok);
-    REQUIRE(r.client_message(f, s, server_out) == Relay::Verdict::Ok);
-    pos += f.size();
-  }
-}
 
 std::string parse_body(std::string_view name, std::string_view q) {
   std::string b(name);
