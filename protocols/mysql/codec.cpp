@@ -233,7 +233,9 @@ bool parse_handshake_response(Bytes payload, HandshakeResponse& out) {
   if (!(out.capabilities & cap::PROTOCOL_41)) return false;  // pre-4.1 clients are not served
   out.max_packet = r.u32();
   out.charset = r.u8();
-  r.skip(23);
+  r.skip(19);
+  out.mariadb_capabilities = r.u32();
+  if (out.capabilities & cap::LONG_PASSWORD) out.mariadb_capabilities = 0;
   if (!r.ok()) return false;
   if (r.at_end()) {
     out.ssl_request_only = true;
@@ -271,18 +273,25 @@ bool parse_handshake_response(Bytes payload, HandshakeResponse& out) {
   return r.ok();
 }
 
+namespace {
+void put_filler(std::string& out, const HandshakeResponse& h) {
+  out.append(19, '\0');
+  put_u32(out, (h.capabilities & cap::LONG_PASSWORD) ? 0 : h.mariadb_capabilities);
+}
+}  // namespace
+
 void build_ssl_request(std::string& out, const HandshakeResponse& h) {
   put_u32(out, h.capabilities | cap::SSL);
   put_u32(out, h.max_packet);
   put_u8(out, h.charset);
-  out.append(23, '\0');
+  put_filler(out, h);
 }
 
 void build_handshake_response(std::string& out, const HandshakeResponse& h) {
   put_u32(out, h.capabilities);
   put_u32(out, h.max_packet);
   put_u8(out, h.charset);
-  out.append(23, '\0');
+  put_filler(out, h);
   out.append(h.user);
   out.push_back('\0');
   if (h.capabilities & cap::PLUGIN_AUTH_LENENC_CLIENT_DATA) {
@@ -374,8 +383,12 @@ bool parse_ok(Bytes payload, bool session_track, Ok& out) {
   if (session_track) {
     if (!r.at_end()) out.info = r.lenenc_str();
     if ((out.status & status::SESSION_STATE_CHANGED) && r.ok() && !r.at_end()) out.session_state = r.lenenc_str();
-  } else {
-    out.info = r.rest();
+  } else if (!r.at_end()) {
+    // The protocol documents string<EOF> here, but servers write (and client libraries read) a
+    // length-encoded string; take it when it spans the rest exactly.
+    Reader probe = r;
+    auto info = probe.lenenc_str();
+    out.info = probe.ok() && probe.at_end() ? info : r.rest();
   }
   return r.ok();
 }
@@ -391,8 +404,8 @@ void build_ok(std::string& out, const Ok& ok, bool session_track) {
   if (session_track) {
     if (!ok.info.empty() || !ok.session_state.empty()) put_lenenc_str(out, ok.info);
     if (!ok.session_state.empty()) put_lenenc_str(out, ok.session_state);
-  } else {
-    out.append(ok.info);
+  } else if (!ok.info.empty()) {
+    put_lenenc_str(out, ok.info);  // as servers write it (see parse_ok)
   }
 }
 

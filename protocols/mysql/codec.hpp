@@ -32,6 +32,12 @@ inline constexpr std::uint32_t LONG_PASSWORD = 1, FOUND_ROWS = 2, LONG_FLAG = 4,
                                CAN_HANDLE_EXPIRED_PASSWORDS = 1u << 22, SESSION_TRACK = 1u << 23,
                                DEPRECATE_EOF = 1u << 24;
 }
+// MariaDB's extended capabilities: the 4 bytes after the reserved filler of the handshake and of
+// the client's response, used when the sender clears LONG_PASSWORD ("CLIENT_MYSQL").
+namespace mariadb_cap {
+inline constexpr std::uint32_t PROGRESS = 1, COM_MULTI = 2, STMT_BULK_OPERATIONS = 4, EXTENDED_METADATA = 8,
+                               CACHE_METADATA = 16, BULK_UNIT_RESULTS = 32;
+}
 // Server status flags (OK / EOF packets).
 namespace status {
 inline constexpr std::uint16_t IN_TRANS = 1, AUTOCOMMIT = 2, MORE_RESULTS_EXISTS = 8,
@@ -145,6 +151,7 @@ struct HandshakeResponse {  // Protocol::HandshakeResponse41
   std::string database;
   std::string auth_plugin;
   std::vector<std::pair<std::string, std::string>> attributes;
+  std::uint32_t mariadb_capabilities = 0;  // when LONG_PASSWORD ("CLIENT_MYSQL") is clear
   bool ssl_request_only = false;  // a 32-byte SSLRequest (no user yet)
 };
 bool parse_handshake_response(Bytes payload, HandshakeResponse& out);

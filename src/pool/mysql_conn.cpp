@@ -7,6 +7,7 @@
 #include "protocols/mysql/codec.hpp"
 #include "protocols/postgres/crypto.hpp"
 #include "src/observe/log.hpp"
+#include "src/pool/mysql_greeting.hpp"
 #include "src/pool/mysql_io.hpp"
 #include "src/pool/server_conn.hpp"
 
@@ -81,26 +82,28 @@ namespace {
 asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, config::Endpoint endpoint,
                                                   std::shared_ptr<const Credentials> creds, std::string database,
                                                   config::Duration timeout, std::size_t max_prepared,
-                                                  std::uint32_t caps, std::uint8_t charset, ServerTls tls);
+                                                  std::uint32_t caps, std::uint8_t charset, ServerTls tls,
+                                                  std::uint32_t mariadb_caps);
 }  // namespace
 
 asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::Endpoint endpoint,
-                                             std::shared_ptr<const Credentials> creds,
-                                             std::string database, config::Duration timeout,
-                                             std::size_t max_prepared, std::uint32_t caps,
-                                             std::uint8_t charset, ServerTls tls) {
-  auto r = co_await connect_mysql_once(ex, endpoint, creds, database, timeout, max_prepared, caps, charset, tls);
+                                             std::shared_ptr<const Credentials> creds, std::string database,
+                                             config::Duration timeout, std::size_t max_prepared, std::uint32_t caps,
+                                             std::uint8_t charset, ServerTls tls, std::uint32_t mariadb_caps) {
+  auto r = co_await connect_mysql_once(ex, endpoint, creds, database, timeout, max_prepared, caps, charset, tls,
+                                       mariadb_caps);
   if (r.conn || !r.tls_handshake_failed || tls.mode != config::ServerTlsMode::Prefer) co_return r;
   log::info("{}; server_tls = \"prefer\": connecting again without TLS", r.error.fields.message);
   co_return co_await connect_mysql_once(ex, endpoint, creds, database, timeout, max_prepared, caps, charset,
-                                        ServerTls{});
+                                        ServerTls{}, mariadb_caps);
 }
 
 namespace {
 asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, config::Endpoint endpoint,
                                                   std::shared_ptr<const Credentials> creds, std::string database,
                                                   config::Duration timeout, std::size_t max_prepared,
-                                                  std::uint32_t caps, std::uint8_t charset, ServerTls tls) {
+                                                  std::uint32_t caps, std::uint8_t charset, ServerTls tls,
+                                                  std::uint32_t mariadb_caps) {
   auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
   tcp::socket& sock = conn->sock;
   Deadline deadline(sock, timeout);
@@ -119,12 +122,14 @@ asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, conf
   my::Handshake hs;
   if (!my::parse_handshake(io.bytes(), hs))
     co_return my_local_error(fmt::format("{} sent a handshake Sluice cannot read", where), my::er::HANDSHAKE, "08S01");
+  MysqlGreetings::global().remember(endpoint, hs);
 
   constexpr std::uint32_t base = my::cap::PROTOCOL_41 | my::cap::SECURE_CONNECTION | my::cap::PLUGIN_AUTH |
                                  my::cap::PLUGIN_AUTH_LENENC_CLIENT_DATA | my::cap::TRANSACTIONS |
                                  my::cap::LONG_FLAG | my::cap::SESSION_TRACK | my::cap::CONNECT_ATTRS;
   std::uint32_t want = base | caps | (database.empty() ? 0 : my::cap::CONNECT_WITH_DB);
-  // MariaDB clears LONG_PASSWORD ("CLIENT_MYSQL") to announce its own extensions; not needed.
+  // MariaDB clears LONG_PASSWORD ("CLIENT_MYSQL") to announce its own extensions: those the
+  // pool's clients negotiated (extended column metadata) are asked for in the same bytes.
   if ((want & hs.capabilities) != want) {
     std::uint32_t missing = want & ~hs.capabilities;
     co_return my_local_error(fmt::format("{} lacks capabilities Sluice needs (0x{:x})", where, missing),
@@ -132,6 +137,11 @@ asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, conf
   }
   my::HandshakeResponse resp;
   resp.capabilities = want | (hs.capabilities & my::cap::LONG_PASSWORD);
+  resp.mariadb_capabilities = mariadb_caps & hs.mariadb_capabilities;
+  if ((mariadb_caps & ~hs.mariadb_capabilities) != 0)
+    co_return my_local_error(fmt::format("{} lacks MariaDB capabilities Sluice's clients use (0x{:x})", where,
+                                         mariadb_caps & ~hs.mariadb_capabilities),
+                             my::er::NOT_SUPPORTED, "08004");
   resp.max_packet = 1u << 30;
   resp.charset = charset ? charset : (hs.charset ? hs.charset : 45);
   resp.user = creds->user;

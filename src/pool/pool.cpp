@@ -47,7 +47,7 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   ConnectResult r;
   if (s.protocol == config::Protocol::Mysql)
     r = co_await connect_mysql(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.mysql_caps,
-                               s.mysql_charset, s.tls);
+                               s.mysql_charset, s.tls, s.mariadb_caps);
   else
     r = co_await connect_server(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.tls);
   LeaseResult out;
@@ -336,6 +336,7 @@ void Pool::set_settings(const PoolSettings& next) {
   settings_.protocol = keep.protocol;
   settings_.mysql_caps = keep.mysql_caps;
   settings_.mysql_charset = keep.mysql_charset;
+  settings_.mariadb_caps = keep.mariadb_caps;
   if (keep.protocol == config::Protocol::Mysql) settings_.max_prepared = keep.max_prepared;
   if (next.tls.policy != keep.tls.policy) {
     // server_tls changed: connections made under the old rules go. Idle ones now, busy ones
@@ -404,8 +405,9 @@ std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const confi
                                        std::shared_ptr<const Credentials> creds, const std::string& server_db,
                                        const PoolSettings& settings) {
   // The cluster is part of the key: two clusters over the same server may differ in server_tls.
-  auto key = fmt::format("{}:{}/{}@{}#{:x}/{}/{}", config::to_string(settings.protocol), server_db, creds->user,
-                         endpoint.text(), settings.mysql_caps, settings.mysql_charset, pool_cfg.cluster);
+  auto key = fmt::format("{}:{}/{}@{}#{:x}/{:x}/{}/{}", config::to_string(settings.protocol), server_db, creds->user,
+                         endpoint.text(), settings.mysql_caps, settings.mariadb_caps, settings.mysql_charset,
+                         pool_cfg.cluster);
   std::lock_guard lock(mu_);
   auto it = pools_.find(key);
   if (it != pools_.end()) return it->second;

@@ -30,6 +30,7 @@ struct PoolSettings {
   config::Protocol protocol = config::Protocol::Postgres;
   std::uint32_t mysql_caps = 0;  // MySQL: format-affecting capabilities of this pool's clients
   std::uint8_t mysql_charset = 0;  // MySQL: the handshake collation id of this pool's clients
+  std::uint32_t mariadb_caps = 0;  // MariaDB: extended capabilities of this pool's clients
   ServerTls tls;                   // the cluster's server_tls (new connections)
 };
 

@@ -176,12 +176,13 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
                                               std::size_t max_prepared, ServerTls tls = {});
 
 // MySQL / MariaDB login (src/pool/mysql_conn.cpp). `caps` are the format-affecting capability
-// flags the clients of this pool negotiated with Sluice; the server must support them. "prefer"
+// flags the clients of this pool negotiated with Sluice, `mariadb_caps` MariaDB's extended ones
+// (extended column metadata); the server must support them. "prefer"
 // falls back to plaintext after a failed TLS handshake, as connect_server does.
 asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::Endpoint endpoint,
-                                             std::shared_ptr<const Credentials> creds,
-                                             std::string database, config::Duration timeout,
-                                             std::size_t max_prepared, std::uint32_t caps,
-                                             std::uint8_t charset = 0, ServerTls tls = {});
+                                             std::shared_ptr<const Credentials> creds, std::string database,
+                                             config::Duration timeout, std::size_t max_prepared, std::uint32_t caps,
+                                             std::uint8_t charset = 0, ServerTls tls = {},
+                                             std::uint32_t mariadb_caps = 0);
 
 }  // namespace sluice::pool

@@ -230,6 +230,22 @@ TEST_CASE("OK, ERR, EOF and AuthSwitch are byte-exact") {
   build_ok(plain, back, false);
   CHECK(hex(plain) == "0003fc2c01" "0300" "0100");
 
+  // Info without SESSION_TRACK is still a length-encoded string, as servers (MariaDB and MySQL)
+  // write it and client libraries read it: "Rows matched: ..." after an UPDATE.
+  Ok upd;
+  upd.status = status::AUTOCOMMIT;
+  upd.info = "Rows matched: 2";
+  std::string u;
+  build_ok(u, upd, false);
+  CHECK(hex(u) == "000000" "0200" "0000" "0f" "526f7773206d6174636865643a2032");
+  Ok ub;
+  REQUIRE(parse_ok(as_bytes(u), false, ub));
+  CHECK(ub.info == "Rows matched: 2");
+  std::string tracked;
+  build_ok(tracked, ub, true);
+  REQUIRE(parse_ok(as_bytes(tracked), true, ub));
+  CHECK(ub.info == "Rows matched: 2");
+
   std::string e;
   build_err(e, 1045, "28000", "Access denied");
   CHECK(hex(e) == "ff1504" "23" "3238303030" "4163636573732064656e696564");

@@ -19,6 +19,7 @@
 #include "src/frontend/server_loss.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
+#include "src/pool/mysql_greeting.hpp"
 #include "src/pool/mysql_io.hpp"
 #include "src/pool/statements.hpp"
 #include "src/sql/classify.hpp"
@@ -50,6 +51,12 @@ constexpr std::uint32_t kOffered =
     my::cap::PS_MULTI_RESULTS | my::cap::PLUGIN_AUTH | my::cap::CONNECT_ATTRS |
     my::cap::PLUGIN_AUTH_LENENC_CLIENT_DATA | my::cap::CAN_HANDLE_EXPIRED_PASSWORDS |
     my::cap::SESSION_TRACK | my::cap::DEPRECATE_EOF;
+// Not Sluice's to offer but harmless to mirror from the server's greeting.
+constexpr std::uint32_t kRememberOptions = 1u << 31;
+// MariaDB extended capabilities relayed: extended column metadata passes as opaque bytes in
+// column definitions. Not relayed: progress reports, bulk execution and metadata caching, which
+// change the command and response shapes Sluice tracks.
+constexpr std::uint32_t kRelayedMariadbCaps = my::mariadb_cap::EXTENDED_METADATA;
 // Capabilities that change what the server sends or accepts: server connections are pooled
 // separately per combination, so responses relay byte for byte. (SESSION_TRACK is not among them:
 // Sluice always tracks and rewrites OK packets for clients that did not ask for it.)
@@ -240,6 +247,7 @@ class Session {
     auto settings = pool_settings(*snap_, pc);
     settings.protocol = config::Protocol::Mysql;
     settings.mysql_caps = caps_ & kFormatCaps;
+    settings.mariadb_caps = mariadb_caps_;
     settings.mysql_charset = charset_;
     settings.max_prepared = cfg_->mysql.max_prepared_statements;
     settings_ = settings;
@@ -301,12 +309,25 @@ class Session {
     co_return ok;
   }
 
-  std::string server_version() const {
-    if (!cfg_->mysql.server_version.empty()) return cfg_->mysql.server_version;
-    for (auto& p : ctx_.pools.all())
-      if (auto params = p->server_params(); params && p->endpoint() == primary_for_default())
-        if (auto* v = params->find("version")) return *v;
-    return "8.0.34-sluice-" SLUICE_VERSION;
+  // The greeting is the primary's (version, capabilities Sluice relays, MariaDB's extended
+  // capabilities, default collation), probed before the very first client is greeted.
+  awaitable<my::Handshake> greeting() {
+    my::Handshake hs;
+    hs.capabilities = kOffered;
+    hs.charset = 45;  // utf8mb4_general_ci
+    hs.server_version = "8.0.34-sluice-" SLUICE_VERSION;
+    auto known = co_await pool::mysql_greeting(sock_.get_executor(), primary_for_default(),
+                                               cfg_->general.server_connect_timeout);
+    if (known) {
+      hs.server_version = known->version;
+      hs.capabilities = known->capabilities & (kOffered | kRememberOptions);
+      hs.charset = known->charset ? known->charset : hs.charset;
+      if (!(known->capabilities & my::cap::LONG_PASSWORD))
+        hs.mariadb_capabilities = known->mariadb_capabilities & kRelayedMariadbCaps;
+    }
+    if (!cfg_->mysql.server_version.empty()) hs.server_version = cfg_->mysql.server_version;
+    hs.capabilities |= (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0) | (snap_->my_tls ? my::cap::SSL : 0);
+    co_return hs;
   }
 
   config::Endpoint primary_for_default() const {
@@ -317,13 +338,9 @@ class Session {
 
   awaitable<bool> handshake() {
     nonce_ = random_nonce();
-    my::Handshake hs;
-    hs.server_version = server_version();
+    my::Handshake hs = co_await greeting();
     hs.connection_id = handle_->id;
     hs.nonce = nonce_;
-    hs.capabilities = kOffered | (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0) |
-                      (snap_->my_tls ? my::cap::SSL : 0);
-    hs.charset = 45;  // utf8mb4_general_ci
     hs.status = my::status::AUTOCOMMIT;
     hs.auth_plugin = cfg_->mysql.default_auth_plugin;
     std::string p;
@@ -370,6 +387,7 @@ class Session {
       co_return false;
     }
     caps_ = resp.capabilities & hs.capabilities;
+    mariadb_caps_ = resp.mariadb_capabilities & hs.mariadb_capabilities;
     charset_ = resp.charset;
     user_ = resp.user;
     multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
@@ -1014,8 +1032,9 @@ class Session {
     auto cand = ctx_.cache_policy()->consider(text, sql::Dialect::Mysql, schema_, user_);
     if (!cand) co_return 0;
     // Key: normalized text + schema + user + what shapes the answer's bytes and values.
-    std::string key = fmt::format("{}\x1f{}\x1f{}\x1f{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
-                                  caps_ & (kFormatCaps | my::cap::SESSION_TRACK), charset_, vars_.fingerprint);
+    std::string key =
+        fmt::format("{}\x1f{}\x1f{}\x1f{:x}/{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
+                    caps_ & (kFormatCaps | my::cap::SESSION_TRACK), mariadb_caps_, charset_, vars_.fingerprint);
     if (params) key.append("\x1f" "binary\x1f").append(*params);
     const router::Position* token =
         split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
@@ -1330,8 +1349,8 @@ class Session {
     std::string query(std::string_view(io_.payload()).substr(1));
     // Keyed by everything that shapes the response: schema, format capabilities, handshake
     // character set and the session variables (character_set_results changes the metadata).
-    auto stmt = statements().intern(query, fmt::format("{}\x01{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
-                                                       charset_, vars_.fingerprint));
+    auto stmt = statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
+                                                       mariadb_caps_, charset_, vars_.fingerprint));
     std::uint32_t client_id = next_stmt_id_++;
     if (auto cached = cached_prepare(stmt->id)) {
       // Answered here: the server connection that runs it later prepares it on demand.
@@ -1524,7 +1543,7 @@ class Session {
     ClientStmt* cs = find_stmt(io_.bytes(), id);
     if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_fetch");
     if (!cursor_open_ || !server_ || !server_->statement_ids.count(cs->stmt->id))
-      co_return co_await send_err(1421, "HY000", fmt::format("The statement ({}) has no open cursor.", id));
+      co_return co_await send_err(1421, "HY000", fmt::format("The statement ({}) has no open cursor", id));
     std::string payload = io_.payload();
     my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
     if (!co_await relay(payload, ResponseKind::Fetch)) co_return false;
@@ -1686,6 +1705,7 @@ class Session {
 
   std::string nonce_, user_, schema_;
   std::uint32_t caps_ = 0;
+  std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
   std::uint8_t charset_ = 45;
   std::shared_ptr<const pool::Credentials> creds_;
   std::shared_ptr<pool::Pool> pool_;

@@ -1,0 +1,44 @@
+// Server greetings by endpoint (see header).
+#include "src/pool/mysql_greeting.hpp"
+
+#include "src/pool/mysql_io.hpp"
+#include "src/pool/server_conn.hpp"
+
+namespace sluice::pool {
+
+MysqlGreetings& MysqlGreetings::global() {
+  static MysqlGreetings g;
+  return g;
+}
+
+std::optional<MysqlGreeting> MysqlGreetings::find(const config::Endpoint& endpoint) const {
+  std::lock_guard lock(mu_);
+  auto it = by_endpoint_.find(endpoint.text());
+  if (it == by_endpoint_.end()) return std::nullopt;
+  return it->second;
+}
+
+void MysqlGreetings::remember(const config::Endpoint& endpoint, const my::Handshake& hs) {
+  MysqlGreeting g{hs.server_version, hs.capabilities, hs.mariadb_capabilities, hs.charset};
+  std::lock_guard lock(mu_);
+  by_endpoint_[endpoint.text()] = std::move(g);
+}
+
+boost::asio::awaitable<std::optional<MysqlGreeting>> mysql_greeting(boost::asio::any_io_executor ex,
+                                                                    config::Endpoint endpoint,
+                                                                    config::Duration timeout) {
+  if (auto known = MysqlGreetings::global().find(endpoint)) co_return known;
+  if (endpoint.host.empty()) co_return std::nullopt;
+  tcp::socket sock(ex);
+  Deadline deadline(sock, timeout);
+  if (!(co_await open_tcp(sock, endpoint, deadline)).empty()) co_return std::nullopt;
+  MysqlIo io(sock, 64 * 1024);
+  my::Handshake hs;
+  if (!co_await io.read() || !my::parse_handshake(io.bytes(), hs)) co_return std::nullopt;
+  boost::system::error_code ec;
+  sock.close(ec);
+  MysqlGreetings::global().remember(endpoint, hs);
+  co_return MysqlGreetings::global().find(endpoint);
+}
+
+}  // namespace sluice::pool
