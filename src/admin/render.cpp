@@ -160,13 +160,14 @@ void terminator(std::string& out, std::uint8_t& seq, std::uint32_t caps, std::ui
 }
 }  // namespace
 
-void mysql_column_def(std::string& p, const Column& c) {
+void mysql_column_def(std::string& p, const Column& c, std::uint32_t mariadb_caps) {
   my::put_lenenc_str(p, "def");
   my::put_lenenc_str(p, "sluice");
   my::put_lenenc_str(p, "");
   my::put_lenenc_str(p, "");
   my::put_lenenc_str(p, c.name);
   my::put_lenenc_str(p, c.name);
+  if (mariadb_caps & my::mariadb_cap::EXTENDED_METADATA) my::put_lenenc_str(p, "");  // no extended type info
   my::put_lenenc(p, 0x0c);
   bool text = c.type == Type::Text;
   my::put_u16(p, text ? 45 : 63);  // utf8mb4_general_ci / binary
@@ -181,7 +182,7 @@ void mysql_column_def(std::string& p, const Column& c) {
 }
 
 void mysql_result(std::string& out, const Result& r, std::uint8_t seq, std::uint32_t caps, bool binary,
-                  std::uint16_t status) {
+                  std::uint16_t status, std::uint32_t mariadb_caps) {
   const bool deprecate_eof = (caps & my::cap::DEPRECATE_EOF) != 0;
   if (r.error) {
     std::string p;
@@ -203,7 +204,7 @@ void mysql_result(std::string& out, const Result& r, std::uint8_t seq, std::uint
   seq = my::append_packets(out, p, seq);
   for (auto& c : r.columns) {
     p.clear();
-    mysql_column_def(p, c);
+    mysql_column_def(p, c, mariadb_caps);
     seq = my::append_packets(out, p, seq);
   }
   if (!deprecate_eof) {

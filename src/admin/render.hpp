@@ -22,8 +22,9 @@ std::uint32_t pg_type_oid(Type t);
 // Appends the whole answer as framed packets, sequence ids from `seq`. `binary`: rows in the
 // binary protocol (COM_STMT_EXECUTE). `caps`: the client's (DEPRECATE_EOF, SESSION_TRACK).
 void mysql_result(std::string& out, const Result& r, std::uint8_t seq, std::uint32_t caps, bool binary,
-                  std::uint16_t status);
+                  std::uint16_t status, std::uint32_t mariadb_caps = 0);
 // Column definition packets (COM_STMT_PREPARE_OK's column section, and result sets).
-void mysql_column_def(std::string& payload, const Column& c);
+// `mariadb_caps`: the client's MariaDB extended capabilities (EXTENDED_METADATA adds a field).
+void mysql_column_def(std::string& payload, const Column& c, std::uint32_t mariadb_caps = 0);
 
 }  // namespace sluice::admin

@@ -18,7 +18,7 @@ using boost::system::error_code;
 constexpr std::size_t kMaxStatements = 1024;  // per console connection
 
 asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io, Context& ctx, admin::Caller caller,
-                                  std::uint32_t caps) {
+                                  std::uint32_t caps, std::uint32_t mariadb_caps) {
   const std::uint16_t status = my::status::AUTOCOMMIT;
   auto info = ctx.client_table.find(caller.client_id);
   auto reply_ok = [&](std::string_view msg = {}) -> asio::awaitable<bool> {
@@ -68,7 +68,7 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
         if (info) info->queries.fetch_add(1, std::memory_order_relaxed);
         auto r = co_await admin::run(ctx, payload.substr(1), caller);
         std::string out;
-        admin::mysql_result(out, r, next_seq, caps, false, status);
+        admin::mysql_result(out, r, next_seq, caps, false, status, mariadb_caps);
         ok = co_await send_raw(out);
         break;
       }
@@ -92,7 +92,7 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
         if (cols && !cols->empty()) {
           for (auto& c : *cols) {
             p.clear();
-            admin::mysql_column_def(p, c);
+            admin::mysql_column_def(p, c, mariadb_caps);
             seq = my::append_packets(out, p, seq);
           }
           if (!(caps & my::cap::DEPRECATE_EOF)) {
@@ -116,7 +116,7 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
         if (info) info->queries.fetch_add(1, std::memory_order_relaxed);
         auto res = co_await admin::run(ctx, it->second, caller);
         std::string out;
-        admin::mysql_result(out, res, next_seq, caps, true, status);
+        admin::mysql_result(out, res, next_seq, caps, true, status, mariadb_caps);
         ok = co_await send_raw(out);
         break;
       }

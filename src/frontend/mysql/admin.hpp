@@ -14,8 +14,8 @@ struct Context;
 namespace sluice::frontend::mysql {
 
 // Runs after authentication: sends the login OK, then answers commands until COM_QUIT or the
-// connection ends. `caps`: the capabilities negotiated with the client.
+// connection ends. `caps`, `mariadb_caps`: the capabilities negotiated with the client.
 boost::asio::awaitable<void> serve_admin(boost::asio::ip::tcp::socket& sock, pool::MysqlIo& io, Context& ctx,
-                                         admin::Caller caller, std::uint32_t caps);
+                                         admin::Caller caller, std::uint32_t caps, std::uint32_t mariadb_caps);
 
 }  // namespace sluice::frontend::mysql
