@@ -597,6 +597,38 @@ TEST_CASE("KILL QUERY reaches the right server thread, and nothing else") {
   CHECK(eventually([&] { return victim.scalar("SELECT 1").rfind("ERR:", 0) == 0; }, 2000));
 }
 
+TEST_CASE("KILL takes what CONNECTION_ID() returns, in every mode, and Sluice's ids never collide with the server's") {
+  for (const char* mode : {"session", "transaction", "statement"}) {
+    INFO(mode);
+    SluiceProcess s(pools_with(4, mode), "query_wait_timeout = \"20s\"");
+    My victim(s.my_port()), killer(s.my_port());
+    REQUIRE(victim.ok);
+    REQUIRE(killer.ok);
+    // The connection id of the handshake is Sluice's own, out of the server's range.
+    CHECK(mysql_thread_id(victim.m) >= (1ul << 30));
+    std::string thread = victim.scalar("SELECT CONNECTION_ID()");
+    REQUIRE(thread.rfind("ERR", 0) != 0);
+    CHECK(std::stoul(thread) < (1ul << 30));
+    // KILL QUERY <CONNECTION_ID()> interrupts the statement that runs for that client.
+    std::string result;
+    std::thread t([&] { result = victim.scalar("SELECT SLEEP(30)"); });
+    My root(my_port(), "root", "", "");
+    REQUIRE(eventually([&] {
+      return root.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'") == "1";
+    }));
+    std::string running = root.scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'");
+    CHECK(killer.scalar("KILL QUERY " + running) == "");
+    t.join();
+    CHECK_MESSAGE((result == "1" || result == "ERR:1317"), result);
+    CHECK(victim.scalar("SELECT 'alive'") == "alive");
+    // KILL <CONNECTION_ID()> ends the client that learned that id.
+    thread = victim.scalar("SELECT CONNECTION_ID()");
+    CHECK(killer.scalar("KILL " + thread) == "");
+    CHECK(eventually([&] { return victim.scalar("SELECT 1").rfind("ERR:", 0) == 0; }, 2000));
+    CHECK(killer.scalar("SELECT 'killer lives'") == "killer lives");
+  }
+}
+
 TEST_CASE("authentication: native and caching_sha2 plugins, wrong password, unknown database") {
   SluiceProcess::mysql_extra = "default_auth_plugin = \"caching_sha2_password\"";
   SluiceProcess s(kPools);

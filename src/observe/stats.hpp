@@ -115,6 +115,10 @@ std::int64_t epoch_us();
 // Wall clock in µs from the coarse clock (a few ms resolution, no TSC read): request times.
 std::int64_t coarse_epoch_us();
 
+// Client ids (SHOW CLIENTS, KILL, the MySQL handshake's connection id) start here: out of the
+// range of server process and thread ids, so a MySQL KILL can take either kind without doubt.
+inline constexpr std::uint64_t kFirstClientId = 1ull << 30;
+
 class ClientTable {
  public:
   std::uint64_t next_id() { return next_.fetch_add(1); }
@@ -124,7 +128,7 @@ class ClientTable {
   std::vector<std::shared_ptr<ClientInfo>> all() const;
 
  private:
-  std::atomic<std::uint64_t> next_{1};
+  std::atomic<std::uint64_t> next_{kFirstClientId};
   mutable std::mutex mu_;
   std::map<std::uint64_t, std::weak_ptr<ClientInfo>> by_id_;
 };

@@ -1,5 +1,7 @@
 // MySQL client connections by the connection id Sluice gave them, so that `KILL [QUERY] n`
-// reaches the server thread currently working for client n, and nothing else.
+// reaches the server thread currently working for client n, and nothing else. Sluice's ids
+// start at 2^30 (observe::kFirstClientId), out of the servers' thread id range, so that n may
+// also be a server thread id as the client's CONNECTION_ID() returned it.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -26,6 +28,8 @@ struct ClientHandle {
   bool attached = false;  // a server connection works for this client
   config::Endpoint endpoint;
   std::uint32_t thread_id = 0;
+  std::uint32_t last_thread_id = 0;  // the thread of the latest attach (kept after detach)
+  std::uint64_t last_attach = 0;     // ClientRegistry::next_attach() at that attach
   int kill_holds = 0;  // KILLs in flight: the client keeps its server connection meanwhile
   // Routed commands of this client (read/write splitting), for the admin console.
   std::atomic<std::uint64_t> routed_reads{0}, routed_writes{0};
@@ -33,7 +37,7 @@ struct ClientHandle {
 
 class ClientRegistry {
  public:
-  std::uint32_t next_id() { return next_.fetch_add(1); }
+  std::uint64_t next_attach() { return attaches_.fetch_add(1, std::memory_order_relaxed) + 1; }
   void add(const std::shared_ptr<ClientHandle>& h) {
     std::lock_guard lock(mu_);
     by_id_[h->id] = h;
@@ -47,9 +51,29 @@ class ClientRegistry {
     auto it = by_id_.find(static_cast<std::uint32_t>(id));
     return it == by_id_.end() || id > 0xFFFFFFFFu ? nullptr : it->second.lock();
   }
+  // The client a server thread id belongs to: the one attached to it now, or else the one
+  // attached to it most recently. (Thread ids of different servers may coincide; the client
+  // that used the id last wins.) A linear scan: KILL is rare.
+  std::shared_ptr<ClientHandle> find_by_thread(std::uint64_t thread) const {
+    if (thread == 0 || thread > 0xFFFFFFFFu) return nullptr;
+    std::shared_ptr<ClientHandle> best;
+    std::uint64_t best_attach = 0;
+    std::lock_guard lock(mu_);
+    for (auto& [id, weak] : by_id_) {
+      auto h = weak.lock();
+      if (!h) continue;
+      std::lock_guard hl(h->mu);
+      if (h->attached && h->thread_id == thread) return h;
+      if (h->last_thread_id == thread && h->last_attach > best_attach) {
+        best = h;
+        best_attach = h->last_attach;
+      }
+    }
+    return best;
+  }
 
  private:
-  std::atomic<std::uint32_t> next_{1};
+  std::atomic<std::uint64_t> attaches_{0};
   mutable std::mutex mu_;
   std::unordered_map<std::uint32_t, std::weak_ptr<ClientHandle>> by_id_;
 };

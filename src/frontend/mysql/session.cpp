@@ -186,7 +186,7 @@ class Session {
     bool ok = co_await login();
     if (ok && console_) {
       idle_wait_ = true;  // a shutdown closes console connections like idle clients
-      co_await serve_admin(sock_, io_, ctx_, console_caller_, caps_);
+      co_await serve_admin(sock_, io_, ctx_, console_caller_, caps_, mariadb_caps_);
       co_return;
     }
     if (ok) {
@@ -720,6 +720,8 @@ class Session {
       handle_->attached = true;
       handle_->endpoint = server_->endpoint;
       handle_->thread_id = server_->backend_pid;
+      handle_->last_thread_id = server_->backend_pid;
+      handle_->last_attach = ctx_.mysql_clients.next_attach();
     }
     if (!co_await sync_state()) co_return false;
     co_return true;
@@ -1624,10 +1626,13 @@ class Session {
     co_return co_await send_ok();
   }
 
-  // KILL [QUERY] n: n is a Sluice connection id. The target's server connection cannot change
-  // hands while the KILL is in flight (kill_holds), so it reaches that thread and nothing else.
+  // KILL [QUERY] n: n is a Sluice connection id (the handshake's), or a server thread id as
+  // CONNECTION_ID() returned it: the client working on that thread, or else the one that last
+  // did (ClientRegistry::find_by_thread). The target's server connection cannot change hands
+  // while the KILL is in flight (kill_holds), so it reaches that thread and nothing else.
   awaitable<bool> kill(sql::MysqlKill k) {
     auto target = ctx_.mysql_clients.find(k.id);
+    if (!target) target = ctx_.mysql_clients.find_by_thread(k.id);
     if (!target) co_return co_await send_err(my::er::NO_SUCH_THREAD, "HY000", fmt::format("Unknown thread id: {}", k.id));
     config::Endpoint ep;
     std::uint32_t thread = 0;
