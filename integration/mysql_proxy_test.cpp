@@ -629,6 +629,51 @@ TEST_CASE("KILL takes what CONNECTION_ID() returns, in every mode, and Sluice's 
   }
 }
 
+TEST_CASE("a prepare/close loop stays within the server's max_prepared_stmt_count, as directly") {
+  My root(my_port(), "root", "", "");
+  REQUIRE(root.ok);
+  std::string before = root.scalar("SELECT @@GLOBAL.max_prepared_stmt_count");
+  REQUIRE(root.exec("SET GLOBAL max_prepared_stmt_count = 8"));
+  struct Restore {
+    My& root;
+    std::string value;
+    ~Restore() { root.exec("SET GLOBAL max_prepared_stmt_count = " + value); }
+  } restore{root, before};
+  // Distinct statements, each closed after use: the server never holds more than one for the client.
+  auto loop = [](My& c) -> std::string {
+    for (int i = 0; i < 30; ++i) {
+      MYSQL_STMT* st = mysql_stmt_init(c.m);
+      std::string sql = "SELECT " + std::to_string(i) + " + ?";
+      if (mysql_stmt_prepare(st, sql.data(), sql.size()) != 0) {
+        std::string e = std::to_string(i) + ": " + std::to_string(mysql_stmt_errno(st)) + " " + mysql_stmt_error(st);
+        mysql_stmt_close(st);
+        return e;
+      }
+      mysql_stmt_close(st);
+    }
+    return "ok";
+  };
+  // Another session holds most of the server's allowance: Sluice's cached statements must
+  // make room (close and retry on 1461) where a direct client simply fits.
+  for (int i = 1; i <= 5; ++i) REQUIRE(root.exec("PREPARE held" + std::to_string(i) + " FROM 'SELECT 1'"));
+  My direct(my_port());
+  REQUIRE(direct.ok);
+  REQUIRE(loop(direct) == "ok");
+  for (const char* mode : {"session", "transaction", "statement"}) {
+    INFO(mode);
+    SluiceProcess s(pools_with(2, mode));
+    My c(s.my_port());
+    REQUIRE(c.ok);
+    CHECK(loop(c) == "ok");
+    // A statement the client still holds keeps working once others were evicted for room.
+    MYSQL_STMT* keep = mysql_stmt_init(c.m);
+    REQUIRE(mysql_stmt_prepare(keep, "SELECT 'kept'", 13) == 0);
+    CHECK(loop(c) == "ok");
+    CHECK(mysql_stmt_execute(keep) == 0);
+    mysql_stmt_close(keep);
+  }
+}
+
 TEST_CASE("authentication: native and caching_sha2 plugins, wrong password, unknown database") {
   SluiceProcess::mysql_extra = "default_auth_plugin = \"caching_sha2_password\"";
   SluiceProcess s(kPools);

@@ -4,6 +4,9 @@
 // OK packet reports the session variables and schema the client changed.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <charconv>
+
 #include "protocols/mysql/codec.hpp"
 #include "protocols/postgres/crypto.hpp"
 #include "src/observe/log.hpp"
@@ -238,10 +241,16 @@ asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, conf
   q.clear();
   my::build_command(q, my::com::QUERY,
                     "SELECT @@character_set_client, @@character_set_connection, @@character_set_results, "
-                    "@@collation_connection");
+                    "@@collation_connection, @@max_prepared_stmt_count");
   if (!co_await io.write(q, 0)) co_return lost("while Sluice read the session character set");
   auto baseline = co_await read_one_row(io, (want & my::cap::DEPRECATE_EOF) != 0);
-  if (!baseline || baseline->size() != 4) co_return lost("while Sluice read the session character set");
+  if (!baseline || baseline->size() != 5) co_return lost("while Sluice read the session character set");
+  // The server's limit is for all its connections together: the pool divides it among its
+  // connections (Pool::connect). A prepare refused for it anyway makes the session close its
+  // connection's cached statements and retry.
+  std::size_t server_limit = max_prepared;
+  std::from_chars((*baseline)[4].data(), (*baseline)[4].data() + (*baseline)[4].size(), server_limit);
+  conn->server_prepared_limit = server_limit;
 
   static const char* names[] = {"character_set_client", "character_set_connection", "character_set_results",
                                 "collation_connection"};
@@ -249,7 +258,7 @@ asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, conf
   conn->proto = config::Protocol::Mysql;
   conn->endpoint = endpoint;
   conn->protocol = sock.local_endpoint().protocol();
-  conn->prepared.set_capacity(max_prepared);
+  conn->prepared.set_capacity(std::max<std::size_t>(1, std::min(max_prepared, server_limit)));
   conn->backend_pid = hs.connection_id;
   conn->capabilities = want;
   conn->schema = database;

@@ -126,6 +126,7 @@ class ServerConn {
   bool dirty = false;              // holds state Sluice cannot describe: reset before reuse
   std::optional<bool> multi_statements;  // COM_SET_OPTION state, when changed from the default
   std::unordered_map<std::uint64_t, std::uint32_t> statement_ids;  // registry id -> server id
+  std::size_t server_prepared_limit = 0;  // the server's max_prepared_stmt_count (all connections)
 
   // Moves the socket to another worker's io_context (cheap: epoll re-registration).
   void rebind(const asio::any_io_executor& ex);

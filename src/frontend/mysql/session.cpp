@@ -51,6 +51,7 @@ constexpr std::uint32_t kOffered =
     my::cap::PS_MULTI_RESULTS | my::cap::PLUGIN_AUTH | my::cap::CONNECT_ATTRS |
     my::cap::PLUGIN_AUTH_LENENC_CLIENT_DATA | my::cap::CAN_HANDLE_EXPIRED_PASSWORDS |
     my::cap::SESSION_TRACK | my::cap::DEPRECATE_EOF;
+constexpr std::uint16_t kTooManyPrepared = 1461;  // ER_MAX_PREPARED_STMT_COUNT_REACHED
 // Not Sluice's to offer but harmless to mirror from the server's greeting.
 constexpr std::uint32_t kRememberOptions = 1u << 31;
 // MariaDB extended capabilities relayed: extended column metadata passes as opaque bytes in
@@ -907,6 +908,13 @@ class Session {
         cli_out_.resize(cli_out_.size() - err);
         server_end_ = fmt::format("{} {}", tracker_.summary.err.code, tracker_.summary.err.message);
       }
+      if (kind == ResponseKind::Prepare && tracker_.done() && tracker_.summary.error &&
+          tracker_.summary.err.code == kTooManyPrepared && !sent_any && evictable()) {
+        // The server's max_prepared_stmt_count: the caller makes room and retries; the error
+        // reaches the client only if that does not help (held_error_).
+        held_error_ = std::move(cli_out_);
+        cli_out_.clear();
+      }
       if (capture && capture->size() <= capture_limit_) capture->append(cli_out_);
       if (to_client && !cli_out_.empty()) {
         sent_any = true;
@@ -1310,6 +1318,23 @@ class Session {
     co_return true;
   }
 
+  // Statements the server connection holds can be closed to make room when no cursor or long
+  // data of this client lives on one (they are prepared again on demand).
+  bool evictable() const { return server_ && !server_->statement_ids.empty() && !cursor_open_ && !long_data_; }
+
+  // The server refused a prepare for its max_prepared_stmt_count (1461): close every statement
+  // this server connection holds (the closes go out before the next command) so the retry fits.
+  bool evict_prepared() {
+    if (!evictable()) return false;
+    for (auto& [id, server_id] : server_->statement_ids) pending_closes_.push_back(server_id);
+    server_->statement_ids.clear();
+    server_->prepared.clear();
+    held_error_.clear();
+    log::debug("client {}: the server's prepared statement limit: closed Sluice's cached statements on its connection",
+               info_->id);
+    return true;
+  }
+
   // Prepares `cs` on the attached server unless it has it. false: the client got an ERR (or
   // the server broke).
   awaitable<bool> ensure_prepared(ClientStmt& cs) {
@@ -1321,6 +1346,8 @@ class Session {
     std::string cmd;
     my::build_command(cmd, my::com::STMT_PREPARE, cs.query);
     auto r = co_await exchange(cmd, ResponseKind::Prepare, false);
+    if (r && r->error && r->err.code == kTooManyPrepared && evict_prepared())
+      r = co_await exchange(cmd, ResponseKind::Prepare, false);
     if (!r) co_return false;
     if (r->error || !r->prepare) {
       co_await send_err(r->err.code, r->err.sqlstate, r->err.message);
@@ -1365,7 +1392,19 @@ class Session {
       co_return co_await io_.write_raw(out);
     }
     std::string capture;
+    held_error_.clear();
     if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
+    if (!held_error_.empty()) {  // 1461 held back by exchange(): make room and try once more
+      std::string refused = std::move(held_error_);
+      if (!evict_prepared()) {
+        if (!co_await io_.write_raw(refused)) co_return false;
+      } else {
+        capture.clear();
+        if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
+        if (!held_error_.empty() && !co_await io_.write_raw(held_error_)) co_return false;
+      }
+      held_error_.clear();
+    }
     if (!last_.error && last_.prepare && server_) {
       remember_server_stmt(stmt->id, last_.prepare->statement_id);
       stmts_[client_id] = ClientStmt{stmt, query, last_.prepare->params, last_.prepare->columns, {}, statement_is_read(query),
@@ -1727,6 +1766,7 @@ class Session {
   std::unordered_map<std::uint32_t, ClientStmt> stmts_;
   std::uint32_t next_stmt_id_ = 1;
   std::vector<std::uint32_t> pending_closes_;
+  std::string held_error_;  // a 1461 answer held back while Sluice makes room (com_prepare)
 
   // Routing (read_write_split): the member the current command runs on, this client's last write.
   std::shared_ptr<router::ClusterRuntime> cluster_;
