@@ -674,6 +674,31 @@ TEST_CASE("a prepare/close loop stays within the server's max_prepared_stmt_coun
   }
 }
 
+TEST_CASE("a user the server authenticates with client_ed25519 logs in and changes user through Sluice, in every mode") {
+  My root(my_port(), "root", "", "");
+  REQUIRE(root.ok);
+  if (root.scalar("SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'") == "0")
+    REQUIRE(root.exec("INSTALL SONAME 'auth_ed25519'"));
+  REQUIRE(root.exec("CREATE OR REPLACE USER 'edu'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed pw \xe2\x85\xa8')"));
+  REQUIRE(root.exec("GRANT ALL ON app.* TO 'edu'@'%'"));
+  // Directly (Connector/C's client_ed25519 plugin) and through Sluice: the same user.
+  My direct(my_port(), "edu", "ed pw \xe2\x85\xa8");
+  REQUIRE_MESSAGE(direct.ok, direct.error());
+  CHECK(direct.scalar("SELECT CURRENT_USER()") == "edu@%");
+  for (const char* mode : {"session", "transaction", "statement"}) {
+    INFO(mode);
+    SluiceProcess s(pools_with(2, mode) + "\n[[users]]\nname = \"edu\"\npassword = \"ed pw \xe2\x85\xa8\"\n");
+    My c(s.my_port(), "edu", "ed pw \xe2\x85\xa8");
+    REQUIRE_MESSAGE(c.ok, c.error());
+    CHECK(c.scalar("SELECT CURRENT_USER()") == "edu@%");
+    My a(s.my_port());
+    REQUIRE(a.ok);
+    CHECK(mysql_change_user(a.m, "edu", "ed pw \xe2\x85\xa8", "app") == 0);
+    CHECK(a.scalar("SELECT CURRENT_USER()") == "edu@%");
+  }
+  root.exec("DROP USER 'edu'@'%'");
+}
+
 TEST_CASE("authentication: native and caching_sha2 plugins, wrong password, unknown database") {
   SluiceProcess::mysql_extra = "default_auth_plugin = \"caching_sha2_password\"";
   SluiceProcess s(kPools);

@@ -1,13 +1,14 @@
 // MySQL / MariaDB server login: HandshakeV10, HandshakeResponse41, AuthSwitchRequest, and the
-// mysql_native_password and caching_sha2_password plugins (fast path, and the full path with the
-// server's RSA public key when there is no TLS). Then Sluice turns on session tracking so every
-// OK packet reports the session variables and schema the client changed.
+// mysql_native_password, caching_sha2_password and (MariaDB) client_ed25519 plugins (fast path, and the full path with
+// the server's RSA public key when there is no TLS). Then Sluice turns on session tracking so every OK packet reports
+// the session variables and schema the client changed.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <charconv>
 
 #include "protocols/mysql/codec.hpp"
+#include "protocols/mysql/ed25519.hpp"
 #include "protocols/postgres/crypto.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_greeting.hpp"
@@ -54,6 +55,10 @@ std::optional<std::string> scramble_for(const std::string& plugin, const Credent
   if (plugin == "caching_sha2_password") {
     if (creds.plaintext.empty()) return std::nullopt;
     return my::sha2_scramble(creds.plaintext, nonce);
+  }
+  if (plugin == "client_ed25519") {  // MariaDB: a signature of the 32-byte scramble
+    if (creds.plaintext.empty() || nonce.size() < 32) return std::nullopt;
+    return my::ed25519_sign(creds.plaintext, nonce.substr(0, 32));
   }
   return std::nullopt;
 }
@@ -193,7 +198,7 @@ asio::awaitable<ConnectResult> connect_mysql_once(asio::any_io_executor ex, conf
       nonce = sw.data;
       auto s = scramble_for(plugin, *creds, nonce);
       if (!s) {
-        if (plugin == "mysql_native_password" || plugin == "caching_sha2_password")
+        if (plugin == "mysql_native_password" || plugin == "caching_sha2_password" || plugin == "client_ed25519")
           co_return my_local_error(fmt::format("cannot log in to {} with {}: the config holds only a stored hash for user '{}'; "
                                                "a client must log in with mysql_native_password first",
                                                where, plugin, creds->user),
