@@ -7,6 +7,9 @@
 # transaction (utime+stime of the proxy process from /proc, before and after each run).
 #   bench/sysbench_compare.sh               # BENCH_SECONDS=8, BENCH_ROUNDS=3, THREADS=64, POOL_SIZE=16
 #   BENCH_ONLY=oltp_point_select BENCH_ROUNDS=5 bench/sysbench_compare.sh
+#   BENCH_COMPRESSION=1 bench/sysbench_compare.sh   # adds direct-zlib and sluice-1w-zlib: the
+#     compressed protocol (--mysql-compression) to the server, and to Sluice (whose server
+#     connections stay uncompressed), to measure what compression costs Sluice per transaction
 # Results are written to bench/out/sysbench-<timestamp>.md as a Markdown table.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +18,7 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 THREADS="${THREADS:-64}"
 POOL_SIZE="${POOL_SIZE:-16}"
 TARGETS="direct haproxy sluice sluice-1w"
+if [ -n "${BENCH_COMPRESSION:-}" ]; then TARGETS="$TARGETS direct-zlib sluice-1w-zlib"; fi
 MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
 SLUICE_PORT=6063 SLUICE1_PORT=6064 HAPROXY_PORT=6053
 # shellcheck source=bench/lib.sh
@@ -85,17 +89,19 @@ OUT="$OUT_DIR/sysbench-$(date -u +%Y%m%dT%H%M%SZ).md"
 
 
 measure() {  # target, sysbench test -> "tps avg p95 cpu errors"
-  local target="$1" test="$2" port pid=""
+  local target="$1" test="$2" port pid="" zlib=off
   case $target in
     direct) port=$MY_PORT ;;
     haproxy) port=$HAPROXY_PORT; pid=$HAPROXY_PID ;;
     sluice) port=$SLUICE_PORT; pid=$SLUICE_PID ;;
     sluice-1w) port=$SLUICE1_PORT; pid=$SLUICE1_PID ;;
+    direct-zlib) port=$MY_PORT; zlib=on ;;
+    sluice-1w-zlib) port=$SLUICE1_PORT; pid=$SLUICE1_PID; zlib=on ;;
   esac
   local before=0 after=0 out
   if [ -n "$pid" ]; then before=$(cpu_us "$pid"); fi
   out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) sysbench "$test" "${COMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$port" \
-    --threads="$THREADS" --time="$SECONDS_PER_CASE" --mysql-ignore-errors=all run 2>&1)" || true
+    --mysql-compression="$zlib" --threads="$THREADS" --time="$SECONDS_PER_CASE" --mysql-ignore-errors=all run 2>&1)" || true
   if [ -n "$pid" ]; then after=$(cpu_us "$pid"); fi
   local txs tps avg p95 errors cpu="-"
   txs="$(sed -n 's/^ *transactions: *\([0-9]*\).*/\1/p' <<<"$out")"

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <openssl/evp.h>
 #include <poll.h>
+#include <zlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,14 +68,37 @@ std::string sha1(const std::string& in) {
   return std::string(reinterpret_cast<char*>(out), n);
 }
 
-void send_packet(int fd, const std::string& payload, std::uint8_t seq) {
+void put_u24(std::string& o, std::size_t v) {
+  for (int i = 0; i < 3; ++i) o.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+// `compressed`: wrap the packet in one compressed-protocol frame (sequence 0: a new command),
+// deflated when 50 bytes or longer, as client libraries do.
+void send_packet(int fd, const std::string& payload, std::uint8_t seq, bool compressed = false) {
   std::string out;
-  std::size_t len = payload.size();
-  out.push_back(static_cast<char>(len & 0xFF));
-  out.push_back(static_cast<char>((len >> 8) & 0xFF));
-  out.push_back(static_cast<char>((len >> 16) & 0xFF));
+  put_u24(out, payload.size());
   out.push_back(static_cast<char>(seq));
   out += payload;
+  if (compressed) {
+    std::string frame;
+    if (out.size() < 50) {
+      put_u24(frame, out.size());
+      frame.push_back('\0');
+      put_u24(frame, 0);
+      frame += out;
+    } else {
+      uLongf len = compressBound(static_cast<uLong>(out.size()));
+      std::string z(len, '\0');
+      REQUIRE(compress(reinterpret_cast<Bytef*>(z.data()), &len, reinterpret_cast<const Bytef*>(out.data()),
+                       static_cast<uLong>(out.size())) == Z_OK);
+      z.resize(len);
+      put_u24(frame, z.size());
+      frame.push_back('\0');
+      put_u24(frame, out.size());
+      frame += z;
+    }
+    out = frame;
+  }
   ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
   REQUIRE_MESSAGE(n == static_cast<ssize_t>(out.size()), "send failed");
 }
@@ -83,7 +107,9 @@ void send_packet(int fd, const std::string& payload, std::uint8_t seq) {
 // each physical packet.
 class Reader {
  public:
-  Reader(int fd, Packets& out) : fd_(fd), out_(out) {}
+  // `inflated`: when set, the stream is in compressed frames; counts the frames that were
+  // deflated (not stored).
+  Reader(int fd, Packets& out, int* inflated = nullptr) : fd_(fd), out_(out), inflated_(inflated) {}
   // One logical packet's payload; nullopt at a close (recorded as "#closed").
   std::optional<std::string> next(std::uint8_t* last_seq = nullptr) {
     std::string joined;
@@ -101,7 +127,12 @@ class Reader {
           out_.push_back("#closed");
           return std::nullopt;
         }
-        buf_.append(chunk, static_cast<std::size_t>(n));
+        if (inflated_) {
+          zbuf_.append(chunk, static_cast<std::size_t>(n));
+          unframe();
+        } else {
+          buf_.append(chunk, static_cast<std::size_t>(n));
+        }
       }
       std::size_t l = len();
       out_.push_back(buf_.substr(3, 1 + l));
@@ -119,9 +150,32 @@ class Reader {
     return std::size_t(std::uint8_t(buf_[0])) | (std::size_t(std::uint8_t(buf_[1])) << 8) |
            (std::size_t(std::uint8_t(buf_[2])) << 16);
   }
+  // Whole compressed frames from zbuf_ into buf_.
+  void unframe() {
+    while (zbuf_.size() >= 7) {
+      std::size_t len = std::size_t(std::uint8_t(zbuf_[0])) | (std::size_t(std::uint8_t(zbuf_[1])) << 8) |
+                        (std::size_t(std::uint8_t(zbuf_[2])) << 16);
+      std::size_t raw = std::size_t(std::uint8_t(zbuf_[4])) | (std::size_t(std::uint8_t(zbuf_[5])) << 8) |
+                        (std::size_t(std::uint8_t(zbuf_[6])) << 16);
+      if (zbuf_.size() < 7 + len) return;
+      if (raw == 0) {
+        buf_.append(zbuf_, 7, len);
+      } else {
+        std::string plain(raw, '\0');
+        uLongf got = static_cast<uLongf>(raw);
+        REQUIRE(uncompress(reinterpret_cast<Bytef*>(plain.data()), &got,
+                           reinterpret_cast<const Bytef*>(zbuf_.data() + 7), static_cast<uLong>(len)) == Z_OK);
+        REQUIRE(got == raw);
+        buf_ += plain;
+        ++*inflated_;
+      }
+      zbuf_.erase(0, 7 + len);
+    }
+  }
   int fd_;
   Packets& out_;
-  std::string buf_;
+  int* inflated_;
+  std::string buf_, zbuf_;
   bool closed_ = false;
 };
 
@@ -209,7 +263,8 @@ bool read_auth(Reader& r, int fd, const std::string& password) {
 
 Client::Client(Client&& o) noexcept
     : fd(o.fd), greeting(std::move(o.greeting)), capabilities(o.capabilities),
-      mariadb_capabilities(o.mariadb_capabilities), login(std::move(o.login)), ok(o.ok), password(std::move(o.password)) {
+      mariadb_capabilities(o.mariadb_capabilities), login(std::move(o.login)), ok(o.ok), password(std::move(o.password)),
+      inflated_frames(o.inflated_frames) {
   o.fd = -1;
 }
 Client::~Client() {
@@ -390,7 +445,8 @@ std::string change_user(const Client& c, const std::string& user, const std::str
 
 Packets run_steps(Client& c, const std::vector<Step>& steps, const std::function<void(const std::string&)>& side) {
   Packets out;
-  Reader r(c.fd, out);
+  bool compressed = (c.capabilities & cap::kCompress) != 0;
+  Reader r(c.fd, out, compressed ? &c.inflated_frames : nullptr);
   bool deprecate_eof = (c.capabilities & cap::kDeprecateEof) != 0;
   std::vector<std::uint32_t> ids;  // statement ids the server gave, in order
   for (const auto& st : steps) {
@@ -407,7 +463,7 @@ Packets run_steps(Client& c, const std::vector<Step>& steps, const std::function
       }
     }
     std::size_t first = out.size();
-    if (!payload.empty()) send_packet(c.fd, payload, 0);
+    if (!payload.empty()) send_packet(c.fd, payload, 0, compressed);
     switch (st.expect) {
       case Expect::Result: read_result(r, deprecate_eof); break;
       case Expect::Rows:

@@ -1,6 +1,7 @@
 // Raw MySQL / MariaDB protocol for the differential wire tests: a login written from the
 // protocol documentation (HandshakeV10, HandshakeResponse41 with MariaDB's extended capability
-// bytes, mysql_native_password), command builders, and a scripted exchange
+// bytes, mysql_native_password), the compressed protocol (zlib frames) when the login asks for
+// CLIENT_COMPRESS, command builders, and a scripted exchange
 // that reads whole responses by their documented shapes (OK / ERR / result sets with or without
 // EOF packets / prepare answers / cursor fetches). Independent of Sluice's own codec on purpose:
 // the test must not share Sluice's understanding of the protocol.
@@ -60,6 +61,7 @@ struct Client {
   Packets login;                          // packets after the HandshakeResponse (auth switch, OK / ERR)
   bool ok = false;                        // the login ended in OK
   std::string password;
+  int inflated_frames = 0;  // compressed protocol: frames received deflated (not stored)
   Client() = default;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

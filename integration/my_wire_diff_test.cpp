@@ -56,6 +56,7 @@ Step prep(const std::string& sql) { return Step{prepare(sql), Expect::Prepare, "
 
 constexpr std::uint32_t kEofless = cap::kDriver | cap::kDeprecateEof;
 constexpr std::uint32_t kSingle = cap::kDriver & ~cap::kMultiStatements;
+constexpr std::uint32_t kZlib = cap::kDriver | cap::kCompress;
 
 const char* kSetup[] = {
     "DROP TABLE IF EXISTS app.wd_types",
@@ -160,6 +161,16 @@ std::vector<Scenario> scenarios() {
       {"a prepared statement with a JSON column and MariaDB extended metadata",
        {prep("SELECT j FROM wd_types WHERE id = ?"), cmd(execute(1, {int_param(1)}))}, All, cap::kDriver,
        mariadb::kExtendedMetadata},
+      // The compressed protocol (zlib): the packets inside the frames compare the same.
+      {"compressed: every column type, both protocols", {q(all_types), prep(all_types), cmd(execute(1))}, All, kZlib},
+      {"compressed: rows across many frames", {q("SELECT seq, REPEAT('r', seq % 300) FROM seq_1_to_3000")}, All, kZlib},
+      {"compressed: a row of exactly 0xFFFFFF bytes", {q("SELECT REPEAT('x', 16777211)")}, All, kZlib},
+      {"compressed: several statements and an error",
+       {q("SELECT 1; SELECT * FROM wd_no_such_table"), q("SELECT REPEAT('ab', 5000)")}, All, kZlib},
+      {"compressed: a cursor and long data",
+       {prep("SELECT k, v FROM wd_rows WHERE v <> ? ORDER BY k"), cmd(long_data(1, 0, std::string(300, 'z')), Expect::None),
+        cmd(execute(1, {str_param("")}, 1)), cmd(fetch(1, 3), Expect::Rows), cmd(fetch(1, 3), Expect::Rows)},
+       NoStatement, kZlib},
       {"statement ids per connection", {prep("SELECT 1"), prep("SELECT 2"), cmd(close_stmt(1), Expect::None),
                                         prep("SELECT 3"), cmd(execute(3)), cmd(execute(2))}},
   };
@@ -179,6 +190,15 @@ Packets run(int port, const std::string& db, const Scenario& sc, MyConn& helper)
   auto side = [&](const std::string& sql) { CHECK(helper.scalar(sql).rfind("ERR", 0) != 0); };
   Packets p = run_steps(c, sc.steps, side);
   normalize(p);
+  if (sc.capabilities & cap::kCompress) {
+    // Inside compressed frames, servers renumber the packets after each internal flush (between
+    // the results of several statements) from the compressed sequence; Sluice keeps them
+    // consecutive. Clients accept both: Connector/C does not check them, and mysql2 warns
+    // "packets out of order" on the server's numbering, not on Sluice's. Not compared.
+    for (auto& packet : p)
+      if (!packet.empty() && packet[0] != '#') packet[0] = '\0';
+    p.push_back(c.inflated_frames > 0 ? "#some frames deflated" : "#all stored");
+  }
   return p;
 }
 
@@ -230,11 +250,11 @@ TEST_CASE("the greeting and the login answer are the server's") {
       REQUIRE(through.ok);
       Greeting g = through.greeting, want = direct.greeting;
       // What Sluice deliberately does not relay: TLS and LOCAL INFILE follow its own listener's
-      // configuration, compression is not offered, and of MariaDB's extended capabilities only
+      // configuration, and of MariaDB's extended capabilities only
       // extended metadata passes (progress reports, bulk execution and metadata caching change
       // the shapes of commands and answers). The rest is the server's.
       for (Greeting* x : {&g, &want}) {
-        x->capabilities &= ~(cap::kSsl | cap::kLocalFiles | cap::kCompress);
+        x->capabilities &= ~(cap::kSsl | cap::kLocalFiles);
         x->mariadb_capabilities &= mariadb::kExtendedMetadata;
       }
       CHECK_MESSAGE(describe_greeting(g) == describe_greeting(want),

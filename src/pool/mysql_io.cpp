@@ -3,6 +3,8 @@
 // one unit's ramp with another's body.
 #include "src/pool/mysql_io.hpp"
 
+#include "protocols/mysql/compress.hpp"
+
 #include <algorithm>
 
 namespace sluice::pool {
@@ -36,7 +38,25 @@ asio::awaitable<bool> MysqlIo::read() {
       error_ = ec.message();
       co_return false;
     }
-    in_.append(chunk_.data(), n);
+    if (!compress_) {
+      in_.append(chunk_.data(), n);
+      continue;
+    }
+    zin_.append(chunk_.data(), n);
+    std::size_t at = 0;
+    for (;;) {
+      std::size_t used = 0;
+      std::uint8_t zseq = 0;
+      auto z = my::next_compressed(my::as_bytes(zin_).subspan(at), max_len_ + 4, in_, zseq, used);
+      if (z == my::Decode::NeedMore) break;
+      if (z == my::Decode::Malformed || in_.size() > max_len_ + my::kMaxPayload) {
+        error_ = "malformed compressed packet";
+        co_return false;
+      }
+      at += used;
+      zseq_ = static_cast<std::uint8_t>(zseq + 1);
+    }
+    zin_.erase(0, at);
   }
 }
 
@@ -48,9 +68,27 @@ asio::awaitable<bool> MysqlIo::write(std::string_view payload, std::uint8_t seq)
 
 asio::awaitable<bool> MysqlIo::write_raw(const std::string& bytes) {
   boost::system::error_code ec;
-  co_await net::Channel{sock_, tls_}.write(asio::buffer(bytes), ec);
+  if (compress_) {
+    zout_.clear();
+    zseq_ = my::append_compressed(zout_, bytes, zseq_);
+    co_await net::Channel{sock_, tls_}.write(asio::buffer(zout_), ec);
+  } else {
+    co_await net::Channel{sock_, tls_}.write(asio::buffer(bytes), ec);
+    if (compress_next_) {
+      compress_ = true;
+      compress_next_ = false;
+      zseq_ = 0;
+    }
+  }
   if (ec) error_ = ec.message();
   co_return !ec;
+}
+
+std::string MysqlIo::framed(std::string_view bytes) {
+  if (!compress_) return std::string(bytes);
+  std::string out;
+  zseq_ = my::append_compressed(out, bytes, zseq_);
+  return out;
 }
 
 }  // namespace sluice::pool

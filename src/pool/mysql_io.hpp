@@ -28,6 +28,12 @@ class MysqlIo {
 
   // Writes bytes that are already framed (result sets built elsewhere, cached answers).
   boost::asio::awaitable<bool> write_raw(const std::string& bytes);
+  // The compressed protocol (CLIENT_COMPRESS) starts after the next write (the login's OK).
+  void compress_after_next_write() { compress_next_ = true; }
+  bool compressed() const { return compress_; }
+  // `bytes` as they must go on the wire now: in compressed frames once compression is on
+  // (advancing the compressed sequence), else as they are. For writers outside write_raw.
+  std::string framed(std::string_view bytes);
   // From now on, reads and writes go through this TLS stream (over the same socket).
   void set_tls(net::TlsStream* tls) { tls_ = tls; }
   bool tls() const { return tls_ != nullptr; }
@@ -48,9 +54,11 @@ class MysqlIo {
   net::TlsStream* tls_ = nullptr;
   std::size_t max_len_;
   std::string in_, payload_, out_, error_;
+  std::string zin_, zout_;  // compressed frames read, and written
   std::vector<char> chunk_;
   std::uint8_t seq_ = 0, return_seq_ = 0;
-  bool exact_ = false;
+  std::uint8_t zseq_ = 0;  // the compressed sequence of the next frame written
+  bool exact_ = false, compress_ = false, compress_next_ = false;
 };
 
 // Reads a one-row text result (column count, definitions, [EOF], row, terminator); NULL is "".

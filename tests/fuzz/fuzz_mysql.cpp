@@ -1,11 +1,12 @@
 // libFuzzer target: the MySQL codec. The first byte picks the capability set and the response
-// kind; the rest is parsed as every login and command message, split into packets, and fed as a
+// kind; the rest is parsed as every login and command message, as compressed frames, split into packets, and fed as a
 // server's response stream to the ResponseTracker in socket-sized pieces.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "protocols/mysql/codec.hpp"
+#include "protocols/mysql/compress.hpp"
 #include "src/frontend/mysql/response.hpp"
 
 using namespace sluice;
@@ -38,6 +39,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   my::Err err;
   my::parse_err(in, err);
+  {  // compressed frames, as a client sends them after CLIENT_COMPRESS
+    std::string plain;
+    std::uint8_t zseq = 0;
+    std::size_t at = 0, used = 0;
+    while (at < in.size() && my::next_compressed(in.subspan(at), 1u << 20, plain, zseq, used) == my::Decode::Ok)
+      at += used;
+  }
   my::PrepareOk pok;
   my::parse_prepare_ok(in, pok);
   my::ExecuteView ev;

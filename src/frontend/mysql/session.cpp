@@ -41,15 +41,14 @@ thread_local std::unordered_set<Session*> t_sessions;
 
 std::shared_ptr<const crypto::RsaKey> g_rsa;
 
-// Capabilities Sluice offers clients. LOCAL_FILES only when [mysql] local_infile is on; no
-// COMPRESS and no SSL (TLS arrives with its own issue).
+// Capabilities Sluice offers clients. LOCAL_FILES only when [mysql] local_infile is on, SSL on
+// a TLS listener; COMPRESS (zlib) between the client and Sluice only.
 constexpr std::uint32_t kOffered =
-    my::cap::LONG_PASSWORD | my::cap::FOUND_ROWS | my::cap::LONG_FLAG | my::cap::CONNECT_WITH_DB |
-    my::cap::NO_SCHEMA | my::cap::ODBC | my::cap::IGNORE_SPACE | my::cap::PROTOCOL_41 |
-    my::cap::INTERACTIVE | my::cap::IGNORE_SIGPIPE | my::cap::TRANSACTIONS | my::cap::RESERVED |
-    my::cap::SECURE_CONNECTION | my::cap::MULTI_STATEMENTS | my::cap::MULTI_RESULTS |
-    my::cap::PS_MULTI_RESULTS | my::cap::PLUGIN_AUTH | my::cap::CONNECT_ATTRS |
-    my::cap::PLUGIN_AUTH_LENENC_CLIENT_DATA | my::cap::CAN_HANDLE_EXPIRED_PASSWORDS |
+    my::cap::LONG_PASSWORD | my::cap::FOUND_ROWS | my::cap::LONG_FLAG | my::cap::CONNECT_WITH_DB | my::cap::NO_SCHEMA |
+    my::cap::COMPRESS | my::cap::ODBC | my::cap::IGNORE_SPACE | my::cap::PROTOCOL_41 | my::cap::INTERACTIVE |
+    my::cap::IGNORE_SIGPIPE | my::cap::TRANSACTIONS | my::cap::RESERVED | my::cap::SECURE_CONNECTION |
+    my::cap::MULTI_STATEMENTS | my::cap::MULTI_RESULTS | my::cap::PS_MULTI_RESULTS | my::cap::PLUGIN_AUTH |
+    my::cap::CONNECT_ATTRS | my::cap::PLUGIN_AUTH_LENENC_CLIENT_DATA | my::cap::CAN_HANDLE_EXPIRED_PASSWORDS |
     my::cap::SESSION_TRACK | my::cap::DEPRECATE_EOF;
 constexpr std::uint16_t kTooManyPrepared = 1461;  // ER_MAX_PREPARED_STMT_COUNT_REACHED
 // Not Sluice's to offer but harmless to mirror from the server's greeting.
@@ -154,6 +153,7 @@ class Session {
         std::string p, out;
         my::build_err(p, 1927, "70100", "Connection was killed by the administrator (KILL)");
         my::append_packets(out, p, 0);
+        out = io_.framed(out);
         error_code e;
         if (!tls_) {
           sock_.non_blocking(true, e);
@@ -416,6 +416,7 @@ class Session {
         info_->pool = "sluice";
       }
       log::info("client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
+      if (caps_ & my::cap::COMPRESS) io_.compress_after_next_write();
       co_return true;  // serve_admin sends the OK
     }
     if (!co_await choose_pool(db)) co_return false;
@@ -423,6 +424,9 @@ class Session {
       std::lock_guard lock(handle_->mu);
       handle_->user = user_;
     }
+    // The compressed protocol, when the client asked: from its first command on, whatever the
+    // server connections do (they are not compressed).
+    if (caps_ & my::cap::COMPRESS) io_.compress_after_next_write();
     co_return co_await send_ok();
   }
 
@@ -1154,8 +1158,9 @@ class Session {
           ssize_t n = ::recv(server_->sock.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
           if (n > 0) {
             error_code e;
-            if (tls_) tls_->write_now(asio::buffer(buf, static_cast<std::size_t>(n)), e);
-            else ::send(sock_.native_handle(), buf, static_cast<std::size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+            std::string out = io_.framed(std::string_view(buf, static_cast<std::size_t>(n)));
+            if (tls_) tls_->write_now(asio::buffer(out), e);
+            else ::send(sock_.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
           }
           log::info("client {}: server connection {} ended by the server while the client was idle", info_->id,
                     server_->id);
