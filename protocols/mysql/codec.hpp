@@ -260,13 +260,16 @@ inline Bytes as_bytes(std::string_view s) {
 
 // Well-known error codes Sluice emits (MySQL server error reference).
 namespace er {
-inline constexpr std::uint16_t CON_COUNT = 1040, HANDSHAKE = 1043, ACCESS_DENIED = 1045,
-                               NO_DB = 1046, UNKNOWN_COM = 1047, BAD_DB = 1049, NET_READ = 1158,
-                               NET_PACKET_TOO_LARGE = 1153, NO_SUCH_THREAD = 1094,
-                               KILL_DENIED = 1095, UNKNOWN_STMT_HANDLER = 1243,
-                               QUERY_INTERRUPTED = 1317, LOCK_WAIT_TIMEOUT = 1205,
-                               NOT_SUPPORTED = 1235, CONNECT_TO_SERVER = 2003,
+inline constexpr std::uint16_t CON_COUNT = 1040, HANDSHAKE = 1043, ACCESS_DENIED = 1045, NO_DB = 1046,
+                               UNKNOWN_COM = 1047, BAD_DB = 1049, NET_READ = 1158, NET_PACKET_TOO_LARGE = 1153,
+                               NO_SUCH_THREAD = 1094, KILL_DENIED = 1095, UNKNOWN_STMT_HANDLER = 1243,
+                               QUERY_INTERRUPTED = 1317, LOCK_WAIT_TIMEOUT = 1205, NOT_SUPPORTED = 1235,
                                TOO_MANY_USER_CONN = 1203, MALFORMED = 1835;
+// Sluice could not reach or log in to the server (SQLSTATE 08S01). Not a server code, like
+// ProxySQL's: client libraries reject error packets that carry their own codes (2000-2999,
+// e.g. 2003 "Can't connect"), reporting 2027 "Received malformed packet" instead.
+inline constexpr std::uint16_t UPSTREAM_UNREACHABLE = 9001;
+inline constexpr bool client_range(std::uint16_t code) { return code >= 2000 && code < 3000; }
 }
 
 }  // namespace sluice::my

@@ -19,8 +19,8 @@ namespace sluice::pool {
 
 namespace {
 
-ConnectResult my_local_error(std::string message, std::uint16_t code = my::er::CONNECT_TO_SERVER,
-                             std::string sqlstate = "HY000") {
+ConnectResult my_local_error(std::string message, std::uint16_t code = my::er::UPSTREAM_UNREACHABLE,
+                             std::string sqlstate = "08S01") {
   ConnectResult r;
   r.error.fields.severity = "FATAL";
   r.error.fields.code = std::move(sqlstate);

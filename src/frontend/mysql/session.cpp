@@ -271,6 +271,7 @@ class Session {
   }
 
   awaitable<bool> send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {
+    if (my::er::client_range(code)) code = my::er::UPSTREAM_UNREACHABLE;  // see my::er
     if (!connected_)
       log::info("client {} {}:{} refused: user {}: {} ({})", info_->id, info_->addr, info_->port,
                 user_.empty() ? "?" : user_, message, code);
@@ -682,9 +683,9 @@ class Session {
           co_await send_err(err->mysql_code, err->fields.code, err->fields.message);
         else
         {
-          std::uint16_t code = err->mysql_code ? err->mysql_code : my::er::CONNECT_TO_SERVER;
+          std::uint16_t code = err->mysql_code ? err->mysql_code : my::er::UPSTREAM_UNREACHABLE;
           std::string msg = "Sluice: " + err->fields.message;
-          co_await send_err(code, "HY000", msg);
+          co_await send_err(code, err->fields.code.empty() ? "08S01" : err->fields.code, msg);
         }
         co_return false;
       }
@@ -800,7 +801,7 @@ class Session {
       co_return false;
     }
     if (mode_ == config::PoolMode::Session)
-      co_await send_err(2013, "HY000", "Sluice: lost the server connection while preparing it for this client");
+      close_client();  // as the server's own loss would look: the client library reports 2013
     else
       co_await send_err(
           my::er::QUERY_INTERRUPTED, "70100",
@@ -986,11 +987,9 @@ class Session {
     }
     if (!to_client) co_return std::nullopt;
     if (mode_ == config::PoolMode::Session) {  // the client owned that server session
-      if (mid_response) close_client();        // half a response went out: the client cannot resynchronize
-      else
-        co_await send_err(2013, "HY000",
-                          had_tx ? "Lost connection to MySQL server during query (the transaction is rolled back)"
-                                 : "Lost connection to MySQL server during query");
+      // Closed, as the server's loss closes a direct connection: the client library reports
+      // 2013 "Lost connection" itself (an error packet with 2013 would read as malformed).
+      close_client();
       co_return std::nullopt;
     }
     if (!seq) {
