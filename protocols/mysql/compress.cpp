@@ -8,11 +8,59 @@
 namespace sluice::my {
 
 namespace {
+
 void put_header(std::string& out, std::size_t len, std::uint8_t seq, std::size_t raw_len) {
   put_u24(out, static_cast<std::uint32_t>(len));
   put_u8(out, seq);
   put_u24(out, static_cast<std::uint32_t>(raw_len));
 }
+
+// One deflate and one inflate stream per thread, reset for each frame: compress2()/uncompress()
+// would allocate (at 256 KiB, by mmap) and initialize a fresh one per frame, and a stream per
+// connection would cost every compressed client that memory while it idles.
+struct Streams {
+  z_stream def{}, inf{};
+  bool def_ok = false, inf_ok = false;
+  Streams() {
+    def_ok = deflateInit(&def, Z_DEFAULT_COMPRESSION) == Z_OK;
+    inf_ok = inflateInit(&inf) == Z_OK;
+  }
+  ~Streams() {
+    if (def_ok) deflateEnd(&def);
+    if (inf_ok) inflateEnd(&inf);
+  }
+  Streams(const Streams&) = delete;
+  Streams& operator=(const Streams&) = delete;
+};
+
+Streams& streams() {
+  thread_local Streams s;
+  return s;
+}
+
+// Deflates `in` into at most `cap` bytes at `out`: the compressed size, or 0 when it does not fit.
+std::size_t deflate_frame(std::string_view in, char* out, std::size_t cap) {
+  Streams& s = streams();
+  if (!s.def_ok || deflateReset(&s.def) != Z_OK) return 0;
+  s.def.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  s.def.avail_in = static_cast<uInt>(in.size());
+  s.def.next_out = reinterpret_cast<Bytef*>(out);
+  s.def.avail_out = static_cast<uInt>(cap);
+  if (deflate(&s.def, Z_FINISH) != Z_STREAM_END) return 0;
+  return cap - s.def.avail_out;
+}
+
+// Inflates `in` into exactly `len` bytes at `out`, using all of `in`.
+bool inflate_frame(const std::uint8_t* in, std::size_t in_len, char* out, std::size_t len) {
+  Streams& s = streams();
+  if (!s.inf_ok || inflateReset(&s.inf) != Z_OK) return false;
+  s.inf.next_in = const_cast<Bytef*>(in);
+  s.inf.avail_in = static_cast<uInt>(in_len);
+  s.inf.next_out = reinterpret_cast<Bytef*>(out);
+  s.inf.avail_out = static_cast<uInt>(len);
+  return inflate(&s.inf, Z_FINISH) == Z_STREAM_END && s.inf.avail_out == 0 && s.inf.avail_in == 0;
+}
+
 }  // namespace
 
 std::uint8_t append_compressed(std::string& out, std::string_view bytes, std::uint8_t seq) {
@@ -21,14 +69,11 @@ std::uint8_t append_compressed(std::string& out, std::string_view bytes, std::ui
     std::string_view chunk = bytes.substr(pos, std::min<std::size_t>(bytes.size() - pos, kMaxPayload));
     pos += chunk.size();
     if (chunk.size() >= kMinCompressLength) {
-      uLongf bound = compressBound(static_cast<uLong>(chunk.size()));
+      // Only a result smaller than the input is worth sending: room for just that much.
       std::size_t at = out.size();
-      out.resize(at + 7 + bound);
-      uLongf len = bound;
-      int rc =
-          compress2(reinterpret_cast<Bytef*>(out.data() + at + 7), &len, reinterpret_cast<const Bytef*>(chunk.data()),
-                    static_cast<uLong>(chunk.size()), Z_DEFAULT_COMPRESSION);
-      if (rc == Z_OK && len < chunk.size() && len <= kMaxPayload) {
+      out.resize(at + 7 + chunk.size());
+      std::size_t len = deflate_frame(chunk, out.data() + at + 7, chunk.size() - 1);
+      if (len > 0) {
         out.resize(at + 7 + len);
         std::string head;
         put_header(head, len, seq++, chunk.size());
@@ -57,9 +102,7 @@ Decode next_compressed(Bytes in, std::size_t max_len, std::string& out, std::uin
     if (raw_len > max_len) return Decode::Malformed;
     std::size_t at = out.size();
     out.resize(at + raw_len);
-    uLongf got = static_cast<uLongf>(raw_len);
-    int rc = uncompress(reinterpret_cast<Bytef*>(out.data() + at), &got, payload, static_cast<uLong>(len));
-    if (rc != Z_OK || got != raw_len) {
+    if (!inflate_frame(payload, len, out.data() + at, raw_len)) {
       out.resize(at);
       return Decode::Malformed;
     }
