@@ -91,6 +91,49 @@ TEST_CASE("carried: SET, SET ROLE, set_config(..., false), SETs of committed tra
   CHECK(a.scalar("SHOW statement_timeout") == timeout0);
 }
 
+TEST_CASE("carried SETs follow savepoints: ROLLBACK TO undoes those after it, RELEASE keeps them, as directly") {
+  SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
+  Conn direct(direct_conninfo());
+  Conn a(s.conninfo()), b(s.conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  const char* script[] = {
+      "BEGIN",
+      "SAVEPOINT zero",  // before any SET
+      "SET vacuum_cost_delay = 7",
+      "ROLLBACK TO zero",
+      "SET lock_timeout = '1s'",
+      "SAVEPOINT one",
+      "SET lock_timeout = '2s'",
+      "SET statement_timeout = '22s'",
+      "SAVEPOINT \"Two\"",
+      "SET work_mem = '1111kB'",
+      "ROLLBACK TO SAVEPOINT one",  // undoes 2s, 22s and 1111kB; "one" stays, "Two" is gone
+      "SET idle_in_transaction_session_timeout = '33s'",
+      "SAVEPOINT three",
+      "SET search_path = public, pg_catalog",
+      "RELEASE three",  // kept
+      "SAVEPOINT four",
+      "SELECT 1/0",
+      "ROLLBACK TO four",  // the failed transaction goes on
+      "SET maintenance_work_mem = '4444kB'",
+      "COMMIT",
+  };
+  const char* show =
+      "SELECT current_setting('lock_timeout') || ' ' || current_setting('statement_timeout') || ' ' || "
+      "current_setting('work_mem') || ' ' || current_setting('idle_in_transaction_session_timeout') || ' ' || "
+      "current_setting('search_path') || ' ' || current_setting('maintenance_work_mem') || ' ' || "
+      "current_setting('vacuum_cost_delay')";
+  for (const char* sql : script) {
+    PQclear(PQexec(direct.c, sql));
+    PQclear(PQexec(a.c, sql));
+  }
+  const std::string want = direct.scalar(show);
+  CHECK(want.rfind("1s 0 ", 0) == 0);
+  CHECK(b.scalar("SELECT 1") == "1");  // the only server connection serves another client between
+  CHECK(a.scalar(show) == want);
+}
+
 TEST_CASE("pinned: advisory locks, temporary tables, WITH HOLD cursors, LISTEN, SQL PREPARE; released when gone") {
   SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
   Conn a(s.conninfo("app", "app", "app_two") + " application_name=wd_pin_a");

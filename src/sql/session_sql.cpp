@@ -4,6 +4,7 @@
 #include "src/sql/lexer.hpp"
 
 #include <cctype>
+#include <optional>
 
 namespace sluice::sql {
 namespace {
@@ -95,6 +96,21 @@ std::string lower(std::string_view w) {
   std::string out(w);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
+}
+
+// A savepoint's name as the server keys it: unquoted names fold to lower case, quoted ones keep
+// theirs (the quotes and doubled quotes removed).
+std::optional<std::string> savepoint_name(const Token& t) {
+  if (t.kind == Token::Word) return lower(t.text);
+  if (t.kind == Token::QuotedIdent && t.text.size() >= 2) {
+    std::string out;
+    for (std::size_t i = 1; i + 1 < t.text.size(); ++i) {
+      out.push_back(t.text[i]);
+      if (t.text[i] == '"' && i + 2 < t.text.size() && t.text[i + 1] == '"') ++i;
+    }
+    return out;
+  }
+  return std::nullopt;
 }
 
 // The rest of the statement from `t` on, as written, trimmed.
@@ -269,9 +285,22 @@ std::vector<SessionEffect> session_effects(std::string_view text) {
       out.push_back({SessionCommand::Commit, "", ""});
     } else if (t.is("rollback") || t.is("abort")) {
       Token t2 = lx.next();
-      if (t2.is("to") || t2.is("prepared")) continue;
+      if (t2.is("work") || t2.is("transaction")) t2 = lx.next();
+      if (t2.is("prepared")) continue;
+      if (t2.is("to")) {
+        Token n = lx.next();
+        if (n.is("savepoint")) n = lx.next();
+        if (auto name = savepoint_name(n)) out.push_back({SessionCommand::RollbackTo, "", *name});
+        continue;
+      }
       if (t2.is("and") && lx.next().is("chain")) continue;  // a new transaction goes on
       out.push_back({SessionCommand::Rollback, "", ""});
+    } else if (t.is("savepoint")) {
+      if (auto name = savepoint_name(lx.next())) out.push_back({SessionCommand::Savepoint, "", *name});
+    } else if (t.is("release")) {
+      Token n = lx.next();
+      if (n.is("savepoint")) n = lx.next();
+      if (auto name = savepoint_name(n)) out.push_back({SessionCommand::Release, "", *name});
     } else {
       scan_calls(lx, t, out);
     }

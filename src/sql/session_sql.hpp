@@ -26,12 +26,15 @@ enum class SessionCommand {
   Begin,       // BEGIN / START TRANSACTION
   Commit,      // COMMIT / END
   Rollback,    // ROLLBACK / ABORT (not TO SAVEPOINT)
+  Savepoint,   // SAVEPOINT name: name (folded as the server folds it)
+  RollbackTo,  // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name: name
+  Release,     // RELEASE [SAVEPOINT] name: name
 };
 
 struct SessionEffect {
   SessionCommand command = SessionCommand::None;
   std::string value;  // SetSearchPath: the raw list after TO / =; SetParam: the value as written; Pin: why
-  std::string name;   // SetParam, ResetParam: the parameter, lower case
+  std::string name;   // SetParam, ResetParam: the parameter, lower case; savepoints: the savepoint
 };
 
 // Parameters the server reports in ParameterStatus (followed from those messages instead).

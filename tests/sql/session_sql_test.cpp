@@ -74,8 +74,21 @@ TEST_CASE("state that pins, what may end it, and what is untracked") {
     CHECK(session_effects(sql)[0].command == SessionCommand::MayUnpin);
   CHECK(session_effects("DO $$BEGIN PERFORM 1; END$$")[0].command == SessionCommand::Untracked);
   auto tx = session_effects("BEGIN; SET a.b = 1; COMMIT; ROLLBACK TO SAVEPOINT s; ROLLBACK");
-  REQUIRE(tx.size() == 4);
+  REQUIRE(tx.size() == 5);
   CHECK(tx[0].command == SessionCommand::Begin);
   CHECK(tx[2].command == SessionCommand::Commit);
-  CHECK(tx[3].command == SessionCommand::Rollback);
+  CHECK(tx[3].command == SessionCommand::RollbackTo);
+  CHECK(tx[3].name == "s");
+  CHECK(tx[4].command == SessionCommand::Rollback);
+  // Savepoint names as the server keys them: unquoted fold, quoted keep their case.
+  auto sp = session_effects(
+      "SAVEPOINT Abc; SAVEPOINT \"Mixed\"\"Q\"; ROLLBACK WORK TO Abc; ROLLBACK TRANSACTION TO SAVEPOINT \"X\"; "
+      "RELEASE SAVEPOINT abc; RELEASE \"Mixed\"\"Q\"; ROLLBACK PREPARED 'gid'; ROLLBACK AND CHAIN");
+  REQUIRE(sp.size() == 6);
+  CHECK((sp[0].command == SessionCommand::Savepoint && sp[0].name == "abc"));
+  CHECK((sp[1].command == SessionCommand::Savepoint && sp[1].name == "Mixed\"Q"));
+  CHECK((sp[2].command == SessionCommand::RollbackTo && sp[2].name == "abc"));
+  CHECK((sp[3].command == SessionCommand::RollbackTo && sp[3].name == "X"));
+  CHECK((sp[4].command == SessionCommand::Release && sp[4].name == "abc"));
+  CHECK((sp[5].command == SessionCommand::Release && sp[5].name == "Mixed\"Q"));
 }

@@ -2,6 +2,7 @@
 // statements may change it (a cheap look at every Query and Parse), and what their effects do to
 // the client's carried parameters, its pins and the server connection's known state
 // (Relay::apply_effects; the statements themselves are recognized by src/sql/session_sql).
+#include <algorithm>
 #include <cctype>
 #include <string_view>
 
@@ -31,11 +32,12 @@ bool may_change_session(std::string_view q, bool tx_words) {
   switch (w.empty() ? 0 : (w[0] | 0x20)) {
     case 's':
       if (is("set")) return true;
+      if (tx_words && is("savepoint")) return true;
       scan_calls = is("select");
       break;
     case 'r':
       if (is("reset")) return true;
-      if (tx_words && is("rollback")) return true;
+      if (tx_words && (is("rollback") || is("release"))) return true;
       break;
     case 'd':
       if (is("discard") || is("deallocate") || is("declare") || is("drop") || is("do")) return true;
@@ -116,10 +118,36 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
         break;
       case sql::SessionCommand::Commit:
         if (!failed)
-          for (auto& d : deferred_) apply_param(d, server);
+          for (auto& d : deferred_)
+            if (d.command != sql::SessionCommand::Savepoint) apply_param(d, server);
         deferred_.clear();
         in_tx = failed = false;
         break;
+      // Savepoints are markers among the deferred changes: ROLLBACK TO drops what follows its
+      // marker (which stays), RELEASE drops the marker and later ones and keeps the changes.
+      case sql::SessionCommand::Savepoint:
+        if (in_tx) deferred_.push_back(e);
+        break;
+      case sql::SessionCommand::RollbackTo:
+      case sql::SessionCommand::Release: {
+        auto it = std::find_if(deferred_.rbegin(), deferred_.rend(), [&](const sql::SessionEffect& d) {
+          return d.command == sql::SessionCommand::Savepoint && d.name == e.name;
+        });
+        // Not among the markers: the savepoint came before any deferred change (markers are only
+        // recorded once there is one), so everything deferred follows it.
+        auto marker = it == deferred_.rend() ? deferred_.begin() : std::prev(it.base());
+        if (e.command == sql::SessionCommand::RollbackTo) {
+          deferred_.erase(it == deferred_.rend() ? marker : std::next(marker), deferred_.end());
+          failed = false;  // the transaction goes on
+          if (!pins_.empty()) may_unpin_ = true;
+        } else {
+          deferred_.erase(
+              std::remove_if(marker, deferred_.end(),
+                             [](const sql::SessionEffect& d) { return d.command == sql::SessionCommand::Savepoint; }),
+              deferred_.end());
+        }
+        break;
+      }
       case sql::SessionCommand::Rollback:
         deferred_.clear();
         in_tx = failed = false;
