@@ -268,7 +268,8 @@ replica_fault_pg() {  # case, kill9 | immediate
     ok=0
     { [ "$STATUS" = 0 ] && [ "$ABORTED" = 0 ] && [ "$FAILED" = 0 ] && [ "$PROCESSED" -gt 0 ]; } || ok=1
     report $ok "$c" "$load: $PROCESSED transactions, $ABORTED aborted clients, $FAILED failed, exit $STATUS"
-    [ $ok = 0 ] || tail -5 "$WORK/$load.out"
+    # The errors that aborted clients (pgbench prints them before its summary), then the summary.
+    [ $ok = 0 ] || { grep -m5 -i "error\|aborted" "$WORK/$load.out" || true; tail -5 "$WORK/$load.out"; }
   done
   common_checks "$c"
 }
