@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "wire_modes.hpp"
 #include "my_wire.hpp"
 
 using namespace sluice::itest;
@@ -17,30 +18,9 @@ using namespace sluice::itest::myw;
 
 namespace {
 
-const char* kPools = R"(
-[[pools]]
-database = "app_session"
-server_database = "app"
-cluster = "my"
-pool_mode = "session"
-pool_size = 4
+using namespace sluice::itest::modes;
 
-[[pools]]
-database = "app_transaction"
-server_database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = 4
-
-[[pools]]
-database = "app_statement"
-server_database = "app"
-cluster = "my"
-pool_mode = "statement"
-pool_size = 4
-)";
-
-enum Modes : unsigned { Session = 1, Transaction = 2, Statement = 4, Pooled = 6, NoStatement = 3, All = 7 };
+const std::string kPools = pools("my");
 
 struct Scenario {
   const char* name;
@@ -176,10 +156,6 @@ std::vector<Scenario> scenarios() {
   };
 }
 
-std::string sluice_db(unsigned mode) {
-  return mode == Session ? "app_session" : mode == Transaction ? "app_transaction" : "app_statement";
-}
-
 Packets run(int port, const std::string& db, const Scenario& sc, MyConn& helper) {
   Login how;
   how.database = db;
@@ -220,14 +196,14 @@ TEST_CASE("the same packets come back directly and through Sluice, in every pool
     bool have_want = false;
     for (unsigned mode : {Session, Transaction, Statement}) {
       if (!(sc.modes & mode)) continue;
-      const std::string where = sluice_db(mode) + ": " + sc.name;
+      const std::string where = database(mode) + ": " + sc.name;
       INFO(where);
       try {
         if (!have_want) {
           want = run(my_port(), "app", sc, root);
           have_want = true;
         }
-        Packets got = run(s.my_port(), sluice_db(mode), sc, root);
+        Packets got = run(s.my_port(), database(mode), sc, root);
         CHECK_MESSAGE(got == want, describe_difference(got, want));
       } catch (const doctest::detail::TestFailureException&) {
       }
@@ -243,9 +219,9 @@ TEST_CASE("the greeting and the login answer are the server's") {
     Client direct = login(my_port(), how);
     REQUIRE(direct.ok);
     for (unsigned mode : {Session, Transaction, Statement}) {
-      const std::string where = sluice_db(mode) + " mariadb capabilities " + std::to_string(mariadb);
+      const std::string where = database(mode) + " mariadb capabilities " + std::to_string(mariadb);
       INFO(where);
-      how.database = sluice_db(mode);
+      how.database = database(mode);
       Client through = login(s.my_port(), how);
       REQUIRE(through.ok);
       Greeting g = through.greeting, want = direct.greeting;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "wire_modes.hpp"
 #include "pg_wire.hpp"
 
 using namespace sluice::itest;
@@ -18,30 +19,9 @@ using namespace sluice::itest::pgw;
 
 namespace {
 
-const char* kPools = R"(
-[[pools]]
-database = "app_session"
-server_database = "app"
-cluster = "pg"
-pool_mode = "session"
-pool_size = 4
+using namespace sluice::itest::modes;
 
-[[pools]]
-database = "app_transaction"
-server_database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = 4
-
-[[pools]]
-database = "app_statement"
-server_database = "app"
-cluster = "pg"
-pool_mode = "statement"
-pool_size = 4
-)";
-
-enum Modes : unsigned { Session = 1, Transaction = 2, Statement = 4, Pooled = 6, NoStatement = 3, All = 7 };
+const std::string kPools = pools("pg");
 
 struct Scenario {
   const char* name;
@@ -84,6 +64,11 @@ std::vector<Scenario> scenarios() {
        {send(parse("SELECT 1", "wd_dup") + sync_msg()),
         send(parse("SELECT 2", "wd_dup") + bind("", "wd_dup") + execute() + sync_msg()),
         send(bind("", "wd_dup") + execute() + sync_msg())}},
+      {"a second Parse of a name already prepared (42P05), inside a transaction: the transaction fails",
+       {send(parse("SELECT 1", "wd_dup_tx") + sync_msg()), send(query("BEGIN")),
+        send(parse("SELECT 2", "wd_dup_tx") + bind("", "wd_dup_tx") + execute() + sync_msg()),
+        send(query("SELECT 'refused'")), send(query("ROLLBACK")), send(bind("", "wd_dup_tx") + execute() + sync_msg())},
+       NoStatement},
       {"Close of a statement, then its name prepared again",
        {send(parse("SELECT 1", "wd_again") + sync_msg()), send(close_statement("wd_again") + sync_msg()),
         send(parse("SELECT 'two'", "wd_again") + bind("", "wd_again") + execute() + sync_msg()),

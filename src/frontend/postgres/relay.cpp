@@ -41,6 +41,7 @@ void Relay::reset_server_side() {
   copy_in_ = false;
   pending_.clear();
   if (!synthetic_errors_.empty()) synthetic_errors_.clear();
+  replacement_error_.clear();
   effects_.clear();
   effects_base_ = 0;
   hdr_len_ = body_left_ = 0;
@@ -77,6 +78,7 @@ bool Relay::fail_outstanding(std::string_view sqlstate, std::string_view message
   }
   pending_.clear();
   if (!synthetic_errors_.empty()) synthetic_errors_.clear();
+  replacement_error_.clear();
   partial_.clear();
   effects_.clear();
   ++effects_base_;
@@ -231,9 +233,19 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
         // As the server: the name is taken (42P05), and what follows is skipped until Sync.
         std::string err;
         wire::error_response(err, "ERROR", "42P05", fmt::format("prepared statement \"{}\" already exists", p.name));
+        skipping_ = true;
+        if (tx_status_ == 'T') {
+          // In a transaction the error fails it, on the server too: a Parse that cannot succeed
+          // (into a name never created) goes there, and its error is replaced by this one.
+          replacement_error_ = std::move(err);
+          wire::Builder(server_out).begin(wire::fe::Parse).str("sluice_42P05").str("SLUICE 42P05").i16(0).end();
+          Entry e{Kind::Parse};
+          e.replace_error = true;
+          push(e);
+          return Verdict::Ok;
+        }
         synthetic_errors_.push_back(std::move(err));
         push({Kind::Parse, Mode::Synthetic, 0, nullptr, -1, true});
-        skipping_ = true;
         return Verdict::Ok;
       }
       auto stmt = pool::StatementRegistry::global().intern(p.query, wire::as_sv(p.param_types));
@@ -445,7 +457,10 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
       server_broken_ = true;  // the server closes next; what is outstanding stays for the session
       return Verdict::Ok;
     }
-    if (captured_.find("\"sluice_") != std::string::npos) [[unlikely]] {
+    if (type_ == wire::be::ErrorResponse && !pending_.empty() && pending_.front().replace_error) [[unlikely]] {
+      client_out.append(replacement_error_);
+      replacement_error_.clear();
+    } else if (captured_.find("\"sluice_") != std::string::npos) [[unlikely]] {
       rename_statements_back(client_out);
     } else {
       client_out.append(reinterpret_cast<const char*>(hdr_), 5);

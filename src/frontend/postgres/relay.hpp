@@ -156,6 +156,7 @@ class Relay {
     const pool::Statement* stmt = nullptr;  // Parse: to mark it validated on ParseComplete
     std::int32_t effects = -1;    // Simple: index into effects_ when it changes session state
     bool failed = false;
+    bool replace_error = false;  // its ErrorResponse is replaced by replacement_error_
   };
 
   // A statement as this client prepared it: `since` is the prepare_sequence() of its Parse.
@@ -190,6 +191,7 @@ class Relay {
   std::deque<std::vector<sql::SessionEffect>> effects_;
   std::vector<sql::SessionEffect> batch_effects_;  // of Parses since the last Sync
   std::vector<sql::SessionEffect> deferred_;       // parameter changes of the open transaction
+  std::string replacement_error_;  // the 42P05 a deliberately failing Parse answers with (in a transaction)
   std::string pins_;                               // why pinned, comma-separated; empty: not pinned
   bool may_unpin_ = false, untracked_ = false;
   std::int32_t effects_base_ = 0;
