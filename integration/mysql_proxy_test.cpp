@@ -730,6 +730,56 @@ pool_size = 2
   }
 }
 
+TEST_CASE("users absent from Sluice's file, looked up on the server (auth_user): login and COM_CHANGE_USER, pooled") {
+  My root(my_port(), "root", "", "");
+  REQUIRE(root.ok);
+  REQUIRE(root.exec("SET SESSION sql_log_bin = 0"));  // the lookup reads the primary only
+  REQUIRE(root.exec("CREATE OR REPLACE USER 'learned'@'%' IDENTIFIED BY 'l pass'"));
+  REQUIRE(root.exec("GRANT ALL ON app.* TO 'learned'@'%'"));
+  REQUIRE(root.exec("CREATE OR REPLACE USER 'sluice_auth'@'%' IDENTIFIED BY 'authpw'"));
+  REQUIRE(root.exec("GRANT SELECT ON mysql.* TO 'sluice_auth'@'%'"));
+  My direct(my_port(), "learned", "l pass");
+  REQUIRE_MESSAGE(direct.ok, direct.error());
+  const std::string want = direct.scalar("SELECT CURRENT_USER()");
+  CHECK(want == "learned@%");
+  const std::string users = "\n[[users]]\nname = \"sluice_auth\"\npassword = \"authpw\"\n";
+  {  // Without auth_user: unknown, as before.
+    SluiceProcess s(pools_with(2) + users);
+    My c(s.my_port(), "learned", "l pass");
+    CHECK_FALSE(c.ok);
+    CHECK(c.err() == 1045);
+  }
+  SluiceProcess::mysql_extra = "auth_user = \"sluice_auth\"";
+  for (const char* mode : {"session", "transaction"}) {
+    INFO(mode);
+    SluiceProcess s(pools_with(2, mode) + users);
+    My c(s.my_port(), "learned", "l pass");
+    REQUIRE_MESSAGE(c.ok, c.error());
+    CHECK(c.scalar("SELECT CURRENT_USER()") == want);
+    CHECK(c.scalar("SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES") != "");
+    My bad(s.my_port(), "learned", "wrong");
+    CHECK_FALSE(bad.ok);
+    CHECK(bad.err() == 1045);
+    My nobody(s.my_port(), "no_such_user_anywhere", "x");
+    CHECK_FALSE(nobody.ok);
+    CHECK(nobody.err() == 1045);
+    // COM_CHANGE_USER to it from a configured user, and back.
+    My a(s.my_port());
+    REQUIRE(a.ok);
+    REQUIRE_MESSAGE(mysql_change_user(a.m, "learned", "l pass", "app") == 0, a.error());
+    CHECK(a.scalar("SELECT CURRENT_USER()") == want);
+    CHECK(mysql_change_user(a.m, "learned", "wrong", "app") != 0);
+    My b(s.my_port());
+    REQUIRE(b.ok);
+    REQUIRE_MESSAGE(mysql_change_user(b.m, "learned", "l pass", "app") == 0, b.error());
+    CHECK(b.scalar("SELECT CURRENT_USER()") == want);
+    REQUIRE(mysql_change_user(b.m, "app", "app", "app") == 0);
+    CHECK(b.scalar("SELECT CURRENT_USER()") == "app@%");
+  }
+  SluiceProcess::mysql_extra.clear();
+  root.exec("DROP USER 'learned'@'%', 'sluice_auth'@'%'");
+}
+
 TEST_CASE("authentication: native and caching_sha2 plugins, wrong password, unknown database") {
   SluiceProcess::mysql_extra = "default_auth_plugin = \"caching_sha2_password\"";
   SluiceProcess s(kPools);

@@ -235,6 +235,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
              {{"mysql_native_password", std::string("mysql_native_password")},
               {"caching_sha2_password", std::string("caching_sha2_password")}});
     s.boolean("local_infile", cfg->mysql.local_infile);
+    s.str("auth_user", cfg->mysql.auth_user);
     s.integer("max_prepared_statements", cfg->mysql.max_prepared_statements, 1, 100'000);
     read_listener_tls(s, cfg->mysql.tls, file);
     s.finish();
@@ -420,6 +421,9 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     if (!cfg->find_user(a))
       throw ConfigError(fmt::format("{}:{}: general.admin_users: \"{}\" is not defined in [[users]]", file,
                                     root_table["general"]["admin_users"].node()->source().begin.line, a));
+  if (!cfg->mysql.auth_user.empty() && !cfg->find_user(cfg->mysql.auth_user))
+    throw ConfigError(fmt::format("{}:{}: mysql.auth_user: \"{}\" is not defined in [[users]]", file,
+                                  root_table["mysql"]["auth_user"].node()->source().begin.line, cfg->mysql.auth_user));
   return cfg;
 }
 

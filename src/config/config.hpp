@@ -91,6 +91,9 @@ struct MysqlListener {
   std::string server_version = "";        // announced to clients; empty = "<server's>-sluice"
   std::string default_auth_plugin = "mysql_native_password";  // or caching_sha2_password
   bool local_infile = false;                // advertise LOCAL_FILES (LOAD DATA LOCAL INFILE)
+  // A [[users]] entry whose server account may read mysql.user: users absent from [[users]]
+  // are then looked up on the server (mysql_native_password hashes). Empty: unknown users are refused.
+  std::string auth_user;
   std::uint32_t max_prepared_statements = 256;  // per server connection (LRU)
 };
 

@@ -16,6 +16,7 @@
 #include "src/config/config.hpp"
 #include "src/cache/policy.hpp"
 #include "src/cache/store.hpp"
+#include "src/frontend/mysql/auth_lookup.hpp"
 #include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/pool/credentials.hpp"
@@ -123,6 +124,7 @@ struct Context {
   pool::PoolManager pools;
   pg::CancelRegistry pg_cancel;
   mysql::ClientRegistry mysql_clients;
+  mysql::LearnedUsers learned_mysql_users;  // [mysql] auth_user's lookups
   router::Router router;
   // Result cache: the store always exists; `cache_on` and the policy follow [cache] (reloadable).
   std::unique_ptr<cache::Store> cache;

@@ -132,6 +132,8 @@ TEST_CASE("errors name file:line and key") {
         "t.toml:2: cache.max_bytes: invalid size \"lots\" (use B, KiB, MiB, GiB, KB, MB, GB)");
   CHECK(error_of("[general]\nadmin_users = [\"root\"]\n") ==
         "t.toml:2: general.admin_users: \"root\" is not defined in [[users]]");
+  CHECK(error_of("[mysql]\nauth_user = \"lookup\"\n") ==
+        "t.toml:2: mysql.auth_user: \"lookup\" is not defined in [[users]]");
   CHECK(error_of(std::string(kBase) + "[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\n[[pools]]\ndatabase = \"a\"\ncluster = \"pg\"\n") ==
         "t.toml:9: pools[1].database: a postgres pool for \"a\" is already defined");
 }

@@ -439,12 +439,18 @@ class Session {
 
   awaitable<bool> authenticate(std::string client_plugin, std::string response) {
     auto it = snap_->credentials.find(user_);
-    if (it == snap_->credentials.end()) {
+    std::shared_ptr<const pool::Credentials> found = it == snap_->credentials.end() ? nullptr : it->second;
+    bool learned = false;
+    if (!found && !cfg_->mysql.auth_user.empty()) {  // a user the server may know (auth_lookup.hpp)
+      found = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
+      learned = found != nullptr;
+    }
+    if (!found) {
       co_await throttle_failed_login();
       co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
       co_return false;
     }
-    creds_ = it->second;
+    creds_ = std::move(found);
     // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
     bool cert_user = creds_->client_auth == config::AuthMethod::Cert;
     std::optional<std::string> cn;
@@ -483,6 +489,7 @@ class Session {
       ok = co_await sha2_auth(response);
     }
     if (!ok) {
+      if (learned) ctx_.learned_mysql_users.forget(user_);  // the password may have changed: ask again next time
       co_await throttle_failed_login();
       co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
       co_return false;
