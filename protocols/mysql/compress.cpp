@@ -93,6 +93,7 @@ Decode next_compressed(Bytes in, std::size_t max_len, std::string& out, std::uin
   std::size_t len = payload_length(in.data());
   seq = in[3];
   std::size_t raw_len = payload_length(in.data() + 4);
+  if (len > max_len || raw_len > max_len) return Decode::Malformed;  // before buffering it whole
   if (in.size() < 7 + len) return Decode::NeedMore;
   const std::uint8_t* payload = in.data() + 7;
   if (raw_len == 0) {

@@ -24,7 +24,8 @@ std::uint8_t append_compressed(std::string& out, std::string_view bytes, std::ui
 
 // Decodes one frame off the front of `in`, appending its bytes to `out`. `seq` = the frame's
 // sequence id, `consumed` = bytes of `in` used. Malformed: a frame that does not inflate to its
-// announced size, or announces more than `max_len` bytes.
+// announced size, or whose header announces more than `max_len` bytes (known from the header
+// alone, before the payload is waited for).
 Decode next_compressed(Bytes in, std::size_t max_len, std::string& out, std::uint8_t& seq, std::size_t& consumed);
 
 }  // namespace sluice::my

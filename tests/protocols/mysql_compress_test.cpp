@@ -90,4 +90,7 @@ TEST_CASE("compressed protocol: frames that lie are malformed") {
   std::string out;
   std::size_t used = 0;
   CHECK(next_compressed(as_bytes(z), 100, out, seq, used) == Decode::Malformed);  // over the limit
+  // A header announcing 16 MiB is refused at once, not buffered until the payload arrives.
+  std::string header("\xff\xff\xff\x00\x10\x00\x00", 7);
+  CHECK(next_compressed(as_bytes(header), 1u << 20, out, seq, used) == Decode::Malformed);
 }
