@@ -7,6 +7,7 @@
 
 #include <boost/asio.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -31,10 +32,15 @@ class MysqlGreetings {
   static MysqlGreetings& global();
   std::optional<MysqlGreeting> find(const config::Endpoint& endpoint) const;
   void remember(const config::Endpoint& endpoint, const my::Handshake& hs);
+  // A probe that failed: the next ones wait a few seconds (logins meanwhile get the default
+  // greeting at once instead of each trying an unreachable server first).
+  void probe_failed(const config::Endpoint& endpoint);
+  bool probe_allowed(const config::Endpoint& endpoint) const;
 
  private:
   mutable std::mutex mu_;
   std::unordered_map<std::string, MysqlGreeting> by_endpoint_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> failed_at_;
 };
 
 // The endpoint's greeting, probing it when unknown (bounded by `timeout`); nullopt when the
