@@ -29,7 +29,7 @@ struct ClientHandle {
   config::Endpoint endpoint;
   std::uint32_t thread_id = 0;
   std::uint32_t last_thread_id = 0;  // the thread of the latest attach (kept after detach)
-  std::uint64_t last_attach = 0;     // ClientRegistry::next_attach() at that attach
+  std::int64_t last_attach = 0;      // when (coarse clock, µs): the latest attach wins a shared thread id
   int kill_holds = 0;  // KILLs in flight: the client keeps its server connection meanwhile
   // Routed commands of this client (read/write splitting), for the admin console.
   std::atomic<std::uint64_t> routed_reads{0}, routed_writes{0};
@@ -37,7 +37,6 @@ struct ClientHandle {
 
 class ClientRegistry {
  public:
-  std::uint64_t next_attach() { return attaches_.fetch_add(1, std::memory_order_relaxed) + 1; }
   void add(const std::shared_ptr<ClientHandle>& h) {
     std::lock_guard lock(mu_);
     by_id_[h->id] = h;
@@ -57,7 +56,7 @@ class ClientRegistry {
   std::shared_ptr<ClientHandle> find_by_thread(std::uint64_t thread) const {
     if (thread == 0 || thread > 0xFFFFFFFFu) return nullptr;
     std::shared_ptr<ClientHandle> best;
-    std::uint64_t best_attach = 0;
+    std::int64_t best_attach = -1;
     std::lock_guard lock(mu_);
     for (auto& [id, weak] : by_id_) {
       auto h = weak.lock();
@@ -73,7 +72,6 @@ class ClientRegistry {
   }
 
  private:
-  std::atomic<std::uint64_t> attaches_{0};
   mutable std::mutex mu_;
   std::unordered_map<std::uint32_t, std::weak_ptr<ClientHandle>> by_id_;
 };

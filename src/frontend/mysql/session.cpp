@@ -734,7 +734,7 @@ class Session {
       handle_->endpoint = server_->endpoint;
       handle_->thread_id = server_->backend_pid;
       handle_->last_thread_id = server_->backend_pid;
-      handle_->last_attach = ctx_.mysql_clients.next_attach();
+      handle_->last_attach = observe::coarse_epoch_us();  // no shared counter on the hot path
     }
     if (!co_await sync_state()) co_return false;
     co_return true;
