@@ -738,11 +738,15 @@ TEST_CASE("users absent from Sluice's file, looked up on the server (auth_user):
   REQUIRE(root.exec("GRANT ALL ON app.* TO 'learned'@'%'"));
   REQUIRE(root.exec("CREATE OR REPLACE USER 'sluice_auth'@'%' IDENTIFIED BY 'authpw'"));
   REQUIRE(root.exec("GRANT SELECT ON mysql.* TO 'sluice_auth'@'%'"));
-  My direct(my_port(), "learned", "l pass");
-  REQUIRE_MESSAGE(direct.ok, direct.error());
-  const std::string want = direct.scalar("SELECT CURRENT_USER()");
+  std::string want;
+  {
+    My direct(my_port(), "learned", "l pass");
+    REQUIRE_MESSAGE(direct.ok, direct.error());
+    want = direct.scalar("SELECT CURRENT_USER()");
+  }
   CHECK(want == "learned@%");
-  const std::string users = "\n[[users]]\nname = \"sluice_auth\"\npassword = \"authpw\"\n";
+  const std::string users = "\n[[users]]\nname = \"sluice_auth\"\npassword = \"authpw\"\n"
+                            "\n[[users]]\nname = \"admin\"\npassword = \"adminpw\"\n";
   {  // Without auth_user: unknown, as before.
     SluiceProcess s(pools_with(2) + users);
     My c(s.my_port(), "learned", "l pass");
@@ -752,29 +756,55 @@ TEST_CASE("users absent from Sluice's file, looked up on the server (auth_user):
   SluiceProcess::mysql_extra = "auth_user = \"sluice_auth\"";
   for (const char* mode : {"session", "transaction"}) {
     INFO(mode);
-    SluiceProcess s(pools_with(2, mode) + users);
-    My c(s.my_port(), "learned", "l pass");
-    REQUIRE_MESSAGE(c.ok, c.error());
-    CHECK(c.scalar("SELECT CURRENT_USER()") == want);
-    CHECK(c.scalar("SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES") != "");
-    My bad(s.my_port(), "learned", "wrong");
-    CHECK_FALSE(bad.ok);
-    CHECK(bad.err() == 1045);
-    My nobody(s.my_port(), "no_such_user_anywhere", "x");
-    CHECK_FALSE(nobody.ok);
-    CHECK(nobody.err() == 1045);
-    // COM_CHANGE_USER to it from a configured user, and back.
-    My a(s.my_port());
-    REQUIRE(a.ok);
-    REQUIRE_MESSAGE(mysql_change_user(a.m, "learned", "l pass", "app") == 0, a.error());
-    CHECK(a.scalar("SELECT CURRENT_USER()") == want);
-    CHECK(mysql_change_user(a.m, "learned", "wrong", "app") != 0);
-    My b(s.my_port());
-    REQUIRE(b.ok);
-    REQUIRE_MESSAGE(mysql_change_user(b.m, "learned", "l pass", "app") == 0, b.error());
-    CHECK(b.scalar("SELECT CURRENT_USER()") == want);
-    REQUIRE(mysql_change_user(b.m, "app", "app", "app") == 0);
-    CHECK(b.scalar("SELECT CURRENT_USER()") == "app@%");
+    SluiceProcess s(pools_with(2, mode) + users, "admin_users = [\"admin\"]");
+    {  // these clients leave before the next ones: a session-mode pool of 2
+      My c(s.my_port(), "learned", "l pass");
+      REQUIRE_MESSAGE(c.ok, c.error());
+      CHECK(c.scalar("SELECT CURRENT_USER()") == want);
+      CHECK(c.scalar("SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES") != "");
+      My bad(s.my_port(), "learned", "wrong");
+      CHECK_FALSE(bad.ok);
+      CHECK(bad.err() == 1045);
+      My nobody(s.my_port(), "no_such_user_anywhere", "x");
+      CHECK_FALSE(nobody.ok);
+      CHECK(nobody.err() == 1045);
+      // COM_CHANGE_USER to it from a configured user, and back.
+      My a(s.my_port());
+      REQUIRE(a.ok);
+      REQUIRE_MESSAGE(mysql_change_user(a.m, "learned", "l pass", "app") == 0, a.error());
+      CHECK(a.scalar("SELECT CURRENT_USER()") == want);
+      CHECK(mysql_change_user(a.m, "learned", "wrong", "app") != 0);
+      My b(s.my_port());
+      REQUIRE(b.ok);
+      REQUIRE_MESSAGE(mysql_change_user(b.m, "learned", "l pass", "app") == 0, b.error());
+      CHECK(b.scalar("SELECT CURRENT_USER()") == want);
+      REQUIRE(mysql_change_user(b.m, "app", "app", "app") == 0);
+      CHECK(b.scalar("SELECT CURRENT_USER()") == "app@%");
+    }
+    // The password changes on the server: the new one works at once (the learned hash is
+    // looked up again), the old one no more, and new server connections log in with the new.
+    REQUIRE(root.exec("ALTER USER 'learned'@'%' IDENTIFIED BY 'new pass'"));
+    {
+      My renewed(s.my_port(), "learned", "new pass");
+      REQUIRE_MESSAGE(renewed.ok, renewed.error());
+      CHECK(renewed.scalar("SELECT CURRENT_USER()") == want);
+      My stale(s.my_port(), "learned", "l pass");
+      CHECK_FALSE(stale.ok);
+    }
+    {  // Sluice's idle server connections go (PAUSE closes them): the next ones are new logins.
+      My console(s.my_port(), "admin", "adminpw", "sluice");
+      REQUIRE_MESSAGE(console.ok, console.error());
+      REQUIRE(console.exec("PAUSE app"));
+      REQUIRE(console.exec("RESUME app"));
+    }
+    CHECK(root.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'learned'") == "0");
+    My second(s.my_port(), "learned", "new pass"), third(s.my_port(), "learned", "new pass");
+    REQUIRE(second.ok);
+    REQUIRE(third.ok);
+    REQUIRE_MESSAGE(second.exec("BEGIN"), second.error());  // holds one server connection: third needs another
+    CHECK(third.scalar("SELECT CURRENT_USER()") == want);
+    REQUIRE(second.exec("COMMIT"));
+    REQUIRE(root.exec("ALTER USER 'learned'@'%' IDENTIFIED BY 'l pass'"));
   }
   SluiceProcess::mysql_extra.clear();
   root.exec("DROP USER 'learned'@'%', 'sluice_auth'@'%'");

@@ -254,6 +254,7 @@ class Session {
     settings_ = settings;
     pool_cfg_ = pc;
     pool_ = ctx_.pools.get(pc, cluster.primary, creds_, "", settings_);
+    if (learned_) pool_->set_credentials(creds_);  // a changed password: new connections use it
     cluster_ = ctx_.router.find(pc.cluster);
     auto routing = cluster.routing;
     if (pc.routing) routing = *pc.routing;
@@ -445,6 +446,7 @@ class Session {
       found = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
       learned = found != nullptr;
     }
+    learned_ = learned;
     if (!found) {
       co_await throttle_failed_login();
       co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
@@ -488,8 +490,18 @@ class Session {
     } else {
       ok = co_await sha2_auth(response);
     }
+    if (!ok && learned && plugin == "mysql_native_password" && !response.empty()) {
+      // The password may have changed on the server since Sluice learned it: ask once more.
+      ctx_.learned_mysql_users.forget(user_);
+      auto fresh = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
+      if (fresh && fresh != creds_ && !fresh->mysql_stage2.empty())
+        if (auto stage1 = my::native_verify(response, nonce_, fresh->mysql_stage2)) {
+          fresh->remember_mysql_stage1(*stage1);
+          creds_ = std::move(fresh);
+          ok = true;
+        }
+    }
     if (!ok) {
-      if (learned) ctx_.learned_mysql_users.forget(user_);  // the password may have changed: ask again next time
       co_await throttle_failed_login();
       co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
       co_return false;
@@ -588,7 +600,11 @@ class Session {
 
   std::shared_ptr<pool::Pool> member_pool(int m) {
     auto& p = member_pools_[static_cast<std::size_t>(m)];
-    if (!p) p = ctx_.pools.get(pool_cfg_, cluster_->view()->members[static_cast<std::size_t>(m)].endpoint, creds_, "", settings_);
+    if (!p) {
+      p = ctx_.pools.get(pool_cfg_, cluster_->view()->members[static_cast<std::size_t>(m)].endpoint, creds_, "",
+                         settings_);
+      if (learned_) p->set_credentials(creds_);
+    }
     return p;
   }
 
@@ -1761,6 +1777,7 @@ class Session {
   std::string nonce_, user_, schema_;
   std::uint32_t caps_ = 0;
   std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
+  bool learned_ = false;            // creds_ came from the server ([mysql] auth_user)
   std::uint8_t charset_ = 45;
   std::shared_ptr<const pool::Credentials> creds_;
   std::shared_ptr<pool::Pool> pool_;
