@@ -5,6 +5,11 @@
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 
+#include <poll.h>
+
+#include <chrono>
+#include <thread>
+#include <optional>
 #include <string>
 
 #include "harness.hpp"
@@ -42,6 +47,28 @@ std::string pinned_reason(SluiceProcess& s, PGconn* client) {
       out = PQgetisnull(r, i, col) ? "" : PQgetvalue(r, i, col);
   PQclear(r);
   return out;
+}
+
+struct Notification {
+  std::string channel, payload;
+  int pid = 0;
+};
+
+// The next notification `c` receives within `ms`, or nothing.
+std::optional<Notification> next_notification(PGconn* c, int ms = 5000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    if (PQconsumeInput(c) == 0) return std::nullopt;
+    if (PGnotify* n = PQnotifies(c)) {
+      Notification out{n->relname, n->extra, n->be_pid};
+      PQfreemem(n);
+      return out;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{PQsocket(c), POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(left.count()));
+  }
 }
 
 }  // namespace
@@ -134,7 +161,7 @@ TEST_CASE("carried SETs follow savepoints: ROLLBACK TO undoes those after it, RE
   CHECK(a.scalar(show) == want);
 }
 
-TEST_CASE("pinned: advisory locks, temporary tables, WITH HOLD cursors, LISTEN, SQL PREPARE; released when gone") {
+TEST_CASE("pinned: advisory locks, temporary tables, WITH HOLD cursors, SQL PREPARE; released when gone") {
   SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
   Conn a(s.conninfo("app", "app", "app_two") + " application_name=wd_pin_a");
   Conn b(s.conninfo("app", "app", "app_two") + " application_name=wd_pin_b");
@@ -148,7 +175,6 @@ TEST_CASE("pinned: advisory locks, temporary tables, WITH HOLD cursors, LISTEN, 
   for (auto c : {Case{"SELECT pg_advisory_lock(4242)", "SELECT pg_advisory_unlock(4242)", "advisory lock"},
                  Case{"CREATE TEMP TABLE wd_tmp (a int)", "DROP TABLE wd_tmp", "temporary table"},
                  Case{"BEGIN; DECLARE wd_hold CURSOR WITH HOLD FOR SELECT 1; COMMIT", "CLOSE wd_hold", "WITH HOLD cursor"},
-                 Case{"LISTEN wd_pin_channel", "UNLISTEN wd_pin_channel", "LISTEN"},
                  Case{"PREPARE wd_sqlprep AS SELECT 7", "DEALLOCATE wd_sqlprep", "SQL PREPARE"}}) {
     INFO(std::string(c.take));
     REQUIRE(a.exec(c.take));
@@ -182,4 +208,111 @@ TEST_CASE("untracked: a DO block that sets a parameter; the server connection is
   const std::string work_mem0 = b.scalar("SHOW work_mem");
   REQUIRE(a.exec("DO $$BEGIN PERFORM set_config('work_mem', '3456kB', false); END$$"));
   CHECK(b.scalar("SHOW work_mem") == work_mem0);
+}
+
+TEST_CASE("carried: LISTEN and UNLISTEN, with transaction semantics; notifications reach idle clients, and nobody else") {
+  SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
+  Conn a(s.conninfo() + " application_name=wd_listen_a"), b(s.conninfo()), direct(direct_conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  REQUIRE(direct.ok());
+  auto got = [&](const char* channel, const char* payload) {
+    auto n = next_notification(a.c);
+    INFO((std::string(channel) + " " + payload));
+    REQUIRE(n);
+    CHECK(n->channel == channel);
+    CHECK(n->payload == payload);
+    return *n;
+  };
+
+  REQUIRE(a.exec("LISTEN wd_carry"));
+  CHECK(pinned_reason(s, a.c) == "");  // not pinned: the server connection goes on to b
+  const std::string pid = a.scalar("SELECT pg_backend_pid()");
+  CHECK(b.scalar("SELECT pg_backend_pid()") == pid);
+  CHECK(b.scalar("SELECT count(*) FROM pg_listening_channels()") == "0");
+  REQUIRE(b.exec("NOTIFY wd_carry, 'one'"));
+  got("wd_carry", "one");  // a, idle, without a server connection
+
+  // Quoted names keep their case; pg_notify names the channel as a string.
+  REQUIRE(a.exec("LISTEN \"WD Mixed\""));
+  REQUIRE(direct.exec("SELECT pg_notify('WD Mixed', 'two')"));
+  got("WD Mixed", "two");
+
+  // A LISTEN rolled back (also to a savepoint) never listens; one committed does, from COMMIT on.
+  REQUIRE(a.exec("BEGIN; LISTEN wd_rolled; ROLLBACK"));
+  REQUIRE(a.exec("BEGIN"));
+  REQUIRE(a.exec("SAVEPOINT s1"));
+  REQUIRE(a.exec("LISTEN wd_sp"));
+  REQUIRE(a.exec("ROLLBACK TO s1"));
+  REQUIRE(a.exec("LISTEN wd_sp2"));
+  REQUIRE(direct.exec("NOTIFY wd_carry, 'in-tx'"));
+  CHECK_FALSE(next_notification(a.c, 300));  // inside a transaction: nothing, as directly
+  REQUIRE(a.exec("COMMIT"));
+  got("wd_carry", "in-tx");
+  REQUIRE(direct.exec("NOTIFY wd_rolled, 'no'; NOTIFY wd_sp, 'no'; NOTIFY wd_sp2, 'yes'"));
+  got("wd_sp2", "yes");
+
+  // The extended protocol.
+  PGresult* r = PQexecParams(a.c, "LISTEN wd_ext", 0, nullptr, nullptr, nullptr, nullptr, 0);
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  REQUIRE(direct.exec("NOTIFY wd_ext, 'ext'"));
+  got("wd_ext", "ext");
+
+  // Its own NOTIFY: delivered, with the process id the client was given.
+  REQUIRE(a.exec("NOTIFY wd_carry, 'self'"));
+  CHECK(got("wd_carry", "self").pid == PQbackendPID(a.c));
+
+  // A client pinned for another reason hears them too, idle between its transactions.
+  REQUIRE(a.exec("CREATE TEMP TABLE wd_listen_tmp (a int)"));
+  CHECK(pinned_reason(s, a.c) == "temporary table");
+  REQUIRE(direct.exec("NOTIFY wd_carry, 'pinned'"));
+  got("wd_carry", "pinned");
+  REQUIRE(a.exec("DROP TABLE wd_listen_tmp"));
+
+  // UNLISTEN one, then all.
+  REQUIRE(a.exec("UNLISTEN wd_carry"));
+  REQUIRE(direct.exec("NOTIFY wd_carry, 'no'; NOTIFY wd_ext, 'still'"));
+  got("wd_ext", "still");
+  REQUIRE(a.exec("UNLISTEN *"));
+  REQUIRE(a.exec("LISTEN wd_last"));
+  REQUIRE(direct.exec("NOTIFY wd_ext, 'no'; NOTIFY \"WD Mixed\", 'no'; NOTIFY wd_last, 'last'"));
+  got("wd_last", "last");
+
+  // b shared the server connection throughout and heard nothing; the connection listens on nothing.
+  CHECK(b.scalar("SELECT count(*) FROM pg_listening_channels()") == "0");
+  CHECK_FALSE(next_notification(b.c, 100));
+  CHECK(pinned_reason(s, a.c) == "");
+
+  // The last listener leaves: the listening connection closes (it would hold the database).
+  PQfinish(a.c);
+  a.c = nullptr;
+  std::string left = "?";
+  for (int i = 0; i < 100 && left != "0"; ++i) {
+    left = direct.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE query ~ 'LISTEN \"wd_' AND pid <> pg_backend_pid()");
+    if (left != "0") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(left == "0");
+}
+
+TEST_CASE("LISTEN in transaction pooling: losing the listening connection closes its clients, as directly") {
+  SluiceProcess s(kPools, "admin_users = [\"admin\"]\n");
+  Conn a(s.conninfo()), direct(direct_conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE(a.exec("LISTEN wd_lost"));
+  std::string said;  // libpq passes an error that comes while idle to the notice processor
+  PQsetNoticeProcessor(a.c, [](void* arg, const char* m) { *static_cast<std::string*>(arg) += m; }, &said);
+  CHECK(direct.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = 'LISTEN "
+                      "\"wd_lost\"' AND pid <> pg_backend_pid()") == "1");
+  CHECK_FALSE(next_notification(a.c, 5000));
+  CHECK(PQstatus(a.c) == CONNECTION_BAD);
+  CHECK(said.find("FATAL:  terminating connection due to administrator command") != std::string::npos);
+  // A new client listens through a new listening connection.
+  Conn c(s.conninfo());
+  REQUIRE(c.exec("LISTEN wd_lost"));
+  REQUIRE(direct.exec("NOTIFY wd_lost, 'again'"));
+  auto n = next_notification(c.c);
+  REQUIRE(n);
+  CHECK(n->payload == "again");
 }

@@ -153,9 +153,14 @@ std::vector<Scenario> scenarios() {
         send(copy_data("4\tfour\n") + copy_done() + flush(), until('C')), send(sync_msg())}},
 
       // Messages the server sends on its own.
+      // Pooled, notifications come by the pool's listening connection, whatever the client holds.
       {"a notification to a listening client while it is idle",
-       {send(query("LISTEN wd_channel")), side("NOTIFY wd_channel, 'hello'", until('A'))},
-       Session},
+       {send(query("LISTEN wd_channel")), side("NOTIFY wd_channel, 'hello'", until('A'))}},
+      {"UNLISTEN: only the channels still listened on are heard",
+       {send(query("LISTEN wd_u")), send(query("LISTEN \"WD_v\"")), send(query("UNLISTEN wd_u")),
+        side("NOTIFY wd_u, 'no'; NOTIFY \"WD_v\", 'yes'", until('A'))}},
+      {"LISTEN in the extended protocol",
+       {send(parse("LISTEN wd_x") + bind() + execute() + sync_msg()), side("NOTIFY wd_x, 'ext'", until('A'))}},
       {"a notification of its own, before ReadyForQuery",
        {send(query("LISTEN wd_self")), send(query("SELECT pg_notify('wd_self', 'me')"))},
        Session},

@@ -370,14 +370,14 @@ PG_SCENARIOS = [
     ("psycopg: COPY FROM STDIN and TO STDOUT", pg3_copy, ["session", "transaction"]),
     ("psycopg: binary results", pg3_binary, ["session", "transaction"]),
     ("psycopg: server-side prepared statements", pg3_prepared, PG_MODES),
-    ("psycopg: LISTEN / NOTIFY to an idle client", pg3_listen_notify, ["session", "transaction"]),
+    ("psycopg: LISTEN / NOTIFY to an idle client", pg3_listen_notify, PG_MODES),
     ("psycopg: cancel", pg3_cancel, PG_MODES),
     ("psycopg: session parameters across transactions", pg3_session_state, PG_MODES),
     ("psycopg: an error in a transaction, rollback", pg3_transaction_and_error, ["session", "transaction"]),
     ("psycopg: large rows", pg3_large_rows, PG_MODES),
     ("psycopg2: named cursor read in chunks", pg2_named_cursor, ["session", "transaction"]),
     ("psycopg2: copy_expert in and out", pg2_copy_expert, ["session", "transaction"]),
-    ("psycopg2: notifications polled", pg2_notify_poll, ["session", "transaction"]),
+    ("psycopg2: notifications polled", pg2_notify_poll, PG_MODES),
 ]
 MY_SCENARIOS = [
     ("PyMySQL: multi-statements", my_multi_statements, MY_MODES),

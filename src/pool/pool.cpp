@@ -33,6 +33,35 @@ std::optional<Params> Pool::server_params() const {
   return server_params_;
 }
 
+std::shared_ptr<NotifyHub> Pool::notify_hub(const asio::any_io_executor& ex) {
+  std::lock_guard lock(mu_);
+  if (!notify_hub_) {
+    std::weak_ptr<Pool> weak = weak_from_this();
+    notify_hub_ =
+        std::make_shared<NotifyHub>(ex, name_, [weak](asio::any_io_executor on) -> asio::awaitable<ConnectResult> {
+          auto self = weak.lock();
+          if (!self) {
+            ConnectResult r;
+            r.error.fields.message = "the pool is gone";
+            co_return r;
+          }
+          co_return co_await self->connect_dedicated(on);
+        });
+  }
+  return notify_hub_;
+}
+
+asio::awaitable<ConnectResult> Pool::connect_dedicated(asio::any_io_executor ex) {
+  PoolSettings s;
+  std::shared_ptr<const Credentials> creds;
+  {
+    std::lock_guard lock(mu_);
+    s = settings_;
+    creds = creds_;
+  }
+  co_return co_await connect_server(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.tls);
+}
+
 asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   PoolSettings s;
   std::shared_ptr<const Credentials> creds;
@@ -319,6 +348,7 @@ void Pool::maintain(asio::any_io_executor ex) {
 void Pool::close_all() {
   std::lock_guard lock(mu_);
   closed_ = true;
+  if (notify_hub_) notify_hub_->close();
   // Nothing will be released to them any more: they end now (as timed out), and their
   // handlers leave the Waiter so that the io_context owns (and can destroy) their coroutines.
   while (!waiters_.empty()) {

@@ -15,6 +15,7 @@
 
 #include "src/config/config.hpp"
 #include "src/pool/credentials.hpp"
+#include "src/pool/notify_hub.hpp"
 #include "src/pool/server_conn.hpp"
 
 namespace sluice::pool {
@@ -54,6 +55,12 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::shared_ptr<ServerConn> try_lease_local(const asio::any_io_executor& ex);
   // Returns a connection. `reusable` = false closes it (state unknown or broken).
   void release(std::shared_ptr<ServerConn> conn, bool reusable);
+
+  // PostgreSQL: the connection that listens for this pool's pooled clients (LISTEN carried in
+  // transaction and statement pooling), created on first use to run on `ex`.
+  std::shared_ptr<NotifyHub> notify_hub(const asio::any_io_executor& ex);
+  // A server connection with this pool's settings, outside its count (the listening connection).
+  asio::awaitable<ConnectResult> connect_dedicated(asio::any_io_executor ex);
 
   // ParameterStatus values of this pool's server, learned from its first connection.
   std::optional<Params> server_params() const;
@@ -156,6 +163,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::set<std::string> schemas_;
   std::size_t connecting_ = 0;
   std::shared_ptr<const Credentials> creds_;
+  std::shared_ptr<NotifyHub> notify_hub_;
   std::map<std::uint64_t, std::weak_ptr<ServerConn>> live_;  // every open connection, by id
 };
 

@@ -119,6 +119,8 @@ class ServerConn {
   std::atomic<std::uint64_t> client_id{0};  // the client it works for (SHOW SERVERS), 0 = none
   std::string local_addr;                   // Sluice's end of the connection
   std::uint16_t local_port = 0;
+  // PostgreSQL, pooled: a client's LISTEN ran here (UNLISTEN * before another client gets it).
+  bool listening = false;
 
   // MySQL only. backend_pid holds the server's connection (thread) id.
   std::uint32_t capabilities = 0;  // negotiated with the server

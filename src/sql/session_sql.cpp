@@ -184,6 +184,8 @@ void scan_calls(Lexer& lx, Token t, std::vector<SessionEffect>& out) {
       out.push_back({SessionCommand::MayUnpin, "", ""});
     } else if ((t.is("temp") || t.is("temporary")) && prev.is("into")) {
       out.push_back({SessionCommand::Pin, "temporary table", ""});
+    } else if (t.is("pg_notify")) {
+      out.push_back({SessionCommand::Notify, "", ""});
     } else if (t.is("set_config")) {
       // set_config('name', 'value', false): carried; is_local true: nothing; anything else: untracked.
       Token a = lx.next(), n = lx.next(), c1 = lx.next(), v = lx.next(), c2 = lx.next(), local = lx.next(),
@@ -205,6 +207,15 @@ void scan_calls(Lexer& lx, Token t, std::vector<SessionEffect>& out) {
 }
 
 }  // namespace
+
+std::string channel_name(std::string name) {
+  constexpr std::size_t kMax = 63;
+  if (name.size() <= kMax) return name;
+  std::size_t cut = kMax;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;  // inside a UTF-8 character
+  name.resize(cut);
+  return name;
+}
 
 std::vector<SessionEffect> session_effects(std::string_view text) {
   std::vector<SessionEffect> out;
@@ -260,8 +271,14 @@ std::vector<SessionEffect> session_effects(std::string_view text) {
       if (t2.is("prepare")) t2 = lx.next();
       out.push_back({t2.is("all") ? SessionCommand::DeallocateAll : SessionCommand::MayUnpin, "", ""});
     } else if (t.is("listen")) {
-      out.push_back({SessionCommand::Pin, "LISTEN", ""});
-    } else if (t.is("unlisten") || t.is("close") || t.is("drop")) {
+      if (auto name = savepoint_name(lx.next())) out.push_back({SessionCommand::Listen, "", channel_name(*name)});
+    } else if (t.is("unlisten")) {
+      Token n = lx.next();
+      if (n.sym('*')) out.push_back({SessionCommand::Unlisten, "", "*"});
+      else if (auto name = savepoint_name(n)) out.push_back({SessionCommand::Unlisten, "", channel_name(*name)});
+    } else if (t.is("notify")) {
+      out.push_back({SessionCommand::Notify, "", ""});
+    } else if (t.is("close") || t.is("drop")) {
       out.push_back({SessionCommand::MayUnpin, "", ""});
     } else if (t.is("prepare")) {
       if (!lx.next().is("transaction")) out.push_back({SessionCommand::Pin, "SQL PREPARE", ""});

@@ -304,3 +304,58 @@ TEST_CASE("named prepared statements per client are bounded: past the limit a Pa
   CHECK(std::string(r.error_code()) == "54000");
   CHECK(r.error().find("max_client_prepared_statements = 2") != std::string::npos);
 }
+
+TEST_CASE("pooled: LISTEN and UNLISTEN count at COMMIT, and the server connection's notifications are not relayed") {
+  auto s_owner = make_server();
+  auto& s = *s_owner;
+  Relay r;
+  r.set_pooled(true);
+  std::string client_out;
+  auto run = [&](const std::string& sql, const std::string& answer) {
+    std::string q;
+    wire::query(q, sql);
+    feed_client(r, s, q);
+    client_out.clear();
+    REQUIRE(r.server_bytes(wire::as_bytes(answer), s, client_out) == Relay::Verdict::Ok);
+  };
+  auto cc = [](std::string tag) { return msg('C', tag.append(1, '\0')); };
+  const std::string in_tx = msg('Z', "T");
+  using Set = std::set<std::string>;
+
+  run("LISTEN a", cc("LISTEN") + kIdle);
+  CHECK(r.take_new_listens() == std::vector<std::string>{"a"});
+  CHECK(r.listening() == Set{"a"});
+  CHECK(r.take_listen_changed());
+  CHECK(s.listening);  // UNLISTEN * before the connection goes back
+
+  run("BEGIN; LISTEN \"B\"", cc("BEGIN") + cc("LISTEN") + in_tx);
+  CHECK(r.take_new_listens() == std::vector<std::string>{"B"});  // the listening connection listens now
+  run("UNLISTEN a", cc("UNLISTEN") + in_tx);
+  CHECK(r.listening() == Set{"a"});  // not before COMMIT
+  run("COMMIT", cc("COMMIT") + kIdle);
+  CHECK(r.listening() == Set{"B"});
+
+  run("BEGIN", cc("BEGIN") + in_tx);
+  run("SAVEPOINT s", cc("SAVEPOINT") + in_tx);
+  run("LISTEN c", cc("LISTEN") + in_tx);
+  run("ROLLBACK TO s", cc("ROLLBACK") + in_tx);
+  run("LISTEN d", cc("LISTEN") + in_tx);
+  run("COMMIT", cc("COMMIT") + kIdle);
+  CHECK(r.listening() == Set{"B", "d"});
+  run("BEGIN; UNLISTEN *; ROLLBACK", cc("BEGIN") + cc("UNLISTEN") + cc("ROLLBACK") + kIdle);
+  CHECK(r.listening() == Set{"B", "d"});
+
+  // A NotificationResponse on the client's server connection: dropped (it comes by the listening
+  // connection), unless the client was pinned for LISTEN instead.
+  std::string note;
+  wire::Builder(note).begin('A').i32(4242).str("d").str("hi").end();
+  run("NOTIFY d, 'hi'", cc("NOTIFY") + note + kIdle);
+  CHECK(client_out == cc("NOTIFY") + kIdle);
+  CHECK(r.take_notified());
+  r.set_pass_notifications(true);
+  run("SELECT 1", note + cc("SELECT 1") + kIdle);
+  CHECK(client_out == note + cc("SELECT 1") + kIdle);
+  run("DISCARD ALL", cc("DISCARD ALL") + kIdle);
+  CHECK(r.listening().empty());
+  CHECK_FALSE(s.listening);
+}

@@ -65,11 +65,10 @@ TEST_CASE("state that pins, what may end it, and what is untracked") {
   CHECK(pin("CREATE TABLE temp_data (a int)") == "-");
   CHECK(pin("DECLARE c CURSOR WITH HOLD FOR SELECT 1") == "WITH HOLD cursor");
   CHECK(pin("DECLARE c CURSOR FOR SELECT 'with hold'") == "-");
-  CHECK(pin("LISTEN ch") == "LISTEN");
   CHECK(pin("PREPARE p AS SELECT 1") == "SQL PREPARE");
   CHECK(pin("PREPARE TRANSACTION 'x'") == "-");
   CHECK(pin("SET SESSION AUTHORIZATION bob") == "SET SESSION AUTHORIZATION");
-  for (const char* sql : {"UNLISTEN *", "CLOSE c", "DROP TABLE t", "DISCARD TEMP", "DEALLOCATE p",
+  for (const char* sql : {"CLOSE c", "DROP TABLE t", "DISCARD TEMP", "DEALLOCATE p",
                           "SELECT pg_advisory_unlock_all()", "RESET SESSION AUTHORIZATION"})
     CHECK(session_effects(sql)[0].command == SessionCommand::MayUnpin);
   CHECK(session_effects("DO $$BEGIN PERFORM 1; END$$")[0].command == SessionCommand::Untracked);
@@ -91,4 +90,25 @@ TEST_CASE("state that pins, what may end it, and what is untracked") {
   CHECK((sp[3].command == SessionCommand::RollbackTo && sp[3].name == "X"));
   CHECK((sp[4].command == SessionCommand::Release && sp[4].name == "abc"));
   CHECK((sp[5].command == SessionCommand::Release && sp[5].name == "Mixed\"Q"));
+}
+
+TEST_CASE("LISTEN, UNLISTEN and NOTIFY: channel names as the server keys them") {
+  auto e = session_effects(
+      "LISTEN Chan; LISTEN \"Mixed \"\"Q\"; UNLISTEN chan; UNLISTEN *; NOTIFY chan, 'x'; SELECT pg_notify('c', 'y')");
+  REQUIRE(e.size() == 6);
+  CHECK(e[0].command == SessionCommand::Listen);
+  CHECK(e[0].name == "chan");
+  CHECK(e[1].command == SessionCommand::Listen);
+  CHECK(e[1].name == "Mixed \"Q");
+  CHECK(e[2].command == SessionCommand::Unlisten);
+  CHECK(e[2].name == "chan");
+  CHECK(e[3].command == SessionCommand::Unlisten);
+  CHECK(e[3].name == "*");
+  CHECK(e[4].command == SessionCommand::Notify);
+  CHECK(e[5].command == SessionCommand::Notify);
+  // NAMEDATALEN - 1 bytes at most, never half a character.
+  CHECK(channel_name(std::string(70, 'a')) == std::string(63, 'a'));
+  std::string mb = std::string(62, 'a') + "\xc3\xa9";  // 64 bytes: the two-byte character does not fit
+  CHECK(channel_name(mb) == std::string(62, 'a'));
+  CHECK(session_effects("LISTEN " + std::string(70, 'b'))[0].name == std::string(63, 'b'));
 }

@@ -88,6 +88,22 @@ async function pgListen(t) {
 // ---- postgres.js ------------------------------------------------------------------------------------
 function pgjs(t) { return postgres({ ...t, username: t.user, max: 1, idle_timeout: 1, onnotice: () => {} }); }
 
+async function pgjsListen(t) {
+  // postgres.js listens on a connection of its own and notifies from another.
+  const sql = postgres({ ...t, username: t.user, max: 2, idle_timeout: 1, onnotice: () => {} });
+  try {
+    const got = [];
+    let done;
+    const both = new Promise((resolve) => { done = resolve; });
+    const { unlisten } = await sql.listen('wd_pgjs_channel', (x) => { got.push(x); if (got.length === 2) done(); });
+    await sql.notify('wd_pgjs_channel', 'one');
+    await sql`NOTIFY wd_pgjs_channel, 'two'`;
+    await Promise.race([both, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    await unlisten();
+    return got;
+  } finally { await sql.end({ timeout: 1 }); }
+}
+
 async function pgjsPipelined(t) {
   const sql = pgjs(t);
   try {
@@ -182,7 +198,8 @@ async function myCompressed(t) {
 const SCENARIOS = [
   ['pg + pg-cursor: portal read in chunks of 7', pgCursorChunks, PG_MODES, false],
   ['pg: 20 queued queries, an error, types', pgQueuedQueriesAndError, PG_MODES, false],
-  ['pg: LISTEN / NOTIFY to an idle client', pgListen, ['session', 'transaction'], false],
+  ['pg: LISTEN / NOTIFY to an idle client', pgListen, PG_MODES, false],
+  ['postgres.js: listen, notify (its own and by SQL), unlisten', pgjsListen, PG_MODES, false],
   ['postgres.js: 30 pipelined queries', pgjsPipelined, PG_MODES, false],
   ['postgres.js: transactions, one failing', pgjsTransaction, ['session', 'transaction'], false],
   ['postgres.js: cursor in chunks of 6', pgjsCursor, ['session', 'transaction'], false],

@@ -33,6 +33,11 @@ Relay::Verdict Relay::desync(std::string what) {
   return Verdict::ProtocolError;
 }
 
+void Relay::note_listens(const std::vector<sql::SessionEffect>& effects) {
+  for (auto& e : effects)
+    if (e.command == sql::SessionCommand::Listen) new_listens_.push_back(e.name);
+}
+
 void Relay::reset_server_side() {
   in_query_ = in_xact_ = false;
   unsynced_ = false;
@@ -201,6 +206,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       if (may_change_session(q, !deferred_.empty())) {
         auto effects = sql::session_effects(q);
         if (!effects.empty()) {
+          if (pooled_) note_listens(effects);
           effects_.push_back(std::move(effects));
           e.effects = effects_base_ + static_cast<std::int32_t>(effects_.size()) - 1;
         }
@@ -216,6 +222,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
         // Extended protocol: a batch that prepares it is taken to run it; its effects count at
         // the batch's Sync, unless the batch fails.
         auto effects = sql::session_effects(p.query);
+        if (pooled_) note_listens(effects);
         batch_effects_.insert(batch_effects_.end(), effects.begin(), effects.end());
       }
       if (p.name.empty()) {
@@ -386,6 +393,11 @@ void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_o
              (type == wire::be::CommandComplete || type == wire::be::ErrorResponse || type == wire::be::ReadyForQuery))
     copy_in_ = false;
   forward_ = true;
+  if (type == wire::be::NotificationResponse && pooled_ && !pass_notifications_) [[unlikely]] {
+    forward_ = false;  // the listening connection brings it to the client (listening())
+    capture_ = false;
+    return;
+  }
   if (!pending_.empty() && pending_.front().mode == Mode::Swallow &&
       ((type == wire::be::ParseComplete && pending_.front().kind == Kind::Parse) ||
        (type == wire::be::CloseComplete && pending_.front().kind == Kind::Close)))

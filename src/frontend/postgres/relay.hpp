@@ -8,6 +8,7 @@
 
 #include <deque>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,8 +76,24 @@ class Relay {
   // statements some server already accepted, is answered here without a server connection
   // (ParseComplete per Parse, then ReadyForQuery). Returns the bytes consumed, or 0.
   std::size_t try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out);
+  // Pooled modes: the channels this client listens on, as committed (LISTEN and UNLISTEN wait
+  // for the COMMIT of their transaction). Notifications reach it from the pool's listening
+  // connection, so the server connection's own NotificationResponses are not passed on (unless
+  // pass_notifications: a client pinned for LISTEN when that connection could not be had).
+  const std::set<std::string>& listening() const { return listening_; }
+  bool take_listen_changed() { return std::exchange(listen_changed_, false); }
+  // Channels named by LISTEN in messages translated since the last call: the session has the
+  // listening connection listen on them before those messages reach the server.
+  bool has_new_listens() const { return !new_listens_.empty(); }
+  std::vector<std::string> take_new_listens() { return std::exchange(new_listens_, {}); }
+  // A NOTIFY (or pg_notify) of this client succeeded since the last call.
+  bool take_notified() { return std::exchange(notified_, false); }
+  void set_pass_notifications(bool pass) { pass_notifications_ = pass; }
+  void pin(std::string_view why) {
+    if (pins_.find(why) == std::string::npos) pins_ += (pins_.empty() ? "" : ", ") + std::string(why);
+  }
   // Transaction pooling: state this client left on its server session that cannot be carried to
-  // another one (advisory locks, temporary tables, WITH HOLD cursors, LISTEN, SQL PREPARE, SET
+  // another one (advisory locks, temporary tables, WITH HOLD cursors, SQL PREPARE, SET
   // SESSION AUTHORIZATION): it stays on this server connection while pinned() (why: pin_reasons()).
   bool pinned() const { return !pins_.empty(); }
   const std::string& pin_reasons() const { return pins_; }
@@ -183,6 +200,7 @@ class Relay {
   void drain_synthetic_slow(std::string& client_out);
   void apply_effects(const std::vector<sql::SessionEffect>& effects, pool::ServerConn& server, char before);
   void apply_param(const sql::SessionEffect& e, pool::ServerConn& server);
+  void note_listens(const std::vector<sql::SessionEffect>& effects);
   Verdict desync(std::string what);
 
   std::unordered_map<std::string, ClientStatement> statements_;  // by client name
@@ -193,6 +211,9 @@ class Relay {
   std::vector<sql::SessionEffect> deferred_;       // parameter changes of the open transaction
   std::string replacement_error_;  // the 42P05 a deliberately failing Parse answers with (in a transaction)
   std::string pins_;                               // why pinned, comma-separated; empty: not pinned
+  std::set<std::string> listening_;                // LISTEN channels, committed
+  std::vector<std::string> new_listens_;
+  bool listen_changed_ = false, notified_ = false, pass_notifications_ = false;
   bool may_unpin_ = false, untracked_ = false;
   std::int32_t effects_base_ = 0;
 

@@ -130,7 +130,8 @@ enum class Outcome {
   ServerError,
   StatementMode,
   FreeDatabases,
-  CheckPins,  // quiet and pinned, after a statement that may have ended what pins: ask the server
+  CheckPins,      // quiet and pinned, after a statement that may have ended what pins: ask the server
+  PrepareListen,  // a LISTEN is about to go to the server: the listening connection listens first
 };
 
 class Session {
@@ -152,6 +153,7 @@ class Session {
     ctx_.client_table.remove(info_->id);
     log_end();
     if (pid_) ctx_.pg_cancel.remove(pid_, cancel_->key);
+    if (mailbox_ && hub_) hub_->unsubscribe(mailbox_, "*");
     end_fill();  // a client that left while its answer was being cached: let others ask
   }
 
@@ -1248,16 +1250,65 @@ class Session {
     pool_->release(std::move(server_), reusable && !relay_.server_broken());
   }
 
+  // ---- transaction pooling: LISTEN --------------------------------------------------------------
+
+  // The LISTENs just translated reach the server only once the pool's listening connection
+  // listens on their channels: nothing committed after the client's LISTEN can be missed. When
+  // that connection cannot be had, the client keeps its server connection instead (pinned), and
+  // hears its notifications there.
+  awaitable<void> prepare_listen() {
+    for (auto& ch : relay_.take_new_listens()) {
+      if (!hub_) hub_ = member_pools_[0]->notify_hub(client_.get_executor());
+      if (!mailbox_)
+        mailbox_ =
+            std::make_shared<pool::NotifyMailbox>(client_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_)] {
+              if (alive.expired()) return;
+              notified_ = true;
+              if (idle_wait_ || (idle_attached_ && relay_.tx_status() == 'I')) {
+                error_code ec;
+                client_.cancel(ec);
+              }
+            });
+      mailbox_->expect(ch);
+      listen_pending_ = true;
+      std::string why = co_await hub_->subscribe(mailbox_, ch);
+      if (!why.empty()) {
+        log::warn(
+            "client {}: LISTEN {}: the pool's listening connection is not available ({}); the client keeps its "
+            "server connection instead",
+            info_->id, ch, why);
+        relay_.pin("LISTEN");
+        relay_.set_pass_notifications(true);
+      }
+    }
+    if (mailbox_) mailbox_->mark();  // what came meanwhile was committed before the LISTEN was sent
+  }
+
+  // Between transactions: the notifications that came for this client, written now. False when
+  // the client is gone, or was closed because the listening connection was lost (it got the
+  // server's FATAL, as it would directly).
+  awaitable<bool> deliver_notifications() {
+    notified_ = false;
+    if (auto fatal = mailbox_->closed()) {
+      end_reason_ = "the connection listening for its notifications ended";
+      std::string out = *fatal;
+      co_await write_client(out);
+      co_return false;
+    }
+    std::string out = mailbox_->take(own_notify_pid_, pid_);
+    if (out.empty()) co_return true;
+    co_return co_await write_client(out);
+  }
+
   // ---- transaction pooling: pinned and untracked session state --------------------------------
 
   // Whether what pinned this client is gone (asked of the server: no advisory lock, temporary
-  // object, holdable cursor, LISTEN channel or SQL-prepared statement left in the session).
+  // object, holdable cursor or SQL-prepared statement left in the session; LISTEN does not pin).
   awaitable<bool> pins_released() {
     auto n = co_await run_scalar(
         "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) + "
         "(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) + "
         "(SELECT count(*) FROM pg_cursors WHERE is_holdable) + "
-        "(SELECT count(*) FROM pg_listening_channels()) + "
         "(SELECT count(*) FROM pg_prepared_statements WHERE from_sql) + "
         "(SELECT CASE WHEN session_user = current_setting('session_authorization') THEN 0 ELSE 1 END)");
     if (n && *n == "0") {
@@ -1279,6 +1330,7 @@ class Session {
     bool ok = co_await run_internal("DISCARD ALL", false);
     server_->params.erase_if([&](auto& kv) { return !server_->initial.find(kv.first); });
     server_->prepared.clear();
+    server_->listening = false;
     relay_.clear_untracked();
     relay_.unpin();
     publish_pins();
@@ -1335,6 +1387,10 @@ class Session {
     } else if (relay_.tx_status() != 'I') {
       ok = co_await run_internal("ROLLBACK", false);
     }
+    if (ok && server_->listening) {
+      ok = co_await run_internal("UNLISTEN *", false);
+      server_->listening = false;
+    }
     pool_->release(std::move(server_), ok);
   }
 
@@ -1350,6 +1406,10 @@ class Session {
       if (auto o = forward_buffered()) {
         if (*o == Outcome::FreeDatabases) {
           co_await free_databases();
+          continue;
+        }
+        if (*o == Outcome::PrepareListen) {
+          co_await prepare_listen();
           continue;
         }
         co_return stop(*o);
@@ -1415,6 +1475,11 @@ class Session {
     char tx = relay_.tx_status();
     if (mode_ == config::PoolMode::Statement && tx != 'I') return Outcome::StatementMode;
     if (mode_ != config::PoolMode::Session && tx == 'I') {
+      if (relay_.take_notified()) own_notify_pid_ = server_->backend_pid;
+      if (mailbox_ && (relay_.take_listen_changed() || listen_pending_)) [[unlikely]] {
+        for (auto& ch : mailbox_->settle(relay_.listening())) hub_->unsubscribe(mailbox_, ch);
+        listen_pending_ = false;
+      }
       if (!relay_.pinned()) return Outcome::Detach;
       if (relay_.take_may_unpin()) return Outcome::CheckPins;
       if (published_pins_ != relay_.pin_reasons()) publish_pins();
@@ -1460,6 +1525,10 @@ class Session {
         client_error_ = relay_.error();
         return Outcome::ClientError;
       }
+      if (relay_.has_new_listens()) [[unlikely]]
+        return Outcome::PrepareListen;  // before server_out_ is written
+      if (listen_pending_) [[unlikely]]
+        mailbox_->mark();
     }
   }
 
@@ -1546,6 +1615,10 @@ class Session {
           co_await free_databases();
           continue;
         }
+        if (*o == Outcome::PrepareListen) {
+          co_await prepare_listen();
+          continue;
+        }
         co_return *o;
       }
       if (!server_out_.empty()) {
@@ -1601,6 +1674,9 @@ class Session {
       // a session-mode client). The server may still speak first (a notification, a parameter
       // change, a notice, the FATAL of a terminated backend): both sockets are watched.
       for (;;) {
+        // A pinned client between transactions hears its notifications as an idle one does.
+        if (mailbox_ && relay_.tx_status() == 'I' && mailbox_->ready() && relay_.at_boundary()) [[unlikely]]
+          if (!co_await deliver_notifications()) co_return Outcome::ClientGone;
         Step st = try_read_client();
         if (st == Step::Fail) co_return Outcome::ClientGone;
         if (st == Step::Done) break;
@@ -1612,6 +1688,10 @@ class Session {
         if (server_spoke_) {
           server_spoke_ = false;
           if (auto o = co_await server_spoke()) co_return *o;
+          continue;
+        }
+        if (notified_) {
+          notified_ = false;
           continue;
         }
         if (ec) co_return Outcome::ClientGone;
@@ -1724,6 +1804,11 @@ class Session {
           co_return;
         }
         if (d == wire::Decode::NeedMore) {
+          if (mailbox_ && mailbox_->ready()) [[unlikely]] {
+            if (!co_await deliver_notifications()) co_return;
+            continue;
+          }
+          notified_ = false;
           idle_wait_ = true;
           bool got = false;
           if (idle_timeout.count() > 0 && buffered() == 0) {
@@ -1750,6 +1835,7 @@ class Session {
           idle_wait_ = false;
           if (!got) {
             if (ctx_.shutting_down) continue;  // kicked: say goodbye above
+            if (notified_) continue;           // woken for a notification: delivered above
             co_return;
           }
           continue;
@@ -1835,9 +1921,15 @@ class Session {
             publish_pins();  // the client keeps this server connection (SHOW CLIENTS says why)
             break;
           }
-          detach(true);
-          break;
+          [[fallthrough]];
         case Outcome::Resume:
+          if (server_->listening) [[unlikely]] {
+            // The client's LISTEN ran here: its notifications come by the listening connection.
+            bool clean = co_await run_internal("UNLISTEN *", false);
+            server_->listening = false;
+            detach(clean);
+            break;
+          }
           detach(true);
           break;
         case Outcome::ClientGone:
@@ -1892,6 +1984,7 @@ class Session {
           co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_.error()));
           co_return;
         case Outcome::FreeDatabases:  // handled inside relay_attached
+        case Outcome::PrepareListen:  // handled inside relay_attached
         case Outcome::CheckPins:      // handled above
           break;
         case Outcome::StatementMode:
@@ -1974,6 +2067,12 @@ class Session {
   std::vector<std::string> exclusive_dbs_;
   std::size_t exclusive_checked_at_ = std::string::npos;
   std::string published_pins_;  // what SHOW CLIENTS says pins this client
+  // LISTEN in pooled modes: this client's notifications, by way of its pool's listening connection.
+  std::shared_ptr<pool::NotifyMailbox> mailbox_;
+  std::shared_ptr<pool::NotifyHub> hub_;
+  bool notified_ = false;             // the mailbox woke this session
+  bool listen_pending_ = false;       // a LISTEN waits for its transaction's end
+  std::uint32_t own_notify_pid_ = 0;  // the server process of this client's last NOTIFY
 };
 
 awaitable<void> janitor() {

@@ -2,6 +2,9 @@
 // statements may change it (a cheap look at every Query and Parse), and what their effects do to
 // the client's carried parameters, its pins and the server connection's known state
 // (Relay::apply_effects; the statements themselves are recognized by src/sql/session_sql).
+// LISTEN and UNLISTEN count as parameters do: at once outside a transaction, at its COMMIT inside
+// one (savepoints respected); the session gets the client's notifications from the pool's
+// listening connection (src/pool/notify_hub) for the channels in listening().
 #include <algorithm>
 #include <cctype>
 #include <string_view>
@@ -48,6 +51,9 @@ bool may_change_session(std::string_view q, bool tx_words) {
     case 'u':
       if (is("unlisten")) return true;
       break;
+    case 'n':
+      if (is("notify")) return true;
+      break;
     case 'p':
       if (is("prepare")) return true;
       break;
@@ -71,7 +77,7 @@ bool may_change_session(std::string_view q, bool tx_words) {
       break;
   }
   if (scan_calls && q.find('(', j) != std::string_view::npos) {
-    // set_config( or pg_[try_]advisory_...: "_config" / "_advisory" in any case.
+    // set_config( or pg_[try_]advisory_... or pg_notify(: "_config" / "_advisory" / "_notify" in any case.
     for (std::size_t k = q.find('_', j); k != std::string_view::npos; k = q.find('_', k + 1)) {
       auto after = [&](std::string_view word) {
         if (k + 1 + word.size() > q.size()) return false;
@@ -79,7 +85,7 @@ bool may_change_session(std::string_view q, bool tx_words) {
           if ((q[k + 1 + m] | 0x20) != word[m]) return false;
         return true;
       };
-      if (after("config") || after("advisory")) return true;
+      if (after("config") || after("advisory") || after("notify")) return true;
     }
   }
   // Several statements: a ';' followed by anything but blanks.
@@ -153,6 +159,16 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
         in_tx = failed = false;
         if (!pins_.empty()) may_unpin_ = true;  // a LISTEN or temporary table of the transaction is gone
         break;
+      case sql::SessionCommand::Listen:
+        server.listening = true;
+        [[fallthrough]];
+      case sql::SessionCommand::Unlisten:
+        if (in_tx) deferred_.push_back(e);
+        else apply_param(e, server);
+        break;
+      case sql::SessionCommand::Notify:
+        notified_ = true;
+        break;
       case sql::SessionCommand::Pin:
         if (pins_.find(e.value) == std::string::npos) pins_ += (pins_.empty() ? "" : ", ") + e.value;
         break;
@@ -170,6 +186,8 @@ void Relay::apply_effects(const std::vector<sql::SessionEffect>& effects, pool::
         if (e.command == sql::SessionCommand::ResetAll) break;
         pins_.clear();  // DISCARD ALL: locks, LISTEN, temporary tables, cursors, prepared: all gone
         may_unpin_ = untracked_ = false;
+        if (!listening_.empty()) listening_.clear(), listen_changed_ = true;
+        server.listening = false;
         [[fallthrough]];
       case sql::SessionCommand::DeallocateAll:
         server.prepared.clear();
@@ -204,6 +222,15 @@ void Relay::apply_param(const sql::SessionEffect& e, pool::ServerConn& server) {
     case sql::SessionCommand::ResetParam:
       client_params.erase(e.name);
       server.params.erase(e.name);
+      break;
+    case sql::SessionCommand::Listen:
+      listening_.insert(e.name);
+      listen_changed_ = true;
+      break;
+    case sql::SessionCommand::Unlisten:
+      if (e.name == "*") listening_.clear();
+      else listening_.erase(e.name);
+      listen_changed_ = true;
       break;
     default:
       break;
