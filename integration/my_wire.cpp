@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <poll.h>
 #include <zlib.h>
+#include <zstd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,9 +73,16 @@ void put_u24(std::string& o, std::size_t v) {
   for (int i = 0; i < 3; ++i) o.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
 
-// `compressed`: wrap the packet in one compressed-protocol frame (sequence 0: a new command),
-// deflated when 50 bytes or longer, as client libraries do.
-void send_packet(int fd, const std::string& payload, std::uint8_t seq, bool compressed = false) {
+enum class Zip { None, Zlib, Zstd };
+Zip zip_of(std::uint32_t caps) {
+  if (caps & cap::kCompress) return Zip::Zlib;  // both flags: zlib, as the protocol says
+  return (caps & cap::kZstd) ? Zip::Zstd : Zip::None;
+}
+
+// `zip`: wrap the packet in one compressed-protocol frame (sequence 0: a new command),
+// compressed when 50 bytes or longer, as client libraries do.
+void send_packet(int fd, const std::string& payload, std::uint8_t seq, Zip zip = Zip::None) {
+  const bool compressed = zip != Zip::None;
   std::string out;
   put_u24(out, payload.size());
   out.push_back(static_cast<char>(seq));
@@ -87,11 +95,19 @@ void send_packet(int fd, const std::string& payload, std::uint8_t seq, bool comp
       put_u24(frame, 0);
       frame += out;
     } else {
-      uLongf len = compressBound(static_cast<uLong>(out.size()));
-      std::string z(len, '\0');
-      REQUIRE(compress(reinterpret_cast<Bytef*>(z.data()), &len, reinterpret_cast<const Bytef*>(out.data()),
-                       static_cast<uLong>(out.size())) == Z_OK);
-      z.resize(len);
+      std::string z;
+      if (zip == Zip::Zstd) {
+        z.resize(ZSTD_compressBound(out.size()));
+        std::size_t len = ZSTD_compress(z.data(), z.size(), out.data(), out.size(), 5);
+        REQUIRE(!ZSTD_isError(len));
+        z.resize(len);
+      } else {
+        uLongf len = compressBound(static_cast<uLong>(out.size()));
+        z.resize(len);
+        REQUIRE(compress(reinterpret_cast<Bytef*>(z.data()), &len, reinterpret_cast<const Bytef*>(out.data()),
+                         static_cast<uLong>(out.size())) == Z_OK);
+        z.resize(len);
+      }
       put_u24(frame, z.size());
       frame.push_back('\0');
       put_u24(frame, out.size());
@@ -107,9 +123,10 @@ void send_packet(int fd, const std::string& payload, std::uint8_t seq, bool comp
 // each physical packet.
 class Reader {
  public:
-  // `inflated`: when set, the stream is in compressed frames; counts the frames that were
-  // deflated (not stored).
-  Reader(int fd, Packets& out, int* inflated = nullptr) : fd_(fd), out_(out), inflated_(inflated) {}
+  // `inflated`: when set, the stream is in compressed frames (`zip`); counts the frames that
+  // were compressed (not stored).
+  Reader(int fd, Packets& out, int* inflated = nullptr, Zip zip = Zip::Zlib)
+      : fd_(fd), out_(out), inflated_(inflated), zip_(zip) {}
   // One logical packet's payload; nullopt at a close (recorded as "#closed").
   std::optional<std::string> next(std::uint8_t* last_seq = nullptr) {
     std::string joined;
@@ -162,10 +179,16 @@ class Reader {
         buf_.append(zbuf_, 7, len);
       } else {
         std::string plain(raw, '\0');
-        uLongf got = static_cast<uLongf>(raw);
-        REQUIRE(uncompress(reinterpret_cast<Bytef*>(plain.data()), &got,
-                           reinterpret_cast<const Bytef*>(zbuf_.data() + 7), static_cast<uLong>(len)) == Z_OK);
-        REQUIRE(got == raw);
+        if (zip_ == Zip::Zstd) {
+          std::size_t got = ZSTD_decompress(plain.data(), raw, zbuf_.data() + 7, len);
+          REQUIRE(!ZSTD_isError(got));
+          REQUIRE(got == raw);
+        } else {
+          uLongf got = static_cast<uLongf>(raw);
+          REQUIRE(uncompress(reinterpret_cast<Bytef*>(plain.data()), &got,
+                             reinterpret_cast<const Bytef*>(zbuf_.data() + 7), static_cast<uLong>(len)) == Z_OK);
+          REQUIRE(got == raw);
+        }
         buf_ += plain;
         ++*inflated_;
       }
@@ -175,6 +198,7 @@ class Reader {
   int fd_;
   Packets& out_;
   int* inflated_;
+  Zip zip_;
   std::string buf_, zbuf_;
   bool closed_ = false;
 };
@@ -345,6 +369,7 @@ Client login(int port, const Login& how) {
     put_lenenc(resp, attrs.size());
     resp += attrs;
   }
+  if (zip_of(caps) == Zip::Zstd) resp.push_back('\x05');  // zstd_compression_level
   send_packet(c.fd, resp, 1);
   Reader lr(c.fd, c.login);
   c.ok = read_auth(lr, c.fd, how.password);
@@ -445,8 +470,8 @@ std::string change_user(const Client& c, const std::string& user, const std::str
 
 Packets run_steps(Client& c, const std::vector<Step>& steps, const std::function<void(const std::string&)>& side) {
   Packets out;
-  bool compressed = (c.capabilities & cap::kCompress) != 0;
-  Reader r(c.fd, out, compressed ? &c.inflated_frames : nullptr);
+  const Zip zip = zip_of(c.capabilities);
+  Reader r(c.fd, out, zip != Zip::None ? &c.inflated_frames : nullptr, zip);
   bool deprecate_eof = (c.capabilities & cap::kDeprecateEof) != 0;
   std::vector<std::uint32_t> ids;  // statement ids the server gave, in order
   for (const auto& st : steps) {
@@ -463,7 +488,7 @@ Packets run_steps(Client& c, const std::vector<Step>& steps, const std::function
       }
     }
     std::size_t first = out.size();
-    if (!payload.empty()) send_packet(c.fd, payload, 0, compressed);
+    if (!payload.empty()) send_packet(c.fd, payload, 0, zip);
     switch (st.expect) {
       case Expect::Result: read_result(r, deprecate_eof); break;
       case Expect::Rows:

@@ -1,7 +1,7 @@
 // Raw MySQL / MariaDB protocol for the differential wire tests: a login written from the
 // protocol documentation (HandshakeV10, HandshakeResponse41 with MariaDB's extended capability
 // bytes, mysql_native_password), the compressed protocol (zlib frames) when the login asks for
-// CLIENT_COMPRESS, command builders, and a scripted exchange
+// CLIENT_COMPRESS (zstd frames for CLIENT_ZSTD_COMPRESSION_ALGORITHM, level 5), command builders, and a scripted exchange
 // that reads whole responses by their documented shapes (OK / ERR / result sets with or without
 // EOF packets / prepare answers / cursor fetches). Independent of Sluice's own codec on purpose:
 // the test must not share Sluice's understanding of the protocol.
@@ -20,7 +20,7 @@ inline constexpr std::uint32_t kClientMysql = 1, kFoundRows = 2, kLongFlag = 4, 
                                kTransactions = 8192, kSecureConnection = 32768, kMultiStatements = 1u << 16,
                                kMultiResults = 1u << 17, kPsMultiResults = 1u << 18, kPluginAuth = 1u << 19,
                                kConnectAttrs = 1u << 20, kPluginAuthLenenc = 1u << 21,
-                               kSessionTrack = 1u << 23, kDeprecateEof = 1u << 24;
+                               kSessionTrack = 1u << 23, kDeprecateEof = 1u << 24, kZstd = 1u << 26;
 // What a modern driver asks for (Connector/C with multi-statements).
 inline constexpr std::uint32_t kDriver = kClientMysql | kLongFlag | kConnectWithDb | kProtocol41 | kTransactions |
                                          kSecureConnection | kMultiStatements | kMultiResults | kPsMultiResults |

@@ -37,6 +37,9 @@ Step prep(const std::string& sql) { return Step{prepare(sql), Expect::Prepare, "
 constexpr std::uint32_t kEofless = cap::kDriver | cap::kDeprecateEof;
 constexpr std::uint32_t kSingle = cap::kDriver & ~cap::kMultiStatements;
 constexpr std::uint32_t kZlib = cap::kDriver | cap::kCompress;
+// zstd: Sluice offers it to clients whatever the server does (MariaDB never does). Directly, the
+// same scenario runs with zlib; the packets inside the frames must compare the same.
+constexpr std::uint32_t kZstd = cap::kDriver | cap::kZstd;
 
 const char* kSetup[] = {
     "DROP TABLE IF EXISTS app.wd_types",
@@ -151,6 +154,14 @@ std::vector<Scenario> scenarios() {
        {prep("SELECT k, v FROM wd_rows WHERE v <> ? ORDER BY k"), cmd(long_data(1, 0, std::string(300, 'z')), Expect::None),
         cmd(execute(1, {str_param("")}, 1)), cmd(fetch(1, 3), Expect::Rows), cmd(fetch(1, 3), Expect::Rows)},
        NoStatement, kZlib},
+      {"zstd: every column type, both protocols", {q(all_types), prep(all_types), cmd(execute(1))}, All, kZstd},
+      {"zstd: rows across many frames, a row of exactly 0xFFFFFF bytes",
+       {q("SELECT seq, REPEAT('r', seq % 300) FROM seq_1_to_3000"), q("SELECT REPEAT('x', 16777211)")}, All, kZstd},
+      {"zstd: several statements and an error, a cursor and long data",
+       {q("SELECT 1; SELECT * FROM wd_no_such_table"), prep("SELECT k, v FROM wd_rows WHERE v <> ? ORDER BY k"),
+        cmd(long_data(1, 0, std::string(300, 'z')), Expect::None), cmd(execute(1, {str_param("")}, 1)),
+        cmd(fetch(1, 3), Expect::Rows)},
+       NoStatement, kZstd},
       {"statement ids per connection", {prep("SELECT 1"), prep("SELECT 2"), cmd(close_stmt(1), Expect::None),
                                         prep("SELECT 3"), cmd(execute(3)), cmd(execute(2))}},
   };
@@ -160,20 +171,23 @@ Packets run(int port, const std::string& db, const Scenario& sc, MyConn& helper)
   Login how;
   how.database = db;
   how.capabilities = sc.capabilities;
+  const bool direct = port == my_port();
+  if (direct && (how.capabilities & cap::kZstd)) how.capabilities = (how.capabilities & ~cap::kZstd) | cap::kCompress;
   how.mariadb_capabilities = sc.mariadb_capabilities;
   Client c = login(port, how);
   REQUIRE_MESSAGE(c.ok, "login failed: " << describe_difference(c.login, {}));
+  if (!direct && (sc.capabilities & cap::kZstd)) REQUIRE((c.capabilities & cap::kZstd) != 0);  // offered, taken
   auto side = [&](const std::string& sql) { CHECK(helper.scalar(sql).rfind("ERR", 0) != 0); };
   Packets p = run_steps(c, sc.steps, side);
   normalize(p);
-  if (sc.capabilities & cap::kCompress) {
+  if (sc.capabilities & (cap::kCompress | cap::kZstd)) {
     // Inside compressed frames, servers renumber the packets after each internal flush (between
     // the results of several statements) from the compressed sequence; Sluice keeps them
     // consecutive. Clients accept both: Connector/C does not check them, and mysql2 warns
     // "packets out of order" on the server's numbering, not on Sluice's. Not compared.
     for (auto& packet : p)
       if (!packet.empty() && packet[0] != '#') packet[0] = '\0';
-    p.push_back(c.inflated_frames > 0 ? "#some frames deflated" : "#all stored");
+    p.push_back(c.inflated_frames > 0 ? "#some frames compressed" : "#all stored");
   }
   return p;
 }
@@ -226,11 +240,12 @@ TEST_CASE("the greeting and the login answer are the server's") {
       REQUIRE(through.ok);
       Greeting g = through.greeting, want = direct.greeting;
       // What Sluice deliberately does not relay: TLS and LOCAL INFILE follow its own listener's
-      // configuration, and of MariaDB's extended capabilities only
+      // configuration, zstd compression is Sluice's own (between the client and Sluice), and of
+      // MariaDB's extended capabilities only
       // extended metadata passes (progress reports, bulk execution and metadata caching change
       // the shapes of commands and answers). The rest is the server's.
       for (Greeting* x : {&g, &want}) {
-        x->capabilities &= ~(cap::kSsl | cap::kLocalFiles);
+        x->capabilities &= ~(cap::kSsl | cap::kLocalFiles | cap::kZstd);
         x->mariadb_capabilities &= mariadb::kExtendedMetadata;
       }
       CHECK_MESSAGE(describe_greeting(g) == describe_greeting(want),

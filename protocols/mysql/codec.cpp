@@ -270,6 +270,9 @@ bool parse_handshake_response(Bytes payload, HandshakeResponse& out) {
     }
     if (!a.ok()) return false;
   }
+  // zstd compression chosen (zlib wins when both flags are set): its level comes last.
+  if ((out.capabilities & cap::ZSTD_COMPRESSION) && !(out.capabilities & cap::COMPRESS) && r.ok() && !r.at_end())
+    out.zstd_level = r.u8();
   return r.ok();
 }
 

@@ -21,16 +21,14 @@ inline constexpr std::size_t kMaxPayload = 0xFFFFFF;  // a packet this long cont
 
 // Capability flags (protocol "Capabilities Flags").
 namespace cap {
-inline constexpr std::uint32_t LONG_PASSWORD = 1, FOUND_ROWS = 2, LONG_FLAG = 4, CONNECT_WITH_DB = 8,
-                               NO_SCHEMA = 16, COMPRESS = 32, ODBC = 64, LOCAL_FILES = 128,
-                               IGNORE_SPACE = 256, PROTOCOL_41 = 512, INTERACTIVE = 1024, SSL = 2048,
-                               IGNORE_SIGPIPE = 4096, TRANSACTIONS = 8192, RESERVED = 16384,
-                               SECURE_CONNECTION = 32768, MULTI_STATEMENTS = 1u << 16,
-                               MULTI_RESULTS = 1u << 17, PS_MULTI_RESULTS = 1u << 18,
-                               PLUGIN_AUTH = 1u << 19, CONNECT_ATTRS = 1u << 20,
-                               PLUGIN_AUTH_LENENC_CLIENT_DATA = 1u << 21,
+inline constexpr std::uint32_t LONG_PASSWORD = 1, FOUND_ROWS = 2, LONG_FLAG = 4, CONNECT_WITH_DB = 8, NO_SCHEMA = 16,
+                               COMPRESS = 32, ODBC = 64, LOCAL_FILES = 128, IGNORE_SPACE = 256, PROTOCOL_41 = 512,
+                               INTERACTIVE = 1024, SSL = 2048, IGNORE_SIGPIPE = 4096, TRANSACTIONS = 8192,
+                               RESERVED = 16384, SECURE_CONNECTION = 32768, MULTI_STATEMENTS = 1u << 16,
+                               MULTI_RESULTS = 1u << 17, PS_MULTI_RESULTS = 1u << 18, PLUGIN_AUTH = 1u << 19,
+                               CONNECT_ATTRS = 1u << 20, PLUGIN_AUTH_LENENC_CLIENT_DATA = 1u << 21,
                                CAN_HANDLE_EXPIRED_PASSWORDS = 1u << 22, SESSION_TRACK = 1u << 23,
-                               DEPRECATE_EOF = 1u << 24;
+                               DEPRECATE_EOF = 1u << 24, ZSTD_COMPRESSION = 1u << 26;
 }
 // MariaDB's extended capabilities: the 4 bytes after the reserved filler of the handshake and of
 // the client's response, used when the sender clears LONG_PASSWORD ("CLIENT_MYSQL").
@@ -152,6 +150,7 @@ struct HandshakeResponse {  // Protocol::HandshakeResponse41
   std::string auth_plugin;
   std::vector<std::pair<std::string, std::string>> attributes;
   std::uint32_t mariadb_capabilities = 0;  // when LONG_PASSWORD ("CLIENT_MYSQL") is clear
+  std::uint8_t zstd_level = 0;             // with ZSTD_COMPRESSION (and not COMPRESS): the last byte
   bool ssl_request_only = false;  // a 32-byte SSLRequest (no user yet)
 };
 bool parse_handshake_response(Bytes payload, HandshakeResponse& out);

@@ -2,6 +2,7 @@
 #include "protocols/mysql/compress.hpp"
 
 #include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 
@@ -38,6 +39,39 @@ Streams& streams() {
   return s;
 }
 
+// zstd's contexts, one of each per thread for the same reason.
+struct ZstdContexts {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  ZstdContexts() = default;
+  ~ZstdContexts() {
+    ZSTD_freeCCtx(c);
+    ZSTD_freeDCtx(d);
+  }
+  ZstdContexts(const ZstdContexts&) = delete;
+  ZstdContexts& operator=(const ZstdContexts&) = delete;
+};
+
+ZstdContexts& zstd() {
+  thread_local ZstdContexts z;
+  return z;
+}
+
+std::size_t zstd_frame(std::string_view in, char* out, std::size_t cap, int level) {
+  ZstdContexts& z = zstd();
+  if (!z.c) return 0;
+  std::size_t n = ZSTD_compressCCtx(z.c, out, cap, in.data(), in.size(), std::clamp(level, 1, 22));
+  return ZSTD_isError(n) ? 0 : n;
+}
+
+// One whole zstd frame in `in` that decompresses to exactly `len` bytes.
+bool unzstd_frame(const std::uint8_t* in, std::size_t in_len, char* out, std::size_t len) {
+  ZstdContexts& z = zstd();
+  if (!z.d) return false;
+  std::size_t n = ZSTD_decompressDCtx(z.d, out, len, in, in_len);
+  return !ZSTD_isError(n) && n == len;
+}
+
 // Deflates `in` into at most `cap` bytes at `out`: the compressed size, or 0 when it does not fit.
 std::size_t deflate_frame(std::string_view in, char* out, std::size_t cap) {
   Streams& s = streams();
@@ -63,7 +97,7 @@ bool inflate_frame(const std::uint8_t* in, std::size_t in_len, char* out, std::s
 
 }  // namespace
 
-std::uint8_t append_compressed(std::string& out, std::string_view bytes, std::uint8_t seq) {
+std::uint8_t append_compressed(std::string& out, std::string_view bytes, std::uint8_t seq, Codec codec, int level) {
   std::size_t pos = 0;
   do {
     std::string_view chunk = bytes.substr(pos, std::min<std::size_t>(bytes.size() - pos, kMaxPayload));
@@ -72,7 +106,8 @@ std::uint8_t append_compressed(std::string& out, std::string_view bytes, std::ui
       // Only a result smaller than the input is worth sending: room for just that much.
       std::size_t at = out.size();
       out.resize(at + 7 + chunk.size());
-      std::size_t len = deflate_frame(chunk, out.data() + at + 7, chunk.size() - 1);
+      std::size_t len = codec == Codec::Zstd ? zstd_frame(chunk, out.data() + at + 7, chunk.size() - 1, level)
+                                             : deflate_frame(chunk, out.data() + at + 7, chunk.size() - 1);
       if (len > 0) {
         out.resize(at + 7 + len);
         std::string head;
@@ -88,7 +123,8 @@ std::uint8_t append_compressed(std::string& out, std::string_view bytes, std::ui
   return seq;
 }
 
-Decode next_compressed(Bytes in, std::size_t max_len, std::string& out, std::uint8_t& seq, std::size_t& consumed) {
+Decode next_compressed(Bytes in, std::size_t max_len, std::string& out, std::uint8_t& seq, std::size_t& consumed,
+                       Codec codec) {
   if (in.size() < 7) return Decode::NeedMore;
   std::size_t len = payload_length(in.data());
   seq = in[3];
@@ -103,7 +139,9 @@ Decode next_compressed(Bytes in, std::size_t max_len, std::string& out, std::uin
     if (raw_len > max_len) return Decode::Malformed;
     std::size_t at = out.size();
     out.resize(at + raw_len);
-    if (!inflate_frame(payload, len, out.data() + at, raw_len)) {
+    bool ok = codec == Codec::Zstd ? unzstd_frame(payload, len, out.data() + at, raw_len)
+                                   : inflate_frame(payload, len, out.data() + at, raw_len);
+    if (!ok) {
       out.resize(at);
       return Decode::Malformed;
     }

@@ -47,7 +47,7 @@ asio::awaitable<bool> MysqlIo::read() {
     for (;;) {
       std::size_t used = 0;
       std::uint8_t zseq = 0;
-      auto z = my::next_compressed(my::as_bytes(zin_).subspan(at), max_len_ + 4, in_, zseq, used);
+      auto z = my::next_compressed(my::as_bytes(zin_).subspan(at), max_len_ + 4, in_, zseq, used, codec_);
       if (z == my::Decode::NeedMore) break;
       if (z == my::Decode::Malformed || in_.size() > max_len_ + my::kMaxPayload) {
         error_ = "malformed compressed packet";
@@ -70,7 +70,7 @@ asio::awaitable<bool> MysqlIo::write_raw(const std::string& bytes) {
   boost::system::error_code ec;
   if (compress_) {
     zout_.clear();
-    zseq_ = my::append_compressed(zout_, bytes, zseq_);
+    zseq_ = my::append_compressed(zout_, bytes, zseq_, codec_, level_);
     co_await net::Channel{sock_, tls_}.write(asio::buffer(zout_), ec);
   } else {
     co_await net::Channel{sock_, tls_}.write(asio::buffer(bytes), ec);
@@ -87,7 +87,7 @@ asio::awaitable<bool> MysqlIo::write_raw(const std::string& bytes) {
 std::string MysqlIo::framed(std::string_view bytes) {
   if (!compress_) return std::string(bytes);
   std::string out;
-  zseq_ = my::append_compressed(out, bytes, zseq_);
+  zseq_ = my::append_compressed(out, bytes, zseq_, codec_, level_);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "protocols/mysql/codec.hpp"
+#include "protocols/mysql/compress.hpp"
 #include "src/net/tls.hpp"
 
 namespace sluice::pool {
@@ -28,8 +29,13 @@ class MysqlIo {
 
   // Writes bytes that are already framed (result sets built elsewhere, cached answers).
   boost::asio::awaitable<bool> write_raw(const std::string& bytes);
-  // The compressed protocol (CLIENT_COMPRESS) starts after the next write (the login's OK).
-  void compress_after_next_write() { compress_next_ = true; }
+  // The compressed protocol (CLIENT_COMPRESS: zlib, CLIENT_ZSTD_COMPRESSION_ALGORITHM: zstd at
+  // `level`) starts after the next write (the login's OK).
+  void compress_after_next_write(my::Codec codec = my::Codec::Zlib, int level = my::kDefaultZstdLevel) {
+    compress_next_ = true;
+    codec_ = codec;
+    level_ = level;
+  }
   bool compressed() const { return compress_; }
   // `bytes` as they must go on the wire now: in compressed frames once compression is on
   // (advancing the compressed sequence), else as they are. For writers outside write_raw.
@@ -58,6 +64,8 @@ class MysqlIo {
   std::vector<char> chunk_;
   std::uint8_t seq_ = 0, return_seq_ = 0;
   std::uint8_t zseq_ = 0;  // the compressed sequence of the next frame written
+  my::Codec codec_ = my::Codec::Zlib;
+  int level_ = my::kDefaultZstdLevel;
   bool exact_ = false, compress_ = false, compress_next_ = false;
 };
 

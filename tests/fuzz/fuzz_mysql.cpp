@@ -39,11 +39,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   my::Err err;
   my::parse_err(in, err);
-  {  // compressed frames, as a client sends them after CLIENT_COMPRESS
+  for (auto codec : {my::Codec::Zlib, my::Codec::Zstd}) {  // compressed frames, as a client sends them
     std::string plain;
     std::uint8_t zseq = 0;
     std::size_t at = 0, used = 0;
-    while (at < in.size() && my::next_compressed(in.subspan(at), 1u << 20, plain, zseq, used) == my::Decode::Ok)
+    while (at < in.size() && my::next_compressed(in.subspan(at), 1u << 20, plain, zseq, used, codec) == my::Decode::Ok)
       at += used;
   }
   my::PrepareOk pok;

@@ -360,3 +360,23 @@ TEST_CASE("caching_sha2_password: scramble by definition, verify, RSA full path"
   REQUIRE(dec);
   CHECK(xor_with_nonce(*dec, nonce) == pw);
 }
+
+TEST_CASE("HandshakeResponse41 with zstd compression: its level is the last byte (zlib wins when both are set)") {
+  HandshakeResponse r;
+  r.capabilities = cap::PROTOCOL_41 | cap::SECURE_CONNECTION | cap::PLUGIN_AUTH | cap::PLUGIN_AUTH_LENENC_CLIENT_DATA |
+                   cap::CONNECT_ATTRS | cap::ZSTD_COMPRESSION;
+  r.user = "app";
+  r.auth_plugin = "p";
+  r.attributes = {{"k", "v"}};
+  std::string p;
+  build_handshake_response(p, r);
+  p.push_back('\x07');
+  HandshakeResponse back;
+  REQUIRE(parse_handshake_response(as_bytes(p), back));
+  CHECK(back.zstd_level == 7);
+  CHECK(back.attributes.size() == 1);
+  p[0] = static_cast<char>(p[0] | cap::COMPRESS);  // both flags: zlib, no level byte read
+  HandshakeResponse both;
+  CHECK(parse_handshake_response(as_bytes(p), both));
+  CHECK(both.zstd_level == 0);
+}

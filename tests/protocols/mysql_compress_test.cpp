@@ -94,3 +94,33 @@ TEST_CASE("compressed protocol: frames that lie are malformed") {
   std::string header("\xff\xff\xff\x00\x10\x00\x00", 7);
   CHECK(next_compressed(as_bytes(header), 1u << 20, out, seq, used) == Decode::Malformed);
 }
+
+TEST_CASE("compressed protocol with zstd: the same frames, each payload one zstd frame") {
+  std::string f;
+  CHECK(append_compressed(f, std::string("\x01\x00\x00\x00\x0e", 5), 3, Codec::Zstd) == 4);  // stored, as with zlib
+  CHECK(f == std::string("\x05\x00\x00\x03\x00\x00\x00\x01\x00\x00\x00\x0e", 12));
+  std::string rows;
+  for (int i = 0; i < 2000; ++i) rows += "row " + std::to_string(i % 10) + ";";
+  std::string z;
+  CHECK(append_compressed(z, rows, 0, Codec::Zstd, 19) == 1);
+  CHECK(z.size() < rows.size() / 4);
+  CHECK(std::uint8_t(z[7]) == 0x28);  // zstd's frame magic, 0xFD2FB528 little-endian
+  CHECK(std::uint8_t(z[10]) == 0xFD);
+  std::string out;
+  std::uint8_t seq = 9;
+  std::size_t used = 0;
+  CHECK(next_compressed(as_bytes(z), 1u << 26, out, seq, used, Codec::Zstd) == Decode::Ok);
+  CHECK(out == rows);
+  CHECK(used == z.size());
+  // A zlib payload read as zstd (and the other way round) is malformed, never misread.
+  std::string zl;
+  append_compressed(zl, rows, 0);
+  out.clear();
+  CHECK(next_compressed(as_bytes(zl), 1u << 26, out, seq, used, Codec::Zstd) == Decode::Malformed);
+  CHECK(next_compressed(as_bytes(z), 1u << 26, out, seq, used, Codec::Zlib) == Decode::Malformed);
+  // A frame that decompresses to less than its header announces is malformed.
+  std::string lying = z;
+  lying[4] = static_cast<char>(std::uint8_t(lying[4]) + 1);
+  out.clear();
+  CHECK(next_compressed(as_bytes(lying), 1u << 26, out, seq, used, Codec::Zstd) == Decode::Malformed);
+}

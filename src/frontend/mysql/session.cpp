@@ -42,7 +42,8 @@ thread_local std::unordered_set<Session*> t_sessions;
 std::shared_ptr<const crypto::RsaKey> g_rsa;
 
 // Capabilities Sluice offers clients. LOCAL_FILES only when [mysql] local_infile is on, SSL on
-// a TLS listener; COMPRESS (zlib) between the client and Sluice only.
+// a TLS listener; COMPRESS (zlib) and ZSTD_COMPRESSION between the client and Sluice only (zstd is
+// offered whatever the server offers: MariaDB never does).
 constexpr std::uint32_t kOffered =
     my::cap::LONG_PASSWORD | my::cap::FOUND_ROWS | my::cap::LONG_FLAG | my::cap::CONNECT_WITH_DB | my::cap::NO_SCHEMA |
     my::cap::COMPRESS | my::cap::ODBC | my::cap::IGNORE_SPACE | my::cap::PROTOCOL_41 | my::cap::INTERACTIVE |
@@ -329,7 +330,8 @@ class Session {
         hs.mariadb_capabilities = known->mariadb_capabilities & kRelayedMariadbCaps;
     }
     if (!cfg_->mysql.server_version.empty()) hs.server_version = cfg_->mysql.server_version;
-    hs.capabilities |= (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0) | (snap_->my_tls ? my::cap::SSL : 0);
+    hs.capabilities |= (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0) | (snap_->my_tls ? my::cap::SSL : 0) |
+                       my::cap::ZSTD_COMPRESSION;
     co_return hs;
   }
 
@@ -418,7 +420,7 @@ class Session {
         info_->pool = "sluice";
       }
       log::info("client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
-      if (caps_ & my::cap::COMPRESS) io_.compress_after_next_write();
+      start_compression(resp);
       co_return true;  // serve_admin sends the OK
     }
     if (!co_await choose_pool(db)) co_return false;
@@ -426,10 +428,19 @@ class Session {
       std::lock_guard lock(handle_->mu);
       handle_->user = user_;
     }
-    // The compressed protocol, when the client asked: from its first command on, whatever the
-    // server connections do (they are not compressed).
-    if (caps_ & my::cap::COMPRESS) io_.compress_after_next_write();
+    start_compression(resp);
     co_return co_await send_ok();
+  }
+
+  // The compressed protocol, when the client asked: from its first command on, whatever the
+  // server connections do (they are not compressed). Both flags set: zlib (as servers do).
+  void start_compression(const my::HandshakeResponse& resp) {
+    if (caps_ & my::cap::COMPRESS) {
+      caps_ &= ~my::cap::ZSTD_COMPRESSION;
+      io_.compress_after_next_write(my::Codec::Zlib);
+    } else if (caps_ & my::cap::ZSTD_COMPRESSION) {
+      io_.compress_after_next_write(my::Codec::Zstd, resp.zstd_level ? resp.zstd_level : my::kDefaultZstdLevel);
+    }
   }
 
   // Checks the client's proof for the configured user; switches plugin when needed.
