@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 
 namespace sluice::my {
 

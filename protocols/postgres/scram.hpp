@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 
 namespace sluice::pg {
 

@@ -9,7 +9,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "protocols/mysql/ed25519.hpp"
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_greeting.hpp"
 #include "src/pool/mysql_io.hpp"

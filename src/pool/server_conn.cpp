@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 #include "protocols/postgres/scram.hpp"
 #include "src/observe/log.hpp"
 

@@ -1,7 +1,7 @@
 // Client authentication state machine, driven by a real SCRAM client and md5 answers.
 #include <doctest/doctest.h>
 
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 #include "src/frontend/postgres/auth.hpp"
 
 using namespace sluice;

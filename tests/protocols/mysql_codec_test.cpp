@@ -5,7 +5,7 @@
 #include <string>
 
 #include "protocols/mysql/codec.hpp"
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 
 using namespace sluice;
 using namespace sluice::my;

@@ -1,7 +1,7 @@
 // SCRAM-SHA-256 against the RFC 7677 section 3 example, both sides, and verifier round trips.
 #include <doctest/doctest.h>
 
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 #include "protocols/postgres/scram.hpp"
 #include "protocols/postgres/saslprep.hpp"
 

@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "protocols/mysql/codec.hpp"
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 #include "src/frontend/context.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"

@@ -10,7 +10,7 @@
 #include <unordered_set>
 
 #include "protocols/mysql/codec.hpp"
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 #include "sluice/version.hpp"
 #include "src/admin/console.hpp"
 #include "src/frontend/cache_lookup.hpp"

@@ -1,5 +1,5 @@
 // OpenSSL-backed hashing, HMAC, PBKDF2, base64 and randomness.
-#include "protocols/postgres/crypto.hpp"
+#include "protocols/common/crypto.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
