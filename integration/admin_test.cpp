@@ -759,3 +759,60 @@ TEST_CASE("every command through Connector/C: same columns as libpq, operator co
   CHECK(ok("SHUTDOWN WAIT"));
   CHECK(s.wait_exit(15000) == 0);
 }
+
+TEST_CASE("database = \"*\" pools: DISABLE, PAUSE and SHOW STATS name the client's database, on both protocols") {
+  // The MySQL side once checked the pool's literal "*" (issue 18's drift): DISABLE app let MySQL
+  // clients of app in, PAUSE app did not hold them, and their stats were filed under "*".
+  const std::string star = R"(
+[[users]]
+name = "admin"
+password = "adminpw"
+
+[[users]]
+name = "watcher"
+password = "watchpw"
+
+[[pools]]
+database = "*"
+cluster = "pg"
+pool_size = 3
+
+[[pools]]
+database = "*"
+cluster = "my"
+pool_size = 3
+)";
+  SluiceProcess s(star, kGeneral);
+  Conn adm(admin_conninfo(s));
+  REQUIRE(adm.ok());
+
+  REQUIRE(query(adm, "DISABLE app").error.empty());
+  Conn pg_refused(s.conninfo());
+  CHECK(!pg_refused.ok());
+  MyConn my_refused(s.my_port(), "app", "app", "app");
+  CHECK(!my_refused.ok);
+  REQUIRE(query(adm, "ENABLE app").error.empty());
+
+  MyConn app(s.my_port(), "app", "app", "app");
+  REQUIRE(app.ok);
+  for (int i = 0; i < 3; ++i) CHECK(app.scalar("SELECT 1") == "1");
+  auto st = query(adm, "SHOW STATS");
+  CHECK(st.find("database", "*") < 0);
+  bool mysql_app = false;
+  for (std::size_t i = 0; i < st.rows.size(); ++i)
+    mysql_app = mysql_app || (st.at(i, "database") == "app" && st.at(i, "protocol") == "mysql");
+  CHECK(mysql_app);
+
+  // PAUSE app holds the MySQL client's next query until RESUME.
+  REQUIRE(query(adm, "PAUSE app").error.empty());
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    CHECK(app.scalar("SELECT 2") == "2");
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK_FALSE(done.load());
+  REQUIRE(query(adm, "RESUME app").error.empty());
+  t.join();
+  CHECK(done.load());
+}

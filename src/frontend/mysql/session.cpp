@@ -14,6 +14,7 @@
 #include "sluice/version.hpp"
 #include "src/admin/console.hpp"
 #include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/mysql/admin.hpp"
 #include "src/frontend/mysql/response.hpp"
 #include "src/frontend/server_loss.hpp"
@@ -229,7 +230,7 @@ class Session {
   }
 
   // PAUSE: hold this client's next command (no error) until RESUME.
-  awaitable<void> wait_while_paused() { co_await ctx_.controls.wait_resumed(pool_cfg_.database, sock_, *info_); }
+  awaitable<void> wait_while_paused() { co_await ctx_.controls.wait_resumed(served_db_, sock_, *info_); }
 
   // A reload happened: take the new settings for this client's pool (between transactions).
   void refresh_config() {
@@ -569,15 +570,16 @@ class Session {
       co_await send_err(my::er::BAD_DB, "42000", fmt::format("Unknown database '{}'", db));
       co_return false;
     }
-    if (ctx_.controls.disabled(pc->database)) {
+    served_db_ = served_database(*pc, db);
+    if (ctx_.controls.disabled(served_db_)) {
       co_await send_err(1105, "HY000", fmt::format("Sluice: database '{}' is disabled by an administrator (ENABLE on the admin console)", db));
       co_return false;
     }
-    stats_ = ctx_.stats.get("mysql", pc->database);
+    stats_ = ctx_.stats.get("mysql", served_db_);
     info_->set_identity(user_, db);
     {
       std::lock_guard lock(info_->mu);
-      info_->pool = pc->database;
+      info_->pool = served_db_;
     }
     mode_ = pc->mode;
     bind_pool(*pc);
@@ -1085,8 +1087,8 @@ class Session {
     if (params) key.append("\x1f" "binary\x1f").append(*params);
     const router::Position* token =
         split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
-    auto found =
-        co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(), std::chrono::seconds(10), token);
+    auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(),
+                                       cache_wait_limit(cfg_->general), token);
     if (found.hit) {
       // Stored as sent after a command with sequence 0, so the ids already fit.
       error_code ec;
@@ -1810,6 +1812,7 @@ class Session {
   // Routing (read_write_split): the member the current command runs on, this client's last write.
   std::shared_ptr<router::ClusterRuntime> cluster_;
   config::Pool pool_cfg_;
+  std::string served_db_;  // the database operators know this client by (served_database)
   pool::PoolSettings settings_;
   std::vector<std::shared_ptr<pool::Pool>> member_pools_;
   int member_ = 0;

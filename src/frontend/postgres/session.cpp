@@ -11,6 +11,7 @@
 
 #include "src/admin/console.hpp"
 #include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/relay.hpp"
@@ -246,7 +247,7 @@ class Session {
 
   // PAUSE: hold this client's next query (no error) until RESUME.
   awaitable<void> wait_while_paused() {
-    co_await ctx_.controls.wait_resumed(pool_cfg_.database == "*" ? database_ : pool_cfg_.database, client_, *info_);
+    co_await ctx_.controls.wait_resumed(served_database(pool_cfg_, database_), client_, *info_);
   }
 
   // A reload happened: take the new settings for this client's pool (between transactions).
@@ -561,7 +562,7 @@ class Session {
                           "add a [[pools]] entry for it, or a database = \"*\" pool");
       co_return false;
     }
-    const std::string pool_db = pc->database == "*" ? database_ : pc->database;
+    const std::string pool_db = served_database(*pc, database_);
     if (ctx_.controls.disabled(pool_db)) {
       co_await send_error("FATAL", "55000", fmt::format("database \"{}\" is not currently accepting connections", database_),
                           "an administrator disabled it (ENABLE on the admin console)");
@@ -866,7 +867,7 @@ class Session {
   // A hit is written to the client (the request's `consume` bytes are used up); a miss marks this
   // session as the one filling `key`, or waits (bounded) for another session's fill.
   awaitable<bool> lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
-    auto wait = std::min<config::Duration>(snap_->config->general.query_wait_timeout, std::chrono::seconds(10));
+    auto wait = cache_wait_limit(snap_->config->general);
     auto started = observe::Clock::now();
     auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait, ryw_token());
     if (found.hit) {
