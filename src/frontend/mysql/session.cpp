@@ -14,6 +14,7 @@
 #include "sluice/version.hpp"
 #include "src/admin/console.hpp"
 #include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/common/lease_failure.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/mysql/admin.hpp"
 #include "src/frontend/mysql/response.hpp"
@@ -226,6 +227,20 @@ class Session {
     if (!(status_ & my::status::IN_TRANS)) {
       stats_->xact(observe::micros_since(xact_start_));
       in_xact_ = false;
+    }
+  }
+
+  // No server connection for this client: said as on PostgreSQL (describe_lease_failure), with
+  // MySQL's codes (1040 in line too long, the server's own errno, 2013-style unreachable).
+  awaitable<void> report_lease_failure(const pool::LeaseResult& r) {
+    auto f = describe_lease_failure(r, pool_->name(), cfg_->general.query_wait_timeout);
+    if (f.timed_out) {
+      co_await send_err(my::er::CON_COUNT, "08004", f.message + " (" + f.hint + ")");
+    } else if (f.from_server) {
+      co_await send_err(f.mysql_code, f.sqlstate, f.message);
+    } else {
+      co_await send_err(f.mysql_code ? f.mysql_code : my::er::UPSTREAM_UNREACHABLE,
+                        f.sqlstate.empty() ? "08S01" : f.sqlstate, f.message);
     }
   }
 
@@ -707,22 +722,8 @@ class Session {
     }
     if (!conn) {
       auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
-      if (r.timed_out) {
-        co_await send_err(my::er::CON_COUNT, "08004",
-                          fmt::format("Sluice: no server connection in pool {} became free within query_wait_timeout",
-                                      pool_->name()));
-        co_return false;
-      }
       if (!r.conn) {
-        auto err = r.error ? r.error : std::make_shared<const pool::ConnectError>();
-        if (err->from_server)
-          co_await send_err(err->mysql_code, err->fields.code, err->fields.message);
-        else
-        {
-          std::uint16_t code = err->mysql_code ? err->mysql_code : my::er::UPSTREAM_UNREACHABLE;
-          std::string msg = "Sluice: " + err->fields.message;
-          co_await send_err(code, err->fields.code.empty() ? "08S01" : err->fields.code, msg);
-        }
+        co_await report_lease_failure(r);
         co_return false;
       }
       conn = std::move(r.conn);
@@ -740,7 +741,7 @@ class Session {
         pool_ = member_pool(member_);
         auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
         if (!r.conn) {
-          co_await send_err(my::er::CON_COUNT, "08004", "Sluice: no server connection for a read after a write");
+          co_await report_lease_failure(r);
           co_return false;
         }
         conn = std::move(r.conn);

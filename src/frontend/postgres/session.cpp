@@ -11,6 +11,7 @@
 
 #include "src/admin/console.hpp"
 #include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/common/lease_failure.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
@@ -618,21 +619,9 @@ class Session {
   }
 
   awaitable<void> report_lease_failure(const pool::LeaseResult& r) {
-    if (r.timed_out) {
-      auto wait = snap_->config->general.query_wait_timeout;
-      co_await send_error("FATAL", "53300",
-                          fmt::format("query_wait_timeout: no server connection available in pool \"{}\" within {} ms",
-                                      pool_->name(), wait.count()),
-                          "raise pool_size for this pool, or query_wait_timeout");
-      co_return;
-    }
-    static const pool::ConnectError kUnknown{};
-    const auto& err = r.error ? *r.error : kUnknown;
-    const auto& e = err.fields;
-    // (Locals, not conditional temporaries: g++ 12 double-destroys those inside co_await.)
-    std::string code = e.code.empty() ? std::string("08006") : e.code;
-    std::string message = err.from_server ? e.message : fmt::format("sluice: {}", e.message);
-    co_await send_error("FATAL", code, message, e.hint);
+    auto f = describe_lease_failure(r, pool_->name(), snap_->config->general.query_wait_timeout);
+    if (f.sqlstate.empty()) f.sqlstate = "08006";
+    co_await send_error("FATAL", f.sqlstate, f.message, f.hint);
   }
 
   // ---- stages: attach / relay / detach ------------------------------------------------------
