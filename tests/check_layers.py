@@ -50,7 +50,7 @@ def room(path):
     if parts[1] == "main.cpp":
         return "main"
     if parts[1] == "frontend":
-        # Files straight in src/frontend/ are the shared core (to move into frontend/common/).
+        # src/frontend/context.* (the running state, to move to src/app/) ranks with the shared core.
         return "frontend/" + parts[2] if len(parts) > 3 else "frontend/common"
     return parts[1]
 

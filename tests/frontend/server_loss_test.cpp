@@ -1,7 +1,7 @@
 // The words both front ends use for a server connection lost under a client's request.
 #include <doctest/doctest.h>
 
-#include "src/frontend/server_loss.hpp"
+#include "src/frontend/common/server_loss.hpp"
 
 using namespace sluice::frontend;
 

@@ -10,13 +10,13 @@
 #include <unordered_set>
 
 #include "src/admin/console.hpp"
-#include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/common/cache_lookup.hpp"
 #include "src/frontend/common/lease_failure.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/relay.hpp"
-#include "src/frontend/server_loss.hpp"
+#include "src/frontend/common/server_loss.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
 #include "src/sql/classify.hpp"

@@ -1,5 +1,5 @@
 // Shared cache lookup with request coalescing (see header).
-#include "src/frontend/cache_lookup.hpp"
+#include "src/frontend/common/cache_lookup.hpp"
 
 namespace sluice::frontend {
 

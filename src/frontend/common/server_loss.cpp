@@ -1,5 +1,5 @@
 // Words for a lost server connection (see header).
-#include "src/frontend/server_loss.hpp"
+#include "src/frontend/common/server_loss.hpp"
 
 namespace sluice::frontend {
 
