@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "src/pool/pool.hpp"
+#include "src/pool/statements.hpp"
 
 namespace asio = boost::asio;
 using namespace sluice;
@@ -175,4 +176,19 @@ TEST_CASE("pool: many workers leasing and releasing one small pool lose nothing"
   auto u = p->usage();
   CHECK(u.waiting == 0);
   CHECK(u.idle == 3);  // all three back, none duplicated or lost
+}
+
+TEST_CASE("statement registry: bounded; what clients hold stays, dropped texts come back under a new id") {
+  pool::StatementRegistry reg(4);
+  auto held = reg.intern("SELECT 1", "");
+  CHECK(reg.intern("SELECT 1", "") == held);  // the same text: the same statement
+  CHECK(reg.intern("SELECT 1", "\x17") != held);  // other parameter types: another one
+  const auto first_id = reg.intern("SELECT 'dropped'", "")->id;
+  for (int i = 0; i < 1000; ++i) reg.intern("SELECT " + std::to_string(i + 2), "");
+  CHECK(reg.size() <= 2 * (1 + 4));  // twice (what a client holds + keep)
+  CHECK(reg.find("SELECT 1", "") == held);  // a client holds it: never dropped
+  CHECK(reg.find("SELECT 'dropped'", "") == nullptr);
+  auto again = reg.intern("SELECT 'dropped'", "");
+  CHECK(again->id > first_id);  // a new server-side name
+  CHECK(again->server_name == "sluice_" + std::to_string(again->id));
 }

@@ -110,17 +110,15 @@ pool::StatementRegistry& statements() {
   static pool::StatementRegistry r;
   return r;
 }
-std::mutex g_prep_mu;
-std::unordered_map<std::uint64_t, std::shared_ptr<const std::string>> g_prep_responses;
+std::mutex g_prep_mu;  // guards Statement::prepare_response
 
-std::shared_ptr<const std::string> cached_prepare(std::uint64_t id) {
+std::shared_ptr<const std::string> cached_prepare(const pool::Statement& stmt) {
   std::lock_guard lock(g_prep_mu);
-  auto it = g_prep_responses.find(id);
-  return it == g_prep_responses.end() ? nullptr : it->second;
+  return stmt.prepare_response;
 }
-void cache_prepare(std::uint64_t id, std::string bytes) {
+void cache_prepare(const pool::Statement& stmt, std::string bytes) {
   std::lock_guard lock(g_prep_mu);
-  g_prep_responses.try_emplace(id, std::make_shared<const std::string>(std::move(bytes)));
+  if (!stmt.prepare_response) stmt.prepare_response = std::make_shared<const std::string>(std::move(bytes));
 }
 
 struct ClientStmt {
@@ -1422,7 +1420,7 @@ class Session {
     auto stmt = statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
                                                        mariadb_caps_, charset_, vars_.fingerprint));
     std::uint32_t client_id = next_stmt_id_++;
-    if (auto cached = cached_prepare(stmt->id)) {
+    if (auto cached = cached_prepare(*stmt)) {
       // Answered here: the server connection that runs it later prepares it on demand.
       my::PrepareOk pok;
       my::parse_prepare_ok(my::as_bytes(*cached).subspan(4, my::payload_length(reinterpret_cast<const std::uint8_t*>(cached->data()))), pok);
@@ -1450,7 +1448,7 @@ class Session {
       remember_server_stmt(stmt->id, last_.prepare->statement_id);
       stmts_[client_id] = ClientStmt{stmt, query, last_.prepare->params, last_.prepare->columns, {}, statement_is_read(query),
                                      statement_kind(query)};
-      if (capture.size() < 65536) cache_prepare(stmt->id, std::move(capture));
+      if (capture.size() < 65536) cache_prepare(*stmt, std::move(capture));
     } else if (last_.error) {
       --next_stmt_id_;
     }

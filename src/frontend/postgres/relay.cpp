@@ -39,6 +39,7 @@ void Relay::note_listens(const std::vector<sql::SessionEffect>& effects) {
 }
 
 void Relay::reset_server_side() {
+  parsing_.clear();
   in_query_ = in_xact_ = false;
   unsynced_ = false;
   skipping_ = false;
@@ -107,14 +108,15 @@ void Relay::ensure_prepared(const ClientStatement& cs, pool::ServerConn& server,
     server.prepared.touch(stmt.id);
     return;
   }
-  prepare_on_server(stmt, server, server_out, Mode::Swallow);
+  prepare_on_server(cs.stmt, server, server_out, Mode::Swallow);
 }
 
 // Prepares `stmt` on `server` now: a copy made before the client's Parse is closed first (its
 // plan may predate a table change the client's own Parse would see: 0A000 "cached plan must not
 // change result type" where a direct connection works), and a full set makes room.
-void Relay::prepare_on_server(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out,
-                              Mode mode) {
+void Relay::prepare_on_server(const std::shared_ptr<const pool::Statement>& held, pool::ServerConn& server,
+                              std::string& server_out, Mode mode) {
+  const pool::Statement& stmt = *held;
   if (server.prepared.contains(stmt.id)) {
     wire::close_message(server_out, 'S', stmt.server_name);
     push({Kind::Close, Mode::Swallow});
@@ -124,6 +126,7 @@ void Relay::prepare_on_server(const pool::Statement& stmt, pool::ServerConn& ser
     push({Kind::Close, Mode::Swallow, evicted});
   }
   server_out.append(stmt.parse_message);
+  parsing_.push_back(held);
   push({Kind::Parse, mode, stmt.id, &stmt});
 }
 
@@ -259,7 +262,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
       // The client's own Parse is always answered by a server that prepares it now: a copy
       // prepared earlier (by any client) may carry a plan older than this Parse.
       statements_[std::string(p.name)] = {stmt, pool::prepare_sequence()};
-      prepare_on_server(*stmt, server, server_out, Mode::Forward);
+      prepare_on_server(stmt, server, server_out, Mode::Forward);
       return Verdict::Ok;
     }
     case wire::fe::Bind: {
@@ -492,6 +495,8 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
         ++effects_base_;
       }
       tx_status_ = captured_[0];
+      if (!parsing_.empty() && pending_.empty()) [[unlikely]]
+        parsing_.clear();
       if (tx_status_ == 'I' && !deferred_.empty()) deferred_.clear();  // the transaction ended without COMMIT
       ++cycles_;
       if (stats_ && in_query_) {

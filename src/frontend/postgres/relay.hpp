@@ -170,7 +170,7 @@ class Relay {
     Kind kind;
     Mode mode = Mode::Forward;
     std::uint64_t stmt_id = 0;    // Parse: statement prepared on the server by this entry
-    const pool::Statement* stmt = nullptr;  // Parse: to mark it validated on ParseComplete
+    const pool::Statement* stmt = nullptr;  // Parse: to mark it validated on ParseComplete (kept in parsing_)
     std::int32_t effects = -1;    // Simple: index into effects_ when it changes session state
     bool failed = false;
     bool replace_error = false;  // its ErrorResponse is replaced by replacement_error_
@@ -185,7 +185,8 @@ class Relay {
   // Makes sure `cs` exists on `server`, prepared since the client's Parse, queueing a Parse
   // (answer swallowed) if not.
   void ensure_prepared(const ClientStatement& cs, pool::ServerConn& server, std::string& server_out);
-  void prepare_on_server(const pool::Statement& stmt, pool::ServerConn& server, std::string& server_out, Mode mode);
+  void prepare_on_server(const std::shared_ptr<const pool::Statement>& stmt, pool::ServerConn& server,
+                         std::string& server_out, Mode mode);
   void on_message_start(char type, pool::ServerConn& server, std::string& client_out);
   Verdict on_message_end(pool::ServerConn& server, std::string& client_out);
   bool announces_end(char type);
@@ -206,6 +207,9 @@ class Relay {
   std::unordered_map<std::string, ClientStatement> statements_;  // by client name
   std::deque<std::string> synthetic_errors_;                     // ErrorResponses of failed Synthetic entries, in order
   std::deque<Entry> pending_;
+  // The statements of Parse entries in flight, alive until their answers came (the client may
+  // close its own copy meanwhile, and the registry keeps statements only weakly).
+  std::vector<std::shared_ptr<const pool::Statement>> parsing_;
   std::deque<std::vector<sql::SessionEffect>> effects_;
   std::vector<sql::SessionEffect> batch_effects_;  // of Parses since the last Sync
   std::vector<sql::SessionEffect> deferred_;       // parameter changes of the open transaction
