@@ -132,6 +132,7 @@ void Relay::prepare_on_server(const std::shared_ptr<const pool::Statement>& held
 
 std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len, std::string& client_out) {
   std::size_t pos = 0, parses = 0;
+  std::vector<std::shared_ptr<const pool::Statement>> found;  // held: the registry's hold is weak
   // First pass: check the shape without side effects.
   for (;;) {
     wire::Frame f;
@@ -143,6 +144,7 @@ std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len,
     auto stmt = pool::StatementRegistry::global().find(p.query, wire::as_sv(p.param_types));
     if (!stmt || !stmt->validated.load(std::memory_order_relaxed)) return 0;
     if (statements_.size() + ++parses > max_statements_) return 0;  // the server path enforces the limit
+    found.push_back(std::move(stmt));
   }
   if (parses == 0) return 0;
   std::size_t consumed = pos;
@@ -153,8 +155,7 @@ std::size_t Relay::try_answer_locally(wire::Bytes buffered, std::size_t max_len,
     pos += f.size();
     wire::ParseView p;
     wire::parse_parse(f.body, p);
-    statements_[std::string(p.name)] = {pool::StatementRegistry::global().find(p.query, wire::as_sv(p.param_types)),
-                                        pool::prepare_sequence()};
+    statements_[std::string(p.name)] = {std::move(found[i]), pool::prepare_sequence()};
     wire::parse_complete(client_out);
   }
   wire::ready_for_query(client_out, tx_status_);
