@@ -1,0 +1,218 @@
+// PostgreSQL client session, the result cache step: lookup or coalesced wait, capture of a complete
+// answer, invalidation when writes end.
+#include "src/frontend/postgres/client_session.hpp"
+
+namespace sluice::frontend::pg {
+
+std::string Session::cache_key(const std::string& normalized) const {
+  std::string key = normalized;
+  for (auto* part : {&database_, &user_}) key.append("\x1f").append(*part);
+  for (const char* p :
+       {"search_path", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding", "standard_conforming_strings"}) {
+    key.push_back('\x1f');
+    if (auto* v = relay_.client_params.find(p)) key += *v;
+  }
+  return key;
+}
+
+awaitable<bool> Session::try_cache(const wire::Frame& f) {
+  wire::Reader r(f.body);
+  std::string_view text = r.cstr();
+  if (!r.ok() || !sql::classify(text, sql::Dialect::Postgres).read()) co_return false;
+  auto cand = ctx_.cache_policy()->consider(text, sql::Dialect::Postgres, database_, user_);
+  if (!cand) co_return false;
+  co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
+}
+
+awaitable<bool> Session::try_cache_extended() {
+  std::size_t pos = 0;
+  std::string shape, bind_rest, exec_body, query;
+  auto all = buffered_bytes();
+  for (;;) {
+    wire::Frame m;
+    if (wire::next_frame(all.subspan(pos), max_packet_, m) != wire::Decode::Ok) co_return false;  // incomplete
+    pos += m.size();
+    shape.push_back(m.type);
+    if (m.type == wire::fe::Parse) {
+      wire::ParseView pv;
+      if (!wire::parse_parse(m.body, pv) || !pv.name.empty() || shape.size() != 1) co_return false;
+      query = std::string(pv.query);
+    } else if (m.type == wire::fe::Bind) {
+      wire::BindHead bh;
+      if (!wire::parse_bind_head(m.body, bh) || !bh.portal.empty() || !bind_rest.empty()) co_return false;
+      if (query.empty()) {
+        const pool::Statement* st = relay_.find_statement(bh.statement);
+        if (!st) co_return false;
+        wire::Frame pf;
+        wire::ParseView pv;
+        auto bytes = wire::as_bytes(st->parse_message);
+        if (wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, pv))
+          co_return false;
+        query = std::string(pv.query);
+      }
+      bind_rest = std::string(wire::as_sv(m.body.subspan(bh.rest_offset)));
+    } else if (m.type == wire::fe::Describe) {
+      wire::TargetView tv;
+      if (!wire::parse_target(m.body, tv) || tv.kind != 'P' || !tv.name.empty()) co_return false;
+    } else if (m.type == wire::fe::Execute) {
+      exec_body = std::string(wire::as_sv(m.body));
+    } else if (m.type == wire::fe::Sync) {
+      break;
+    } else {
+      co_return false;
+    }
+    if (shape.size() > 5) co_return false;
+  }
+  if (bind_rest.empty() || exec_body.empty() || query.empty()) co_return false;
+  if (!sql::classify(query, sql::Dialect::Postgres).read()) co_return false;
+  auto cand = ctx_.cache_policy()->consider(query, sql::Dialect::Postgres, database_, user_);
+  if (!cand) co_return false;
+  std::string key = cache_key(cand->normalized);
+  key.append(
+         "\x1f"
+         "extended\x1f")
+      .append(shape)
+      .append("\x1f")
+      .append(bind_rest)
+      .append("\x1f")
+      .append(exec_body);
+  co_return co_await lookup_or_fill(std::move(key), *cand, pos);
+}
+
+awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
+  auto wait = cache_wait_limit(snap_->config->general);
+  auto started = observe::Clock::now();
+  auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait, ryw_token());
+  if (found.hit) {
+    in_begin_ += consume;
+    std::string out = *found.hit;
+    wire::ready_for_query(out, 'I');
+    co_await write_client(out);
+    auto us = observe::micros_since(started);
+    stats_->query(us);  // a query (and a transaction) the client made, answered by Sluice
+    stats_->xact(us);
+    info_->queries.fetch_add(1, std::memory_order_relaxed);
+    co_return true;
+  }
+  if (!found.fill) co_return false;  // another client's fill is slow: ask the server, keep nothing
+  fill_key_ = key;                   // this session fills it: end_fill when done, whatever happens
+  capturing_ = true;
+  cache_tables_.clear();
+  for (auto& t : cand.tables) cache_tables_.push_back(cache::table_key(t));
+  fill_ticket_ = ctx_.cache->fill_ticket(cache_tables_, pool_cfg_.cluster);
+  capture_.clear();
+  cache_key_ = std::move(key);
+  cache_ttl_ = cand.ttl;
+  co_return false;
+}
+
+void Session::capture(const std::string& bytes) {
+  if (capture_.size() + bytes.size() > snap_->config->cache.max_entry_bytes) {
+    capturing_ = false;
+    capture_.clear();
+    return;
+  }
+  capture_ += bytes;
+}
+
+void Session::end_fill() {
+  if (fill_key_.empty() || !ctx_.cache) return;
+  ctx_.cache->end_fill(fill_key_);
+  fill_key_.clear();
+}
+
+void Session::finish_capture() {
+  struct EndFill {
+    Session* s;
+    ~EndFill() { s->end_fill(); }
+  } end{this};
+  if (!capturing_) return;
+  capturing_ = false;
+  std::size_t pos = 0;
+  char last = 0, status = 0;
+  auto all = wire::as_bytes(capture_);
+  for (;;) {
+    wire::Frame fr;
+    if (wire::next_frame(all.subspan(pos), all.size(), fr) != wire::Decode::Ok) break;
+    if (fr.type == wire::be::ErrorResponse) return;
+    last = fr.type;
+    if (fr.type == wire::be::ReadyForQuery && fr.body.size() == 1) status = static_cast<char>(fr.body[0]);
+    pos += fr.size();
+  }
+  if (pos != capture_.size() || last != wire::be::ReadyForQuery || status != 'I') return;
+  // Kept with the position its server had before it ran the query (stamped at attach): served
+  // only to clients whose writes that covers; a replica's kept only if it covers the writes
+  // through Sluice to the tables it read.
+  cache::Origin origin{read_route_, std::move(route_position_)};
+  capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
+  ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
+                             pool_->name());
+  capture_.clear();
+}
+
+void Session::note_for_invalidation(const wire::Frame& f) {
+  std::string_view text;
+  wire::Reader r(f.body);
+  if (f.type == wire::fe::Parse) r.cstr();
+  text = r.cstr();
+  if (!r.ok()) return;
+  auto cls = sql::classify(text, sql::Dialect::Postgres);
+  if (temp_table_statement(text)) no_cache_ = true;  // its reads could name a temporary table
+  if (cls.kind == sql::StatementKind::Rollback) {
+    pending_invalidation_.clear();
+    invalidate_all_ = false;
+    return;
+  }
+  if (cls.kind != sql::StatementKind::Write) return;
+  auto refs = sql::tables(text, sql::Dialect::Postgres);
+  if (!refs.complete) invalidate_all_ = true;
+  for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
+}
+
+bool Session::temp_table_statement(std::string_view text) {
+  sql::Lexer lex(text, sql::Dialect::Postgres);
+  sql::Token prev;
+  for (auto t = lex.next(); t.kind != sql::Token::End; t = lex.next()) {
+    if ((t.is("temp") || t.is("temporary")) &&
+        (prev.is("create") || prev.is("into") || prev.is("global") || prev.is("local")))
+      return true;
+    prev = t;
+  }
+  return false;
+}
+
+void Session::apply_invalidations(bool position_follows) {
+  if (!ctx_.cache_enabled() || relay_.tx_status() != 'I') return;
+  if (pending_invalidation_.empty() && !invalidate_all_) return;
+  if (position_follows)
+    ctx_.cache->write_marks().begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
+                                    cluster_->replayed_everywhere_by());
+  if (invalidate_all_) ctx_.cache->invalidate_all();
+  else
+    for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+  if (position_follows) {
+    marked_tables_ = std::move(pending_invalidation_);
+    marked_all_ = invalidate_all_;
+    marks_pending_ = true;
+  }
+  pending_invalidation_.clear();
+  invalidate_all_ = false;
+}
+
+void Session::settle_invalidations(const router::Position& at) {
+  if (!marks_pending_) return;
+  marks_pending_ = false;
+  ctx_.cache->write_marks().settle(pool_cfg_.cluster, marked_tables_, marked_all_, at,
+                                   cluster_->replayed_everywhere_by());
+  marked_tables_.clear();
+}
+
+void Session::stamp_route() {
+  route_position_ = split_ ? cluster_->applied(member_, !read_route_, token_) : router::Position{};
+}
+
+const router::Position* Session::ryw_token() const {
+  return split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
+}
+
+}  // namespace sluice::frontend::pg

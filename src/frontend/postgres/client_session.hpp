@@ -1,0 +1,533 @@
+// The PostgreSQL client session: one object per client connection, its state, and its stages,
+// each defined in its own file: session.cpp (lifecycle), login.cpp (startup, authentication,
+// login), relay_loop.cpp (the transaction loop: serve between transactions, and the attached
+// phase), attach.cpp (route, attach, detach), cache.cpp (the result cache step), pooled_state.cpp (pins and resets in
+// transaction pooling), listen.cpp (LISTEN carried by the pool's listening connection). The
+// protocol itself is followed by the sans-io Relay (relay.hpp).
+#pragma once
+
+#include "src/frontend/postgres/session.hpp"
+
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/ssl.hpp>
+#include <fmt/format.h>
+
+#include <unordered_set>
+
+#include "src/admin/console.hpp"
+#include "src/frontend/common/cache_lookup.hpp"
+#include "src/frontend/common/lease_failure.hpp"
+#include "src/frontend/common/pool_rules.hpp"
+#include "src/frontend/postgres/admin.hpp"
+#include "src/frontend/postgres/auth.hpp"
+#include "src/frontend/postgres/relay.hpp"
+#include "src/frontend/common/server_loss.hpp"
+#include "src/net/tls.hpp"
+#include "src/observe/log.hpp"
+#include "src/sql/classify.hpp"
+#include "src/sql/database_ddl.hpp"
+#include "src/sql/normalize.hpp"
+
+namespace sluice::frontend::pg {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+
+// A CancelRequest for the server session (pid, key) at `endpoint` (55.2.7): its own connection,
+// closed by the server without an answer.
+awaitable<void> send_cancel_request(config::Endpoint endpoint, std::uint32_t pid, std::uint32_t key);
+// Parameters a server reports that a client cannot SET; never part of state sync.
+bool settable(std::string_view name);
+bool valid_param_name(std::string_view n);
+std::string quote_literal(std::string_view v);
+// Decodes "-c name=value" / "--name=value" pairs from the startup "options" parameter.
+void parse_options(std::string_view opts, pool::Params& out);
+
+inline constexpr std::size_t kServerChunk = 64 * 1024;
+inline constexpr std::size_t kAuthMaxMessage = 64 * 1024;
+
+// CopyDone 'c', CopyData 'd' or CopyFail 'f': one comparison for every other message type.
+constexpr bool is_copy_message(char type) {
+  static_assert(wire::fe::CopyData == wire::fe::CopyDone + 1 && wire::fe::CopyFail == wire::fe::CopyDone + 3);
+  auto d = static_cast<unsigned char>(type - wire::fe::CopyDone);
+  return d <= 3 && ((0b1011u >> d) & 1u);
+}
+static_assert(is_copy_message('c') && is_copy_message('d') && is_copy_message('f') && !is_copy_message('e') &&
+              !is_copy_message('Q') && !is_copy_message('g'));
+
+enum class Outcome {
+  Detach,
+  Resume,
+  ClientGone,
+  ClientError,
+  ServerGone,
+  ServerError,
+  StatementMode,
+  FreeDatabases,
+  CheckPins,      // quiet and pinned, after a statement that may have ended what pins: ask the server
+  PrepareListen,  // a LISTEN is about to go to the server: the listening connection listens first
+};
+
+class Session {
+ public:
+  Session(tcp::socket s, Context& ctx);
+  ~Session();
+  awaitable<void> run();
+  void register_client();
+  void log_end();
+
+  // The virtual database "sluice": admin and stats users get the console, others are refused.
+  awaitable<void> serve_console();
+
+  // PAUSE: hold this client's next query (no error) until RESUME.
+  awaitable<void> wait_while_paused();
+
+  // A reload happened: take the new settings for this client's pool (between transactions).
+  void refresh_config();
+
+  // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
+  void bind_pool(const config::Config& cfg, const config::Pool& pc);
+  void kick();
+
+ private:
+  // ---- client I/O ---------------------------------------------------------------------------
+
+  std::size_t buffered() const { return in_end_ - in_begin_; }
+  wire::Bytes buffered_bytes() const { return {in_.data() + in_begin_, buffered()}; }
+
+  // Puts `bytes` back in front of the unread client input (a read to run again elsewhere).
+  void unread(const std::string& bytes) {
+    if (in_begin_ >= bytes.size()) {
+      in_begin_ -= bytes.size();
+      std::memcpy(in_.data() + in_begin_, bytes.data(), bytes.size());
+      return;
+    }
+    std::vector<std::uint8_t> joined(bytes.begin(), bytes.end());
+    joined.insert(joined.end(), in_.begin() + static_cast<std::ptrdiff_t>(in_begin_),
+                  in_.begin() + static_cast<std::ptrdiff_t>(in_end_));
+    in_end_ = joined.size();
+    in_begin_ = 0;
+    joined.resize(std::max(joined.size(), in_.size()));
+    in_ = std::move(joined);
+  }
+
+  // One attempt to read more client bytes without waiting, growing the buffer for a large
+  // message up to max_packet_size. WantRead/WantWrite: wait with client_ready(), then try again.
+  using Step = net::TlsStream::Step;
+  Step try_read_client() {
+    if (in_begin_ > 0 && (in_begin_ == in_end_ || in_begin_ > in_.size() / 2)) {
+      std::memmove(in_.data(), in_.data() + in_begin_, buffered());
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+    }
+    // Room for the rest of the message being received. Only typed messages say their length at
+    // bytes 1-4 (already checked against the limit by the caller); the untyped startup packet
+    // stays within PostgreSQL's 10000-byte bound.
+    std::size_t want = 4096;
+    if (typed_messages_ && buffered() >= 5) {
+      std::size_t len = wire::load_u32(in_.data() + in_begin_ + 1);
+      if (len + 1 > buffered()) want = std::max(want, len + 1 - buffered());
+    }
+    std::size_t cap = typed_messages_ ? max_packet_ + 64 : wire::kMaxStartupPacket;
+    if (in_.size() - in_end_ < want)
+      in_.resize(std::min<std::size_t>(in_end_ + std::max(want, in_.size()), std::max(cap, in_.size())));
+    error_code ec;
+    std::size_t n = 0;
+    auto room = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
+    if (tls_) {
+      Step st = tls_->try_read(room, n, ec);
+      if (st != Step::Done) return st;
+    } else {
+      n = client_.read_some(room, ec);  // the socket is non-blocking
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return Step::WantRead;
+    }
+    if (ec || n == 0) return Step::Fail;
+    in_end_ += n;
+    if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
+    return Step::Done;
+  }
+
+  // The client socket's readiness for a read that said WantRead (or, over TLS, WantWrite): an
+  // operation awaited in the caller's own frame.
+  auto client_ready(Step st, error_code& ec) {
+    return client_.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+                              asio::redirect_error(use_awaitable, ec));
+  }
+
+  // Reads more client bytes (at least one); false when the client is gone. The hot paths
+  // (serve, relay_attached) inline this loop to save its coroutine frame.
+  awaitable<bool> read_client() {
+    for (;;) {
+      Step st = try_read_client();
+      if (st == Step::Done || st == Step::Fail) co_return st == Step::Done;
+      error_code ec;
+      co_await client_ready(st, ec);
+      if (ec) co_return false;
+    }
+  }
+
+  // One attempt to read server bytes into server_in_ without waiting (as try_read_client).
+  [[gnu::always_inline]] Step try_read_server(std::size_t& n, error_code& ec) {
+    n = 0;
+    if (server_->tls) return server_->tls->try_read(asio::buffer(server_in_), n, ec);
+    n = server_->sock.read_some(asio::buffer(server_in_), ec);  // non-blocking
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec.clear();
+      return Step::WantRead;
+    }
+    return ec ? Step::Fail : Step::Done;
+  }
+
+  awaitable<bool> write_client(std::string& buf) {
+    if (stats_) stats_->bytes_out.fetch_add(buf.size(), std::memory_order_relaxed);
+    error_code ec;
+    if (tls_) co_await tls_->write(asio::buffer(buf), ec);
+    else co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    buf.clear();
+    co_return !ec;
+  }
+
+  // Sends an ErrorResponse; FATAL ones end the session.
+  // Parameters are owning strings: coroutine frames must not hold views of caller temporaries.
+  awaitable<void> send_error(std::string severity, std::string code, std::string message, std::string hint = {}) {
+    if (severity == "FATAL") {
+      if (logged_in_) end_reason_ = fmt::format("{} {}", code, message);
+      else
+        log::info("client {} {}:{} refused: user {} database {}: {} {}", info_->id, info_->addr, info_->port,
+                  user_.empty() ? "?" : user_, database_.empty() ? "?" : database_, code, message);
+    }
+    std::string out;
+    wire::error_response(out, severity, code, message, {}, hint);
+    co_await write_client(out);
+  }
+
+  // Reads one typed message during authentication.
+  awaitable<std::optional<wire::Frame>> read_auth_message() {
+    for (;;) {
+      wire::Frame f;
+      auto d = wire::next_frame(buffered_bytes(), kAuthMaxMessage, f);
+      if (d == wire::Decode::Ok) {
+        in_begin_ += f.size();
+        co_return f;
+      }
+      if (d == wire::Decode::Malformed) {
+        co_await send_error("FATAL", "08P01", "invalid message length during authentication");
+        co_return std::nullopt;
+      }
+      if (!co_await read_client()) co_return std::nullopt;
+    }
+  }
+
+  // ---- stage: startup -----------------------------------------------------------------------
+  awaitable<bool> startup();
+  awaitable<void> forward_cancel(std::uint32_t pid, std::uint32_t key);
+
+  // ---- stage: auth --------------------------------------------------------------------------
+
+  // A failed login, counted per client address; past the burst, its answer waits.
+  awaitable<void> throttle_failed_login();
+  awaitable<bool> authenticate();
+
+  // ---- stage: login (pool choice, ParameterStatus, BackendKeyData) --------------------------
+  awaitable<bool> login();
+  awaitable<void> report_lease_failure(const pool::LeaseResult& r);
+
+  // ---- stages: attach / relay / detach ------------------------------------------------------
+
+  // Runs a statement of Sluice's own on the server, swallowing the replies: true when it succeeded
+  // and left no transaction open. With `status`, the final transaction status is stored there and
+  // errors are expected (not logged).
+  // Reads whole messages from the attached server connection, handing each to `each` (false from
+  // it stops the read), until `readies` ReadyForQuery messages have come. False when the
+  // connection failed or sent something malformed.
+  template <typename Each>
+  awaitable<bool> read_until_ready(std::size_t readies, Each each) {
+    std::vector<std::uint8_t> buf;
+    std::array<std::uint8_t, 4096> chunk;
+    error_code ec;
+    while (readies > 0) {
+      std::size_t n = co_await server_->channel().read_some(asio::buffer(chunk), ec);
+      if (ec) co_return false;
+      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+      std::size_t pos = 0;
+      while (readies > 0) {
+        wire::Frame f;
+        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
+        if (d == wire::Decode::Malformed) co_return false;
+        if (d == wire::Decode::NeedMore) break;
+        pos += f.size();
+        if (!each(f)) co_return false;
+        if (f.type == wire::be::ReadyForQuery) --readies;
+      }
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
+    }
+    co_return true;
+  }
+  awaitable<bool> run_internal(const std::string& sql, bool forward_param_changes, char* status = nullptr);
+
+  // Makes the server connection's session parameters the client's. Each SET goes as its own
+  // Query, all in one write: one the server refuses (a name it does not know, a value it rejects,
+  // a parameter that cannot change now) fails alone. The client gets the server's error as a
+  // WARNING, the parameter is dropped from what Sluice re-applies, and the client goes on.
+  // False only when the server connection itself failed.
+  awaitable<bool> sync_params();
+  void set_cancel_target(bool attached);
+
+  // ---- result cache ---------------------------------------------------------------------------
+
+  // Key: normalized text + database + user + the settings that change results.
+  std::string cache_key(const std::string& normalized) const;
+
+  // A simple-protocol read outside a transaction: served from the cache, or marked so that its
+  // answer is kept when it completes.
+  awaitable<bool> try_cache(const wire::Frame& f);
+
+  // An extended-protocol batch, complete in the buffer: [Parse (unnamed)] Bind [Describe portal]
+  // Execute Sync. Keyed by its statement text, the message shape, the Bind parameters and formats
+  // and the Execute row limit.
+  awaitable<bool> try_cache_extended();
+
+  // A hit is written to the client (the request's `consume` bytes are used up); a miss marks this
+  // session as the one filling `key`, or waits (bounded) for another session's fill.
+  awaitable<bool> lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume);
+  void capture(const std::string& bytes);
+  void end_fill();
+
+  // Keeps a complete, error-free answer that ended outside a transaction.
+  void finish_capture();
+
+  // Writes forwarded to the server: the tables they touch lose their cached reads when the
+  // transaction (or the autocommit statement) ends; a ROLLBACK forgets them.
+  void note_for_invalidation(const wire::Frame& f);
+
+  // CREATE TEMP[ORARY] TABLE / SELECT ... INTO TEMP: from then on this client's reads may name a
+  // table only its session has, so none of them is cached or answered from the cache.
+  static bool temp_table_statement(std::string_view text);
+
+  // Writes forwarded to the server are done (the transaction, or the autocommit statement, ended):
+  // drop their tables' cached answers. With `position_follows`, the write's replication position
+  // is about to be learned (take_write_token): until settle_invalidations(), no replica's answer
+  // to those tables is kept.
+  void apply_invalidations(bool position_follows);
+  void settle_invalidations(const router::Position& at);
+  // The answer about to be captured: the position its server has surely applied before running
+  // it (the last health check's, or what a verification read; on the primary also this client's
+  // own last write).
+  void stamp_route();
+  // The read-your-writes token a cached answer must cover for this client (null: any).
+  const router::Position* ryw_token() const;
+
+  // ---- routing ------------------------------------------------------------------------------
+  std::shared_ptr<pool::Pool> member_pool(int m);
+
+  // Chooses the member for the next batch from its first message: reads (and read-only
+  // transactions) to a replica that has the client's writes, everything else to the primary.
+  void choose_route();
+
+  // After a write reached the primary and the client is between transactions: the primary's
+  // WAL position, which a replica must have replayed before it serves this client's reads.
+  // After a write outside a transaction, under read-your-writes: the primary's position.
+  bool needs_write_token() const;
+  awaitable<void> take_write_token();
+
+  // Attaching to a server connection. The common case (an idle connection on this worker, same
+  // session parameters) never suspends: prepare_attach() + attach_ready(); attach_rest() waits in
+  // line, probes, verifies a read-your-writes position or applies parameters.
+  void prepare_attach();
+  bool attach_ready();
+  void finish_attach();
+  awaitable<bool> attach_rest();
+
+  // ", the server said: FATAL 57P01: ..." when the server announced its end.
+  std::string end_note() const;
+
+  // The server connection died with this client's requests unanswered, in a pooled mode. The
+  // client's connection to Sluice is fine and stays: each request gets the error the server gives
+  // a failed statement, and a transaction that was open is failed (the client rolls it back, as
+  // after any error). Only a message half-sent to the client leaves no way on: then it is closed.
+  awaitable<bool> fail_in_flight();
+
+  // The client was told its transaction failed: the next server connection gets a failed
+  // transaction too, so whatever the client sends until it ends the transaction is answered by the
+  // server itself (25P02, and ROLLBACK or COMMIT ending it).
+  awaitable<bool> recreate_failed_tx();
+  void detach(bool reusable);
+
+  // ---- transaction pooling: LISTEN --------------------------------------------------------------
+
+  // The LISTENs just translated reach the server only once the pool's listening connection
+  // listens on their channels: nothing committed after the client's LISTEN can be missed. When
+  // that connection cannot be had, the client keeps its server connection instead (pinned), and
+  // hears its notifications there.
+  awaitable<void> prepare_listen();
+
+  // Between transactions: the notifications that came for this client, written now. False when
+  // the client is gone, or was closed because the listening connection was lost (it got the
+  // server's FATAL, as it would directly).
+  awaitable<bool> deliver_notifications();
+
+  // ---- transaction pooling: pinned and untracked session state --------------------------------
+
+  // Whether what pinned this client is gone (asked of the server: no advisory lock, temporary
+  // object, holdable cursor or SQL-prepared statement left in the session; LISTEN does not pin).
+  awaitable<bool> pins_released();
+  void publish_pins();
+
+  // DISCARD ALL on the attached server connection: what Sluice tracks of it starts over.
+  awaitable<bool> reset_server_session();
+
+  // Runs `sql` on the attached server connection; the first column of its first row.
+  awaitable<std::optional<std::string>> run_scalar(const std::string& sql);
+
+  // Client left (or was dropped) while attached: return the server connection in a known state.
+  awaitable<void> release_server_after_client();
+
+  // The first direction to finish records why and stops the other one. Cancellation alone is not
+  // enough: an operation that already completed still resumes its coroutine.
+  Outcome stop(Outcome o) {
+    stopping_ = true;
+    return o;
+  }
+  awaitable<Outcome> client_to_server();
+  awaitable<Outcome> server_to_client();
+
+  // What to do at a quiet point: nothing (stay attached), detach, or refuse (statement mode).
+  std::optional<Outcome> boundary_outcome();
+
+  // Translates every complete buffered client message; nullopt while all is well.
+  std::optional<Outcome> forward_buffered();
+
+  // CREATE DATABASE (its template), DROP DATABASE, ALTER DATABASE ... RENAME: the server refuses
+  // them (55006) while other sessions use those databases, and Sluice's idle pooled connections
+  // would be such sessions. Sets exclusive_dbs_; true when there are any.
+  bool needs_free_databases(const wire::Frame& f);
+
+  // Closes the idle server connections (of any pool, any user) to exclusive_dbs_ on this
+  // client's server, and waits (at most 5 s, as the server itself does) for busy ones to come
+  // back and be closed too. Whatever still holds them then makes the statement fail as directly.
+  awaitable<void> free_databases();
+
+  // Writes as much as the kernel takes now, without suspending. Returns false on error.
+  // Over TLS: as many records as fit; the rest (and a record cut short) goes by the async path.
+  bool write_now(tcp::socket& sock, net::TlsStream* tls, std::string& buf);
+  awaitable<bool> flush_client();
+
+  // The attached phase. Half duplex in the common case: the whole request goes to the kernel at
+  // once, so the server can never block on us while we read its answer. Requests that do not
+  // fit, COPY FROM STDIN and replies Sluice must make itself go full duplex until quiet again.
+  awaitable<Outcome> relay_attached();
+
+  // ---- watches: plain callbacks on the other socket, cheaper than racing two coroutines ------
+  // A handler that comes late (cancelled, or a watch replaced) finds its generation stale; one
+  // that outlives the session finds `alive` expired.
+
+  // While the client owes the next request (relay_attached): the server's socket. A message
+  // there wakes the client wait (server_spoke_); otherwise the watch lapses at the next answer.
+  void watch_server();
+  void unwatch_server();
+
+  // While a request waits on the server for a while (armed by janitor_tick): the client's socket.
+  // A client that closed (or sent Terminate first) ends the wait.
+  void watch_client();
+  void unwatch_client();
+
+ public:
+  // Every janitor period (per worker): a request waiting on the server for two periods or more
+  // gets its client watched.
+  void janitor_tick();
+
+ private:
+  // The next unread client message is a Terminate: the client leaves without waiting.
+  bool client_leaving() const;
+
+  // The server sent something while the client owed the next request: passed on (as the relay
+  // filters it), or the server connection ended.
+  awaitable<std::optional<Outcome>> server_spoke();
+  awaitable<void> serve();
+
+  static constexpr const char* kAdminDatabase = "sluice";
+  tcp::socket client_;
+  std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener
+  Context& ctx_;
+  std::shared_ptr<observe::ClientInfo> info_;
+  std::shared_ptr<observe::DbStats> stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::uint64_t generation_ = 0;
+  bool logged_in_ = false;
+  std::string end_reason_;
+  std::shared_ptr<const Snapshot> snap_;
+  std::vector<std::uint8_t> in_;
+  std::size_t in_begin_ = 0, in_end_ = 0;
+  std::vector<std::uint8_t> server_in_;
+  std::string client_out_, server_out_, synth_out_;
+  std::size_t max_packet_ = 0;
+  wire::StartupPacket startup_;
+  std::string user_, database_, client_error_;
+  std::shared_ptr<const pool::Credentials> creds_;
+  std::shared_ptr<pool::Pool> pool_;
+  config::PoolMode mode_ = config::PoolMode::Transaction;
+  std::shared_ptr<pool::ServerConn> server_;
+  Relay relay_;
+  std::uint32_t pid_ = 0;
+  // Routing (read_write_split): the member each batch runs on, and this client's last write.
+  std::shared_ptr<router::ClusterRuntime> cluster_;
+  config::Pool pool_cfg_;
+  std::string server_db_;
+  pool::PoolSettings settings_;
+  std::vector<std::shared_ptr<pool::Pool>> member_pools_;
+  int member_ = 0;
+  bool split_ = false, read_route_ = false, batch_sent_ = false, wrote_ = false, verify_token_ = false;
+  router::Position token_;
+  std::chrono::steady_clock::time_point verify_failed_at_{};
+  // A read outside a transaction: the client messages sent for it since attaching, kept (up to
+  // kMaxJournal bytes) so that it can run again on another member if its server dies first.
+  static constexpr std::size_t kMaxJournal = 64 * 1024;
+  static constexpr int kMaxReadRetries = 2;
+  std::string journal_;
+  bool journal_on_ = false, retryable_read_ = false;
+  int retries_ = 0;
+  bool retrying_ = false;  // the next attach runs a read again (the client has its preamble)
+  // After a request failed because its server connection died: messages are dropped until Sync
+  // (the failure came in the middle of an extended-protocol batch), and a transaction the client
+  // had open is re-created, failed, on its next server connection; until then nothing is
+  // answered without a server (cache, known statements): there the server refuses everything.
+  bool discard_until_sync_ = false, failed_tx_ = false;
+  // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
+  bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
+  std::string capture_, cache_key_, fill_key_;
+  cache::FillTicket fill_ticket_;
+  router::Position route_position_;  // a replica's replayed position when the read was routed there
+  // Tables whose writes' position take_write_token() is learning (WriteMarks pending).
+  std::vector<std::string> marked_tables_;
+  bool marked_all_ = false, marks_pending_ = false;
+  config::Duration cache_ttl_{0};
+  std::vector<std::string> cache_tables_, pending_invalidation_;
+  std::shared_ptr<CancelTarget> cancel_;
+  bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
+  bool typed_messages_ = false;
+  asio::steady_timer write_done_{client_.get_executor()};
+  // Watches (watch_server, watch_client) and what they saw.
+  std::uint32_t server_watch_gen_ = 0, client_watch_gen_ = 0;
+  bool server_watch_ = false, client_watch_ = false, server_spoke_ = false, client_gone_ = false;
+  bool idle_attached_ = false, waiting_server_ = false;
+  bool server_dead_ = false;  // the server closed while a pooled client idles in its transaction
+  int wait_ticks_ = 0;
+  // CREATE/DROP DATABASE: the databases to free, and the message they were freed for.
+  std::vector<std::string> exclusive_dbs_;
+  std::size_t exclusive_checked_at_ = std::string::npos;
+  std::string published_pins_;  // what SHOW CLIENTS says pins this client
+  // LISTEN in pooled modes: this client's notifications, by way of its pool's listening connection.
+  std::shared_ptr<pool::NotifyMailbox> mailbox_;
+  std::shared_ptr<pool::NotifyHub> hub_;
+  bool notified_ = false;             // the mailbox woke this session
+  bool listen_pending_ = false;       // a LISTEN waits for its transaction's end
+  std::uint32_t own_notify_pid_ = 0;  // the server process of this client's last NOTIFY
+};
+
+}  // namespace sluice::frontend::pg

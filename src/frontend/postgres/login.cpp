@@ -1,0 +1,212 @@
+// PostgreSQL client session, the stages before the first query: startup (SSLRequest, CancelRequest,
+// the StartupMessage), authentication, and login (pool choice, ParameterStatus, BackendKeyData).
+#include "src/frontend/postgres/client_session.hpp"
+
+namespace sluice::frontend::pg {
+
+awaitable<bool> Session::startup() {
+  for (;;) {
+    std::size_t consumed = 0;
+    auto d = wire::parse_startup(buffered_bytes(), startup_, consumed);
+    if (d == wire::Decode::NeedMore) {
+      if (!co_await read_client()) co_return false;
+      continue;
+    }
+    if (d == wire::Decode::Malformed) {
+      co_await send_error("FATAL", "08P01", "invalid startup packet layout");
+      co_return false;
+    }
+    in_begin_ += consumed;
+    if (startup_.code == wire::kSslRequestCode || startup_.code == wire::kGssEncRequestCode) {
+      if (buffered() != 0) {  // bytes after SSLRequest before our answer: refuse (CVE-2021-23222)
+        co_await send_error("FATAL", "08P01", "unexpected data after SSLRequest");
+        co_return false;
+      }
+      if (startup_.code == wire::kSslRequestCode && snap_->pg_tls && !tls_) {
+        std::string yes = "S";
+        if (!co_await write_client(yes)) co_return false;
+        tls_ = std::make_unique<net::TlsStream>(client_, snap_->pg_tls, net::TlsStream::Role::Server);
+        error_code ec;
+        co_await tls_->handshake(ec);
+        if (ec) {
+          log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
+          co_return false;
+        }
+        info_->tls = true;
+        continue;
+      }
+      std::string no = "N";
+      if (!co_await write_client(no)) co_return false;
+      continue;
+    }
+    if (startup_.code == wire::kCancelRequestCode) {
+      co_await forward_cancel(startup_.cancel_pid, startup_.cancel_key);
+      co_return false;
+    }
+    if (startup_.code >> 16 != 3) {
+      co_await send_error("FATAL", "0A000",
+                          fmt::format("unsupported frontend protocol {}.{}: server supports 3.0", startup_.code >> 16,
+                                      startup_.code & 0xffff));
+      co_return false;
+    }
+    if (startup_.find("replication")) {
+      co_await send_error("FATAL", "08P01", "replication connections are not supported by Sluice");
+      co_return false;
+    }
+    const std::string* user = startup_.find("user");
+    if (!user || user->empty()) {
+      co_await send_error("FATAL", "28000", "no PostgreSQL user name specified in startup packet");
+      co_return false;
+    }
+    user_ = *user;
+    typed_messages_ = true;  // everything after StartupMessage is a typed message
+    if (!tls_ && snap_->config->postgres.tls.mode == config::TlsMode::Require) {
+      co_await send_error("FATAL", "28000",
+                          "Sluice requires TLS on this listener: connect with sslmode=require or stronger");
+      co_return false;
+    }
+    const std::string* db = startup_.find("database");
+    database_ = db && !db->empty() ? *db : user_;
+    co_return true;
+  }
+}
+
+awaitable<void> Session::forward_cancel(std::uint32_t pid, std::uint32_t key) {
+  auto target = ctx_.pg_cancel.find(pid, key);
+  if (!target) co_return;  // unknown key or client idle: nothing to cancel (55.2.7: no reply)
+  co_await send_cancel_request(target->endpoint, target->server_pid, target->server_key);
+  log::debug("forwarded cancel for client pid {} to {}", pid, target->endpoint.text());
+}
+
+awaitable<void> Session::throttle_failed_login() {
+  co_await hold_failed_login(ctx_, snap_->config->general, info_, client_.get_executor());
+}
+
+awaitable<bool> Session::authenticate() {
+  auto it = snap_->credentials.find(user_);
+  if (it == snap_->credentials.end()) {
+    co_await throttle_failed_login();
+    co_await send_error("FATAL", "28000", fmt::format("role \"{}\" does not exist", user_),
+                        "add the user to [[users]] in Sluice's configuration");
+    co_return false;
+  }
+  creds_ = it->second;
+  // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
+  std::optional<std::string> cn;
+  auto verdict = net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, snap_->config->postgres.tls.client_cert,
+                                        creds_->client_auth == config::AuthMethod::Cert, user_, cn);
+  if (verdict == net::CertVerdict::Missing) {
+    co_await throttle_failed_login();
+    co_await send_error("FATAL", "28000", "connection requires a valid client certificate",
+                        tls_ ? "" : "connect with TLS and a certificate signed by the listener's tls_ca");
+    co_return false;
+  }
+  if (verdict == net::CertVerdict::WrongUser) {
+    co_await throttle_failed_login();
+    co_await send_error("FATAL", "28000", fmt::format("certificate authentication failed for user \"{}\"", user_),
+                        fmt::format("the certificate's common name is \"{}\"", *cn));
+    co_return false;
+  }
+  ClientAuth auth(*creds_, tls_ ? snap_->pg_tls_end_point : std::string());
+  std::string out;
+  auto step = auth.start(out);
+  // AuthenticationSASL (code 10) or a password request: PostgreSQL's words for a wrong answer.
+  const bool sasl = out.size() >= 9 && wire::load_u32(reinterpret_cast<const std::uint8_t*>(out.data()) + 5) == 10;
+  while (step == ClientAuth::Step::Send) {
+    if (!co_await write_client(out)) co_return false;
+    auto f = co_await read_auth_message();
+    if (!f) co_return false;
+    if (f->type != wire::fe::Password) {
+      co_await send_error("FATAL", "08P01",
+                          fmt::format("expected {} response, got message type {}", sasl ? "SASL" : "password",
+                                      static_cast<int>(static_cast<unsigned char>(f->type))));
+      co_return false;
+    }
+    step = auth.on_password_message(f->body, out);
+  }
+  if (step == ClientAuth::Step::Failed) {
+    log::info("authentication failed for user \"{}\": {}", user_, auth.failure());
+    co_await throttle_failed_login();
+    co_await send_error("FATAL", "28P01", fmt::format("password authentication failed for user \"{}\"", user_));
+    co_return false;
+  }
+  co_return co_await write_client(out);  // AuthenticationOk (and SASLFinal)
+}
+
+awaitable<bool> Session::login() {
+  const auto& cfg = *snap_->config;
+  if (ctx_.shutting_down) {
+    co_await send_error("FATAL", "57P03", "Sluice is shutting down");
+    co_return false;
+  }
+  const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
+  if (!pc) {
+    log::info("client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_,
+              database_);
+    co_await send_error("FATAL", "3D000", fmt::format("database \"{}\" does not exist", database_),
+                        "add a [[pools]] entry for it, or a database = \"*\" pool");
+    co_return false;
+  }
+  const std::string pool_db = served_database(*pc, database_);
+  if (ctx_.controls.disabled(pool_db)) {
+    co_await send_error("FATAL", "55000",
+                        fmt::format("database \"{}\" is not currently accepting connections", database_),
+                        "an administrator disabled it (ENABLE on the admin console)");
+    co_return false;
+  }
+  stats_ = ctx_.stats.get("postgres", pool_db);
+  relay_.set_stats(stats_.get(), &info_->queries);
+  relay_.set_statement_limit(snap_->config->general.max_client_prepared_statements);
+  info_->set_identity(user_, database_, startup_.find("application_name") ? *startup_.find("application_name") : "");
+  {
+    std::lock_guard lock(info_->mu);
+    info_->pool = pool_db;
+  }
+  mode_ = pc->mode;
+  relay_.set_pooled(mode_ != config::PoolMode::Session);
+  bind_pool(cfg, *pc);
+
+  auto params = pool_->server_params();
+  if (!params) {
+    // First client of this pool: a server connection tells us the server's parameters (and
+    // whether the database exists at all).
+    auto r = co_await pool_->lease(client_.get_executor(), cfg.general.query_wait_timeout);
+    if (!r.conn) {
+      co_await report_lease_failure(r);
+      co_return false;
+    }
+    params = r.conn->params;
+    pool_->release(std::move(r.conn), true);
+  }
+  for (auto& [k, v] : params->items) relay_.client_params.set(k, v);
+  for (auto& [k, v] : startup_.params) {
+    if (k == "user" || k == "database" || k == "replication") continue;
+    if (k == "options") parse_options(v, relay_.client_params);
+    else if (valid_param_name(k) && settable(k)) relay_.client_params.set(k, v);
+  }
+  if (mode_ == config::PoolMode::Session) {
+    // The client's server session starts now: its BackendKeyData carries the server's real
+    // process id (pg_terminate_backend, pg_stat_activity work with it), with a key of Sluice's.
+    prepare_attach();
+    if (!attach_ready() && !co_await attach_rest()) co_return false;
+  }
+  std::string out;
+  for (auto& [k, v] : relay_.client_params.items)
+    if (params->find(k)) wire::parameter_status(out, k, v);
+  auto [pid, target] = ctx_.pg_cancel.add(server_ ? server_->backend_pid : 0);
+  pid_ = pid;
+  cancel_ = target;
+  if (server_) set_cancel_target(true);
+  wire::backend_key_data(out, pid, target->key);
+  wire::ready_for_query(out, 'I');
+  info_->set_state(observe::ClientState::Idle);
+  co_return co_await write_client(out);
+}
+
+awaitable<void> Session::report_lease_failure(const pool::LeaseResult& r) {
+  auto f = describe_lease_failure(r, pool_->name(), snap_->config->general.query_wait_timeout);
+  if (f.sqlstate.empty()) f.sqlstate = "08006";
+  co_await send_error("FATAL", f.sqlstate, f.message, f.hint);
+}
+
+}  // namespace sluice::frontend::pg

@@ -1,0 +1,532 @@
+// PostgreSQL client session, the transaction loop: serve() waits for the client between
+// transactions, attaches, and runs the attached phase: client messages through the Relay to the
+// server and its answers back, half duplex in the common case and full duplex when needed, with
+// watches on the other socket. (One file: serve() and relay_attached() together keep the
+// per-transaction path within one translation unit.)
+#include "src/frontend/postgres/client_session.hpp"
+
+namespace sluice::frontend::pg {
+
+awaitable<Outcome> Session::client_to_server() {
+  for (;;) {
+    if (auto o = forward_buffered()) {
+      if (*o == Outcome::FreeDatabases) {
+        co_await free_databases();
+        continue;
+      }
+      if (*o == Outcome::PrepareListen) {
+        co_await prepare_listen();
+        continue;
+      }
+      co_return stop(*o);
+    }
+    if (!server_out_.empty()) {
+      server_writing_ = true;
+      error_code ec;
+      co_await server_->channel().write(asio::buffer(server_out_), ec);
+      server_writing_ = false;
+      server_out_.clear();
+      if (ec) co_return stop(Outcome::ServerGone);
+    }
+    if (relay_.has_pending() && relay_.only_synthetic_pending() && relay_.quiescent_stream() && !client_writing_) {
+      client_writing_ = true;
+      relay_.drain_synthetic(synth_out_);
+      bool ok = co_await write_client(synth_out_);
+      client_writing_ = false;
+      write_done_.cancel();
+      if (!ok) co_return stop(Outcome::ClientGone);
+      if (stopping_) co_return Outcome::Detach;
+    }
+    bool got = co_await read_client();
+    // The other direction may have finished while this read was completing: leave what was
+    // read in the buffer for the next cycle.
+    if (stopping_) co_return Outcome::Detach;
+    if (!got) co_return stop(Outcome::ClientGone);
+  }
+}
+
+awaitable<Outcome> Session::server_to_client() {
+  for (;;) {
+    error_code ec;
+    std::size_t n = 0;
+    if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(server_in_), ec);
+    else n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return stopping_ ? Outcome::ClientGone : stop(Outcome::ServerGone);
+    if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+      co_return stop(Outcome::ServerError);
+    if (capturing_) capture(client_out_);
+    if (stopping_) co_return Outcome::ClientGone;  // the client side ended first
+    while (client_writing_) {                      // the other direction is writing synthetic replies: wait
+      write_done_.expires_after(std::chrono::seconds(1));
+      co_await write_done_.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (stopping_) co_return Outcome::ClientGone;
+    }
+    if (!client_out_.empty()) {
+      client_writing_ = true;
+      bool ok = co_await write_client(client_out_);
+      client_writing_ = false;
+      if (!ok) co_return stop(Outcome::ClientGone);
+      if (stopping_) co_return Outcome::ClientGone;
+    }
+    if (!server_writing_ && relay_.quiescent() && !relay_.in_copy_in()) {
+      if (auto o = boundary_outcome()) co_return stop(*o);
+      co_return stop(Outcome::Resume);  // back to the half-duplex path
+    }
+  }
+}
+
+std::optional<Outcome> Session::boundary_outcome() {
+  if (!relay_.at_boundary()) return std::nullopt;
+  char tx = relay_.tx_status();
+  if (mode_ == config::PoolMode::Statement && tx != 'I') return Outcome::StatementMode;
+  if (mode_ != config::PoolMode::Session && tx == 'I') {
+    if (relay_.take_notified()) own_notify_pid_ = server_->backend_pid;
+    if (mailbox_ && (relay_.take_listen_changed() || listen_pending_)) [[unlikely]] {
+      for (auto& ch : mailbox_->settle(relay_.listening())) hub_->unsubscribe(mailbox_, ch);
+      listen_pending_ = false;
+    }
+    if (!relay_.pinned()) return Outcome::Detach;
+    if (relay_.take_may_unpin()) return Outcome::CheckPins;
+    if (published_pins_ != relay_.pin_reasons()) publish_pins();
+  }
+  return std::nullopt;
+}
+
+std::optional<Outcome> Session::forward_buffered() {
+  // On a replica, one batch at a time: the next one may be a write for the primary.
+  if (read_route_ && batch_sent_) {
+    if (relay_.tx_status() == 'I' || relay_.has_pending()) return std::nullopt;
+    batch_sent_ = false;  // inside a read-only transaction: it stays here
+  }
+  for (;;) {
+    wire::Frame f;
+    auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
+    if (d == wire::Decode::NeedMore) return std::nullopt;
+    if (d == wire::Decode::Malformed) {
+      client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
+      return Outcome::ClientError;
+    }
+    if ((f.type == wire::fe::Query || f.type == wire::fe::Parse) && in_begin_ != exclusive_checked_at_ &&
+        needs_free_databases(f)) [[unlikely]] {
+      exclusive_checked_at_ = in_begin_;
+      return Outcome::FreeDatabases;  // first free_databases(), then this message again
+    }
+    exclusive_checked_at_ = std::string::npos;
+    if (ctx_.cache_enabled() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
+    auto v = relay_.client_message(f, *server_, server_out_);
+    if (journal_on_ && v == Relay::Verdict::Ok) {
+      // Kept while the read may still run again elsewhere (its server dies before answering).
+      if (journal_.size() + f.size() > kMaxJournal) journal_on_ = false, journal_.clear();
+      else journal_.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
+    }
+    in_begin_ += f.size();
+    if (read_route_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
+      batch_sent_ = true;
+      return std::nullopt;
+    }
+    if (v == Relay::Verdict::Terminate) return Outcome::ClientGone;
+    if (v == Relay::Verdict::ProtocolError) {
+      client_error_ = relay_.error();
+      return Outcome::ClientError;
+    }
+    if (relay_.has_new_listens()) [[unlikely]]
+      return Outcome::PrepareListen;  // before server_out_ is written
+    if (listen_pending_) [[unlikely]]
+      mailbox_->mark();
+  }
+}
+
+bool Session::write_now(tcp::socket& sock, net::TlsStream* tls, std::string& buf) {
+  error_code ec;
+  std::size_t n = tls ? tls->write_now(asio::buffer(buf), ec) : sock.write_some(asio::buffer(buf), ec);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return false;
+  buf.erase(0, n);
+  if (stats_ && &sock == &client_) stats_->bytes_out.fetch_add(n, std::memory_order_relaxed);
+  return true;
+}
+
+awaitable<bool> Session::flush_client() {
+  if (client_out_.empty()) co_return true;
+  if (!write_now(client_, tls_.get(), client_out_)) co_return false;
+  if (client_out_.empty()) co_return true;
+  co_return co_await write_client(client_out_);
+}
+
+awaitable<Outcome> Session::relay_attached() {
+  for (;;) {
+    if (auto o = forward_buffered()) {
+      if (*o == Outcome::FreeDatabases) {
+        co_await free_databases();
+        continue;
+      }
+      if (*o == Outcome::PrepareListen) {
+        co_await prepare_listen();
+        continue;
+      }
+      co_return *o;
+    }
+    if (!server_out_.empty()) {
+      if (!write_now(server_->sock, server_->tls.get(), server_out_)) co_return Outcome::ServerGone;
+      if (!server_out_.empty() || relay_.in_copy_in()) {
+        stopping_ = false;
+        auto r = co_await (client_to_server() || server_to_client());
+        Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+        if (o != Outcome::Resume) co_return o;
+        continue;
+      }
+    }
+    if (relay_.has_pending() && !relay_.server_may_be_silent()) {
+      if (relay_.only_synthetic_pending()) {
+        relay_.drain_synthetic(client_out_);
+        if (!co_await flush_client()) co_return Outcome::ClientGone;
+        continue;
+      }
+      error_code ec;
+      std::size_t n = 0;
+      for (;;) {  // try_read_server, waiting in this frame when there is nothing yet
+        Step st = try_read_server(n, ec);
+        if (st == Step::Done || st == Step::Fail) break;
+        // A wait that lasts gets the client watched too (janitor_tick): one that leaves
+        // meanwhile is noticed then, not when the answer comes.
+        waiting_server_ = true;
+        wait_ticks_ = 0;
+        co_await server_->sock.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+                                          asio::redirect_error(use_awaitable, ec));
+        waiting_server_ = false;
+        if (client_watch_) unwatch_client();
+        if (client_gone_) co_return Outcome::ClientGone;
+        if (ec) break;
+      }
+      if (ec) co_return Outcome::ServerGone;
+      if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+        co_return Outcome::ServerError;
+      if (capturing_) capture(client_out_);
+      if (!write_now(client_, tls_.get(), client_out_)) co_return Outcome::ClientGone;
+      if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
+      if (relay_.in_copy_in()) {
+        stopping_ = false;
+        auto r = co_await (client_to_server() || server_to_client());
+        Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+        if (o != Outcome::Resume) co_return o;
+        continue;
+      }
+      if (auto o = boundary_outcome()) co_return *o;
+      continue;
+    }
+    if (auto o = boundary_outcome()) co_return *o;
+    // Nothing in flight: the client owes the next message (in a transaction, mid-batch, or
+    // a session-mode client). The server may still speak first (a notification, a parameter
+    // change, a notice, the FATAL of a terminated backend): both sockets are watched.
+    for (;;) {
+      // A pinned client between transactions hears its notifications as an idle one does.
+      if (mailbox_ && relay_.tx_status() == 'I' && mailbox_->ready() && relay_.at_boundary()) [[unlikely]]
+        if (!co_await deliver_notifications()) co_return Outcome::ClientGone;
+      Step st = try_read_client();
+      if (st == Step::Fail) co_return Outcome::ClientGone;
+      if (st == Step::Done) break;
+      error_code ec;
+      if (st == Step::WantRead && !server_dead_) watch_server();
+      idle_attached_ = true;
+      co_await client_ready(st, ec);
+      idle_attached_ = false;
+      if (server_spoke_) {
+        server_spoke_ = false;
+        if (auto o = co_await server_spoke()) co_return *o;
+        continue;
+      }
+      if (notified_) {
+        notified_ = false;
+        continue;
+      }
+      if (ec) co_return Outcome::ClientGone;
+    }
+  }
+}
+
+void Session::watch_server() {
+  if (server_watch_) return;
+  server_watch_ = true;
+  server_->sock.async_wait(tcp::socket::wait_read,
+                           [this, alive = std::weak_ptr<bool>(alive_), gen = server_watch_gen_](error_code ec) {
+                             if (alive.expired() || gen != server_watch_gen_) return;
+                             server_watch_ = false;
+                             if (ec || !idle_attached_) return;
+                             server_spoke_ = true;
+                             error_code ignored;
+                             client_.cancel(ignored);
+                           });
+}
+
+void Session::unwatch_server() {
+  if (!server_watch_ || !server_) return;
+  ++server_watch_gen_;
+  server_watch_ = false;
+  error_code ignored;
+  server_->sock.cancel(ignored);
+}
+
+void Session::watch_client() {
+  client_watch_ = true;
+  client_.async_wait(tcp::socket::wait_read,
+                     [this, alive = std::weak_ptr<bool>(alive_), gen = client_watch_gen_](error_code ec) {
+                       if (alive.expired() || gen != client_watch_gen_) return;
+                       client_watch_ = false;
+                       if (ec || !waiting_server_ || !server_) return;
+                       Step cs = try_read_client();
+                       if (cs == Step::Fail || client_leaving()) {
+                         client_gone_ = true;
+                         error_code ignored;
+                         server_->sock.cancel(ignored);
+                       } else if (cs == Step::WantRead) {
+                         watch_client();  // a TLS record half received
+                       }                  // else data: the client is alive, and its next request waits in in_
+                     });
+}
+
+void Session::unwatch_client() {
+  ++client_watch_gen_;
+  client_watch_ = false;
+  error_code ignored;
+  client_.cancel(ignored);
+}
+
+void Session::janitor_tick() {
+  if (waiting_server_ && !client_watch_ && ++wait_ticks_ >= 2) watch_client();
+}
+
+bool Session::client_leaving() const {
+  auto b = buffered_bytes();
+  return b.size() >= 5 && b[0] == wire::fe::Terminate && wire::load_u32(b.data() + 1) == 4;
+}
+
+awaitable<std::optional<Outcome>> Session::server_spoke() {
+  error_code ec;
+  std::size_t n = 0;
+  Step st = try_read_server(n, ec);
+  if (st == Step::Fail || (st == Step::Done && n == 0)) {
+    // Pooled, inside a transaction: the client learns of the loss with its next statement
+    // (fail_in_flight answers that one), unless the server ended the transaction for being
+    // idle, which the client is told now, as directly.
+    if (mode_ != config::PoolMode::Session && relay_.tx_status() != 'I' && relay_.server_end_code() != "25P03") {
+      server_dead_ = true;
+      co_return std::nullopt;
+    }
+    co_return Outcome::ServerGone;
+  }
+  if (st != Step::Done) co_return std::nullopt;  // nothing after all (or TLS wants more)
+  if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+    co_return Outcome::ServerError;
+  if (!co_await flush_client()) co_return Outcome::ClientGone;
+  co_return std::nullopt;
+}
+
+awaitable<void> Session::serve() {
+  const auto idle_timeout = snap_->config->general.client_idle_timeout;
+  for (;;) {
+    if (!server_) {
+      if (ctx_.shutting_down) {
+        co_await send_error("FATAL", "57P01", "terminating connection: Sluice is shutting down");
+        co_return;
+      }
+      wire::Frame f;
+      auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
+      if (d == wire::Decode::Malformed) {
+        co_await send_error("FATAL", "08P01",
+                            fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_));
+        co_return;
+      }
+      if (d == wire::Decode::NeedMore) {
+        if (mailbox_ && mailbox_->ready()) [[unlikely]] {
+          if (!co_await deliver_notifications()) co_return;
+          continue;
+        }
+        notified_ = false;
+        idle_wait_ = true;
+        bool got = false;
+        if (idle_timeout.count() > 0 && buffered() == 0) {
+          asio::steady_timer t(client_.get_executor(), idle_timeout);
+          auto r = co_await (read_client() || t.async_wait(use_awaitable));
+          got = r.index() == 0 && std::get<0>(r);
+          if (r.index() == 1) {
+            idle_wait_ = false;
+            co_await send_error("FATAL", "08P01", "client_idle_timeout: closing idle client connection");
+            co_return;
+          }
+        } else {
+          for (;;) {  // read_client(), inlined: the common idle wait between transactions
+            Step st = try_read_client();
+            if (st == Step::Done || st == Step::Fail) {
+              got = st == Step::Done;
+              break;
+            }
+            error_code ec;
+            co_await client_ready(st, ec);
+            if (ec) break;
+          }
+        }
+        idle_wait_ = false;
+        if (!got) {
+          if (ctx_.shutting_down) continue;  // kicked: say goodbye above
+          if (notified_) continue;           // woken for a notification: delivered above
+          co_return;
+        }
+        continue;
+      }
+      if (f.type == wire::fe::Terminate) co_return;
+      if (discard_until_sync_ || is_copy_message(f.type)) [[unlikely]] {
+        // After a failed request, as the server: messages up to the next Sync are dropped and
+        // the Sync answered; COPY data arriving outside COPY is dropped (55.2.6).
+        in_begin_ += f.size();
+        if (discard_until_sync_ && f.type == wire::fe::Sync) {
+          discard_until_sync_ = false;
+          std::string out;
+          wire::ready_for_query(out, failed_tx_ ? 'E' : 'I');
+          if (!co_await write_client(out)) co_return;
+        }
+        continue;
+      }
+      if (f.type == wire::fe::Parse && !retrying_ && !failed_tx_) {
+        // Prepare-only round trips (e.g. libpq's PQprepare) need no server connection when
+        // the statement is known: this also keeps clients that prepare synchronously from
+        // deadlocking behind transactions of their own thread.
+        std::string local;
+        if (std::size_t used = relay_.try_answer_locally(buffered_bytes(), max_packet_, local)) {
+          in_begin_ += used;
+          if (!co_await write_client(local)) co_return;
+          continue;
+        }
+      }
+      if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ && !retrying_ && !failed_tx_ &&
+          (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
+        bool served = false;
+        if (f.type == wire::fe::Query) served = co_await try_cache(f);
+        else served = co_await try_cache_extended();
+        if (served) continue;
+      }
+      if (ctx_.controls.any_paused()) co_await wait_while_paused();
+      prepare_attach();
+      if (!attach_ready()) {
+        if (!server_ && !read_route_ && !verify_token_) {
+          // attach_rest()'s common case in this frame (one coroutine frame less per wait):
+          // wait in line for the pool; parameters to apply go on to attach_rest().
+          auto wait_start = observe::Clock::now();
+          info_->set_state(observe::ClientState::Waiting);
+          auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+          if (!r.conn) {
+            co_await report_lease_failure(r);
+            co_return;
+          }
+          server_ = std::move(r.conn);
+          if (stats_) stats_->wait(observe::micros_since(wait_start));
+          if (!attach_ready() && !co_await attach_rest()) co_return;
+        } else if (!co_await attach_rest()) {
+          co_return;
+        }
+      }
+      if (failed_tx_ && !co_await recreate_failed_tx()) co_return;
+    }
+    Outcome o = co_await relay_attached();
+    if (o == Outcome::CheckPins) {
+      co_await pins_released();
+      o = Outcome::Detach;  // below: kept while still pinned
+    }
+    if (o == Outcome::Detach && relay_.untracked() && !relay_.pinned()) [[unlikely]] {
+      // The session changed in ways not followed: the next client gets it reset.
+      if (!co_await reset_server_session()) o = Outcome::ServerGone;
+    }
+    if (o == Outcome::Detach || o == Outcome::Resume) {
+      finish_capture();
+      const bool token = needs_write_token();
+      if (!pending_invalidation_.empty() || invalidate_all_) apply_invalidations(token && split_);
+      if (token) {
+        co_await take_write_token();
+        settle_invalidations(token_);
+      }
+    } else {
+      capturing_ = false;
+      end_fill();
+    }
+    if (o != Outcome::ServerGone) retries_ = 0;
+    switch (o) {
+      case Outcome::Detach:
+        if (relay_.pinned()) [[unlikely]] {
+          publish_pins();  // the client keeps this server connection (SHOW CLIENTS says why)
+          break;
+        }
+        [[fallthrough]];
+      case Outcome::Resume:
+        if (server_->listening) [[unlikely]] {
+          // The client's LISTEN ran here: its notifications come by the listening connection.
+          bool clean = co_await run_internal("UNLISTEN *", false);
+          server_->listening = false;
+          detach(clean);
+          break;
+        }
+        detach(true);
+        break;
+      case Outcome::ClientGone:
+        co_await release_server_after_client();
+        co_return;
+      case Outcome::ClientError:
+        co_await release_server_after_client();
+        co_await send_error("FATAL", relay_.error_code(), client_error_);
+        co_return;
+      case Outcome::ServerGone:
+        if (split_) cluster_->report_failure(member_);
+        if (journal_on_ && relay_.replayable()) {
+          // A read whose server died before any row of its answer reached the client: once
+          // more, on another member (the failed one is out of the rotation now).
+          log::warn("pool {}: server connection {} lost before answering a read{}; running it again", pool_->name(),
+                    server_->id, end_note());
+          detach(false);
+          unread(journal_);
+          ++retries_;
+          retrying_ = true;
+          continue;
+        }
+        if (mode_ != config::PoolMode::Session) {
+          if (relay_.server_end_code() == "25P03" && !relay_.has_pending()) {
+            // The server ended this client's own idle transaction (idle_in_transaction_session_timeout):
+            // its verdict on the session the client holds, passed on as it was, as directly.
+            end_reason_ = "the server ended its idle transaction";
+            std::string out = relay_.server_end_bytes();
+            detach(false);
+            co_await write_client(out);
+            co_return;
+          }
+          if (!co_await fail_in_flight()) co_return;
+          continue;
+        }
+        if (relay_.server_broken()) {
+          // The server's own FATAL reached the client (session mode passes it on): it closes, as directly.
+          log::info("pool {}: server connection {} ended by the server{}", pool_->name(), server_->id, end_note());
+          end_reason_ = "the server ended the session";
+          detach(false);
+          co_return;
+        }
+        log::warn("pool {}: server connection {} lost while serving a client{}", pool_->name(), server_->id,
+                  end_note());
+        detach(false);
+        co_await send_error("FATAL", "08006",
+                            "sluice: server connection lost; the statement in flight may or may not have completed",
+                            "reconnect and retry");
+        co_return;
+      case Outcome::ServerError:
+        log::error("pool {}: server connection {}: {}", pool_->name(), server_->id, relay_.error());
+        detach(false);
+        co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_.error()));
+        co_return;
+      case Outcome::FreeDatabases:  // handled inside relay_attached
+      case Outcome::PrepareListen:  // handled inside relay_attached
+      case Outcome::CheckPins:      // handled above
+        break;
+      case Outcome::StatementMode:
+        detach(false);  // closing the server connection rolls the transaction back
+        co_await send_error("FATAL", "25P01", "transaction blocks are not allowed in statement pool mode",
+                            "use pool_mode = \"transaction\" for this pool");
+        co_return;
+    }
+  }
+}
+
+}  // namespace sluice::frontend::pg
