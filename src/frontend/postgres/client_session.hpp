@@ -394,6 +394,8 @@ class Session {
     stopping_ = true;
     return o;
   }
+  static bool is_work_before_send(Outcome o) { return o == Outcome::FreeDatabases || o == Outcome::PrepareListen; }
+  awaitable<void> work_before_send(Outcome o);
   awaitable<Outcome> client_to_server();
   awaitable<Outcome> server_to_client();
 

@@ -7,15 +7,18 @@
 
 namespace sluice::frontend::pg {
 
+// What forward_buffered() asks for before the translated messages may go to the server: free
+// the databases a CREATE/DROP DATABASE needs, or have the listening connection listen first.
+awaitable<void> Session::work_before_send(Outcome o) {
+  if (o == Outcome::FreeDatabases) co_await free_databases();
+  else co_await prepare_listen();
+}
+
 awaitable<Outcome> Session::client_to_server() {
   for (;;) {
     if (auto o = forward_buffered()) {
-      if (*o == Outcome::FreeDatabases) {
-        co_await free_databases();
-        continue;
-      }
-      if (*o == Outcome::PrepareListen) {
-        co_await prepare_listen();
+      if (is_work_before_send(*o)) {
+        co_await work_before_send(*o);
         continue;
       }
       co_return stop(*o);
@@ -155,12 +158,8 @@ awaitable<bool> Session::flush_client() {
 awaitable<Outcome> Session::relay_attached() {
   for (;;) {
     if (auto o = forward_buffered()) {
-      if (*o == Outcome::FreeDatabases) {
-        co_await free_databases();
-        continue;
-      }
-      if (*o == Outcome::PrepareListen) {
-        co_await prepare_listen();
+      if (is_work_before_send(*o)) {
+        co_await work_before_send(*o);
         continue;
       }
       co_return *o;
