@@ -810,7 +810,13 @@ pool_size = 3
     CHECK(app.scalar("SELECT 2") == "2");
     done = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Held: SHOW CLIENTS shows it waiting (bounded), and its query has not run.
+  CHECK(eventually([&] {
+    auto c = query(adm, "SHOW CLIENTS");
+    for (std::size_t i = 0; i < c.rows.size(); ++i)
+      if (c.at(i, "protocol") == "mysql" && c.at(i, "state") == "waiting") return true;
+    return false;
+  }));
   CHECK_FALSE(done.load());
   REQUIRE(query(adm, "RESUME app").error.empty());
   t.join();
