@@ -1,0 +1,201 @@
+// MySQL routing (read/write split, read-your-writes tokens) and the server connection's
+// lease: attach with replica fallback and token verification, detach at transaction boundaries,
+// and leaving.
+#include "src/frontend/mysql/client_session.hpp"
+
+namespace sluice::frontend::mysql {
+
+std::shared_ptr<pool::Pool> Session::member_pool(int m) {
+  auto& p = member_pools_[static_cast<std::size_t>(m)];
+  if (!p) {
+    p = ctx_.pools.get(pool_cfg_, cluster_->view()->members[static_cast<std::size_t>(m)].endpoint, creds_, "",
+                       settings_);
+    if (learned_) p->set_credentials(creds_);
+  }
+  return p;
+}
+
+bool Session::command_is_read() {
+  const auto& p = io_.payload();
+  if (p.empty()) return false;
+  auto cmd = static_cast<std::uint8_t>(p[0]);
+  sql::Classification cls;
+  if (cmd == my::com::QUERY || cmd == my::com::STMT_PREPARE) {
+    cls = sql::classify(std::string_view(p).substr(1), sql::Dialect::Mysql, cluster_->config().write_functions);
+  } else if (cmd == my::com::STMT_EXECUTE) {
+    std::uint32_t id = 0;
+    ClientStmt* cs = find_stmt(io_.bytes(), id);
+    return cs && cs->read;
+  } else {
+    return false;
+  }
+  if (cls.hint == sql::Hint::Primary) return false;
+  if (cls.hint == sql::Hint::Replica) return true;
+  // SET TRANSACTION READ ONLY makes the next transaction read-only: it and that transaction's
+  // START go to one replica (the SET holds the connection for the next command).
+  if (cls.kind == sql::StatementKind::SetTransaction && cls.read_only) return true;
+  if (cls.kind == sql::StatementKind::Begin && ro_next_tx_) return true;
+  return cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
+}
+
+void Session::after_statement(sql::StatementKind kind, bool was_read) {
+  if (!split_ || last_.error || cluster_->config().consistency != config::Consistency::ReadYourWrites) return;
+  if (gtid_seen_) {
+    pending_write_ = false;
+    return;
+  }
+  using K = sql::StatementKind;
+  if (kind == K::Commit) {
+    if (pending_write_) token_ = router::Position::unreachable();
+    pending_write_ = false;
+    return;
+  }
+  if (kind == K::Rollback) pending_write_ = false;
+  if (was_read || kind != K::Write) return;  // reads sent to the primary (hints, fallback) are not writes
+  if (status_ & my::status::IN_TRANS) pending_write_ = true;
+  else token_ = router::Position::unreachable();
+}
+
+void Session::choose_route() {
+  bool read = command_is_read();
+  // After a failed position check, give the replica a moment before asking again.
+  bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
+  auto d = cluster_->route(read, token_, may_verify);
+  read_route_ = d.replica;
+  verify_token_ = d.verify;
+  member_ = d.member;
+  pool_ = member_pool(d.member);
+  (read ? handle_->routed_reads : handle_->routed_writes).fetch_add(1, std::memory_order_relaxed);
+}
+
+awaitable<bool> Session::attach() {
+  if (server_ && read_route_ && !(status_ & my::status::IN_TRANS) && !pinned_ && !cursor_open_ && !long_data_ &&
+      !command_is_read())
+    detach(true);  // held on a replica (warnings), but this command belongs on the primary
+  if (server_) co_return true;
+  if (ctx_.controls.any_paused()) co_await wait_while_paused();
+  if (ctx_.generation() != generation_) refresh_config();
+  if (split_) choose_route();
+  auto ex = sock_.get_executor();
+  auto conn = pool_->try_lease_local(ex);
+  std::optional<observe::Clock::time_point> wait_start;
+  if (!conn) {
+    wait_start = observe::Clock::now();
+    info_->set_state(observe::ClientState::Waiting);
+  }
+  if (!conn && read_route_) {
+    // A replica that cannot be reached is out at once; the statement goes to the primary.
+    auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
+    if (r.conn) {
+      conn = std::move(r.conn);
+    } else if (!r.timed_out) {
+      cluster_->report_failure(member_);
+      read_route_ = false;
+      member_ = std::max(0, cluster_->pick_write());
+      pool_ = member_pool(member_);
+    }
+  }
+  if (!conn) {
+    auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
+    if (!r.conn) {
+      co_await report_lease_failure(r);
+      co_return false;
+    }
+    conn = std::move(r.conn);
+  }
+  if (verify_token_) {
+    // No replica was known to have this client's last write: ask the chosen one directly.
+    verify_token_ = false;
+    auto pos = co_await router::fetch_replica_position(*conn, config::Protocol::Mysql);
+    if (pos) cluster_->note_position(member_, *pos);
+    if (!pos || !pos->covers(token_)) {
+      verify_failed_at_ = std::chrono::steady_clock::now();
+      pool_->release(std::move(conn), pos.has_value());
+      read_route_ = false;
+      member_ = std::max(0, cluster_->pick_write());
+      pool_ = member_pool(member_);
+      auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
+      if (!r.conn) {
+        co_await report_lease_failure(r);
+        co_return false;
+      }
+      conn = std::move(r.conn);
+    }
+  }
+  server_ = std::move(conn);
+  server_buf_.clear();
+  // An answer about to be captured: the position its server has surely applied before running
+  // it (the last health check's, or a verification's; on the primary also this client's write).
+  route_position_.parts.clear();
+  if (split_ && !fill_key_.empty()) route_position_ = cluster_->applied(member_, !read_route_, token_);
+  if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
+  if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
+  info_->set_state(observe::ClientState::Active);
+  info_->server_id.store(server_->id, std::memory_order_relaxed);
+  server_->client_id.store(info_->id, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(handle_->mu);
+    handle_->attached = true;
+    handle_->endpoint = server_->endpoint;
+    handle_->thread_id = server_->backend_pid;
+    handle_->last_thread_id = server_->backend_pid;
+    handle_->last_attach = observe::coarse_epoch_us();  // no shared counter on the hot path
+  }
+  if (!co_await sync_state()) co_return false;
+  co_return true;
+}
+
+awaitable<bool> Session::server_lost() {
+  detach(false);
+  if (retry_allowed_) {
+    retry_pending_ = true;
+    co_return false;
+  }
+  if (mode_ == config::PoolMode::Session)
+    close_client();  // as the server's own loss would look: the client library reports 2013
+  else
+    co_await send_err(
+        my::er::QUERY_INTERRUPTED, "70100",
+        "Sluice lost its server connection before running this statement; nothing was changed, run it again");
+  co_return false;
+}
+
+void Session::detach(bool reusable) {
+  if (!server_) return;
+  info_->set_state(observe::ClientState::Idle);
+  info_->server_id.store(0, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(handle_->mu);
+    handle_->attached = false;
+    handle_->thread_id = 0;
+  }
+  if (!server_buf_.empty()) reusable = false;  // unread server bytes: state unknown
+  if (split_) cluster_->counters(member_).outstanding.fetch_sub(1, std::memory_order_relaxed);
+  pool_->release(std::move(server_), reusable);
+  server_.reset();
+}
+
+void Session::maybe_detach() {
+  if (!server_ || mode_ == config::PoolMode::Session) return;
+  if ((status_ & my::status::IN_TRANS) || pinned_ || cursor_open_ || long_data_ || hold_next_) return;
+  if (kill_in_flight()) return;
+  detach(true);
+}
+
+awaitable<void> Session::leave() {
+  if (!server_) co_return;
+  bool needs_reset = (status_ & my::status::IN_TRANS) || pinned_ || cursor_open_ || long_data_ || hold_next_ ||
+                     mode_ == config::PoolMode::Session;
+  if (broken_) {
+    detach(false);
+    co_return;
+  }
+  if (needs_reset) server_->dirty = true;
+  if (server_->dirty && !co_await reset_server()) {
+    detach(false);
+    co_return;
+  }
+  detach(true);
+}
+
+}  // namespace sluice::frontend::mysql

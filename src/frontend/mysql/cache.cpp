@@ -1,0 +1,90 @@
+// MySQL result cache step: lookup or coalesced wait, capture with a limit, store if still current,
+// invalidate at commit, forget at rollback.
+#include "src/frontend/mysql/client_session.hpp"
+
+namespace sluice::frontend::mysql {
+
+awaitable<int> Session::try_cache(std::string_view text, std::optional<std::string_view> params) {
+  auto cand = ctx_.cache_policy()->consider(text, sql::Dialect::Mysql, schema_, user_);
+  if (!cand) co_return 0;
+  // Key: normalized text + schema + user + what shapes the answer's bytes and values.
+  std::string key =
+      fmt::format("{}\x1f{}\x1f{}\x1f{:x}/{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
+                  caps_ & (kFormatCaps | my::cap::SESSION_TRACK), mariadb_caps_, charset_, vars_.fingerprint);
+  if (params)
+    key.append(
+           "\x1f"
+           "binary\x1f")
+        .append(*params);
+  const router::Position* token =
+      split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
+  auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(),
+                                     cache_wait_limit(cfg_->general), token);
+  if (found.hit) {
+    // Stored as sent after a command with sequence 0, so the ids already fit.
+    error_code ec;
+    if (!co_await io_.write_raw(*found.hit)) ec = asio::error::broken_pipe;
+    if (stats_) stats_->bytes_out.fetch_add(found.hit->size(), std::memory_order_relaxed);
+    co_return ec ? 0 : 1;
+  }
+  if (!found.fill) co_return 0;  // another client's fill is slow: ask the server, keep nothing
+  fill_key_ = std::move(key);
+  cache_ttl_ = cand->ttl;
+  cache_tables_.clear();
+  for (auto& tbl : cand->tables) cache_tables_.push_back(cache::table_key(tbl));
+  fill_ticket_ = ctx_.cache->fill_ticket(cache_tables_, pool_cfg_.cluster);
+  capture_limit_ = snap_->config->cache.max_entry_bytes;
+  co_return 2;
+}
+
+void Session::end_fill() {
+  if (fill_key_.empty() || !ctx_.cache) return;
+  ctx_.cache->end_fill(fill_key_);
+  fill_key_.clear();
+}
+
+void Session::finish_capture(bool relayed) {
+  if (relayed && !server_lost_ && !last_.error && last_.warnings == 0 && !last_.local_infile &&
+      !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty()) {
+    cache::Origin origin{split_ && read_route_, std::move(route_position_)};
+    ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
+                               pool_->name());
+  }
+  capture_.clear();
+  end_fill();
+}
+
+void Session::note_for_invalidation(sql::StatementKind kind, std::string_view text) {
+  if (!ctx_.cache_enabled() || last_.error) return;
+  using K = sql::StatementKind;
+  if (kind == K::Rollback) {
+    pending_invalidation_.clear();
+    invalidate_all_ = false;
+    return;
+  }
+  if (kind == K::Write) {
+    auto refs = sql::tables(text, sql::Dialect::Mysql);
+    if (!refs.complete) invalidate_all_ = true;
+    for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
+  }
+  if (status_ & my::status::IN_TRANS) return;
+  if (pending_invalidation_.empty() && !invalidate_all_) return;
+  // Replicas' answers to these tables are kept again once they cover the commit's GTID (or,
+  // when the server did not report one, once every replica surely has it).
+  auto& marks = ctx_.cache->write_marks();
+  std::chrono::steady_clock::time_point horizon{};
+  if (split_) {
+    horizon = cluster_->replayed_everywhere_by();
+    marks.begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_, horizon);
+  }
+  if (invalidate_all_) ctx_.cache->invalidate_all();
+  else
+    for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+  if (split_)
+    marks.settle(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
+                 gtid_seen_ && !server_lost_ ? token_ : router::Position::unreachable(), horizon);
+  pending_invalidation_.clear();
+  invalidate_all_ = false;
+}
+
+}  // namespace sluice::frontend::mysql

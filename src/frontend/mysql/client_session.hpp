@@ -1,0 +1,370 @@
+// The MySQL / MariaDB client session: one object per client connection, its state, and its
+// stages, each defined in its own file: session.cpp (lifecycle, reloads, replies), handshake.cpp
+// (greeting, TLS, authentication, choosing the pool), commands.cpp (reading and dispatching a
+// command, relaying it and its response: the hot path), attach.cpp (routing, attach, detach),
+// state_sync.cpp (bringing a server connection to the client's session state, and the commands
+// that change it), prepared.cpp (server-side prepared statements), cache.cpp (the result cache
+// step), kill.cpp (KILL). The response itself is followed by the sans-io ResponseTracker
+// (response.hpp).
+#pragma once
+
+#include "src/frontend/mysql/session.hpp"
+
+#include <boost/asio/ssl.hpp>
+#include <fmt/format.h>
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "protocols/mysql/codec.hpp"
+#include "src/admin/console.hpp"
+#include "src/frontend/common/cache_lookup.hpp"
+#include "src/frontend/common/lease_failure.hpp"
+#include "src/frontend/common/pool_rules.hpp"
+#include "src/frontend/common/server_loss.hpp"
+#include "src/frontend/mysql/response.hpp"
+#include "src/net/tls.hpp"
+#include "src/observe/log.hpp"
+#include "src/pool/mysql_io.hpp"
+#include "src/pool/statements.hpp"
+#include "src/sql/classify.hpp"
+#include "src/sql/mysql_sql.hpp"
+#include "src/sql/normalize.hpp"
+
+namespace sluice::frontend::mysql {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+inline constexpr std::uint16_t kTooManyPrepared = 1461;  // ER_MAX_PREPARED_STMT_COUNT_REACHED
+// Capabilities that change what the server sends or accepts: server connections are pooled
+// separately per combination, so responses relay byte for byte. (SESSION_TRACK is not among them:
+// Sluice always tracks and rewrites OK packets for clients that did not ask for it.)
+inline constexpr std::uint32_t kFormatCaps = my::cap::DEPRECATE_EOF | my::cap::FOUND_ROWS | my::cap::MULTI_STATEMENTS |
+                                             my::cap::MULTI_RESULTS | my::cap::PS_MULTI_RESULTS | my::cap::LOCAL_FILES |
+                                             my::cap::IGNORE_SPACE;
+
+struct ClientStmt {
+  std::shared_ptr<const pool::Statement> stmt;
+  std::string query;
+  std::uint16_t params = 0, columns = 0;
+  std::string types;  // parameter types from the last execute that sent them
+  bool read = false;  // classified once, at prepare: may run on a replica
+  sql::StatementKind kind = sql::StatementKind::Write;
+};
+
+class Session {
+ public:
+  Session(tcp::socket sock, Context& ctx);
+  ~Session();
+
+  void kick() {
+    if (idle_wait_) close_client();
+  }
+
+  // GCC 12 miscompiled this body as "if (!co_await login()) co_return; for (;;) { if (...)
+  // co_return; if (!co_await ...) break; }" (the frame's `this` was garbage on first resume);
+  // results are kept in a variable instead.
+  awaitable<void> run();
+
+ private:
+  // ---- small helpers ---------------------------------------------------------------------
+
+  void count_command(std::uint8_t cmd, observe::Clock::time_point started);
+
+  // No server connection for this client: said as on PostgreSQL (describe_lease_failure), with
+  // MySQL's codes (1040 in line too long, the server's own errno, 2013-style unreachable).
+  awaitable<void> report_lease_failure(const pool::LeaseResult& r);
+
+  // PAUSE: hold this client's next command (no error) until RESUME.
+  awaitable<void> wait_while_paused() { co_await ctx_.controls.wait_resumed(served_db_, sock_, *info_); }
+
+  // A reload happened: take the new settings for this client's pool (between transactions).
+  void refresh_config();
+
+  // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
+  void bind_pool(const config::Pool& pc);
+
+  void close_client() {
+    error_code ec;
+    sock_.close(ec);
+  }
+
+  awaitable<bool> send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message);
+
+  awaitable<bool> send_ok(std::uint64_t affected = 0, std::string_view info = {});
+
+  std::string access_denied(bool with_password) const;
+
+  // ---- login -----------------------------------------------------------------------------
+
+  awaitable<bool> login();
+
+  // The greeting is the primary's (version, capabilities Sluice relays, MariaDB's extended
+  // capabilities, default collation), probed before the very first client is greeted.
+  awaitable<my::Handshake> greeting();
+
+  config::Endpoint primary_for_default() const;
+
+  awaitable<bool> handshake();
+
+  // The compressed protocol, when the client asked: from its first command on, whatever the
+  // server connections do (they are not compressed). Both flags set: zlib (as servers do).
+  void start_compression(const my::HandshakeResponse& resp);
+
+  // Checks the client's proof for the configured user; switches plugin when needed.
+  // A failed login, counted per client address; past the burst, its answer waits.
+  awaitable<void> throttle_failed_login() {
+    co_await hold_failed_login(ctx_, cfg_->general, info_, sock_.get_executor());
+  }
+
+  awaitable<bool> authenticate(std::string client_plugin, std::string response);
+
+  awaitable<bool> sha2_auth(const std::string& scramble);
+
+  // Finds the pool for `db` (or a default one without a database) and checks that the server
+  // knows the schema, as a direct login would.
+  awaitable<bool> choose_pool(const std::string& db);
+
+  // ---- routing, attach / detach (attach.cpp) ---------------------------------------------
+
+  std::shared_ptr<pool::Pool> member_pool(int m);
+
+  // Whether the command in io_ may run on a replica (statements classified once, at prepare).
+  bool command_is_read();
+
+  // After each statement, the read-your-writes token: the GTID the server reported for a
+  // commit; without one (a server that does not report it), a sentinel no replica covers, so the
+  // client's reads stay on the primary. Writes inside a transaction count at its COMMIT.
+  void after_statement(sql::StatementKind kind, bool was_read);
+
+  void choose_route();
+
+  // Makes sure a server connection works for this client, its state synced. On failure the
+  // client has had its ERR; returns false only when the client connection must end.
+  awaitable<bool> attach();
+
+  // Brings the server connection's session to this client's: reset if it holds state Sluice
+  // cannot describe, then schema, multi-statement option and variables.
+  awaitable<bool> sync_state();
+
+  // The server connection broke while Sluice prepared it for the client's command: the command
+  // did not run. A read may run elsewhere (the caller retries); otherwise the client is told.
+  awaitable<bool> server_lost();
+
+  // COM_RESET_CONNECTION, then tracking again (the reset restores global session settings).
+  awaitable<bool> reset_server();
+
+  // Returns the server connection to the pool (reusable: its state is known).
+  void detach(bool reusable);
+
+  bool kill_in_flight() {
+    std::lock_guard lock(handle_->mu);
+    return handle_->kill_holds > 0;
+  }
+
+  // At a transaction boundary in transaction (and statement) mode.
+  void maybe_detach();
+
+  // The client leaves: the server connection goes back clean, or is closed.
+  awaitable<void> leave();
+
+  // ---- talking to the server ---------------------------------------------------------------
+
+  // Sends one command (sequence 0) and follows the response. With `to_client`, the response
+  // streams to the client; otherwise it is consumed here. nullopt when the server connection
+  // broke (it is then detached and closed).
+  awaitable<std::optional<ResponseSummary>> exchange(std::string_view payload, ResponseKind kind, bool to_client,
+                                                     std::uint32_t client_stmt_id = 0, std::string* capture = nullptr);
+
+  // LOCAL INFILE: the client's packets go to the server until the empty one.
+  awaitable<bool> forward_infile();
+
+  // The server connection failed (or ended) under a command. A read outside a transaction whose
+  // answer has not started is run again by the caller (retry_pending_). Otherwise, in a pooled
+  // mode the client keeps its connection and gets an ERR saying what happened, in place of the
+  // rest of the answer when the protocol allows one there (`err_seq`: the sequence id it takes).
+  awaitable<std::optional<ResponseSummary>> broken_server(bool to_client, bool mid_response,
+                                                          std::optional<std::uint8_t> err_seq = std::nullopt);
+
+  // Applies what the server reported about the session (OK packets' session state).
+  void absorb(const ResponseSummary& s);
+
+  // ---- result cache ---------------------------------------------------------------------------
+
+  // 1: answered from the cache; 2: a miss this session fills (capture the answer); 0: neither.
+  // `params`: for COM_STMT_EXECUTE, the parameter block (null bitmap, types, values): binary
+  // answers are keyed apart from text ones and by every parameter byte.
+  awaitable<int> try_cache(std::string_view text, std::optional<std::string_view> params = std::nullopt);
+
+  void end_fill();
+
+  // Keeps a complete answer without error or warnings that left no transaction open. A replica's
+  // answer is stamped with the GTID position the replica had before it ran the query: served only
+  // to clients whose writes that covers, kept only if it covers the writes to its tables.
+  void finish_capture(bool relayed);
+
+  // Writes drop the tables they touch: at once outside a transaction, at COMMIT inside one.
+  void note_for_invalidation(sql::StatementKind kind, std::string_view text);
+
+  // Per-statement server state the next command may read: warnings (SHOW WARNINGS) and a
+  // generated id (LAST_INSERT_ID()).
+  static bool holds_for_next(const ResponseSummary& r) {
+    return r.warnings > 0 || (!r.result_set && !r.error && r.last_insert_id != 0);
+  }
+
+  void pin(const char* why);
+
+  // ---- commands ----------------------------------------------------------------------------
+
+  // Session mode: while the client owes its next command, the server's socket is watched with a
+  // plain callback. A MySQL server sends nothing unasked but the end of the session (wait_timeout,
+  // KILL, shutdown: an error packet such as 4031 or 1927 when it has one, then EOF): that is
+  // passed on and the client closed, as directly, instead of the client learning of it at its
+  // next command. In pooled modes the server connection is Sluice's: a loss there is answered at
+  // the client's next command and the client stays (see "Failures" in docs/design-decisions.md).
+  void watch_server();
+  void unwatch_server();
+
+  awaitable<bool> read_command();
+
+  awaitable<bool> dispatch();
+
+  // Runs the client's command (already in io_.payload(), possibly rewritten in `payload`) on
+  // the attached server and streams the response.
+  awaitable<bool> relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id = 0,
+                        std::string* capture = nullptr);
+
+  awaitable<bool> com_query();
+
+  awaitable<bool> forward_simple(std::uint8_t cmd);
+
+  // Statements the server connection holds can be closed to make room when no cursor or long
+  // data of this client lives on one (they are prepared again on demand).
+  bool evictable() const { return server_ && !server_->statement_ids.empty() && !cursor_open_ && !long_data_; }
+
+  // The server refused a prepare for its max_prepared_stmt_count (1461): close every statement
+  // this server connection holds (the closes go out before the next command) so the retry fits.
+  bool evict_prepared();
+
+  // Prepares `cs` on the attached server unless it has it. false: the client got an ERR (or
+  // the server broke).
+  awaitable<bool> ensure_prepared(ClientStmt& cs);
+
+  void remember_server_stmt(std::uint64_t id, std::uint32_t server_id);
+
+  awaitable<bool> com_prepare();
+
+  // A cached prepare response is stored as the first client saw it; all clients of one pool
+  // share its capabilities, so only SESSION_TRACK could differ, and PREPARE responses carry no
+  // OK packets. Kept as a seam for future formats.
+  static std::string rewrite_prepare_for_client(std::string bytes) { return bytes; }
+
+  bool statement_is_read(const std::string& query) const;
+
+  sql::StatementKind statement_kind(const std::string& query) const;
+
+  ClientStmt* find_stmt(my::Bytes payload, std::uint32_t& id);
+
+  awaitable<bool> unknown_stmt(std::uint32_t id, std::string_view where);
+
+  awaitable<bool> com_execute();
+
+  awaitable<bool> com_long_data();
+
+  bool com_close();
+
+  awaitable<bool> com_stmt_reset();
+
+  awaitable<bool> com_fetch();
+
+  awaitable<bool> com_set_option();
+
+  void forget_client_state();
+
+  awaitable<bool> com_reset_connection();
+
+  awaitable<bool> com_change_user();
+
+  // KILL [QUERY] n: n is a Sluice connection id (the handshake's), or a server thread id as
+  // CONNECTION_ID() returned it: the client working on that thread, or else the one that last
+  // did (ClientRegistry::find_by_thread). The target's server connection cannot change hands
+  // while the KILL is in flight (kill_holds), so it reaches that thread and nothing else.
+  awaitable<bool> kill(sql::MysqlKill k);
+
+  tcp::socket sock_;
+  std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener
+  Context& ctx_;
+  std::shared_ptr<const Snapshot> snap_;
+  const config::Config* cfg_;
+  std::shared_ptr<observe::ClientInfo> info_;
+  std::shared_ptr<observe::DbStats> stats_;
+  std::uint64_t generation_ = ctx_.generation();
+  bool connected_ = false, console_ = false, in_xact_ = false;
+  admin::Caller console_caller_;
+  observe::Clock::time_point xact_start_{};
+  std::string end_reason_;
+  pool::MysqlIo io_;
+  asio::steady_timer timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<ClientHandle> handle_;
+
+  std::string nonce_, user_, schema_;
+  std::uint32_t caps_ = 0;
+  std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
+  bool learned_ = false;            // creds_ came from the server ([mysql] auth_user)
+  std::uint8_t charset_ = 45;
+  std::shared_ptr<const pool::Credentials> creds_;
+  std::shared_ptr<pool::Pool> pool_;
+  config::PoolMode mode_ = config::PoolMode::Transaction;
+  std::shared_ptr<pool::ServerConn> server_;
+
+  pool::Params vars_;  // session variables the client changed (server-reported values)
+  std::uint16_t status_ = my::status::AUTOCOMMIT;
+  bool multi_statements_ = false;
+  bool pinned_ = false, cursor_open_ = false, long_data_ = false, hold_next_ = false;
+  bool logged_in_ = false, idle_wait_ = false, client_gone_ = false, broken_ = false;
+  bool server_watch_ = false;    // watch_server() armed
+  std::uint32_t watch_gen_ = 0;  // its generation: a handler of an older one does nothing
+  std::unordered_map<std::uint32_t, ClientStmt> stmts_;
+  std::uint32_t next_stmt_id_ = 1;
+  std::vector<std::uint32_t> pending_closes_;
+  std::string held_error_;  // a 1461 answer held back while Sluice makes room (com_prepare)
+
+  // Routing (read_write_split): the member the current command runs on, this client's last write.
+  std::shared_ptr<router::ClusterRuntime> cluster_;
+  config::Pool pool_cfg_;
+  std::string served_db_;  // the database operators know this client by (served_database)
+  pool::PoolSettings settings_;
+  std::vector<std::shared_ptr<pool::Pool>> member_pools_;
+  int member_ = 0;
+  bool split_ = false, read_route_ = false, retry_allowed_ = false, retry_pending_ = false, verify_token_ = false;
+  // A read outside a transaction runs again on another member at most this often when its
+  // server connection dies before any of its answer reached the client.
+  static constexpr int kMaxReadRetries = 2;
+  bool cmd_read_ = false;     // the command in flight is a read (for what a lost server means)
+  bool server_lost_ = false;  // its server connection was lost under it (outcome unknown)
+  std::string server_end_;    // what the server said when it ended its connection
+  bool gtid_seen_ = false, ro_next_tx_ = false, pending_write_ = false;
+  router::Position token_;
+  std::chrono::steady_clock::time_point verify_failed_at_{};
+
+  // Result cache: the answer this session is filling, and writes not yet applied.
+  std::string fill_key_, capture_;
+  cache::FillTicket fill_ticket_;
+  router::Position route_position_;  // a replica's replayed position when the read was routed there
+  std::size_t capture_limit_ = 1u << 20;
+  config::Duration cache_ttl_{0};
+  std::vector<std::string> cache_tables_, pending_invalidation_;
+  bool invalidate_all_ = false;
+
+  ResponseTracker tracker_;
+  ResponseSummary last_;
+  std::string server_buf_, srv_out_, cli_out_;
+  std::vector<char> rbuf_;
+};
+
+}  // namespace sluice::frontend::mysql

@@ -1,0 +1,305 @@
+// MySQL commands: reading one, dispatching it, relaying it to the attached server connection
+// and streaming the response back (ResponseTracker), LOCAL INFILE, and what a server
+// connection lost under a command means for the client. The hot path.
+#include "src/frontend/mysql/client_session.hpp"
+
+namespace sluice::frontend::mysql {
+
+awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view payload, ResponseKind kind, bool to_client,
+                                                            std::uint32_t client_stmt_id, std::string* capture) {
+  srv_out_.clear();
+  for (auto id : pending_closes_) {
+    std::string c;
+    my::build_command(c, my::com::STMT_CLOSE);
+    my::put_u32(c, id);
+    my::append_packets(srv_out_, c, 0);
+  }
+  pending_closes_.clear();
+  my::append_packets(srv_out_, payload, 0);
+  error_code ec;
+  // The hot path: plaintext goes straight to the socket (no extra coroutine frame).
+  if (server_->tls) co_await server_->tls->write(asio::buffer(srv_out_), ec);
+  else co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return co_await broken_server(to_client, false);
+  tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
+  bool sent_any = false;
+  for (;;) {
+    cli_out_.clear();
+    std::size_t used = tracker_.feed(my::as_bytes(server_buf_), cli_out_);
+    server_buf_.erase(0, used);
+    if (tracker_.malformed()) co_return co_await broken_server(to_client, sent_any);
+    std::optional<std::uint8_t> end_seq;
+    if (tracker_.done() && tracker_.summary.error && ResponseTracker::ends_connection(tracker_.summary.err.code) &&
+        (!to_client || mode_ != config::PoolMode::Session)) {
+      // The server ends this connection (KILL, shutdown, idle timeout): in a pooled mode that
+      // is not the client's to see; the command is answered as for any lost server connection.
+      std::size_t err = tracker_.err_packet_size();
+      end_seq = static_cast<std::uint8_t>(cli_out_[cli_out_.size() - err + 3]);
+      cli_out_.resize(cli_out_.size() - err);
+      server_end_ = fmt::format("{} {}", tracker_.summary.err.code, tracker_.summary.err.message);
+    }
+    if (kind == ResponseKind::Prepare && tracker_.done() && tracker_.summary.error &&
+        tracker_.summary.err.code == kTooManyPrepared && !sent_any && evictable()) {
+      // The server's max_prepared_stmt_count: the caller makes room and retries; the error
+      // reaches the client only if that does not help (held_error_).
+      held_error_ = std::move(cli_out_);
+      cli_out_.clear();
+    }
+    if (capture && capture->size() <= capture_limit_) capture->append(cli_out_);
+    if (to_client && !cli_out_.empty()) {
+      sent_any = true;
+      if (stats_) stats_->bytes_out.fetch_add(cli_out_.size(), std::memory_order_relaxed);
+      if (!co_await io_.write_raw(cli_out_))
+        client_gone_ = true;  // keep draining the server so the connection stays usable
+    }
+    if (end_seq) co_return co_await broken_server(to_client, sent_any, end_seq);
+    if (tracker_.done()) break;
+    if (tracker_.summary.local_infile && used == 0 && server_buf_.empty()) {
+      if (!co_await forward_infile()) co_return co_await broken_server(to_client, true);
+      tracker_.infile_sent();
+      continue;
+    }
+    if (rbuf_.empty()) rbuf_.resize(65536);
+    std::size_t n = 0;
+    if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
+    else n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return co_await broken_server(to_client, sent_any);
+    server_buf_.append(rbuf_.data(), n);
+  }
+  if (!server_buf_.empty()) co_return co_await broken_server(to_client, true);  // more than one response
+  co_return tracker_.summary;
+}
+
+awaitable<bool> Session::forward_infile() {
+  for (;;) {
+    if (!co_await io_.read()) co_return false;
+    srv_out_.clear();
+    my::append_packets(srv_out_, io_.payload(), io_.seq());
+    error_code ec;
+    co_await server_->channel().write(asio::buffer(srv_out_), ec);
+    if (ec) co_return false;
+    if (io_.payload().empty()) co_return true;
+  }
+}
+
+awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client, bool mid_response,
+                                                                 std::optional<std::uint8_t> err_seq) {
+  std::string server = server_ ? server_->endpoint.text() : std::string("?");
+  if (server_)
+    log::warn("server connection {} (thread {}) failed or desynchronized{}; closing it", server, server_->backend_pid,
+              server_end_.empty() ? "" : ": the server said " + server_end_);
+  server_end_.clear();
+  if (split_) cluster_->report_failure(member_);
+  std::optional<std::uint8_t> seq = !mid_response ? std::optional<std::uint8_t>(1)
+                                    : err_seq     ? err_seq
+                                                  : tracker_.error_seq();
+  broken_ = true;
+  detach(false);
+  broken_ = false;
+  server_lost_ = true;
+  // The session state Sluice tracked lives on; whatever the server held (a transaction, pinned
+  // state) is gone, and the client is told.
+  bool had_tx = (status_ & my::status::IN_TRANS) || pinned_;
+  status_ &= static_cast<std::uint16_t>(~my::status::IN_TRANS);
+  pinned_ = cursor_open_ = long_data_ = hold_next_ = false;
+  if (to_client && retry_allowed_ && !mid_response) {
+    retry_pending_ = true;  // nothing reached the client: the caller runs it elsewhere
+    co_return std::nullopt;
+  }
+  if (!to_client) co_return std::nullopt;
+  if (mode_ == config::PoolMode::Session) {  // the client owned that server session
+    // Closed, as the server's loss closes a direct connection: the client library reports
+    // 2013 "Lost connection" itself (an error packet with 2013 would read as malformed).
+    close_client();
+    co_return std::nullopt;
+  }
+  if (!seq) {
+    log::warn("mysql client {}: its server connection was lost in the middle of a packet; closing the client",
+              handle_->id);
+    close_client();
+    co_return std::nullopt;
+  }
+  std::string p;
+  my::build_err(p, my::er::QUERY_INTERRUPTED, "70100",
+                "Sluice: " + loss_text(classify_loss(had_tx, cmd_read_), server));
+  co_await io_.write(p, *seq);
+  co_return std::nullopt;
+}
+
+void Session::watch_server() {
+  server_watch_ = true;
+  server_->sock.async_wait(tcp::socket::wait_read, [this, alive = std::weak_ptr<bool>(alive_),
+                                                    gen = ++watch_gen_](error_code ec) {
+    if (alive.expired() || gen != watch_gen_) return;
+    server_watch_ = false;
+    if (ec || !server_) return;
+    char buf[4096];
+    ssize_t n = ::recv(server_->sock.native_handle(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      error_code e;
+      std::string out = io_.framed(std::string_view(buf, static_cast<std::size_t>(n)));
+      if (tls_) tls_->write_now(asio::buffer(out), e);
+      else ::send(sock_.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    log::info("client {}: server connection {} ended by the server while the client was idle", info_->id, server_->id);
+    broken_ = true;
+    close_client();
+  });
+}
+
+void Session::unwatch_server() {
+  if (!server_watch_) return;
+  ++watch_gen_;
+  server_watch_ = false;
+  if (!server_) return;
+  error_code ignored;
+  server_->sock.cancel(ignored);
+}
+
+awaitable<bool> Session::read_command() {
+  std::weak_ptr<bool> alive = alive_;
+  bool idle_timer = !server_ && cfg_->general.client_idle_timeout.count() > 0;
+  if (idle_timer) {
+    timer_.expires_after(cfg_->general.client_idle_timeout);
+    timer_.async_wait([this, alive](error_code ec) {
+      if (!ec && alive.lock() && idle_wait_) close_client();
+    });
+  }
+  idle_wait_ = !server_;
+  if (server_ && !server_->tls && mode_ == config::PoolMode::Session) watch_server();
+  bool ok = co_await io_.read();
+  idle_wait_ = false;
+  unwatch_server();
+  if (idle_timer) timer_.cancel();
+  if (ok && stats_) stats_->bytes_in.fetch_add(io_.payload().size() + 4, std::memory_order_relaxed);
+  if (!ok) {
+    if (io_.error() == "message larger than the limit")
+      co_await send_err(my::er::NET_PACKET_TOO_LARGE, "08S01", "Got a packet bigger than 'max_packet_size' bytes");
+    co_return false;
+  }
+  if (io_.payload().empty()) {
+    co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (empty command)");
+    co_return false;
+  }
+  co_return true;
+}
+
+awaitable<bool> Session::dispatch() {
+  std::uint8_t cmd = static_cast<std::uint8_t>(io_.payload()[0]);
+  switch (cmd) {
+    case my::com::QUIT:
+      co_return false;
+    case my::com::PING:
+      co_return co_await send_ok();
+    case my::com::QUERY:
+      co_return co_await com_query();
+    case my::com::INIT_DB:
+    case my::com::FIELD_LIST:
+    case my::com::STATISTICS:
+      co_return co_await forward_simple(cmd);
+    case my::com::STMT_PREPARE:
+      co_return co_await com_prepare();
+    case my::com::STMT_EXECUTE:
+      co_return co_await com_execute();
+    case my::com::STMT_SEND_LONG_DATA:
+      co_return co_await com_long_data();
+    case my::com::STMT_CLOSE:
+      co_return com_close();
+    case my::com::STMT_RESET:
+      co_return co_await com_stmt_reset();
+    case my::com::STMT_FETCH:
+      co_return co_await com_fetch();
+    case my::com::SET_OPTION:
+      co_return co_await com_set_option();
+    case my::com::RESET_CONNECTION:
+      co_return co_await com_reset_connection();
+    case my::com::CHANGE_USER:
+      co_return co_await com_change_user();
+    case my::com::PROCESS_KILL: {
+      my::Reader r(io_.bytes());
+      r.u8();
+      std::uint32_t id = r.u32();
+      if (!r.ok()) break;
+      co_return co_await kill(sql::MysqlKill{false, id});
+    }
+    default:
+      break;
+  }
+  co_return co_await send_err(my::er::UNKNOWN_COM, "08S01", "Unknown command");
+}
+
+awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id,
+                               std::string* capture) {
+  if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+  auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);
+  if (!r) {
+    last_ = ResponseSummary{};  // what the statement did is unknown (a write may have landed)
+    co_return sock_.is_open();
+  }
+  absorb(*r);
+  last_ = std::move(*r);
+  co_return !client_gone_;
+}
+
+awaitable<bool> Session::com_query() {
+  auto text = std::string_view(io_.payload()).substr(1);
+  auto info = sql::inspect_mysql(text);
+  if (info.kill) co_return co_await kill(*info.kill);
+  bool relayed = false;
+  bool was_read = split_ && command_is_read();
+  auto cls_kind =
+      (split_ || ctx_.cache_enabled()) ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
+  cmd_read_ = cls_kind == sql::StatementKind::Read;
+  server_lost_ = false;
+  gtid_seen_ = false;
+  // Result cache: a read outside a transaction may be answered from memory.
+  std::string* capture = nullptr;
+  if (ctx_.cache_enabled() && cls_kind == sql::StatementKind::Read && !server_ && !(status_ & my::status::IN_TRANS) &&
+      !pinned_) {
+    int served = co_await try_cache(text);
+    if (served == 1) co_return true;
+    if (served == 2) {
+      capture_.clear();
+      capture = &capture_;
+    }
+  }
+  // A read outside a transaction runs again elsewhere if its server dies before any of its
+  // answer reached the client.
+  for (int attempt = 0;; ++attempt) {
+    retry_allowed_ =
+        attempt < kMaxReadRetries && split_ && !server_ && !(status_ & my::status::IN_TRANS) && command_is_read();
+    retry_pending_ = false;
+    if (capture) capture_.clear();
+    relayed = co_await relay(io_.payload(), ResponseKind::Query, 0, capture);
+    retry_allowed_ = false;
+    if (!retry_pending_) break;
+    log::warn("mysql client {}: server lost before answering a read; running it again", handle_->id);
+  }
+  if (capture) finish_capture(relayed);
+  if (!relayed) co_return false;
+  note_for_invalidation(cls_kind, text);
+  ro_next_tx_ = was_read && cls_kind == sql::StatementKind::SetTransaction;
+  after_statement(cls_kind, was_read);
+  if (info.pins && !last_.error && !server_lost_) pin(info.pins);
+  // Held for the next command: SET TRANSACTION (applies to the next transaction) and
+  // statements that left warnings (SHOW WARNINGS reads them on the same connection).
+  hold_next_ = (info.next_transaction_setting && !last_.error) || holds_for_next(last_);
+  maybe_detach();
+  co_return true;
+}
+
+awaitable<bool> Session::forward_simple(std::uint8_t cmd) {
+  auto kind = cmd == my::com::STATISTICS   ? ResponseKind::Raw1
+              : cmd == my::com::FIELD_LIST ? ResponseKind::FieldList
+                                           : ResponseKind::Single;
+  std::string arg(std::string_view(io_.payload()).substr(1));
+  if (!co_await relay(io_.payload(), kind)) co_return false;
+  if (cmd == my::com::INIT_DB && !last_.error) {
+    schema_ = arg;
+    if (server_) server_->schema = arg;
+  }
+  maybe_detach();
+  co_return true;
+}
+
+}  // namespace sluice::frontend::mysql

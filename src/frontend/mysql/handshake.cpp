@@ -1,0 +1,348 @@
+// MySQL client login: the greeting (the primary's), SSLRequest and TLS, authentication
+// (mysql_native_password, caching_sha2_password with RSA or TLS, auth switch, client
+// certificates, users learned from the server) and choosing the pool.
+#include "src/frontend/mysql/client_session.hpp"
+
+#include "protocols/common/crypto.hpp"
+#include "sluice/version.hpp"
+#include "src/frontend/mysql/auth_lookup.hpp"
+#include "src/pool/mysql_greeting.hpp"
+
+namespace sluice::frontend::mysql {
+
+namespace {
+
+std::shared_ptr<const crypto::RsaKey> g_rsa;
+
+// Capabilities Sluice offers clients. LOCAL_FILES only when [mysql] local_infile is on, SSL on
+// a TLS listener; COMPRESS (zlib) and ZSTD_COMPRESSION between the client and Sluice only (zstd is
+// offered whatever the server offers: MariaDB never does).
+constexpr std::uint32_t kOffered =
+    my::cap::LONG_PASSWORD | my::cap::FOUND_ROWS | my::cap::LONG_FLAG | my::cap::CONNECT_WITH_DB | my::cap::NO_SCHEMA |
+    my::cap::COMPRESS | my::cap::ODBC | my::cap::IGNORE_SPACE | my::cap::PROTOCOL_41 | my::cap::INTERACTIVE |
+    my::cap::IGNORE_SIGPIPE | my::cap::TRANSACTIONS | my::cap::RESERVED | my::cap::SECURE_CONNECTION |
+    my::cap::MULTI_STATEMENTS | my::cap::MULTI_RESULTS | my::cap::PS_MULTI_RESULTS | my::cap::PLUGIN_AUTH |
+    my::cap::CONNECT_ATTRS | my::cap::PLUGIN_AUTH_LENENC_CLIENT_DATA | my::cap::CAN_HANDLE_EXPIRED_PASSWORDS |
+    my::cap::SESSION_TRACK | my::cap::DEPRECATE_EOF;
+// Not Sluice's to offer but harmless to mirror from the server's greeting.
+constexpr std::uint32_t kRememberOptions = 1u << 31;
+// MariaDB extended capabilities relayed: extended column metadata passes as opaque bytes in
+// column definitions. Not relayed: progress reports, bulk execution and metadata caching, which
+// change the command and response shapes Sluice tracks.
+constexpr std::uint32_t kRelayedMariadbCaps = my::mariadb_cap::EXTENDED_METADATA;
+
+std::string random_nonce() {
+  // Printable, NUL-free bytes, as servers send.
+  auto raw = crypto::random_bytes(20);
+  for (auto& c : raw) c = static_cast<char>(33 + static_cast<unsigned char>(c) % 94);
+  return raw;
+}
+
+}  // namespace
+
+std::string Session::access_denied(bool with_password) const {
+  error_code ec;
+  auto peer = sock_.remote_endpoint(ec);
+  return fmt::format("Access denied for user '{}'@'{}' (using password: {})", user_,
+                     ec ? std::string("unknown") : peer.address().to_string(), with_password ? "YES" : "NO");
+}
+
+awaitable<bool> Session::login() {
+  std::weak_ptr<bool> alive = alive_;
+  timer_.expires_after(cfg_->general.client_login_timeout);
+  timer_.async_wait([this, alive](error_code ec) {
+    if (!ec && alive.lock() && !logged_in_) close_client();
+  });
+  bool ok = co_await handshake();
+  logged_in_ = true;
+  timer_.cancel();
+  co_return ok;
+}
+
+awaitable<my::Handshake> Session::greeting() {
+  my::Handshake hs;
+  hs.capabilities = kOffered;
+  hs.charset = 45;  // utf8mb4_general_ci
+  hs.server_version = "8.0.34-sluice-" SLUICE_VERSION;
+  auto known =
+      co_await pool::mysql_greeting(sock_.get_executor(), primary_for_default(), cfg_->general.server_connect_timeout);
+  if (known) {
+    hs.server_version = known->version;
+    hs.capabilities = known->capabilities & (kOffered | kRememberOptions);
+    hs.charset = known->charset ? known->charset : hs.charset;
+    if (!(known->capabilities & my::cap::LONG_PASSWORD))
+      hs.mariadb_capabilities = known->mariadb_capabilities & kRelayedMariadbCaps;
+  }
+  if (!cfg_->mysql.server_version.empty()) hs.server_version = cfg_->mysql.server_version;
+  hs.capabilities |= (cfg_->mysql.local_infile ? my::cap::LOCAL_FILES : 0) | (snap_->my_tls ? my::cap::SSL : 0) |
+                     my::cap::ZSTD_COMPRESSION;
+  co_return hs;
+}
+
+config::Endpoint Session::primary_for_default() const {
+  for (auto& pc : cfg_->pools)
+    if (pc.protocol == config::Protocol::Mysql) return cfg_->clusters.at(pc.cluster).primary;
+  return {};
+}
+
+awaitable<bool> Session::handshake() {
+  nonce_ = random_nonce();
+  my::Handshake hs = co_await greeting();
+  hs.connection_id = handle_->id;
+  hs.nonce = nonce_;
+  hs.status = my::status::AUTOCOMMIT;
+  hs.auth_plugin = cfg_->mysql.default_auth_plugin;
+  std::string p;
+  my::build_handshake(p, hs);
+  if (!co_await io_.write(p, 0)) co_return false;
+
+  io_.set_limit(64 * 1024);
+  io_.set_exact(snap_->my_tls != nullptr);  // a TLS ClientHello may follow the SSLRequest at once
+  if (!co_await io_.read()) co_return false;
+  io_.set_exact(false);
+  my::HandshakeResponse resp;
+  if (!my::parse_handshake_response(io_.bytes(), resp)) {
+    co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
+    co_return false;
+  }
+  if (resp.ssl_request_only) {
+    if (!snap_->my_tls) {
+      co_await send_err(my::er::HANDSHAKE, "08S01", "Sluice does not offer TLS on this listener");
+      co_return false;
+    }
+    if (!io_.leftover().empty()) {  // bytes after SSLRequest before the handshake: refuse
+      co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
+      co_return false;
+    }
+    tls_ = std::make_unique<net::TlsStream>(sock_, snap_->my_tls, net::TlsStream::Role::Server);
+    error_code ec;
+    co_await tls_->handshake(ec);
+    if (ec) {
+      log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
+      co_return false;
+    }
+    io_.set_tls(tls_.get());
+    info_->tls = true;
+    if (!co_await io_.read()) co_return false;
+    resp = my::HandshakeResponse{};
+    if (!my::parse_handshake_response(io_.bytes(), resp) || resp.ssl_request_only) {
+      co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
+      co_return false;
+    }
+  } else if (cfg_->mysql.tls.mode == config::TlsMode::Require) {
+    co_await send_err(3159, "HY000",
+                      "Connections using insecure transport are prohibited: Sluice requires TLS on this listener "
+                      "(--ssl-mode=REQUIRED or stronger)");
+    co_return false;
+  }
+  caps_ = resp.capabilities & hs.capabilities;
+  mariadb_caps_ = resp.mariadb_capabilities & hs.mariadb_capabilities;
+  charset_ = resp.charset;
+  user_ = resp.user;
+  multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
+
+  if (!co_await authenticate(resp.auth_plugin, resp.auth_response)) co_return false;
+  io_.set_limit(cfg_->general.max_packet_size);
+
+  std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
+  if (db == "sluice") {
+    console_caller_.user = user_;
+    console_caller_.admin = cfg_->is_admin(user_);
+    console_caller_.client_id = info_->id;
+    console_caller_.protocol = config::Protocol::Mysql;
+    if (!console_caller_.admin && !cfg_->is_stats(user_)) {
+      error_code ec;
+      auto peer = sock_.remote_endpoint(ec);
+      co_await send_err(1044, "42000",
+                        fmt::format("Access denied for user '{}'@'{}' to database 'sluice'", user_,
+                                    ec ? std::string("unknown") : peer.address().to_string()));
+      co_return false;
+    }
+    console_ = true;
+    info_->set_identity(user_, db);
+    {
+      std::lock_guard lock(info_->mu);
+      info_->pool = "sluice";
+    }
+    log::info("client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
+    start_compression(resp);
+    co_return true;  // serve_admin sends the OK
+  }
+  if (!co_await choose_pool(db)) co_return false;
+  {
+    std::lock_guard lock(handle_->mu);
+    handle_->user = user_;
+  }
+  start_compression(resp);
+  co_return co_await send_ok();
+}
+
+void Session::start_compression(const my::HandshakeResponse& resp) {
+  if (caps_ & my::cap::COMPRESS) {
+    caps_ &= ~my::cap::ZSTD_COMPRESSION;
+    io_.compress_after_next_write(my::Codec::Zlib);
+  } else if (caps_ & my::cap::ZSTD_COMPRESSION) {
+    io_.compress_after_next_write(my::Codec::Zstd, resp.zstd_level ? resp.zstd_level : my::kDefaultZstdLevel);
+  }
+}
+
+awaitable<bool> Session::authenticate(std::string client_plugin, std::string response) {
+  auto it = snap_->credentials.find(user_);
+  std::shared_ptr<const pool::Credentials> found = it == snap_->credentials.end() ? nullptr : it->second;
+  bool learned = false;
+  if (!found && !cfg_->mysql.auth_user.empty()) {  // a user the server may know (auth_lookup.hpp)
+    found = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
+    learned = found != nullptr;
+  }
+  learned_ = learned;
+  if (!found) {
+    co_await throttle_failed_login();
+    co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
+    co_return false;
+  }
+  creds_ = std::move(found);
+  // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
+  bool cert_user = creds_->client_auth == config::AuthMethod::Cert;
+  std::optional<std::string> cn;
+  auto verdict =
+      net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, cfg_->mysql.tls.client_cert, cert_user, user_, cn);
+  if (verdict != net::CertVerdict::Ok) {
+    co_await throttle_failed_login();
+    co_await send_err(my::er::ACCESS_DENIED, "28000",
+                      access_denied(!response.empty()) + (verdict == net::CertVerdict::WrongUser
+                                                              ? " (client certificate is for another user)"
+                                                              : " (a valid client certificate is required)"));
+    co_return false;
+  }
+  if (creds_->client_auth == config::AuthMethod::Trust || cert_user) co_return true;
+
+  std::string plugin = cfg_->mysql.default_auth_plugin;
+  if (creds_->plaintext.empty()) plugin = "mysql_native_password";  // a stored hash serves only this one
+  if (client_plugin.empty() && (caps_ & my::cap::SECURE_CONNECTION)) client_plugin = "mysql_native_password";
+  if (client_plugin != plugin) {
+    // AuthSwitchRequest: the same nonce, as servers do.
+    std::string p;
+    my::build_auth_switch(p, plugin, nonce_ + std::string(1, '\0'));
+    if (!co_await io_.reply(p)) co_return false;
+    if (!co_await io_.read()) co_return false;
+    response = io_.payload();
+  }
+  bool ok = false;
+  if (plugin == "mysql_native_password") {
+    if (creds_->mysql_stage2.empty()) {
+      ok = response.empty();  // a user without a password
+    } else if (auto stage1 = my::native_verify(response, nonce_, creds_->mysql_stage2)) {
+      ok = true;
+      if (creds_->plaintext.empty()) creds_->remember_mysql_stage1(*stage1);
+    }
+  } else {
+    ok = co_await sha2_auth(response);
+  }
+  if (!ok && learned && plugin == "mysql_native_password" && !response.empty()) {
+    // The password may have changed on the server since Sluice learned it: ask once more.
+    ctx_.learned_mysql_users.forget(user_);
+    auto fresh = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
+    if (fresh && fresh != creds_ && !fresh->mysql_stage2.empty())
+      if (auto stage1 = my::native_verify(response, nonce_, fresh->mysql_stage2)) {
+        fresh->remember_mysql_stage1(*stage1);
+        creds_ = std::move(fresh);
+        ok = true;
+      }
+  }
+  if (!ok) {
+    co_await throttle_failed_login();
+    co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
+    co_return false;
+  }
+  co_return true;
+}
+
+awaitable<bool> Session::sha2_auth(const std::string& scramble) {
+  if (creds_->plaintext.empty()) co_return scramble.empty();
+  if (creds_->sha2_cached()) {
+    if (!my::sha2_verify(scramble, nonce_, creds_->plaintext)) co_return false;
+    if (!co_await io_.reply(std::string_view("\x01\x03", 2))) co_return false;  // fast auth OK
+    co_return true;
+  }
+  // Full authentication: the client sends its password RSA-encrypted with Sluice's key
+  // (asking for the key first, unless it has it).
+  if (!co_await io_.reply(std::string_view("\x01\x04", 2))) co_return false;
+  if (!co_await io_.read()) co_return false;
+  std::string data = io_.payload();
+  if (data == std::string_view("\x02", 1)) {
+    std::string p = "\x01" + g_rsa->public_pem();
+    if (!co_await io_.reply(p)) co_return false;
+    if (!co_await io_.read()) co_return false;
+    data = io_.payload();
+  }
+  std::string pw;
+  if (tls_) {  // over TLS the client sends the password itself, NUL-terminated
+    pw = data;
+  } else {
+    if (data.size() != 256) co_return false;  // a cleartext password over plain TCP: refused
+    auto plain = g_rsa->decrypt_oaep(data);
+    if (!plain) co_return false;
+    pw = my::xor_with_nonce(*plain, nonce_);
+  }
+  if (pw.empty() || pw.back() != '\0') co_return false;
+  pw.pop_back();
+  if (!crypto::equal_constant_time(pw, creds_->plaintext)) co_return false;
+  creds_->set_sha2_cached();
+  co_return true;
+}
+
+awaitable<bool> Session::choose_pool(const std::string& db) {
+  const config::Pool* pc = cfg_->find_pool(config::Protocol::Mysql, db);
+  if (!pc && db.empty())
+    for (auto& p : cfg_->pools)
+      if (p.protocol == config::Protocol::Mysql) {
+        pc = &p;
+        break;
+      }
+  if (!pc) {
+    log::info("client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_, db);
+    co_await send_err(my::er::BAD_DB, "42000", fmt::format("Unknown database '{}'", db));
+    co_return false;
+  }
+  served_db_ = served_database(*pc, db);
+  if (ctx_.controls.disabled(served_db_)) {
+    co_await send_err(
+        1105, "HY000",
+        fmt::format("Sluice: database '{}' is disabled by an administrator (ENABLE on the admin console)", db));
+    co_return false;
+  }
+  stats_ = ctx_.stats.get("mysql", served_db_);
+  info_->set_identity(user_, db);
+  {
+    std::lock_guard lock(info_->mu);
+    info_->pool = served_db_;
+  }
+  mode_ = pc->mode;
+  bind_pool(*pc);
+  schema_ = db;
+  if (pc->database != "*" && !pc->server_database.empty() && db == pc->database) schema_ = pc->server_database;
+  if (schema_.empty() || pool_->schema_known(schema_)) co_return true;
+  // First client of this schema: let a server confirm it (COM_INIT_DB) before saying OK.
+  if (!co_await attach()) co_return false;
+  if (server_->schema != schema_) {
+    std::string cmd;
+    my::build_command(cmd, my::com::INIT_DB, schema_);
+    auto r = co_await exchange(cmd, ResponseKind::Single, false);
+    if (!r) co_return false;
+    if (r->error) {
+      co_await send_err(r->err.code, r->err.sqlstate, r->err.message);
+      co_await leave();
+      co_return false;
+    }
+    server_->schema = schema_;
+  }
+  pool_->add_schema(schema_);
+  maybe_detach();
+  co_return true;
+}
+
+void init_front_end() {
+  if (!g_rsa) g_rsa = crypto::RsaKey::generate();
+}
+
+}  // namespace sluice::frontend::mysql

@@ -1,0 +1,68 @@
+// MySQL KILL [QUERY] n: a Sluice connection id or a server thread id, delivered on its own
+// connection to the server thread the target is working on.
+#include "src/frontend/mysql/client_session.hpp"
+
+namespace sluice::frontend::mysql {
+
+awaitable<bool> Session::kill(sql::MysqlKill k) {
+  auto target = ctx_.mysql_clients.find(k.id);
+  if (!target) target = ctx_.mysql_clients.find_by_thread(k.id);
+  if (!target) co_return co_await send_err(my::er::NO_SUCH_THREAD, "HY000", fmt::format("Unknown thread id: {}", k.id));
+  config::Endpoint ep;
+  std::uint32_t thread = 0;
+  {
+    std::lock_guard lock(target->mu);
+    if (target->user != user_ && !cfg_->is_admin(user_))
+      co_return co_await send_err(my::er::KILL_DENIED, "HY000", fmt::format("You are not owner of thread {}", k.id));
+    if (target->attached) {
+      ep = target->endpoint;
+      thread = target->thread_id;
+      ++target->kill_holds;
+    }
+  }
+  if (target.get() == handle_.get()) {
+    if (thread) {
+      std::lock_guard lock(target->mu);
+      --target->kill_holds;
+    }
+    if (k.query_only) co_return co_await send_ok();  // nothing else runs for this client now
+    co_await send_err(1927, "70100", "Connection was killed");
+    co_return false;
+  }
+  bool ok = true;
+  std::string failure;
+  if (thread) {
+    auto r = co_await pool::connect_mysql(sock_.get_executor(), ep, creds_, "", cfg_->general.server_connect_timeout, 0,
+                                          0, 0, settings_.tls);
+    if (!r.conn) {
+      ok = false;
+      failure = r.error.fields.message;
+    } else {
+      pool::MysqlIo sio(r.conn->sock);
+      sio.set_tls(r.conn->tls.get());
+      std::string cmd;
+      my::build_command(cmd, my::com::QUERY, fmt::format("KILL {} {}", k.query_only ? "QUERY" : "CONNECTION", thread));
+      bool io_ok = co_await sio.write(cmd, 0);
+      if (io_ok) io_ok = co_await sio.read();
+      if (!io_ok) {
+        ok = false;
+        failure = sio.error();
+      } else if (!sio.payload().empty() && static_cast<std::uint8_t>(sio.payload()[0]) == 0xFF) {
+        my::Err e;
+        my::parse_err(sio.bytes(), e);
+        if (e.code != my::er::NO_SUCH_THREAD) {  // already finished: fine
+          ok = false;
+          failure = e.message;
+        }
+      }
+      r.conn->close_quietly();
+    }
+    std::lock_guard lock(target->mu);
+    --target->kill_holds;
+  }
+  if (!k.query_only) target->close();
+  if (!ok) co_return co_await send_err(my::er::KILL_DENIED, "HY000", "Sluice could not deliver the KILL: " + failure);
+  co_return co_await send_ok();
+}
+
+}  // namespace sluice::frontend::mysql

@@ -1,0 +1,299 @@
+// MySQL server-side prepared statements: client statement ids mapped to statements prepared on
+// demand on whichever server connection runs them, the shared registry and PREPARE_OK cache,
+// execute (with the cache), long data, cursors (COM_STMT_FETCH), reset and close.
+#include "src/frontend/mysql/client_session.hpp"
+
+namespace sluice::frontend::mysql {
+
+namespace {
+
+// Process-wide: statements by (schema, text), and the PREPARE_OK response first seen for each,
+// so that later prepares of the same text are answered without a server connection.
+pool::StatementRegistry& statements() {
+  static pool::StatementRegistry r;
+  return r;
+}
+std::mutex g_prep_mu;  // guards Statement::prepare_response
+
+std::shared_ptr<const std::string> cached_prepare(const pool::Statement& stmt) {
+  std::lock_guard lock(g_prep_mu);
+  return stmt.prepare_response;
+}
+void cache_prepare(const pool::Statement& stmt, std::string bytes) {
+  std::lock_guard lock(g_prep_mu);
+  if (!stmt.prepare_response) stmt.prepare_response = std::make_shared<const std::string>(std::move(bytes));
+}
+
+}  // namespace
+
+bool Session::evict_prepared() {
+  if (!evictable()) return false;
+  for (auto& [id, server_id] : server_->statement_ids) pending_closes_.push_back(server_id);
+  server_->statement_ids.clear();
+  server_->prepared.clear();
+  held_error_.clear();
+  log::debug("client {}: the server's prepared statement limit: closed Sluice's cached statements on its connection",
+             info_->id);
+  return true;
+}
+
+awaitable<bool> Session::ensure_prepared(ClientStmt& cs) {
+  auto id = cs.stmt->id;
+  if (server_->statement_ids.count(id)) {
+    server_->prepared.touch(id);
+    co_return true;
+  }
+  std::string cmd;
+  my::build_command(cmd, my::com::STMT_PREPARE, cs.query);
+  auto r = co_await exchange(cmd, ResponseKind::Prepare, false);
+  if (r && r->error && r->err.code == kTooManyPrepared && evict_prepared())
+    r = co_await exchange(cmd, ResponseKind::Prepare, false);
+  if (!r) co_return false;
+  if (r->error || !r->prepare) {
+    co_await send_err(r->err.code, r->err.sqlstate, r->err.message);
+    co_return false;
+  }
+  remember_server_stmt(id, r->prepare->statement_id);
+  co_return true;
+}
+
+void Session::remember_server_stmt(std::uint64_t id, std::uint32_t server_id) {
+  server_->statement_ids[id] = server_id;
+  if (auto evicted = server_->prepared.insert(id)) {
+    auto it = server_->statement_ids.find(evicted);
+    if (it != server_->statement_ids.end()) {
+      pending_closes_.push_back(it->second);
+      server_->statement_ids.erase(it);
+    }
+  }
+}
+
+awaitable<bool> Session::com_prepare() {
+  if (stmts_.size() >= cfg_->general.max_client_prepared_statements) {
+    co_await send_err(
+        1461, "42000",
+        fmt::format("Can't create more than max_client_prepared_statements statements (current value: {})",
+                    cfg_->general.max_client_prepared_statements));
+    co_return true;
+  }
+  std::string query(std::string_view(io_.payload()).substr(1));
+  // Keyed by everything that shapes the response: schema, format capabilities, handshake
+  // character set and the session variables (character_set_results changes the metadata).
+  auto stmt = statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
+                                                     mariadb_caps_, charset_, vars_.fingerprint));
+  std::uint32_t client_id = next_stmt_id_++;
+  if (auto cached = cached_prepare(*stmt)) {
+    // Answered here: the server connection that runs it later prepares it on demand.
+    my::PrepareOk pok;
+    my::parse_prepare_ok(
+        my::as_bytes(*cached).subspan(4, my::payload_length(reinterpret_cast<const std::uint8_t*>(cached->data()))),
+        pok);
+    stmts_[client_id] =
+        ClientStmt{stmt, query, pok.params, pok.columns, {}, statement_is_read(query), statement_kind(query)};
+    std::string out = *cached;
+    my::patch_statement_id(reinterpret_cast<std::uint8_t*>(out.data() + 4), client_id);
+    out = rewrite_prepare_for_client(out);
+    co_return co_await io_.write_raw(out);
+  }
+  std::string capture;
+  held_error_.clear();
+  if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
+  if (!held_error_.empty()) {  // 1461 held back by exchange(): make room and try once more
+    std::string refused = std::move(held_error_);
+    if (!evict_prepared()) {
+      if (!co_await io_.write_raw(refused)) co_return false;
+    } else {
+      capture.clear();
+      if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
+      if (!held_error_.empty() && !co_await io_.write_raw(held_error_)) co_return false;
+    }
+    held_error_.clear();
+  }
+  if (!last_.error && last_.prepare && server_) {
+    remember_server_stmt(stmt->id, last_.prepare->statement_id);
+    stmts_[client_id] = ClientStmt{stmt,
+                                   query,
+                                   last_.prepare->params,
+                                   last_.prepare->columns,
+                                   {},
+                                   statement_is_read(query),
+                                   statement_kind(query)};
+    if (capture.size() < 65536) cache_prepare(*stmt, std::move(capture));
+  } else if (last_.error) {
+    --next_stmt_id_;
+  }
+  maybe_detach();
+  co_return true;
+}
+
+bool Session::statement_is_read(const std::string& query) const {
+  if (!split_) return false;
+  auto cls = sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions);
+  if (cls.hint != sql::Hint::None) return cls.hint == sql::Hint::Replica;
+  return cls.read();
+}
+
+sql::StatementKind Session::statement_kind(const std::string& query) const {
+  if (!split_ && !ctx_.cache_enabled()) return sql::StatementKind::Write;
+  return sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions).kind;
+}
+
+ClientStmt* Session::find_stmt(my::Bytes payload, std::uint32_t& id) {
+  my::Reader r(payload);
+  r.u8();
+  id = r.u32();
+  if (!r.ok()) return nullptr;
+  auto it = stmts_.find(id);
+  return it == stmts_.end() ? nullptr : &it->second;
+}
+
+awaitable<bool> Session::unknown_stmt(std::uint32_t id, std::string_view where) {
+  co_return co_await send_err(my::er::UNKNOWN_STMT_HANDLER, "HY000",
+                              fmt::format("Unknown prepared statement handler ({}) given to {}", id, where));
+}
+
+awaitable<bool> Session::com_execute() {
+  std::uint32_t id = 0;
+  ClientStmt* cs = find_stmt(io_.bytes(), id);
+  if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_execute");
+  my::ExecuteView v;
+  if (!my::parse_execute(io_.bytes(), cs->params, v)) {
+    co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (COM_STMT_EXECUTE)");
+    co_return false;
+  }
+  std::string payload;
+  if (v.new_params_bound) {
+    cs->types.assign(io_.payload(), v.types_offset, 2u * cs->params);
+    payload = io_.payload();
+  } else if (cs->params > 0 && cs->types.size() == 2u * cs->params) {
+    // The server connection may never have seen this client's types: send them again.
+    payload = my::execute_with_types(io_.bytes(), v, cs->types);
+  } else {
+    payload = io_.payload();
+  }
+  // Result cache: a read executed outside a transaction, without a cursor, keyed by its
+  // parameter bytes.
+  std::string* capture = nullptr;
+  if (ctx_.cache_enabled() && cs->kind == sql::StatementKind::Read && v.flags == 0 && !server_ &&
+      !(status_ & my::status::IN_TRANS) && !pinned_ && !long_data_ &&
+      (cs->params == 0 || cs->types.size() == 2u * cs->params)) {
+    std::string params = cs->params == 0 ? std::string() : payload.substr(v.null_bitmap_offset);
+    std::string query = cs->query;
+    int served = co_await try_cache(query, std::string_view(params));
+    if (served == 1) co_return true;
+    if (served == 2) {
+      capture_.clear();
+      capture = &capture_;
+    }
+  }
+  cmd_read_ = cs->kind == sql::StatementKind::Read;
+  server_lost_ = false;
+  auto stmt_ref = *cs;  // cs may move if stmts_ rehashes meanwhile (it does not, but be safe)
+  bool relayed = false;
+  // A read outside a transaction runs again elsewhere (prepared there first) if its server dies
+  // before any of its answer reached the client.
+  const bool retryable =
+      split_ && !server_ && !(status_ & my::status::IN_TRANS) && stmt_ref.read && v.flags == 0 && !long_data_;
+  for (int attempt = 0;; ++attempt) {
+    retry_allowed_ = retryable && attempt < kMaxReadRetries;
+    retry_pending_ = false;
+    if (capture) capture_.clear();
+    bool ready = co_await attach();
+    if (ready && !co_await ensure_prepared(stmt_ref)) {
+      ready = false;
+      if (!server_ && retry_allowed_) retry_pending_ = true;  // the server broke during the prepare
+      else if (!server_ && sock_.is_open())
+        co_await send_err(
+            my::er::QUERY_INTERRUPTED, "70100",
+            "Sluice lost its server connection before running this statement; nothing was changed, run it again");
+    }
+    if (!ready && retry_pending_) {
+      retry_allowed_ = false;
+      log::warn("mysql client {}: server lost before executing a read; running it again", handle_->id);
+      continue;
+    }
+    retry_allowed_ = false;
+    if (!ready) {
+      if (capture) finish_capture(false);
+      maybe_detach();
+      co_return !client_gone_ && sock_.is_open();
+    }
+    my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[stmt_ref.stmt->id]);
+    retry_allowed_ = retryable && attempt < kMaxReadRetries;
+    gtid_seen_ = false;
+    relayed = co_await relay(payload, ResponseKind::Query, 0, capture);
+    retry_allowed_ = false;
+    if (!retry_pending_) break;
+    log::warn("mysql client {}: server lost before answering a read; running it again", handle_->id);
+  }
+  bool was_read = split_ && stmt_ref.read;
+  if (capture) finish_capture(relayed);
+  if (!relayed) co_return false;
+  after_statement(stmt_ref.kind, was_read);
+  note_for_invalidation(stmt_ref.kind, stmt_ref.query);
+  long_data_ = false;
+  hold_next_ = holds_for_next(last_);
+  if (v.flags != 0 && last_.cursor_opened) cursor_open_ = true;
+  maybe_detach();
+  co_return true;
+}
+
+awaitable<bool> Session::com_long_data() {
+  std::uint32_t id = 0;
+  ClientStmt* cs = find_stmt(io_.bytes(), id);
+  if (!cs || io_.payload().size() < 7) co_return true;  // no response, as the server does
+  if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+  auto ref = *cs;
+  if (!co_await ensure_prepared(ref)) co_return sock_.is_open();
+  std::string payload = io_.payload();
+  my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[ref.stmt->id]);
+  srv_out_.clear();
+  my::append_packets(srv_out_, payload, 0);
+  error_code ec;
+  co_await server_->channel().write(asio::buffer(srv_out_), ec);
+  if (ec) {
+    co_await broken_server(false, false);
+    co_return true;
+  }
+  long_data_ = true;  // the data lives on this server statement until the execute
+  co_return true;
+}
+
+bool Session::com_close() {
+  std::uint32_t id = 0;
+  if (find_stmt(io_.bytes(), id)) stmts_.erase(id);
+  // The server statement stays for other clients (and the LRU); no response, as specified.
+  return true;
+}
+
+awaitable<bool> Session::com_stmt_reset() {
+  std::uint32_t id = 0;
+  ClientStmt* cs = find_stmt(io_.bytes(), id);
+  if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_reset");
+  if (!server_ || !server_->statement_ids.count(cs->stmt->id)) {
+    long_data_ = cursor_open_ = false;
+    co_return co_await send_ok();  // nothing on any server to reset
+  }
+  std::string payload = io_.payload();
+  my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
+  if (!co_await relay(payload, ResponseKind::Single)) co_return false;
+  long_data_ = cursor_open_ = false;
+  maybe_detach();
+  co_return true;
+}
+
+awaitable<bool> Session::com_fetch() {
+  std::uint32_t id = 0;
+  ClientStmt* cs = find_stmt(io_.bytes(), id);
+  if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_fetch");
+  if (!cursor_open_ || !server_ || !server_->statement_ids.count(cs->stmt->id))
+    co_return co_await send_err(1421, "HY000", fmt::format("The statement ({}) has no open cursor", id));
+  std::string payload = io_.payload();
+  my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
+  if (!co_await relay(payload, ResponseKind::Fetch)) co_return false;
+  if (last_.error || last_.last_row_sent) cursor_open_ = false;
+  maybe_detach();
+  co_return true;
+}
+
+}  // namespace sluice::frontend::mysql
