@@ -26,12 +26,12 @@
 #include "sluice/version.hpp"
 #include "src/cache/store.hpp"
 #include "src/config/units.hpp"
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::admin {
 
-using frontend::Context;
+using state::Context;
 using SysClock = std::chrono::system_clock;
 
 Result Result::fail(std::string sqlstate, std::uint16_t mysql_code, std::string message) {
@@ -809,7 +809,7 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
   if (w0 == "RELOAD" && t.size() == 1) {
     log_cmd("RELOAD");
     try {
-      auto summary = frontend::reload(ctx, ctx.snapshot()->config->path);
+      auto summary = state::reload(ctx, ctx.snapshot()->config->path);
       co_return ok("RELOAD", "configuration reloaded: " + summary);
     } catch (const config::ConfigError& e) {
       co_return Result::fail("F0000", 1105, fmt::format("RELOAD rejected, the running configuration stays: {}", e.what()));
@@ -868,7 +868,7 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
     if (!problem.empty()) co_return Result::fail("22023", 1231, fmt::format("SET {}: {}", s->key, problem));
     try {
       const std::string value = t[vi].text;
-      frontend::set_config(ctx, [s, &value](config::Config& c) {
+      state::set_config(ctx, [s, &value](config::Config& c) {
         if (auto p = s->set(c, value); !p.empty()) throw config::ConfigError(p);
       });
     } catch (const config::ConfigError& e) {

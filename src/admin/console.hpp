@@ -14,7 +14,7 @@
 
 #include "src/config/config.hpp"
 
-namespace sluice::frontend {
+namespace sluice::state {
 struct Context;
 }
 
@@ -59,7 +59,7 @@ struct Caller {
 std::optional<std::vector<Column>> describe(std::string_view sql);
 
 // Runs one statement. Suspends only for PAUSE (waiting for transactions) and SHUTDOWN WAIT.
-asio::awaitable<Result> run(frontend::Context& ctx, std::string sql, Caller caller);
+asio::awaitable<Result> run(state::Context& ctx, std::string sql, Caller caller);
 
 // Statements drivers send on connect that the console answers harmlessly (SET NAMES,
 // SET application_name, SELECT @@version_comment ...): true and a result when handled.

@@ -6,7 +6,7 @@
 #include <map>
 
 #include "sluice/version.hpp"
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 
 namespace sluice::admin {
 
@@ -68,7 +68,7 @@ class Writer {
 
 }  // namespace
 
-std::string prometheus(frontend::Context& ctx) {
+std::string prometheus(state::Context& ctx) {
   Writer w;
   w.family("sluice_info", "gauge", "Sluice version (value is always 1).");
   w.sample("sluice_info", {{"version", SLUICE_VERSION}}, 1);

@@ -5,12 +5,12 @@
 
 #include <string>
 
-namespace sluice::frontend {
+namespace sluice::state {
 struct Context;
 }
 
 namespace sluice::admin {
 
-std::string prometheus(frontend::Context& ctx);
+std::string prometheus(state::Context& ctx);
 
 }  // namespace sluice::admin

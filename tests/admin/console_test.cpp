@@ -8,14 +8,14 @@
 #include "protocols/postgres/codec.hpp"
 #include "src/admin/console.hpp"
 #include "src/admin/render.hpp"
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 #include "src/observe/log.hpp"
 
 using namespace sluice;
 
 namespace {
 
-admin::Result run_sync(frontend::Context& ctx, std::string_view sql, bool is_admin = true) {
+admin::Result run_sync(state::Context& ctx, std::string_view sql, bool is_admin = true) {
   boost::asio::io_context io;
   admin::Result out;
   admin::Caller caller;
@@ -30,9 +30,9 @@ admin::Result run_sync(frontend::Context& ctx, std::string_view sql, bool is_adm
   return out;
 }
 
-std::unique_ptr<frontend::Context> make_ctx() {
+std::unique_ptr<state::Context> make_ctx() {
   log::set_level("error");
-  auto ctx = std::make_unique<frontend::Context>();
+  auto ctx = std::make_unique<state::Context>();
   auto cfg = config::load_string(R"(
 [general]
 admin_users = ["app"]
@@ -50,7 +50,7 @@ database = "app"
 cluster = "pg"
 pool_size = 7
 )", "test.toml");
-  ctx->set_snapshot(frontend::build_snapshot(cfg, nullptr, frontend::FileReads::Reread));
+  ctx->set_snapshot(state::build_snapshot(cfg, nullptr, state::FileReads::Reread));
   ctx->set_cache(cfg->cache);
   return ctx;
 }

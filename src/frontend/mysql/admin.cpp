@@ -7,7 +7,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "src/admin/render.hpp"
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -17,7 +17,7 @@ using boost::system::error_code;
 
 constexpr std::size_t kMaxStatements = 1024;  // per console connection
 
-asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io, Context& ctx, admin::Caller caller,
+asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io, state::Context& ctx, admin::Caller caller,
                                   std::uint32_t caps, std::uint32_t mariadb_caps) {
   const std::uint16_t status = my::status::AUTOCOMMIT;
   auto info = ctx.client_table.find(caller.client_id);

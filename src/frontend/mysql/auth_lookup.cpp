@@ -5,13 +5,18 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "protocols/common/crypto.hpp"
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
 
 namespace sluice::frontend::mysql {
 
 namespace asio = boost::asio;
+
+LearnedUsers& learned_users() {
+  static LearnedUsers r;
+  return r;
+}
 
 bool LearnedUsers::find(const std::string& user, std::shared_ptr<const pool::Credentials>& out) const {
   std::lock_guard lock(mu_);
@@ -85,12 +90,12 @@ std::string hex_literal(const std::string& s) {
 
 }  // namespace
 
-asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(Context& ctx, const Snapshot& snap,
+asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(state::Context& ctx, const state::Snapshot& snap,
                                                                             const std::string& user,
                                                                             asio::any_io_executor ex) {
   const config::Config& cfg = *snap.config;
   std::shared_ptr<const pool::Credentials> known;
-  if (ctx.learned_mysql_users.find(user, known)) co_return known;
+  if (learned_users().find(user, known)) co_return known;
   auto auth = snap.credentials.find(cfg.mysql.auth_user);
   const config::Pool* pc = nullptr;
   for (auto& p : cfg.pools)
@@ -99,7 +104,7 @@ asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(Cont
       break;
     }
   if (auth == snap.credentials.end() || !pc || user.empty() || user.size() > 256) co_return nullptr;
-  auto settings = pool_settings(snap, *pc);
+  auto settings = state::pool_settings(snap, *pc);
   settings.protocol = config::Protocol::Mysql;
   settings.mode = config::PoolMode::Transaction;
   settings.pool_size = 2;
@@ -134,7 +139,7 @@ asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(Cont
       hash = r;
       break;
     }
-  co_return ctx.learned_mysql_users.remember(user, hash);
+  co_return learned_users().remember(user, hash);
 }
 
 }  // namespace sluice::frontend::mysql

@@ -16,10 +16,10 @@
 
 #include "src/pool/credentials.hpp"
 
-namespace sluice::frontend {
+namespace sluice::state {
 struct Context;
 class Snapshot;
-}  // namespace sluice::frontend
+}  // namespace sluice::state
 
 namespace sluice::frontend::mysql {
 
@@ -46,8 +46,11 @@ class LearnedUsers {
   std::unordered_map<std::string, Entry> users_;
 };
 
+// The process's learned users ([mysql] auth_user's lookups).
+LearnedUsers& learned_users();
+
 // The credentials of `user` from the server (see above), or null.
-boost::asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(Context& ctx, const Snapshot& snap,
+boost::asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(state::Context& ctx, const state::Snapshot& snap,
                                                                                    const std::string& user,
                                                                                    boost::asio::any_io_executor ex);
 

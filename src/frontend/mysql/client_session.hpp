@@ -22,6 +22,7 @@
 #include "src/frontend/common/lease_failure.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/common/server_loss.hpp"
+#include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/mysql/response.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
@@ -58,7 +59,7 @@ struct ClientStmt {
 
 class Session {
  public:
-  Session(tcp::socket sock, Context& ctx);
+  Session(tcp::socket sock, state::Context& ctx);
   ~Session();
 
   void kick() {
@@ -118,7 +119,7 @@ class Session {
   // Checks the client's proof for the configured user; switches plugin when needed.
   // A failed login, counted per client address; past the burst, its answer waits.
   awaitable<void> throttle_failed_login() {
-    co_await hold_failed_login(ctx_, cfg_->general, info_, sock_.get_executor());
+    co_await state::hold_failed_login(ctx_, cfg_->general, info_, sock_.get_executor());
   }
 
   awaitable<bool> authenticate(std::string client_plugin, std::string response);
@@ -297,8 +298,8 @@ class Session {
 
   tcp::socket sock_;
   std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener
-  Context& ctx_;
-  std::shared_ptr<const Snapshot> snap_;
+  state::Context& ctx_;
+  std::shared_ptr<const state::Snapshot> snap_;
   const config::Config* cfg_;
   std::shared_ptr<observe::ClientInfo> info_;
   std::shared_ptr<observe::DbStats> stats_;

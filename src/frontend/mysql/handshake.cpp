@@ -240,7 +240,7 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
   }
   if (!ok && learned && plugin == "mysql_native_password" && !response.empty()) {
     // The password may have changed on the server since Sluice learned it: ask once more.
-    ctx_.learned_mysql_users.forget(user_);
+    learned_users().forget(user_);
     auto fresh = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
     if (fresh && fresh != creds_ && !fresh->mysql_stage2.empty())
       if (auto stage1 = my::native_verify(response, nonce_, fresh->mysql_stage2)) {

@@ -5,8 +5,8 @@
 namespace sluice::frontend::mysql {
 
 awaitable<bool> Session::kill(sql::MysqlKill k) {
-  auto target = ctx_.mysql_clients.find(k.id);
-  if (!target) target = ctx_.mysql_clients.find_by_thread(k.id);
+  auto target = client_registry().find(k.id);
+  if (!target) target = client_registry().find_by_thread(k.id);
   if (!target) co_return co_await send_err(my::er::NO_SUCH_THREAD, "HY000", fmt::format("Unknown thread id: {}", k.id));
   config::Endpoint ep;
   std::uint32_t thread = 0;

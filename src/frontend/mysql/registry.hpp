@@ -76,4 +76,10 @@ class ClientRegistry {
   std::unordered_map<std::uint32_t, std::weak_ptr<ClientHandle>> by_id_;
 };
 
+// The process's registry of MySQL clients (KILL from any worker).
+inline ClientRegistry& client_registry() {
+  static ClientRegistry r;
+  return r;
+}
+
 }  // namespace sluice::frontend::mysql

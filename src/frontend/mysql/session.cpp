@@ -13,7 +13,7 @@ thread_local std::unordered_set<Session*> t_sessions;
 
 }  // namespace
 
-Session::Session(tcp::socket sock, Context& ctx)
+Session::Session(tcp::socket sock, state::Context& ctx)
     : sock_(std::move(sock)),
       ctx_(ctx),
       snap_(ctx.snapshot()),
@@ -22,7 +22,7 @@ Session::Session(tcp::socket sock, Context& ctx)
       timer_(sock_.get_executor()) {
   t_sessions.insert(this);
   handle_ = std::make_shared<ClientHandle>();
-  info_ = new_client_info(ctx_, "mysql", sock_);
+  info_ = state::new_client_info(ctx_, "mysql", sock_);
   handle_->id = static_cast<std::uint32_t>(info_->id);  // the connection id is the console's client id
   auto ex = sock_.get_executor();
   std::weak_ptr<bool> alive = alive_;
@@ -31,7 +31,7 @@ Session::Session(tcp::socket sock, Context& ctx)
       if (alive.lock()) close_client();
     });
   };
-  ctx_.mysql_clients.add(handle_);
+  client_registry().add(handle_);
   info_->kill = [ex, alive, this] {
     asio::post(ex, [alive, this] {
       if (!alive.lock()) return;
@@ -55,7 +55,7 @@ Session::Session(tcp::socket sock, Context& ctx)
 
 Session::~Session() {
   t_sessions.erase(this);
-  ctx_.mysql_clients.remove(handle_->id);
+  client_registry().remove(handle_->id);
   ctx_.client_table.remove(info_->id);
   end_fill();
   if (connected_)
@@ -129,7 +129,7 @@ void Session::refresh_config() {
 
 void Session::bind_pool(const config::Pool& pc) {
   const auto& cluster = cfg_->clusters.at(pc.cluster);
-  auto settings = pool_settings(*snap_, pc);
+  auto settings = state::pool_settings(*snap_, pc);
   settings.protocol = config::Protocol::Mysql;
   settings.mysql_caps = caps_ & kFormatCaps;
   settings.mariadb_caps = mariadb_caps_;
@@ -170,7 +170,7 @@ awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) 
   co_return co_await io_.reply(p);
 }
 
-awaitable<void> serve_client(tcp::socket sock, Context& ctx) {
+awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   auto cfg = ctx.snapshot()->config;

@@ -4,7 +4,7 @@
 
 #include <boost/asio.hpp>
 
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -12,7 +12,7 @@ namespace sluice::frontend::mysql {
 void init_front_end();  // generates the RSA key pair for caching_sha2_password
 
 // Runs one client connection to completion on the calling worker.
-boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, Context& ctx);
+boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, state::Context& ctx);
 // Shutdown: closes sessions on this worker that wait idle for their client.
 void kick_idle_sessions();
 

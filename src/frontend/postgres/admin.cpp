@@ -9,7 +9,7 @@
 #include "protocols/postgres/codec.hpp"
 #include "sluice/version.hpp"
 #include "src/admin/render.hpp"
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend::pg {
@@ -47,7 +47,7 @@ std::vector<std::int16_t> result_formats(wire::Bytes body, std::size_t rest_offs
 
 }  // namespace
 
-asio::awaitable<void> serve_admin(net::Channel sock, std::string buffered, Context& ctx, admin::Caller caller,
+asio::awaitable<void> serve_admin(net::Channel sock, std::string buffered, state::Context& ctx, admin::Caller caller,
                                   std::size_t max_packet) {
   std::string out;
   const std::pair<const char*, std::string> params[] = {

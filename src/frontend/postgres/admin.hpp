@@ -9,7 +9,7 @@
 #include "src/admin/console.hpp"
 #include "src/net/tls.hpp"
 
-namespace sluice::frontend {
+namespace sluice::state {
 struct Context;
 }
 
@@ -18,7 +18,7 @@ namespace sluice::frontend::pg {
 // Runs after authentication: sends the greeting (ParameterStatus, BackendKeyData,
 // ReadyForQuery), then answers until Terminate or the connection ends. `buffered`: client
 // bytes already read past the login.
-boost::asio::awaitable<void> serve_admin(net::Channel sock, std::string buffered, Context& ctx, admin::Caller caller,
+boost::asio::awaitable<void> serve_admin(net::Channel sock, std::string buffered, state::Context& ctx, admin::Caller caller,
                                          std::size_t max_packet);
 
 }  // namespace sluice::frontend::pg

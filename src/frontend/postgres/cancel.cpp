@@ -7,6 +7,11 @@
 
 namespace sluice::frontend::pg {
 
+CancelRegistry& cancel_registry() {
+  static CancelRegistry r;
+  return r;
+}
+
 std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> CancelRegistry::add(std::uint32_t server_pid) {
   auto t = std::make_shared<CancelTarget>();
   std::uint32_t pid = server_pid;

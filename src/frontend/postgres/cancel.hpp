@@ -45,4 +45,8 @@ class CancelRegistry {
   std::unordered_map<std::uint64_t, std::shared_ptr<CancelTarget>> by_pid_key_;  // pid << 32 | key
 };
 
+// The process's registry: every PostgreSQL client's (pid, key), for CancelRequests arriving on
+// any worker.
+CancelRegistry& cancel_registry();
+
 }  // namespace sluice::frontend::pg

@@ -22,6 +22,7 @@
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
+#include "src/frontend/postgres/cancel.hpp"
 #include "src/frontend/postgres/relay.hpp"
 #include "src/frontend/common/server_loss.hpp"
 #include "src/net/tls.hpp"
@@ -76,7 +77,7 @@ enum class Outcome {
 
 class Session {
  public:
-  Session(tcp::socket s, Context& ctx);
+  Session(tcp::socket s, state::Context& ctx);
   ~Session();
   awaitable<void> run();
   void register_client();
@@ -456,14 +457,14 @@ class Session {
   static constexpr const char* kAdminDatabase = "sluice";
   tcp::socket client_;
   std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener
-  Context& ctx_;
+  state::Context& ctx_;
   std::shared_ptr<observe::ClientInfo> info_;
   std::shared_ptr<observe::DbStats> stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::uint64_t generation_ = 0;
   bool logged_in_ = false;
   std::string end_reason_;
-  std::shared_ptr<const Snapshot> snap_;
+  std::shared_ptr<const state::Snapshot> snap_;
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
   std::vector<std::uint8_t> server_in_;

@@ -72,14 +72,14 @@ awaitable<bool> Session::startup() {
 }
 
 awaitable<void> Session::forward_cancel(std::uint32_t pid, std::uint32_t key) {
-  auto target = ctx_.pg_cancel.find(pid, key);
+  auto target = cancel_registry().find(pid, key);
   if (!target) co_return;  // unknown key or client idle: nothing to cancel (55.2.7: no reply)
   co_await send_cancel_request(target->endpoint, target->server_pid, target->server_key);
   log::debug("forwarded cancel for client pid {} to {}", pid, target->endpoint.text());
 }
 
 awaitable<void> Session::throttle_failed_login() {
-  co_await hold_failed_login(ctx_, snap_->config->general, info_, client_.get_executor());
+  co_await state::hold_failed_login(ctx_, snap_->config->general, info_, client_.get_executor());
 }
 
 awaitable<bool> Session::authenticate() {
@@ -193,7 +193,7 @@ awaitable<bool> Session::login() {
   std::string out;
   for (auto& [k, v] : relay_.client_params.items)
     if (params->find(k)) wire::parameter_status(out, k, v);
-  auto [pid, target] = ctx_.pg_cancel.add(server_ ? server_->backend_pid : 0);
+  auto [pid, target] = cancel_registry().add(server_ ? server_->backend_pid : 0);
   pid_ = pid;
   cancel_ = target;
   if (server_) set_cancel_target(true);

@@ -85,7 +85,7 @@ void parse_options(std::string_view opts, pool::Params& out) {
   }
 }
 
-Session::Session(tcp::socket s, Context& ctx) : client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
+Session::Session(tcp::socket s, state::Context& ctx) : client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
   t_sessions.insert(this);
   if (!t_janitor) {
     t_janitor = true;
@@ -102,7 +102,7 @@ Session::~Session() {
   t_sessions.erase(this);
   ctx_.client_table.remove(info_->id);
   log_end();
-  if (pid_) ctx_.pg_cancel.remove(pid_, cancel_->key);
+  if (pid_) cancel_registry().remove(pid_, cancel_->key);
   if (mailbox_ && hub_) hub_->unsubscribe(mailbox_, "*");
   end_fill();  // a client that left while its answer was being cached: let others ask
 }
@@ -139,7 +139,7 @@ awaitable<void> Session::run() {
 }
 
 void Session::register_client() {
-  info_ = new_client_info(ctx_, "postgres", client_);
+  info_ = state::new_client_info(ctx_, "postgres", client_);
   std::weak_ptr<bool> alive = alive_;
   auto ex = client_.get_executor();
   info_->kill = [this, alive, ex] {
@@ -212,7 +212,7 @@ void Session::bind_pool(const config::Config& cfg, const config::Pool& pc) {
   const auto& cluster = cfg.clusters.at(pc.cluster);
   server_db_ = pc.database == "*" ? database_ : (pc.server_database.empty() ? pc.database : pc.server_database);
   pool_cfg_ = pc;
-  settings_ = pool_settings(*snap_, pc);
+  settings_ = state::pool_settings(*snap_, pc);
   pool_ = ctx_.pools.get(pc, cluster.primary, creds_, server_db_, settings_);
   cluster_ = ctx_.router.find(pc.cluster);
   auto routing = cluster.routing;
@@ -246,7 +246,7 @@ awaitable<void> janitor() {
 
 }  // namespace
 
-awaitable<void> serve_client(tcp::socket sock, Context& ctx) {
+awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   sock.non_blocking(true, ec);  // the relay writes with write_some and must never block

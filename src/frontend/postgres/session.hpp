@@ -3,12 +3,12 @@
 
 #include <boost/asio.hpp>
 
-#include "src/frontend/context.hpp"
+#include "src/state/context.hpp"
 
 namespace sluice::frontend::pg {
 
 // Runs one client connection to completion on the calling worker.
-boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, Context& ctx);
+boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, state::Context& ctx);
 // Shutdown: wakes sessions on this worker that wait idle for their client, so they can leave.
 void kick_idle_sessions();
 

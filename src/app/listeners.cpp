@@ -1,0 +1,70 @@
+// Opening, re-binding and closing the listeners.
+#include "src/app/listeners.hpp"
+
+#include "src/admin/metrics.hpp"
+#include "src/frontend/mysql/session.hpp"
+#include "src/frontend/postgres/session.hpp"
+#include "src/observe/log.hpp"
+
+namespace sluice::app {
+
+Listeners::Listeners(net::Runtime& rt, state::Context& ctx)
+    : rt_(rt),
+      ctx_(ctx),
+      http_handlers_{
+          [&ctx] { return admin::prometheus(ctx); },
+          [&ctx]() -> std::string { return ctx.shutting_down ? "shutting down" : ""; },
+      } {}
+
+std::string Listeners::rebind(const config::Config& c) {
+  std::lock_guard lock(mu_);
+  auto want = [](bool on, const config::Endpoint& ep) { return on ? std::optional(ep) : std::nullopt; };
+  auto pg_want = want(c.postgres.enabled, c.postgres.listen), my_want = want(c.mysql.enabled, c.mysql.listen),
+       http_want = want(c.http.enabled, c.http.listen);
+  std::unique_ptr<net::Listener> pg, my;
+  std::unique_ptr<observe::HttpServer> http;
+  auto& ctx = ctx_;
+  try {
+    if (pg_want && pg_want != pg_ep_)
+      pg = std::make_unique<net::Listener>(rt_, *pg_want, [&ctx](boost::asio::ip::tcp::socket s) {
+        return frontend::pg::serve_client(std::move(s), ctx);
+      });
+    if (my_want && my_want != my_ep_)
+      my = std::make_unique<net::Listener>(rt_, *my_want, [&ctx](boost::asio::ip::tcp::socket s) {
+        return frontend::mysql::serve_client(std::move(s), ctx);
+      });
+    if (http_want && http_want != http_ep_)
+      http = std::make_unique<observe::HttpServer>(rt_.worker(0), *http_want, http_handlers_);
+  } catch (const std::exception& e) {
+    if (pg) pg->close();
+    if (my) my->close();
+    return e.what();
+  }
+  auto swap = [](auto& cur, auto& next, auto& cur_ep, const auto& want_ep, const char* what) {
+    if (want_ep == cur_ep) return;
+    if (cur) {
+      cur->close();
+      log::info("{} listener on {} closed", what, cur_ep->text());
+    }
+    cur = std::move(next);
+    cur_ep = want_ep;
+    if (cur_ep) log::info("{} listener on {}", what, cur_ep->text());
+  };
+  swap(pg_, pg, pg_ep_, pg_want, "PostgreSQL");
+  swap(my_, my, my_ep_, my_want, "MySQL");
+  swap(http_, http, http_ep_, http_want, "HTTP metrics");
+  return {};
+}
+
+void Listeners::close_clients() {
+  std::lock_guard lock(mu_);
+  if (pg_) pg_->close();
+  if (my_) my_->close();
+}
+
+void Listeners::close_http() {
+  std::lock_guard lock(mu_);
+  if (http_) http_->close();
+}
+
+}  // namespace sluice::app

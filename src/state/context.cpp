@@ -1,0 +1,87 @@
+// The shared running state: the result cache's settings, client entries, held failed logins,
+// and applying a new snapshot (reload and SET).
+#include "src/state/context.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "src/observe/log.hpp"
+
+namespace sluice::state {
+
+std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,
+                                                     const asio::ip::tcp::socket& sock) {
+  auto info = std::make_shared<observe::ClientInfo>();
+  info->id = ctx.client_table.next_id();
+  info->protocol = protocol;
+  boost::system::error_code ec;
+  auto peer = sock.remote_endpoint(ec);
+  if (!ec) info->addr = peer.address().to_string(), info->port = peer.port();
+  auto local = sock.local_endpoint(ec);
+  if (!ec) info->local_addr = local.address().to_string(), info->local_port = local.port();
+  return info;
+}
+
+asio::awaitable<void> hold_failed_login(Context& ctx, const config::General& general,
+                                        std::shared_ptr<observe::ClientInfo> info, asio::any_io_executor ex) {
+  auto hold = ctx.login_throttle.failed(info->addr, general.login_failure_burst, general.login_failure_delay);
+  if (hold.count() == 0) co_return;
+  log::debug("client {} {}:{}: failed login held {} ms (too many from this address)", info->id, info->addr, info->port,
+             hold.count());
+  asio::steady_timer t(ex, hold);
+  boost::system::error_code ec;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+void Context::set_cache(const config::Cache& c) {
+  if (!cache) cache = std::make_unique<cache::Store>(c.max_bytes, 8);
+  else if (cache->max_bytes() != c.max_bytes) cache->set_max_bytes(c.max_bytes);
+  std::atomic_store(&policy_, std::shared_ptr<const cache::Policy>(std::make_shared<cache::Policy>(c)));
+  if (!c.enabled && cache_on_.load()) cache->invalidate_all();  // nothing stale survives a re-enable
+  cache_on_.store(c.enabled);
+}
+
+namespace {
+// Installs a whole snapshot (the caller holds reload_mu): listeners, pools, clusters, cache.
+std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next) {
+  const auto& cfg = *next->config;
+  if (ctx.rebind_listeners) {
+    auto err = ctx.rebind_listeners(cfg);
+    if (!err.empty()) throw config::ConfigError(err);
+  }
+  ctx.set_snapshot(next);
+  log::set_level(cfg.general.log_level);
+  ctx.pools.reconfigure(cfg, next->credentials, next->server_tls);
+  std::vector<std::string> rebuilt;
+  if (ctx.control_executor)
+    rebuilt = ctx.router.reconfigure(cfg, next->credentials, next->server_tls, ctx.control_executor());
+  ctx.set_cache(cfg.cache);
+  std::string summary =
+      fmt::format("{} users, {} pools, {} clusters", cfg.users.size(), cfg.pools.size(), cfg.clusters.size());
+  if (!rebuilt.empty()) summary += fmt::format("; clusters changed: {}", fmt::join(rebuilt, ", "));
+  return summary;
+}
+}  // namespace
+
+std::string reload(Context& ctx, const std::string& path) {
+  try {
+    std::lock_guard lock(ctx.reload_mu);
+    auto running = ctx.snapshot();
+    auto summary = apply_locked(ctx, build_snapshot(config::load_file(path), running.get(), FileReads::Reread));
+    log::info("configuration reloaded from {}: {}", path, summary);
+    return summary;
+  } catch (const config::ConfigError& e) {
+    log::error("reload rejected, keeping the running configuration: {}", e.what());
+    throw;
+  }
+}
+
+std::string set_config(Context& ctx, const std::function<void(config::Config&)>& change) {
+  std::lock_guard lock(ctx.reload_mu);
+  auto running = ctx.snapshot();
+  auto next = std::make_shared<config::Config>(*running->config);
+  change(*next);
+  return apply_locked(ctx, build_snapshot(std::move(next), running.get(), FileReads::KeepUnchanged));
+}
+
+}  // namespace sluice::state

@@ -1,0 +1,86 @@
+// The running state shared by every session on every worker and by the admin console: the
+// current snapshot (config, credentials, TLS), pools, clusters, the result cache, counters,
+// operator controls, and applying a new configuration (RELOAD, SIGHUP, the console's SET). The
+// application (src/app) creates it and fills in its hooks (listeners, shutdown).
+#pragma once
+
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "src/cache/policy.hpp"
+#include "src/cache/store.hpp"
+#include "src/config/config.hpp"
+#include "src/observe/stats.hpp"
+#include "src/pool/pool.hpp"
+#include "src/router/cluster.hpp"
+#include "src/state/controls.hpp"
+#include "src/state/login_throttle.hpp"
+#include "src/state/snapshot.hpp"
+
+namespace sluice::state {
+
+namespace asio = boost::asio;
+
+struct Context {
+  std::shared_ptr<const Snapshot> snapshot() const { return std::atomic_load(&snapshot_); }
+  // Installs a configuration; sessions pick it up at their next transaction boundary.
+  void set_snapshot(std::shared_ptr<const Snapshot> s) {
+    std::atomic_store(&snapshot_, std::move(s));
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+  pool::PoolManager pools;
+  router::Router router;
+  // Result cache: the store always exists; `cache_on` and the policy follow [cache] (reloadable).
+  std::unique_ptr<cache::Store> cache;
+  bool cache_enabled() const { return cache_on_.load(std::memory_order_relaxed); }
+  std::shared_ptr<const cache::Policy> cache_policy() const { return std::atomic_load(&policy_); }
+  void set_cache(const config::Cache& c);
+  observe::StatsRegistry stats;
+  observe::ClientTable client_table;
+  Controls controls;
+  LoginThrottle login_throttle;
+  std::atomic<std::uint32_t> clients{0};
+  std::atomic<bool> shutting_down{false};
+  std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+
+  // Set by main: SHUTDOWN from the console (wait = let transactions finish first), and
+  // re-binding listeners whose address changed in a reload ("" or what went wrong).
+  std::function<void(bool wait)> request_shutdown;
+  std::function<std::string(const config::Config&)> rebind_listeners;
+  std::function<asio::any_io_executor()> control_executor;  // worker 0 (health loops, janitor)
+  std::mutex reload_mu;                                     // one reload (SIGHUP, RELOAD, SET) at a time
+
+ private:
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> cache_on_{false};
+  std::shared_ptr<const cache::Policy> policy_;
+};
+
+// Loads `path` and applies it to the running Sluice (SIGHUP and RELOAD): users, pool sizes,
+// timeouts, clusters, routing, cache, log level, listener addresses, certificates. Throws
+// ConfigError (the running configuration stays) when the file is invalid; returns a summary.
+std::string reload(Context& ctx, const std::string& path);
+// The console's SET: `change` edits a copy of the running configuration (throwing ConfigError
+// to refuse); the result is built whole (build_snapshot, TLS kept as it is) and applied.
+std::string set_config(Context& ctx, const std::function<void(config::Config&)>& change);
+
+// A failed login by `info`'s client, counted per address ([general] login_failure_burst); past the
+// burst, waits login_failure_delay on `ex` before the caller sends the failure.
+asio::awaitable<void> hold_failed_login(Context& ctx, const config::General& general,
+                                        std::shared_ptr<observe::ClientInfo> info, asio::any_io_executor ex);
+
+// A new client's entry for SHOW CLIENTS: an id from the client table, its protocol and both
+// ends of its connection (not yet added to the table: its kill action comes first).
+std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,
+                                                     const asio::ip::tcp::socket& sock);
+
+}  // namespace sluice::state
