@@ -25,6 +25,7 @@
 
 #include "sluice/version.hpp"
 #include "src/cache/store.hpp"
+#include "src/config/settings.hpp"
 #include "src/config/units.hpp"
 #include "src/state/context.hpp"
 #include "src/observe/log.hpp"
@@ -410,95 +411,12 @@ Rows rows_cache(Context& ctx) {
   return r;
 }
 
-std::string dur(config::Duration d) {
-  auto ms = d.count();
-  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
-}
-
-// Settings SET may change, and how to apply a value to a copy of the configuration.
-struct Setting {
-  const char* key;
-  std::string (*get)(const config::Config&);
-  std::string (*set)(config::Config&, const std::string&);  // "" = ok, else the problem
-};
-
-std::string set_duration(config::Duration& field, const std::string& v) {
-  auto d = config::parse_duration(v);
-  if (!d) return "expected a duration such as \"30s\" or \"250ms\"";
-  field = *d;
-  return {};
-}
-
-const Setting kSettings[] = {
-    {"log_level", [](const config::Config& c) { return c.general.log_level; },
-     [](config::Config& c, const std::string& v) -> std::string {
-       if (v != "debug" && v != "info" && v != "warn" && v != "error") return "expected error | warn | info | debug";
-       c.general.log_level = v;
-       return {};
-     }},
-    {"max_client_conn", [](const config::Config& c) { return std::to_string(c.general.max_client_conn); },
-     [](config::Config& c, const std::string& v) -> std::string {
-       char* end = nullptr;
-       auto n = std::strtoull(v.c_str(), &end, 10);
-       if (v.empty() || *end || n == 0 || n > 1'000'000) return "expected an integer 1..1000000";
-       c.general.max_client_conn = static_cast<std::uint32_t>(n);
-       return {};
-     }},
-    {"max_packet_size", [](const config::Config& c) { return std::to_string(c.general.max_packet_size); },
-     [](config::Config& c, const std::string& v) -> std::string {
-       auto n = config::parse_size(v);
-       if (!n || *n < 1024 || *n > (1ull << 30)) return "expected a size 1KiB..1GiB";
-       c.general.max_packet_size = *n;
-       return {};
-     }},
-    {"shutdown_timeout", [](const config::Config& c) { return dur(c.general.shutdown_timeout); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.general.shutdown_timeout, v); }},
-    {"client_login_timeout", [](const config::Config& c) { return dur(c.general.client_login_timeout); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.general.client_login_timeout, v); }},
-    {"client_idle_timeout", [](const config::Config& c) { return dur(c.general.client_idle_timeout); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.general.client_idle_timeout, v); }},
-    {"server_connect_timeout", [](const config::Config& c) { return dur(c.general.server_connect_timeout); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.general.server_connect_timeout, v); }},
-    {"server_idle_timeout", [](const config::Config& c) { return dur(c.general.server_idle_timeout); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.general.server_idle_timeout, v); }},
-    {"server_lifetime", [](const config::Config& c) { return dur(c.general.server_lifetime); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.general.server_lifetime, v); }},
-    {"query_wait_timeout", [](const config::Config& c) { return dur(c.general.query_wait_timeout); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.general.query_wait_timeout, v); }},
-    {"cache.enabled", [](const config::Config& c) { return std::string(c.cache.enabled ? "true" : "false"); },
-     [](config::Config& c, const std::string& v) -> std::string {
-       auto l = upper(v);
-       if (l == "TRUE" || l == "ON" || l == "1") c.cache.enabled = true;
-       else if (l == "FALSE" || l == "OFF" || l == "0") c.cache.enabled = false;
-       else return "expected true or false";
-       return {};
-     }},
-    {"cache.max_bytes", [](const config::Config& c) { return std::to_string(c.cache.max_bytes); },
-     [](config::Config& c, const std::string& v) -> std::string {
-       auto n = config::parse_size(v);
-       if (!n || *n < 1024) return "expected a size of at least 1KiB";
-       c.cache.max_bytes = *n;
-       return {};
-     }},
-    {"cache.default_ttl", [](const config::Config& c) { return dur(c.cache.default_ttl); },
-     [](config::Config& c, const std::string& v) { return set_duration(c.cache.default_ttl, v); }},
-};
-
-const Setting* find_setting(std::string_view key) {
-  std::string k(key);
-  std::transform(k.begin(), k.end(), k.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  if (k.rfind("general.", 0) == 0) k = k.substr(8);
-  for (auto& s : kSettings)
-    if (k == s.key) return &s;
-  return nullptr;
-}
-
 Rows rows_config(Context& ctx) {
   Rows r;
   auto cfg = ctx.snapshot()->config;
   static const config::Config defaults{};
-  for (auto& s : kSettings) r.push_back({s.key, s.get(*cfg), s.get(defaults), "t"});
+  for (auto& s : config::live_settings())
+    r.push_back({s.section == "general" ? std::string(s.name) : s.key(), s.text(*cfg), s.text(defaults), "t"});
   auto fixed = [&](std::string key, std::string value, std::string def) {
     r.push_back({std::move(key), std::move(value), std::move(def), "f"});
   };
@@ -858,23 +776,23 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
     std::size_t vi = t.size() >= 4 && t[2].text == "=" ? 3 : 2;
     if (upper(t[2].text) == "TO") vi = 3;
     if (t.size() != vi + 1) co_return syntax("expected SET key = value");
-    auto* s = find_setting(t[1].text);
+    auto* s = config::find_setting(t[1].text);
     if (!s) co_return Result::fail("42704", 1193, fmt::format("unknown or read-only setting \"{}\" (SHOW CONFIG: changeable)", t[1].text));
     std::string problem;
     {
       config::Config probe(*ctx.snapshot()->config);
-      problem = s->set(probe, t[vi].text);
+      problem = s->set_text(probe, t[vi].text);
     }
-    if (!problem.empty()) co_return Result::fail("22023", 1231, fmt::format("SET {}: {}", s->key, problem));
+    if (!problem.empty()) co_return Result::fail("22023", 1231, fmt::format("SET {}: {}", s->key(), problem));
     try {
       const std::string value = t[vi].text;
       state::set_config(ctx, [s, &value](config::Config& c) {
-        if (auto p = s->set(c, value); !p.empty()) throw config::ConfigError(p);
+        if (auto p = s->set_text(c, value); !p.empty()) throw config::ConfigError(p);
       });
     } catch (const config::ConfigError& e) {
       co_return Result::fail("F0000", 1105, e.what());
     }
-    log_cmd(fmt::format("SET {} = {}", s->key, t[vi].text));
+    log_cmd(fmt::format("SET {} = {}", s->key(), t[vi].text));
     co_return ok("SET");
   }
   if (w0 == "SHUTDOWN" && (t.size() == 1 || (t.size() == 2 && upper(t[1].text) == "WAIT"))) {

@@ -11,6 +11,10 @@
 #include <thread>
 #include <toml++/toml.h>
 
+#include <limits>
+
+#include "src/config/settings.hpp"
+
 namespace sluice::config {
 namespace {
 
@@ -126,6 +130,47 @@ class Section {
       fail(n, key, fmt::format("unknown value \"{}\" (expected {})", v, names));
     }
   }
+  // A changeable setting (settings.hpp): read by its kind, checked against the table's bounds.
+  void setting(const Setting& st, Config& cfg) {
+    auto n = get(st.name);
+    if (!n) return;
+    SettingValue v = st.get(cfg);
+    switch (st.kind) {
+      case SettingKind::Integer: {
+        std::uint64_t x = 0;
+        integer(st.name, x, static_cast<std::int64_t>(st.min),
+                static_cast<std::int64_t>(std::min<std::uint64_t>(st.max, std::numeric_limits<std::int64_t>::max())));
+        v = x;
+        break;
+      }
+      case SettingKind::Size: {
+        std::uint64_t x = 0;
+        size(st.name, x);
+        v = x;
+        break;
+      }
+      case SettingKind::Duration: {
+        Duration d{};
+        duration(st.name, d);
+        v = d;
+        break;
+      }
+      case SettingKind::Bool: {
+        bool b = false;
+        boolean(st.name, b);
+        v = b;
+        break;
+      }
+      case SettingKind::Choice: {
+        std::string text;
+        str(st.name, text);
+        v = text;
+        break;
+      }
+    }
+    if (auto problem = st.check(v); !problem.empty()) fail(n, st.name, problem);
+    st.put(cfg, v);
+  }
   const toml::table& table() const { return t_; }
   // Reports the first key that no reader asked for.
   void finish() const {
@@ -192,23 +237,11 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.integer("workers", cfg->general.workers, 0, 256);
     s.strings("admin_users", cfg->general.admin_users);
     s.strings("stats_users", cfg->general.stats_users);
-    s.integer("max_client_conn", cfg->general.max_client_conn, 1, 1'000'000);
-    s.duration("shutdown_timeout", cfg->general.shutdown_timeout);
-    s.duration("client_login_timeout", cfg->general.client_login_timeout);
-    s.duration("client_idle_timeout", cfg->general.client_idle_timeout);
-    s.duration("server_connect_timeout", cfg->general.server_connect_timeout);
-    s.duration("server_idle_timeout", cfg->general.server_idle_timeout);
-    s.duration("server_lifetime", cfg->general.server_lifetime);
-    s.duration("query_wait_timeout", cfg->general.query_wait_timeout);
+    for (auto& st : live_settings())
+      if (st.section == "general") s.setting(st, *cfg);
     s.integer("login_failure_burst", cfg->general.login_failure_burst, 1, 1'000'000);
     s.integer("max_client_prepared_statements", cfg->general.max_client_prepared_statements, 1, 10'000'000);
     s.duration("login_failure_delay", cfg->general.login_failure_delay);
-    s.size("max_packet_size", cfg->general.max_packet_size);
-    if (cfg->general.max_packet_size < 1024 || cfg->general.max_packet_size > (1ull << 30))
-      s.fail(s.get("max_packet_size"), "max_packet_size", "must be between 1KiB and 1GiB");
-    s.choice("log_level", cfg->general.log_level,
-             {{"error", std::string("error")}, {"warn", std::string("warn")},
-              {"info", std::string("info")}, {"debug", std::string("debug")}});
     s.finish();
   }
   if (cfg->general.workers == 0)
@@ -385,10 +418,9 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
   if (auto t = sub_table(root, "cache")) {
     Section s(*t, "cache.", file);
     cfg->cache.enabled = true;
-    s.boolean("enabled", cfg->cache.enabled);
-    s.size("max_bytes", cfg->cache.max_bytes);
+    for (auto& st : live_settings())
+      if (st.section == "cache") s.setting(st, *cfg);
     s.size("max_entry_bytes", cfg->cache.max_entry_bytes);
-    s.duration("default_ttl", cfg->cache.default_ttl);
     s.choice("mode", cfg->cache.all, {{"rules", false}, {"all", true}});
     if (auto n = s.get("rules")) {
       auto arr = n->as_array();
