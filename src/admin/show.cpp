@@ -1,0 +1,447 @@
+// The admin console's SHOW commands: their columns and their rows, read from the running state.
+#include "src/admin/show.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLUICE_SANITIZER_ALLOCATOR 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLUICE_SANITIZER_ALLOCATOR 1
+#endif
+#if defined(SLUICE_SANITIZER_ALLOCATOR)
+#include <sanitizer/allocator_interface.h>
+#elif defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <unistd.h>
+
+#include "sluice/version.hpp"
+#include "src/cache/store.hpp"
+#include "src/config/settings.hpp"
+#include "src/state/context.hpp"
+
+namespace sluice::admin {
+
+using state::Context;
+using SysClock = std::chrono::system_clock;
+
+namespace {
+
+// ---- column sets ---------------------------------------------------------------------------
+
+using Cols = std::vector<Column>;
+constexpr Type T = Type::Text, I = Type::Int, F = Type::Float, B = Type::Bool, TS = Type::Timestamp;
+
+const Cols& cols_help() {
+  static const Cols c{{"command", T}, {"description", T}};
+  return c;
+}
+const Cols& cols_pools() {
+  static const Cols c{{"database", T},  {"user", T},          {"cl_active", I}, {"cl_waiting", I},
+                      {"sv_active", I}, {"sv_idle", I},       {"sv_used", I},   {"sv_login", I},
+                      {"maxwait", I},   {"maxwait_us", I},    {"pool_mode", T}, {"protocol", T},
+                      {"pool_size", I}, {"min_pool_size", I}, {"paused", B},    {"disabled", B}};
+  return c;
+}
+const Cols& cols_clients() {
+  static const Cols c{{"type", T}, {"user", T},       {"database", T},   {"state", T},         {"addr", T},
+                      {"port", I}, {"local_addr", T}, {"local_port", I}, {"connect_time", TS}, {"request_time", TS},
+                      {"wait", I}, {"wait_us", I},    {"id", I},         {"protocol", T},      {"application_name", T},
+                      {"link", I}, {"queries", I},    {"pool", T},       {"tls", B},           {"pinned", T}};
+  return c;
+}
+const Cols& cols_servers() {
+  static const Cols c{{"type", T}, {"user", T},       {"database", T},   {"state", T},         {"addr", T},
+                      {"port", I}, {"local_addr", T}, {"local_port", I}, {"connect_time", TS}, {"request_time", TS},
+                      {"id", I},   {"remote_pid", I}, {"link", I},       {"protocol", T},      {"pool_mode", T}};
+  return c;
+}
+const Cols& cols_backends() {
+  static const Cols c{{"cluster", T},  {"member", T},    {"protocol", T},     {"configured_role", T},
+                      {"role", T},     {"healthy", B},   {"drained", B},      {"lag_ms", I},
+                      {"position", T}, {"in_flight", I}, {"routed_reads", I}, {"routed_writes", I},
+                      {"weight", I}};
+  return c;
+}
+const Cols& cols_stats() {
+  static const Cols c{{"database", T},        {"protocol", T},       {"total_xact_count", I}, {"total_query_count", I},
+                      {"total_received", I},  {"total_sent", I},     {"total_xact_time", I},  {"total_query_time", I},
+                      {"total_wait_time", I}, {"avg_xact_count", F}, {"avg_query_count", F},  {"avg_recv", F},
+                      {"avg_sent", F},        {"avg_xact_time", F},  {"avg_query_time", F},   {"avg_wait_time", F}};
+  return c;
+}
+const Cols& cols_cache() {
+  static const Cols c{{"pool", T},          {"enabled", B},       {"entries", I},     {"bytes", I},
+                      {"max_bytes", I},     {"hits", I},          {"misses", I},      {"hit_ratio", F},
+                      {"evictions", I},     {"invalidations", I}, {"expirations", I}, {"replica_hits", I},
+                      {"behind_client", I}, {"refused_fills", I}};
+  return c;
+}
+const Cols& cols_config() {
+  static const Cols c{{"key", T}, {"value", T}, {"default", T}, {"changeable", B}};
+  return c;
+}
+const Cols& cols_memory() {
+  static const Cols c{{"name", T}, {"bytes", I}, {"description", T}};
+  return c;
+}
+const Cols& cols_version() {
+  static const Cols c{{"version", T}};
+  return c;
+}
+const Cols& cols_databases() {
+  static const Cols c{{"name", T},
+                      {"protocol", T},
+                      {"cluster", T},
+                      {"server_database", T},
+                      {"pool_mode", T},
+                      {"pool_size", I},
+                      {"min_pool_size", I},
+                      {"routing", T},
+                      {"paused", B},
+                      {"disabled", B},
+                      {"current_connections", I}};
+  return c;
+}
+
+const ShowSpec kShows[] = {
+    {"HELP", cols_help, 0},           {"POOLS", cols_pools, 0},       {"CLIENTS", cols_clients, 1},
+    {"SERVERS", cols_servers, 2},     {"BACKENDS", cols_backends, 1}, {"STATS", cols_stats, 0},
+    {"CACHE", cols_cache, 0},         {"CONFIG", cols_config, 0},     {"VERSION", cols_version, 0},
+    {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},
+};
+}  // namespace
+
+const ShowSpec* find_show(std::string_view word) {
+  auto same = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+           });
+  };
+  for (auto& s : kShows)
+    if (same(word, s.name)) return &s;
+  return nullptr;
+}
+
+namespace {
+
+const std::pair<const char*, const char*> kHelp[] = {
+    {"SHOW HELP", "this list"},
+    {"SHOW POOLS", "per database and user: clients active and waiting, server connections by state"},
+    {"SHOW CLIENTS", "every client connection: user, database, state, address, times, id"},
+    {"SHOW SERVERS", "every server connection: pool, state, address, times, the client it serves"},
+    {"SHOW BACKENDS", "cluster members: role, health, lag, drained, in-flight work, routed reads and writes"},
+    {"SHOW STATS", "per database: transactions, queries, bytes, times (totals and last-period averages)"},
+    {"SHOW CACHE",
+     "result cache per pool: entries, bytes, hits (replica_hits: answers a replica gave), misses "
+     "(behind_client: entries older than the client's own write), evictions, invalidations, refused_fills "
+     "(replica answers older than a write to what they read)"},
+    {"SHOW CONFIG", "settings: value, default, and whether SET may change it"},
+    {"SHOW DATABASES", "configured databases: cluster, pool mode and size, paused, disabled"},
+    {"SHOW MEMORY", "resident memory, the allocator's heap in use and free, and the result cache's share"},
+    {"SHOW VERSION", "the Sluice version"},
+    {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
+    {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
+    {"PAUSE [db]", "wait for open transactions, close server connections, hold new queries"},
+    {"RESUME [db]", "release held queries"},
+    {"DISABLE db / ENABLE db", "refuse / accept new client connections to db"},
+    {"DRAIN host:port / UNDRAIN host:port", "send a cluster member no new reads; work there finishes"},
+    {"KILL id", "close client connection id (SHOW CLIENTS)"},
+    {"CACHE PURGE [table]", "drop cached answers (all, or those that read table)"},
+    {"SET key = value", "change a setting at run time (SHOW CONFIG: changeable); RELOAD restores the file's"},
+    {"SHUTDOWN [WAIT]", "stop Sluice now, or after open transactions finish (as SIGTERM)"},
+};
+
+std::string num(std::uint64_t v) { return std::to_string(v); }
+std::string num(std::int64_t v) { return std::to_string(v); }
+std::string flt(double v) { return fmt::format("{:.6g}", v); }
+std::string boolean(bool b) { return b ? "t" : "f"; }
+
+SysClock::time_point to_system(std::chrono::steady_clock::time_point t) {
+  return SysClock::now() - std::chrono::duration_cast<SysClock::duration>(std::chrono::steady_clock::now() - t);
+}
+
+// ---- SHOW rows -----------------------------------------------------------------------------
+
+
+Rows rows_help() {
+  Rows r;
+  for (auto& [c, d] : kHelp) r.push_back({c, d});
+  return r;
+}
+
+Rows rows_pools(Context& ctx) {
+  struct Agg {
+    std::uint64_t cl_active = 0, cl_waiting = 0, sv_active = 0, sv_idle = 0, sv_login = 0;
+    double maxwait = 0;
+    std::string mode;
+    std::uint64_t size = 0, min_size = 0;
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, Agg> by;  // protocol, database, user
+  for (auto& p : ctx.pools.all()) {
+    auto s = p->settings();
+    auto u = p->usage();
+    auto& a = by[{config::to_string(s.protocol), p->config_database(), p->user()}];
+    a.sv_active += u.active;
+    a.sv_idle += u.idle;
+    a.sv_login += u.connecting;
+    a.maxwait = std::max(a.maxwait, u.max_wait_seconds);
+    a.mode = config::to_string(s.mode);
+    a.size = s.pool_size;
+    a.min_size = s.min_pool_size;
+  }
+  for (auto& c : ctx.client_table.all()) {
+    std::string user, pool;
+    {
+      std::lock_guard lock(c->mu);
+      user = c->user;
+      pool = c->pool;
+    }
+    auto it = by.find({c->protocol, pool, user});
+    if (it == by.end()) continue;
+    auto st = static_cast<observe::ClientState>(c->state.load());
+    if (st == observe::ClientState::Waiting) ++it->second.cl_waiting;
+    else if (st != observe::ClientState::Login) ++it->second.cl_active;
+  }
+  Rows r;
+  for (auto& [k, a] : by) {
+    auto& [proto, db, user] = k;
+    auto wait_us = static_cast<std::uint64_t>(a.maxwait * 1e6);
+    r.push_back({db, user, num(a.cl_active), num(a.cl_waiting), num(a.sv_active), num(a.sv_idle), num(std::uint64_t{0}),
+                 num(a.sv_login), num(wait_us / 1000000), num(wait_us % 1000000), a.mode, proto, num(a.size),
+                 num(a.min_size), boolean(ctx.controls.paused(db)), boolean(ctx.controls.disabled(db))});
+  }
+  return r;
+}
+
+Rows rows_clients(Context& ctx) {
+  Rows r;
+  auto now_us = observe::epoch_us();
+  for (auto& c : ctx.client_table.all()) {
+    std::string user, db, app, pool, pinned;
+    {
+      std::lock_guard lock(c->mu);
+      user = c->user;
+      db = c->database;
+      app = c->application_name;
+      pool = c->pool;
+      pinned = c->pinned;
+    }
+    auto st = static_cast<observe::ClientState>(c->state.load());
+    auto ws = c->wait_since_us.load();
+    std::int64_t wait = ws ? now_us - ws : 0;
+    auto req = c->request_time_us.load();
+    Cell request = req ? Cell(timestamp(SysClock::time_point(std::chrono::microseconds(req)))) : std::nullopt;
+    auto link = c->server_id.load();
+    r.push_back({"C",
+                 user,
+                 db,
+                 observe::to_string(st),
+                 c->addr,
+                 num(std::uint64_t{c->port}),
+                 c->local_addr,
+                 num(std::uint64_t{c->local_port}),
+                 timestamp(c->connect_time),
+                 request,
+                 num(wait / 1000000),
+                 num(wait % 1000000),
+                 num(c->id),
+                 c->protocol,
+                 app,
+                 link ? Cell(num(link)) : std::nullopt,
+                 num(c->queries.load()),
+                 pool,
+                 boolean(c->tls.load()),
+                 pinned.empty() ? Cell(std::nullopt) : Cell(pinned)});
+  }
+  return r;
+}
+
+Rows rows_servers(Context& ctx) {
+  Rows r;
+  for (auto& p : ctx.pools.all()) {
+    auto s = p->settings();
+    for (auto& sv : p->servers()) {
+      r.push_back({"S", p->user(), p->config_database(), sv.idle ? "idle" : "active", p->endpoint().host,
+                   num(std::uint64_t{p->endpoint().port}), sv.local_addr, num(std::uint64_t{sv.local_port}),
+                   timestamp(to_system(sv.created)), timestamp(to_system(sv.last_used)), num(sv.id),
+                   num(std::uint64_t{sv.backend_pid}), sv.client_id ? Cell(num(sv.client_id)) : std::nullopt,
+                   config::to_string(s.protocol), config::to_string(s.mode)});
+    }
+  }
+  return r;
+}
+
+const char* role_name(router::Role r) {
+  switch (r) {
+    case router::Role::Primary:
+      return "primary";
+    case router::Role::Replica:
+      return "replica";
+    default:
+      return "unknown";
+  }
+}
+
+Rows rows_backends(Context& ctx) {
+  Rows r;
+  for (auto& rt : ctx.router.all()) {
+    if (!rt) continue;
+    auto v = rt->view();
+    const auto& cfg = rt->config();
+    for (std::size_t i = 0; i < v->members.size(); ++i) {
+      const auto& m = v->members[i];
+      auto& c = rt->counters(static_cast<int>(i));
+      std::uint64_t weight = i < cfg.weights.size() ? cfg.weights[i] : 1;
+      r.push_back({cfg.name, m.endpoint.text(), config::to_string(cfg.protocol), i == 0 ? "primary" : "replica",
+                   role_name(m.role), boolean(m.up), boolean(ctx.router.drains().drained(m.endpoint)),
+                   num(static_cast<std::int64_t>(m.lag.count())), m.position.empty() ? Cell() : Cell(m.position.text()),
+                   num(static_cast<std::int64_t>(c.outstanding.load())), num(c.reads.load()), num(c.writes.load()),
+                   num(weight)});
+    }
+  }
+  return r;
+}
+
+Rows rows_stats(Context& ctx) {
+  Rows r;
+  for (auto& s : ctx.stats.all()) {
+    auto t = observe::totals(*s);
+    auto p = ctx.stats.last_period(*s);
+    auto d = [](std::uint64_t a, std::uint64_t b) { return static_cast<double>(b >= a ? b - a : 0); };
+    double secs = p.seconds > 0 ? p.seconds : 1;
+    double dx = d(p.begin.xacts, p.end.xacts), dq = d(p.begin.queries, p.end.queries);
+    r.push_back({s->database, s->protocol, num(t.xacts), num(t.queries), num(t.bytes_in), num(t.bytes_out),
+                 num(t.xact_us), num(t.query_us), num(t.wait_us), flt(dx / secs), flt(dq / secs),
+                 flt(d(p.begin.bytes_in, p.end.bytes_in) / secs), flt(d(p.begin.bytes_out, p.end.bytes_out) / secs),
+                 flt(dx > 0 ? d(p.begin.xact_us, p.end.xact_us) / dx : 0),
+                 flt(dq > 0 ? d(p.begin.query_us, p.end.query_us) / dq : 0),
+                 flt(dx > 0 ? d(p.begin.wait_us, p.end.wait_us) / dx : 0)});
+  }
+  return r;
+}
+
+Rows rows_cache(Context& ctx) {
+  Rows r;
+  if (!ctx.cache) return r;
+  auto row = [&](const std::string& name, const cache::Stats& s, bool total) {
+    double lookups = static_cast<double>(s.hits + s.misses);
+    r.push_back({name, boolean(ctx.cache_enabled()), num(s.entries), num(s.bytes),
+                 total ? Cell(num(std::uint64_t{ctx.cache->max_bytes()})) : std::nullopt, num(s.hits), num(s.misses),
+                 flt(lookups > 0 ? static_cast<double>(s.hits) / lookups : 0), num(s.evictions), num(s.invalidations),
+                 num(s.expirations), num(s.replica_hits), num(s.behind_client), num(s.refused_fills)});
+  };
+  row("*", ctx.cache->stats(), true);
+  for (auto& scope : ctx.cache->scopes())
+    if (!scope.empty()) row(scope, ctx.cache->stats(scope), false);
+  return r;
+}
+
+Rows rows_config(Context& ctx) {
+  Rows r;
+  auto cfg = ctx.snapshot()->config;
+  static const config::Config defaults{};
+  for (auto& s : config::live_settings())
+    r.push_back({s.section == "general" ? std::string(s.name) : s.key(), s.text(*cfg), s.text(defaults), "t"});
+  auto fixed = [&](std::string key, std::string value, std::string def) {
+    r.push_back({std::move(key), std::move(value), std::move(def), "f"});
+  };
+  fixed("config_file", cfg->path, "");
+  fixed("workers", std::to_string(cfg->general.workers), "0");
+  fixed("admin_users", fmt::format("{}", fmt::join(cfg->general.admin_users, ",")), "");
+  fixed("stats_users", fmt::format("{}", fmt::join(cfg->general.stats_users, ",")), "");
+  fixed("postgres.enabled", cfg->postgres.enabled ? "true" : "false", "false");
+  fixed("postgres.listen", cfg->postgres.listen.text(), defaults.postgres.listen.text());
+  fixed("postgres.server_reset_query", cfg->postgres.server_reset_query, defaults.postgres.server_reset_query);
+  fixed("postgres.max_prepared_statements", std::to_string(cfg->postgres.max_prepared_statements), "256");
+  fixed("mysql.enabled", cfg->mysql.enabled ? "true" : "false", "false");
+  fixed("mysql.listen", cfg->mysql.listen.text(), defaults.mysql.listen.text());
+  fixed("mysql.default_auth_plugin", cfg->mysql.default_auth_plugin, defaults.mysql.default_auth_plugin);
+  fixed("http.enabled", cfg->http.enabled ? "true" : "false", "false");
+  fixed("http.listen", cfg->http.listen.text(), defaults.http.listen.text());
+  fixed("cache.mode", cfg->cache.all ? "all" : "rules", "rules");
+  fixed("cache.max_entry_bytes", std::to_string(cfg->cache.max_entry_bytes),
+        std::to_string(defaults.cache.max_entry_bytes));
+  return r;
+}
+
+Rows rows_databases(Context& ctx) {
+  Rows r;
+  auto cfg = ctx.snapshot()->config;
+  std::map<std::string, std::uint64_t> conns;
+  for (auto& c : ctx.client_table.all()) {
+    std::lock_guard lock(c->mu);
+    ++conns[c->protocol + "/" + c->pool];
+  }
+  for (auto& p : cfg->pools) {
+    auto& cl = cfg->clusters.at(p.cluster);
+    auto routing = p.routing ? *p.routing : cl.routing;
+    r.push_back({p.database, config::to_string(p.protocol), p.cluster,
+                 p.server_database.empty() ? Cell() : Cell(p.server_database), config::to_string(p.mode),
+                 num(std::uint64_t{p.pool_size}), num(std::uint64_t{p.min_pool_size}), config::to_string(routing),
+                 boolean(ctx.controls.paused(p.database)), boolean(ctx.controls.disabled(p.database)),
+                 num(conns[std::string(config::to_string(p.protocol)) + "/" + p.database])});
+  }
+  return r;
+}
+
+// Where the process's memory is: what the kernel counts (RSS), what the allocator hands out and
+// holds free (glibc's mallinfo2, all arenas), and the result cache's accounted bytes. A heap in
+// use that stays level while RSS grows is fragmentation; a heap in use that grows is something
+// Sluice keeps.
+Rows rows_memory(Context& ctx) {
+  Rows r;
+  auto row = [&](const char* name, std::uint64_t bytes, const char* what) { r.push_back({name, num(bytes), what}); };
+  std::uint64_t rss = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    unsigned long long size = 0, resident = 0;
+    if (std::fscanf(f, "%llu %llu", &size, &resident) == 2)
+      rss = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    std::fclose(f);
+  }
+  row("rss", rss, "resident set size (/proc/self/statm)");
+#if defined(SLUICE_SANITIZER_ALLOCATOR)
+  // Sanitizer builds replace malloc (mallinfo2 would say 0): their allocator's own counters.
+  row("heap_in_use", __sanitizer_get_current_allocated_bytes(),
+      "bytes allocated and not yet freed (sanitizer allocator)");
+  row("heap_free", __sanitizer_get_free_bytes(), "bytes freed but kept by the allocator (sanitizer allocator)");
+  row("heap_arena", __sanitizer_get_heap_size(), "bytes the allocator mapped (sanitizer allocator)");
+  row("heap_mmapped", 0, "not told apart by the sanitizer allocator");
+  row("heap_releasable", __sanitizer_get_unmapped_bytes(), "bytes unmapped by the allocator (sanitizer allocator)");
+#elif defined(__GLIBC__)
+  struct mallinfo2 mi = ::mallinfo2();
+  row("heap_in_use", mi.uordblks + mi.hblkhd, "bytes allocated and not yet freed (mallinfo2 uordblks + hblkhd)");
+  row("heap_free", mi.fordblks, "bytes freed but kept by the allocator (mallinfo2 fordblks)");
+  row("heap_arena", mi.arena, "bytes the allocator took with brk/mmap for its arenas (mallinfo2 arena)");
+  row("heap_mmapped", mi.hblkhd, "large allocations served by their own mmap (mallinfo2 hblkhd)");
+  row("heap_releasable", mi.keepcost, "free bytes at the top of the main arena (mallinfo2 keepcost)");
+#endif
+  if (ctx.cache) row("cache", ctx.cache->stats().bytes, "result cache entries as accounted against cache.max_bytes");
+  return r;
+}
+
+}  // namespace
+
+Rows rows_for(Context& ctx, const ShowSpec& s) {
+  std::string n = s.name;
+  if (n == "HELP") return rows_help();
+  if (n == "POOLS") return rows_pools(ctx);
+  if (n == "CLIENTS") return rows_clients(ctx);
+  if (n == "SERVERS") return rows_servers(ctx);
+  if (n == "BACKENDS") return rows_backends(ctx);
+  if (n == "STATS") return rows_stats(ctx);
+  if (n == "CACHE") return rows_cache(ctx);
+  if (n == "CONFIG") return rows_config(ctx);
+  if (n == "DATABASES") return rows_databases(ctx);
+  if (n == "MEMORY") return rows_memory(ctx);
+  return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
+}
+
+}  // namespace sluice::admin
