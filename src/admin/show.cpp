@@ -170,7 +170,6 @@ SysClock::time_point to_system(std::chrono::steady_clock::time_point t) {
 
 // ---- SHOW rows -----------------------------------------------------------------------------
 
-
 Rows rows_help() {
   Rows r;
   for (auto& [c, d] : kHelp) r.push_back({c, d});

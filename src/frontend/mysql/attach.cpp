@@ -83,44 +83,21 @@ awaitable<bool> Session::attach() {
     wait_start = observe::Clock::now();
     info_->set_state(observe::ClientState::Waiting);
   }
-  if (!conn && read_route_) {
-    // A replica that cannot be reached is out at once; the statement goes to the primary.
-    auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
-    if (r.conn) {
-      conn = std::move(r.conn);
-    } else if (!r.timed_out) {
-      cluster_->report_failure(member_);
-      read_route_ = false;
-      member_ = std::max(0, cluster_->pick_write());
-      pool_ = member_pool(member_);
-    }
-  }
-  if (!conn) {
-    auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
+  if (!conn || verify_token_) {
+    LeaseRoute route{member_, read_route_, verify_token_};
+    ClusterLeaseHooks hooks(
+        cluster_.get(), [this](int m) { return member_pool(m); }, config::Protocol::Mysql, ex,
+        cfg_->general.query_wait_timeout);
+    auto r = co_await lease_on_route(std::move(conn), route, token_, hooks, verify_failed_at_);
+    member_ = route.member;
+    read_route_ = route.replica;
+    verify_token_ = false;
+    pool_ = member_pool(member_);
     if (!r.conn) {
       co_await report_lease_failure(r);
       co_return false;
     }
     conn = std::move(r.conn);
-  }
-  if (verify_token_) {
-    // No replica was known to have this client's last write: ask the chosen one directly.
-    verify_token_ = false;
-    auto pos = co_await router::fetch_replica_position(*conn, config::Protocol::Mysql);
-    if (pos) cluster_->note_position(member_, *pos);
-    if (!pos || !pos->covers(token_)) {
-      verify_failed_at_ = std::chrono::steady_clock::now();
-      pool_->release(std::move(conn), pos.has_value());
-      read_route_ = false;
-      member_ = std::max(0, cluster_->pick_write());
-      pool_ = member_pool(member_);
-      auto r = co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
-      if (!r.conn) {
-        co_await report_lease_failure(r);
-        co_return false;
-      }
-      conn = std::move(r.conn);
-    }
   }
   server_ = std::move(conn);
   server_buf_.clear();

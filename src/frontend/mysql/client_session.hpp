@@ -20,6 +20,7 @@
 #include "src/admin/console.hpp"
 #include "src/frontend/common/cache_lookup.hpp"
 #include "src/frontend/common/lease_failure.hpp"
+#include "src/frontend/common/member_lease.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/common/server_loss.hpp"
 #include "src/frontend/mysql/registry.hpp"

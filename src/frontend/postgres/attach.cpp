@@ -231,45 +231,21 @@ awaitable<bool> Session::attach_rest() {
     wait_start = observe::Clock::now();
     info_->set_state(observe::ClientState::Waiting);
   }
-  if (!server_ && read_route_) {
-    // A replica that cannot be reached is out at once; the read goes to the primary.
-    auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
-    if (r.conn) {
-      server_ = std::move(r.conn);
-    } else if (!r.timed_out) {
-      cluster_->report_failure(member_);
-      read_route_ = false;
-      member_ = std::max(0, cluster_->pick_write());
-      pool_ = member_pool(member_);
-    }
-  }
-  if (!server_) {
-    auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+  if (!server_ || verify_token_) {
+    LeaseRoute route{member_, read_route_, verify_token_};
+    ClusterLeaseHooks hooks(
+        cluster_.get(), [this](int m) { return member_pool(m); }, config::Protocol::Postgres, client_.get_executor(),
+        snap_->config->general.query_wait_timeout);
+    auto r = co_await lease_on_route(std::move(server_), route, token_, hooks, verify_failed_at_);
+    member_ = route.member;
+    read_route_ = route.replica;
+    verify_token_ = false;
+    pool_ = member_pool(member_);
     if (!r.conn) {
       co_await report_lease_failure(r);
       co_return false;
     }
     server_ = std::move(r.conn);
-  }
-  if (verify_token_) {
-    // No replica was known to have this client's last write: ask the chosen one directly
-    // (replicas are usually milliseconds behind, health checks up to a period).
-    verify_token_ = false;
-    auto pos = co_await router::fetch_replica_position(*server_, config::Protocol::Postgres);
-    if (pos) cluster_->note_position(member_, *pos);
-    if (!pos || !pos->covers(token_)) {
-      verify_failed_at_ = std::chrono::steady_clock::now();
-      pool_->release(std::move(server_), pos.has_value());
-      read_route_ = false;
-      member_ = std::max(0, cluster_->pick_write());
-      pool_ = member_pool(member_);
-      auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
-      if (!r.conn) {
-        co_await report_lease_failure(r);
-        co_return false;
-      }
-      server_ = std::move(r.conn);
-    }
   }
   relay_.reset_server_side();
   client_out_.clear();

@@ -19,6 +19,7 @@
 #include "src/admin/console.hpp"
 #include "src/frontend/common/cache_lookup.hpp"
 #include "src/frontend/common/lease_failure.hpp"
+#include "src/frontend/common/member_lease.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
