@@ -61,15 +61,15 @@ void Session::choose_route() {
   // After a failed position check, give the replica a moment before asking again.
   bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
   auto d = cluster_->route(read, token_, may_verify);
-  read_route_ = d.replica;
-  verify_token_ = d.verify;
-  member_ = d.member;
+  route_.replica = d.replica;
+  route_.verify = d.verify;
+  route_.member = d.member;
   pool_ = member_pool(d.member);
   (read ? handle_->routed_reads : handle_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 
 awaitable<bool> Session::attach() {
-  if (server_ && read_route_ && !(status_ & my::status::IN_TRANS) && !pinned_ && !cursor_open_ && !long_data_ &&
+  if (server_ && route_.replica && !(status_ & my::status::IN_TRANS) && !pinned_ && !cursor_open_ && !long_data_ &&
       !command_is_read())
     detach(true);  // held on a replica (warnings), but this command belongs on the primary
   if (server_) co_return true;
@@ -83,16 +83,12 @@ awaitable<bool> Session::attach() {
     wait_start = observe::Clock::now();
     info_->set_state(observe::ClientState::Waiting);
   }
-  if (!conn || verify_token_) {
-    LeaseRoute route{member_, read_route_, verify_token_};
+  if (!conn || route_.verify) {
     ClusterLeaseHooks hooks(
         cluster_.get(), [this](int m) { return member_pool(m); }, config::Protocol::Mysql, ex,
         cfg_->general.query_wait_timeout);
-    auto r = co_await lease_on_route(std::move(conn), route, token_, hooks, verify_failed_at_);
-    member_ = route.member;
-    read_route_ = route.replica;
-    verify_token_ = false;
-    pool_ = member_pool(member_);
+    auto r = co_await lease_on_route(std::move(conn), route_, token_, hooks, verify_failed_at_);
+    pool_ = member_pool(route_.member);
     if (!r.conn) {
       co_await report_lease_failure(r);
       co_return false;
@@ -104,8 +100,8 @@ awaitable<bool> Session::attach() {
   // An answer about to be captured: the position its server has surely applied before running
   // it (the last health check's, or a verification's; on the primary also this client's write).
   route_position_.parts.clear();
-  if (split_ && !fill_key_.empty()) route_position_ = cluster_->applied(member_, !read_route_, token_);
-  if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
+  if (split_ && !fill_key_.empty()) route_position_ = cluster_->applied(route_.member, !route_.replica, token_);
+  if (split_) cluster_->counters(route_.member).outstanding.fetch_add(1, std::memory_order_relaxed);
   if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
   info_->set_state(observe::ClientState::Active);
   info_->server_id.store(server_->id, std::memory_order_relaxed);
@@ -147,7 +143,7 @@ void Session::detach(bool reusable) {
     handle_->thread_id = 0;
   }
   if (!server_buf_.empty()) reusable = false;  // unread server bytes: state unknown
-  if (split_) cluster_->counters(member_).outstanding.fetch_sub(1, std::memory_order_relaxed);
+  if (split_) cluster_->counters(route_.member).outstanding.fetch_sub(1, std::memory_order_relaxed);
   pool_->release(std::move(server_), reusable);
   server_.reset();
 }

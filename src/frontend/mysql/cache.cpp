@@ -46,7 +46,7 @@ void Session::end_fill() {
 void Session::finish_capture(bool relayed) {
   if (relayed && !server_lost_ && !last_.error && last_.warnings == 0 && !last_.local_infile &&
       !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty()) {
-    cache::Origin origin{split_ && read_route_, std::move(route_position_)};
+    cache::Origin origin{split_ && route_.replica, std::move(route_position_)};
     ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
                                pool_->name());
   }

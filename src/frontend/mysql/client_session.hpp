@@ -10,36 +10,17 @@
 
 #include "src/frontend/mysql/session.hpp"
 
-#include <boost/asio/ssl.hpp>
-#include <fmt/format.h>
-
 #include <unordered_map>
-#include <unordered_set>
 
 #include "protocols/mysql/codec.hpp"
-#include "src/admin/console.hpp"
-#include "src/frontend/common/cache_lookup.hpp"
-#include "src/frontend/common/lease_failure.hpp"
-#include "src/frontend/common/member_lease.hpp"
-#include "src/frontend/common/pool_rules.hpp"
-#include "src/frontend/common/server_loss.hpp"
+#include "src/frontend/common/session_core.hpp"
 #include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/mysql/response.hpp"
-#include "src/net/tls.hpp"
-#include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
 #include "src/pool/statements.hpp"
-#include "src/sql/classify.hpp"
 #include "src/sql/mysql_sql.hpp"
-#include "src/sql/normalize.hpp"
 
 namespace sluice::frontend::mysql {
-
-namespace asio = boost::asio;
-using asio::awaitable;
-using asio::use_awaitable;
-using asio::ip::tcp;
-using boost::system::error_code;
 
 inline constexpr std::uint16_t kTooManyPrepared = 1461;  // ER_MAX_PREPARED_STMT_COUNT_REACHED
 // Capabilities that change what the server sends or accepts: server connections are pooled
@@ -342,8 +323,8 @@ class Session {
   std::string served_db_;  // the database operators know this client by (served_database)
   pool::PoolSettings settings_;
   std::vector<std::shared_ptr<pool::Pool>> member_pools_;
-  int member_ = 0;
-  bool split_ = false, read_route_ = false, retry_allowed_ = false, retry_pending_ = false, verify_token_ = false;
+  LeaseRoute route_;  // the member the current command runs on (read/write split)
+  bool split_ = false, retry_allowed_ = false, retry_pending_ = false;
   // A read outside a transaction runs again on another member at most this often when its
   // server connection dies before any of its answer reached the client.
   static constexpr int kMaxReadRetries = 2;

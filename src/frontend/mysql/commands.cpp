@@ -89,7 +89,7 @@ awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client,
     log::warn("server connection {} (thread {}) failed or desynchronized{}; closing it", server, server_->backend_pid,
               server_end_.empty() ? "" : ": the server said " + server_end_);
   server_end_.clear();
-  if (split_) cluster_->report_failure(member_);
+  if (split_) cluster_->report_failure(route_.member);
   std::optional<std::uint8_t> seq = !mid_response ? std::optional<std::uint8_t>(1)
                                     : err_seq     ? err_seq
                                                   : tracker_.error_seq();

@@ -114,15 +114,9 @@ awaitable<bool> Session::handshake() {
       co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
       co_return false;
     }
-    tls_ = std::make_unique<net::TlsStream>(sock_, snap_->my_tls, net::TlsStream::Role::Server);
-    error_code ec;
-    co_await tls_->handshake(ec);
-    if (ec) {
-      log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
-      co_return false;
-    }
+    tls_ = co_await accept_tls(sock_, snap_->my_tls, *info_);
+    if (!tls_) co_return false;
     io_.set_tls(tls_.get());
-    info_->tls = true;
     if (!co_await io_.read()) co_return false;
     resp = my::HandshakeResponse{};
     if (!my::parse_handshake_response(io_.bytes(), resp) || resp.ssl_request_only) {

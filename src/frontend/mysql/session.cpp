@@ -147,7 +147,7 @@ void Session::bind_pool(const config::Pool& pc) {
            mode_ != config::PoolMode::Session;
   member_pools_.assign(cluster.replicas.size() + 1, nullptr);
   member_pools_[0] = pool_;
-  member_ = 0;
+  route_.member = 0;
 }
 
 awaitable<bool> Session::send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {
@@ -171,26 +171,10 @@ awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) 
 }
 
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
-  error_code ec;
-  sock.set_option(tcp::no_delay(true), ec);
-  auto cfg = ctx.snapshot()->config;
-  if (ctx.clients.fetch_add(1) >= cfg->general.max_client_conn) {
-    ctx.clients.fetch_sub(1);
-    std::string p, out;
-    my::build_err(p, my::er::CON_COUNT, "08004", "Too many connections (max_client_conn)");
-    my::append_packets(out, p, 0);
-    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    co_return;
-  }
-  {
-    Session s(std::move(sock), ctx);
-    try {
-      co_await s.run();
-    } catch (const std::exception& e) {
-      log::error("mysql session ended by an internal error: {}", e.what());
-    }
-  }
-  ctx.clients.fetch_sub(1);
+  std::string err, refusal;
+  my::build_err(err, my::er::CON_COUNT, "08004", "Too many connections (max_client_conn)");
+  my::append_packets(refusal, err, 0);
+  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(refusal), "mysql session");
 }
 
 void kick_idle_sessions() {

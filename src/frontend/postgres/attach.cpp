@@ -129,7 +129,7 @@ std::shared_ptr<pool::Pool> Session::member_pool(int m) {
 }
 
 void Session::choose_route() {
-  read_route_ = false;
+  route_.replica = false;
   if (!split_) return;
   sql::Classification cls;
   wire::Frame f;
@@ -169,16 +169,16 @@ void Session::choose_route() {
   // After a failed position check, give the replica a moment before asking again.
   bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
   auto d = cluster_->route(read, token_, may_verify);
-  read_route_ = d.replica;
-  verify_token_ = d.verify;
+  route_.replica = d.replica;
+  route_.verify = d.verify;
   if (!read) wrote_ = true;
-  member_ = d.member;
+  route_.member = d.member;
   pool_ = member_pool(d.member);
   (read ? cancel_->routed_reads : cancel_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Session::needs_write_token() const {
-  return split_ && wrote_ && !read_route_ && relay_.tx_status() == 'I' &&
+  return split_ && wrote_ && !route_.replica && relay_.tx_status() == 'I' &&
          cluster_->config().consistency == config::Consistency::ReadYourWrites;
 }
 
@@ -208,7 +208,7 @@ void Session::prepare_attach() {
 }
 
 bool Session::attach_ready() {
-  if (!server_ || verify_token_ || server_->params.fingerprint != relay_.client_params.fingerprint) return false;
+  if (!server_ || route_.verify || server_->params.fingerprint != relay_.client_params.fingerprint) return false;
   relay_.reset_server_side();
   client_out_.clear();
   server_out_.clear();
@@ -219,7 +219,7 @@ bool Session::attach_ready() {
 void Session::finish_attach() {
   if (capturing_) stamp_route();
   set_cancel_target(true);
-  if (split_) cluster_->counters(member_).outstanding.fetch_add(1, std::memory_order_relaxed);
+  if (split_) cluster_->counters(route_.member).outstanding.fetch_add(1, std::memory_order_relaxed);
   info_->set_state(observe::ClientState::Active);
   info_->server_id.store(server_->id, std::memory_order_relaxed);
   server_->client_id.store(info_->id, std::memory_order_relaxed);
@@ -231,16 +231,12 @@ awaitable<bool> Session::attach_rest() {
     wait_start = observe::Clock::now();
     info_->set_state(observe::ClientState::Waiting);
   }
-  if (!server_ || verify_token_) {
-    LeaseRoute route{member_, read_route_, verify_token_};
+  if (!server_ || route_.verify) {
     ClusterLeaseHooks hooks(
         cluster_.get(), [this](int m) { return member_pool(m); }, config::Protocol::Postgres, client_.get_executor(),
         snap_->config->general.query_wait_timeout);
-    auto r = co_await lease_on_route(std::move(server_), route, token_, hooks, verify_failed_at_);
-    member_ = route.member;
-    read_route_ = route.replica;
-    verify_token_ = false;
-    pool_ = member_pool(member_);
+    auto r = co_await lease_on_route(std::move(server_), route_, token_, hooks, verify_failed_at_);
+    pool_ = member_pool(route_.member);
     if (!r.conn) {
       co_await report_lease_failure(r);
       co_return false;
@@ -315,7 +311,7 @@ void Session::detach(bool reusable) {
   server_dead_ = false;
   info_->set_state(observe::ClientState::Idle);
   info_->server_id.store(0, std::memory_order_relaxed);
-  if (split_) cluster_->counters(member_).outstanding.fetch_sub(1, std::memory_order_relaxed);
+  if (split_) cluster_->counters(route_.member).outstanding.fetch_sub(1, std::memory_order_relaxed);
   set_cancel_target(false);
   pool_->release(std::move(server_), reusable && !relay_.server_broken());
 }

@@ -143,7 +143,7 @@ void Session::finish_capture() {
   // Kept with the position its server had before it ran the query (stamped at attach): served
   // only to clients whose writes that covers; a replica's kept only if it covers the writes
   // through Sluice to the tables it read.
-  cache::Origin origin{read_route_, std::move(route_position_)};
+  cache::Origin origin{route_.replica, std::move(route_position_)};
   capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
   ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
                              pool_->name());
@@ -208,7 +208,7 @@ void Session::settle_invalidations(const router::Position& at) {
 }
 
 void Session::stamp_route() {
-  route_position_ = split_ ? cluster_->applied(member_, !read_route_, token_) : router::Position{};
+  route_position_ = split_ ? cluster_->applied(route_.member, !route_.replica, token_) : router::Position{};
 }
 
 const router::Position* Session::ryw_token() const {

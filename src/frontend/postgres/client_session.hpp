@@ -11,34 +11,16 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/ssl.hpp>
-#include <fmt/format.h>
 
-#include <unordered_set>
-
-#include "src/admin/console.hpp"
-#include "src/frontend/common/cache_lookup.hpp"
-#include "src/frontend/common/lease_failure.hpp"
-#include "src/frontend/common/member_lease.hpp"
-#include "src/frontend/common/pool_rules.hpp"
+#include "src/frontend/common/session_core.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/frontend/postgres/relay.hpp"
-#include "src/frontend/common/server_loss.hpp"
-#include "src/net/tls.hpp"
-#include "src/observe/log.hpp"
-#include "src/sql/classify.hpp"
 #include "src/sql/database_ddl.hpp"
-#include "src/sql/normalize.hpp"
 
 namespace sluice::frontend::pg {
 
-namespace asio = boost::asio;
-using asio::awaitable;
-using asio::use_awaitable;
-using asio::ip::tcp;
-using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 
 // A CancelRequest for the server session (pid, key) at `endpoint` (55.2.7): its own connection,
@@ -485,8 +467,8 @@ class Session {
   std::string server_db_;
   pool::PoolSettings settings_;
   std::vector<std::shared_ptr<pool::Pool>> member_pools_;
-  int member_ = 0;
-  bool split_ = false, read_route_ = false, batch_sent_ = false, wrote_ = false, verify_token_ = false;
+  LeaseRoute route_;  // the member the current command runs on (read/write split)
+  bool split_ = false, batch_sent_ = false, wrote_ = false;
   router::Position token_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
   // A read outside a transaction: the client messages sent for it since attaching, kept (up to

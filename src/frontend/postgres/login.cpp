@@ -25,14 +25,8 @@ awaitable<bool> Session::startup() {
       if (startup_.code == wire::kSslRequestCode && snap_->pg_tls && !tls_) {
         std::string yes = "S";
         if (!co_await write_client(yes)) co_return false;
-        tls_ = std::make_unique<net::TlsStream>(client_, snap_->pg_tls, net::TlsStream::Role::Server);
-        error_code ec;
-        co_await tls_->handshake(ec);
-        if (ec) {
-          log::info("client {} {}:{}: TLS handshake failed: {}", info_->id, info_->addr, info_->port, ec.message());
-          co_return false;
-        }
-        info_->tls = true;
+        tls_ = co_await accept_tls(client_, snap_->pg_tls, *info_);
+        if (!tls_) co_return false;
         continue;
       }
       std::string no = "N";

@@ -222,7 +222,7 @@ void Session::bind_pool(const config::Config& cfg, const config::Pool& pc) {
            mode_ != config::PoolMode::Session;
   member_pools_.assign(cluster.replicas.size() + 1, nullptr);
   member_pools_[0] = pool_;
-  member_ = 0;
+  route_.member = 0;
 }
 
 void Session::kick() {
@@ -248,25 +248,10 @@ awaitable<void> janitor() {
 
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   error_code ec;
-  sock.set_option(tcp::no_delay(true), ec);
   sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
-  auto cfg = ctx.snapshot()->config;
-  if (ctx.clients.fetch_add(1) >= cfg->general.max_client_conn) {
-    ctx.clients.fetch_sub(1);
-    std::string out;
-    wire::error_response(out, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
-    co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(use_awaitable, ec));
-    co_return;
-  }
-  {
-    Session s(std::move(sock), ctx);
-    try {
-      co_await s.run();
-    } catch (const std::exception& e) {
-      log::error("session ended by an internal error: {}", e.what());
-    }
-  }
-  ctx.clients.fetch_sub(1);
+  std::string refusal;
+  wire::error_response(refusal, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
+  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(refusal), "session");
 }
 
 void kick_idle_sessions() {

@@ -1,0 +1,42 @@
+// Admission against max_client_conn and the server side of TLS (admission.hpp).
+#include "src/frontend/common/admission.hpp"
+
+#include "src/observe/log.hpp"
+
+namespace sluice::frontend {
+
+namespace asio = boost::asio;
+
+asio::awaitable<void> serve_admitted(asio::ip::tcp::socket sock, state::Context& ctx, std::string refusal,
+                                     const std::function<asio::awaitable<void>(asio::ip::tcp::socket)>& session,
+                                     const char* what) {
+  boost::system::error_code ec;
+  sock.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (ctx.clients.fetch_add(1) >= ctx.snapshot()->config->general.max_client_conn) {
+    ctx.clients.fetch_sub(1);
+    co_await asio::async_write(sock, asio::buffer(refusal), asio::redirect_error(asio::use_awaitable, ec));
+    co_return;
+  }
+  try {
+    co_await session(std::move(sock));
+  } catch (const std::exception& e) {
+    log::error("{} ended by an internal error: {}", what, e.what());
+  }
+  ctx.clients.fetch_sub(1);
+}
+
+asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(asio::ip::tcp::socket& sock,
+                                                            std::shared_ptr<asio::ssl::context> tls,
+                                                            observe::ClientInfo& info) {
+  auto stream = std::make_unique<net::TlsStream>(sock, std::move(tls), net::TlsStream::Role::Server);
+  boost::system::error_code ec;
+  co_await stream->handshake(ec);
+  if (ec) {
+    log::info("client {} {}:{}: TLS handshake failed: {}", info.id, info.addr, info.port, ec.message());
+    co_return nullptr;
+  }
+  info.tls = true;
+  co_return stream;
+}
+
+}  // namespace sluice::frontend
