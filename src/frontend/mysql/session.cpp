@@ -32,24 +32,16 @@ Session::Session(tcp::socket sock, state::Context& ctx)
     });
   };
   client_registry().add(handle_);
-  info_->kill = [ex, alive, this] {
-    asio::post(ex, [alive, this] {
-      if (!alive.lock()) return;
-      end_reason_ = "killed by the administrator";
-      std::string p, out;
-      my::build_err(p, 1927, "70100", "Connection was killed by the administrator (KILL)");
-      my::append_packets(out, p, 0);
-      out = io_.framed(out);
-      error_code e;
-      if (!tls_) {
-        sock_.non_blocking(true, e);
-        sock_.write_some(asio::buffer(out), e);
-      } else if (!tls_->write_pending()) {  // not in the middle of another record
-        tls_->write_now(asio::buffer(out), e);
-      }
-      close_client();
-    });
-  };
+  set_kill_hook(
+      *info_, ex, alive, sock_, tls_,
+      [this] {
+        end_reason_ = "killed by the administrator";
+        std::string p, out;
+        my::build_err(p, 1927, "70100", "Connection was killed by the administrator (KILL)");
+        my::append_packets(out, p, 0);
+        return io_.framed(out);
+      },
+      [this] { close_client(); });
   ctx_.client_table.add(info_);
 }
 

@@ -142,22 +142,18 @@ void Session::register_client() {
   info_ = state::new_client_info(ctx_, "postgres", client_);
   std::weak_ptr<bool> alive = alive_;
   auto ex = client_.get_executor();
-  info_->kill = [this, alive, ex] {
-    asio::post(ex, [this, alive] {
-      if (!alive.lock()) return;
-      end_reason_ = "killed by the administrator";
-      std::string out;
-      wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
-      error_code e;
-      if (!tls_) {
-        client_.non_blocking(true, e);
-        client_.write_some(asio::buffer(out), e);
-      } else if (!tls_->write_pending()) {  // not in the middle of another record
-        tls_->write_now(asio::buffer(out), e);
-      }
-      client_.close(e);
-    });
-  };
+  set_kill_hook(
+      *info_, ex, alive, client_, tls_,
+      [this] {
+        end_reason_ = "killed by the administrator";
+        std::string out;
+        wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
+        return out;
+      },
+      [this] {
+        error_code e;
+        client_.close(e);
+      });
   ctx_.client_table.add(info_);
 }
 
