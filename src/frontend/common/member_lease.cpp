@@ -49,26 +49,4 @@ boost::asio::awaitable<pool::LeaseResult> lease_on_route(std::shared_ptr<pool::S
   co_return ok;
 }
 
-boost::asio::awaitable<pool::LeaseResult> ClusterLeaseHooks::lease(int member) {
-  co_return co_await pool_for_(member)->lease(ex_, wait_);
-}
-
-void ClusterLeaseHooks::release(int member, std::shared_ptr<pool::ServerConn> conn, bool reusable) {
-  pool_for_(member)->release(std::move(conn), reusable);
-}
-
-void ClusterLeaseHooks::report_failure(int member) {
-  if (cluster_) cluster_->report_failure(member);
-}
-
-int ClusterLeaseHooks::pick_write() { return cluster_ ? cluster_->pick_write() : 0; }
-
-boost::asio::awaitable<std::optional<router::Position>> ClusterLeaseHooks::position(pool::ServerConn& conn) {
-  co_return co_await router::fetch_replica_position(conn, protocol_);
-}
-
-void ClusterLeaseHooks::note_position(int member, const router::Position& p) {
-  if (cluster_) cluster_->note_position(member, p);
-}
-
 }  // namespace sluice::frontend

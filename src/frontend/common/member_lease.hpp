@@ -2,14 +2,13 @@
 // protocols. A replica that cannot be reached is reported and the command goes to the primary;
 // a replica not known to have the client's last write (route.verify) is asked for its position
 // and, when it has not replayed that write, the connection goes back and the command goes to the
-// primary. The cluster and pools are reached through LeaseHooks: the sessions pass
-// ClusterLeaseHooks, unit tests a fake.
+// primary. The cluster and pools are reached through LeaseHooks: the sessions' ClientRouting
+// (client_routing.hpp), or a fake in unit tests.
 #pragma once
 
 #include <boost/asio.hpp>
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <optional>
 
@@ -44,27 +43,5 @@ class LeaseHooks {
 boost::asio::awaitable<pool::LeaseResult> lease_on_route(std::shared_ptr<pool::ServerConn> conn, LeaseRoute& route,
                                                          const router::Position& token, LeaseHooks& hooks,
                                                          std::chrono::steady_clock::time_point& verify_failed_at);
-
-// The real cluster and pools. `cluster` may be null when the client does not split reads (then
-// only member 0, its own pool, is leased from).
-class ClusterLeaseHooks final : public LeaseHooks {
- public:
-  ClusterLeaseHooks(router::ClusterRuntime* cluster, std::function<std::shared_ptr<pool::Pool>(int)> pool_for,
-                    config::Protocol protocol, boost::asio::any_io_executor ex, config::Duration wait)
-      : cluster_(cluster), pool_for_(std::move(pool_for)), protocol_(protocol), ex_(std::move(ex)), wait_(wait) {}
-  boost::asio::awaitable<pool::LeaseResult> lease(int member) override;
-  void release(int member, std::shared_ptr<pool::ServerConn> conn, bool reusable) override;
-  void report_failure(int member) override;
-  int pick_write() override;
-  boost::asio::awaitable<std::optional<router::Position>> position(pool::ServerConn& conn) override;
-  void note_position(int member, const router::Position& p) override;
-
- private:
-  router::ClusterRuntime* cluster_;
-  std::function<std::shared_ptr<pool::Pool>(int)> pool_for_;
-  config::Protocol protocol_;
-  boost::asio::any_io_executor ex_;
-  config::Duration wait_;
-};
 
 }  // namespace sluice::frontend

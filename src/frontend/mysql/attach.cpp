@@ -5,23 +5,14 @@
 
 namespace sluice::frontend::mysql {
 
-std::shared_ptr<pool::Pool> Session::member_pool(int m) {
-  auto& p = member_pools_[static_cast<std::size_t>(m)];
-  if (!p) {
-    p = ctx_.pools.get(pool_cfg_, cluster_->view()->members[static_cast<std::size_t>(m)].endpoint, creds_, "",
-                       settings_);
-    if (learned_) p->set_credentials(creds_);
-  }
-  return p;
-}
-
 bool Session::command_is_read() {
   const auto& p = io_.payload();
   if (p.empty()) return false;
   auto cmd = static_cast<std::uint8_t>(p[0]);
   sql::Classification cls;
   if (cmd == my::com::QUERY || cmd == my::com::STMT_PREPARE) {
-    cls = sql::classify(std::string_view(p).substr(1), sql::Dialect::Mysql, cluster_->config().write_functions);
+    cls =
+        sql::classify(std::string_view(p).substr(1), sql::Dialect::Mysql, routing_.cluster().config().write_functions);
   } else if (cmd == my::com::STMT_EXECUTE) {
     std::uint32_t id = 0;
     ClientStmt* cs = find_stmt(io_.bytes(), id);
@@ -39,43 +30,39 @@ bool Session::command_is_read() {
 }
 
 void Session::after_statement(sql::StatementKind kind, bool was_read) {
-  if (!split_ || last_.error || cluster_->config().consistency != config::Consistency::ReadYourWrites) return;
+  if (!routing_.split() || last_.error ||
+      routing_.cluster().config().consistency != config::Consistency::ReadYourWrites)
+    return;
   if (gtid_seen_) {
     pending_write_ = false;
     return;
   }
   using K = sql::StatementKind;
   if (kind == K::Commit) {
-    if (pending_write_) token_ = router::Position::unreachable();
+    if (pending_write_) routing_.token = router::Position::unreachable();
     pending_write_ = false;
     return;
   }
   if (kind == K::Rollback) pending_write_ = false;
   if (was_read || kind != K::Write) return;  // reads sent to the primary (hints, fallback) are not writes
   if (status_ & my::status::IN_TRANS) pending_write_ = true;
-  else token_ = router::Position::unreachable();
+  else routing_.token = router::Position::unreachable();
 }
 
 void Session::choose_route() {
   bool read = command_is_read();
-  // After a failed position check, give the replica a moment before asking again.
-  bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
-  auto d = cluster_->route(read, token_, may_verify);
-  route_.replica = d.replica;
-  route_.verify = d.verify;
-  route_.member = d.member;
-  pool_ = member_pool(d.member);
+  pool_ = routing_.choose(read);
   (read ? handle_->routed_reads : handle_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 
 awaitable<bool> Session::attach() {
-  if (server_ && route_.replica && !(status_ & my::status::IN_TRANS) && !pinned_ && !cursor_open_ && !long_data_ &&
-      !command_is_read())
+  if (server_ && routing_.route.replica && !(status_ & my::status::IN_TRANS) && !pinned_ && !cursor_open_ &&
+      !long_data_ && !command_is_read())
     detach(true);  // held on a replica (warnings), but this command belongs on the primary
   if (server_) co_return true;
   if (ctx_.controls.any_paused()) co_await wait_while_paused();
   if (ctx_.generation() != generation_) refresh_config();
-  if (split_) choose_route();
+  if (routing_.split()) choose_route();
   auto ex = sock_.get_executor();
   auto conn = pool_->try_lease_local(ex);
   std::optional<observe::Clock::time_point> wait_start;
@@ -83,12 +70,9 @@ awaitable<bool> Session::attach() {
     wait_start = observe::Clock::now();
     info_->set_state(observe::ClientState::Waiting);
   }
-  if (!conn || route_.verify) {
-    ClusterLeaseHooks hooks(
-        cluster_.get(), [this](int m) { return member_pool(m); }, config::Protocol::Mysql, ex,
-        cfg_->general.query_wait_timeout);
-    auto r = co_await lease_on_route(std::move(conn), route_, token_, hooks, verify_failed_at_);
-    pool_ = member_pool(route_.member);
+  if (!conn || routing_.route.verify) {
+    auto r = co_await routing_.lease(std::move(conn), config::Protocol::Mysql, ex, cfg_->general.query_wait_timeout);
+    pool_ = routing_.pool(routing_.route.member);
     if (!r.conn) {
       co_await report_lease_failure(r);
       co_return false;
@@ -100,8 +84,8 @@ awaitable<bool> Session::attach() {
   // An answer about to be captured: the position its server has surely applied before running
   // it (the last health check's, or a verification's; on the primary also this client's write).
   route_position_.parts.clear();
-  if (split_ && !fill_key_.empty()) route_position_ = cluster_->applied(route_.member, !route_.replica, token_);
-  if (split_) cluster_->counters(route_.member).outstanding.fetch_add(1, std::memory_order_relaxed);
+  if (routing_.split() && !fill_key_.empty()) route_position_ = routing_.applied();
+  routing_.attached();
   if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
   info_->set_state(observe::ClientState::Active);
   info_->server_id.store(server_->id, std::memory_order_relaxed);
@@ -143,7 +127,7 @@ void Session::detach(bool reusable) {
     handle_->thread_id = 0;
   }
   if (!server_buf_.empty()) reusable = false;  // unread server bytes: state unknown
-  if (split_) cluster_->counters(route_.member).outstanding.fetch_sub(1, std::memory_order_relaxed);
+  routing_.detached();
   pool_->release(std::move(server_), reusable);
   server_.reset();
 }

@@ -16,8 +16,7 @@ awaitable<int> Session::try_cache(std::string_view text, std::optional<std::stri
            "\x1f"
            "binary\x1f")
         .append(*params);
-  const router::Position* token =
-      split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
+  const router::Position* token = routing_.read_your_writes_token();
   auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(),
                                      cache_wait_limit(cfg_->general), token);
   if (found.hit) {
@@ -46,7 +45,7 @@ void Session::end_fill() {
 void Session::finish_capture(bool relayed) {
   if (relayed && !server_lost_ && !last_.error && last_.warnings == 0 && !last_.local_infile &&
       !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty()) {
-    cache::Origin origin{split_ && route_.replica, std::move(route_position_)};
+    cache::Origin origin{routing_.split() && routing_.route.replica, std::move(route_position_)};
     ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
                                pool_->name());
   }
@@ -73,16 +72,16 @@ void Session::note_for_invalidation(sql::StatementKind kind, std::string_view te
   // when the server did not report one, once every replica surely has it).
   auto& marks = ctx_.cache->write_marks();
   std::chrono::steady_clock::time_point horizon{};
-  if (split_) {
-    horizon = cluster_->replayed_everywhere_by();
+  if (routing_.split()) {
+    horizon = routing_.cluster().replayed_everywhere_by();
     marks.begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_, horizon);
   }
   if (invalidate_all_) ctx_.cache->invalidate_all();
   else
     for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
-  if (split_)
+  if (routing_.split())
     marks.settle(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
-                 gtid_seen_ && !server_lost_ ? token_ : router::Position::unreachable(), horizon);
+                 gtid_seen_ && !server_lost_ ? routing_.token : router::Position::unreachable(), horizon);
   pending_invalidation_.clear();
   invalidate_all_ = false;
 }

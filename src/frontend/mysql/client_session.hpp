@@ -114,8 +114,6 @@ class Session {
 
   // ---- routing, attach / detach (attach.cpp) ---------------------------------------------
 
-  std::shared_ptr<pool::Pool> member_pool(int m);
-
   // Whether the command in io_ may run on a replica (statements classified once, at prepare).
   bool command_is_read();
 
@@ -318,13 +316,12 @@ class Session {
   std::string held_error_;  // a 1461 answer held back while Sluice makes room (com_prepare)
 
   // Routing (read_write_split): the member the current command runs on, this client's last write.
-  std::shared_ptr<router::ClusterRuntime> cluster_;
+  ClientRouting routing_;  // cluster, member pools, route of the current command, read-your-writes token
   config::Pool pool_cfg_;
   std::string served_db_;  // the database operators know this client by (served_database)
   pool::PoolSettings settings_;
-  std::vector<std::shared_ptr<pool::Pool>> member_pools_;
   LeaseRoute route_;  // the member the current command runs on (read/write split)
-  bool split_ = false, retry_allowed_ = false, retry_pending_ = false;
+  bool retry_allowed_ = false, retry_pending_ = false;
   // A read outside a transaction runs again on another member at most this often when its
   // server connection dies before any of its answer reached the client.
   static constexpr int kMaxReadRetries = 2;
@@ -332,8 +329,6 @@ class Session {
   bool server_lost_ = false;  // its server connection was lost under it (outcome unknown)
   std::string server_end_;    // what the server said when it ended its connection
   bool gtid_seen_ = false, ro_next_tx_ = false, pending_write_ = false;
-  router::Position token_;
-  std::chrono::steady_clock::time_point verify_failed_at_{};
 
   // Result cache: the answer this session is filling, and writes not yet applied.
   std::string fill_key_, capture_;

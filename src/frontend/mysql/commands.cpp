@@ -89,7 +89,7 @@ awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client,
     log::warn("server connection {} (thread {}) failed or desynchronized{}; closing it", server, server_->backend_pid,
               server_end_.empty() ? "" : ": the server said " + server_end_);
   server_end_.clear();
-  if (split_) cluster_->report_failure(route_.member);
+  routing_.report_failure();
   std::optional<std::uint8_t> seq = !mid_response ? std::optional<std::uint8_t>(1)
                                     : err_seq     ? err_seq
                                                   : tracker_.error_seq();
@@ -246,9 +246,9 @@ awaitable<bool> Session::com_query() {
   auto info = sql::inspect_mysql(text);
   if (info.kill) co_return co_await kill(*info.kill);
   bool relayed = false;
-  bool was_read = split_ && command_is_read();
-  auto cls_kind =
-      (split_ || ctx_.cache_enabled()) ? sql::classify(text, sql::Dialect::Mysql).kind : sql::StatementKind::Write;
+  bool was_read = routing_.split() && command_is_read();
+  auto cls_kind = (routing_.split() || ctx_.cache_enabled()) ? sql::classify(text, sql::Dialect::Mysql).kind
+                                                             : sql::StatementKind::Write;
   cmd_read_ = cls_kind == sql::StatementKind::Read;
   server_lost_ = false;
   gtid_seen_ = false;
@@ -266,8 +266,8 @@ awaitable<bool> Session::com_query() {
   // A read outside a transaction runs again elsewhere if its server dies before any of its
   // answer reached the client.
   for (int attempt = 0;; ++attempt) {
-    retry_allowed_ =
-        attempt < kMaxReadRetries && split_ && !server_ && !(status_ & my::status::IN_TRANS) && command_is_read();
+    retry_allowed_ = attempt < kMaxReadRetries && routing_.split() && !server_ && !(status_ & my::status::IN_TRANS) &&
+                     command_is_read();
     retry_pending_ = false;
     if (capture) capture_.clear();
     relayed = co_await relay(io_.payload(), ResponseKind::Query, 0, capture);

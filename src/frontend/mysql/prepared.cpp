@@ -127,15 +127,15 @@ awaitable<bool> Session::com_prepare() {
 }
 
 bool Session::statement_is_read(const std::string& query) const {
-  if (!split_) return false;
-  auto cls = sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions);
+  if (!routing_.split()) return false;
+  auto cls = sql::classify(query, sql::Dialect::Mysql, routing_.cluster().config().write_functions);
   if (cls.hint != sql::Hint::None) return cls.hint == sql::Hint::Replica;
   return cls.read();
 }
 
 sql::StatementKind Session::statement_kind(const std::string& query) const {
-  if (!split_ && !ctx_.cache_enabled()) return sql::StatementKind::Write;
-  return sql::classify(query, sql::Dialect::Mysql, cluster_->config().write_functions).kind;
+  if (!routing_.split() && !ctx_.cache_enabled()) return sql::StatementKind::Write;
+  return sql::classify(query, sql::Dialect::Mysql, routing_.cluster().config().write_functions).kind;
 }
 
 ClientStmt* Session::find_stmt(my::Bytes payload, std::uint32_t& id) {
@@ -193,7 +193,7 @@ awaitable<bool> Session::com_execute() {
   // A read outside a transaction runs again elsewhere (prepared there first) if its server dies
   // before any of its answer reached the client.
   const bool retryable =
-      split_ && !server_ && !(status_ & my::status::IN_TRANS) && stmt_ref.read && v.flags == 0 && !long_data_;
+      routing_.split() && !server_ && !(status_ & my::status::IN_TRANS) && stmt_ref.read && v.flags == 0 && !long_data_;
   for (int attempt = 0;; ++attempt) {
     retry_allowed_ = retryable && attempt < kMaxReadRetries;
     retry_pending_ = false;
@@ -226,7 +226,7 @@ awaitable<bool> Session::com_execute() {
     if (!retry_pending_) break;
     log::warn("mysql client {}: server lost before answering a read; running it again", handle_->id);
   }
-  bool was_read = split_ && stmt_ref.read;
+  bool was_read = routing_.split() && stmt_ref.read;
   if (capture) finish_capture(relayed);
   if (!relayed) co_return false;
   after_statement(stmt_ref.kind, was_read);

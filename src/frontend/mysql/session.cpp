@@ -131,15 +131,11 @@ void Session::bind_pool(const config::Pool& pc) {
   pool_cfg_ = pc;
   pool_ = ctx_.pools.get(pc, cluster.primary, creds_, "", settings_);
   if (learned_) pool_->set_credentials(creds_);  // a changed password: new connections use it
-  cluster_ = ctx_.router.find(pc.cluster);
-  auto routing = cluster.routing;
-  if (pc.routing) routing = *pc.routing;
-  if (auto* u = cfg_->find_user(user_); u && u->routing) routing = *u->routing;
-  split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
-           mode_ != config::PoolMode::Session;
-  member_pools_.assign(cluster.replicas.size() + 1, nullptr);
-  member_pools_[0] = pool_;
-  route_.member = 0;
+  routing_.bind(*cfg_, pc, user_, pool_, ctx_.router, [this](const config::Endpoint& member) {
+    auto p = ctx_.pools.get(pool_cfg_, member, creds_, "", settings_);
+    if (learned_) p->set_credentials(creds_);
+    return p;
+  });
 }
 
 awaitable<bool> Session::send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {

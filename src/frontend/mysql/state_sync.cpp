@@ -131,7 +131,7 @@ void Session::absorb(const ResponseSummary& s) {
     explained = true;
     if (k == "last_gtid") {  // the client's last write: its reads need a replica that has it
       if (auto pos = router::parse_gtid_pos(v); pos && !pos->empty()) {
-        token_ = *pos;
+        routing_.token = *pos;
         gtid_seen_ = true;
       }
       continue;

@@ -120,21 +120,13 @@ void Session::set_cancel_target(bool attached) {
   cancel_->endpoint.store(&pool_->endpoint(), std::memory_order_release);
 }
 
-std::shared_ptr<pool::Pool> Session::member_pool(int m) {
-  auto& p = member_pools_[static_cast<std::size_t>(m)];
-  if (!p)
-    p = ctx_.pools.get(pool_cfg_, cluster_->view()->members[static_cast<std::size_t>(m)].endpoint, creds_, server_db_,
-                       settings_);
-  return p;
-}
-
 void Session::choose_route() {
-  route_.replica = false;
-  if (!split_) return;
+  routing_.route.replica = false;
+  if (!routing_.split()) return;
   sql::Classification cls;
   wire::Frame f;
   if (wire::next_frame(buffered_bytes(), max_packet_, f) == wire::Decode::Ok) {
-    const auto& cc = cluster_->config();
+    const auto& cc = routing_.cluster().config();
     if (f.type == wire::fe::Query) {
       wire::Reader r(f.body);
       cls = sql::classify(r.cstr(), sql::Dialect::Postgres, cc.write_functions);
@@ -166,20 +158,14 @@ void Session::choose_route() {
   if (cls.hint == sql::Hint::Replica) read = true;
   // A read outside a transaction may run again on another member if its server dies first.
   retryable_read_ = read && cls.kind != sql::StatementKind::Begin;
-  // After a failed position check, give the replica a moment before asking again.
-  bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
-  auto d = cluster_->route(read, token_, may_verify);
-  route_.replica = d.replica;
-  route_.verify = d.verify;
   if (!read) wrote_ = true;
-  route_.member = d.member;
-  pool_ = member_pool(d.member);
+  pool_ = routing_.choose(read);
   (read ? cancel_->routed_reads : cancel_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Session::needs_write_token() const {
-  return split_ && wrote_ && !route_.replica && relay_.tx_status() == 'I' &&
-         cluster_->config().consistency == config::Consistency::ReadYourWrites;
+  return routing_.split() && wrote_ && !routing_.route.replica && relay_.tx_status() == 'I' &&
+         routing_.cluster().config().consistency == config::Consistency::ReadYourWrites;
 }
 
 awaitable<void> Session::take_write_token() {
@@ -187,19 +173,20 @@ awaitable<void> Session::take_write_token() {
   auto pos = co_await router::fetch_pg_lsn(*server_);
   log::debug("read-your-writes token {}", pos ? pos->text() : std::string("(failed)"));
   if (pos) {
-    token_ = *pos;
+    routing_.token = *pos;
   } else {  // the write's position is unknown: this client's reads stay on the primary
-    token_ = router::Position::unreachable();
+    routing_.token = router::Position::unreachable();
     relay_.mark_server_broken();
   }
 }
 
 void Session::prepare_attach() {
   if (ctx_.generation() != generation_) refresh_config();
-  if (split_) choose_route();
+  if (routing_.split()) choose_route();
   batch_sent_ = false;
   journal_.clear();
-  journal_on_ = split_ && retryable_read_ && relay_.tx_status() == 'I' && !failed_tx_ && retries_ < kMaxReadRetries;
+  journal_on_ =
+      routing_.split() && retryable_read_ && relay_.tx_status() == 'I' && !failed_tx_ && retries_ < kMaxReadRetries;
   if (retrying_) relay_.begin_retry();  // the client has the answer's preamble: expect it again
   else relay_.begin_request(journal_on_);
   retrying_ = false;
@@ -208,7 +195,8 @@ void Session::prepare_attach() {
 }
 
 bool Session::attach_ready() {
-  if (!server_ || route_.verify || server_->params.fingerprint != relay_.client_params.fingerprint) return false;
+  if (!server_ || routing_.route.verify || server_->params.fingerprint != relay_.client_params.fingerprint)
+    return false;
   relay_.reset_server_side();
   client_out_.clear();
   server_out_.clear();
@@ -219,7 +207,7 @@ bool Session::attach_ready() {
 void Session::finish_attach() {
   if (capturing_) stamp_route();
   set_cancel_target(true);
-  if (split_) cluster_->counters(route_.member).outstanding.fetch_add(1, std::memory_order_relaxed);
+  routing_.attached();
   info_->set_state(observe::ClientState::Active);
   info_->server_id.store(server_->id, std::memory_order_relaxed);
   server_->client_id.store(info_->id, std::memory_order_relaxed);
@@ -231,12 +219,10 @@ awaitable<bool> Session::attach_rest() {
     wait_start = observe::Clock::now();
     info_->set_state(observe::ClientState::Waiting);
   }
-  if (!server_ || route_.verify) {
-    ClusterLeaseHooks hooks(
-        cluster_.get(), [this](int m) { return member_pool(m); }, config::Protocol::Postgres, client_.get_executor(),
-        snap_->config->general.query_wait_timeout);
-    auto r = co_await lease_on_route(std::move(server_), route_, token_, hooks, verify_failed_at_);
-    pool_ = member_pool(route_.member);
+  if (!server_ || routing_.route.verify) {
+    auto r = co_await routing_.lease(std::move(server_), config::Protocol::Postgres, client_.get_executor(),
+                                     snap_->config->general.query_wait_timeout);
+    pool_ = routing_.pool(routing_.route.member);
     if (!r.conn) {
       co_await report_lease_failure(r);
       co_return false;
@@ -276,7 +262,7 @@ awaitable<bool> Session::fail_in_flight() {
   log::warn("pool {}: server connection {} lost while serving client {}{}; the client gets {} and stays connected",
             pool_->name(), server_->id, info_->id, note, code);
   if (wrote_ && !in_tx) {  // a write's outcome is unknown: this client's reads stay on the primary
-    token_ = router::Position::unreachable();
+    routing_.token = router::Position::unreachable();
     wrote_ = false;
   }
   client_out_.clear();
@@ -284,7 +270,7 @@ awaitable<bool> Session::fail_in_flight() {
   discard_until_sync_ = relay_.fail_outstanding(code, message, hint, in_tx ? 'E' : 'I', client_out_);
   failed_tx_ = in_tx;
   if (!in_tx) {  // a write may have landed: its tables' answers go, and replicas' until they surely have it
-    apply_invalidations(split_);
+    apply_invalidations(routing_.split());
     settle_invalidations(router::Position::unreachable());
   }
   detach(false);
@@ -311,7 +297,7 @@ void Session::detach(bool reusable) {
   server_dead_ = false;
   info_->set_state(observe::ClientState::Idle);
   info_->server_id.store(0, std::memory_order_relaxed);
-  if (split_) cluster_->counters(route_.member).outstanding.fetch_sub(1, std::memory_order_relaxed);
+  routing_.detached();
   set_cancel_target(false);
   pool_->release(std::move(server_), reusable && !relay_.server_broken());
 }

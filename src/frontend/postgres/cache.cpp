@@ -143,7 +143,7 @@ void Session::finish_capture() {
   // Kept with the position its server had before it ran the query (stamped at attach): served
   // only to clients whose writes that covers; a replica's kept only if it covers the writes
   // through Sluice to the tables it read.
-  cache::Origin origin{route_.replica, std::move(route_position_)};
+  cache::Origin origin{routing_.route.replica, std::move(route_position_)};
   capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
   ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
                              pool_->name());
@@ -186,7 +186,7 @@ void Session::apply_invalidations(bool position_follows) {
   if (pending_invalidation_.empty() && !invalidate_all_) return;
   if (position_follows)
     ctx_.cache->write_marks().begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
-                                    cluster_->replayed_everywhere_by());
+                                    routing_.cluster().replayed_everywhere_by());
   if (invalidate_all_) ctx_.cache->invalidate_all();
   else
     for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
@@ -203,16 +203,12 @@ void Session::settle_invalidations(const router::Position& at) {
   if (!marks_pending_) return;
   marks_pending_ = false;
   ctx_.cache->write_marks().settle(pool_cfg_.cluster, marked_tables_, marked_all_, at,
-                                   cluster_->replayed_everywhere_by());
+                                   routing_.cluster().replayed_everywhere_by());
   marked_tables_.clear();
 }
 
-void Session::stamp_route() {
-  route_position_ = split_ ? cluster_->applied(route_.member, !route_.replica, token_) : router::Position{};
-}
+void Session::stamp_route() { route_position_ = routing_.applied(); }
 
-const router::Position* Session::ryw_token() const {
-  return split_ && cluster_->config().consistency == config::Consistency::ReadYourWrites ? &token_ : nullptr;
-}
+const router::Position* Session::ryw_token() const { return routing_.read_your_writes_token(); }
 
 }  // namespace sluice::frontend::pg

@@ -307,9 +307,6 @@ class Session {
   // The read-your-writes token a cached answer must cover for this client (null: any).
   const router::Position* ryw_token() const;
 
-  // ---- routing ------------------------------------------------------------------------------
-  std::shared_ptr<pool::Pool> member_pool(int m);
-
   // Chooses the member for the next batch from its first message: reads (and read-only
   // transactions) to a replica that has the client's writes, everything else to the primary.
   void choose_route();
@@ -462,15 +459,12 @@ class Session {
   Relay relay_;
   std::uint32_t pid_ = 0;
   // Routing (read_write_split): the member each batch runs on, and this client's last write.
-  std::shared_ptr<router::ClusterRuntime> cluster_;
+  ClientRouting routing_;  // cluster, member pools, route of the current command, read-your-writes token
   config::Pool pool_cfg_;
   std::string server_db_;
   pool::PoolSettings settings_;
-  std::vector<std::shared_ptr<pool::Pool>> member_pools_;
   LeaseRoute route_;  // the member the current command runs on (read/write split)
-  bool split_ = false, batch_sent_ = false, wrote_ = false;
-  router::Position token_;
-  std::chrono::steady_clock::time_point verify_failed_at_{};
+  bool batch_sent_ = false, wrote_ = false;
   // A read outside a transaction: the client messages sent for it since attaching, kept (up to
   // kMaxJournal bytes) so that it can run again on another member if its server dies first.
   static constexpr std::size_t kMaxJournal = 64 * 1024;

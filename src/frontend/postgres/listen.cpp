@@ -7,7 +7,7 @@ namespace sluice::frontend::pg {
 
 awaitable<void> Session::prepare_listen() {
   for (auto& ch : relay_.take_new_listens()) {
-    if (!hub_) hub_ = member_pools_[0]->notify_hub(client_.get_executor());
+    if (!hub_) hub_ = routing_.primary()->notify_hub(client_.get_executor());
     if (!mailbox_)
       mailbox_ =
           std::make_shared<pool::NotifyMailbox>(client_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_)] {

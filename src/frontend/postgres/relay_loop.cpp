@@ -97,7 +97,7 @@ std::optional<Outcome> Session::boundary_outcome() {
 
 std::optional<Outcome> Session::forward_buffered() {
   // On a replica, one batch at a time: the next one may be a write for the primary.
-  if (route_.replica && batch_sent_) {
+  if (routing_.route.replica && batch_sent_) {
     if (relay_.tx_status() == 'I' || relay_.has_pending()) return std::nullopt;
     batch_sent_ = false;  // inside a read-only transaction: it stays here
   }
@@ -123,7 +123,7 @@ std::optional<Outcome> Session::forward_buffered() {
       else journal_.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
     }
     in_begin_ += f.size();
-    if (route_.replica && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
+    if (routing_.route.replica && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
       batch_sent_ = true;
       return std::nullopt;
     }
@@ -405,7 +405,7 @@ awaitable<void> Session::serve() {
       if (ctx_.controls.any_paused()) co_await wait_while_paused();
       prepare_attach();
       if (!attach_ready()) {
-        if (!server_ && !route_.replica && !route_.verify) {
+        if (!server_ && !routing_.route.replica && !routing_.route.verify) {
           // attach_rest()'s common case in this frame (one coroutine frame less per wait):
           // wait in line for the pool; parameters to apply go on to attach_rest().
           auto wait_start = observe::Clock::now();
@@ -436,10 +436,10 @@ awaitable<void> Session::serve() {
     if (o == Outcome::Detach || o == Outcome::Resume) {
       finish_capture();
       const bool token = needs_write_token();
-      if (!pending_invalidation_.empty() || invalidate_all_) apply_invalidations(token && split_);
+      if (!pending_invalidation_.empty() || invalidate_all_) apply_invalidations(token && routing_.split());
       if (token) {
         co_await take_write_token();
-        settle_invalidations(token_);
+        settle_invalidations(routing_.token);
       }
     } else {
       capturing_ = false;
@@ -471,7 +471,7 @@ awaitable<void> Session::serve() {
         co_await send_error("FATAL", relay_.error_code(), client_error_);
         co_return;
       case Outcome::ServerGone:
-        if (split_) cluster_->report_failure(route_.member);
+        routing_.report_failure();
         if (journal_on_ && relay_.replayable()) {
           // A read whose server died before any row of its answer reached the client: once
           // more, on another member (the failed one is out of the rotation now).

@@ -210,15 +210,9 @@ void Session::bind_pool(const config::Config& cfg, const config::Pool& pc) {
   pool_cfg_ = pc;
   settings_ = state::pool_settings(*snap_, pc);
   pool_ = ctx_.pools.get(pc, cluster.primary, creds_, server_db_, settings_);
-  cluster_ = ctx_.router.find(pc.cluster);
-  auto routing = cluster.routing;
-  if (pc.routing) routing = *pc.routing;
-  if (auto* u = cfg.find_user(user_); u && u->routing) routing = *u->routing;
-  split_ = cluster_ && routing == config::Routing::ReadWriteSplit && !cluster.replicas.empty() &&
-           mode_ != config::PoolMode::Session;
-  member_pools_.assign(cluster.replicas.size() + 1, nullptr);
-  member_pools_[0] = pool_;
-  route_.member = 0;
+  routing_.bind(cfg, pc, user_, pool_, ctx_.router, [this](const config::Endpoint& member) {
+    return ctx_.pools.get(pool_cfg_, member, creds_, server_db_, settings_);
+  });
 }
 
 void Session::kick() {
