@@ -10,6 +10,7 @@
 #include "protocols/postgres/codec.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/mysql_io.hpp"
+#include "src/pool/pg_exchange.hpp"
 #include "src/pool/server_conn.hpp"
 
 namespace sluice::router {
@@ -30,38 +31,23 @@ awaitable<std::optional<std::vector<std::string>>> pg_row(pool::ServerConn& c, c
   co_await io.write(asio::buffer(out), ec);
   std::optional<std::vector<std::string>> row, none;
   if (ec) co_return none;
-  std::vector<std::uint8_t> buf;
-  std::array<std::uint8_t, 4096> chunk;
   bool failed = false;
-  for (;;) {
-    std::size_t n = co_await io.read_some(asio::buffer(chunk), ec);
-    if (ec) co_return none;
-    buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-    std::size_t pos = 0;
-    for (;;) {
-      pg::Frame f;
-      auto d = pg::next_frame(pg::Bytes(buf).subspan(pos), 1 << 20, f);
-      if (d == pg::Decode::Malformed) co_return none;
-      if (d == pg::Decode::NeedMore) break;
-      pos += f.size();
-      if (f.type == pg::be::ErrorResponse) failed = true;
-      if (f.type == pg::be::DataRow && !row) {
-        pg::Reader r(f.body);
-        int cols = r.i16();
-        std::vector<std::string> values;
-        for (int i = 0; i < cols && r.ok(); ++i) {
-          int len = r.i32();
-          values.emplace_back(len < 0 ? std::string() : std::string(pg::as_sv(r.bytes(static_cast<std::size_t>(len)))));
-        }
-        if (r.ok()) row = std::move(values);
+  bool read = co_await pool::read_until_ready(io, 1, [&](const pg::Frame& f) {
+    if (f.type == pg::be::ErrorResponse) failed = true;
+    if (f.type == pg::be::DataRow && !row) {
+      pg::Reader r(f.body);
+      int cols = r.i16();
+      std::vector<std::string> values;
+      for (int i = 0; i < cols && r.ok(); ++i) {
+        int len = r.i32();
+        values.emplace_back(len < 0 ? std::string() : std::string(pg::as_sv(r.bytes(static_cast<std::size_t>(len)))));
       }
-      if (f.type == pg::be::ReadyForQuery) {
-        if (failed) co_return none;
-        co_return row;
-      }
+      if (r.ok()) row = std::move(values);
     }
-    buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
-  }
+    return true;
+  });
+  if (!read || failed) co_return none;
+  co_return row;
 }
 
 awaitable<std::optional<std::vector<std::string>>> my_row(pool::ServerConn& c, const std::string& sql) {

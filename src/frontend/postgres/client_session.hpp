@@ -17,6 +17,7 @@
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/frontend/postgres/relay.hpp"
+#include "src/pool/pg_exchange.hpp"
 #include "src/sql/database_ddl.hpp"
 
 namespace sluice::frontend::pg {
@@ -224,35 +225,15 @@ class Session {
 
   // ---- stages: attach / relay / detach ------------------------------------------------------
 
+  // Reads whole messages from the attached server connection until `readies` ReadyForQuery
+  // (pool::read_until_ready).
+  template <typename Each>
+  awaitable<bool> read_until_ready(std::size_t readies, Each each) {
+    return pool::read_until_ready(server_->channel(), readies, std::move(each));
+  }
   // Runs a statement of Sluice's own on the server, swallowing the replies: true when it succeeded
   // and left no transaction open. With `status`, the final transaction status is stored there and
   // errors are expected (not logged).
-  // Reads whole messages from the attached server connection, handing each to `each` (false from
-  // it stops the read), until `readies` ReadyForQuery messages have come. False when the
-  // connection failed or sent something malformed.
-  template <typename Each>
-  awaitable<bool> read_until_ready(std::size_t readies, Each each) {
-    std::vector<std::uint8_t> buf;
-    std::array<std::uint8_t, 4096> chunk;
-    error_code ec;
-    while (readies > 0) {
-      std::size_t n = co_await server_->channel().read_some(asio::buffer(chunk), ec);
-      if (ec) co_return false;
-      buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
-      std::size_t pos = 0;
-      while (readies > 0) {
-        wire::Frame f;
-        auto d = wire::next_frame(wire::Bytes(buf).subspan(pos), 1 << 20, f);
-        if (d == wire::Decode::Malformed) co_return false;
-        if (d == wire::Decode::NeedMore) break;
-        pos += f.size();
-        if (!each(f)) co_return false;
-        if (f.type == wire::be::ReadyForQuery) --readies;
-      }
-      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(pos));
-    }
-    co_return true;
-  }
   awaitable<bool> run_internal(const std::string& sql, bool forward_param_changes, char* status = nullptr);
 
   // Makes the server connection's session parameters the client's. Each SET goes as its own
