@@ -45,7 +45,7 @@ void Session::after_statement(sql::StatementKind kind, bool was_read) {
   }
   if (kind == K::Rollback) pending_write_ = false;
   if (was_read || kind != K::Write) return;  // reads sent to the primary (hints, fallback) are not writes
-  if (status_ & my::status::IN_TRANS) pending_write_ = true;
+  if (cmd_.in_transaction()) pending_write_ = true;
   else routing_.token = router::Position::unreachable();
 }
 
@@ -56,8 +56,7 @@ void Session::choose_route() {
 }
 
 awaitable<bool> Session::attach() {
-  if (server_ && routing_.route.replica && !(status_ & my::status::IN_TRANS) && !pinned_ && !cursor_open_ &&
-      !long_data_ && !command_is_read())
+  if (server_ && routing_.route.replica && cmd_.may_leave_replica() && !command_is_read())
     detach(true);  // held on a replica (warnings), but this command belongs on the primary
   if (server_) co_return true;
   if (ctx_.controls.any_paused()) co_await wait_while_paused();
@@ -134,15 +133,14 @@ void Session::detach(bool reusable) {
 
 void Session::maybe_detach() {
   if (!server_ || mode_ == config::PoolMode::Session) return;
-  if ((status_ & my::status::IN_TRANS) || pinned_ || cursor_open_ || long_data_ || hold_next_) return;
+  if (cmd_.holds_server()) return;
   if (kill_in_flight()) return;
   detach(true);
 }
 
 awaitable<void> Session::leave() {
   if (!server_) co_return;
-  bool needs_reset = (status_ & my::status::IN_TRANS) || pinned_ || cursor_open_ || long_data_ || hold_next_ ||
-                     mode_ == config::PoolMode::Session;
+  bool needs_reset = cmd_.needs_reset(mode_);
   if (broken_) {
     detach(false);
     co_return;

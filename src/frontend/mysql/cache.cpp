@@ -44,7 +44,7 @@ void Session::end_fill() {
 
 void Session::finish_capture(bool relayed) {
   if (relayed && !server_lost_ && !last_.error && last_.warnings == 0 && !last_.local_infile &&
-      !(status_ & my::status::IN_TRANS) && capture_.size() <= capture_limit_ && !capture_.empty()) {
+      !cmd_.in_transaction() && capture_.size() <= capture_limit_ && !capture_.empty()) {
     cache::Origin origin{routing_.split() && routing_.route.replica, std::move(route_position_)};
     ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
                                pool_->name());
@@ -66,7 +66,7 @@ void Session::note_for_invalidation(sql::StatementKind kind, std::string_view te
     if (!refs.complete) invalidate_all_ = true;
     for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
   }
-  if (status_ & my::status::IN_TRANS) return;
+  if (cmd_.in_transaction()) return;
   if (pending_invalidation_.empty() && !invalidate_all_) return;
   // Replicas' answers to these tables are kept again once they cover the commit's GTID (or,
   // when the server did not report one, once every replica surely has it).

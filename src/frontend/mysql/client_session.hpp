@@ -14,6 +14,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "src/frontend/common/session_core.hpp"
+#include "src/frontend/mysql/command_state.hpp"
 #include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/mysql/response.hpp"
 #include "src/pool/mysql_io.hpp"
@@ -191,12 +192,6 @@ class Session {
   // Writes drop the tables they touch: at once outside a transaction, at COMMIT inside one.
   void note_for_invalidation(sql::StatementKind kind, std::string_view text);
 
-  // Per-statement server state the next command may read: warnings (SHOW WARNINGS) and a
-  // generated id (LAST_INSERT_ID()).
-  static bool holds_for_next(const ResponseSummary& r) {
-    return r.warnings > 0 || (!r.result_set && !r.error && r.last_insert_id != 0);
-  }
-
   void pin(const char* why);
 
   // ---- commands ----------------------------------------------------------------------------
@@ -225,7 +220,7 @@ class Session {
 
   // Statements the server connection holds can be closed to make room when no cursor or long
   // data of this client lives on one (they are prepared again on demand).
-  bool evictable() const { return server_ && !server_->statement_ids.empty() && !cursor_open_ && !long_data_; }
+  bool evictable() const { return server_ && !server_->statement_ids.empty() && !cmd_.cursor_open && !cmd_.long_data; }
 
   // The server refused a prepare for its max_prepared_stmt_count (1461): close every statement
   // this server connection holds (the closes go out before the next command) so the retry fits.
@@ -304,9 +299,8 @@ class Session {
   std::shared_ptr<pool::ServerConn> server_;
 
   pool::Params vars_;  // session variables the client changed (server-reported values)
-  std::uint16_t status_ = my::status::AUTOCOMMIT;
+  CommandState cmd_;   // what the commands left on the server connection (command_state.hpp)
   bool multi_statements_ = false;
-  bool pinned_ = false, cursor_open_ = false, long_data_ = false, hold_next_ = false;
   bool logged_in_ = false, idle_wait_ = false, client_gone_ = false, broken_ = false;
   bool server_watch_ = false;    // watch_server() armed
   std::uint32_t watch_gen_ = 0;  // its generation: a handler of an older one does nothing

@@ -99,9 +99,7 @@ awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client,
   server_lost_ = true;
   // The session state Sluice tracked lives on; whatever the server held (a transaction, pinned
   // state) is gone, and the client is told.
-  bool had_tx = (status_ & my::status::IN_TRANS) || pinned_;
-  status_ &= static_cast<std::uint16_t>(~my::status::IN_TRANS);
-  pinned_ = cursor_open_ = long_data_ = hold_next_ = false;
+  bool had_tx = cmd_.lose_server();
   if (to_client && retry_allowed_ && !mid_response) {
     retry_pending_ = true;  // nothing reached the client: the caller runs it elsewhere
     co_return std::nullopt;
@@ -254,8 +252,7 @@ awaitable<bool> Session::com_query() {
   gtid_seen_ = false;
   // Result cache: a read outside a transaction may be answered from memory.
   std::string* capture = nullptr;
-  if (ctx_.cache_enabled() && cls_kind == sql::StatementKind::Read && !server_ && !(status_ & my::status::IN_TRANS) &&
-      !pinned_) {
+  if (ctx_.cache_enabled() && cls_kind == sql::StatementKind::Read && !server_ && cmd_.may_use_cache()) {
     int served = co_await try_cache(text);
     if (served == 1) co_return true;
     if (served == 2) {
@@ -266,8 +263,8 @@ awaitable<bool> Session::com_query() {
   // A read outside a transaction runs again elsewhere if its server dies before any of its
   // answer reached the client.
   for (int attempt = 0;; ++attempt) {
-    retry_allowed_ = attempt < kMaxReadRetries && routing_.split() && !server_ && !(status_ & my::status::IN_TRANS) &&
-                     command_is_read();
+    retry_allowed_ =
+        attempt < kMaxReadRetries && routing_.split() && !server_ && !cmd_.in_transaction() && command_is_read();
     retry_pending_ = false;
     if (capture) capture_.clear();
     relayed = co_await relay(io_.payload(), ResponseKind::Query, 0, capture);
@@ -280,10 +277,9 @@ awaitable<bool> Session::com_query() {
   note_for_invalidation(cls_kind, text);
   ro_next_tx_ = was_read && cls_kind == sql::StatementKind::SetTransaction;
   after_statement(cls_kind, was_read);
-  if (info.pins && !last_.error && !server_lost_) pin(info.pins);
   // Held for the next command: SET TRANSACTION (applies to the next transaction) and
   // statements that left warnings (SHOW WARNINGS reads them on the same connection).
-  hold_next_ = (info.next_transaction_setting && !last_.error) || holds_for_next(last_);
+  if (const char* why = cmd_.after_query(info, last_, server_lost_)) pin(why);
   maybe_detach();
   co_return true;
 }

@@ -175,8 +175,7 @@ awaitable<bool> Session::com_execute() {
   // parameter bytes.
   std::string* capture = nullptr;
   if (ctx_.cache_enabled() && cs->kind == sql::StatementKind::Read && v.flags == 0 && !server_ &&
-      !(status_ & my::status::IN_TRANS) && !pinned_ && !long_data_ &&
-      (cs->params == 0 || cs->types.size() == 2u * cs->params)) {
+      cmd_.may_use_cache() && !cmd_.long_data && (cs->params == 0 || cs->types.size() == 2u * cs->params)) {
     std::string params = cs->params == 0 ? std::string() : payload.substr(v.null_bitmap_offset);
     std::string query = cs->query;
     int served = co_await try_cache(query, std::string_view(params));
@@ -193,7 +192,7 @@ awaitable<bool> Session::com_execute() {
   // A read outside a transaction runs again elsewhere (prepared there first) if its server dies
   // before any of its answer reached the client.
   const bool retryable =
-      routing_.split() && !server_ && !(status_ & my::status::IN_TRANS) && stmt_ref.read && v.flags == 0 && !long_data_;
+      routing_.split() && !server_ && !cmd_.in_transaction() && stmt_ref.read && v.flags == 0 && !cmd_.long_data;
   for (int attempt = 0;; ++attempt) {
     retry_allowed_ = retryable && attempt < kMaxReadRetries;
     retry_pending_ = false;
@@ -231,9 +230,7 @@ awaitable<bool> Session::com_execute() {
   if (!relayed) co_return false;
   after_statement(stmt_ref.kind, was_read);
   note_for_invalidation(stmt_ref.kind, stmt_ref.query);
-  long_data_ = false;
-  hold_next_ = holds_for_next(last_);
-  if (v.flags != 0 && last_.cursor_opened) cursor_open_ = true;
+  cmd_.after_execute(last_, v.flags != 0);
   maybe_detach();
   co_return true;
 }
@@ -255,7 +252,7 @@ awaitable<bool> Session::com_long_data() {
     co_await broken_server(false, false);
     co_return true;
   }
-  long_data_ = true;  // the data lives on this server statement until the execute
+  cmd_.after_long_data();  // the data lives on this server statement until the execute
   co_return true;
 }
 
@@ -271,13 +268,13 @@ awaitable<bool> Session::com_stmt_reset() {
   ClientStmt* cs = find_stmt(io_.bytes(), id);
   if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_reset");
   if (!server_ || !server_->statement_ids.count(cs->stmt->id)) {
-    long_data_ = cursor_open_ = false;
+    cmd_.after_stmt_reset();
     co_return co_await send_ok();  // nothing on any server to reset
   }
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
   if (!co_await relay(payload, ResponseKind::Single)) co_return false;
-  long_data_ = cursor_open_ = false;
+  cmd_.after_stmt_reset();
   maybe_detach();
   co_return true;
 }
@@ -286,12 +283,12 @@ awaitable<bool> Session::com_fetch() {
   std::uint32_t id = 0;
   ClientStmt* cs = find_stmt(io_.bytes(), id);
   if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_fetch");
-  if (!cursor_open_ || !server_ || !server_->statement_ids.count(cs->stmt->id))
+  if (!cmd_.cursor_open || !server_ || !server_->statement_ids.count(cs->stmt->id))
     co_return co_await send_err(1421, "HY000", fmt::format("The statement ({}) has no open cursor", id));
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
   if (!co_await relay(payload, ResponseKind::Fetch)) co_return false;
-  if (last_.error || last_.last_row_sent) cursor_open_ = false;
+  cmd_.after_fetch(last_);
   maybe_detach();
   co_return true;
 }

@@ -90,7 +90,7 @@ void Session::count_command(std::uint8_t cmd, observe::Clock::time_point started
   auto us = observe::micros_since(started);
   stats_->query(us);
   info_->queries.fetch_add(1, std::memory_order_relaxed);
-  if (!(status_ & my::status::IN_TRANS)) {
+  if (!cmd_.in_transaction()) {
     stats_->xact(observe::micros_since(xact_start_));
     in_xact_ = false;
   }
@@ -152,7 +152,7 @@ awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) 
   std::string p;
   my::Ok ok;
   ok.affected_rows = affected;
-  ok.status = status_;
+  ok.status = cmd_.status;
   ok.info = info;
   my::build_ok(p, ok, (caps_ & my::cap::SESSION_TRACK) != 0);
   co_return co_await io_.reply(p);

@@ -118,10 +118,7 @@ awaitable<bool> Session::reset_server() {
 }
 
 void Session::absorb(const ResponseSummary& s) {
-  if (s.has_status) {
-    status_ = static_cast<std::uint16_t>(s.status & (my::status::IN_TRANS | my::status::AUTOCOMMIT |
-                                                     my::status::IN_TRANS_READONLY | my::status::NO_BACKSLASH_ESCAPES));
-  }
+  cmd_.absorb_status(s);
   if (s.changes.schema) {
     schema_ = *s.changes.schema;
     if (server_) server_->schema = schema_;
@@ -149,8 +146,8 @@ void Session::absorb(const ResponseSummary& s) {
 }
 
 void Session::pin(const char* why) {
-  if (!pinned_) log::debug("mysql client {} pinned to its server connection: {}", handle_->id, why);
-  pinned_ = true;
+  if (!cmd_.pinned) log::debug("mysql client {} pinned to its server connection: {}", handle_->id, why);
+  cmd_.pinned = true;
   if (server_) server_->dirty = true;
 }
 
@@ -175,10 +172,10 @@ awaitable<bool> Session::com_set_option() {
   if (caps_ & my::cap::DEPRECATE_EOF) {
     my::Ok ok;
     ok.header = 0xFE;
-    ok.status = status_;
+    ok.status = cmd_.status;
     my::build_ok(p, ok, (caps_ & my::cap::SESSION_TRACK) != 0);
   } else {
-    my::build_eof(p, 0, status_);
+    my::build_eof(p, 0, cmd_.status);
   }
   co_return co_await io_.reply(p);
 }
@@ -186,8 +183,7 @@ awaitable<bool> Session::com_set_option() {
 void Session::forget_client_state() {
   vars_ = {};
   stmts_.clear();
-  pinned_ = cursor_open_ = long_data_ = hold_next_ = false;
-  status_ = my::status::AUTOCOMMIT;
+  cmd_.reset();
   multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
 }
 
