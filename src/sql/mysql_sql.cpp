@@ -5,76 +5,68 @@
 #include <charconv>
 #include <vector>
 
+#include "src/sql/lexer.hpp"
+
 namespace sluice::sql {
 namespace {
 
-struct Token {
+// The shared lexer's tokens as this inspection reads them: words lower-cased, strings and quoted
+// identifiers as one symbol "str", @name (and @'name') user variables, ":=" one symbol.
+struct Tok {
   enum Kind { Word, Number, UserVar, Symbol } kind;
-  std::string text;  // words lower-cased
+  std::string text;
 };
 
-bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$'; }
-
-// Tokens of one text, statements separated by ";" symbols.
-std::vector<Token> tokenize(std::string_view s) {
-  std::vector<Token> out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    char c = s[i];
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      ++i;
-    } else if (c == '#' || (c == '-' && s.substr(i, 3) == "-- ") || (c == '-' && s.substr(i, 2) == "--" && i + 2 == s.size())) {
-      while (i < s.size() && s[i] != '\n') ++i;
-    } else if (c == '/' && s.substr(i, 2) == "/*") {
-      if (s.substr(i, 3) == "/*!" || s.substr(i, 3) == "/*M") {
-        i += 3;  // executable comment: skip the version digits, read the body as code
-        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-      } else {
-        auto end = s.find("*/", i + 2);
-        i = end == std::string_view::npos ? s.size() : end + 2;
+// Tokens of one text (the shared lexer's), statements separated by ";" symbols.
+std::vector<Tok> tokenize(std::string_view s) {
+  std::vector<sql::Token> raw;
+  Lexer lex(s, Dialect::Mysql);
+  for (sql::Token t = lex.next(); t.kind != sql::Token::End; t = lex.next()) raw.push_back(t);
+  auto adjacent = [&](std::size_t i) {  // raw[i] starts where raw[i - 1] ends
+    return i < raw.size() && raw[i].pos == raw[i - 1].pos + raw[i - 1].text.size();
+  };
+  std::vector<Tok> out;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const sql::Token& t = raw[i];
+    switch (t.kind) {
+      case sql::Token::Word: {
+        std::string w(t.text);
+        for (auto& c : w) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        out.push_back({Tok::Word, std::move(w)});
+        break;
       }
-    } else if (c == '*' && s.substr(i, 2) == "*/") {
-      i += 2;  // end of an executable comment
-    } else if (c == '\'' || c == '"' || c == '`') {
-      ++i;
-      while (i < s.size() && s[i] != c) i += (s[i] == '\\' && c != '`') ? 2 : 1;
-      ++i;
-      out.push_back({Token::Symbol, "str"});
-    } else if (c == '@') {
-      std::size_t j = i + 1;
-      bool system = j < s.size() && s[j] == '@';
-      if (system) ++j;
-      std::size_t start = j;
-      while (j < s.size() && (word_char(s[j]) || s[j] == '.')) ++j;
-      if (!system && j > start) out.push_back({Token::UserVar, std::string(s.substr(start, j - start))});
-      else if (!system && j < s.size() && (s[j] == '\'' || s[j] == '"' || s[j] == '`')) out.push_back({Token::UserVar, "quoted"});
-      i = j;
-    } else if (std::isdigit(static_cast<unsigned char>(c))) {
-      std::size_t j = i;
-      while (j < s.size() && word_char(s[j])) ++j;
-      out.push_back({Token::Number, std::string(s.substr(i, j - i))});
-      i = j;
-    } else if (word_char(c)) {
-      std::size_t j = i;
-      std::string w;
-      while (j < s.size() && word_char(s[j])) w.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(s[j++]))));
-      out.push_back({Token::Word, std::move(w)});
-      i = j;
-    } else {
-      if (c == ':' && i + 1 < s.size() && s[i + 1] == '=') {
-        out.push_back({Token::Symbol, ":="});
-        i += 2;
-      } else {
-        out.push_back({Token::Symbol, std::string(1, c)});
-        ++i;
-      }
+      case sql::Token::Number:
+        out.push_back({Tok::Number, std::string(t.text)});
+        break;
+      case sql::Token::String:
+      case sql::Token::QuotedIdent:
+        out.push_back({Tok::Symbol, "str"});
+        break;
+      default:
+        if (t.sym('@')) {
+          if (adjacent(i + 1) && raw[i + 1].sym('@')) {  // @@system variable: not the client's
+            i += adjacent(i + 2) && raw[i + 2].kind == sql::Token::Word ? 2 : 1;
+          } else if (adjacent(i + 1) && raw[i + 1].kind == sql::Token::Word) {
+            out.push_back({Tok::UserVar, std::string(raw[++i].text)});
+          } else if (adjacent(i + 1) &&
+                     (raw[i + 1].kind == sql::Token::String || raw[i + 1].kind == sql::Token::QuotedIdent)) {
+            ++i;
+            out.push_back({Tok::UserVar, "quoted"});
+          }
+        } else if (t.sym(':') && adjacent(i + 1) && raw[i + 1].sym('=')) {
+          ++i;
+          out.push_back({Tok::Symbol, ":="});
+        } else {
+          out.push_back({Tok::Symbol, std::string(t.text)});
+        }
+        break;
     }
   }
   return out;
 }
 
-bool is_word(const std::vector<Token>& t, std::size_t i, std::string_view w) {
-  return i < t.size() && t[i].kind == Token::Word && t[i].text == w;
+bool is_word(const std::vector<Tok>& t, std::size_t i, std::string_view w) {
+  return i < t.size() && t[i].kind == Tok::Word && t[i].text == w;
 }
 
 }  // namespace
@@ -86,7 +78,7 @@ MysqlStatementInfo inspect_mysql(std::string_view text) {
   std::size_t b = 0;
   while (b < toks.size()) {
     std::size_t e = b;
-    while (e < toks.size() && !(toks[e].kind == Token::Symbol && toks[e].text == ";")) ++e;
+    while (e < toks.size() && !(toks[e].kind == Tok::Symbol && toks[e].text == ";")) ++e;
     if (e > b) {
       ++statements;
       // KILL [HARD|SOFT] [CONNECTION | QUERY [ID]] n
@@ -100,15 +92,16 @@ MysqlStatementInfo inspect_mysql(std::string_view text) {
         } else if (is_word(toks, i, "connection")) {
           ++i;
         }
-        if (i + 1 == e && toks[i].kind == Token::Number) {
+        if (i + 1 == e && toks[i].kind == Tok::Number) {
           auto& n = toks[i].text;
           auto r = std::from_chars(n.data(), n.data() + n.size(), k.id);
           if (r.ec == std::errc() && r.ptr == n.data() + n.size()) info.kill = k;
         }
       }
-      const std::string& first = toks[b].kind == Token::Word ? toks[b].text : std::string();
+      const std::string& first = toks[b].kind == Tok::Word ? toks[b].text : std::string();
       if (first == "prepare") info.pins = "SQL-level PREPARE";
-      if (first == "lock" && (is_word(toks, b + 1, "tables") || is_word(toks, b + 1, "table"))) info.pins = "LOCK TABLES";
+      if (first == "lock" && (is_word(toks, b + 1, "tables") || is_word(toks, b + 1, "table")))
+        info.pins = "LOCK TABLES";
       if (first == "flush" && is_word(toks, b + 1, "tables")) {
         for (std::size_t i = b; i + 1 < e; ++i)
           if (is_word(toks, i, "read") && is_word(toks, i + 1, "lock")) info.pins = "FLUSH TABLES ... WITH READ LOCK";
@@ -116,14 +109,16 @@ MysqlStatementInfo inspect_mysql(std::string_view text) {
       if (first == "handler") info.pins = "HANDLER";
       if (first == "xa") info.pins = "XA transaction";
       if (first == "create" && is_word(toks, b + 1, "temporary")) info.pins = "CREATE TEMPORARY TABLE";
-      if (first == "create" && is_word(toks, b + 1, "or") && is_word(toks, b + 3, "temporary")) info.pins = "CREATE TEMPORARY TABLE";
+      if (first == "create" && is_word(toks, b + 1, "or") && is_word(toks, b + 3, "temporary"))
+        info.pins = "CREATE TEMPORARY TABLE";
       if (first == "set" && is_word(toks, b + 1, "transaction")) info.next_transaction_setting = true;
       for (std::size_t i = b; i < e; ++i) {
         const auto& t = toks[i];
-        if (t.kind == Token::Word && (t.text == "get_lock" || t.text == "get_locks") && i + 1 < e && toks[i + 1].text == "(")
+        if (t.kind == Tok::Word && (t.text == "get_lock" || t.text == "get_locks") && i + 1 < e &&
+            toks[i + 1].text == "(")
           info.pins = "GET_LOCK()";
-        if (t.kind == Token::Word && t.text == "sql_calc_found_rows") info.pins = "SQL_CALC_FOUND_ROWS (FOUND_ROWS())";
-        if (t.kind == Token::UserVar) {
+        if (t.kind == Tok::Word && t.text == "sql_calc_found_rows") info.pins = "SQL_CALC_FOUND_ROWS (FOUND_ROWS())";
+        if (t.kind == Tok::UserVar) {
           bool assigned = (i + 1 < e && toks[i + 1].text == ":=") || (i > b && is_word(toks, i - 1, "into")) ||
                           (i > b && (is_word(toks, i - 1, "set") || toks[i - 1].text == ",") && first == "set");
           if (assigned) info.pins = "user variable";

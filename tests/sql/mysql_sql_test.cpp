@@ -50,3 +50,14 @@ TEST_CASE("SET TRANSACTION applies to the next transaction only") {
   CHECK(inspect_mysql("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").next_transaction_setting);
   CHECK_FALSE(inspect_mysql("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE").next_transaction_setting);
 }
+
+TEST_CASE("user variables as the shared lexer sees them: quoted names, := without spaces, system variables") {
+  CHECK(inspect_mysql("SET @'my var' = 1").pins);
+  CHECK(inspect_mysql("SELECT @`v`:=1").pins);
+  CHECK(inspect_mysql("SELECT @v:=1").pins);
+  CHECK(inspect_mysql("SELECT 1 INTO @`v`").pins);
+  CHECK_FALSE(inspect_mysql("SELECT @@global.max_connections, @@SESSION.sql_mode").pins);
+  CHECK_FALSE(inspect_mysql("SELECT `@x` FROM t").pins);
+  CHECK_FALSE(inspect_mysql("SELECT 1 /* SET @x = 1 */").pins);
+  CHECK(inspect_mysql("SELECT 1 /*!50000 , @x := 2 */").pins);
+}
