@@ -5,14 +5,19 @@
 
 namespace sluice::frontend::mysql {
 
+sql::Classification Session::classify(std::string_view text) const {
+  static const std::vector<std::string> none;
+  return sql::classify(text, sql::Dialect::Mysql,
+                       routing_.split() ? routing_.cluster().config().write_functions : none);
+}
+
 bool Session::command_is_read() {
   const auto& p = io_.payload();
   if (p.empty()) return false;
   auto cmd = static_cast<std::uint8_t>(p[0]);
   sql::Classification cls;
   if (cmd == my::com::QUERY || cmd == my::com::STMT_PREPARE) {
-    cls =
-        sql::classify(std::string_view(p).substr(1), sql::Dialect::Mysql, routing_.cluster().config().write_functions);
+    cls = command_cls_ ? *command_cls_ : classify(std::string_view(p).substr(1));
   } else if (cmd == my::com::STMT_EXECUTE) {
     std::uint32_t id = 0;
     ClientStmt* cs = find_stmt(io_.bytes(), id);

@@ -115,6 +115,29 @@ class Session {
 
   // ---- routing, attach / detach (attach.cpp) ---------------------------------------------
 
+  // The text of the COM_QUERY / COM_STMT_PREPARE being run, classified once (routing, the cache,
+  // invalidation, tokens) and read by command_is_read() while the command runs. Not classified
+  // when neither routing nor the cache needs it (kind() is then Write).
+  class CommandClassification {
+   public:
+    CommandClassification(Session& s, std::string_view text) : s_(s) {
+      if (s.routing_.split() || s.ctx_.cache_enabled()) {
+        cls = s.classify(text);
+        s.command_cls_ = &*cls;
+      }
+    }
+    ~CommandClassification() { s_.command_cls_ = nullptr; }
+    CommandClassification(const CommandClassification&) = delete;
+    CommandClassification& operator=(const CommandClassification&) = delete;
+    sql::StatementKind kind() const { return cls ? cls->kind : sql::StatementKind::Write; }
+    std::optional<sql::Classification> cls;
+
+   private:
+    Session& s_;
+  };
+  // With the cluster's write functions when reads split.
+  sql::Classification classify(std::string_view text) const;
+
   // Whether the command in io_ may run on a replica (statements classified once, at prepare).
   bool command_is_read();
 
@@ -239,9 +262,7 @@ class Session {
   // OK packets. Kept as a seam for future formats.
   static std::string rewrite_prepare_for_client(std::string bytes) { return bytes; }
 
-  bool statement_is_read(const std::string& query) const;
-
-  sql::StatementKind statement_kind(const std::string& query) const;
+  bool statement_is_read(const CommandClassification& c) const;
 
   ClientStmt* find_stmt(my::Bytes payload, std::uint32_t& id);
 
@@ -298,8 +319,9 @@ class Session {
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::shared_ptr<pool::ServerConn> server_;
 
-  pool::Params vars_;  // session variables the client changed (server-reported values)
-  CommandState cmd_;   // what the commands left on the server connection (command_state.hpp)
+  pool::Params vars_;                                 // session variables the client changed (server-reported values)
+  const sql::Classification* command_cls_ = nullptr;  // the running command's (CommandClassification)
+  CommandState cmd_;  // what the commands left on the server connection (command_state.hpp)
   bool multi_statements_ = false;
   bool logged_in_ = false, idle_wait_ = false, client_gone_ = false, broken_ = false;
   bool server_watch_ = false;    // watch_server() armed

@@ -244,9 +244,11 @@ awaitable<bool> Session::com_query() {
   auto info = sql::inspect_mysql(text);
   if (info.kill) co_return co_await kill(*info.kill);
   bool relayed = false;
+  // Classified once for everything below: routing (command_is_read reads it), the cache,
+  // invalidation and read-your-writes tokens.
+  CommandClassification classified(*this, text);
   bool was_read = routing_.split() && command_is_read();
-  auto cls_kind = (routing_.split() || ctx_.cache_enabled()) ? sql::classify(text, sql::Dialect::Mysql).kind
-                                                             : sql::StatementKind::Write;
+  auto cls_kind = classified.kind();
   cmd_read_ = cls_kind == sql::StatementKind::Read;
   server_lost_ = false;
   gtid_seen_ = false;

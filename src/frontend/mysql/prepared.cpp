@@ -77,6 +77,7 @@ awaitable<bool> Session::com_prepare() {
     co_return true;
   }
   std::string query(std::string_view(io_.payload()).substr(1));
+  CommandClassification classified(*this, query);  // once: routing, the statement's read and kind
   // Keyed by everything that shapes the response: schema, format capabilities, handshake
   // character set and the session variables (character_set_results changes the metadata).
   auto stmt = statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
@@ -89,7 +90,7 @@ awaitable<bool> Session::com_prepare() {
         my::as_bytes(*cached).subspan(4, my::payload_length(reinterpret_cast<const std::uint8_t*>(cached->data()))),
         pok);
     stmts_[client_id] =
-        ClientStmt{stmt, query, pok.params, pok.columns, {}, statement_is_read(query), statement_kind(query)};
+        ClientStmt{stmt, query, pok.params, pok.columns, {}, statement_is_read(classified), classified.kind()};
     std::string out = *cached;
     my::patch_statement_id(reinterpret_cast<std::uint8_t*>(out.data() + 4), client_id);
     out = rewrite_prepare_for_client(out);
@@ -116,8 +117,8 @@ awaitable<bool> Session::com_prepare() {
                                    last_.prepare->params,
                                    last_.prepare->columns,
                                    {},
-                                   statement_is_read(query),
-                                   statement_kind(query)};
+                                   statement_is_read(classified),
+                                   classified.kind()};
     if (capture.size() < 65536) cache_prepare(*stmt, std::move(capture));
   } else if (last_.error) {
     --next_stmt_id_;
@@ -126,16 +127,11 @@ awaitable<bool> Session::com_prepare() {
   co_return true;
 }
 
-bool Session::statement_is_read(const std::string& query) const {
+bool Session::statement_is_read(const CommandClassification& c) const {
   if (!routing_.split()) return false;
-  auto cls = sql::classify(query, sql::Dialect::Mysql, routing_.cluster().config().write_functions);
+  const auto& cls = *c.cls;
   if (cls.hint != sql::Hint::None) return cls.hint == sql::Hint::Replica;
   return cls.read();
-}
-
-sql::StatementKind Session::statement_kind(const std::string& query) const {
-  if (!routing_.split() && !ctx_.cache_enabled()) return sql::StatementKind::Write;
-  return sql::classify(query, sql::Dialect::Mysql, routing_.cluster().config().write_functions).kind;
 }
 
 ClientStmt* Session::find_stmt(my::Bytes payload, std::uint32_t& id) {
