@@ -175,7 +175,9 @@ ClusterRuntime::Decision ClusterRuntime::route(bool read, const Position& token,
     static const Position none;
     bool ryw = cfg_.consistency == config::Consistency::ReadYourWrites;
     int r = pick_read(ryw ? token : none);
-    if (ryw && !token.empty() && (r < 0 || r == primary) && may_verify) {
+    // No replica is known to have the client's last write: ask one that may have caught up
+    // since the last check, unless the write's position is unknown (no replica can show it).
+    if (ryw && !token.empty() && token != Position::unreachable() && (r < 0 || r == primary) && may_verify) {
       int any = pick_read(none);  // a healthy replica that may have caught up since the last check
       if (any >= 0 && any != primary) {
         r = any;
