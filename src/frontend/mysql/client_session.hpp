@@ -99,15 +99,14 @@ class Session {
   // server connections do (they are not compressed). Both flags set: zlib (as servers do).
   void start_compression(const my::HandshakeResponse& resp);
 
-  // Checks the client's proof for the configured user; switches plugin when needed.
   // A failed login, counted per client address; past the burst, its answer waits.
   awaitable<void> throttle_failed_login() {
     co_await state::hold_failed_login(ctx_, cfg_->general, info_, sock_.get_executor());
   }
 
+  // The user's credentials (configured, or learned from the server), its client certificate,
+  // then the proof of its password (ClientAuth, client_auth.hpp) with this connection's I/O.
   awaitable<bool> authenticate(std::string client_plugin, std::string response);
-
-  awaitable<bool> sha2_auth(const std::string& scramble);
 
   // Finds the pool for `db` (or a default one without a database) and checks that the server
   // knows the schema, as a direct login would.

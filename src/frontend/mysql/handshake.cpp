@@ -6,6 +6,7 @@
 #include "protocols/common/crypto.hpp"
 #include "sluice/version.hpp"
 #include "src/frontend/mysql/auth_lookup.hpp"
+#include "src/frontend/mysql/client_auth.hpp"
 #include "src/pool/mysql_greeting.hpp"
 
 namespace sluice::frontend::mysql {
@@ -210,79 +211,32 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
   }
   if (creds_->client_auth == config::AuthMethod::Trust || cert_user) co_return true;
 
-  std::string plugin = cfg_->mysql.default_auth_plugin;
-  if (creds_->plaintext.empty()) plugin = "mysql_native_password";  // a stored hash serves only this one
-  if (client_plugin.empty() && (caps_ & my::cap::SECURE_CONNECTION)) client_plugin = "mysql_native_password";
-  if (client_plugin != plugin) {
-    // AuthSwitchRequest: the same nonce, as servers do.
-    std::string p;
-    my::build_auth_switch(p, plugin, nonce_ + std::string(1, '\0'));
-    if (!co_await io_.reply(p)) co_return false;
-    if (!co_await io_.read()) co_return false;
-    response = io_.payload();
-  }
-  bool ok = false;
-  if (plugin == "mysql_native_password") {
-    if (creds_->mysql_stage2.empty()) {
-      ok = response.empty();  // a user without a password
-    } else if (auto stage1 = my::native_verify(response, nonce_, creds_->mysql_stage2)) {
-      ok = true;
-      if (creds_->plaintext.empty()) creds_->remember_mysql_stage1(*stage1);
-    }
-  } else {
-    ok = co_await sha2_auth(response);
-  }
-  if (!ok && learned && plugin == "mysql_native_password" && !response.empty()) {
-    // The password may have changed on the server since Sluice learned it: ask once more.
-    learned_users().forget(user_);
-    auto fresh = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
-    if (fresh && fresh != creds_ && !fresh->mysql_stage2.empty())
-      if (auto stage1 = my::native_verify(response, nonce_, fresh->mysql_stage2)) {
-        fresh->remember_mysql_stage1(*stage1);
-        creds_ = std::move(fresh);
-        ok = true;
+  ClientAuth auth(creds_, cfg_->mysql.default_auth_plugin, nonce_, (caps_ & my::cap::SECURE_CONNECTION) != 0,
+                  tls_ != nullptr, *g_rsa, learned);
+  auto step = auth.start(std::move(client_plugin), std::move(response));
+  for (;;) {
+    switch (step.kind) {
+      case ClientAuth::Step::Ask:
+        if (!co_await io_.reply(step.packet)) co_return false;
+        if (!co_await io_.read()) co_return false;
+        step = auth.resume(io_.payload());
+        break;
+      case ClientAuth::Step::Relookup: {
+        learned_users().forget(user_);
+        auto fresh = co_await lookup_mysql_user(ctx_, *snap_, user_, sock_.get_executor());
+        step = auth.relooked(std::move(fresh));
+        break;
       }
+      case ClientAuth::Step::Accepted:
+        creds_ = auth.credentials();
+        if (!step.packet.empty() && !co_await io_.reply(step.packet)) co_return false;
+        co_return true;
+      case ClientAuth::Step::Denied:
+        co_await throttle_failed_login();
+        co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(auth.with_password()));
+        co_return false;
+    }
   }
-  if (!ok) {
-    co_await throttle_failed_login();
-    co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
-    co_return false;
-  }
-  co_return true;
-}
-
-awaitable<bool> Session::sha2_auth(const std::string& scramble) {
-  if (creds_->plaintext.empty()) co_return scramble.empty();
-  if (creds_->sha2_cached()) {
-    if (!my::sha2_verify(scramble, nonce_, creds_->plaintext)) co_return false;
-    if (!co_await io_.reply(std::string_view("\x01\x03", 2))) co_return false;  // fast auth OK
-    co_return true;
-  }
-  // Full authentication: the client sends its password RSA-encrypted with Sluice's key
-  // (asking for the key first, unless it has it).
-  if (!co_await io_.reply(std::string_view("\x01\x04", 2))) co_return false;
-  if (!co_await io_.read()) co_return false;
-  std::string data = io_.payload();
-  if (data == std::string_view("\x02", 1)) {
-    std::string p = "\x01" + g_rsa->public_pem();
-    if (!co_await io_.reply(p)) co_return false;
-    if (!co_await io_.read()) co_return false;
-    data = io_.payload();
-  }
-  std::string pw;
-  if (tls_) {  // over TLS the client sends the password itself, NUL-terminated
-    pw = data;
-  } else {
-    if (data.size() != 256) co_return false;  // a cleartext password over plain TCP: refused
-    auto plain = g_rsa->decrypt_oaep(data);
-    if (!plain) co_return false;
-    pw = my::xor_with_nonce(*plain, nonce_);
-  }
-  if (pw.empty() || pw.back() != '\0') co_return false;
-  pw.pop_back();
-  if (!crypto::equal_constant_time(pw, creds_->plaintext)) co_return false;
-  creds_->set_sha2_cached();
-  co_return true;
 }
 
 awaitable<bool> Session::choose_pool(const std::string& db) {
