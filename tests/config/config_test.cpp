@@ -2,18 +2,12 @@
 #include <doctest/doctest.h>
 
 #include "src/config/config.hpp"
+#include "tests/config/load_error.hpp"
 
 using namespace sluice::config;
 
 namespace {
-std::string error_of(const std::string& text) {
-  try {
-    load_string(text, "t.toml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string error_of(const std::string& text) { return sluice::test::load_error(text); }
 const char* kBase = R"(
 [clusters.pg]
 protocol = "postgres"

@@ -4,6 +4,7 @@
 
 #include "src/config/config.hpp"
 #include "src/config/settings.hpp"
+#include "tests/config/load_error.hpp"
 
 #include <fmt/format.h>
 
@@ -12,14 +13,8 @@
 using namespace sluice::config;
 
 namespace {
-std::string load_error(const std::string& text) {
-  try {
-    load_string(text, "t.toml");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+using sluice::test::load_error;
+
 std::string set_error(std::string_view key, std::string_view value) {
   Config c;
   const Setting* s = find_setting(key);

@@ -7,6 +7,7 @@
 #include "src/frontend/mysql/command_state.hpp"
 #include "src/frontend/mysql/response.hpp"
 #include "src/sql/mysql_sql.hpp"
+#include "tests/frontend/mysql_wire.hpp"
 
 using namespace sluice;
 using namespace sluice::my;
@@ -19,46 +20,16 @@ namespace {
 
 constexpr std::uint32_t kCaps = cap::PROTOCOL_41 | cap::SESSION_TRACK;
 
-struct Wire {
-  std::string bytes;
-  std::uint8_t seq = 1;
-  Wire& pkt(std::string_view payload) {
-    seq = append_packets(bytes, payload, seq);
+// A result set of one column and one row, its EOFs with `st` (the last with `warnings`).
+struct Wire : sluice::test::MysqlWire {
+  Wire& result(std::uint16_t st, std::uint16_t warnings = 0) {
+    pkt("\x01").coldef("a").eof(st).row("1").eof(st, warnings);
     return *this;
-  }
-  Wire& ok(std::uint16_t st, std::uint16_t warnings = 0, std::uint64_t insert_id = 0) {
-    Ok o;
-    o.status = st;
-    o.warnings = warnings;
-    o.last_insert_id = insert_id;
-    std::string p;
-    build_ok(p, o, true);
-    return pkt(p);
-  }
-  Wire& eof(std::uint16_t st, std::uint16_t warnings = 0) {
-    std::string p;
-    build_eof(p, warnings, st);
-    return pkt(p);
-  }
-  Wire& err(std::uint16_t code) {
-    std::string p;
-    build_err(p, code, "HY000", "no");
-    return pkt(p);
-  }
-  Wire& result(std::uint16_t st, std::uint16_t warnings = 0) {  // one column, one row
-    pkt("\x01");
-    std::string def;
-    for (auto s : {"def", "app", "t", "t", "a", "a"}) put_lenenc_str(def, s);
-    def += std::string("\x0c\x2d\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00", 13);
-    pkt(def).eof(st);
-    std::string row;
-    put_lenenc_str(row, "1");
-    return pkt(row).eof(st, warnings);
   }
 };
 
 // The summary of `wire` as the answer to a command of `kind`.
-ResponseSummary answer(const Wire& wire, ResponseKind kind = ResponseKind::Query) {
+ResponseSummary answer(const sluice::test::MysqlWire& wire, ResponseKind kind = ResponseKind::Query) {
   ResponseTracker t;
   t.start(kind, kCaps, kCaps);
   std::string out;
@@ -69,7 +40,8 @@ ResponseSummary answer(const Wire& wire, ResponseKind kind = ResponseKind::Query
 }
 
 // One COM_QUERY through the rules, as the session runs it.
-const char* query(CommandState& s, std::string_view sql, const Wire& wire, bool server_lost = false) {
+const char* query(CommandState& s, std::string_view sql, const sluice::test::MysqlWire& wire,
+                  bool server_lost = false) {
   auto r = answer(wire);
   s.absorb_status(r);
   return s.after_query(sql::inspect_mysql(sql), r, server_lost);
@@ -101,7 +73,7 @@ TEST_CASE("warnings and a generated id hold the connection for the next command 
   CHECK(s.may_leave_replica());
   query(s, "SHOW WARNINGS", Wire().result(status::AUTOCOMMIT));
   CHECK_FALSE(s.holds_server());
-  query(s, "INSERT INTO t VALUES (NULL)", Wire().ok(status::AUTOCOMMIT, 0, /*insert_id=*/42));
+  query(s, "INSERT INTO t VALUES (NULL)", Wire().ok(status::AUTOCOMMIT, 0, 0, 0, /*insert_id=*/42));
   CHECK(s.hold_next);  // LAST_INSERT_ID() reads it
   query(s, "SELECT LAST_INSERT_ID()", Wire().result(status::AUTOCOMMIT));
   CHECK_FALSE(s.holds_server());
@@ -134,11 +106,7 @@ TEST_CASE("a statement that pins says why, unless it failed or its connection wa
 TEST_CASE("a cursor holds the connection until a fetch reaches its last row, or a reset") {
   CommandState s;
   Wire exec;
-  exec.pkt("\x01");
-  std::string def;
-  for (auto f : {"def", "app", "t", "t", "a", "a"}) put_lenenc_str(def, f);
-  def += std::string("\x0c\x2d\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00", 13);
-  exec.pkt(def).eof(status::AUTOCOMMIT | status::CURSOR_EXISTS);
+  exec.pkt("\x01").coldef("a").eof(status::AUTOCOMMIT | status::CURSOR_EXISTS);
   auto r = answer(exec);
   s.absorb_status(r);
   s.after_execute(r, /*cursor_requested=*/true);

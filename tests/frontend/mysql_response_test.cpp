@@ -4,6 +4,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "src/frontend/mysql/response.hpp"
+#include "tests/frontend/mysql_wire.hpp"
 
 using namespace sluice;
 using namespace sluice::my;
@@ -12,40 +13,7 @@ using sluice::frontend::mysql::ResponseTracker;
 
 namespace {
 
-struct Wire {
-  std::string bytes;
-  std::uint8_t seq = 1;
-  Wire& pkt(std::string_view payload) {
-    seq = append_packets(bytes, payload, seq);
-    return *this;
-  }
-  Wire& ok(std::uint16_t st, std::uint8_t header = 0x00, std::uint64_t affected = 0) {
-    Ok o;
-    o.header = header;
-    o.status = st;
-    o.affected_rows = affected;
-    std::string p;
-    build_ok(p, o, true);
-    return pkt(p);
-  }
-  Wire& eof(std::uint16_t st) {
-    std::string p;
-    build_eof(p, 0, st);
-    return pkt(p);
-  }
-  Wire& coldef(std::string_view name) {
-    std::string p;
-    for (auto s : {std::string_view("def"), std::string_view("app"), std::string_view("t"), std::string_view("t"), name, name})
-      put_lenenc_str(p, s);
-    p += std::string("\x0c\x2d\x00\x0b\x00\x00\x00\x03\x00\x00\x00\x00", 13);
-    return pkt(p);
-  }
-  Wire& row(std::string_view v) {
-    std::string p;
-    put_lenenc_str(p, v);
-    return pkt(p);
-  }
-};
+using Wire = sluice::test::MysqlWire;
 
 // Feeds `wire` in two pieces cut at `cut`; returns what the client got and the tracker.
 std::string run(ResponseTracker& t, const std::string& wire, std::size_t cut, ResponseKind kind, std::uint32_t server_caps,

@@ -115,6 +115,14 @@ std::optional<pool::ConnectResult> drive(pool::LoginAlgorithm& login, ScriptedSe
   return out;
 }
 
+// Runs `script` once: the login must fail; its failure.
+pool::ConnectResult refused(pool::LoginAlgorithm& login, const std::vector<Op>& script) {
+  ScriptedServer server(script, SIZE_MAX);
+  auto failed = drive(login, server);
+  REQUIRE(failed);
+  return *failed;
+}
+
 // Runs `script` whole (it must log in and use every operation), then once per operation with a
 // failure injected there (each must end the login with that operation's words).
 template <typename Make, typename Check>
@@ -244,12 +252,7 @@ TEST_CASE("PostgreSQL login: md5 without TLS, messages split across reads") {
 }
 
 TEST_CASE("PostgreSQL login: the server's own refusal, and answers Sluice must refuse") {
-  auto run_once = [](std::unique_ptr<pool::PgLogin> login, std::vector<Op> script) {
-    ScriptedServer server(script, SIZE_MAX);
-    auto failed = drive(*login, server);
-    REQUIRE(failed);
-    return *failed;
-  };
+  auto run_once = [](std::unique_ptr<pool::PgLogin> login, std::vector<Op> script) { return refused(*login, script); };
   const std::string startup = std::string("\0\0\0\x1e\0\x03\0\0user\0app\0database\0db\0\0", 30);
   std::string fatal =
       pg_msg('E', std::string("SFATAL\0C28P01\0Mpassword authentication failed for user \"app\"\0\0", 64));
@@ -466,10 +469,7 @@ TEST_CASE("MySQL login: SSLRequest, TLS, then caching_sha2_password's full path 
 
 TEST_CASE("MySQL login: the server's refusal, and what Sluice refuses") {
   auto run_once = [](std::unique_ptr<pool::MysqlLogin> login, std::vector<Op> script) {
-    ScriptedServer server(script, SIZE_MAX);
-    auto failed = drive(*login, server);
-    REQUIRE(failed);
-    return *failed;
+    return refused(*login, script);
   };
   std::string err;
   my::build_err(err, 1045, "28000", "Access denied for user 'app'@'localhost' (using password: YES)");
