@@ -12,6 +12,22 @@ TEST_CASE("statements split at top-level semicolons only") {
   CHECK(s[3] == " select 3");
 }
 
+TEST_CASE("statements split as the server reads strings: E'' escapes, standard strings do not") {
+  auto s = split_statements("select E'a\\';b'; set x = 1");  // E'a\';b' is one string
+  REQUIRE(s.size() == 2);
+  CHECK(s[0] == "select E'a\\';b'");
+  s = split_statements("select 'a\\'; set x = 1");  // standard_conforming_strings: 'a\' ends there
+  REQUIRE(s.size() == 2);
+  CHECK(s[1] == " set x = 1");
+  s = split_statements("select 1 /* a /* nested ; */ ; */; select 2");  // PostgreSQL comments nest
+  REQUIRE(s.size() == 2);
+  auto e = session_effects("SET search_path = DEFAULT; SET SESSION search_path TO \"$user\", public ");
+  REQUIRE(e.size() == 2);
+  CHECK(e[0].command == SessionCommand::ResetSearchPath);
+  CHECK(e[1].command == SessionCommand::SetSearchPath);
+  CHECK(e[1].value == "\"$user\", public");
+}
+
 TEST_CASE("search_path and reset commands are recognized") {
   auto e = session_effects("SET search_path TO foo, public");
   REQUIRE(e.size() == 1);
