@@ -16,6 +16,7 @@
 #include "src/config/units.hpp"
 #include "src/state/context.hpp"
 #include "src/observe/log.hpp"
+#include "src/sql/lexer.hpp"
 
 namespace sluice::admin {
 
@@ -46,55 +47,47 @@ std::string upper(std::string_view s) {
   return o;
 }
 
-// Words, numbers, host:port, '=' and quoted strings; comments and a trailing ';' dropped.
-// Returns nullopt on an unterminated quote.
+// A quoted token's contents: the quotes removed, doubled quotes and (in '' strings) backslash
+// escapes undone.
+std::string unquote(std::string_view q) {
+  std::string out;
+  char c = q.front();
+  for (std::size_t j = 1; j + 1 < q.size(); ++j) {
+    if (q[j] == '\\' && c == '\'' && j + 2 < q.size()) {
+      out += q[++j];
+      continue;
+    }
+    out += q[j];
+    if (q[j] == c && j + 2 < q.size() && q[j + 1] == c) ++j;
+  }
+  return out;
+}
+
+// Words (runs of the shared lexer's tokens with nothing between them: host:port, 250ms,
+// general.max_client_conn), '=' and quoted strings; comments, ',' and ';' dropped. Returns
+// nullopt on an unterminated quote or comment.
 std::optional<std::vector<Token>> tokenize(std::string_view s) {
   std::vector<Token> out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    char c = s[i];
-    if (std::isspace(static_cast<unsigned char>(c)) || c == ';' || c == ',') {
-      ++i;
-    } else if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') {
-      while (i < s.size() && s[i] != '\n') ++i;
-    } else if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {
-      auto end = s.find("*/", i + 2);
-      if (end == std::string_view::npos) return std::nullopt;
-      i = end + 2;
-    } else if (c == '\'' || c == '"' || c == '`') {
-      Token t;
-      t.quoted = true;
-      std::size_t j = i + 1;
-      for (;; ++j) {
-        if (j >= s.size()) return std::nullopt;
-        if (s[j] == '\\' && c == '\'' && j + 1 < s.size()) {
-          t.text += s[++j];
-          continue;
-        }
-        if (s[j] == c) {
-          if (j + 1 < s.size() && s[j + 1] == c) {
-            t.text += c;
-            ++j;
-            continue;
-          }
-          break;
-        }
-        t.text += s[j];
-      }
-      out.push_back(std::move(t));
-      i = j + 1;
-    } else if (c == '=') {
+  sql::Lexer lx(s, sql::Dialect::Mysql);
+  std::size_t word_end = std::string_view::npos;  // where the word being built ends
+  for (sql::Token t = lx.next(); t.kind != sql::Token::End; t = lx.next()) {
+    if (t.kind == sql::Token::String || t.kind == sql::Token::QuotedIdent) {
+      out.push_back({unquote(t.text), true});
+      word_end = std::string_view::npos;
+    } else if (t.sym(';') || t.sym(',')) {
+      word_end = std::string_view::npos;
+    } else if (t.sym('=')) {
       out.push_back({"=", false});
-      ++i;
+      word_end = std::string_view::npos;
+    } else if (t.pos == word_end) {
+      out.back().text += t.text;
+      word_end += t.text.size();
     } else {
-      std::size_t j = i;
-      while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j])) && s[j] != ';' && s[j] != '=' &&
-             s[j] != '\'' && s[j] != '"' && s[j] != ',')
-        ++j;
-      out.push_back({std::string(s.substr(i, j - i)), false});
-      i = j;
+      out.push_back({std::string(t.text), false});
+      word_end = t.pos + t.text.size();
     }
   }
+  if (lx.unterminated()) return std::nullopt;
   return out;
 }
 
@@ -168,30 +161,17 @@ std::optional<std::string> filter_pattern(const std::vector<Token>& t, std::size
 
 std::vector<std::string> split_statements(std::string_view sql) {
   std::vector<std::string> out;
-  std::string cur;
-  char quote = 0;
-  for (std::size_t i = 0; i < sql.size(); ++i) {
-    char c = sql[i];
-    if (quote) {
-      cur += c;
-      if (c == '\\' && quote == '\'' && i + 1 < sql.size()) cur += sql[++i];
-      else if (c == quote) quote = 0;
-    } else if (c == '\'' || c == '"' || c == '`') {
-      quote = c;
-      cur += c;
-    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
-      while (i < sql.size() && sql[i] != '\n') ++i;
-    } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
-      auto end = sql.find("*/", i + 2);
-      i = end == std::string_view::npos ? sql.size() : end + 1;
-    } else if (c == ';') {
-      if (cur.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(std::move(cur));
-      cur.clear();
-    } else {
-      cur += c;
-    }
+  auto keep = [&](std::string_view piece) {
+    if (piece.find_first_not_of(" \t\r\n") != std::string_view::npos) out.emplace_back(piece);
+  };
+  std::size_t start = 0;
+  sql::Lexer lx(sql, sql::Dialect::Mysql);
+  for (sql::Token t = lx.next(); t.kind != sql::Token::End; t = lx.next()) {
+    if (!t.sym(';')) continue;
+    keep(sql.substr(start, t.pos - start));
+    start = t.pos + 1;
   }
-  if (cur.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(std::move(cur));
+  if (start < sql.size()) keep(sql.substr(start));
   return out;
 }
 

@@ -270,4 +270,6 @@ TEST_CASE("split_statements: top-level semicolons only") {
   CHECK(admin::split_statements("RELOAD -- ; not a split\n").size() == 1);
   CHECK(admin::split_statements("/* ; */ RELOAD").size() == 1);
   CHECK(admin::split_statements(" ; ;").empty());
+  CHECK(admin::split_statements("SHOW CONFIG LIKE 'a\\';b'; RELOAD").size() == 2);  // a backslash-escaped quote
+  CHECK(admin::split_statements("SHOW CONFIG LIKE `x;y`").size() == 1);
 }
