@@ -18,7 +18,9 @@ std::string lower(std::string_view s) {
 }
 }  // namespace
 
-bool uncacheable(std::string_view text, sql::Dialect d) {
+bool uncacheable(std::string_view text, sql::Dialect d) { return uncacheable(sql::lex(text, d)); }
+
+bool uncacheable(const sql::Lexed& lexed) {
   static const std::unordered_set<std::string_view> functions = {
       "now", "random", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
       "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4", "pg_backend_pid", "inet_server_port",
@@ -30,9 +32,7 @@ bool uncacheable(std::string_view text, sql::Dialect d) {
   static const std::unordered_set<std::string_view> keywords = {
       "current_timestamp", "current_date", "current_time", "localtime", "localtimestamp", "current_user",
       "session_user", "current_role", "current_schema", "current_catalog", "user"};
-  sql::Lexer lex(text, d);
-  std::vector<sql::Token> t;
-  for (auto k = lex.next(); k.kind != sql::Token::End; k = lex.next()) t.push_back(k);
+  const auto& t = lexed.tokens;
   for (std::size_t i = 0; i < t.size(); ++i) {
     if (t[i].kind != sql::Token::Word) {
       if (t[i].sym('@')) return true;  // MySQL @@system or @user variables: session state
@@ -61,12 +61,16 @@ Policy::Policy(const config::Cache& cfg) : cfg_(cfg) {
 std::optional<Candidate> Policy::consider(std::string_view text, sql::Dialect d, std::string_view database,
                                           std::string_view user) const {
   if (!cfg_.enabled) return std::nullopt;
+  return consider(sql::lex(text, d), database, user);
+}
+
+std::optional<Candidate> Policy::consider(const sql::Lexed& lexed, std::string_view database,
+                                          std::string_view user) const {
+  if (!cfg_.enabled) return std::nullopt;
   // A hint: /* sluice:cache ttl=30s */ (ttl optional).
   std::optional<config::Duration> hint;
   {
-    sql::Lexer lex(text, d);
-    lex.next();
-    auto c = lex.leading_comment();
+    auto c = lexed.leading_comment;
     while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
     if (c.rfind("sluice:cache", 0) == 0) {
       hint = cfg_.default_ttl;
@@ -79,10 +83,10 @@ std::optional<Candidate> Policy::consider(std::string_view text, sql::Dialect d,
     }
   }
   if (!hint && !cfg_.all && rules_.empty()) return std::nullopt;
-  if (uncacheable(text, d)) return std::nullopt;
+  if (uncacheable(lexed)) return std::nullopt;
   Candidate c;
-  c.normalized = sql::normalize(text, d);
-  auto refs = sql::tables(text, d);
+  c.normalized = sql::normalize(lexed);
+  auto refs = sql::tables(lexed);
   if (!refs.complete) return std::nullopt;
   c.tables = std::move(refs.names);
   if (hint) {

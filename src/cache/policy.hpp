@@ -28,6 +28,8 @@ class Policy {
   // For a statement the router classified as a read: a candidate, or nullopt (not cached).
   std::optional<Candidate> consider(std::string_view text, sql::Dialect d, std::string_view database,
                                     std::string_view user) const;
+  // The same for a text already lexed (hint, volatility, key and tables from one lexing).
+  std::optional<Candidate> consider(const sql::Lexed& lexed, std::string_view database, std::string_view user) const;
 
  private:
   struct Rule {
@@ -40,5 +42,6 @@ class Policy {
 
 // Volatile, session-dependent or catalog reads: never cached.
 bool uncacheable(std::string_view text, sql::Dialect d);
+bool uncacheable(const sql::Lexed& lexed);
 
 }  // namespace sluice::cache

@@ -185,30 +185,33 @@ bool is_write_function(std::string_view name, Dialect d) {
 }
 
 Classification classify(std::string_view text, Dialect d, const std::vector<std::string>& extra) {
-  Lexer lex(text, d);
   // Reused per thread: classification runs for every routed statement and must not allocate.
-  thread_local std::vector<Token> tokens;
+  thread_local Lexed lexed;
+  lex_into(lexed, text, d);
+  return classify(lexed, extra);
+}
+
+Classification classify(const Lexed& lexed, const std::vector<std::string>& extra) {
+  const Dialect d = lexed.dialect;
+  const auto& tokens = lexed.tokens;
   thread_local std::vector<std::pair<std::size_t, std::size_t>> ranges;  // [begin, end) per statement
-  tokens.clear();
   ranges.clear();
   std::size_t begin = 0;
-  for (Token t = lex.next(); t.kind != Token::End; t = lex.next()) {
-    if (t.sym(';')) {
-      if (tokens.size() > begin) ranges.emplace_back(begin, tokens.size());
-      begin = tokens.size();
-      continue;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].sym(';')) {
+      if (i > begin) ranges.emplace_back(begin, i);
+      begin = i + 1;
     }
-    tokens.push_back(t);
   }
   if (tokens.size() > begin) ranges.emplace_back(begin, tokens.size());
   auto statement = [&](std::size_t k) {
     return std::span<const Token>(tokens.data() + ranges[k].first, ranges[k].second - ranges[k].first);
   };
   Classification out;
-  auto hint = trim(lex.leading_comment());
+  auto hint = trim(lexed.leading_comment);
   if (hint == "sluice:primary") out.hint = Hint::Primary;
   else if (hint == "sluice:replica") out.hint = Hint::Replica;
-  if (lex.unterminated()) {
+  if (lexed.unterminated) {
     out.reason = "unterminated quote or comment";
     return out;
   }

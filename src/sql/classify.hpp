@@ -28,6 +28,7 @@ struct Classification {
 
 Classification classify(std::string_view text, Dialect dialect,
                         const std::vector<std::string>& extra_write_functions = {});
+Classification classify(const Lexed& lexed, const std::vector<std::string>& extra_write_functions = {});
 
 // Functions that make an otherwise read-only statement go to the primary, by dialect.
 bool is_write_function(std::string_view lowercase_name, Dialect dialect);

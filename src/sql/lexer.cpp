@@ -161,4 +161,14 @@ Token Lexer::next() {
   return finish(Token::Symbol, i_ + 1);
 }
 
+void lex_into(Lexed& out, std::string_view text, Dialect d) {
+  Lexer lex(text, d);
+  out.text = text;
+  out.dialect = d;
+  out.tokens.clear();
+  for (Token t = lex.next(); t.kind != Token::End; t = lex.next()) out.tokens.push_back(t);
+  out.leading_comment = lex.leading_comment();
+  out.unterminated = lex.unterminated();
+}
+
 }  // namespace sluice::sql

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::sql {
 
@@ -43,5 +44,22 @@ class Lexer {
   std::string_view leading_comment_;
   bool unterminated_ = false;
 };
+
+// A text lexed once, for every analysis of it (classify, inspect_mysql, normalize, tables, the
+// cache policy): one command's text is read by the lexer once, however many look at it.
+struct Lexed {
+  std::string_view text;
+  Dialect dialect = Dialect::Postgres;
+  std::vector<Token> tokens;  // every token, ';' included
+  std::string_view leading_comment;
+  bool unterminated = false;
+};
+// Lexes `text` into `out`, reusing its storage.
+void lex_into(Lexed& out, std::string_view text, Dialect d);
+inline Lexed lex(std::string_view text, Dialect d) {
+  Lexed out;
+  lex_into(out, text, d);
+  return out;
+}
 
 }  // namespace sluice::sql

@@ -18,10 +18,8 @@ struct Tok {
 };
 
 // Tokens of one text (the shared lexer's), statements separated by ";" symbols.
-std::vector<Tok> tokenize(std::string_view s) {
-  std::vector<sql::Token> raw;
-  Lexer lex(s, Dialect::Mysql);
-  for (sql::Token t = lex.next(); t.kind != sql::Token::End; t = lex.next()) raw.push_back(t);
+std::vector<Tok> tokenize(const Lexed& lexed) {
+  const auto& raw = lexed.tokens;
   auto adjacent = [&](std::size_t i) {  // raw[i] starts where raw[i - 1] ends
     return i < raw.size() && raw[i].pos == raw[i - 1].pos + raw[i - 1].text.size();
   };
@@ -71,9 +69,11 @@ bool is_word(const std::vector<Tok>& t, std::size_t i, std::string_view w) {
 
 }  // namespace
 
-MysqlStatementInfo inspect_mysql(std::string_view text) {
+MysqlStatementInfo inspect_mysql(std::string_view text) { return inspect_mysql(lex(text, Dialect::Mysql)); }
+
+MysqlStatementInfo inspect_mysql(const Lexed& lexed) {
   MysqlStatementInfo info;
-  auto toks = tokenize(text);
+  auto toks = tokenize(lexed);
   std::size_t statements = 0;
   std::size_t b = 0;
   while (b < toks.size()) {

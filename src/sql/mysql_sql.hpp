@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "src/sql/lexer.hpp"
+
 namespace sluice::sql {
 
 struct MysqlKill {
@@ -23,5 +25,6 @@ struct MysqlStatementInfo {
 };
 
 MysqlStatementInfo inspect_mysql(std::string_view text);
+MysqlStatementInfo inspect_mysql(const Lexed& lexed);  // lexed as MySQL
 
 }  // namespace sluice::sql

@@ -1,6 +1,8 @@
 // Cache keys and table references (see header).
 #include "src/sql/normalize.hpp"
 
+#include <span>
+
 #include <algorithm>
 #include <unordered_set>
 
@@ -29,12 +31,11 @@ bool mysql_keyword(const std::string& w) {
   return k.count(w) != 0;
 }
 
-std::vector<Token> lex_all(std::string_view text, Dialect d) {
-  Lexer lex(text, d);
-  std::vector<Token> t;
-  for (Token k = lex.next(); k.kind != Token::End; k = lex.next()) t.push_back(k);
-  while (!t.empty() && t.back().sym(';')) t.pop_back();
-  return t;
+// The tokens without the trailing ';' (one or more).
+std::span<const Token> statement_tokens(const Lexed& l) {
+  std::size_t n = l.tokens.size();
+  while (n > 0 && l.tokens[n - 1].sym(';')) --n;
+  return {l.tokens.data(), n};
 }
 
 std::string ident(const Token& t, Dialect d) {
@@ -50,10 +51,13 @@ bool is_name(const Token& t) { return t.kind == Token::Word || t.kind == Token::
 
 }  // namespace
 
-std::string normalize(std::string_view text, Dialect d) {
-  auto t = lex_all(text, d);
+std::string normalize(std::string_view text, Dialect d) { return normalize(lex(text, d)); }
+
+std::string normalize(const Lexed& lexed) {
+  const Dialect d = lexed.dialect;
+  auto t = statement_tokens(lexed);
   std::string out;
-  out.reserve(text.size());
+  out.reserve(lexed.text.size());
   for (std::size_t i = 0; i < t.size(); ++i) {
     if (i) out.push_back(' ');
     const Token& k = t[i];
@@ -72,8 +76,11 @@ std::string normalize(std::string_view text, Dialect d) {
   return out;
 }
 
-TableRefs tables(std::string_view text, Dialect d) {
-  auto t = lex_all(text, d);
+TableRefs tables(std::string_view text, Dialect d) { return tables(lex(text, d)); }
+
+TableRefs tables(const Lexed& lexed) {
+  const Dialect d = lexed.dialect;
+  auto t = statement_tokens(lexed);
   TableRefs r;
   auto add = [&](std::string name) {
     if (std::find(r.names.begin(), r.names.end(), name) == r.names.end()) r.names.push_back(std::move(name));

@@ -17,11 +17,13 @@
 namespace sluice::sql {
 
 std::string normalize(std::string_view text, Dialect dialect);
+std::string normalize(const Lexed& lexed);
 
 struct TableRefs {
   std::vector<std::string> names;  // unique, in order of appearance
   bool complete = true;
 };
 TableRefs tables(std::string_view text, Dialect dialect);
+TableRefs tables(const Lexed& lexed);
 
 }  // namespace sluice::sql

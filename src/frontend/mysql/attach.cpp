@@ -5,10 +5,17 @@
 
 namespace sluice::frontend::mysql {
 
+namespace {
+const std::vector<std::string> kNoWriteFunctions;
+}  // namespace
+
 sql::Classification Session::classify(std::string_view text) const {
-  static const std::vector<std::string> none;
   return sql::classify(text, sql::Dialect::Mysql,
-                       routing_.split() ? routing_.cluster().config().write_functions : none);
+                       routing_.split() ? routing_.cluster().config().write_functions : kNoWriteFunctions);
+}
+
+sql::Classification Session::classify(const sql::Lexed& text) const {
+  return sql::classify(text, routing_.split() ? routing_.cluster().config().write_functions : kNoWriteFunctions);
 }
 
 bool Session::command_is_read() {

@@ -4,8 +4,8 @@
 
 namespace sluice::frontend::mysql {
 
-awaitable<int> Session::try_cache(std::string_view text, std::optional<std::string_view> params) {
-  auto cand = ctx_.cache_policy()->consider(text, sql::Dialect::Mysql, schema_, user_);
+awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::string_view> params) {
+  auto cand = ctx_.cache_policy()->consider(text, schema_, user_);
   if (!cand) co_return 0;
   // Key: normalized text + schema + user + what shapes the answer's bytes and values.
   std::string key =
@@ -53,7 +53,7 @@ void Session::finish_capture(bool relayed) {
   end_fill();
 }
 
-void Session::note_for_invalidation(sql::StatementKind kind, std::string_view text) {
+void Session::note_for_invalidation(sql::StatementKind kind, const sql::Lexed& text) {
   if (!ctx_.cache_enabled() || last_.error) return;
   using K = sql::StatementKind;
   if (kind == K::Rollback) {
@@ -62,7 +62,7 @@ void Session::note_for_invalidation(sql::StatementKind kind, std::string_view te
     return;
   }
   if (kind == K::Write) {
-    auto refs = sql::tables(text, sql::Dialect::Mysql);
+    auto refs = sql::tables(text);
     if (!refs.complete) invalidate_all_ = true;
     for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
   }

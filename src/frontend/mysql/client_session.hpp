@@ -119,7 +119,7 @@ class Session {
   // when neither routing nor the cache needs it (kind() is then Write).
   class CommandClassification {
    public:
-    CommandClassification(Session& s, std::string_view text) : s_(s) {
+    CommandClassification(Session& s, const sql::Lexed& text) : s_(s) {
       if (s.routing_.split() || s.ctx_.cache_enabled()) {
         cls = s.classify(text);
         s.command_cls_ = &*cls;
@@ -136,6 +136,7 @@ class Session {
   };
   // With the cluster's write functions when reads split.
   sql::Classification classify(std::string_view text) const;
+  sql::Classification classify(const sql::Lexed& text) const;
 
   // Whether the command in io_ may run on a replica (statements classified once, at prepare).
   bool command_is_read();
@@ -202,7 +203,7 @@ class Session {
   // 1: answered from the cache; 2: a miss this session fills (capture the answer); 0: neither.
   // `params`: for COM_STMT_EXECUTE, the parameter block (null bitmap, types, values): binary
   // answers are keyed apart from text ones and by every parameter byte.
-  awaitable<int> try_cache(std::string_view text, std::optional<std::string_view> params = std::nullopt);
+  awaitable<int> try_cache(const sql::Lexed& text, std::optional<std::string_view> params = std::nullopt);
 
   void end_fill();
 
@@ -212,7 +213,7 @@ class Session {
   void finish_capture(bool relayed);
 
   // Writes drop the tables they touch: at once outside a transaction, at COMMIT inside one.
-  void note_for_invalidation(sql::StatementKind kind, std::string_view text);
+  void note_for_invalidation(sql::StatementKind kind, const sql::Lexed& text);
 
   void pin(const char* why);
 
@@ -318,7 +319,9 @@ class Session {
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::shared_ptr<pool::ServerConn> server_;
 
-  pool::Params vars_;                                 // session variables the client changed (server-reported values)
+  pool::Params vars_;  // session variables the client changed (server-reported values)
+  std::string query_text_;  // the running COM_QUERY text
+  sql::Lexed lexed_;   // the running COM_QUERY / COM_STMT_PREPARE text, lexed once (storage reused)
   const sql::Classification* command_cls_ = nullptr;  // the running command's (CommandClassification)
   CommandState cmd_;  // what the commands left on the server connection (command_state.hpp)
   bool multi_statements_ = false;

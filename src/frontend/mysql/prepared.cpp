@@ -77,7 +77,8 @@ awaitable<bool> Session::com_prepare() {
     co_return true;
   }
   std::string query(std::string_view(io_.payload()).substr(1));
-  CommandClassification classified(*this, query);  // once: routing, the statement's read and kind
+  sql::lex_into(lexed_, query, sql::Dialect::Mysql);
+  CommandClassification classified(*this, lexed_);  // once: routing, the statement's read and kind
   // Keyed by everything that shapes the response: schema, format capabilities, handshake
   // character set and the session variables (character_set_results changes the metadata).
   auto stmt = statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
@@ -174,7 +175,7 @@ awaitable<bool> Session::com_execute() {
       cmd_.may_use_cache() && !cmd_.long_data && (cs->params == 0 || cs->types.size() == 2u * cs->params)) {
     std::string params = cs->params == 0 ? std::string() : payload.substr(v.null_bitmap_offset);
     std::string query = cs->query;
-    int served = co_await try_cache(query, std::string_view(params));
+    int served = co_await try_cache(sql::lex(query, sql::Dialect::Mysql), std::string_view(params));
     if (served == 1) co_return true;
     if (served == 2) {
       capture_.clear();
@@ -225,7 +226,7 @@ awaitable<bool> Session::com_execute() {
   if (capture) finish_capture(relayed);
   if (!relayed) co_return false;
   after_statement(stmt_ref.kind, was_read);
-  note_for_invalidation(stmt_ref.kind, stmt_ref.query);
+  if (ctx_.cache_enabled()) note_for_invalidation(stmt_ref.kind, sql::lex(stmt_ref.query, sql::Dialect::Mysql));
   cmd_.after_execute(last_, v.flags != 0);
   maybe_detach();
   co_return true;
