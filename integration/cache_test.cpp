@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "harness.hpp"
 
 using namespace sluice::itest;
@@ -241,6 +243,30 @@ TEST_CASE("MariaDB: repeated reads come from Sluice's memory (Com_select unchang
   CHECK(c.scalar("SELECT v FROM mcache_t WHERE id = 1") == "12");  // the rolled-back write dropped nothing
   CHECK(c.scalar("SELECT NOW(6) = NOW(6)") == "1");
   CHECK(direct.scalar("DROP TABLE mcache_t") == "");
+}
+
+TEST_CASE("MariaDB: LOAD DATA LOCAL INFILE through Sluice makes cached reads of its table fresh") {
+  MyConn direct(my_port());
+  REQUIRE(direct.scalar("DROP TABLE IF EXISTS minfile_t") == "");
+  REQUIRE(direct.scalar("CREATE TABLE minfile_t (id INT PRIMARY KEY, v INT)") == "");
+  REQUIRE(direct.scalar("INSERT INTO minfile_t VALUES (1, 10)") == "");
+  SluiceProcess::mysql_extra = "local_infile = true\n";
+  SluiceProcess s("[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_size = 2\n\n[cache]\nmode = \"all\"\n");
+  SluiceProcess::mysql_extra.clear();
+  MyConn c(s.my_port(), "app", "app", "app", CLIENT_LOCAL_FILES);
+  REQUIRE(c.ok);
+  unsigned int on = 1;
+  mysql_optionsv(c.m, MYSQL_OPT_LOCAL_INFILE, &on);
+  CHECK(c.scalar("SELECT COUNT(*) FROM minfile_t") == "1");
+  CHECK(c.scalar("SELECT COUNT(*) FROM minfile_t") == "1");  // now from Sluice's memory
+  std::string path = env_or("TMPDIR", "/tmp") + "/sluice-minfile-" + std::to_string(::getpid()) + ".tsv";
+  std::ofstream(path) << "2\t20\n3\t30\n";
+  // The file's packets replace the command in Sluice's buffer before the write is noted: the
+  // table must still be the one invalidated.
+  CHECK(c.scalar("LOAD DATA LOCAL INFILE '" + path + "' INTO TABLE minfile_t") == "");
+  CHECK(c.scalar("SELECT COUNT(*) FROM minfile_t") == "3");
+  CHECK(direct.scalar("DROP TABLE minfile_t") == "");
+  std::remove(path.c_str());
 }
 
 TEST_CASE("MariaDB prepared statements: cached per parameter values") {

@@ -170,10 +170,12 @@ TEST_CASE("LOCAL INFILE request waits for the client's data, then the OK") {
   auto out = run(t, w.bytes, 2, ResponseKind::Query, kModern, kModern);
   CHECK_FALSE(t.done());
   CHECK(t.summary.local_infile);
+  CHECK(t.awaiting_infile());  // the session must now send the client's data, not read the server
   Wire ok;
   ok.seq = 3;
   ok.ok(status::AUTOCOMMIT, 0x00, 10);
   t.infile_sent();
+  CHECK_FALSE(t.awaiting_infile());
   std::string o2;
   t.feed(as_bytes(ok.bytes), o2);
   CHECK(t.done());

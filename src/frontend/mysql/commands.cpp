@@ -54,7 +54,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     }
     if (end_seq) co_return co_await broken_server(to_client, sent_any, end_seq);
     if (tracker_.done()) break;
-    if (tracker_.summary.local_infile && used == 0 && server_buf_.empty()) {
+    if (tracker_.awaiting_infile() && server_buf_.empty()) {
       if (!co_await forward_infile()) co_return co_await broken_server(to_client, true);
       tracker_.infile_sent();
       continue;

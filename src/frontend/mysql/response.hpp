@@ -54,6 +54,9 @@ class ResponseTracker {
   static constexpr std::size_t kWholeBelow = 64 * 1024;
   bool done() const { return state_ == State::Done; }
   bool malformed() const { return malformed_; }
+  // The server asked for the client's LOCAL INFILE data: nothing more comes from the server until
+  // the client's data (ending with an empty packet) has been sent.
+  bool awaiting_infile() const { return state_ == State::InfileWait; }
   // The client has sent its LOCAL INFILE data (ending with an empty packet): expect OK / ERR.
   void infile_sent();
   // The sequence id an ERR packet would carry if the response broke off here: set at a packet
