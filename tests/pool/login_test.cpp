@@ -254,8 +254,8 @@ TEST_CASE("PostgreSQL login: md5 without TLS, messages split across reads") {
 TEST_CASE("PostgreSQL login: the server's own refusal, and answers Sluice must refuse") {
   auto run_once = [](std::unique_ptr<pool::PgLogin> login, std::vector<Op> script) { return refused(*login, script); };
   const std::string startup = std::string("\0\0\0\x1e\0\x03\0\0user\0app\0database\0db\0\0", 30);
-  std::string fatal =
-      pg_msg('E', std::string("SFATAL\0C28P01\0Mpassword authentication failed for user \"app\"\0\0", 64));
+  static const char kFatal[] = "SFATAL\0C28P01\0Mpassword authentication failed for user \"app\"\0";
+  std::string fatal = pg_msg('E', std::string(kFatal, sizeof kFatal));  // the fields, then the closing NUL
   auto r = run_once(std::make_unique<pool::PgLogin>(creds("app", "x"), "db", pool::ServerTls{}, kWhere),
                     {sent(startup, ""), served(fatal, "")});
   CHECK(r.error.from_server);
