@@ -37,6 +37,7 @@ log_level = "warn"
 listen = "127.0.0.1:{SLUICE_PG}"
 [mysql]
 listen = "127.0.0.1:{SLUICE_MY}"
+local_infile = true
 [http]
 listen = "127.0.0.1:{SLUICE_HTTP}"
 [[users]]
@@ -363,6 +364,32 @@ def my_errors_and_warnings(args):
         c.close()
 
 
+def my_load_data_local(args):
+    path = os.path.join(tempfile.gettempdir(), f"sluice-pyinfile-{os.getpid()}.tsv")
+    with open(path, "w") as f:
+        f.write("1\tone\n2\ttwo\n3\tthree\n")
+    c = pymysql.connect(**args, local_infile=True)
+    try:
+        out = []
+        with c.cursor() as cur:
+            cur.execute("DELETE FROM wd_py")
+            out.append(cur.execute(f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE wd_py"))
+            cur.execute("SELECT id, v FROM wd_py ORDER BY id")
+            out.append(cur.fetchall())
+            try:  # a file the client cannot read: it sends no data, the server answers an error
+                cur.execute(f"LOAD DATA LOCAL INFILE '{path}.missing' INTO TABLE wd_py")
+            except pymysql.err.OperationalError as e:
+                out.append(e.args[0])
+            cur.execute("SELECT COUNT(*) FROM wd_py")  # the connection goes on
+            out.append(cur.fetchall())
+            cur.execute("DELETE FROM wd_py")
+        c.commit()
+        return out
+    finally:
+        c.close()
+        os.remove(path)
+
+
 PG_SCENARIOS = [
     ("psycopg: pipeline with an error midway, then 50 pipelined", pg3_pipeline_with_error, PG_MODES),
     ("psycopg: executemany (pipelined) with returning", pg3_executemany_pipeline, ["session", "transaction"]),
@@ -385,6 +412,7 @@ MY_SCENARIOS = [
     ("PyMySQL: unbuffered cursor over 3000 rows", my_unbuffered, MY_MODES),
     ("PyMySQL: rollback and commit", my_transactions, MY_MODES),
     ("PyMySQL: an error, warnings", my_errors_and_warnings, MY_MODES),
+    ("PyMySQL: LOAD DATA LOCAL INFILE, and a file the client cannot read", my_load_data_local, MY_MODES),
 ]
 
 
