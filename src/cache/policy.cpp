@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include <re2/re2.h>
+
 #include "src/config/units.hpp"
 #include "src/sql/normalize.hpp"
 
@@ -52,8 +54,8 @@ bool uncacheable(const sql::Lexed& lexed) {
 
 Policy::Policy(const config::Cache& cfg) : cfg_(cfg) {
   for (auto& r : cfg.rules) {
-    Rule rule{r, std::nullopt};
-    if (!r.match.empty()) rule.re.emplace(r.match, std::regex::ECMAScript | std::regex::optimize);
+    Rule rule{r, nullptr};
+    if (!r.match.empty()) rule.re = std::make_shared<const re2::RE2>(r.match, re2::RE2::Quiet);
     rules_.push_back(std::move(rule));
   }
 }
@@ -101,7 +103,7 @@ std::optional<Candidate> Policy::consider(const sql::Lexed& lexed, std::string_v
           return std::find(r.cfg.tables.begin(), r.cfg.tables.end(), t) != r.cfg.tables.end();
         }))
       continue;
-    if (r.re && !std::regex_search(c.normalized, *r.re)) continue;
+    if (r.re && !re2::RE2::PartialMatch(c.normalized, *r.re)) continue;
     c.ttl = r.cfg.ttl.count() > 0 ? r.cfg.ttl : cfg_.default_ttl;
     return c;
   }

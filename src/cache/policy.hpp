@@ -1,18 +1,22 @@
 // Which reads the cache keeps, and for how long: [cache] mode = "all", [[cache.rules]] (tables,
-// regex on the normalized text, database, user, ttl), or a leading /* sluice:cache ttl=30s */
+// an RE2 pattern on the normalized text, database, user, ttl), or a leading /* sluice:cache ttl=30s */
 // hint. Never: statements calling volatile or session-dependent functions, or reading system
 // catalogs (those answers are not a function of the tables' data).
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "src/config/config.hpp"
 #include "src/sql/lexer.hpp"
+
+namespace re2 {
+class RE2;
+}
 
 namespace sluice::cache {
 
@@ -34,7 +38,7 @@ class Policy {
  private:
   struct Rule {
     config::CacheRule cfg;
-    std::optional<std::regex> re;
+    std::shared_ptr<const re2::RE2> re;  // RE2 syntax; null = any
   };
   config::Cache cfg_;
   std::vector<Rule> rules_;

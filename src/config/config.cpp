@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <charconv>
 #include <set>
-#include <regex>
 #include <thread>
+#include <re2/re2.h>
 #include <toml++/toml.h>
 
 #include <limits>
@@ -432,11 +432,8 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
         r.strings("tables", rule.tables);
         r.str("match", rule.match);
         if (!rule.match.empty()) {
-          try {
-            std::regex re(rule.match, std::regex::ECMAScript);
-          } catch (const std::regex_error& ex) {
-            r.fail(r.get("match"), "match", fmt::format("invalid regular expression: {}", ex.what()));
-          }
+          re2::RE2 re(rule.match, re2::RE2::Quiet);
+          if (!re.ok()) r.fail(r.get("match"), "match", fmt::format("invalid regular expression (RE2 syntax): {}", re.error()));
         }
         r.str("database", rule.database);
         r.str("user", rule.user);

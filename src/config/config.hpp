@@ -149,7 +149,7 @@ struct Pool {
 
 struct CacheRule {
   std::vector<std::string> tables;  // any of these tables read (empty = any)
-  std::string match;                // regex on the normalized text (empty = any)
+  std::string match;                // RE2 pattern searched in the normalized text (empty = any)
   std::string database, user;       // empty = any
   Duration ttl{0};                  // 0 = [cache] default_ttl
 };

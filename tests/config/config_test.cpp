@@ -154,3 +154,9 @@ TEST_CASE("server_tls keys: modes, paths relative to the config file, certificat
   CHECK(error_of(std::string(kBase) + "server_tls_cert = \"c.pem\"\n") ==
         "t.toml:5: clusters.pg.server_tls_key: server_tls_cert and server_tls_key go together");
 }
+
+TEST_CASE("cache rules' patterns are RE2: refused at load when they are not") {
+  std::string bad = error_of("[cache]\n[[cache.rules]]\nmatch = \"(?<=x)y\"\n");  // look-behind: not RE2
+  CHECK(bad.find("t.toml:3: cache.rules[0].match: invalid regular expression (RE2 syntax)") == 0);
+  CHECK(error_of("[cache]\n[[cache.rules]]\nmatch = \"^select .* from (t|u)\\\\b\"\n") == "");
+}
