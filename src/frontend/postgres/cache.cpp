@@ -18,8 +18,10 @@ std::string Session::cache_key(const std::string& normalized) const {
 awaitable<bool> Session::try_cache(const wire::Frame& f) {
   wire::Reader r(f.body);
   std::string_view text = r.cstr();
-  if (!r.ok() || !sql::classify(text, sql::Dialect::Postgres).read()) co_return false;
-  auto cand = ctx_.cache_policy()->consider(text, sql::Dialect::Postgres, database_, user_);
+  if (!r.ok()) co_return false;
+  sql::lex_into(lexed_, text, sql::Dialect::Postgres);  // once for the class, the key and the tables
+  if (!sql::classify(lexed_).read()) co_return false;
+  auto cand = ctx_.cache_policy()->consider(lexed_, database_, user_);
   if (!cand) co_return false;
   co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
 }
@@ -64,8 +66,9 @@ awaitable<bool> Session::try_cache_extended() {
     if (shape.size() > 5) co_return false;
   }
   if (bind_rest.empty() || exec_body.empty() || query.empty()) co_return false;
-  if (!sql::classify(query, sql::Dialect::Postgres).read()) co_return false;
-  auto cand = ctx_.cache_policy()->consider(query, sql::Dialect::Postgres, database_, user_);
+  sql::lex_into(lexed_, query, sql::Dialect::Postgres);
+  if (!sql::classify(lexed_).read()) co_return false;
+  auto cand = ctx_.cache_policy()->consider(lexed_, database_, user_);
   if (!cand) co_return false;
   std::string key = cache_key(cand->normalized);
   key.append(
@@ -156,23 +159,23 @@ void Session::note_for_invalidation(const wire::Frame& f) {
   if (f.type == wire::fe::Parse) r.cstr();
   text = r.cstr();
   if (!r.ok()) return;
-  auto cls = sql::classify(text, sql::Dialect::Postgres);
-  if (temp_table_statement(text)) no_cache_ = true;  // its reads could name a temporary table
+  sql::lex_into(lexed_, text, sql::Dialect::Postgres);  // once for the class, temp tables and tables
+  auto cls = sql::classify(lexed_);
+  if (temp_table_statement(lexed_)) no_cache_ = true;  // its reads could name a temporary table
   if (cls.kind == sql::StatementKind::Rollback) {
     pending_invalidation_.clear();
     invalidate_all_ = false;
     return;
   }
   if (cls.kind != sql::StatementKind::Write) return;
-  auto refs = sql::tables(text, sql::Dialect::Postgres);
+  auto refs = sql::tables(lexed_);
   if (!refs.complete) invalidate_all_ = true;
   for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
 }
 
-bool Session::temp_table_statement(std::string_view text) {
-  sql::Lexer lex(text, sql::Dialect::Postgres);
+bool Session::temp_table_statement(const sql::Lexed& lexed) {
   sql::Token prev;
-  for (auto t = lex.next(); t.kind != sql::Token::End; t = lex.next()) {
+  for (const auto& t : lexed.tokens) {
     if ((t.is("temp") || t.is("temporary")) &&
         (prev.is("create") || prev.is("into") || prev.is("global") || prev.is("local")))
       return true;

@@ -273,7 +273,7 @@ class Session {
 
   // CREATE TEMP[ORARY] TABLE / SELECT ... INTO TEMP: from then on this client's reads may name a
   // table only its session has, so none of them is cached or answered from the cache.
-  static bool temp_table_statement(std::string_view text);
+  static bool temp_table_statement(const sql::Lexed& lexed);
 
   // Writes forwarded to the server are done (the transaction, or the autocommit statement, ended):
   // drop their tables' cached answers. With `position_follows`, the write's replication position
@@ -462,6 +462,7 @@ class Session {
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
   std::string capture_, cache_key_, fill_key_;
+  sql::Lexed lexed_;  // the text being looked at for the cache (storage reused)
   cache::FillTicket fill_ticket_;
   router::Position route_position_;  // a replica's replayed position when the read was routed there
   // Tables whose writes' position take_write_token() is learning (WriteMarks pending).
