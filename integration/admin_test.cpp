@@ -29,9 +29,8 @@ namespace {
 int pg_replica_port() { return std::stoi(env_or("SLUICE_PG_REPLICA_PORT", "15433")); }
 
 const char* kGeneral = "admin_users = [\"admin\"]\nstats_users = [\"watcher\"]\n";
-
-std::string pools(int pool_size, int http_port, bool cache = true) {
-  std::string s = R"(
+// The console's users: an admin and a stats user (kGeneral names them).
+const char* kConsoleUsers = R"(
 [[users]]
 name = "admin"
 password = "adminpw"
@@ -39,7 +38,10 @@ password = "adminpw"
 [[users]]
 name = "watcher"
 password = "watchpw"
+)";
 
+std::string pools(int pool_size, int http_port, bool cache = true) {
+  std::string s = std::string(kConsoleUsers) + R"(
 [clusters.pgr]
 protocol = "postgres"
 primary = ")" + pg_host() + ":" + std::to_string(pg_port()) +
@@ -763,15 +765,7 @@ TEST_CASE("every command through Connector/C: same columns as libpq, operator co
 TEST_CASE("database = \"*\" pools: DISABLE, PAUSE and SHOW STATS name the client's database, on both protocols") {
   // The MySQL side once checked the pool's literal "*" (issue 18's drift): DISABLE app let MySQL
   // clients of app in, PAUSE app did not hold them, and their stats were filed under "*".
-  const std::string star = R"(
-[[users]]
-name = "admin"
-password = "adminpw"
-
-[[users]]
-name = "watcher"
-password = "watchpw"
-
+  const std::string star = std::string(kConsoleUsers) + R"(
 [[pools]]
 database = "*"
 cluster = "pg"
