@@ -121,10 +121,7 @@ awaitable<bool> Session::server_lost() {
   }
   if (mode_ == config::PoolMode::Session)
     close_client();  // as the server's own loss would look: the client library reports 2013
-  else
-    co_await send_err(
-        my::er::QUERY_INTERRUPTED, "70100",
-        "Sluice lost its server connection before running this statement; nothing was changed, run it again");
+  else co_await refuse(Refusal::LostBeforeRunning);
   co_return false;
 }
 

@@ -15,6 +15,7 @@
 #include "protocols/mysql/codec.hpp"
 #include "src/frontend/common/session_core.hpp"
 #include "src/frontend/mysql/command_state.hpp"
+#include "src/frontend/mysql/refusals.hpp"
 #include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/mysql/response.hpp"
 #include "src/pool/mysql_io.hpp"
@@ -77,11 +78,25 @@ class Session {
     sock_.close(ec);
   }
 
+  // An error the server or a lease failure said, relayed with its own code.
   awaitable<bool> send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message);
+
+  // One of Sluice's own errors (refusals.hpp): false when it ends the client's connection, else
+  // whether it was written.
+  template <class... A>
+  awaitable<bool> refuse(Refusal r, const A&... args) {
+    return send_refusal(r, refusal_text(r, args...));
+  }
+  awaitable<bool> send_refusal(Refusal r, std::string text);
+
+  // The client's address as MySQL's access errors show it.
+  std::string peer_address() const;
 
   awaitable<bool> send_ok(std::uint64_t affected = 0, std::string_view info = {});
 
-  std::string access_denied(bool with_password) const;
+  awaitable<bool> access_denied(Refusal r, bool with_password) {
+    return refuse(r, user_, peer_address(), with_password ? "YES" : "NO");
+  }
 
   // ---- login -----------------------------------------------------------------------------
 

@@ -117,9 +117,10 @@ awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client,
     close_client();
     co_return std::nullopt;
   }
+  const auto& row = refusal_row(Refusal::ServerLost);
   std::string p;
-  my::build_err(p, my::er::QUERY_INTERRUPTED, "70100",
-                "Sluice: " + loss_text(classify_loss(had_tx, cmd_read_), server));
+  my::build_err(p, row.code, row.sqlstate,
+                refusal_text(Refusal::ServerLost, loss_text(classify_loss(had_tx, cmd_read_), server)));
   co_await io_.write(p, *seq);
   co_return std::nullopt;
 }
@@ -171,14 +172,10 @@ awaitable<bool> Session::read_command() {
   if (idle_timer) timer_.cancel();
   if (ok && stats_) stats_->bytes_in.fetch_add(io_.payload().size() + 4, std::memory_order_relaxed);
   if (!ok) {
-    if (io_.error() == "message larger than the limit")
-      co_await send_err(my::er::NET_PACKET_TOO_LARGE, "08S01", "Got a packet bigger than 'max_packet_size' bytes");
+    if (io_.error() == "message larger than the limit") co_await refuse(Refusal::PacketTooLarge);
     co_return false;
   }
-  if (io_.payload().empty()) {
-    co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (empty command)");
-    co_return false;
-  }
+  if (io_.payload().empty()) co_return co_await refuse(Refusal::EmptyCommand);
   co_return true;
 }
 
@@ -223,7 +220,7 @@ awaitable<bool> Session::dispatch() {
     default:
       break;
   }
-  co_return co_await send_err(my::er::UNKNOWN_COM, "08S01", "Unknown command");
+  co_return co_await refuse(Refusal::UnknownCommand);
 }
 
 awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id,

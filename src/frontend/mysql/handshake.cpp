@@ -41,13 +41,6 @@ std::string random_nonce() {
 
 }  // namespace
 
-std::string Session::access_denied(bool with_password) const {
-  error_code ec;
-  auto peer = sock_.remote_endpoint(ec);
-  return fmt::format("Access denied for user '{}'@'{}' (using password: {})", user_,
-                     ec ? std::string("unknown") : peer.address().to_string(), with_password ? "YES" : "NO");
-}
-
 awaitable<bool> Session::login() {
   std::weak_ptr<bool> alive = alive_;
   timer_.expires_after(cfg_->general.client_login_timeout);
@@ -103,17 +96,14 @@ awaitable<bool> Session::handshake() {
   io_.set_exact(false);
   my::HandshakeResponse resp;
   if (!my::parse_handshake_response(io_.bytes(), resp)) {
-    co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
-    co_return false;
+    co_return co_await refuse(Refusal::BadHandshake);
   }
   if (resp.ssl_request_only) {
     if (!snap_->my_tls) {
-      co_await send_err(my::er::HANDSHAKE, "08S01", "Sluice does not offer TLS on this listener");
-      co_return false;
+      co_return co_await refuse(Refusal::TlsNotOffered);
     }
     if (!io_.leftover().empty()) {  // bytes after SSLRequest before the handshake: refuse
-      co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
-      co_return false;
+      co_return co_await refuse(Refusal::BadHandshake);
     }
     tls_ = co_await accept_tls(sock_, snap_->my_tls, *info_);
     if (!tls_) co_return false;
@@ -121,14 +111,10 @@ awaitable<bool> Session::handshake() {
     if (!co_await io_.read()) co_return false;
     resp = my::HandshakeResponse{};
     if (!my::parse_handshake_response(io_.bytes(), resp) || resp.ssl_request_only) {
-      co_await send_err(my::er::HANDSHAKE, "08S01", "Bad handshake");
-      co_return false;
+      co_return co_await refuse(Refusal::BadHandshake);
     }
   } else if (cfg_->mysql.tls.mode == config::TlsMode::Require) {
-    co_await send_err(3159, "HY000",
-                      "Connections using insecure transport are prohibited: Sluice requires TLS on this listener "
-                      "(--ssl-mode=REQUIRED or stronger)");
-    co_return false;
+    co_return co_await refuse(Refusal::TlsRequired);
   }
   caps_ = resp.capabilities & hs.capabilities;
   mariadb_caps_ = resp.mariadb_capabilities & hs.mariadb_capabilities;
@@ -146,12 +132,7 @@ awaitable<bool> Session::handshake() {
     console_caller_.client_id = info_->id;
     console_caller_.protocol = config::Protocol::Mysql;
     if (!console_caller_.admin && !cfg_->is_stats(user_)) {
-      error_code ec;
-      auto peer = sock_.remote_endpoint(ec);
-      co_await send_err(1044, "42000",
-                        fmt::format("Access denied for user '{}'@'{}' to database 'sluice'", user_,
-                                    ec ? std::string("unknown") : peer.address().to_string()));
-      co_return false;
+      co_return co_await refuse(Refusal::ConsoleDenied, user_, peer_address());
     }
     console_ = true;
     info_->set_identity(user_, db);
@@ -192,8 +173,7 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
   learned_ = learned;
   if (!found) {
     co_await throttle_failed_login();
-    co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(!response.empty()));
-    co_return false;
+    co_return co_await access_denied(Refusal::AccessDenied, !response.empty());
   }
   creds_ = std::move(found);
   // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
@@ -203,11 +183,8 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
       net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, cfg_->mysql.tls.client_cert, cert_user, user_, cn);
   if (verdict != net::CertVerdict::Ok) {
     co_await throttle_failed_login();
-    co_await send_err(my::er::ACCESS_DENIED, "28000",
-                      access_denied(!response.empty()) + (verdict == net::CertVerdict::WrongUser
-                                                              ? " (client certificate is for another user)"
-                                                              : " (a valid client certificate is required)"));
-    co_return false;
+    co_return co_await access_denied(
+        verdict == net::CertVerdict::WrongUser ? Refusal::CertWrongUser : Refusal::CertRequired, !response.empty());
   }
   if (creds_->client_auth == config::AuthMethod::Trust || cert_user) co_return true;
 
@@ -233,8 +210,7 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
         co_return true;
       case ClientAuth::Step::Denied:
         co_await throttle_failed_login();
-        co_await send_err(my::er::ACCESS_DENIED, "28000", access_denied(auth.with_password()));
-        co_return false;
+        co_return co_await access_denied(Refusal::AccessDenied, auth.with_password());
     }
   }
 }
@@ -249,15 +225,11 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
       }
   if (!pc) {
     log::info("client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_, db);
-    co_await send_err(my::er::BAD_DB, "42000", fmt::format("Unknown database '{}'", db));
-    co_return false;
+    co_return co_await refuse(Refusal::UnknownDatabase, db);
   }
   served_db_ = served_database(*pc, db);
   if (ctx_.controls.disabled(served_db_)) {
-    co_await send_err(
-        1105, "HY000",
-        fmt::format("Sluice: database '{}' is disabled by an administrator (ENABLE on the admin console)", db));
-    co_return false;
+    co_return co_await refuse(Refusal::DatabaseDisabled, db);
   }
   stats_ = ctx_.stats.get("mysql", served_db_);
   info_->set_identity(user_, db);

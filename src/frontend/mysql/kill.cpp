@@ -7,13 +7,12 @@ namespace sluice::frontend::mysql {
 awaitable<bool> Session::kill(sql::MysqlKill k) {
   auto target = client_registry().find(k.id);
   if (!target) target = client_registry().find_by_thread(k.id);
-  if (!target) co_return co_await send_err(my::er::NO_SUCH_THREAD, "HY000", fmt::format("Unknown thread id: {}", k.id));
+  if (!target) co_return co_await refuse(Refusal::NoSuchThread, k.id);
   config::Endpoint ep;
   std::uint32_t thread = 0;
   {
     std::lock_guard lock(target->mu);
-    if (target->user != user_ && !cfg_->is_admin(user_))
-      co_return co_await send_err(my::er::KILL_DENIED, "HY000", fmt::format("You are not owner of thread {}", k.id));
+    if (target->user != user_ && !cfg_->is_admin(user_)) co_return co_await refuse(Refusal::NotThreadOwner, k.id);
     if (target->attached) {
       ep = target->endpoint;
       thread = target->thread_id;
@@ -26,8 +25,7 @@ awaitable<bool> Session::kill(sql::MysqlKill k) {
       --target->kill_holds;
     }
     if (k.query_only) co_return co_await send_ok();  // nothing else runs for this client now
-    co_await send_err(1927, "70100", "Connection was killed");
-    co_return false;
+    co_return co_await refuse(Refusal::KilledSelf);
   }
   bool ok = true;
   std::string failure;
@@ -61,7 +59,7 @@ awaitable<bool> Session::kill(sql::MysqlKill k) {
     --target->kill_holds;
   }
   if (!k.query_only) target->close();
-  if (!ok) co_return co_await send_err(my::er::KILL_DENIED, "HY000", "Sluice could not deliver the KILL: " + failure);
+  if (!ok) co_return co_await refuse(Refusal::KillNotDelivered, failure);
   co_return co_await send_ok();
 }
 

@@ -70,11 +70,7 @@ void Session::remember_server_stmt(std::uint64_t id, std::uint32_t server_id) {
 
 awaitable<bool> Session::com_prepare() {
   if (stmts_.size() >= cfg_->general.max_client_prepared_statements) {
-    co_await send_err(
-        1461, "42000",
-        fmt::format("Can't create more than max_client_prepared_statements statements (current value: {})",
-                    cfg_->general.max_client_prepared_statements));
-    co_return true;
+    co_return co_await refuse(Refusal::TooManyStatements, cfg_->general.max_client_prepared_statements);
   }
   std::string query(std::string_view(io_.payload()).substr(1));
   sql::lex_into(lexed_, query, sql::Dialect::Mysql);
@@ -145,8 +141,7 @@ ClientStmt* Session::find_stmt(my::Bytes payload, std::uint32_t& id) {
 }
 
 awaitable<bool> Session::unknown_stmt(std::uint32_t id, std::string_view where) {
-  co_return co_await send_err(my::er::UNKNOWN_STMT_HANDLER, "HY000",
-                              fmt::format("Unknown prepared statement handler ({}) given to {}", id, where));
+  co_return co_await refuse(Refusal::UnknownStatement, id, where);
 }
 
 awaitable<bool> Session::com_execute() {
@@ -155,8 +150,7 @@ awaitable<bool> Session::com_execute() {
   if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_execute");
   my::ExecuteView v;
   if (!my::parse_execute(io_.bytes(), cs->params, v)) {
-    co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (COM_STMT_EXECUTE)");
-    co_return false;
+    co_return co_await refuse(Refusal::MalformedExecute);
   }
   std::string payload;
   if (v.new_params_bound) {
@@ -198,10 +192,7 @@ awaitable<bool> Session::com_execute() {
     if (ready && !co_await ensure_prepared(stmt_ref)) {
       ready = false;
       if (!server_ && retry_allowed_) retry_pending_ = true;  // the server broke during the prepare
-      else if (!server_ && sock_.is_open())
-        co_await send_err(
-            my::er::QUERY_INTERRUPTED, "70100",
-            "Sluice lost its server connection before running this statement; nothing was changed, run it again");
+      else if (!server_ && sock_.is_open()) co_await refuse(Refusal::LostBeforeRunning);
     }
     if (!ready && retry_pending_) {
       retry_allowed_ = false;
@@ -281,7 +272,7 @@ awaitable<bool> Session::com_fetch() {
   ClientStmt* cs = find_stmt(io_.bytes(), id);
   if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_fetch");
   if (!cmd_.cursor_open || !server_ || !server_->statement_ids.count(cs->stmt->id))
-    co_return co_await send_err(1421, "HY000", fmt::format("The statement ({}) has no open cursor", id));
+    co_return co_await refuse(Refusal::NoOpenCursor, id);
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
   if (!co_await relay(payload, ResponseKind::Fetch)) co_return false;

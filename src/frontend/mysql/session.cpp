@@ -37,7 +37,8 @@ Session::Session(tcp::socket sock, state::Context& ctx)
       [this] {
         end_reason_ = "killed by the administrator";
         std::string p, out;
-        my::build_err(p, 1927, "70100", "Connection was killed by the administrator (KILL)");
+        const auto& row = refusal_row(Refusal::KilledByAdmin);
+        my::build_err(p, row.code, row.sqlstate, row.text);
         my::append_packets(out, p, 0);
         return io_.framed(out);
       },
@@ -148,6 +149,18 @@ awaitable<bool> Session::send_err(std::uint16_t code, std::string_view sqlstate,
   co_return co_await io_.reply(p);
 }
 
+awaitable<bool> Session::send_refusal(Refusal r, std::string text) {
+  const auto& row = refusal_row(r);
+  bool written = co_await send_err(row.code, row.sqlstate, text);
+  co_return written && !row.ends_session;
+}
+
+std::string Session::peer_address() const {
+  error_code ec;
+  auto peer = sock_.remote_endpoint(ec);
+  return ec ? std::string("unknown") : peer.address().to_string();
+}
+
 awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) {
   std::string p;
   my::Ok ok;
@@ -160,7 +173,8 @@ awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) 
 
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   std::string err, refusal;
-  my::build_err(err, my::er::CON_COUNT, "08004", "Too many connections (max_client_conn)");
+  const auto& row = refusal_row(Refusal::TooManyClients);
+  my::build_err(err, row.code, row.sqlstate, row.text);
   my::append_packets(refusal, err, 0);
   co_await serve_admitted<Session>(std::move(sock), ctx, std::move(refusal), "mysql session");
 }

@@ -155,7 +155,7 @@ awaitable<bool> Session::com_set_option() {
   my::Reader r(io_.bytes());
   r.u8();
   std::uint16_t opt = r.u16();
-  if (!r.ok() || opt > 1) co_return co_await send_err(my::er::UNKNOWN_COM, "08S01", "Unknown command");
+  if (!r.ok() || opt > 1) co_return co_await refuse(Refusal::UnknownCommand);
   const bool before = multi_statements_;
   multi_statements_ = opt == 0;
   if (server_) {  // attached (in a transaction): apply now, else at the next attach
@@ -163,8 +163,7 @@ awaitable<bool> Session::com_set_option() {
     auto res = co_await exchange(cmd, ResponseKind::Single, false);
     if (!res) {  // the server connection, and what the client held on it, is gone: say so
       multi_statements_ = before;
-      co_return co_await send_err(my::er::QUERY_INTERRUPTED, "70100",
-                                  "Sluice: " + loss_text(Loss::InTransaction, server));
+      co_return co_await refuse(Refusal::ServerLost, loss_text(Loss::InTransaction, server));
     }
     server_->multi_statements = multi_statements_;
   }
@@ -200,8 +199,7 @@ awaitable<bool> Session::com_reset_connection() {
 awaitable<bool> Session::com_change_user() {
   my::ChangeUser cu;
   if (!my::parse_change_user(io_.bytes(), caps_, cu)) {
-    co_await send_err(my::er::MALFORMED, "HY000", "Malformed communication packet (COM_CHANGE_USER)");
-    co_return false;
+    co_return co_await refuse(Refusal::MalformedChangeUser);
   }
   // Whatever the old user left on a server connection goes with it.
   if (server_) {
