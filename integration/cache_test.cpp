@@ -331,3 +331,79 @@ TEST_CASE("the memory cap holds under a flood of distinct queries") {
   // The cache still answers (the newest entries are there).
   CHECK(c.scalar("SELECT 8000, repeat('x', 8000)") == "8000");
 }
+
+TEST_CASE("a cluster's write_functions are never cached and drop the cache when called, on both protocols") {
+  // The operator lists functions that write: a read calling one is not a read, and what it
+  // wrote is not in its text, so every entry goes.
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS wf_log");
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("CREATE TABLE wf_log (n int)"));
+  REQUIRE(direct.exec("CREATE OR REPLACE FUNCTION touch_log() RETURNS int LANGUAGE sql VOLATILE AS "
+                      "'INSERT INTO wf_log VALUES (1); SELECT 1'"));
+  MyConn root(my_port(), "root", "", "app");
+  REQUIRE(root.scalar("DROP TABLE IF EXISTS wf_log") == "");
+  REQUIRE(root.scalar("DROP FUNCTION IF EXISTS touch_log") == "");
+  REQUIRE(root.scalar("CREATE TABLE wf_log (n INT)") == "");
+  REQUIRE(root.scalar("CREATE FUNCTION touch_log() RETURNS INT DETERMINISTIC MODIFIES SQL DATA "
+                      "BEGIN INSERT INTO wf_log VALUES (1); RETURN 1; END") == "");
+  SluiceProcess s("[clusters.pgw]\nprotocol = \"postgres\"\nprimary = \"" + pg_host() + ":" + std::to_string(pg_port()) +
+                  "\"\nwrite_functions = [\"touch_log\"]\n\n[clusters.myw]\nprotocol = \"mysql\"\nprimary = "
+                  "\"127.0.0.1:" +
+                  std::to_string(my_port()) +
+                  "\"\nwrite_functions = [\"touch_log\"]\n\n"
+                  "[[pools]]\ndatabase = \"app\"\ncluster = \"pgw\"\npool_size = 2\n\n"
+                  "[[pools]]\ndatabase = \"app\"\ncluster = \"myw\"\npool_size = 2\n\n"
+                  "[cache]\nmode = \"all\"\ndefault_ttl = \"60s\"\n");
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  CHECK(c.scalar("SELECT count(*) FROM wf_log") == "0");
+  CHECK(c.scalar("SELECT count(*) FROM wf_log") == "0");  // cached
+  CHECK(c.scalar("SELECT touch_log()") == "1");
+  CHECK(c.scalar("SELECT touch_log()") == "1");
+  CHECK(direct.scalar("SELECT count(*) FROM wf_log") == "2");  // both calls ran
+  CHECK(c.scalar("SELECT count(*) FROM wf_log") == "2");       // and the cached count went
+  MyConn m(s.my_port());
+  REQUIRE(m.ok);
+  CHECK(m.scalar("SELECT COUNT(*) FROM wf_log") == "0");
+  CHECK(m.scalar("SELECT COUNT(*) FROM wf_log") == "0");  // cached
+  CHECK(m.scalar("SELECT touch_log()") == "1");
+  CHECK(m.scalar("SELECT touch_log()") == "1");
+  CHECK(root.scalar("SELECT COUNT(*) FROM wf_log") == "2");
+  CHECK(m.scalar("SELECT COUNT(*) FROM wf_log") == "2");
+  REQUIRE(direct.exec("DROP FUNCTION touch_log()"));
+  REQUIRE(direct.exec("DROP TABLE wf_log"));
+  CHECK(root.scalar("DROP FUNCTION touch_log") == "");
+  CHECK(root.scalar("DROP TABLE wf_log") == "");
+}
+
+TEST_CASE("a whole transaction in one text (BEGIN; UPDATE; COMMIT) makes cached reads of its tables fresh") {
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS tx1_t");
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("CREATE TABLE tx1_t (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO tx1_t VALUES (1, 10)"));
+  MyConn root(my_port(), "root", "", "app");
+  REQUIRE(root.scalar("DROP TABLE IF EXISTS mtx1_t") == "");
+  REQUIRE(root.scalar("CREATE TABLE mtx1_t (id INT PRIMARY KEY, v INT)") == "");
+  REQUIRE(root.scalar("INSERT INTO mtx1_t VALUES (1, 10)") == "");
+  SluiceProcess s(std::string(kCachePools) +
+                  "\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_size = 2\n");
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  CHECK(c.scalar("SELECT v FROM tx1_t WHERE id = 1") == "10");
+  CHECK(c.scalar("SELECT v FROM tx1_t WHERE id = 1") == "10");  // cached
+  REQUIRE(c.exec("BEGIN; UPDATE tx1_t SET v = 11 WHERE id = 1; COMMIT"));
+  CHECK(c.scalar("SELECT v FROM tx1_t WHERE id = 1") == "11");
+  REQUIRE(c.exec("START TRANSACTION; UPDATE tx1_t SET v = 12 WHERE id = 1; COMMIT"));
+  CHECK(c.scalar("SELECT v FROM tx1_t WHERE id = 1") == "12");
+  MyConn m(s.my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
+  REQUIRE(m.ok);
+  CHECK(m.scalar("SELECT v FROM mtx1_t WHERE id = 1") == "10");
+  CHECK(m.scalar("SELECT v FROM mtx1_t WHERE id = 1") == "10");  // cached
+  m.scalar("START TRANSACTION; UPDATE mtx1_t SET v = 11 WHERE id = 1; COMMIT");
+  while (mysql_next_result(m.m) == 0) {
+    if (MYSQL_RES* r = mysql_store_result(m.m)) mysql_free_result(r);
+  }
+  CHECK(m.scalar("SELECT v FROM mtx1_t WHERE id = 1") == "11");
+  REQUIRE(direct.exec("DROP TABLE tx1_t"));
+  CHECK(root.scalar("DROP TABLE mtx1_t") == "");
+}

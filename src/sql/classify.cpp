@@ -139,8 +139,13 @@ Classification classify_one(std::span<const Token> t, Dialect d, const std::vect
         char buf[64];
         for (std::size_t j = 0; j < k.text.size(); ++j) buf[j] = static_cast<char>(std::tolower(static_cast<unsigned char>(k.text[j])));
         std::string_view name(buf, k.text.size());
-        if (is_write_function(name, d) || std::find(extra.begin(), extra.end(), name) != extra.end()) {
+        if (is_write_function(name, d)) {
           c.reason = "function that writes, locks or reads session state";
+          return c;
+        }
+        if (std::find(extra.begin(), extra.end(), name) != extra.end()) {
+          c.reason = "one of the cluster's write_functions";
+          c.opaque_write = true;
           return c;
         }
       } else if (i + 1 < t.size() && t[i + 1].sym('(')) {
@@ -150,8 +155,13 @@ Classification classify_one(std::span<const Token> t, Dialect d, const std::vect
     } else if (k.kind == Token::QuotedIdent && i + 1 < t.size() && t[i + 1].sym('(')) {
       auto q = k.text;
       auto name = lower(q.substr(1, q.size() >= 2 ? q.size() - 2 : 0));
-      if (is_write_function(name, d) || std::find(extra.begin(), extra.end(), name) != extra.end()) {
+      if (is_write_function(name, d)) {
         c.reason = "function that writes, locks or reads session state";
+        return c;
+      }
+      if (std::find(extra.begin(), extra.end(), name) != extra.end()) {
+        c.reason = "one of the cluster's write_functions";
+        c.opaque_write = true;
         return c;
       }
     } else if (k.sym(':') && i + 1 < t.size() && t[i + 1].sym('=')) {
@@ -222,6 +232,7 @@ Classification classify(const Lexed& lexed, const std::vector<std::string>& extr
   Hint h = out.hint;
   if (ranges.size() == 1) {
     out = classify_one(statement(0), d, extra);
+    out.writes = out.kind == StatementKind::Write;
   } else if (auto first = classify_one(statement(0), d, extra); first.kind == StatementKind::Begin) {
     // "BEGIN; SET TRANSACTION READ ONLY; ..." in one text: a read-only transaction.
     out = first;
@@ -229,16 +240,22 @@ Classification classify(const Lexed& lexed, const std::vector<std::string>& extr
       auto second = classify_one(statement(1), d, extra);
       if (second.kind == StatementKind::SetTransaction && second.read_only) out.read_only = true;
     }
-  } else {
-    for (std::size_t k = 0; k < ranges.size(); ++k) {
+    for (std::size_t k = 1; k < ranges.size(); ++k) {  // what the transaction writes
       auto c = classify_one(statement(k), d, extra);
-      if (!c.read()) {
-        out.kind = StatementKind::Write;
-        out.reason = "several statements, not all reads";
-        break;
-      }
-      out.kind = StatementKind::Read;
+      out.writes = out.writes || c.kind == StatementKind::Write;
+      out.opaque_write = out.opaque_write || c.opaque_write;
     }
+  } else {
+    bool all_reads = true;
+    for (std::size_t k = 0; k < ranges.size(); ++k) {  // all of them: any may call a write function
+      auto c = classify_one(statement(k), d, extra);
+      if (c.read()) continue;
+      all_reads = false;
+      out.writes = out.writes || c.kind == StatementKind::Write;
+      out.opaque_write = out.opaque_write || c.opaque_write;
+    }
+    out.kind = all_reads ? StatementKind::Read : StatementKind::Write;
+    if (!all_reads) out.reason = "several statements, not all reads";
   }
   out.hint = h;
   return out;

@@ -23,6 +23,11 @@ struct Classification {
   bool read_only = false;  // Begin / SetTransaction: READ ONLY
   Hint hint = Hint::None;
   const char* reason = "";  // why a candidate read is not one (tests, debug logs)
+  // Some statement of the text writes data (is a Write), whatever the text's kind: "BEGIN;
+  // UPDATE t …; COMMIT" is a Begin that writes (invalidation needs this, routing the kind).
+  bool writes = false;
+  // It calls one of the operator's write functions: what it writes is not in its text.
+  bool opaque_write = false;
   bool read() const { return kind == StatementKind::Read; }
 };
 

@@ -302,6 +302,31 @@ TEST_CASE("a configurable list of functions makes reads go to the primary") {
   CHECK_FALSE(classify("SELECT app.my_audit_log(1)", M, {"my_audit_log"}).read());
 }
 
+TEST_CASE("a listed write function makes the write opaque (its tables are not in the text), in any statement") {
+  CHECK(classify("SELECT my_audit_log(1)", P, {"my_audit_log"}).opaque_write);
+  CHECK(classify("SELECT \"my_audit_log\"(1)", P, {"my_audit_log"}).opaque_write);
+  CHECK_FALSE(classify("SELECT nextval('s')", P, {"my_audit_log"}).opaque_write);  // built in: no user table
+  CHECK_FALSE(classify("UPDATE t SET v = 1", P, {"my_audit_log"}).opaque_write);
+  // Several statements: the first write does not hide a later call.
+  auto several = classify("UPDATE t SET v = 1; SELECT my_audit_log(1)", M, {"my_audit_log"});
+  CHECK(several.kind == StatementKind::Write);
+  CHECK(several.opaque_write);
+  CHECK(classify("SELECT 1; SELECT 2", M).read());
+  CHECK(classify("SELECT 1; UPDATE t SET v = 1; SELECT 2", M).kind == StatementKind::Write);
+}
+
+TEST_CASE("a whole transaction in one text is a Begin that writes") {
+  auto tx = classify("BEGIN; UPDATE t SET v = 1; COMMIT", P);
+  CHECK(tx.kind == StatementKind::Begin);
+  CHECK(tx.writes);
+  CHECK(classify("START TRANSACTION; SELECT my_audit_log(1); COMMIT", M, {"my_audit_log"}).opaque_write);
+  CHECK_FALSE(classify("BEGIN; SELECT 1; COMMIT", P).writes);
+  CHECK_FALSE(classify("SELECT 1; COMMIT", P).writes);  // not a read, but writes nothing
+  CHECK(classify("UPDATE t SET v = 1", P).writes);
+  CHECK_FALSE(classify("SELECT 1", P).writes);
+  CHECK_FALSE(classify("COMMIT", P).writes);
+}
+
 TEST_CASE("lexer tokens") {
   Lexer l("SELECT $1, E'a\\'b', $q$x$q$, \"Id\", 1.5e+3 -- c\n", Dialect::Postgres);
   std::vector<Token::Kind> kinds;

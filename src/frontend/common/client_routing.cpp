@@ -16,6 +16,7 @@ void ClientRouting::bind(const config::Config& cfg, const config::Pool& pc, cons
   pools_[0] = std::move(primary);
   make_ = std::move(make);
   route.member = 0;
+  write_functions_ = cluster.write_functions;
 }
 
 std::shared_ptr<pool::Pool> ClientRouting::pool(int member) {

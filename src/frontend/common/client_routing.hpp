@@ -31,6 +31,9 @@ class ClientRouting final : public LeaseHooks {
             std::shared_ptr<pool::Pool> primary, const router::Router& router, PoolMaker make);
 
   bool split() const { return split_; }
+  // The cluster's write_functions, split or not: a statement calling one is neither a read for
+  // routing nor cacheable, and it may write any table.
+  const std::vector<std::string>& write_functions() const { return write_functions_; }
   // Only when split().
   router::ClusterRuntime& cluster() const { return *cluster_; }
   const std::shared_ptr<pool::Pool>& primary() const { return pools_[0]; }
@@ -71,6 +74,7 @@ class ClientRouting final : public LeaseHooks {
   std::shared_ptr<router::ClusterRuntime> cluster_;
   bool split_ = false;
   std::vector<std::shared_ptr<pool::Pool>> pools_;
+  std::vector<std::string> write_functions_;
   PoolMaker make_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
   // The lease in progress: how to reach the members.

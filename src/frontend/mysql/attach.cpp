@@ -5,18 +5,11 @@
 
 namespace sluice::frontend::mysql {
 
-namespace {
-const std::vector<std::string> kNoWriteFunctions;
-}  // namespace
-
 sql::Classification Session::classify(std::string_view text) const {
-  return sql::classify(text, sql::Dialect::Mysql,
-                       routing_.split() ? routing_.cluster().config().write_functions : kNoWriteFunctions);
+  return sql::classify(text, sql::Dialect::Mysql, write_functions());
 }
 
-sql::Classification Session::classify(const sql::Lexed& text) const {
-  return sql::classify(text, routing_.split() ? routing_.cluster().config().write_functions : kNoWriteFunctions);
-}
+const std::vector<std::string>& Session::write_functions() const { return routing_.write_functions(); }
 
 bool Session::command_is_read() {
   const auto& p = io_.payload();

@@ -53,7 +53,7 @@ void Session::finish_capture(bool relayed) {
   end_fill();
 }
 
-void Session::note_for_invalidation(sql::StatementKind kind, const sql::Lexed& text) {
+void Session::note_for_invalidation(sql::StatementKind kind, bool opaque, const sql::TableRefs* written) {
   if (!ctx_.cache_enabled() || last_.error) return;
   using K = sql::StatementKind;
   if (kind == K::Rollback) {
@@ -61,10 +61,9 @@ void Session::note_for_invalidation(sql::StatementKind kind, const sql::Lexed& t
     invalidate_all_ = false;
     return;
   }
-  if (kind == K::Write) {
-    auto refs = sql::tables(text);
-    if (!refs.complete) invalidate_all_ = true;
-    for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
+  if (written) {  // a Write, or a text with one inside (BEGIN; UPDATE …; COMMIT)
+    if (!written->complete || opaque) invalidate_all_ = true;
+    for (auto& t : written->names) pending_invalidation_.push_back(cache::table_key(t));
   }
   if (cmd_.in_transaction()) return;
   if (pending_invalidation_.empty() && !invalidate_all_) return;

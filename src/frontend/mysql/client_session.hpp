@@ -39,6 +39,10 @@ struct ClientStmt {
   std::string types;  // parameter types from the last execute that sent them
   bool read = false;  // classified once, at prepare: may run on a replica
   sql::StatementKind kind = sql::StatementKind::Write;
+  // For invalidation, found once at prepare: the tables a write names, and whether it calls one
+  // of the cluster's write_functions (then it may write any table).
+  sql::TableRefs writes;
+  bool opaque_write = false;
 };
 
 class Session {
@@ -134,9 +138,10 @@ class Session {
   // when neither routing nor the cache needs it (kind() is then Write).
   class CommandClassification {
    public:
-    CommandClassification(Session& s, const sql::Lexed& text) : s_(s) {
+    // Of the text last given to s.analysis_.
+    explicit CommandClassification(Session& s) : s_(s) {
       if (s.routing_.split() || s.ctx_.cache_enabled()) {
-        cls = s.classify(text);
+        cls = s.analysis_.classification(s.write_functions());
         s.command_cls_ = &*cls;
       }
     }
@@ -151,7 +156,7 @@ class Session {
   };
   // With the cluster's write functions when reads split.
   sql::Classification classify(std::string_view text) const;
-  sql::Classification classify(const sql::Lexed& text) const;
+  const std::vector<std::string>& write_functions() const;
 
   // Whether the command in io_ may run on a replica (statements classified once, at prepare).
   bool command_is_read();
@@ -228,7 +233,9 @@ class Session {
   void finish_capture(bool relayed);
 
   // Writes drop the tables they touch: at once outside a transaction, at COMMIT inside one.
-  void note_for_invalidation(sql::StatementKind kind, const sql::Lexed& text);
+  // `written`: the tables named by a text that writes (null otherwise); `opaque`: it calls a
+  // write function.
+  void note_for_invalidation(sql::StatementKind kind, bool opaque, const sql::TableRefs* written);
 
   void pin(const char* why);
 
@@ -278,6 +285,9 @@ class Session {
   static std::string rewrite_prepare_for_client(std::string bytes) { return bytes; }
 
   bool statement_is_read(const CommandClassification& c) const;
+  // A client's statement as prepared now, from the text analysis_ holds.
+  ClientStmt new_client_stmt(std::shared_ptr<const pool::Statement> stmt, const std::string& query,
+                             std::uint16_t params, std::uint16_t columns, const CommandClassification& c);
 
   ClientStmt* find_stmt(my::Bytes payload, std::uint32_t& id);
 
@@ -335,8 +345,7 @@ class Session {
   std::shared_ptr<pool::ServerConn> server_;
 
   pool::Params vars_;  // session variables the client changed (server-reported values)
-  std::string query_text_;  // the running COM_QUERY text
-  sql::Lexed lexed_;   // the running COM_QUERY / COM_STMT_PREPARE text, lexed once (storage reused)
+  sql::Analysis analysis_;  // the running COM_QUERY / COM_STMT_PREPARE text, lexed once (storage reused)
   const sql::Classification* command_cls_ = nullptr;  // the running command's (CommandClassification)
   CommandState cmd_;  // what the commands left on the server connection (command_state.hpp)
   bool multi_statements_ = false;

@@ -239,15 +239,13 @@ awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std:
 awaitable<bool> Session::com_query() {
   // Copied (storage reused): a LOCAL INFILE replaces io_'s payload before invalidation reads the
   // text; lexed once, for every look at it below.
-  query_text_.assign(std::string_view(io_.payload()).substr(1));
-  std::string_view text = query_text_;
-  sql::lex_into(lexed_, text, sql::Dialect::Mysql);
-  auto info = sql::inspect_mysql(lexed_);
+  const auto& lexed = analysis_.of(std::string_view(io_.payload()).substr(1), sql::Dialect::Mysql);
+  auto info = sql::inspect_mysql(lexed);
   if (info.kill) co_return co_await kill(*info.kill);
   bool relayed = false;
   // Classified once for everything below: routing (command_is_read reads it), the cache,
   // invalidation and read-your-writes tokens.
-  CommandClassification classified(*this, lexed_);
+  CommandClassification classified(*this);
   bool was_read = routing_.split() && command_is_read();
   auto cls_kind = classified.kind();
   cmd_read_ = cls_kind == sql::StatementKind::Read;
@@ -256,7 +254,7 @@ awaitable<bool> Session::com_query() {
   // Result cache: a read outside a transaction may be answered from memory.
   std::string* capture = nullptr;
   if (ctx_.cache_enabled() && cls_kind == sql::StatementKind::Read && !server_ && cmd_.may_use_cache()) {
-    int served = co_await try_cache(lexed_);
+    int served = co_await try_cache(lexed);
     if (served == 1) co_return true;
     if (served == 2) {
       capture_.clear();
@@ -277,7 +275,9 @@ awaitable<bool> Session::com_query() {
   }
   if (capture) finish_capture(relayed);
   if (!relayed) co_return false;
-  note_for_invalidation(cls_kind, lexed_);
+  if (ctx_.cache_enabled())
+    note_for_invalidation(cls_kind, classified.cls && classified.cls->opaque_write,
+                          classified.cls && classified.cls->writes ? &analysis_.tables() : nullptr);
   ro_next_tx_ = was_read && cls_kind == sql::StatementKind::SetTransaction;
   after_statement(cls_kind, was_read);
   // Held for the next command: SET TRANSACTION (applies to the next transaction) and

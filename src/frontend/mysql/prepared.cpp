@@ -73,8 +73,8 @@ awaitable<bool> Session::com_prepare() {
     co_return co_await refuse(Refusal::TooManyStatements, cfg_->general.max_client_prepared_statements);
   }
   std::string query(std::string_view(io_.payload()).substr(1));
-  sql::lex_into(lexed_, query, sql::Dialect::Mysql);
-  CommandClassification classified(*this, lexed_);  // once: routing, the statement's read and kind
+  analysis_.of(query, sql::Dialect::Mysql);
+  CommandClassification classified(*this);  // once: routing, the statement's read and kind
   // Keyed by everything that shapes the response: schema, format capabilities, handshake
   // character set and the session variables (character_set_results changes the metadata).
   auto stmt = statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
@@ -86,8 +86,7 @@ awaitable<bool> Session::com_prepare() {
     my::parse_prepare_ok(
         my::as_bytes(*cached).subspan(4, my::payload_length(reinterpret_cast<const std::uint8_t*>(cached->data()))),
         pok);
-    stmts_[client_id] =
-        ClientStmt{stmt, query, pok.params, pok.columns, {}, statement_is_read(classified), classified.kind()};
+    stmts_[client_id] = new_client_stmt(stmt, query, pok.params, pok.columns, classified);
     std::string out = *cached;
     my::patch_statement_id(reinterpret_cast<std::uint8_t*>(out.data() + 4), client_id);
     out = rewrite_prepare_for_client(out);
@@ -109,19 +108,21 @@ awaitable<bool> Session::com_prepare() {
   }
   if (!last_.error && last_.prepare && server_) {
     remember_server_stmt(stmt->id, last_.prepare->statement_id);
-    stmts_[client_id] = ClientStmt{stmt,
-                                   query,
-                                   last_.prepare->params,
-                                   last_.prepare->columns,
-                                   {},
-                                   statement_is_read(classified),
-                                   classified.kind()};
+    stmts_[client_id] = new_client_stmt(stmt, query, last_.prepare->params, last_.prepare->columns, classified);
     if (capture.size() < 65536) cache_prepare(*stmt, std::move(capture));
   } else if (last_.error) {
     --next_stmt_id_;
   }
   maybe_detach();
   co_return true;
+}
+
+ClientStmt Session::new_client_stmt(std::shared_ptr<const pool::Statement> stmt, const std::string& query,
+                                    std::uint16_t params, std::uint16_t columns, const CommandClassification& c) {
+  ClientStmt cs{std::move(stmt), query, params, columns, {}, statement_is_read(c), c.kind(), {}, false};
+  if (cs.kind == sql::StatementKind::Write) cs.writes = analysis_.tables();  // the text analysis_ holds
+  cs.opaque_write = c.cls && c.cls->opaque_write;
+  return cs;
 }
 
 bool Session::statement_is_read(const CommandClassification& c) const {
@@ -217,7 +218,9 @@ awaitable<bool> Session::com_execute() {
   if (capture) finish_capture(relayed);
   if (!relayed) co_return false;
   after_statement(stmt_ref.kind, was_read);
-  if (ctx_.cache_enabled()) note_for_invalidation(stmt_ref.kind, sql::lex(stmt_ref.query, sql::Dialect::Mysql));
+  if (ctx_.cache_enabled())
+    note_for_invalidation(stmt_ref.kind, stmt_ref.opaque_write,
+                          stmt_ref.kind == sql::StatementKind::Write ? &stmt_ref.writes : nullptr);
   cmd_.after_execute(last_, v.flags != 0);
   maybe_detach();
   co_return true;

@@ -126,13 +126,16 @@ void Session::choose_route() {
   sql::Classification cls;
   wire::Frame f;
   if (wire::next_frame(buffered_bytes(), max_packet_, f) == wire::Decode::Ok) {
-    const auto& cc = routing_.cluster().config();
     if (f.type == wire::fe::Query) {
       wire::Reader r(f.body);
-      cls = sql::classify(r.cstr(), sql::Dialect::Postgres, cc.write_functions);
+      analysis_.of(r.cstr(), sql::Dialect::Postgres);  // lexed already when the cache looked
+      cls = analysis_.classification(routing_.write_functions());
     } else if (f.type == wire::fe::Parse) {
       wire::ParseView pv;
-      if (wire::parse_parse(f.body, pv)) cls = sql::classify(pv.query, sql::Dialect::Postgres, cc.write_functions);
+      if (wire::parse_parse(f.body, pv)) {
+        analysis_.of(pv.query, sql::Dialect::Postgres);
+        cls = analysis_.classification(routing_.write_functions());
+      }
     } else if (f.type == wire::fe::Bind) {
       // A named statement prepared earlier: classified once, when first bound.
       wire::BindHead bh;
@@ -144,7 +147,7 @@ void Session::choose_route() {
           wire::ParseView pv;
           auto bytes = wire::as_bytes(st->parse_message);
           route = (wire::next_frame(bytes, bytes.size(), pf) == wire::Decode::Ok && wire::parse_parse(pf.body, pv) &&
-                   sql::classify(pv.query, sql::Dialect::Postgres, cc.write_functions).read())
+                   sql::classify(pv.query, sql::Dialect::Postgres, routing_.write_functions()).read())
                       ? 1
                       : 0;
           st->route.store(route, std::memory_order_relaxed);

@@ -19,9 +19,9 @@ awaitable<bool> Session::try_cache(const wire::Frame& f) {
   wire::Reader r(f.body);
   std::string_view text = r.cstr();
   if (!r.ok()) co_return false;
-  sql::lex_into(lexed_, text, sql::Dialect::Postgres);  // once for the class, the key and the tables
-  if (!sql::classify(lexed_).read()) co_return false;
-  auto cand = ctx_.cache_policy()->consider(lexed_, database_, user_);
+  const auto& lexed = analysis_.of(text, sql::Dialect::Postgres);  // also for routing and invalidation
+  if (!analysis_.classification(routing_.write_functions()).read()) co_return false;
+  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_);
   if (!cand) co_return false;
   co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
 }
@@ -66,9 +66,9 @@ awaitable<bool> Session::try_cache_extended() {
     if (shape.size() > 5) co_return false;
   }
   if (bind_rest.empty() || exec_body.empty() || query.empty()) co_return false;
-  sql::lex_into(lexed_, query, sql::Dialect::Postgres);
-  if (!sql::classify(lexed_).read()) co_return false;
-  auto cand = ctx_.cache_policy()->consider(lexed_, database_, user_);
+  const auto& lexed = analysis_.of(query, sql::Dialect::Postgres);
+  if (!analysis_.classification(routing_.write_functions()).read()) co_return false;
+  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_);
   if (!cand) co_return false;
   std::string key = cache_key(cand->normalized);
   key.append(
@@ -159,17 +159,17 @@ void Session::note_for_invalidation(const wire::Frame& f) {
   if (f.type == wire::fe::Parse) r.cstr();
   text = r.cstr();
   if (!r.ok()) return;
-  sql::lex_into(lexed_, text, sql::Dialect::Postgres);  // once for the class, temp tables and tables
-  auto cls = sql::classify(lexed_);
-  if (temp_table_statement(lexed_)) no_cache_ = true;  // its reads could name a temporary table
+  const auto& lexed = analysis_.of(text, sql::Dialect::Postgres);  // as the lookup and routing saw it
+  const auto& cls = analysis_.classification(routing_.write_functions());
+  if (temp_table_statement(lexed)) no_cache_ = true;  // its reads could name a temporary table
   if (cls.kind == sql::StatementKind::Rollback) {
     pending_invalidation_.clear();
     invalidate_all_ = false;
     return;
   }
-  if (cls.kind != sql::StatementKind::Write) return;
-  auto refs = sql::tables(lexed_);
-  if (!refs.complete) invalidate_all_ = true;
+  if (!cls.writes) return;
+  const auto& refs = analysis_.tables();
+  if (!refs.complete || cls.opaque_write) invalidate_all_ = true;
   for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
 }
 

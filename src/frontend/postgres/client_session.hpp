@@ -462,7 +462,9 @@ class Session {
   // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
   std::string capture_, cache_key_, fill_key_;
-  sql::Lexed lexed_;  // the text being looked at for the cache (storage reused)
+  // The Query / Parse text being looked at, analysed once for the cache lookup, routing and
+  // invalidation (and again only when the text changes).
+  sql::Analysis analysis_;
   cache::FillTicket fill_ticket_;
   router::Position route_position_;  // a replica's replayed position when the read was routed there
   // Tables whose writes' position take_write_token() is learning (WriteMarks pending).
