@@ -19,6 +19,7 @@
 #include "src/frontend/common/server_loss.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/log.hpp"
+#include "src/net/buffer_pool.hpp"
 #include "src/sql/analysis.hpp"
 #include "src/sql/classify.hpp"
 #include "src/sql/normalize.hpp"

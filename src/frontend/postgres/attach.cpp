@@ -303,6 +303,7 @@ void Session::detach(bool reusable) {
   routing_.detached();
   set_cancel_target(false);
   pool_->release(std::move(server_), reusable && !relay_.server_broken());
+  net::server_buffers().give(server_in_);  // no read is pending: both directions have ended
 }
 
 }  // namespace sluice::frontend::pg

@@ -34,7 +34,6 @@ std::string quote_literal(std::string_view v);
 // Decodes "-c name=value" / "--name=value" pairs from the startup "options" parameter.
 void parse_options(std::string_view opts, pool::Params& out);
 
-inline constexpr std::size_t kServerChunk = 64 * 1024;
 inline constexpr std::size_t kAuthMaxMessage = 64 * 1024;
 
 // CopyDone 'c', CopyData 'd' or CopyFail 'f': one comparison for every other message type.
@@ -106,6 +105,7 @@ class Session {
   // message up to max_packet_size. WantRead/WantWrite: wait with client_ready(), then try again.
   using Step = net::TlsStream::Step;
   Step try_read_client() {
+    if (in_.empty()) in_ = net::client_buffers().take();  // given back while nothing is buffered
     if (in_begin_ > 0 && (in_begin_ == in_end_ || in_begin_ > in_.size() / 2)) {
       std::memmove(in_.data(), in_.data() + in_begin_, buffered());
       in_end_ -= in_begin_;
@@ -127,15 +127,25 @@ class Session {
     auto room = asio::buffer(in_.data() + in_end_, in_.size() - in_end_);
     if (tls_) {
       Step st = tls_->try_read(room, n, ec);
-      if (st != Step::Done) return st;
+      if (st != Step::Done) return give_back_idle_input(st);
     } else {
       n = client_.read_some(room, ec);  // the socket is non-blocking
-      if (ec == asio::error::would_block || ec == asio::error::try_again) return Step::WantRead;
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return give_back_idle_input(Step::WantRead);
     }
     if (ec || n == 0) return Step::Fail;
     in_end_ += n;
     if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
     return Step::Done;
+  }
+
+  // About to wait for the client with nothing of it buffered: the read buffer goes back to the
+  // worker's pool until bytes come (an idle client holds none).
+  Step give_back_idle_input(Step st) {
+    if (buffered() == 0 && st != Step::Fail) {
+      net::client_buffers().give(in_);
+      in_begin_ = in_end_ = 0;
+    }
+    return st;
   }
 
   // The client socket's readiness for a read that said WantRead (or, over TLS, WantWrite): an
@@ -160,6 +170,7 @@ class Session {
   // One attempt to read server bytes into server_in_ without waiting (as try_read_client).
   [[gnu::always_inline]] Step try_read_server(std::size_t& n, error_code& ec) {
     n = 0;
+    if (server_in_.empty()) server_in_ = net::server_buffers().take();  // given back at detach
     if (server_->tls) return server_->tls->try_read(asio::buffer(server_in_), n, ec);
     n = server_->sock.read_some(asio::buffer(server_in_), ec);  // non-blocking
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
@@ -414,6 +425,8 @@ class Session {
   // filters it), or the server connection ended.
   awaitable<std::optional<Outcome>> server_spoke();
   awaitable<void> serve();
+  // read_client(), or nullopt when `timeout` passes first (client_idle_timeout).
+  awaitable<std::optional<bool>> read_client_within(config::Duration timeout);
 
   static constexpr const char* kAdminDatabase = "sluice";
   tcp::socket client_;

@@ -89,6 +89,7 @@ awaitable<void> Session::release_server_after_client() {
     server_->listening = false;
   }
   pool_->release(std::move(server_), ok);
+  net::server_buffers().give(server_in_);
 }
 
 bool Session::needs_free_databases(const wire::Frame& f) {

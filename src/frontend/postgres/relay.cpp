@@ -392,7 +392,7 @@ void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_o
     copy_in_ = true;
     client_copy_done_ = false;
     // Syncs the client sent behind the COPY reach the server in copy-in mode: ignored (55.2.6).
-    while (pending_.size() > 1 && pending_[1].kind == Kind::Sync) pending_.erase(pending_.begin() + 1);
+    while (pending_.size() > 1 && pending_[1].kind == Kind::Sync) pending_.erase(1);
   } else if (copy_in_ &&
              (type == wire::be::CommandComplete || type == wire::be::ErrorResponse || type == wire::be::ReadyForQuery))
     copy_in_ = false;

@@ -6,7 +6,6 @@
 // pieces, never buffered whole.
 #pragma once
 
-#include <deque>
 #include <memory>
 #include <set>
 #include <string>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "protocols/postgres/codec.hpp"
+#include "src/frontend/common/fifo.hpp"
 #include "src/observe/stats.hpp"
 #include "src/pool/server_conn.hpp"
 #include "src/pool/statements.hpp"
@@ -205,12 +205,12 @@ class Relay {
   Verdict desync(std::string what);
 
   std::unordered_map<std::string, ClientStatement> statements_;  // by client name
-  std::deque<std::string> synthetic_errors_;                     // ErrorResponses of failed Synthetic entries, in order
-  std::deque<Entry> pending_;
+  Fifo<std::string> synthetic_errors_;                           // ErrorResponses of failed Synthetic entries, in order
+  Fifo<Entry> pending_;
   // The statements of Parse entries in flight, alive until their answers came (the client may
   // close its own copy meanwhile, and the registry keeps statements only weakly).
   std::vector<std::shared_ptr<const pool::Statement>> parsing_;
-  std::deque<std::vector<sql::SessionEffect>> effects_;
+  Fifo<std::vector<sql::SessionEffect>> effects_;
   std::vector<sql::SessionEffect> batch_effects_;  // of Parses since the last Sync
   std::vector<sql::SessionEffect> deferred_;       // parameter changes of the open transaction
   std::string replacement_error_;  // the 42P05 a deliberately failing Parse answers with (in a transaction)

@@ -52,6 +52,7 @@ awaitable<Outcome> Session::server_to_client() {
   for (;;) {
     error_code ec;
     std::size_t n = 0;
+    if (server_in_.empty()) server_in_ = net::server_buffers().take();  // given back at detach
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(server_in_), ec);
     else n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return stopping_ ? Outcome::ClientGone : stop(Outcome::ServerGone);
@@ -319,6 +320,14 @@ awaitable<std::optional<Outcome>> Session::server_spoke() {
   co_return std::nullopt;
 }
 
+awaitable<std::optional<bool>> Session::read_client_within(config::Duration timeout) {
+  // Its own frame: the timer and the race's state are not carried by every idle client.
+  asio::steady_timer t(client_.get_executor(), timeout);
+  auto r = co_await (read_client() || t.async_wait(use_awaitable));
+  if (r.index() == 1) co_return std::nullopt;
+  co_return std::get<0>(r);
+}
+
 awaitable<void> Session::serve() {
   const auto idle_timeout = snap_->config->general.client_idle_timeout;
   for (;;) {
@@ -343,14 +352,13 @@ awaitable<void> Session::serve() {
         idle_wait_ = true;
         bool got = false;
         if (idle_timeout.count() > 0 && buffered() == 0) {
-          asio::steady_timer t(client_.get_executor(), idle_timeout);
-          auto r = co_await (read_client() || t.async_wait(use_awaitable));
-          got = r.index() == 0 && std::get<0>(r);
-          if (r.index() == 1) {
+          auto r = co_await read_client_within(idle_timeout);
+          if (!r) {
             idle_wait_ = false;
             co_await send_error("FATAL", "08P01", "client_idle_timeout: closing idle client connection");
             co_return;
           }
+          got = *r;
         } else {
           for (;;) {  // read_client(), inlined: the common idle wait between transactions
             Step st = try_read_client();

@@ -94,8 +94,6 @@ Session::Session(tcp::socket s, state::Context& ctx) : client_(std::move(s)), ct
   generation_ = ctx_.generation();
   register_client();
   max_packet_ = snap_->config->general.max_packet_size;
-  in_.resize(16 * 1024);
-  server_in_.resize(kServerChunk);
 }
 
 Session::~Session() {
