@@ -4,12 +4,20 @@
 #include "src/pool/mysql_io.hpp"
 
 #include "protocols/mysql/compress.hpp"
+#include "src/net/buffer_pool.hpp"
 
 #include <algorithm>
 
 namespace sluice::pool {
 
 namespace asio = boost::asio;
+
+void MysqlIo::append_read(const char* data, std::size_t n) { (compress_ ? zin_ : in_).append(data, n); }
+
+void MysqlIo::release_idle_buffers() {
+  for (auto* s : {&in_, &payload_, &zin_})             // not out_: a write may be under way
+    if (s->capacity() > 4096) std::string().swap(*s);  // a large message's storage, kept no longer
+}
 
 asio::awaitable<bool> MysqlIo::read() {
   for (;;) {
@@ -24,25 +32,43 @@ asio::awaitable<bool> MysqlIo::read() {
       error_ = "message larger than the limit";
       co_return false;
     }
-    if (chunk_.empty()) chunk_.resize(16384);
-    std::size_t want = chunk_.size();
+    constexpr std::size_t kChunk = 16384;
+    std::size_t want = kChunk;
     if (exact_) {  // the header, then exactly the rest of this packet
       want = in_.size() < 4 ? 4 - in_.size()
                             : 4 + my::payload_length(reinterpret_cast<const std::uint8_t*>(in_.data())) - in_.size();
-      want = std::min(want, chunk_.size());
+      want = std::min(want, kChunk);
     }
     boost::system::error_code ec;
     std::size_t n = 0;
-    n = co_await net::Channel{sock_, tls_}.read_some(asio::buffer(chunk_.data(), want), ec);
-    if (ec) {
-      error_ = ec.message();
-      co_return false;
+    if (tls_) {
+      if (chunk_.empty()) chunk_.resize(kChunk);
+      n = co_await net::Channel{sock_, tls_}.read_some(asio::buffer(chunk_.data(), want), ec);
+      if (ec) {
+        error_ = ec.message();
+        co_return false;
+      }
+      append_read(chunk_.data(), n);
+    } else {
+      // Plain TCP: wait for bytes without holding a buffer (an idle peer holds none), then read
+      // what is there into one of the worker's, appended at once.
+      if (!sock_.non_blocking()) sock_.non_blocking(true, ec);
+      auto& pool = net::client_buffers();
+      auto buf = pool.take();
+      n = sock_.read_some(asio::buffer(buf.data(), std::min(want, buf.size())), ec);
+      if (!ec) append_read(reinterpret_cast<const char*>(buf.data()), n);
+      pool.give(buf);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        if (in_.empty()) release_idle_buffers();
+        co_await sock_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) continue;
+      }
+      if (ec) {
+        error_ = ec.message();
+        co_return false;
+      }
     }
-    if (!compress_) {
-      in_.append(chunk_.data(), n);
-      continue;
-    }
-    zin_.append(chunk_.data(), n);
+    if (!compress_) continue;
     std::size_t at = 0;
     for (;;) {
       std::size_t used = 0;

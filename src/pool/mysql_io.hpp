@@ -61,7 +61,11 @@ class MysqlIo {
   std::size_t max_len_;
   std::string in_, payload_, out_, error_;
   std::string zin_, zout_;  // compressed frames read, and written
-  std::vector<char> chunk_;
+  std::vector<char> chunk_;  // TLS reads only
+
+  void append_read(const char* data, std::size_t n);
+  // Waiting for the peer with nothing buffered: storage grown for a large message goes back.
+  void release_idle_buffers();
   std::uint8_t seq_ = 0, return_seq_ = 0;
   std::uint8_t zseq_ = 0;  // the compressed sequence of the next frame written
   my::Codec codec_ = my::Codec::Zlib;

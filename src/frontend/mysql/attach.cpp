@@ -131,6 +131,11 @@ void Session::detach(bool reusable) {
   routing_.detached();
   pool_->release(std::move(server_), reusable);
   server_.reset();
+  // What only an attached client needs goes back: the server read buffer to the worker's pool,
+  // storage grown for a large answer to the allocator (an idle client holds neither).
+  net::server_buffers().give(rbuf_);
+  for (auto* s : {&server_buf_, &srv_out_, &cli_out_})
+    if (s->capacity() > 4096) std::string().swap(*s);
 }
 
 void Session::maybe_detach() {

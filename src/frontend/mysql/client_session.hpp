@@ -384,7 +384,7 @@ class Session {
   ResponseTracker tracker_;
   ResponseSummary last_;
   std::string server_buf_, srv_out_, cli_out_;
-  std::vector<char> rbuf_;
+  std::vector<std::uint8_t> rbuf_;  // server reads, while attached (net::server_buffers)
 };
 
 }  // namespace sluice::frontend::mysql

@@ -59,12 +59,12 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
       tracker_.infile_sent();
       continue;
     }
-    if (rbuf_.empty()) rbuf_.resize(65536);
+    if (rbuf_.empty()) rbuf_ = net::server_buffers().take();  // given back at detach
     std::size_t n = 0;
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
     else n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return co_await broken_server(to_client, sent_any);
-    server_buf_.append(rbuf_.data(), n);
+    server_buf_.append(reinterpret_cast<const char*>(rbuf_.data()), n);
   }
   if (!server_buf_.empty()) co_return co_await broken_server(to_client, true);  // more than one response
   co_return tracker_.summary;
