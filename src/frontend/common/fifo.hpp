@@ -30,8 +30,8 @@ class Fifo {
     items_.push_back(std::move(v));
   }
   void pop_front() {
-    items_[head_] = T();  // what it held (strings, statements) goes now
-    if (++head_ == items_.size()) clear();
+    if (++head_ == items_.size()) return clear();  // the common case: the last one out
+    items_[head_ - 1] = T();                       // what it held (strings, statements) goes now
   }
   // Removes the element `i` places behind the front.
   void erase(std::size_t i) { items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(head_ + i)); }
