@@ -183,7 +183,19 @@ awaitable<Outcome> Session::relay_attached() {
       }
       error_code ec;
       std::size_t n = 0;
-      for (;;) {  // try_read_server, waiting in this frame when there is nothing yet
+      if (!server_->tls) {
+        // Plain TCP: Asio's own read, which knows when the last read emptied the socket and then
+        // waits without first trying (try_read_server + async_wait costs a failed recv and an
+        // epoll_ctl per answer). server_in_ is this session's while attached.
+        if (server_in_.empty()) server_in_ = net::server_buffers().take();  // given back at detach
+        waiting_server_ = true;
+        wait_ticks_ = 0;
+        n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+        waiting_server_ = false;
+        if (client_watch_) unwatch_client();
+        if (client_gone_) co_return Outcome::ClientGone;
+      }
+      while (server_->tls) {  // try_read_server, waiting in this frame when there is nothing yet
         Step st = try_read_server(n, ec);
         if (st == Step::Done || st == Step::Fail) break;
         // A wait that lasts gets the client watched too (janitor_tick): one that leaves
