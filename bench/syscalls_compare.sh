@@ -6,6 +6,7 @@
 # are what is compared, not the time.
 #   bench/syscalls_compare.sh                   # BENCH_TX=4000, BENCH_CLIENTS=4, POOL_SIZE=4
 #   BENCH_CLIENTS=1 bench/syscalls_compare.sh   # one client: no waiting in line
+#   BENCH_KEEP=/tmp/sc bench/syscalls_compare.sh # keep each proxy's whole strace -c summary there
 # Results are appended to bench/out/<timestamp>-syscalls.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,4 +108,5 @@ for target in pgbouncer sluice-1w sluice; do
       printf "| %.2f | %.2f | %s |\n", total / t, failed / t, top
     }' "$WORK/strace.$target")
   echo "| $target $row" | tee -a "$OUT"
+  if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$WORK/strace.$target" "$BENCH_KEEP/"; fi
 done

@@ -9,6 +9,8 @@
 #include "src/frontend/postgres/session.hpp"
 
 #include <boost/asio/deferred.hpp>
+
+#include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 
@@ -146,6 +148,16 @@ class Session {
       in_begin_ = in_end_ = 0;
     }
     return st;
+  }
+
+  // Bytes the idle wait read into first_bytes_ become the start of the client's input.
+  void take_first_bytes(std::size_t n) {
+    if (in_.empty()) in_ = net::client_buffers().take();
+    if (in_.size() < n) in_.resize(net::client_buffers().buffer_size());  // one unread() made small
+    in_begin_ = 0;
+    std::memcpy(in_.data(), first_bytes_.data(), n);
+    in_end_ = n;
+    if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
   }
 
   // The client socket's readiness for a read that said WantRead (or, over TLS, WantWrite): an
@@ -441,6 +453,8 @@ class Session {
   std::shared_ptr<const state::Snapshot> snap_;
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
+  // What the idle wait reads into: a short request fits whole (pgbench's SELECT is 60 bytes).
+  std::array<std::uint8_t, 128> first_bytes_;
   std::vector<std::uint8_t> server_in_;
   std::string client_out_, server_out_, synth_out_;
   std::size_t max_packet_ = 0;

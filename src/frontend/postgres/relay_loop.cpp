@@ -371,8 +371,18 @@ awaitable<void> Session::serve() {
             co_return;
           }
           got = *r;
+        } else if (!tls_ && buffered() == 0) {
+          // The common idle wait between transactions, plain TCP: Asio's own read, into the
+          // session's few bytes (no pooled buffer while idle). It knows when the last read
+          // emptied the socket and then waits without a failed recv and an epoll_ctl first.
+          give_back_idle_input(Step::WantRead);  // nothing buffered: the read buffer goes back
+          error_code ec;
+          std::size_t n =
+              co_await client_.async_read_some(asio::buffer(first_bytes_), asio::redirect_error(use_awaitable, ec));
+          got = !ec && n > 0;
+          if (got) take_first_bytes(n);
         } else {
-          for (;;) {  // read_client(), inlined: the common idle wait between transactions
+          for (;;) {  // read_client(), inlined
             Step st = try_read_client();
             if (st == Step::Done || st == Step::Fail) {
               got = st == Step::Done;
