@@ -365,7 +365,9 @@ bool parse_auth_switch(Bytes payload, AuthSwitch& out) {
   }
   out.plugin = std::string(r.cstr());
   auto rest = r.rest();
-  if (!rest.empty() && rest.back() == '\0') rest.remove_suffix(1);
+  // mysql_native_password and caching_sha2_password send their 20-byte scramble with a
+  // terminating NUL; MariaDB's client_ed25519 sends a bare 32-byte nonce whose last byte may be 0.
+  if (!rest.empty() && rest.back() == '\0' && out.plugin != "client_ed25519") rest.remove_suffix(1);
   out.data = std::string(rest);
   return r.ok();
 }
