@@ -23,47 +23,19 @@ if [ "$(ulimit -n)" -lt $((N + 200)) ]; then
   exit 1
 fi
 
-cat >"$WORK/sluice.toml" <<CONF
-[general]
-workers = 0
-log_level = "warn"
-max_client_conn = $((N + 100))
-[postgres]
-listen = "127.0.0.1:$SLUICE_PORT"
-[[users]]
-name = "app"
-password = "app"
-[clusters.pg]
-protocol = "postgres"
-primary = "127.0.0.1:$PG_PORT"
-server_tls = "disable"
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = $POOL_SIZE
-CONF
+write_sluice_pg_toml "$WORK/sluice.toml" "$SLUICE_PORT" 0 "$POOL_SIZE" <<<"max_client_conn = $((N + 100))"
 sed -e "s/^workers = .*/workers = 1/" -e "s/127.0.0.1:$SLUICE_PORT/127.0.0.1:$SLUICE1_PORT/" "$WORK/sluice.toml" >"$WORK/sluice1.toml"
 
 write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" </dev/null
 sed -i -e "s/^max_client_conn = .*/max_client_conn = $((N + 100))/" "$WORK/pgbouncer.ini"
 echo "server_tls_sslmode = disable" >>"$WORK/pgbouncer.ini"
-chmod 644 "$WORK"/*
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 start() {  # target -> pid
   case "$1" in
     pgbouncer)
-      rm -f "$WORK/pgbouncer.pid"
-      if [ "$(id -u)" = 0 ]; then  # PgBouncer refuses root; setpriv keeps this shell's file limit (runuser does not)
-        chown postgres "$WORK"
-        setpriv --reuid=postgres --regid=postgres --init-groups pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
-      else
-        pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
-      fi
-      for _ in $(seq 1 50); do [ -s "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
-      cat "$WORK/pgbouncer.pid"
+      start_pgbouncer
       ;;
     sluice) "$BIN" -c "$WORK/sluice.toml" >/dev/null 2>>"$WORK/sluice.log" & echo $! ;;
     sluice-1w) "$BIN" -c "$WORK/sluice1.toml" >/dev/null 2>>"$WORK/sluice1.log" & echo $! ;;

@@ -48,3 +48,45 @@ CONF
     cat
   } >"$WORK/pgbouncer.ini"
 }
+
+# Starts PgBouncer from $WORK/pgbouncer.ini (daemonized) and prints its PID. As root it runs as
+# postgres (it refuses root) through setpriv, which keeps this shell's open-file limit (runuser
+# starts from the default one).
+start_pgbouncer() {
+  chmod 644 "$WORK"/*
+  rm -f "$WORK/pgbouncer.pid"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$WORK"
+    setpriv --reuid=postgres --regid=postgres --init-groups pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
+  else
+    pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
+  fi
+  for _ in $(seq 1 50); do [ -s "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
+  cat "$WORK/pgbouncer.pid"
+}
+
+# A Sluice config in front of the sandbox primary's database "app" (user app/app, plain TCP to
+# the server), transaction mode: written to $1, listening on 127.0.0.1:$2, `workers = $3`,
+# pool_size $4; further [general] lines on stdin.
+write_sluice_pg_toml() {
+  {
+    printf '[general]\nworkers = %s\nlog_level = "warn"\n' "$3"
+    cat
+    cat <<CONF
+[postgres]
+listen = "127.0.0.1:$2"
+[[users]]
+name = "app"
+password = "app"
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:$PG_PORT"
+server_tls = "disable"
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = $4
+CONF
+  } >"$1"
+}

@@ -79,15 +79,7 @@ write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" <<CONF
 $TLS_BOUNCER
 $SERVER_TLS_BOUNCER
 CONF
-chmod 644 "$WORK"/*
-if [ "$(id -u)" = 0 ]; then  # PgBouncer refuses to run as root
-  chown postgres "$WORK"
-  runuser -u postgres -- pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
-else
-  pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
-fi
-for _ in $(seq 1 50); do [ -s "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
-BOUNCER_PID="$(cat "$WORK/pgbouncer.pid")"
+BOUNCER_PID="$(start_pgbouncer)"
 PIDS+=("$BOUNCER_PID")
 
 cat >"$WORK/haproxy.cfg" <<CONF

@@ -19,25 +19,7 @@ SLUICE_PORT=6476 SLUICE1_PORT=6477 BOUNCER_PORT=6446
 source "$ROOT/bench/lib.sh"
 command -v strace >/dev/null || { echo "bench/syscalls_compare.sh needs strace: apt-get install strace" >&2; exit 1; }
 
-cat >"$WORK/sluice.toml" <<CONF
-[general]
-workers = 0
-log_level = "warn"
-[postgres]
-listen = "127.0.0.1:$SLUICE_PORT"
-[[users]]
-name = "app"
-password = "app"
-[clusters.pg]
-protocol = "postgres"
-primary = "127.0.0.1:$PG_PORT"
-server_tls = "disable"
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = $POOL_SIZE
-CONF
+write_sluice_pg_toml "$WORK/sluice.toml" "$SLUICE_PORT" 0 "$POOL_SIZE" </dev/null
 sed -e "s/^workers = .*/workers = 1/" -e "s/127.0.0.1:$SLUICE_PORT/127.0.0.1:$SLUICE1_PORT/" "$WORK/sluice.toml" >"$WORK/sluice1.toml"
 "$BIN" -c "$WORK/sluice.toml" >/dev/null 2>"$WORK/sluice.log" &
 SLUICE_PID=$!
@@ -49,15 +31,7 @@ PIDS+=("$SLUICE1_PID")
 write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" <<CONF
 server_tls_sslmode = disable
 CONF
-chmod 644 "$WORK"/*
-if [ "$(id -u)" = 0 ]; then  # PgBouncer refuses to run as root
-  chown postgres "$WORK"
-  runuser -u postgres -- pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
-else
-  pgbouncer -d "$WORK/pgbouncer.ini" 2>>"$WORK/pgbouncer.err"
-fi
-for _ in $(seq 1 50); do [ -s "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
-BOUNCER_PID="$(cat "$WORK/pgbouncer.pid")"
+BOUNCER_PID="$(start_pgbouncer)"
 PIDS+=("$BOUNCER_PID")
 for port in $SLUICE_PORT $SLUICE1_PORT $BOUNCER_PORT; do
   for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
