@@ -51,10 +51,11 @@ const Cols& cols_pools() {
   return c;
 }
 const Cols& cols_clients() {
-  static const Cols c{{"type", T}, {"user", T},       {"database", T},   {"state", T},         {"addr", T},
-                      {"port", I}, {"local_addr", T}, {"local_port", I}, {"connect_time", TS}, {"request_time", TS},
-                      {"wait", I}, {"wait_us", I},    {"id", I},         {"protocol", T},      {"application_name", T},
-                      {"link", I}, {"queries", I},    {"pool", T},       {"tls", B},           {"pinned", T}};
+  static const Cols c{{"type", T},  {"user", T},       {"database", T},   {"state", T},         {"addr", T},
+                      {"port", I},  {"local_addr", T}, {"local_port", I}, {"connect_time", TS}, {"request_time", TS},
+                      {"wait", I},  {"wait_us", I},    {"id", I},         {"protocol", T},      {"application_name", T},
+                      {"link", I},  {"queries", I},    {"pool", T},       {"tls", B},           {"pinned", T},
+                      {"parked", B}};
   return c;
 }
 const Cols& cols_servers() {
@@ -258,7 +259,8 @@ Rows rows_clients(Context& ctx) {
                  num(c->queries.load()),
                  pool,
                  boolean(c->tls.load()),
-                 pinned.empty() ? Cell(std::nullopt) : Cell(pinned)});
+                 pinned.empty() ? Cell(std::nullopt) : Cell(pinned),
+                 boolean(c->parked.load())});
   }
   return r;
 }

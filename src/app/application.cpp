@@ -14,6 +14,7 @@
 
 #include "sluice/version.hpp"
 #include "src/app/listeners.hpp"
+#include "src/frontend/common/worker_sessions.hpp"
 #include "src/frontend/mysql/session.hpp"
 #include "src/frontend/postgres/session.hpp"
 #include "src/net/runtime.hpp"
@@ -110,10 +111,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
     listeners.close_clients();
     shutdown_deadline = std::chrono::steady_clock::now() + timeout;
     poll_shutdown = [&] {
-      rt.each([] {
-        frontend::pg::kick_idle_sessions();
-        frontend::mysql::kick_idle_sessions();
-      });
+      rt.each([] { frontend::kick_idle_sessions(); });
       if (ctx.clients.load() == 0 || std::chrono::steady_clock::now() >= shutdown_deadline) {
         if (ctx.clients.load() > 0)
           log::warn("shutdown_timeout reached with {} clients still connected", ctx.clients.load());

@@ -102,6 +102,7 @@ struct ClientInfo {
   std::atomic<std::uint64_t> queries{0};
   std::atomic<std::uint64_t> server_id{0};  // the server connection working for it (0 = none)
   std::atomic<bool> tls{false};
+  std::atomic<bool> parked{false};  // idle with no coroutine frames (frontend/common/admission.hpp)
 
   mutable std::mutex mu;  // guards the strings below
   std::string user, database, application_name, pool;  // pool: the [[pools]] database

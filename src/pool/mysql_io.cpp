@@ -60,7 +60,9 @@ asio::awaitable<bool> MysqlIo::read() {
       pool.give(buf);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         if (in_.empty()) release_idle_buffers();
+        idle_wait_ = in_.empty() && zin_.empty();
         co_await sock_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+        idle_wait_ = false;
         if (!ec) continue;
       }
       if (ec) {

@@ -52,6 +52,9 @@ class MysqlIo {
   my::Bytes bytes() const { return my::as_bytes(payload_); }
   std::uint8_t seq() const { return seq_; }
   const std::string& error() const { return error_; }
+  // Waiting for the peer's next message with nothing of it read (plain TCP): a cancel now loses
+  // nothing (the session may park, frontend/common/admission.hpp).
+  bool idle_wait() const { return idle_wait_; }
   // Bytes read past the last message (a pipelining peer).
   std::string& leftover() { return in_; }
 
@@ -71,6 +74,7 @@ class MysqlIo {
   my::Codec codec_ = my::Codec::Zlib;
   int level_ = my::kDefaultZstdLevel;
   bool exact_ = false, compress_ = false, compress_next_ = false;
+  bool idle_wait_ = false;
 };
 
 // Reads a one-row text result (column count, definitions, [EOF], row, terminator); NULL is "".

@@ -7,22 +7,19 @@ namespace sluice::frontend {
 
 namespace asio = boost::asio;
 
-asio::awaitable<void> serve_admitted(asio::ip::tcp::socket sock, state::Context& ctx, std::string refusal,
-                                     const std::function<asio::awaitable<void>(asio::ip::tcp::socket)>& session,
-                                     const char* what) {
+asio::awaitable<ClientSlot> admit(asio::ip::tcp::socket& sock, state::Context& ctx, std::string refusal) {
   boost::system::error_code ec;
   sock.set_option(asio::ip::tcp::no_delay(true), ec);
   if (ctx.clients.fetch_add(1) >= ctx.snapshot()->config->general.max_client_conn) {
     ctx.clients.fetch_sub(1);
     co_await asio::async_write(sock, asio::buffer(refusal), asio::redirect_error(asio::use_awaitable, ec));
-    co_return;
+    co_return ClientSlot{};
   }
-  try {
-    co_await session(std::move(sock));
-  } catch (const std::exception& e) {
-    log::error("{} ended by an internal error: {}", what, e.what());
-  }
-  ctx.clients.fetch_sub(1);
+  co_return ClientSlot{ctx};
+}
+
+void log_internal_error(const char* what, const std::exception& e) {
+  log::error("{} ended by an internal error: {}", what, e.what());
 }
 
 asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(asio::ip::tcp::socket& sock,

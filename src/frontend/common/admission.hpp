@@ -5,10 +5,14 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "src/net/tls.hpp"
 #include "src/observe/stats.hpp"
@@ -16,24 +20,89 @@
 
 namespace sluice::frontend {
 
-// Runs `session` for `sock` unless max_client_conn clients are already in; then writes `refusal`
-// (the protocol's error) and closes. `what` names the session in the log when it ends by an
-// internal error.
-boost::asio::awaitable<void> serve_admitted(
-    boost::asio::ip::tcp::socket sock, state::Context& ctx, std::string refusal,
-    const std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket)>& session, const char* what);
+// A client's place under max_client_conn: given back when this goes (after its session).
+class ClientSlot {
+ public:
+  ClientSlot() = default;
+  explicit ClientSlot(state::Context& ctx) : ctx_(&ctx) {}
+  ClientSlot(ClientSlot&& o) noexcept : ctx_(std::exchange(o.ctx_, nullptr)) {}
+  ClientSlot& operator=(ClientSlot&& o) noexcept {
+    std::swap(ctx_, o.ctx_);
+    return *this;
+  }
+  ~ClientSlot() {
+    if (ctx_) ctx_->clients.fetch_sub(1);
+  }
+  explicit operator bool() const { return ctx_ != nullptr; }
 
-// The same for a session class constructed from (socket, context) that has run().
+ private:
+  state::Context* ctx_ = nullptr;
+};
+
+// A slot for `sock` unless max_client_conn clients are already in; then `refusal` (the
+// protocol's error) is written and the slot is empty.
+boost::asio::awaitable<ClientSlot> admit(boost::asio::ip::tcp::socket& sock, state::Context& ctx, std::string refusal);
+
+void log_internal_error(const char* what, const std::exception& e);
+
+// Parking: a session idle between transactions for a while ends its coroutines (run() or
+// resume() returns true) and waits with a plain handler instead (wait_parked), which owns it: an
+// idle client holds no coroutine frames. When the wait ends (bytes, a cancel, an error), woke()
+// takes what it read and resume() goes on in a new coroutine.
+namespace parking {
+
+template <typename Session>
+struct Parked {
+  ClientSlot slot;  // declared first: given back after the session is gone
+  std::unique_ptr<Session> session;
+  const char* what;
+};
+
+template <typename Session>
+void park(Parked<Session> p);
+
+template <typename Session>
+boost::asio::awaitable<void> drive(Parked<Session> p, bool resumed) {
+  bool parked = false;
+  try {
+    parked = resumed ? co_await p.session->resume() : co_await p.session->run();
+  } catch (const std::exception& e) {
+    log_internal_error(p.what, e);
+  }
+  if (parked) park(std::move(p));
+}
+
+template <typename Session>
+void park(Parked<Session> p) {
+  Session& s = *p.session;
+  s.wait_parked([p = std::move(p)](boost::system::error_code ec, std::size_t n) mutable {
+    p.session->woke(ec, n);
+    auto ex = p.session->executor();
+    boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
+  });
+}
+
+}  // namespace parking
+
+// Runs a session class constructed from (socket, context) for `sock`, unless max_client_conn
+// clients are already in: then writes `refusal` and closes. A session whose run() returns bool
+// may park (above). `what` names the session in the log when it ends by an internal error.
 template <typename Session>
 boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, state::Context& ctx, std::string refusal,
                                             const char* what) {
-  co_await serve_admitted(
-      std::move(sock), ctx, std::move(refusal),
-      [&ctx](boost::asio::ip::tcp::socket admitted) -> boost::asio::awaitable<void> {
-        Session s(std::move(admitted), ctx);
-        co_await s.run();
-      },
-      what);
+  ClientSlot slot = co_await admit(sock, ctx, std::move(refusal));
+  if (!slot) co_return;
+  if constexpr (std::is_same_v<decltype(std::declval<Session&>().run()), boost::asio::awaitable<bool>>) {
+    parking::Parked<Session> p{std::move(slot), std::make_unique<Session>(std::move(sock), ctx), what};
+    co_await parking::drive(std::move(p), false);
+  } else {
+    try {
+      Session s(std::move(sock), ctx);
+      co_await s.run();
+    } catch (const std::exception& e) {
+      log_internal_error(what, e);
+    }
+  }
 }
 
 // The server side of a TLS handshake on `sock`: the stream, or null (logged) when it fails.

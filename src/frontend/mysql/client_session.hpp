@@ -14,6 +14,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "src/frontend/common/session_core.hpp"
+#include "src/frontend/common/worker_sessions.hpp"
 #include "src/frontend/mysql/command_state.hpp"
 #include "src/frontend/mysql/refusals.hpp"
 #include "src/frontend/mysql/registry.hpp"
@@ -45,19 +46,37 @@ struct ClientStmt {
   bool opaque_write = false;
 };
 
-class Session {
+class Session final : public TendedSession {
  public:
   Session(tcp::socket sock, state::Context& ctx);
   ~Session();
 
-  void kick() {
+  void kick() override {
     if (idle_wait_) close_client();
   }
+  // Every janitor period: a client idle (plain TCP, no server connection) for a period or more
+  // has its wait cancelled, and the session parks (frontend/common/admission.hpp).
+  void janitor_tick() override;
 
   // GCC 12 miscompiled this body as "if (!co_await login()) co_return; for (;;) { if (...)
   // co_return; if (!co_await ...) break; }" (the frame's `this` was garbage on first resume);
   // results are kept in a variable instead.
-  awaitable<void> run();
+  // Both true when the session parks; then wait_parked(), woke(), resume().
+  awaitable<bool> run();
+  awaitable<bool> resume();
+  template <typename Handler>
+  void wait_parked(Handler&& h) {
+    idle_wait_ = true;
+    info_->parked = true;
+    sock_.async_wait(tcp::socket::wait_read,
+                     [h = std::forward<Handler>(h)](error_code ec) mutable { h(ec, std::size_t{0}); });
+  }
+  void woke(error_code ec, std::size_t) {
+    idle_wait_ = false;
+    info_->parked = false;
+    woke_ok_ = !ec;
+  }
+  asio::any_io_executor executor() { return sock_.get_executor(); }
 
  private:
   // ---- small helpers ---------------------------------------------------------------------
@@ -251,6 +270,8 @@ class Session {
   void unwatch_server();
 
   awaitable<bool> read_command();
+  // The command loop (after login, and after a parked wait): true when the session parks.
+  awaitable<bool> serve(bool ok);
 
   awaitable<bool> dispatch();
 
@@ -326,6 +347,9 @@ class Session {
   std::shared_ptr<observe::DbStats> stats_;
   std::uint64_t generation_ = ctx_.generation();
   bool connected_ = false, console_ = false, in_xact_ = false;
+  // Parking: the idle wait cancelled for it, the session parking, and how its parked wait ended.
+  bool park_requested_ = false, parking_ = false, woke_ok_ = false;
+  int idle_ticks_ = 0;
   admin::Caller console_caller_;
   observe::Clock::time_point xact_start_{};
   std::string end_reason_;

@@ -168,6 +168,10 @@ awaitable<bool> Session::read_command() {
   if (server_ && !server_->tls && mode_ == config::PoolMode::Session) watch_server();
   bool ok = co_await io_.read();
   idle_wait_ = false;
+  if (std::exchange(park_requested_, false) && !ok && !server_) {
+    parking_ = true;  // the wait was cancelled to park: serve() returns, wait_parked() goes on
+    co_return false;
+  }
   unwatch_server();
   if (idle_timer) timer_.cancel();
   if (ok && stats_) stats_->bytes_in.fetch_add(io_.payload().size() + 4, std::memory_order_relaxed);

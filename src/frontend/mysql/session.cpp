@@ -7,20 +7,14 @@
 
 namespace sluice::frontend::mysql {
 
-namespace {
-
-thread_local std::unordered_set<Session*> t_sessions;
-
-}  // namespace
-
 Session::Session(tcp::socket sock, state::Context& ctx)
-    : sock_(std::move(sock)),
+    : TendedSession(sock.get_executor()),
+      sock_(std::move(sock)),
       ctx_(ctx),
       snap_(ctx.snapshot()),
       cfg_(snap_->config.get()),
       io_(sock_, cfg_->general.max_packet_size),
       timer_(sock_.get_executor()) {
-  t_sessions.insert(this);
   handle_ = std::make_shared<ClientHandle>();
   info_ = state::new_client_info(ctx_, "mysql", sock_);
   handle_->id = static_cast<std::uint32_t>(info_->id);  // the connection id is the console's client id
@@ -47,7 +41,6 @@ Session::Session(tcp::socket sock, state::Context& ctx)
 }
 
 Session::~Session() {
-  t_sessions.erase(this);
   client_registry().remove(handle_->id);
   ctx_.client_table.remove(info_->id);
   end_fill();
@@ -56,20 +49,31 @@ Session::~Session() {
               schema_, end_reason_.empty() ? "client closed the connection" : end_reason_);
 }
 
-awaitable<void> Session::run() {
+awaitable<bool> Session::run() {
   bool ok = co_await login();
   if (ok && console_) {
     idle_wait_ = true;  // a shutdown closes console connections like idle clients
     co_await serve_admin(sock_, io_, ctx_, console_caller_, caps_, mariadb_caps_);
-    co_return;
+    co_return false;
   }
   if (ok) {
     connected_ = true;
     log::info("client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, schema_);
   }
+  bool parked = co_await serve(ok);
+  co_return parked;
+}
+
+awaitable<bool> Session::resume() {
+  bool parked = co_await serve(woke_ok_);  // a failed parked wait (closed, killed, kicked) ends it
+  co_return parked;
+}
+
+awaitable<bool> Session::serve(bool ok) {
   while (ok) {
     if (ctx_.shutting_down && !server_) break;
     ok = co_await read_command();
+    if (!ok && std::exchange(parking_, false)) co_return true;
     if (ok) {
       auto cmd = static_cast<std::uint8_t>(io_.payload()[0]);
       auto started = observe::Clock::now();
@@ -83,6 +87,21 @@ awaitable<void> Session::run() {
     }
   }
   co_await leave();
+  co_return false;
+}
+
+void Session::janitor_tick() {
+  bool idle = idle_wait_ && !server_ && !tls_ && io_.idle_wait() && !park_requested_ && !info_->parked &&
+              cfg_->general.client_idle_timeout.count() == 0;
+  if (!idle) {
+    idle_ticks_ = 0;
+    return;
+  }
+  if (++idle_ticks_ >= 2) {
+    park_requested_ = true;
+    error_code ec;
+    sock_.cancel(ec);
+  }
 }
 
 void Session::count_command(std::uint8_t cmd, observe::Clock::time_point started) {
@@ -177,10 +196,6 @@ awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   my::build_err(err, row.code, row.sqlstate, row.text);
   my::append_packets(refusal, err, 0);
   co_await serve_admitted<Session>(std::move(sock), ctx, std::move(refusal), "mysql session");
-}
-
-void kick_idle_sessions() {
-  for (auto* s : std::vector<Session*>(t_sessions.begin(), t_sessions.end())) s->kick();
 }
 
 }  // namespace sluice::frontend::mysql

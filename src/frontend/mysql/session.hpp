@@ -14,6 +14,5 @@ void init_front_end();  // generates the RSA key pair for caching_sha2_password
 // Runs one client connection to completion on the calling worker.
 boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, state::Context& ctx);
 // Shutdown: closes sessions on this worker that wait idle for their client.
-void kick_idle_sessions();
 
 }  // namespace sluice::frontend::mysql

@@ -15,6 +15,7 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 
 #include "src/frontend/common/session_core.hpp"
+#include "src/frontend/common/worker_sessions.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/cancel.hpp"
@@ -60,11 +61,29 @@ enum class Outcome {
   PrepareListen,  // a LISTEN is about to go to the server: the listening connection listens first
 };
 
-class Session {
+class Session final : public TendedSession {
  public:
   Session(tcp::socket s, state::Context& ctx);
   ~Session();
-  awaitable<void> run();
+  // Both true when the session parks (admission.hpp): idle between transactions, nothing
+  // buffered, for a janitor period or more.
+  awaitable<bool> run();
+  awaitable<bool> resume();
+  // The parked wait: plain TCP reads the first bytes (as the idle wait does), TLS waits for
+  // readability. `h(ec, n)`; the session stays idle_wait_ (a kick or a notification cancels it).
+  template <typename Handler>
+  void wait_parked(Handler&& h) {
+    idle_wait_ = true;
+    info_->parked = true;
+    if (!tls_) {
+      client_.async_read_some(asio::buffer(first_bytes_), std::forward<Handler>(h));
+    } else {
+      client_.async_wait(tcp::socket::wait_read,
+                         [h = std::forward<Handler>(h)](error_code ec) mutable { h(ec, std::size_t{0}); });
+    }
+  }
+  void woke(error_code ec, std::size_t n);
+  asio::any_io_executor executor() { return client_.get_executor(); }
   void register_client();
   void log_end();
 
@@ -79,7 +98,7 @@ class Session {
 
   // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
   void bind_pool(const config::Config& cfg, const config::Pool& pc);
-  void kick();
+  void kick() override;
 
  private:
   // ---- client I/O ---------------------------------------------------------------------------
@@ -427,7 +446,7 @@ class Session {
  public:
   // Every janitor period (per worker): a request waiting on the server for two periods or more
   // gets its client watched.
-  void janitor_tick();
+  void janitor_tick() override;
 
  private:
   // The next unread client message is a Terminate: the client leaves without waiting.
@@ -436,7 +455,8 @@ class Session {
   // The server sent something while the client owed the next request: passed on (as the relay
   // filters it), or the server connection ended.
   awaitable<std::optional<Outcome>> server_spoke();
-  awaitable<void> serve();
+  // The transaction loop; true when it parks (the idle wait was cancelled for parking).
+  awaitable<bool> serve();
   // read_client(), or nullopt when `timeout` passes first (client_idle_timeout).
   awaitable<std::optional<bool>> read_client_within(config::Duration timeout);
 
@@ -509,6 +529,9 @@ class Session {
   bool idle_attached_ = false, waiting_server_ = false;
   bool server_dead_ = false;  // the server closed while a pooled client idles in its transaction
   int wait_ticks_ = 0;
+  // Parking (janitor_tick): the idle wait may be cancelled for it, was, and how it ended.
+  bool park_ok_ = false, park_requested_ = false, woke_ok_ = false;
+  int idle_ticks_ = 0;
   // CREATE/DROP DATABASE: the databases to free, and the message they were freed for.
   std::vector<std::string> exclusive_dbs_;
   std::size_t exclusive_checked_at_ = std::string::npos;

@@ -304,6 +304,26 @@ void Session::unwatch_client() {
 
 void Session::janitor_tick() {
   if (waiting_server_ && !client_watch_ && ++wait_ticks_ >= 2) watch_client();
+  if (park_ok_ && !park_requested_ && ++idle_ticks_ >= 2) {
+    // Idle for a janitor period or more: the wait ends (cancelled) and the session parks.
+    park_requested_ = true;
+    error_code ec;
+    client_.cancel(ec);
+  }
+}
+
+void Session::woke(error_code ec, std::size_t n) {
+  idle_wait_ = false;
+  info_->parked = false;
+  woke_ok_ = !ec && (tls_ || n > 0);
+  if (woke_ok_ && n > 0) take_first_bytes(n);
+}
+
+awaitable<bool> Session::resume() {
+  // As after the idle wait in serve(): a failed wait ends the session unless it was a kick (say
+  // goodbye) or a notification (deliver it).
+  if (!woke_ok_ && !ctx_.shutting_down && !notified_) co_return false;
+  co_return co_await serve();
 }
 
 bool Session::client_leaving() const {
@@ -340,24 +360,24 @@ awaitable<std::optional<bool>> Session::read_client_within(config::Duration time
   co_return std::get<0>(r);
 }
 
-awaitable<void> Session::serve() {
+awaitable<bool> Session::serve() {
   const auto idle_timeout = snap_->config->general.client_idle_timeout;
   for (;;) {
     if (!server_) {
       if (ctx_.shutting_down) {
         co_await send_error("FATAL", "57P01", "terminating connection: Sluice is shutting down");
-        co_return;
+        co_return false;
       }
       wire::Frame f;
       auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
       if (d == wire::Decode::Malformed) {
         co_await send_error("FATAL", "08P01",
                             fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_));
-        co_return;
+        co_return false;
       }
       if (d == wire::Decode::NeedMore) {
         if (mailbox_ && mailbox_->ready()) [[unlikely]] {
-          if (!co_await deliver_notifications()) co_return;
+          if (!co_await deliver_notifications()) co_return false;
           continue;
         }
         notified_ = false;
@@ -368,7 +388,7 @@ awaitable<void> Session::serve() {
           if (!r) {
             idle_wait_ = false;
             co_await send_error("FATAL", "08P01", "client_idle_timeout: closing idle client connection");
-            co_return;
+            co_return false;
           }
           got = *r;
         } else if (!tls_ && buffered() == 0) {
@@ -377,8 +397,10 @@ awaitable<void> Session::serve() {
           // emptied the socket and then waits without a failed recv and an epoll_ctl first.
           give_back_idle_input(Step::WantRead);  // nothing buffered: the read buffer goes back
           error_code ec;
+          park_ok_ = true, idle_ticks_ = 0;
           std::size_t n =
               co_await client_.async_read_some(asio::buffer(first_bytes_), asio::redirect_error(use_awaitable, ec));
+          park_ok_ = false;
           got = !ec && n > 0;
           if (got) take_first_bytes(n);
         } else {
@@ -389,7 +411,9 @@ awaitable<void> Session::serve() {
               break;
             }
             error_code ec;
+            park_ok_ = st == Step::WantRead && buffered() == 0, idle_ticks_ = 0;
             co_await client_ready(st, ec);
+            park_ok_ = false;
             if (ec) break;
           }
         }
@@ -397,11 +421,13 @@ awaitable<void> Session::serve() {
         if (!got) {
           if (ctx_.shutting_down) continue;  // kicked: say goodbye above
           if (notified_) continue;           // woken for a notification: delivered above
-          co_return;
+          if (std::exchange(park_requested_, false)) co_return true;  // wait_parked() goes on
+          co_return false;
         }
+        park_requested_ = false;
         continue;
       }
-      if (f.type == wire::fe::Terminate) co_return;
+      if (f.type == wire::fe::Terminate) co_return false;
       if (discard_until_sync_ || is_copy_message(f.type)) [[unlikely]] {
         // After a failed request, as the server: messages up to the next Sync are dropped and
         // the Sync answered; COPY data arriving outside COPY is dropped (55.2.6).
@@ -410,7 +436,7 @@ awaitable<void> Session::serve() {
           discard_until_sync_ = false;
           std::string out;
           wire::ready_for_query(out, failed_tx_ ? 'E' : 'I');
-          if (!co_await write_client(out)) co_return;
+          if (!co_await write_client(out)) co_return false;
         }
         continue;
       }
@@ -421,7 +447,7 @@ awaitable<void> Session::serve() {
         std::string local;
         if (std::size_t used = relay_.try_answer_locally(buffered_bytes(), max_packet_, local)) {
           in_begin_ += used;
-          if (!co_await write_client(local)) co_return;
+          if (!co_await write_client(local)) co_return false;
           continue;
         }
       }
@@ -443,16 +469,16 @@ awaitable<void> Session::serve() {
           auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
           if (!r.conn) {
             co_await report_lease_failure(r);
-            co_return;
+            co_return false;
           }
           server_ = std::move(r.conn);
           if (stats_) stats_->wait(observe::micros_since(wait_start));
-          if (!attach_ready() && !co_await attach_rest()) co_return;
+          if (!attach_ready() && !co_await attach_rest()) co_return false;
         } else if (!co_await attach_rest()) {
-          co_return;
+          co_return false;
         }
       }
-      if (failed_tx_ && !co_await recreate_failed_tx()) co_return;
+      if (failed_tx_ && !co_await recreate_failed_tx()) co_return false;
     }
     Outcome o = co_await relay_attached();
     if (o == Outcome::CheckPins) {
@@ -495,11 +521,11 @@ awaitable<void> Session::serve() {
         break;
       case Outcome::ClientGone:
         co_await release_server_after_client();
-        co_return;
+        co_return false;
       case Outcome::ClientError:
         co_await release_server_after_client();
         co_await send_error("FATAL", relay_.error_code(), client_error_);
-        co_return;
+        co_return false;
       case Outcome::ServerGone:
         routing_.report_failure();
         if (journal_on_ && relay_.replayable()) {
@@ -521,9 +547,9 @@ awaitable<void> Session::serve() {
             std::string out = relay_.server_end_bytes();
             detach(false);
             co_await write_client(out);
-            co_return;
+            co_return false;
           }
-          if (!co_await fail_in_flight()) co_return;
+          if (!co_await fail_in_flight()) co_return false;
           continue;
         }
         if (relay_.server_broken()) {
@@ -531,7 +557,7 @@ awaitable<void> Session::serve() {
           log::info("pool {}: server connection {} ended by the server{}", pool_->name(), server_->id, end_note());
           end_reason_ = "the server ended the session";
           detach(false);
-          co_return;
+          co_return false;
         }
         log::warn("pool {}: server connection {} lost while serving a client{}", pool_->name(), server_->id,
                   end_note());
@@ -539,12 +565,12 @@ awaitable<void> Session::serve() {
         co_await send_error("FATAL", "08006",
                             "sluice: server connection lost; the statement in flight may or may not have completed",
                             "reconnect and retry");
-        co_return;
+        co_return false;
       case Outcome::ServerError:
         log::error("pool {}: server connection {}: {}", pool_->name(), server_->id, relay_.error());
         detach(false);
         co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_.error()));
-        co_return;
+        co_return false;
       case Outcome::FreeDatabases:  // handled inside relay_attached
       case Outcome::PrepareListen:  // handled inside relay_attached
       case Outcome::CheckPins:      // handled above
@@ -553,7 +579,7 @@ awaitable<void> Session::serve() {
         detach(false);  // closing the server connection rolls the transaction back
         co_await send_error("FATAL", "25P01", "transaction blocks are not allowed in statement pool mode",
                             "use pool_mode = \"transaction\" for this pool");
-        co_return;
+        co_return false;
     }
   }
 }

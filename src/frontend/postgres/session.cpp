@@ -7,14 +7,6 @@
 
 namespace sluice::frontend::pg {
 
-namespace {
-// Per worker: a timer that lets sessions check on long waits (Session::janitor_tick), running
-// while the worker has sessions.
-thread_local bool t_janitor = false;
-thread_local std::unordered_set<Session*> t_sessions;
-awaitable<void> janitor();
-}  // namespace
-
 // A CancelRequest for the server session (pid, key) at `endpoint` (55.2.7): its own connection,
 // closed by the server without an answer.
 awaitable<void> send_cancel_request(config::Endpoint endpoint, std::uint32_t pid, std::uint32_t key) {
@@ -85,19 +77,14 @@ void parse_options(std::string_view opts, pool::Params& out) {
   }
 }
 
-Session::Session(tcp::socket s, state::Context& ctx) : client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
-  t_sessions.insert(this);
-  if (!t_janitor) {
-    t_janitor = true;
-    asio::co_spawn(client_.get_executor(), janitor(), asio::detached);
-  }
+Session::Session(tcp::socket s, state::Context& ctx)
+    : TendedSession(s.get_executor()), client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
   generation_ = ctx_.generation();
   register_client();
   max_packet_ = snap_->config->general.max_packet_size;
 }
 
 Session::~Session() {
-  t_sessions.erase(this);
   ctx_.client_table.remove(info_->id);
   log_end();
   if (pid_) cancel_registry().remove(pid_, cancel_->key);
@@ -105,7 +92,7 @@ Session::~Session() {
   end_fill();  // a client that left while its answer was being cached: let others ask
 }
 
-awaitable<void> Session::run() {
+awaitable<bool> Session::run() {
   bool logged_in = false;
   {
     // client_login_timeout bounds startup + authentication.
@@ -122,18 +109,18 @@ awaitable<void> Session::run() {
     done = true;
     login_timer.cancel();
   }
-  if (!logged_in) co_return;
+  if (!logged_in) co_return false;
   if (database_ == kAdminDatabase) {
     co_await serve_console();
-    co_return;
+    co_return false;
   }
   if (!co_await login()) {
     detach(false);  // a session-mode login that got its server connection, then failed
-    co_return;
+    co_return false;
   }
   log::info("client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, database_);
   logged_in_ = true;
-  co_await serve();
+  co_return co_await serve();
 }
 
 void Session::register_client() {
@@ -220,30 +207,12 @@ void Session::kick() {
   }
 }
 
-namespace {
-awaitable<void> janitor() {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (!t_sessions.empty()) {
-    timer.expires_after(std::chrono::milliseconds(250));
-    error_code ec;
-    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    for (Session* s : t_sessions) s->janitor_tick();
-  }
-  t_janitor = false;
-}
-
-}  // namespace
-
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   error_code ec;
   sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
   std::string refusal;
   wire::error_response(refusal, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
   co_await serve_admitted<Session>(std::move(sock), ctx, std::move(refusal), "session");
-}
-
-void kick_idle_sessions() {
-  for (auto* s : std::vector<Session*>(t_sessions.begin(), t_sessions.end())) s->kick();
 }
 
 }  // namespace sluice::frontend::pg

@@ -10,6 +10,5 @@ namespace sluice::frontend::pg {
 // Runs one client connection to completion on the calling worker.
 boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, state::Context& ctx);
 // Shutdown: wakes sessions on this worker that wait idle for their client, so they can leave.
-void kick_idle_sessions();
 
 }  // namespace sluice::frontend::pg

@@ -1,0 +1,261 @@
+// Parked idle clients (frontend/common/admission.hpp): a client idle between transactions for a
+// janitor period gives up its coroutine frames and waits with a plain handler. SHOW CLIENTS says
+// so (`parked`); a parked client must still do everything an idle one does: run the next request
+// (short, long, right at the moment it parks), hear its notifications, be killed from the
+// console, be told of a shutdown; over plain TCP and TLS.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+#include <mysql.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "harness.hpp"
+#include "tls_support.hpp"
+
+using namespace sluice::itest;
+
+namespace {
+
+const char* kAdmin = "\n[[users]]\nname = \"admin\"\npassword = \"adminpw\"\n";
+const char* kGeneral = "admin_users = [\"admin\"]";
+
+std::string tx_pool() {
+  return std::string(kAdmin) +
+         "[[pools]]\ndatabase = \"app\"\ncluster = \"pg\"\npool_mode = \"transaction\"\npool_size = 2\n";
+}
+
+std::string both_pools() {
+  return tx_pool() + "\n[[pools]]\ndatabase = \"app\"\ncluster = \"my\"\npool_mode = \"transaction\"\npool_size = 2\n";
+}
+
+int socket_port(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+int local_port(PGconn* c) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  getsockname(PQsocket(c), reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+// SHOW CLIENTS' `column` for the client whose port is `port` ("" when not listed).
+std::string client_column(PGconn* adm, int port, const char* column) {
+  PGresult* r = PQexec(adm, "SHOW CLIENTS");
+  std::string v;
+  int pc = PQfnumber(r, "port"), cc = PQfnumber(r, column);
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && pc >= 0 && cc >= 0)
+    for (int i = 0; i < PQntuples(r); ++i)
+      if (std::stoi(PQgetvalue(r, i, pc)) == port) v = PQgetvalue(r, i, cc);
+  PQclear(r);
+  return v;
+}
+
+// What libpq reports of messages that come while no query runs (a FATAL to an idle client).
+void capture_notices(PGconn* c, std::string& into) {
+  PQsetNoticeProcessor(
+      c, [](void* arg, const char* msg) { *static_cast<std::string*>(arg) += msg; }, &into);
+}
+
+bool parks_port(PGconn* adm, int port) {
+  return eventually([&] { return client_column(adm, port, "parked") == "t"; }, 5000);
+}
+
+bool parks(PGconn* adm, PGconn* client) {
+  int port = local_port(client);
+  return eventually([&] { return client_column(adm, port, "parked") == "t"; }, 5000);
+}
+
+// Waits (bounded) for bytes on the client's socket and lets libpq read them.
+bool await_input(PGconn* c, int timeout_ms = 5000) {
+  pollfd p{PQsocket(c), POLLIN, 0};
+  if (::poll(&p, 1, timeout_ms) != 1) return false;
+  PQconsumeInput(c);  // a closed connection is seen by the caller
+  return true;
+}
+
+// A notification on `c` within the time bound.
+std::string await_notification(PGconn* c) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+    PQconsumeInput(c);
+    if (PGnotify* n = PQnotifies(c)) {
+      std::string got = std::string(n->relname) + ":" + n->extra;
+      PQfreemem(n);
+      return got;
+    }
+    await_input(c, 200);
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("PostgreSQL: a parked client runs its next requests, hears notifications, and can be killed") {
+  SluiceProcess s(tx_pool(), kGeneral);
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  Conn a(s.conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE(a.scalar("SELECT 1") == "1");
+  REQUIRE(parks(adm.c, a.c));
+  CHECK(client_column(adm.c, local_port(a.c), "state") == "idle");
+
+  // The next request, short and then longer than the bytes the parked wait reads at once.
+  CHECK(a.scalar("SELECT 40 + 2") == "42");
+  REQUIRE(parks(adm.c, a.c));
+  std::string big(100000, 'x');
+  CHECK(a.scalar("SELECT length('" + big + "')") == "100000");
+  REQUIRE(parks(adm.c, a.c));
+
+  // Requests that come around the moment the session parks (a janitor period is 250 ms).
+  for (int i = 0; i < 12; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + 50 * i));
+    CHECK(a.scalar("SELECT " + std::to_string(i)) == std::to_string(i));
+  }
+
+  // Notifications reach a parked client without it asking.
+  REQUIRE(a.exec("LISTEN park_ch"));
+  REQUIRE(parks(adm.c, a.c));
+  Conn direct(direct_conninfo());
+  REQUIRE(direct.exec("NOTIFY park_ch, 'one'"));
+  CHECK(await_notification(a.c) == "park_ch:one");
+  REQUIRE(parks(adm.c, a.c));
+  REQUIRE(direct.exec("NOTIFY park_ch, 'two'"));
+  CHECK(await_notification(a.c) == "park_ch:two");
+  CHECK(a.scalar("SELECT 'after'") == "after");
+
+  // KILL from the console: the parked client gets the FATAL and its connection ends.
+  REQUIRE(parks(adm.c, a.c));
+  std::string id = client_column(adm.c, local_port(a.c), "id");
+  REQUIRE(!id.empty());
+  std::string notices;
+  capture_notices(a.c, notices);
+  PGresult* r = PQexec(adm.c, ("KILL " + id).c_str());
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  CHECK(await_input(a.c));
+  CHECK(a.scalar("SELECT 1").rfind("ERROR", 0) == 0);
+  CHECK(PQstatus(a.c) == CONNECTION_BAD);
+  CHECK(notices.find("administrator command") != std::string::npos);
+  // The console and other clients go on.
+  Conn b(s.conninfo());
+  CHECK(b.scalar("SELECT 7") == "7");
+}
+
+TEST_CASE("PostgreSQL: a parked client is told of a shutdown, and Sluice exits") {
+  SluiceProcess s(tx_pool(), std::string(kGeneral) + "\nshutdown_timeout = \"10s\"");
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  Conn a(s.conninfo());
+  REQUIRE(a.scalar("SELECT 1") == "1");
+  REQUIRE(parks(adm.c, a.c));
+  PQfinish(adm.c);
+  adm.c = nullptr;
+  std::string notices;
+  capture_notices(a.c, notices);
+  REQUIRE(::kill(s.pid(), SIGTERM) == 0);
+  CHECK(await_input(a.c));
+  CHECK(a.scalar("SELECT 1").rfind("ERROR", 0) == 0);
+  CHECK(notices.find("shutting down") != std::string::npos);
+  PQfinish(a.c);
+  a.c = nullptr;
+  int status = s.wait_exit(10000);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("PostgreSQL over TLS: a parked client runs its next requests and hears notifications") {
+  SluiceProcess::postgres_extra = tls_keys("require");
+  Guard guard;
+  SluiceProcess s(tx_pool(), kGeneral);
+  Conn adm(s.conninfo("admin", "adminpw", "sluice") + " sslmode=require");
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  Conn a(s.conninfo() + " sslmode=require");
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE(PQsslInUse(a.c) == 1);
+  REQUIRE(a.scalar("SELECT 1") == "1");
+  REQUIRE(parks(adm.c, a.c));
+  std::string big(50000, 'y');
+  CHECK(a.scalar("SELECT length('" + big + "')") == "50000");
+  REQUIRE(parks(adm.c, a.c));
+  REQUIRE(a.exec("LISTEN park_tls"));
+  REQUIRE(parks(adm.c, a.c));
+  Conn direct(direct_conninfo());
+  REQUIRE(direct.exec("NOTIFY park_tls, 'tls'"));
+  CHECK(await_notification(a.c) == "park_tls:tls");
+  CHECK(a.scalar("SELECT 3") == "3");
+}
+
+TEST_CASE("MySQL: a parked client runs its next commands, and can be killed; a shutdown closes it") {
+  SluiceProcess s(both_pools(), std::string(kGeneral) + "\nshutdown_timeout = \"10s\"");
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  MyConn a(s.my_port());
+  REQUIRE(a.ok);
+  int port = socket_port(static_cast<int>(mysql_get_socket(a.m)));
+  REQUIRE(a.scalar("SELECT 1") == "1");
+  REQUIRE(parks_port(adm.c, port));
+  CHECK(client_column(adm.c, port, "protocol") == "mysql");
+  CHECK(a.scalar("SELECT 40 + 2") == "42");
+  REQUIRE(parks_port(adm.c, port));
+  std::string big(100000, 'x');
+  CHECK(a.scalar("SELECT length('" + big + "')") == "100000");
+  for (int i = 0; i < 12; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + 50 * i));
+    CHECK(a.scalar("SELECT " + std::to_string(i)) == std::to_string(i));
+  }
+  // Session state carried across parking: a session variable and a prepared statement.
+  REQUIRE(a.scalar("SET SESSION sql_mode = 'ANSI_QUOTES'") == "");
+  MYSQL_STMT* st = mysql_stmt_init(a.m);
+  const std::string ps = "SELECT ? + 1";
+  REQUIRE(mysql_stmt_prepare(st, ps.data(), ps.size()) == 0);
+  REQUIRE(parks_port(adm.c, port));
+  CHECK(a.scalar("SELECT @@SESSION.sql_mode") == "ANSI_QUOTES");
+  REQUIRE(parks_port(adm.c, port));
+  long long in = 41, out = 0;
+  MYSQL_BIND pb{}, rb{};
+  pb.buffer_type = MYSQL_TYPE_LONGLONG;
+  pb.buffer = &in;
+  rb.buffer_type = MYSQL_TYPE_LONGLONG;
+  rb.buffer = &out;
+  REQUIRE(mysql_stmt_bind_param(st, &pb) == 0);
+  REQUIRE(mysql_stmt_execute(st) == 0);
+  REQUIRE(mysql_stmt_bind_result(st, &rb) == 0);
+  CHECK(mysql_stmt_fetch(st) == 0);
+  CHECK(out == 42);
+  mysql_stmt_close(st);
+
+  // KILL from the console: the parked client's next command finds the connection gone.
+  MyConn b(s.my_port());
+  REQUIRE(b.ok);
+  int bport = socket_port(static_cast<int>(mysql_get_socket(b.m)));
+  REQUIRE(b.scalar("SELECT 2") == "2");
+  REQUIRE(parks_port(adm.c, bport));
+  std::string id = client_column(adm.c, bport, "id");
+  PGresult* r = PQexec(adm.c, ("KILL " + id).c_str());
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  CHECK(eventually([&] { return client_column(adm.c, bport, "id").empty(); }));
+  CHECK(b.scalar("SELECT 3").rfind("ERR:", 0) == 0);
+
+  // A shutdown closes the parked client, and Sluice exits.
+  REQUIRE(parks_port(adm.c, port));
+  PQfinish(adm.c);
+  adm.c = nullptr;
+  REQUIRE(::kill(s.pid(), SIGTERM) == 0);
+  int status = s.wait_exit(10000);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(a.scalar("SELECT 4").rfind("ERR:", 0) == 0);
+}
