@@ -44,9 +44,9 @@ awaitable<bool> Session::run_internal(const std::string& sql, bool forward_param
 
 awaitable<bool> Session::sync_params() {
   auto& server = *server_;
-  if (server.params.fingerprint == relay_.client_params.fingerprint) co_return true;  // identical sets
+  if (server.params.fingerprint == relay_.client_params.fingerprint()) co_return true;  // identical sets
   std::vector<std::pair<std::string, std::string>> sets;                              // (name, statement)
-  for (auto& [k, v] : relay_.client_params.items) {
+  for (auto& [k, v] : relay_.client_params.items()) {
     if (!settable(k)) continue;
     const std::string* cur = server.params.find(k);
     if (cur && *cur == v) continue;
@@ -102,7 +102,7 @@ awaitable<bool> Session::sync_params() {
   });
   if (!read || fatal) co_return false;
   for (auto& k : refused) relay_.client_params.erase(k);
-  for (auto& [k, v] : relay_.client_params.items)
+  for (auto& [k, v] : relay_.client_params.items())
     if (settable(k) && !server.initial.find(k)) server.params.set(k, v);
   for (auto& k : defaults) server.params.erase(k);
   if (!to_client.empty()) co_await write_client(to_client);
@@ -198,7 +198,7 @@ void Session::prepare_attach() {
 }
 
 bool Session::attach_ready() {
-  if (!server_ || routing_.route.verify || server_->params.fingerprint != relay_.client_params.fingerprint)
+  if (!server_ || routing_.route.verify || server_->params.fingerprint != relay_.client_params.fingerprint())
     return false;
   relay_.reset_server_side();
   client_out_.clear();
@@ -235,7 +235,7 @@ awaitable<bool> Session::attach_rest() {
   relay_.reset_server_side();
   client_out_.clear();
   server_out_.clear();
-  if (server_->params.fingerprint != relay_.client_params.fingerprint && !co_await sync_params()) {
+  if (server_->params.fingerprint != relay_.client_params.fingerprint() && !co_await sync_params()) {
     pool_->release(std::move(server_), false);
     co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
     co_return false;

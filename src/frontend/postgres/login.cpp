@@ -172,12 +172,16 @@ awaitable<bool> Session::login() {
     params = r.conn->params;
     pool_->release(std::move(r.conn), true);
   }
-  for (auto& [k, v] : params->items) relay_.client_params.set(k, v);
+  pool::Params mine;
+  mine.items.reserve(params->items.size() + 2);
+  for (auto& [k, v] : params->items) mine.set(k, v);
   for (auto& [k, v] : startup_.params) {
     if (k == "user" || k == "database" || k == "replication") continue;
-    if (k == "options") parse_options(v, relay_.client_params);
-    else if (valid_param_name(k) && settable(k)) relay_.client_params.set(k, v);
+    if (k == "options") parse_options(v, mine);
+    else if (valid_param_name(k) && settable(k)) mine.set(k, v);
   }
+  relay_.client_params = pool::SharedParams::intern(std::move(mine));
+  std::vector<std::pair<std::string, std::string>>().swap(startup_.params);  // all taken: an idle client keeps none
   if (mode_ == config::PoolMode::Session) {
     // The client's server session starts now: its BackendKeyData carries the server's real
     // process id (pg_terminate_backend, pg_stat_activity work with it), with a key of Sluice's.
@@ -185,7 +189,7 @@ awaitable<bool> Session::login() {
     if (!attach_ready() && !co_await attach_rest()) co_return false;
   }
   std::string out;
-  for (auto& [k, v] : relay_.client_params.items)
+  for (auto& [k, v] : relay_.client_params.items())
     if (params->find(k)) wire::parameter_status(out, k, v);
   auto [pid, target] = cancel_registry().add(server_ ? server_->backend_pid : 0);
   pid_ = pid;

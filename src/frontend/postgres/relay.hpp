@@ -16,6 +16,7 @@
 #include "src/frontend/common/fifo.hpp"
 #include "src/observe/stats.hpp"
 #include "src/pool/server_conn.hpp"
+#include "src/pool/shared_params.hpp"
 #include "src/pool/statements.hpp"
 #include "src/sql/session_sql.hpp"
 
@@ -34,7 +35,7 @@ class Relay {
  public:
   enum class Verdict { Ok, Terminate, ProtocolError };
 
-  pool::Params client_params;  // what this client's session should look like on any server
+  pool::SharedParams client_params;  // what this client's session should look like on any server (shared while equal)
 
   // Client -> server. `f` is one complete client message; output goes to `server_out`.
   Verdict client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out);
