@@ -12,4 +12,9 @@ BufferPool& server_buffers() {
   return pool;
 }
 
+void trim_buffers() {
+  client_buffers().trim();
+  server_buffers().trim();
+}
+
 }  // namespace sluice::net

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -20,6 +21,7 @@ class BufferPool {
     if (free_.empty()) return std::vector<std::uint8_t>(size_);
     auto b = std::move(free_.back());
     free_.pop_back();
+    if (free_.size() < low_) low_ = free_.size();
     return b;
   }
 
@@ -32,13 +34,25 @@ class BufferPool {
 
   std::size_t kept() const { return free_.size(); }
 
+  // Frees the buffers that no one needed since the last trim (the fewest kept at any moment of
+  // the period): after a burst the pool shrinks back within two periods, while the buffers a
+  // steady load cycles through stay.
+  void trim() {
+    free_.resize(free_.size() - std::min(low_, free_.size()));
+    if (free_.empty()) free_.shrink_to_fit();
+    low_ = free_.size();
+  }
+
  private:
   std::size_t size_, keep_;
+  std::size_t low_ = 0;  // the fewest buffers kept since the last trim
   std::vector<std::vector<std::uint8_t>> free_;
 };
 
 // This worker thread's pools: client reads (16 KiB) and server reads (64 KiB).
 BufferPool& client_buffers();
 BufferPool& server_buffers();
+// Trims both pools of the calling worker (once a minute, on each worker).
+void trim_buffers();
 
 }  // namespace sluice::net

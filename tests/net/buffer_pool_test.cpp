@@ -34,3 +34,26 @@ TEST_CASE("grown buffers and those beyond the number kept are freed") {
   pool.give(empty);  // nothing taken: nothing kept
   CHECK(pool.kept() == 2);
 }
+
+TEST_CASE("trim frees the buffers no one took since the last trim, and keeps those in use") {
+  BufferPool pool(1024, 8);
+  std::vector<std::vector<std::uint8_t>> burst;
+  for (int i = 0; i < 6; ++i) burst.push_back(pool.take());
+  for (auto& b : burst) pool.give(b);
+  CHECK(pool.kept() == 6);
+  pool.trim();  // the period of the burst: all six were taken during it
+  CHECK(pool.kept() == 6);
+  // A quiet period: two at a time in use, never fewer than four kept: those four go.
+  for (int i = 0; i < 3; ++i) {
+    auto a = pool.take(), b = pool.take();
+    pool.give(a);
+    pool.give(b);
+  }
+  pool.trim();
+  CHECK(pool.kept() == 2);
+  // Nothing taken for a whole period: all go.
+  pool.trim();
+  CHECK(pool.kept() == 0);
+  auto c = pool.take();  // still works from empty
+  CHECK(c.size() == 1024);
+}
