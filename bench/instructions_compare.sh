@@ -10,6 +10,8 @@
 #   BENCH_TLS=0 bench/instructions_compare.sh  # plain TCP
 #   BENCH_KEEP=/tmp/cg bench/instructions_compare.sh  # keep the N and 3N dumps there, to compare
 #     per function: callgrind_annotate each, subtract (functions named, no lines: see below)
+#   BENCH_CONNECT=1 BENCH_TX=200 bench/instructions_compare.sh  # pgbench -C: a login (SCRAM) per
+#     transaction, so the count is what a login and its one transaction cost
 #   BENCH_CLIENTS=1 bench/instructions_compare.sh  # one client: no waiting in line, so the count
 #     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
 #     before/after comparison of a change on the hot path
@@ -20,6 +22,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N="${BENCH_TX:-2000}"
 CLIENTS="${BENCH_CLIENTS:-8}"
 TLS="${BENCH_TLS:-1}"
+CONNECT=()
+[ "${BENCH_CONNECT:-0}" = 1 ] && CONNECT=(-C)
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6731 BOUNCER_PORT=6732
 command -v valgrind >/dev/null || { echo "bench/instructions_compare.sh needs valgrind: apt-get install valgrind" >&2; exit 1; }
@@ -74,7 +78,8 @@ measure() {  # name, pid, port, as-user ("" or postgres)
   PGSSLMODE=$MODE pgbench -n -S -c "$CLIENTS" -j 1 -t 200 -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
   for per_client in $((N / CLIENTS)) $((3 * N / CLIENTS)); do
     "${ctl[@]}" -z "$pid" >/dev/null
-    PGSSLMODE=$MODE pgbench -n -S -c "$CLIENTS" -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
+    PGSSLMODE=$MODE pgbench -n -S "${CONNECT[@]}" -c "$CLIENTS" -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app \
+      >/dev/null 2>&1
     "${ctl[@]}" -d "$pid" >/dev/null
     sleep 0.5
     local f
@@ -110,7 +115,7 @@ b="$(measure pgbouncer "$BOUNCER_VG" $BOUNCER_PORT "$BOUNCER_USER")"
 mkdir -p "$ROOT/bench/out"
 OUT="$ROOT/bench/out/instructions-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
-  echo "User-space instructions per pgbench -S transaction (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), $CLIENTS clients over pool_size 4, $(date -u +%F)"
+  echo "User-space instructions per pgbench -S transaction$([ ${#CONNECT[@]} = 1 ] && echo " with a login each (-C)") (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), $CLIENTS clients over pool_size 4, $(date -u +%F)"
   echo
   echo "| proxy | instructions per transaction | ratio to PgBouncer |"
   echo "|---|---:|---:|"
