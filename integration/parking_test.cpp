@@ -175,6 +175,32 @@ TEST_CASE("PostgreSQL: a parked client is told of a shutdown, and Sluice exits")
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("PostgreSQL: under client_idle_timeout an idle client parks too, and is closed at the timeout") {
+  SluiceProcess s(tx_pool(), std::string(kGeneral) + "\nclient_idle_timeout = \"3s\"");
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  Conn a(s.conninfo());
+  REQUIRE(a.scalar("SELECT 1") == "1");
+  std::string notices;
+  capture_notices(a.c, notices);
+  REQUIRE(parks(adm.c, a.c));
+  // Busy enough: a client that never stays idle for the timeout is never closed.
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    REQUIRE(a.scalar("SELECT 2") == "2");
+  }
+  auto idle_since = std::chrono::steady_clock::now();
+  REQUIRE(parks(adm.c, a.c));
+  CHECK(await_input(a.c, 8000));
+  auto idle_for = std::chrono::steady_clock::now() - idle_since;
+  CHECK(idle_for >= std::chrono::milliseconds(2900));
+  CHECK(idle_for < std::chrono::milliseconds(5000));
+  CHECK(a.scalar("SELECT 1").rfind("ERROR", 0) == 0);
+  CHECK(notices.find("client_idle_timeout") != std::string::npos);
+  // The console (idle itself, but not a client's idle wait) is not closed by the timeout.
+  CHECK(client_column(adm.c, local_port(adm.c), "database") == "sluice");
+}
+
 TEST_CASE("PostgreSQL over TLS: a parked client runs its next requests and hears notifications") {
   SluiceProcess::postgres_extra = tls_keys("require");
   Guard guard;

@@ -457,8 +457,8 @@ class Session final : public TendedSession {
   awaitable<std::optional<Outcome>> server_spoke();
   // The transaction loop; true when it parks (the idle wait was cancelled for parking).
   awaitable<bool> serve();
-  // read_client(), or nullopt when `timeout` passes first (client_idle_timeout).
-  awaitable<std::optional<bool>> read_client_within(config::Duration timeout);
+  // client_idle_timeout passed (janitor_tick): the client is told, then closed.
+  awaitable<void> idle_timeout_goodbye();
 
   static constexpr const char* kAdminDatabase = "sluice";
   tcp::socket client_;
@@ -529,8 +529,9 @@ class Session final : public TendedSession {
   bool idle_attached_ = false, waiting_server_ = false;
   bool server_dead_ = false;  // the server closed while a pooled client idles in its transaction
   int wait_ticks_ = 0;
-  // Parking (janitor_tick): the idle wait may be cancelled for it, was, and how it ended.
-  bool park_ok_ = false, park_requested_ = false, woke_ok_ = false;
+  // Parking and client_idle_timeout (janitor_tick): the idle wait may be cancelled for them,
+  // was, and how it ended; janitor periods since the idle wait began.
+  bool park_ok_ = false, park_requested_ = false, woke_ok_ = false, idle_timed_out_ = false;
   int idle_ticks_ = 0;
   // CREATE/DROP DATABASE: the databases to free, and the message they were freed for.
   std::vector<std::string> exclusive_dbs_;

@@ -304,25 +304,43 @@ void Session::unwatch_client() {
 
 void Session::janitor_tick() {
   if (waiting_server_ && !client_watch_ && ++wait_ticks_ >= 2) watch_client();
-  if (park_ok_ && !park_requested_ && ++idle_ticks_ >= 2) {
+  if (!park_ok_ && !info_->parked) return;  // not in the idle wait between transactions
+  ++idle_ticks_;
+  error_code ec;
+  // client_idle_timeout, counted in janitor periods since the idle wait began (the first one
+  // partial): the wait ends no sooner than the timeout, and at most a period later.
+  auto timeout = snap_->config->general.client_idle_timeout;
+  if (timeout.count() > 0 && !idle_timed_out_ && idle_ticks_ >= timeout / kJanitorPeriod + 1) {
+    idle_timed_out_ = true;
+    client_.cancel(ec);
+    return;
+  }
+  if (park_ok_ && !park_requested_ && idle_ticks_ >= 2) {
     // Idle for a janitor period or more: the wait ends (cancelled) and the session parks.
     park_requested_ = true;
-    error_code ec;
     client_.cancel(ec);
   }
+}
+
+awaitable<void> Session::idle_timeout_goodbye() {
+  co_await send_error("FATAL", "08P01", "client_idle_timeout: closing idle client connection");
 }
 
 void Session::woke(error_code ec, std::size_t n) {
   idle_wait_ = false;
   info_->parked = false;
   woke_ok_ = !ec && (tls_ || n > 0);
+  if (woke_ok_) idle_timed_out_ = false;  // bytes came first
   if (woke_ok_ && n > 0) take_first_bytes(n);
 }
 
 awaitable<bool> Session::resume() {
   // As after the idle wait in serve(): a failed wait ends the session unless it was a kick (say
   // goodbye) or a notification (deliver it).
-  if (!woke_ok_ && !ctx_.shutting_down && !notified_) co_return false;
+  if (!woke_ok_ && !ctx_.shutting_down && !notified_) {
+    if (std::exchange(idle_timed_out_, false)) co_await idle_timeout_goodbye();
+    co_return false;
+  }
   co_return co_await serve();
 }
 
@@ -352,16 +370,7 @@ awaitable<std::optional<Outcome>> Session::server_spoke() {
   co_return std::nullopt;
 }
 
-awaitable<std::optional<bool>> Session::read_client_within(config::Duration timeout) {
-  // Its own frame: the timer and the race's state are not carried by every idle client.
-  asio::steady_timer t(client_.get_executor(), timeout);
-  auto r = co_await (read_client() || t.async_wait(use_awaitable));
-  if (r.index() == 1) co_return std::nullopt;
-  co_return std::get<0>(r);
-}
-
 awaitable<bool> Session::serve() {
-  const auto idle_timeout = snap_->config->general.client_idle_timeout;
   for (;;) {
     if (!server_) {
       if (ctx_.shutting_down) {
@@ -383,15 +392,7 @@ awaitable<bool> Session::serve() {
         notified_ = false;
         idle_wait_ = true;
         bool got = false;
-        if (idle_timeout.count() > 0 && buffered() == 0) {
-          auto r = co_await read_client_within(idle_timeout);
-          if (!r) {
-            idle_wait_ = false;
-            co_await send_error("FATAL", "08P01", "client_idle_timeout: closing idle client connection");
-            co_return false;
-          }
-          got = *r;
-        } else if (!tls_ && buffered() == 0) {
+        if (!tls_ && buffered() == 0) {
           // The common idle wait between transactions, plain TCP: Asio's own read, into the
           // session's few bytes (no pooled buffer while idle). It knows when the last read
           // emptied the socket and then waits without a failed recv and an epoll_ctl first.
@@ -421,10 +422,14 @@ awaitable<bool> Session::serve() {
         if (!got) {
           if (ctx_.shutting_down) continue;  // kicked: say goodbye above
           if (notified_) continue;           // woken for a notification: delivered above
+          if (std::exchange(idle_timed_out_, false)) {
+            co_await idle_timeout_goodbye();
+            co_return false;
+          }
           if (std::exchange(park_requested_, false)) co_return true;  // wait_parked() goes on
           co_return false;
         }
-        park_requested_ = false;
+        park_requested_ = idle_timed_out_ = false;  // bytes came first
         continue;
       }
       if (f.type == wire::fe::Terminate) co_return false;
