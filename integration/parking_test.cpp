@@ -285,3 +285,40 @@ TEST_CASE("MySQL: a parked client runs its next commands, and can be killed; a s
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(a.scalar("SELECT 4").rfind("ERR:", 0) == 0);
 }
+
+TEST_CASE("MySQL: the admin console is not a client's idle wait: it stays open while idle") {
+  for (const char* general : {"", "\nclient_idle_timeout = \"2s\""}) {
+    SluiceProcess s(both_pools(), std::string(kGeneral) + general);
+    MyConn console(s.my_port(), "admin", "adminpw", "sluice");
+    REQUIRE(console.ok);
+    REQUIRE(mysql_query(console.m, "SHOW VERSION") == 0);
+    mysql_free_result(mysql_store_result(console.m));
+    std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // parking, and the timeout
+    CHECK_MESSAGE(mysql_query(console.m, "SHOW CLIENTS") == 0, general, mysql_error(console.m));
+    MYSQL_RES* r = mysql_store_result(console.m);
+    CHECK(r != nullptr);
+    if (r) mysql_free_result(r);
+  }
+}
+
+TEST_CASE("MySQL: under client_idle_timeout an idle client parks too, and is closed at the timeout") {
+  SluiceProcess s(both_pools(), std::string(kGeneral) + "\nclient_idle_timeout = \"3s\"");
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  MyConn a(s.my_port());
+  REQUIRE(a.ok);
+  int port = socket_port(static_cast<int>(mysql_get_socket(a.m)));
+  REQUIRE(a.scalar("SELECT 1") == "1");
+  REQUIRE(parks_port(adm.c, port));
+  for (int i = 0; i < 4; ++i) {  // busy enough: never closed
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    REQUIRE(a.scalar("SELECT 2") == "2");
+  }
+  auto idle_since = std::chrono::steady_clock::now();
+  REQUIRE(parks_port(adm.c, port));
+  CHECK(eventually([&] { return client_column(adm.c, port, "id").empty(); }, 8000));
+  auto idle_for = std::chrono::steady_clock::now() - idle_since;
+  CHECK(idle_for >= std::chrono::milliseconds(2900));
+  CHECK(idle_for < std::chrono::milliseconds(5000));
+  CHECK(a.scalar("SELECT 3").rfind("ERR:", 0) == 0);
+}

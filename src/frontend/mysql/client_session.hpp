@@ -54,8 +54,9 @@ class Session final : public TendedSession {
   void kick() override {
     if (idle_wait_) close_client();
   }
-  // Every janitor period: a client idle (plain TCP, no server connection) for a period or more
-  // has its wait cancelled, and the session parks (frontend/common/admission.hpp).
+  // Every janitor period: a client waiting for its next command past client_idle_timeout is
+  // closed; one idle (plain TCP, no server connection) for a period or more has its wait
+  // cancelled, and the session parks (frontend/common/admission.hpp). Not the console.
   void janitor_tick() override;
 
   // GCC 12 miscompiled this body as "if (!co_await login()) co_return; for (;;) { if (...)
@@ -347,7 +348,8 @@ class Session final : public TendedSession {
   std::shared_ptr<observe::DbStats> stats_;
   std::uint64_t generation_ = ctx_.generation();
   bool connected_ = false, console_ = false, in_xact_ = false;
-  // Parking: the idle wait cancelled for it, the session parking, and how its parked wait ended.
+  // Parking: the idle wait cancelled for it, the session parking, and how its parked wait ended;
+  // janitor periods since the wait for the next command began.
   bool park_requested_ = false, parking_ = false, woke_ok_ = false;
   int idle_ticks_ = 0;
   admin::Caller console_caller_;

@@ -156,15 +156,8 @@ void Session::unwatch_server() {
 }
 
 awaitable<bool> Session::read_command() {
-  std::weak_ptr<bool> alive = alive_;
-  bool idle_timer = !server_ && cfg_->general.client_idle_timeout.count() > 0;
-  if (idle_timer) {
-    timer_.expires_after(cfg_->general.client_idle_timeout);
-    timer_.async_wait([this, alive](error_code ec) {
-      if (!ec && alive.lock() && idle_wait_) close_client();
-    });
-  }
   idle_wait_ = !server_;
+  idle_ticks_ = 0;  // client_idle_timeout and parking count from here (janitor_tick)
   if (server_ && !server_->tls && mode_ == config::PoolMode::Session) watch_server();
   bool ok = co_await io_.read();
   idle_wait_ = false;
@@ -173,7 +166,6 @@ awaitable<bool> Session::read_command() {
     co_return false;
   }
   unwatch_server();
-  if (idle_timer) timer_.cancel();
   if (ok && stats_) stats_->bytes_in.fetch_add(io_.payload().size() + 4, std::memory_order_relaxed);
   if (!ok) {
     if (io_.error() == "message larger than the limit") co_await refuse(Refusal::PacketTooLarge);

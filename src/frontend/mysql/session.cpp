@@ -91,13 +91,15 @@ awaitable<bool> Session::serve(bool ok) {
 }
 
 void Session::janitor_tick() {
-  bool idle = idle_wait_ && !server_ && !tls_ && io_.idle_wait() && !park_requested_ && !info_->parked &&
-              cfg_->general.client_idle_timeout.count() == 0;
-  if (!idle) {
-    idle_ticks_ = 0;
+  // The wait between commands (read_command, or parked); not the console's.
+  if (console_ || !idle_wait_ || server_) return;
+  ++idle_ticks_;  // since the wait began (read_command): the first period partial
+  auto timeout = cfg_->general.client_idle_timeout;
+  if (timeout.count() > 0 && idle_ticks_ >= timeout / kJanitorPeriod + 1) {
+    close_client();  // as MySQL's wait_timeout: the connection ends, the next command finds it gone
     return;
   }
-  if (++idle_ticks_ >= 2) {
+  if (!tls_ && io_.idle_wait() && !park_requested_ && !info_->parked && idle_ticks_ >= 2) {
     park_requested_ = true;
     error_code ec;
     sock_.cancel(ec);
