@@ -63,6 +63,8 @@ class Section {
   void duration(std::string_view key, Duration& out) {
     if (auto n = get(key)) {
       if (n->is_integer() && n->as_integer()->get() >= 0) {
+        // Seconds, bounded as parse_duration bounds a text (1e15 ms).
+        if (n->as_integer()->get() > kMaxDurationMs / 1000) fail(n, key, "duration out of range (at most 1e15 ms)");
         out = Duration(n->as_integer()->get() * 1000);
         return;
       }

@@ -34,7 +34,7 @@ std::optional<Duration> parse_duration(std::string_view text) {
   else if (unit == "h") ms = n * 3'600'000;
   else if (unit == "d") ms = n * 86'400'000;
   else return std::nullopt;
-  if (ms > 1e15) return std::nullopt;
+  if (ms > static_cast<double>(kMaxDurationMs)) return std::nullopt;
   return Duration(static_cast<std::int64_t>(ms));
 }
 

@@ -10,6 +10,9 @@ namespace sluice::config {
 
 using Duration = std::chrono::milliseconds;
 
+// The longest duration a config value may say (milliseconds): far beyond any use, and far from
+// overflowing the arithmetic done on it.
+inline constexpr std::int64_t kMaxDurationMs = 1'000'000'000'000'000;
 std::optional<Duration> parse_duration(std::string_view text);
 std::optional<std::uint64_t> parse_size(std::string_view text);
 

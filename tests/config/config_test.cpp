@@ -101,6 +101,12 @@ TEST_CASE("errors name file:line and key") {
   CHECK(error_of("[general]\nworkers = \"two\"\n") == "t.toml:2: general.workers: expected an integer");
   CHECK(error_of("[general]\n\nshutdown_timeout = \"10 parsecs\"\n") ==
         "t.toml:3: general.shutdown_timeout: invalid duration \"10 parsecs\" (use ms, s, m, h or d)");
+  // A duration in seconds too large for milliseconds is refused like "1e20s", not overflowed
+  // (found by fuzz_config: 5555555555555555552 * 1000 wrapped around).
+  CHECK(error_of("[general]\nquery_wait_timeout = 5555555555555555552\n") ==
+        "t.toml:2: general.query_wait_timeout: duration out of range (at most 1e15 ms)");
+  CHECK(error_of("[general]\nquery_wait_timeout = 1000000000000\n") == "");
+  CHECK(error_of("[general]\nquery_wait_timeout = 1000000000001\n") != "");
   CHECK(error_of("[postgres]\nlisten = \"localhost\"\n") ==
         "t.toml:2: postgres.listen: expected \"host:port\", got \"localhost\"");
   CHECK(error_of("[postgres]\nlisten = \"127.0.0.1:99999\"\n") ==
