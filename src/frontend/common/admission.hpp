@@ -11,7 +11,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <type_traits>
 #include <utility>
 
 #include "src/net/tls.hpp"
@@ -85,24 +84,21 @@ void park(Parked<Session> p) {
 }  // namespace parking
 
 // Runs a session class constructed from (socket, context) for `sock`, unless max_client_conn
-// clients are already in: then writes `refusal` and closes. A session whose run() returns bool
-// may park (above). `what` names the session in the log when it ends by an internal error.
+// clients are already in: then writes `refusal` and closes. The session may park (above); `what`
+// names it in the log when it ends by an internal error.
 template <typename Session>
 boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, state::Context& ctx, std::string refusal,
                                             const char* what) {
   ClientSlot slot = co_await admit(sock, ctx, std::move(refusal));
   if (!slot) co_return;
-  if constexpr (std::is_same_v<decltype(std::declval<Session&>().run()), boost::asio::awaitable<bool>>) {
-    parking::Parked<Session> p{std::move(slot), std::make_unique<Session>(std::move(sock), ctx), what};
-    co_await parking::drive(std::move(p), false);
-  } else {
-    try {
-      Session s(std::move(sock), ctx);
-      co_await s.run();
-    } catch (const std::exception& e) {
-      log_internal_error(what, e);
-    }
+  std::unique_ptr<Session> session;
+  try {
+    session = std::make_unique<Session>(std::move(sock), ctx);
+  } catch (const std::exception& e) {
+    log_internal_error(what, e);
+    co_return;
   }
+  co_await parking::drive(parking::Parked<Session>{std::move(slot), std::move(session), what}, false);
 }
 
 // The server side of a TLS handshake on `sock`: the stream, or null (logged) when it fails.
