@@ -23,12 +23,7 @@ if [ "$(ulimit -n)" -lt $((N + 200)) ]; then
   exit 1
 fi
 
-write_sluice_pg_toml "$WORK/sluice.toml" "$SLUICE_PORT" 0 "$POOL_SIZE" <<<"max_client_conn = $((N + 100))"
-sed -e "s/^workers = .*/workers = 1/" -e "s/127.0.0.1:$SLUICE_PORT/127.0.0.1:$SLUICE1_PORT/" "$WORK/sluice.toml" >"$WORK/sluice1.toml"
-
-write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" </dev/null
-sed -i -e "s/^max_client_conn = .*/max_client_conn = $((N + 100))/" "$WORK/pgbouncer.ini"
-echo "server_tls_sslmode = disable" >>"$WORK/pgbouncer.ini"
+write_many_client_configs "$((N + 100))"
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 

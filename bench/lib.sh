@@ -90,3 +90,15 @@ pool_size = $4
 CONF
   } >"$1"
 }
+
+# For the many-client benches: $WORK/sluice.toml (default workers, 127.0.0.1:$SLUICE_PORT),
+# $WORK/sluice1.toml (one worker, $SLUICE1_PORT) and $WORK/pgbouncer.ini ($BOUNCER_PORT, plain TCP
+# to the server), pool_size $POOL_SIZE, all admitting $1 clients.
+write_many_client_configs() {
+  write_sluice_pg_toml "$WORK/sluice.toml" "$SLUICE_PORT" 0 "$POOL_SIZE" <<<"max_client_conn = $1"
+  sed -e "s/^workers = .*/workers = 1/" -e "s/127.0.0.1:$SLUICE_PORT/127.0.0.1:$SLUICE1_PORT/" "$WORK/sluice.toml" \
+    >"$WORK/sluice1.toml"
+  write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" </dev/null
+  sed -i -e "s/^max_client_conn = .*/max_client_conn = $1/" "$WORK/pgbouncer.ini"
+  echo "server_tls_sslmode = disable" >>"$WORK/pgbouncer.ini"
+}
