@@ -42,12 +42,8 @@ int socket_port(int fd) {
   return ntohs(a.sin_port);
 }
 
-int local_port(PGconn* c) {
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  getsockname(PQsocket(c), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
+int local_port(PGconn* c) { return socket_port(PQsocket(c)); }
+int local_port(MYSQL* m) { return socket_port(static_cast<int>(mysql_get_socket(m))); }
 
 // SHOW CLIENTS' `column` for the client whose port is `port` ("" when not listed).
 std::string client_column(PGconn* adm, int port, const char* column) {
@@ -229,7 +225,7 @@ TEST_CASE("MySQL: a parked client runs its next commands, and can be killed; a s
   REQUIRE_MESSAGE(adm.ok(), adm.error());
   MyConn a(s.my_port());
   REQUIRE(a.ok);
-  int port = socket_port(static_cast<int>(mysql_get_socket(a.m)));
+  int port = local_port(a.m);
   REQUIRE(a.scalar("SELECT 1") == "1");
   REQUIRE(parks_port(adm.c, port));
   CHECK(client_column(adm.c, port, "protocol") == "mysql");
@@ -265,7 +261,7 @@ TEST_CASE("MySQL: a parked client runs its next commands, and can be killed; a s
   // KILL from the console: the parked client's next command finds the connection gone.
   MyConn b(s.my_port());
   REQUIRE(b.ok);
-  int bport = socket_port(static_cast<int>(mysql_get_socket(b.m)));
+  int bport = local_port(b.m);
   REQUIRE(b.scalar("SELECT 2") == "2");
   REQUIRE(parks_port(adm.c, bport));
   std::string id = client_column(adm.c, bport, "id");
@@ -307,7 +303,7 @@ TEST_CASE("MySQL: under client_idle_timeout an idle client parks too, and is clo
   REQUIRE_MESSAGE(adm.ok(), adm.error());
   MyConn a(s.my_port());
   REQUIRE(a.ok);
-  int port = socket_port(static_cast<int>(mysql_get_socket(a.m)));
+  int port = local_port(a.m);
   REQUIRE(a.scalar("SELECT 1") == "1");
   REQUIRE(parks_port(adm.c, port));
   for (int i = 0; i < 4; ++i) {  // busy enough: never closed
