@@ -128,13 +128,13 @@ void Session::choose_route() {
   if (wire::next_frame(buffered_bytes(), max_packet_, f) == wire::Decode::Ok) {
     if (f.type == wire::fe::Query) {
       wire::Reader r(f.body);
-      analysis_.of(r.cstr(), sql::Dialect::Postgres);  // lexed already when the cache looked
-      cls = analysis_.classification(routing_.write_functions());
+      w().analysis_.of(r.cstr(), sql::Dialect::Postgres);  // lexed already when the cache looked
+      cls = w().analysis_.classification(routing_.write_functions());
     } else if (f.type == wire::fe::Parse) {
       wire::ParseView pv;
       if (wire::parse_parse(f.body, pv)) {
-        analysis_.of(pv.query, sql::Dialect::Postgres);
-        cls = analysis_.classification(routing_.write_functions());
+        w().analysis_.of(pv.query, sql::Dialect::Postgres);
+        cls = w().analysis_.classification(routing_.write_functions());
       }
     } else if (f.type == wire::fe::Bind) {
       // A named statement prepared earlier: classified once, when first bound.

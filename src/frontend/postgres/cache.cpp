@@ -19,8 +19,8 @@ awaitable<bool> Session::try_cache(const wire::Frame& f) {
   wire::Reader r(f.body);
   std::string_view text = r.cstr();
   if (!r.ok()) co_return false;
-  const auto& lexed = analysis_.of(text, sql::Dialect::Postgres);  // also for routing and invalidation
-  if (!analysis_.classification(routing_.write_functions()).read()) co_return false;
+  const auto& lexed = w().analysis_.of(text, sql::Dialect::Postgres);  // also for routing and invalidation
+  if (!w().analysis_.classification(routing_.write_functions()).read()) co_return false;
   auto cand = ctx_.cache_policy()->consider(lexed, database_, user_);
   if (!cand) co_return false;
   co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
@@ -66,8 +66,8 @@ awaitable<bool> Session::try_cache_extended() {
     if (shape.size() > 5) co_return false;
   }
   if (bind_rest.empty() || exec_body.empty() || query.empty()) co_return false;
-  const auto& lexed = analysis_.of(query, sql::Dialect::Postgres);
-  if (!analysis_.classification(routing_.write_functions()).read()) co_return false;
+  const auto& lexed = w().analysis_.of(query, sql::Dialect::Postgres);
+  if (!w().analysis_.classification(routing_.write_functions()).read()) co_return false;
   auto cand = ctx_.cache_policy()->consider(lexed, database_, user_);
   if (!cand) co_return false;
   std::string key = cache_key(cand->normalized);
@@ -98,30 +98,30 @@ awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate&
     co_return true;
   }
   if (!found.fill) co_return false;  // another client's fill is slow: ask the server, keep nothing
-  fill_key_ = key;                   // this session fills it: end_fill when done, whatever happens
+  w().fill_key_ = key;                   // this session fills it: end_fill when done, whatever happens
   capturing_ = true;
-  cache_tables_.clear();
-  for (auto& t : cand.tables) cache_tables_.push_back(cache::table_key(t));
-  fill_ticket_ = ctx_.cache->fill_ticket(cache_tables_, pool_cfg_.cluster);
-  capture_.clear();
-  cache_key_ = std::move(key);
+  w().cache_tables_.clear();
+  for (auto& t : cand.tables) w().cache_tables_.push_back(cache::table_key(t));
+  w().fill_ticket_ = ctx_.cache->fill_ticket(w().cache_tables_, pool_cfg_->cluster);
+  w().capture_.clear();
+  w().cache_key_ = std::move(key);
   cache_ttl_ = cand.ttl;
   co_return false;
 }
 
 void Session::capture(const std::string& bytes) {
-  if (capture_.size() + bytes.size() > snap_->config->cache.max_entry_bytes) {
+  if (w().capture_.size() + bytes.size() > snap_->config->cache.max_entry_bytes) {
     capturing_ = false;
-    capture_.clear();
+    w().capture_.clear();
     return;
   }
-  capture_ += bytes;
+  w().capture_ += bytes;
 }
 
 void Session::end_fill() {
-  if (fill_key_.empty() || !ctx_.cache) return;
-  ctx_.cache->end_fill(fill_key_);
-  fill_key_.clear();
+  if (w().fill_key_.empty() || !ctx_.cache) return;
+  ctx_.cache->end_fill(w().fill_key_);
+  w().fill_key_.clear();
 }
 
 void Session::finish_capture() {
@@ -133,7 +133,7 @@ void Session::finish_capture() {
   capturing_ = false;
   std::size_t pos = 0;
   char last = 0, status = 0;
-  auto all = wire::as_bytes(capture_);
+  auto all = wire::as_bytes(w().capture_);
   for (;;) {
     wire::Frame fr;
     if (wire::next_frame(all.subspan(pos), all.size(), fr) != wire::Decode::Ok) break;
@@ -142,15 +142,15 @@ void Session::finish_capture() {
     if (fr.type == wire::be::ReadyForQuery && fr.body.size() == 1) status = static_cast<char>(fr.body[0]);
     pos += fr.size();
   }
-  if (pos != capture_.size() || last != wire::be::ReadyForQuery || status != 'I') return;
+  if (pos != w().capture_.size() || last != wire::be::ReadyForQuery || status != 'I') return;
   // Kept with the position its server had before it ran the query (stamped at attach): served
   // only to clients whose writes that covers; a replica's kept only if it covers the writes
   // through Sluice to the tables it read.
-  cache::Origin origin{routing_.route.replica, std::move(route_position_)};
-  capture_.resize(capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
-  ctx_.cache->put_if_current(cache_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
+  cache::Origin origin{routing_.route.replica, std::move(w().route_position_)};
+  w().capture_.resize(w().capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
+  ctx_.cache->put_if_current(w().cache_key_, std::move(w().capture_), w().cache_tables_, cache_ttl_, w().fill_ticket_, origin,
                              pool_->name());
-  capture_.clear();
+  w().capture_.clear();
 }
 
 void Session::note_for_invalidation(const wire::Frame& f) {
@@ -159,18 +159,18 @@ void Session::note_for_invalidation(const wire::Frame& f) {
   if (f.type == wire::fe::Parse) r.cstr();
   text = r.cstr();
   if (!r.ok()) return;
-  const auto& lexed = analysis_.of(text, sql::Dialect::Postgres);  // as the lookup and routing saw it
-  const auto& cls = analysis_.classification(routing_.write_functions());
+  const auto& lexed = w().analysis_.of(text, sql::Dialect::Postgres);  // as the lookup and routing saw it
+  const auto& cls = w().analysis_.classification(routing_.write_functions());
   if (temp_table_statement(lexed)) no_cache_ = true;  // its reads could name a temporary table
   if (cls.kind == sql::StatementKind::Rollback) {
-    pending_invalidation_.clear();
+    w().pending_invalidation_.clear();
     invalidate_all_ = false;
     return;
   }
   if (!cls.writes) return;
-  const auto& refs = analysis_.tables();
+  const auto& refs = w().analysis_.tables();
   if (!refs.complete || cls.opaque_write) invalidate_all_ = true;
-  for (auto& t : refs.names) pending_invalidation_.push_back(cache::table_key(t));
+  for (auto& t : refs.names) w().pending_invalidation_.push_back(cache::table_key(t));
 }
 
 bool Session::temp_table_statement(const sql::Lexed& lexed) {
@@ -186,31 +186,31 @@ bool Session::temp_table_statement(const sql::Lexed& lexed) {
 
 void Session::apply_invalidations(bool position_follows) {
   if (!ctx_.cache_enabled() || relay_.tx_status() != 'I') return;
-  if (pending_invalidation_.empty() && !invalidate_all_) return;
+  if (w().pending_invalidation_.empty() && !invalidate_all_) return;
   if (position_follows)
-    ctx_.cache->write_marks().begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
+    ctx_.cache->write_marks().begin(pool_cfg_->cluster, w().pending_invalidation_, invalidate_all_,
                                     routing_.cluster().replayed_everywhere_by());
   if (invalidate_all_) ctx_.cache->invalidate_all();
   else
-    for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+    for (auto& t : w().pending_invalidation_) ctx_.cache->invalidate_table(t);
   if (position_follows) {
-    marked_tables_ = std::move(pending_invalidation_);
+    w().marked_tables_ = std::move(w().pending_invalidation_);
     marked_all_ = invalidate_all_;
     marks_pending_ = true;
   }
-  pending_invalidation_.clear();
+  w().pending_invalidation_.clear();
   invalidate_all_ = false;
 }
 
 void Session::settle_invalidations(const router::Position& at) {
   if (!marks_pending_) return;
   marks_pending_ = false;
-  ctx_.cache->write_marks().settle(pool_cfg_.cluster, marked_tables_, marked_all_, at,
+  ctx_.cache->write_marks().settle(pool_cfg_->cluster, w().marked_tables_, marked_all_, at,
                                    routing_.cluster().replayed_everywhere_by());
-  marked_tables_.clear();
+  w().marked_tables_.clear();
 }
 
-void Session::stamp_route() { route_position_ = routing_.applied(); }
+void Session::stamp_route() { w().route_position_ = routing_.applied(); }
 
 const router::Position* Session::ryw_token() const { return routing_.read_your_writes_token(); }
 

@@ -69,18 +69,14 @@ class Session final : public TendedSession {
   // buffered, for a janitor period or more.
   awaitable<bool> run();
   awaitable<bool> resume();
-  // The parked wait: plain TCP reads the first bytes (as the idle wait does), TLS waits for
-  // readability. `h(ec, n)`; the session stays idle_wait_ (a kick or a notification cancels it).
+  // The parked wait: for readability (the read itself comes after resume(), into a buffer taken
+  // then). `h(ec, n)`, n always 0; the session stays idle_wait_ (a kick or a notification cancels it).
   template <typename Handler>
   void wait_parked(Handler&& h) {
     idle_wait_ = true;
     info_->parked = true;
-    if (!tls_) {
-      client_.async_read_some(asio::buffer(first_bytes_), std::forward<Handler>(h));
-    } else {
-      client_.async_wait(tcp::socket::wait_read,
-                         [h = std::forward<Handler>(h)](error_code ec) mutable { h(ec, std::size_t{0}); });
-    }
+    client_.async_wait(tcp::socket::wait_read,
+                       [h = std::forward<Handler>(h)](error_code ec) mutable { h(ec, std::size_t{0}); });
   }
   void woke(error_code ec, std::size_t n);
   asio::any_io_executor executor() { return client_.get_executor(); }
@@ -97,10 +93,45 @@ class Session final : public TendedSession {
   void refresh_config();
 
   // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
+  // `cfg` is snap_'s config: the session keeps pointing into it.
   void bind_pool(const config::Config& cfg, const config::Pool& pc);
   void kick() override;
 
  private:
+  // What a session needs only while it works: made on first use, dropped when it parks (an idle
+  // client holds none of it).
+  struct Work {
+    explicit Work(const asio::any_io_executor& ex) : write_done_(ex) {}
+    // What the idle wait reads into: a short request fits whole (pgbench's SELECT is 60 bytes).
+    std::array<std::uint8_t, 128> first_bytes_;
+    wire::StartupPacket startup_;  // login (the console also reads its application_name)
+    std::string client_error_;
+    // Result cache: the answer being captured for `cache_key_`, the fill this session owns, and
+    // writes not yet applied (pending_invalidation_) or whose position is being learned
+    // (marked_tables_, see take_write_token).
+    std::string capture_, cache_key_, fill_key_;
+    std::vector<std::string> cache_tables_, pending_invalidation_, marked_tables_;
+    cache::FillTicket fill_ticket_;
+    router::Position route_position_;  // a replica's replayed position when the read was routed there
+    // The Query / Parse text being looked at, analysed once for the cache lookup, routing and
+    // invalidation (and again only when the text changes).
+    sql::Analysis analysis_;
+    asio::steady_timer write_done_;
+    // CREATE/DROP DATABASE: the databases to free.
+    std::vector<std::string> exclusive_dbs_;
+    // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
+    bool disposable() const {
+      return capture_.empty() && fill_key_.empty() && pending_invalidation_.empty() && marked_tables_.empty();
+    }
+  };
+  Work& w() {
+    if (!work_) [[unlikely]]
+      work_ = std::make_unique<Work>(client_.get_executor());
+    return *work_;
+  }
+  // About to park: the work state goes, and the capacity the relay's buffers grew to.
+  void shed_for_parking();
+
   // ---- client I/O ---------------------------------------------------------------------------
 
   std::size_t buffered() const { return in_end_ - in_begin_; }
@@ -174,7 +205,7 @@ class Session final : public TendedSession {
     if (in_.empty()) in_ = net::client_buffers().take();
     if (in_.size() < n) in_.resize(net::client_buffers().buffer_size());  // one unread() made small
     in_begin_ = 0;
-    std::memcpy(in_.data(), first_bytes_.data(), n);
+    std::memcpy(in_.data(), w().first_bytes_.data(), n);
     in_end_ = n;
     if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
   }
@@ -473,13 +504,10 @@ class Session final : public TendedSession {
   std::shared_ptr<const state::Snapshot> snap_;
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
-  // What the idle wait reads into: a short request fits whole (pgbench's SELECT is 60 bytes).
-  std::array<std::uint8_t, 128> first_bytes_;
   std::vector<std::uint8_t> server_in_;
   std::string client_out_, server_out_, synth_out_;
   std::size_t max_packet_ = 0;
-  wire::StartupPacket startup_;
-  std::string user_, database_, client_error_;
+  std::string user_, database_;
   std::shared_ptr<const pool::Credentials> creds_;
   std::shared_ptr<pool::Pool> pool_;
   config::PoolMode mode_ = config::PoolMode::Transaction;
@@ -488,9 +516,8 @@ class Session final : public TendedSession {
   std::uint32_t pid_ = 0;
   // Routing (read_write_split): the member each batch runs on, and this client's last write.
   ClientRouting routing_;  // cluster, member pools, route of the current command, read-your-writes token
-  config::Pool pool_cfg_;
+  const config::Pool* pool_cfg_ = nullptr;  // in snap_'s config
   std::string server_db_;
-  pool::PoolSettings settings_;
   LeaseRoute route_;  // the member the current command runs on (read/write split)
   bool batch_sent_ = false, wrote_ = false;
   // A read outside a transaction: the client messages sent for it since attaching, kept (up to
@@ -506,23 +533,14 @@ class Session final : public TendedSession {
   // had open is re-created, failed, on its next server connection; until then nothing is
   // answered without a server (cache, known statements): there the server refuses everything.
   bool discard_until_sync_ = false, failed_tx_ = false;
-  // Result cache: the answer being captured for `cache_key_`, and writes not yet applied.
+  // Result cache (the rest is in Work).
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
-  std::string capture_, cache_key_, fill_key_;
-  // The Query / Parse text being looked at, analysed once for the cache lookup, routing and
-  // invalidation (and again only when the text changes).
-  sql::Analysis analysis_;
-  cache::FillTicket fill_ticket_;
-  router::Position route_position_;  // a replica's replayed position when the read was routed there
-  // Tables whose writes' position take_write_token() is learning (WriteMarks pending).
-  std::vector<std::string> marked_tables_;
+  // Every table's writes' position is being learned (take_write_token; else Work::marked_tables_).
   bool marked_all_ = false, marks_pending_ = false;
   config::Duration cache_ttl_{0};
-  std::vector<std::string> cache_tables_, pending_invalidation_;
   std::shared_ptr<CancelTarget> cancel_;
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   bool typed_messages_ = false;
-  asio::steady_timer write_done_{client_.get_executor()};
   // Watches (watch_server, watch_client) and what they saw.
   std::uint32_t server_watch_gen_ = 0, client_watch_gen_ = 0;
   bool server_watch_ = false, client_watch_ = false, server_spoke_ = false, client_gone_ = false;
@@ -533,14 +551,14 @@ class Session final : public TendedSession {
   // was, and how it ended; janitor periods since the idle wait began.
   bool park_ok_ = false, park_requested_ = false, woke_ok_ = false, idle_timed_out_ = false;
   int idle_ticks_ = 0;
-  // CREATE/DROP DATABASE: the databases to free, and the message they were freed for.
-  std::vector<std::string> exclusive_dbs_;
+  // CREATE/DROP DATABASE: the message the databases (Work::exclusive_dbs_) were freed for.
   std::size_t exclusive_checked_at_ = std::string::npos;
   std::string published_pins_;  // what SHOW CLIENTS says pins this client
   // LISTEN in pooled modes: this client's notifications, by way of its pool's listening connection.
   std::shared_ptr<pool::NotifyMailbox> mailbox_;
   std::shared_ptr<pool::NotifyHub> hub_;
   bool notified_ = false;             // the mailbox woke this session
+  std::unique_ptr<Work> work_;
   bool listen_pending_ = false;       // a LISTEN waits for its transaction's end
   std::uint32_t own_notify_pid_ = 0;  // the server process of this client's last NOTIFY
 };

@@ -7,7 +7,7 @@ namespace sluice::frontend::pg {
 awaitable<bool> Session::startup() {
   for (;;) {
     std::size_t consumed = 0;
-    auto d = wire::parse_startup(buffered_bytes(), startup_, consumed);
+    auto d = wire::parse_startup(buffered_bytes(), w().startup_, consumed);
     if (d == wire::Decode::NeedMore) {
       if (!co_await read_client()) co_return false;
       continue;
@@ -17,12 +17,12 @@ awaitable<bool> Session::startup() {
       co_return false;
     }
     in_begin_ += consumed;
-    if (startup_.code == wire::kSslRequestCode || startup_.code == wire::kGssEncRequestCode) {
+    if (w().startup_.code == wire::kSslRequestCode || w().startup_.code == wire::kGssEncRequestCode) {
       if (buffered() != 0) {  // bytes after SSLRequest before our answer: refuse (CVE-2021-23222)
         co_await send_error("FATAL", "08P01", "unexpected data after SSLRequest");
         co_return false;
       }
-      if (startup_.code == wire::kSslRequestCode && snap_->pg_tls && !tls_) {
+      if (w().startup_.code == wire::kSslRequestCode && snap_->pg_tls && !tls_) {
         std::string yes = "S";
         if (!co_await write_client(yes)) co_return false;
         tls_ = co_await accept_tls(client_, snap_->pg_tls, *info_);
@@ -33,21 +33,21 @@ awaitable<bool> Session::startup() {
       if (!co_await write_client(no)) co_return false;
       continue;
     }
-    if (startup_.code == wire::kCancelRequestCode) {
-      co_await forward_cancel(startup_.cancel_pid, startup_.cancel_key);
+    if (w().startup_.code == wire::kCancelRequestCode) {
+      co_await forward_cancel(w().startup_.cancel_pid, w().startup_.cancel_key);
       co_return false;
     }
-    if (startup_.code >> 16 != 3) {
+    if (w().startup_.code >> 16 != 3) {
       co_await send_error("FATAL", "0A000",
-                          fmt::format("unsupported frontend protocol {}.{}: server supports 3.0", startup_.code >> 16,
-                                      startup_.code & 0xffff));
+                          fmt::format("unsupported frontend protocol {}.{}: server supports 3.0", w().startup_.code >> 16,
+                                      w().startup_.code & 0xffff));
       co_return false;
     }
-    if (startup_.find("replication")) {
+    if (w().startup_.find("replication")) {
       co_await send_error("FATAL", "08P01", "replication connections are not supported by Sluice");
       co_return false;
     }
-    const std::string* user = startup_.find("user");
+    const std::string* user = w().startup_.find("user");
     if (!user || user->empty()) {
       co_await send_error("FATAL", "28000", "no PostgreSQL user name specified in startup packet");
       co_return false;
@@ -59,7 +59,7 @@ awaitable<bool> Session::startup() {
                           "Sluice requires TLS on this listener: connect with sslmode=require or stronger");
       co_return false;
     }
-    const std::string* db = startup_.find("database");
+    const std::string* db = w().startup_.find("database");
     database_ = db && !db->empty() ? *db : user_;
     co_return true;
   }
@@ -151,7 +151,7 @@ awaitable<bool> Session::login() {
   stats_ = ctx_.stats.get("postgres", pool_db);
   relay_.set_stats(stats_.get(), &info_->queries);
   relay_.set_statement_limit(snap_->config->general.max_client_prepared_statements);
-  info_->set_identity(user_, database_, startup_.find("application_name") ? *startup_.find("application_name") : "");
+  info_->set_identity(user_, database_, w().startup_.find("application_name") ? *w().startup_.find("application_name") : "");
   {
     std::lock_guard lock(info_->mu);
     info_->pool = pool_db;
@@ -175,13 +175,13 @@ awaitable<bool> Session::login() {
   pool::Params mine;
   mine.items.reserve(params->items.size() + 2);
   for (auto& [k, v] : params->items) mine.set(k, v);
-  for (auto& [k, v] : startup_.params) {
+  for (auto& [k, v] : w().startup_.params) {
     if (k == "user" || k == "database" || k == "replication") continue;
     if (k == "options") parse_options(v, mine);
     else if (valid_param_name(k) && settable(k)) mine.set(k, v);
   }
   relay_.client_params = pool::SharedParams::intern(std::move(mine));
-  std::vector<std::pair<std::string, std::string>>().swap(startup_.params);  // all taken: an idle client keeps none
+  std::vector<std::pair<std::string, std::string>>().swap(w().startup_.params);  // all taken: an idle client keeps none
   if (mode_ == config::PoolMode::Session) {
     // The client's server session starts now: its BackendKeyData carries the server's real
     // process id (pg_terminate_backend, pg_stat_activity work with it), with a key of Sluice's.

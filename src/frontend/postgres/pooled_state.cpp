@@ -114,8 +114,8 @@ bool Session::needs_free_databases(const wire::Frame& f) {
   if (i == std::string_view::npos) return false;
   char c = static_cast<char>(text[i] | 0x20);
   if (c != 'c' && c != 'd' && c != 'a' && text[i] != '/' && text[i] != '-') return false;
-  exclusive_dbs_ = sql::databases_needing_exclusive_use(text);
-  return !exclusive_dbs_.empty();
+  w().exclusive_dbs_ = sql::databases_needing_exclusive_use(text);
+  return !w().exclusive_dbs_.empty();
 }
 
 awaitable<void> Session::free_databases() {
@@ -126,7 +126,7 @@ awaitable<void> Session::free_databases() {
     bool busy = false;
     for (auto& p : ctx_.pools.all()) {
       if (!(p->endpoint() == endpoint)) continue;
-      if (std::find(exclusive_dbs_.begin(), exclusive_dbs_.end(), p->database()) == exclusive_dbs_.end()) continue;
+      if (std::find(w().exclusive_dbs_.begin(), w().exclusive_dbs_.end(), p->database()) == w().exclusive_dbs_.end()) continue;
       p->close_idle();
       auto u = p->usage();
       std::size_t own = p.get() == pool_.get() && server_ ? 1 : 0;  // this client's own: its business
@@ -138,7 +138,7 @@ awaitable<void> Session::free_databases() {
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
   }
   log::info("client {}: closed Sluice's idle server connections to {} before {}", info_->id,
-            fmt::join(exclusive_dbs_, ", "), "a statement that needs them unused");
+            fmt::join(w().exclusive_dbs_, ", "), "a statement that needs them unused");
 }
 
 }  // namespace sluice::frontend::pg

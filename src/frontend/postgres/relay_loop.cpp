@@ -36,7 +36,7 @@ awaitable<Outcome> Session::client_to_server() {
       relay_.drain_synthetic(synth_out_);
       bool ok = co_await write_client(synth_out_);
       client_writing_ = false;
-      write_done_.cancel();
+      w().write_done_.cancel();
       if (!ok) co_return stop(Outcome::ClientGone);
       if (stopping_) co_return Outcome::Detach;
     }
@@ -61,8 +61,8 @@ awaitable<Outcome> Session::server_to_client() {
     if (capturing_) capture(client_out_);
     if (stopping_) co_return Outcome::ClientGone;  // the client side ended first
     while (client_writing_) {                      // the other direction is writing synthetic replies: wait
-      write_done_.expires_after(std::chrono::seconds(1));
-      co_await write_done_.async_wait(asio::redirect_error(use_awaitable, ec));
+      w().write_done_.expires_after(std::chrono::seconds(1));
+      co_await w().write_done_.async_wait(asio::redirect_error(use_awaitable, ec));
       if (stopping_) co_return Outcome::ClientGone;
     }
     if (!client_out_.empty()) {
@@ -107,7 +107,7 @@ std::optional<Outcome> Session::forward_buffered() {
     auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
     if (d == wire::Decode::NeedMore) return std::nullopt;
     if (d == wire::Decode::Malformed) {
-      client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
+      w().client_error_ = fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_);
       return Outcome::ClientError;
     }
     if ((f.type == wire::fe::Query || f.type == wire::fe::Parse) && in_begin_ != exclusive_checked_at_ &&
@@ -130,7 +130,7 @@ std::optional<Outcome> Session::forward_buffered() {
     }
     if (v == Relay::Verdict::Terminate) return Outcome::ClientGone;
     if (v == Relay::Verdict::ProtocolError) {
-      client_error_ = relay_.error();
+      w().client_error_ = relay_.error();
       return Outcome::ClientError;
     }
     if (relay_.has_new_listens()) [[unlikely]]
@@ -329,9 +329,18 @@ awaitable<void> Session::idle_timeout_goodbye() {
 void Session::woke(error_code ec, std::size_t n) {
   idle_wait_ = false;
   info_->parked = false;
-  woke_ok_ = !ec && (tls_ || n > 0);
-  if (woke_ok_) idle_timed_out_ = false;  // bytes came first
+  woke_ok_ = !ec;  // readable: bytes (or the client's end) came first
+  if (woke_ok_) idle_timed_out_ = false;
   if (woke_ok_ && n > 0) take_first_bytes(n);
+}
+
+void Session::shed_for_parking() {
+  if (work_ && work_->disposable()) work_.reset();
+  // Nothing is buffered or being sent: what the last transaction grew these to goes back.
+  std::string().swap(client_out_);
+  std::string().swap(server_out_);
+  std::string().swap(synth_out_);
+  std::string().swap(journal_);
 }
 
 awaitable<bool> Session::resume() {
@@ -400,7 +409,7 @@ awaitable<bool> Session::serve() {
           error_code ec;
           park_ok_ = true, idle_ticks_ = 0;
           std::size_t n =
-              co_await client_.async_read_some(asio::buffer(first_bytes_), asio::redirect_error(use_awaitable, ec));
+              co_await client_.async_read_some(asio::buffer(w().first_bytes_), asio::redirect_error(use_awaitable, ec));
           park_ok_ = false;
           got = !ec && n > 0;
           if (got) take_first_bytes(n);
@@ -426,7 +435,10 @@ awaitable<bool> Session::serve() {
             co_await idle_timeout_goodbye();
             co_return false;
           }
-          if (std::exchange(park_requested_, false)) co_return true;  // wait_parked() goes on
+          if (std::exchange(park_requested_, false)) {
+            shed_for_parking();
+            co_return true;  // wait_parked() goes on
+          }
           co_return false;
         }
         park_requested_ = idle_timed_out_ = false;  // bytes came first
@@ -497,7 +509,7 @@ awaitable<bool> Session::serve() {
     if (o == Outcome::Detach || o == Outcome::Resume) {
       finish_capture();
       const bool token = needs_write_token();
-      if (!pending_invalidation_.empty() || invalidate_all_) apply_invalidations(token && routing_.split());
+      if (!w().pending_invalidation_.empty() || invalidate_all_) apply_invalidations(token && routing_.split());
       if (token) {
         co_await take_write_token();
         settle_invalidations(routing_.token);
@@ -529,7 +541,7 @@ awaitable<bool> Session::serve() {
         co_return false;
       case Outcome::ClientError:
         co_await release_server_after_client();
-        co_await send_error("FATAL", relay_.error_code(), client_error_);
+        co_await send_error("FATAL", relay_.error_code(), w().client_error_);
         co_return false;
       case Outcome::ServerGone:
         routing_.report_failure();

@@ -160,7 +160,7 @@ awaitable<void> Session::serve_console() {
                         "only general.admin_users and general.stats_users may use the admin console");
     co_return;
   }
-  info_->set_identity(user_, database_, startup_.find("application_name") ? *startup_.find("application_name") : "");
+  info_->set_identity(user_, database_, w().startup_.find("application_name") ? *w().startup_.find("application_name") : "");
   {
     std::lock_guard lock(info_->mu);
     info_->pool = kAdminDatabase;
@@ -175,7 +175,7 @@ awaitable<void> Session::serve_console() {
 }
 
 awaitable<void> Session::wait_while_paused() {
-  co_await ctx_.controls.wait_resumed(served_database(pool_cfg_, database_), client_, *info_);
+  co_await ctx_.controls.wait_resumed(served_database(*pool_cfg_, database_), client_, *info_);
 }
 
 void Session::refresh_config() {
@@ -183,7 +183,7 @@ void Session::refresh_config() {
   auto next = ctx_.snapshot();
   const auto& cfg = *next->config;
   const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
-  if (!pc || pc->cluster != pool_cfg_.cluster || pc->mode != mode_) return;  // keep what it logged in with
+  if (!pc || pc->cluster != pool_cfg_->cluster || pc->mode != mode_) return;  // keep what it logged in with
   snap_ = next;
   max_packet_ = cfg.general.max_packet_size;
   bind_pool(cfg, *pc);
@@ -192,11 +192,10 @@ void Session::refresh_config() {
 void Session::bind_pool(const config::Config& cfg, const config::Pool& pc) {
   const auto& cluster = cfg.clusters.at(pc.cluster);
   server_db_ = pc.database == "*" ? database_ : (pc.server_database.empty() ? pc.database : pc.server_database);
-  pool_cfg_ = pc;
-  settings_ = state::pool_settings(*snap_, pc);
-  pool_ = ctx_.pools.get(pc, cluster.primary, creds_, server_db_, settings_);
+  pool_cfg_ = &pc;  // `cfg` is snap_'s
+  pool_ = ctx_.pools.get(pc, cluster.primary, creds_, server_db_, state::pool_settings(*snap_, pc));
   routing_.bind(cfg, pc, user_, pool_, ctx_.router, [this](const config::Endpoint& member) {
-    return ctx_.pools.get(pool_cfg_, member, creds_, server_db_, settings_);
+    return ctx_.pools.get(*pool_cfg_, member, creds_, server_db_, state::pool_settings(*snap_, *pool_cfg_));
   });
 }
 
