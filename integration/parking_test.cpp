@@ -63,6 +63,18 @@ void capture_notices(PGconn* c, std::string& into) {
       c, [](void* arg, const char* msg) { *static_cast<std::string*>(arg) += msg; }, &into);
 }
 
+// SHOW CACHE's hits over all pools (the "*" row).
+long cache_hits(PGconn* adm) {
+  PGresult* r = PQexec(adm, "SHOW CACHE");
+  long hits = -1;
+  int pc = PQfnumber(r, "pool"), hc = PQfnumber(r, "hits");
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && pc >= 0 && hc >= 0)
+    for (int i = 0; i < PQntuples(r); ++i)
+      if (std::string(PQgetvalue(r, i, pc)) == "*") hits = std::stol(PQgetvalue(r, i, hc));
+  PQclear(r);
+  return hits;
+}
+
 bool parks_port(PGconn* adm, int port) {
   return eventually([&] { return client_column(adm, port, "parked") == "t"; }, 5000);
 }
@@ -147,6 +159,61 @@ TEST_CASE("PostgreSQL: a parked client runs its next requests, hears notificatio
   // The console and other clients go on.
   Conn b(s.conninfo());
   CHECK(b.scalar("SELECT 7") == "7");
+}
+
+// A parked session lets go of what only a working one needs (sessions' Work): what it owes its
+// client across transactions must all still be there when it wakes.
+TEST_CASE("A parked session keeps its settings, prepared statements, cached answers and their invalidation") {
+  SluiceProcess s(both_pools() + "\n[cache]\nmode = \"all\"\ndefault_ttl = \"60s\"\n", kGeneral);
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+
+  Conn a(s.conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE(a.exec("DROP TABLE IF EXISTS park_cache_t"));
+  REQUIRE(a.exec("CREATE TABLE park_cache_t (id int primary key, v int)"));
+  REQUIRE(a.exec("INSERT INTO park_cache_t VALUES (1, 10)"));
+  REQUIRE(a.exec("SET TimeZone = 'Asia/Tokyo'"));
+  PGresult* r = PQprepare(a.c, "park_s", "SELECT $1::int + 1", 1, nullptr);
+  REQUIRE(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  const std::string read = "SELECT v FROM park_cache_t WHERE id = 1";
+  CHECK(a.scalar(read) == "10");  // fills the cache
+  REQUIRE(parks(adm.c, a.c));
+  long hits = cache_hits(adm.c);
+  CHECK(a.scalar(read) == "10");
+  CHECK(cache_hits(adm.c) == hits + 1);
+  REQUIRE(parks(adm.c, a.c));
+  CHECK(a.scalar("SHOW TimeZone") == "Asia/Tokyo");
+  REQUIRE(parks(adm.c, a.c));
+  const char* arg = "41";
+  r = PQexecPrepared(a.c, "park_s", 1, &arg, nullptr, nullptr, 0);
+  CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+  CHECK(std::string(PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "") == "42");
+  PQclear(r);
+  REQUIRE(a.exec("UPDATE park_cache_t SET v = 11 WHERE id = 1"));  // drops the cached answer
+  REQUIRE(parks(adm.c, a.c));
+  CHECK(a.scalar(read) == "11");
+  REQUIRE(parks(adm.c, a.c));
+  CHECK(a.scalar(read) == "11");
+  CHECK(a.exec("DROP TABLE park_cache_t"));
+
+  MyConn m(s.my_port());
+  REQUIRE(m.ok);
+  int port = local_port(m.m);
+  REQUIRE(m.scalar("DROP TABLE IF EXISTS park_cache_m") == "");
+  REQUIRE(m.scalar("CREATE TABLE park_cache_m (id int primary key, v int)") == "");
+  REQUIRE(m.scalar("INSERT INTO park_cache_m VALUES (1, 10)") == "");
+  const std::string mread = "SELECT v FROM park_cache_m WHERE id = 1";
+  CHECK(m.scalar(mread) == "10");
+  REQUIRE(parks_port(adm.c, port));
+  hits = cache_hits(adm.c);
+  CHECK(m.scalar(mread) == "10");
+  CHECK(cache_hits(adm.c) == hits + 1);
+  REQUIRE(m.scalar("UPDATE park_cache_m SET v = 11 WHERE id = 1") == "");
+  REQUIRE(parks_port(adm.c, port));
+  CHECK(m.scalar(mread) == "11");
+  CHECK(m.scalar("DROP TABLE park_cache_m") == "");
 }
 
 TEST_CASE("PostgreSQL: a parked client is told of a shutdown, and Sluice exits") {

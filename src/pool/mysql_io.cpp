@@ -19,6 +19,11 @@ void MysqlIo::release_idle_buffers() {
     if (s->capacity() > 4096) std::string().swap(*s);  // a large message's storage, kept no longer
 }
 
+void MysqlIo::release_buffers() {
+  for (auto* s : {&in_, &payload_, &out_, &error_, &zin_, &zout_}) std::string().swap(*s);
+  std::vector<char>().swap(chunk_);
+}
+
 asio::awaitable<bool> MysqlIo::read() {
   for (;;) {
     std::size_t consumed = 0;

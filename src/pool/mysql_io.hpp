@@ -55,6 +55,8 @@ class MysqlIo {
   // Waiting for the peer's next message with nothing of it read (plain TCP): a cancel now loses
   // nothing (the session may park, frontend/common/admission.hpp).
   bool idle_wait() const { return idle_wait_; }
+  // Nothing buffered and no write under way (a parked client): every buffer's storage goes back.
+  void release_buffers();
   // Bytes read past the last message (a pipelining peer).
   std::string& leftover() { return in_; }
 

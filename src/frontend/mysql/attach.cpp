@@ -35,7 +35,7 @@ bool Session::command_is_read() {
 }
 
 void Session::after_statement(sql::StatementKind kind, bool was_read) {
-  if (!routing_.split() || last_.error ||
+  if (!routing_.split() || w().last_.error ||
       routing_.cluster().config().consistency != config::Consistency::ReadYourWrites)
     return;
   if (gtid_seen_) {
@@ -84,11 +84,11 @@ awaitable<bool> Session::attach() {
     conn = std::move(r.conn);
   }
   server_ = std::move(conn);
-  server_buf_.clear();
+  w().server_buf_.clear();
   // An answer about to be captured: the position its server has surely applied before running
   // it (the last health check's, or a verification's; on the primary also this client's write).
-  route_position_.parts.clear();
-  if (routing_.split() && !fill_key_.empty()) route_position_ = routing_.applied();
+  w().route_position_.parts.clear();
+  if (routing_.split() && !w().fill_key_.empty()) w().route_position_ = routing_.applied();
   routing_.attached();
   if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
   info_->set_state(observe::ClientState::Active);
@@ -127,14 +127,14 @@ void Session::detach(bool reusable) {
     handle_->attached = false;
     handle_->thread_id = 0;
   }
-  if (!server_buf_.empty()) reusable = false;  // unread server bytes: state unknown
+  if (!w().server_buf_.empty()) reusable = false;  // unread server bytes: state unknown
   routing_.detached();
   pool_->release(std::move(server_), reusable);
   server_.reset();
   // What only an attached client needs goes back: the server read buffer to the worker's pool,
   // storage grown for a large answer to the allocator (an idle client holds neither).
   net::server_buffers().give(rbuf_);
-  for (auto* s : {&server_buf_, &srv_out_, &cli_out_})
+  for (auto* s : {&w().server_buf_, &w().srv_out_, &w().cli_out_})
     if (s->capacity() > 4096) std::string().swap(*s);
 }
 

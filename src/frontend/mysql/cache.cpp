@@ -27,61 +27,61 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
     co_return ec ? 0 : 1;
   }
   if (!found.fill) co_return 0;  // another client's fill is slow: ask the server, keep nothing
-  fill_key_ = std::move(key);
+  w().fill_key_ = std::move(key);
   cache_ttl_ = cand->ttl;
-  cache_tables_.clear();
-  for (auto& tbl : cand->tables) cache_tables_.push_back(cache::table_key(tbl));
-  fill_ticket_ = ctx_.cache->fill_ticket(cache_tables_, pool_cfg_.cluster);
+  w().cache_tables_.clear();
+  for (auto& tbl : cand->tables) w().cache_tables_.push_back(cache::table_key(tbl));
+  w().fill_ticket_ = ctx_.cache->fill_ticket(w().cache_tables_, pool_cfg_->cluster);
   capture_limit_ = snap_->config->cache.max_entry_bytes;
   co_return 2;
 }
 
 void Session::end_fill() {
-  if (fill_key_.empty() || !ctx_.cache) return;
-  ctx_.cache->end_fill(fill_key_);
-  fill_key_.clear();
+  if (w().fill_key_.empty() || !ctx_.cache) return;
+  ctx_.cache->end_fill(w().fill_key_);
+  w().fill_key_.clear();
 }
 
 void Session::finish_capture(bool relayed) {
-  if (relayed && !server_lost_ && !last_.error && last_.warnings == 0 && !last_.local_infile &&
-      !cmd_.in_transaction() && capture_.size() <= capture_limit_ && !capture_.empty()) {
-    cache::Origin origin{routing_.split() && routing_.route.replica, std::move(route_position_)};
-    ctx_.cache->put_if_current(fill_key_, std::move(capture_), cache_tables_, cache_ttl_, fill_ticket_, origin,
-                               pool_->name());
+  if (relayed && !server_lost_ && !w().last_.error && w().last_.warnings == 0 && !w().last_.local_infile &&
+      !cmd_.in_transaction() && w().capture_.size() <= capture_limit_ && !w().capture_.empty()) {
+    cache::Origin origin{routing_.split() && routing_.route.replica, std::move(w().route_position_)};
+    ctx_.cache->put_if_current(w().fill_key_, std::move(w().capture_), w().cache_tables_, cache_ttl_, w().fill_ticket_,
+                               origin, pool_->name());
   }
-  capture_.clear();
+  w().capture_.clear();
   end_fill();
 }
 
 void Session::note_for_invalidation(sql::StatementKind kind, bool opaque, const sql::TableRefs* written) {
-  if (!ctx_.cache_enabled() || last_.error) return;
+  if (!ctx_.cache_enabled() || w().last_.error) return;
   using K = sql::StatementKind;
   if (kind == K::Rollback) {
-    pending_invalidation_.clear();
+    w().pending_invalidation_.clear();
     invalidate_all_ = false;
     return;
   }
   if (written) {  // a Write, or a text with one inside (BEGIN; UPDATE …; COMMIT)
     if (!written->complete || opaque) invalidate_all_ = true;
-    for (auto& t : written->names) pending_invalidation_.push_back(cache::table_key(t));
+    for (auto& t : written->names) w().pending_invalidation_.push_back(cache::table_key(t));
   }
   if (cmd_.in_transaction()) return;
-  if (pending_invalidation_.empty() && !invalidate_all_) return;
+  if (w().pending_invalidation_.empty() && !invalidate_all_) return;
   // Replicas' answers to these tables are kept again once they cover the commit's GTID (or,
   // when the server did not report one, once every replica surely has it).
   auto& marks = ctx_.cache->write_marks();
   std::chrono::steady_clock::time_point horizon{};
   if (routing_.split()) {
     horizon = routing_.cluster().replayed_everywhere_by();
-    marks.begin(pool_cfg_.cluster, pending_invalidation_, invalidate_all_, horizon);
+    marks.begin(pool_cfg_->cluster, w().pending_invalidation_, invalidate_all_, horizon);
   }
   if (invalidate_all_) ctx_.cache->invalidate_all();
   else
-    for (auto& t : pending_invalidation_) ctx_.cache->invalidate_table(t);
+    for (auto& t : w().pending_invalidation_) ctx_.cache->invalidate_table(t);
   if (routing_.split())
-    marks.settle(pool_cfg_.cluster, pending_invalidation_, invalidate_all_,
+    marks.settle(pool_cfg_->cluster, w().pending_invalidation_, invalidate_all_,
                  gtid_seen_ && !server_lost_ ? routing_.token : router::Position::unreachable(), horizon);
-  pending_invalidation_.clear();
+  w().pending_invalidation_.clear();
   invalidate_all_ = false;
 }
 

@@ -80,6 +80,35 @@ class Session final : public TendedSession {
   asio::any_io_executor executor() { return sock_.get_executor(); }
 
  private:
+  // What a session needs only while it works: made on first use, dropped when it parks (an idle
+  // client holds none of it).
+  struct Work {
+    explicit Work(const asio::any_io_executor& ex) : timer_(ex) {}
+    asio::steady_timer timer_;  // the login timeout
+    sql::Analysis analysis_;    // the running COM_QUERY / COM_STMT_PREPARE text, lexed once (storage reused)
+    std::string held_error_;    // a 1461 answer held back while Sluice makes room (com_prepare)
+    // Result cache: the answer this session is filling, and writes not yet applied.
+    std::string fill_key_, capture_;
+    cache::FillTicket fill_ticket_;
+    router::Position route_position_;  // a replica's replayed position when the read was routed there
+    std::vector<std::string> cache_tables_, pending_invalidation_;
+    // The answer being relayed, and what the last one was.
+    ResponseTracker tracker_;
+    ResponseSummary last_;
+    std::string server_buf_, srv_out_, cli_out_;
+    // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
+    bool disposable() const {
+      return fill_key_.empty() && capture_.empty() && pending_invalidation_.empty() && held_error_.empty();
+    }
+  };
+  Work& w() {
+    if (!work_) [[unlikely]]
+      work_ = std::make_unique<Work>(sock_.get_executor());
+    return *work_;
+  }
+  // About to park: the work state goes, and the capacity the I/O buffers grew to.
+  void shed_for_parking();
+
   // ---- small helpers ---------------------------------------------------------------------
 
   void count_command(std::uint8_t cmd, observe::Clock::time_point started);
@@ -96,6 +125,8 @@ class Session final : public TendedSession {
 
   // The pool, cluster and routing of this client's [[pools]] entry (login, and after a reload).
   void bind_pool(const config::Pool& pc);
+  // The settings of this client's pools (its [[pools]] entry, capabilities and charset at bind_pool).
+  pool::PoolSettings pool_settings() const;
 
   void close_client() {
     error_code ec;
@@ -158,10 +189,10 @@ class Session final : public TendedSession {
   // when neither routing nor the cache needs it (kind() is then Write).
   class CommandClassification {
    public:
-    // Of the text last given to s.analysis_.
+    // Of the text last given to the session's analysis_.
     explicit CommandClassification(Session& s) : s_(s) {
       if (s.routing_.split() || s.ctx_.cache_enabled()) {
-        cls = s.analysis_.classification(s.write_functions());
+        cls = s.w().analysis_.classification(s.write_functions());
         s.command_cls_ = &*cls;
       }
     }
@@ -307,7 +338,7 @@ class Session final : public TendedSession {
   static std::string rewrite_prepare_for_client(std::string bytes) { return bytes; }
 
   bool statement_is_read(const CommandClassification& c) const;
-  // A client's statement as prepared now, from the text analysis_ holds.
+  // A client's statement as prepared now, from the text Work::analysis_ holds.
   ClientStmt new_client_stmt(std::shared_ptr<const pool::Statement> stmt, const std::string& query,
                              std::uint16_t params, std::uint16_t columns, const CommandClassification& c);
 
@@ -356,7 +387,6 @@ class Session final : public TendedSession {
   observe::Clock::time_point xact_start_{};
   std::string end_reason_;
   pool::MysqlIo io_;
-  asio::steady_timer timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::shared_ptr<ClientHandle> handle_;
 
@@ -365,13 +395,13 @@ class Session final : public TendedSession {
   std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
   bool learned_ = false;            // creds_ came from the server ([mysql] auth_user)
   std::uint8_t charset_ = 45;
+  std::uint8_t pool_charset_ = 45;  // charset_ when the pool was bound (a change of user may change it)
   std::shared_ptr<const pool::Credentials> creds_;
   std::shared_ptr<pool::Pool> pool_;
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::shared_ptr<pool::ServerConn> server_;
 
-  pool::Params vars_;  // session variables the client changed (server-reported values)
-  sql::Analysis analysis_;  // the running COM_QUERY / COM_STMT_PREPARE text, lexed once (storage reused)
+  pool::Params vars_;                                 // session variables the client changed (server-reported values)
   const sql::Classification* command_cls_ = nullptr;  // the running command's (CommandClassification)
   CommandState cmd_;  // what the commands left on the server connection (command_state.hpp)
   bool multi_statements_ = false;
@@ -381,13 +411,11 @@ class Session final : public TendedSession {
   std::unordered_map<std::uint32_t, ClientStmt> stmts_;
   std::uint32_t next_stmt_id_ = 1;
   std::vector<std::uint32_t> pending_closes_;
-  std::string held_error_;  // a 1461 answer held back while Sluice makes room (com_prepare)
 
   // Routing (read_write_split): the member the current command runs on, this client's last write.
   ClientRouting routing_;  // cluster, member pools, route of the current command, read-your-writes token
-  config::Pool pool_cfg_;
-  std::string served_db_;  // the database operators know this client by (served_database)
-  pool::PoolSettings settings_;
+  const config::Pool* pool_cfg_ = nullptr;  // in snap_'s config
+  std::string served_db_;                   // the database operators know this client by (served_database)
   LeaseRoute route_;  // the member the current command runs on (read/write split)
   bool retry_allowed_ = false, retry_pending_ = false;
   // A read outside a transaction runs again on another member at most this often when its
@@ -398,19 +426,12 @@ class Session final : public TendedSession {
   std::string server_end_;    // what the server said when it ended its connection
   bool gtid_seen_ = false, ro_next_tx_ = false, pending_write_ = false;
 
-  // Result cache: the answer this session is filling, and writes not yet applied.
-  std::string fill_key_, capture_;
-  cache::FillTicket fill_ticket_;
-  router::Position route_position_;  // a replica's replayed position when the read was routed there
   std::size_t capture_limit_ = 1u << 20;
   config::Duration cache_ttl_{0};
-  std::vector<std::string> cache_tables_, pending_invalidation_;
   bool invalidate_all_ = false;
 
-  ResponseTracker tracker_;
-  ResponseSummary last_;
-  std::string server_buf_, srv_out_, cli_out_;
   std::vector<std::uint8_t> rbuf_;  // server reads, while attached (net::server_buffers)
+  std::unique_ptr<Work> work_;
 };
 
 }  // namespace sluice::frontend::mysql

@@ -7,56 +7,57 @@ namespace sluice::frontend::mysql {
 
 awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view payload, ResponseKind kind, bool to_client,
                                                             std::uint32_t client_stmt_id, std::string* capture) {
-  srv_out_.clear();
+  w().srv_out_.clear();
   for (auto id : pending_closes_) {
     std::string c;
     my::build_command(c, my::com::STMT_CLOSE);
     my::put_u32(c, id);
-    my::append_packets(srv_out_, c, 0);
+    my::append_packets(w().srv_out_, c, 0);
   }
   pending_closes_.clear();
-  my::append_packets(srv_out_, payload, 0);
+  my::append_packets(w().srv_out_, payload, 0);
   error_code ec;
   // The hot path: plaintext goes straight to the socket (no extra coroutine frame).
-  if (server_->tls) co_await server_->tls->write(asio::buffer(srv_out_), ec);
-  else co_await asio::async_write(server_->sock, asio::buffer(srv_out_), asio::redirect_error(use_awaitable, ec));
+  if (server_->tls) co_await server_->tls->write(asio::buffer(w().srv_out_), ec);
+  else co_await asio::async_write(server_->sock, asio::buffer(w().srv_out_), asio::redirect_error(use_awaitable, ec));
   if (ec) co_return co_await broken_server(to_client, false);
-  tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
+  w().tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
   bool sent_any = false;
   for (;;) {
-    cli_out_.clear();
-    std::size_t used = tracker_.feed(my::as_bytes(server_buf_), cli_out_);
-    server_buf_.erase(0, used);
-    if (tracker_.malformed()) co_return co_await broken_server(to_client, sent_any);
+    w().cli_out_.clear();
+    std::size_t used = w().tracker_.feed(my::as_bytes(w().server_buf_), w().cli_out_);
+    w().server_buf_.erase(0, used);
+    if (w().tracker_.malformed()) co_return co_await broken_server(to_client, sent_any);
     std::optional<std::uint8_t> end_seq;
-    if (tracker_.done() && tracker_.summary.error && ResponseTracker::ends_connection(tracker_.summary.err.code) &&
+    if (w().tracker_.done() && w().tracker_.summary.error &&
+        ResponseTracker::ends_connection(w().tracker_.summary.err.code) &&
         (!to_client || mode_ != config::PoolMode::Session)) {
       // The server ends this connection (KILL, shutdown, idle timeout): in a pooled mode that
       // is not the client's to see; the command is answered as for any lost server connection.
-      std::size_t err = tracker_.err_packet_size();
-      end_seq = static_cast<std::uint8_t>(cli_out_[cli_out_.size() - err + 3]);
-      cli_out_.resize(cli_out_.size() - err);
-      server_end_ = fmt::format("{} {}", tracker_.summary.err.code, tracker_.summary.err.message);
+      std::size_t err = w().tracker_.err_packet_size();
+      end_seq = static_cast<std::uint8_t>(w().cli_out_[w().cli_out_.size() - err + 3]);
+      w().cli_out_.resize(w().cli_out_.size() - err);
+      server_end_ = fmt::format("{} {}", w().tracker_.summary.err.code, w().tracker_.summary.err.message);
     }
-    if (kind == ResponseKind::Prepare && tracker_.done() && tracker_.summary.error &&
-        tracker_.summary.err.code == kTooManyPrepared && !sent_any && evictable()) {
+    if (kind == ResponseKind::Prepare && w().tracker_.done() && w().tracker_.summary.error &&
+        w().tracker_.summary.err.code == kTooManyPrepared && !sent_any && evictable()) {
       // The server's max_prepared_stmt_count: the caller makes room and retries; the error
-      // reaches the client only if that does not help (held_error_).
-      held_error_ = std::move(cli_out_);
-      cli_out_.clear();
+      // reaches the client only if that does not help (w().held_error_).
+      w().held_error_ = std::move(w().cli_out_);
+      w().cli_out_.clear();
     }
-    if (capture && capture->size() <= capture_limit_) capture->append(cli_out_);
-    if (to_client && !cli_out_.empty()) {
+    if (capture && capture->size() <= capture_limit_) capture->append(w().cli_out_);
+    if (to_client && !w().cli_out_.empty()) {
       sent_any = true;
-      if (stats_) stats_->bytes_out.fetch_add(cli_out_.size(), std::memory_order_relaxed);
-      if (!co_await io_.write_raw(cli_out_))
+      if (stats_) stats_->bytes_out.fetch_add(w().cli_out_.size(), std::memory_order_relaxed);
+      if (!co_await io_.write_raw(w().cli_out_))
         client_gone_ = true;  // keep draining the server so the connection stays usable
     }
     if (end_seq) co_return co_await broken_server(to_client, sent_any, end_seq);
-    if (tracker_.done()) break;
-    if (tracker_.awaiting_infile() && server_buf_.empty()) {
+    if (w().tracker_.done()) break;
+    if (w().tracker_.awaiting_infile() && w().server_buf_.empty()) {
       if (!co_await forward_infile()) co_return co_await broken_server(to_client, true);
-      tracker_.infile_sent();
+      w().tracker_.infile_sent();
       continue;
     }
     if (rbuf_.empty()) rbuf_ = net::server_buffers().take();  // given back at detach
@@ -64,19 +65,19 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
     else n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return co_await broken_server(to_client, sent_any);
-    server_buf_.append(reinterpret_cast<const char*>(rbuf_.data()), n);
+    w().server_buf_.append(reinterpret_cast<const char*>(rbuf_.data()), n);
   }
-  if (!server_buf_.empty()) co_return co_await broken_server(to_client, true);  // more than one response
-  co_return tracker_.summary;
+  if (!w().server_buf_.empty()) co_return co_await broken_server(to_client, true);  // more than one response
+  co_return w().tracker_.summary;
 }
 
 awaitable<bool> Session::forward_infile() {
   for (;;) {
     if (!co_await io_.read()) co_return false;
-    srv_out_.clear();
-    my::append_packets(srv_out_, io_.payload(), io_.seq());
+    w().srv_out_.clear();
+    my::append_packets(w().srv_out_, io_.payload(), io_.seq());
     error_code ec;
-    co_await server_->channel().write(asio::buffer(srv_out_), ec);
+    co_await server_->channel().write(asio::buffer(w().srv_out_), ec);
     if (ec) co_return false;
     if (io_.payload().empty()) co_return true;
   }
@@ -92,7 +93,7 @@ awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client,
   routing_.report_failure();
   std::optional<std::uint8_t> seq = !mid_response ? std::optional<std::uint8_t>(1)
                                     : err_seq     ? err_seq
-                                                  : tracker_.error_seq();
+                                                  : w().tracker_.error_seq();
   broken_ = true;
   detach(false);
   broken_ = false;
@@ -163,6 +164,7 @@ awaitable<bool> Session::read_command() {
   idle_wait_ = false;
   if (std::exchange(park_requested_, false) && !ok && !server_) {
     parking_ = true;  // the wait was cancelled to park: serve() returns, wait_parked() goes on
+    shed_for_parking();
     co_return false;
   }
   unwatch_server();
@@ -224,18 +226,18 @@ awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std:
   if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
   auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);
   if (!r) {
-    last_ = ResponseSummary{};  // what the statement did is unknown (a write may have landed)
+    w().last_ = ResponseSummary{};  // what the statement did is unknown (a write may have landed)
     co_return sock_.is_open();
   }
   absorb(*r);
-  last_ = std::move(*r);
+  w().last_ = std::move(*r);
   co_return !client_gone_;
 }
 
 awaitable<bool> Session::com_query() {
   // Copied (storage reused): a LOCAL INFILE replaces io_'s payload before invalidation reads the
   // text; lexed once, for every look at it below.
-  const auto& lexed = analysis_.of(std::string_view(io_.payload()).substr(1), sql::Dialect::Mysql);
+  const auto& lexed = w().analysis_.of(std::string_view(io_.payload()).substr(1), sql::Dialect::Mysql);
   auto info = sql::inspect_mysql(lexed);
   if (info.kill) co_return co_await kill(*info.kill);
   bool relayed = false;
@@ -253,8 +255,8 @@ awaitable<bool> Session::com_query() {
     int served = co_await try_cache(lexed);
     if (served == 1) co_return true;
     if (served == 2) {
-      capture_.clear();
-      capture = &capture_;
+      w().capture_.clear();
+      capture = &w().capture_;
     }
   }
   // A read outside a transaction runs again elsewhere if its server dies before any of its
@@ -263,7 +265,7 @@ awaitable<bool> Session::com_query() {
     retry_allowed_ =
         attempt < kMaxReadRetries && routing_.split() && !server_ && !cmd_.in_transaction() && command_is_read();
     retry_pending_ = false;
-    if (capture) capture_.clear();
+    if (capture) w().capture_.clear();
     relayed = co_await relay(io_.payload(), ResponseKind::Query, 0, capture);
     retry_allowed_ = false;
     if (!retry_pending_) break;
@@ -273,12 +275,12 @@ awaitable<bool> Session::com_query() {
   if (!relayed) co_return false;
   if (ctx_.cache_enabled())
     note_for_invalidation(cls_kind, classified.cls && classified.cls->opaque_write,
-                          classified.cls && classified.cls->writes ? &analysis_.tables() : nullptr);
+                          classified.cls && classified.cls->writes ? &w().analysis_.tables() : nullptr);
   ro_next_tx_ = was_read && cls_kind == sql::StatementKind::SetTransaction;
   after_statement(cls_kind, was_read);
   // Held for the next command: SET TRANSACTION (applies to the next transaction) and
   // statements that left warnings (SHOW WARNINGS reads them on the same connection).
-  if (const char* why = cmd_.after_query(info, last_, server_lost_)) pin(why);
+  if (const char* why = cmd_.after_query(info, w().last_, server_lost_)) pin(why);
   maybe_detach();
   co_return true;
 }
@@ -289,7 +291,7 @@ awaitable<bool> Session::forward_simple(std::uint8_t cmd) {
                                            : ResponseKind::Single;
   std::string arg(std::string_view(io_.payload()).substr(1));
   if (!co_await relay(io_.payload(), kind)) co_return false;
-  if (cmd == my::com::INIT_DB && !last_.error) {
+  if (cmd == my::com::INIT_DB && !w().last_.error) {
     schema_ = arg;
     if (server_) server_->schema = arg;
   }

@@ -43,13 +43,13 @@ std::string random_nonce() {
 
 awaitable<bool> Session::login() {
   std::weak_ptr<bool> alive = alive_;
-  timer_.expires_after(cfg_->general.client_login_timeout);
-  timer_.async_wait([this, alive](error_code ec) {
+  w().timer_.expires_after(cfg_->general.client_login_timeout);
+  w().timer_.async_wait([this, alive](error_code ec) {
     if (!ec && alive.lock() && !logged_in_) close_client();
   });
   bool ok = co_await handshake();
   logged_in_ = true;
-  timer_.cancel();
+  w().timer_.cancel();
   co_return ok;
 }
 

@@ -31,7 +31,7 @@ awaitable<bool> Session::kill(sql::MysqlKill k) {
   std::string failure;
   if (thread) {
     auto r = co_await pool::connect_mysql(sock_.get_executor(), ep, creds_, "", cfg_->general.server_connect_timeout, 0,
-                                          0, 0, settings_.tls);
+                                          0, 0, pool_settings().tls);
     if (!r.conn) {
       ok = false;
       failure = r.error.fields.message;

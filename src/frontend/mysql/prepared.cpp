@@ -31,7 +31,7 @@ bool Session::evict_prepared() {
   for (auto& [id, server_id] : server_->statement_ids) pending_closes_.push_back(server_id);
   server_->statement_ids.clear();
   server_->prepared.clear();
-  held_error_.clear();
+  w().held_error_.clear();
   log::debug("client {}: the server's prepared statement limit: closed Sluice's cached statements on its connection",
              info_->id);
   return true;
@@ -73,7 +73,7 @@ awaitable<bool> Session::com_prepare() {
     co_return co_await refuse(Refusal::TooManyStatements, cfg_->general.max_client_prepared_statements);
   }
   std::string query(std::string_view(io_.payload()).substr(1));
-  analysis_.of(query, sql::Dialect::Mysql);
+  w().analysis_.of(query, sql::Dialect::Mysql);
   CommandClassification classified(*this);  // once: routing, the statement's read and kind
   // Keyed by everything that shapes the response: schema, format capabilities, handshake
   // character set and the session variables (character_set_results changes the metadata).
@@ -93,24 +93,24 @@ awaitable<bool> Session::com_prepare() {
     co_return co_await io_.write_raw(out);
   }
   std::string capture;
-  held_error_.clear();
+  w().held_error_.clear();
   if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
-  if (!held_error_.empty()) {  // 1461 held back by exchange(): make room and try once more
-    std::string refused = std::move(held_error_);
+  if (!w().held_error_.empty()) {  // 1461 held back by exchange(): make room and try once more
+    std::string refused = std::move(w().held_error_);
     if (!evict_prepared()) {
       if (!co_await io_.write_raw(refused)) co_return false;
     } else {
       capture.clear();
       if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
-      if (!held_error_.empty() && !co_await io_.write_raw(held_error_)) co_return false;
+      if (!w().held_error_.empty() && !co_await io_.write_raw(w().held_error_)) co_return false;
     }
-    held_error_.clear();
+    w().held_error_.clear();
   }
-  if (!last_.error && last_.prepare && server_) {
-    remember_server_stmt(stmt->id, last_.prepare->statement_id);
-    stmts_[client_id] = new_client_stmt(stmt, query, last_.prepare->params, last_.prepare->columns, classified);
+  if (!w().last_.error && w().last_.prepare && server_) {
+    remember_server_stmt(stmt->id, w().last_.prepare->statement_id);
+    stmts_[client_id] = new_client_stmt(stmt, query, w().last_.prepare->params, w().last_.prepare->columns, classified);
     if (capture.size() < 65536) cache_prepare(*stmt, std::move(capture));
-  } else if (last_.error) {
+  } else if (w().last_.error) {
     --next_stmt_id_;
   }
   maybe_detach();
@@ -120,7 +120,7 @@ awaitable<bool> Session::com_prepare() {
 ClientStmt Session::new_client_stmt(std::shared_ptr<const pool::Statement> stmt, const std::string& query,
                                     std::uint16_t params, std::uint16_t columns, const CommandClassification& c) {
   ClientStmt cs{std::move(stmt), query, params, columns, {}, statement_is_read(c), c.kind(), {}, false};
-  if (cs.kind == sql::StatementKind::Write) cs.writes = analysis_.tables();  // the text analysis_ holds
+  if (cs.kind == sql::StatementKind::Write) cs.writes = w().analysis_.tables();  // the text w().analysis_ holds
   cs.opaque_write = c.cls && c.cls->opaque_write;
   return cs;
 }
@@ -173,8 +173,8 @@ awaitable<bool> Session::com_execute() {
     int served = co_await try_cache(sql::lex(query, sql::Dialect::Mysql), std::string_view(params));
     if (served == 1) co_return true;
     if (served == 2) {
-      capture_.clear();
-      capture = &capture_;
+      w().capture_.clear();
+      capture = &w().capture_;
     }
   }
   cmd_read_ = cs->kind == sql::StatementKind::Read;
@@ -188,7 +188,7 @@ awaitable<bool> Session::com_execute() {
   for (int attempt = 0;; ++attempt) {
     retry_allowed_ = retryable && attempt < kMaxReadRetries;
     retry_pending_ = false;
-    if (capture) capture_.clear();
+    if (capture) w().capture_.clear();
     bool ready = co_await attach();
     if (ready && !co_await ensure_prepared(stmt_ref)) {
       ready = false;
@@ -221,7 +221,7 @@ awaitable<bool> Session::com_execute() {
   if (ctx_.cache_enabled())
     note_for_invalidation(stmt_ref.kind, stmt_ref.opaque_write,
                           stmt_ref.kind == sql::StatementKind::Write ? &stmt_ref.writes : nullptr);
-  cmd_.after_execute(last_, v.flags != 0);
+  cmd_.after_execute(w().last_, v.flags != 0);
   maybe_detach();
   co_return true;
 }
@@ -235,10 +235,10 @@ awaitable<bool> Session::com_long_data() {
   if (!co_await ensure_prepared(ref)) co_return sock_.is_open();
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[ref.stmt->id]);
-  srv_out_.clear();
-  my::append_packets(srv_out_, payload, 0);
+  w().srv_out_.clear();
+  my::append_packets(w().srv_out_, payload, 0);
   error_code ec;
-  co_await server_->channel().write(asio::buffer(srv_out_), ec);
+  co_await server_->channel().write(asio::buffer(w().srv_out_), ec);
   if (ec) {
     co_await broken_server(false, false);
     co_return true;
@@ -279,7 +279,7 @@ awaitable<bool> Session::com_fetch() {
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
   if (!co_await relay(payload, ResponseKind::Fetch)) co_return false;
-  cmd_.after_fetch(last_);
+  cmd_.after_fetch(w().last_);
   maybe_detach();
   co_return true;
 }

@@ -13,8 +13,7 @@ Session::Session(tcp::socket sock, state::Context& ctx)
       ctx_(ctx),
       snap_(ctx.snapshot()),
       cfg_(snap_->config.get()),
-      io_(sock_, cfg_->general.max_packet_size),
-      timer_(sock_.get_executor()) {
+      io_(sock_, cfg_->general.max_packet_size) {
   handle_ = std::make_shared<ClientHandle>();
   info_ = state::new_client_info(ctx_, "mysql", sock_);
   handle_->id = static_cast<std::uint32_t>(info_->id);  // the connection id is the console's client id
@@ -90,6 +89,11 @@ awaitable<bool> Session::serve(bool ok) {
   co_return false;
 }
 
+void Session::shed_for_parking() {
+  if (work_ && work_->disposable()) work_.reset();
+  io_.release_buffers();
+}
+
 void Session::janitor_tick() {
   // The wait between commands (read_command, or parked); not the console's.
   if (console_ || !idle_wait_ || server_) return;
@@ -133,8 +137,8 @@ awaitable<void> Session::report_lease_failure(const pool::LeaseResult& r) {
 void Session::refresh_config() {
   generation_ = ctx_.generation();
   auto next = ctx_.snapshot();
-  const config::Pool* pc = next->config->find_pool(config::Protocol::Mysql, pool_cfg_.database);
-  if (!pc || pc->cluster != pool_cfg_.cluster || pc->mode != mode_) return;
+  const config::Pool* pc = next->config->find_pool(config::Protocol::Mysql, pool_cfg_->database);
+  if (!pc || pc->cluster != pool_cfg_->cluster || pc->mode != mode_) return;
   snap_ = next;
   cfg_ = snap_->config.get();
   io_.set_limit(cfg_->general.max_packet_size);
@@ -143,21 +147,25 @@ void Session::refresh_config() {
 
 void Session::bind_pool(const config::Pool& pc) {
   const auto& cluster = cfg_->clusters.at(pc.cluster);
-  auto settings = state::pool_settings(*snap_, pc);
-  settings.protocol = config::Protocol::Mysql;
-  settings.mysql_caps = caps_ & kFormatCaps;
-  settings.mariadb_caps = mariadb_caps_;
-  settings.mysql_charset = charset_;
-  settings.max_prepared = cfg_->mysql.max_prepared_statements;
-  settings_ = settings;
-  pool_cfg_ = pc;
-  pool_ = ctx_.pools.get(pc, cluster.primary, creds_, "", settings_);
+  pool_cfg_ = &pc;  // in snap_'s config, as cfg_
+  pool_charset_ = charset_;
+  pool_ = ctx_.pools.get(pc, cluster.primary, creds_, "", pool_settings());
   if (learned_) pool_->set_credentials(creds_);  // a changed password: new connections use it
   routing_.bind(*cfg_, pc, user_, pool_, ctx_.router, [this](const config::Endpoint& member) {
-    auto p = ctx_.pools.get(pool_cfg_, member, creds_, "", settings_);
+    auto p = ctx_.pools.get(*pool_cfg_, member, creds_, "", pool_settings());
     if (learned_) p->set_credentials(creds_);
     return p;
   });
+}
+
+pool::PoolSettings Session::pool_settings() const {
+  auto settings = state::pool_settings(*snap_, *pool_cfg_);
+  settings.protocol = config::Protocol::Mysql;
+  settings.mysql_caps = caps_ & kFormatCaps;
+  settings.mariadb_caps = mariadb_caps_;
+  settings.mysql_charset = pool_charset_;
+  settings.max_prepared = cfg_->mysql.max_prepared_statements;
+  return settings;
 }
 
 awaitable<bool> Session::send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {
