@@ -103,9 +103,10 @@ class Session final : public TendedSession {
   };
   Work& w() {
     if (!work_) [[unlikely]]
-      work_ = std::make_unique<Work>(sock_.get_executor());
+      make_work();  // out of line: the hot paths that reach Work stay small
     return *work_;
   }
+  [[gnu::noinline]] void make_work();
   // About to park: the work state goes, and the capacity the I/O buffers grew to.
   void shed_for_parking();
 

@@ -89,6 +89,8 @@ awaitable<bool> Session::serve(bool ok) {
   co_return false;
 }
 
+void Session::make_work() { work_ = std::make_unique<Work>(sock_.get_executor()); }
+
 void Session::shed_for_parking() {
   if (work_ && work_->disposable()) work_.reset();
   io_.release_buffers();

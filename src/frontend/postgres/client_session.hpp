@@ -126,9 +126,10 @@ class Session final : public TendedSession {
   };
   Work& w() {
     if (!work_) [[unlikely]]
-      work_ = std::make_unique<Work>(client_.get_executor());
+      make_work();  // out of line: the hot paths that reach Work stay small
     return *work_;
   }
+  [[gnu::noinline]] void make_work();
   // About to park: the work state goes, and the capacity the relay's buffers grew to.
   void shed_for_parking();
 
