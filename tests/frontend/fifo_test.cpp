@@ -49,3 +49,17 @@ TEST_CASE("a popped element's resources go at once, and a queue that never drain
   CHECK(pipeline.size() == 1);
   CHECK(most <= 4);
 }
+
+TEST_CASE("release_if_empty gives the storage back only when nothing is queued") {
+  Fifo<int> q;
+  for (int i = 0; i < 64; ++i) q.push_back(i);
+  q.release_if_empty();  // still holds 64: kept
+  CHECK(q.size() == 64);
+  CHECK(q.front() == 0);
+  while (!q.empty()) q.pop_front();
+  CHECK(q.capacity() >= 64);  // emptied, the storage stays for the next pushes
+  q.release_if_empty();
+  CHECK(q.capacity() == 0);
+  q.push_back(7);  // usable again
+  CHECK(q.front() == 7);
+}

@@ -16,6 +16,7 @@ class Fifo {
   bool empty() const { return head_ == items_.size(); }
   std::size_t size() const { return items_.size() - head_; }
   std::size_t slots() const { return items_.size(); }  // elements held, popped ones included (tests)
+  std::size_t capacity() const { return items_.capacity(); }  // storage held (tests)
   T& front() { return items_[head_]; }
   const T& front() const { return items_[head_]; }
   T& operator[](std::size_t i) { return items_[head_ + i]; }
@@ -38,6 +39,10 @@ class Fifo {
   void clear() {
     items_.clear();
     head_ = 0;
+  }
+  // Empty: the storage goes too (an idle owner holds none).
+  void release_if_empty() {
+    if (empty()) std::vector<T>().swap(items_), head_ = 0;
   }
 
  private:

@@ -153,6 +153,17 @@ class Relay {
     recording_ = true;
   }
   bool replayable() const { return recording_; }
+  // Between transactions (a session about to park): the storage the last requests' answers grew
+  // these to goes back; nothing in them is needed until the next request begins.
+  void release_request_storage() {
+    for (auto* s : {&seen_, &skip_, &captured_, &partial_, &error_, &replacement_error_}) std::string().swap(*s);
+    skip_pos_ = 0;
+    pending_.release_if_empty();
+    effects_.release_if_empty();
+    synthetic_errors_.release_if_empty();
+    if (parsing_.empty()) std::vector<std::shared_ptr<const pool::Statement>>().swap(parsing_);
+    if (batch_effects_.empty()) std::vector<sql::SessionEffect>().swap(batch_effects_);
+  }
   // The preamble kept for that (a wider one makes the read not replayable).
   static constexpr std::size_t kMaxPreamble = 64 * 1024;
   // Where to count queries (one per ReadyForQuery ending a client request), transactions (a

@@ -343,6 +343,7 @@ void Session::shed_for_parking() {
   std::string().swap(server_out_);
   std::string().swap(synth_out_);
   std::string().swap(journal_);
+  relay_.release_request_storage();
 }
 
 awaitable<bool> Session::resume() {
