@@ -1,29 +1,82 @@
 #!/usr/bin/env bash
-# Memory per idle, logged-in client, PgBouncer and Sluice side by side in one run (issue 19):
-# N clients log in (SCRAM) through the proxy, run one query each and stay idle
-# (build/idle_clients); the proxy's RSS before, with them, and BENCH_AFTER seconds after they
-# leave (Sluice gives freed memory back to the system once a minute).
+# Memory per idle, logged-in client, side by side in one run (issue 19): N clients log in through
+# the proxy, run one query each and stay idle; the proxy's RSS before, with them, and BENCH_AFTER
+# seconds after they leave (Sluice gives freed memory back to the system every 30 s).
+# PostgreSQL (default): PgBouncer and Sluice, SCRAM logins (build/idle_clients). MySQL
+# (BENCH_PROTOCOL=mysql): HAProxy in TCP mode and Sluice (build/idle_mysql_clients). HAProxy
+# opens a server connection per client, so its row holds at most HAPROXY_CLIENTS (default 550:
+# the sandbox MariaDB admits 600 connections).
 #   bench/idle_compare.sh                      # BENCH_CLIENTS=10000, BENCH_AFTER=65
 #   BENCH_CLIENTS=2000 BENCH_AFTER=5 bench/idle_compare.sh
+#   BENCH_PROTOCOL=mysql BENCH_CLIENTS=5000 bench/idle_compare.sh
 # Results are appended to bench/out/<timestamp>.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N="${BENCH_CLIENTS:-10000}"
 AFTER="${BENCH_AFTER:-65}"
 POOL_SIZE="${POOL_SIZE:-20}"
+PROTOCOL="${BENCH_PROTOCOL:-postgres}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
-SLUICE_PORT=6472 SLUICE1_PORT=6473 BOUNCER_PORT=6444
+MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
+SLUICE_PORT=6472 SLUICE1_PORT=6473 BOUNCER_PORT=6444 HAPROXY_PORT=6445
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-IDLE="$ROOT/build/idle_clients"
-[ -x "$IDLE" ] || ninja -C "$ROOT/build" idle_clients >/dev/null
+case "$PROTOCOL" in
+  postgres) TOOL=idle_clients LOGIN="SCRAM login" TARGETS="pgbouncer sluice-1w sluice" ;;
+  mysql) TOOL=idle_mysql_clients LOGIN="mysql_native_password login" TARGETS="haproxy sluice-1w sluice" ;;
+  *) echo "idle_compare: BENCH_PROTOCOL is postgres or mysql" >&2; exit 2 ;;
+esac
+IDLE="$ROOT/build/$TOOL"
+[ -x "$IDLE" ] || ninja -C "$ROOT/build" "$TOOL" >/dev/null
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" -lt $((N + 200)) ]; then
   echo "idle_compare: the open-file limit $(ulimit -n) is below $N clients; lower BENCH_CLIENTS" >&2
   exit 1
 fi
 
-write_many_client_configs "$((N + 100))"
+if [ "$PROTOCOL" = postgres ]; then
+  write_many_client_configs "$((N + 100))"
+else
+  for w in 0 1; do
+    port=$SLUICE_PORT name=sluice
+    [ $w = 1 ] && port=$SLUICE1_PORT name=sluice1
+    cat >"$WORK/$name.toml" <<CONF
+[general]
+workers = $w
+log_level = "warn"
+max_client_conn = $((N + 100))
+[postgres]
+listen = "127.0.0.1:$((port + 1000))"
+[mysql]
+listen = "127.0.0.1:$port"
+[[users]]
+name = "app"
+password = "app"
+[clusters.my]
+protocol = "mysql"
+primary = "127.0.0.1:$MY_PORT"
+server_tls = "disable"
+[[pools]]
+database = "app"
+cluster = "my"
+pool_mode = "transaction"
+pool_size = $POOL_SIZE
+CONF
+  done
+  HAPROXY_N=$((N < ${HAPROXY_CLIENTS:-550} ? N : ${HAPROXY_CLIENTS:-550}))
+  cat >"$WORK/haproxy.cfg" <<CONF
+global
+  maxconn $((HAPROXY_N + 100))
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+listen my
+  bind 127.0.0.1:$HAPROXY_PORT
+  server primary 127.0.0.1:$MY_PORT
+CONF
+fi
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -32,37 +85,53 @@ start() {  # target -> pid
     pgbouncer)
       start_pgbouncer
       ;;
+    haproxy) haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & echo $! ;;
     sluice) "$BIN" -c "$WORK/sluice.toml" >/dev/null 2>>"$WORK/sluice.log" & echo $! ;;
     sluice-1w) "$BIN" -c "$WORK/sluice1.toml" >/dev/null 2>>"$WORK/sluice1.log" & echo $! ;;
   esac
 }
-port_of() { case "$1" in pgbouncer) echo $BOUNCER_PORT ;; sluice) echo $SLUICE_PORT ;; *) echo $SLUICE1_PORT ;; esac; }
+port_of() {
+  case "$1" in
+    pgbouncer) echo $BOUNCER_PORT ;;
+    haproxy) echo $HAPROXY_PORT ;;
+    sluice) echo $SLUICE_PORT ;;
+    *) echo $SLUICE1_PORT ;;
+  esac
+}
+clients_for() { if [ "$1" = haproxy ]; then echo "$HAPROXY_N"; else echo "$N"; fi; }
+run_clients() {  # port, clients
+  if [ "$PROTOCOL" = postgres ]; then
+    "$IDLE" "host=127.0.0.1 port=$1 user=app password=app dbname=app sslmode=disable" "$2" 100
+  else
+    "$IDLE" "$1" "$2"
+  fi
+}
 
 OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"
 OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ)-idle.md"
 {
-  echo "$N idle clients (SCRAM login, one SELECT 1 each, then idle), transaction mode, pool_size $POOL_SIZE, $(nproc) cores, $(date -u +%F)"
+  echo "$N idle $PROTOCOL clients ($LOGIN, one SELECT 1 each, then idle), transaction mode, pool_size $POOL_SIZE, $(nproc) cores, $(date -u +%F)"
   echo
   echo "| target | RSS before KiB | RSS with clients KiB | bytes per idle client | login s | RSS ${AFTER}s after KiB | after / before |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 
-for target in pgbouncer sluice-1w sluice; do
+for target in $TARGETS; do
   pid="$(start "$target")"
   PIDS+=("$pid")
   port="$(port_of "$target")"
-  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   sleep 1
   before="$(rss_kb "$pid")"
   # The clients wait for a line on a FIFO before they leave.
   mkfifo "$WORK/release.$target"
-  "$IDLE" "host=127.0.0.1 port=$port user=app password=app dbname=app sslmode=disable" "$N" 100 \
-    <"$WORK/release.$target" >"$WORK/idle.$target" 2>>"$WORK/idle.err" &
+  n="$(clients_for "$target")"
+  run_clients "$port" "$n" <"$WORK/release.$target" >"$WORK/idle.$target" 2>>"$WORK/idle.err" &
   ipid=$!
   exec 7>"$WORK/release.$target"
   for _ in $(seq 1 $((N / 5 + 900))); do grep -q '^ready' "$WORK/idle.$target" && break; sleep 0.1; done
-  read -r _ ok failed secs < <(grep '^ready' "$WORK/idle.$target" || echo "ready 0 $N -")
+  read -r _ ok failed secs < <(grep '^ready' "$WORK/idle.$target" || echo "ready 0 $n -")
   sleep 2
   with="$(rss_kb "$pid")"
   echo release >&7
@@ -73,7 +142,8 @@ for target in pgbouncer sluice-1w sluice; do
   per=$(((with - before) * 1024 / (ok > 0 ? ok : 1)))
   ratio=$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", a / b}')
   note=""
-  [ "$failed" != 0 ] && note=" ($failed of $N failed to log in)"
+  [ "$n" != "$N" ] && note=" ($n clients)"
+  [ "$failed" != 0 ] && note="$note ($failed of $n failed to log in)"
   echo "| $target$note | $before | $with | $per | $secs | $after | $ratio |" | tee -a "$OUT"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
