@@ -9,6 +9,8 @@
 #   bench/idle_compare.sh                      # BENCH_CLIENTS=10000, BENCH_AFTER=65
 #   BENCH_CLIENTS=2000 BENCH_AFTER=5 bench/idle_compare.sh
 #   BENCH_PROTOCOL=mysql BENCH_CLIENTS=5000 bench/idle_compare.sh
+#   BENCH_TLS=1 bench/idle_compare.sh          # clients on TLS (PgBouncer and Sluice terminate
+#     it; HAProxy in TCP mode passes it through to MariaDB)
 # Results are appended to bench/out/<timestamp>.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +18,7 @@ N="${BENCH_CLIENTS:-10000}"
 AFTER="${BENCH_AFTER:-65}"
 POOL_SIZE="${POOL_SIZE:-20}"
 PROTOCOL="${BENCH_PROTOCOL:-postgres}"
+TLS="${BENCH_TLS:-0}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 MY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
 SLUICE_PORT=6472 SLUICE1_PORT=6473 BOUNCER_PORT=6444 HAPROXY_PORT=6445
@@ -78,6 +81,20 @@ listen my
 CONF
 fi
 
+if [ "$TLS" = 1 ]; then
+  "$ROOT/integration/certs.sh" "$WORK/certs" >/dev/null
+  chmod -R a+rX "$WORK/certs"
+  section="[$PROTOCOL]"
+  for f in "$WORK/sluice.toml" "$WORK/sluice1.toml"; do
+    sed -i "s|^\\$section\$|$section\\ntls = \"allow\"\\ntls_cert = \"$WORK/certs/server.pem\"\\ntls_key = \"$WORK/certs/server.key\"|" "$f"
+  done
+  if [ "$PROTOCOL" = postgres ]; then
+    printf 'client_tls_sslmode = allow\nclient_tls_cert_file = %s\nclient_tls_key_file = %s\n' \
+      "$WORK/certs/server.pem" "$WORK/certs/server.key" >>"$WORK/pgbouncer.ini"
+  fi
+  LOGIN="$LOGIN over TLS"
+fi
+
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 start() {  # target -> pid
@@ -101,9 +118,11 @@ port_of() {
 clients_for() { if [ "$1" = haproxy ]; then echo "$HAPROXY_N"; else echo "$N"; fi; }
 run_clients() {  # port, clients
   if [ "$PROTOCOL" = postgres ]; then
-    "$IDLE" "host=127.0.0.1 port=$1 user=app password=app dbname=app sslmode=disable" "$2" 100
+    local mode=disable
+    [ "$TLS" = 1 ] && mode=require
+    "$IDLE" "host=127.0.0.1 port=$1 user=app password=app dbname=app sslmode=$mode" "$2" 100
   else
-    "$IDLE" "$1" "$2"
+    if [ "$TLS" = 1 ]; then "$IDLE" "$1" "$2" tls; else "$IDLE" "$1" "$2"; fi
   fi
 }
 

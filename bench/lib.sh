@@ -53,7 +53,7 @@ CONF
 # postgres (it refuses root) through setpriv, which keeps this shell's open-file limit (runuser
 # starts from the default one).
 start_pgbouncer() {
-  chmod 644 "$WORK"/*
+  find "$WORK" -maxdepth 1 -type f -exec chmod 644 {} +
   rm -f "$WORK/pgbouncer.pid"
   if [ "$(id -u)" = 0 ]; then
     chown postgres "$WORK"

@@ -286,6 +286,38 @@ TEST_CASE("PostgreSQL over TLS: a parked client runs its next requests and hears
   CHECK(a.scalar("SELECT 3") == "3");
 }
 
+TEST_CASE("MySQL over TLS: a parked client runs its next commands, keeps its session, and can be killed") {
+  SluiceProcess::mysql_extra = tls_keys("require");
+  MyGuard guard;
+  SluiceProcess s(both_pools(), kGeneral);
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  MyTls a(s.my_port(), cert_dir() + "/ca.pem", true);
+  REQUIRE_MESSAGE(a.ok, mysql_error(a.m));
+  REQUIRE(mysql_get_ssl_cipher(a.m) != nullptr);
+  int port = local_port(a.m);
+  REQUIRE(a.scalar("SELECT 1") == "1");
+  REQUIRE(parks_port(adm.c, port));
+  CHECK(client_column(adm.c, port, "tls") == "t");
+  std::string big(50000, 'z');
+  CHECK(a.scalar(("SELECT length('" + big + "')").c_str()) == "50000");
+  REQUIRE(parks_port(adm.c, port));
+  REQUIRE(a.scalar("SET SESSION sql_mode = 'ANSI_QUOTES'") == "");
+  REQUIRE(parks_port(adm.c, port));
+  CHECK(a.scalar("SELECT @@SESSION.sql_mode") == "ANSI_QUOTES");
+  for (int i = 0; i < 8; ++i) {  // around the moment it parks
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + 50 * i));
+    CHECK(a.scalar(("SELECT " + std::to_string(i)).c_str()) == std::to_string(i));
+  }
+  REQUIRE(parks_port(adm.c, port));
+  std::string id = client_column(adm.c, port, "id");
+  PGresult* r = PQexec(adm.c, ("KILL " + id).c_str());
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  CHECK(eventually([&] { return client_column(adm.c, port, "id").empty(); }));
+  CHECK(a.scalar("SELECT 3").rfind("ERROR", 0) == 0);
+}
+
 TEST_CASE("MySQL: a parked client runs its next commands, and can be killed; a shutdown closes it") {
   SluiceProcess s(both_pools(), std::string(kGeneral) + "\nshutdown_timeout = \"10s\"");
   Conn adm(s.conninfo("admin", "adminpw", "sluice"));

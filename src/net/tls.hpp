@@ -58,6 +58,9 @@ class TlsStream {
   TlsStream& operator=(const TlsStream&) = delete;
 
   SSL* native_handle() const { return ssl_; }
+  // An idle connection (nothing pending either way): OpenSSL's record buffers (about 16 KiB
+  // each way) go back until the next read or write needs them. False when they are in use.
+  bool release_buffers() { return SSL_free_buffers(ssl_) == 1; }
   boost::asio::awaitable<void> handshake(boost::system::error_code& ec);
   // Some bytes (at least one) or an error; eof when the peer closed.
   boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec);

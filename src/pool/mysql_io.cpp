@@ -47,8 +47,21 @@ asio::awaitable<bool> MysqlIo::read() {
     boost::system::error_code ec;
     std::size_t n = 0;
     if (tls_) {
+      // As plain TCP below, with OpenSSL's own try first: nothing complete there, and nothing
+      // of a message buffered here, is the idle wait (the janitor may cancel it to park).
       if (chunk_.empty()) chunk_.resize(kChunk);
-      n = co_await net::Channel{sock_, tls_}.read_some(asio::buffer(chunk_.data(), want), ec);
+      auto st = tls_->try_read(asio::buffer(chunk_.data(), want), n, ec);
+      if (st == net::TlsStream::Step::WantRead || st == net::TlsStream::Step::WantWrite) {
+        bool idle = st == net::TlsStream::Step::WantRead && in_.empty() && zin_.empty();
+        if (idle) release_idle_buffers();
+        idle_wait_ = idle;
+        co_await sock_.async_wait(
+            st == net::TlsStream::Step::WantRead ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write,
+            asio::redirect_error(asio::use_awaitable, ec));
+        idle_wait_ = false;
+        if (!ec) continue;
+      }
+      if (st == net::TlsStream::Step::Fail && !ec) ec = asio::error::eof;  // a clean close_notify
       if (ec) {
         error_ = ec.message();
         co_return false;

@@ -94,6 +94,7 @@ void Session::make_work() { work_ = std::make_unique<Work>(sock_.get_executor())
 void Session::shed_for_parking() {
   if (work_ && work_->disposable()) work_.reset();
   io_.release_buffers();
+  if (tls_) tls_->release_buffers();
 }
 
 void Session::janitor_tick() {
@@ -105,7 +106,7 @@ void Session::janitor_tick() {
     close_client();  // as MySQL's wait_timeout: the connection ends, the next command finds it gone
     return;
   }
-  if (!tls_ && io_.idle_wait() && !park_requested_ && !info_->parked && idle_ticks_ >= 2) {
+  if (io_.idle_wait() && !park_requested_ && !info_->parked && idle_ticks_ >= 2) {
     park_requested_ = true;
     error_code ec;
     sock_.cancel(ec);

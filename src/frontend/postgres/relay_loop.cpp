@@ -344,6 +344,7 @@ void Session::shed_for_parking() {
   std::string().swap(synth_out_);
   std::string().swap(journal_);
   relay_.release_request_storage();
+  if (tls_) tls_->release_buffers();  // OpenSSL's record buffers, until the next read or write
 }
 
 awaitable<bool> Session::resume() {
