@@ -96,6 +96,7 @@ class Session final : public TendedSession {
     ResponseTracker tracker_;
     ResponseSummary last_;
     std::string server_buf_, srv_out_, cli_out_;
+    std::string execute_;  // COM_STMT_EXECUTE as sent to the server (com_execute)
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return fill_key_.empty() && capture_.empty() && pending_invalidation_.empty() && held_error_.empty();
@@ -327,7 +328,7 @@ class Session final : public TendedSession {
 
   // Prepares `cs` on the attached server unless it has it. false: the client got an ERR (or
   // the server broke).
-  awaitable<bool> ensure_prepared(ClientStmt& cs);
+  awaitable<bool> ensure_prepared(const ClientStmt& cs);
 
   void remember_server_stmt(std::uint64_t id, std::uint32_t server_id);
 

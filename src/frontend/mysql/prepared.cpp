@@ -37,7 +37,7 @@ bool Session::evict_prepared() {
   return true;
 }
 
-awaitable<bool> Session::ensure_prepared(ClientStmt& cs) {
+awaitable<bool> Session::ensure_prepared(const ClientStmt& cs) {
   auto id = cs.stmt->id;
   if (server_->statement_ids.count(id)) {
     server_->prepared.touch(id);
@@ -153,15 +153,17 @@ awaitable<bool> Session::com_execute() {
   if (!my::parse_execute(io_.bytes(), cs->params, v)) {
     co_return co_await refuse(Refusal::MalformedExecute);
   }
-  std::string payload;
+  // The execute as the server gets it (its statement id patched below), in storage the session
+  // keeps from one execute to the next.
+  std::string& payload = w().execute_;
   if (v.new_params_bound) {
     cs->types.assign(io_.payload(), v.types_offset, 2u * cs->params);
-    payload = io_.payload();
+    payload.assign(io_.payload());
   } else if (cs->params > 0 && cs->types.size() == 2u * cs->params) {
     // The server connection may never have seen this client's types: send them again.
     payload = my::execute_with_types(io_.bytes(), v, cs->types);
   } else {
-    payload = io_.payload();
+    payload.assign(io_.payload());
   }
   // Result cache: a read executed outside a transaction, without a cursor, keyed by its
   // parameter bytes.
@@ -179,7 +181,9 @@ awaitable<bool> Session::com_execute() {
   }
   cmd_read_ = cs->kind == sql::StatementKind::Read;
   server_lost_ = false;
-  auto stmt_ref = *cs;  // cs may move if stmts_ rehashes meanwhile (it does not, but be safe)
+  // stmts_ is node-based (a rehash moves no element) and only the commands COM_STMT_CLOSE,
+  // COM_RESET_CONNECTION and COM_CHANGE_USER remove statements: none runs during this one.
+  const ClientStmt& stmt_ref = *cs;
   bool relayed = false;
   // A read outside a transaction runs again elsewhere (prepared there first) if its server dies
   // before any of its answer reached the client.
