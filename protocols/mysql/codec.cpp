@@ -527,15 +527,14 @@ bool parse_execute(Bytes payload, std::uint16_t num_params, ExecuteView& v) {
   return true;
 }
 
-std::string execute_with_types(Bytes payload, const ExecuteView& v, std::string_view types) {
-  std::string out;
+void execute_with_types(std::string& out, Bytes payload, const ExecuteView& v, std::string_view types) {
+  out.clear();
   out.reserve(payload.size() + types.size());
   auto sv = as_sv(payload);
   out.append(sv.substr(0, v.bound_flag_offset));
   out.push_back('\x01');
   out.append(types);
   out.append(sv.substr(v.bound_flag_offset + 1));
-  return out;
 }
 
 void patch_statement_id(std::uint8_t* payload, std::uint32_t id) {

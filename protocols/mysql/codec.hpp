@@ -227,8 +227,9 @@ struct ExecuteView {
 };
 bool parse_execute(Bytes payload, std::uint16_t num_params, ExecuteView& out);
 // Rewrites an execute that relies on previously sent parameter types (flag 0) into one that
-// carries `types` (2 bytes per parameter) with the flag set.
-std::string execute_with_types(Bytes payload, const ExecuteView& v, std::string_view types);
+// carries `types` (2 bytes per parameter) with the flag set, into `out` (replaced; its storage
+// reused).
+void execute_with_types(std::string& out, Bytes payload, const ExecuteView& v, std::string_view types);
 
 // Patches the 4-byte statement id at payload offset 1 (EXECUTE, SEND_LONG_DATA, CLOSE, RESET,
 // FETCH all place it there).

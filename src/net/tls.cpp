@@ -253,6 +253,14 @@ void TlsStream::shutdown_quietly() {
   ERR_clear_error();
 }
 
+std::size_t send_now(boost::asio::ip::tcp::socket& sock, boost::asio::const_buffer b) {
+  boost::system::error_code ec;
+  if (!sock.non_blocking()) sock.non_blocking(true, ec);
+  if (ec) return 0;
+  std::size_t n = sock.write_some(b, ec);
+  return ec ? 0 : n;
+}
+
 boost::asio::awaitable<std::size_t> Channel::read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec) {
   if (tls) co_return co_await tls->read_some(b, ec);
   co_return co_await sock.async_read_some(b, boost::asio::redirect_error(boost::asio::use_awaitable, ec));

@@ -91,6 +91,10 @@ class TlsStream {
 };
 
 // A connection's byte stream: the socket itself, or TLS over it once `tls` is set.
+// A plain socket's send without waiting: the bytes the kernel takes now (0 when it takes none,
+// or on an error, which the asynchronous write that sends the rest then reports).
+std::size_t send_now(boost::asio::ip::tcp::socket& sock, boost::asio::const_buffer b);
+
 struct Channel {
   boost::asio::ip::tcp::socket& sock;
   TlsStream* tls = nullptr;

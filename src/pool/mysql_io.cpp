@@ -112,7 +112,7 @@ asio::awaitable<bool> MysqlIo::write(std::string_view payload, std::uint8_t seq)
   co_return co_await write_raw(out_);
 }
 
-asio::awaitable<bool> MysqlIo::write_raw(const std::string& bytes) {
+asio::awaitable<bool> MysqlIo::write_raw(std::string_view bytes) {
   boost::system::error_code ec;
   if (compress_) {
     zout_.clear();

@@ -28,7 +28,12 @@ class MysqlIo {
   boost::asio::awaitable<bool> reply(std::string_view payload) { return write(payload, return_seq_); }
 
   // Writes bytes that are already framed (result sets built elsewhere, cached answers).
-  boost::asio::awaitable<bool> write_raw(const std::string& bytes);
+  boost::asio::awaitable<bool> write_raw(std::string_view bytes);
+  // The hot path's first try, plain TCP without compression: as much of `bytes` as the kernel
+  // takes now, without a coroutine or an operation (0 otherwise); write_raw() sends the rest.
+  std::size_t write_now(std::string_view bytes) {
+    return tls_ || compress_ || compress_next_ ? 0 : net::send_now(sock_, boost::asio::buffer(bytes));
+  }
   // The compressed protocol (CLIENT_COMPRESS: zlib, CLIENT_ZSTD_COMPRESSION_ALGORITHM: zstd at
   // `level`) starts after the next write (the login's OK).
   void compress_after_next_write(my::Codec codec = my::Codec::Zlib, int level = my::kDefaultZstdLevel) {

@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   my::PrepareOk pok;
   my::parse_prepare_ok(in, pok);
   my::ExecuteView ev;
-  if (my::parse_execute(in, static_cast<std::uint16_t>(mode >> 3), ev)) my::execute_with_types(in, ev, "");
+  std::string rewritten;
+  if (my::parse_execute(in, static_cast<std::uint16_t>(mode >> 3), ev)) my::execute_with_types(rewritten, in, ev, "");
   my::eof_status(in, (mode & 1) != 0, (mode & 2) != 0);
 
   // Framing: packets and logical messages.

@@ -316,7 +316,9 @@ TEST_CASE("COM_STMT_EXECUTE: layout, types re-sent, statement id patched") {
   ExecuteView bv;
   REQUIRE(parse_execute(as_bytes(bare), 2, bv));
   CHECK_FALSE(bv.new_params_bound);
-  CHECK(hex(execute_with_types(as_bytes(bare), bv, types)) == hex(p));
+  std::string rewritten = "left over from an earlier execute, longer than this one";
+  execute_with_types(rewritten, as_bytes(bare), bv, types);
+  CHECK(hex(rewritten) == hex(p));
   patch_statement_id(reinterpret_cast<std::uint8_t*>(p.data()), 0x0A0B0C0D);
   CHECK(hex(p.substr(0, 5)) == "170d0c0b0a");
   ExecuteView truncated;

@@ -18,8 +18,13 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
   my::append_packets(w().srv_out_, payload, 0);
   error_code ec;
   // The hot path: plaintext goes straight to the socket (no extra coroutine frame).
-  if (server_->tls) co_await server_->tls->write(asio::buffer(w().srv_out_), ec);
-  else co_await asio::async_write(server_->sock, asio::buffer(w().srv_out_), asio::redirect_error(use_awaitable, ec));
+  if (server_->tls) {
+    co_await server_->tls->write(asio::buffer(w().srv_out_), ec);
+  } else if (std::size_t sent = net::send_now(server_->sock, asio::buffer(w().srv_out_));
+             sent < w().srv_out_.size()) {  // the kernel took it all at once: no operation
+    co_await asio::async_write(server_->sock, asio::buffer(w().srv_out_) + sent,
+                               asio::redirect_error(use_awaitable, ec));
+  }
   if (ec) co_return co_await broken_server(to_client, false);
   w().tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
   bool sent_any = false;
@@ -50,7 +55,8 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     if (to_client && !w().cli_out_.empty()) {
       sent_any = true;
       if (stats_) stats_->bytes_out.fetch_add(w().cli_out_.size(), std::memory_order_relaxed);
-      if (!co_await io_.write_raw(w().cli_out_))
+      std::size_t sent = io_.write_now(w().cli_out_);  // all of it, usually: no coroutine frame
+      if (sent < w().cli_out_.size() && !co_await io_.write_raw(std::string_view(w().cli_out_).substr(sent)))
         client_gone_ = true;  // keep draining the server so the connection stays usable
     }
     if (end_seq) co_return co_await broken_server(to_client, sent_any, end_seq);

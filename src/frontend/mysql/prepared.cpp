@@ -161,7 +161,7 @@ awaitable<bool> Session::com_execute() {
     payload.assign(io_.payload());
   } else if (cs->params > 0 && cs->types.size() == 2u * cs->params) {
     // The server connection may never have seen this client's types: send them again.
-    payload = my::execute_with_types(io_.bytes(), v, cs->types);
+    my::execute_with_types(payload, io_.bytes(), v, cs->types);
   } else {
     payload.assign(io_.payload());
   }
