@@ -102,7 +102,7 @@ awaitable<bool> Session::attach() {
     handle_->last_thread_id = server_->backend_pid;
     handle_->last_attach = observe::coarse_epoch_us();  // no shared counter on the hot path
   }
-  if (!co_await sync_state()) co_return false;
+  if (!state_in_sync() && !co_await sync_state()) co_return false;
   co_return true;
 }
 

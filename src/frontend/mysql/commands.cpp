@@ -16,6 +16,14 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
   }
   pending_closes_.clear();
   my::append_packets(w().srv_out_, payload, 0);
+  // Every way this ends in a lost server connection comes to one co_await of broken_server() at
+  // the end: each co_await of a coroutine has its own slot in this frame, and Asio recycles no
+  // frame above 1020 bytes (this one would then cost a malloc and a free per command).
+  struct Broken {
+    bool mid_response = false;
+    std::optional<std::uint8_t> err_seq;
+  };
+  std::optional<Broken> broken;
   error_code ec;
   // The hot path: plaintext goes straight to the socket (no extra coroutine frame).
   if (server_->tls) {
@@ -25,14 +33,18 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     co_await asio::async_write(server_->sock, asio::buffer(w().srv_out_) + sent,
                                asio::redirect_error(use_awaitable, ec));
   }
-  if (ec) co_return co_await broken_server(to_client, false);
-  w().tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
+  if (ec) broken = Broken{};
+  if (!broken)
+    w().tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
   bool sent_any = false;
-  for (;;) {
+  while (!broken) {
     w().cli_out_.clear();
     std::size_t used = w().tracker_.feed(my::as_bytes(w().server_buf_), w().cli_out_);
     w().server_buf_.erase(0, used);
-    if (w().tracker_.malformed()) co_return co_await broken_server(to_client, sent_any);
+    if (w().tracker_.malformed()) {
+      broken = Broken{sent_any, std::nullopt};
+      break;
+    }
     std::optional<std::uint8_t> end_seq;
     if (w().tracker_.done() && w().tracker_.summary.error &&
         ResponseTracker::ends_connection(w().tracker_.summary.err.code) &&
@@ -47,7 +59,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     if (kind == ResponseKind::Prepare && w().tracker_.done() && w().tracker_.summary.error &&
         w().tracker_.summary.err.code == kTooManyPrepared && !sent_any && evictable()) {
       // The server's max_prepared_stmt_count: the caller makes room and retries; the error
-      // reaches the client only if that does not help (w().held_error_).
+      // reaches the client only if that does not help (Work::held_error_).
       w().held_error_ = std::move(w().cli_out_);
       w().cli_out_.clear();
     }
@@ -59,10 +71,19 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
       if (sent < w().cli_out_.size() && !co_await io_.write_raw(std::string_view(w().cli_out_).substr(sent)))
         client_gone_ = true;  // keep draining the server so the connection stays usable
     }
-    if (end_seq) co_return co_await broken_server(to_client, sent_any, end_seq);
-    if (w().tracker_.done()) break;
+    if (end_seq) {
+      broken = Broken{sent_any, end_seq};
+      break;
+    }
+    if (w().tracker_.done()) {
+      if (!w().server_buf_.empty()) broken = Broken{true, std::nullopt};  // more than one response
+      break;
+    }
     if (w().tracker_.awaiting_infile() && w().server_buf_.empty()) {
-      if (!co_await forward_infile()) co_return co_await broken_server(to_client, true);
+      if (!co_await forward_infile()) {
+        broken = Broken{true, std::nullopt};
+        break;
+      }
       w().tracker_.infile_sent();
       continue;
     }
@@ -70,10 +91,13 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     std::size_t n = 0;
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
     else n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return co_await broken_server(to_client, sent_any);
+    if (ec) {
+      broken = Broken{sent_any, std::nullopt};
+      break;
+    }
     w().server_buf_.append(reinterpret_cast<const char*>(rbuf_.data()), n);
   }
-  if (!w().server_buf_.empty()) co_return co_await broken_server(to_client, true);  // more than one response
+  if (broken) co_return co_await broken_server(to_client, broken->mid_response, broken->err_seq);
   co_return w().tracker_.summary;
 }
 
