@@ -46,8 +46,7 @@ std::uint8_t append_packets(std::string& out, std::string_view payload, std::uin
   std::size_t off = 0;
   for (;;) {
     std::size_t n = std::min(payload.size() - off, kMaxPayload);
-    put_u24(out, static_cast<std::uint32_t>(n));
-    out.push_back(static_cast<char>(seq++));
+    put_header(out, n, seq++);
     out.append(payload.data() + off, n);
     off += n;
     if (n < kMaxPayload) return seq;
@@ -139,18 +138,22 @@ void Reader::skip(std::size_t n) {
 // ---- Writers ----
 
 void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
-void put_u16(std::string& out, std::uint16_t v) {
-  out.push_back(static_cast<char>(v & 0xFF));
-  out.push_back(static_cast<char>(v >> 8));
+namespace {
+// The low `N` bytes of `v`, little-endian, in one append (one capacity check, not N).
+template <std::size_t N>
+void put_le(std::string& out, std::uint64_t v) {
+  char b[N];
+  for (std::size_t i = 0; i < N; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  out.append(b, N);
 }
-void put_u24(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 3; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-void put_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}  // namespace
+
+void put_u16(std::string& out, std::uint16_t v) { put_le<2>(out, v); }
+void put_u24(std::string& out, std::uint32_t v) { put_le<3>(out, v); }
+void put_u32(std::string& out, std::uint32_t v) { put_le<4>(out, v); }
+void put_u64(std::string& out, std::uint64_t v) { put_le<8>(out, v); }
+void put_header(std::string& out, std::size_t len, std::uint8_t seq) {
+  put_le<4>(out, (len & 0xFFFFFF) | (std::uint64_t{seq} << 24));
 }
 void put_lenenc(std::string& out, std::uint64_t v) {
   if (v < 0xFB) {

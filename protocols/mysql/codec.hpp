@@ -117,6 +117,8 @@ class Reader {
 void put_u8(std::string& out, std::uint8_t v);
 void put_u16(std::string& out, std::uint16_t v);
 void put_u24(std::string& out, std::uint32_t v);
+// A packet header: the payload length (below 2^24) and the sequence id, in one append.
+void put_header(std::string& out, std::size_t len, std::uint8_t seq);
 void put_u32(std::string& out, std::uint32_t v);
 void put_u64(std::string& out, std::uint64_t v);
 void put_lenenc(std::string& out, std::uint64_t v);

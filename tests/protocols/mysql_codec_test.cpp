@@ -62,6 +62,20 @@ TEST_CASE("length-encoded integers at every width boundary") {
   CHECK_FALSE(err_marker.ok());
 }
 
+TEST_CASE("fixed-width integers and packet headers are little-endian") {
+  std::string out;
+  put_u16(out, 0x0201);
+  put_u24(out, 0x050403);
+  put_u32(out, 0x09080706);
+  put_u64(out, 0x11100f0e0d0c0b0aull);
+  put_header(out, 0x141312, 0x15);
+  put_header(out, 0, 0xff);
+  std::string want;
+  for (int i = 1; i <= 0x15; ++i) want.push_back(static_cast<char>(i));
+  want += std::string("\0\0\0\xff", 4);
+  CHECK(out == want);
+}
+
 TEST_CASE("length-encoded strings") {
   std::string out;
   put_lenenc_str(out, "abc");

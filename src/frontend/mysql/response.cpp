@@ -93,8 +93,7 @@ void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string
     my::build_ok(p, ok, false);
     my::append_packets(out, p, seq);
   } else {
-    my::put_u24(out, static_cast<std::uint32_t>(payload.size()));
-    out.push_back(static_cast<char>(seq));
+    my::put_header(out, payload.size(), seq);
     out.append(my::as_sv(payload));
   }
   (void)ends_result;
@@ -106,8 +105,7 @@ void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string
 
 void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) {
   auto pass = [&] {
-    my::put_u24(out, static_cast<std::uint32_t>(p.size()));
-    out.push_back(static_cast<char>(seq));
+    my::put_header(out, p.size(), seq);
     out.append(my::as_sv(p));
   };
   std::uint8_t first = p.empty() ? 0 : p[0];
@@ -207,8 +205,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
       summary.prepare = pok;
       std::string copy(my::as_sv(p));
       my::patch_statement_id(reinterpret_cast<std::uint8_t*>(copy.data()), client_statement_id_);
-      my::put_u24(out, static_cast<std::uint32_t>(copy.size()));
-      out.push_back(static_cast<char>(seq));
+      my::put_header(out, copy.size(), seq);
       out.append(copy);
       push_defs(pok.params);
       push_defs(pok.columns);
