@@ -40,45 +40,10 @@ fi
 if [ "$PROTOCOL" = postgres ]; then
   write_many_client_configs "$((N + 100))"
 else
-  for w in 0 1; do
-    port=$SLUICE_PORT name=sluice
-    [ $w = 1 ] && port=$SLUICE1_PORT name=sluice1
-    cat >"$WORK/$name.toml" <<CONF
-[general]
-workers = $w
-log_level = "warn"
-max_client_conn = $((N + 100))
-[postgres]
-listen = "127.0.0.1:$((port + 1000))"
-[mysql]
-listen = "127.0.0.1:$port"
-[[users]]
-name = "app"
-password = "app"
-[clusters.my]
-protocol = "mysql"
-primary = "127.0.0.1:$MY_PORT"
-server_tls = "disable"
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = $POOL_SIZE
-CONF
-  done
+  write_sluice_my_toml "$WORK/sluice.toml" "$SLUICE_PORT" 0 "$POOL_SIZE" disable <<<"max_client_conn = $((N + 100))"
+  write_sluice_my_toml "$WORK/sluice1.toml" "$SLUICE1_PORT" 1 "$POOL_SIZE" disable <<<"max_client_conn = $((N + 100))"
   HAPROXY_N=$((N < ${HAPROXY_CLIENTS:-550} ? N : ${HAPROXY_CLIENTS:-550}))
-  cat >"$WORK/haproxy.cfg" <<CONF
-global
-  maxconn $((HAPROXY_N + 100))
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-listen my
-  bind 127.0.0.1:$HAPROXY_PORT
-  server primary 127.0.0.1:$MY_PORT
-CONF
+  write_haproxy_my_cfg "$WORK/haproxy.cfg" "$HAPROXY_PORT" "$((HAPROXY_N + 100))" </dev/null
 fi
 
 if [ "$TLS" = 1 ]; then

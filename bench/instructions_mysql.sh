@@ -24,40 +24,8 @@ source "$ROOT/bench/lib.sh"
 # Valgrind 3.19 cannot read clang's DWARF 5: Sluice runs from a copy without debug sections.
 strip --strip-debug -o "$WORK/sluice" "$BIN"
 
-cat >"$WORK/sluice.toml" <<CONF
-[general]
-workers = 1
-log_level = "warn"
-[postgres]
-listen = "127.0.0.1:$((SLUICE_PORT + 1000))"
-[mysql]
-listen = "127.0.0.1:$SLUICE_PORT"
-[[users]]
-name = "app"
-password = "app"
-[clusters.my]
-protocol = "mysql"
-primary = "127.0.0.1:$MY_PORT"
-server_tls = "disable"
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = 4
-CONF
-cat >"$WORK/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 200
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-listen my
-  bind 127.0.0.1:$HAPROXY_PORT
-  server primary 127.0.0.1:$MY_PORT
-CONF
+write_sluice_my_toml "$WORK/sluice.toml" "$SLUICE_PORT" 1 4 disable </dev/null
+write_haproxy_my_cfg "$WORK/haproxy.cfg" "$HAPROXY_PORT" 200 <<<"nbthread 1"
 mkdir -p "$WORK/cg-sluice" "$WORK/cg-haproxy"
 
 SB=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tables=4 --table-size=10000

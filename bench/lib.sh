@@ -91,6 +91,57 @@ CONF
   } >"$1"
 }
 
+# A Sluice config in front of the sandbox MariaDB primary's database "app" (user app/app),
+# transaction mode: written to $1, MySQL on 127.0.0.1:$2 (PostgreSQL on $2 + 1000, unused),
+# `workers = $3`, pool_size $4, `server_tls = $5` when given; further [general] lines on stdin.
+# Expects MY_PORT.
+write_sluice_my_toml() {
+  {
+    printf '[general]\nworkers = %s\nlog_level = "warn"\n' "$3"
+    cat
+    cat <<CONF
+[postgres]
+listen = "127.0.0.1:$(($2 + 1000))"
+[mysql]
+listen = "127.0.0.1:$2"
+[[users]]
+name = "app"
+password = "app"
+[clusters.my]
+protocol = "mysql"
+primary = "127.0.0.1:$MY_PORT"
+CONF
+    [ -n "${5:-}" ] && printf 'server_tls = "%s"\n' "$5"
+    cat <<CONF
+[[pools]]
+database = "app"
+cluster = "my"
+pool_mode = "transaction"
+pool_size = $4
+CONF
+  } >"$1"
+}
+
+# HAProxy in TCP mode in front of the sandbox MariaDB primary (one server connection per client):
+# written to $1, listening on 127.0.0.1:$2, `maxconn $3`; further [global] lines on stdin.
+# Expects MY_PORT.
+write_haproxy_my_cfg() {
+  {
+    printf 'global\n  maxconn %s\n' "$3"
+    sed 's/^/  /'
+    cat <<CONF
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+listen my
+  bind 127.0.0.1:$2
+  server primary 127.0.0.1:$MY_PORT
+CONF
+  } >"$1"
+}
+
 # For the many-client benches: $WORK/sluice.toml (default workers, 127.0.0.1:$SLUICE_PORT),
 # $WORK/sluice1.toml (one worker, $SLUICE1_PORT) and $WORK/pgbouncer.ini ($BOUNCER_PORT, plain TCP
 # to the server), pool_size $POOL_SIZE, all admitting $1 clients.

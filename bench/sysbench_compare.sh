@@ -25,27 +25,7 @@ SLUICE_PORT=6063 SLUICE1_PORT=6064 HAPROXY_PORT=6053
 source "$ROOT/bench/lib.sh"
 
 start_sluice() {  # port, workers, name
-  cat >"$WORK/$3.toml" <<CONF
-[general]
-workers = $2
-log_level = "warn"
-max_client_conn = 2000
-[postgres]
-listen = "127.0.0.1:$(($1 + 1000))"
-[mysql]
-listen = "127.0.0.1:$1"
-[[users]]
-name = "app"
-password = "app"
-[clusters.my]
-protocol = "mysql"
-primary = "127.0.0.1:$MY_PORT"
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = $POOL_SIZE
-CONF
+  write_sluice_my_toml "$WORK/$3.toml" "$1" "$2" "$POOL_SIZE" <<<"max_client_conn = 2000"
   "$BIN" -c "$WORK/$3.toml" >/dev/null 2>"$WORK/$3.log" &
   echo "$!"
 }
@@ -53,18 +33,7 @@ SLUICE_PID=$(start_sluice $SLUICE_PORT "${SLUICE_WORKERS:-0}" sluice)
 SLUICE1_PID=$(start_sluice $SLUICE1_PORT 1 sluice1)
 PIDS+=("$SLUICE_PID" "$SLUICE1_PID")
 
-cat >"$WORK/haproxy.cfg" <<CONF
-global
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 1h
-  timeout server 1h
-listen my
-  bind 127.0.0.1:$HAPROXY_PORT
-  server primary 127.0.0.1:$MY_PORT
-CONF
+write_haproxy_my_cfg "$WORK/haproxy.cfg" "$HAPROXY_PORT" 4000 </dev/null
 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
