@@ -14,6 +14,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "src/frontend/common/session_core.hpp"
+#include "src/frontend/common/on_demand.hpp"
 #include "src/frontend/common/worker_sessions.hpp"
 #include "src/frontend/mysql/command_state.hpp"
 #include "src/frontend/mysql/refusals.hpp"
@@ -103,11 +104,8 @@ class Session final : public TendedSession {
     }
   };
   Work& w() {
-    if (!work_) [[unlikely]]
-      make_work();  // out of line: the hot paths that reach Work stay small
-    return *work_;
+    return work_.get([this] { return std::make_unique<Work>(sock_.get_executor()); });
   }
-  [[gnu::noinline]] void make_work();
   // About to park: the work state goes, and the capacity the I/O buffers grew to.
   void shed_for_parking();
 
@@ -441,7 +439,7 @@ class Session final : public TendedSession {
   bool invalidate_all_ = false;
 
   std::vector<std::uint8_t> rbuf_;  // server reads, while attached (net::server_buffers)
-  std::unique_ptr<Work> work_;
+  OnDemand<Work> work_;
 };
 
 }  // namespace sluice::frontend::mysql

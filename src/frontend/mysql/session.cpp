@@ -89,10 +89,8 @@ awaitable<bool> Session::serve(bool ok) {
   co_return false;
 }
 
-void Session::make_work() { work_ = std::make_unique<Work>(sock_.get_executor()); }
-
 void Session::shed_for_parking() {
-  if (work_ && work_->disposable()) work_.reset();
+  work_.drop_if_disposable();
   io_.release_buffers();
   if (tls_) tls_->release_buffers();
 }

@@ -119,9 +119,10 @@ void Session::capture(const std::string& bytes) {
 }
 
 void Session::end_fill() {
-  if (!work_ || work_->fill_key_.empty() || !ctx_.cache) return;  // the common case: no fill
-  ctx_.cache->end_fill(work_->fill_key_);
-  work_->fill_key_.clear();
+  Work* work = work_.peek();
+  if (!work || work->fill_key_.empty() || !ctx_.cache) return;  // the common case: no fill
+  ctx_.cache->end_fill(work->fill_key_);
+  work->fill_key_.clear();
 }
 
 void Session::finish_capture() {

@@ -15,6 +15,7 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 
 #include "src/frontend/common/session_core.hpp"
+#include "src/frontend/common/on_demand.hpp"
 #include "src/frontend/common/worker_sessions.hpp"
 #include "src/frontend/postgres/admin.hpp"
 #include "src/frontend/postgres/auth.hpp"
@@ -125,11 +126,8 @@ class Session final : public TendedSession {
     }
   };
   Work& w() {
-    if (!work_) [[unlikely]]
-      make_work();  // out of line: the hot paths that reach Work stay small
-    return *work_;
+    return work_.get([this] { return std::make_unique<Work>(client_.get_executor()); });
   }
-  [[gnu::noinline]] void make_work();
   // About to park: the work state goes, and the capacity the relay's buffers grew to.
   void shed_for_parking();
 
@@ -559,7 +557,7 @@ class Session final : public TendedSession {
   std::shared_ptr<pool::NotifyMailbox> mailbox_;
   std::shared_ptr<pool::NotifyHub> hub_;
   bool notified_ = false;             // the mailbox woke this session
-  std::unique_ptr<Work> work_;
+  OnDemand<Work> work_;
   bool listen_pending_ = false;       // a LISTEN waits for its transaction's end
   std::uint32_t own_notify_pid_ = 0;  // the server process of this client's last NOTIFY
 };

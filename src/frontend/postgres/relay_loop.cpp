@@ -334,10 +334,8 @@ void Session::woke(error_code ec, std::size_t n) {
   if (woke_ok_ && n > 0) take_first_bytes(n);
 }
 
-void Session::make_work() { work_ = std::make_unique<Work>(client_.get_executor()); }
-
 void Session::shed_for_parking() {
-  if (work_ && work_->disposable()) work_.reset();
+  work_.drop_if_disposable();
   // Nothing is buffered or being sent: what the last transaction grew these to goes back.
   std::string().swap(client_out_);
   std::string().swap(server_out_);
