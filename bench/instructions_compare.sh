@@ -70,22 +70,13 @@ chmod -R a+rwX "$WORK"
 export PGPASSWORD=app
 PGSSLMODE=disable pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
 
-# as_owner: run callgrind_control as the user that owns the process (PgBouncer runs as postgres).
+# Per transaction: (I(3N) - I(N)) / 2N. $4: the user owning the process (PgBouncer runs as postgres).
 measure() {  # name, pid, port, as-user ("" or postgres)
-  local name=$1 pid=$2 port=$3 user=$4 out=()
-  local ctl=(callgrind_control)
-  [ -n "$user" ] && ctl=(runuser -u "$user" -- callgrind_control)
+  local name=$1 pid=$2 port=$3 out=()
   PGSSLMODE=$MODE pgbench -n -S -c "$CLIENTS" -j 1 -t 200 -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
   for per_client in $((N / CLIENTS)) $((3 * N / CLIENTS)); do
-    "${ctl[@]}" -z "$pid" >/dev/null
-    PGSSLMODE=$MODE pgbench -n -S "${CONNECT[@]}" -c "$CLIENTS" -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app \
-      >/dev/null 2>&1
-    "${ctl[@]}" -d "$pid" >/dev/null
-    sleep 0.5
-    local f
-    f="$(ls -t "$WORK/cg-$name"/cg.out.*.* | head -1)"
-    out+=("$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')")
-    if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$f" "$BENCH_KEEP/$name.$per_client"; fi
+    out+=("$(CG_USER=$4 callgrind_count "$name" "$pid" "$per_client" env PGSSLMODE="$MODE" pgbench -n -S \
+      "${CONNECT[@]}" -c "$CLIENTS" -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app)")
   done
   echo "$(((out[1] - out[0]) / (2 * N)))"
 }

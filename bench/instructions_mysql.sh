@@ -33,19 +33,13 @@ SB=(--db-driver=mysql --mysql-user=app --mysql-password=app --mysql-db=app --tab
 sysbench oltp_point_select "${SB[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
 sysbench oltp_point_select "${SB[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" --threads=4 prepare >/dev/null
 
-measure() {  # name, pid, port
-  local name=$1 pid=$2 port=$3 out=() f
+measure() {  # name, pid, port: (I(3N) - I(N)) / 2N
+  local name=$1 pid=$2 port=$3 out=()
   sysbench oltp_point_select "${SB[@]}" --mysql-host=127.0.0.1 --mysql-port="$port" --threads="$CLIENTS" \
     --time=0 --events=200 run >/dev/null
   for events in "$N" $((3 * N)); do
-    callgrind_control -z "$pid" >/dev/null
-    sysbench oltp_point_select "${SB[@]}" --mysql-host=127.0.0.1 --mysql-port="$port" --threads="$CLIENTS" \
-      --time=0 --events="$events" run >/dev/null
-    callgrind_control -d "$pid" >/dev/null
-    sleep 0.5
-    f="$(ls -t "$WORK/cg-$name"/cg.out.*.* | head -1)"
-    out+=("$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')")
-    if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$f" "$BENCH_KEEP/$name.$events"; fi
+    out+=("$(callgrind_count "$name" "$pid" "$events" sysbench oltp_point_select "${SB[@]}" --mysql-host=127.0.0.1 \
+      --mysql-port="$port" --threads="$CLIENTS" --time=0 --events="$events" run)")
   done
   echo "$(((out[1] - out[0]) / (2 * N)))"
 }

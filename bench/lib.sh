@@ -153,3 +153,21 @@ write_many_client_configs() {
   sed -i -e "s/^max_client_conn = .*/max_client_conn = $1/" "$WORK/pgbouncer.ini"
   echo "server_tls_sslmode = disable" >>"$WORK/pgbouncer.ini"
 }
+
+# The instructions callgrind counts in process $2 (its dumps in $WORK/cg-$1) while the command
+# after the first three arguments runs: counters zeroed before it, dumped after it. With
+# BENCH_KEEP the dump is kept as $BENCH_KEEP/$1.$3. CG_USER: run callgrind_control as that user
+# (the one that owns the process).
+callgrind_count() {
+  local name=$1 pid=$2 tag=$3 f
+  shift 3
+  local ctl=(callgrind_control)
+  [ -n "${CG_USER:-}" ] && ctl=(runuser -u "$CG_USER" -- callgrind_control)
+  "${ctl[@]}" -z "$pid" >/dev/null
+  "$@" >/dev/null 2>&1
+  "${ctl[@]}" -d "$pid" >/dev/null
+  sleep 0.5  # the dump file is complete
+  f="$(ls -t "$WORK/cg-$name"/cg.out.*.* | head -1)"
+  if [ -n "${BENCH_KEEP:-}" ]; then mkdir -p "$BENCH_KEEP" && cp "$f" "$BENCH_KEEP/$name.$tag"; fi
+  callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
+}
