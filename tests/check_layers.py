@@ -17,16 +17,17 @@ ALLOWED = {
     "observe": {"config"},
     "net": {"config", "observe"},
     "sql": set(),
+    "access": {"config", "observe"},
     "replication": set(),
     "cache": {"sql", "replication", "config", "observe"},
     "pool": {"protocols/common", "protocols/postgres", "protocols/mysql", "net", "config", "observe"},
     "router": {"pool", "sql", "replication", "protocols/common", "protocols/postgres", "protocols/mysql", "net",
                "config", "observe"},
-    "state": {"cache", "pool", "router", "sql", "replication", "protocols/common", "protocols/postgres",
+    "state": {"access", "cache", "pool", "router", "sql", "replication", "protocols/common", "protocols/postgres",
               "protocols/mysql", "net", "config", "observe"},
 }
 ALLOWED["admin"] = ALLOWED["state"] | {"state"}
-BELOW_FRONTENDS = {"pool", "router", "cache", "sql", "replication", "state", "admin", "protocols/common",
+BELOW_FRONTENDS = {"access", "pool", "router", "cache", "sql", "replication", "state", "admin", "protocols/common",
                    "protocols/postgres", "protocols/mysql", "net", "config", "observe"}
 ALLOWED["frontend/common"] = set(BELOW_FRONTENDS)
 ALLOWED["frontend/postgres"] = BELOW_FRONTENDS | {"frontend/common"}

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "src/config/cidr.hpp"
 #include "src/config/units.hpp"
 
 namespace sluice::config {
@@ -75,10 +76,21 @@ struct ListenerTls {
   bool operator==(const ListenerTls&) const = default;
 };
 
+// Clients behind a load balancer that sends the PROXY protocol header (v1 or v2): peers in
+// `trusted` must begin with one, and its source address becomes the client's; a header from any
+// other peer is refused and never changes an address. `only`: peers outside `trusted` are refused.
+struct ListenerProxy {
+  std::vector<Cidr> trusted;
+  bool only = false;
+  bool operator==(const ListenerProxy&) const = default;
+};
+
 struct PostgresListener {
   bool enabled = false;
   Endpoint listen{"127.0.0.1", 6432};
+  std::vector<Endpoint> listen_more;  // `listen` given as a list: the addresses after the first
   ListenerTls tls;
+  ListenerProxy proxy;
   std::string server_reset_query = "DISCARD ALL";
   bool server_reset_query_always = false;
   std::uint32_t max_prepared_statements = 256;  // per server connection (LRU)
@@ -87,7 +99,9 @@ struct PostgresListener {
 struct MysqlListener {
   bool enabled = false;
   Endpoint listen{"127.0.0.1", 6033};
+  std::vector<Endpoint> listen_more;
   ListenerTls tls;
+  ListenerProxy proxy;
   std::string server_version = "";        // announced to clients; empty = "<server's>-sluice"
   std::string default_auth_plugin = "mysql_native_password";  // or caching_sha2_password
   bool local_infile = false;                // advertise LOCAL_FILES (LOAD DATA LOCAL INFILE)
@@ -107,6 +121,22 @@ struct User {
   std::string password;  // plaintext, or a stored secret (SCRAM-SHA-256$..., md5..., *HEX)
   AuthMethod auth = AuthMethod::ScramSha256;
   std::optional<Routing> routing;  // overrides pool and cluster
+  std::vector<std::string> groups;  // what [[access]] rules name as "+group"
+  int line = 0;
+};
+
+// One [[access]] rule (ordered, the first that matches decides, as pg_hba.conf). An empty list
+// matches anything.
+enum class AccessTls { Any, Required, Forbidden };
+struct AccessRule {
+  std::string name;                    // for SHOW ACCESS and the log (default: "rule N")
+  std::optional<Protocol> protocol;    // none = both listeners
+  std::vector<std::string> databases;  // names; the console is "sluice"
+  std::vector<std::string> users;      // names, or "+group" for members of [[users]] groups
+  std::vector<Cidr> addresses;         // the client's (real) address
+  AccessTls tls = AccessTls::Any;
+  bool allow = true;                   // action = "allow" | "reject"
+  std::optional<AuthMethod> auth;      // allow: the method asked of these clients (default: the user's)
   int line = 0;
 };
 
@@ -173,6 +203,7 @@ struct Config {
   std::map<std::string, Cluster> clusters;
   std::vector<Pool> pools;
   Cache cache;
+  std::vector<AccessRule> access;
 
   const User* find_user(std::string_view name) const;
   // The pool serving `database` on a listener of `protocol`: exact name first, then "*".

@@ -1,0 +1,126 @@
+// The front door's configuration (front_door.hpp).
+#include "src/config/front_door.hpp"
+
+namespace sluice::config {
+
+void read_listen(Section& s, Endpoint& first, std::vector<Endpoint>& more) {
+  auto n = s.get("listen");
+  if (!n) return;
+  more.clear();
+  if (auto arr = n->as_array()) {
+    if (arr->empty()) s.fail(n, "listen", "expected at least one \"host:port\"");
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      Endpoint e = s.endpoint_of(arr->get(i), "listen");
+      for (auto& seen : more)
+        if (seen == e) s.fail(arr->get(i), "listen", fmt::format("\"{}\" is listed twice", e.text()));
+      if (i == 0) first = e;
+      else if (e == first) s.fail(arr->get(i), "listen", fmt::format("\"{}\" is listed twice", e.text()));
+      else more.push_back(e);
+    }
+    return;
+  }
+  first = s.endpoint_of(n, "listen");
+}
+
+void read_cidrs(Section& s, std::string_view key, std::vector<Cidr>& out) {
+  auto n = s.get(key);
+  if (!n) return;
+  auto one = [&](const toml::node& e) {
+    if (!e.is_string()) s.fail(&e, key, "expected CIDR blocks such as \"10.0.0.0/8\" or \"::1\"");
+    std::string error;
+    auto c = Cidr::parse(e.as_string()->get(), error);
+    if (!c) s.fail(&e, key, error);
+    out.push_back(std::move(*c));
+  };
+  out.clear();
+  if (auto arr = n->as_array()) {
+    for (auto& e : *arr) one(e);
+  } else {
+    one(*n);
+  }
+}
+
+void read_listener_proxy(Section& s, ListenerProxy& proxy) {
+  read_cidrs(s, "proxy_protocol_trusted", proxy.trusted);
+  s.boolean("proxy_protocol_only", proxy.only);
+  if (proxy.only && proxy.trusted.empty())
+    s.fail(s.get("proxy_protocol_only"), "proxy_protocol_only",
+           "needs proxy_protocol_trusted (the load balancers' addresses)");
+}
+
+namespace {
+
+// A string or a list of strings; "*" or "all" (alone) means any, stored as an empty list.
+void names(Section& s, std::string_view key, std::vector<std::string>& out) {
+  auto n = s.get(key);
+  if (!n) return;
+  out.clear();
+  auto one = [&](const toml::node& e) {
+    if (!e.is_string() || e.as_string()->get().empty()) s.fail(&e, key, "expected a name, a list of names, or \"*\"");
+    out.push_back(e.as_string()->get());
+  };
+  if (auto arr = n->as_array()) {
+    if (arr->empty()) s.fail(n, key, "an empty list matches nothing: use \"*\" for any");
+    for (auto& e : *arr) one(e);
+  } else {
+    one(*n);
+  }
+  bool any = false;
+  for (auto& v : out) any = any || v == "*" || v == "all";
+  if (any && out.size() > 1) s.fail(n, key, "\"*\" (any) cannot be listed with names");
+  if (any) out.clear();
+}
+
+}  // namespace
+
+void read_access(Section& root, Config& cfg, const std::string& file) {
+  auto n = root.get("access");
+  if (!n) return;
+  auto arr = n->as_array();
+  if (!arr || !arr->is_array_of_tables()) root.fail(n, "access", "expected [[access]] tables");
+  std::size_t i = 0;
+  for (auto& e : *arr) {
+    Section s(*e.as_table(), fmt::format("access[{}].", i++), file);
+    AccessRule r;
+    r.line = static_cast<int>(e.source().begin.line);
+    s.str("name", r.name);
+    if (r.name.empty()) r.name = fmt::format("rule {}", i);
+    if (s.get("protocol")) {
+      std::string p;
+      s.choice("protocol", p, {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")},
+                               {"*", std::string("*")}});
+      if (p != "*") r.protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
+    }
+    names(s, "database", r.databases);
+    names(s, "user", r.users);
+    for (auto& u : r.users) {
+      if (u.size() < 2 || u[0] != '+') continue;
+      bool known = false;
+      for (auto& usr : cfg.users)
+        for (auto& g : usr.groups) known = known || g == std::string_view(u).substr(1);
+      if (!known) s.fail(s.get("user"), "user", fmt::format("no [[users]] entry is in group \"{}\"", u.substr(1)));
+    }
+    if (auto a = s.get("address"); a && a->is_string() && (a->as_string()->get() == "*" || a->as_string()->get() == "all")) {
+      // any address: the empty list
+    } else {
+      read_cidrs(s, "address", r.addresses);
+    }
+    s.choice("tls", r.tls, {{"any", AccessTls::Any}, {"required", AccessTls::Required}, {"forbidden", AccessTls::Forbidden}});
+    std::string action = "allow";
+    s.choice("action", action, {{"allow", std::string("allow")}, {"reject", std::string("reject")}});
+    if (!e.as_table()->contains("action")) s.fail(nullptr, "action", "is required (\"allow\" or \"reject\")");
+    r.allow = action == "allow";
+    if (s.get("auth")) {
+      if (!r.allow) s.fail(s.get("auth"), "auth", "only an allow rule names an auth method");
+      AuthMethod m{};
+      s.choice("auth", m,
+               {{"scram-sha-256", AuthMethod::ScramSha256}, {"md5", AuthMethod::Md5}, {"password", AuthMethod::Password},
+                {"trust", AuthMethod::Trust}, {"cert", AuthMethod::Cert}});
+      r.auth = m;
+    }
+    s.finish();
+    cfg.access.push_back(std::move(r));
+  }
+}
+
+}  // namespace sluice::config

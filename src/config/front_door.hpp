@@ -1,0 +1,18 @@
+// Reading the front door's configuration (front_door.cpp): listener addresses, the PROXY
+// protocol's trusted peers, and the [[access]] rules. Internal to src/config.
+#pragma once
+
+#include "src/config/section.hpp"
+
+namespace sluice::config {
+
+// `listen`: "host:port", or a list of them (the first is `first`, the others `more`).
+void read_listen(Section& s, Endpoint& first, std::vector<Endpoint>& more);
+// proxy_protocol_trusted = [CIDRs], proxy_protocol_only = bool.
+void read_listener_proxy(Section& s, ListenerProxy& proxy);
+// A list of CIDR strings under `key` (errors name the entry).
+void read_cidrs(Section& s, std::string_view key, std::vector<Cidr>& out);
+// [[access]] tables, after [[users]] (a "+group" must be some user's group).
+void read_access(Section& root, Config& cfg, const std::string& file);
+
+}  // namespace sluice::config
