@@ -31,6 +31,12 @@ int my_port() { return std::stoi(env_or("SLUICE_MY_PRIMARY_PORT", "13306")); }
 
 std::string SluiceProcess::mysql_extra;
 std::string SluiceProcess::postgres_extra;
+bool SluiceProcess::listen_v6 = false;
+
+std::string SluiceProcess::listen_value(int port) {
+  std::string v4 = "\"127.0.0.1:" + std::to_string(port) + "\"";
+  return listen_v6 ? "[" + v4 + ", \"[::1]:" + std::to_string(port) + "\"]" : v4;
+}
 
 namespace {
 std::atomic<int> g_next_port{0};
@@ -57,9 +63,12 @@ int loopback_connect(int port) {
 
 void SluiceProcess::write_config(const std::string& pools_and_extra, const std::string& general_extra) {
   std::ofstream f(config_path_);
-  f << "[general]\nworkers = 2\nlog_level = \"" << env_or("SLUICE_TEST_LOG_LEVEL", "warn") << "\"\n" << general_extra << "\n"
-    << "[postgres]\nlisten = \"127.0.0.1:" << (pg_listen_port_ ? pg_listen_port_ : port_) << "\"\n" << postgres_extra << "\n\n"
-    << "[mysql]\nlisten = \"127.0.0.1:" << my_port() << "\"\n" << mysql_extra << "\n\n"
+  f << "[general]\nworkers = 2\nlog_level = \"" << env_or("SLUICE_TEST_LOG_LEVEL", "warn") << "\"\n"
+    << general_extra << "\n"
+    << "[postgres]\nlisten = " << listen_value(pg_listen_port_ ? pg_listen_port_ : port_) << "\n"
+    << postgres_extra << "\n\n"
+    << "[mysql]\nlisten = " << listen_value(my_port()) << "\n"
+    << mysql_extra << "\n\n"
     << "[[users]]\nname = \"app\"\npassword = \"app\"\n\n"
     << "[[users]]\nname = \"md5user\"\npassword = \"md5pass\"\nauth = \"md5\"\n\n"
     << "[clusters.pg]\nprotocol = \"postgres\"\nprimary = \"" << pg_host() << ":" << pg_port() << "\"\n\n"

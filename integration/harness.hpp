@@ -28,6 +28,7 @@ class SluiceProcess {
   int my_port() const { return port_ + 500; }  // Sluice's MySQL listener
   static std::string mysql_extra;               // keys added to [mysql] of the next process
   static std::string postgres_extra;            // keys added to [postgres] (also on rewrites)
+  static bool listen_v6;                        // both listeners on [::1] too, same ports
   // Waits (bounded) for the process to exit; returns its wait status, or -1 on timeout.
   int wait_exit(int timeout_ms);
   // Waits (bounded) until Sluice's stderr contains `needle`.
@@ -50,6 +51,7 @@ class SluiceProcess {
 
  private:
   void write_config(const std::string& pools_and_extra, const std::string& general_extra);
+  static std::string listen_value(int port);
   int pid_ = -1;
   int port_ = 0;
   int pg_listen_port_ = 0;

@@ -15,7 +15,7 @@ ALLOWED = {
     "protocols/mysql": {"protocols/common"},
     "config": set(),
     "observe": {"config"},
-    "net": {"config", "observe"},
+    "net": {"config", "observe", "protocols/common"},
     "sql": set(),
     "access": {"config", "observe"},
     "replication": set(),

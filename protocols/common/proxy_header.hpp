@@ -18,8 +18,8 @@ constexpr std::size_t kMaxV2 = 4096;
 enum class Parse { NeedMore, Done, Invalid };
 
 struct Header {
-  int version = 0;          // 1 or 2
-  std::size_t length = 0;   // bytes the header takes, TLVs included
+  int version = 0;         // 1 or 2
+  std::size_t length = 0;  // bytes the header takes, TLVs included
   // False for v1 "UNKNOWN", v2 LOCAL, and v2 PROXY over an unspecified or UNIX family: the
   // connection's own addresses stand (spec 2.1, 2.2).
   bool has_address = false;

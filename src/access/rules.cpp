@@ -9,7 +9,9 @@
 namespace sluice::access {
 namespace {
 
-std::string list_text(const std::vector<std::string>& v) { return v.empty() ? "*" : fmt::format("{}", fmt::join(v, ",")); }
+std::string list_text(const std::vector<std::string>& v) {
+  return v.empty() ? "*" : fmt::format("{}", fmt::join(v, ","));
+}
 
 std::string cidrs_text(const std::vector<config::Cidr>& v) {
   if (v.empty()) return "*";
@@ -114,7 +116,8 @@ std::string refusal_text(const Verdict& v, std::string_view address, std::string
                          bool tls) {
   const char* enc = tls ? "SSL encryption" : "no encryption";
   if (v.rule == 0)
-    return fmt::format("no access rule for host \"{}\", user \"{}\", database \"{}\", {}", address, user, database, enc);
+    return fmt::format("no access rule for host \"{}\", user \"{}\", database \"{}\", {}", address, user, database,
+                       enc);
   return fmt::format("access rule {} rejects connection for host \"{}\", user \"{}\", database \"{}\", {}", v.rule,
                      address, user, database, enc);
 }

@@ -26,7 +26,7 @@ struct Request {
 
 struct Verdict {
   bool allow = true;
-  std::size_t rule = 0;  // 1-based; 0 = no rule matched (refused when rules exist)
+  std::size_t rule = 0;                    // 1-based; 0 = no rule matched (refused when rules exist)
   std::optional<config::AuthMethod> auth;  // allow: the method the rule asks for
   std::string_view rule_name;
 };

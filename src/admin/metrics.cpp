@@ -206,6 +206,20 @@ std::string prometheus(state::Context& ctx) {
   for (auto& b : backends) w.sample("sluice_routed_reads_total", b.labels, static_cast<double>(b.reads));
   w.family("sluice_routed_writes_total", "counter", "Writes routed to the member.");
   for (auto& b : backends) w.sample("sluice_routed_writes_total", b.labels, static_cast<double>(b.writes));
+
+  // [[access]]: logins each rule decided (rule "0": none matched, so refused).
+  auto snap = ctx.snapshot();
+  if (!snap->access->empty()) {
+    w.family("sluice_access_rule_matches_total", "counter",
+             "Logins an [[access]] rule decided (rule 0: no rule matched, refused). Kept across reloads for rules "
+             "that did not change.");
+    for (auto& r : snap->access->rows())
+      w.sample("sluice_access_rule_matches_total",
+               {{"rule", std::to_string(r.number)}, {"name", r.name}, {"action", r.action}},
+               static_cast<double>(r.matches));
+    w.sample("sluice_access_rule_matches_total", {{"rule", "0"}, {"name", "(no rule matched)"}, {"action", "reject"}},
+             static_cast<double>(snap->access->unmatched()));
+  }
   return w.take();
 }
 

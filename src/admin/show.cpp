@@ -112,11 +112,17 @@ const Cols& cols_databases() {
   return c;
 }
 
+const Cols& cols_access() {
+  static const Cols c{{"rule", I},    {"name", T}, {"protocol", T}, {"database", T}, {"user", T},
+                      {"address", T}, {"tls", T},  {"action", T},   {"auth", T},     {"matches", I}};
+  return c;
+}
+
 const ShowSpec kShows[] = {
     {"HELP", cols_help, 0},           {"POOLS", cols_pools, 0},       {"CLIENTS", cols_clients, 1},
     {"SERVERS", cols_servers, 2},     {"BACKENDS", cols_backends, 1}, {"STATS", cols_stats, 0},
     {"CACHE", cols_cache, 0},         {"CONFIG", cols_config, 0},     {"VERSION", cols_version, 0},
-    {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},
+    {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
 };
 }  // namespace
 
@@ -147,6 +153,9 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW CONFIG", "settings: value, default, and whether SET may change it"},
     {"SHOW DATABASES", "configured databases: cluster, pool mode and size, paused, disabled"},
     {"SHOW MEMORY", "resident memory, the allocator's heap in use and free, and the result cache's share"},
+    {"SHOW ACCESS",
+     "[[access]] rules in order (the first that matches decides): what each matches, its action and auth, and "
+     "how many logins it decided; a last row (rule 0) counts logins no rule matched"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -359,11 +368,25 @@ Rows rows_config(Context& ctx) {
   fixed("admin_users", fmt::format("{}", fmt::join(cfg->general.admin_users, ",")), "");
   fixed("stats_users", fmt::format("{}", fmt::join(cfg->general.stats_users, ",")), "");
   fixed("postgres.enabled", cfg->postgres.enabled ? "true" : "false", "false");
-  fixed("postgres.listen", cfg->postgres.listen.text(), defaults.postgres.listen.text());
+  auto listen = [](const config::Endpoint& first, const std::vector<config::Endpoint>& more) {
+    std::string out = first.text();
+    for (auto& e : more) out += "," + e.text();
+    return out;
+  };
+  auto cidrs = [](const std::vector<config::Cidr>& v) {
+    std::string out;
+    for (auto& c : v) out += (out.empty() ? "" : ",") + c.text;
+    return out;
+  };
+  fixed("postgres.listen", listen(cfg->postgres.listen, cfg->postgres.listen_more), defaults.postgres.listen.text());
+  fixed("postgres.proxy_protocol_trusted", cidrs(cfg->postgres.proxy.trusted), "");
+  fixed("postgres.proxy_protocol_only", cfg->postgres.proxy.only ? "true" : "false", "false");
   fixed("postgres.server_reset_query", cfg->postgres.server_reset_query, defaults.postgres.server_reset_query);
   fixed("postgres.max_prepared_statements", std::to_string(cfg->postgres.max_prepared_statements), "256");
   fixed("mysql.enabled", cfg->mysql.enabled ? "true" : "false", "false");
-  fixed("mysql.listen", cfg->mysql.listen.text(), defaults.mysql.listen.text());
+  fixed("mysql.listen", listen(cfg->mysql.listen, cfg->mysql.listen_more), defaults.mysql.listen.text());
+  fixed("mysql.proxy_protocol_trusted", cidrs(cfg->mysql.proxy.trusted), "");
+  fixed("mysql.proxy_protocol_only", cfg->mysql.proxy.only ? "true" : "false", "false");
   fixed("mysql.default_auth_plugin", cfg->mysql.default_auth_plugin, defaults.mysql.default_auth_plugin);
   fixed("http.enabled", cfg->http.enabled ? "true" : "false", "false");
   fixed("http.listen", cfg->http.listen.text(), defaults.http.listen.text());
@@ -428,6 +451,18 @@ Rows rows_memory(Context& ctx) {
   return r;
 }
 
+Rows rows_access(Context& ctx) {
+  Rows r;
+  auto snap = ctx.snapshot();
+  for (auto& row : snap->access->rows())
+    r.push_back({std::to_string(row.number), row.name, row.protocol, row.database, row.user, row.address, row.tls,
+                 row.action, row.auth.empty() ? Cell() : Cell(row.auth), std::to_string(row.matches)});
+  if (!snap->access->empty())
+    r.push_back({"0", "(no rule matched)", "*", "*", "*", "*", "any", "reject", Cell(),
+                 std::to_string(snap->access->unmatched())});
+  return r;
+}
+
 }  // namespace
 
 Rows rows_for(Context& ctx, const ShowSpec& s) {
@@ -442,6 +477,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "CONFIG") return rows_config(ctx);
   if (n == "DATABASES") return rows_databases(ctx);
   if (n == "MEMORY") return rows_memory(ctx);
+  if (n == "ACCESS") return rows_access(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

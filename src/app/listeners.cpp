@@ -18,8 +18,13 @@ Listeners::Listeners(net::Runtime& rt, state::Context& ctx)
 
 std::string Listeners::rebind(const config::Config& c) {
   std::lock_guard lock(mu_);
-  auto want = [](bool on, const config::Endpoint& ep) { return on ? std::optional(ep) : std::nullopt; };
-  auto pg_want = want(c.postgres.enabled, c.postgres.listen), my_want = want(c.mysql.enabled, c.mysql.listen),
+  auto want = [](bool on, const config::Endpoint& ep, const std::vector<config::Endpoint>& more = {}) {
+    std::vector<config::Endpoint> all{ep};
+    all.insert(all.end(), more.begin(), more.end());
+    return on ? std::optional(all) : std::nullopt;
+  };
+  auto pg_want = want(c.postgres.enabled, c.postgres.listen, c.postgres.listen_more),
+       my_want = want(c.mysql.enabled, c.mysql.listen, c.mysql.listen_more),
        http_want = want(c.http.enabled, c.http.listen);
   std::unique_ptr<net::Listener> pg, my;
   std::unique_ptr<observe::HttpServer> http;
@@ -34,7 +39,7 @@ std::string Listeners::rebind(const config::Config& c) {
         return frontend::mysql::serve_client(std::move(s), ctx);
       });
     if (http_want && http_want != http_ep_)
-      http = std::make_unique<observe::HttpServer>(rt_.worker(0), *http_want, http_handlers_);
+      http = std::make_unique<observe::HttpServer>(rt_.worker(0), http_want->front(), http_handlers_);
   } catch (const std::exception& e) {
     if (pg) pg->close();
     if (my) my->close();
@@ -44,11 +49,12 @@ std::string Listeners::rebind(const config::Config& c) {
     if (want_ep == cur_ep) return;
     if (cur) {
       cur->close();
-      log::info("{} listener on {} closed", what, cur_ep->text());
+      for (auto& ep : *cur_ep) log::info("{} listener on {} closed", what, ep.text());
     }
     cur = std::move(next);
     cur_ep = want_ep;
-    if (cur_ep) log::info("{} listener on {}", what, cur_ep->text());
+    if (cur_ep)
+      for (auto& ep : *cur_ep) log::info("{} listener on {}", what, ep.text());
   };
   swap(pg_, pg, pg_ep_, pg_want, "PostgreSQL");
   swap(my_, my, my_ep_, my_want, "MySQL");

@@ -32,7 +32,7 @@ class Listeners {
   std::mutex mu_;
   std::unique_ptr<net::Listener> pg_, my_;
   std::unique_ptr<observe::HttpServer> http_;
-  std::optional<config::Endpoint> pg_ep_, my_ep_, http_ep_;
+  std::optional<std::vector<config::Endpoint>> pg_ep_, my_ep_, http_ep_;
 };
 
 }  // namespace sluice::app

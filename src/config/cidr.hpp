@@ -19,7 +19,7 @@ struct IpAddress {
 };
 
 struct Cidr {
-  IpAddress base;  // host bits cleared
+  IpAddress base;     // host bits cleared
   unsigned bits = 0;  // prefix length over the 128-bit form (an IPv4 /8 is 96 + 8)
   std::string text;   // as written, for SHOW and errors
   bool contains(const IpAddress& a) const;

@@ -87,8 +87,8 @@ void read_access(Section& root, Config& cfg, const std::string& file) {
     if (r.name.empty()) r.name = fmt::format("rule {}", i);
     if (s.get("protocol")) {
       std::string p;
-      s.choice("protocol", p, {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")},
-                               {"*", std::string("*")}});
+      s.choice("protocol", p,
+               {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")}, {"*", std::string("*")}});
       if (p != "*") r.protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
     }
     names(s, "database", r.databases);
@@ -100,12 +100,14 @@ void read_access(Section& root, Config& cfg, const std::string& file) {
         for (auto& g : usr.groups) known = known || g == std::string_view(u).substr(1);
       if (!known) s.fail(s.get("user"), "user", fmt::format("no [[users]] entry is in group \"{}\"", u.substr(1)));
     }
-    if (auto a = s.get("address"); a && a->is_string() && (a->as_string()->get() == "*" || a->as_string()->get() == "all")) {
+    if (auto a = s.get("address");
+        a && a->is_string() && (a->as_string()->get() == "*" || a->as_string()->get() == "all")) {
       // any address: the empty list
     } else {
       read_cidrs(s, "address", r.addresses);
     }
-    s.choice("tls", r.tls, {{"any", AccessTls::Any}, {"required", AccessTls::Required}, {"forbidden", AccessTls::Forbidden}});
+    s.choice("tls", r.tls,
+             {{"any", AccessTls::Any}, {"required", AccessTls::Required}, {"forbidden", AccessTls::Forbidden}});
     std::string action = "allow";
     s.choice("action", action, {{"allow", std::string("allow")}, {"reject", std::string("reject")}});
     if (!e.as_table()->contains("action")) s.fail(nullptr, "action", "is required (\"allow\" or \"reject\")");
@@ -114,8 +116,11 @@ void read_access(Section& root, Config& cfg, const std::string& file) {
       if (!r.allow) s.fail(s.get("auth"), "auth", "only an allow rule names an auth method");
       AuthMethod m{};
       s.choice("auth", m,
-               {{"scram-sha-256", AuthMethod::ScramSha256}, {"md5", AuthMethod::Md5}, {"password", AuthMethod::Password},
-                {"trust", AuthMethod::Trust}, {"cert", AuthMethod::Cert}});
+               {{"scram-sha-256", AuthMethod::ScramSha256},
+                {"md5", AuthMethod::Md5},
+                {"password", AuthMethod::Password},
+                {"trust", AuthMethod::Trust},
+                {"cert", AuthMethod::Cert}});
       r.auth = m;
     }
     s.finish();

@@ -47,7 +47,16 @@ void Runtime::each(const std::function<void()>& fn) {
   for (auto& c : contexts_) asio::post(*c, fn);
 }
 
-Listener::Listener(Runtime& rt, const config::Endpoint& ep, SessionFactory factory) {
+Listener::Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory) {
+  try {
+    for (auto& ep : eps) listen_on(rt, ep, factory);
+  } catch (...) {
+    close();
+    throw;
+  }
+}
+
+void Listener::listen_on(Runtime& rt, const config::Endpoint& ep, const SessionFactory& factory) {
   tcp::resolver resolver(rt.worker(0));
   auto results = resolver.resolve(ep.host, std::to_string(ep.port), tcp::resolver::passive);
   if (results.empty()) throw std::runtime_error(fmt::format("cannot resolve listen address {}", ep.text()));

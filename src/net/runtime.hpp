@@ -35,13 +35,15 @@ class Runtime {
 
 using SessionFactory = std::function<asio::awaitable<void>(tcp::socket)>;
 
-// Listens on `ep`; accepted sockets go round robin to the workers and run `factory` there.
+// Listens on each of `eps` (throws, having closed what it opened, when one cannot be bound);
+// accepted sockets go round robin to the workers and run `factory` there.
 class Listener {
  public:
-  Listener(Runtime& rt, const config::Endpoint& ep, SessionFactory factory);
+  Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory);
   void close();
 
  private:
+  void listen_on(Runtime& rt, const config::Endpoint& ep, const SessionFactory& factory);
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
 };
 

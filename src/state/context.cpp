@@ -10,13 +10,13 @@
 namespace sluice::state {
 
 std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,
-                                                     const asio::ip::tcp::socket& sock) {
+                                                     const asio::ip::tcp::socket& sock, const net::Origin& origin) {
   auto info = std::make_shared<observe::ClientInfo>();
   info->id = ctx.client_table.next_id();
   info->protocol = protocol;
+  info->addr = origin.addr;
+  info->port = origin.port;
   boost::system::error_code ec;
-  auto peer = sock.remote_endpoint(ec);
-  if (!ec) info->addr = peer.address().to_string(), info->port = peer.port();
   auto local = sock.local_endpoint(ec);
   if (!ec) info->local_addr = local.address().to_string(), info->local_port = local.port();
   return info;

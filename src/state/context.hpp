@@ -16,6 +16,7 @@
 #include "src/cache/policy.hpp"
 #include "src/cache/store.hpp"
 #include "src/config/config.hpp"
+#include "src/net/proxy_intake.hpp"
 #include "src/observe/stats.hpp"
 #include "src/pool/pool.hpp"
 #include "src/router/cluster.hpp"
@@ -78,9 +79,10 @@ std::string set_config(Context& ctx, const std::function<void(config::Config&)>&
 asio::awaitable<void> hold_failed_login(Context& ctx, const config::General& general,
                                         std::shared_ptr<observe::ClientInfo> info, asio::any_io_executor ex);
 
-// A new client's entry for SHOW CLIENTS: an id from the client table, its protocol and both
-// ends of its connection (not yet added to the table: its kill action comes first).
+// A new client's entry for SHOW CLIENTS: an id from the client table, its protocol, its address
+// (`origin`: the real one behind a PROXY header) and Sluice's end of its connection (not yet added to the table: its
+// kill action comes first).
 std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,
-                                                     const asio::ip::tcp::socket& sock);
+                                                     const asio::ip::tcp::socket& sock, const net::Origin& origin);
 
 }  // namespace sluice::state

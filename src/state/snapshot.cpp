@@ -56,6 +56,7 @@ std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Con
     t.policy = std::move(policy);
     s->server_tls.emplace(name, std::move(t));
   }
+  s->access = std::make_shared<const access::Rules>(cfg->access, running ? running->access.get() : nullptr);
   s->config = std::move(cfg);
   return s;
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "src/access/rules.hpp"
 #include "src/config/config.hpp"
 #include "src/pool/credentials.hpp"
 #include "src/pool/pool.hpp"
@@ -53,6 +54,7 @@ class Snapshot {
   std::string pg_tls_end_point;                       // tls-server-end-point channel binding data
   std::shared_ptr<boost::asio::ssl::context> my_tls;  // the MySQL listener's
   pool::ServerTlsMap server_tls;
+  std::shared_ptr<const access::Rules> access;  // [[access]], never null
 };
 
 pool::PoolSettings pool_settings(const Snapshot& snap, const config::Pool& p);

@@ -224,7 +224,8 @@ TEST_CASE("access rules: the refusal's words") {
 
 TEST_CASE("access and front-door config errors name file:line and key") {
   auto err = [](const std::string& rules) { return test::load_error(std::string(kBase) + rules); };
-  CHECK(err("[[access]]\naddress = \"10.0.0.0/33\"\naction = \"allow\"\n").find("access[0].address") != std::string::npos);
+  CHECK(err("[[access]]\naddress = \"10.0.0.0/33\"\naction = \"allow\"\n").find("access[0].address") !=
+        std::string::npos);
   CHECK(err("[[access]]\naddress = \"10.0.0.0/8\"\n").find("access[0].action: is required") != std::string::npos);
   CHECK(err("[[access]]\naction = \"deny\"\n").find("unknown value \"deny\"") != std::string::npos);
   CHECK(err("[[access]]\naction = \"reject\"\nauth = \"trust\"\n").find("only an allow rule") != std::string::npos);
@@ -237,8 +238,9 @@ TEST_CASE("access and front-door config errors name file:line and key") {
   CHECK(err("[postgres]\nproxy_protocol_trusted = [\"lb.example\"]\n").find("postgres.proxy_protocol_trusted") !=
         std::string::npos);
   CHECK(err("[postgres]\nlisten = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\n").find("listed twice") != std::string::npos);
-  auto cfg = load("[postgres]\nlisten = [\"127.0.0.1:6432\", \"[::1]:6432\"]\nproxy_protocol_trusted = [\"10.0.0.5\", "
-                  "\"fd00::/8\"]\nproxy_protocol_only = true\n");
+  auto cfg = load(
+      "[postgres]\nlisten = [\"127.0.0.1:6432\", \"[::1]:6432\"]\nproxy_protocol_trusted = [\"10.0.0.5\", "
+      "\"fd00::/8\"]\nproxy_protocol_only = true\n");
   CHECK(cfg->postgres.listen.text() == "127.0.0.1:6432");
   REQUIRE(cfg->postgres.listen_more.size() == 1);
   CHECK(cfg->postgres.listen_more[0].host == "::1");
@@ -271,7 +273,8 @@ password_env = "SLUICE_UNIT_SECRET"
         std::string::npos);
   CHECK(err("[[users]]\nname = \"a\"\npassword_env = \"SLUICE_UNIT_NOT_SET_ANYWHERE\"\n").find("is not set") !=
         std::string::npos);
-  CHECK(err("[[users]]\nname = \"a\"\npassword_file = \"/nonexistent/secret\"\n").find("cannot read") != std::string::npos);
+  CHECK(err("[[users]]\nname = \"a\"\npassword_file = \"/nonexistent/secret\"\n").find("cannot read") !=
+        std::string::npos);
   // The error never shows the secret itself.
   CHECK(err("[[users]]\nname = \"a\"\npassword_file = \"" + path + "\"\nauth = \"md7\"\n").find("s3cret") ==
         std::string::npos);

@@ -66,23 +66,24 @@ TEST_CASE("PROXY v1: TCP4, TCP6 and UNKNOWN") {
   CHECK_FALSE(h.has_address);
 
   // The longest header the spec allows is 107 bytes.
-  std::string longest = "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
+  std::string longest =
+      "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
   REQUIRE(longest.size() == 104);
   parse_all_splits(longest);
 }
 
 TEST_CASE("PROXY v1: malformed headers are refused, not guessed at") {
   const char* bad[] = {
-      "PROXY TCP4 203.0.113.7 10.0.0.1 51000\r\n",              // a field missing
-      "PROXY TCP4 203.0.113.7 10.0.0.1 51000 6432 7\r\n",       // a field too many
-      "PROXY TCP4 203.0.113.7  10.0.0.1 51000 6432\r\n",        // two spaces
-      "PROXY TCP4 2001:db8::1 10.0.0.1 51000 6432\r\n",         // v6 address under TCP4
-      "PROXY TCP6 203.0.113.7 ::1 51000 6432\r\n",              // v4 address under TCP6
-      "PROXY TCP4 203.0.113.7 10.0.0.1 65536 6432\r\n",         // port out of range
-      "PROXY TCP4 203.0.113.7 10.0.0.1 -1 6432\r\n",            // not a number
-      "PROXY TCP4 203.0.113.777 10.0.0.1 1 6432\r\n",           // not an address
-      "PROXY UDP4 203.0.113.7 10.0.0.1 51000 6432\r\n",         // unknown protocol
-      "PROXY TCP4 203.0.113.7 10.0.0.1 51000 6432\n",           // LF without CR
+      "PROXY TCP4 203.0.113.7 10.0.0.1 51000\r\n",         // a field missing
+      "PROXY TCP4 203.0.113.7 10.0.0.1 51000 6432 7\r\n",  // a field too many
+      "PROXY TCP4 203.0.113.7  10.0.0.1 51000 6432\r\n",   // two spaces
+      "PROXY TCP4 2001:db8::1 10.0.0.1 51000 6432\r\n",    // v6 address under TCP4
+      "PROXY TCP6 203.0.113.7 ::1 51000 6432\r\n",         // v4 address under TCP6
+      "PROXY TCP4 203.0.113.7 10.0.0.1 65536 6432\r\n",    // port out of range
+      "PROXY TCP4 203.0.113.7 10.0.0.1 -1 6432\r\n",       // not a number
+      "PROXY TCP4 203.0.113.777 10.0.0.1 1 6432\r\n",      // not an address
+      "PROXY UDP4 203.0.113.7 10.0.0.1 51000 6432\r\n",    // unknown protocol
+      "PROXY TCP4 203.0.113.7 10.0.0.1 51000 6432\n",      // LF without CR
   };
   for (const char* b : bad) {
     INFO(b);
@@ -112,7 +113,7 @@ TEST_CASE("PROXY v2: INET, INET6, LOCAL, UNSPEC and TLVs") {
 
   std::string six(36, '\0');
   six[0] = '\x20', six[1] = '\x01', six[2] = '\x0d', six[3] = '\xb8', six[15] = '\x05';  // 2001:db8::5
-  six[31] = '\x01';                                                                  // ::1
+  six[31] = '\x01';                                                                      // ::1
   six[32] = '\x12', six[33] = '\x34', six[34] = '\x00', six[35] = '\x50';
   h = parse_all_splits(v2(0x21, 0x21, six));
   CHECK(h.src_addr == "2001:db8::5");
@@ -121,7 +122,9 @@ TEST_CASE("PROXY v2: INET, INET6, LOCAL, UNSPEC and TLVs") {
   CHECK(h.dst_port == 80);
 
   // TLVs after the addresses are skipped; the length covers them.
-  std::string tlv = std::string("\xCB\x00\x71\x07\x0A\x00\x00\x01\xC7\x38\x19\x20", 12) + "\x04\x00\x03" "abc";
+  std::string tlv = std::string("\xCB\x00\x71\x07\x0A\x00\x00\x01\xC7\x38\x19\x20", 12) +
+                    "\x04\x00\x03"
+                    "abc";
   h = parse_all_splits(v2(0x21, 0x11, tlv));
   CHECK(h.src_addr == "203.0.113.7");
   CHECK(h.length == 16 + tlv.size());

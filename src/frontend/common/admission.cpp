@@ -1,6 +1,8 @@
 // Admission against max_client_conn and the server side of TLS (admission.hpp).
 #include "src/frontend/common/admission.hpp"
 
+#include <fmt/format.h>
+
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend {
@@ -16,6 +18,30 @@ asio::awaitable<ClientSlot> admit(asio::ip::tcp::socket& sock, state::Context& c
     co_return ClientSlot{};
   }
   co_return ClientSlot{ctx};
+}
+
+asio::awaitable<std::optional<net::Origin>> admit_origin(asio::ip::tcp::socket& sock, state::Context& ctx,
+                                                         const Door& door) {
+  auto snap = ctx.snapshot();
+  const auto& cfg = *snap->config;
+  const auto& proxy = door.protocol == config::Protocol::Postgres ? cfg.postgres.proxy : cfg.mysql.proxy;
+  std::string why;
+  auto origin = co_await net::take_origin(sock, proxy, cfg.general.client_login_timeout, why);
+  if (!origin) {
+    log::info("connection from {} refused: {}", net::peer_origin(sock).addr, why);
+    co_return std::nullopt;
+  }
+  if (door.refused_by_address) {
+    if (auto v = snap->access->refused_by_address(door.protocol, origin->addr)) {
+      log::info("connection from {} refused by {}", origin->addr,
+                v->rule ? fmt::format("access rule {} ({})", v->rule, v->rule_name) : std::string("no access rule"));
+      std::string out = door.refused_by_address(*v, origin->addr);
+      boost::system::error_code ec;
+      co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      co_return std::nullopt;
+    }
+  }
+  co_return origin;
 }
 
 void log_internal_error(const char* what, const std::exception& e) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <utility>
 
+#include "src/access/rules.hpp"
+#include "src/net/proxy_intake.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/stats.hpp"
 #include "src/state/context.hpp"
@@ -41,6 +43,22 @@ class ClientSlot {
 // A slot for `sock` unless max_client_conn clients are already in; then `refusal` (the
 // protocol's error) is written and the slot is empty.
 boost::asio::awaitable<ClientSlot> admit(boost::asio::ip::tcp::socket& sock, state::Context& ctx, std::string refusal);
+
+// How a listener's protocol turns clients away before its session starts.
+struct Door {
+  config::Protocol protocol = config::Protocol::Postgres;
+  std::string too_many;  // past max_client_conn
+  // The protocol's words for an [[access]] refusal that the client's address alone decides, or
+  // null to leave every access decision to the session (PostgreSQL, whose clients speak first
+  // and are refused after their startup packet, as pg_hba.conf does).
+  std::string (*refused_by_address)(const access::Verdict&, std::string_view address) = nullptr;
+};
+
+// Who the client is (the listener's PROXY settings, net/proxy_intake.hpp), and whether the
+// [[access]] rules already refuse that address: none (logged, the refusal written) when the
+// connection goes no further.
+boost::asio::awaitable<std::optional<net::Origin>> admit_origin(boost::asio::ip::tcp::socket& sock, state::Context& ctx,
+                                                                const Door& door);
 
 void log_internal_error(const char* what, const std::exception& e);
 
@@ -83,17 +101,20 @@ void park(Parked<Session> p) {
 
 }  // namespace parking
 
-// Runs a session class constructed from (socket, context) for `sock`, unless max_client_conn
-// clients are already in: then writes `refusal` and closes. The session may park (above); `what`
+// Runs a session class constructed from (socket, context, origin) for `sock`, unless
+// max_client_conn clients are already in, its PROXY header is missing or bad, or its address
+// is refused (`door`). The session may park (above); `what`
 // names it in the log when it ends by an internal error.
 template <typename Session>
-boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, state::Context& ctx, std::string refusal,
+boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, state::Context& ctx, Door door,
                                             const char* what) {
-  ClientSlot slot = co_await admit(sock, ctx, std::move(refusal));
+  ClientSlot slot = co_await admit(sock, ctx, std::move(door.too_many));
   if (!slot) co_return;
+  auto origin = co_await admit_origin(sock, ctx, door);
+  if (!origin) co_return;
   std::unique_ptr<Session> session;
   try {
-    session = std::make_unique<Session>(std::move(sock), ctx);
+    session = std::make_unique<Session>(std::move(sock), ctx, std::move(*origin));
   } catch (const std::exception& e) {
     log_internal_error(what, e);
     co_return;

@@ -49,7 +49,7 @@ struct ClientStmt {
 
 class Session final : public TendedSession {
  public:
-  Session(tcp::socket sock, state::Context& ctx);
+  Session(tcp::socket sock, state::Context& ctx, net::Origin origin);
   ~Session();
 
   void kick() override {
@@ -176,7 +176,13 @@ class Session final : public TendedSession {
 
   // The user's credentials (configured, or learned from the server), its client certificate,
   // then the proof of its password (ClientAuth, client_auth.hpp) with this connection's I/O.
-  awaitable<bool> authenticate(std::string client_plugin, std::string response);
+  // `method`: what an [[access]] rule asks for instead of the user's own `auth`.
+  awaitable<bool> authenticate(std::string client_plugin, std::string response,
+                               std::optional<config::AuthMethod> method = std::nullopt);
+  // [[access]] (src/access/rules.hpp) for user_ and `db`: true when a rule lets the client in
+  // (`method`: the auth method it names, if any); otherwise error 1130 is sent. Logins and
+  // COM_CHANGE_USER alike.
+  awaitable<bool> check_access(const std::string& db, std::optional<config::AuthMethod>& method);
 
   // Finds the pool for `db` (or a default one without a database) and checks that the server
   // knows the schema, as a direct login would.

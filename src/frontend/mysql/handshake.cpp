@@ -122,10 +122,12 @@ awaitable<bool> Session::handshake() {
   user_ = resp.user;
   multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
 
-  if (!co_await authenticate(resp.auth_plugin, resp.auth_response)) co_return false;
+  std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
+  std::optional<config::AuthMethod> method;
+  if (!co_await check_access(db, method)) co_return false;
+  if (!co_await authenticate(resp.auth_plugin, resp.auth_response, method)) co_return false;
   io_.set_limit(cfg_->general.max_packet_size);
 
-  std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
   if (db == "sluice") {
     console_caller_.user = user_;
     console_caller_.admin = cfg_->is_admin(user_);
@@ -162,7 +164,29 @@ void Session::start_compression(const my::HandshakeResponse& resp) {
   }
 }
 
-awaitable<bool> Session::authenticate(std::string client_plugin, std::string response) {
+awaitable<bool> Session::check_access(const std::string& db, std::optional<config::AuthMethod>& method) {
+  if (snap_->access->empty()) co_return true;
+  const config::User* u = cfg_->find_user(user_);
+  access::Request q;
+  q.protocol = config::Protocol::Mysql;
+  q.user = user_;
+  q.database = db;
+  q.address = info_->addr;
+  q.tls = tls_ != nullptr;
+  q.groups = u ? &u->groups : nullptr;
+  auto v = snap_->access->decide(q);
+  if (v.allow) {
+    method = v.auth;
+    co_return true;
+  }
+  log::info("client {} {}:{}: user {} database {} refused by {}", info_->id, info_->addr, info_->port, user_, db,
+            v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule"));
+  co_return co_await refuse(Refusal::AccessRuleRefused, info_->addr,
+                            access::refusal_text(v, info_->addr, user_, db, q.tls));
+}
+
+awaitable<bool> Session::authenticate(std::string client_plugin, std::string response,
+                                      std::optional<config::AuthMethod> method) {
   auto it = snap_->credentials.find(user_);
   std::shared_ptr<const pool::Credentials> found = it == snap_->credentials.end() ? nullptr : it->second;
   bool learned = false;
@@ -177,7 +201,8 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
   }
   creds_ = std::move(found);
   // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
-  bool cert_user = creds_->client_auth == config::AuthMethod::Cert;
+  const config::AuthMethod how = method.value_or(creds_->client_auth);
+  bool cert_user = how == config::AuthMethod::Cert;
   std::optional<std::string> cn;
   auto verdict =
       net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, cfg_->mysql.tls.client_cert, cert_user, user_, cn);
@@ -186,7 +211,7 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
     co_return co_await access_denied(
         verdict == net::CertVerdict::WrongUser ? Refusal::CertWrongUser : Refusal::CertRequired, !response.empty());
   }
-  if (creds_->client_auth == config::AuthMethod::Trust || cert_user) co_return true;
+  if (how == config::AuthMethod::Trust || cert_user) co_return true;
 
   ClientAuth auth(creds_, cfg_->mysql.default_auth_plugin, nonce_, (caps_ & my::cap::SECURE_CONNECTION) != 0,
                   tls_ != nullptr, *g_rsa, learned);

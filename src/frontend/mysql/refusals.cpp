@@ -31,6 +31,8 @@ constexpr std::array kRows{
                "Access denied for user '{}'@'{}' (using password: {}) (a valid client certificate is required)", 3,
                true},
     RefusalRow{R::ConsoleDenied, 1044, "42000", "Access denied for user '{}'@'{}' to database 'sluice'", 2, true},
+    RefusalRow{R::HostNotAllowed, 1130, "HY000", "Host '{}' is not allowed to connect to this server", 1, true},
+    RefusalRow{R::AccessRuleRefused, 1130, "HY000", "Host '{}' is not allowed to connect to this server ({})", 2, true},
     RefusalRow{R::UnknownDatabase, er::BAD_DB, "42000", "Unknown database '{}'", 1, true},
     RefusalRow{R::DatabaseDisabled, 1105, "HY000",
                "Sluice: database '{}' is disabled by an administrator (ENABLE on the admin console)", 1, true},

@@ -22,6 +22,8 @@ enum class Refusal : std::uint8_t {
   CertWrongUser,        // user, address, "YES"/"NO"
   CertRequired,         // user, address, "YES"/"NO"
   ConsoleDenied,        // user, address
+  HostNotAllowed,       // address ([[access]], decided by the address before the greeting)
+  AccessRuleRefused,    // address, what the rule refused (access::refusal_text)
   UnknownDatabase,      // database
   DatabaseDisabled,     // database
   PacketTooLarge,       // a packet over general.max_packet_size

@@ -7,7 +7,7 @@
 
 namespace sluice::frontend::mysql {
 
-Session::Session(tcp::socket sock, state::Context& ctx)
+Session::Session(tcp::socket sock, state::Context& ctx, net::Origin origin)
     : TendedSession(sock.get_executor()),
       sock_(std::move(sock)),
       ctx_(ctx),
@@ -15,7 +15,8 @@ Session::Session(tcp::socket sock, state::Context& ctx)
       cfg_(snap_->config.get()),
       io_(sock_, cfg_->general.max_packet_size) {
   handle_ = std::make_shared<ClientHandle>();
-  info_ = state::new_client_info(ctx_, "mysql", sock_);
+  info_ = state::new_client_info(ctx_, "mysql", sock_, origin);
+  if (!origin.via.empty()) log::debug("client {} {}:{} via {}", info_->id, info_->addr, info_->port, origin.via);
   handle_->id = static_cast<std::uint32_t>(info_->id);  // the connection id is the console's client id
   auto ex = sock_.get_executor();
   std::weak_ptr<bool> alive = alive_;
@@ -185,11 +186,7 @@ awaitable<bool> Session::send_refusal(Refusal r, std::string text) {
   co_return written && !row.ends_session;
 }
 
-std::string Session::peer_address() const {
-  error_code ec;
-  auto peer = sock_.remote_endpoint(ec);
-  return ec ? std::string("unknown") : peer.address().to_string();
-}
+std::string Session::peer_address() const { return info_->addr; }
 
 awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) {
   std::string p;
@@ -202,11 +199,21 @@ awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) 
 }
 
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
-  std::string err, refusal;
+  std::string err;
+  Door door;
+  door.protocol = config::Protocol::Mysql;
   const auto& row = refusal_row(Refusal::TooManyClients);
   my::build_err(err, row.code, row.sqlstate, row.text);
-  my::append_packets(refusal, err, 0);
-  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(refusal), "mysql session");
+  my::append_packets(door.too_many, err, 0);
+  // As a MySQL server refuses a host before its greeting: error 1130, the first packet.
+  door.refused_by_address = [](const access::Verdict&, std::string_view address) {
+    std::string p, out;
+    const auto& r = refusal_row(Refusal::HostNotAllowed);
+    my::build_err(p, r.code, r.sqlstate, refusal_text(Refusal::HostNotAllowed, address));
+    my::append_packets(out, p, 0);
+    return out;
+  };
+  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), "mysql session");
 }
 
 }  // namespace sluice::frontend::mysql

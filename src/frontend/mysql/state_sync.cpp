@@ -211,7 +211,9 @@ awaitable<bool> Session::com_change_user() {
   user_ = cu.user;
   if (cu.charset) charset_ = static_cast<std::uint8_t>(cu.charset);
   std::string plugin = cu.auth_plugin.empty() ? std::string("mysql_native_password") : cu.auth_plugin;
-  if (!co_await authenticate(plugin, cu.auth_response)) co_return false;
+  std::optional<config::AuthMethod> method;
+  if (!co_await check_access(cu.database, method)) co_return false;
+  if (!co_await authenticate(plugin, cu.auth_response, method)) co_return false;
   if (!co_await choose_pool(cu.database)) co_return false;
   {
     std::lock_guard lock(handle_->mu);

@@ -7,11 +7,15 @@
 
 namespace sluice::frontend::pg {
 
-ClientAuth::ClientAuth(const pool::Credentials& creds, std::string channel_binding)
-    : creds_(creds), channel_binding_(std::move(channel_binding)) {}
+ClientAuth::ClientAuth(const pool::Credentials& creds, std::string channel_binding,
+                       std::optional<config::AuthMethod> method)
+    : creds_(creds), method_(method.value_or(creds.client_auth)), channel_binding_(std::move(channel_binding)) {
+  if (method_ == config::AuthMethod::Md5 && creds_.md5_secret.size() != 35 && creds_.scram)
+    method_ = config::AuthMethod::ScramSha256;
+}
 
 ClientAuth::Step ClientAuth::start(std::string& out) {
-  switch (creds_.client_auth) {
+  switch (method_) {
     case config::AuthMethod::Trust:
     case config::AuthMethod::Cert:  // the session checked the client certificate already
       wire::auth_ok(out);

@@ -19,8 +19,11 @@ class ClientAuth {
  public:
   enum class Step { Send, Done, Failed };
   // `channel_binding`: tls-server-end-point data when the client connected with TLS (then
-  // SCRAM-SHA-256-PLUS is offered as well).
-  explicit ClientAuth(const pool::Credentials& creds, std::string channel_binding = {});
+  // SCRAM-SHA-256-PLUS is offered as well). `method`: what an [[access]] rule asks for instead of
+  // the user's own `auth`. As PostgreSQL does, md5 for a user with only a SCRAM verifier is
+  // SCRAM-SHA-256.
+  explicit ClientAuth(const pool::Credentials& creds, std::string channel_binding = {},
+                      std::optional<config::AuthMethod> method = std::nullopt);
   // First message to send (AuthenticationSASL / MD5Password / CleartextPassword / Ok).
   Step start(std::string& out);
   // Handles a 'p' message body from the client.
@@ -29,6 +32,7 @@ class ClientAuth {
 
  private:
   const pool::Credentials& creds_;
+  config::AuthMethod method_;
   int state_ = 0;
   std::uint8_t salt_[4]{};
   std::optional<wire::ScramServer> scram_;

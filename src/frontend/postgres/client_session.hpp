@@ -64,7 +64,7 @@ enum class Outcome {
 
 class Session final : public TendedSession {
  public:
-  Session(tcp::socket s, state::Context& ctx);
+  Session(tcp::socket s, state::Context& ctx, net::Origin origin);
   ~Session();
   // Both true when the session parks (admission.hpp): idle between transactions, nothing
   // buffered, for a janitor period or more.
@@ -81,7 +81,7 @@ class Session final : public TendedSession {
   }
   void woke(error_code ec, std::size_t n);
   asio::any_io_executor executor() { return client_.get_executor(); }
-  void register_client();
+  void register_client(const net::Origin& origin);
   void log_end();
 
   // The virtual database "sluice": admin and stats users get the console, others are refused.
@@ -289,6 +289,9 @@ class Session final : public TendedSession {
 
   // A failed login, counted per client address; past the burst, its answer waits.
   awaitable<void> throttle_failed_login();
+  // [[access]] (src/access/rules.hpp): true when a rule lets the client in (`method`: the auth
+  // method it names, if any); otherwise the 28000 refusal is sent.
+  awaitable<bool> check_access(std::optional<config::AuthMethod>& method);
   awaitable<bool> authenticate();
 
   // ---- stage: login (pool choice, ParameterStatus, BackendKeyData) --------------------------

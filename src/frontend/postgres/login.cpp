@@ -76,7 +76,31 @@ awaitable<void> Session::throttle_failed_login() {
   co_await state::hold_failed_login(ctx_, snap_->config->general, info_, client_.get_executor());
 }
 
+awaitable<bool> Session::check_access(std::optional<config::AuthMethod>& method) {
+  if (snap_->access->empty()) co_return true;
+  const config::User* u = snap_->config->find_user(user_);
+  access::Request q;
+  q.protocol = config::Protocol::Postgres;
+  q.user = user_;
+  q.database = database_;
+  q.address = info_->addr;
+  q.tls = tls_ != nullptr;
+  q.groups = u ? &u->groups : nullptr;
+  auto v = snap_->access->decide(q);
+  if (v.allow) {
+    method = v.auth;
+    co_return true;
+  }
+  log::info("client {} {}:{}: user {} database {} refused by {}", info_->id, info_->addr, info_->port, user_, database_,
+            v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule"));
+  co_await send_error("FATAL", "28000", access::refusal_text(v, info_->addr, user_, database_, q.tls));
+  co_return false;
+}
+
 awaitable<bool> Session::authenticate() {
+  // [[access]] first, as pg_hba.conf: a refused client learns nothing about which users exist.
+  std::optional<config::AuthMethod> method;
+  if (!co_await check_access(method)) co_return false;
   auto it = snap_->credentials.find(user_);
   if (it == snap_->credentials.end()) {
     co_await throttle_failed_login();
@@ -88,7 +112,7 @@ awaitable<bool> Session::authenticate() {
   // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
   std::optional<std::string> cn;
   auto verdict = net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, snap_->config->postgres.tls.client_cert,
-                                        creds_->client_auth == config::AuthMethod::Cert, user_, cn);
+                                        method.value_or(creds_->client_auth) == config::AuthMethod::Cert, user_, cn);
   if (verdict == net::CertVerdict::Missing) {
     co_await throttle_failed_login();
     co_await send_error("FATAL", "28000", "connection requires a valid client certificate",
@@ -101,7 +125,7 @@ awaitable<bool> Session::authenticate() {
                         fmt::format("the certificate's common name is \"{}\"", *cn));
     co_return false;
   }
-  ClientAuth auth(*creds_, tls_ ? snap_->pg_tls_end_point : std::string());
+  ClientAuth auth(*creds_, tls_ ? snap_->pg_tls_end_point : std::string(), method);
   std::string out;
   auto step = auth.start(out);
   // AuthenticationSASL (code 10) or a password request: PostgreSQL's words for a wrong answer.

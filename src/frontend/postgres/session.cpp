@@ -77,10 +77,10 @@ void parse_options(std::string_view opts, pool::Params& out) {
   }
 }
 
-Session::Session(tcp::socket s, state::Context& ctx)
+Session::Session(tcp::socket s, state::Context& ctx, net::Origin origin)
     : TendedSession(s.get_executor()), client_(std::move(s)), ctx_(ctx), snap_(ctx.snapshot()) {
   generation_ = ctx_.generation();
-  register_client();
+  register_client(origin);
   max_packet_ = snap_->config->general.max_packet_size;
 }
 
@@ -123,8 +123,9 @@ awaitable<bool> Session::run() {
   co_return co_await serve();
 }
 
-void Session::register_client() {
-  info_ = state::new_client_info(ctx_, "postgres", client_);
+void Session::register_client(const net::Origin& origin) {
+  info_ = state::new_client_info(ctx_, "postgres", client_, origin);
+  if (!origin.via.empty()) log::debug("client {} {}:{} via {}", info_->id, info_->addr, info_->port, origin.via);
   std::weak_ptr<bool> alive = alive_;
   auto ex = client_.get_executor();
   set_kill_hook(
@@ -209,9 +210,10 @@ void Session::kick() {
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   error_code ec;
   sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
-  std::string refusal;
-  wire::error_response(refusal, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
-  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(refusal), "session");
+  Door door;
+  door.protocol = config::Protocol::Postgres;
+  wire::error_response(door.too_many, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
+  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), "session");
 }
 
 }  // namespace sluice::frontend::pg
