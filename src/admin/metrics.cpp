@@ -207,6 +207,18 @@ std::string prometheus(state::Context& ctx) {
   w.family("sluice_routed_writes_total", "counter", "Writes routed to the member.");
   for (auto& b : backends) w.sample("sluice_routed_writes_total", b.labels, static_cast<double>(b.writes));
 
+  // [limits]
+  w.family("sluice_limit_refusals_total", "counter",
+           "Connections or requests a [limits] limit refused (limit: its key in [limits]).");
+  for (std::size_t i = 0; i < access::kLimits; ++i)
+    w.sample("sluice_limit_refusals_total", {{"limit", access::to_string(static_cast<access::Limit>(i))}},
+             static_cast<double>(ctx.limits.refused[i].load()));
+  w.family("sluice_limit_queued_total", "counter",
+           "Requests a [limits] rate held back (rate_limit_action = \"queue\") before letting them go.");
+  for (auto l : {access::Limit::QueryRateUser, access::Limit::QueryRateAddress})
+    w.sample("sluice_limit_queued_total", {{"limit", access::to_string(l)}},
+             static_cast<double>(ctx.limits.queued[static_cast<std::size_t>(l)].load()));
+
   // [[access]]: logins each rule decided (rule "0": none matched, so refused).
   auto snap = ctx.snapshot();
   if (!snap->access->empty()) {

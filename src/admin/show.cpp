@@ -118,11 +118,17 @@ const Cols& cols_access() {
   return c;
 }
 
+const Cols& cols_limits() {
+  static const Cols c{{"limit", T}, {"name", T}, {"value", I}, {"current", I}, {"refused", I}, {"queued", I}};
+  return c;
+}
+
 const ShowSpec kShows[] = {
     {"HELP", cols_help, 0},           {"POOLS", cols_pools, 0},       {"CLIENTS", cols_clients, 1},
     {"SERVERS", cols_servers, 2},     {"BACKENDS", cols_backends, 1}, {"STATS", cols_stats, 0},
     {"CACHE", cols_cache, 0},         {"CONFIG", cols_config, 0},     {"VERSION", cols_version, 0},
     {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
+    {"LIMITS", cols_limits, 1},
 };
 }  // namespace
 
@@ -156,6 +162,9 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW ACCESS",
      "[[access]] rules in order (the first that matches decides): what each matches, its action and auth, and "
      "how many logins it decided; a last row (rule 0) counts logins no rule matched"},
+    {"SHOW LIMITS",
+     "[limits]: each limit's value and how many connections or requests it refused or queued (name \"*\"), then "
+     "every user, database and address holding connections, with the limit that applies and how many it holds"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -463,6 +472,35 @@ Rows rows_access(Context& ctx) {
   return r;
 }
 
+Rows rows_limits(Context& ctx) {
+  Rows r;
+  auto snap = ctx.snapshot();
+  const auto& l = snap->config->limits;
+  const std::uint32_t values[access::kLimits] = {l.max_connections_per_user,    l.max_connections_per_database,
+                                                 l.max_connections_per_address, l.connections_per_second_per_address,
+                                                 l.queries_per_second_per_user, l.queries_per_second_per_address};
+  for (std::size_t i = 0; i < access::kLimits; ++i) {
+    auto lim = static_cast<access::Limit>(i);
+    bool rate = lim == access::Limit::QueryRateUser || lim == access::Limit::QueryRateAddress;
+    r.push_back({access::to_string(lim), "*", std::to_string(values[i]), Cell(),
+                 std::to_string(ctx.limits.refused[i].load()),
+                 rate ? Cell(std::to_string(ctx.limits.queued[i].load())) : Cell()});
+  }
+  for (auto& row : ctx.limits.connections.rows()) {
+    std::uint32_t limit = row.scope == access::Scope::User       ? l.max_connections_per_user
+                          : row.scope == access::Scope::Database ? l.max_connections_per_database
+                                                                 : l.max_connections_per_address;
+    access::Limit which = row.scope == access::Scope::User       ? access::Limit::ConnectionsPerUser
+                          : row.scope == access::Scope::Database ? access::Limit::ConnectionsPerDatabase
+                                                                 : access::Limit::ConnectionsPerAddress;
+    if (row.scope == access::Scope::User)
+      if (auto* u = snap->config->find_user(row.key); u && u->max_connections) limit = *u->max_connections;
+    r.push_back(
+        {access::to_string(which), row.key, std::to_string(limit), std::to_string(row.connections), Cell(), Cell()});
+  }
+  return r;
+}
+
 }  // namespace
 
 Rows rows_for(Context& ctx, const ShowSpec& s) {
@@ -478,6 +516,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "DATABASES") return rows_databases(ctx);
   if (n == "MEMORY") return rows_memory(ctx);
   if (n == "ACCESS") return rows_access(ctx);
+  if (n == "LIMITS") return rows_limits(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

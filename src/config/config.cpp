@@ -151,6 +151,16 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
         s.fail(s.get("password"), "password", "malformed SCRAM-SHA-256 verifier");
       if (cfg->find_user(u.name)) s.fail(s.get("name"), "name", fmt::format("duplicate user \"{}\"", u.name));
       s.strings("groups", u.groups);
+      if (s.get("max_connections")) {
+        std::uint32_t n = 0;
+        s.integer("max_connections", n, 0, 1'000'000);
+        u.max_connections = n;
+      }
+      if (s.get("queries_per_second")) {
+        std::uint32_t n = 0;
+        s.integer("queries_per_second", n, 0, 100'000'000);
+        u.queries_per_second = n;
+      }
       if (s.get("routing")) {
         Routing r{};
         s.choice("routing", r, {{"read_write_split", Routing::ReadWriteSplit}, {"primary_only", Routing::PrimaryOnly}});
@@ -263,6 +273,12 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
   }
 
   read_access(root, *cfg, file);
+  if (auto t = sub_table(root, "limits")) {
+    Section s(*t, "limits.", file);
+    for (auto& st : live_settings())
+      if (st.section == "limits") s.setting(st, *cfg);
+    s.finish();
+  }
 
   if (auto t = sub_table(root, "cache")) {
     Section s(*t, "cache.", file);

@@ -124,6 +124,8 @@ struct User {
   AuthMethod auth = AuthMethod::ScramSha256;
   std::optional<Routing> routing;  // overrides pool and cluster
   std::vector<std::string> groups;  // what [[access]] rules name as "+group"
+  std::optional<std::uint32_t> max_connections;     // overrides [limits] max_connections_per_user
+  std::optional<std::uint32_t> queries_per_second;  // overrides [limits] queries_per_second_per_user
   int line = 0;
 };
 
@@ -195,6 +197,27 @@ struct Cache {
   std::vector<CacheRule> rules;
 };
 
+// [limits]: client connections and request rates (0 = no limit). All changeable with SET.
+// Connection counts hold while a client is connected; admin and stats users on the console are
+// not counted against the user and database limits (an operator can always get in).
+struct Limits {
+  std::uint32_t max_connections_per_user = 0;
+  std::uint32_t max_connections_per_database = 0;
+  std::uint32_t max_connections_per_address = 0;
+  // New connections per second from one address, decided at accept, before any TLS or password
+  // work (a burst of this many, then this many per second).
+  std::uint32_t connections_per_second_per_address = 0;
+  // Requests per second: PostgreSQL counts each request a client starts outside a transaction
+  // (an autocommit statement, or a whole BEGIN...COMMIT), MySQL each COM_QUERY and
+  // COM_STMT_EXECUTE. A burst of one second's worth passes at once.
+  std::uint32_t queries_per_second_per_user = 0;
+  std::uint32_t queries_per_second_per_address = 0;
+  // Over the rate: "queue" holds the request (up to rate_limit_max_wait, then refuses), "refuse"
+  // answers it at once with a retryable error (PostgreSQL 53400, MySQL 1226).
+  std::string rate_limit_action = "queue";
+  Duration rate_limit_max_wait{1'000};
+};
+
 struct Config {
   std::string path;
   General general;
@@ -206,6 +229,7 @@ struct Config {
   std::vector<Pool> pools;
   Cache cache;
   std::vector<AccessRule> access;
+  Limits limits;
 
   const User* find_user(std::string_view name) const;
   // The pool serving `database` on a listener of `protocol`: exact name first, then "*".

@@ -15,10 +15,12 @@ namespace sluice::config {
 namespace {
 
 constexpr std::array<std::string_view, 4> kLogLevels = {"error", "warn", "info", "debug"};
+constexpr std::array<std::string_view, 2> kRateActions = {"queue", "refuse"};
 
 // Where a setting lives in Config: one member pointer per field type and section.
 using Field = std::variant<std::uint32_t General::*, std::uint64_t General::*, Duration General::*,
-                           std::string General::*, bool Cache::*, std::uint64_t Cache::*, Duration Cache::*>;
+                           std::string General::*, bool Cache::*, std::uint64_t Cache::*, Duration Cache::*,
+                           std::uint32_t Limits::*, std::string Limits::*, Duration Limits::*>;
 
 template <typename M>
 struct member_of;
@@ -31,11 +33,13 @@ struct member_of<T S::*> {
 template <typename Section>
 Section& section_of(Config& c) {
   if constexpr (std::is_same_v<Section, General>) return c.general;
+  else if constexpr (std::is_same_v<Section, Limits>) return c.limits;
   else return c.cache;
 }
 template <typename Section>
 const Section& section_of(const Config& c) {
   if constexpr (std::is_same_v<Section, General>) return c.general;
+  else if constexpr (std::is_same_v<Section, Limits>) return c.limits;
   else return c.cache;
 }
 
@@ -51,7 +55,7 @@ constexpr Setting def(std::string_view section, std::string_view name, SettingKi
   s.choices = choices;
   return s;
 }
-const std::array<Setting, 13> kSettings = {{
+const std::array<Setting, 21> kSettings = {{
     def("general", "log_level", K::Choice, 0, 0, kLogLevels),
     def("general", "max_client_conn", K::Integer, 1, 1'000'000),
     def("general", "max_packet_size", K::Size, 1024, 1ull << 30),
@@ -65,9 +69,17 @@ const std::array<Setting, 13> kSettings = {{
     def("cache", "enabled", K::Bool),
     def("cache", "max_bytes", K::Size, 1024),
     def("cache", "default_ttl", K::Duration),
+    def("limits", "max_connections_per_user", K::Integer, 0, 1'000'000),
+    def("limits", "max_connections_per_database", K::Integer, 0, 1'000'000),
+    def("limits", "max_connections_per_address", K::Integer, 0, 1'000'000),
+    def("limits", "connections_per_second_per_address", K::Integer, 0, 1'000'000),
+    def("limits", "queries_per_second_per_user", K::Integer, 0, 100'000'000),
+    def("limits", "queries_per_second_per_address", K::Integer, 0, 100'000'000),
+    def("limits", "rate_limit_action", K::Choice, 0, 0, kRateActions),
+    def("limits", "rate_limit_max_wait", K::Duration),
 }};
 // Where each of kSettings lives in Config, by position.
-const std::array<Field, 13> kFields = {{
+const std::array<Field, 21> kFields = {{
     &General::log_level,
     &General::max_client_conn,
     &General::max_packet_size,
@@ -81,6 +93,14 @@ const std::array<Field, 13> kFields = {{
     &Cache::enabled,
     &Cache::max_bytes,
     &Cache::default_ttl,
+    &Limits::max_connections_per_user,
+    &Limits::max_connections_per_database,
+    &Limits::max_connections_per_address,
+    &Limits::connections_per_second_per_address,
+    &Limits::queries_per_second_per_user,
+    &Limits::queries_per_second_per_address,
+    &Limits::rate_limit_action,
+    &Limits::rate_limit_max_wait,
 }};
 
 const Field& field_of(const Setting& s) { return kFields.at(static_cast<std::size_t>(&s - kSettings.data())); }

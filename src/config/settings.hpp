@@ -21,7 +21,7 @@ enum class SettingKind { Integer, Size, Duration, Bool, Choice };
 using SettingValue = std::variant<std::uint64_t, Duration, bool, std::string>;
 
 struct Setting {
-  std::string_view section;  // "general" or "cache"
+  std::string_view section;  // "general", "cache" or "limits"
   std::string_view name;
   SettingKind kind = SettingKind::Integer;
   std::uint64_t min = 0, max = UINT64_MAX;    // Integer and Size, inclusive

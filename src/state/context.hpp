@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 
+#include "src/access/limits.hpp"
 #include "src/cache/policy.hpp"
 #include "src/cache/store.hpp"
 #include "src/config/config.hpp"
@@ -48,6 +49,7 @@ struct Context {
   observe::ClientTable client_table;
   Controls controls;
   LoginThrottle login_throttle;
+  access::LimitState limits;  // [limits]: connection counts, rate buckets, refusals
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();

@@ -21,7 +21,7 @@ asio::awaitable<ClientSlot> admit(asio::ip::tcp::socket& sock, state::Context& c
 }
 
 asio::awaitable<std::optional<net::Origin>> admit_origin(asio::ip::tcp::socket& sock, state::Context& ctx,
-                                                         const Door& door) {
+                                                         const Door& door, ClientSlot& slot) {
   auto snap = ctx.snapshot();
   const auto& cfg = *snap->config;
   const auto& proxy = door.protocol == config::Protocol::Postgres ? cfg.postgres.proxy : cfg.mysql.proxy;
@@ -40,6 +40,29 @@ asio::awaitable<std::optional<net::Origin>> admit_origin(asio::ip::tcp::socket& 
       co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
       co_return std::nullopt;
     }
+  }
+  // [limits] by address, before any TLS or password work.
+  std::optional<access::Limit> over;
+  std::uint32_t value = 0;
+  if (auto rate = cfg.limits.connections_per_second_per_address) {
+    auto bucket = ctx.limits.rates.get(access::Limit::ConnectionRate, origin->addr);
+    if (!bucket->admit(rate, std::chrono::nanoseconds(0), std::chrono::steady_clock::now()))
+      over = access::Limit::ConnectionRate, value = rate;
+  }
+  if (!over) {
+    auto t = ctx.limits.connections.take(access::Scope::Address, origin->addr, cfg.limits.max_connections_per_address);
+    if (t) slot.hold_address(std::move(t));
+    else over = access::Limit::ConnectionsPerAddress, value = cfg.limits.max_connections_per_address;
+  }
+  if (over) {
+    ctx.limits.count_refusal(*over);
+    log::debug("connection from {} refused: [limits] {} = {}", origin->addr, access::to_string(*over), value);
+    if (door.refused_by_limit) {
+      std::string out = door.refused_by_limit(*over, origin->addr, value);
+      boost::system::error_code ec;
+      co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return std::nullopt;
   }
   co_return origin;
 }

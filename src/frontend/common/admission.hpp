@@ -21,23 +21,27 @@
 
 namespace sluice::frontend {
 
-// A client's place under max_client_conn: given back when this goes (after its session).
+// A client's place under max_client_conn, and under [limits] max_connections_per_address:
+// given back when this goes (after its session).
 class ClientSlot {
  public:
   ClientSlot() = default;
   explicit ClientSlot(state::Context& ctx) : ctx_(&ctx) {}
-  ClientSlot(ClientSlot&& o) noexcept : ctx_(std::exchange(o.ctx_, nullptr)) {}
+  ClientSlot(ClientSlot&& o) noexcept : ctx_(std::exchange(o.ctx_, nullptr)), address_(std::move(o.address_)) {}
   ClientSlot& operator=(ClientSlot&& o) noexcept {
     std::swap(ctx_, o.ctx_);
+    std::swap(address_, o.address_);
     return *this;
   }
   ~ClientSlot() {
     if (ctx_) ctx_->clients.fetch_sub(1);
   }
   explicit operator bool() const { return ctx_ != nullptr; }
+  void hold_address(access::Ticket t) { address_ = std::move(t); }
 
  private:
   state::Context* ctx_ = nullptr;
+  access::Ticket address_;
 };
 
 // A slot for `sock` unless max_client_conn clients are already in; then `refusal` (the
@@ -52,13 +56,17 @@ struct Door {
   // null to leave every access decision to the session (PostgreSQL, whose clients speak first
   // and are refused after their startup packet, as pg_hba.conf does).
   std::string (*refused_by_address)(const access::Verdict&, std::string_view address) = nullptr;
+  // The protocol's words for [limits] max_connections_per_address and
+  // connections_per_second_per_address, sent at once (before the client's first byte is read).
+  std::string (*refused_by_limit)(access::Limit limit, std::string_view address, std::uint32_t value) = nullptr;
 };
 
 // Who the client is (the listener's PROXY settings, net/proxy_intake.hpp), and whether the
 // [[access]] rules already refuse that address: none (logged, the refusal written) when the
-// connection goes no further.
+// connection goes no further. Past that, the address's [limits] (connections at once, new
+// connections per second): the place is kept in `slot`.
 boost::asio::awaitable<std::optional<net::Origin>> admit_origin(boost::asio::ip::tcp::socket& sock, state::Context& ctx,
-                                                                const Door& door);
+                                                                const Door& door, ClientSlot& slot);
 
 void log_internal_error(const char* what, const std::exception& e);
 
@@ -110,7 +118,7 @@ boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, s
                                             const char* what) {
   ClientSlot slot = co_await admit(sock, ctx, std::move(door.too_many));
   if (!slot) co_return;
-  auto origin = co_await admit_origin(sock, ctx, door);
+  auto origin = co_await admit_origin(sock, ctx, door, slot);
   if (!origin) co_return;
   std::unique_ptr<Session> session;
   try {

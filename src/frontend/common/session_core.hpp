@@ -13,6 +13,7 @@
 #include "src/admin/console.hpp"
 #include "src/frontend/common/admission.hpp"
 #include "src/frontend/common/cache_lookup.hpp"
+#include "src/frontend/common/client_limits.hpp"
 #include "src/frontend/common/lease_failure.hpp"
 #include "src/frontend/common/client_routing.hpp"
 #include "src/frontend/common/pool_rules.hpp"

@@ -183,6 +183,12 @@ class Session final : public TendedSession {
   // (`method`: the auth method it names, if any); otherwise error 1130 is sent. Logins and
   // COM_CHANGE_USER alike.
   awaitable<bool> check_access(const std::string& db, std::optional<config::AuthMethod>& method);
+  // [limits] at login and COM_CHANGE_USER: places under the user and database limits (refused
+  // with 1203 / 1040 past them).
+  awaitable<bool> take_connection_places(const std::string& db);
+  // [limits] per COM_QUERY / COM_STMT_EXECUTE: false when refused (1226 sent; the client stays),
+  // after waiting when the action is "queue".
+  awaitable<bool> rate_limit();
 
   // Finds the pool for `db` (or a default one without a database) and checks that the server
   // knows the schema, as a direct login would.
@@ -408,6 +414,7 @@ class Session final : public TendedSession {
   std::uint32_t caps_ = 0;
   std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
   bool learned_ = false;            // creds_ came from the server ([mysql] auth_user)
+  ClientLimits limits_;             // [limits]: connection places, request rate
   std::uint8_t charset_ = 45;
   std::uint8_t pool_charset_ = 45;  // charset_ when the pool was bound (a change of user may change it)
   std::shared_ptr<const pool::Credentials> creds_;

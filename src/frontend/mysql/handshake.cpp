@@ -127,6 +127,7 @@ awaitable<bool> Session::handshake() {
   if (!co_await check_access(db, method)) co_return false;
   if (!co_await authenticate(resp.auth_plugin, resp.auth_response, method)) co_return false;
   io_.set_limit(cfg_->general.max_packet_size);
+  if (!co_await take_connection_places(db)) co_return false;
 
   if (db == "sluice") {
     console_caller_.user = user_;
@@ -162,6 +163,30 @@ void Session::start_compression(const my::HandshakeResponse& resp) {
   } else if (caps_ & my::cap::ZSTD_COMPRESSION) {
     io_.compress_after_next_write(my::Codec::Zstd, resp.zstd_level ? resp.zstd_level : my::kDefaultZstdLevel);
   }
+}
+
+awaitable<bool> Session::take_connection_places(const std::string& db) {
+  auto over = limits_.login(ctx_.limits, *cfg_, user_, db, db == "sluice");
+  if (!over) co_return true;
+  log::info("client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_, db,
+            access::to_string(*over));
+  if (*over == access::Limit::ConnectionsPerUser) co_return co_await refuse(Refusal::UserConnections, user_);
+  co_return co_await refuse(Refusal::DatabaseConnections, cfg_->limits.max_connections_per_database, db);
+}
+
+awaitable<bool> Session::rate_limit() {
+  auto r = limits_.request(ctx_.limits, cfg_->limits, user_, info_->addr);
+  if (r.refused) [[unlikely]] {
+    const bool per_user = *r.refused == access::Limit::QueryRateUser;
+    co_await refuse(Refusal::QueryRate, per_user ? user_ : info_->addr, access::to_string(*r.refused), r.limit);
+    co_return false;
+  }
+  if (r.wait.count() > 0) [[unlikely]] {
+    asio::steady_timer t(sock_.get_executor(), r.wait);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return true;
 }
 
 awaitable<bool> Session::check_access(const std::string& db, std::optional<config::AuthMethod>& method) {

@@ -24,6 +24,10 @@ enum class Refusal : std::uint8_t {
   ConsoleDenied,        // user, address
   HostNotAllowed,       // address ([[access]], decided by the address before the greeting)
   AccessRuleRefused,    // address, what the rule refused (access::refusal_text)
+  UserConnections,      // user ([limits] max_connections_per_user, or the user's max_connections)
+  DatabaseConnections,  // limit, database
+  AddressConnections,   // address, limit (before the greeting)
+  ConnectionRate,       // address, limit (before the greeting)
   UnknownDatabase,      // database
   DatabaseDisabled,     // database
   PacketTooLarge,       // a packet over general.max_packet_size
@@ -33,6 +37,7 @@ enum class Refusal : std::uint8_t {
   KilledSelf,           // KILL of its own connection
   KilledByAdmin,        // the console's KILL
   // The client stays.
+  QueryRate,          // user or address, which limit, its value ([limits] queries_per_second_*)
   UnknownCommand,     // a command byte Sluice does not relay, or COM_SET_OPTION's unknown option
   UnknownStatement,   // statement id, command name
   NoOpenCursor,       // statement id

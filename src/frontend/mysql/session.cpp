@@ -213,6 +213,14 @@ awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
     my::append_packets(out, p, 0);
     return out;
   };
+  door.refused_by_limit = [](access::Limit l, std::string_view address, std::uint32_t value) {
+    std::string p, out;
+    Refusal r = l == access::Limit::ConnectionRate ? Refusal::ConnectionRate : Refusal::AddressConnections;
+    const auto& row = refusal_row(r);
+    my::build_err(p, row.code, row.sqlstate, refusal_text(r, address, value));
+    my::append_packets(out, p, 0);
+    return out;
+  };
   co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), "mysql session");
 }
 

@@ -214,6 +214,7 @@ awaitable<bool> Session::com_change_user() {
   std::optional<config::AuthMethod> method;
   if (!co_await check_access(cu.database, method)) co_return false;
   if (!co_await authenticate(plugin, cu.auth_response, method)) co_return false;
+  if (!co_await take_connection_places(cu.database)) co_return false;
   if (!co_await choose_pool(cu.database)) co_return false;
   {
     std::lock_guard lock(handle_->mu);

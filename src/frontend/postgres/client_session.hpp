@@ -292,6 +292,12 @@ class Session final : public TendedSession {
   // [[access]] (src/access/rules.hpp): true when a rule lets the client in (`method`: the auth
   // method it names, if any); otherwise the 28000 refusal is sent.
   awaitable<bool> check_access(std::optional<config::AuthMethod>& method);
+  // [limits] after authentication: places under the user and database limits (53300 past them).
+  awaitable<bool> take_connection_places();
+  // [limits] rate, for a request starting between transactions (frame `f`, not yet consumed):
+  // true when it was refused (53400 sent, the request dropped as the server drops a failed
+  // one); otherwise it may go, after waiting when the action is "queue".
+  awaitable<bool> rate_limited(const wire::Frame& f);
   awaitable<bool> authenticate();
 
   // ---- stage: login (pool choice, ParameterStatus, BackendKeyData) --------------------------
@@ -511,6 +517,7 @@ class Session final : public TendedSession {
   std::size_t max_packet_ = 0;
   std::string user_, database_;
   std::shared_ptr<const pool::Credentials> creds_;
+  ClientLimits limits_;  // [limits]: connection places, request rate
   std::shared_ptr<pool::Pool> pool_;
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::shared_ptr<pool::ServerConn> server_;

@@ -76,6 +76,46 @@ awaitable<void> Session::throttle_failed_login() {
   co_await state::hold_failed_login(ctx_, snap_->config->general, info_, client_.get_executor());
 }
 
+awaitable<bool> Session::take_connection_places() {
+  auto over = limits_.login(ctx_.limits, *snap_->config, user_, database_, database_ == kAdminDatabase);
+  if (!over) co_return true;
+  log::info("client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_,
+            database_, access::to_string(*over));
+  if (*over == access::Limit::ConnectionsPerUser)
+    co_await send_error("FATAL", "53300", fmt::format("too many connections for role \"{}\"", user_),
+                        "[limits] max_connections_per_user, or the user's max_connections");
+  else
+    co_await send_error("FATAL", "53300", fmt::format("too many connections for database \"{}\"", database_),
+                        "[limits] max_connections_per_database");
+  co_return false;
+}
+
+awaitable<bool> Session::rate_limited(const wire::Frame& f) {
+  auto r = limits_.request(ctx_.limits, snap_->config->limits, user_, info_->addr);
+  if (r.refused) {
+    const bool per_user = *r.refused == access::Limit::QueryRateUser;
+    std::string out;
+    wire::error_response(
+        out, "ERROR", "53400",
+        fmt::format("rate limit exceeded for {} \"{}\" (limits.{} = {}); try again", per_user ? "user" : "host",
+                    per_user ? user_ : info_->addr, access::to_string(*r.refused), r.limit));
+    if (f.type == wire::fe::Query) {
+      in_begin_ += f.size();
+      wire::ready_for_query(out, 'I');
+    } else {
+      discard_until_sync_ = true;  // as the server after an error: up to Sync, then ReadyForQuery
+    }
+    co_await write_client(out);
+    co_return true;
+  }
+  if (r.wait.count() > 0) {
+    asio::steady_timer t(client_.get_executor(), r.wait);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return false;
+}
+
 awaitable<bool> Session::check_access(std::optional<config::AuthMethod>& method) {
   if (snap_->access->empty()) co_return true;
   const config::User* u = snap_->config->find_user(user_);

@@ -459,6 +459,12 @@ awaitable<bool> Session::serve() {
         }
         continue;
       }
+      if (!retrying_ && !failed_tx_ &&
+          (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind ||
+           f.type == wire::fe::Execute) &&
+          limits_.limited(snap_->config->limits)) [[unlikely]] {
+        if (co_await rate_limited(f)) continue;  // refused: answered, the request dropped
+      }
       if (f.type == wire::fe::Parse && !retrying_ && !failed_tx_) {
         // Prepare-only round trips (e.g. libpq's PQprepare) need no server connection when
         // the statement is known: this also keeps clients that prepare synchronously from

@@ -106,6 +106,7 @@ awaitable<bool> Session::run() {
     });
     logged_in = co_await startup();
     if (logged_in) logged_in = co_await authenticate();
+    if (logged_in) logged_in = co_await take_connection_places();
     done = true;
     login_timer.cancel();
   }
@@ -213,6 +214,20 @@ awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   Door door;
   door.protocol = config::Protocol::Postgres;
   wire::error_response(door.too_many, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
+  door.refused_by_limit = [](access::Limit l, std::string_view address, std::uint32_t value) {
+    std::string out;
+    if (l == access::Limit::ConnectionRate)
+      wire::error_response(out, "FATAL", "53400",
+                           fmt::format("too many new connections from host \"{}\" "
+                                       "(limits.connections_per_second_per_address = {}); try again",
+                                       address, value));
+    else
+      wire::error_response(
+          out, "FATAL", "53300",
+          fmt::format("too many connections from host \"{}\" (limits.max_connections_per_address = {})", address,
+                      value));
+    return out;
+  };
   co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), "session");
 }
 

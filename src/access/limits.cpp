@@ -1,0 +1,89 @@
+// Connection counts and request rates (limits.hpp).
+#include "src/access/limits.hpp"
+
+namespace sluice::access {
+
+const char* to_string(Limit l) {
+  switch (l) {
+    case Limit::ConnectionsPerUser:
+      return "max_connections_per_user";
+    case Limit::ConnectionsPerDatabase:
+      return "max_connections_per_database";
+    case Limit::ConnectionsPerAddress:
+      return "max_connections_per_address";
+    case Limit::ConnectionRate:
+      return "connections_per_second_per_address";
+    case Limit::QueryRateUser:
+      return "queries_per_second_per_user";
+    case Limit::QueryRateAddress:
+      return "queries_per_second_per_address";
+  }
+  return "?";
+}
+
+void Ticket::reset() {
+  if (!counts_) return;
+  counts_->give_back(static_cast<ConnectionCounts::Entry*>(entry_));
+  counts_ = nullptr;
+  entry_ = nullptr;
+}
+
+Ticket ConnectionCounts::take(Scope scope, std::string_view key, std::uint32_t limit) {
+  std::lock_guard lock(mu_);
+  auto& map = maps_[static_cast<std::size_t>(scope)];
+  auto it = map.find(std::string(key));
+  if (it == map.end()) {
+    it = map.emplace(std::string(key), std::make_unique<Entry>(Entry{scope, std::string(key), 0})).first;
+  }
+  Entry* e = it->second.get();
+  if (limit != 0 && e->count >= limit) {
+    if (e->count == 0) map.erase(it);
+    return {};
+  }
+  ++e->count;
+  Ticket t;
+  t.counts_ = this;
+  t.entry_ = e;
+  return t;
+}
+
+void ConnectionCounts::give_back(Entry* e) {
+  std::lock_guard lock(mu_);
+  if (--e->count == 0) maps_[static_cast<std::size_t>(e->scope)].erase(e->key);
+}
+
+std::vector<ConnectionCounts::Row> ConnectionCounts::rows() const {
+  std::lock_guard lock(mu_);
+  std::vector<Row> out;
+  for (auto& map : maps_)
+    for (auto& [k, e] : map) out.push_back({e->scope, k, e->count});
+  return out;
+}
+
+std::optional<std::chrono::nanoseconds> Gcra::admit(std::uint32_t rate, std::chrono::nanoseconds max_wait,
+                                                    std::chrono::steady_clock::time_point now) {
+  const std::int64_t interval = 1'000'000'000 / rate;
+  const std::int64_t burst = 1'000'000'000 - interval;  // rate requests at once
+  const std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  std::int64_t tat = tat_ns_.load(std::memory_order_relaxed);
+  for (;;) {
+    std::int64_t start = std::max(tat, t);
+    std::int64_t wait = start - t - burst;  // > 0: this request is early by that much
+    if (wait > max_wait.count()) return std::nullopt;
+    if (tat_ns_.compare_exchange_weak(tat, start + interval, std::memory_order_relaxed))
+      return std::chrono::nanoseconds(std::max<std::int64_t>(wait, 0));
+  }
+}
+
+void Gcra::undo(std::uint32_t rate) { tat_ns_.fetch_sub(1'000'000'000 / rate, std::memory_order_relaxed); }
+
+std::shared_ptr<Gcra> RateBuckets::get(Limit limit, std::string_view key) {
+  std::lock_guard lock(mu_);
+  auto& map = maps_[static_cast<std::size_t>(limit)];
+  auto it = map.find(std::string(key));
+  if (it != map.end()) return it->second;
+  if (map.size() >= 65536) map.clear();
+  return map.emplace(std::string(key), std::make_shared<Gcra>()).first->second;
+}
+
+}  // namespace sluice::access
