@@ -9,7 +9,7 @@
 # Cases: killed_clients replica_kill replica_immediate replica_stop reload_storm connection_storm slow_clients
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
 #        mysql_replica_kill mysql_replica_shutdown (sysbench oltp_read_only as the load)
-#        password_flood killed_mid_stream
+#        password_flood address_flood killed_mid_stream
 #        mysql_primary_failover primary_failover (last: they rebuild the sandbox's replicas)
 # Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
 set -euo pipefail
@@ -18,7 +18,8 @@ shift
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_immediate replica_stop reload_storm
                                   connection_storm slow_clients killed_mid_stream mysql_killed_clients
-                                  mysql_replica_kill mysql_replica_shutdown password_flood mysql_primary_failover
+                                  mysql_replica_kill mysql_replica_shutdown password_flood address_flood
+                                  mysql_primary_failover
                                   primary_failover)
 SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
@@ -54,9 +55,10 @@ client_login_timeout = "3s"
 login_failure_delay = "4s"  # far above any login's own time, so a held correct login shows
 $1
 [postgres]
-listen = "127.0.0.1:$PORT"
+listen = ["127.0.0.1:$PORT", "[::1]:$PORT"]
 [mysql]
 listen = "127.0.0.1:$MYSQL_PORT"
+$2
 [[users]]
 name = "app"
 password = "app"
@@ -85,12 +87,18 @@ pool_size = 8
 CONF
 }
 
-start_sluice() {
-  write_config ""
+start_sluice() {  # [general] lines, more sections
+  write_config "${1:-}" "${2:-}"
   "$BIN" -c "$WORK/sluice.toml" 2>>"$WORK/sluice.log" &
   SLUICE_PID=$!
   for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$PORT" && return 0; sleep 0.1; done
   echo "FAIL Sluice did not start"; cat "$WORK/sluice.log"; exit 1
+}
+
+restart_sluice() {  # as start_sluice, after stopping the running one
+  kill "$SLUICE_PID" 2>/dev/null || true
+  wait "$SLUICE_PID" 2>/dev/null || true
+  start_sluice "$@"
 }
 
 direct() { psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app -c "$1"; }
@@ -418,6 +426,61 @@ PY
 # load): after login_failure_burst failures the address's failures are answered only after
 # login_failure_delay (4 s here), so the guessers get a few dozen tries instead of thousands; the running
 # load and a correct login in the middle of the flood are not slowed.
+# 12. A flood of new connections from one address (127.0.0.1, about 5,000 a second for 4 s)
+# while clients from another address ([::1]) run a read load: with [limits]
+# connections_per_second_per_address the flood is refused at accept, before any protocol or
+# password work, and the other address's latency stays within 2x of calm (average; p99 is
+# reported beside it).
+case_address_flood() {
+  restart_sluice 'stats_users = ["app"]' "[limits]
+connections_per_second_per_address = 100"
+  local calm flood
+  pg6() {  # name, seconds: pgbench -S from [::1] with a per-transaction log
+    PGPASSWORD=app timeout 60 pgbench -n -c 4 -j 1 -T "$2" -S -l --log-prefix="$WORK/$1" -h ::1 -p "$PORT" -U app app \
+      >"$WORK/$1.out" 2>&1
+  }
+  p99() { cat "$WORK/$1".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; print a[i]}'; }
+  avg() { sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$WORK/$1.out"; }
+  pg6 calm 4
+  # The flood runs niced: it is to load Sluice's accept path, not to take the CPU from the others.
+  nice -n 10 python3 - "$PORT" >"$WORK/flood.out" 2>&1 <<'PY' &
+import socket, struct, sys, time
+port, rate, secs = int(sys.argv[1]), 5000, 4
+ssl = struct.pack(">II", 8, 80877103)  # an SSLRequest: a real client's first bytes
+start, n, refused = time.time(), 0, 0
+while True:
+    now = time.time()
+    if now - start >= secs: break
+    if n > (now - start) * rate:  # paced at the target rate
+        time.sleep(0.0005)
+        continue
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        s.sendall(ssl)
+        s.close()
+    except OSError:
+        refused += 1
+    n += 1
+print(n, f"{n / (time.time() - start):.0f}", refused)
+PY
+  local flooder=$!
+  sleep 0.5
+  pg6 flood 3
+  wait "$flooder" || true
+  local sent rate
+  read -r sent rate _ <"$WORK/flood.out" || true
+  local a_calm a_flood p_calm p_flood refusals
+  a_calm="$(avg calm)" a_flood="$(avg flood)" p_calm="$(p99 calm)" p_flood="$(p99 flood)"
+  refusals="$(PGPASSWORD=app psql -X -At -h ::1 -p "$PORT" -U app -d sluice -c "show limits" 2>/dev/null |
+    awk -F'|' '$1 == "connections_per_second_per_address" && $2 == "*" {print $5}')"
+  local ok=0
+  awk -v c="$a_calm" -v f="$a_flood" 'BEGIN {exit !(c > 0 && f > 0 && f <= 2 * c)}' || ok=1
+  [ "${refusals:-0}" -gt 1000 ] || ok=1
+  report $ok address_flood "${sent:-?} connections from 127.0.0.1 (${rate:-?}/s), ${refusals:-?} refused at accept; [::1]'s pgbench -S latency average ${a_calm} ms calm, ${a_flood} ms under the flood (p99 ${p_calm} -> ${p_flood} us)"
+  restart_sluice "" ""
+  common_checks address_flood
+}
+
 case_password_flood() {
   load steady 8 4
   sleep 1
