@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -569,4 +573,73 @@ TEST_CASE("PROXY protocol: proxy_protocol_only refuses every other peer") {
   Conn c("host=::1 port=" + std::to_string(b6.port()) + " user=app password=app dbname=app sslmode=disable");
   CHECK_MESSAGE(c.ok(), c.error());
   CHECK(c.scalar("SELECT 1") == "1");
+}
+
+TEST_CASE("secrets from password_file and password_env: logins work, and no log line or SHOW shows them") {
+  const std::string file_secret = "Fi1e-Secret-93q", env_secret = "Env-Secret-71z";
+  const std::string path = "/tmp/sluice-itest-secret-" + std::to_string(::getpid());
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    std::fprintf(f, "%s\n", file_secret.c_str());
+    std::fclose(f);
+  }
+  ::setenv("SLUICE_ITEST_SECRET", env_secret.c_str(), 1);
+  ::setenv("SLUICE_TEST_LOG_LEVEL", "debug", 1);
+  struct Unset {
+    std::string path;
+    ~Unset() {
+      ::unsetenv("SLUICE_TEST_LOG_LEVEL");
+      ::unsetenv("SLUICE_ITEST_SECRET");
+      std::remove(path.c_str());
+    }
+  } unset{path};
+  std::string users = "[[users]]\nname = \"fileuser\"\npassword_file = \"" + path +
+                      "\"\nauth = \"password\"\n[[users]]\nname = \"envuser\"\npassword_env = \"SLUICE_ITEST_SECRET\"\n";
+  // Console users: a login there needs Sluice's check only (the servers know neither user).
+  SluiceProcess s(std::string(kPools) + users, "admin_users = [\"app\", \"fileuser\"]\nstats_users = [\"envuser\"]\n");
+  {
+    Conn ok(s.conninfo("fileuser", file_secret, "sluice"));
+    CHECK_MESSAGE(ok.ok(), ok.error());
+  }
+  CHECK(pg_error(s.conninfo("fileuser", "wrong", "sluice")).find("password authentication failed") !=
+        std::string::npos);
+  {
+    MyConn ok(s.my_port(), "envuser", env_secret, "sluice");
+    CHECK_MESSAGE(ok.ok, mysql_error(ok.m));
+    MyConn bad(s.my_port(), "envuser", "wrong", "sluice");
+    CHECK_FALSE(bad.ok);
+    CHECK(mysql_errno(bad.m) == 1045);
+  }
+  // The console: SHOW CONFIG and friends, on both protocols, and a reload that re-reads them.
+  std::string shown;
+  {
+    Conn admin(s.conninfo("app", "app", "sluice"));
+    REQUIRE(admin.ok());
+    for (const char* q : {"SHOW CONFIG", "SHOW CLIENTS", "SHOW ACCESS", "SHOW LIMITS", "SHOW DATABASES", "RELOAD"}) {
+      PGresult* r = PQexec(admin.c, q);
+      for (int i = 0; i < PQntuples(r); ++i)
+        for (int j = 0; j < PQnfields(r); ++j) shown += std::string(PQgetvalue(r, i, j)) + "\n";
+      PQclear(r);
+    }
+    MyConn my(s.my_port(), "app", "app", "sluice");
+    REQUIRE(my.ok);
+    if (mysql_query(my.m, "SHOW CONFIG") == 0) {
+      MYSQL_RES* r = mysql_store_result(my.m);
+      while (MYSQL_ROW row = mysql_fetch_row(r))
+        for (unsigned j = 0; j < mysql_num_fields(r); ++j) shown += std::string(row[j] ? row[j] : "") + "\n";
+      mysql_free_result(r);
+    }
+  }
+  CHECK(shown.find("password_file") == std::string::npos);  // SHOW CONFIG lists settings, not users
+  CHECK(shown.find(file_secret) == std::string::npos);
+  CHECK(shown.find(env_secret) == std::string::npos);
+  CHECK(s.wait_for_log("configuration reloaded", 5000));
+  std::ifstream log(s.log_path());
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  // The log (at debug level) tells of both users' logins, right and wrong, without their secrets.
+  CHECK(text.find("authentication failed for user \"fileuser\"") != std::string::npos);
+  CHECK(text.find("user envuser") != std::string::npos);
+  CHECK(text.find(file_secret) == std::string::npos);
+  CHECK(text.find(env_secret) == std::string::npos);
 }
