@@ -12,6 +12,8 @@
 #     per function: callgrind_annotate each, subtract (functions named, no lines: see below)
 #   BENCH_CONNECT=1 BENCH_TX=200 bench/instructions_compare.sh  # pgbench -C: a login (SCRAM) per
 #     transaction, so the count is what a login and its one transaction cost
+#   BENCH_ACCESS_RULES=50 BENCH_CONNECT=1 BENCH_TX=200 bench/instructions_compare.sh  # Sluice with 50
+#     [[access]] rules, the one that matches last: what the rules add to a login (compare with 0)
 #   BENCH_CLIENTS=1 bench/instructions_compare.sh  # one client: no waiting in line, so the count
 #     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
 #     before/after comparison of a change on the hot path
@@ -58,6 +60,15 @@ cluster = "pg"
 pool_mode = "transaction"
 pool_size = 4
 CONF
+# [[access]] rules: N - 1 for other networks (each one's addresses compared), then the one that
+# lets the bench in.
+RULES="${BENCH_ACCESS_RULES:-0}"
+if [ "$RULES" -gt 0 ]; then
+  for i in $(seq 1 $((RULES - 1))); do
+    printf '[[access]]\naddress = ["10.%d.0.0/16", "fd00:%x::/32"]\naction = "reject"\n' $((i % 256)) "$i" >>"$WORK/sluice.toml"
+  done
+  printf '[[access]]\naddress = "127.0.0.1"\naction = "allow"\n' >>"$WORK/sluice.toml"
+fi
 write_pgbouncer_ini "$BOUNCER_PORT" 4 <<CONF
 client_tls_sslmode = allow
 client_tls_cert_file = $WORK/certs/server.pem

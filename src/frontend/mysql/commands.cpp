@@ -215,7 +215,8 @@ awaitable<bool> Session::dispatch() {
     case my::com::PING:
       co_return co_await send_ok();
     case my::com::QUERY:
-      if (!co_await rate_limit()) co_return sock_.is_open();
+      if (limits_.limited(cfg_->limits) && !co_await rate_limit()) [[unlikely]]
+        co_return sock_.is_open();
       co_return co_await com_query();
     case my::com::INIT_DB:
     case my::com::FIELD_LIST:
@@ -224,7 +225,8 @@ awaitable<bool> Session::dispatch() {
     case my::com::STMT_PREPARE:
       co_return co_await com_prepare();
     case my::com::STMT_EXECUTE:
-      if (!co_await rate_limit()) co_return sock_.is_open();
+      if (limits_.limited(cfg_->limits) && !co_await rate_limit()) [[unlikely]]
+        co_return sock_.is_open();
       co_return co_await com_execute();
     case my::com::STMT_SEND_LONG_DATA:
       co_return co_await com_long_data();
