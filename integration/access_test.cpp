@@ -643,3 +643,79 @@ TEST_CASE("secrets from password_file and password_env: logins work, and no log 
   CHECK(text.find(file_secret) == std::string::npos);
   CHECK(text.find(env_secret) == std::string::npos);
 }
+
+TEST_CASE(
+    "hostile clients at the door: SSLRequest with plaintext behind it, a second StartupMessage in SCRAM, "
+    "odd MySQL user names") {
+  SluiceProcess::postgres_extra = tls_keys("allow");
+  SluiceProcess::mysql_extra = "auth_user = \"app\"\n";
+  struct Clear {
+    ~Clear() {
+      SluiceProcess::postgres_extra.clear();
+      SluiceProcess::mysql_extra.clear();
+    }
+  } clear;
+  SluiceProcess s(kPools, kAdmin);
+  auto be32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
+  };
+  std::string body = be32(196608) + std::string("user\0app\0database\0app\0\0", 23);
+  std::string startup = be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
+  auto read_some = [](int fd, int timeout_s) {
+    timeval tv{timeout_s, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+  };
+  // 1. SSLRequest and a plaintext StartupMessage in one write: never 'S', never read as TLS.
+  {
+    int fd = loopback_connect(s.port());
+    REQUIRE(fd >= 0);
+    std::string both = std::string("\0\0\0\x08\x04\xd2\x16\x2f", 8) + startup;
+    REQUIRE(::send(fd, both.data(), both.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(both.size()));
+    std::string got = read_some(fd, 5);
+    ::close(fd);
+    REQUIRE_FALSE(got.empty());
+    CHECK(got[0] == 'E');
+    CHECK(got.find("unexpected data after SSLRequest") != std::string::npos);
+  }
+  // 2. A second StartupMessage where the SCRAM answer belongs: FATAL at once, not after waiting
+  // for the 7,680 bytes its first bytes would announce as a typed message.
+  {
+    int fd = loopback_connect(s.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(::send(fd, startup.data(), startup.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(startup.size()));
+    char r[64];
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = ::recv(fd, r, sizeof r, 0);  // AuthenticationSASL
+    REQUIRE(n > 0);
+    CHECK(r[0] == 'R');
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(::send(fd, startup.data(), startup.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(startup.size()));
+    std::string got = read_some(fd, 10);
+    ::close(fd);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+    REQUIRE_FALSE(got.empty());
+    CHECK(got[0] == 'E');
+    CHECK(got.find("08P01") != std::string::npos);
+  }
+  // 3. MySQL users the file does not list are looked up on the server (auth_user): names with
+  // quotes, a NUL, or 10 kB of text are refused like any unknown user, and Sluice stays up.
+  for (std::string name : {std::string("x' OR '1'='1"), std::string("a\\\"b`c"), std::string(10000, 'u')}) {
+    MyConn m(s.my_port(), name, "pw");
+    CHECK_FALSE(m.ok);
+    CHECK(mysql_errno(m.m) == 1045);
+  }
+  MyConn ok(s.my_port(), "app", "app");
+  CHECK(ok.ok);
+  Conn after(s.conninfo());
+  CHECK_MESSAGE(after.ok(), after.error());
+}

@@ -183,10 +183,16 @@ std::optional<std::string> ScramClient::server_first(std::string_view msg, std::
   auto s = attr(msg, 's');
   auto i = attr(msg, 'i');
   int iterations = 0;
-  if (!r || !s || !i ||
-      std::from_chars(i->data(), i->data() + i->size(), iterations).ec != std::errc() ||
-      iterations <= 0 || iterations > 10'000'000) {
+  if (!r || !s || !i || std::from_chars(i->data(), i->data() + i->size(), iterations).ec != std::errc() ||
+      iterations <= 0) {
     error = "malformed SCRAM server-first-message";
+    return std::nullopt;
+  }
+  // PBKDF2 runs on the worker's thread (once per salt: the keys are kept). PostgreSQL's default
+  // is 4096; a million rounds is about 0.3 s here, and more would stall every client of the worker.
+  if (iterations > kMaxServerIterations) {
+    error = "the server asks for " + std::to_string(iterations) + " SCRAM iterations; Sluice accepts at most " +
+            std::to_string(kMaxServerIterations);
     return std::nullopt;
   }
   if (r->substr(0, nonce_.size()) != nonce_ || r->size() == nonce_.size()) {

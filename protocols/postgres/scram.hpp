@@ -48,6 +48,9 @@ class ScramServer {
   crypto::Digest32 client_key_{};
 };
 
+// The most PBKDF2 rounds a server may ask of Sluice's SCRAM login (server_first refuses more).
+inline constexpr int kMaxServerIterations = 1'000'000;
+
 // Client side of one exchange, from a password or from keys recovered by ScramServer.
 class ScramClient {
  public:

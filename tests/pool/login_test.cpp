@@ -8,6 +8,7 @@
 #include <boost/asio/ssl.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -277,6 +278,32 @@ TEST_CASE("PostgreSQL login: the server's own refusal, and answers Sluice must r
   r = run_once(std::make_unique<pool::PgLogin>(creds("app", "x"), "db", pool::ServerTls{}, kWhere),
                {sent(startup, ""), served(std::string("R\xff\xff\xff\xff", 5), "")});
   CHECK(r.error.fields.message == kWhere + " sent a malformed message during login");
+}
+
+TEST_CASE("PostgreSQL login: hostile servers are bounded (no SQLSTATE, an endless message, 10^9 SCRAM rounds)") {
+  auto run_once = [](std::unique_ptr<pool::PgLogin> login, std::vector<Op> script) { return refused(*login, script); };
+  auto login = [] { return std::make_unique<pool::PgLogin>(creds("app", "pencil"), "db", pool::ServerTls{}, kWhere); };
+  const std::string startup = std::string("\0\0\0\x1e\0\x03\0\0user\0app\0database\0db\0\0", 30);
+  // An ErrorResponse without a SQLSTATE (C) field: the server's words, no code, no crash.
+  static const char kNoCode[] = "SFATAL\0Mno code here\0";
+  auto r = run_once(login(), {sent(startup, ""), served(pg_msg('E', std::string(kNoCode, sizeof kNoCode)), "")});
+  CHECK(r.error.from_server);
+  CHECK(r.error.fields.code.empty());
+  CHECK(r.error.fields.message == "no code here");
+  // A message that says it is 2 GiB long: refused when its header arrives, not waited for.
+  r = run_once(login(), {sent(startup, ""), served(std::string("E\x7f\xff\xff\xff", 5), "")});
+  CHECK(r.error.fields.message == kWhere + " sent a malformed message during login");
+  // SCRAM with 10^9 iterations (hours of PBKDF2 on a worker thread): refused before any is run.
+  const std::string cnonce = "rOprNGfwEbeRWgbNEkqO";
+  auto t0 = std::chrono::steady_clock::now();
+  r = run_once(std::make_unique<pool::PgLogin>(creds("app", "pencil"), "db", pool::ServerTls{}, kWhere, cnonce),
+               {sent(startup, ""), served(pg_auth(10, std::string("SCRAM-SHA-256\0\0", 15)), ""),
+                sent(pg_msg('p', std::string("SCRAM-SHA-256\0", 14) + be_u32(28) + "n,,n=,r=" + cnonce), ""),
+                served(pg_auth(11, "r=" + cnonce + "server,s=c2FsdA==,i=1000000000"), "")});
+  CHECK(r.error.fields.message ==
+        "SCRAM login to " + kWhere +
+            " failed: the server asks for 1000000000 SCRAM iterations; Sluice accepts at most 1000000");
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
 }
 
 TEST_CASE("a login past its deadline says so, in the words of the step it was at") {

@@ -265,9 +265,16 @@ class Session final : public TendedSession {
   }
 
   // Reads one typed message during authentication.
+  // During authentication only PasswordMessage ('p') may come: any other first byte (a second
+  // StartupMessage's length, say) is answered at once, without waiting for the body its length
+  // would announce. Such a frame comes back with its type and no body.
   awaitable<std::optional<wire::Frame>> read_auth_message() {
     for (;;) {
       wire::Frame f;
+      if (auto b = buffered_bytes(); !b.empty() && b[0] != wire::fe::Password) {
+        f.type = static_cast<char>(b[0]);
+        co_return f;
+      }
       auto d = wire::next_frame(buffered_bytes(), kAuthMaxMessage, f);
       if (d == wire::Decode::Ok) {
         in_begin_ += f.size();
