@@ -17,7 +17,7 @@ ALLOWED = {
     "observe": {"config"},
     "net": {"config", "observe", "protocols/common"},
     "sql": set(),
-    "access": {"config", "observe"},
+    "access": {"config", "observe", "sql"},
     "replication": set(),
     "cache": {"sql", "replication", "config", "observe"},
     "pool": {"protocols/common", "protocols/postgres", "protocols/mysql", "net", "config", "observe"},

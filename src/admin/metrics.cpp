@@ -219,8 +219,19 @@ std::string prometheus(state::Context& ctx) {
     w.sample("sluice_limit_queued_total", {{"limit", access::to_string(l)}},
              static_cast<double>(ctx.limits.queued[static_cast<std::size_t>(l)].load()));
 
-  // [[access]]: logins each rule decided (rule "0": none matched, so refused).
   auto snap = ctx.snapshot();
+  // [firewall]
+  w.family("sluice_firewall_denied_total", "counter", "Statements the firewall refused (rules or the allow-list).");
+  w.sample("sluice_firewall_denied_total", {}, static_cast<double>(ctx.firewall_list.denied()));
+  if (!snap->firewall->empty()) {
+    w.family("sluice_firewall_rule_hits_total", "counter", "Statements a [[firewall.rules]] rule decided.");
+    for (auto& r : snap->firewall->rows())
+      w.sample("sluice_firewall_rule_hits_total",
+               {{"rule", std::to_string(r.number)}, {"name", r.name}, {"action", r.action}},
+               static_cast<double>(r.hits));
+  }
+
+  // [[access]]: logins each rule decided (rule "0": none matched, so refused).
   if (!snap->access->empty()) {
     w.family("sluice_access_rule_matches_total", "counter",
              "Logins an [[access]] rule decided (rule 0: no rule matched, refused). Kept across reloads for rules "

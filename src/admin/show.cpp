@@ -123,12 +123,21 @@ const Cols& cols_limits() {
   return c;
 }
 
+const Cols& cols_firewall() {
+  static const Cols c{{"user", T}, {"fingerprint", T}, {"seen", I}};
+  return c;
+}
+const Cols& cols_firewall_rules() {
+  static const Cols c{{"rule", I}, {"name", T}, {"action", T}, {"matches", T}, {"hits", I}};
+  return c;
+}
+
 const ShowSpec kShows[] = {
     {"HELP", cols_help, 0},           {"POOLS", cols_pools, 0},       {"CLIENTS", cols_clients, 1},
     {"SERVERS", cols_servers, 2},     {"BACKENDS", cols_backends, 1}, {"STATS", cols_stats, 0},
     {"CACHE", cols_cache, 0},         {"CONFIG", cols_config, 0},     {"VERSION", cols_version, 0},
     {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
-    {"LIMITS", cols_limits, 1},
+    {"LIMITS", cols_limits, 1},       {"FIREWALL", cols_firewall, 1}, {"FIREWALL_RULES", cols_firewall_rules, 1},
 };
 }  // namespace
 
@@ -165,6 +174,11 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW LIMITS",
      "[limits]: each limit's value and how many connections or requests it refused or queued (name \"*\"), then "
      "every user, database and address holding connections, with the limit that applies and how many it holds"},
+    {"SHOW FIREWALL",
+     "the firewall's allow-list: each user's statement fingerprints and how often each was seen (learning mode "
+     "adds to it; enforcing mode refuses what is not on it)"},
+    {"SHOW FIREWALL_RULES",
+     "[[firewall.rules]] in order: action, what each matches, and how many statements it decided"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -501,6 +515,19 @@ Rows rows_limits(Context& ctx) {
   return r;
 }
 
+Rows rows_firewall(Context& ctx) {
+  Rows r;
+  for (auto& row : ctx.firewall_list.rows()) r.push_back({row.user, row.fingerprint, std::to_string(row.seen)});
+  return r;
+}
+
+Rows rows_firewall_rules(Context& ctx) {
+  Rows r;
+  for (auto& row : ctx.snapshot()->firewall->rows())
+    r.push_back({std::to_string(row.number), row.name, row.action, row.what, std::to_string(row.hits)});
+  return r;
+}
+
 }  // namespace
 
 Rows rows_for(Context& ctx, const ShowSpec& s) {
@@ -517,6 +544,8 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "MEMORY") return rows_memory(ctx);
   if (n == "ACCESS") return rows_access(ctx);
   if (n == "LIMITS") return rows_limits(ctx);
+  if (n == "FIREWALL") return rows_firewall(ctx);
+  if (n == "FIREWALL_RULES") return rows_firewall_rules(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

@@ -26,6 +26,14 @@ namespace sluice::app {
 
 namespace asio = boost::asio;
 
+namespace {
+void save_allowlist(state::Context& ctx) {
+  auto snap = ctx.snapshot();
+  if (auto err = ctx.firewall_list.save_if_dirty(snap->config->firewall.allowlist_file); !err.empty())
+    log::error("firewall: {}", err);
+}
+}  // namespace
+
 int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path) {
   const auto& cfg = *snapshot->config;
   log::set_level(cfg.general.log_level);
@@ -42,6 +50,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
   ctx.set_snapshot(snapshot);
   ctx.router.build(cfg, snapshot->credentials, snapshot->server_tls);
   ctx.set_cache(cfg.cache);
+  ctx.set_firewall(*snapshot, true);
   net::Runtime rt(cfg.general.workers);
   ctx.control_executor = [&rt] { return asio::any_io_executor(rt.worker(0).get_executor()); };
   frontend::mysql::init_front_end();
@@ -63,6 +72,8 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
       if (ec) return;
       ctx.pools.maintain(rt.worker(0).get_executor());
       if (++ticks % 15 == 0) ctx.stats.roll_period();
+      // The firewall's learned fingerprints reach allowlist_file within 2 s.
+      if (ticks % 2 == 0) save_allowlist(ctx);
       // Every 10 s the workers' I/O buffer pools drop what the last 10 s did not need; every
       // 30 s glibc gives its free pages back to the system (memory freed after a burst).
       if (ticks % 10 == 9) rt.each([] { net::trim_buffers(); });
@@ -151,6 +162,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
   janitor.cancel();
   rt.stop();
   rt.join();
+  save_allowlist(ctx);
   log::info("sluice stopped");
   return 0;
 }

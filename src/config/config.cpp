@@ -273,6 +273,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
   }
 
   read_access(root, *cfg, file);
+  read_firewall(root, *cfg, file);
   if (auto t = sub_table(root, "limits")) {
     Section s(*t, "limits.", file);
     for (auto& st : live_settings())

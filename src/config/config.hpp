@@ -218,6 +218,29 @@ struct Limits {
   Duration rate_limit_max_wait{1'000};
 };
 
+// [firewall]: statements checked before they reach a server. Rules first (ordered, the first
+// that matches decides: deny with 42501 / 1142, or allow); then, in "enforcing" mode, a
+// statement whose fingerprint is not on the user's allow-list is denied. "learning" records
+// every fingerprint per user on that list (allowlist_file, written by Sluice) and denies nothing
+// the rules do not.
+struct FirewallRule {
+  std::string name;  // SHOW FIREWALL_RULES and the log (default "rule N")
+  std::optional<Protocol> protocol;
+  std::vector<std::string> users, databases;  // names ("+group" for users); empty = any
+  std::vector<Cidr> addresses;
+  std::vector<std::string> kinds;   // verbs ("drop", "truncate", "grant"...) or kinds (ddl, dml, dcl, read)
+  std::vector<std::string> tables;  // any of these tables touched
+  std::string match;                // RE2 searched in the fingerprint
+  std::string fingerprint;          // exactly this fingerprint
+  bool deny = true;                 // action = "deny" | "allow"
+  int line = 0;
+};
+struct Firewall {
+  std::string mode = "off";  // off | learning | enforcing (changeable with SET)
+  std::string allowlist_file;
+  std::vector<FirewallRule> rules;
+};
+
 struct Config {
   std::string path;
   General general;
@@ -230,6 +253,7 @@ struct Config {
   Cache cache;
   std::vector<AccessRule> access;
   Limits limits;
+  Firewall firewall;
 
   const User* find_user(std::string_view name) const;
   // The pool serving `database` on a listener of `protocol`: exact name first, then "*".

@@ -1,6 +1,8 @@
 // The front door's configuration (front_door.hpp).
 #include "src/config/front_door.hpp"
 
+#include <re2/re2.h>
+
 namespace sluice::config {
 
 void read_listen(Section& s, Endpoint& first, std::vector<Endpoint>& more) {
@@ -126,6 +128,59 @@ void read_access(Section& root, Config& cfg, const std::string& file) {
     s.finish();
     cfg.access.push_back(std::move(r));
   }
+}
+
+void read_firewall(Section& root, Config& cfg, const std::string& file) {
+  auto t = sub_table(root, "firewall");
+  if (!t) return;
+  Section s(*t, "firewall.", file);
+  for (auto& st : live_settings())
+    if (st.section == "firewall") s.setting(st, cfg);
+  s.str("allowlist_file", cfg.firewall.allowlist_file);
+  if (cfg.firewall.mode != "off" && cfg.firewall.allowlist_file.empty())
+    s.fail(s.get("mode"), "allowlist_file", "is required for the learning and enforcing modes");
+  cfg.firewall.allowlist_file = resolve_path(cfg.firewall.allowlist_file, file);
+  if (auto n = s.get("rules")) {
+    auto arr = n->as_array();
+    if (!arr || !arr->is_array_of_tables()) s.fail(n, "rules", "expected [[firewall.rules]] tables");
+    std::size_t i = 0;
+    for (auto& e : *arr) {
+      Section r(*e.as_table(), fmt::format("firewall.rules[{}].", i++), file);
+      FirewallRule rule;
+      rule.line = static_cast<int>(e.source().begin.line);
+      r.str("name", rule.name);
+      if (rule.name.empty()) rule.name = fmt::format("rule {}", i);
+      if (r.get("protocol")) {
+        std::string p;
+        r.choice("protocol", p,
+                 {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")}, {"*", std::string("*")}});
+        if (p != "*") rule.protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
+      }
+      names(r, "user", rule.users);
+      names(r, "database", rule.databases);
+      if (auto a = r.get("address");
+          !(a && a->is_string() && (a->as_string()->get() == "*" || a->as_string()->get() == "all")))
+        read_cidrs(r, "address", rule.addresses);
+      r.strings("kinds", rule.kinds);
+      for (auto& k : rule.kinds)
+        for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      r.strings("tables", rule.tables);
+      r.str("match", rule.match);
+      if (!rule.match.empty()) {
+        re2::RE2 re(rule.match, re2::RE2::Quiet);
+        if (!re.ok())
+          r.fail(r.get("match"), "match", fmt::format("invalid regular expression (RE2 syntax): {}", re.error()));
+      }
+      r.str("fingerprint", rule.fingerprint);
+      std::string action;
+      r.choice("action", action, {{"deny", std::string("deny")}, {"allow", std::string("allow")}});
+      if (!e.as_table()->contains("action")) r.fail(nullptr, "action", "is required (\"deny\" or \"allow\")");
+      rule.deny = action == "deny";
+      r.finish();
+      cfg.firewall.rules.push_back(std::move(rule));
+    }
+  }
+  s.finish();
 }
 
 }  // namespace sluice::config

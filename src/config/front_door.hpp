@@ -14,5 +14,7 @@ void read_listener_proxy(Section& s, ListenerProxy& proxy);
 void read_cidrs(Section& s, std::string_view key, std::vector<Cidr>& out);
 // [[access]] tables, after [[users]] (a "+group" must be some user's group).
 void read_access(Section& root, Config& cfg, const std::string& file);
+// [firewall] and its [[firewall.rules]].
+void read_firewall(Section& root, Config& cfg, const std::string& file);
 
 }  // namespace sluice::config

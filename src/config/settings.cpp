@@ -16,11 +16,12 @@ namespace {
 
 constexpr std::array<std::string_view, 4> kLogLevels = {"error", "warn", "info", "debug"};
 constexpr std::array<std::string_view, 2> kRateActions = {"queue", "refuse"};
+constexpr std::array<std::string_view, 3> kFirewallModes = {"off", "learning", "enforcing"};
 
 // Where a setting lives in Config: one member pointer per field type and section.
 using Field = std::variant<std::uint32_t General::*, std::uint64_t General::*, Duration General::*,
                            std::string General::*, bool Cache::*, std::uint64_t Cache::*, Duration Cache::*,
-                           std::uint32_t Limits::*, std::string Limits::*, Duration Limits::*>;
+                           std::uint32_t Limits::*, std::string Limits::*, Duration Limits::*, std::string Firewall::*>;
 
 template <typename M>
 struct member_of;
@@ -34,12 +35,14 @@ template <typename Section>
 Section& section_of(Config& c) {
   if constexpr (std::is_same_v<Section, General>) return c.general;
   else if constexpr (std::is_same_v<Section, Limits>) return c.limits;
+  else if constexpr (std::is_same_v<Section, Firewall>) return c.firewall;
   else return c.cache;
 }
 template <typename Section>
 const Section& section_of(const Config& c) {
   if constexpr (std::is_same_v<Section, General>) return c.general;
   else if constexpr (std::is_same_v<Section, Limits>) return c.limits;
+  else if constexpr (std::is_same_v<Section, Firewall>) return c.firewall;
   else return c.cache;
 }
 
@@ -55,7 +58,7 @@ constexpr Setting def(std::string_view section, std::string_view name, SettingKi
   s.choices = choices;
   return s;
 }
-const std::array<Setting, 21> kSettings = {{
+const std::array<Setting, 22> kSettings = {{
     def("general", "log_level", K::Choice, 0, 0, kLogLevels),
     def("general", "max_client_conn", K::Integer, 1, 1'000'000),
     def("general", "max_packet_size", K::Size, 1024, 1ull << 30),
@@ -77,9 +80,10 @@ const std::array<Setting, 21> kSettings = {{
     def("limits", "queries_per_second_per_address", K::Integer, 0, 100'000'000),
     def("limits", "rate_limit_action", K::Choice, 0, 0, kRateActions),
     def("limits", "rate_limit_max_wait", K::Duration),
+    def("firewall", "mode", K::Choice, 0, 0, kFirewallModes),
 }};
 // Where each of kSettings lives in Config, by position.
-const std::array<Field, 21> kFields = {{
+const std::array<Field, 22> kFields = {{
     &General::log_level,
     &General::max_client_conn,
     &General::max_packet_size,
@@ -101,6 +105,7 @@ const std::array<Field, 21> kFields = {{
     &Limits::queries_per_second_per_address,
     &Limits::rate_limit_action,
     &Limits::rate_limit_max_wait,
+    &Firewall::mode,
 }};
 
 const Field& field_of(const Setting& s) { return kFields.at(static_cast<std::size_t>(&s - kSettings.data())); }

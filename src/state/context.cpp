@@ -33,6 +33,14 @@ asio::awaitable<void> hold_failed_login(Context& ctx, const config::General& gen
   co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
+void Context::set_firewall(const Snapshot& s, bool reread_allowlist) {
+  const auto& fw = s.config->firewall;
+  if (reread_allowlist && !fw.allowlist_file.empty()) {
+    if (auto err = firewall_list.load(fw.allowlist_file); !err.empty()) log::error("firewall: {}", err);
+  }
+  firewall_on_.store(fw.mode != "off" || !s.firewall->empty(), std::memory_order_relaxed);
+}
+
 void Context::set_cache(const config::Cache& c) {
   if (!cache) cache = std::make_unique<cache::Store>(c.max_bytes, 8);
   else if (cache->max_bytes() != c.max_bytes) cache->set_max_bytes(c.max_bytes);
@@ -43,7 +51,7 @@ void Context::set_cache(const config::Cache& c) {
 
 namespace {
 // Installs a whole snapshot (the caller holds reload_mu): listeners, pools, clusters, cache.
-std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next) {
+std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next, bool reread_allowlist) {
   const auto& cfg = *next->config;
   if (ctx.rebind_listeners) {
     auto err = ctx.rebind_listeners(cfg);
@@ -56,6 +64,7 @@ std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next) {
   if (ctx.control_executor)
     rebuilt = ctx.router.reconfigure(cfg, next->credentials, next->server_tls, ctx.control_executor());
   ctx.set_cache(cfg.cache);
+  ctx.set_firewall(*next, reread_allowlist);
   std::string summary =
       fmt::format("{} users, {} pools, {} clusters", cfg.users.size(), cfg.pools.size(), cfg.clusters.size());
   if (!rebuilt.empty()) summary += fmt::format("; clusters changed: {}", fmt::join(rebuilt, ", "));
@@ -67,7 +76,7 @@ std::string reload(Context& ctx, const std::string& path) {
   try {
     std::lock_guard lock(ctx.reload_mu);
     auto running = ctx.snapshot();
-    auto summary = apply_locked(ctx, build_snapshot(config::load_file(path), running.get(), FileReads::Reread));
+    auto summary = apply_locked(ctx, build_snapshot(config::load_file(path), running.get(), FileReads::Reread), true);
     log::info("configuration reloaded from {}: {}", path, summary);
     return summary;
   } catch (const config::ConfigError& e) {
@@ -81,7 +90,7 @@ std::string set_config(Context& ctx, const std::function<void(config::Config&)>&
   auto running = ctx.snapshot();
   auto next = std::make_shared<config::Config>(*running->config);
   change(*next);
-  return apply_locked(ctx, build_snapshot(std::move(next), running.get(), FileReads::KeepUnchanged));
+  return apply_locked(ctx, build_snapshot(std::move(next), running.get(), FileReads::KeepUnchanged), false);
 }
 
 }  // namespace sluice::state

@@ -45,11 +45,17 @@ struct Context {
   bool cache_enabled() const { return cache_on_.load(std::memory_order_relaxed); }
   std::shared_ptr<const cache::Policy> cache_policy() const { return std::atomic_load(&policy_); }
   void set_cache(const config::Cache& c);
+  // [firewall] of `s` in force; `reread_allowlist`: the allow-list file is read again (start,
+  // RELOAD, SIGHUP; not SET, which only changes the mode).
+  void set_firewall(const Snapshot& s, bool reread_allowlist);
   observe::StatsRegistry stats;
   observe::ClientTable client_table;
   Controls controls;
   LoginThrottle login_throttle;
   access::LimitState limits;  // [limits]: connection counts, rate buckets, refusals
+  access::Allowlist firewall_list;  // [firewall] fingerprints per user (allowlist_file)
+  // Whether statements go through the firewall (rules, or a mode other than "off").
+  bool firewall_on() const { return firewall_on_.load(std::memory_order_relaxed); }
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
@@ -65,6 +71,7 @@ struct Context {
   std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> cache_on_{false};
+  std::atomic<bool> firewall_on_{false};
   std::shared_ptr<const cache::Policy> policy_;
 };
 

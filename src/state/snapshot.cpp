@@ -57,6 +57,8 @@ std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Con
     s->server_tls.emplace(name, std::move(t));
   }
   s->access = std::make_shared<const access::Rules>(cfg->access, running ? running->access.get() : nullptr);
+  s->firewall =
+      std::make_shared<const access::FirewallRules>(cfg->firewall.rules, running ? running->firewall.get() : nullptr);
   s->config = std::move(cfg);
   return s;
 }

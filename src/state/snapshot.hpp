@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "src/access/firewall.hpp"
 #include "src/access/rules.hpp"
 #include "src/config/config.hpp"
 #include "src/pool/credentials.hpp"
@@ -55,6 +56,7 @@ class Snapshot {
   std::shared_ptr<boost::asio::ssl::context> my_tls;  // the MySQL listener's
   pool::ServerTlsMap server_tls;
   std::shared_ptr<const access::Rules> access;  // [[access]], never null
+  std::shared_ptr<const access::FirewallRules> firewall;  // [[firewall.rules]], never null
 };
 
 pool::PoolSettings pool_settings(const Snapshot& snap, const config::Pool& p);

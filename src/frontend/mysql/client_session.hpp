@@ -189,6 +189,9 @@ class Session final : public TendedSession {
   // [limits] per COM_QUERY / COM_STMT_EXECUTE: false when refused (1226 sent; the client stays),
   // after waiting when the action is "queue".
   awaitable<bool> rate_limit();
+  // [firewall] for the COM_QUERY / COM_STMT_PREPARE in io_: false when denied (1142 sent; the
+  // client stays).
+  awaitable<bool> firewall_allows();
 
   // Finds the pool for `db` (or a default one without a database) and checks that the server
   // knows the schema, as a direct login would.

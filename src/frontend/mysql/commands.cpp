@@ -217,12 +217,16 @@ awaitable<bool> Session::dispatch() {
     case my::com::QUERY:
       if (limits_.limited(cfg_->limits) && !co_await rate_limit()) [[unlikely]]
         co_return sock_.is_open();
+      if (ctx_.firewall_on() && !co_await firewall_allows()) [[unlikely]]
+        co_return sock_.is_open();
       co_return co_await com_query();
     case my::com::INIT_DB:
     case my::com::FIELD_LIST:
     case my::com::STATISTICS:
       co_return co_await forward_simple(cmd);
     case my::com::STMT_PREPARE:
+      if (ctx_.firewall_on() && !co_await firewall_allows()) [[unlikely]]
+        co_return sock_.is_open();
       co_return co_await com_prepare();
     case my::com::STMT_EXECUTE:
       if (limits_.limited(cfg_->limits) && !co_await rate_limit()) [[unlikely]]

@@ -189,6 +189,14 @@ awaitable<bool> Session::rate_limit() {
   co_return true;
 }
 
+awaitable<bool> Session::firewall_allows() {
+  const auto& lexed = w().analysis_.of(std::string_view(io_.payload()).substr(1), sql::Dialect::Mysql);
+  auto denied = firewall_check(ctx_, *snap_, config::Protocol::Mysql, info_->id, user_, schema_, info_->addr, lexed);
+  if (!denied) co_return true;
+  co_await refuse(Refusal::FirewallDenied, denied->message);
+  co_return false;
+}
+
 awaitable<bool> Session::check_access(const std::string& db, std::optional<config::AuthMethod>& method) {
   if (snap_->access->empty()) co_return true;
   const config::User* u = cfg_->find_user(user_);

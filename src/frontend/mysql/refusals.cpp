@@ -56,6 +56,7 @@ constexpr std::array kRows{
     RefusalRow{R::KilledByAdmin, 1927, "70100", "Connection was killed by the administrator (KILL)", 0, true},
     RefusalRow{R::QueryRate, 1226, "42000", "User '{}' has exceeded the '{}' resource (current value: {}); try again",
                3, false},
+    RefusalRow{R::FirewallDenied, 1142, "42000", "{}", 1, false},
     RefusalRow{R::UnknownCommand, er::UNKNOWN_COM, "08S01", "Unknown command", 0, false},
     RefusalRow{R::UnknownStatement, er::UNKNOWN_STMT_HANDLER, "HY000",
                "Unknown prepared statement handler ({}) given to {}", 2, false},

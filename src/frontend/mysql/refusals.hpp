@@ -38,6 +38,7 @@ enum class Refusal : std::uint8_t {
   KilledByAdmin,        // the console's KILL
   // The client stays.
   QueryRate,          // user or address, which limit, its value ([limits] queries_per_second_*)
+  FirewallDenied,     // why ([firewall])
   UnknownCommand,     // a command byte Sluice does not relay, or COM_SET_OPTION's unknown option
   UnknownStatement,   // statement id, command name
   NoOpenCursor,       // statement id

@@ -305,6 +305,9 @@ class Session final : public TendedSession {
   // true when it was refused (53400 sent, the request dropped as the server drops a failed
   // one); otherwise it may go, after waiting when the action is "queue".
   awaitable<bool> rate_limited(const wire::Frame& f);
+  // [firewall] for Query or Parse `f` (attached): true when it was refused (the relay answers
+  // it as a failed statement; the frame is not sent).
+  bool refused_by_firewall(const wire::Frame& f);
   awaitable<bool> authenticate();
 
   // ---- stage: login (pool choice, ParameterStatus, BackendKeyData) --------------------------

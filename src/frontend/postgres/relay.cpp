@@ -47,7 +47,7 @@ void Relay::reset_server_side() {
   copy_in_ = false;
   pending_.clear();
   if (!synthetic_errors_.empty()) synthetic_errors_.clear();
-  replacement_error_.clear();
+  replacement_errors_.clear();
   effects_.clear();
   effects_base_ = 0;
   hdr_len_ = body_left_ = 0;
@@ -84,7 +84,7 @@ bool Relay::fail_outstanding(std::string_view sqlstate, std::string_view message
   }
   pending_.clear();
   if (!synthetic_errors_.empty()) synthetic_errors_.clear();
-  replacement_error_.clear();
+  replacement_errors_.clear();
   partial_.clear();
   effects_.clear();
   ++effects_base_;
@@ -248,7 +248,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
         if (tx_status_ == 'T') {
           // In a transaction the error fails it, on the server too: a Parse that cannot succeed
           // (into a name never created) goes there, and its error is replaced by this one.
-          replacement_error_ = std::move(err);
+          replacement_errors_.push_back(std::move(err));
           wire::Builder(server_out).begin(wire::fe::Parse).str("sluice_42P05").str("SLUICE 42P05").i16(0).end();
           Entry e{Kind::Parse};
           e.replace_error = true;
@@ -386,6 +386,30 @@ void Relay::drain_synthetic_slow(std::string& client_out) {
   }
 }
 
+void Relay::refuse(const wire::Frame& f, std::string error, std::string& server_out) {
+  if (f.type == wire::fe::Query) {
+    replacement_errors_.push_back(std::move(error));
+    wire::Builder(server_out).begin(wire::fe::Query).str("SLUICE REFUSED").end();
+    Entry e{Kind::Simple};
+    e.replace_error = true;
+    push(e);
+    return;
+  }
+  unsynced_ = true;
+  flushed_ = false;
+  skipping_ = true;
+  if (tx_status_ == 'T') {
+    replacement_errors_.push_back(std::move(error));
+    wire::Builder(server_out).begin(wire::fe::Parse).str("").str("SLUICE REFUSED").i16(0).end();
+    Entry e{Kind::Parse};
+    e.replace_error = true;
+    push(e);
+    return;
+  }
+  synthetic_errors_.push_back(std::move(error));
+  push({Kind::Parse, Mode::Synthetic, 0, nullptr, -1, true});
+}
+
 void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_out) {
   drain_synthetic_internal(client_out);
   if (type == wire::be::CopyInResponse || type == wire::be::CopyBothResponse) {
@@ -474,8 +498,10 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
       return Verdict::Ok;
     }
     if (type_ == wire::be::ErrorResponse && !pending_.empty() && pending_.front().replace_error) [[unlikely]] {
-      client_out.append(replacement_error_);
-      replacement_error_.clear();
+      if (!replacement_errors_.empty()) {
+        client_out.append(replacement_errors_.front());
+        replacement_errors_.erase(replacement_errors_.begin());
+      }
     } else if (captured_.find("\"sluice_") != std::string::npos) [[unlikely]] {
       rename_statements_back(client_out);
     } else {

@@ -39,6 +39,11 @@ class Relay {
 
   // Client -> server. `f` is one complete client message; output goes to `server_out`.
   Verdict client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out);
+  // Query or Parse `f` refused by Sluice (the firewall) with ErrorResponse `error`, answered as
+  // the server answers a failed statement: in a transaction a stand-in that fails goes to the
+  // server (so the transaction fails there too) and its error is replaced by `error`; a Parse
+  // outside one is answered here; what follows a failed Parse is skipped until Sync.
+  void refuse(const wire::Frame& f, std::string error, std::string& server_out);
   // Server -> client: consumes `chunk`, appends what the client must see to `client_out`.
   Verdict server_bytes(wire::Bytes chunk, pool::ServerConn& server, std::string& client_out);
   // Emits responses Sluice answers itself when they are next in line (e.g. ParseComplete for a
@@ -156,7 +161,8 @@ class Relay {
   // Between transactions (a session about to park): the storage the last requests' answers grew
   // these to goes back; nothing in them is needed until the next request begins.
   void release_request_storage() {
-    for (auto* s : {&seen_, &skip_, &captured_, &partial_, &error_, &replacement_error_}) std::string().swap(*s);
+    for (auto* s : {&seen_, &skip_, &captured_, &partial_, &error_}) std::string().swap(*s);
+    std::vector<std::string>().swap(replacement_errors_);
     skip_pos_ = 0;
     pending_.release_if_empty();
     effects_.release_if_empty();
@@ -185,7 +191,7 @@ class Relay {
     const pool::Statement* stmt = nullptr;  // Parse: to mark it validated on ParseComplete (kept in parsing_)
     std::int32_t effects = -1;    // Simple: index into effects_ when it changes session state
     bool failed = false;
-    bool replace_error = false;  // its ErrorResponse is replaced by replacement_error_
+    bool replace_error = false;  // its ErrorResponse is replaced by the first of replacement_errors_
   };
 
   // A statement as this client prepared it: `since` is the prepare_sequence() of its Parse.
@@ -225,7 +231,9 @@ class Relay {
   Fifo<std::vector<sql::SessionEffect>> effects_;
   std::vector<sql::SessionEffect> batch_effects_;  // of Parses since the last Sync
   std::vector<sql::SessionEffect> deferred_;       // parameter changes of the open transaction
-  std::string replacement_error_;  // the 42P05 a deliberately failing Parse answers with (in a transaction)
+  // What deliberately failing stand-ins answer with, in order (a 42P05 Parse in a transaction, a
+  // statement the firewall refused).
+  std::vector<std::string> replacement_errors_;
   std::string pins_;                               // why pinned, comma-separated; empty: not pinned
   std::set<std::string> listening_;                // LISTEN channels, committed
   std::vector<std::string> new_listens_;

@@ -116,6 +116,12 @@ std::optional<Outcome> Session::forward_buffered() {
       return Outcome::FreeDatabases;  // first free_databases(), then this message again
     }
     exclusive_checked_at_ = std::string::npos;
+    if (ctx_.firewall_on() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) [[unlikely]] {
+      if (refused_by_firewall(f)) {
+        in_begin_ += f.size();
+        continue;
+      }
+    }
     if (ctx_.cache_enabled() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
     auto v = relay_.client_message(f, *server_, server_out_);
     if (journal_on_ && v == Relay::Verdict::Ok) {

@@ -1,0 +1,30 @@
+// The firewall step (firewall_step.hpp).
+#include "src/frontend/common/firewall_step.hpp"
+
+#include <fmt/format.h>
+
+#include "src/observe/log.hpp"
+
+namespace sluice::frontend {
+
+std::optional<FirewallDenial> firewall_check(state::Context& ctx, const state::Snapshot& snap,
+                                             config::Protocol protocol, std::uint64_t client_id, std::string_view user,
+                                             std::string_view database, std::string_view address,
+                                             const sql::Lexed& lexed) {
+  const config::User* u = snap.config->find_user(user);
+  access::FirewallRequest req;
+  req.protocol = protocol;
+  req.user = user;
+  req.database = database;
+  req.address = address;
+  req.groups = u ? &u->groups : nullptr;
+  auto v = access::check_statement(snap.config->firewall, *snap.firewall, ctx.firewall_list, req, lexed);
+  if (v.allow) return std::nullopt;
+  std::string why = v.unlisted ? std::string("not on the allow-list of user \"") + std::string(user) + "\""
+                               : fmt::format("denied by firewall rule {}", v.rule);
+  log::info("client {} {}: user {} database {}: statement {} (fingerprint: {})", client_id, address, user, database,
+            why, v.fingerprint);
+  return FirewallDenial{fmt::format("Sluice firewall: statement {}", why), std::move(v.fingerprint)};
+}
+
+}  // namespace sluice::frontend

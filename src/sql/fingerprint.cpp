@@ -1,0 +1,117 @@
+// Fingerprints and verbs (fingerprint.hpp).
+#include "src/sql/fingerprint.hpp"
+
+#include <string_view>
+
+namespace sluice::sql {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+  return o;
+}
+
+bool literal(const Token& t) {
+  return t.kind == Token::String || t.kind == Token::Number || t.kind == Token::Param ||
+         (t.kind == Token::Word && (t.is("null") || t.is("true") || t.is("false")));
+}
+
+}  // namespace
+
+std::string fingerprint(const Lexed& lexed) {
+  const auto& toks = lexed.tokens;
+  std::size_t n = toks.size();
+  while (n > 0 && toks[n - 1].sym(';')) --n;
+  // Pieces: literals become "?", a list of them "?, ...".
+  std::vector<std::string> p;
+  p.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Token& t = toks[i];
+    bool lit = literal(t);
+    // A minus sign where no operand precedes it makes a negative literal.
+    if (!lit && t.sym('-') && i + 1 < n && toks[i + 1].kind == Token::Number &&
+        (p.empty() || p.back() == "(" || p.back() == "," || p.back() == "=" || p.back() == "<" || p.back() == ">")) {
+      ++i;
+      lit = true;
+    }
+    if (lit) {
+      if (p.size() >= 2 && p.back() == "," && p[p.size() - 2] == "?") {
+        p.back() = ",";
+        p.push_back("...");
+        continue;
+      }
+      if (p.size() >= 2 && p.back() == "," && p[p.size() - 2] == "...") {
+        p.pop_back();
+        continue;
+      }
+      p.push_back("?");
+      continue;
+    }
+    p.push_back(t.kind == Token::Word ? lower(t.text) : std::string(t.text));
+  }
+  std::string out;
+  out.reserve(lexed.text.size());
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const std::string& x = p[i];
+    bool tight = out.empty() || x == ")" || x == "," || x == ";" || x == "." || x == "(" || out.back() == '(' ||
+                 out.back() == '.';
+    if (!tight) out += ' ';
+    out += x;
+  }
+  // Rows of literals: "(?, ...),(?, ...)" is one row shape however many rows there are.
+  for (const std::string row : {"(?, ...),(?, ...)", "(?),(?)"})
+    for (auto at = out.find(row); at != std::string::npos; at = out.find(row))
+      out.replace(at, row.size(), row.substr(0, row.find(')') + 1));
+  return out;
+}
+
+std::vector<std::string> verbs(const Lexed& lexed) {
+  std::vector<std::string> out;
+  const auto& toks = lexed.tokens;
+  bool at_start = true, in_with = false;
+  int depth = 0;
+  for (const Token& t : toks) {
+    if (t.sym(';')) {
+      at_start = true, in_with = false, depth = 0;
+      continue;
+    }
+    if (t.sym('(')) ++depth;
+    if (t.sym(')')) --depth;
+    if (t.kind != Token::Word) {
+      at_start = false;
+      continue;
+    }
+    if (at_start) {
+      at_start = false;
+      std::string v = lower(t.text);
+      if (v == "with") {
+        in_with = true;
+        continue;
+      }
+      out.push_back(std::move(v));
+      continue;
+    }
+    if (in_with && depth == 0 &&
+        (t.is("select") || t.is("insert") || t.is("update") || t.is("delete") || t.is("merge"))) {
+      out.push_back(lower(t.text));
+      in_with = false;
+    }
+  }
+  return out;
+}
+
+const char* verb_kind(const std::string& v) {
+  for (const char* w : {"create", "alter", "drop", "truncate", "rename", "comment"})
+    if (v == w) return "ddl";
+  for (const char* w : {"insert", "update", "delete", "merge", "replace", "copy", "load", "call"})
+    if (v == w) return "dml";
+  for (const char* w : {"grant", "revoke"})
+    if (v == w) return "dcl";
+  for (const char* w : {"select", "values", "table", "show", "explain", "describe", "desc"})
+    if (v == w) return "read";
+  return "other";
+}
+
+}  // namespace sluice::sql
