@@ -14,6 +14,9 @@
 #     transaction, so the count is what a login and its one transaction cost
 #   BENCH_ACCESS_RULES=50 BENCH_CONNECT=1 BENCH_TX=200 bench/instructions_compare.sh  # Sluice with 50
 #     [[access]] rules, the one that matches last: what the rules add to a login (compare with 0)
+#   BENCH_FIREWALL_RULES=200 BENCH_TLS=0 BENCH_CLIENTS=1 bench/instructions_compare.sh  # Sluice with 200
+#     [[firewall.rules]] that pgbench's statement does not match (tables, patterns, kinds): what they
+#     add per statement
 #   BENCH_CLIENTS=1 bench/instructions_compare.sh  # one client: no waiting in line, so the count
 #     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
 #     before/after comparison of a change on the hot path
@@ -69,6 +72,16 @@ if [ "$RULES" -gt 0 ]; then
   done
   printf '[[access]]\naddress = "127.0.0.1"\naction = "allow"\n' >>"$WORK/sluice.toml"
 fi
+# [[firewall.rules]]: N that do not match pgbench -S's statement, a third each on tables, patterns
+# and statement kinds.
+FW="${BENCH_FIREWALL_RULES:-0}"
+for i in $(seq 1 "$FW"); do
+  case $((i % 3)) in
+    0) printf '[[firewall.rules]]\ntables = ["nope_%d"]\naction = "deny"\n' "$i" ;;
+    1) printf '[[firewall.rules]]\nmatch = "nope_%d|pg_sleep"\naction = "deny"\n' "$i" ;;
+    2) printf '[[firewall.rules]]\nkinds = ["truncate", "drop"]\nuser = ["u%d"]\naction = "deny"\n' "$i" ;;
+  esac >>"$WORK/sluice.toml"
+done
 write_pgbouncer_ini "$BOUNCER_PORT" 4 <<CONF
 client_tls_sslmode = allow
 client_tls_cert_file = $WORK/certs/server.pem

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <re2/re2.h>
+#include <re2/set.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -59,11 +60,31 @@ std::string unescape(std::string_view s) {
 
 }  // namespace
 
+class PatternSet {
+ public:
+  PatternSet() : set_(re2::RE2::DefaultOptions, re2::RE2::UNANCHORED) {}
+  int add(const std::string& pattern) { return set_.Add(pattern, nullptr); }
+  bool compile() { return set_.Compile(); }
+  // Which patterns `text` matches (indexes, sorted).
+  std::vector<int> match(const std::string& text) const {
+    std::vector<int> hits;
+    set_.Match(text, &hits);
+    std::sort(hits.begin(), hits.end());
+    return hits;
+  }
+
+ private:
+  re2::RE2::Set set_;
+};
+
 FirewallRules::FirewallRules(const std::vector<config::FirewallRule>& rules, const FirewallRules* previous) {
   for (auto& d : rules) {
     Rule r;
     r.def = d;
-    if (!d.match.empty()) r.re = std::make_unique<re2::RE2>(d.match, re2::RE2::Quiet);
+    if (!d.match.empty()) {
+      if (!patterns_) patterns_ = std::make_unique<PatternSet>();
+      r.pattern = patterns_->add(d.match);
+    }
     r.key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", d.name, d.protocol ? config::to_string(*d.protocol) : "*",
                         fmt::join(d.users, ","), fmt::join(d.databases, ","), d.addresses.size(),
                         fmt::join(d.kinds, ","), fmt::join(d.tables, ","), d.match, d.fingerprint, d.deny);
@@ -73,6 +94,7 @@ FirewallRules::FirewallRules(const std::vector<config::FirewallRule>& rules, con
     if (!r.hits) r.hits = std::make_shared<std::atomic<std::uint64_t>>(0);
     rules_.push_back(std::move(r));
   }
+  if (patterns_ && !patterns_->compile()) patterns_.reset();  // checked at load: cannot happen
 }
 
 FirewallRules::~FirewallRules() = default;
@@ -83,6 +105,9 @@ std::optional<std::pair<std::size_t, bool>> FirewallRules::match(const FirewallR
                                                                  const std::vector<std::string>& tables) const {
   std::optional<config::IpAddress> addr;
   bool addr_parsed = false;
+  std::optional<std::vector<int>> matched;  // patterns the fingerprint matches, once asked
+  std::vector<std::string_view> kinds;      // each verb's kind, once asked
+  bool kinds_known = false;
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const Rule& r = rules_[i];
     const auto& d = r.def;
@@ -95,8 +120,12 @@ std::optional<std::pair<std::size_t, bool>> FirewallRules::match(const FirewallR
       if (!hit) continue;
     }
     if (!d.kinds.empty()) {
+      if (!kinds_known) {
+        for (auto& v : verbs) kinds.push_back(sql::verb_kind(v));
+        kinds_known = true;
+      }
       bool hit = false;
-      for (auto& v : verbs) hit = hit || in(d.kinds, v) || in(d.kinds, sql::verb_kind(v));
+      for (std::size_t k = 0; k < verbs.size() && !hit; ++k) hit = in(d.kinds, verbs[k]) || in(d.kinds, kinds[k]);
       if (!hit) continue;
     }
     if (!d.tables.empty()) {
@@ -105,7 +134,11 @@ std::optional<std::pair<std::size_t, bool>> FirewallRules::match(const FirewallR
       if (!hit) continue;
     }
     if (!d.fingerprint.empty() && d.fingerprint != fingerprint) continue;
-    if (r.re && !re2::RE2::PartialMatch(fingerprint, *r.re)) continue;
+    if (r.pattern >= 0) {
+      if (!patterns_) continue;
+      if (!matched) matched = patterns_->match(fingerprint);
+      if (!std::binary_search(matched->begin(), matched->end(), r.pattern)) continue;
+    }
     r.hits->fetch_add(1, std::memory_order_relaxed);
     return std::make_pair(i + 1, d.deny);
   }
