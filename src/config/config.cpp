@@ -100,6 +100,11 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.str("server_reset_query", cfg->postgres.server_reset_query);
     s.boolean("server_reset_query_always", cfg->postgres.server_reset_query_always);
     s.integer("max_prepared_statements", cfg->postgres.max_prepared_statements, 1, 100'000);
+    s.str("auth_user", cfg->postgres.auth_user);
+    s.str("auth_query", cfg->postgres.auth_query);
+    if (cfg->postgres.auth_query.find("$1") == std::string::npos)
+      s.fail(s.get("auth_query"), "auth_query", "must take the user name as $1");
+    s.str("auth_dbname", cfg->postgres.auth_dbname);
     read_listener_tls(s, cfg->postgres.tls, file);
     s.finish();
   }
@@ -316,6 +321,10 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     if (!cfg->find_user(a))
       throw ConfigError(fmt::format("{}:{}: general.admin_users: \"{}\" is not defined in [[users]]", file,
                                     root_table["general"]["admin_users"].node()->source().begin.line, a));
+  if (!cfg->postgres.auth_user.empty() && !cfg->find_user(cfg->postgres.auth_user))
+    throw ConfigError(fmt::format("{}:{}: postgres.auth_user: \"{}\" is not defined in [[users]]", file,
+                                  root_table["postgres"]["auth_user"].node()->source().begin.line,
+                                  cfg->postgres.auth_user));
   if (!cfg->mysql.auth_user.empty() && !cfg->find_user(cfg->mysql.auth_user))
     throw ConfigError(fmt::format("{}:{}: mysql.auth_user: \"{}\" is not defined in [[users]]", file,
                                   root_table["mysql"]["auth_user"].node()->source().begin.line, cfg->mysql.auth_user));

@@ -96,6 +96,16 @@ struct PostgresListener {
   std::string server_reset_query = "DISCARD ALL";
   bool server_reset_query_always = false;
   std::uint32_t max_prepared_statements = 256;  // per server connection (LRU)
+  // Users absent from [[users]]: with auth_user (a [[users]] entry whose server role may read
+  // the query's catalog), Sluice runs auth_query on the primary with the user's name as $1 and
+  // takes the secret (SCRAM verifier or md5 hash) from its first column; a second column, when
+  // true, marks the role expired. auth_dbname: where the query runs ("" = the database the client
+  // asked for).
+  std::string auth_user;
+  std::string auth_query =
+      "SELECT rolpassword, rolvaliduntil IS NOT NULL AND rolvaliduntil < now() FROM pg_catalog.pg_authid "
+      "WHERE rolname = $1 AND rolcanlogin";
+  std::string auth_dbname;
 };
 
 struct MysqlListener {

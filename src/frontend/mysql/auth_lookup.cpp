@@ -13,46 +13,7 @@ namespace sluice::frontend::mysql {
 
 namespace asio = boost::asio;
 
-LearnedUsers& learned_users() {
-  static LearnedUsers r;
-  return r;
-}
-
-bool LearnedUsers::find(const std::string& user, std::shared_ptr<const pool::Credentials>& out) const {
-  std::lock_guard lock(mu_);
-  auto it = users_.find(user);
-  if (it == users_.end()) return false;
-  auto age = Clock::now() - it->second.at;
-  if (age > (it->second.creds ? kTtl : kNegativeTtl)) return false;
-  out = it->second.creds;
-  return true;
-}
-
-std::shared_ptr<const pool::Credentials> LearnedUsers::remember(const std::string& user,
-                                                                const std::string& stage2_hex) {
-  std::shared_ptr<const pool::Credentials> creds;
-  std::optional<std::string> stage2;
-  if (stage2_hex.size() == 41 && stage2_hex[0] == '*')
-    stage2 = crypto::hex_decode(std::string_view(stage2_hex).substr(1));
-  std::lock_guard lock(mu_);
-  auto it = users_.find(user);
-  if (it != users_.end() && it->second.creds && it->second.stage2_hex == stage2_hex) {
-    creds = it->second.creds;  // unchanged: keep what it learned
-  } else if (stage2 && stage2->size() == 20) {
-    auto c = std::make_shared<pool::Credentials>();
-    c->user = user;
-    c->mysql_stage2 = *stage2;
-    creds = std::move(c);
-  }
-  if (users_.size() >= kMaxUsers && it == users_.end()) users_.erase(users_.begin());  // bounded
-  users_[user] = Entry{creds, stage2_hex, Clock::now()};
-  return creds;
-}
-
-void LearnedUsers::forget(const std::string& user) {
-  std::lock_guard lock(mu_);
-  users_.erase(user);
-}
+LearnedUsers& learned_users() { return frontend::learned_users(config::Protocol::Mysql); }
 
 namespace {
 
@@ -139,7 +100,14 @@ asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(stat
       hash = r;
       break;
     }
-  co_return learned_users().remember(user, hash);
+  co_return learned_users().remember(user, hash, [&]() -> std::shared_ptr<const pool::Credentials> {
+    auto stage2 = crypto::hex_decode(std::string_view(hash).substr(1));
+    if (!stage2 || stage2->size() != 20) return nullptr;
+    auto c = std::make_shared<pool::Credentials>();
+    c->user = user;
+    c->mysql_stage2 = *stage2;
+    return c;
+  });
 }
 
 }  // namespace sluice::frontend::mysql

@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "src/frontend/common/learned_users.hpp"
 #include "src/pool/credentials.hpp"
 
 namespace sluice::state {
@@ -23,30 +24,7 @@ class Snapshot;
 
 namespace sluice::frontend::mysql {
 
-class LearnedUsers {
- public:
-  using Clock = std::chrono::steady_clock;
-  static constexpr std::size_t kMaxUsers = 10'000;
-  static constexpr Clock::duration kTtl = std::chrono::seconds(30), kNegativeTtl = std::chrono::seconds(5);
-
-  // `known`: whether an entry (positive or negative) is still fresh; then `out` holds it.
-  bool find(const std::string& user, std::shared_ptr<const pool::Credentials>& out) const;
-  // A user's credentials (null: the server has no usable hash for it). The same object is kept
-  // when the hash did not change, so what it learned (SHA1(password)) stays.
-  std::shared_ptr<const pool::Credentials> remember(const std::string& user, const std::string& stage2_hex);
-  void forget(const std::string& user);
-
- private:
-  struct Entry {
-    std::shared_ptr<const pool::Credentials> creds;
-    std::string stage2_hex;
-    Clock::time_point at;
-  };
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Entry> users_;
-};
-
-// The process's learned users ([mysql] auth_user's lookups).
+// The MySQL front end's learned users.
 LearnedUsers& learned_users();
 
 // The credentials of `user` from the server (see above), or null.

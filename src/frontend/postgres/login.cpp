@@ -2,6 +2,8 @@
 // the StartupMessage), authentication, and login (pool choice, ParameterStatus, BackendKeyData).
 #include "src/frontend/postgres/client_session.hpp"
 
+#include "src/frontend/postgres/auth_lookup.hpp"
+
 namespace sluice::frontend::pg {
 
 awaitable<bool> Session::startup() {
@@ -163,13 +165,22 @@ awaitable<bool> Session::authenticate() {
   std::optional<config::AuthMethod> method;
   if (!co_await check_access(method)) co_return false;
   auto it = snap_->credentials.find(user_);
-  if (it == snap_->credentials.end()) {
+  if (it != snap_->credentials.end()) {
+    creds_ = it->second;
+  } else if (!snap_->config->postgres.auth_user.empty()) {
+    // auth_query (auth_lookup.hpp); a user it does not find goes through a SCRAM exchange no
+    // password passes, as PostgreSQL's mock authentication: the same answer as a wrong password.
+    creds_ = co_await lookup_pg_user(ctx_, *snap_, user_, database_, client_.get_executor());
+    if (!creds_) {
+      creds_ = mock_credentials(user_);
+      method = config::AuthMethod::ScramSha256;  // whatever a rule says: nothing may let it in
+    }
+  } else {
     co_await throttle_failed_login();
     co_await send_error("FATAL", "28000", fmt::format("role \"{}\" does not exist", user_),
                         "add the user to [[users]] in Sluice's configuration");
     co_return false;
   }
-  creds_ = it->second;
   // Client certificates: the listener's tls_client_cert, and `auth = "cert"` users.
   std::optional<std::string> cn;
   auto verdict = net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, snap_->config->postgres.tls.client_cert,
