@@ -213,3 +213,55 @@ rate_limit_action = "refuse"
   rows = show_limits(s);
   CHECK(std::stoi(rows["queries_per_second_per_user/*"].queued) >= 30);
 }
+
+TEST_CASE(
+    "requests per second in session pooling: refused with 53400 (simple and extended), queued, and a "
+    "transaction counts once") {
+  SluiceProcess s(R"(
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_mode = "session"
+pool_size = 4
+[limits]
+queries_per_second_per_user = 5
+rate_limit_action = "refuse"
+)",
+                  kAdmin);
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  int refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    PGresult* r = PQexec(c.c, "SELECT 1");
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
+      CHECK(std::string(sqlstate(r)) == "53400");
+      ++refused;
+    }
+    PQclear(r);
+  }
+  CHECK(refused >= 10);
+  CHECK(PQtransactionStatus(c.c) == PQTRANS_IDLE);
+  const char* params[1] = {"7"};
+  PGresult* r = PQexecParams(c.c, "SELECT $1::int", 1, nullptr, params, nullptr, nullptr, 0);
+  CHECK(std::string(sqlstate(r)) == "53400");
+  PQclear(r);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  r = PQexecParams(c.c, "SELECT $1::int", 1, nullptr, params, nullptr, nullptr, 0);
+  CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+  PQclear(r);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK(c.exec("BEGIN"));
+  for (int i = 0; i < 20; ++i) CHECK(c.scalar("SELECT 1") == "1");
+  CHECK(c.exec("COMMIT"));
+  // Queue: 60 requests at 20 a second after a burst of 20: no less than about 2 s, none refused.
+  CHECK(console(s, "SET limits.rate_limit_action = 'queue'").empty());
+  CHECK(console(s, "SET limits.queries_per_second_per_user = 20").empty());
+  CHECK(console(s, "SET limits.rate_limit_max_wait = '5s'").empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto t0 = std::chrono::steady_clock::now();
+  int failed = 0;
+  for (int i = 0; i < 60; ++i)
+    if (c.scalar("SELECT 1") != "1") ++failed;
+  CHECK(failed == 0);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= 1.8);
+}

@@ -56,6 +56,9 @@ struct Context {
   access::Allowlist firewall_list;  // [firewall] fingerprints per user (allowlist_file)
   // Whether statements go through the firewall (rules, or a mode other than "off").
   bool firewall_on() const { return firewall_on_.load(std::memory_order_relaxed); }
+  // Whether any request rate ([limits] queries_per_second_*, a user's queries_per_second) is set
+  // in the running configuration: sessions that keep an older snapshot ask this first.
+  bool rates_on() const { return rates_on_.load(std::memory_order_relaxed); }
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
@@ -72,6 +75,7 @@ struct Context {
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> cache_on_{false};
   std::atomic<bool> firewall_on_{false};
+  std::atomic<bool> rates_on_{false};
   std::shared_ptr<const cache::Policy> policy_;
 };
 

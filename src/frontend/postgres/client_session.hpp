@@ -60,6 +60,7 @@ enum class Outcome {
   FreeDatabases,
   CheckPins,      // quiet and pinned, after a statement that may have ended what pins: ask the server
   PrepareListen,  // a LISTEN is about to go to the server: the listening connection listens first
+  RateWait,       // [limits] queue: a session-mode request waits rate_wait_ before it goes
 };
 
 class Session final : public TendedSession {
@@ -308,6 +309,9 @@ class Session final : public TendedSession {
   // [firewall] for Query or Parse `f` (attached): true when it was refused (the relay answers
   // it as a failed statement; the frame is not sent).
   bool refused_by_firewall(const wire::Frame& f);
+  // [limits] rate for a request a session-mode client starts outside a transaction (attached,
+  // between transactions): the relay refuses it (53400) or the wait is set for RateWait.
+  std::optional<Outcome> rate_limit_attached(const wire::Frame& f);
   awaitable<bool> authenticate();
 
   // ---- stage: login (pool choice, ParameterStatus, BackendKeyData) --------------------------
@@ -447,7 +451,9 @@ class Session final : public TendedSession {
     stopping_ = true;
     return o;
   }
-  static bool is_work_before_send(Outcome o) { return o == Outcome::FreeDatabases || o == Outcome::PrepareListen; }
+  static bool is_work_before_send(Outcome o) {
+    return o == Outcome::FreeDatabases || o == Outcome::PrepareListen || o == Outcome::RateWait;
+  }
   awaitable<void> work_before_send(Outcome o);
   awaitable<Outcome> client_to_server();
   awaitable<Outcome> server_to_client();
@@ -528,6 +534,8 @@ class Session final : public TendedSession {
   std::string user_, database_;
   std::shared_ptr<const pool::Credentials> creds_;
   ClientLimits limits_;  // [limits]: connection places, request rate
+  std::size_t rate_checked_at_ = std::string::npos;  // the buffer offset of the request last counted
+  std::chrono::nanoseconds rate_wait_{0};
   std::shared_ptr<pool::Pool> pool_;
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::shared_ptr<pool::ServerConn> server_;

@@ -118,6 +118,29 @@ awaitable<bool> Session::rate_limited(const wire::Frame& f) {
   co_return false;
 }
 
+std::optional<Outcome> Session::rate_limit_attached(const wire::Frame& f) {
+  // A session-mode client keeps the snapshot it logged in with: the limits are the running ones.
+  auto snap = ctx_.snapshot();
+  auto r = limits_.request(ctx_.limits, snap->config->limits, user_, info_->addr);
+  if (r.refused) {
+    rate_checked_at_ = std::string::npos;  // answered: the next request may sit at this offset
+    const bool per_user = *r.refused == access::Limit::QueryRateUser;
+    std::string err;
+    wire::error_response(
+        err, "ERROR", "53400",
+        fmt::format("rate limit exceeded for {} \"{}\" (limits.{} = {}); try again", per_user ? "user" : "host",
+                    per_user ? user_ : info_->addr, access::to_string(*r.refused), r.limit));
+    relay_.refuse(f, std::move(err), server_out_);
+    in_begin_ += f.size();
+    return std::nullopt;
+  }
+  if (r.wait.count() > 0) {
+    rate_wait_ = r.wait;
+    return Outcome::RateWait;
+  }
+  return std::nullopt;
+}
+
 bool Session::refused_by_firewall(const wire::Frame& f) {
   std::string_view text;
   if (f.type == wire::fe::Query) {

@@ -39,10 +39,11 @@ class Relay {
 
   // Client -> server. `f` is one complete client message; output goes to `server_out`.
   Verdict client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out);
-  // Query or Parse `f` refused by Sluice (the firewall) with ErrorResponse `error`, answered as
-  // the server answers a failed statement: in a transaction a stand-in that fails goes to the
-  // server (so the transaction fails there too) and its error is replaced by `error`; a Parse
-  // outside one is answered here; what follows a failed Parse is skipped until Sync.
+  // Query or an extended-protocol message `f` refused by Sluice (the firewall, a rate limit) with
+  // ErrorResponse `error`, answered as the server answers a failed request: in a transaction a
+  // stand-in that fails goes to the server (so the transaction fails there too) and its error is
+  // replaced by `error`; outside one an extended request is answered here; what follows is
+  // skipped until Sync.
   void refuse(const wire::Frame& f, std::string error, std::string& server_out);
   // Server -> client: consumes `chunk`, appends what the client must see to `client_out`.
   Verdict server_bytes(wire::Bytes chunk, pool::ServerConn& server, std::string& client_out);

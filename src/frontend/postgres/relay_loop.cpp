@@ -10,8 +10,15 @@ namespace sluice::frontend::pg {
 // What forward_buffered() asks for before the translated messages may go to the server: free
 // the databases a CREATE/DROP DATABASE needs, or have the listening connection listen first.
 awaitable<void> Session::work_before_send(Outcome o) {
-  if (o == Outcome::FreeDatabases) co_await free_databases();
-  else co_await prepare_listen();
+  if (o == Outcome::FreeDatabases) {
+    co_await free_databases();
+  } else if (o == Outcome::RateWait) {
+    asio::steady_timer t(client_.get_executor(), rate_wait_);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+  } else {
+    co_await prepare_listen();
+  }
 }
 
 awaitable<Outcome> Session::client_to_server() {
@@ -116,6 +123,14 @@ std::optional<Outcome> Session::forward_buffered() {
       return Outcome::FreeDatabases;  // first free_databases(), then this message again
     }
     exclusive_checked_at_ = std::string::npos;
+    if (mode_ == config::PoolMode::Session && ctx_.rates_on() && in_begin_ != rate_checked_at_ &&
+        relay_.at_boundary() && relay_.tx_status() == 'I' &&
+        (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind ||
+         f.type == wire::fe::Execute)) [[unlikely]] {
+      rate_checked_at_ = in_begin_;
+      if (auto o = rate_limit_attached(f)) return o;
+      continue;  // refused (answered by the relay), or it may go now: look at it again
+    }
     if (ctx_.firewall_on() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) [[unlikely]] {
       if (refused_by_firewall(f)) {
         in_begin_ += f.size();
@@ -130,6 +145,7 @@ std::optional<Outcome> Session::forward_buffered() {
       else journal_.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
     }
     in_begin_ += f.size();
+    rate_checked_at_ = std::string::npos;  // that request went: the next one at this offset counts
     if (routing_.route.replica && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
       batch_sent_ = true;
       return std::nullopt;
@@ -604,6 +620,7 @@ awaitable<bool> Session::serve() {
         co_return false;
       case Outcome::FreeDatabases:  // handled inside relay_attached
       case Outcome::PrepareListen:  // handled inside relay_attached
+      case Outcome::RateWait:       // handled inside relay_attached
       case Outcome::CheckPins:      // handled above
         break;
       case Outcome::StatementMode:
