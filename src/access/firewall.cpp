@@ -1,6 +1,8 @@
 // Firewall rules, allow-list and decisions (firewall.hpp).
 #include "src/access/firewall.hpp"
 
+#include "src/access/match.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <re2/re2.h>
@@ -15,23 +17,6 @@
 
 namespace sluice::access {
 namespace {
-
-bool in(const std::vector<std::string>& list, std::string_view v) {
-  return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
-}
-
-bool user_in(const std::vector<std::string>& list, std::string_view user, const std::vector<std::string>* groups) {
-  if (list.empty()) return true;
-  for (auto& u : list) {
-    if (u.size() > 1 && u[0] == '+') {
-      if (groups && std::find(groups->begin(), groups->end(), std::string_view(u).substr(1)) != groups->end())
-        return true;
-    } else if (u == user) {
-      return true;
-    }
-  }
-  return false;
-}
 
 // Escapes for the allow-list file: one entry per line, fields separated by a tab.
 std::string escape(std::string_view s) {
@@ -112,7 +97,7 @@ std::optional<std::pair<std::size_t, bool>> FirewallRules::match(const FirewallR
     const Rule& r = rules_[i];
     const auto& d = r.def;
     if (d.protocol && *d.protocol != req.protocol) continue;
-    if (!user_in(d.users, req.user, req.groups) || !in(d.databases, req.database)) continue;
+    if (!user_listed(d.users, req.user, req.groups) || !listed(d.databases, req.database)) continue;
     if (!d.addresses.empty()) {
       if (!addr_parsed) addr = config::IpAddress::parse(req.address), addr_parsed = true;
       bool hit = false;
@@ -125,12 +110,13 @@ std::optional<std::pair<std::size_t, bool>> FirewallRules::match(const FirewallR
         kinds_known = true;
       }
       bool hit = false;
-      for (std::size_t k = 0; k < verbs.size() && !hit; ++k) hit = in(d.kinds, verbs[k]) || in(d.kinds, kinds[k]);
+      for (std::size_t k = 0; k < verbs.size() && !hit; ++k)
+        hit = listed(d.kinds, verbs[k]) || listed(d.kinds, kinds[k]);
       if (!hit) continue;
     }
     if (!d.tables.empty()) {
       bool hit = false;
-      for (auto& t : tables) hit = hit || in(d.tables, t);
+      for (auto& t : tables) hit = hit || listed(d.tables, t);
       if (!hit) continue;
     }
     if (!d.fingerprint.empty() && d.fingerprint != fingerprint) continue;

@@ -1,6 +1,8 @@
 // [[access]] rule matching and counting (rules.hpp).
 #include "src/access/rules.hpp"
 
+#include "src/access/match.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -22,23 +24,6 @@ std::string cidrs_text(const std::vector<config::Cidr>& v) {
 
 const char* tls_text(config::AccessTls t) {
   return t == config::AccessTls::Required ? "required" : t == config::AccessTls::Forbidden ? "forbidden" : "any";
-}
-
-bool in(const std::vector<std::string>& list, std::string_view v) {
-  return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
-}
-
-bool user_matches(const std::vector<std::string>& list, std::string_view user, const std::vector<std::string>* groups) {
-  if (list.empty()) return true;
-  for (auto& u : list) {
-    if (u.size() > 1 && u[0] == '+') {
-      if (groups && std::find(groups->begin(), groups->end(), std::string_view(u).substr(1)) != groups->end())
-        return true;
-    } else if (u == user) {
-      return true;
-    }
-  }
-  return false;
 }
 
 }  // namespace
@@ -72,8 +57,8 @@ Verdict Rules::decide(const Request& q) const {
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const Rule& r = rules_[i];
     if (r.def.protocol && *r.def.protocol != q.protocol) continue;
-    if (!in(r.def.databases, q.database)) continue;
-    if (!user_matches(r.def.users, q.user, q.groups)) continue;
+    if (!listed(r.def.databases, q.database)) continue;
+    if (!user_listed(r.def.users, q.user, q.groups)) continue;
     if (!matches_address(r, addr)) continue;
     if ((r.def.tls == config::AccessTls::Required && !q.tls) || (r.def.tls == config::AccessTls::Forbidden && q.tls))
       continue;

@@ -312,6 +312,8 @@ class Session final : public TendedSession {
   // [limits] rate for a request a session-mode client starts outside a transaction (attached,
   // between transactions): the relay refuses it (53400) or the wait is set for RateWait.
   std::optional<Outcome> rate_limit_attached(const wire::Frame& f);
+  // The ErrorResponse (53400) for a refused request.
+  std::string rate_refusal(const ClientLimits::Rate& r) const;
   awaitable<bool> authenticate();
 
   // ---- stage: login (pool choice, ParameterStatus, BackendKeyData) --------------------------

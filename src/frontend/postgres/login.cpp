@@ -95,12 +95,7 @@ awaitable<bool> Session::take_connection_places() {
 awaitable<bool> Session::rate_limited(const wire::Frame& f) {
   auto r = limits_.request(ctx_.limits, snap_->config->limits, user_, info_->addr);
   if (r.refused) {
-    const bool per_user = *r.refused == access::Limit::QueryRateUser;
-    std::string out;
-    wire::error_response(
-        out, "ERROR", "53400",
-        fmt::format("rate limit exceeded for {} \"{}\" (limits.{} = {}); try again", per_user ? "user" : "host",
-                    per_user ? user_ : info_->addr, access::to_string(*r.refused), r.limit));
+    std::string out = rate_refusal(r);
     if (f.type == wire::fe::Query) {
       in_begin_ += f.size();
       wire::ready_for_query(out, 'I');
@@ -118,18 +113,23 @@ awaitable<bool> Session::rate_limited(const wire::Frame& f) {
   co_return false;
 }
 
+std::string Session::rate_refusal(const ClientLimits::Rate& r) const {
+  const bool per_user = *r.refused == access::Limit::QueryRateUser;
+  std::string out;
+  wire::error_response(
+      out, "ERROR", "53400",
+      fmt::format("rate limit exceeded for {} \"{}\" (limits.{} = {}); try again", per_user ? "user" : "host",
+                  per_user ? user_ : info_->addr, access::to_string(*r.refused), r.limit));
+  return out;
+}
+
 std::optional<Outcome> Session::rate_limit_attached(const wire::Frame& f) {
   // A session-mode client keeps the snapshot it logged in with: the limits are the running ones.
   auto snap = ctx_.snapshot();
   auto r = limits_.request(ctx_.limits, snap->config->limits, user_, info_->addr);
   if (r.refused) {
     rate_checked_at_ = std::string::npos;  // answered: the next request may sit at this offset
-    const bool per_user = *r.refused == access::Limit::QueryRateUser;
-    std::string err;
-    wire::error_response(
-        err, "ERROR", "53400",
-        fmt::format("rate limit exceeded for {} \"{}\" (limits.{} = {}); try again", per_user ? "user" : "host",
-                    per_user ? user_ : info_->addr, access::to_string(*r.refused), r.limit));
+    std::string err = rate_refusal(r);
     relay_.refuse(f, std::move(err), server_out_);
     in_begin_ += f.size();
     return std::nullopt;
