@@ -192,6 +192,9 @@ class Session final : public TendedSession {
   // [firewall] for the COM_QUERY / COM_STMT_PREPARE in io_: false when denied (1142 sent; the
   // client stays).
   awaitable<bool> firewall_allows();
+  // Both, as they apply to command `cmd` (COM_QUERY: rate and firewall; COM_STMT_EXECUTE: rate;
+  // COM_STMT_PREPARE: firewall): false when one refused it (answered; the client stays).
+  awaitable<bool> front_door(std::uint8_t cmd);
 
   // Finds the pool for `db` (or a default one without a database) and checks that the server
   // knows the schema, as a direct login would.

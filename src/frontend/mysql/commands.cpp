@@ -209,28 +209,26 @@ awaitable<bool> Session::read_command() {
 
 awaitable<bool> Session::dispatch() {
   std::uint8_t cmd = static_cast<std::uint8_t>(io_.payload()[0]);
+  // The front door's per-command checks ([limits] rates, [firewall]): one await site, taken only
+  // when one of them is on (each co_await site grows this frame, which Asio recycles under 1 KiB).
+  if ((cmd == my::com::QUERY || cmd == my::com::STMT_EXECUTE || cmd == my::com::STMT_PREPARE) &&
+      (limits_.limited(cfg_->limits) || ctx_.firewall_on())) [[unlikely]] {
+    if (!co_await front_door(cmd)) co_return sock_.is_open();
+  }
   switch (cmd) {
     case my::com::QUIT:
       co_return false;
     case my::com::PING:
       co_return co_await send_ok();
     case my::com::QUERY:
-      if (limits_.limited(cfg_->limits) && !co_await rate_limit()) [[unlikely]]
-        co_return sock_.is_open();
-      if (ctx_.firewall_on() && !co_await firewall_allows()) [[unlikely]]
-        co_return sock_.is_open();
       co_return co_await com_query();
     case my::com::INIT_DB:
     case my::com::FIELD_LIST:
     case my::com::STATISTICS:
       co_return co_await forward_simple(cmd);
     case my::com::STMT_PREPARE:
-      if (ctx_.firewall_on() && !co_await firewall_allows()) [[unlikely]]
-        co_return sock_.is_open();
       co_return co_await com_prepare();
     case my::com::STMT_EXECUTE:
-      if (limits_.limited(cfg_->limits) && !co_await rate_limit()) [[unlikely]]
-        co_return sock_.is_open();
       co_return co_await com_execute();
     case my::com::STMT_SEND_LONG_DATA:
       co_return co_await com_long_data();

@@ -189,6 +189,12 @@ awaitable<bool> Session::rate_limit() {
   co_return true;
 }
 
+awaitable<bool> Session::front_door(std::uint8_t cmd) {
+  if (cmd != my::com::STMT_PREPARE && limits_.limited(cfg_->limits) && !co_await rate_limit()) co_return false;
+  if (cmd != my::com::STMT_EXECUTE && ctx_.firewall_on() && !co_await firewall_allows()) co_return false;
+  co_return true;
+}
+
 awaitable<bool> Session::firewall_allows() {
   const auto& lexed = w().analysis_.of(std::string_view(io_.payload()).substr(1), sql::Dialect::Mysql);
   auto denied = firewall_check(ctx_, *snap_, config::Protocol::Mysql, info_->id, user_, schema_, info_->addr, lexed);
