@@ -736,6 +736,7 @@ TEST_CASE("users absent from Sluice's file, looked up on the server (auth_user):
   REQUIRE(root.exec("SET SESSION sql_log_bin = 0"));  // the lookup reads the primary only
   REQUIRE(root.exec("CREATE OR REPLACE USER 'learned'@'%' IDENTIFIED BY 'l pass'"));
   REQUIRE(root.exec("GRANT ALL ON app.* TO 'learned'@'%'"));
+  REQUIRE(root.exec("CREATE OR REPLACE USER 'learned_old'@'%' IDENTIFIED BY 'o pass' PASSWORD EXPIRE"));
   REQUIRE(root.exec("CREATE OR REPLACE USER 'sluice_auth'@'%' IDENTIFIED BY 'authpw'"));
   REQUIRE(root.exec("GRANT SELECT ON mysql.* TO 'sluice_auth'@'%'"));
   std::string want;
@@ -768,6 +769,10 @@ TEST_CASE("users absent from Sluice's file, looked up on the server (auth_user):
       My nobody(s.my_port(), "no_such_user_anywhere", "x");
       CHECK_FALSE(nobody.ok);
       CHECK(nobody.err() == 1045);
+      // An account whose password expired is refused like an unknown one.
+      My old(s.my_port(), "learned_old", "o pass");
+      CHECK_FALSE(old.ok);
+      CHECK(old.err() == 1045);
       // COM_CHANGE_USER to it from a configured user, and back.
       My a(s.my_port());
       REQUIRE(a.ok);

@@ -83,7 +83,7 @@ asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(stat
   std::string cmd;
   my::build_command(cmd, my::com::QUERY,
                     "SELECT authentication_string FROM mysql.user WHERE User = " + hex_literal(user) +
-                        " AND plugin IN ('mysql_native_password', '')");
+                        " AND plugin IN ('mysql_native_password', '') AND password_expired = 'N'");
   std::optional<std::vector<std::string>> rows;
   if (co_await io.write(cmd, 0)) rows = co_await first_column(io);
   pool->release(std::move(lease.conn), rows.has_value());
