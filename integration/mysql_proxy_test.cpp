@@ -737,6 +737,10 @@ TEST_CASE("users absent from Sluice's file, looked up on the server (auth_user):
   REQUIRE(root.exec("CREATE OR REPLACE USER 'learned'@'%' IDENTIFIED BY 'l pass'"));
   REQUIRE(root.exec("GRANT ALL ON app.* TO 'learned'@'%'"));
   REQUIRE(root.exec("CREATE OR REPLACE USER 'learned_old'@'%' IDENTIFIED BY 'o pass' PASSWORD EXPIRE"));
+  if (root.scalar("SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'") == "0")
+    REQUIRE(root.exec("INSTALL SONAME 'auth_ed25519'"));
+  REQUIRE(root.exec("CREATE OR REPLACE USER 'learned_ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed learn pw')"));
+  REQUIRE(root.exec("GRANT ALL ON app.* TO 'learned_ed'@'%'"));
   REQUIRE(root.exec("CREATE OR REPLACE USER 'sluice_auth'@'%' IDENTIFIED BY 'authpw'"));
   REQUIRE(root.exec("GRANT SELECT ON mysql.* TO 'sluice_auth'@'%'"));
   std::string want;
@@ -769,6 +773,16 @@ TEST_CASE("users absent from Sluice's file, looked up on the server (auth_user):
       My nobody(s.my_port(), "no_such_user_anywhere", "x");
       CHECK_FALSE(nobody.ok);
       CHECK(nobody.err() == 1045);
+      // An ed25519 account: its clients are switched to caching_sha2_password's full path, the
+      // password is checked against the account's public key and signs Sluice's server logins.
+      {
+        My ed(s.my_port(), "learned_ed", "ed learn pw");
+        REQUIRE_MESSAGE(ed.ok, ed.error());
+        CHECK(ed.scalar("SELECT CURRENT_USER()") == "learned_ed@%");
+        My ed_bad(s.my_port(), "learned_ed", "wrong");
+        CHECK_FALSE(ed_bad.ok);
+        CHECK(ed_bad.err() == 1045);
+      }
       // An account whose password expired is refused like an unknown one.
       My old(s.my_port(), "learned_old", "o pass");
       CHECK_FALSE(old.ok);

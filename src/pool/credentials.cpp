@@ -36,6 +36,17 @@ void Credentials::set_sha2_cached() const {
   sha2_cached_ = true;
 }
 
+std::string Credentials::password() const {
+  if (!plaintext.empty()) return plaintext;
+  std::lock_guard lock(mu_);
+  return recovered_password_;
+}
+
+void Credentials::remember_password(const std::string& pw) const {
+  std::lock_guard lock(mu_);
+  recovered_password_ = pw;
+}
+
 std::shared_ptr<const Credentials> make_credentials(const config::User& user, const std::string& file) {
   auto c = std::make_shared<Credentials>();
   c->user = user.name;

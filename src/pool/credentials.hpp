@@ -19,6 +19,14 @@ struct Credentials {
   std::string md5_secret;                // "md5" + 32 hex, when known
   std::optional<pg::ScramSecret> scram;  // from the verifier, or derived from the plaintext
   std::string mysql_stage2;              // SHA1(SHA1(password)), 20 bytes, from plaintext or *HEX
+  // A MariaDB ed25519 account learned from the server ([mysql] auth_user): its 32-byte public
+  // key. Its clients must send the password itself (caching_sha2_password's full path), which
+  // is checked against this key and then kept for logging in to the servers (password()).
+  std::string ed25519_public;
+
+  // The plaintext password: configured, or recovered from a client (remember_password).
+  std::string password() const;
+  void remember_password(const std::string& pw) const;
 
   // ClientKey recovered from a client's SCRAM proof: lets Sluice log in to a server that holds
 
@@ -39,6 +47,7 @@ struct Credentials {
   mutable std::mutex mu_;
   mutable std::optional<crypto::Digest32> client_key_;
   mutable std::optional<std::string> mysql_stage1_;
+  mutable std::string recovered_password_;
   mutable bool sha2_cached_ = false;
 };
 

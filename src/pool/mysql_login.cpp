@@ -17,7 +17,7 @@ constexpr std::size_t kMaxLoginMessage = 1u << 20;
 // The scramble for `plugin`, or nullopt when the configured secret cannot produce it.
 std::optional<std::string> scramble_for(const std::string& plugin, const Credentials& creds, std::string_view nonce) {
   if (plugin == "mysql_native_password") {
-    if (!creds.plaintext.empty()) return my::native_scramble(creds.plaintext, nonce);
+    if (auto pw = creds.password(); !pw.empty()) return my::native_scramble(pw, nonce);
     auto stage1 = creds.mysql_stage1();
     if (!stage1) return std::nullopt;
     auto mix = crypto::sha1_raw(std::string(nonce.substr(0, 20)) + crypto::sha1_raw(*stage1));
@@ -26,12 +26,14 @@ std::optional<std::string> scramble_for(const std::string& plugin, const Credent
     return out;
   }
   if (plugin == "caching_sha2_password") {
-    if (creds.plaintext.empty()) return std::nullopt;
-    return my::sha2_scramble(creds.plaintext, nonce);
+    auto pw = creds.password();
+    if (pw.empty()) return std::nullopt;
+    return my::sha2_scramble(pw, nonce);
   }
   if (plugin == "client_ed25519") {  // MariaDB: a signature of the 32-byte scramble
-    if (creds.plaintext.empty() || nonce.size() < 32) return std::nullopt;
-    return my::ed25519_sign(creds.plaintext, nonce.substr(0, 32));
+    auto pw = creds.password();
+    if (pw.empty() || nonce.size() < 32) return std::nullopt;
+    return my::ed25519_sign(pw, nonce.substr(0, 32));
   }
   return std::nullopt;
 }
@@ -250,12 +252,12 @@ LoginStep MysqlLogin::on_auth(std::string& out) {
     auto data = my::as_sv(p.subspan(1));
     if (data == "\x03") return LoginStep::Receive;  // fast authentication succeeded: OK follows
     if (data == "\x04" && tls_on_) {                // full authentication over TLS: the password itself
-      reply = creds_->plaintext;
+      reply = creds_->password();
       reply.push_back('\0');
     } else if (data == "\x04") {  // full authentication: ask for the public key
       reply = "\x02";
     } else if (data.rfind("-----BEGIN", 0) == 0) {
-      std::string pw = creds_->plaintext;
+      std::string pw = creds_->password();
       pw.push_back('\0');
       auto enc = crypto::rsa_encrypt_oaep(data, my::xor_with_nonce(pw, nonce_));
       if (!enc)

@@ -6,6 +6,7 @@
 
 #include "protocols/common/crypto.hpp"
 #include "protocols/mysql/codec.hpp"
+#include "protocols/mysql/ed25519.hpp"
 #include "src/frontend/mysql/client_auth.hpp"
 #include "src/pool/credentials.hpp"
 
@@ -141,4 +142,30 @@ TEST_CASE("a learned user whose scramble fails is looked up once more (the passw
   CHECK(d.start("mysql_native_password", my::native_scramble("new", kNonce)).kind == Kind::Denied);
   auto e = make(old_creds, "mysql_native_password", false, true);
   CHECK(e.start("mysql_native_password", "").kind == Kind::Denied);
+}
+
+TEST_CASE("a learned ed25519 account: switched to caching_sha2_password's full path, checked against its key") {
+  auto learned_ed = [] {
+    auto c = std::make_shared<pool::Credentials>();
+    c->user = "ed";
+    c->ed25519_public = my::ed25519_public_key("ed pw");
+    return std::shared_ptr<const pool::Credentials>(c);
+  };
+  auto creds = learned_ed();
+  auto a = make(creds, "mysql_native_password", /*tls=*/true, /*learned=*/true);
+  auto s = a.start("mysql_native_password", my::native_scramble("ed pw", kNonce));
+  REQUIRE(s.kind == Kind::Ask);
+  CHECK(s.packet == switch_to("caching_sha2_password"));
+  s = a.resume(my::sha2_scramble("ed pw", kNonce));
+  REQUIRE(s.kind == Kind::Ask);
+  CHECK(s.packet == std::string("\x01\x04", 2));  // full authentication, every time
+  s = a.resume(std::string("ed pw\0", 6));
+  CHECK(s.kind == Kind::Accepted);
+  CHECK(creds->password() == "ed pw");  // kept: Sluice signs its server logins with it
+
+  auto wrong = learned_ed();
+  auto b = make(wrong, "caching_sha2_password", true, true);
+  REQUIRE(b.start("caching_sha2_password", my::sha2_scramble("nope", kNonce)).kind == Kind::Ask);
+  CHECK(b.resume(std::string("nope\0", 5)).kind == Kind::Denied);
+  CHECK(wrong->password().empty());
 }

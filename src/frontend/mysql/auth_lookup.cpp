@@ -81,9 +81,10 @@ asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(stat
   pool::MysqlIo io(lease.conn->sock, 1u << 20);
   io.set_tls(lease.conn->tls.get());
   std::string cmd;
-  my::build_command(cmd, my::com::QUERY,
-                    "SELECT authentication_string FROM mysql.user WHERE User = " + hex_literal(user) +
-                        " AND plugin IN ('mysql_native_password', '') AND password_expired = 'N'");
+  my::build_command(
+      cmd, my::com::QUERY,
+      "SELECT CONCAT(plugin, ':', authentication_string) FROM mysql.user WHERE User = " + hex_literal(user) +
+          " AND plugin IN ('mysql_native_password', '', 'ed25519') AND password_expired = 'N'");
   std::optional<std::vector<std::string>> rows;
   if (co_await io.write(cmd, 0)) rows = co_await first_column(io);
   pool->release(std::move(lease.conn), rows.has_value());
@@ -92,19 +93,35 @@ asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(stat
               io.error().empty() ? std::string("the query failed (privileges?)") : io.error());
     co_return nullptr;
   }
-  // Several host entries may carry different hashes: the first usable one is taken (the server
-  // itself checks the host when Sluice logs in).
-  std::string hash;
-  for (auto& r : *rows)
-    if (r.size() == 41 && r[0] == '*') {
-      hash = r;
+  // Several host entries may carry different secrets: the first usable one is taken (the server
+  // itself checks the host when Sluice logs in). Rows are "plugin:authentication_string".
+  std::string secret;
+  for (auto& r : *rows) {
+    auto colon = r.find(':');
+    if (colon == std::string::npos) continue;
+    std::string_view plugin(r.data(), colon), auth(r.data() + colon + 1, r.size() - colon - 1);
+    if ((plugin == "mysql_native_password" || plugin.empty()) && auth.size() == 41 && auth[0] == '*') {
+      secret = r;
       break;
     }
-  co_return learned_users().remember(user, hash, [&]() -> std::shared_ptr<const pool::Credentials> {
-    auto stage2 = crypto::hex_decode(std::string_view(hash).substr(1));
-    if (!stage2 || stage2->size() != 20) return nullptr;
+    if (plugin == "ed25519" && auth.size() == 43) {  // base64 of the 32-byte key, unpadded
+      secret = r;
+      break;
+    }
+  }
+  co_return learned_users().remember(user, secret, [&]() -> std::shared_ptr<const pool::Credentials> {
+    auto colon = secret.find(':');
+    std::string_view plugin(secret.data(), colon), auth(secret.data() + colon + 1, secret.size() - colon - 1);
     auto c = std::make_shared<pool::Credentials>();
     c->user = user;
+    if (plugin == "ed25519") {
+      auto key = crypto::base64_decode(std::string(auth) + "=");
+      if (!key || key->size() != 32) return nullptr;
+      c->ed25519_public = *key;
+      return c;
+    }
+    auto stage2 = crypto::hex_decode(auth.substr(1));
+    if (!stage2 || stage2->size() != 20) return nullptr;
     c->mysql_stage2 = *stage2;
     return c;
   });

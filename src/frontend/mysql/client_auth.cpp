@@ -2,6 +2,7 @@
 #include "src/frontend/mysql/client_auth.hpp"
 
 #include "protocols/mysql/codec.hpp"
+#include "protocols/mysql/ed25519.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -18,7 +19,8 @@ ClientAuth::ClientAuth(std::shared_ptr<const pool::Credentials> creds, std::stri
       tls_(tls),
       rsa_(rsa),
       learned_(learned) {
-  if (creds_->plaintext.empty()) plugin_ = kNative;  // a stored hash serves only this one
+  if (!creds_->ed25519_public.empty()) plugin_ = "caching_sha2_password";  // the password itself is needed
+  else if (creds_->plaintext.empty()) plugin_ = kNative;                   // a stored hash serves only this one
 }
 
 ClientAuth::Step ClientAuth::start(std::string client_plugin, std::string response) {
@@ -60,6 +62,10 @@ ClientAuth::Step ClientAuth::verify() {
     return denied_or_relookup();
   }
   // caching_sha2_password
+  if (!creds_->ed25519_public.empty()) {  // a learned ed25519 account: always the full path
+    state_ = State::Sha2Full;
+    return {Step::Ask, std::string("\x01\x04", 2)};
+  }
   if (creds_->plaintext.empty()) return response_.empty() ? Step{Step::Accepted, {}} : Step{Step::Denied, {}};
   if (creds_->sha2_cached()) {
     if (!my::sha2_verify(response_, nonce_, creds_->plaintext)) return {Step::Denied, {}};
@@ -85,6 +91,12 @@ ClientAuth::Step ClientAuth::sha2_full(std::string_view data) {
   }
   if (pw.empty() || pw.back() != '\0') return {Step::Denied, {}};
   pw.pop_back();
+  if (!creds_->ed25519_public.empty()) {
+    // The account's public key is the password's (MariaDB's ed25519): kept for the servers.
+    if (!crypto::equal_constant_time(my::ed25519_public_key(pw), creds_->ed25519_public)) return {Step::Denied, {}};
+    creds_->remember_password(pw);
+    return {Step::Accepted, {}};
+  }
   if (!crypto::equal_constant_time(pw, creds_->plaintext)) return {Step::Denied, {}};
   creds_->set_sha2_cached();
   return {Step::Accepted, {}};
