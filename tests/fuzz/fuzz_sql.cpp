@@ -1,6 +1,6 @@
 // libFuzzer target: the SQL lexer, classifier, normalizer, table extraction, statement
-// splitting, session-effect, database-DDL and MySQL statement inspection, and the cache's volatility check, in
-// both dialects.
+// splitting, fingerprints and verbs (the firewall), session-effect, database-DDL and MySQL statement inspection, and
+// the cache's volatility check, in both dialects.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -8,6 +8,7 @@
 #include "src/cache/policy.hpp"
 #include "src/sql/classify.hpp"
 #include "src/sql/database_ddl.hpp"
+#include "src/sql/fingerprint.hpp"
 #include "src/sql/lexer.hpp"
 #include "src/sql/mysql_sql.hpp"
 #include "src/sql/normalize.hpp"
@@ -24,6 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     sql::classify(text, d, {"my_write_fn"});
     sql::normalize(text, d);
     sql::tables(text, d);
+    auto lexed = sql::lex(text, d);
+    sql::fingerprint(lexed);  // the firewall's key
+    for (auto& v : sql::verbs(lexed)) sql::verb_kind(v);
     cache::uncacheable(text, d);
   }
   sql::split_statements(text);
