@@ -3,7 +3,9 @@
 scenario returns must be the same both ways. psycopg 3 (pipelines, server cursors, COPY, binary
 results, server-side prepared statements, LISTEN/NOTIFY, cancel), psycopg2 (named cursors read in
 chunks, COPY, notifications polled), PyMySQL (multi-statements, CALL with several result sets,
-unbuffered cursors, transactions). Debian's python3-psycopg, python3-psycopg2, python3-pymysql.
+unbuffered cursors, transactions). Then the front door as psycopg 3 and PyMySQL see it (an access
+rule's refusal, firewall denials as each driver's error, in a pipeline and a transaction).
+Debian's python3-psycopg, python3-psycopg2, python3-pymysql.
 
 usage: python_drivers_test.py <sluice binary>   (env: SLUICE_TEST_PORT_BASE, SLUICE_PG_PRIMARY_PORT,
 SLUICE_MY_PRIMARY_PORT); prints a doctest-style summary line.
@@ -416,6 +418,148 @@ MY_SCENARIOS = [
 ]
 
 
+FRONT_DOOR_CONFIG = f"""
+[general]
+workers = 2
+log_level = "warn"
+[postgres]
+listen = "127.0.0.1:{SLUICE_PG + 3}"
+[mysql]
+listen = "127.0.0.1:{SLUICE_MY + 3}"
+[[users]]
+name = "app"
+password = "app"
+[[users]]
+name = "blocked"
+password = "b"
+[clusters.pg]
+protocol = "postgres"
+primary = "127.0.0.1:{PG_PORT}"
+[clusters.my]
+protocol = "mysql"
+primary = "127.0.0.1:{MY_PORT}"
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_mode = "transaction"
+pool_size = 4
+[[pools]]
+database = "app"
+cluster = "my"
+pool_mode = "transaction"
+pool_size = 4
+[[access]]
+user = "blocked"
+action = "reject"
+[[access]]
+address = ["127.0.0.1", "::1"]
+action = "allow"
+[[firewall.rules]]
+kinds = ["drop", "truncate"]
+action = "deny"
+"""
+
+
+def front_door(binary, work):
+    """The front door as drivers see it (not differential: these answers are Sluice's own): the
+    refusal of an access rule, firewall denials as each driver's error class, inside a psycopg
+    pipeline (the pipeline goes on after its sync) and a transaction (which fails), and the
+    connection usable afterwards. Returns (passed, failed)."""
+    conf = os.path.join(work, "front_door.toml")
+    with open(conf, "w") as f:
+        f.write(FRONT_DOOR_CONFIG)
+    log = open(os.path.join(work, "front_door.log"), "w")
+    proc = subprocess.Popen([binary, "-c", conf], stderr=log)
+    dsn = f"host=127.0.0.1 port={SLUICE_PG + 3} dbname=app user=app password=app sslmode=disable"
+    passed = failed = 0
+
+    def check(name, ok, detail=""):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAILED front door: {name} {detail}")
+
+    try:
+        for _ in range(100):
+            try:
+                psycopg.connect(dsn).close()
+                break
+            except Exception:
+                time.sleep(0.1)
+        try:
+            psycopg.connect(dsn.replace("user=app password=app", "user=blocked password=b")).close()
+            check("access rule refuses psycopg", False, "connected")
+        except psycopg.OperationalError as e:
+            check("access rule refuses psycopg", "access rule 1 rejects connection" in str(e), str(e))
+        with psycopg.connect(dsn, autocommit=True) as c:
+            try:
+                c.execute("DROP TABLE IF EXISTS nothing_here")
+                check("psycopg: DROP denied", False, "ran")
+            except psycopg.errors.InsufficientPrivilege as e:
+                check("psycopg: DROP denied (42501)", "Sluice firewall" in str(e), str(e))
+            check("psycopg: connection usable", c.execute("SELECT 1").fetchone() == (1,))
+            # A pipeline: the denied statement fails its part; the pipeline goes on after the sync.
+            results = []
+            try:
+                with c.pipeline() as p:
+                    c.execute("SELECT 2")
+                    p.sync()
+                    try:
+                        c.execute("TRUNCATE nothing_here")
+                        p.sync()
+                    except psycopg.errors.InsufficientPrivilege:
+                        results.append("denied")
+                    results.append(c.execute("SELECT 3").fetchone()[0])
+            except psycopg.errors.InsufficientPrivilege:
+                results.append("denied at exit")
+            check("psycopg pipeline: denied, then on", results in (["denied", 3], [3, "denied at exit"]), str(results))
+        with psycopg.connect(dsn) as c:  # a transaction: the refusal fails it, as a server error would
+            c.execute("SELECT 4")
+            try:
+                c.execute("DROP TABLE nothing_here")
+            except psycopg.errors.InsufficientPrivilege:
+                pass
+            try:
+                c.execute("SELECT 5")
+                check("psycopg: transaction failed after the refusal", False, "ran")
+            except psycopg.errors.InFailedSqlTransaction:
+                check("psycopg: transaction failed after the refusal", True)
+            c.rollback()
+            check("psycopg: after rollback", c.execute("SELECT 6").fetchone() == (6,))
+        con = pymysql.connect(host="127.0.0.1", port=SLUICE_MY + 3, user="app", password="app", database="app")
+        try:
+            with con.cursor() as cur:
+                try:
+                    cur.execute("DROP TABLE IF EXISTS nothing_here")
+                    check("PyMySQL: DROP denied", False, "ran")
+                except pymysql.err.MySQLError as e:
+                    check("PyMySQL: DROP denied (1142)", e.args[0] == 1142, str(e))
+                cur.execute("SELECT 7")
+                check("PyMySQL: connection usable", cur.fetchone() == (7,))
+        finally:
+            con.close()
+        try:
+            pymysql.connect(host="127.0.0.1", port=SLUICE_MY + 3, user="blocked", password="b", database="app")
+            check("access rule refuses PyMySQL", False, "connected")
+        except pymysql.err.MySQLError as e:
+            check("access rule refuses PyMySQL (1130)", e.args[0] == 1130, str(e))
+    except Exception:
+        traceback.print_exc()
+        failed += 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        if failed:
+            sys.stderr.write(open(os.path.join(work, "front_door.log")).read()[-4000:])
+    return passed, failed
+
+
 def run_one(fn, target, limit=30):
     """fn(target) in a thread, bounded: a hang is a failure, not a stuck test run."""
     result = [("timeout", f"no answer within {limit} s")]
@@ -475,6 +619,9 @@ def main():
         log.close()
         if failed:
             sys.stderr.write(open(os.path.join(work, "sluice.log")).read()[-4000:])
+    p, f = front_door(binary, work)
+    passed += p
+    failed += f
     print(f"[doctest] test cases: {passed + failed:5d} | {passed:5d} passed | {failed:5d} failed | 0 skipped", flush=True)
     os._exit(1 if failed else 0)  # threads of timed-out scenarios may still hang
 
