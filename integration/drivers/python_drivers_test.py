@@ -51,6 +51,11 @@ primary = "127.0.0.1:{PG_PORT}"
 [clusters.my]
 protocol = "mysql"
 primary = "127.0.0.1:{MY_PORT}"
+# The firewall looks at every statement of every scenario (none matches): answers must still be
+# the server's.
+[[firewall.rules]]
+match = "sluice_fw_canary"
+action = "deny"
 """ + "".join(f"""
 [[pools]]
 database = "app_{m}"

@@ -1,7 +1,8 @@
 // Real Node.js drivers used fully, directly and through Sluice in every pool mode; what each
 // scenario returns must be the same both ways. node-postgres with pg-cursor (portals read in
 // chunks), postgres.js (pipelined queries, cursors, transactions, LISTEN), mysql2 (binary
-// protocol prepared statements, multi-statements, transactions).
+// protocol prepared statements, multi-statements, transactions), all with the firewall looking at
+// every statement; then a firewall denial as each of them sees it.
 // usage: node node_drivers_test.js <sluice binary>  (env: SLUICE_TEST_PORT_BASE, SLUICE_PG_PRIMARY_PORT,
 // SLUICE_MY_PRIMARY_PORT); prints a doctest-style summary line.
 'use strict';
@@ -26,7 +27,10 @@ function config() {
     `[mysql]\nlisten = "127.0.0.1:${BASE + 1}"\n[http]\nlisten = "127.0.0.1:${BASE + 2}"\n` +
     `[[users]]\nname = "app"\npassword = "app"\n` +
     `[clusters.pg]\nprotocol = "postgres"\nprimary = "127.0.0.1:${PG_PORT}"\n` +
-    `[clusters.my]\nprotocol = "mysql"\nprimary = "127.0.0.1:${MY_PORT}"\n`;
+    `[clusters.my]\nprotocol = "mysql"\nprimary = "127.0.0.1:${MY_PORT}"\n` +
+    // The firewall looks at every statement of every scenario (none matches): answers must still
+    // be the server's. frontDoor() below sends the one it denies.
+    `[[firewall.rules]]\nmatch = "sluice_fw_canary"\naction = "deny"\n`;
   for (const m of PG_MODES)
     c += `[[pools]]\ndatabase = "app_${m}"\nserver_database = "app"\ncluster = "pg"\npool_mode = "${m}"\npool_size = 4\n`;
   for (const m of MY_MODES)
@@ -209,6 +213,31 @@ const SCENARIOS = [
   ['mysql2: the compressed protocol', myCompressed, MY_MODES, true],
 ];
 
+// The firewall as each driver sees it (not differential: the denial is Sluice's own): the denied
+// statement fails with 42501 / 1142 in the middle of queued or pipelined work, and the rest runs.
+async function frontDoor() {
+  const results = [];
+  const c = new pg.Client(pgTarget('transaction'));
+  await c.connect();
+  const queued = [c.query('SELECT 1 AS a'), c.query('SELECT 2 AS sluice_fw_canary'), c.query('SELECT 3 AS c')];
+  const settled = await Promise.allSettled(queued);
+  results.push(['node-postgres: queued, the middle one denied',
+    settled[0].value?.rows[0].a === 1 && settled[1].reason?.code === '42501' && settled[2].value?.rows[0].c === 3]);
+  await c.end();
+  const sql = pgjs(pgTarget('transaction'));
+  const piped = await Promise.allSettled([sql`select 1 as a`, sql.unsafe('select 2 as sluice_fw_canary'), sql`select 3 as c`]);
+  results.push(['postgres.js: pipelined, the middle one denied',
+    piped[0].value?.[0].a === 1 && piped[1].reason?.code === '42501' && piped[2].value?.[0].c === 3]);
+  await sql.end();
+  const m = await mysql.createConnection(myTarget('transaction'));
+  let denied = null;
+  try { await m.execute('SELECT 2 AS sluice_fw_canary'); } catch (e) { denied = e.errno; }
+  const [rows] = await m.execute('SELECT 7 AS x');
+  results.push(['mysql2: execute denied (1142), the connection goes on', denied === 1142 && rows[0].x === 7]);
+  await m.end();
+  return results;
+}
+
 function bounded(p, ms) {
   let timer;
   return Promise.race([p, new Promise((resolve) => { timer = setTimeout(() => resolve({ timeout: `no answer within ${ms / 1000} s` }), ms); })])
@@ -237,6 +266,10 @@ async function main() {
         if (got === want) passed++;
         else { failed++; console.log(`FAILED ${name} [${m}]:\n  through Sluice: ${got.slice(0, 400)}\n  directly:       ${want.slice(0, 400)}`); }
       }
+    }
+    for (const [name, ok] of await bounded(frontDoor(), 30000).then((r) => r.timeout ? [['front door', false]] : r)) {
+      if (ok) passed++;
+      else { failed++; console.log(`FAILED ${name}`); }
     }
   } catch (e) { console.log(e); failed++; }
   proc.kill('SIGTERM');
