@@ -23,26 +23,13 @@
 #include <thread>
 #include <vector>
 
+#include "front_door_support.hpp"
 #include "harness.hpp"
 #include "tls_support.hpp"
 
 using namespace sluice::itest;
 
 namespace {
-
-const char* kPools = R"(
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = 4
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = 4
-)";
-const char* kAdmin = "admin_users = [\"app\"]\n";
 
 std::string http(int port) { return "[http]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n"; }
 
@@ -214,11 +201,6 @@ std::vector<long> access_matches(const SluiceProcess& s) {
   return out;
 }
 
-std::string pg_error(const std::string& conninfo) {
-  Conn c(conninfo);
-  return c.ok() ? "" : c.error();
-}
-
 struct V6Guard {
   V6Guard() { SluiceProcess::listen_v6 = true; }
   ~V6Guard() {
@@ -233,7 +215,7 @@ struct V6Guard {
 TEST_CASE("PostgreSQL: access rules by address (IPv4 and IPv6), user, group, database and TLS, with their auth") {
   V6Guard v6;
   SluiceProcess::postgres_extra = tls_keys("allow");
-  SluiceProcess s(std::string(kPools) + R"(
+  SluiceProcess s(std::string(kDoorPools) + R"(
 [[users]]
 name = "intruder"
 password = "x"
@@ -267,7 +249,7 @@ database = "app"
 address = ["127.0.0.0/8", "::1"]
 action = "allow"
 )",
-                  kAdmin);
+                  kDoorAdmin);
   auto info = [&](const char* host, const char* user, const char* pw, const char* db, const char* ssl) {
     return std::string("host=") + host + " port=" + std::to_string(s.port()) + " user=" + user + " password=" + pw +
            " dbname=" + db + " sslmode=" + ssl + " connect_timeout=5";
@@ -340,9 +322,9 @@ action = "reject"
 name = "the rest"
 action = "allow"
 )";
-  SluiceProcess s(std::string(kPools) + rules, kAdmin);
+  SluiceProcess s(std::string(kDoorPools) + rules, kDoorAdmin);
   http_port = s.port() + 700;
-  s.reload(std::string(kPools) + rules + http(http_port), kAdmin);
+  s.reload(std::string(kDoorPools) + rules + http(http_port), kDoorAdmin);
   REQUIRE(eventually([&] { return http_get(http_port, "/metrics").first == 200; }));
   CHECK(pg_error(s.conninfo("md5user", "md5pass")).find("access rule 2 rejects") != std::string::npos);
   {
@@ -356,7 +338,7 @@ action = "allow"
 
   // The new file lets md5user in: rule 2 goes, "the rest" keeps its count (same rule).
   long before = access_matches(s)[2];
-  s.reload(std::string(kPools) + R"(
+  s.reload(std::string(kDoorPools) + R"(
 [[access]]
 name = "console"
 database = "sluice"
@@ -365,7 +347,7 @@ action = "allow"
 name = "the rest"
 action = "allow"
 )" + http(http_port),
-           kAdmin);
+           kDoorAdmin);
   REQUIRE(eventually([&] { return access_matches(s).size() == 3; }));
   {
     Conn c(s.conninfo("md5user", "md5pass"));
@@ -376,7 +358,7 @@ action = "allow"
 
 TEST_CASE("MySQL: refused by address before the greeting (1130), per user after it, trust, COM_CHANGE_USER") {
   V6Guard v6;
-  SluiceProcess s(std::string(kPools) + R"(
+  SluiceProcess s(std::string(kDoorPools) + R"(
 [[access]]
 database = "sluice"
 address = "127.0.0.1"
@@ -400,7 +382,7 @@ auth = "trust"
 protocol = "postgres"
 action = "allow"
 )",
-                  kAdmin);
+                  kDoorAdmin);
   // Over IPv6 the address decides before the greeting: the first packet is ERR 1130, as a MySQL
   // server sends for a host it does not know.
   {
@@ -443,7 +425,7 @@ TEST_CASE("PROXY protocol: v1, v2, LOCAL, split headers and IPv6 from trusted ba
   V6Guard v6;
   SluiceProcess::postgres_extra = "proxy_protocol_trusted = [\"127.0.0.1\", \"::1\"]\n";
   SluiceProcess::mysql_extra = "proxy_protocol_trusted = [\"127.0.0.1\"]\n";
-  SluiceProcess s(std::string(kPools) + R"(
+  SluiceProcess s(std::string(kDoorPools) + R"(
 [[access]]
 name = "a blocked network"
 address = "203.0.113.0/24"
@@ -451,7 +433,7 @@ action = "reject"
 [[access]]
 action = "allow"
 )",
-                  std::string(kAdmin) + "client_login_timeout = \"2s\"\n");
+                  std::string(kDoorAdmin) + "client_login_timeout = \"2s\"\n");
   auto through = [&](Balancer& b, const char* host = "127.0.0.1") {
     return std::string("host=") + host + " port=" + std::to_string(b.port()) +
            " user=app password=app dbname=app sslmode=disable connect_timeout=5";
@@ -566,156 +548,11 @@ action = "allow"
 TEST_CASE("PROXY protocol: proxy_protocol_only refuses every other peer") {
   V6Guard v6;
   SluiceProcess::postgres_extra = "proxy_protocol_trusted = [\"::1\"]\nproxy_protocol_only = true\n";
-  SluiceProcess s(kPools, kAdmin);
+  SluiceProcess s(kDoorPools, kDoorAdmin);
   // 127.0.0.1 is not a balancer here: refused before a byte is read.
   CHECK_FALSE(pg_error(s.conninfo()).empty());
   Balancer b6("::1", s.port(), [] { return v1("TCP4", "192.0.2.1", "127.0.0.1", 1000, 6432); });
   Conn c("host=::1 port=" + std::to_string(b6.port()) + " user=app password=app dbname=app sslmode=disable");
   CHECK_MESSAGE(c.ok(), c.error());
   CHECK(c.scalar("SELECT 1") == "1");
-}
-
-TEST_CASE("secrets from password_file and password_env: logins work, and no log line or SHOW shows them") {
-  const std::string file_secret = "Fi1e-Secret-93q", env_secret = "Env-Secret-71z";
-  const std::string path = "/tmp/sluice-itest-secret-" + std::to_string(::getpid());
-  {
-    std::FILE* f = std::fopen(path.c_str(), "w");
-    REQUIRE(f);
-    std::fprintf(f, "%s\n", file_secret.c_str());
-    std::fclose(f);
-  }
-  ::setenv("SLUICE_ITEST_SECRET", env_secret.c_str(), 1);
-  ::setenv("SLUICE_TEST_LOG_LEVEL", "debug", 1);
-  struct Unset {
-    std::string path;
-    ~Unset() {
-      ::unsetenv("SLUICE_TEST_LOG_LEVEL");
-      ::unsetenv("SLUICE_ITEST_SECRET");
-      std::remove(path.c_str());
-    }
-  } unset{path};
-  std::string users = "[[users]]\nname = \"fileuser\"\npassword_file = \"" + path +
-                      "\"\nauth = \"password\"\n[[users]]\nname = \"envuser\"\npassword_env = \"SLUICE_ITEST_SECRET\"\n";
-  // Console users: a login there needs Sluice's check only (the servers know neither user).
-  SluiceProcess s(std::string(kPools) + users, "admin_users = [\"app\", \"fileuser\"]\nstats_users = [\"envuser\"]\n");
-  {
-    Conn ok(s.conninfo("fileuser", file_secret, "sluice"));
-    CHECK_MESSAGE(ok.ok(), ok.error());
-  }
-  CHECK(pg_error(s.conninfo("fileuser", "wrong", "sluice")).find("password authentication failed") !=
-        std::string::npos);
-  {
-    MyConn ok(s.my_port(), "envuser", env_secret, "sluice");
-    CHECK_MESSAGE(ok.ok, mysql_error(ok.m));
-    MyConn bad(s.my_port(), "envuser", "wrong", "sluice");
-    CHECK_FALSE(bad.ok);
-    CHECK(mysql_errno(bad.m) == 1045);
-  }
-  // The console: SHOW CONFIG and friends, on both protocols, and a reload that re-reads them.
-  std::string shown;
-  {
-    Conn admin(s.conninfo("app", "app", "sluice"));
-    REQUIRE(admin.ok());
-    for (const char* q : {"SHOW CONFIG", "SHOW CLIENTS", "SHOW ACCESS", "SHOW LIMITS", "SHOW DATABASES", "RELOAD"}) {
-      PGresult* r = PQexec(admin.c, q);
-      for (int i = 0; i < PQntuples(r); ++i)
-        for (int j = 0; j < PQnfields(r); ++j) shown += std::string(PQgetvalue(r, i, j)) + "\n";
-      PQclear(r);
-    }
-    MyConn my(s.my_port(), "app", "app", "sluice");
-    REQUIRE(my.ok);
-    if (mysql_query(my.m, "SHOW CONFIG") == 0) {
-      MYSQL_RES* r = mysql_store_result(my.m);
-      while (MYSQL_ROW row = mysql_fetch_row(r))
-        for (unsigned j = 0; j < mysql_num_fields(r); ++j) shown += std::string(row[j] ? row[j] : "") + "\n";
-      mysql_free_result(r);
-    }
-  }
-  CHECK(shown.find("password_file") == std::string::npos);  // SHOW CONFIG lists settings, not users
-  CHECK(shown.find(file_secret) == std::string::npos);
-  CHECK(shown.find(env_secret) == std::string::npos);
-  CHECK(s.wait_for_log("configuration reloaded", 5000));
-  std::ifstream log(s.log_path());
-  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-  // The log (at debug level) tells of both users' logins, right and wrong, without their secrets.
-  CHECK(text.find("authentication failed for user \"fileuser\"") != std::string::npos);
-  CHECK(text.find("user envuser") != std::string::npos);
-  CHECK(text.find(file_secret) == std::string::npos);
-  CHECK(text.find(env_secret) == std::string::npos);
-}
-
-TEST_CASE(
-    "hostile clients at the door: SSLRequest with plaintext behind it, a second StartupMessage in SCRAM, "
-    "odd MySQL user names") {
-  SluiceProcess::postgres_extra = tls_keys("allow");
-  SluiceProcess::mysql_extra = "auth_user = \"app\"\n";
-  struct Clear {
-    ~Clear() {
-      SluiceProcess::postgres_extra.clear();
-      SluiceProcess::mysql_extra.clear();
-    }
-  } clear;
-  SluiceProcess s(kPools, kAdmin);
-  auto be32 = [](std::uint32_t v) {
-    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-                       static_cast<char>(v)};
-  };
-  std::string body = be32(196608) + std::string("user\0app\0database\0app\0\0", 23);
-  std::string startup = be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
-  auto read_some = [](int fd, int timeout_s) {
-    timeval tv{timeout_s, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string got;
-    char buf[4096];
-    for (;;) {
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-    return got;
-  };
-  // 1. SSLRequest and a plaintext StartupMessage in one write: never 'S', never read as TLS.
-  {
-    int fd = loopback_connect(s.port());
-    REQUIRE(fd >= 0);
-    std::string both = std::string("\0\0\0\x08\x04\xd2\x16\x2f", 8) + startup;
-    REQUIRE(::send(fd, both.data(), both.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(both.size()));
-    std::string got = read_some(fd, 5);
-    ::close(fd);
-    REQUIRE_FALSE(got.empty());
-    CHECK(got[0] == 'E');
-    CHECK(got.find("unexpected data after SSLRequest") != std::string::npos);
-  }
-  // 2. A second StartupMessage where the SCRAM answer belongs: FATAL at once, not after waiting
-  // for the 7,680 bytes its first bytes would announce as a typed message.
-  {
-    int fd = loopback_connect(s.port());
-    REQUIRE(fd >= 0);
-    REQUIRE(::send(fd, startup.data(), startup.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(startup.size()));
-    char r[64];
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ssize_t n = ::recv(fd, r, sizeof r, 0);  // AuthenticationSASL
-    REQUIRE(n > 0);
-    CHECK(r[0] == 'R');
-    auto t0 = std::chrono::steady_clock::now();
-    REQUIRE(::send(fd, startup.data(), startup.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(startup.size()));
-    std::string got = read_some(fd, 10);
-    ::close(fd);
-    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
-    REQUIRE_FALSE(got.empty());
-    CHECK(got[0] == 'E');
-    CHECK(got.find("08P01") != std::string::npos);
-  }
-  // 3. MySQL users the file does not list are looked up on the server (auth_user): names with
-  // quotes, a NUL, or 10 kB of text are refused like any unknown user, and Sluice stays up.
-  for (std::string name : {std::string("x' OR '1'='1"), std::string("a\\\"b`c"), std::string(10000, 'u')}) {
-    MyConn m(s.my_port(), name, "pw");
-    CHECK_FALSE(m.ok);
-    CHECK(mysql_errno(m.m) == 1045);
-  }
-  MyConn ok(s.my_port(), "app", "app");
-  CHECK(ok.ok);
-  Conn after(s.conninfo());
-  CHECK_MESSAGE(after.ok(), after.error());
 }

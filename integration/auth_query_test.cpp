@@ -8,19 +8,12 @@
 #include <chrono>
 #include <string>
 
+#include "front_door_support.hpp"
 #include "harness.hpp"
 
 using namespace sluice::itest;
 
 namespace {
-
-const char* kPools = R"(
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = 4
-)";
 
 void direct_exec(const std::string& sql) {
   Conn d(direct_conninfo());
@@ -67,7 +60,7 @@ TEST_CASE("auth_query: roles the file does not list log in with their own passwo
     }
   } drop;
   SluiceProcess::postgres_extra = "auth_user = \"postgres\"\n";
-  SluiceProcess s(std::string(kPools) + "[[users]]\nname = \"postgres\"\npassword = \"" + super + "\"\n");
+  SluiceProcess s(std::string(kDoorPools) + "[[users]]\nname = \"postgres\"\npassword = \"" + super + "\"\n");
 
   // SCRAM: the client proves its password against the verifier read from pg_authid; Sluice logs
   // in to the server as that role with the ClientKey the proof gave it.

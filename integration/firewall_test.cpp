@@ -15,30 +15,12 @@
 #include <string>
 #include <thread>
 
+#include "front_door_support.hpp"
 #include "harness.hpp"
 
 using namespace sluice::itest;
 
 namespace {
-
-const char* kPools = R"(
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = 4
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = 4
-)";
-const char* kAdmin = "admin_users = [\"app\"]\n";
-
-std::string sqlstate_of(PGresult* r) {
-  const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  return s ? s : "";
-}
 
 std::string run(Conn& c, const char* sql) {
   PGresult* r = PQexec(c.c, sql);
@@ -49,19 +31,10 @@ std::string run(Conn& c, const char* sql) {
   return out;
 }
 
-std::string console(const SluiceProcess& s, const std::string& sql) {
-  Conn admin(s.conninfo("app", "app", "sluice"));
-  REQUIRE_MESSAGE(admin.ok(), admin.error());
-  PGresult* r = PQexec(admin.c, sql.c_str());
-  std::string out = PQresultStatus(r) == PGRES_FATAL_ERROR ? PQresultErrorMessage(r) : "";
-  PQclear(r);
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("firewall rules: DDL, a table and a pattern denied on both protocols; the client stays") {
-  SluiceProcess s(std::string(kPools) + R"(
+  SluiceProcess s(std::string(kDoorPools) + R"(
 [[firewall.rules]]
 name = "no ddl"
 kinds = ["ddl", "dcl"]
@@ -73,7 +46,7 @@ action = "deny"
 match = "pg_sleep|sleep\\("
 action = "deny"
 )",
-                  kAdmin);
+                  kDoorAdmin);
   Conn c(s.conninfo());
   REQUIRE(c.ok());
   CHECK(run(c, "DROP TABLE IF EXISTS fw_nothing") == "ERROR:42501");
@@ -140,7 +113,8 @@ action = "deny"
 TEST_CASE("firewall allow-list: learned, written, enforced, edited and reloaded") {
   const std::string path = "/tmp/sluice-itest-allow-" + std::to_string(::getpid());
   std::remove(path.c_str());
-  SluiceProcess s(std::string(kPools) + "[firewall]\nmode = \"learning\"\nallowlist_file = \"" + path + "\"\n", kAdmin);
+  SluiceProcess s(std::string(kDoorPools) + "[firewall]\nmode = \"learning\"\nallowlist_file = \"" + path + "\"\n",
+                  kDoorAdmin);
   {
     Conn c(s.conninfo());
     REQUIRE(c.ok());
@@ -187,7 +161,8 @@ TEST_CASE("firewall allow-list: learned, written, enforced, edited and reloaded"
     std::ofstream(path) << kept;
   }
   // (RELOAD reads the whole file again, mode included: SET lasts until then.)
-  s.rewrite(std::string(kPools) + "[firewall]\nmode = \"enforcing\"\nallowlist_file = \"" + path + "\"\n", kAdmin);
+  s.rewrite(std::string(kDoorPools) + "[firewall]\nmode = \"enforcing\"\nallowlist_file = \"" + path + "\"\n",
+            kDoorAdmin);
   CHECK(console(s, "RELOAD").empty());
   {
     Conn c(s.conninfo());

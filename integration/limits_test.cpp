@@ -12,25 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "front_door_support.hpp"
 #include "harness.hpp"
 
 using namespace sluice::itest;
 
 namespace {
-
-const char* kPools = R"(
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = 4
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = 4
-)";
-const char* kAdmin = "admin_users = [\"app\"]\n";
 
 // SHOW LIMITS as limit/name -> (value, current, refused, queued) text cells.
 struct LimitRow {
@@ -49,29 +36,15 @@ std::map<std::string, LimitRow> show_limits(const SluiceProcess& s) {
   return out;
 }
 
-std::string console(const SluiceProcess& s, const std::string& sql) {
-  Conn admin(s.conninfo("app", "app", "sluice"));
-  REQUIRE_MESSAGE(admin.ok(), admin.error());
-  PGresult* r = PQexec(admin.c, sql.c_str());
-  std::string out = PQresultStatus(r) == PGRES_FATAL_ERROR ? PQresultErrorMessage(r) : "";
-  PQclear(r);
-  return out;
-}
-
-const char* sqlstate(PGresult* r) {
-  const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  return s ? s : "";
-}
-
 }  // namespace
 
 TEST_CASE("PostgreSQL and MySQL: connections per user and per database; SET changes them live") {
-  SluiceProcess s(std::string(kPools) + R"(
+  SluiceProcess s(std::string(kDoorPools) + R"(
 [limits]
 max_connections_per_user = 2
 max_connections_per_database = 3
 )",
-                  kAdmin);
+                  kDoorAdmin);
   auto a = std::make_unique<Conn>(s.conninfo());
   Conn b(s.conninfo());
   REQUIRE(a->ok());
@@ -105,11 +78,11 @@ max_connections_per_database = 3
 }
 
 TEST_CASE("connections per address, and new connections per second per address, before any login work") {
-  SluiceProcess s(std::string(kPools) + R"(
+  SluiceProcess s(std::string(kDoorPools) + R"(
 [limits]
 max_connections_per_address = 3
 )",
-                  kAdmin);
+                  kDoorAdmin);
   Conn a(s.conninfo()), b(s.conninfo());
   REQUIRE(a.ok());
   REQUIRE(b.ok());
@@ -124,11 +97,11 @@ max_connections_per_address = 3
   CHECK(std::string(mysql_error(m.m)).find("max_connections_per_address") != std::string::npos);
 
   // Rate: 5 new connections per second from this address (a burst of 5, then 5 a second).
-  s.reload(std::string(kPools) + R"(
+  s.reload(std::string(kDoorPools) + R"(
 [limits]
 connections_per_second_per_address = 5
 )",
-           kAdmin);
+           kDoorAdmin);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the reload, and a full bucket
   int ok = 0, refused = 0;
   std::string refusal;
@@ -146,19 +119,19 @@ connections_per_second_per_address = 5
 }
 
 TEST_CASE("requests per second: refused with 53400 / 1226 and the client stays; queued requests wait") {
-  SluiceProcess s(std::string(kPools) + R"(
+  SluiceProcess s(std::string(kDoorPools) + R"(
 [limits]
 queries_per_second_per_user = 5
 rate_limit_action = "refuse"
 )",
-                  kAdmin);
+                  kDoorAdmin);
   Conn c(s.conninfo());
   REQUIRE(c.ok());
   int refused = 0;
   for (int i = 0; i < 20; ++i) {
     PGresult* r = PQexec(c.c, "SELECT 1");
     if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
-      CHECK(std::string(sqlstate(r)) == "53400");
+      CHECK(sqlstate_of(r) == "53400");
       ++refused;
     }
     PQclear(r);
@@ -168,7 +141,7 @@ rate_limit_action = "refuse"
   const char* params[1] = {"7"};
   PGresult* r = PQexecParams(c.c, "SELECT $1::int", 1, nullptr, params, nullptr, nullptr, 0);
   CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
-  CHECK(std::string(sqlstate(r)) == "53400");
+  CHECK(sqlstate_of(r) == "53400");
   PQclear(r);
   CHECK(PQtransactionStatus(c.c) == PQTRANS_IDLE);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
@@ -227,14 +200,14 @@ pool_size = 4
 queries_per_second_per_user = 5
 rate_limit_action = "refuse"
 )",
-                  kAdmin);
+                  kDoorAdmin);
   Conn c(s.conninfo());
   REQUIRE(c.ok());
   int refused = 0;
   for (int i = 0; i < 20; ++i) {
     PGresult* r = PQexec(c.c, "SELECT 1");
     if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
-      CHECK(std::string(sqlstate(r)) == "53400");
+      CHECK(sqlstate_of(r) == "53400");
       ++refused;
     }
     PQclear(r);
@@ -243,7 +216,7 @@ rate_limit_action = "refuse"
   CHECK(PQtransactionStatus(c.c) == PQTRANS_IDLE);
   const char* params[1] = {"7"};
   PGresult* r = PQexecParams(c.c, "SELECT $1::int", 1, nullptr, params, nullptr, nullptr, 0);
-  CHECK(std::string(sqlstate(r)) == "53400");
+  CHECK(sqlstate_of(r) == "53400");
   PQclear(r);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   r = PQexecParams(c.c, "SELECT $1::int", 1, nullptr, params, nullptr, nullptr, 0);
