@@ -12,12 +12,7 @@
 namespace sluice::cache {
 
 namespace {
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (auto& c : o)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-  return o;
-}
+std::string lower(std::string_view s) { return sql::lower_ascii(s); }
 }  // namespace
 
 bool uncacheable(std::string_view text, sql::Dialect d) { return uncacheable(sql::lex(text, d)); }

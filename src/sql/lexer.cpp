@@ -5,6 +5,13 @@
 
 namespace sluice::sql {
 
+std::string lower_ascii(std::string_view s) {
+  std::string o(s);
+  for (auto& c : o)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+  return o;
+}
+
 namespace {
 // ASCII classes, inline (the <cctype> ones go through the locale on every call).
 inline bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }

@@ -15,6 +15,10 @@ namespace sluice::sql {
 
 enum class Dialect { Postgres, Mysql };
 
+// ASCII case folding (SQL keywords and identifiers as the servers fold them), for every user of
+// the lexer's words.
+std::string lower_ascii(std::string_view s);
+
 struct Token {
   enum Kind { Word, QuotedIdent, String, Number, Param, Symbol, End };
   Kind kind = End;

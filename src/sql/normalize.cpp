@@ -10,12 +10,7 @@ namespace sluice::sql {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string o(s);
-  for (auto& c : o)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-  return o;
-}
+std::string lower(std::string_view s) { return lower_ascii(s); }
 
 bool mysql_keyword(const std::string& w) {
   static const std::unordered_set<std::string_view> k = {

@@ -30,11 +30,7 @@ bool is_reported_param(std::string_view n) {
 
 namespace {
 
-std::string lower(std::string_view w) {
-  std::string out(w);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string lower(std::string_view s) { return lower_ascii(s); }
 
 // A savepoint's name as the server keys it: unquoted names fold to lower case, quoted ones keep
 // theirs (the quotes and doubled quotes removed).

@@ -14,7 +14,7 @@
 #include "src/frontend/common/admission.hpp"
 #include "src/frontend/common/cache_lookup.hpp"
 #include "src/frontend/common/client_limits.hpp"
-#include "src/frontend/common/firewall_step.hpp"
+#include "src/frontend/common/door_checks.hpp"
 #include "src/frontend/common/lease_failure.hpp"
 #include "src/frontend/common/client_routing.hpp"
 #include "src/frontend/common/pool_rules.hpp"

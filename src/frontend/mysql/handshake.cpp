@@ -204,24 +204,12 @@ awaitable<bool> Session::firewall_allows() {
 }
 
 awaitable<bool> Session::check_access(const std::string& db, std::optional<config::AuthMethod>& method) {
-  if (snap_->access->empty()) co_return true;
-  const config::User* u = cfg_->find_user(user_);
-  access::Request q;
-  q.protocol = config::Protocol::Mysql;
-  q.user = user_;
-  q.database = db;
-  q.address = info_->addr;
-  q.tls = tls_ != nullptr;
-  q.groups = u ? &u->groups : nullptr;
-  auto v = snap_->access->decide(q);
-  if (v.allow) {
-    method = v.auth;
+  auto a = access_check(*snap_, config::Protocol::Mysql, *info_, user_, db, tls_ != nullptr);
+  if (a.allow) {
+    method = a.method;
     co_return true;
   }
-  log::info("client {} {}:{}: user {} database {} refused by {}", info_->id, info_->addr, info_->port, user_, db,
-            v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule"));
-  co_return co_await refuse(Refusal::AccessRuleRefused, info_->addr,
-                            access::refusal_text(v, info_->addr, user_, db, q.tls));
+  co_return co_await refuse(Refusal::AccessRuleRefused, info_->addr, a.refusal);
 }
 
 awaitable<bool> Session::authenticate(std::string client_plugin, std::string response,

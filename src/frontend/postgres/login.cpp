@@ -163,23 +163,12 @@ bool Session::refused_by_firewall(const wire::Frame& f) {
 }
 
 awaitable<bool> Session::check_access(std::optional<config::AuthMethod>& method) {
-  if (snap_->access->empty()) co_return true;
-  const config::User* u = snap_->config->find_user(user_);
-  access::Request q;
-  q.protocol = config::Protocol::Postgres;
-  q.user = user_;
-  q.database = database_;
-  q.address = info_->addr;
-  q.tls = tls_ != nullptr;
-  q.groups = u ? &u->groups : nullptr;
-  auto v = snap_->access->decide(q);
-  if (v.allow) {
-    method = v.auth;
+  auto a = access_check(*snap_, config::Protocol::Postgres, *info_, user_, database_, tls_ != nullptr);
+  if (a.allow) {
+    method = a.method;
     co_return true;
   }
-  log::info("client {} {}:{}: user {} database {} refused by {}", info_->id, info_->addr, info_->port, user_, database_,
-            v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule"));
-  co_await send_error("FATAL", "28000", access::refusal_text(v, info_->addr, user_, database_, q.tls));
+  co_await send_error("FATAL", "28000", a.refusal);
   co_return false;
 }
 

@@ -1,11 +1,29 @@
-// The firewall step (firewall_step.hpp).
-#include "src/frontend/common/firewall_step.hpp"
+// The front door's shared checks (door_checks.hpp).
+#include "src/frontend/common/door_checks.hpp"
 
 #include <fmt/format.h>
 
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend {
+
+AccessOutcome access_check(const state::Snapshot& snap, config::Protocol protocol, const observe::ClientInfo& info,
+                           std::string_view user, std::string_view database, bool tls) {
+  if (snap.access->empty()) return {};
+  const config::User* u = snap.config->find_user(user);
+  access::Request q;
+  q.protocol = protocol;
+  q.user = user;
+  q.database = database;
+  q.address = info.addr;
+  q.tls = tls;
+  q.groups = u ? &u->groups : nullptr;
+  auto v = snap.access->decide(q);
+  if (v.allow) return {true, v.auth, {}};
+  log::info("client {} {}:{}: user {} database {} refused by {}", info.id, info.addr, info.port, user, database,
+            v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule"));
+  return {false, std::nullopt, access::refusal_text(v, info.addr, user, database, tls)};
+}
 
 std::optional<FirewallDenial> firewall_check(state::Context& ctx, const state::Snapshot& snap,
                                              config::Protocol protocol, std::uint64_t client_id, std::string_view user,
