@@ -36,6 +36,44 @@ std::map<std::string, LimitRow> show_limits(const SluiceProcess& s) {
   return out;
 }
 
+// 20 simple queries at once on `c` under a 5-per-second refusing limit: how many were refused
+// (each with 53400).
+int refused_of_20(Conn& c) {
+  int refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    PGresult* r = PQexec(c.c, "SELECT 1");
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
+      CHECK(sqlstate_of(r) == "53400");
+      ++refused;
+    }
+    PQclear(r);
+  }
+  return refused;
+}
+
+// The bucket refills (one second's worth), then a transaction of 20 statements counts once.
+void transaction_counts_once(Conn& c) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // time is what refills a bucket
+  CHECK(c.exec("BEGIN"));
+  for (int i = 0; i < 20; ++i) CHECK(c.scalar("SELECT 1") == "1");
+  CHECK(c.exec("COMMIT"));
+}
+
+// Switched live to queueing 20 a second (waiting up to 5 s): 60 requests = a burst of 20, then
+// 40 at 20 a second, so no less than about 2 s, and none refused.
+void queued_60(const SluiceProcess& s, Conn& c) {
+  CHECK(console(s, "SET limits.rate_limit_action = 'queue'").empty());
+  CHECK(console(s, "SET limits.queries_per_second_per_user = 20").empty());
+  CHECK(console(s, "SET limits.rate_limit_max_wait = '5s'").empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a full bucket
+  auto t0 = std::chrono::steady_clock::now();
+  int failed = 0;
+  for (int i = 0; i < 60; ++i)
+    if (c.scalar("SELECT 1") != "1") ++failed;
+  CHECK(failed == 0);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= 1.8);
+}
+
 }  // namespace
 
 TEST_CASE("PostgreSQL and MySQL: connections per user and per database; SET changes them live") {
@@ -139,15 +177,7 @@ rate_limit_action = "refuse"
                   kDoorAdmin);
   Conn c(s.conninfo());
   REQUIRE(c.ok());
-  int refused = 0;
-  for (int i = 0; i < 20; ++i) {
-    PGresult* r = PQexec(c.c, "SELECT 1");
-    if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
-      CHECK(sqlstate_of(r) == "53400");
-      ++refused;
-    }
-    PQclear(r);
-  }
+  int refused = refused_of_20(c);
   CHECK(refused >= 10);
   // The extended protocol: the whole request is refused, and the connection goes on.
   const char* params[1] = {"7"};
@@ -161,11 +191,7 @@ rate_limit_action = "refuse"
   CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
   if (PQresultStatus(r) == PGRES_TUPLES_OK) CHECK(std::string(PQgetvalue(r, 0, 0)) == "7");
   PQclear(r);
-  // A transaction counts once, however many statements it holds.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  CHECK(c.exec("BEGIN"));
-  for (int i = 0; i < 20; ++i) CHECK(c.scalar("SELECT 1") == "1");
-  CHECK(c.exec("COMMIT"));
+  transaction_counts_once(c);
 
   // MySQL: the same user's bucket; 1226, and the connection stays usable.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
@@ -182,19 +208,7 @@ rate_limit_action = "refuse"
   auto rows = show_limits(s);
   CHECK(std::stoi(rows["queries_per_second_per_user/*"].refused) >= refused + my_refused);
 
-  // Queue: 20 per second, waiting up to 5 s. 60 requests = a burst of 20, then 40 at 20 a
-  // second: no less than about 2 s, and none refused.
-  CHECK(console(s, "SET limits.rate_limit_action = 'queue'").empty());
-  CHECK(console(s, "SET limits.queries_per_second_per_user = 20").empty());
-  CHECK(console(s, "SET limits.rate_limit_max_wait = '5s'").empty());
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  auto t0 = std::chrono::steady_clock::now();
-  int failed = 0;
-  for (int i = 0; i < 60; ++i)
-    if (c.scalar("SELECT 1") != "1") ++failed;
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  CHECK(failed == 0);
-  CHECK(secs >= 1.8);
+  queued_60(s, c);
   rows = show_limits(s);
   CHECK(std::stoi(rows["queries_per_second_per_user/*"].queued) >= 30);
 }
@@ -215,15 +229,7 @@ rate_limit_action = "refuse"
                   kDoorAdmin);
   Conn c(s.conninfo());
   REQUIRE(c.ok());
-  int refused = 0;
-  for (int i = 0; i < 20; ++i) {
-    PGresult* r = PQexec(c.c, "SELECT 1");
-    if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
-      CHECK(sqlstate_of(r) == "53400");
-      ++refused;
-    }
-    PQclear(r);
-  }
+  int refused = refused_of_20(c);
   CHECK(refused >= 10);
   CHECK(PQtransactionStatus(c.c) == PQTRANS_IDLE);
   const char* params[1] = {"7"};
@@ -234,19 +240,6 @@ rate_limit_action = "refuse"
   r = PQexecParams(c.c, "SELECT $1::int", 1, nullptr, params, nullptr, nullptr, 0);
   CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
   PQclear(r);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  CHECK(c.exec("BEGIN"));
-  for (int i = 0; i < 20; ++i) CHECK(c.scalar("SELECT 1") == "1");
-  CHECK(c.exec("COMMIT"));
-  // Queue: 60 requests at 20 a second after a burst of 20: no less than about 2 s, none refused.
-  CHECK(console(s, "SET limits.rate_limit_action = 'queue'").empty());
-  CHECK(console(s, "SET limits.queries_per_second_per_user = 20").empty());
-  CHECK(console(s, "SET limits.rate_limit_max_wait = '5s'").empty());
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  auto t0 = std::chrono::steady_clock::now();
-  int failed = 0;
-  for (int i = 0; i < 60; ++i)
-    if (c.scalar("SELECT 1") != "1") ++failed;
-  CHECK(failed == 0);
-  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= 1.8);
+  transaction_counts_once(c);
+  queued_60(s, c);
 }

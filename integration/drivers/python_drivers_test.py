@@ -423,6 +423,27 @@ MY_SCENARIOS = [
 ]
 
 
+def start_sluice(binary, work, name, text):
+    """Sluice with config `text` (work/name.toml), its stderr in work/name.log."""
+    conf = os.path.join(work, name + ".toml")
+    with open(conf, "w") as f:
+        f.write(text)
+    log = open(os.path.join(work, name + ".log"), "w")
+    return subprocess.Popen([binary, "-c", conf], stderr=log), log
+
+
+def stop_sluice(proc, log, failed):
+    """SIGTERM (then SIGKILL after 10 s); the log's tail goes to stderr when something failed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    if failed:
+        sys.stderr.write(open(log.name).read()[-4000:])
+
+
 FRONT_DOOR_CONFIG = f"""
 [general]
 workers = 2
@@ -470,11 +491,7 @@ def front_door(binary, work):
     refusal of an access rule, firewall denials as each driver's error class, inside a psycopg
     pipeline (the pipeline goes on after its sync) and a transaction (which fails), and the
     connection usable afterwards. Returns (passed, failed)."""
-    conf = os.path.join(work, "front_door.toml")
-    with open(conf, "w") as f:
-        f.write(FRONT_DOOR_CONFIG)
-    log = open(os.path.join(work, "front_door.log"), "w")
-    proc = subprocess.Popen([binary, "-c", conf], stderr=log)
+    proc, log = start_sluice(binary, work, "front_door", FRONT_DOOR_CONFIG)
     dsn = f"host=127.0.0.1 port={SLUICE_PG + 3} dbname=app user=app password=app sslmode=disable"
     passed = failed = 0
 
@@ -554,14 +571,7 @@ def front_door(binary, work):
         traceback.print_exc()
         failed += 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        if failed:
-            sys.stderr.write(open(os.path.join(work, "front_door.log")).read()[-4000:])
+        stop_sluice(proc, log, failed)
     return passed, failed
 
 
@@ -584,11 +594,7 @@ def run_one(fn, target, limit=30):
 def main():
     binary = sys.argv[1]
     work = tempfile.mkdtemp(prefix="sluice-pydrivers-")
-    conf = os.path.join(work, "sluice.toml")
-    with open(conf, "w") as f:
-        f.write(CONFIG)
-    log = open(os.path.join(work, "sluice.log"), "w")
-    proc = subprocess.Popen([binary, "-c", conf], stderr=log)
+    proc, log = start_sluice(binary, work, "sluice", CONFIG)
     passed = failed = 0
     try:
         for _ in range(100):
@@ -616,14 +622,7 @@ def main():
         traceback.print_exc()
         failed += 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        if failed:
-            sys.stderr.write(open(os.path.join(work, "sluice.log")).read()[-4000:])
+        stop_sluice(proc, log, failed)
     p, f = front_door(binary, work)
     passed += p
     failed += f
