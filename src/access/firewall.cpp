@@ -1,12 +1,8 @@
 // Firewall rules, allow-list and decisions (firewall.hpp).
 #include "src/access/firewall.hpp"
 
-#include "src/access/match.hpp"
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <re2/re2.h>
-#include <re2/set.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -45,111 +41,40 @@ std::string unescape(std::string_view s) {
 
 }  // namespace
 
-class PatternSet {
- public:
-  PatternSet() : set_(re2::RE2::DefaultOptions, re2::RE2::UNANCHORED) {}
-  int add(const std::string& pattern) { return set_.Add(pattern, nullptr); }
-  bool compile() { return set_.Compile(); }
-  // Which patterns `text` matches (indexes, sorted).
-  std::vector<int> match(const std::string& text) const {
-    std::vector<int> hits;
-    set_.Match(text, &hits);
-    std::sort(hits.begin(), hits.end());
-    return hits;
-  }
-
- private:
-  re2::RE2::Set set_;
-};
-
 FirewallRules::FirewallRules(const std::vector<config::FirewallRule>& rules, const FirewallRules* previous) {
   for (auto& d : rules) {
     Rule r;
     r.def = d;
-    if (!d.match.empty()) {
-      if (!patterns_) patterns_ = std::make_unique<PatternSet>();
-      r.pattern = patterns_->add(d.match);
-    }
-    r.key = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", d.name, d.protocol ? config::to_string(*d.protocol) : "*",
-                        fmt::join(d.users, ","), fmt::join(d.databases, ","), d.addresses.size(),
-                        fmt::join(d.kinds, ","), fmt::join(d.tables, ","), d.match, d.fingerprint, d.deny);
+    r.key = fmt::format("{}|{}|{}", d.name, d.on.key(), d.deny);
     if (previous)
       for (auto& p : previous->rules_)
         if (p.key == r.key) r.hits = p.hits;
     if (!r.hits) r.hits = std::make_shared<std::atomic<std::uint64_t>>(0);
     rules_.push_back(std::move(r));
   }
-  if (patterns_ && !patterns_->compile()) patterns_.reset();  // checked at load: cannot happen
+  std::vector<const config::StatementMatch*> on;
+  for (auto& r : rules_) on.push_back(&r.def.on);
+  engine_ = std::make_unique<StatementRules>(std::move(on));
 }
 
 FirewallRules::~FirewallRules() = default;
 
-std::optional<std::pair<std::size_t, bool>> FirewallRules::match(const FirewallRequest& req,
-                                                                 const std::string& fingerprint,
-                                                                 const std::vector<std::string>& verbs,
-                                                                 const std::vector<std::string>& tables) const {
-  std::optional<config::IpAddress> addr;
-  bool addr_parsed = false;
-  std::optional<std::vector<int>> matched;  // patterns the fingerprint matches, once asked
-  std::vector<std::string_view> kinds;      // each verb's kind, once asked
-  bool kinds_known = false;
-  for (std::size_t i = 0; i < rules_.size(); ++i) {
-    const Rule& r = rules_[i];
-    const auto& d = r.def;
-    if (d.protocol && *d.protocol != req.protocol) continue;
-    if (!user_listed(d.users, req.user, req.groups) || !listed(d.databases, req.database)) continue;
-    if (!d.addresses.empty()) {
-      if (!addr_parsed) addr = config::IpAddress::parse(req.address), addr_parsed = true;
-      bool hit = false;
-      for (auto& c : d.addresses) hit = hit || (addr && c.contains(*addr));
-      if (!hit) continue;
-    }
-    if (!d.kinds.empty()) {
-      if (!kinds_known) {
-        for (auto& v : verbs) kinds.push_back(sql::verb_kind(v));
-        kinds_known = true;
-      }
-      bool hit = false;
-      for (std::size_t k = 0; k < verbs.size() && !hit; ++k)
-        hit = listed(d.kinds, verbs[k]) || listed(d.kinds, kinds[k]);
-      if (!hit) continue;
-    }
-    if (!d.tables.empty()) {
-      bool hit = false;
-      for (auto& t : tables) hit = hit || listed(d.tables, t);
-      if (!hit) continue;
-    }
-    if (!d.fingerprint.empty() && d.fingerprint != fingerprint) continue;
-    if (r.pattern >= 0) {
-      if (!patterns_) continue;
-      if (!matched) matched = patterns_->match(fingerprint);
-      if (!std::binary_search(matched->begin(), matched->end(), r.pattern)) continue;
-    }
-    r.hits->fetch_add(1, std::memory_order_relaxed);
-    return std::make_pair(i + 1, d.deny);
-  }
-  return std::nullopt;
+std::optional<std::pair<std::size_t, bool>> FirewallRules::match(const StatementFacts& f, sql::Analysis& a) const {
+  std::optional<std::pair<std::size_t, bool>> out;
+  engine_->each_match(f, a, [&](std::size_t i) {
+    rules_[i].hits->fetch_add(1, std::memory_order_relaxed);
+    out = std::make_pair(i + 1, rules_[i].def.deny);
+    return false;
+  });
+  return out;
 }
 
 std::vector<FirewallRules::Row> FirewallRules::rows() const {
   std::vector<Row> out;
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const auto& d = rules_[i].def;
-    std::vector<std::string> what;
-    if (d.protocol) what.push_back(fmt::format("protocol={}", config::to_string(*d.protocol)));
-    if (!d.users.empty()) what.push_back(fmt::format("user={}", fmt::join(d.users, ",")));
-    if (!d.databases.empty()) what.push_back(fmt::format("database={}", fmt::join(d.databases, ",")));
-    if (!d.addresses.empty()) {
-      std::string a;
-      for (auto& c : d.addresses) a += (a.empty() ? "" : ",") + c.text;
-      what.push_back("address=" + a);
-    }
-    if (!d.kinds.empty()) what.push_back(fmt::format("kinds={}", fmt::join(d.kinds, ",")));
-    if (!d.tables.empty()) what.push_back(fmt::format("tables={}", fmt::join(d.tables, ",")));
-    if (!d.match.empty()) what.push_back("match=" + d.match);
-    if (!d.fingerprint.empty()) what.push_back("fingerprint=" + d.fingerprint);
-    out.push_back({i + 1, d.name, d.deny ? "deny" : "allow", fmt::format("{}", fmt::join(what, " ")),
-                   rules_[i].hits->load(std::memory_order_relaxed)});
+    out.push_back(
+        {i + 1, d.name, d.deny ? "deny" : "allow", d.on.describe(), rules_[i].hits->load(std::memory_order_relaxed)});
   }
   return out;
 }
@@ -237,13 +162,11 @@ std::vector<Allowlist::Row> Allowlist::rows() const {
 }
 
 FirewallVerdict check_statement(const config::Firewall& cfg, const FirewallRules& rules, Allowlist& list,
-                                const FirewallRequest& req, const sql::Lexed& lexed) {
+                                const StatementFacts& f, sql::Analysis& a) {
   FirewallVerdict v;
-  v.fingerprint = sql::fingerprint(lexed);
+  v.fingerprint = a.fingerprint();
   if (!rules.empty()) {
-    auto verbs = sql::verbs(lexed);
-    auto tables = sql::tables(lexed).names;
-    if (auto hit = rules.match(req, v.fingerprint, verbs, tables)) {
+    if (auto hit = rules.match(f, a)) {
       v.rule = hit->first;
       v.allow = !hit->second;
       if (!v.allow) list.count_denied();
@@ -251,8 +174,8 @@ FirewallVerdict check_statement(const config::Firewall& cfg, const FirewallRules
     }
   }
   if (cfg.mode == "learning") {
-    list.learn(req.user, v.fingerprint);
-  } else if (cfg.mode == "enforcing" && !list.allowed(req.user, v.fingerprint)) {
+    list.learn(f.user, v.fingerprint);
+  } else if (cfg.mode == "enforcing" && !list.allowed(f.user, v.fingerprint)) {
     v.allow = false;
     v.unlisted = true;
     list.count_denied();

@@ -15,22 +15,9 @@
 #include <vector>
 
 #include "src/config/config.hpp"
-#include "src/sql/lexer.hpp"
-
-namespace re2 {
-class RE2;
-}
-namespace sluice::access {
-class PatternSet;
-}
+#include "src/access/statement_rules.hpp"
 
 namespace sluice::access {
-
-struct FirewallRequest {
-  config::Protocol protocol = config::Protocol::Postgres;
-  std::string_view user, database, address;
-  const std::vector<std::string>* groups = nullptr;
-};
 
 struct FirewallVerdict {
   bool allow = true;
@@ -44,10 +31,8 @@ class FirewallRules {
   FirewallRules(const std::vector<config::FirewallRule>& rules, const FirewallRules* previous);
   ~FirewallRules();
   bool empty() const { return rules_.empty(); }
-  // The first rule matching `req` and the statement (its fingerprint, verbs, tables); counted.
-  std::optional<std::pair<std::size_t, bool>> match(const FirewallRequest& req, const std::string& fingerprint,
-                                                    const std::vector<std::string>& verbs,
-                                                    const std::vector<std::string>& tables) const;
+  // The first rule matching the statement: (its 1-based number, deny); counted.
+  std::optional<std::pair<std::size_t, bool>> match(const StatementFacts& f, sql::Analysis& a) const;
   struct Row {
     std::size_t number;
     std::string name, action, what;
@@ -58,14 +43,11 @@ class FirewallRules {
  private:
   struct Rule {
     config::FirewallRule def;
-    int pattern = -1;  // its `match` in patterns_, if it has one
     std::string key;
     std::shared_ptr<std::atomic<std::uint64_t>> hits;
   };
   std::vector<Rule> rules_;
-  // Every rule's pattern in one RE2::Set: a statement is scanned once, however many rules have
-  // patterns (200 separate regexes cost some 120,000 instructions per statement).
-  std::unique_ptr<PatternSet> patterns_;
+  std::unique_ptr<StatementRules> engine_;  // over rules_[i].def.on
 };
 
 // Fingerprints allowed per user, with how often each was seen.
@@ -94,8 +76,8 @@ class Allowlist {
   std::atomic<std::uint64_t> denied_{0};
 };
 
-// The firewall's decision for `lexed` (one query text, any number of statements).
+// The firewall's decision for the text `a` holds (one query text, any number of statements).
 FirewallVerdict check_statement(const config::Firewall& cfg, const FirewallRules& rules, Allowlist& list,
-                                const FirewallRequest& req, const sql::Lexed& lexed);
+                                const StatementFacts& f, sql::Analysis& a);
 
 }  // namespace sluice::access

@@ -157,6 +157,24 @@ std::optional<std::string> filter_pattern(const std::vector<Token>& t, std::size
   return t[at + 1].text;
 }
 
+// SET RULES_CLOCK's value: Unix seconds, "YYYY-MM-DD HH:MM[:SS]" (UTC; a "T" may separate), or
+// "system" (0: the system clock again).
+std::optional<std::int64_t> parse_clock(const std::string& v) {
+  if (upper(v) == "SYSTEM") return 0;
+  if (!v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }) && v.size() < 12)
+    return std::stoll(v);
+  std::tm tm{};
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  char sep = 0;
+  int n = std::sscanf(v.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &y, &mo, &d, &sep, &h, &mi, &sec);
+  if (n < 6 || (sep != ' ' && sep != 'T') || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return std::nullopt;
+  tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d, tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec;
+  auto t = timegm(&tm);
+  if (t <= 0) return std::nullopt;
+  return static_cast<std::int64_t>(t);
+}
+
 }  // namespace
 
 std::vector<std::string> split_statements(std::string_view sql) {
@@ -343,6 +361,16 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
     if (ctx.cache) n = t.size() == 3 ? ctx.cache->invalidate_table(cache::table_key(t[2].text)) : ctx.cache->invalidate_all();
     log_cmd(fmt::format("CACHE PURGE {}", arg(2)));
     co_return ok("CACHE", fmt::format("purged {} cached answers", n));
+  }
+  if (w0 == "SET" && t.size() >= 3 && upper(t[1].text) == "RULES_CLOCK") {
+    std::size_t vi = t.size() >= 4 && (t[2].text == "=" || upper(t[2].text) == "TO") ? 3 : 2;
+    if (t.size() != vi + 1)
+      co_return syntax("expected SET RULES_CLOCK = 'YYYY-MM-DD HH:MM:SS' (UTC) | unix seconds | 'system'");
+    auto at = parse_clock(t[vi].text);
+    if (!at) co_return Result::fail("22023", 1231, fmt::format("SET RULES_CLOCK: cannot read \"{}\"", t[vi].text));
+    ctx.pin_rules_clock(*at);
+    log_cmd(fmt::format("SET RULES_CLOCK = {}", *at ? t[vi].text : std::string("system")));
+    co_return ok("SET");
   }
   if (w0 == "SET" && t.size() >= 3) {
     std::size_t vi = t.size() >= 4 && t[2].text == "=" ? 3 : 2;

@@ -231,6 +231,16 @@ std::string prometheus(state::Context& ctx) {
                static_cast<double>(r.hits));
   }
 
+  // [[rules]]: statements each rule matched, labelled with its tag.
+  if (!snap->rules->empty()) {
+    w.family("sluice_rule_hits_total", "counter",
+             "Statements a [[rules]] rule matched, by rule and its tag. Kept across reloads for rules that did not "
+             "change.");
+    for (auto& r : snap->rules->rows())
+      w.sample("sluice_rule_hits_total", {{"rule", std::to_string(r.number)}, {"name", r.name}, {"tag", r.tag}},
+               static_cast<double>(r.hits));
+  }
+
   // [[access]]: logins each rule decided (rule "0": none matched, so refused).
   if (!snap->access->empty()) {
     w.family("sluice_access_rule_matches_total", "counter",

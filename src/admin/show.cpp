@@ -68,7 +68,7 @@ const Cols& cols_backends() {
   static const Cols c{{"cluster", T},  {"member", T},    {"protocol", T},     {"configured_role", T},
                       {"role", T},     {"healthy", B},   {"drained", B},      {"lag_ms", I},
                       {"position", T}, {"in_flight", I}, {"routed_reads", I}, {"routed_writes", I},
-                      {"weight", I}};
+                      {"weight", I},   {"tags", T}};
   return c;
 }
 const Cols& cols_stats() {
@@ -131,6 +131,15 @@ const Cols& cols_firewall_rules() {
   static const Cols c{{"rule", I}, {"name", T}, {"action", T}, {"matches", T}, {"hits", I}};
   return c;
 }
+const Cols& cols_rules() {
+  static const Cols c{{"rule", I}, {"name", T},     {"matches", T}, {"actions", T},
+                      {"tag", T},  {"continue", B}, {"hits", I}};
+  return c;
+}
+const Cols& cols_zones() {
+  static const Cols c{{"zone", T}, {"addresses", T}, {"members", T}};
+  return c;
+}
 
 const ShowSpec kShows[] = {
     {"HELP", cols_help, 0},           {"POOLS", cols_pools, 0},       {"CLIENTS", cols_clients, 1},
@@ -138,6 +147,7 @@ const ShowSpec kShows[] = {
     {"CACHE", cols_cache, 0},         {"CONFIG", cols_config, 0},     {"VERSION", cols_version, 0},
     {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
     {"LIMITS", cols_limits, 1},       {"FIREWALL", cols_firewall, 1}, {"FIREWALL_RULES", cols_firewall_rules, 1},
+    {"RULES", cols_rules, 1},         {"ZONES", cols_zones, 0},
 };
 }  // namespace
 
@@ -179,6 +189,10 @@ const std::pair<const char*, const char*> kHelp[] = {
      "adds to it; enforcing mode refuses what is not on it)"},
     {"SHOW FIREWALL_RULES",
      "[[firewall.rules]] in order: action, what each matches, and how many statements it decided"},
+    {"SHOW RULES",
+     "[[rules]] in order (the first match ends the search unless it says continue): what each matches, its "
+     "actions, its tag and how many statements it matched"},
+    {"SHOW ZONES", "[[zones]]: the client networks of each zone, and the cluster members tagged with it"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -189,6 +203,8 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"KILL id", "close client connection id (SHOW CLIENTS)"},
     {"CACHE PURGE [table]", "drop cached answers (all, or those that read table)"},
     {"SET key = value", "change a setting at run time (SHOW CONFIG: changeable); RELOAD restores the file's"},
+    {"SET RULES_CLOCK = 'YYYY-MM-DD HH:MM:SS'",
+     "pin the clock the [[rules]] time windows read (UTC; for testing a window); 'system' unpins it"},
     {"SHUTDOWN [WAIT]", "stop Sluice now, or after open transactions finish (as SIGTERM)"},
 };
 
@@ -196,6 +212,12 @@ std::string num(std::uint64_t v) { return std::to_string(v); }
 std::string num(std::int64_t v) { return std::to_string(v); }
 std::string flt(double v) { return fmt::format("{:.6g}", v); }
 std::string boolean(bool b) { return b ? "t" : "f"; }
+// "tier=analytics,zone=eu-1"
+std::string tag_text(const std::map<std::string, std::string>& tags) {
+  std::string out;
+  for (auto& [k, v] : tags) out += (out.empty() ? "" : ",") + k + "=" + v;
+  return out;
+}
 
 SysClock::time_point to_system(std::chrono::steady_clock::time_point t) {
   return SysClock::now() - std::chrono::duration_cast<SysClock::duration>(std::chrono::steady_clock::now() - t);
@@ -337,7 +359,7 @@ Rows rows_backends(Context& ctx) {
                    role_name(m.role), boolean(m.up), boolean(ctx.router.drains().drained(m.endpoint)),
                    num(static_cast<std::int64_t>(m.lag.count())), m.position.empty() ? Cell() : Cell(m.position.text()),
                    num(static_cast<std::int64_t>(c.outstanding.load())), num(c.reads.load()), num(c.writes.load()),
-                   num(weight)});
+                   num(weight), tag_text(rt->tags(static_cast<int>(i)))});
     }
   }
   return r;
@@ -515,6 +537,28 @@ Rows rows_limits(Context& ctx) {
   return r;
 }
 
+Rows rows_rules(Context& ctx) {
+  Rows r;
+  for (auto& row : ctx.snapshot()->rules->rows())
+    r.push_back({std::to_string(row.number), row.name, row.what, row.actions, row.tag.empty() ? Cell() : Cell(row.tag),
+                 boolean(row.next), std::to_string(row.hits)});
+  return r;
+}
+
+Rows rows_zones(Context& ctx) {
+  Rows r;
+  for (auto& z : ctx.snapshot()->config->zones) {
+    std::string addrs, members;
+    for (auto& c : z.addresses) addrs += (addrs.empty() ? "" : ",") + c.text;
+    for (auto& [name, c] : ctx.snapshot()->config->clusters)
+      for (std::size_t i = 0; i < c.member_tags.size(); ++i)
+        if (auto it = c.member_tags[i].find("zone"); it != c.member_tags[i].end() && it->second == z.name)
+          members += (members.empty() ? "" : ",") + name + "/" + (i == 0 ? c.primary : c.replicas[i - 1]).text();
+    r.push_back({z.name, addrs, members});
+  }
+  return r;
+}
+
 Rows rows_firewall(Context& ctx) {
   Rows r;
   for (auto& row : ctx.firewall_list.rows()) r.push_back({row.user, row.fingerprint, std::to_string(row.seen)});
@@ -546,6 +590,8 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "LIMITS") return rows_limits(ctx);
   if (n == "FIREWALL") return rows_firewall(ctx);
   if (n == "FIREWALL_RULES") return rows_firewall_rules(ctx);
+  if (n == "RULES") return rows_rules(ctx);
+  if (n == "ZONES") return rows_zones(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

@@ -61,9 +61,9 @@ std::optional<Candidate> Policy::consider(std::string_view text, sql::Dialect d,
   return consider(sql::lex(text, d), database, user);
 }
 
-std::optional<Candidate> Policy::consider(const sql::Lexed& lexed, std::string_view database,
-                                          std::string_view user) const {
-  if (!cfg_.enabled) return std::nullopt;
+std::optional<Candidate> Policy::consider(const sql::Lexed& lexed, std::string_view database, std::string_view user,
+                                          const RuleCache& rule) const {
+  if (!cfg_.enabled || rule.cache == false) return std::nullopt;
   // A hint: /* sluice:cache ttl=30s */ (ttl optional).
   std::optional<config::Duration> hint;
   {
@@ -79,6 +79,7 @@ std::optional<Candidate> Policy::consider(const sql::Lexed& lexed, std::string_v
       }
     }
   }
+  if (rule.cache == true) hint = rule.ttl.count() > 0 ? rule.ttl : cfg_.default_ttl;
   if (!hint && !cfg_.all && rules_.empty()) return std::nullopt;
   if (uncacheable(lexed)) return std::nullopt;
   Candidate c;

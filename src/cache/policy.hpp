@@ -1,7 +1,7 @@
 // Which reads the cache keeps, and for how long: [cache] mode = "all", [[cache.rules]] (tables,
-// an RE2 pattern on the normalized text, database, user, ttl), or a leading /* sluice:cache ttl=30s */
-// hint. Never: statements calling volatile or session-dependent functions, or reading system
-// catalogs (those answers are not a function of the tables' data).
+// an RE2 pattern on the normalized text, database, user, ttl), a leading /* sluice:cache ttl=30s */
+// hint, or a [[rules]] entry's cache / cache_ttl (which also says "never"). Never: statements calling volatile or
+// session-dependent functions, or reading system catalogs (those answers are not a function of the tables' data).
 #pragma once
 
 #include <chrono>
@@ -26,6 +26,13 @@ struct Candidate {
   config::Duration ttl{0};
 };
 
+// What a [[rules]] entry says about caching one statement: nothing, never (false), or cached
+// for `ttl` (0 = default_ttl), as a hint would, in either mode.
+struct RuleCache {
+  std::optional<bool> cache;
+  config::Duration ttl{0};
+};
+
 class Policy {
  public:
   explicit Policy(const config::Cache& cfg);
@@ -33,7 +40,8 @@ class Policy {
   std::optional<Candidate> consider(std::string_view text, sql::Dialect d, std::string_view database,
                                     std::string_view user) const;
   // The same for a text already lexed (hint, volatility, key and tables from one lexing).
-  std::optional<Candidate> consider(const sql::Lexed& lexed, std::string_view database, std::string_view user) const;
+  std::optional<Candidate> consider(const sql::Lexed& lexed, std::string_view database, std::string_view user,
+                                    const RuleCache& rule = {}) const;
 
  private:
   struct Rule {

@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "src/config/front_door.hpp"
+#include "src/config/traffic.hpp"
 #include "src/config/section.hpp"
 #include "src/config/settings.hpp"
 
@@ -234,6 +235,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
           c.weights.push_back(static_cast<std::uint32_t>(e.as_integer()->get()));
         }
       }
+      read_member_tags(s, c);
       s.finish();
       cfg->clusters.emplace(name, std::move(c));
     }
@@ -279,6 +281,8 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
 
   read_access(root, *cfg, file);
   read_firewall(root, *cfg, file);
+  read_zones(root, *cfg, file);
+  read_rules(root, *cfg, file);
   if (auto t = sub_table(root, "limits")) {
     Section s(*t, "limits.", file);
     for (auto& st : live_settings())

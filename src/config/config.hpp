@@ -178,6 +178,8 @@ struct Cluster {
   ServerTlsMode server_tls = ServerTlsMode::Disable;
   std::string server_tls_ca;                 // PEM CA file (verify-*); "" = the system's CAs
   std::string server_tls_cert, server_tls_key;  // Sluice's client certificate (optional)
+  // Per member, primary first then replicas (`tags`, keyed by "host:port"): zone = "eu-1", ...
+  std::vector<std::map<std::string, std::string>> member_tags;
 };
 
 struct Pool {
@@ -228,6 +230,36 @@ struct Limits {
   Duration rate_limit_max_wait{1'000};
 };
 
+// A time-of-day window on some days of the week, in a time zone (an IANA name read from the
+// system's tz database at load, or "UTC"): [from, to) in minutes after midnight; a window whose
+// `to` is not after `from` runs past midnight ("22:00-06:00"), the days naming where it starts.
+class TimeZone;
+struct TimeWindow {
+  std::uint8_t days = 0x7f;  // bit 0 Sunday ... bit 6 Saturday
+  int from_minute = 0, to_minute = 24 * 60;
+  std::string time_zone = "UTC";
+  std::shared_ptr<const TimeZone> zone;  // loaded from time_zone
+  std::string text;                      // as SHOW RULES prints it
+};
+
+// What a statement rule matches, the same for [[firewall.rules]] and [[rules]] (one rule engine,
+// src/access/statement_rules). Empty lists match anything.
+struct StatementMatch {
+  std::optional<Protocol> protocol;
+  std::vector<std::string> users, databases;  // names ("+group" for users)
+  std::vector<std::string> applications;      // PostgreSQL application_name, MySQL program_name
+  std::vector<Cidr> addresses;
+  std::vector<std::string> kinds;    // verbs ("drop", "truncate", "grant"...) or kinds (ddl, dml, dcl, read)
+  std::vector<std::string> tables;   // any of these tables touched
+  std::string pattern;               // `match`: RE2 searched in the fingerprint
+  std::string fingerprint;           // exactly this fingerprint
+  std::optional<TimeWindow> window;  // `days`, `hours`, `time_zone`
+  // One line for SHOW: "user=app tables=t match=..." ("" when it matches everything).
+  std::string describe() const;
+  // A stable text of the whole match, to keep a rule's counters across reloads.
+  std::string key() const;
+};
+
 // [firewall]: statements checked before they reach a server. Rules first (ordered, the first
 // that matches decides: deny with 42501 / 1142, or allow); then, in "enforcing" mode, a
 // statement whose fingerprint is not on the user's allow-list is denied. "learning" records
@@ -235,20 +267,42 @@ struct Limits {
 // the rules do not.
 struct FirewallRule {
   std::string name;  // SHOW FIREWALL_RULES and the log (default "rule N")
-  std::optional<Protocol> protocol;
-  std::vector<std::string> users, databases;  // names ("+group" for users); empty = any
-  std::vector<Cidr> addresses;
-  std::vector<std::string> kinds;   // verbs ("drop", "truncate", "grant"...) or kinds (ddl, dml, dcl, read)
-  std::vector<std::string> tables;  // any of these tables touched
-  std::string match;                // RE2 searched in the fingerprint
-  std::string fingerprint;          // exactly this fingerprint
-  bool deny = true;                 // action = "deny" | "allow"
+  StatementMatch on;
+  bool deny = true;  // action = "deny" | "allow"
   int line = 0;
 };
 struct Firewall {
   std::string mode = "off";  // off | learning | enforcing (changeable with SET)
   std::string allowlist_file;
   std::vector<FirewallRule> rules;
+};
+
+// [[rules]]: traffic rules, ordered; the first that matches applies its actions and ends the
+// search, unless it says `continue = true` (then later matches add to, or override, its actions).
+enum class RouteTo { Default, Primary, Replica };
+struct QueryRule {
+  std::string name;  // SHOW RULES, metrics and the log (default "rule N")
+  StatementMatch on;
+  bool next = false;  // continue = true
+  // Actions (any number):
+  RouteTo route = RouteTo::Default;  // route = "primary" (reads too) | "replica" (as the hint)
+  // Reads go to members carrying all these tags (clusters' `tags`), else where they would go.
+  std::vector<std::pair<std::string, std::string>> route_tags;
+  std::optional<bool> cache;  // false: never cached; true: cached, for cache_ttl
+  Duration cache_ttl{0};      // 0 = [cache] default_ttl
+  bool deny = false;          // refused with `message` (42501 / 1142)
+  std::string message;
+  std::string replace_match, replace_with;  // RE2 rewrite of the statement text (all matches)
+  Duration statement_timeout{0};            // cancelled on the server after this long
+  std::string tag;                          // a label for metrics (SHOW RULES, /metrics)
+  int line = 0;
+};
+
+// [[zones]]: clients in these networks are in the zone `name`; their reads prefer members whose
+// tags say zone = name.
+struct Zone {
+  std::string name;
+  std::vector<Cidr> addresses;
 };
 
 struct Config {
@@ -264,6 +318,8 @@ struct Config {
   std::vector<AccessRule> access;
   Limits limits;
   Firewall firewall;
+  std::vector<QueryRule> rules;
+  std::vector<Zone> zones;
 
   const User* find_user(std::string_view name) const;
   // The pool serving `database` on a listener of `protocol`: exact name first, then "*".

@@ -1,6 +1,8 @@
 // The front door's configuration (front_door.hpp).
 #include "src/config/front_door.hpp"
 
+#include "src/config/traffic.hpp"
+
 #include <re2/re2.h>
 
 namespace sluice::config {
@@ -50,31 +52,6 @@ void read_listener_proxy(Section& s, ListenerProxy& proxy) {
            "needs proxy_protocol_trusted (the load balancers' addresses)");
 }
 
-namespace {
-
-// A string or a list of strings; "*" or "all" (alone) means any, stored as an empty list.
-void names(Section& s, std::string_view key, std::vector<std::string>& out) {
-  auto n = s.get(key);
-  if (!n) return;
-  out.clear();
-  auto one = [&](const toml::node& e) {
-    if (!e.is_string() || e.as_string()->get().empty()) s.fail(&e, key, "expected a name, a list of names, or \"*\"");
-    out.push_back(e.as_string()->get());
-  };
-  if (auto arr = n->as_array()) {
-    if (arr->empty()) s.fail(n, key, "an empty list matches nothing: use \"*\" for any");
-    for (auto& e : *arr) one(e);
-  } else {
-    one(*n);
-  }
-  bool any = false;
-  for (auto& v : out) any = any || v == "*" || v == "all";
-  if (any && out.size() > 1) s.fail(n, key, "\"*\" (any) cannot be listed with names");
-  if (any) out.clear();
-}
-
-}  // namespace
-
 void read_access(Section& root, Config& cfg, const std::string& file) {
   auto n = root.get("access");
   if (!n) return;
@@ -93,8 +70,8 @@ void read_access(Section& root, Config& cfg, const std::string& file) {
                {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")}, {"*", std::string("*")}});
       if (p != "*") r.protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
     }
-    names(s, "database", r.databases);
-    names(s, "user", r.users);
+    read_names(s, "database", r.databases);
+    read_names(s, "user", r.users);
     for (auto& u : r.users) {
       if (u.size() < 2 || u[0] != '+') continue;
       bool known = false;
@@ -150,28 +127,7 @@ void read_firewall(Section& root, Config& cfg, const std::string& file) {
       rule.line = static_cast<int>(e.source().begin.line);
       r.str("name", rule.name);
       if (rule.name.empty()) rule.name = fmt::format("rule {}", i);
-      if (r.get("protocol")) {
-        std::string p;
-        r.choice("protocol", p,
-                 {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")}, {"*", std::string("*")}});
-        if (p != "*") rule.protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
-      }
-      names(r, "user", rule.users);
-      names(r, "database", rule.databases);
-      if (auto a = r.get("address");
-          !(a && a->is_string() && (a->as_string()->get() == "*" || a->as_string()->get() == "all")))
-        read_cidrs(r, "address", rule.addresses);
-      r.strings("kinds", rule.kinds);
-      for (auto& k : rule.kinds)
-        for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      r.strings("tables", rule.tables);
-      r.str("match", rule.match);
-      if (!rule.match.empty()) {
-        re2::RE2 re(rule.match, re2::RE2::Quiet);
-        if (!re.ok())
-          r.fail(r.get("match"), "match", fmt::format("invalid regular expression (RE2 syntax): {}", re.error()));
-      }
-      r.str("fingerprint", rule.fingerprint);
+      read_statement_match(r, cfg, rule.on);
       std::string action;
       r.choice("action", action, {{"deny", std::string("deny")}, {"allow", std::string("allow")}});
       if (!e.as_table()->contains("action")) r.fail(nullptr, "action", "is required (\"deny\" or \"allow\")");

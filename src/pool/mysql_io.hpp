@@ -54,6 +54,8 @@ class MysqlIo {
   // the SSLRequest packet without waiting: those bytes belong to the TLS layer).
   void set_exact(bool exact) { exact_ = exact; }
   const std::string& payload() const { return payload_; }
+  // The message as the server is to get it instead (a [[rules]] rewrite of a statement).
+  void replace_payload(std::string p) { payload_ = std::move(p); }
   my::Bytes bytes() const { return my::as_bytes(payload_); }
   std::uint8_t seq() const { return seq_; }
   const std::string& error() const { return error_; }

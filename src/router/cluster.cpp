@@ -113,7 +113,13 @@ void ClusterRuntime::publish(std::shared_ptr<ClusterView> v) { std::atomic_store
 
 int ClusterRuntime::pick_write() const { return view()->primary; }
 
-int ClusterRuntime::pick_read(const Position& token) {
+const std::map<std::string, std::string>& ClusterRuntime::tags(int member) const {
+  static const std::map<std::string, std::string> none;
+  auto i = static_cast<std::size_t>(member);
+  return i < cfg_.member_tags.size() ? cfg_.member_tags[i] : none;
+}
+
+int ClusterRuntime::pick_read(const Position& token, const ReadPreference& pref) {
   auto v = view();
   auto weight = [&](int i) { return static_cast<std::size_t>(i) < cfg_.weights.size() ? cfg_.weights[static_cast<std::size_t>(i)] : 1u; };
   std::vector<int> candidates;
@@ -132,6 +138,25 @@ int ClusterRuntime::pick_read(const Position& token) {
   if (candidates.empty()) {
     if (cfg_.reads_on_primary == config::ReadsOnPrimary::Never) return -1;
     return v->primary;
+  }
+  if (pref.any() && candidates.size() > 1) [[unlikely]] {
+    auto keep_if = [&](auto&& has) {  // narrows to the members that have it, if any do
+      std::vector<int> kept;
+      for (int c : candidates)
+        if (has(tags(c))) kept.push_back(c);
+      if (!kept.empty()) candidates = std::move(kept);
+    };
+    if (pref.tags)
+      keep_if([&](const std::map<std::string, std::string>& t) {
+        for (auto& [k, want] : *pref.tags)
+          if (auto it = t.find(k); it == t.end() || it->second != want) return false;
+        return true;
+      });
+    if (!pref.zone.empty())
+      keep_if([&](const std::map<std::string, std::string>& t) {
+        auto it = t.find("zone");
+        return it != t.end() && it->second == pref.zone;
+      });
   }
   if (candidates.size() == 1) return candidates[0];
   switch (cfg_.balance) {
@@ -167,18 +192,19 @@ int ClusterRuntime::pick_read(const Position& token) {
   return candidates[0];
 }
 
-ClusterRuntime::Decision ClusterRuntime::route(bool read, const Position& token, bool may_verify) {
+ClusterRuntime::Decision ClusterRuntime::route(bool read, const Position& token, bool may_verify,
+                                               const ReadPreference& pref) {
   Decision d;
   int target = pick_write();
   int primary = view()->primary;
   if (read) {
     static const Position none;
     bool ryw = cfg_.consistency == config::Consistency::ReadYourWrites;
-    int r = pick_read(ryw ? token : none);
+    int r = pick_read(ryw ? token : none, pref);
     // No replica is known to have the client's last write: ask one that may have caught up
     // since the last check, unless the write's position is unknown (no replica can show it).
     if (ryw && !token.empty() && token != Position::unreachable() && (r < 0 || r == primary) && may_verify) {
-      int any = pick_read(none);  // a healthy replica that may have caught up since the last check
+      int any = pick_read(none, pref);  // a healthy replica that may have caught up since the last check
       if (any >= 0 && any != primary) {
         r = any;
         d.verify = true;
@@ -364,7 +390,7 @@ bool same_cluster(const config::Cluster& a, const config::Cluster& b) {
          a.reads_on_primary == b.reads_on_primary && a.write_functions == b.write_functions &&
          a.health_user == b.health_user && a.rise == b.rise && a.server_tls == b.server_tls &&
          a.server_tls_ca == b.server_tls_ca && a.server_tls_cert == b.server_tls_cert &&
-         a.server_tls_key == b.server_tls_key;
+         a.server_tls_key == b.server_tls_key && a.member_tags == b.member_tags;
 }
 
 std::shared_ptr<ClusterRuntime> Router::make(const std::string& name, const config::Cluster& c,

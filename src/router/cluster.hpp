@@ -57,6 +57,15 @@ class DrainSet {
   std::atomic<bool> any_{false};
 };
 
+// What a read prefers beyond health, lag and the client's token: members carrying all of `tags`
+// (a [[rules]] route_tags; when none can take it, the read goes where it would have gone), then
+// members in the client's `zone` (their tag zone = the client's [[zones]] entry), then any.
+struct ReadPreference {
+  const std::vector<std::pair<std::string, std::string>>* tags = nullptr;
+  std::string_view zone;
+  bool any() const { return tags || !zone.empty(); }
+};
+
 class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
  public:
   ClusterRuntime(const config::Cluster& cfg, std::shared_ptr<const pool::Credentials> health_creds,
@@ -67,7 +76,7 @@ class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
 
   // The member for a read: a healthy replica within max_replica_lag that covers `token` (when
   // not empty), balanced per the config; the primary per reads_on_primary; -1 if none.
-  int pick_read(const Position& token);
+  int pick_read(const Position& token, const ReadPreference& pref = {});
   // The member for writes: the discovered primary, or the configured one before the first check.
   int pick_write() const;
 
@@ -80,7 +89,9 @@ class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
     bool replica = false;  // a read on a replica (not the primary)
     bool verify = false;
   };
-  Decision route(bool read, const Position& token, bool may_verify);
+  Decision route(bool read, const Position& token, bool may_verify, const ReadPreference& pref = {});
+  // A member's tags (the cluster's `tags`), for SHOW BACKENDS.
+  const std::map<std::string, std::string>& tags(int member) const;
   // A session read `member`'s position itself (fresher than the last check): share it.
   void note_position(int member, const Position& p);
   // What `member` has surely applied: its last known position (health check, or a session's

@@ -9,6 +9,8 @@ const Lexed& Analysis::of(std::string_view text, Dialect dialect) {
   valid_ = true;
   cls_.reset();
   tables_.reset();
+  fingerprint_.reset();
+  verbs_.reset();
   ++lexings_;
   return lexed_;
 }
@@ -24,6 +26,16 @@ const Classification& Analysis::classification(const std::vector<std::string>& w
 const TableRefs& Analysis::tables() {
   if (!tables_) tables_ = sql::tables(lexed_);
   return *tables_;
+}
+
+const std::string& Analysis::fingerprint() {
+  if (!fingerprint_) fingerprint_ = sql::fingerprint(lexed_);
+  return *fingerprint_;
+}
+
+const std::vector<std::string>& Analysis::verbs() {
+  if (!verbs_) verbs_ = sql::verbs(lexed_);
+  return *verbs_;
 }
 
 }  // namespace sluice::sql

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "src/sql/classify.hpp"
+#include "src/sql/fingerprint.hpp"
 #include "src/sql/lexer.hpp"
 #include "src/sql/normalize.hpp"
 
@@ -26,8 +27,12 @@ class Analysis {
   // Of the text last given to of(): its class, with the cluster's extra write functions (routing)
   // or without (the cache); kept for the last list asked.
   const Classification& classification(const std::vector<std::string>& write_functions = {});
-  // The tables it names (invalidation).
+  // The tables it names (invalidation, rules).
   const TableRefs& tables();
+  // Its fingerprint and its statements' verbs (fingerprint.hpp): the firewall, the rules and the
+  // query digests ask for them, computed once per text.
+  const std::string& fingerprint();
+  const std::vector<std::string>& verbs();
 
   std::uint64_t lexings() const { return lexings_; }  // for tests: how often it really lexed
 
@@ -38,6 +43,8 @@ class Analysis {
   std::optional<Classification> cls_;
   std::vector<std::string> cls_functions_;  // the list cls_ was computed with
   std::optional<TableRefs> tables_;
+  std::optional<std::string> fingerprint_;
+  std::optional<std::vector<std::string>> verbs_;
   std::uint64_t lexings_ = 0;
 };
 

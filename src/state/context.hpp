@@ -56,6 +56,18 @@ struct Context {
   access::Allowlist firewall_list;  // [firewall] fingerprints per user (allowlist_file)
   // Whether statements go through the firewall (rules, or a mode other than "off").
   bool firewall_on() const { return firewall_on_.load(std::memory_order_relaxed); }
+  // Whether any [[rules]] are in force.
+  bool rules_on() const { return rules_on_.load(std::memory_order_relaxed); }
+  // The clock the rules' time windows read (Unix seconds): the system's, unless the console's
+  // SET RULES_CLOCK pinned it (tests drive time windows so; 0 = the system's again).
+  std::int64_t rules_now() const {
+    auto pinned = rules_clock_.load(std::memory_order_relaxed);
+    return pinned
+               ? pinned
+               : std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  }
+  void pin_rules_clock(std::int64_t unix_seconds) { rules_clock_.store(unix_seconds, std::memory_order_relaxed); }
   // Whether any request rate ([limits] queries_per_second_*, a user's queries_per_second) is set
   // in the running configuration: sessions that keep an older snapshot ask this first.
   bool rates_on() const { return rates_on_.load(std::memory_order_relaxed); }
@@ -76,6 +88,8 @@ struct Context {
   std::atomic<bool> cache_on_{false};
   std::atomic<bool> firewall_on_{false};
   std::atomic<bool> rates_on_{false};
+  std::atomic<bool> rules_on_{false};
+  std::atomic<std::int64_t> rules_clock_{0};
   std::shared_ptr<const cache::Policy> policy_;
 };
 

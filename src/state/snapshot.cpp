@@ -59,6 +59,7 @@ std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Con
   s->access = std::make_shared<const access::Rules>(cfg->access, running ? running->access.get() : nullptr);
   s->firewall =
       std::make_shared<const access::FirewallRules>(cfg->firewall.rules, running ? running->firewall.get() : nullptr);
+  s->rules = std::make_shared<const access::QueryRules>(cfg->rules, running ? running->rules.get() : nullptr);
   s->config = std::move(cfg);
   return s;
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "src/access/firewall.hpp"
+#include "src/access/query_rules.hpp"
 #include "src/access/rules.hpp"
 #include "src/config/config.hpp"
 #include "src/pool/credentials.hpp"
@@ -57,6 +58,7 @@ class Snapshot {
   pool::ServerTlsMap server_tls;
   std::shared_ptr<const access::Rules> access;  // [[access]], never null
   std::shared_ptr<const access::FirewallRules> firewall;  // [[firewall.rules]], never null
+  std::shared_ptr<const access::QueryRules> rules;        // [[rules]], never null
 };
 
 pool::PoolSettings pool_settings(const Snapshot& snap, const config::Pool& p);

@@ -26,14 +26,21 @@ protocol = "postgres"
 primary = "127.0.0.1:5432"
 )";
 
-access::FirewallRequest req(std::string_view user, std::string_view addr = "10.0.0.1",
-                            const std::vector<std::string>* groups = nullptr) {
-  access::FirewallRequest r;
+access::StatementFacts req(std::string_view user, std::string_view addr = "10.0.0.1",
+                           const std::vector<std::string>* groups = nullptr) {
+  access::StatementFacts r;
   r.user = user;
   r.database = "app";
   r.address = addr;
   r.groups = groups;
   return r;
+}
+// The firewall's verdict on `text` (an Analysis per call, as a session's for a new text).
+access::FirewallVerdict judge(const config::Firewall& cfg, const access::FirewallRules& rules, access::Allowlist& list,
+                              const access::StatementFacts& f, const char* text) {
+  sql::Analysis a;
+  a.of(text, sql::Dialect::Postgres);
+  return access::check_statement(cfg, rules, list, f, a);
 }
 }  // namespace
 
@@ -64,8 +71,7 @@ action = "deny"
   access::Allowlist list;
   auto check = [&](const char* sql, std::string_view user = "app", std::string_view addr = "10.0.0.1",
                    const std::vector<std::string>* groups = nullptr) {
-    return access::check_statement(cfg->firewall, rules, list, req(user, addr, groups),
-                                   sql::lex(sql, sql::Dialect::Postgres));
+    return judge(cfg->firewall, rules, list, req(user, addr, groups), sql);
   };
   CHECK(check("SELECT 1").allow);
   auto v = check("DROP TABLE t");
@@ -96,7 +102,7 @@ TEST_CASE("firewall: learning fills the allow-list, enforcing refuses what is no
   access::FirewallRules rules({}, nullptr);
   access::Allowlist list;
   auto check = [&](const char* sql, std::string_view user = "app") {
-    return access::check_statement(cfg->firewall, rules, list, req(user), sql::lex(sql, sql::Dialect::Postgres));
+    return judge(cfg->firewall, rules, list, req(user), sql);
   };
   CHECK(check("SELECT * FROM t WHERE id = 1").allow);
   CHECK(check("SELECT * FROM t WHERE id = 2").allow);

@@ -60,7 +60,8 @@ TEST_CASE("the lag history forgets what is older than its horizon, and still rep
 
 namespace {
 std::shared_ptr<ClusterRuntime> make_cluster(config::Balance balance, config::ReadsOnPrimary rop,
-                                             std::vector<std::uint32_t> weights = {}) {
+                                             std::vector<std::uint32_t> weights = {},
+                                             std::vector<std::map<std::string, std::string>> tags = {}) {
   config::Cluster c;
   c.name = "t";
   c.primary = {"p", 1};
@@ -68,6 +69,7 @@ std::shared_ptr<ClusterRuntime> make_cluster(config::Balance balance, config::Re
   c.balance = balance;
   c.reads_on_primary = rop;
   c.weights = weights;
+  c.member_tags = std::move(tags);
   c.max_replica_lag = 5000ms;
   return std::make_shared<ClusterRuntime>(c, nullptr, "");
 }
@@ -128,4 +130,31 @@ TEST_CASE("least_outstanding prefers the less busy replica") {
   CHECK(c->pick_read({}) == 2);
   c->counters(2).outstanding = 9;
   CHECK(c->pick_read({}) == 1);
+}
+
+TEST_CASE("reads prefer members with a rule's tags, then the client's zone; health and the token come first") {
+  auto c = make_cluster(config::Balance::RoundRobin, config::ReadsOnPrimary::Always, {},
+                        {{{"zone", "a"}}, {{"zone", "a"}, {"tier", "analytics"}}, {{"zone", "b"}}});
+  c->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/400")));
+  std::vector<std::pair<std::string, std::string>> analytics{{"tier", "analytics"}}, nowhere{{"tier", "none"}};
+  for (int i = 0; i < 10; ++i) CHECK(c->pick_read({}, {&analytics, ""}) == 1);
+  for (int i = 0; i < 10; ++i) CHECK(c->pick_read({}, {nullptr, "b"}) == 2);
+  std::map<int, int> hits;
+  for (int i = 0; i < 100; ++i) ++hits[c->pick_read({}, {nullptr, "a"})];
+  CHECK(hits[0] == 50);  // the primary reads here too (reads_on_primary = always), in zone a
+  CHECK(hits[1] == 50);
+  hits.clear();
+  for (int i = 0; i < 90; ++i) ++hits[c->pick_read({}, {&nowhere, "c"})];  // nobody has them: anyone
+  CHECK(hits[0] == 30);
+  CHECK(hits[1] == 30);
+  CHECK(hits[2] == 30);
+  // The replica of the client's zone does not have the client's write: the read goes elsewhere.
+  for (int i = 0; i < 10; ++i) CHECK(c->pick_read(*parse_pg_lsn("0/450"), {nullptr, "b"}) != 2);
+  // Tags and zone together: the tags narrow first, the zone within them.
+  CHECK(c->pick_read({}, {&analytics, "b"}) == 1);
+  auto d = c->route(true, {}, true, {nullptr, "b"});
+  CHECK(d.member == 2);
+  CHECK(d.replica);
+  CHECK(c->route(false, {}, true, {&analytics, "b"}).member == 0);  // writes: the primary
+  CHECK(c->tags(1).at("tier") == "analytics");
 }

@@ -4,7 +4,8 @@
 namespace sluice::frontend {
 
 void ClientRouting::bind(const config::Config& cfg, const config::Pool& pc, const std::string& user,
-                         std::shared_ptr<pool::Pool> primary, const router::Router& router, PoolMaker make) {
+                         std::shared_ptr<pool::Pool> primary, const router::Router& router, PoolMaker make,
+                         std::string_view address) {
   const auto& cluster = cfg.clusters.at(pc.cluster);
   cluster_ = router.find(pc.cluster);
   auto routing = cluster.routing;
@@ -17,6 +18,15 @@ void ClientRouting::bind(const config::Config& cfg, const config::Pool& pc, cons
   make_ = std::move(make);
   route.member = 0;
   write_functions_ = cluster.write_functions;
+  zone_.clear();
+  if (!cfg.zones.empty()) {
+    auto addr = config::IpAddress::parse(address);
+    for (auto& z : cfg.zones) {
+      for (auto& c : z.addresses)
+        if (addr && c.contains(*addr)) zone_ = z.name;
+      if (!zone_.empty()) break;
+    }
+  }
 }
 
 std::shared_ptr<pool::Pool> ClientRouting::pool(int member) {
@@ -25,10 +35,13 @@ std::shared_ptr<pool::Pool> ClientRouting::pool(int member) {
   return p;
 }
 
-std::shared_ptr<pool::Pool> ClientRouting::choose(bool read) {
+std::shared_ptr<pool::Pool> ClientRouting::choose(bool read,
+                                                  const std::vector<std::pair<std::string, std::string>>* tags) {
   // After a failed position check, give the replica a moment before asking again.
   bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
-  auto d = cluster_->route(read, token, may_verify);
+  router::ReadPreference pref;
+  if (read) pref.tags = tags, pref.zone = zone_;
+  auto d = cluster_->route(read, token, may_verify, pref);
   route.replica = d.replica;
   route.verify = d.verify;
   route.member = d.member;

@@ -27,8 +27,10 @@ class ClientRouting final : public LeaseHooks {
   // Login and reload. `primary`: this client's pool on the cluster's primary. Reads split when
   // the routing (the user's, else the pool's, else the cluster's) is read_write_split, the
   // cluster has replicas and the pool is not in session mode.
+  // `address`: the client's, for its [[zones]] entry (reads prefer members in its zone).
   void bind(const config::Config& cfg, const config::Pool& pc, const std::string& user,
-            std::shared_ptr<pool::Pool> primary, const router::Router& router, PoolMaker make);
+            std::shared_ptr<pool::Pool> primary, const router::Router& router, PoolMaker make,
+            std::string_view address = {});
 
   bool split() const { return split_; }
   // The cluster's write_functions, split or not: a statement calling one is neither a read for
@@ -41,7 +43,9 @@ class ClientRouting final : public LeaseHooks {
 
   // Routes the next command (split() only): a read to a replica that covers the token (or, when
   // none is known to, one to verify), a write to the primary. Returns the member's pool.
-  std::shared_ptr<pool::Pool> choose(bool read);
+  // `tags`: a [[rules]] route_tags for this command (reads only).
+  std::shared_ptr<pool::Pool> choose(bool read, const std::vector<std::pair<std::string, std::string>>* tags = nullptr);
+  const std::string& zone() const { return zone_; }
   // The lease on route (lease_on_route); `conn` from the caller's fast path, or null.
   boost::asio::awaitable<pool::LeaseResult> lease(std::shared_ptr<pool::ServerConn> conn, config::Protocol protocol,
                                                   boost::asio::any_io_executor ex, config::Duration wait);
@@ -75,6 +79,7 @@ class ClientRouting final : public LeaseHooks {
   bool split_ = false;
   std::vector<std::shared_ptr<pool::Pool>> pools_;
   std::vector<std::string> write_functions_;
+  std::string zone_;  // the client's [[zones]] entry ("" = none)
   PoolMaker make_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
   // The lease in progress: how to reach the members.

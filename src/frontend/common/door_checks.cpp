@@ -25,24 +25,34 @@ AccessOutcome access_check(const state::Snapshot& snap, config::Protocol protoco
   return {false, std::nullopt, access::refusal_text(v, info.addr, user, database, tls)};
 }
 
-std::optional<FirewallDenial> firewall_check(state::Context& ctx, const state::Snapshot& snap,
-                                             config::Protocol protocol, std::uint64_t client_id, std::string_view user,
-                                             std::string_view database, std::string_view address,
-                                             const sql::Lexed& lexed) {
-  const config::User* u = snap.config->find_user(user);
-  access::FirewallRequest req;
-  req.protocol = protocol;
-  req.user = user;
-  req.database = database;
-  req.address = address;
-  req.groups = u ? &u->groups : nullptr;
-  auto v = access::check_statement(snap.config->firewall, *snap.firewall, ctx.firewall_list, req, lexed);
-  if (v.allow) return std::nullopt;
-  std::string why = v.unlisted ? std::string("not on the allow-list of user \"") + std::string(user) + "\""
-                               : fmt::format("denied by firewall rule {}", v.rule);
-  log::info("client {} {}: user {} database {}: statement {} (fingerprint: {})", client_id, address, user, database,
-            why, v.fingerprint);
-  return FirewallDenial{fmt::format("Sluice firewall: statement {}", why), std::move(v.fingerprint)};
+StatementCheck check_statement(state::Context& ctx, const state::Snapshot& snap, access::StatementFacts f,
+                               std::uint64_t client_id, sql::Analysis& a, bool firewall) {
+  StatementCheck out;
+  const config::User* u = snap.config->find_user(f.user);
+  f.groups = u ? &u->groups : nullptr;
+  f.now = ctx.rules_now();
+  if (firewall && (snap.config->firewall.mode != "off" || !snap.firewall->empty())) {
+    auto v = access::check_statement(snap.config->firewall, *snap.firewall, ctx.firewall_list, f, a);
+    if (!v.allow) {
+      std::string why = v.unlisted ? std::string("not on the allow-list of user \"") + std::string(f.user) + "\""
+                                   : fmt::format("denied by firewall rule {}", v.rule);
+      log::info("client {} {}: user {} database {}: statement {} (fingerprint: {})", client_id, f.address, f.user,
+                f.database, why, v.fingerprint);
+      out.refusal = fmt::format("Sluice firewall: statement {}", why);
+      return out;
+    }
+  }
+  if (!snap.rules->empty()) {
+    out.rules = snap.rules->apply(f, a);
+    if (out.rules.deny) {
+      ctx.firewall_list.count_denied();
+      log::info("client {} {}: user {} database {}: statement denied by rule {} (fingerprint: {})", client_id,
+                f.address, f.user, f.database, out.rules.last_rule, a.fingerprint());
+      out.refusal = out.rules.message.empty() ? fmt::format("Sluice: statement denied by rule {}", out.rules.last_rule)
+                                              : std::string(out.rules.message);
+    }
+  }
+  return out;
 }
 
 }  // namespace sluice::frontend

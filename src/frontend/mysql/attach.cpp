@@ -12,6 +12,13 @@ sql::Classification Session::classify(std::string_view text) const {
 const std::vector<std::string>& Session::write_functions() const { return routing_.write_functions(); }
 
 bool Session::command_is_read() {
+  bool read = classified_read();
+  if (ruled_ && w().rule_.route != config::RouteTo::Default) [[unlikely]]
+    read = w().rule_.route == config::RouteTo::Replica;
+  return read;
+}
+
+bool Session::classified_read() {
   const auto& p = io_.payload();
   if (p.empty()) return false;
   auto cmd = static_cast<std::uint8_t>(p[0]);
@@ -56,7 +63,7 @@ void Session::after_statement(sql::StatementKind kind, bool was_read) {
 
 void Session::choose_route() {
   bool read = command_is_read();
-  pool_ = routing_.choose(read);
+  pool_ = routing_.choose(read, ruled_ ? w().rule_.route_tags : nullptr);
   (read ? handle_->routed_reads : handle_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -98,6 +98,9 @@ class Session final : public TendedSession {
     ResponseSummary last_;
     std::string server_buf_, srv_out_, cli_out_;
     std::string execute_;  // COM_STMT_EXECUTE as sent to the server (com_execute)
+    // What [[rules]] decided for the running command (ruled_), and the rules it points into.
+    access::RuleOutcome rule_;
+    std::shared_ptr<const access::QueryRules> rules_held_;
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return fill_key_.empty() && capture_.empty() && pending_invalidation_.empty() && held_error_.empty();
@@ -189,12 +192,20 @@ class Session final : public TendedSession {
   // [limits] per COM_QUERY / COM_STMT_EXECUTE: false when refused (1226 sent; the client stays),
   // after waiting when the action is "queue".
   awaitable<bool> rate_limit();
-  // [firewall] for the COM_QUERY / COM_STMT_PREPARE in io_: false when denied (1142 sent; the
-  // client stays).
-  awaitable<bool> firewall_allows();
-  // Both, as they apply to command `cmd` (COM_QUERY: rate and firewall; COM_STMT_EXECUTE: rate;
-  // COM_STMT_PREPARE: firewall): false when one refused it (answered; the client stays).
+  // [firewall] and [[rules]] for the COM_QUERY / COM_STMT_PREPARE in io_, or the statement a
+  // COM_STMT_EXECUTE runs (rules only): false when denied (1142 sent; the client stays).
+  // Otherwise what the rules decide holds for this command (rule()), and a rewrite is applied
+  // to io_'s payload.
+  awaitable<bool> statement_allowed(std::uint8_t cmd);
+  // All of them, as they apply to command `cmd` (COM_QUERY: rate, firewall, rules;
+  // COM_STMT_EXECUTE: rate, rules; COM_STMT_PREPARE: firewall, rules): false when one refused it
+  // (answered; the client stays).
   awaitable<bool> front_door(std::uint8_t cmd);
+  // The running command's [[rules]] decision, when a rule matched it.
+  const access::RuleOutcome* rule() { return ruled_ ? &w().rule_ : nullptr; }
+  cache::RuleCache rule_cache() {
+    return ruled_ ? cache::RuleCache{w().rule_.cache, w().rule_.cache_ttl} : cache::RuleCache{};
+  }
 
   // Finds the pool for `db` (or a default one without a database) and checks that the server
   // knows the schema, as a direct login would.
@@ -227,8 +238,10 @@ class Session final : public TendedSession {
   sql::Classification classify(std::string_view text) const;
   const std::vector<std::string>& write_functions() const;
 
-  // Whether the command in io_ may run on a replica (statements classified once, at prepare).
+  // Whether the command in io_ may run on a replica (statements classified once, at prepare),
+  // as a [[rules]] route says when one matched; classified_read() without the rules.
   bool command_is_read();
+  bool classified_read();
 
   // After each statement, the read-your-writes token: the GTID the server reported for a
   // commit; without one (a server that does not report it), a sentinel no replica covers, so the
@@ -417,6 +430,8 @@ class Session final : public TendedSession {
   std::shared_ptr<ClientHandle> handle_;
 
   std::string nonce_, user_, schema_;
+  std::string program_;  // the program_name connect attribute ([[rules]] application)
+  bool ruled_ = false;   // a [[rules]] entry matched the running command: w().rule_
   std::uint32_t caps_ = 0;
   std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
   bool learned_ = false;            // creds_ came from the server ([mysql] auth_user)

@@ -209,10 +209,10 @@ awaitable<bool> Session::read_command() {
 
 awaitable<bool> Session::dispatch() {
   std::uint8_t cmd = static_cast<std::uint8_t>(io_.payload()[0]);
-  // The front door's per-command checks ([limits] rates, [firewall]): one await site, taken only
+  // The per-command checks ([limits] rates, [firewall], [[rules]]): one await site, taken only
   // when one of them is on (each co_await site grows this frame, which Asio recycles under 1 KiB).
   if ((cmd == my::com::QUERY || cmd == my::com::STMT_EXECUTE || cmd == my::com::STMT_PREPARE) &&
-      (limits_.limited(cfg_->limits) || ctx_.firewall_on())) [[unlikely]] {
+      (limits_.limited(cfg_->limits) || ctx_.firewall_on() || ctx_.rules_on() || ruled_)) [[unlikely]] {
     if (!co_await front_door(cmd)) co_return sock_.is_open();
   }
   switch (cmd) {

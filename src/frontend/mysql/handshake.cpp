@@ -120,6 +120,8 @@ awaitable<bool> Session::handshake() {
   mariadb_caps_ = resp.mariadb_capabilities & hs.mariadb_capabilities;
   charset_ = resp.charset;
   user_ = resp.user;
+  for (auto& [k, v] : resp.attributes)
+    if (k == "program_name") program_ = v.substr(0, 256);
   multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
 
   std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
@@ -138,7 +140,7 @@ awaitable<bool> Session::handshake() {
       co_return co_await refuse(Refusal::ConsoleDenied, user_, peer_address());
     }
     console_ = true;
-    info_->set_identity(user_, db);
+    info_->set_identity(user_, db, program_);
     {
       std::lock_guard lock(info_->mu);
       info_->pool = "sluice";
@@ -190,17 +192,42 @@ awaitable<bool> Session::rate_limit() {
 }
 
 awaitable<bool> Session::front_door(std::uint8_t cmd) {
+  ruled_ = false;
   if (cmd != my::com::STMT_PREPARE && limits_.limited(cfg_->limits) && !co_await rate_limit()) co_return false;
-  if (cmd != my::com::STMT_EXECUTE && ctx_.firewall_on() && !co_await firewall_allows()) co_return false;
+  if ((cmd != my::com::STMT_EXECUTE && ctx_.firewall_on()) || ctx_.rules_on())
+    co_return co_await statement_allowed(cmd);
   co_return true;
 }
 
-awaitable<bool> Session::firewall_allows() {
-  const auto& lexed = w().analysis_.of(std::string_view(io_.payload()).substr(1), sql::Dialect::Mysql);
-  auto denied = firewall_check(ctx_, *snap_, config::Protocol::Mysql, info_->id, user_, schema_, info_->addr, lexed);
-  if (!denied) co_return true;
-  co_await refuse(Refusal::FirewallDenied, denied->message);
-  co_return false;
+awaitable<bool> Session::statement_allowed(std::uint8_t cmd) {
+  std::string_view text;
+  if (cmd == my::com::STMT_EXECUTE) {
+    std::uint32_t id = 0;
+    const ClientStmt* cs = find_stmt(io_.bytes(), id);
+    if (!cs) co_return true;  // com_execute() answers an unknown statement
+    text = cs->query;
+  } else {
+    text = std::string_view(io_.payload()).substr(1);
+  }
+  w().analysis_.of(text, sql::Dialect::Mysql);
+  access::StatementFacts f{config::Protocol::Mysql, user_, schema_, program_, info_->addr};
+  auto c = check_statement(ctx_, *snap_, f, info_->id, w().analysis_, cmd != my::com::STMT_EXECUTE);
+  if (c.refusal) {
+    co_await refuse(Refusal::FirewallDenied, *c.refusal);
+    co_return false;
+  }
+  if (!c.rules.matched) co_return true;
+  w().rule_ = c.rules;
+  w().rules_held_ = snap_->rules;  // what rule_ points into, through a reload
+  ruled_ = true;
+  if (c.rules.rewrite_rule >= 0 && cmd != my::com::STMT_EXECUTE) {
+    std::string rewritten(text);
+    if (snap_->rules->rewrite(c.rules.rewrite_rule, rewritten)) {
+      log::debug("mysql client {}: rule {} rewrote the statement", info_->id, c.rules.rewrite_rule + 1);
+      io_.replace_payload(io_.payload().substr(0, 1) + rewritten);
+    }
+  }
+  co_return true;
 }
 
 awaitable<bool> Session::check_access(const std::string& db, std::optional<config::AuthMethod>& method) {
@@ -284,7 +311,7 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
     co_return co_await refuse(Refusal::DatabaseDisabled, db);
   }
   stats_ = ctx_.stats.get("mysql", served_db_);
-  info_->set_identity(user_, db);
+  info_->set_identity(user_, db, program_);
   {
     std::lock_guard lock(info_->mu);
     info_->pool = served_db_;

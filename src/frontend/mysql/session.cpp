@@ -153,11 +153,14 @@ void Session::bind_pool(const config::Pool& pc) {
   pool_charset_ = charset_;
   pool_ = ctx_.pools.get(pc, cluster.primary, creds_, "", pool_settings());
   if (learned_) pool_->set_credentials(creds_);  // a changed password: new connections use it
-  routing_.bind(*cfg_, pc, user_, pool_, ctx_.router, [this](const config::Endpoint& member) {
-    auto p = ctx_.pools.get(*pool_cfg_, member, creds_, "", pool_settings());
-    if (learned_) p->set_credentials(creds_);
-    return p;
-  });
+  routing_.bind(
+      *cfg_, pc, user_, pool_, ctx_.router,
+      [this](const config::Endpoint& member) {
+        auto p = ctx_.pools.get(*pool_cfg_, member, creds_, "", pool_settings());
+        if (learned_) p->set_credentials(creds_);
+        return p;
+      },
+      info_->addr);
 }
 
 pool::PoolSettings Session::pool_settings() const {

@@ -125,16 +125,23 @@ void Session::choose_route() {
   if (!routing_.split()) return;
   sql::Classification cls;
   wire::Frame f;
+  const StatementCheck* rc = nullptr;  // [[rules]] on the request's first statement
+  const bool rules = ctx_.rules_on();
   if (wire::next_frame(buffered_bytes(), max_packet_, f) == wire::Decode::Ok) {
     if (f.type == wire::fe::Query) {
       wire::Reader r(f.body);
-      w().analysis_.of(r.cstr(), sql::Dialect::Postgres);  // lexed already when the cache looked
+      std::string_view text = r.cstr();
+      w().analysis_.of(text, sql::Dialect::Postgres);  // lexed already when the cache looked
       cls = w().analysis_.classification(routing_.write_functions());
+      if (rules) [[unlikely]]
+        rc = &statement_check(text, false);
     } else if (f.type == wire::fe::Parse) {
       wire::ParseView pv;
       if (wire::parse_parse(f.body, pv)) {
         w().analysis_.of(pv.query, sql::Dialect::Postgres);
         cls = w().analysis_.classification(routing_.write_functions());
+        if (rules) [[unlikely]]
+          rc = &statement_check(pv.query, false);
       }
     } else if (f.type == wire::fe::Bind) {
       // A named statement prepared earlier: classified once, when first bound.
@@ -153,16 +160,28 @@ void Session::choose_route() {
           st->route.store(route, std::memory_order_relaxed);
         }
         if (route == 1) cls.kind = sql::StatementKind::Read;
+        if (rules) [[unlikely]] {  // judged on its text (nothing later looks at a Bind)
+          wire::Frame pf;
+          wire::ParseView pv;
+          auto bytes = wire::as_bytes(st->parse_message);
+          if (wire::next_frame(bytes, bytes.size(), pf) == wire::Decode::Ok && wire::parse_parse(pf.body, pv))
+            rc = &statement_check(pv.query, true);
+        }
       }
     }
   }
   bool read = cls.read() || (cls.kind == sql::StatementKind::Begin && cls.read_only);
   if (cls.hint == sql::Hint::Primary) read = false;
   if (cls.hint == sql::Hint::Replica) read = true;
+  const std::vector<std::pair<std::string, std::string>>* tags = nullptr;
+  if (rc && !rc->refusal) [[unlikely]] {
+    if (rc->rules.route != config::RouteTo::Default) read = rc->rules.route == config::RouteTo::Replica;
+    tags = rc->rules.route_tags;
+  }
   // A read outside a transaction may run again on another member if its server dies first.
   retryable_read_ = read && cls.kind != sql::StatementKind::Begin;
   if (!read) wrote_ = true;
-  pool_ = routing_.choose(read);
+  pool_ = routing_.choose(read, tags);
   (read ? cancel_->routed_reads : cancel_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -21,7 +21,12 @@ awaitable<bool> Session::try_cache(const wire::Frame& f) {
   if (!r.ok()) co_return false;
   const auto& lexed = w().analysis_.of(text, sql::Dialect::Postgres);  // also for routing and invalidation
   if (!w().analysis_.classification(routing_.write_functions()).read()) co_return false;
-  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_);
+  const StatementCheck* rc = nullptr;
+  if (ctx_.firewall_on() || ctx_.rules_on()) [[unlikely]] {
+    rc = &statement_check(text, false);
+    if (rc->refusal) co_return false;  // forwarding answers it
+  }
+  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_, rule_cache(rc));
   if (!cand) co_return false;
   co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
 }
@@ -68,7 +73,12 @@ awaitable<bool> Session::try_cache_extended() {
   if (bind_rest.empty() || exec_body.empty() || query.empty()) co_return false;
   const auto& lexed = w().analysis_.of(query, sql::Dialect::Postgres);
   if (!w().analysis_.classification(routing_.write_functions()).read()) co_return false;
-  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_);
+  const StatementCheck* rc = nullptr;
+  if (ctx_.firewall_on() || ctx_.rules_on()) [[unlikely]] {
+    rc = &statement_check(query, false);
+    if (rc->refusal) co_return false;  // forwarding answers it
+  }
+  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_, rule_cache(rc));
   if (!cand) co_return false;
   std::string key = cache_key(cand->normalized);
   key.append(
@@ -88,6 +98,7 @@ awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate&
   auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait, ryw_token());
   if (found.hit) {
     in_begin_ += consume;
+    rule_memo_ = false;  // the statement was answered: judged and counted
     std::string out = *found.hit;
     wire::ready_for_query(out, 'I');
     co_await write_client(out);

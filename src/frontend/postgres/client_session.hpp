@@ -121,6 +121,12 @@ class Session final : public TendedSession {
     asio::steady_timer write_done_;
     // CREATE/DROP DATABASE: the databases to free.
     std::vector<std::string> exclusive_dbs_;
+    // statement_check()'s verdict on check_text_ (valid while rule_memo_), the rules it points
+    // into, and a rule's rewrite of the last message sent.
+    std::string check_text_;
+    StatementCheck check_;
+    std::shared_ptr<const access::QueryRules> rules_held_;
+    std::string rewritten_;
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return capture_.empty() && fill_key_.empty() && pending_invalidation_.empty() && marked_tables_.empty();
@@ -306,9 +312,16 @@ class Session final : public TendedSession {
   // true when it was refused (53400 sent, the request dropped as the server drops a failed
   // one); otherwise it may go, after waiting when the action is "queue".
   awaitable<bool> rate_limited(const wire::Frame& f);
-  // [firewall] for Query or Parse `f` (attached): true when it was refused (the relay answers
-  // it as a failed statement; the frame is not sent).
-  bool refused_by_firewall(const wire::Frame& f);
+  // [firewall] and [[rules]] for Query or Parse `f` (attached): true when it was refused (the
+  // relay answers it as a failed statement; the frame is not sent). A rule's rewrite makes `f`
+  // the rewritten message (held in the work state until the next one).
+  bool refused_by_rules(wire::Frame& f);
+  // The firewall's and the rules' verdict on statement `text`, worked out once per statement
+  // however many steps ask (the cache, the route, forwarding): kept until `consume`.
+  const StatementCheck& statement_check(std::string_view text, bool consume);
+  cache::RuleCache rule_cache(const StatementCheck* c) const {
+    return c ? cache::RuleCache{c->rules.cache, c->rules.cache_ttl} : cache::RuleCache{};
+  }
   // [limits] rate for a request a session-mode client starts outside a transaction (attached,
   // between transactions): the relay refuses it (53400) or the wait is set for RateWait.
   std::optional<Outcome> rate_limit_attached(const wire::Frame& f);
@@ -549,6 +562,7 @@ class Session final : public TendedSession {
   std::string server_db_;
   LeaseRoute route_;  // the member the current command runs on (read/write split)
   bool batch_sent_ = false, wrote_ = false;
+  bool rule_memo_ = false;  // Work::check_ holds the verdict on Work::check_text_ (statement_check)
   // A read outside a transaction: the client messages sent for it since attaching, kept (up to
   // kMaxJournal bytes) so that it can run again on another member if its server dies first.
   static constexpr std::size_t kMaxJournal = 64 * 1024;

@@ -141,27 +141,6 @@ std::optional<Outcome> Session::rate_limit_attached(const wire::Frame& f) {
   return std::nullopt;
 }
 
-bool Session::refused_by_firewall(const wire::Frame& f) {
-  std::string_view text;
-  if (f.type == wire::fe::Query) {
-    wire::Reader r(f.body);
-    text = r.cstr();
-    if (!r.ok()) return false;  // malformed: the relay reports it
-  } else {
-    wire::ParseView p;
-    if (!wire::parse_parse(f.body, p)) return false;
-    text = p.query;
-  }
-  const auto& lexed = w().analysis_.of(text, sql::Dialect::Postgres);
-  auto denied =
-      firewall_check(ctx_, *snap_, config::Protocol::Postgres, info_->id, user_, database_, info_->addr, lexed);
-  if (!denied) return false;
-  std::string err;
-  wire::error_response(err, "ERROR", "42501", denied->message);
-  relay_.refuse(f, std::move(err), server_out_);
-  return true;
-}
-
 awaitable<bool> Session::check_access(std::optional<config::AuthMethod>& method) {
   auto a = access_check(*snap_, config::Protocol::Postgres, *info_, user_, database_, tls_ != nullptr);
   if (a.allow) {

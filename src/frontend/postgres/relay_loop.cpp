@@ -131,9 +131,11 @@ std::optional<Outcome> Session::forward_buffered() {
       if (auto o = rate_limit_attached(f)) return o;
       continue;  // refused (answered by the relay), or it may go now: look at it again
     }
-    if (ctx_.firewall_on() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) [[unlikely]] {
-      if (refused_by_firewall(f)) {
-        in_begin_ += f.size();
+    const std::size_t consumed = f.size();  // a rule's rewrite sends another message in its place
+    if ((ctx_.firewall_on() || ctx_.rules_on()) && (f.type == wire::fe::Query || f.type == wire::fe::Parse))
+        [[unlikely]] {
+      if (refused_by_rules(f)) {
+        in_begin_ += consumed;
         continue;
       }
     }
@@ -144,7 +146,7 @@ std::optional<Outcome> Session::forward_buffered() {
       if (journal_.size() + f.size() > kMaxJournal) journal_on_ = false, journal_.clear();
       else journal_.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
     }
-    in_begin_ += f.size();
+    in_begin_ += consumed;
     rate_checked_at_ = std::string::npos;  // that request went: the next one at this offset counts
     if (routing_.route.replica && (f.type == wire::fe::Query || f.type == wire::fe::Sync)) {
       batch_sent_ = true;
@@ -498,6 +500,7 @@ awaitable<bool> Session::serve() {
           continue;
         }
       }
+      rule_memo_ = false;  // a new request: its statements are judged afresh
       if (ctx_.cache_enabled() && mode_ != config::PoolMode::Session && !no_cache_ && !retrying_ && !failed_tx_ &&
           (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind)) {
         bool served = false;

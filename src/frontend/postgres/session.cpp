@@ -196,9 +196,12 @@ void Session::bind_pool(const config::Config& cfg, const config::Pool& pc) {
   server_db_ = pc.database == "*" ? database_ : (pc.server_database.empty() ? pc.database : pc.server_database);
   pool_cfg_ = &pc;  // `cfg` is snap_'s
   pool_ = ctx_.pools.get(pc, cluster.primary, creds_, server_db_, state::pool_settings(*snap_, pc));
-  routing_.bind(cfg, pc, user_, pool_, ctx_.router, [this](const config::Endpoint& member) {
-    return ctx_.pools.get(*pool_cfg_, member, creds_, server_db_, state::pool_settings(*snap_, *pool_cfg_));
-  });
+  routing_.bind(
+      cfg, pc, user_, pool_, ctx_.router,
+      [this](const config::Endpoint& member) {
+        return ctx_.pools.get(*pool_cfg_, member, creds_, server_db_, state::pool_settings(*snap_, *pool_cfg_));
+      },
+      info_->addr);
 }
 
 void Session::kick() {

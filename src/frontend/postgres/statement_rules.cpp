@@ -1,0 +1,59 @@
+// PostgreSQL client session: the firewall and [[rules]] per statement. A statement is judged once
+// however many steps look at it (the cache lookup, the route, forwarding), and each rule that
+// matched it is counted once; forwarding applies a refusal (a failed statement, as the server
+// would answer it) and a rewrite (the message rebuilt with the new text).
+#include "src/frontend/postgres/client_session.hpp"
+
+namespace sluice::frontend::pg {
+
+const StatementCheck& Session::statement_check(std::string_view text, bool consume) {
+  auto& wk = w();
+  if (rule_memo_ && text == wk.check_text_) {
+    if (consume) rule_memo_ = false;
+    return wk.check_;
+  }
+  wk.analysis_.of(text, sql::Dialect::Postgres);
+  const std::string* app = relay_.client_params.find("application_name");
+  access::StatementFacts f{config::Protocol::Postgres, user_, database_, app ? std::string_view(*app) : "",
+                           info_->addr};
+  wk.check_ = check_statement(ctx_, *snap_, f, info_->id, wk.analysis_);
+  wk.rules_held_ = snap_->rules;  // what check_ points into, through a reload
+  wk.check_text_.assign(text);
+  rule_memo_ = !consume;
+  return wk.check_;
+}
+
+bool Session::refused_by_rules(wire::Frame& f) {
+  std::string_view text;
+  wire::ParseView p;
+  if (f.type == wire::fe::Query) {
+    wire::Reader r(f.body);
+    text = r.cstr();
+    if (!r.ok()) return false;  // malformed: the relay reports it
+  } else {
+    if (!wire::parse_parse(f.body, p)) return false;
+    text = p.query;
+  }
+  const auto& c = statement_check(text, true);
+  if (c.refusal) {
+    std::string err;
+    wire::error_response(err, "ERROR", "42501", *c.refusal);
+    relay_.refuse(f, std::move(err), server_out_);
+    return true;
+  }
+  if (c.rules.rewrite_rule < 0) return false;
+  std::string changed(text);
+  if (!snap_->rules->rewrite(c.rules.rewrite_rule, changed)) return false;
+  log::debug("client {}: rule {} rewrote the statement", info_->id, c.rules.rewrite_rule + 1);
+  // The same message with the new text (Query: the text; Parse: name, text, parameter types).
+  auto& out = w().rewritten_;
+  out.clear();
+  if (f.type == wire::fe::Query) wire::query(out, changed);
+  else wire::parse_message(out, p.name, changed, p.param_types);
+  wire::Frame nf;
+  if (wire::next_frame(wire::as_bytes(out), out.size(), nf) != wire::Decode::Ok) return false;
+  f = nf;
+  return false;
+}
+
+}  // namespace sluice::frontend::pg
