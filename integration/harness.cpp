@@ -176,9 +176,11 @@ std::string direct_conninfo(const std::string& db) {
          " password=" + env_or("SLUICE_PG_SUPERPASSWORD", "postgres") + " dbname=" + db + " sslmode=disable";
 }
 
-MyConn::MyConn(int port, const std::string& user, const std::string& pw, const char* db, unsigned long flags) {
+MyConn::MyConn(int port, const std::string& user, const std::string& pw, const char* db, unsigned long flags,
+               const char* program) {
   my_bool no_tls = 0;
   mysql_optionsv(m, MYSQL_OPT_SSL_ENFORCE, &no_tls);
+  if (program) mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", program);
   ok = mysql_real_connect(m, "127.0.0.1", user.c_str(), pw.c_str(), db, static_cast<unsigned>(port), nullptr, flags) !=
        nullptr;
 }

@@ -90,8 +90,9 @@ struct Conn {
 struct MyConn {
   MYSQL* m = mysql_init(nullptr);
   bool ok = false;
+  // `program`: the program_name connect attribute, when given.
   explicit MyConn(int port, const std::string& user = "app", const std::string& pw = "app", const char* db = "app",
-              unsigned long flags = 0);
+                  unsigned long flags = 0, const char* program = nullptr);
   ~MyConn() { mysql_close(m); }
   MyConn(const MyConn&) = delete;
   MyConn& operator=(const MyConn&) = delete;
