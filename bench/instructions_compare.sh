@@ -17,6 +17,9 @@
 #   BENCH_FIREWALL_RULES=200 BENCH_TLS=0 BENCH_CLIENTS=1 bench/instructions_compare.sh  # Sluice with 200
 #     [[firewall.rules]] that pgbench's statement does not match (tables, patterns, kinds): what they
 #     add per statement
+#   BENCH_QUERY_RULES=100 BENCH_TLS=0 BENCH_CLIENTS=1 bench/instructions_compare.sh  # Sluice with 100
+#     [[rules]]: 99 that pgbench's statement does not match (tables, patterns, kinds, applications,
+#     users, a time window) and a last one that tags every statement: what they add per statement
 #   BENCH_CLIENTS=1 bench/instructions_compare.sh  # one client: no waiting in line, so the count
 #     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
 #     before/after comparison of a change on the hot path
@@ -82,6 +85,18 @@ for i in $(seq 1 "$FW"); do
     2) printf '[[firewall.rules]]\nkinds = ["truncate", "drop"]\nuser = ["u%d"]\naction = "deny"\n' "$i" ;;
   esac >>"$WORK/sluice.toml"
 done
+# [[rules]]: N-1 that do not match pgbench -S's statement, then one that tags everything.
+QR="${BENCH_QUERY_RULES:-0}"
+for i in $(seq 1 $((QR > 0 ? QR - 1 : 0))); do
+  case $((i % 5)) in
+    0) printf '[[rules]]\ntables = ["nope_%d"]\nroute = "primary"\n' "$i" ;;
+    1) printf '[[rules]]\nmatch = "nope_%d|pg_sleep"\ncache = false\n' "$i" ;;
+    2) printf '[[rules]]\nkinds = ["truncate", "drop"]\naction = "deny"\n' ;;
+    3) printf '[[rules]]\napplication = ["app_%d"]\ntag = "t%d"\n' "$i" "$i" ;;
+    4) printf '[[rules]]\nuser = ["u%d"]\ndays = "sat"\nhours = "01:00-02:00"\ntime_zone = "Europe/Berlin"\ntag = "w%d"\n' "$i" "$i" ;;
+  esac >>"$WORK/sluice.toml"
+done
+[ "$QR" -gt 0 ] && printf '[[rules]]\nname = "everything"\ntag = "all"\n' >>"$WORK/sluice.toml"
 write_pgbouncer_ini "$BOUNCER_PORT" 4 <<CONF
 client_tls_sslmode = allow
 client_tls_cert_file = $WORK/certs/server.pem

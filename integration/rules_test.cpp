@@ -11,6 +11,7 @@
 #include <mysql.h>
 
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <string>
@@ -103,6 +104,10 @@ name = "not from v6"
 address = "::1"
 match = "v4_only"
 action = "deny"
+[[rules]]
+name = "short sleeps"
+match = "sleep"
+statement_timeout = "300ms"
 )";
 
 // routed_reads per member of `cluster` (SHOW BACKENDS).
@@ -273,6 +278,20 @@ TEST_CASE("PostgreSQL: rules route, deny, rewrite and cache; tags and zones pick
     PQclear(r);
   }
 
+  SUBCASE("statement_timeout cancels a statement that runs too long; the connection and the next statement are fine") {
+    auto started = std::chrono::steady_clock::now();
+    CHECK(c.scalar("SELECT pg_sleep(5)") == "ERROR:57014");
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
+    CHECK(c.scalar("SELECT pg_sleep(0.01)") == "");  // quick enough
+    CHECK(c.exec("BEGIN"));
+    CHECK(c.scalar("SELECT pg_sleep(5)") == "ERROR:57014");
+    CHECK(c.exec("ROLLBACK"));
+    CHECK(c.scalar("SELECT 3") == "3");
+    // The timer is disarmed when the answer comes: a later slow statement without the rule runs on.
+    CHECK(c.scalar("SELECT pg_sleep(0.01)") == "");
+    CHECK(c.scalar("SELECT count(*) FROM generate_series(1, 10)") == "10");
+  }
+
   SUBCASE("a time window on a clock the test pins: Monday 09:30 in Berlin denies, Saturday does not") {
     CHECK(console(s, "SET RULES_CLOCK = '2026-12-07 08:30:00'").empty());
     CHECK(error_text(c, "SELECT 1 AS office_only").rfind("42501", 0) == 0);
@@ -400,6 +419,15 @@ TEST_CASE("MySQL: rules route, deny, rewrite, cache; program_name; prepared stat
   });
   CHECK(d[v6] == 6);
   CHECK(d[v4] == 0);
+
+  // statement_timeout: KILL QUERY on the server thread.
+  {
+    auto started = std::chrono::steady_clock::now();
+    std::string r = m.scalar("SELECT SLEEP(5)");
+    CHECK((r == "ERR:1317" || r == "1"));  // interrupted: an error, or SLEEP's own 1
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
+    CHECK(m.scalar("SELECT 8") == "8");
+  }
 
   // The time window, on the pinned clock.
   CHECK(console(s, "SET RULES_CLOCK = '2026-12-07 08:30:00'").empty());

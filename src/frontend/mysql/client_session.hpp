@@ -101,6 +101,7 @@ class Session final : public TendedSession {
     // What [[rules]] decided for the running command (ruled_), and the rules it points into.
     access::RuleOutcome rule_;
     std::shared_ptr<const access::QueryRules> rules_held_;
+    asio::steady_timer statement_timer_{timer_.get_executor()};  // a rule's statement_timeout
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return fill_key_.empty() && capture_.empty() && pending_invalidation_.empty() && held_error_.empty();
@@ -197,6 +198,9 @@ class Session final : public TendedSession {
   // Otherwise what the rules decide holds for this command (rule()), and a rewrite is applied
   // to io_'s payload.
   awaitable<bool> statement_allowed(std::uint8_t cmd);
+  // A rule's statement_timeout for the command about to be sent: past `d`, KILL QUERY on the
+  // server thread (the client gets the server's error 1317); disarmed when the answer is in.
+  void arm_statement_timeout(config::Duration d);
   // All of them, as they apply to command `cmd` (COM_QUERY: rate, firewall, rules;
   // COM_STMT_EXECUTE: rate, rules; COM_STMT_PREPARE: firewall, rules): false when one refused it
   // (answered; the client stays).
@@ -432,6 +436,7 @@ class Session final : public TendedSession {
   std::string nonce_, user_, schema_;
   std::string program_;  // the program_name connect attribute ([[rules]] application)
   bool ruled_ = false;   // a [[rules]] entry matched the running command: w().rule_
+  bool timeout_armed_ = false;  // statement_timer_ runs for the statement in flight
   std::uint32_t caps_ = 0;
   std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
   bool learned_ = false;            // creds_ came from the server ([mysql] auth_user)

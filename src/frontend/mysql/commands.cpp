@@ -260,7 +260,13 @@ awaitable<bool> Session::dispatch() {
 awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id,
                                std::string* capture) {
   if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+  if (ruled_ && w().rule_.statement_timeout.count() > 0) [[unlikely]]
+    arm_statement_timeout(w().rule_.statement_timeout);
   auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);
+  if (timeout_armed_) [[unlikely]] {
+    timeout_armed_ = false;
+    w().statement_timer_.cancel();
+  }
   if (!r) {
     w().last_ = ResponseSummary{};  // what the statement did is unknown (a write may have landed)
     co_return sock_.is_open();

@@ -314,6 +314,8 @@ awaitable<bool> Session::recreate_failed_tx() {
 }
 
 void Session::detach(bool reusable) {
+  if (timeout_armed_) [[unlikely]]
+    disarm_statement_timeout();
   if (!server_) return;
   unwatch_server();
   server_dead_ = false;

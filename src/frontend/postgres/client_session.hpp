@@ -127,6 +127,7 @@ class Session final : public TendedSession {
     StatementCheck check_;
     std::shared_ptr<const access::QueryRules> rules_held_;
     std::string rewritten_;
+    asio::steady_timer statement_timer_{write_done_.get_executor()};  // a rule's statement_timeout
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return capture_.empty() && fill_key_.empty() && pending_invalidation_.empty() && marked_tables_.empty();
@@ -319,6 +320,14 @@ class Session final : public TendedSession {
   // The firewall's and the rules' verdict on statement `text`, worked out once per statement
   // however many steps ask (the cache, the route, forwarding): kept until `consume`.
   const StatementCheck& statement_check(std::string_view text, bool consume);
+  // The statement just sent has a rule's statement_timeout: past it, a CancelRequest for its
+  // server session (the client gets the server's 57014). Disarmed at the next boundary (its
+  // ReadyForQuery) or detach.
+  void arm_statement_timeout();
+  void disarm_statement_timeout() {
+    timeout_armed_ = false;
+    w().statement_timer_.cancel();
+  }
   cache::RuleCache rule_cache(const StatementCheck* c) const {
     return c ? cache::RuleCache{c->rules.cache, c->rules.cache_ttl} : cache::RuleCache{};
   }
@@ -563,6 +572,9 @@ class Session final : public TendedSession {
   LeaseRoute route_;  // the member the current command runs on (read/write split)
   bool batch_sent_ = false, wrote_ = false;
   bool rule_memo_ = false;  // Work::check_ holds the verdict on Work::check_text_ (statement_check)
+  // A rule's statement_timeout: for the message being forwarded, and armed for one sent.
+  config::Duration pending_timeout_{0};
+  bool timeout_armed_ = false;
   // A read outside a transaction: the client messages sent for it since attaching, kept (up to
   // kMaxJournal bytes) so that it can run again on another member if its server dies first.
   static constexpr std::size_t kMaxJournal = 64 * 1024;

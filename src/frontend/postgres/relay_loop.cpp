@@ -88,6 +88,8 @@ awaitable<Outcome> Session::server_to_client() {
 
 std::optional<Outcome> Session::boundary_outcome() {
   if (!relay_.at_boundary()) return std::nullopt;
+  if (timeout_armed_) [[unlikely]]
+    disarm_statement_timeout();
   char tx = relay_.tx_status();
   if (mode_ == config::PoolMode::Statement && tx != 'I') return Outcome::StatementMode;
   if (mode_ != config::PoolMode::Session && tx == 'I') {
@@ -141,6 +143,8 @@ std::optional<Outcome> Session::forward_buffered() {
     }
     if (ctx_.cache_enabled() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
     auto v = relay_.client_message(f, *server_, server_out_);
+    if (pending_timeout_.count() > 0) [[unlikely]]
+      arm_statement_timeout();
     if (journal_on_ && v == Relay::Verdict::Ok) {
       // Kept while the read may still run again elsewhere (its server dies before answering).
       if (journal_.size() + f.size() > kMaxJournal) journal_on_ = false, journal_.clear();

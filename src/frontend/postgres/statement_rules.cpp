@@ -1,7 +1,8 @@
 // PostgreSQL client session: the firewall and [[rules]] per statement. A statement is judged once
 // however many steps look at it (the cache lookup, the route, forwarding), and each rule that
 // matched it is counted once; forwarding applies a refusal (a failed statement, as the server
-// would answer it) and a rewrite (the message rebuilt with the new text).
+// would answer it), a rewrite (the message rebuilt with the new text) and a statement timeout
+// (a CancelRequest when it runs too long).
 #include "src/frontend/postgres/client_session.hpp"
 
 namespace sluice::frontend::pg {
@@ -41,6 +42,8 @@ bool Session::refused_by_rules(wire::Frame& f) {
     relay_.refuse(f, std::move(err), server_out_);
     return true;
   }
+  if (c.rules.statement_timeout.count() > 0) [[unlikely]]
+    pending_timeout_ = c.rules.statement_timeout;
   if (c.rules.rewrite_rule < 0) return false;
   std::string changed(text);
   if (!snap_->rules->rewrite(c.rules.rewrite_rule, changed)) return false;
@@ -54,6 +57,22 @@ bool Session::refused_by_rules(wire::Frame& f) {
   if (wire::next_frame(wire::as_bytes(out), out.size(), nf) != wire::Decode::Ok) return false;
   f = nf;
   return false;
+}
+
+void Session::arm_statement_timeout() {
+  auto d = std::exchange(pending_timeout_, config::Duration{0});
+  if (!server_ || !server_->backend_pid) return;
+  timeout_armed_ = true;
+  auto& t = w().statement_timer_;
+  t.expires_after(d);
+  t.async_wait([this, alive = std::weak_ptr<bool>(alive_), pid = server_->backend_pid, key = server_->backend_key,
+                ep = pool_->endpoint(), d](error_code ec) {
+    if (ec || alive.expired() || !std::exchange(timeout_armed_, false)) return;
+    if (!server_ || server_->backend_pid != pid) return;  // that server session is no longer this client's
+    log::info("client {}: statement_timeout ({} ms) of a [[rules]] entry: cancelling it on {}", info_->id, d.count(),
+              ep.text());
+    asio::co_spawn(client_.get_executor(), send_cancel_request(ep, pid, key), asio::detached);
+  });
 }
 
 }  // namespace sluice::frontend::pg
