@@ -231,6 +231,19 @@ std::string prometheus(state::Context& ctx) {
                static_cast<double>(r.hits));
   }
 
+  // [[pools]] splits: clients per arm.
+  if (auto splits = ctx.splits.rows(); !splits.empty()) {
+    w.family("sluice_split_clients", "gauge", "Clients on each arm (cluster) of a [[pools]] split.");
+    for (auto& s : splits)
+      w.sample("sluice_split_clients", {{"protocol", s.protocol}, {"database", s.database}, {"cluster", s.cluster}},
+               static_cast<double>(s.current));
+    w.family("sluice_split_placed_total", "counter", "Clients placed on each arm of a [[pools]] split since start.");
+    for (auto& s : splits)
+      w.sample("sluice_split_placed_total",
+               {{"protocol", s.protocol}, {"database", s.database}, {"cluster", s.cluster}},
+               static_cast<double>(s.placed));
+  }
+
   // [[rules]]: statements each rule matched, labelled with its tag.
   if (!snap->rules->empty()) {
     w.family("sluice_rule_hits_total", "counter",

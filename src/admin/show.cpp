@@ -136,6 +136,10 @@ const Cols& cols_rules() {
                       {"tag", T},  {"continue", B}, {"hits", I}};
   return c;
 }
+const Cols& cols_splits() {
+  static const Cols c{{"database", T}, {"protocol", T}, {"cluster", T}, {"weight", I}, {"clients", I}, {"placed", I}};
+  return c;
+}
 const Cols& cols_zones() {
   static const Cols c{{"zone", T}, {"addresses", T}, {"members", T}};
   return c;
@@ -147,7 +151,7 @@ const ShowSpec kShows[] = {
     {"CACHE", cols_cache, 0},         {"CONFIG", cols_config, 0},     {"VERSION", cols_version, 0},
     {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
     {"LIMITS", cols_limits, 1},       {"FIREWALL", cols_firewall, 1}, {"FIREWALL_RULES", cols_firewall_rules, 1},
-    {"RULES", cols_rules, 1},         {"ZONES", cols_zones, 0},
+    {"RULES", cols_rules, 1},         {"ZONES", cols_zones, 0},       {"SPLITS", cols_splits, 0},
 };
 }  // namespace
 
@@ -193,6 +197,9 @@ const std::pair<const char*, const char*> kHelp[] = {
      "[[rules]] in order (the first match ends the search unless it says continue): what each matches, its "
      "actions, its tag and how many statements it matched"},
     {"SHOW ZONES", "[[zones]]: the client networks of each zone, and the cluster members tagged with it"},
+    {"SHOW SPLITS",
+     "[[pools]] split between clusters: per database and arm, its weight, the clients on it now and how many it "
+     "was given since start"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -452,7 +459,12 @@ Rows rows_databases(Context& ctx) {
   for (auto& p : cfg->pools) {
     auto& cl = cfg->clusters.at(p.cluster);
     auto routing = p.routing ? *p.routing : cl.routing;
-    r.push_back({p.database, config::to_string(p.protocol), p.cluster,
+    std::string cluster = p.cluster;
+    if (!p.split.empty()) {
+      cluster = "split:";
+      for (auto& [arm, w] : p.split) cluster += fmt::format("{}{}={}", cluster.size() > 6 ? "," : "", arm, w);
+    }
+    r.push_back({p.database, config::to_string(p.protocol), cluster,
                  p.server_database.empty() ? Cell() : Cell(p.server_database), config::to_string(p.mode),
                  num(std::uint64_t{p.pool_size}), num(std::uint64_t{p.min_pool_size}), config::to_string(routing),
                  boolean(ctx.controls.paused(p.database)), boolean(ctx.controls.disabled(p.database)),
@@ -545,6 +557,20 @@ Rows rows_rules(Context& ctx) {
   return r;
 }
 
+Rows rows_splits(Context& ctx) {
+  Rows r;
+  auto cfg = ctx.snapshot()->config;
+  for (auto& row : ctx.splits.rows()) {
+    std::uint64_t weight = 0;
+    for (auto& p : cfg->pools)
+      if (p.database == row.database && config::to_string(p.protocol) == row.protocol)
+        for (auto& [arm, w] : p.split)
+          if (arm == row.cluster) weight = w;
+    r.push_back({row.database, row.protocol, row.cluster, num(weight), num(row.current), num(row.placed)});
+  }
+  return r;
+}
+
 Rows rows_zones(Context& ctx) {
   Rows r;
   for (auto& z : ctx.snapshot()->config->zones) {
@@ -592,6 +618,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "FIREWALL_RULES") return rows_firewall_rules(ctx);
   if (n == "RULES") return rows_rules(ctx);
   if (n == "ZONES") return rows_zones(ctx);
+  if (n == "SPLITS") return rows_splits(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

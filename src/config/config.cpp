@@ -250,7 +250,13 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       Pool p;
       s.str_required("database", p.database);
       check_name(s, "database", p.database, s.get("database"));
-      s.str_required("cluster", p.cluster);
+      if (s.table().contains("split")) {
+        if (s.table().contains("cluster"))
+          s.fail(s.get("cluster"), "cluster", "a pool names a cluster or a split, not both");
+        read_split(s, *cfg, p);
+      } else {
+        s.str_required("cluster", p.cluster);
+      }
       auto it = cfg->clusters.find(p.cluster);
       if (it == cfg->clusters.end())
         s.fail(s.get("cluster"), "cluster", fmt::format("no [clusters.{}] is defined", p.cluster));
@@ -275,6 +281,14 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
           s.fail(s.get("database"), "database",
                  fmt::format("a {} pool for \"{}\" is already defined", to_string(p.protocol), p.database));
       s.finish();
+      for (auto& [arm, weight] : p.split) {
+        Pool a = p;
+        a.cluster = arm;
+        a.split.clear();
+        a.arms.clear();
+        a.cycle.clear();
+        p.arms.push_back(std::move(a));
+      }
       cfg->pools.push_back(std::move(p));
     }
   }

@@ -191,6 +191,19 @@ struct Pool {
   std::uint32_t min_pool_size = 0;
   Protocol protocol = Protocol::Postgres;  // the cluster's, filled at load
   std::optional<Routing> routing;          // overrides the cluster's
+  // split = { blue = 90, green = 10 } instead of `cluster`: each new client is placed on one of
+  // these clusters in proportion to the weights (in turn, smoothly: 1,000 clients split exactly
+  // 900 / 100) and stays there for its whole session. `cluster` is then the first arm's.
+  std::vector<std::pair<std::string, std::uint32_t>> split;
+  std::vector<Pool> arms;            // filled at load: this pool once per arm, with that arm's cluster
+  std::vector<std::uint16_t> cycle;  // the order arms take new clients in (one turn of the weights)
+  // The arm on `cluster` of a split pool (null: none); a pool without a split is its own arm.
+  const Pool* arm(std::string_view cluster) const {
+    if (split.empty()) return cluster == this->cluster ? this : nullptr;
+    for (auto& a : arms)
+      if (a.cluster == cluster) return &a;
+    return nullptr;
+  }
 };
 
 struct CacheRule {

@@ -190,6 +190,39 @@ void read_member_tags(Section& s, Cluster& c) {
   }
 }
 
+void read_split(Section& s, const Config& cfg, Pool& p) {
+  auto n = s.get("split");
+  auto t = n->as_table();
+  if (!t || t->size() < 2) s.fail(n, "split", "expected two or more clusters with weights: { blue = 90, green = 10 }");
+  std::uint64_t total = 0;
+  std::optional<Protocol> protocol;
+  for (auto&& [k, v] : *t) {
+    std::string arm(k.str());
+    auto c = cfg.clusters.find(arm);
+    if (c == cfg.clusters.end()) s.fail(&v, "split", fmt::format("no [clusters.{}] is defined", arm));
+    if (protocol && c->second.protocol != *protocol) s.fail(&v, "split", "the clusters of a split speak one protocol");
+    protocol = c->second.protocol;
+    if (!v.is_integer() || v.as_integer()->get() < 0 || v.as_integer()->get() > 10'000)
+      s.fail(&v, "split", fmt::format("{}: expected a weight between 0 and 10000", arm));
+    p.split.emplace_back(arm, static_cast<std::uint32_t>(v.as_integer()->get()));
+    total += p.split.back().second;
+  }
+  if (total == 0) s.fail(n, "split", "every weight is 0: no client could be placed");
+  // Smooth weighted round robin over one turn (as nginx's upstream balancing): each arm's share
+  // of any run of new clients stays within one of its weight's proportion.
+  std::vector<std::int64_t> current(p.split.size(), 0);
+  for (std::uint64_t i = 0; i < total; ++i) {
+    std::size_t best = 0;
+    for (std::size_t a = 0; a < p.split.size(); ++a) {
+      current[a] += p.split[a].second;
+      if (current[a] > current[best]) best = a;
+    }
+    current[best] -= static_cast<std::int64_t>(total);
+    p.cycle.push_back(static_cast<std::uint16_t>(best));
+  }
+  p.cluster = p.split.front().first;
+}
+
 void read_zones(Section& root, Config& cfg, const std::string& file) {
   auto n = root.get("zones");
   if (!n) return;

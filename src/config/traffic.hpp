@@ -18,5 +18,8 @@ void read_rules(Section& root, Config& cfg, const std::string& file);
 void read_zones(Section& root, Config& cfg, const std::string& file);
 // A cluster's `tags = { "host:port" = { zone = "eu-1" } }`, after its members.
 void read_member_tags(Section& s, Cluster& c);
+// A pool's `split = { blue = 90, green = 10 }` (after the clusters): the arms, their turn order,
+// and `cluster` set to the first arm.
+void read_split(Section& s, const Config& cfg, Pool& p);
 
 }  // namespace sluice::config

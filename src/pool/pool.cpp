@@ -450,6 +450,7 @@ std::shared_ptr<Pool> PoolManager::get(const config::Pool& pool_cfg, const confi
                                               creds->user, endpoint.text()),
                                   endpoint, std::move(creds), server_db, settings);
   p->set_config_database(pool_cfg.database == "*" && !server_db.empty() ? server_db : pool_cfg.database);
+  p->set_cluster(pool_cfg.cluster);
   pools_.emplace(key, p);
   return p;
 }
@@ -465,6 +466,7 @@ void PoolManager::reconfigure(const config::Config& cfg,
     if (auto it = credentials.find(p->user()); it != credentials.end()) p->set_credentials(it->second);
     auto proto = p->settings().protocol;
     const config::Pool* pc = cfg.find_pool(proto, p->config_database());
+    if (pc && !pc->split.empty()) pc = pc->arm(p->cluster());  // a split: this pool's arm
     if (!pc) continue;
     auto s = p->settings();
     s.mode = pc->mode;

@@ -107,6 +107,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // The [[pools]] database this pool serves ("*" pools: the client's database).
   const std::string& config_database() const { return config_database_; }
   void set_config_database(std::string d) { config_database_ = std::move(d); }
+  // The cluster it serves (a split pool's arms are pools of different clusters).
+  const std::string& cluster() const { return cluster_; }
+  void set_cluster(std::string c) { cluster_ = std::move(c); }
   const config::Endpoint& endpoint() const { return endpoint_; }
   const std::string& database() const { return database_; }
   const std::string& user() const { return user_; }
@@ -147,6 +150,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   const std::string user_;
   const std::string database_;
   std::string config_database_;  // set once by PoolManager::get before the pool is shared
+  std::string cluster_;          // likewise
 
   mutable std::mutex mu_;  // guards everything below
   PoolSettings settings_;

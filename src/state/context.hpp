@@ -22,6 +22,7 @@
 #include "src/pool/pool.hpp"
 #include "src/router/cluster.hpp"
 #include "src/state/controls.hpp"
+#include "src/state/splits.hpp"
 #include "src/state/login_throttle.hpp"
 #include "src/state/snapshot.hpp"
 
@@ -53,6 +54,7 @@ struct Context {
   Controls controls;
   LoginThrottle login_throttle;
   access::LimitState limits;  // [limits]: connection counts, rate buckets, refusals
+  Splits splits;              // [[pools]] split: clients placed on each arm
   access::Allowlist firewall_list;  // [firewall] fingerprints per user (allowlist_file)
   // Whether statements go through the firewall (rules, or a mode other than "off").
   bool firewall_on() const { return firewall_on_.load(std::memory_order_relaxed); }

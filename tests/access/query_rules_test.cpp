@@ -214,3 +214,39 @@ TEST_CASE("rules and zones: configuration errors name the key") {
   CHECK(ok->clusters.at("pg").member_tags[1].at("tier") == "analytics");
   CHECK(ok->clusters.at("pg").member_tags[0].empty());
 }
+
+TEST_CASE("[[pools]] split: arms, a smooth turn order, errors") {
+  std::string clusters = std::string(kBase) +
+                         "[clusters.blue]\nprotocol = \"postgres\"\nprimary = \"10.0.0.1:5432\"\n"
+                         "[clusters.green]\nprotocol = \"postgres\"\nprimary = \"10.0.0.2:5432\"\n"
+                         "[clusters.my]\nprotocol = \"mysql\"\nprimary = \"10.0.0.3:3306\"\n";
+  auto cfg =
+      config::load_string(clusters + "[[pools]]\ndatabase = \"app\"\nsplit = { blue = 90, green = 10 }\n", "t.toml");
+  const auto& p = cfg->pools[0];
+  REQUIRE(p.arms.size() == 2);
+  CHECK(p.cluster == "blue");
+  CHECK(p.arms[1].cluster == "green");
+  CHECK(p.arms[1].split.empty());
+  REQUIRE(p.cycle.size() == 100);
+  // Any run of new clients splits within one client of the weights.
+  for (std::size_t start = 0; start < 100; start += 7) {
+    int green = 0;
+    for (std::size_t i = 0; i < 50; ++i) green += p.cycle[(start + i) % 100] == 1;
+    CHECK(green >= 4);
+    CHECK(green <= 6);
+  }
+  CHECK(p.arm("green") == &p.arms[1]);
+  CHECK(p.arm("pg") == nullptr);
+  using test::load_error;
+  CHECK(load_error(clusters + "[[pools]]\ndatabase = \"app\"\nsplit = { blue = 1, my = 1 }\n").find("one protocol") !=
+        std::string::npos);
+  CHECK(load_error(clusters + "[[pools]]\ndatabase = \"app\"\nsplit = { blue = 1, red = 1 }\n")
+            .find("no [clusters.red]") != std::string::npos);
+  CHECK(
+      load_error(clusters + "[[pools]]\ndatabase = \"app\"\nsplit = { blue = 0, green = 0 }\n").find("every weight") !=
+      std::string::npos);
+  CHECK(load_error(clusters + "[[pools]]\ndatabase = \"app\"\nsplit = { blue = 1 }\n").find("two or more") !=
+        std::string::npos);
+  CHECK(load_error(clusters + "[[pools]]\ndatabase = \"app\"\ncluster = \"blue\"\nsplit = { blue = 1, green = 1 }\n")
+            .find("not both") != std::string::npos);
+}

@@ -9,8 +9,9 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
   if (!cand) co_return 0;
   // Key: normalized text + schema + user + what shapes the answer's bytes and values.
   std::string key =
-      fmt::format("{}\x1f{}\x1f{}\x1f{:x}/{:x}\x1f{}\x1f{:x}", cand->normalized, schema_, user_,
-                  caps_ & (kFormatCaps | my::cap::SESSION_TRACK), mariadb_caps_, charset_, vars_.fingerprint);
+      fmt::format("{}\x1f{}\x1f{}\x1f{:x}/{:x}\x1f{}\x1f{:x}\x1f{}", cand->normalized, schema_, user_,
+                  caps_ & (kFormatCaps | my::cap::SESSION_TRACK), mariadb_caps_, charset_, vars_.fingerprint,
+                  pool_cfg_->cluster);  // the arms of a [[pools]] split serve one schema from different data
   if (params)
     key.append(
            "\x1f"

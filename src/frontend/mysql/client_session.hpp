@@ -435,6 +435,7 @@ class Session final : public TendedSession {
 
   std::string nonce_, user_, schema_;
   std::string program_;  // the program_name connect attribute ([[rules]] application)
+  state::SplitPlace split_;  // the arm of a [[pools]] split this client was placed on
   bool ruled_ = false;   // a [[rules]] entry matched the running command: w().rule_
   bool timeout_armed_ = false;  // statement_timer_ runs for the statement in flight
   std::uint32_t caps_ = 0;

@@ -317,7 +317,7 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
     info_->pool = served_db_;
   }
   mode_ = pc->mode;
-  bind_pool(*pc);
+  bind_pool(ctx_.splits.place(*pc, split_));
   schema_ = db;
   if (pc->database != "*" && !pc->server_database.empty() && db == pc->database) schema_ = pc->server_database;
   if (schema_.empty() || pool_->schema_known(schema_)) co_return true;

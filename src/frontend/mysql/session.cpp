@@ -140,7 +140,8 @@ void Session::refresh_config() {
   generation_ = ctx_.generation();
   auto next = ctx_.snapshot();
   const config::Pool* pc = next->config->find_pool(config::Protocol::Mysql, pool_cfg_->database);
-  if (!pc || pc->cluster != pool_cfg_->cluster || pc->mode != mode_) return;
+  if (pc) pc = pc->arm(pool_cfg_->cluster);  // a split: the arm it was placed on
+  if (!pc || pc->mode != mode_) return;      // keep what it logged in with
   snap_ = next;
   cfg_ = snap_->config.get();
   io_.set_limit(cfg_->general.max_packet_size);

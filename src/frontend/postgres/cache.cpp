@@ -6,7 +6,8 @@ namespace sluice::frontend::pg {
 
 std::string Session::cache_key(const std::string& normalized) const {
   std::string key = normalized;
-  for (auto* part : {&database_, &user_}) key.append("\x1f").append(*part);
+  // The cluster too: the arms of a [[pools]] split serve one database name from different data.
+  for (auto* part : {&database_, &user_, &pool_cfg_->cluster}) key.append("\x1f").append(*part);
   for (const char* p :
        {"search_path", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding", "standard_conforming_strings"}) {
     key.push_back('\x1f');

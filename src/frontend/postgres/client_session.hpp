@@ -571,6 +571,7 @@ class Session final : public TendedSession {
   std::string server_db_;
   LeaseRoute route_;  // the member the current command runs on (read/write split)
   bool batch_sent_ = false, wrote_ = false;
+  state::SplitPlace split_;  // the arm of a [[pools]] split this client was placed on
   bool rule_memo_ = false;  // Work::check_ holds the verdict on Work::check_text_ (statement_check)
   // A rule's statement_timeout: for the message being forwarded, and armed for one sent.
   config::Duration pending_timeout_{0};

@@ -185,7 +185,8 @@ void Session::refresh_config() {
   auto next = ctx_.snapshot();
   const auto& cfg = *next->config;
   const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
-  if (!pc || pc->cluster != pool_cfg_->cluster || pc->mode != mode_) return;  // keep what it logged in with
+  if (pc) pc = pc->arm(pool_cfg_->cluster);  // a split: the arm it was placed on
+  if (!pc || pc->mode != mode_) return;      // keep what it logged in with
   snap_ = next;
   max_packet_ = cfg.general.max_packet_size;
   bind_pool(cfg, *pc);
