@@ -119,6 +119,12 @@ host all all 127.0.0.1/32 scram-sha-256
 HBA
   fi
   pg_tls "$primary"
+  # pg_stat_statements: the query-digest tests compare Sluice's counts with the server's own (a
+  # sandbox made before it: restarted once to load the library).
+  if ! grep -q "^shared_preload_libraries = 'pg_stat_statements'" "$primary/postgresql.conf"; then
+    echo "shared_preload_libraries = 'pg_stat_statements'" >>"$primary/postgresql.conf"
+    if is_running "$primary"; then as_pg "$PG_BIN/pg_ctl" -D "$primary" -l "$primary/server.log" -w -t 30 -m fast restart >/dev/null; fi
+  fi
   if ! is_running "$primary"; then
     as_pg "$PG_BIN/pg_ctl" -D "$primary" -l "$primary/server.log" -w -t 30 start >/dev/null
   fi
@@ -133,6 +139,7 @@ SELECT 'CREATE DATABASE app OWNER app' WHERE NOT EXISTS (SELECT 1 FROM pg_databa
 SELECT 'CREATE DATABASE app2 OWNER app' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'app2') \gexec
 GRANT ALL ON DATABASE app TO md5user;
 SQL
+  psql_admin -d app -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   if [ ! -f "$replica/PG_VERSION" ]; then
     rm -rf "$replica"
     as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -D "$replica" -R -X stream -c fast >/dev/null

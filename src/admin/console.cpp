@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "sluice/version.hpp"
+#include "src/admin/queries.hpp"
 #include "src/admin/show.hpp"
 #include "src/cache/store.hpp"
 #include "src/config/settings.hpp"
@@ -292,6 +293,37 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
     if (t.size() < 2) co_return syntax("SHOW what?");
     auto* s = find_show(t[1].text);
     if (!s) co_return syntax(fmt::format("unknown SHOW {}", t[1].text));
+    if (std::string_view(s->name) == "QUERIES") {
+      // SHOW QUERIES [LIKE 'p'] [ORDER BY col [ASC|DESC]] [LIMIT n]
+      std::optional<std::string> pattern;
+      QueriesOrder order;
+      std::size_t i = 2;
+      if (i + 1 < t.size() && upper(t[i].text) == "LIKE" && t[i + 1].quoted) pattern = t[i + 1].text, i += 2;
+      if (i + 2 < t.size() && upper(t[i].text) == "ORDER" && upper(t[i + 1].text) == "BY") {
+        order.column = t[i + 2].text;
+        for (auto& ch : order.column) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (!queries_column(order.column))
+          co_return syntax(fmt::format("SHOW QUERIES has no column {}", t[i + 2].text));
+        order.descending = false;
+        i += 3;
+        if (i < t.size() && (upper(t[i].text) == "ASC" || upper(t[i].text) == "DESC"))
+          order.descending = upper(t[i++].text) == "DESC";
+      }
+      if (i + 1 < t.size() && upper(t[i].text) == "LIMIT") {
+        char* end = nullptr;
+        auto n = std::strtoull(t[i + 1].text.c_str(), &end, 10);
+        if (t[i + 1].text.empty() || *end) co_return syntax("LIMIT takes a number");
+        order.limit = n;
+        i += 2;
+      }
+      if (i != t.size())
+        co_return syntax("expected SHOW QUERIES [LIKE 'pattern'] [ORDER BY column [ASC|DESC]] [LIMIT n]");
+      Result r;
+      r.columns = cols_queries();
+      r.rows = rows_queries(ctx, order, pattern);
+      r.tag = "SHOW";
+      co_return r;
+    }
     std::string err;
     auto pattern = filter_pattern(t, 2, err);
     if (!err.empty()) co_return syntax(err);
@@ -355,6 +387,11 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
     log_cmd(fmt::format("KILL {}", id));
     c->kill();
     co_return ok("KILL");
+  }
+  if (w0 == "RESET" && t.size() == 2 && upper(t[1].text) == "QUERIES") {
+    log_cmd("RESET QUERIES");
+    ctx.digests.reset();
+    co_return ok("RESET");
   }
   if (w0 == "CACHE" && t.size() >= 2 && upper(t[1].text) == "PURGE" && t.size() <= 3) {
     std::size_t n = 0;

@@ -1,6 +1,8 @@
 // /metrics: names follow Prometheus conventions (sluice_..._total counters, _seconds, _bytes).
 #include "src/admin/metrics.hpp"
 
+#include "src/admin/queries.hpp"
+
 #include <fmt/format.h>
 
 #include <map>
@@ -242,6 +244,25 @@ std::string prometheus(state::Context& ctx) {
       w.sample("sluice_split_placed_total",
                {{"protocol", s.protocol}, {"database", s.database}, {"cluster", s.cluster}},
                static_cast<double>(s.placed));
+  }
+
+  // [digests]: the most costly statement shapes.
+  if (auto n = snap->config->digests.metrics_top; ctx.digests_on() && n > 0) {
+    auto top = top_digests(ctx, n);
+    w.family(
+        "sluice_query_calls_total", "counter",
+        "Statements of one shape (fingerprint) run on a server, for the [digests] metrics_top with the most time.");
+    for (auto& d : top)
+      w.sample(
+          "sluice_query_calls_total",
+          {{"protocol", d->protocol}, {"database", d->database}, {"user", d->user}, {"fingerprint", d->fingerprint}},
+          static_cast<double>(d->calls.load()));
+    w.family("sluice_query_seconds_total", "counter", "Time on the server of the statements of one shape.");
+    for (auto& d : top)
+      w.sample(
+          "sluice_query_seconds_total",
+          {{"protocol", d->protocol}, {"database", d->database}, {"user", d->user}, {"fingerprint", d->fingerprint}},
+          static_cast<double>(d->total_us.load()) / 1e6);
   }
 
   // [[rules]]: statements each rule matched, labelled with its tag.

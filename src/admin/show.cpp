@@ -1,6 +1,8 @@
 // The admin console's SHOW commands: their columns and their rows, read from the running state.
 #include "src/admin/show.hpp"
 
+#include "src/admin/queries.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -152,6 +154,7 @@ const ShowSpec kShows[] = {
     {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
     {"LIMITS", cols_limits, 1},       {"FIREWALL", cols_firewall, 1}, {"FIREWALL_RULES", cols_firewall_rules, 1},
     {"RULES", cols_rules, 1},         {"ZONES", cols_zones, 0},       {"SPLITS", cols_splits, 0},
+    {"QUERIES", cols_queries, 3},
 };
 }  // namespace
 
@@ -200,6 +203,10 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW SPLITS",
      "[[pools]] split between clusters: per database and arm, its weight, the clients on it now and how many it "
      "was given since start"},
+    {"SHOW QUERIES [LIKE 'p'] [ORDER BY col [ASC|DESC]] [LIMIT n]",
+     "[digests]: per statement fingerprint, database and user: calls run on a server, errors, rows, time on the "
+     "server (total, mean, p50, p99, ms), cache hits, where they ran, first and last seen (by total_time)"},
+    {"RESET QUERIES", "forget the query digests"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -619,6 +626,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "RULES") return rows_rules(ctx);
   if (n == "ZONES") return rows_zones(ctx);
   if (n == "SPLITS") return rows_splits(ctx);
+  if (n == "QUERIES") return rows_queries(ctx, {}, std::nullopt);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

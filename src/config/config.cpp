@@ -295,6 +295,14 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
 
   read_access(root, *cfg, file);
   read_firewall(root, *cfg, file);
+  if (auto t = sub_table(root, "digests")) {
+    Section s(*t, "digests.", file);
+    for (auto& st : live_settings())
+      if (st.section == "digests") s.setting(st, *cfg);
+    s.integer("max_fingerprints", cfg->digests.max_fingerprints, 1, 1'000'000);
+    s.integer("metrics_top", cfg->digests.metrics_top, 0, 1000);
+    s.finish();
+  }
   read_zones(root, *cfg, file);
   read_rules(root, *cfg, file);
   if (auto t = sub_table(root, "limits")) {

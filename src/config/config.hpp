@@ -318,6 +318,14 @@ struct Zone {
   std::vector<Cidr> addresses;
 };
 
+// [digests]: per statement shape (fingerprint), database and user, what statements cost (SHOW
+// QUERIES). Off by default: it fingerprints every statement.
+struct Digests {
+  bool enabled = false;                   // changeable with SET
+  std::uint32_t max_fingerprints = 5000;  // distinct (fingerprint, database, user); the rest in "(other)"
+  std::uint32_t metrics_top = 20;         // the most costly ones by total time in /metrics
+};
+
 struct Config {
   std::string path;
   General general;
@@ -333,6 +341,7 @@ struct Config {
   Firewall firewall;
   std::vector<QueryRule> rules;
   std::vector<Zone> zones;
+  Digests digests;
 
   const User* find_user(std::string_view name) const;
   // The pool serving `database` on a listener of `protocol`: exact name first, then "*".

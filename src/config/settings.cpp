@@ -19,9 +19,10 @@ constexpr std::array<std::string_view, 2> kRateActions = {"queue", "refuse"};
 constexpr std::array<std::string_view, 3> kFirewallModes = {"off", "learning", "enforcing"};
 
 // Where a setting lives in Config: one member pointer per field type and section.
-using Field = std::variant<std::uint32_t General::*, std::uint64_t General::*, Duration General::*,
-                           std::string General::*, bool Cache::*, std::uint64_t Cache::*, Duration Cache::*,
-                           std::uint32_t Limits::*, std::string Limits::*, Duration Limits::*, std::string Firewall::*>;
+using Field =
+    std::variant<std::uint32_t General::*, std::uint64_t General::*, Duration General::*, std::string General::*,
+                 bool Cache::*, std::uint64_t Cache::*, Duration Cache::*, std::uint32_t Limits::*,
+                 std::string Limits::*, Duration Limits::*, std::string Firewall::*, bool Digests::*>;
 
 template <typename M>
 struct member_of;
@@ -36,6 +37,7 @@ Section& section_of(Config& c) {
   if constexpr (std::is_same_v<Section, General>) return c.general;
   else if constexpr (std::is_same_v<Section, Limits>) return c.limits;
   else if constexpr (std::is_same_v<Section, Firewall>) return c.firewall;
+  else if constexpr (std::is_same_v<Section, Digests>) return c.digests;
   else return c.cache;
 }
 template <typename Section>
@@ -43,6 +45,7 @@ const Section& section_of(const Config& c) {
   if constexpr (std::is_same_v<Section, General>) return c.general;
   else if constexpr (std::is_same_v<Section, Limits>) return c.limits;
   else if constexpr (std::is_same_v<Section, Firewall>) return c.firewall;
+  else if constexpr (std::is_same_v<Section, Digests>) return c.digests;
   else return c.cache;
 }
 
@@ -58,7 +61,7 @@ constexpr Setting def(std::string_view section, std::string_view name, SettingKi
   s.choices = choices;
   return s;
 }
-const std::array<Setting, 22> kSettings = {{
+const std::array<Setting, 23> kSettings = {{
     def("general", "log_level", K::Choice, 0, 0, kLogLevels),
     def("general", "max_client_conn", K::Integer, 1, 1'000'000),
     def("general", "max_packet_size", K::Size, 1024, 1ull << 30),
@@ -81,9 +84,10 @@ const std::array<Setting, 22> kSettings = {{
     def("limits", "rate_limit_action", K::Choice, 0, 0, kRateActions),
     def("limits", "rate_limit_max_wait", K::Duration),
     def("firewall", "mode", K::Choice, 0, 0, kFirewallModes),
+    def("digests", "enabled", K::Bool),
 }};
 // Where each of kSettings lives in Config, by position.
-const std::array<Field, 22> kFields = {{
+const std::array<Field, 23> kFields = {{
     &General::log_level,
     &General::max_client_conn,
     &General::max_packet_size,
@@ -106,6 +110,7 @@ const std::array<Field, 22> kFields = {{
     &Limits::rate_limit_action,
     &Limits::rate_limit_max_wait,
     &Firewall::mode,
+    &Digests::enabled,
 }};
 
 const Field& field_of(const Setting& s) { return kFields.at(static_cast<std::size_t>(&s - kSettings.data())); }

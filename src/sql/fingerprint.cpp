@@ -22,6 +22,11 @@ std::string fingerprint(const Lexed& lexed) {
   // Pieces: literals become "?", a list of them "?, ...".
   std::vector<std::string> p;
   p.reserve(n);
+  // Per piece: a symbol written right after the previous symbol ("<=", "::", "||") is joined to it.
+  std::vector<char> joined;
+  joined.reserve(n);
+  std::vector<char> symbol;
+  symbol.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const Token& t = toks[i];
     bool lit = literal(t);
@@ -35,23 +40,35 @@ std::string fingerprint(const Lexed& lexed) {
       if (p.size() >= 2 && p.back() == "," && p[p.size() - 2] == "?") {
         p.back() = ",";
         p.push_back("...");
+        joined.push_back(0), symbol.push_back(0);
         continue;
       }
       if (p.size() >= 2 && p.back() == "," && p[p.size() - 2] == "...") {
         p.pop_back();
+        joined.pop_back(), symbol.pop_back();
         continue;
       }
       p.push_back("?");
+      joined.push_back(0), symbol.push_back(0);
       continue;
     }
+    bool sym = t.kind == Token::Symbol;
+    bool after_symbol = sym && i > 0 && toks[i - 1].kind == Token::Symbol &&
+                        toks[i - 1].pos + toks[i - 1].text.size() == t.pos && !symbol.empty() && symbol.back();
     p.push_back(t.kind == Token::Word ? lower(t.text) : std::string(t.text));
+    joined.push_back(after_symbol && t.text != "(" && t.text != ")" && t.text != "," && t.text != ";" &&
+                     p[p.size() - 2] != "(" && p[p.size() - 2] != ")" && p[p.size() - 2] != ",");
+    symbol.push_back(sym);
   }
   std::string out;
   out.reserve(lexed.text.size());
   for (std::size_t i = 0; i < p.size(); ++i) {
     const std::string& x = p[i];
-    bool tight = out.empty() || x == ")" || x == "," || x == ";" || x == "." || x == "(" || out.back() == '(' ||
-                 out.back() == '.';
+    // "(" sticks to a name (a call: "count(") but not to an operator ("/ (").
+    bool tight = out.empty() || x == ")" || x == "," || x == ";" || x == "." ||
+                 (x == "(" && !(i > 0 && symbol[i - 1] && p[i - 1] != "(" && p[i - 1] != ")" && p[i - 1] != ",")) ||
+                 out.back() == '(' || out.back() == '.' || joined[i] || x == "::" || x == ":" ||
+                 (i > 0 && (p[i - 1] == "::" || p[i - 1] == ":"));  // PostgreSQL casts: "a::text"
     if (!tight) out += ' ';
     out += x;
   }

@@ -40,6 +40,8 @@ void Context::set_firewall(const Snapshot& s, bool reread_allowlist) {
   }
   firewall_on_.store(fw.mode != "off" || !s.firewall->empty(), std::memory_order_relaxed);
   rules_on_.store(!s.rules->empty(), std::memory_order_relaxed);
+  digests.set_limit(s.config->digests.max_fingerprints);
+  digests_on_.store(s.config->digests.enabled, std::memory_order_relaxed);
   bool rates = s.config->limits.queries_per_second_per_user || s.config->limits.queries_per_second_per_address;
   for (auto& u : s.config->users) rates = rates || (u.queries_per_second && *u.queries_per_second);
   rates_on_.store(rates, std::memory_order_relaxed);

@@ -18,6 +18,7 @@
 #include "src/cache/store.hpp"
 #include "src/config/config.hpp"
 #include "src/net/proxy_intake.hpp"
+#include "src/observe/digests.hpp"
 #include "src/observe/stats.hpp"
 #include "src/pool/pool.hpp"
 #include "src/router/cluster.hpp"
@@ -46,8 +47,8 @@ struct Context {
   bool cache_enabled() const { return cache_on_.load(std::memory_order_relaxed); }
   std::shared_ptr<const cache::Policy> cache_policy() const { return std::atomic_load(&policy_); }
   void set_cache(const config::Cache& c);
-  // [firewall] of `s` in force; `reread_allowlist`: the allow-list file is read again (start,
-  // RELOAD, SIGHUP; not SET, which only changes the mode).
+  // [firewall], [[rules]] and [digests] of `s` in force; `reread_allowlist`: the allow-list file
+  // is read again (start, RELOAD, SIGHUP; not SET, which only changes the mode).
   void set_firewall(const Snapshot& s, bool reread_allowlist);
   observe::StatsRegistry stats;
   observe::ClientTable client_table;
@@ -58,6 +59,8 @@ struct Context {
   access::Allowlist firewall_list;  // [firewall] fingerprints per user (allowlist_file)
   // Whether statements go through the firewall (rules, or a mode other than "off").
   bool firewall_on() const { return firewall_on_.load(std::memory_order_relaxed); }
+  observe::DigestStore digests;  // [digests]: SHOW QUERIES
+  bool digests_on() const { return digests_on_.load(std::memory_order_relaxed); }
   // Whether any [[rules]] are in force.
   bool rules_on() const { return rules_on_.load(std::memory_order_relaxed); }
   // The clock the rules' time windows read (Unix seconds): the system's, unless the console's
@@ -91,6 +94,7 @@ struct Context {
   std::atomic<bool> firewall_on_{false};
   std::atomic<bool> rates_on_{false};
   std::atomic<bool> rules_on_{false};
+  std::atomic<bool> digests_on_{false};
   std::atomic<std::int64_t> rules_clock_{0};
   std::shared_ptr<const cache::Policy> policy_;
 };

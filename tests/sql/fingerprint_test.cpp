@@ -27,6 +27,11 @@ TEST_CASE("fingerprints: literals, parameters, lists and rows fold; case and spa
   CHECK(fp("SELECT * FROM t WHERE a = ? AND b = 'x'", Dialect::Mysql) == "select * from t where a = ? and b = ?");
   CHECK(fp("SELECT * FROM t WHERE a = 1") != fp("SELECT * FROM u WHERE a = 1"));
   CHECK(fp("SELECT 1; DROP TABLE t") == "select ?; drop table t");
+  // Operators written as one ("<=", "::", "||") stay one; "(" sticks to a call, not an operator.
+  CHECK(fp("SELECT * FROM t WHERE a <= 3 AND b<>4 AND c != 5") == "select * from t where a <= ? and b <> ? and c != ?");
+  CHECK(fp("SELECT a::text || b FROM t") == "select a::text || b from t");
+  CHECK(fp("SELECT 1 / (v - v) FROM t") == "select ? / (v - v) from t");
+  CHECK(fp("SELECT a < = 3") != fp("SELECT a <= 3"));
 }
 
 TEST_CASE("verbs: each statement's, through WITH, and their kinds") {

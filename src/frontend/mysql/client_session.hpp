@@ -45,6 +45,7 @@ struct ClientStmt {
   // of the cluster's write_functions (then it may write any table).
   sql::TableRefs writes;
   bool opaque_write = false;
+  std::shared_ptr<observe::Digest> digest;  // [digests]: this statement's, found at its first execute
 };
 
 class Session final : public TendedSession {
@@ -102,6 +103,9 @@ class Session final : public TendedSession {
     access::RuleOutcome rule_;
     std::shared_ptr<const access::QueryRules> rules_held_;
     asio::steady_timer statement_timer_{timer_.get_executor()};  // a rule's statement_timeout
+    // [digests]: the running command's digest (digesting_), and whether the cache answered it.
+    std::shared_ptr<observe::Digest> digest_;
+    bool digest_hit_ = false;
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return fill_key_.empty() && capture_.empty() && pending_invalidation_.empty() && held_error_.empty();
@@ -116,6 +120,11 @@ class Session final : public TendedSession {
   // ---- small helpers ---------------------------------------------------------------------
 
   void count_command(std::uint8_t cmd, observe::Clock::time_point started);
+  // [digests]: the running command is `text` (COM_QUERY, as analysed) or statement `cs`
+  // (COM_STMT_EXECUTE); count_command() records it.
+  void digest_query(sql::Analysis& text);
+  void digest_execute(ClientStmt& cs);
+  void record_digest(std::uint64_t us);
 
   // No server connection for this client: said as on PostgreSQL (describe_lease_failure), with
   // MySQL's codes (1040 in line too long, the server's own errno, 2013-style unreachable).
@@ -438,6 +447,7 @@ class Session final : public TendedSession {
   state::SplitPlace split_;  // the arm of a [[pools]] split this client was placed on
   bool ruled_ = false;   // a [[rules]] entry matched the running command: w().rule_
   bool timeout_armed_ = false;  // statement_timer_ runs for the statement in flight
+  bool digesting_ = false;      // Work::digest_ is the running command's
   std::uint32_t caps_ = 0;
   std::uint32_t mariadb_caps_ = 0;  // MariaDB extended capabilities the client negotiated
   bool learned_ = false;            // creds_ came from the server ([mysql] auth_user)

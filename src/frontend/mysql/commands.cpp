@@ -282,6 +282,8 @@ awaitable<bool> Session::com_query() {
   const auto& lexed = w().analysis_.of(std::string_view(io_.payload()).substr(1), sql::Dialect::Mysql);
   auto info = sql::inspect_mysql(lexed);
   if (info.kill) co_return co_await kill(*info.kill);
+  if (ctx_.digests_on()) [[unlikely]]
+    digest_query(w().analysis_);
   bool relayed = false;
   // Classified once for everything below: routing (command_is_read reads it), the cache,
   // invalidation and read-your-writes tokens.
@@ -295,7 +297,10 @@ awaitable<bool> Session::com_query() {
   std::string* capture = nullptr;
   if (ctx_.cache_enabled() && cls_kind == sql::StatementKind::Read && !server_ && cmd_.may_use_cache()) {
     int served = co_await try_cache(lexed);
-    if (served == 1) co_return true;
+    if (served == 1) {
+      w().digest_hit_ = true;
+      co_return true;
+    }
     if (served == 2) {
       w().capture_.clear();
       capture = &w().capture_;

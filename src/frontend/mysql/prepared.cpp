@@ -119,7 +119,7 @@ awaitable<bool> Session::com_prepare() {
 
 ClientStmt Session::new_client_stmt(std::shared_ptr<const pool::Statement> stmt, const std::string& query,
                                     std::uint16_t params, std::uint16_t columns, const CommandClassification& c) {
-  ClientStmt cs{std::move(stmt), query, params, columns, {}, statement_is_read(c), c.kind(), {}, false};
+  ClientStmt cs{std::move(stmt), query, params, columns, {}, statement_is_read(c), c.kind(), {}, false, nullptr};
   if (cs.kind == sql::StatementKind::Write) cs.writes = w().analysis_.tables();  // the text w().analysis_ holds
   cs.opaque_write = c.cls && c.cls->opaque_write;
   return cs;
@@ -149,6 +149,8 @@ awaitable<bool> Session::com_execute() {
   std::uint32_t id = 0;
   ClientStmt* cs = find_stmt(io_.bytes(), id);
   if (!cs) co_return co_await unknown_stmt(id, "mysqld_stmt_execute");
+  if (ctx_.digests_on()) [[unlikely]]
+    digest_execute(*cs);
   my::ExecuteView v;
   if (!my::parse_execute(io_.bytes(), cs->params, v)) {
     co_return co_await refuse(Refusal::MalformedExecute);
@@ -173,7 +175,10 @@ awaitable<bool> Session::com_execute() {
     std::string params = cs->params == 0 ? std::string() : payload.substr(v.null_bitmap_offset);
     std::string query = cs->query;
     int served = co_await try_cache(sql::lex(query, sql::Dialect::Mysql), std::string_view(params));
-    if (served == 1) co_return true;
+    if (served == 1) {
+      if (digesting_) w().digest_hit_ = true;
+      co_return true;
+    }
     if (served == 2) {
       w().capture_.clear();
       capture = &w().capture_;

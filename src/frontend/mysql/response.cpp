@@ -225,8 +225,11 @@ void ResponseTracker::on_passed_start() {
     case State::Raw:
       state_ = State::Done;
       break;
+    case State::Rows:
+      ++summary.rows;
+      break;
     default:
-      break;  // rows
+      break;
   }
 }
 

@@ -35,6 +35,7 @@ struct ResponseSummary {
   bool last_row_sent = false;    // a fetch exhausted the cursor
   bool local_infile = false;     // the server asks for a LOCAL INFILE: forward the client's data
   std::uint64_t last_insert_id = 0, affected_rows = 0;
+  std::uint64_t rows = 0;        // rows of the result sets (query digests)
   std::uint16_t warnings = 0;    // of the last OK/EOF
   bool result_set = false;       // at least one result set (not just OK packets)
   my::SessionChanges changes;    // accumulated from every OK's session state

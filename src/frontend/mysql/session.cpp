@@ -112,11 +112,40 @@ void Session::janitor_tick() {
   }
 }
 
+void Session::digest_query(sql::Analysis& text) {
+  w().digest_ = ctx_.digests.get("mysql", text.fingerprint(), schema_, user_);
+  w().digest_hit_ = false;
+  digesting_ = true;
+}
+
+void Session::digest_execute(ClientStmt& cs) {
+  if (!cs.digest || !ctx_.digests.current(*cs.digest))
+    cs.digest = ctx_.digests.get("mysql", sql::fingerprint(sql::lex(cs.query, sql::Dialect::Mysql)), schema_, user_);
+  w().digest_ = cs.digest;
+  w().digest_hit_ = false;
+  digesting_ = true;
+}
+
+void Session::record_digest(std::uint64_t us) {
+  digesting_ = false;
+  auto d = std::move(w().digest_);
+  if (!d) return;
+  if (w().digest_hit_) {
+    d->cache_hit();
+    return;
+  }
+  const auto& last = w().last_;
+  d->record(us, last.result_set ? last.rows : last.affected_rows, last.error,
+            routing_.split() && routing_.route.replica ? observe::DigestRoute::Replica : observe::DigestRoute::Primary);
+}
+
 void Session::count_command(std::uint8_t cmd, observe::Clock::time_point started) {
   if (!server_) info_->set_state(observe::ClientState::Idle);
   if (!stats_ || (cmd != my::com::QUERY && cmd != my::com::STMT_EXECUTE)) return;
   auto us = observe::micros_since(started);
   stats_->query(us);
+  if (digesting_) [[unlikely]]
+    record_digest(us);
   info_->queries.fetch_add(1, std::memory_order_relaxed);
   if (!cmd_.in_transaction()) {
     stats_->xact(observe::micros_since(xact_start_));

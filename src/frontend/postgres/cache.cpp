@@ -100,6 +100,8 @@ awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate&
   if (found.hit) {
     in_begin_ += consume;
     rule_memo_ = false;  // the statement was answered: judged and counted
+    if (ctx_.digests_on()) [[unlikely]]  // the text the lookup analysed
+      ctx_.digests.get("postgres", w().analysis_.fingerprint(), database_, user_)->cache_hit();
     std::string out = *found.hit;
     wire::ready_for_query(out, 'I');
     co_await write_client(out);

@@ -128,6 +128,9 @@ class Session final : public TendedSession {
     std::shared_ptr<const access::QueryRules> rules_held_;
     std::string rewritten_;
     asio::steady_timer statement_timer_{write_done_.get_executor()};  // a rule's statement_timeout
+    // [digests]: the last Parse's statement and its digest (its Bind runs it).
+    std::shared_ptr<observe::Digest> parsed_digest_;
+    std::string parsed_name_;
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return capture_.empty() && fill_key_.empty() && pending_invalidation_.empty() && marked_tables_.empty();
@@ -324,6 +327,9 @@ class Session final : public TendedSession {
   // server session (the client gets the server's 57014). Disarmed at the next boundary (its
   // ReadyForQuery) or detach.
   void arm_statement_timeout();
+  // [digests]: Query, Parse or Bind `f` is about to be queued: the relay's next request gets the
+  // digest of its statement (the first one named since the last request wins).
+  void name_digest(const wire::Frame& f);
   void disarm_statement_timeout() {
     timeout_armed_ = false;
     w().statement_timer_.cancel();

@@ -38,7 +38,14 @@ void Relay::note_listens(const std::vector<sql::SessionEffect>& effects) {
     if (e.command == sql::SessionCommand::Listen) new_listens_.push_back(e.name);
 }
 
+std::uint16_t Relay::answering_digest() const {
+  for (auto& e : pending_)
+    if (e.kind == Kind::Sync || e.kind == Kind::Simple) return e.digest;
+  return 0;
+}
+
 void Relay::reset_server_side() {
+  trail_.clear();
   parsing_.clear();
   in_query_ = in_xact_ = false;
   unsynced_ = false;
@@ -83,6 +90,7 @@ bool Relay::fail_outstanding(std::string_view sqlstate, std::string_view message
     }
   }
   pending_.clear();
+  trail_.clear();
   if (!synthetic_errors_.empty()) synthetic_errors_.clear();
   replacement_errors_.clear();
   partial_.clear();
@@ -430,7 +438,8 @@ void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_o
       ((type == wire::be::ParseComplete && pending_.front().kind == Kind::Parse) ||
        (type == wire::be::CloseComplete && pending_.front().kind == Kind::Close)))
     forward_ = false;
-  capture_ = type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus;
+  capture_ = type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus ||
+             (type == wire::be::CommandComplete && trail_.any());  // its tag's row count, for a digest
   if (type == wire::be::ErrorResponse || type == wire::be::NoticeResponse) [[unlikely]] {
     capture_ = type == wire::be::ErrorResponse;
     // Errors are held, and appended whole at their end (server statement names in them are
@@ -516,6 +525,8 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
       if (!front_is(Kind::Sync) && !front_is(Kind::Simple)) return desync("unexpected ReadyForQuery from server");
       Entry e = pending_.front();
       pending_.pop_front();
+      if (e.digest) [[unlikely]]
+        trail_.close(e.digest);
       if (e.effects >= 0) {
         if (!e.failed && !effects_.empty()) apply_effects(effects_.front(), server, tx_status_);
         if (!effects_.empty()) effects_.pop_front();
@@ -554,6 +565,8 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
       wire::ErrorFields ef;
       wire::parse_error_fields(wire::as_bytes(captured_), ef);
       if (ef.severity == "FATAL" || ef.severity == "PANIC") server_broken_ = true;
+      if (trail_.any()) [[unlikely]]
+        trail_.error(answering_digest());
       if (pending_.empty() || front_is(Kind::Sync)) break;
       if (front_is(Kind::Simple)) {
         pending_.front().failed = true;
@@ -597,6 +610,8 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
     case wire::be::CommandComplete:
     case wire::be::EmptyQueryResponse:
     case wire::be::PortalSuspended:
+      if (type_ == wire::be::CommandComplete && trail_.any()) [[unlikely]]
+        trail_.command_complete(answering_digest(), captured_);
       if (front_is(Kind::Execute)) pending_.pop_front();
       break;
     default:

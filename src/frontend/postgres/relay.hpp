@@ -14,6 +14,7 @@
 
 #include "protocols/postgres/codec.hpp"
 #include "src/frontend/common/fifo.hpp"
+#include "src/frontend/postgres/digest_trail.hpp"
 #include "src/observe/stats.hpp"
 #include "src/pool/server_conn.hpp"
 #include "src/pool/shared_params.hpp"
@@ -181,6 +182,9 @@ class Relay {
   }
   // Number of ReadyForQuery messages seen (each completes a request cycle).
   std::uint64_t cycles() const { return cycles_; }
+  // [digests]: the request about to be queued is of digest `d` (its first statement's).
+  void digest_next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route) { trail_.next(std::move(d), route); }
+  bool digest_armed() const { return trail_.armed(); }
 
  private:
   enum class Kind : std::uint8_t { Simple, Parse, Bind, DescribeStmt, DescribePortal, Execute, Close, Sync };
@@ -193,6 +197,7 @@ class Relay {
     std::int32_t effects = -1;    // Simple: index into effects_ when it changes session state
     bool failed = false;
     bool replace_error = false;  // its ErrorResponse is replaced by the first of replacement_errors_
+    std::uint16_t digest = 0;    // Simple / Sync: its DigestTrail id (0: none)
   };
 
   // A statement as this client prepared it: `since` is the prepare_sequence() of its Parse.
@@ -200,7 +205,13 @@ class Relay {
     std::shared_ptr<const pool::Statement> stmt;
     std::uint64_t since = 0;
   };
-  void push(Entry e) { pending_.push_back(e); }
+  void push(Entry e) {
+    if (trail_.armed() && (e.kind == Kind::Simple || e.kind == Kind::Sync)) [[unlikely]]
+      e.digest = trail_.open();
+    pending_.push_back(e);
+  }
+  // The digest id of the request whose answer is coming (the first Simple / Sync pending).
+  std::uint16_t answering_digest() const;
   // Makes sure `cs` exists on `server`, prepared since the client's Parse, queueing a Parse
   // (answer swallowed) if not.
   void ensure_prepared(const ClientStatement& cs, pool::ServerConn& server, std::string& server_out);
@@ -273,6 +284,7 @@ class Relay {
   bool pooled_ = false, hold_ = false;  // hold_: this Error/Notice is forwarded when complete (or dropped)
   std::string server_end_, server_end_code_, server_end_msg_;
   observe::Clock::time_point query_start_{}, xact_start_{};
+  DigestTrail trail_;
 };
 
 }  // namespace sluice::frontend::pg

@@ -142,6 +142,9 @@ std::optional<Outcome> Session::forward_buffered() {
       }
     }
     if (ctx_.cache_enabled() && (f.type == wire::fe::Query || f.type == wire::fe::Parse)) note_for_invalidation(f);
+    if (ctx_.digests_on() && (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind))
+        [[unlikely]]
+      name_digest(f);
     auto v = relay_.client_message(f, *server_, server_out_);
     if (pending_timeout_.count() > 0) [[unlikely]]
       arm_statement_timeout();

@@ -1,4 +1,4 @@
-// PostgreSQL client session: the firewall and [[rules]] per statement. A statement is judged once
+// PostgreSQL client session: the firewall and [[rules]] per statement, and its query digest. A statement is judged once
 // however many steps look at it (the cache lookup, the route, forwarding), and each rule that
 // matched it is counted once; forwarding applies a refusal (a failed statement, as the server
 // would answer it), a rewrite (the message rebuilt with the new text) and a statement timeout
@@ -57,6 +57,44 @@ bool Session::refused_by_rules(wire::Frame& f) {
   if (wire::next_frame(wire::as_bytes(out), out.size(), nf) != wire::Decode::Ok) return false;
   f = nf;
   return false;
+}
+
+void Session::name_digest(const wire::Frame& f) {
+  // A request counts when it runs a statement: a Query, or a Bind (of the statement a Parse just
+  // named, or of one prepared earlier); a Parse alone (PQprepare) does not, as on the server.
+  auto& wk = w();
+  auto digest_of = [&](std::string_view text) {
+    auto& a = wk.analysis_;
+    a.of(text, sql::Dialect::Postgres);
+    return ctx_.digests.get("postgres", a.fingerprint(), database_, user_);
+  };
+  auto route = routing_.route.replica ? observe::DigestRoute::Replica : observe::DigestRoute::Primary;
+  if (f.type == wire::fe::Query) {
+    wire::Reader r(f.body);
+    std::string_view text = r.cstr();
+    if (r.ok() && !relay_.digest_armed()) relay_.digest_next(digest_of(text), route);
+    return;
+  }
+  if (f.type == wire::fe::Parse) {
+    wire::ParseView p;
+    if (!wire::parse_parse(f.body, p)) return;
+    wk.parsed_digest_ = digest_of(p.query);
+    wk.parsed_name_.assign(p.name);
+    return;
+  }
+  if (relay_.digest_armed()) return;  // the batch's first statement has it
+  wire::BindHead bh;
+  if (!wire::parse_bind_head(f.body, bh)) return;
+  if (wk.parsed_digest_ && bh.statement == wk.parsed_name_ && ctx_.digests.current(*wk.parsed_digest_)) {
+    relay_.digest_next(wk.parsed_digest_, route);
+    return;
+  }
+  const pool::Statement* st = relay_.find_statement(bh.statement);
+  wire::Frame pf;
+  wire::ParseView p;
+  auto bytes = st ? wire::as_bytes(st->parse_message) : wire::Bytes{};
+  if (!st || wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, p)) return;
+  relay_.digest_next(digest_of(p.query), route);
 }
 
 void Session::arm_statement_timeout() {
