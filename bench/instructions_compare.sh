@@ -20,6 +20,8 @@
 #   BENCH_QUERY_RULES=100 BENCH_TLS=0 BENCH_CLIENTS=1 bench/instructions_compare.sh  # Sluice with 100
 #     [[rules]]: 99 that pgbench's statement does not match (tables, patterns, kinds, applications,
 #     users, a time window) and a last one that tags every statement: what they add per statement
+#   BENCH_DIGESTS=1 BENCH_TLS=0 BENCH_CLIENTS=1 bench/instructions_compare.sh  # with [digests] on:
+#     what the query digests add per statement
 #   BENCH_CLIENTS=1 bench/instructions_compare.sh  # one client: no waiting in line, so the count
 #     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
 #     before/after comparison of a change on the hot path
@@ -97,6 +99,7 @@ for i in $(seq 1 $((QR > 0 ? QR - 1 : 0))); do
   esac >>"$WORK/sluice.toml"
 done
 [ "$QR" -gt 0 ] && printf '[[rules]]\nname = "everything"\ntag = "all"\n' >>"$WORK/sluice.toml"
+[ "${BENCH_DIGESTS:-0}" = 1 ] && printf '[digests]\nenabled = true\n' >>"$WORK/sluice.toml"
 write_pgbouncer_ini "$BOUNCER_PORT" 4 <<CONF
 client_tls_sslmode = allow
 client_tls_cert_file = $WORK/certs/server.pem

@@ -10,6 +10,7 @@
 #   bench/instructions_mysql.sh                    # N = 2000, 4 threads
 #   BENCH_TX=6000 BENCH_CLIENTS=1 bench/instructions_mysql.sh   # one client: steadier counts
 #   BENCH_KEEP=/tmp/cgm bench/instructions_mysql.sh # keep the dumps, to compare per function
+#   BENCH_DIGESTS=1 bench/instructions_mysql.sh     # with [digests] on: what the query digests cost
 # Needs valgrind and sysbench.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +26,7 @@ source "$ROOT/bench/lib.sh"
 strip --strip-debug -o "$WORK/sluice" "$BIN"
 
 write_sluice_my_toml "$WORK/sluice.toml" "$SLUICE_PORT" 1 4 disable </dev/null
+[ "${BENCH_DIGESTS:-0}" = 1 ] && printf '[digests]\nenabled = true\n' >>"$WORK/sluice.toml"
 write_haproxy_my_cfg "$WORK/haproxy.cfg" "$HAPROXY_PORT" 200 <<<"nbthread 1"
 mkdir -p "$WORK/cg-sluice" "$WORK/cg-haproxy"
 
