@@ -50,18 +50,63 @@ StatementRules::StatementRules(std::vector<const config::StatementMatch*> rules)
     rules_.push_back(r);
   }
   if (patterns_ && !patterns_->compile()) patterns_.reset();  // checked at load: cannot happen
+  // Each rule under its most selective statement criterion; rules with none are always looked at.
+  for (std::uint32_t i = 0; i < rules_.size(); ++i) {
+    const auto& d = *rules_[i].m;
+    any_kinds_ = any_kinds_ || !d.kinds.empty();
+    if (!d.fingerprint.empty()) {
+      by_fingerprint_[d.fingerprint].push_back(i);
+    } else if (rules_[i].pattern >= 0 && patterns_) {
+      auto p = static_cast<std::size_t>(rules_[i].pattern);
+      if (by_pattern_.size() <= p) by_pattern_.resize(p + 1, kNone);
+      by_pattern_[p] = i;
+    } else if (!d.tables.empty()) {
+      for (auto& t : d.tables) by_table_[t].push_back(i);
+    } else if (!d.kinds.empty()) {
+      for (auto& k : d.kinds) by_kind_[k].push_back(i);
+    } else {
+      unindexed_.push_back(i);
+    }
+  }
 }
 
 StatementRules::~StatementRules() = default;
 
 void StatementRules::each_match(const StatementFacts& f, sql::Analysis& a,
                                 const std::function<bool(std::size_t)>& visit) const {
+  // The candidates: rules without a statement criterion, and those whose key criterion the
+  // statement meets (its fingerprint, a pattern it matches, a table it touches, a verb or kind
+  // it has), in rule order; each is then checked whole.
+  thread_local std::vector<std::uint32_t> cands;
+  cands.assign(unindexed_.begin(), unindexed_.end());
+  auto add = [&](const auto& index, std::string_view key) {
+    if (auto it = index.find(key); it != index.end()) cands.insert(cands.end(), it->second.begin(), it->second.end());
+  };
+  std::optional<std::vector<int>> matched;  // patterns the fingerprint matches
+  if (!by_fingerprint_.empty()) add(by_fingerprint_, a.fingerprint());
+  if (patterns_) {
+    matched = patterns_->match(a.fingerprint());
+    for (int h : *matched)
+      if (auto r = by_pattern_[static_cast<std::size_t>(h)]; r != kNone) cands.push_back(r);
+  }
+  if (!by_table_.empty())
+    for (auto& t : a.tables().names) add(by_table_, t);
+  std::vector<std::string_view> kinds;  // each verb's kind
+  if (!by_kind_.empty() || any_kinds_) {
+    for (auto& v : a.verbs()) {
+      kinds.push_back(sql::verb_kind(v));
+      if (!by_kind_.empty()) {
+        add(by_kind_, v);
+        add(by_kind_, kinds.back());
+      }
+    }
+  }
+  if (cands.empty()) return;
+  std::sort(cands.begin(), cands.end());
+  cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
   std::optional<config::IpAddress> addr;
   bool addr_parsed = false;
-  std::optional<std::vector<int>> matched;  // patterns the fingerprint matches, once asked
-  std::vector<std::string_view> kinds;      // each verb's kind, once asked
-  bool kinds_known = false;
-  for (std::size_t i = 0; i < rules_.size(); ++i) {
+  for (std::uint32_t i : cands) {
     const auto& d = *rules_[i].m;
     if (d.protocol && *d.protocol != f.protocol) continue;
     if (!user_listed(d.users, f.user, f.groups) || !listed(d.databases, f.database) ||
@@ -76,10 +121,6 @@ void StatementRules::each_match(const StatementFacts& f, sql::Analysis& a,
     if (d.window && !in_window(*d.window, f.now)) continue;
     if (!d.kinds.empty()) {
       const auto& verbs = a.verbs();
-      if (!kinds_known) {
-        for (auto& v : verbs) kinds.push_back(sql::verb_kind(v));
-        kinds_known = true;
-      }
       bool hit = false;
       for (std::size_t k = 0; k < verbs.size() && !hit; ++k)
         hit = listed(d.kinds, verbs[k]) || listed(d.kinds, kinds[k]);
@@ -92,8 +133,7 @@ void StatementRules::each_match(const StatementFacts& f, sql::Analysis& a,
     }
     if (!d.fingerprint.empty() && d.fingerprint != a.fingerprint()) continue;
     if (rules_[i].pattern >= 0) {
-      if (!patterns_) continue;
-      if (!matched) matched = patterns_->match(a.fingerprint());
+      if (!matched) continue;
       if (!std::binary_search(matched->begin(), matched->end(), rules_[i].pattern)) continue;
     }
     if (!visit(i)) return;

@@ -250,3 +250,54 @@ TEST_CASE("[[pools]] split: arms, a smooth turn order, errors") {
   CHECK(load_error(clusters + "[[pools]]\ndatabase = \"app\"\ncluster = \"blue\"\nsplit = { blue = 1, green = 1 }\n")
             .find("not both") != std::string::npos);
 }
+
+TEST_CASE("the rule index: a statement is checked against the rules it may match, in rule order") {
+  auto cfg = config::load_string(std::string(kBase) + R"(
+[[rules]]
+name = "r1"
+kinds = ["update"]
+tag = "u"
+continue = true
+[[rules]]
+name = "r2"
+tables = ["a", "b"]
+tag = "t"
+continue = true
+[[rules]]
+name = "r3"
+user = "app"
+tag = "who"
+continue = true
+[[rules]]
+name = "r4"
+match = "from b"
+tag = "p"
+continue = true
+[[rules]]
+name = "r5"
+fingerprint = "select * from a where x = ?"
+tag = "f"
+continue = true
+[[rules]]
+name = "r6"
+kinds = ["read"]
+tables = ["c"]
+tag = "rc"
+continue = true
+)",
+                                 "t.toml");
+  access::QueryRules rules(cfg->rules, nullptr);
+  auto tags = [&](const char* sql, std::string_view user = "app") {
+    std::vector<std::size_t> hit;
+    decide(rules, sql, user);
+    for (auto& row : rules.rows()) hit.push_back(row.hits);
+    return hit;
+  };
+  CHECK(tags("SELECT * FROM a WHERE x = 1") == std::vector<std::size_t>{0, 1, 1, 0, 1, 0});
+  CHECK(tags("SELECT * FROM b") == std::vector<std::size_t>{0, 2, 2, 1, 1, 0});
+  CHECK(tags("UPDATE c SET x = 1", "reports") == std::vector<std::size_t>{1, 2, 2, 1, 1, 0});
+  CHECK(tags("SELECT 1 FROM c") == std::vector<std::size_t>{1, 2, 3, 1, 1, 1});
+  // Last match wins for the tag, in rule order, whichever index found each rule.
+  CHECK(decide(rules, "SELECT * FROM b").tag == "p");
+  CHECK(decide(rules, "SELECT * FROM a WHERE x = 2").tag == "f");
+}
