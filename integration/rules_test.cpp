@@ -302,6 +302,20 @@ TEST_CASE("PostgreSQL: rules route, deny, rewrite and cache; tags and zones pick
     CHECK(c.scalar("SELECT 1 AS office_only") == "1");
     CHECK(console(s, "SET RULES_CLOCK = '2026-12-05 10:00:00'").empty());  // a Saturday
     CHECK(c.scalar("SELECT 1 AS office_only") == "1");
+    // A statement prepared while the window is closed is judged again at each execution.
+    PQclear(PQprepare(c.c, "office", "SELECT 1 AS office_only", 0, nullptr));
+    PGresult* r = PQexecPrepared(c.c, "office", 0, nullptr, nullptr, nullptr, 0);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    CHECK(console(s, "SET RULES_CLOCK = '2026-12-07 08:30:00'").empty());
+    r = PQexecPrepared(c.c, "office", 0, nullptr, nullptr, nullptr, 0);
+    CHECK(sqlstate_of(r) == "42501");
+    PQclear(r);
+    CHECK(c.scalar("SELECT 7") == "7");  // the connection goes on
+    CHECK(console(s, "SET RULES_CLOCK = '2026-12-05 10:00:00'").empty());
+    r = PQexecPrepared(c.c, "office", 0, nullptr, nullptr, nullptr, 0);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
     CHECK_FALSE(console(s, "SET RULES_CLOCK = 'yesterday'").empty());
     CHECK(console(s, "SET RULES_CLOCK = 'system'").empty());
   }

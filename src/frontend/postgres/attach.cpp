@@ -160,12 +160,12 @@ void Session::choose_route() {
           st->route.store(route, std::memory_order_relaxed);
         }
         if (route == 1) cls.kind = sql::StatementKind::Read;
-        if (rules) [[unlikely]] {  // judged on its text (nothing later looks at a Bind)
+        if (rules) [[unlikely]] {  // judged on its text (forwarding judges the Bind on the same)
           wire::Frame pf;
           wire::ParseView pv;
           auto bytes = wire::as_bytes(st->parse_message);
           if (wire::next_frame(bytes, bytes.size(), pf) == wire::Decode::Ok && wire::parse_parse(pf.body, pv))
-            rc = &statement_check(pv.query, true);
+            rc = &statement_check(pv.query, false, false);  // forwarding consumes it
         }
       }
     }

@@ -131,6 +131,7 @@ class Session final : public TendedSession {
     // [digests]: the last Parse's statement and its digest (its Bind runs it).
     std::shared_ptr<observe::Digest> parsed_digest_;
     std::string parsed_name_;
+    std::string judged_parse_;  // the statement a Parse of this batch named (parse_judged_)
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return capture_.empty() && fill_key_.empty() && pending_invalidation_.empty() && marked_tables_.empty();
@@ -316,13 +317,15 @@ class Session final : public TendedSession {
   // true when it was refused (53400 sent, the request dropped as the server drops a failed
   // one); otherwise it may go, after waiting when the action is "queue".
   awaitable<bool> rate_limited(const wire::Frame& f);
-  // [firewall] and [[rules]] for Query or Parse `f` (attached): true when it was refused (the
+  // [firewall] and [[rules]] for Query or Parse `f`, or [[rules]] for the Bind of a statement
+  // parsed in an earlier batch (attached): true when it was refused (the
   // relay answers it as a failed statement; the frame is not sent). A rule's rewrite makes `f`
   // the rewritten message (held in the work state until the next one).
   bool refused_by_rules(wire::Frame& f);
   // The firewall's and the rules' verdict on statement `text`, worked out once per statement
   // however many steps ask (the cache, the route, forwarding): kept until `consume`.
-  const StatementCheck& statement_check(std::string_view text, bool consume);
+  // `firewall`: the firewall looks too (not for the Bind of a statement it judged at Parse).
+  const StatementCheck& statement_check(std::string_view text, bool consume, bool firewall = true);
   // The statement just sent has a rule's statement_timeout: past it, a CancelRequest for its
   // server session (the client gets the server's 57014). Disarmed at the next boundary (its
   // ReadyForQuery) or detach.
@@ -578,7 +581,9 @@ class Session final : public TendedSession {
   LeaseRoute route_;  // the member the current command runs on (read/write split)
   bool batch_sent_ = false, wrote_ = false;
   state::SplitPlace split_;  // the arm of a [[pools]] split this client was placed on
-  bool rule_memo_ = false;  // Work::check_ holds the verdict on Work::check_text_ (statement_check)
+  bool rule_memo_ = false;
+  bool parse_judged_ = false;  // Work::judged_parse_ holds this batch's Parse (until its Sync)  // Work::check_ holds
+                               // the verdict on Work::check_text_ (statement_check)
   // A rule's statement_timeout: for the message being forwarded, and armed for one sent.
   config::Duration pending_timeout_{0};
   bool timeout_armed_ = false;

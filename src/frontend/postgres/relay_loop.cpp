@@ -134,9 +134,11 @@ std::optional<Outcome> Session::forward_buffered() {
       continue;  // refused (answered by the relay), or it may go now: look at it again
     }
     const std::size_t consumed = f.size();  // a rule's rewrite sends another message in its place
-    if ((ctx_.firewall_on() || ctx_.rules_on()) && (f.type == wire::fe::Query || f.type == wire::fe::Parse))
-        [[unlikely]] {
-      if (refused_by_rules(f)) {
+    if ((ctx_.firewall_on() || ctx_.rules_on()) &&
+        (f.type == wire::fe::Query || f.type == wire::fe::Parse || (f.type == wire::fe::Bind && ctx_.rules_on()) ||
+         (f.type == wire::fe::Sync && parse_judged_))) [[unlikely]] {
+      if (f.type == wire::fe::Sync) parse_judged_ = false;  // the next batch's Binds are judged
+      else if (refused_by_rules(f)) {
         in_begin_ += consumed;
         continue;
       }

@@ -7,7 +7,7 @@
 
 namespace sluice::frontend::pg {
 
-const StatementCheck& Session::statement_check(std::string_view text, bool consume) {
+const StatementCheck& Session::statement_check(std::string_view text, bool consume, bool firewall) {
   auto& wk = w();
   if (rule_memo_ && text == wk.check_text_) {
     if (consume) rule_memo_ = false;
@@ -17,7 +17,7 @@ const StatementCheck& Session::statement_check(std::string_view text, bool consu
   const std::string* app = relay_.client_params.find("application_name");
   access::StatementFacts f{config::Protocol::Postgres, user_, database_, app ? std::string_view(*app) : "",
                            info_->addr};
-  wk.check_ = check_statement(ctx_, *snap_, f, info_->id, wk.analysis_);
+  wk.check_ = check_statement(ctx_, *snap_, f, info_->id, wk.analysis_, firewall);
   wk.rules_held_ = snap_->rules;  // what check_ points into, through a reload
   wk.check_text_.assign(text);
   rule_memo_ = !consume;
@@ -27,15 +27,30 @@ const StatementCheck& Session::statement_check(std::string_view text, bool consu
 bool Session::refused_by_rules(wire::Frame& f) {
   std::string_view text;
   wire::ParseView p;
+  bool bind = false;
   if (f.type == wire::fe::Query) {
     wire::Reader r(f.body);
     text = r.cstr();
     if (!r.ok()) return false;  // malformed: the relay reports it
-  } else {
+  } else if (f.type == wire::fe::Parse) {
     if (!wire::parse_parse(f.body, p)) return false;
     text = p.query;
+    w().judged_parse_.assign(p.name);  // its Bind in this batch is not judged again
+    parse_judged_ = true;
+  } else {
+    // A Bind of a statement prepared in an earlier batch: judged again by the rules (a time
+    // window may have opened since; the firewall judged its Parse), not rewritten.
+    wire::BindHead bh;
+    if (!wire::parse_bind_head(f.body, bh) || (parse_judged_ && bh.statement == w().judged_parse_)) return false;
+    const pool::Statement* st = relay_.find_statement(bh.statement);
+    wire::Frame pf;
+    auto bytes = st ? wire::as_bytes(st->parse_message) : wire::Bytes{};
+    if (!st || wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, p))
+      return false;
+    text = p.query;
+    bind = true;
   }
-  const auto& c = statement_check(text, true);
+  const auto& c = statement_check(text, true, !bind);
   if (c.refusal) {
     std::string err;
     wire::error_response(err, "ERROR", "42501", *c.refusal);
@@ -44,7 +59,7 @@ bool Session::refused_by_rules(wire::Frame& f) {
   }
   if (c.rules.statement_timeout.count() > 0) [[unlikely]]
     pending_timeout_ = c.rules.statement_timeout;
-  if (c.rules.rewrite_rule < 0) return false;
+  if (c.rules.rewrite_rule < 0 || bind) return false;
   std::string changed(text);
   if (!snap_->rules->rewrite(c.rules.rewrite_rule, changed)) return false;
   log::debug("client {}: rule {} rewrote the statement", info_->id, c.rules.rewrite_rule + 1);
