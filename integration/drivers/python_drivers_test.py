@@ -56,6 +56,17 @@ primary = "127.0.0.1:{MY_PORT}"
 [[firewall.rules]]
 match = "sluice_fw_canary"
 action = "deny"
+# So do the traffic rules (one tags every statement and goes on, one matches none) and the query
+# digests: answers must still be the server's.
+[[rules]]
+name = "label"
+tag = "drivers"
+continue = true
+[[rules]]
+match = "sluice_rule_canary"
+action = "deny"
+[digests]
+enabled = true
 """ + "".join(f"""
 [[pools]]
 database = "app_{m}"

@@ -30,7 +30,12 @@ function config() {
     `[clusters.my]\nprotocol = "mysql"\nprimary = "127.0.0.1:${MY_PORT}"\n` +
     // The firewall looks at every statement of every scenario (none matches): answers must still
     // be the server's. frontDoor() below sends the one it denies.
-    `[[firewall.rules]]\nmatch = "sluice_fw_canary"\naction = "deny"\n`;
+    `[[firewall.rules]]\nmatch = "sluice_fw_canary"\naction = "deny"\n` +
+    // So do the traffic rules (one tags every statement and goes on, one matches none) and the
+    // query digests.
+    `[[rules]]\nname = "label"\ntag = "drivers"\ncontinue = true\n` +
+    `[[rules]]\nmatch = "sluice_rule_canary"\naction = "deny"\n` +
+    `[digests]\nenabled = true\n`;
   for (const m of PG_MODES)
     c += `[[pools]]\ndatabase = "app_${m}"\nserver_database = "app"\ncluster = "pg"\npool_mode = "${m}"\npool_size = 4\n`;
   for (const m of MY_MODES)
