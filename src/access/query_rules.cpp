@@ -19,6 +19,7 @@ std::string describe_actions(const config::QueryRule& r) {
   if (!r.replace_match.empty()) a.push_back(fmt::format("replace {} -> {}", r.replace_match, r.replace_with));
   if (r.statement_timeout.count() > 0) a.push_back(fmt::format("statement_timeout={}ms", r.statement_timeout.count()));
   if (!r.tag.empty()) a.push_back("tag=" + r.tag);
+  if (!r.mirror.empty()) a.push_back(fmt::format("mirror={}{}", r.mirror, r.mirror_writes ? " (writes too)" : ""));
   if (a.empty()) a.push_back("allow");
   return fmt::format("{}", fmt::join(a, " "));
 }
@@ -63,6 +64,7 @@ RuleOutcome QueryRules::apply(const StatementFacts& f, sql::Analysis& a) const {
     if (rules_[i].replace) o.rewrite_rule = static_cast<int>(i);
     if (d.statement_timeout.count() > 0) o.statement_timeout = d.statement_timeout;
     if (!d.tag.empty()) o.tag = d.tag;
+    if (!d.mirror.empty()) o.mirror = d.mirror, o.mirror_writes = d.mirror_writes;
     return d.next;
   });
   return o;

@@ -35,6 +35,8 @@ struct RuleOutcome {
   int rewrite_rule = -1;  // 0-based rule whose replace_match/replace_with applies
   config::Duration statement_timeout{0};
   std::string_view tag;
+  std::string_view mirror;  // a cluster that gets a copy
+  bool mirror_writes = false;
 };
 
 class QueryRules {

@@ -265,6 +265,21 @@ std::string prometheus(state::Context& ctx) {
           static_cast<double>(d->total_us.load()) / 1e6);
   }
 
+  // [[rules]] mirrors: copies and how they compared, per mirror cluster.
+  if (auto mirrors = ctx.mirrors.all(); !mirrors.empty()) {
+    w.family("sluice_mirror_copies_total", "counter",
+             "Statement copies a [[rules]] mirror got, by outcome: matched, mismatched, failed, dropped.");
+    for (auto& m : mirrors) {
+      std::uint64_t matched = 0, mismatched = 0, failed = 0, dropped = 0;
+      for (auto& r : m->rows())
+        matched += r.matched, mismatched += r.mismatched, failed += r.failed, dropped += r.dropped;
+      for (auto [outcome, n] : {std::pair{"matched", matched}, std::pair{"mismatched", mismatched},
+                                std::pair{"failed", failed}, std::pair{"dropped", dropped}})
+        w.sample("sluice_mirror_copies_total", {{"cluster", m->cluster()}, {"outcome", outcome}},
+                 static_cast<double>(n));
+    }
+  }
+
   // [[rules]]: statements each rule matched, labelled with its tag.
   if (!snap->rules->empty()) {
     w.family("sluice_rule_hits_total", "counter",

@@ -103,6 +103,23 @@ Rows rows_queries(state::Context& ctx, const QueriesOrder& order, const std::opt
   return r;
 }
 
+const std::vector<Column>& cols_mirrors() {
+  static const std::vector<Column> c{{"cluster", T},    {"fingerprint", T}, {"sent", I},    {"matched", I},
+                                     {"mismatched", I}, {"failed", I},      {"dropped", I}, {"waiting", I}};
+  return c;
+}
+
+Rows rows_mirrors(state::Context& ctx) {
+  Rows r;
+  for (auto& m : ctx.mirrors.all()) {
+    auto waiting = std::to_string(m->waiting());
+    for (auto& row : m->rows())
+      r.push_back({m->cluster(), row.fingerprint, std::to_string(row.sent), std::to_string(row.matched),
+                   std::to_string(row.mismatched), std::to_string(row.failed), std::to_string(row.dropped), waiting});
+  }
+  return r;
+}
+
 std::vector<std::shared_ptr<const observe::Digest>> top_digests(state::Context& ctx, std::size_t n) {
   auto all = ctx.digests.all();
   auto total = [](const std::shared_ptr<const observe::Digest>& d) {

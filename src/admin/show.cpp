@@ -154,7 +154,7 @@ const ShowSpec kShows[] = {
     {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
     {"LIMITS", cols_limits, 1},       {"FIREWALL", cols_firewall, 1}, {"FIREWALL_RULES", cols_firewall_rules, 1},
     {"RULES", cols_rules, 1},         {"ZONES", cols_zones, 0},       {"SPLITS", cols_splits, 0},
-    {"QUERIES", cols_queries, 3},
+    {"QUERIES", cols_queries, 3},     {"MIRRORS", cols_mirrors, 1},
 };
 }  // namespace
 
@@ -207,6 +207,10 @@ const std::pair<const char*, const char*> kHelp[] = {
      "[digests]: per statement fingerprint, database and user: calls run on a server, errors, rows, time on the "
      "server (total, mean, p50, p99, ms), cache hits, where they ran, first and last seen (by total_time)"},
     {"RESET QUERIES", "forget the query digests"},
+    {"SHOW MIRRORS",
+     "[[rules]] mirror clusters: per fingerprint, copies sent, answers that matched the client's (row count and "
+     "a digest of the rows), mismatched, failed on the mirror, dropped (queue full, answer not whole), and the "
+     "copies waiting"},
     {"SHOW VERSION", "the Sluice version"},
     {"SHOW <x> LIKE 'pattern'", "filters the rows of any SHOW (% and _ wildcards)"},
     {"RELOAD", "re-read the configuration file and apply it live (invalid files are rejected)"},
@@ -627,6 +631,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "ZONES") return rows_zones(ctx);
   if (n == "SPLITS") return rows_splits(ctx);
   if (n == "QUERIES") return rows_queries(ctx, {}, std::nullopt);
+  if (n == "MIRRORS") return rows_mirrors(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

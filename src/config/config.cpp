@@ -303,6 +303,13 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.integer("metrics_top", cfg->digests.metrics_top, 0, 1000);
     s.finish();
   }
+  if (auto t = sub_table(root, "mirror")) {
+    Section s(*t, "mirror.", file);
+    s.integer("queue", cfg->mirror.queue, 1, 1'000'000);
+    s.duration("timeout", cfg->mirror.timeout);
+    s.integer("connections", cfg->mirror.connections, 1, 64);
+    s.finish();
+  }
   read_zones(root, *cfg, file);
   read_rules(root, *cfg, file);
   if (auto t = sub_table(root, "limits")) {

@@ -308,6 +308,11 @@ struct QueryRule {
   std::string replace_match, replace_with;  // RE2 rewrite of the statement text (all matches)
   Duration statement_timeout{0};            // cancelled on the server after this long
   std::string tag;                          // a label for metrics (SHOW RULES, /metrics)
+  // A copy of the statement (simple Query / COM_QUERY text) runs on this cluster too; its answer
+  // is compared with the client's (row count and a digest of the rows) and discarded. Reads only
+  // unless mirror_writes.
+  std::string mirror;
+  bool mirror_writes = false;
   int line = 0;
 };
 
@@ -326,6 +331,14 @@ struct Digests {
   std::uint32_t metrics_top = 20;         // the most costly ones by total time in /metrics
 };
 
+// [mirror]: copies of statements for [[rules]] mirror clusters, per cluster: at most `queue`
+// waiting (the rest dropped and counted), each given `timeout` on the mirror.
+struct Mirroring {
+  std::uint32_t queue = 1024;
+  Duration timeout{5'000};
+  std::uint32_t connections = 4;  // per mirror cluster, (user, database) pairs kept open
+};
+
 struct Config {
   std::string path;
   General general;
@@ -342,6 +355,7 @@ struct Config {
   std::vector<QueryRule> rules;
   std::vector<Zone> zones;
   Digests digests;
+  Mirroring mirror;
 
   const User* find_user(std::string_view name) const;
   // The pool serving `database` on a listener of `protocol`: exact name first, then "*".

@@ -307,8 +307,13 @@ void read_rules(Section& root, Config& cfg, const std::string& file) {
     }
     s.duration("statement_timeout", r.statement_timeout);
     s.str("tag", r.tag);
+    s.str("mirror", r.mirror);
+    if (!r.mirror.empty() && !cfg.clusters.count(r.mirror))
+      s.fail(s.get("mirror"), "mirror", fmt::format("no [clusters.{}] is defined", r.mirror));
+    s.boolean("mirror_writes", r.mirror_writes);
+    if (r.mirror_writes && r.mirror.empty()) s.fail(s.get("mirror_writes"), "mirror_writes", "goes with mirror");
     bool acts = r.route != RouteTo::Default || !r.route_tags.empty() || r.cache || r.deny || !r.replace_match.empty() ||
-                r.statement_timeout.count() > 0 || !r.tag.empty() || action == "allow";
+                r.statement_timeout.count() > 0 || !r.tag.empty() || action == "allow" || !r.mirror.empty();
     if (!acts)
       s.fail(nullptr, "action",
              "the rule does nothing: give it route, route_tags, cache, cache_ttl, action (\"deny\" or \"allow\": "

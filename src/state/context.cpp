@@ -69,6 +69,7 @@ std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next, boo
   std::vector<std::string> rebuilt;
   if (ctx.control_executor)
     rebuilt = ctx.router.reconfigure(cfg, next->credentials, next->server_tls, ctx.control_executor());
+  if (ctx.control_executor) ctx.mirrors.reconfigure(cfg, next->server_tls, ctx.control_executor());
   ctx.set_cache(cfg.cache);
   ctx.set_firewall(*next, reread_allowlist);
   std::string summary =

@@ -22,6 +22,7 @@
 #include "src/observe/stats.hpp"
 #include "src/pool/pool.hpp"
 #include "src/router/cluster.hpp"
+#include "src/router/mirror.hpp"
 #include "src/state/controls.hpp"
 #include "src/state/splits.hpp"
 #include "src/state/login_throttle.hpp"
@@ -42,6 +43,7 @@ struct Context {
 
   pool::PoolManager pools;
   router::Router router;
+  router::Mirrors mirrors;  // [[rules]] mirror clusters
   // Result cache: the store always exists; `cache_on` and the policy follow [cache] (reloadable).
   std::unique_ptr<cache::Store> cache;
   bool cache_enabled() const { return cache_on_.load(std::memory_order_relaxed); }

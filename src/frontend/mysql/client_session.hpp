@@ -106,6 +106,9 @@ class Session final : public TendedSession {
     // [digests]: the running command's digest (digesting_), and whether the cache answered it.
     std::shared_ptr<observe::Digest> digest_;
     bool digest_hit_ = false;
+    // [[rules]] mirror: where the running COM_QUERY's copy goes, and its answer as captured.
+    std::shared_ptr<router::Mirror> mirror_;
+    std::string mirror_capture_;
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return fill_key_.empty() && capture_.empty() && pending_invalidation_.empty() && held_error_.empty();
@@ -210,6 +213,11 @@ class Session final : public TendedSession {
   // A rule's statement_timeout for the command about to be sent: past `d`, KILL QUERY on the
   // server thread (the client gets the server's error 1317); disarmed when the answer is in.
   void arm_statement_timeout(config::Duration d);
+  // [[rules]] mirror for the running COM_QUERY: true when a copy is to go (a read, or the rule
+  // mirrors writes; Work::mirror_ set), after the answer, to offer_mirror() with the captured one.
+  bool prepare_mirror();
+  void offer_mirror(const std::string* answer, bool relayed);
+  static constexpr std::size_t kMirrorCapture = 1 << 20;  // larger answers are not compared
   // All of them, as they apply to command `cmd` (COM_QUERY: rate, firewall, rules;
   // COM_STMT_EXECUTE: rate, rules; COM_STMT_PREPARE: firewall, rules): false when one refused it
   // (answered; the client stays).

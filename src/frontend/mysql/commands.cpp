@@ -306,19 +306,26 @@ awaitable<bool> Session::com_query() {
       capture = &w().capture_;
     }
   }
+  // [[rules]] mirror: the answer is kept (with the cache's capture, or its own) to be compared.
+  if (ruled_ && !w().rule_.mirror.empty() && prepare_mirror() && !capture) [[unlikely]] {
+    capture = &w().mirror_capture_;
+    capture_limit_ = kMirrorCapture;
+  }
   // A read outside a transaction runs again elsewhere if its server dies before any of its
   // answer reached the client.
   for (int attempt = 0;; ++attempt) {
     retry_allowed_ =
         attempt < kMaxReadRetries && routing_.split() && !server_ && !cmd_.in_transaction() && command_is_read();
     retry_pending_ = false;
-    if (capture) w().capture_.clear();
+    if (capture) capture->clear();
     relayed = co_await relay(io_.payload(), ResponseKind::Query, 0, capture);
     retry_allowed_ = false;
     if (!retry_pending_) break;
     log::warn("mysql client {}: server lost before answering a read; running it again", handle_->id);
   }
-  if (capture) finish_capture(relayed);
+  if (w().mirror_) [[unlikely]]
+    offer_mirror(capture, relayed);
+  if (capture && capture == &w().capture_) finish_capture(relayed);
   if (!relayed) co_return false;
   if (ctx_.cache_enabled())
     note_for_invalidation(cls_kind, classified.cls && classified.cls->opaque_write,

@@ -333,6 +333,9 @@ class Session final : public TendedSession {
   // [digests]: Query, Parse or Bind `f` is about to be queued: the relay's next request gets the
   // digest of its statement (the first one named since the last request wins).
   void name_digest(const wire::Frame& f);
+  // [[rules]] mirror: the Query about to be queued (its text as the server gets it) is copied to
+  // the rule's mirror when it is a read, or the rule mirrors writes too.
+  void mirror_next(const access::RuleOutcome& r, std::string_view text);
   void disarm_statement_timeout() {
     timeout_armed_ = false;
     w().statement_timer_.cancel();

@@ -439,7 +439,8 @@ void Relay::on_message_start(char type, pool::ServerConn&, std::string& client_o
        (type == wire::be::CloseComplete && pending_.front().kind == Kind::Close)))
     forward_ = false;
   capture_ = type == wire::be::ReadyForQuery || type == wire::be::ParameterStatus ||
-             (type == wire::be::CommandComplete && trail_.any());  // its tag's row count, for a digest
+             (trail_.any() && (type == wire::be::CommandComplete ||  // its tag's row count (digests, mirrors)
+                               (type == wire::be::DataRow && trail_.hashing())));  // a mirrored answer
   if (type == wire::be::ErrorResponse || type == wire::be::NoticeResponse) [[unlikely]] {
     capture_ = type == wire::be::ErrorResponse;
     // Errors are held, and appended whole at their end (server statement names in them are
@@ -606,6 +607,10 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
     case wire::be::NoData:
       if (front_is(Kind::DescribeStmt) || front_is(Kind::DescribePortal)) pending_.pop_front();
       else if (type_ == wire::be::NoData) return desync("unexpected NoData from server");
+      break;
+    case wire::be::DataRow:
+      if (trail_.hashing()) [[unlikely]]
+        trail_.data_row(answering_digest(), captured_);
       break;
     case wire::be::CommandComplete:
     case wire::be::EmptyQueryResponse:

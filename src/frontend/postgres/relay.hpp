@@ -14,7 +14,7 @@
 
 #include "protocols/postgres/codec.hpp"
 #include "src/frontend/common/fifo.hpp"
-#include "src/frontend/postgres/digest_trail.hpp"
+#include "src/frontend/postgres/request_trail.hpp"
 #include "src/observe/stats.hpp"
 #include "src/pool/server_conn.hpp"
 #include "src/pool/shared_params.hpp"
@@ -184,7 +184,11 @@ class Relay {
   std::uint64_t cycles() const { return cycles_; }
   // [digests]: the request about to be queued is of digest `d` (its first statement's).
   void digest_next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route) { trail_.next(std::move(d), route); }
-  bool digest_armed() const { return trail_.armed(); }
+  bool digest_armed() const { return trail_.digest_armed(); }
+  // [[rules]] mirror: the request about to be queued is copied to `mirror`.
+  void mirror_next(std::shared_ptr<router::Mirror> mirror, router::MirrorCopy copy) {
+    trail_.next_mirror(std::move(mirror), std::move(copy));
+  }
 
  private:
   enum class Kind : std::uint8_t { Simple, Parse, Bind, DescribeStmt, DescribePortal, Execute, Close, Sync };
@@ -197,7 +201,7 @@ class Relay {
     std::int32_t effects = -1;    // Simple: index into effects_ when it changes session state
     bool failed = false;
     bool replace_error = false;  // its ErrorResponse is replaced by the first of replacement_errors_
-    std::uint16_t digest = 0;    // Simple / Sync: its DigestTrail id (0: none)
+    std::uint16_t digest = 0;    // Simple / Sync: its RequestTrail id (0: none)
   };
 
   // A statement as this client prepared it: `since` is the prepare_sequence() of its Parse.
@@ -284,7 +288,7 @@ class Relay {
   bool pooled_ = false, hold_ = false;  // hold_: this Error/Notice is forwarded when complete (or dropped)
   std::string server_end_, server_end_code_, server_end_msg_;
   observe::Clock::time_point query_start_{}, xact_start_{};
-  DigestTrail trail_;
+  RequestTrail trail_;
 };
 
 }  // namespace sluice::frontend::pg

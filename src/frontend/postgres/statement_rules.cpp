@@ -59,9 +59,14 @@ bool Session::refused_by_rules(wire::Frame& f) {
   }
   if (c.rules.statement_timeout.count() > 0) [[unlikely]]
     pending_timeout_ = c.rules.statement_timeout;
-  if (c.rules.rewrite_rule < 0 || bind) return false;
-  std::string changed(text);
-  if (!snap_->rules->rewrite(c.rules.rewrite_rule, changed)) return false;
+  std::string changed;
+  if (c.rules.rewrite_rule >= 0 && !bind) {
+    changed.assign(text);
+    if (!snap_->rules->rewrite(c.rules.rewrite_rule, changed)) changed.clear();
+  }
+  if (!c.rules.mirror.empty() && f.type == wire::fe::Query) [[unlikely]]
+    mirror_next(c.rules, changed.empty() ? text : std::string_view(changed));
+  if (changed.empty()) return false;
   log::debug("client {}: rule {} rewrote the statement", info_->id, c.rules.rewrite_rule + 1);
   // The same message with the new text (Query: the text; Parse: name, text, parameter types).
   auto& out = w().rewritten_;
@@ -110,6 +115,20 @@ void Session::name_digest(const wire::Frame& f) {
   auto bytes = st ? wire::as_bytes(st->parse_message) : wire::Bytes{};
   if (!st || wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, p)) return;
   relay_.digest_next(digest_of(p.query), route);
+}
+
+void Session::mirror_next(const access::RuleOutcome& r, std::string_view text) {
+  auto mirror = ctx_.mirrors.find(r.mirror);
+  if (!mirror || mirror->protocol() != config::Protocol::Postgres) return;
+  auto& a = w().analysis_;
+  a.of(text, sql::Dialect::Postgres);
+  if (!r.mirror_writes && !a.classification().read()) return;  // reads only, unless asked
+  router::MirrorCopy copy;
+  copy.creds = creds_;
+  copy.database = server_db_;
+  copy.text.assign(text);
+  copy.fingerprint = a.fingerprint();
+  relay_.mirror_next(std::move(mirror), std::move(copy));
 }
 
 void Session::arm_statement_timeout() {
