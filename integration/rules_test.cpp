@@ -538,3 +538,52 @@ TEST_CASE("split: 90/10 between two clusters over 1,000 PostgreSQL and 100 MySQL
   CHECK(console(s, "RELOAD") == "");
   for (int i = 0; i < 5; ++i) CHECK(c.scalar("SELECT inet_server_port()") == port);
 }
+
+TEST_CASE("cluster: a rule sends statements to another cluster between transactions, on both protocols") {
+  // The home clusters are the sandbox primaries; "other" and "myother" are the replicas.
+  SluiceProcess s(
+      std::string(kDoorPools) +
+          "[clusters.other]\nprotocol = \"postgres\"\nprimary = \"127.0.0.1:" + std::to_string(pg_replica_port()) +
+          "\"\n[clusters.myother]\nprotocol = \"mysql\"\nprimary = \"127.0.0.1:" + std::to_string(my_replica_port()) +
+          "\"\n" + R"(
+[[rules]]
+protocol = "postgres"
+match = "to_other"
+cluster = "other"
+[[rules]]
+protocol = "mysql"
+match = "to_other"
+cluster = "myother"
+)",
+      kDoorAdmin);
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  CHECK(c.scalar("SELECT pg_is_in_recovery()") == "f");
+  CHECK(c.scalar("SELECT pg_is_in_recovery() AS to_other") == "t");
+  CHECK(c.scalar("SELECT pg_is_in_recovery()") == "f");  // back home
+  PGresult* r = PQexecParams(c.c, "SELECT pg_is_in_recovery(), $1::int AS to_other", 1, nullptr,
+                             std::array<const char*, 1>{"1"}.data(), nullptr, nullptr, 0);
+  CHECK(std::string(PQgetvalue(r, 0, 0)) == "t");
+  PQclear(r);
+  // Inside a transaction begun at home the statement stays home.
+  CHECK(c.exec("BEGIN"));
+  CHECK(c.scalar("SELECT pg_is_in_recovery() AS to_other") == "f");
+  CHECK(c.exec("COMMIT"));
+  CHECK(rules_cell(s, "rule 1", 3) == "cluster=other");
+
+  MyConn primary(my_port());
+  MyConn replica(my_replica_port());
+  REQUIRE(primary.ok);
+  REQUIRE(replica.ok);
+  const std::string primary_id = primary.scalar("SELECT @@server_id"),
+                    replica_id = replica.scalar("SELECT @@server_id");
+  MyConn m(s.my_port());
+  REQUIRE(m.ok);
+  CHECK(m.scalar("SELECT @@server_id") == primary_id);
+  CHECK(m.scalar("SELECT @@server_id AS to_other") == replica_id);
+  CHECK(m.scalar("SELECT @@server_id") == primary_id);
+  CHECK(m.scalar("BEGIN") == "");
+  CHECK(m.scalar("SELECT @@server_id AS to_other") == primary_id);
+  CHECK(m.scalar("COMMIT") == "");
+  CHECK(m.scalar("SELECT @@server_id AS to_other") == replica_id);
+}

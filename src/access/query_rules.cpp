@@ -10,6 +10,7 @@ namespace sluice::access {
 std::string describe_actions(const config::QueryRule& r) {
   std::vector<std::string> a;
   if (r.deny) a.push_back(r.message.empty() ? "deny" : fmt::format("deny message=\"{}\"", r.message));
+  if (!r.cluster.empty()) a.push_back("cluster=" + r.cluster);
   if (r.route == config::RouteTo::Primary) a.push_back("route=primary");
   if (r.route == config::RouteTo::Replica) a.push_back("route=replica");
   for (auto& [k, v] : r.route_tags) a.push_back(fmt::format("route_tags.{}={}", k, v));
@@ -65,6 +66,7 @@ RuleOutcome QueryRules::apply(const StatementFacts& f, sql::Analysis& a) const {
     if (d.statement_timeout.count() > 0) o.statement_timeout = d.statement_timeout;
     if (!d.tag.empty()) o.tag = d.tag;
     if (!d.mirror.empty()) o.mirror = d.mirror, o.mirror_writes = d.mirror_writes;
+    if (!d.cluster.empty()) o.cluster = d.cluster;
     return d.next;
   });
   return o;

@@ -36,6 +36,7 @@ struct RuleOutcome {
   config::Duration statement_timeout{0};
   std::string_view tag;
   std::string_view mirror;  // a cluster that gets a copy
+  std::string_view cluster;  // the cluster the statement runs on instead
   bool mirror_writes = false;
 };
 

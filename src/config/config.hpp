@@ -204,6 +204,13 @@ struct Pool {
       if (a.cluster == cluster) return &a;
     return nullptr;
   }
+  // This pool on a cluster a [[rules]] `cluster` sends statements to (filled at load).
+  std::vector<Pool> rule_arms;
+  const Pool* on_rule_cluster(std::string_view cluster) const {
+    for (auto& a : rule_arms)
+      if (a.cluster == cluster) return &a;
+    return nullptr;
+  }
 };
 
 struct CacheRule {
@@ -313,6 +320,9 @@ struct QueryRule {
   // unless mirror_writes.
   std::string mirror;
   bool mirror_writes = false;
+  // The statement runs on this cluster's primary (between transactions, pooled clients only),
+  // with the client's user and database; a transaction it begins stays there.
+  std::string cluster;
   int line = 0;
 };
 

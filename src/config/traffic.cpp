@@ -311,9 +311,26 @@ void read_rules(Section& root, Config& cfg, const std::string& file) {
     if (!r.mirror.empty() && !cfg.clusters.count(r.mirror))
       s.fail(s.get("mirror"), "mirror", fmt::format("no [clusters.{}] is defined", r.mirror));
     s.boolean("mirror_writes", r.mirror_writes);
+    s.str("cluster", r.cluster);
+    if (!r.cluster.empty()) {
+      auto c = cfg.clusters.find(r.cluster);
+      if (c == cfg.clusters.end())
+        s.fail(s.get("cluster"), "cluster", fmt::format("no [clusters.{}] is defined", r.cluster));
+      if (r.route != RouteTo::Default || !r.route_tags.empty())
+        s.fail(s.get("cluster"), "cluster", "a rule sends statements to another cluster or routes them in their own");
+      // Each pool of the cluster's protocol gets a copy on it, for the statements sent there.
+      for (auto& p : cfg.pools)
+        if (p.protocol == c->second.protocol && p.cluster != r.cluster && !p.on_rule_cluster(r.cluster)) {
+          Pool a = p;
+          a.cluster = r.cluster;
+          a.split.clear(), a.arms.clear(), a.cycle.clear(), a.rule_arms.clear();
+          p.rule_arms.push_back(std::move(a));
+        }
+    }
     if (r.mirror_writes && r.mirror.empty()) s.fail(s.get("mirror_writes"), "mirror_writes", "goes with mirror");
     bool acts = r.route != RouteTo::Default || !r.route_tags.empty() || r.cache || r.deny || !r.replace_match.empty() ||
-                r.statement_timeout.count() > 0 || !r.tag.empty() || action == "allow" || !r.mirror.empty();
+                r.statement_timeout.count() > 0 || !r.tag.empty() || action == "allow" || !r.mirror.empty() ||
+                !r.cluster.empty();
     if (!acts)
       s.fail(nullptr, "action",
              "the rule does nothing: give it route, route_tags, cache, cache_ttl, action (\"deny\" or \"allow\": "

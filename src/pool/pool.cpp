@@ -466,7 +466,10 @@ void PoolManager::reconfigure(const config::Config& cfg,
     if (auto it = credentials.find(p->user()); it != credentials.end()) p->set_credentials(it->second);
     auto proto = p->settings().protocol;
     const config::Pool* pc = cfg.find_pool(proto, p->config_database());
-    if (pc && !pc->split.empty()) pc = pc->arm(p->cluster());  // a split: this pool's arm
+    if (pc && pc->cluster != p->cluster()) {  // a split's arm, or a pool a [[rules]] cluster made
+      const config::Pool* arm = pc->arm(p->cluster());
+      pc = arm ? arm : pc->on_rule_cluster(p->cluster());
+    }
     if (!pc) continue;
     auto s = p->settings();
     s.mode = pc->mode;

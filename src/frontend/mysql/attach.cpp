@@ -61,6 +61,41 @@ void Session::after_statement(sql::StatementKind kind, bool was_read) {
   else routing_.token = router::Position::unreachable();
 }
 
+awaitable<pool::LeaseResult> Session::lease_for_attach(std::shared_ptr<pool::ServerConn> conn) {
+  auto ex = sock_.get_executor();
+  // On a cluster a rule sent the command to: that pool's line; else the route's, with fallback.
+  if (on_rule_cluster_) co_return co_await pool_->lease(ex, cfg_->general.query_wait_timeout);
+  auto r = co_await routing_.lease(std::move(conn), config::Protocol::Mysql, ex, cfg_->general.query_wait_timeout);
+  pool_ = routing_.pool(routing_.route.member);
+  co_return r;
+}
+
+void Session::route_to_rule_cluster() {
+  const config::Pool* target = nullptr;
+  auto cmd = io_.payload().empty() ? 0 : static_cast<std::uint8_t>(io_.payload()[0]);
+  bool statement = cmd == my::com::QUERY || cmd == my::com::STMT_EXECUTE || cmd == my::com::STMT_PREPARE;
+  if (ruled_ && statement && !w().rule_.cluster.empty()) {
+    const config::Pool* home = cfg_->find_pool(config::Protocol::Mysql, pool_cfg_->database);
+    target = home ? home->on_rule_cluster(w().rule_.cluster) : nullptr;
+  }
+  if (!target) {
+    if (on_rule_cluster_) {  // back home
+      on_rule_cluster_ = false;
+      if (!routing_.split()) pool_ = routing_.primary();
+    }
+    return;
+  }
+  // Its primary, as this client's pool there; no read-your-writes bookkeeping for it.
+  auto settings = pool_settings();
+  auto tls = snap_->server_tls.find(target->cluster);
+  settings.tls = tls == snap_->server_tls.end() ? pool::ServerTls{} : tls->second;
+  auto p = ctx_.pools.get(*target, cfg_->clusters.at(target->cluster).primary, creds_, "", settings);
+  if (learned_) p->set_credentials(creds_);
+  pool_ = std::move(p);
+  on_rule_cluster_ = true;
+  routing_.route = LeaseRoute{};
+}
+
 void Session::choose_route() {
   bool read = command_is_read();
   pool_ = routing_.choose(read, ruled_ ? w().rule_.route_tags : nullptr);
@@ -74,6 +109,8 @@ awaitable<bool> Session::attach() {
   if (ctx_.controls.any_paused()) co_await wait_while_paused();
   if (ctx_.generation() != generation_) refresh_config();
   if (routing_.split()) choose_route();
+  if ((ruled_ || on_rule_cluster_) && !cmd_.in_transaction()) [[unlikely]]
+    route_to_rule_cluster();
   auto ex = sock_.get_executor();
   auto conn = pool_->try_lease_local(ex);
   std::optional<observe::Clock::time_point> wait_start;
@@ -82,8 +119,7 @@ awaitable<bool> Session::attach() {
     info_->set_state(observe::ClientState::Waiting);
   }
   if (!conn || routing_.route.verify) {
-    auto r = co_await routing_.lease(std::move(conn), config::Protocol::Mysql, ex, cfg_->general.query_wait_timeout);
-    pool_ = routing_.pool(routing_.route.member);
+    auto r = co_await lease_for_attach(std::move(conn));
     if (!r.conn) {
       co_await report_lease_failure(r);
       co_return false;

@@ -225,7 +225,9 @@ class Session final : public TendedSession {
   // The running command's [[rules]] decision, when a rule matched it.
   const access::RuleOutcome* rule() { return ruled_ ? &w().rule_ : nullptr; }
   cache::RuleCache rule_cache() {
-    return ruled_ ? cache::RuleCache{w().rule_.cache, w().rule_.cache_ttl} : cache::RuleCache{};
+    if (!ruled_) return {};
+    if (!w().rule_.cluster.empty()) return cache::RuleCache{false, {}};  // not this cluster's data
+    return cache::RuleCache{w().rule_.cache, w().rule_.cache_ttl};
   }
 
   // Finds the pool for `db` (or a default one without a database) and checks that the server
@@ -263,6 +265,12 @@ class Session final : public TendedSession {
   // as a [[rules]] route says when one matched; classified_read() without the rules.
   bool command_is_read();
   bool classified_read();
+  // [[rules]] cluster: the command runs on that cluster (pool_ set to this client's pool there),
+  // or back on the home cluster when its rule has none.
+  void route_to_rule_cluster();
+  // attach()'s wait for a server connection: on the route (with fallback), or in the line of the
+  // pool a [[rules]] cluster chose.
+  awaitable<pool::LeaseResult> lease_for_attach(std::shared_ptr<pool::ServerConn> conn);
 
   // After each statement, the read-your-writes token: the GTID the server reported for a
   // commit; without one (a server that does not report it), a sentinel no replica covers, so the
@@ -453,7 +461,9 @@ class Session final : public TendedSession {
   std::string nonce_, user_, schema_;
   std::string program_;  // the program_name connect attribute ([[rules]] application)
   state::SplitPlace split_;  // the arm of a [[pools]] split this client was placed on
-  bool ruled_ = false;   // a [[rules]] entry matched the running command: w().rule_
+  bool ruled_ = false;
+  bool on_rule_cluster_ = false;  // pool_ is on a cluster a [[rules]] cluster sent the command to   // a [[rules]]
+                                  // entry matched the running command: w().rule_
   bool timeout_armed_ = false;  // statement_timer_ runs for the statement in flight
   bool digesting_ = false;      // Work::digest_ is the running command's
   std::uint32_t caps_ = 0;

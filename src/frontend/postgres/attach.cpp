@@ -202,9 +202,47 @@ awaitable<void> Session::take_write_token() {
   }
 }
 
+void Session::route_to_rule_cluster() {
+  const StatementCheck* rc = nullptr;
+  wire::Frame f;
+  if (ctx_.rules_on() && relay_.tx_status() == 'I' &&
+      wire::next_frame(buffered_bytes(), max_packet_, f) == wire::Decode::Ok) {
+    if (f.type == wire::fe::Query) {
+      wire::Reader r(f.body);
+      std::string_view text = r.cstr();
+      if (r.ok()) rc = &statement_check(text, false);
+    } else if (f.type == wire::fe::Parse) {
+      wire::ParseView pv;
+      if (wire::parse_parse(f.body, pv)) rc = &statement_check(pv.query, false);
+    }
+  }
+  const config::Pool* target = nullptr;
+  if (rc && !rc->refusal && !rc->rules.cluster.empty()) {
+    const config::Pool* home = snap_->config->find_pool(config::Protocol::Postgres, pool_cfg_->database);
+    target = home ? home->on_rule_cluster(rc->rules.cluster) : nullptr;
+  }
+  if (!target) {
+    if (on_rule_cluster_) {  // back home
+      on_rule_cluster_ = false;
+      if (!routing_.split()) pool_ = routing_.primary();
+    }
+    return;
+  }
+  // Its primary, with this client's user and database; no read-your-writes token there (the
+  // home cluster's positions say nothing about it), no retry elsewhere.
+  pool_ = ctx_.pools.get(*target, snap_->config->clusters.at(target->cluster).primary, creds_, server_db_,
+                         state::pool_settings(*snap_, *target));
+  on_rule_cluster_ = true;
+  routing_.route = LeaseRoute{};
+  retryable_read_ = false;
+  wrote_ = false;
+}
+
 void Session::prepare_attach() {
   if (ctx_.generation() != generation_) refresh_config();
   if (routing_.split()) choose_route();
+  if ((ctx_.rules_on() || on_rule_cluster_) && mode_ != config::PoolMode::Session) [[unlikely]]
+    route_to_rule_cluster();
   batch_sent_ = false;
   journal_.clear();
   journal_on_ =

@@ -336,12 +336,17 @@ class Session final : public TendedSession {
   // [[rules]] mirror: the Query about to be queued (its text as the server gets it) is copied to
   // the rule's mirror when it is a read, or the rule mirrors writes too.
   void mirror_next(const access::RuleOutcome& r, std::string_view text);
+  // [[rules]] cluster: the request's first statement runs on that cluster (pool_ set to this
+  // client's pool there), or back on the home cluster when it has none.
+  void route_to_rule_cluster();
   void disarm_statement_timeout() {
     timeout_armed_ = false;
     w().statement_timer_.cancel();
   }
   cache::RuleCache rule_cache(const StatementCheck* c) const {
-    return c ? cache::RuleCache{c->rules.cache, c->rules.cache_ttl} : cache::RuleCache{};
+    if (!c) return {};
+    if (!c->rules.cluster.empty()) return cache::RuleCache{false, {}};  // not this cluster's data
+    return cache::RuleCache{c->rules.cache, c->rules.cache_ttl};
   }
   // [limits] rate for a request a session-mode client starts outside a transaction (attached,
   // between transactions): the relay refuses it (53400) or the wait is set for RateWait.
@@ -585,6 +590,7 @@ class Session final : public TendedSession {
   bool batch_sent_ = false, wrote_ = false;
   state::SplitPlace split_;  // the arm of a [[pools]] split this client was placed on
   bool rule_memo_ = false;
+  bool on_rule_cluster_ = false;  // pool_ is on a cluster a [[rules]] cluster sent the request to
   bool parse_judged_ = false;  // Work::judged_parse_ holds this batch's Parse (until its Sync)  // Work::check_ holds
                                // the verdict on Work::check_text_ (statement_check)
   // A rule's statement_timeout: for the message being forwarded, and armed for one sent.
