@@ -64,27 +64,7 @@ void read_access(Section& root, Config& cfg, const std::string& file) {
     r.line = static_cast<int>(e.source().begin.line);
     s.str("name", r.name);
     if (r.name.empty()) r.name = fmt::format("rule {}", i);
-    if (s.get("protocol")) {
-      std::string p;
-      s.choice("protocol", p,
-               {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")}, {"*", std::string("*")}});
-      if (p != "*") r.protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
-    }
-    read_names(s, "database", r.databases);
-    read_names(s, "user", r.users);
-    for (auto& u : r.users) {
-      if (u.size() < 2 || u[0] != '+') continue;
-      bool known = false;
-      for (auto& usr : cfg.users)
-        for (auto& g : usr.groups) known = known || g == std::string_view(u).substr(1);
-      if (!known) s.fail(s.get("user"), "user", fmt::format("no [[users]] entry is in group \"{}\"", u.substr(1)));
-    }
-    if (auto a = s.get("address");
-        a && a->is_string() && (a->as_string()->get() == "*" || a->as_string()->get() == "all")) {
-      // any address: the empty list
-    } else {
-      read_cidrs(s, "address", r.addresses);
-    }
+    read_rule_who(s, cfg, r.protocol, r.users, r.databases, r.addresses);
     s.choice("tls", r.tls,
              {{"any", AccessTls::Any}, {"required", AccessTls::Required}, {"forbidden", AccessTls::Forbidden}});
     std::string action = "allow";

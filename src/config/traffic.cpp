@@ -106,26 +106,31 @@ void read_names(Section& s, std::string_view key, std::vector<std::string>& out)
   if (any) out.clear();
 }
 
-void read_statement_match(Section& s, const Config& cfg, StatementMatch& m) {
+void read_rule_who(Section& s, const Config& cfg, std::optional<Protocol>& protocol, std::vector<std::string>& users,
+                   std::vector<std::string>& databases, std::vector<Cidr>& addresses) {
   if (s.get("protocol")) {
     std::string p;
     s.choice("protocol", p,
              {{"postgres", std::string("postgres")}, {"mysql", std::string("mysql")}, {"*", std::string("*")}});
-    if (p != "*") m.protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
+    if (p != "*") protocol = p == "postgres" ? Protocol::Postgres : Protocol::Mysql;
   }
-  read_names(s, "user", m.users);
-  for (auto& u : m.users) {
+  read_names(s, "user", users);
+  for (auto& u : users) {
     if (u.size() < 2 || u[0] != '+') continue;
     bool known = false;
     for (auto& usr : cfg.users)
       for (auto& g : usr.groups) known = known || g == std::string_view(u).substr(1);
     if (!known) s.fail(s.get("user"), "user", fmt::format("no [[users]] entry is in group \"{}\"", u.substr(1)));
   }
-  read_names(s, "database", m.databases);
-  read_names(s, "application", m.applications);
+  read_names(s, "database", databases);
   if (auto a = s.get("address");
       !(a && a->is_string() && (a->as_string()->get() == "*" || a->as_string()->get() == "all")))
-    read_cidrs(s, "address", m.addresses);
+    read_cidrs(s, "address", addresses);
+}
+
+void read_statement_match(Section& s, const Config& cfg, StatementMatch& m) {
+  read_rule_who(s, cfg, m.protocol, m.users, m.databases, m.addresses);
+  read_names(s, "application", m.applications);
   s.strings("kinds", m.kinds);
   for (auto& k : m.kinds)
     for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));

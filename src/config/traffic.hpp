@@ -7,6 +7,10 @@
 
 namespace sluice::config {
 
+// What every rule list matches a client by ([[access]], [[firewall.rules]], [[rules]]):
+// protocol, user (names or "+group" of some [[users]] entry), database, address (CIDRs or "*").
+void read_rule_who(Section& s, const Config& cfg, std::optional<Protocol>& protocol, std::vector<std::string>& users,
+                   std::vector<std::string>& databases, std::vector<Cidr>& addresses);
 // The match keys of a statement rule: protocol, user, database, application, address, kinds,
 // tables, match, fingerprint, days / hours / time_zone.
 void read_statement_match(Section& s, const Config& cfg, StatementMatch& m);
