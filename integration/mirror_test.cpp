@@ -59,12 +59,13 @@ class Forwarder {
       std::vector<pollfd> fds{{lfd_, POLLIN, 0}};
       for (auto& [a, b] : pairs) fds.push_back({a, POLLIN, 0}), fds.push_back({b, POLLIN, 0});
       if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
+      const std::size_t polled = pairs.size();  // a pair accepted below was not polled yet
       if (fds[0].revents & POLLIN) {
         int c = ::accept(lfd_, nullptr, nullptr);
         int s = loopback_connect(target_);
         if (c >= 0 && s >= 0) pairs.emplace_back(c, s);
       }
-      for (std::size_t i = 0; i < pairs.size(); ++i) {
+      for (std::size_t i = 0; i < polled; ++i) {
         for (int side = 0; side < 2; ++side) {
           if (!(fds[1 + 2 * i + side].revents & (POLLIN | POLLHUP))) continue;
           int from = side ? pairs[i].second : pairs[i].first, to = side ? pairs[i].first : pairs[i].second;

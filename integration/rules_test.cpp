@@ -109,6 +109,12 @@ action = "deny"
 name = "short sleeps"
 match = "sleep"
 statement_timeout = "300ms"
+[[rules]]
+name = "mysql from loopback"
+protocol = "mysql"
+address = "127.0.0.0/8"
+match = "local_only"
+action = "deny"
 )";
 
 // routed_reads per member of `cluster` (SHOW BACKENDS).
@@ -434,6 +440,10 @@ TEST_CASE("MySQL: rules route, deny, rewrite, cache; program_name; prepared stat
   });
   CHECK(d[v6] == 6);
   CHECK(d[v4] == 0);
+
+  // An address rule: this client comes from 127.0.0.1.
+  CHECK(m.scalar("SELECT 1 AS local_only") == "ERR:1142");
+  CHECK(hits(s, "mysql from loopback") == 1);
 
   // statement_timeout: KILL QUERY on the server thread.
   {
