@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -108,8 +109,11 @@ SluiceProcess::SluiceProcess(const std::string& pools_and_extra, const std::stri
   std::string bin = env_or("SLUICE_BIN", SLUICE_DEFAULT_BIN);
   pid_ = ::fork();
   if (pid_ == 0) {
+    // A test that crashes takes its Sluice with it: no orphan keeps the ports, or CTest's output
+    // pipe open (CTest then waits for it until the test's timeout).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (log_fd >= 0) ::dup2(log_fd, 2);
+    if (log_fd >= 0) ::dup2(log_fd, 1), ::dup2(log_fd, 2);
     ::execl(bin.c_str(), bin.c_str(), "-c", config_path_.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
