@@ -18,13 +18,13 @@ void ClientRouting::bind(const config::Config& cfg, const config::Pool& pc, cons
   make_ = std::move(make);
   route.member = 0;
   write_functions_ = cluster.write_functions;
-  zone_.clear();
+  zone_ = nullptr;
   if (!cfg.zones.empty()) {
     auto addr = config::IpAddress::parse(address);
     for (auto& z : cfg.zones) {
       for (auto& c : z.addresses)
-        if (addr && c.contains(*addr)) zone_ = z.name;
-      if (!zone_.empty()) break;
+        if (addr && c.contains(*addr)) zone_ = &z.name;
+      if (zone_) break;
     }
   }
 }
@@ -40,7 +40,7 @@ std::shared_ptr<pool::Pool> ClientRouting::choose(bool read,
   // After a failed position check, give the replica a moment before asking again.
   bool may_verify = std::chrono::steady_clock::now() - verify_failed_at_ > std::chrono::milliseconds(50);
   router::ReadPreference pref;
-  if (read) pref.tags = tags, pref.zone = zone_;
+  if (read) pref.tags = tags, pref.zone = zone();
   auto d = cluster_->route(read, token, may_verify, pref);
   route.replica = d.replica;
   route.verify = d.verify;

@@ -45,7 +45,7 @@ class ClientRouting final : public LeaseHooks {
   // none is known to, one to verify), a write to the primary. Returns the member's pool.
   // `tags`: a [[rules]] route_tags for this command (reads only).
   std::shared_ptr<pool::Pool> choose(bool read, const std::vector<std::pair<std::string, std::string>>* tags = nullptr);
-  const std::string& zone() const { return zone_; }
+  std::string_view zone() const { return zone_ ? std::string_view(*zone_) : std::string_view(); }
   // The lease on route (lease_on_route); `conn` from the caller's fast path, or null.
   boost::asio::awaitable<pool::LeaseResult> lease(std::shared_ptr<pool::ServerConn> conn, config::Protocol protocol,
                                                   boost::asio::any_io_executor ex, config::Duration wait);
@@ -79,7 +79,7 @@ class ClientRouting final : public LeaseHooks {
   bool split_ = false;
   std::vector<std::shared_ptr<pool::Pool>> pools_;
   std::vector<std::string> write_functions_;
-  std::string zone_;  // the client's [[zones]] entry ("" = none)
+  const std::string* zone_ = nullptr;  // the client's [[zones]] name, in the bound config (null = none)
   PoolMaker make_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
   // The lease in progress: how to reach the members.

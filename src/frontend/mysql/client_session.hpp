@@ -210,6 +210,11 @@ class Session final : public TendedSession {
   // Otherwise what the rules decide holds for this command (rule()), and a rewrite is applied
   // to io_'s payload.
   awaitable<bool> statement_allowed(std::uint8_t cmd);
+  // The client's program_name connect attribute (SHOW CLIENTS' application_name).
+  std::string application_name() const {
+    std::lock_guard lock(info_->mu);
+    return info_->application_name;
+  }
   // A rule's statement_timeout for the command about to be sent: past `d`, KILL QUERY on the
   // server thread (the client gets the server's error 1317); disarmed when the answer is in.
   void arm_statement_timeout(config::Duration d);
@@ -459,7 +464,6 @@ class Session final : public TendedSession {
   std::shared_ptr<ClientHandle> handle_;
 
   std::string nonce_, user_, schema_;
-  std::string program_;  // the program_name connect attribute ([[rules]] application)
   state::SplitPlace split_;  // the arm of a [[pools]] split this client was placed on
   bool ruled_ = false;
   bool on_rule_cluster_ = false;  // pool_ is on a cluster a [[rules]] cluster sent the command to   // a [[rules]]

@@ -120,8 +120,11 @@ awaitable<bool> Session::handshake() {
   mariadb_caps_ = resp.mariadb_capabilities & hs.mariadb_capabilities;
   charset_ = resp.charset;
   user_ = resp.user;
-  for (auto& [k, v] : resp.attributes)
-    if (k == "program_name") program_ = v.substr(0, 256);
+  for (auto& [k, v] : resp.attributes)  // [[rules]] application: kept in the client's entry
+    if (k == "program_name") {
+      std::lock_guard lock(info_->mu);
+      info_->application_name = v.substr(0, 256);
+    }
   multi_statements_ = (caps_ & my::cap::MULTI_STATEMENTS) != 0;
 
   std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
@@ -140,7 +143,7 @@ awaitable<bool> Session::handshake() {
       co_return co_await refuse(Refusal::ConsoleDenied, user_, peer_address());
     }
     console_ = true;
-    info_->set_identity(user_, db, program_);
+    info_->set_identity(user_, db, application_name());
     {
       std::lock_guard lock(info_->mu);
       info_->pool = "sluice";
@@ -210,7 +213,8 @@ awaitable<bool> Session::statement_allowed(std::uint8_t cmd) {
     text = std::string_view(io_.payload()).substr(1);
   }
   w().analysis_.of(text, sql::Dialect::Mysql);
-  access::StatementFacts f{config::Protocol::Mysql, user_, schema_, program_, info_->addr};
+  const std::string app = application_name();
+  access::StatementFacts f{config::Protocol::Mysql, user_, schema_, app, info_->addr};
   auto c = check_statement(ctx_, *snap_, f, info_->id, w().analysis_, cmd != my::com::STMT_EXECUTE);
   if (c.refusal) {
     co_await refuse(Refusal::FirewallDenied, *c.refusal);
@@ -311,7 +315,7 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
     co_return co_await refuse(Refusal::DatabaseDisabled, db);
   }
   stats_ = ctx_.stats.get("mysql", served_db_);
-  info_->set_identity(user_, db, program_);
+  info_->set_identity(user_, db, application_name());
   {
     std::lock_guard lock(info_->mu);
     info_->pool = served_db_;

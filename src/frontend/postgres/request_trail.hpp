@@ -21,20 +21,22 @@ class RequestTrail {
  public:
   // The digest for the next request queued (the first statement named since the last one wins).
   void next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route) {
-    if (!next_) next_ = std::move(d), route_ = route;
+    auto& n = pending();
+    if (!n.digest) n.digest = std::move(d), n.route = route;
   }
   // A copy of the next request for `mirror`.
   void next_mirror(std::shared_ptr<router::Mirror> mirror, router::MirrorCopy copy) {
-    if (!next_mirror_) next_mirror_ = std::move(mirror), copy_ = std::move(copy);
+    auto& n = pending();
+    if (!n.mirror) n.mirror = std::move(mirror), n.copy = std::move(copy);
   }
-  bool armed() const { return next_ || next_mirror_; }
-  bool digest_armed() const { return next_ != nullptr; }
+  bool armed() const { return next_ != nullptr; }
+  bool digest_armed() const { return next_ && next_->digest; }
   // A request was queued with what was named: its id (never 0), for its entry.
   std::uint16_t open() {
     if (++last_id_ == 0) last_id_ = 1;
-    Slot s{last_id_, std::move(next_), observe::Clock::now(), {}, route_, std::move(next_mirror_), {}};
-    if (s.mirror) s.copy = std::move(copy_), ++hashing_;
-    slots_.push_back(std::move(s));
+    auto n = std::move(next_);
+    if (n->mirror) ++hashing_;
+    slots_.push_back({last_id_, observe::Clock::now(), {}, std::move(n)});
     return last_id_;
   }
   bool any() const { return !slots_.empty(); }
@@ -45,7 +47,7 @@ class RequestTrail {
     if (auto* s = find(id)) s->sum.rows += router::AnswerSum::tag_rows(tag);
   }
   void data_row(std::uint16_t id, std::string_view body) {
-    if (auto* s = find(id); s && s->mirror) s->sum.row(body);
+    if (auto* s = find(id); s && s->named->mirror) s->sum.row(body);
   }
   void error(std::uint16_t id) {
     if (auto* s = find(id)) s->sum.error = true;
@@ -55,10 +57,11 @@ class RequestTrail {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].id != id) continue;
       auto& s = slots_[i];
-      if (s.digest) s.digest->record(observe::micros_since(s.start), s.sum.rows, s.sum.error, s.route);
-      if (s.mirror) {
-        s.copy.answer = s.sum;
-        s.mirror->offer(std::move(s.copy));
+      auto& n = *s.named;
+      if (n.digest) n.digest->record(observe::micros_since(s.start), s.sum.rows, s.sum.error, n.route);
+      if (n.mirror) {
+        n.copy.answer = s.sum;
+        n.mirror->offer(std::move(n.copy));
         --hashing_;
       }
       slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(i));
@@ -69,32 +72,35 @@ class RequestTrail {
   void clear() {
     slots_.clear();
     next_.reset();
-    next_mirror_.reset();
     hashing_ = 0;
   }
 
  private:
-  struct Slot {
-    std::uint16_t id;
+  // What the session named for a request (held on the heap: an idle session holds a null).
+  struct Named {
     std::shared_ptr<observe::Digest> digest;
-    observe::Clock::time_point start;
-    router::AnswerSum sum;
-    observe::DigestRoute route;
+    observe::DigestRoute route = observe::DigestRoute::Primary;
     std::shared_ptr<router::Mirror> mirror;
     router::MirrorCopy copy;
   };
+  struct Slot {
+    std::uint16_t id;
+    observe::Clock::time_point start;
+    router::AnswerSum sum;
+    std::shared_ptr<Named> named;
+  };
+  Named& pending() {
+    if (!next_) next_ = std::make_shared<Named>();
+    return *next_;
+  }
   Slot* find(std::uint16_t id) {
     for (auto& s : slots_)
       if (s.id == id) return &s;
     return nullptr;
   }
   std::vector<Slot> slots_;
-  std::shared_ptr<observe::Digest> next_;
-  observe::DigestRoute route_ = observe::DigestRoute::Primary;
-  std::shared_ptr<router::Mirror> next_mirror_;
-  router::MirrorCopy copy_;
-  int hashing_ = 0;
-  std::uint16_t last_id_ = 0;
+  std::shared_ptr<Named> next_;
+  std::uint16_t hashing_ = 0, last_id_ = 0;
 };
 
 }  // namespace sluice::frontend::pg
