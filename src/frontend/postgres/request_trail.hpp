@@ -19,6 +19,13 @@ namespace sluice::frontend::pg {
 
 class RequestTrail {
  public:
+  RequestTrail() = default;
+  RequestTrail(const RequestTrail& o) : s_(o.s_ ? std::make_unique<State>(*o.s_) : nullptr) {}
+  RequestTrail& operator=(const RequestTrail& o) {
+    s_ = o.s_ ? std::make_unique<State>(*o.s_) : nullptr;
+    return *this;
+  }
+
   // The digest for the next request queued (the first statement named since the last one wins).
   void next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route) {
     auto& n = pending();
@@ -29,18 +36,19 @@ class RequestTrail {
     auto& n = pending();
     if (!n.mirror) n.mirror = std::move(mirror), n.copy = std::move(copy);
   }
-  bool armed() const { return next_ != nullptr; }
-  bool digest_armed() const { return next_ && next_->digest; }
+  bool armed() const { return s_ && s_->next; }
+  bool digest_armed() const { return armed() && s_->next->digest; }
   // A request was queued with what was named: its id (never 0), for its entry.
   std::uint16_t open() {
-    if (++last_id_ == 0) last_id_ = 1;
-    auto n = std::move(next_);
-    if (n->mirror) ++hashing_;
-    slots_.push_back({last_id_, observe::Clock::now(), {}, std::move(n)});
-    return last_id_;
+    auto& st = *s_;
+    if (++st.last_id == 0) st.last_id = 1;
+    auto n = std::move(st.next);
+    if (n->mirror) ++st.hashing;
+    st.slots.push_back({st.last_id, observe::Clock::now(), {}, std::move(n)});
+    return st.last_id;
   }
-  bool any() const { return !slots_.empty(); }
-  bool hashing() const { return hashing_ > 0; }
+  bool any() const { return s_ && !s_->slots.empty(); }
+  bool hashing() const { return s_ && s_->hashing > 0; }
   // Request `id`'s CommandComplete (its tag: "SELECT 5", "INSERT 0 3", ...), DataRow (its body)
   // or ErrorResponse.
   void command_complete(std::uint16_t id, std::string_view tag) {
@@ -54,29 +62,28 @@ class RequestTrail {
   }
   // Request `id` ended (its ReadyForQuery): the digest recorded, the copy handed over.
   void close(std::uint16_t id) {
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].id != id) continue;
-      auto& s = slots_[i];
+    if (!s_) return;
+    auto& slots = s_->slots;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i].id != id) continue;
+      auto& s = slots[i];
       auto& n = *s.named;
       if (n.digest) n.digest->record(observe::micros_since(s.start), s.sum.rows, s.sum.error, n.route);
       if (n.mirror) {
         n.copy.answer = s.sum;
         n.mirror->offer(std::move(n.copy));
-        --hashing_;
+        --s_->hashing;
       }
-      slots_.erase(slots_.begin() + static_cast<std::ptrdiff_t>(i));
+      slots.erase(slots.begin() + static_cast<std::ptrdiff_t>(i));
       return;
     }
   }
-  // The requests in flight are gone unanswered (a server lost, a reset): nothing recorded.
-  void clear() {
-    slots_.clear();
-    next_.reset();
-    hashing_ = 0;
-  }
+  // The requests in flight are gone unanswered (a server lost, a reset): nothing recorded. The
+  // state goes too: an idle session holds one null pointer.
+  void clear() { s_.reset(); }
 
  private:
-  // What the session named for a request (held on the heap: an idle session holds a null).
+  // What the session named for a request.
   struct Named {
     std::shared_ptr<observe::Digest> digest;
     observe::DigestRoute route = observe::DigestRoute::Primary;
@@ -89,18 +96,23 @@ class RequestTrail {
     router::AnswerSum sum;
     std::shared_ptr<Named> named;
   };
+  struct State {
+    std::vector<Slot> slots;
+    std::shared_ptr<Named> next;
+    std::uint16_t hashing = 0, last_id = 0;
+  };
   Named& pending() {
-    if (!next_) next_ = std::make_shared<Named>();
-    return *next_;
+    if (!s_) s_ = std::make_unique<State>();
+    if (!s_->next) s_->next = std::make_shared<Named>();
+    return *s_->next;
   }
   Slot* find(std::uint16_t id) {
-    for (auto& s : slots_)
+    if (!s_) return nullptr;
+    for (auto& s : s_->slots)
       if (s.id == id) return &s;
     return nullptr;
   }
-  std::vector<Slot> slots_;
-  std::shared_ptr<Named> next_;
-  std::uint16_t hashing_ = 0, last_id_ = 0;
+  std::unique_ptr<State> s_;  // made when a session first names something
 };
 
 }  // namespace sluice::frontend::pg
