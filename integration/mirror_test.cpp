@@ -109,7 +109,7 @@ std::string config(int forward_port) {
          cl("pgforward", "postgres", forward_port) + cl("myshadow", "mysql", my_replica_port()) +
          cl("mydead", "mysql", 1) + R"(
 [mirror]
-timeout = "500ms"
+timeout = "2s"
 queue = 4
 [[rules]]
 protocol = "postgres"
@@ -155,7 +155,7 @@ TEST_CASE("mirror, PostgreSQL: reads compared on the replica, a paused replica m
   REQUIRE(c.ok());
   for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT sum(v) FROM mirror_t") == "15");
   CHECK(c.scalar("SELECT v FROM mirror_t WHERE id > 3 ORDER BY id") == "4");
-  REQUIRE(eventually([&] { return total(s, "pgshadow", "matched") == 4; }));
+  REQUIRE(eventually([&] { return total(s, "pgshadow", "matched") == 4; }, 15000));
   CHECK(mirrors(s)["pgshadow select sum(v) from mirror_t"]["sent"] == 3);
   CHECK(total(s, "pgshadow", "mismatched") == 0);
   // Writes are not copied (no mirror_writes).
@@ -164,7 +164,7 @@ TEST_CASE("mirror, PostgreSQL: reads compared on the replica, a paused replica m
   REQUIRE(replica.exec("SELECT pg_wal_replay_pause()"));
   REQUIRE(direct.exec("UPDATE mirror_t SET v = v + 100 WHERE id = 1"));
   CHECK(c.scalar("SELECT sum(v) FROM mirror_t") == "115");
-  REQUIRE(eventually([&] { return total(s, "pgshadow", "mismatched") == 1; }));
+  REQUIRE(eventually([&] { return total(s, "pgshadow", "mismatched") == 1; }, 15000));
   REQUIRE(replica.exec("SELECT pg_wal_replay_resume()"));
   CHECK(total(s, "pgshadow", "sent") == 5);  // 4 + 1 reads; the UPDATE was not sent
 
@@ -174,10 +174,10 @@ TEST_CASE("mirror, PostgreSQL: reads compared on the replica, a paused replica m
 
   // A mirror that goes away mid-run.
   for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT count(*) FROM mirror_fwd") == "5");
-  REQUIRE(eventually([&] { return total(s, "pgforward", "matched") == 3; }));
+  REQUIRE(eventually([&] { return total(s, "pgforward", "matched") == 3; }, 15000));
   fwd.stop();
   for (int i = 0; i < 10; ++i) CHECK(c.scalar("SELECT count(*) FROM mirror_fwd") == "5");
-  REQUIRE(eventually([&] { return total(s, "pgforward", "failed") + total(s, "pgforward", "dropped") == 10; }, 15000));
+  REQUIRE(eventually([&] { return total(s, "pgforward", "failed") + total(s, "pgforward", "dropped") == 10; }, 30000));
   CHECK(total(s, "pgforward", "matched") == 3);
 }
 
