@@ -9,6 +9,7 @@
 #   bench/idle_compare.sh                      # BENCH_CLIENTS=10000, BENCH_AFTER=65
 #   BENCH_CLIENTS=2000 BENCH_AFTER=5 bench/idle_compare.sh
 #   BENCH_PROTOCOL=mysql BENCH_CLIENTS=5000 bench/idle_compare.sh
+#   BENCH_TARGETS="sluice-1w" bench/idle_compare.sh   # a subset of the targets, in that order
 #   BENCH_TLS=1 bench/idle_compare.sh          # clients on TLS (PgBouncer and Sluice terminate
 #     it; HAProxy in TCP mode passes it through to MariaDB)
 # Results are appended to bench/out/<timestamp>.md.
@@ -29,6 +30,7 @@ case "$PROTOCOL" in
   mysql) TOOL=idle_mysql_clients LOGIN="mysql_native_password login" TARGETS="haproxy sluice-1w sluice" ;;
   *) echo "idle_compare: BENCH_PROTOCOL is postgres or mysql" >&2; exit 2 ;;
 esac
+TARGETS="${BENCH_TARGETS:-$TARGETS}"
 IDLE="$ROOT/build/$TOOL"
 [ -x "$IDLE" ] || ninja -C "$ROOT/build" "$TOOL" >/dev/null
 ulimit -n "$(ulimit -Hn)"

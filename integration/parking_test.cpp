@@ -216,6 +216,34 @@ TEST_CASE("A parked session keeps its settings, prepared statements, cached answ
   CHECK(m.scalar("DROP TABLE park_cache_m") == "");
 }
 
+// With no prepared statement, LISTEN or pin, a parking session drops its relay too and keeps only
+// the client's parameters: each must be back on whichever server connection runs its next
+// request, and no other client may see them.
+TEST_CASE("A parked session with only settings keeps them when its relay goes") {
+  SluiceProcess s(both_pools(), kGeneral);
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  Conn a(s.conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE(a.exec("SET TimeZone = 'Asia/Tokyo'"));
+  REQUIRE(a.exec("SET application_name = 'parked_app'"));
+  REQUIRE(a.exec("SET extra_float_digits = 2"));
+  for (int round = 0; round < 3; ++round) {
+    REQUIRE(parks(adm.c, a.c));
+    CHECK(a.scalar("SHOW TimeZone") == "Asia/Tokyo");
+    CHECK(a.scalar("SELECT current_setting('application_name') || '/' || current_setting('extra_float_digits')") ==
+          "parked_app/2");
+  }
+  REQUIRE(a.exec("RESET TimeZone"));
+  REQUIRE(parks(adm.c, a.c));
+  Conn b(s.conninfo());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  std::string tz = b.scalar("SHOW TimeZone");
+  CHECK(tz != "Asia/Tokyo");
+  CHECK(a.scalar("SHOW TimeZone") == tz);
+  CHECK(b.scalar("SHOW application_name") != "parked_app");
+}
+
 TEST_CASE("PostgreSQL: a parked client is told of a shutdown, and Sluice exits") {
   SluiceProcess s(tx_pool(), std::string(kGeneral) + "\nshutdown_timeout = \"10s\"");
   Conn adm(s.conninfo("admin", "adminpw", "sluice"));

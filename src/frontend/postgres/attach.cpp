@@ -25,9 +25,9 @@ awaitable<bool> Session::run_internal(const std::string& sql, bool forward_param
       std::string_view name, value;
       if (wire::parse_parameter_status(f.body, name, value)) {
         server_->params.set(name, value);
-        const std::string* mine = relay_.client_params.find(name);
+        const std::string* mine = relay_->client_params.find(name);
         if (forward_param_changes && (!mine || *mine != value)) {
-          relay_.client_params.set(name, value);
+          relay_->client_params.set(name, value);
           wire::parameter_status(to_client, name, value);
         }
       }
@@ -44,9 +44,9 @@ awaitable<bool> Session::run_internal(const std::string& sql, bool forward_param
 
 awaitable<bool> Session::sync_params() {
   auto& server = *server_;
-  if (server.params.fingerprint == relay_.client_params.fingerprint()) co_return true;  // identical sets
+  if (server.params.fingerprint == relay_->client_params.fingerprint()) co_return true;  // identical sets
   std::vector<std::pair<std::string, std::string>> sets;                              // (name, statement)
-  for (auto& [k, v] : relay_.client_params.items()) {
+  for (auto& [k, v] : relay_->client_params.items()) {
     if (!settable(k)) continue;
     const std::string* cur = server.params.find(k);
     if (cur && *cur == v) continue;
@@ -58,7 +58,7 @@ awaitable<bool> Session::sync_params() {
   }
   std::vector<std::string> defaults;
   for (auto& [k, v] : server.params.items)
-    if (!server.initial.find(k) && !relay_.client_params.find(k)) {
+    if (!server.initial.find(k) && !relay_->client_params.find(k)) {
       sets.emplace_back(k, fmt::format("SET {} TO DEFAULT", k));
       defaults.push_back(k);
     }
@@ -89,9 +89,9 @@ awaitable<bool> Session::sync_params() {
       std::string_view name, value;
       if (wire::parse_parameter_status(f.body, name, value)) {
         server.params.set(name, value);
-        const std::string* mine = relay_.client_params.find(name);
+        const std::string* mine = relay_->client_params.find(name);
         if (!mine || *mine != value) {
-          relay_.client_params.set(name, value);
+          relay_->client_params.set(name, value);
           wire::parameter_status(to_client, name, value);
         }
       }
@@ -101,8 +101,8 @@ awaitable<bool> Session::sync_params() {
     return true;
   });
   if (!read || fatal) co_return false;
-  for (auto& k : refused) relay_.client_params.erase(k);
-  for (auto& [k, v] : relay_.client_params.items())
+  for (auto& k : refused) relay_->client_params.erase(k);
+  for (auto& [k, v] : relay_->client_params.items())
     if (settable(k) && !server.initial.find(k)) server.params.set(k, v);
   for (auto& k : defaults) server.params.erase(k);
   if (!to_client.empty()) co_await write_client(to_client);
@@ -146,7 +146,7 @@ void Session::choose_route() {
     } else if (f.type == wire::fe::Bind) {
       // A named statement prepared earlier: classified once, when first bound.
       wire::BindHead bh;
-      const pool::Statement* st = wire::parse_bind_head(f.body, bh) ? relay_.find_statement(bh.statement) : nullptr;
+      const pool::Statement* st = wire::parse_bind_head(f.body, bh) ? relay_->find_statement(bh.statement) : nullptr;
       if (st) {
         int route = st->route.load(std::memory_order_relaxed);
         if (route < 0) {
@@ -186,7 +186,7 @@ void Session::choose_route() {
 }
 
 bool Session::needs_write_token() const {
-  return routing_.split() && wrote_ && !routing_.route.replica && relay_.tx_status() == 'I' &&
+  return routing_.split() && wrote_ && !routing_.route.replica && relay_->tx_status() == 'I' &&
          routing_.cluster().config().consistency == config::Consistency::ReadYourWrites;
 }
 
@@ -198,14 +198,14 @@ awaitable<void> Session::take_write_token() {
     routing_.token = *pos;
   } else {  // the write's position is unknown: this client's reads stay on the primary
     routing_.token = router::Position::unreachable();
-    relay_.mark_server_broken();
+    relay_->mark_server_broken();
   }
 }
 
 void Session::route_to_rule_cluster() {
   const StatementCheck* rc = nullptr;
   wire::Frame f;
-  if (ctx_.rules_on() && relay_.tx_status() == 'I' &&
+  if (ctx_.rules_on() && relay_->tx_status() == 'I' &&
       wire::next_frame(buffered_bytes(), max_packet_, f) == wire::Decode::Ok) {
     if (f.type == wire::fe::Query) {
       wire::Reader r(f.body);
@@ -246,18 +246,18 @@ void Session::prepare_attach() {
   batch_sent_ = false;
   journal_.clear();
   journal_on_ =
-      routing_.split() && retryable_read_ && relay_.tx_status() == 'I' && !failed_tx_ && retries_ < kMaxReadRetries;
-  if (retrying_) relay_.begin_retry();  // the client has the answer's preamble: expect it again
-  else relay_.begin_request(journal_on_);
+      routing_.split() && retryable_read_ && relay_->tx_status() == 'I' && !failed_tx_ && retries_ < kMaxReadRetries;
+  if (retrying_) relay_->begin_retry();  // the client has the answer's preamble: expect it again
+  else relay_->begin_request(journal_on_);
   retrying_ = false;
   info_->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
   server_ = pool_->try_lease_local(client_.get_executor());
 }
 
 bool Session::attach_ready() {
-  if (!server_ || routing_.route.verify || server_->params.fingerprint != relay_.client_params.fingerprint())
+  if (!server_ || routing_.route.verify || server_->params.fingerprint != relay_->client_params.fingerprint())
     return false;
-  relay_.reset_server_side();
+  relay_->reset_server_side();
   client_out_.clear();
   server_out_.clear();
   finish_attach();
@@ -289,10 +289,10 @@ awaitable<bool> Session::attach_rest() {
     }
     server_ = std::move(r.conn);
   }
-  relay_.reset_server_side();
+  relay_->reset_server_side();
   client_out_.clear();
   server_out_.clear();
-  if (server_->params.fingerprint != relay_.client_params.fingerprint() && !co_await sync_params()) {
+  if (server_->params.fingerprint != relay_->client_params.fingerprint() && !co_await sync_params()) {
     pool_->release(std::move(server_), false);
     co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
     co_return false;
@@ -303,21 +303,21 @@ awaitable<bool> Session::attach_rest() {
 }
 
 std::string Session::end_note() const {
-  const auto& m = relay_.server_end_message();
+  const auto& m = relay_->server_end_message();
   return m.empty() ? std::string() : ", the server said: " + m;
 }
 
 awaitable<bool> Session::fail_in_flight() {
   const std::string server = pool_->endpoint().text(), note = end_note();
-  if (relay_.mid_message_to_client()) {
+  if (relay_->mid_message_to_client()) {
     log::warn("pool {}: server connection {} lost in the middle of a message to client {}{}; closing the client",
               pool_->name(), server_->id, info_->id, note);
     end_reason_ = "its server connection was lost in the middle of a message";
     detach(false);
     co_return false;
   }
-  const bool in_tx = relay_.tx_status() != 'I';
-  const Loss loss = classify_loss(in_tx, retryable_read_ && relay_.outstanding_groups() <= 1);
+  const bool in_tx = relay_->tx_status() != 'I';
+  const Loss loss = classify_loss(in_tx, retryable_read_ && relay_->outstanding_groups() <= 1);
   const std::string code = loss_sqlstate(loss), message = "sluice: " + loss_text(loss, server), hint = loss_hint(loss);
   log::warn("pool {}: server connection {} lost while serving client {}{}; the client gets {} and stays connected",
             pool_->name(), server_->id, info_->id, note, code);
@@ -327,7 +327,7 @@ awaitable<bool> Session::fail_in_flight() {
   }
   client_out_.clear();
   retries_ = 0;
-  discard_until_sync_ = relay_.fail_outstanding(code, message, hint, in_tx ? 'E' : 'I', client_out_);
+  discard_until_sync_ = relay_->fail_outstanding(code, message, hint, in_tx ? 'E' : 'I', client_out_);
   failed_tx_ = in_tx;
   if (!in_tx) {  // a write may have landed: its tables' answers go, and replicas' until they surely have it
     apply_invalidations(routing_.split());
@@ -347,7 +347,7 @@ awaitable<bool> Session::recreate_failed_tx() {
                         "sluice: could not restore this client's failed transaction on a server connection");
     co_return false;
   }
-  relay_.set_tx_status('E');
+  relay_->set_tx_status('E');
   co_return true;
 }
 
@@ -361,7 +361,7 @@ void Session::detach(bool reusable) {
   info_->server_id.store(0, std::memory_order_relaxed);
   routing_.detached();
   set_cancel_target(false);
-  pool_->release(std::move(server_), reusable && !relay_.server_broken());
+  pool_->release(std::move(server_), reusable && !relay_->server_broken());
   net::server_buffers().give(server_in_);  // no read is pending: both directions have ended
 }
 

@@ -11,7 +11,7 @@ std::string Session::cache_key(const std::string& normalized) const {
   for (const char* p :
        {"search_path", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding", "standard_conforming_strings"}) {
     key.push_back('\x1f');
-    if (auto* v = relay_.client_params.find(p)) key += *v;
+    if (auto* v = relay_->client_params.find(p)) key += *v;
   }
   return key;
 }
@@ -49,7 +49,7 @@ awaitable<bool> Session::try_cache_extended() {
       wire::BindHead bh;
       if (!wire::parse_bind_head(m.body, bh) || !bh.portal.empty() || !bind_rest.empty()) co_return false;
       if (query.empty()) {
-        const pool::Statement* st = relay_.find_statement(bh.statement);
+        const pool::Statement* st = relay_->find_statement(bh.statement);
         if (!st) co_return false;
         wire::Frame pf;
         wire::ParseView pv;
@@ -200,7 +200,7 @@ bool Session::temp_table_statement(const sql::Lexed& lexed) {
 }
 
 void Session::apply_invalidations(bool position_follows) {
-  if (!ctx_.cache_enabled() || relay_.tx_status() != 'I') return;
+  if (!ctx_.cache_enabled() || relay_->tx_status() != 'I') return;
   if (w().pending_invalidation_.empty() && !invalidate_all_) return;
   if (position_follows)
     ctx_.cache->write_marks().begin(pool_cfg_->cluster, w().pending_invalidation_, invalidate_all_,

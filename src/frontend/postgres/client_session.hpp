@@ -580,7 +580,7 @@ class Session final : public TendedSession {
   std::shared_ptr<pool::Pool> pool_;
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::shared_ptr<pool::ServerConn> server_;
-  Relay relay_;
+  RelaySlot relay_;  // dropped while parked (its Kept part stays)
   std::uint32_t pid_ = 0;
   // Routing (read_write_split): the member each batch runs on, and this client's last write.
   ClientRouting routing_;  // cluster, member pools, route of the current command, read-your-writes token

@@ -6,14 +6,14 @@
 namespace sluice::frontend::pg {
 
 awaitable<void> Session::prepare_listen() {
-  for (auto& ch : relay_.take_new_listens()) {
+  for (auto& ch : relay_->take_new_listens()) {
     if (!hub_) hub_ = routing_.primary()->notify_hub(client_.get_executor());
     if (!mailbox_)
       mailbox_ =
           std::make_shared<pool::NotifyMailbox>(client_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_)] {
             if (alive.expired()) return;
             notified_ = true;
-            if (idle_wait_ || (idle_attached_ && relay_.tx_status() == 'I')) {
+            if (idle_wait_ || (idle_attached_ && relay_->tx_status() == 'I')) {
               error_code ec;
               client_.cancel(ec);
             }
@@ -26,8 +26,8 @@ awaitable<void> Session::prepare_listen() {
           "client {}: LISTEN {}: the pool's listening connection is not available ({}); the client keeps its "
           "server connection instead",
           info_->id, ch, why);
-      relay_.pin("LISTEN");
-      relay_.set_pass_notifications(true);
+      relay_->pin("LISTEN");
+      relay_->set_pass_notifications(true);
     }
   }
   if (mailbox_) mailbox_->mark();  // what came meanwhile was committed before the LISTEN was sent

@@ -130,7 +130,7 @@ std::optional<Outcome> Session::rate_limit_attached(const wire::Frame& f) {
   if (r.refused) {
     rate_checked_at_ = std::string::npos;  // answered: the next request may sit at this offset
     std::string err = rate_refusal(r);
-    relay_.refuse(f, std::move(err), server_out_);
+    relay_->refuse(f, std::move(err), server_out_);
     in_begin_ += f.size();
     return std::nullopt;
   }
@@ -236,15 +236,15 @@ awaitable<bool> Session::login() {
     co_return false;
   }
   stats_ = ctx_.stats.get("postgres", pool_db);
-  relay_.set_stats(stats_.get(), &info_->queries);
-  relay_.set_statement_limit(snap_->config->general.max_client_prepared_statements);
+  relay_->set_stats(stats_.get(), &info_->queries);
+  relay_->set_statement_limit(snap_->config->general.max_client_prepared_statements);
   info_->set_identity(user_, database_, w().startup_.find("application_name") ? *w().startup_.find("application_name") : "");
   {
     std::lock_guard lock(info_->mu);
     info_->pool = pool_db;
   }
   mode_ = pc->mode;
-  relay_.set_pooled(mode_ != config::PoolMode::Session);
+  relay_->set_pooled(mode_ != config::PoolMode::Session);
   bind_pool(cfg, ctx_.splits.place(*pc, split_));
 
   auto params = pool_->server_params();
@@ -267,7 +267,7 @@ awaitable<bool> Session::login() {
     if (k == "options") parse_options(v, mine);
     else if (valid_param_name(k) && settable(k)) mine.set(k, v);
   }
-  relay_.client_params = pool::SharedParams::intern(std::move(mine));
+  relay_->client_params = pool::SharedParams::intern(std::move(mine));
   std::vector<std::pair<std::string, std::string>>().swap(w().startup_.params);  // all taken: an idle client keeps none
   if (mode_ == config::PoolMode::Session) {
     // The client's server session starts now: its BackendKeyData carries the server's real
@@ -276,7 +276,7 @@ awaitable<bool> Session::login() {
     if (!attach_ready() && !co_await attach_rest()) co_return false;
   }
   std::string out;
-  for (auto& [k, v] : relay_.client_params.items())
+  for (auto& [k, v] : relay_->client_params.items())
     if (params->find(k)) wire::parameter_status(out, k, v);
   auto [pid, target] = cancel_registry().add(server_ ? server_->backend_pid : 0);
   pid_ = pid;

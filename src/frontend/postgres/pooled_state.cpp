@@ -12,7 +12,7 @@ awaitable<bool> Session::pins_released() {
       "(SELECT count(*) FROM pg_prepared_statements WHERE from_sql) + "
       "(SELECT CASE WHEN session_user = current_setting('session_authorization') THEN 0 ELSE 1 END)");
   if (n && *n == "0") {
-    relay_.unpin();
+    relay_->unpin();
     publish_pins();
     co_return true;
   }
@@ -20,7 +20,7 @@ awaitable<bool> Session::pins_released() {
 }
 
 void Session::publish_pins() {
-  published_pins_ = relay_.pin_reasons();
+  published_pins_ = relay_->pin_reasons();
   std::lock_guard lock(info_->mu);
   info_->pinned = published_pins_;
 }
@@ -30,8 +30,8 @@ awaitable<bool> Session::reset_server_session() {
   server_->params.erase_if([&](auto& kv) { return !server_->initial.find(kv.first); });
   server_->prepared.clear();
   server_->listening = false;
-  relay_.clear_untracked();
-  relay_.unpin();
+  relay_->clear_untracked();
+  relay_->unpin();
   publish_pins();
   co_return ok;
 }
@@ -60,11 +60,11 @@ awaitable<std::optional<std::string>> Session::run_scalar(const std::string& sql
 awaitable<void> Session::release_server_after_client() {
   if (!server_) co_return;
   unwatch_server();
-  if (!relay_.quiescent() || relay_.server_broken() || server_writing_) {
+  if (!relay_->quiescent() || relay_->server_broken() || server_writing_) {
     // Response still in flight: state unknown, so the connection is closed (the server ends
     // the session when it notices, as when a client leaves it directly). Inside a transaction,
     // whose work is rolled back anyway, the running statement is cancelled first.
-    if (!relay_.server_broken() && server_->backend_pid && relay_.tx_status() != 'I')
+    if (!relay_->server_broken() && server_->backend_pid && relay_->tx_status() != 'I')
       asio::co_spawn(client_.get_executor(),
                      send_cancel_request(pool_->endpoint(), server_->backend_pid, server_->backend_key),
                      asio::detached);
@@ -74,14 +74,14 @@ awaitable<void> Session::release_server_after_client() {
   set_cancel_target(false);
   bool ok = true;
   const auto& pgc = snap_->config->postgres;
-  if (mode_ == config::PoolMode::Session || pgc.server_reset_query_always || relay_.pinned() || relay_.untracked()) {
-    if (relay_.tx_status() != 'I') ok = co_await run_internal("ROLLBACK", false);
+  if (mode_ == config::PoolMode::Session || pgc.server_reset_query_always || relay_->pinned() || relay_->untracked()) {
+    if (relay_->tx_status() != 'I') ok = co_await run_internal("ROLLBACK", false);
     if (ok && !pgc.server_reset_query.empty()) {
       ok = co_await run_internal(pgc.server_reset_query, false);
       server_->params.erase_if([&](auto& kv) { return !server_->initial.find(kv.first); });
       server_->prepared.clear();
     }
-  } else if (relay_.tx_status() != 'I') {
+  } else if (relay_->tx_status() != 'I') {
     ok = co_await run_internal("ROLLBACK", false);
   }
   if (ok && server_->listening) {

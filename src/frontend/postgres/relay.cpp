@@ -44,6 +44,13 @@ std::uint16_t Relay::answering_digest() const {
   return 0;
 }
 
+bool Relay::disposable() const {
+  return at_boundary() && tx_status_ == 'I' && !skipping_ && !in_xact_ && statements_.empty() && parsing_.empty() &&
+         effects_.empty() && batch_effects_.empty() && deferred_.empty() && synthetic_errors_.empty() &&
+         listening_.empty() && new_listens_.empty() && !listen_changed_ && !notified_ && pins_.empty() && !may_unpin_ &&
+         !untracked_ && !server_broken_ && server_end_.empty() && trail_.idle();
+}
+
 void Relay::reset_server_side() {
   trail_.clear();
   parsing_.clear();

@@ -180,6 +180,29 @@ class Relay {
     stats_ = stats;
     client_queries_ = client_queries;
   }
+
+  // What outlives the relay itself when its session parks (RelaySlot): the client's parameters
+  // and the session's settings.
+  struct Kept {
+    pool::SharedParams client_params;
+    observe::DbStats* stats = nullptr;
+    std::atomic<std::uint64_t>* client_queries = nullptr;
+    std::size_t max_statements = 10'000;
+    bool pooled = false, pass_notifications = false;
+  };
+  // Nothing in it outlives the last transaction: no request, transaction, prepared statement,
+  // LISTEN, pin or parameter change under way. A parked session then drops it (RelaySlot).
+  bool disposable() const;
+  Kept kept() && {
+    return Kept{std::move(client_params), stats_, client_queries_, max_statements_, pooled_, pass_notifications_};
+  }
+  void restore(Kept&& k) {
+    client_params = std::move(k.client_params);
+    set_stats(k.stats, k.client_queries);
+    max_statements_ = k.max_statements;
+    pooled_ = k.pooled;
+    pass_notifications_ = k.pass_notifications;
+  }
   // Number of ReadyForQuery messages seen (each completes a request cycle).
   std::uint64_t cycles() const { return cycles_; }
   // [digests]: the request about to be queued is of digest `d` (its first statement's).
@@ -289,6 +312,36 @@ class Relay {
   std::string server_end_, server_end_code_, server_end_msg_;
   observe::Clock::time_point query_start_{}, xact_start_{};
   RequestTrail trail_;
+};
+
+// A session's relay: made on first use, dropped when the session parks with a disposable relay.
+// An idle client then holds only Relay::Kept (docs/design-decisions.md, "A parked session keeps
+// only what it owes its client").
+class RelaySlot {
+ public:
+  Relay* operator->() const {
+    if (!relay_) [[unlikely]]
+      make();
+    return relay_.get();
+  }
+  Relay& operator*() const { return *operator->(); }
+  bool made() const { return relay_ != nullptr; }
+  // About to park: the relay goes when nothing in it outlives the last transaction.
+  void drop_if_disposable() {
+    if (relay_ && relay_->disposable()) {
+      kept_ = std::move(*relay_).kept();
+      relay_.reset();
+    }
+  }
+
+ private:
+  [[gnu::noinline]] void make() const {
+    relay_ = std::make_unique<Relay>();
+    relay_->restore(std::move(kept_));
+    kept_ = {};
+  }
+  mutable std::unique_ptr<Relay> relay_;
+  mutable Relay::Kept kept_;
 };
 
 }  // namespace sluice::frontend::pg

@@ -38,9 +38,9 @@ awaitable<Outcome> Session::client_to_server() {
       server_out_.clear();
       if (ec) co_return stop(Outcome::ServerGone);
     }
-    if (relay_.has_pending() && relay_.only_synthetic_pending() && relay_.quiescent_stream() && !client_writing_) {
+    if (relay_->has_pending() && relay_->only_synthetic_pending() && relay_->quiescent_stream() && !client_writing_) {
       client_writing_ = true;
-      relay_.drain_synthetic(synth_out_);
+      relay_->drain_synthetic(synth_out_);
       bool ok = co_await write_client(synth_out_);
       client_writing_ = false;
       w().write_done_.cancel();
@@ -63,7 +63,7 @@ awaitable<Outcome> Session::server_to_client() {
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(server_in_), ec);
     else n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return stopping_ ? Outcome::ClientGone : stop(Outcome::ServerGone);
-    if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+    if (relay_->server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
       co_return stop(Outcome::ServerError);
     if (capturing_) capture(client_out_);
     if (stopping_) co_return Outcome::ClientGone;  // the client side ended first
@@ -79,7 +79,7 @@ awaitable<Outcome> Session::server_to_client() {
       if (!ok) co_return stop(Outcome::ClientGone);
       if (stopping_) co_return Outcome::ClientGone;
     }
-    if (!server_writing_ && relay_.quiescent() && !relay_.in_copy_in()) {
+    if (!server_writing_ && relay_->quiescent() && !relay_->in_copy_in()) {
       if (auto o = boundary_outcome()) co_return stop(*o);
       co_return stop(Outcome::Resume);  // back to the half-duplex path
     }
@@ -87,20 +87,20 @@ awaitable<Outcome> Session::server_to_client() {
 }
 
 std::optional<Outcome> Session::boundary_outcome() {
-  if (!relay_.at_boundary()) return std::nullopt;
+  if (!relay_->at_boundary()) return std::nullopt;
   if (timeout_armed_) [[unlikely]]
     disarm_statement_timeout();
-  char tx = relay_.tx_status();
+  char tx = relay_->tx_status();
   if (mode_ == config::PoolMode::Statement && tx != 'I') return Outcome::StatementMode;
   if (mode_ != config::PoolMode::Session && tx == 'I') {
-    if (relay_.take_notified()) own_notify_pid_ = server_->backend_pid;
-    if (mailbox_ && (relay_.take_listen_changed() || listen_pending_)) [[unlikely]] {
-      for (auto& ch : mailbox_->settle(relay_.listening())) hub_->unsubscribe(mailbox_, ch);
+    if (relay_->take_notified()) own_notify_pid_ = server_->backend_pid;
+    if (mailbox_ && (relay_->take_listen_changed() || listen_pending_)) [[unlikely]] {
+      for (auto& ch : mailbox_->settle(relay_->listening())) hub_->unsubscribe(mailbox_, ch);
       listen_pending_ = false;
     }
-    if (!relay_.pinned()) return Outcome::Detach;
-    if (relay_.take_may_unpin()) return Outcome::CheckPins;
-    if (published_pins_ != relay_.pin_reasons()) publish_pins();
+    if (!relay_->pinned()) return Outcome::Detach;
+    if (relay_->take_may_unpin()) return Outcome::CheckPins;
+    if (published_pins_ != relay_->pin_reasons()) publish_pins();
   }
   return std::nullopt;
 }
@@ -108,7 +108,7 @@ std::optional<Outcome> Session::boundary_outcome() {
 std::optional<Outcome> Session::forward_buffered() {
   // On a replica, one batch at a time: the next one may be a write for the primary.
   if (routing_.route.replica && batch_sent_) {
-    if (relay_.tx_status() == 'I' || relay_.has_pending()) return std::nullopt;
+    if (relay_->tx_status() == 'I' || relay_->has_pending()) return std::nullopt;
     batch_sent_ = false;  // inside a read-only transaction: it stays here
   }
   for (;;) {
@@ -126,7 +126,7 @@ std::optional<Outcome> Session::forward_buffered() {
     }
     exclusive_checked_at_ = std::string::npos;
     if (mode_ == config::PoolMode::Session && ctx_.rates_on() && in_begin_ != rate_checked_at_ &&
-        relay_.at_boundary() && relay_.tx_status() == 'I' &&
+        relay_->at_boundary() && relay_->tx_status() == 'I' &&
         (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind ||
          f.type == wire::fe::Execute)) [[unlikely]] {
       rate_checked_at_ = in_begin_;
@@ -147,7 +147,7 @@ std::optional<Outcome> Session::forward_buffered() {
     if (ctx_.digests_on() && (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind))
         [[unlikely]]
       name_digest(f);
-    auto v = relay_.client_message(f, *server_, server_out_);
+    auto v = relay_->client_message(f, *server_, server_out_);
     if (pending_timeout_.count() > 0) [[unlikely]]
       arm_statement_timeout();
     if (journal_on_ && v == Relay::Verdict::Ok) {
@@ -163,10 +163,10 @@ std::optional<Outcome> Session::forward_buffered() {
     }
     if (v == Relay::Verdict::Terminate) return Outcome::ClientGone;
     if (v == Relay::Verdict::ProtocolError) {
-      w().client_error_ = relay_.error();
+      w().client_error_ = relay_->error();
       return Outcome::ClientError;
     }
-    if (relay_.has_new_listens()) [[unlikely]]
+    if (relay_->has_new_listens()) [[unlikely]]
       return Outcome::PrepareListen;  // before server_out_ is written
     if (listen_pending_) [[unlikely]]
       mailbox_->mark();
@@ -200,7 +200,7 @@ awaitable<Outcome> Session::relay_attached() {
     }
     if (!server_out_.empty()) {
       if (!write_now(server_->sock, server_->tls.get(), server_out_)) co_return Outcome::ServerGone;
-      if (!server_out_.empty() || relay_.in_copy_in()) {
+      if (!server_out_.empty() || relay_->in_copy_in()) {
         stopping_ = false;
         auto r = co_await (client_to_server() || server_to_client());
         Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
@@ -208,9 +208,9 @@ awaitable<Outcome> Session::relay_attached() {
         continue;
       }
     }
-    if (relay_.has_pending() && !relay_.server_may_be_silent()) {
-      if (relay_.only_synthetic_pending()) {
-        relay_.drain_synthetic(client_out_);
+    if (relay_->has_pending() && !relay_->server_may_be_silent()) {
+      if (relay_->only_synthetic_pending()) {
+        relay_->drain_synthetic(client_out_);
         if (!co_await flush_client()) co_return Outcome::ClientGone;
         continue;
       }
@@ -243,12 +243,12 @@ awaitable<Outcome> Session::relay_attached() {
         if (ec) break;
       }
       if (ec) co_return Outcome::ServerGone;
-      if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+      if (relay_->server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
         co_return Outcome::ServerError;
       if (capturing_) capture(client_out_);
       if (!write_now(client_, tls_.get(), client_out_)) co_return Outcome::ClientGone;
       if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
-      if (relay_.in_copy_in()) {
+      if (relay_->in_copy_in()) {
         stopping_ = false;
         auto r = co_await (client_to_server() || server_to_client());
         Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
@@ -264,7 +264,7 @@ awaitable<Outcome> Session::relay_attached() {
     // change, a notice, the FATAL of a terminated backend): both sockets are watched.
     for (;;) {
       // A pinned client between transactions hears its notifications as an idle one does.
-      if (mailbox_ && relay_.tx_status() == 'I' && mailbox_->ready() && relay_.at_boundary()) [[unlikely]]
+      if (mailbox_ && relay_->tx_status() == 'I' && mailbox_->ready() && relay_->at_boundary()) [[unlikely]]
         if (!co_await deliver_notifications()) co_return Outcome::ClientGone;
       Step st = try_read_client();
       if (st == Step::Fail) co_return Outcome::ClientGone;
@@ -374,7 +374,8 @@ void Session::shed_for_parking() {
   std::string().swap(server_out_);
   std::string().swap(synth_out_);
   std::string().swap(journal_);
-  relay_.release_request_storage();
+  if (relay_.made()) relay_->release_request_storage();
+  relay_.drop_if_disposable();
   if (tls_) tls_->release_buffers();  // OpenSSL's record buffers, until the next read or write
 }
 
@@ -401,14 +402,14 @@ awaitable<std::optional<Outcome>> Session::server_spoke() {
     // Pooled, inside a transaction: the client learns of the loss with its next statement
     // (fail_in_flight answers that one), unless the server ended the transaction for being
     // idle, which the client is told now, as directly.
-    if (mode_ != config::PoolMode::Session && relay_.tx_status() != 'I' && relay_.server_end_code() != "25P03") {
+    if (mode_ != config::PoolMode::Session && relay_->tx_status() != 'I' && relay_->server_end_code() != "25P03") {
       server_dead_ = true;
       co_return std::nullopt;
     }
     co_return Outcome::ServerGone;
   }
   if (st != Step::Done) co_return std::nullopt;  // nothing after all (or TLS wants more)
-  if (relay_.server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+  if (relay_->server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
     co_return Outcome::ServerError;
   if (!co_await flush_client()) co_return Outcome::ClientGone;
   co_return std::nullopt;
@@ -503,7 +504,7 @@ awaitable<bool> Session::serve() {
         // the statement is known: this also keeps clients that prepare synchronously from
         // deadlocking behind transactions of their own thread.
         std::string local;
-        if (std::size_t used = relay_.try_answer_locally(buffered_bytes(), max_packet_, local)) {
+        if (std::size_t used = relay_->try_answer_locally(buffered_bytes(), max_packet_, local)) {
           in_begin_ += used;
           if (!co_await write_client(local)) co_return false;
           continue;
@@ -544,7 +545,7 @@ awaitable<bool> Session::serve() {
       co_await pins_released();
       o = Outcome::Detach;  // below: kept while still pinned
     }
-    if (o == Outcome::Detach && relay_.untracked() && !relay_.pinned()) [[unlikely]] {
+    if (o == Outcome::Detach && relay_->untracked() && !relay_->pinned()) [[unlikely]] {
       // The session changed in ways not followed: the next client gets it reset.
       if (!co_await reset_server_session()) o = Outcome::ServerGone;
     }
@@ -563,7 +564,7 @@ awaitable<bool> Session::serve() {
     if (o != Outcome::ServerGone) retries_ = 0;
     switch (o) {
       case Outcome::Detach:
-        if (relay_.pinned()) [[unlikely]] {
+        if (relay_->pinned()) [[unlikely]] {
           publish_pins();  // the client keeps this server connection (SHOW CLIENTS says why)
           break;
         }
@@ -583,11 +584,11 @@ awaitable<bool> Session::serve() {
         co_return false;
       case Outcome::ClientError:
         co_await release_server_after_client();
-        co_await send_error("FATAL", relay_.error_code(), w().client_error_);
+        co_await send_error("FATAL", relay_->error_code(), w().client_error_);
         co_return false;
       case Outcome::ServerGone:
         routing_.report_failure();
-        if (journal_on_ && relay_.replayable()) {
+        if (journal_on_ && relay_->replayable()) {
           // A read whose server died before any row of its answer reached the client: once
           // more, on another member (the failed one is out of the rotation now).
           log::warn("pool {}: server connection {} lost before answering a read{}; running it again", pool_->name(),
@@ -599,11 +600,11 @@ awaitable<bool> Session::serve() {
           continue;
         }
         if (mode_ != config::PoolMode::Session) {
-          if (relay_.server_end_code() == "25P03" && !relay_.has_pending()) {
+          if (relay_->server_end_code() == "25P03" && !relay_->has_pending()) {
             // The server ended this client's own idle transaction (idle_in_transaction_session_timeout):
             // its verdict on the session the client holds, passed on as it was, as directly.
             end_reason_ = "the server ended its idle transaction";
-            std::string out = relay_.server_end_bytes();
+            std::string out = relay_->server_end_bytes();
             detach(false);
             co_await write_client(out);
             co_return false;
@@ -611,7 +612,7 @@ awaitable<bool> Session::serve() {
           if (!co_await fail_in_flight()) co_return false;
           continue;
         }
-        if (relay_.server_broken()) {
+        if (relay_->server_broken()) {
           // The server's own FATAL reached the client (session mode passes it on): it closes, as directly.
           log::info("pool {}: server connection {} ended by the server{}", pool_->name(), server_->id, end_note());
           end_reason_ = "the server ended the session";
@@ -626,9 +627,9 @@ awaitable<bool> Session::serve() {
                             "reconnect and retry");
         co_return false;
       case Outcome::ServerError:
-        log::error("pool {}: server connection {}: {}", pool_->name(), server_->id, relay_.error());
+        log::error("pool {}: server connection {}: {}", pool_->name(), server_->id, relay_->error());
         detach(false);
-        co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_.error()));
+        co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_->error()));
         co_return false;
       case Outcome::FreeDatabases:  // handled inside relay_attached
       case Outcome::PrepareListen:  // handled inside relay_attached

@@ -48,6 +48,7 @@ class RequestTrail {
     return st.last_id;
   }
   bool any() const { return s_ && !s_->slots.empty(); }
+  bool idle() const { return !s_ || (s_->slots.empty() && !s_->next); }
   bool hashing() const { return s_ && s_->hashing > 0; }
   // Request `id`'s CommandComplete (its tag: "SELECT 5", "INSERT 0 3", ...), DataRow (its body)
   // or ErrorResponse.

@@ -14,7 +14,7 @@ const StatementCheck& Session::statement_check(std::string_view text, bool consu
     return wk.check_;
   }
   wk.analysis_.of(text, sql::Dialect::Postgres);
-  const std::string* app = relay_.client_params.find("application_name");
+  const std::string* app = relay_->client_params.find("application_name");
   access::StatementFacts f{config::Protocol::Postgres, user_, database_, app ? std::string_view(*app) : "",
                            info_->addr};
   wk.check_ = check_statement(ctx_, *snap_, f, info_->id, wk.analysis_, firewall);
@@ -42,7 +42,7 @@ bool Session::refused_by_rules(wire::Frame& f) {
     // window may have opened since; the firewall judged its Parse), not rewritten.
     wire::BindHead bh;
     if (!wire::parse_bind_head(f.body, bh) || (parse_judged_ && bh.statement == w().judged_parse_)) return false;
-    const pool::Statement* st = relay_.find_statement(bh.statement);
+    const pool::Statement* st = relay_->find_statement(bh.statement);
     wire::Frame pf;
     auto bytes = st ? wire::as_bytes(st->parse_message) : wire::Bytes{};
     if (!st || wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, p))
@@ -54,7 +54,7 @@ bool Session::refused_by_rules(wire::Frame& f) {
   if (c.refusal) {
     std::string err;
     wire::error_response(err, "ERROR", "42501", *c.refusal);
-    relay_.refuse(f, std::move(err), server_out_);
+    relay_->refuse(f, std::move(err), server_out_);
     return true;
   }
   if (c.rules.statement_timeout.count() > 0) [[unlikely]]
@@ -92,7 +92,7 @@ void Session::name_digest(const wire::Frame& f) {
   if (f.type == wire::fe::Query) {
     wire::Reader r(f.body);
     std::string_view text = r.cstr();
-    if (r.ok() && !relay_.digest_armed()) relay_.digest_next(digest_of(text), route);
+    if (r.ok() && !relay_->digest_armed()) relay_->digest_next(digest_of(text), route);
     return;
   }
   if (f.type == wire::fe::Parse) {
@@ -102,19 +102,19 @@ void Session::name_digest(const wire::Frame& f) {
     wk.parsed_name_.assign(p.name);
     return;
   }
-  if (relay_.digest_armed()) return;  // the batch's first statement has it
+  if (relay_->digest_armed()) return;  // the batch's first statement has it
   wire::BindHead bh;
   if (!wire::parse_bind_head(f.body, bh)) return;
   if (wk.parsed_digest_ && bh.statement == wk.parsed_name_ && ctx_.digests.current(*wk.parsed_digest_)) {
-    relay_.digest_next(wk.parsed_digest_, route);
+    relay_->digest_next(wk.parsed_digest_, route);
     return;
   }
-  const pool::Statement* st = relay_.find_statement(bh.statement);
+  const pool::Statement* st = relay_->find_statement(bh.statement);
   wire::Frame pf;
   wire::ParseView p;
   auto bytes = st ? wire::as_bytes(st->parse_message) : wire::Bytes{};
   if (!st || wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, p)) return;
-  relay_.digest_next(digest_of(p.query), route);
+  relay_->digest_next(digest_of(p.query), route);
 }
 
 void Session::mirror_next(const access::RuleOutcome& r, std::string_view text) {
@@ -128,7 +128,7 @@ void Session::mirror_next(const access::RuleOutcome& r, std::string_view text) {
   copy.database = server_db_;
   copy.text.assign(text);
   copy.fingerprint = a.fingerprint();
-  relay_.mirror_next(std::move(mirror), std::move(copy));
+  relay_->mirror_next(std::move(mirror), std::move(copy));
 }
 
 void Session::arm_statement_timeout() {
