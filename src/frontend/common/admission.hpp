@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "src/access/rules.hpp"
+#include "src/net/parked_waits.hpp"
 #include "src/net/proxy_intake.hpp"
 #include "src/net/tls.hpp"
 #include "src/observe/stats.hpp"
@@ -97,9 +98,29 @@ boost::asio::awaitable<void> drive(Parked<Session> p, bool resumed) {
   if (parked) park(std::move(p));
 }
 
+// The parked wait: the session's socket waits in the worker's own epoll set (net/parked_waits.hpp);
+// a socket that cannot go there waits with Asio.
+template <typename Session>
+struct ParkedWaiter final : net::ParkedWaits::Waiter {
+  explicit ParkedWaiter(Parked<Session> parked) : p(std::move(parked)) {}
+  void fire(boost::system::error_code ec) override {
+    p.session->woke(ec, 0);
+    auto ex = p.session->executor();
+    boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
+  }
+  Parked<Session> p;
+};
+
 template <typename Session>
 void park(Parked<Session> p) {
   Session& s = *p.session;
+  auto ex = s.executor();
+  std::unique_ptr<net::ParkedWaits::Waiter> w = std::make_unique<ParkedWaiter<Session>>(std::move(p));
+  if (auto* handle = net::ParkedWaits::of(ex).park(s.parking_socket(), w)) {
+    s.parked_as(handle);
+    return;
+  }
+  p = std::move(static_cast<ParkedWaiter<Session>&>(*w).p);
   s.wait_parked([p = std::move(p)](boost::system::error_code ec, std::size_t n) mutable {
     p.session->woke(ec, n);
     auto ex = p.session->executor();

@@ -74,7 +74,19 @@ class Session final : public TendedSession {
     sock_.async_wait(tcp::socket::wait_read,
                      [h = std::forward<Handler>(h)](error_code ec) mutable { h(ec, std::size_t{0}); });
   }
+  // Parked in the worker's epoll set instead (net/parked_waits.hpp): `h` ends the wait early.
+  tcp::socket& parking_socket() { return sock_; }
+  void parked_as(net::ParkedWaits::Waiter* h) {
+    parked_ = h;
+    idle_wait_ = true;
+    info_->parked = true;
+  }
+  // A parked socket back in its object now (the parked wait's end posted).
+  void unpark_now() {
+    if (parked_) net::ParkedWaits::of(executor()).unpark(parked_);
+  }
   void woke(error_code ec, std::size_t) {
+    parked_ = nullptr;
     idle_wait_ = false;
     info_->parked = false;
     woke_ok_ = !ec;
@@ -145,6 +157,7 @@ class Session final : public TendedSession {
   pool::PoolSettings pool_settings() const;
 
   void close_client() {
+    unpark_now();
     error_code ec;
     sock_.close(ec);
   }
@@ -455,6 +468,7 @@ class Session final : public TendedSession {
   // Parking: the idle wait cancelled for it, the session parking, and how its parked wait ended;
   // janitor periods since the wait for the next command began.
   bool park_requested_ = false, parking_ = false, woke_ok_ = false;
+  net::ParkedWaits::Waiter* parked_ = nullptr;  // parked in the worker's epoll set (until woke())
   int idle_ticks_ = 0;
   admin::Caller console_caller_;
   observe::Clock::time_point xact_start_{};

@@ -29,6 +29,7 @@ Session::Session(tcp::socket sock, state::Context& ctx, net::Origin origin)
   set_kill_hook(
       *info_, ex, alive, sock_, tls_,
       [this] {
+        unpark_now();  // the socket back first: the goodbye is written to it
         end_reason_ = "killed by the administrator";
         std::string p, out;
         const auto& row = refusal_row(Refusal::KilledByAdmin);

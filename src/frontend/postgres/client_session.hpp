@@ -80,6 +80,13 @@ class Session final : public TendedSession {
     client_.async_wait(tcp::socket::wait_read,
                        [h = std::forward<Handler>(h)](error_code ec) mutable { h(ec, std::size_t{0}); });
   }
+  // Parked in the worker's epoll set instead (net/parked_waits.hpp): `h` ends the wait early.
+  tcp::socket& parking_socket() { return client_; }
+  void parked_as(net::ParkedWaits::Waiter* h) {
+    parked_ = h;
+    idle_wait_ = true;
+    info_->parked = true;
+  }
   void woke(error_code ec, std::size_t n);
   asio::any_io_executor executor() { return client_.get_executor(); }
   void register_client(const net::Origin& origin);
@@ -553,6 +560,17 @@ class Session final : public TendedSession {
   awaitable<std::optional<Outcome>> server_spoke();
   // The transaction loop; true when it parks (the idle wait was cancelled for parking).
   awaitable<bool> serve();
+  // Ends the idle wait between transactions (parked or not) early: a kick, a notification,
+  // client_idle_timeout, parking. Its handler sees operation_aborted.
+  void cancel_idle_wait() {
+    if (parked_) return unpark_now();
+    error_code ec;
+    client_.cancel(ec);
+  }
+  // A parked socket back in its object now (the parked wait's end posted).
+  void unpark_now() {
+    if (parked_) net::ParkedWaits::of(executor()).unpark(parked_);
+  }
   // client_idle_timeout passed (janitor_tick): the client is told, then closed.
   awaitable<void> idle_timeout_goodbye();
 
@@ -635,6 +653,7 @@ class Session final : public TendedSession {
   std::shared_ptr<pool::NotifyHub> hub_;
   bool notified_ = false;             // the mailbox woke this session
   OnDemand<Work> work_;
+  net::ParkedWaits::Waiter* parked_ = nullptr;  // parked in the worker's epoll set (until woke())
   bool listen_pending_ = false;       // a LISTEN waits for its transaction's end
   std::uint32_t own_notify_pid_ = 0;  // the server process of this client's last NOTIFY
 };

@@ -13,10 +13,7 @@ awaitable<void> Session::prepare_listen() {
           std::make_shared<pool::NotifyMailbox>(client_.get_executor(), [this, alive = std::weak_ptr<bool>(alive_)] {
             if (alive.expired()) return;
             notified_ = true;
-            if (idle_wait_ || (idle_attached_ && relay_->tx_status() == 'I')) {
-              error_code ec;
-              client_.cancel(ec);
-            }
+            if (idle_wait_ || (idle_attached_ && relay_->tx_status() == 'I')) cancel_idle_wait();
           });
     mailbox_->expect(ch);
     listen_pending_ = true;

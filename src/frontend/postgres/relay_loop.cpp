@@ -339,19 +339,18 @@ void Session::janitor_tick() {
   if (waiting_server_ && !client_watch_ && ++wait_ticks_ >= 2) watch_client();
   if (!park_ok_ && !info_->parked) return;  // not in the idle wait between transactions
   ++idle_ticks_;
-  error_code ec;
   // client_idle_timeout, counted in janitor periods since the idle wait began (the first one
   // partial): the wait ends no sooner than the timeout, and at most a period later.
   auto timeout = snap_->config->general.client_idle_timeout;
   if (timeout.count() > 0 && !idle_timed_out_ && idle_ticks_ >= timeout / kJanitorPeriod + 1) {
     idle_timed_out_ = true;
-    client_.cancel(ec);
+    cancel_idle_wait();
     return;
   }
   if (park_ok_ && !park_requested_ && idle_ticks_ >= 2) {
     // Idle for a janitor period or more: the wait ends (cancelled) and the session parks.
     park_requested_ = true;
-    client_.cancel(ec);
+    cancel_idle_wait();
   }
 }
 
@@ -360,6 +359,7 @@ awaitable<void> Session::idle_timeout_goodbye() {
 }
 
 void Session::woke(error_code ec, std::size_t n) {
+  parked_ = nullptr;
   idle_wait_ = false;
   info_->parked = false;
   woke_ok_ = !ec;  // readable: bytes (or the client's end) came first

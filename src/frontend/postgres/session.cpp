@@ -132,6 +132,7 @@ void Session::register_client(const net::Origin& origin) {
   set_kill_hook(
       *info_, ex, alive, client_, tls_,
       [this] {
+        unpark_now();  // the socket back first: the goodbye is written to it
         end_reason_ = "killed by the administrator";
         std::string out;
         wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
@@ -206,10 +207,7 @@ void Session::bind_pool(const config::Config& cfg, const config::Pool& pc) {
 }
 
 void Session::kick() {
-  if (idle_wait_) {
-    error_code ec;
-    client_.cancel(ec);
-  }
+  if (idle_wait_) cancel_idle_wait();
 }
 
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {

@@ -1,0 +1,66 @@
+// The sockets of parked clients (frontend/common/admission.hpp), per worker: each leaves Asio's
+// reactor, whose per-descriptor state and wait operation cost about 400 bytes a client, for one
+// epoll set of the worker's own that Asio watches as a single descriptor. A parked socket costs
+// the waiter its owner makes, and the kernel's entry.
+// An io_context service: the waiters still parked when the worker's io_context shuts down are
+// destroyed then, as Asio destroys the handlers of its own pending operations.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <memory>
+
+namespace sluice::net {
+
+class ParkedWaits : public boost::asio::execution_context::service {
+ public:
+  class Waiter {
+   public:
+    virtual ~Waiter() = default;
+    // The wait ended: the socket is readable or closed by the peer (ec clear), or unpark() ended
+    // it (operation_aborted). The socket is back in Asio's reactor, non-blocking.
+    virtual void fire(boost::system::error_code ec) = 0;
+
+   private:
+    friend class ParkedWaits;
+    boost::asio::ip::tcp::socket* sock_ = nullptr;
+    Waiter *prev_ = nullptr, *next_ = nullptr;  // the service's list of parked waiters
+    int fd_ = -1;                               // -1: not parked (any more)
+    bool v6_ = false;
+  };
+
+  using key_type = ParkedWaits;
+  static inline boost::asio::execution_context::id id;
+  explicit ParkedWaits(boost::asio::execution_context& ctx);
+  ~ParkedWaits() override;
+
+  // The service of the io_context behind `ex`.
+  static ParkedWaits& of(const boost::asio::any_io_executor& ex);
+
+  // Waits for `sock` (its owner's, non-blocking, no operation pending) to become readable: its
+  // descriptor leaves Asio's reactor until then, or until unpark(). Returns the waiter (owned here
+  // until it fires) as the handle for unpark(), or null when the socket could not be parked: then
+  // `w` is untouched and the socket as it was.
+  Waiter* park(boost::asio::ip::tcp::socket& sock, std::unique_ptr<Waiter>& w);
+  // Ends a parked wait now: the socket is back in its object at once, and fire(operation_aborted)
+  // is posted. Nothing when it already ended.
+  void unpark(Waiter* w);
+  std::size_t parked() const { return count_; }
+
+ private:
+  void shutdown() override;
+  void arm();
+  void ready();
+  // Takes `w` out of the set and gives its socket back; true when it was parked.
+  bool release(Waiter* w);
+
+  boost::asio::posix::stream_descriptor watch_;
+  Waiter* head_ = nullptr;
+  std::size_t count_ = 0;
+  bool armed_ = false;
+};
+
+}  // namespace sluice::net

@@ -1,0 +1,113 @@
+// The worker's epoll set for parked sockets (net/parked_waits.hpp), over loopback TCP.
+#include "src/net/parked_waits.hpp"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using sluice::net::ParkedWaits;
+
+struct Pair {
+  asio::io_context io;
+  tcp::socket a{io}, b{io};
+  Pair() {
+    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    a.connect(acc.local_endpoint());
+    acc.accept(b);
+    b.non_blocking(true);
+  }
+};
+
+struct Probe final : ParkedWaits::Waiter {
+  std::optional<boost::system::error_code>* got;
+  int* alive;
+  Probe(std::optional<boost::system::error_code>* g, int* live) : got(g), alive(live) { ++*alive; }
+  ~Probe() override { --*alive; }
+  void fire(boost::system::error_code ec) override { *got = ec; }
+};
+
+}  // namespace
+
+TEST_CASE("ParkedWaits: a parked socket fires when bytes come, and is back in Asio's hands") {
+  Pair p;
+  auto& waits = ParkedWaits::of(p.io.get_executor());
+  std::optional<boost::system::error_code> got;
+  int alive = 0;
+  std::unique_ptr<ParkedWaits::Waiter> w = std::make_unique<Probe>(&got, &alive);
+  REQUIRE(waits.park(p.b, w) != nullptr);
+  CHECK(!w);  // taken
+  CHECK(!p.b.is_open());
+  CHECK(waits.parked() == 1);
+  p.io.poll();
+  CHECK(!got);  // nothing to read yet
+  asio::write(p.a, asio::buffer(std::string("hello")));
+  for (int i = 0; i < 100 && !got; ++i) p.io.run_one_for(std::chrono::milliseconds(20));
+  REQUIRE(got);
+  CHECK(!*got);
+  CHECK(alive == 0);  // the waiter went after firing
+  CHECK(waits.parked() == 0);
+  REQUIRE(p.b.is_open());
+  CHECK(p.b.non_blocking());
+  char buf[16];
+  boost::system::error_code ec;
+  std::size_t n = p.b.read_some(asio::buffer(buf), ec);
+  CHECK(!ec);
+  CHECK(std::string(buf, n) == "hello");
+  // Parked again: the peer's close wakes it too.
+  got.reset();
+  w = std::make_unique<Probe>(&got, &alive);
+  REQUIRE(waits.park(p.b, w) != nullptr);
+  p.a.close();
+  p.io.restart();  // it ran out of work after the first wait
+  for (int i = 0; i < 100 && !got; ++i) p.io.run_one_for(std::chrono::milliseconds(20));
+  REQUIRE(got);
+  CHECK(!*got);
+  CHECK(p.b.read_some(asio::buffer(buf), ec) == 0);
+  CHECK(ec == asio::error::eof);
+}
+
+TEST_CASE("ParkedWaits: unpark gives the socket back at once and posts operation_aborted") {
+  Pair p;
+  auto& waits = ParkedWaits::of(p.io.get_executor());
+  std::optional<boost::system::error_code> got;
+  int alive = 0;
+  std::unique_ptr<ParkedWaits::Waiter> w = std::make_unique<Probe>(&got, &alive);
+  auto* h = waits.park(p.b, w);
+  REQUIRE(h);
+  waits.unpark(h);
+  CHECK(p.b.is_open());  // at once
+  CHECK(!got);           // the end comes as a posted handler, never inside unpark()
+  waits.unpark(h);       // a second unpark before it fires: nothing
+  p.io.poll();
+  REQUIRE(got);
+  CHECK(*got == asio::error::operation_aborted);
+  CHECK(alive == 0);
+  // The socket works as before: a write and a read.
+  asio::write(p.b, asio::buffer(std::string("x")));
+  char c = 0;
+  asio::read(p.a, asio::buffer(&c, 1));
+  CHECK(c == 'x');
+}
+
+TEST_CASE("ParkedWaits: waiters still parked when the io_context goes are destroyed, never fired") {
+  std::optional<boost::system::error_code> got;
+  int alive = 0;
+  {
+    Pair p;
+    auto& waits = ParkedWaits::of(p.io.get_executor());
+    for (int i = 0; i < 3; ++i) {
+      std::unique_ptr<ParkedWaits::Waiter> w = std::make_unique<Probe>(&got, &alive);
+      if (i == 0) REQUIRE(waits.park(p.b, w));
+    }
+    CHECK(alive == 1);
+  }
+  CHECK(alive == 0);
+  CHECK(!got);
+}
