@@ -15,6 +15,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace sluice::observe {
 
 using Clock = std::chrono::steady_clock;
@@ -94,7 +98,9 @@ struct ClientInfo {
   std::string addr, local_addr;
   std::uint16_t port = 0, local_port = 0;
   std::chrono::system_clock::time_point connect_time = std::chrono::system_clock::now();
-  std::function<void()> kill;  // posts a close (with a goodbye error) to the client's worker
+  // The console's KILL: `kill_local(id)` run on the client's worker (frontend/common/worker_sessions.hpp).
+  boost::asio::io_context* worker = nullptr;
+  void (*kill_local)(std::uint64_t id) = nullptr;
 
   std::atomic<int> state{static_cast<int>(ClientState::Login)};
   std::atomic<std::int64_t> request_time_us{0};  // epoch µs of the last request

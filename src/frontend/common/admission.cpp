@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "src/frontend/common/worker_sessions.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend {
@@ -85,23 +86,19 @@ asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(asio::ip::tcp::socke
   co_return stream;
 }
 
-void set_kill_hook(observe::ClientInfo& info, asio::any_io_executor ex, std::weak_ptr<bool> alive,
-                   asio::ip::tcp::socket& sock, const std::unique_ptr<net::TlsStream>& tls,
-                   std::function<std::string()> last_words, std::function<void()> close) {
-  info.kill = [ex, alive, &sock, &tls, last_words = std::move(last_words), close = std::move(close)] {
-    asio::post(ex, [alive, &sock, &tls, last_words, close] {
-      if (!alive.lock()) return;
-      std::string out = last_words();
-      boost::system::error_code e;
-      if (!tls) {
-        sock.non_blocking(true, e);
-        sock.write_some(asio::buffer(out), e);
-      } else if (!tls->write_pending()) {  // not in the middle of another record
-        tls->write_now(asio::buffer(out), e);
-      }
-      close();
-    });
-  };
+void make_killable(observe::ClientInfo& info, const asio::any_io_executor& ex) {
+  info.worker = &static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
+  info.kill_local = &kill_local;
+}
+
+void write_goodbye(asio::ip::tcp::socket& sock, net::TlsStream* tls, const std::string& out) {
+  boost::system::error_code e;
+  if (!tls) {
+    sock.non_blocking(true, e);
+    sock.write_some(asio::buffer(out), e);
+  } else if (!tls->write_pending()) {
+    tls->write_now(asio::buffer(out), e);
+  }
 }
 
 }  // namespace sluice::frontend

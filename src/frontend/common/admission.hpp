@@ -157,11 +157,10 @@ boost::asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(boost::asio::
                                                                    std::shared_ptr<boost::asio::ssl::context> tls,
                                                                    observe::ClientInfo& info);
 
-// The console's KILL for this client (ClientInfo::kill): on the client's worker, while `alive`,
-// `last_words()` (the protocol's error, framed; it may note the reason) is written without waiting
-// (skipped in the middle of another TLS record), then `close()` ends the session.
-void set_kill_hook(observe::ClientInfo& info, boost::asio::any_io_executor ex, std::weak_ptr<bool> alive,
-                   boost::asio::ip::tcp::socket& sock, const std::unique_ptr<net::TlsStream>& tls,
-                   std::function<std::string()> last_words, std::function<void()> close);
+// The console's KILL reaches this client on its worker (ClientInfo::kill_local, kill_local()).
+void make_killable(observe::ClientInfo& info, const boost::asio::any_io_executor& ex);
+// A goodbye (the protocol's error, framed) written without waiting; skipped in the middle of
+// another TLS record. The caller closes the connection next.
+void write_goodbye(boost::asio::ip::tcp::socket& sock, net::TlsStream* tls, const std::string& out);
 
 }  // namespace sluice::frontend

@@ -43,6 +43,11 @@ TendedSession::TendedSession(const asio::any_io_executor& ex) {
 
 TendedSession::~TendedSession() { t_sessions.erase(this); }
 
+void kill_local(std::uint64_t id) {
+  for (TendedSession* s : t_sessions)
+    if (s->client_id() == id) return s->kill();
+}
+
 void kick_idle_sessions() {
   for (auto* s : std::vector<TendedSession*>(t_sessions.begin(), t_sessions.end())) s->kick();
 }

@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
+#include <cstdint>
 
 namespace sluice::frontend {
 
@@ -17,6 +18,11 @@ class TendedSession {
   virtual void janitor_tick() = 0;
   // Shutdown: an idle session ends (says goodbye where the protocol can); a busy one finishes.
   virtual void kick() = 0;
+  // The console's KILL (kill_local): the client gets the protocol's goodbye, written without
+  // waiting, and its connection is closed; the session ends.
+  virtual void kill() = 0;
+  // Its ClientInfo id (SHOW CLIENTS); 0 for none.
+  virtual std::uint64_t client_id() const = 0;
 
  protected:
   // Registers with this worker's list (and starts its janitor when it is the first).
@@ -28,5 +34,8 @@ class TendedSession {
 
 // Kicks every session of the calling worker (run on each worker).
 void kick_idle_sessions();
+
+// Kills the session of client `id` if the calling worker has it (ClientInfo::kill_local).
+void kill_local(std::uint64_t id);
 
 }  // namespace sluice::frontend

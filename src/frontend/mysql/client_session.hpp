@@ -56,6 +56,8 @@ class Session final : public TendedSession {
   void kick() override {
     if (idle_wait_) close_client();
   }
+  void kill() override;
+  std::uint64_t client_id() const override { return info_ ? info_->id : 0; }
   // Every janitor period: a client waiting for its next command past client_idle_timeout is
   // closed; one idle (plain TCP, no server connection) for a period or more has its wait
   // cancelled, and the session parks (frontend/common/admission.hpp). Not the console.

@@ -26,19 +26,19 @@ Session::Session(tcp::socket sock, state::Context& ctx, net::Origin origin)
     });
   };
   client_registry().add(handle_);
-  set_kill_hook(
-      *info_, ex, alive, sock_, tls_,
-      [this] {
-        unpark_now();  // the socket back first: the goodbye is written to it
-        end_reason_ = "killed by the administrator";
-        std::string p, out;
-        const auto& row = refusal_row(Refusal::KilledByAdmin);
-        my::build_err(p, row.code, row.sqlstate, row.text);
-        my::append_packets(out, p, 0);
-        return io_.framed(out);
-      },
-      [this] { close_client(); });
+  make_killable(*info_, ex);
   ctx_.client_table.add(info_);
+}
+
+void Session::kill() {
+  unpark_now();  // the socket back first: the goodbye is written to it
+  end_reason_ = "killed by the administrator";
+  std::string p, out;
+  const auto& row = refusal_row(Refusal::KilledByAdmin);
+  my::build_err(p, row.code, row.sqlstate, row.text);
+  my::append_packets(out, p, 0);
+  write_goodbye(sock_, tls_.get(), io_.framed(out));
+  close_client();
 }
 
 Session::~Session() {

@@ -105,6 +105,8 @@ class Session final : public TendedSession {
   // `cfg` is snap_'s config: the session keeps pointing into it.
   void bind_pool(const config::Config& cfg, const config::Pool& pc);
   void kick() override;
+  void kill() override;
+  std::uint64_t client_id() const override { return info_ ? info_->id : 0; }
 
  private:
   // What a session needs only while it works: made on first use, dropped when it parks (an idle

@@ -127,22 +127,18 @@ awaitable<bool> Session::run() {
 void Session::register_client(const net::Origin& origin) {
   info_ = state::new_client_info(ctx_, "postgres", client_, origin);
   if (!origin.via.empty()) log::debug("client {} {}:{} via {}", info_->id, info_->addr, info_->port, origin.via);
-  std::weak_ptr<bool> alive = alive_;
-  auto ex = client_.get_executor();
-  set_kill_hook(
-      *info_, ex, alive, client_, tls_,
-      [this] {
-        unpark_now();  // the socket back first: the goodbye is written to it
-        end_reason_ = "killed by the administrator";
-        std::string out;
-        wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
-        return out;
-      },
-      [this] {
-        error_code e;
-        client_.close(e);
-      });
+  make_killable(*info_, client_.get_executor());
   ctx_.client_table.add(info_);
+}
+
+void Session::kill() {
+  unpark_now();  // the socket back first: the goodbye is written to it
+  end_reason_ = "killed by the administrator";
+  std::string out;
+  wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
+  write_goodbye(client_, tls_.get(), out);
+  error_code e;
+  client_.close(e);
 }
 
 void Session::log_end() {
