@@ -1,6 +1,8 @@
 // Harness implementation: process control with fork/exec, bounded waits, libpq helpers.
 #include "harness.hpp"
 
+#include <doctest/doctest.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -136,6 +138,13 @@ SluiceProcess::~SluiceProcess() {
     for (int i = 0; i < 100; ++i) {  // up to 10 s for a graceful stop
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        // A stop (or an exit of its own) must be clean: a crash at exit, or a sanitizer's report
+        // (the ASan build exits non-zero), fails the test that ran it.
+        if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
+          std::string why = WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                                : "status " + std::to_string(WEXITSTATUS(status));
+          FAIL_CHECK(("sluice did not exit cleanly (" + why + "); its log follows").c_str());
+        }
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -164,6 +164,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
   janitor.cancel();
   rt.stop();
   rt.join();
+  for (auto& p : ctx.pools.all()) p->drop_notify_hub();
   save_allowlist(ctx);
   log::info("sluice stopped");
   return 0;

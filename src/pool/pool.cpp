@@ -364,6 +364,14 @@ void Pool::close_all() {
   idle_.clear();
 }
 
+void Pool::drop_notify_hub() {
+  std::shared_ptr<NotifyHub> hub;
+  {
+    std::lock_guard lock(mu_);
+    hub = std::move(notify_hub_);
+  }
+}
+
 void Pool::set_settings(const PoolSettings& next) {
   std::lock_guard lock(mu_);
   auto keep = settings_;

@@ -69,6 +69,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // to min_pool_size. Called about once a second from one worker.
   void maintain(asio::any_io_executor ex);
   void close_all();
+  // Shutdown, the workers stopped: the listening connection's hub goes now, while its worker's
+  // io_context (which its socket belongs to) still exists; the pools themselves outlive it.
+  void drop_notify_hub();
 
   // MySQL: schemas a server already accepted for this pool's user (login checks them once).
   bool schema_known(const std::string& schema) const {
