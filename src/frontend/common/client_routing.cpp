@@ -17,7 +17,7 @@ void ClientRouting::bind(const config::Config& cfg, const config::Pool& pc, cons
   pools_[0] = std::move(primary);
   make_ = std::move(make);
   route.member = 0;
-  write_functions_ = cluster.write_functions;
+  write_functions_ = &cluster.write_functions;
   zone_ = nullptr;
   if (!cfg.zones.empty()) {
     auto addr = config::IpAddress::parse(address);
@@ -52,9 +52,10 @@ boost::asio::awaitable<pool::LeaseResult> ClientRouting::lease(std::shared_ptr<p
                                                                config::Protocol protocol,
                                                                boost::asio::any_io_executor ex, config::Duration wait) {
   protocol_ = protocol;
-  ex_ = std::move(ex);
+  ex_ = &ex;
   wait_ = wait;
   auto r = co_await lease_on_route(std::move(conn), route, token, *this, verify_failed_at_);
+  ex_ = nullptr;
   route.verify = false;
   co_return r;
 }
@@ -74,7 +75,7 @@ router::Position ClientRouting::applied() const {
 }
 
 boost::asio::awaitable<pool::LeaseResult> ClientRouting::lease(int member) {
-  co_return co_await pool(member)->lease(ex_, wait_);
+  co_return co_await pool(member)->lease(*ex_, wait_);
 }
 
 void ClientRouting::release(int member, std::shared_ptr<pool::ServerConn> conn, bool reusable) {

@@ -35,7 +35,7 @@ class ClientRouting final : public LeaseHooks {
   bool split() const { return split_; }
   // The cluster's write_functions, split or not: a statement calling one is neither a read for
   // routing nor cacheable, and it may write any table.
-  const std::vector<std::string>& write_functions() const { return write_functions_; }
+  const std::vector<std::string>& write_functions() const { return *write_functions_; }
   // Only when split().
   router::ClusterRuntime& cluster() const { return *cluster_; }
   const std::shared_ptr<pool::Pool>& primary() const { return pools_[0]; }
@@ -78,13 +78,16 @@ class ClientRouting final : public LeaseHooks {
   std::shared_ptr<router::ClusterRuntime> cluster_;
   bool split_ = false;
   std::vector<std::shared_ptr<pool::Pool>> pools_;
-  std::vector<std::string> write_functions_;
+  // In the bound config, as zone_ (the session holds that config).
+  const std::vector<std::string>* write_functions_ = &kNoFunctions;
+  static inline const std::vector<std::string> kNoFunctions;
   const std::string* zone_ = nullptr;  // the client's [[zones]] name, in the bound config (null = none)
   PoolMaker make_;
   std::chrono::steady_clock::time_point verify_failed_at_{};
-  // The lease in progress: how to reach the members.
+  // The lease in progress: how to reach the members (ex_ points at lease()'s own argument, in
+  // its coroutine frame, while it runs).
   config::Protocol protocol_ = config::Protocol::Postgres;
-  boost::asio::any_io_executor ex_;
+  const boost::asio::any_io_executor* ex_ = nullptr;
   config::Duration wait_{0};
 };
 
