@@ -465,7 +465,7 @@ Rows rows_databases(Context& ctx) {
   std::map<std::string, std::uint64_t> conns;
   for (auto& c : ctx.client_table.all()) {
     std::lock_guard lock(c->mu);
-    ++conns[c->protocol + "/" + c->pool];
+    ++conns[std::string(c->protocol) + "/" + c->pool];
   }
   for (auto& p : cfg->pools) {
     auto& cl = cfg->clusters.at(p.cluster);

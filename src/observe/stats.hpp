@@ -94,7 +94,7 @@ const char* to_string(ClientState s);
 // One client connection, as SHOW CLIENTS lists it.
 struct ClientInfo {
   std::uint64_t id = 0;
-  std::string protocol;  // "postgres" | "mysql"
+  const char* protocol = "";  // "postgres" | "mysql" (a literal)
   std::string addr, local_addr;
   std::uint16_t port = 0, local_port = 0;
   std::chrono::system_clock::time_point connect_time = std::chrono::system_clock::now();
