@@ -244,6 +244,43 @@ TEST_CASE("A parked session with only settings keeps them when its relay goes") 
   CHECK(b.scalar("SHOW application_name") != "parked_app");
 }
 
+// A parked client that leaves (PostgreSQL's Terminate, MySQL's COM_QUIT, or a plain close) is
+// closed from the parked wait itself: its session ends and its place is free for the next one.
+TEST_CASE("Parked clients that leave are gone at once, and their places are free") {
+  SluiceProcess s(both_pools(), std::string(kGeneral) + "\nmax_client_conn = 4");
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    auto pg = std::make_unique<Conn>(s.conninfo());
+    auto raw = std::make_unique<Conn>(s.conninfo());
+    auto my = std::make_unique<MyConn>(s.my_port());
+    REQUIRE_MESSAGE(pg->ok(), pg->error());
+    REQUIRE_MESSAGE(raw->ok(), raw->error());
+    REQUIRE(my->ok);
+    int pport = local_port(pg->c), rport = local_port(raw->c), mport = local_port(my->m);
+    CHECK(pg->scalar("SELECT 1") == "1");
+    CHECK(raw->scalar("SELECT 1") == "1");
+    CHECK(my->scalar("SELECT 1") == "1");
+    REQUIRE(parks_port(adm.c, pport));
+    REQUIRE(parks_port(adm.c, rport));
+    REQUIRE(parks_port(adm.c, mport));
+    pg.reset();                               // PQfinish: Terminate, then close
+    ::shutdown(PQsocket(raw->c), SHUT_RDWR);  // gone without a word
+    my.reset();                               // mysql_close: COM_QUIT, then close
+    CHECK(eventually([&] { return client_column(adm.c, pport, "id").empty(); }, 5000));
+    CHECK(eventually([&] { return client_column(adm.c, rport, "id").empty(); }, 5000));
+    CHECK(eventually([&] { return client_column(adm.c, mport, "id").empty(); }, 5000));
+    raw.reset();
+  }
+  // Four places (the console's among them): all free again.
+  Conn a(s.conninfo()), b(s.conninfo());
+  MyConn c(s.my_port());
+  CHECK(a.scalar("SELECT 1") == "1");
+  CHECK(b.scalar("SELECT 1") == "1");
+  CHECK(c.scalar("SELECT 1") == "1");
+}
+
 TEST_CASE("PostgreSQL: a parked client is told of a shutdown, and Sluice exits") {
   SluiceProcess s(tx_pool(), std::string(kGeneral) + "\nshutdown_timeout = \"10s\"");
   Conn adm(s.conninfo("admin", "adminpw", "sluice"));

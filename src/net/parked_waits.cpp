@@ -2,6 +2,7 @@
 #include "src/net/parked_waits.hpp"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -56,12 +57,12 @@ ParkedWaits::Waiter* ParkedWaits::park(tcp::socket& sock, std::unique_ptr<Waiter
   return p;
 }
 
-bool ParkedWaits::release(Waiter* w) {
+bool ParkedWaits::release(Waiter* w, bool close_it) {
   if (w->fd_ < 0) return false;
   ::epoll_ctl(watch_.native_handle(), EPOLL_CTL_DEL, w->fd_, nullptr);
   boost::system::error_code ec;
-  w->sock_->assign(w->v6_ ? tcp::v6() : tcp::v4(), w->fd_, ec);
-  if (ec) ::close(w->fd_);  // the socket stays closed: the session's next read fails
+  if (!close_it) w->sock_->assign(w->v6_ ? tcp::v6() : tcp::v4(), w->fd_, ec);
+  if (close_it || ec) ::close(w->fd_);  // the socket stays closed: the session's next read fails
   else w->sock_->non_blocking(true, ec);
   w->fd_ = -1;
   if (w->prev_) w->prev_->next_ = w->next_;
@@ -69,6 +70,17 @@ bool ParkedWaits::release(Waiter* w) {
   if (w->next_) w->next_->prev_ = w->prev_;
   w->prev_ = w->next_ = nullptr;
   --count_;
+  return true;
+}
+
+bool ParkedWaits::leaving(const Waiter& w) {
+  std::array<unsigned char, Waiter::kPeek> b;
+  ssize_t n = ::recv(w.fd_, b.data(), b.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;                                                      // the peer closed
+  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;  // reset: gone too
+  if (!w.farewell(b.data(), static_cast<std::size_t>(n))) return false;
+  // Read, so that the close is a FIN: unread bytes would make it a reset.
+  (void)::recv(w.fd_, b.data(), static_cast<std::size_t>(n), MSG_DONTWAIT);
   return true;
 }
 
@@ -95,9 +107,11 @@ void ParkedWaits::ready() {
     if (n <= 0) return;
     for (int i = 0; i < n; ++i) {
       auto* w = static_cast<Waiter*>(evs[static_cast<std::size_t>(i)].data.ptr);
-      if (!release(w)) continue;
+      if (w->fd_ < 0) continue;
+      bool gone = leaving(*w);
+      if (!release(w, gone)) continue;
       std::unique_ptr<Waiter> own(w);
-      own->fire({});
+      own->fire(gone ? boost::system::error_code(asio::error::eof) : boost::system::error_code());
     }
     if (n < static_cast<int>(evs.size())) return;
   }

@@ -23,6 +23,13 @@ class ParkedWaits : public boost::asio::execution_context::service {
     // The wait ended: the socket is readable or closed by the peer (ec clear), or unpark() ended
     // it (operation_aborted). The socket is back in Asio's reactor, non-blocking.
     virtual void fire(boost::system::error_code ec) = 0;
+    // The first bytes waiting on a socket that became readable (peeked, at most kPeek): true
+    // when they are all the client will say, a goodbye that needs no answer (PostgreSQL's
+    // Terminate, MySQL's COM_QUIT). The socket is then closed here and fire() gets eof: a
+    // client that leaves while parked never goes back into Asio's reactor (whose per-descriptor
+    // state, once made, is kept for good).
+    virtual bool farewell(const unsigned char* /*bytes*/, std::size_t /*n*/) const { return false; }
+    static constexpr std::size_t kPeek = 16;
 
    private:
     friend class ParkedWaits;
@@ -54,8 +61,11 @@ class ParkedWaits : public boost::asio::execution_context::service {
   void shutdown() override;
   void arm();
   void ready();
-  // Takes `w` out of the set and gives its socket back; true when it was parked.
-  bool release(Waiter* w);
+  // Takes `w` out of the set and gives its socket back (or, `close_it`, closes it); true when
+  // it was parked.
+  bool release(Waiter* w, bool close_it = false);
+  // The client left (its end of the connection, or a farewell, is all that waits).
+  static bool leaving(const Waiter& w);
 
   boost::asio::posix::stream_descriptor watch_;
   Waiter* head_ = nullptr;

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <string_view>
 
 namespace {
 
@@ -31,7 +32,15 @@ struct Probe final : ParkedWaits::Waiter {
   Probe(std::optional<boost::system::error_code>* g, int* live) : got(g), alive(live) { ++*alive; }
   ~Probe() override { --*alive; }
   void fire(boost::system::error_code ec) override { *got = ec; }
+  bool farewell(const unsigned char* b, std::size_t n) const override {
+    return n == 3 && std::string_view(reinterpret_cast<const char*>(b), n) == "bye";
+  }
 };
+
+void run_until(Pair& p, const std::optional<boost::system::error_code>& got) {
+  p.io.restart();
+  for (int i = 0; i < 100 && !got; ++i) p.io.run_one_for(std::chrono::milliseconds(20));
+}
 
 }  // namespace
 
@@ -60,17 +69,6 @@ TEST_CASE("ParkedWaits: a parked socket fires when bytes come, and is back in As
   std::size_t n = p.b.read_some(asio::buffer(buf), ec);
   CHECK(!ec);
   CHECK(std::string(buf, n) == "hello");
-  // Parked again: the peer's close wakes it too.
-  got.reset();
-  w = std::make_unique<Probe>(&got, &alive);
-  REQUIRE(waits.park(p.b, w) != nullptr);
-  p.a.close();
-  p.io.restart();  // it ran out of work after the first wait
-  for (int i = 0; i < 100 && !got; ++i) p.io.run_one_for(std::chrono::milliseconds(20));
-  REQUIRE(got);
-  CHECK(!*got);
-  CHECK(p.b.read_some(asio::buffer(buf), ec) == 0);
-  CHECK(ec == asio::error::eof);
 }
 
 TEST_CASE("ParkedWaits: unpark gives the socket back at once and posts operation_aborted") {
@@ -110,4 +108,46 @@ TEST_CASE("ParkedWaits: waiters still parked when the io_context goes are destro
   }
   CHECK(alive == 0);
   CHECK(!got);
+}
+
+TEST_CASE("ParkedWaits: a client that leaves while parked is closed there, never back in the reactor") {
+  int alive = 0;
+  SUBCASE("its end of the connection") {
+    Pair p;
+    std::optional<boost::system::error_code> got;
+    std::unique_ptr<ParkedWaits::Waiter> w = std::make_unique<Probe>(&got, &alive);
+    REQUIRE(ParkedWaits::of(p.io.get_executor()).park(p.b, w));
+    p.a.close();
+    run_until(p, got);
+    REQUIRE(got);
+    CHECK(*got == asio::error::eof);
+    CHECK(!p.b.is_open());
+  }
+  SUBCASE("a farewell and nothing more") {
+    Pair p;
+    std::optional<boost::system::error_code> got;
+    std::unique_ptr<ParkedWaits::Waiter> w = std::make_unique<Probe>(&got, &alive);
+    REQUIRE(ParkedWaits::of(p.io.get_executor()).park(p.b, w));
+    asio::write(p.a, asio::buffer(std::string("bye")));
+    run_until(p, got);
+    REQUIRE(got);
+    CHECK(*got == asio::error::eof);
+    CHECK(!p.b.is_open());
+    char c;
+    boost::system::error_code ec;
+    CHECK(p.a.read_some(asio::buffer(&c, 1), ec) == 0);  // closed by the parked side
+    CHECK(ec == asio::error::eof);
+  }
+  SUBCASE("a farewell followed by more bytes is a request like any other") {
+    Pair p;
+    std::optional<boost::system::error_code> got;
+    std::unique_ptr<ParkedWaits::Waiter> w = std::make_unique<Probe>(&got, &alive);
+    REQUIRE(ParkedWaits::of(p.io.get_executor()).park(p.b, w));
+    asio::write(p.a, asio::buffer(std::string("bye, and more")));
+    run_until(p, got);
+    REQUIRE(got);
+    CHECK(!*got);
+    CHECK(p.b.is_open());
+  }
+  CHECK(alive == 0);
 }

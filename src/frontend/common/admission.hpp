@@ -108,6 +108,7 @@ struct ParkedWaiter final : net::ParkedWaits::Waiter {
     auto ex = p.session->executor();
     boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
   }
+  bool farewell(const unsigned char* bytes, std::size_t n) const override { return p.session->farewell(bytes, n); }
   Parked<Session> p;
 };
 

@@ -87,6 +87,11 @@ class Session final : public TendedSession {
   void unpark_now() {
     if (parked_) net::ParkedWaits::of(executor()).unpark(parked_);
   }
+  // A parked client's next bytes are a COM_QUIT and nothing more (plain TCP, uncompressed): it is
+  // leaving.
+  bool farewell(const unsigned char* b, std::size_t n) const {
+    return !tls_ && !io_.compressed() && n == 5 && b[0] == 1 && b[1] == 0 && b[2] == 0 && b[3] == 0 && b[4] == 0x01;
+  }
   void woke(error_code ec, std::size_t) {
     parked_ = nullptr;
     idle_wait_ = false;

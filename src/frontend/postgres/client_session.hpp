@@ -87,6 +87,10 @@ class Session final : public TendedSession {
     idle_wait_ = true;
     info_->parked = true;
   }
+  // A parked client's next bytes are a Terminate and nothing more (plain TCP): it is leaving.
+  bool farewell(const unsigned char* b, std::size_t n) const {
+    return !tls_ && n == 5 && b[0] == wire::fe::Terminate && wire::load_u32(b + 1) == 4;
+  }
   void woke(error_code ec, std::size_t n);
   asio::any_io_executor executor() { return client_.get_executor(); }
   void register_client(const net::Origin& origin);
