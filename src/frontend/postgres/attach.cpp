@@ -244,7 +244,7 @@ void Session::prepare_attach() {
   if ((ctx_.rules_on() || on_rule_cluster_) && mode_ != config::PoolMode::Session) [[unlikely]]
     route_to_rule_cluster();
   batch_sent_ = false;
-  journal_.clear();
+  relay_->journal.clear();
   journal_on_ =
       routing_.split() && retryable_read_ && relay_->tx_status() == 'I' && !failed_tx_ && retries_ < kMaxReadRetries;
   if (retrying_) relay_->begin_retry();  // the client has the answer's preamble: expect it again
@@ -258,8 +258,8 @@ bool Session::attach_ready() {
   if (!server_ || routing_.route.verify || server_->params.fingerprint != relay_->client_params.fingerprint())
     return false;
   relay_->reset_server_side();
-  client_out_.clear();
-  server_out_.clear();
+  relay_->client_out.clear();
+  relay_->server_out.clear();
   finish_attach();
   return true;
 }
@@ -290,8 +290,8 @@ awaitable<bool> Session::attach_rest() {
     server_ = std::move(r.conn);
   }
   relay_->reset_server_side();
-  client_out_.clear();
-  server_out_.clear();
+  relay_->client_out.clear();
+  relay_->server_out.clear();
   if (server_->params.fingerprint != relay_->client_params.fingerprint() && !co_await sync_params()) {
     pool_->release(std::move(server_), false);
     co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
@@ -325,16 +325,16 @@ awaitable<bool> Session::fail_in_flight() {
     routing_.token = router::Position::unreachable();
     wrote_ = false;
   }
-  client_out_.clear();
+  relay_->client_out.clear();
   retries_ = 0;
-  discard_until_sync_ = relay_->fail_outstanding(code, message, hint, in_tx ? 'E' : 'I', client_out_);
+  discard_until_sync_ = relay_->fail_outstanding(code, message, hint, in_tx ? 'E' : 'I', relay_->client_out);
   failed_tx_ = in_tx;
   if (!in_tx) {  // a write may have landed: its tables' answers go, and replicas' until they surely have it
     apply_invalidations(routing_.split());
     settle_invalidations(router::Position::unreachable());
   }
   detach(false);
-  co_return co_await write_client(client_out_);
+  co_return co_await write_client(relay_->client_out);
 }
 
 awaitable<bool> Session::recreate_failed_tx() {
@@ -362,7 +362,7 @@ void Session::detach(bool reusable) {
   routing_.detached();
   set_cancel_target(false);
   pool_->release(std::move(server_), reusable && !relay_->server_broken());
-  net::server_buffers().give(server_in_);  // no read is pending: both directions have ended
+  net::server_buffers().give(relay_->server_in);  // no read is pending: both directions have ended
 }
 
 }  // namespace sluice::frontend::pg

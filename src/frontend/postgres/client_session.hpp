@@ -253,12 +253,12 @@ class Session final : public TendedSession {
     }
   }
 
-  // One attempt to read server bytes into server_in_ without waiting (as try_read_client).
+  // One attempt to read server bytes into relay_->server_in without waiting (as try_read_client).
   [[gnu::always_inline]] Step try_read_server(std::size_t& n, error_code& ec) {
     n = 0;
-    if (server_in_.empty()) server_in_ = net::server_buffers().take();  // given back at detach
-    if (server_->tls) return server_->tls->try_read(asio::buffer(server_in_), n, ec);
-    n = server_->sock.read_some(asio::buffer(server_in_), ec);  // non-blocking
+    if (relay_->server_in.empty()) relay_->server_in = net::server_buffers().take();  // given back at detach
+    if (server_->tls) return server_->tls->try_read(asio::buffer(relay_->server_in), n, ec);
+    n = server_->sock.read_some(asio::buffer(relay_->server_in), ec);  // non-blocking
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       ec.clear();
       return Step::WantRead;
@@ -593,8 +593,7 @@ class Session final : public TendedSession {
   std::shared_ptr<const state::Snapshot> snap_;
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
-  std::vector<std::uint8_t> server_in_;
-  std::string client_out_, server_out_, synth_out_;
+  // The I/O strings (client_out, server_out, synth_out, journal) and server_in are the relay's.
   std::size_t max_packet_ = 0;
   std::string user_, database_;
   std::shared_ptr<const pool::Credentials> creds_;
@@ -624,7 +623,6 @@ class Session final : public TendedSession {
   // kMaxJournal bytes) so that it can run again on another member if its server dies first.
   static constexpr std::size_t kMaxJournal = 64 * 1024;
   static constexpr int kMaxReadRetries = 2;
-  std::string journal_;
   bool journal_on_ = false, retryable_read_ = false;
   int retries_ = 0;
   bool retrying_ = false;  // the next attach runs a read again (the client has its preamble)

@@ -130,7 +130,7 @@ std::optional<Outcome> Session::rate_limit_attached(const wire::Frame& f) {
   if (r.refused) {
     rate_checked_at_ = std::string::npos;  // answered: the next request may sit at this offset
     std::string err = rate_refusal(r);
-    relay_->refuse(f, std::move(err), server_out_);
+    relay_->refuse(f, std::move(err), relay_->server_out);
     in_begin_ += f.size();
     return std::nullopt;
   }

@@ -89,7 +89,7 @@ awaitable<void> Session::release_server_after_client() {
     server_->listening = false;
   }
   pool_->release(std::move(server_), ok);
-  net::server_buffers().give(server_in_);
+  net::server_buffers().give(relay_->server_in);
 }
 
 bool Session::needs_free_databases(const wire::Frame& f) {

@@ -45,7 +45,8 @@ std::uint16_t Relay::answering_digest() const {
 }
 
 bool Relay::disposable() const {
-  return at_boundary() && tx_status_ == 'I' && !skipping_ && !in_xact_ && statements_.empty() && parsing_.empty() &&
+  return client_out.empty() && server_out.empty() && synth_out.empty() && journal.empty() && server_in.empty() &&
+         at_boundary() && tx_status_ == 'I' && !skipping_ && !in_xact_ && statements_.empty() && parsing_.empty() &&
          effects_.empty() && batch_effects_.empty() && deferred_.empty() && synthetic_errors_.empty() &&
          listening_.empty() && new_listens_.empty() && !listen_changed_ && !notified_ && pins_.empty() && !may_unpin_ &&
          !untracked_ && !server_broken_ && server_end_.empty() && trail_.idle();

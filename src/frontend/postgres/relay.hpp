@@ -37,6 +37,12 @@ class Relay {
   enum class Verdict { Ok, Terminate, ProtocolError };
 
   pool::SharedParams client_params;  // what this client's session should look like on any server (shared while equal)
+  // The session's I/O of the requests this relay follows (pg::Session): bytes for the client,
+  // for the server and of Sluice's own making, the journal of a read that may run again, and
+  // the server's answer being read. Held here so that a parked session drops them with the
+  // relay (all empty then).
+  std::string client_out, server_out, synth_out, journal;
+  std::vector<std::uint8_t> server_in;
 
   // Client -> server. `f` is one complete client message; output goes to `server_out`.
   Verdict client_message(const wire::Frame& f, pool::ServerConn& server, std::string& server_out);

@@ -30,18 +30,18 @@ awaitable<Outcome> Session::client_to_server() {
       }
       co_return stop(*o);
     }
-    if (!server_out_.empty()) {
+    if (!relay_->server_out.empty()) {
       server_writing_ = true;
       error_code ec;
-      co_await server_->channel().write(asio::buffer(server_out_), ec);
+      co_await server_->channel().write(asio::buffer(relay_->server_out), ec);
       server_writing_ = false;
-      server_out_.clear();
+      relay_->server_out.clear();
       if (ec) co_return stop(Outcome::ServerGone);
     }
     if (relay_->has_pending() && relay_->only_synthetic_pending() && relay_->quiescent_stream() && !client_writing_) {
       client_writing_ = true;
-      relay_->drain_synthetic(synth_out_);
-      bool ok = co_await write_client(synth_out_);
+      relay_->drain_synthetic(relay_->synth_out);
+      bool ok = co_await write_client(relay_->synth_out);
       client_writing_ = false;
       w().write_done_.cancel();
       if (!ok) co_return stop(Outcome::ClientGone);
@@ -59,22 +59,25 @@ awaitable<Outcome> Session::server_to_client() {
   for (;;) {
     error_code ec;
     std::size_t n = 0;
-    if (server_in_.empty()) server_in_ = net::server_buffers().take();  // given back at detach
-    if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(server_in_), ec);
-    else n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+    if (relay_->server_in.empty()) relay_->server_in = net::server_buffers().take();  // given back at detach
+    if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(relay_->server_in), ec);
+    else
+      n = co_await server_->sock.async_read_some(asio::buffer(relay_->server_in),
+                                                 asio::redirect_error(use_awaitable, ec));
     if (ec) co_return stopping_ ? Outcome::ClientGone : stop(Outcome::ServerGone);
-    if (relay_->server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+    if (relay_->server_bytes(wire::Bytes(relay_->server_in.data(), n), *server_, relay_->client_out) !=
+        Relay::Verdict::Ok)
       co_return stop(Outcome::ServerError);
-    if (capturing_) capture(client_out_);
+    if (capturing_) capture(relay_->client_out);
     if (stopping_) co_return Outcome::ClientGone;  // the client side ended first
     while (client_writing_) {                      // the other direction is writing synthetic replies: wait
       w().write_done_.expires_after(std::chrono::seconds(1));
       co_await w().write_done_.async_wait(asio::redirect_error(use_awaitable, ec));
       if (stopping_) co_return Outcome::ClientGone;
     }
-    if (!client_out_.empty()) {
+    if (!relay_->client_out.empty()) {
       client_writing_ = true;
-      bool ok = co_await write_client(client_out_);
+      bool ok = co_await write_client(relay_->client_out);
       client_writing_ = false;
       if (!ok) co_return stop(Outcome::ClientGone);
       if (stopping_) co_return Outcome::ClientGone;
@@ -147,13 +150,13 @@ std::optional<Outcome> Session::forward_buffered() {
     if (ctx_.digests_on() && (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind))
         [[unlikely]]
       name_digest(f);
-    auto v = relay_->client_message(f, *server_, server_out_);
+    auto v = relay_->client_message(f, *server_, relay_->server_out);
     if (pending_timeout_.count() > 0) [[unlikely]]
       arm_statement_timeout();
     if (journal_on_ && v == Relay::Verdict::Ok) {
       // Kept while the read may still run again elsewhere (its server dies before answering).
-      if (journal_.size() + f.size() > kMaxJournal) journal_on_ = false, journal_.clear();
-      else journal_.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
+      if (relay_->journal.size() + f.size() > kMaxJournal) journal_on_ = false, relay_->journal.clear();
+      else relay_->journal.append(reinterpret_cast<const char*>(f.body.data()) - 5, f.size());
     }
     in_begin_ += consumed;
     rate_checked_at_ = std::string::npos;  // that request went: the next one at this offset counts
@@ -167,7 +170,7 @@ std::optional<Outcome> Session::forward_buffered() {
       return Outcome::ClientError;
     }
     if (relay_->has_new_listens()) [[unlikely]]
-      return Outcome::PrepareListen;  // before server_out_ is written
+      return Outcome::PrepareListen;  // before relay_->server_out is written
     if (listen_pending_) [[unlikely]]
       mailbox_->mark();
   }
@@ -183,10 +186,10 @@ bool Session::write_now(tcp::socket& sock, net::TlsStream* tls, std::string& buf
 }
 
 awaitable<bool> Session::flush_client() {
-  if (client_out_.empty()) co_return true;
-  if (!write_now(client_, tls_.get(), client_out_)) co_return false;
-  if (client_out_.empty()) co_return true;
-  co_return co_await write_client(client_out_);
+  if (relay_->client_out.empty()) co_return true;
+  if (!write_now(client_, tls_.get(), relay_->client_out)) co_return false;
+  if (relay_->client_out.empty()) co_return true;
+  co_return co_await write_client(relay_->client_out);
 }
 
 awaitable<Outcome> Session::relay_attached() {
@@ -198,9 +201,9 @@ awaitable<Outcome> Session::relay_attached() {
       }
       co_return *o;
     }
-    if (!server_out_.empty()) {
-      if (!write_now(server_->sock, server_->tls.get(), server_out_)) co_return Outcome::ServerGone;
-      if (!server_out_.empty() || relay_->in_copy_in()) {
+    if (!relay_->server_out.empty()) {
+      if (!write_now(server_->sock, server_->tls.get(), relay_->server_out)) co_return Outcome::ServerGone;
+      if (!relay_->server_out.empty() || relay_->in_copy_in()) {
         stopping_ = false;
         auto r = co_await (client_to_server() || server_to_client());
         Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
@@ -210,7 +213,7 @@ awaitable<Outcome> Session::relay_attached() {
     }
     if (relay_->has_pending() && !relay_->server_may_be_silent()) {
       if (relay_->only_synthetic_pending()) {
-        relay_->drain_synthetic(client_out_);
+        relay_->drain_synthetic(relay_->client_out);
         if (!co_await flush_client()) co_return Outcome::ClientGone;
         continue;
       }
@@ -219,11 +222,12 @@ awaitable<Outcome> Session::relay_attached() {
       if (!server_->tls) {
         // Plain TCP: Asio's own read, which knows when the last read emptied the socket and then
         // waits without first trying (try_read_server + async_wait costs a failed recv and an
-        // epoll_ctl per answer). server_in_ is this session's while attached.
-        if (server_in_.empty()) server_in_ = net::server_buffers().take();  // given back at detach
+        // epoll_ctl per answer). relay_->server_in is this session's while attached.
+        if (relay_->server_in.empty()) relay_->server_in = net::server_buffers().take();  // given back at detach
         waiting_server_ = true;
         wait_ticks_ = 0;
-        n = co_await server_->sock.async_read_some(asio::buffer(server_in_), asio::redirect_error(use_awaitable, ec));
+        n = co_await server_->sock.async_read_some(asio::buffer(relay_->server_in),
+                                                   asio::redirect_error(use_awaitable, ec));
         waiting_server_ = false;
         if (client_watch_) unwatch_client();
         if (client_gone_) co_return Outcome::ClientGone;
@@ -243,11 +247,12 @@ awaitable<Outcome> Session::relay_attached() {
         if (ec) break;
       }
       if (ec) co_return Outcome::ServerGone;
-      if (relay_->server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+      if (relay_->server_bytes(wire::Bytes(relay_->server_in.data(), n), *server_, relay_->client_out) !=
+          Relay::Verdict::Ok)
         co_return Outcome::ServerError;
-      if (capturing_) capture(client_out_);
-      if (!write_now(client_, tls_.get(), client_out_)) co_return Outcome::ClientGone;
-      if (!client_out_.empty() && !co_await write_client(client_out_)) co_return Outcome::ClientGone;
+      if (capturing_) capture(relay_->client_out);
+      if (!write_now(client_, tls_.get(), relay_->client_out)) co_return Outcome::ClientGone;
+      if (!relay_->client_out.empty() && !co_await write_client(relay_->client_out)) co_return Outcome::ClientGone;
       if (relay_->in_copy_in()) {
         stopping_ = false;
         auto r = co_await (client_to_server() || server_to_client());
@@ -369,12 +374,13 @@ void Session::woke(error_code ec, std::size_t n) {
 
 void Session::shed_for_parking() {
   work_.drop_if_disposable();
-  // Nothing is buffered or being sent: what the last transaction grew these to goes back.
-  std::string().swap(client_out_);
-  std::string().swap(server_out_);
-  std::string().swap(synth_out_);
-  std::string().swap(journal_);
-  if (relay_.made()) relay_->release_request_storage();
+  // Nothing is buffered or being sent: what the last transaction grew the relay's strings to
+  // goes back, and the relay itself when nothing in it outlives that transaction.
+  if (relay_.made()) {
+    for (auto* s : {&relay_->client_out, &relay_->server_out, &relay_->synth_out, &relay_->journal})
+      std::string().swap(*s);
+    relay_->release_request_storage();
+  }
   relay_.drop_if_disposable();
   if (tls_) tls_->release_buffers();  // OpenSSL's record buffers, until the next read or write
 }
@@ -409,7 +415,8 @@ awaitable<std::optional<Outcome>> Session::server_spoke() {
     co_return Outcome::ServerGone;
   }
   if (st != Step::Done) co_return std::nullopt;  // nothing after all (or TLS wants more)
-  if (relay_->server_bytes(wire::Bytes(server_in_.data(), n), *server_, client_out_) != Relay::Verdict::Ok)
+  if (relay_->server_bytes(wire::Bytes(relay_->server_in.data(), n), *server_, relay_->client_out) !=
+      Relay::Verdict::Ok)
     co_return Outcome::ServerError;
   if (!co_await flush_client()) co_return Outcome::ClientGone;
   co_return std::nullopt;
@@ -594,7 +601,7 @@ awaitable<bool> Session::serve() {
           log::warn("pool {}: server connection {} lost before answering a read{}; running it again", pool_->name(),
                     server_->id, end_note());
           detach(false);
-          unread(journal_);
+          unread(relay_->journal);
           ++retries_;
           retrying_ = true;
           continue;

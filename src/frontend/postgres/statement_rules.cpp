@@ -54,7 +54,7 @@ bool Session::refused_by_rules(wire::Frame& f) {
   if (c.refusal) {
     std::string err;
     wire::error_response(err, "ERROR", "42501", *c.refusal);
-    relay_->refuse(f, std::move(err), server_out_);
+    relay_->refuse(f, std::move(err), relay_->server_out);
     return true;
   }
   if (c.rules.statement_timeout.count() > 0) [[unlikely]]
