@@ -43,9 +43,14 @@ TendedSession::TendedSession(const asio::any_io_executor& ex) {
 
 TendedSession::~TendedSession() { t_sessions.erase(this); }
 
-void kill_local(std::uint64_t id) {
+TendedSession* find_local(std::uint64_t id) {
   for (TendedSession* s : t_sessions)
-    if (s->client_id() == id) return s->kill();
+    if (s->client_id() == id) return s;
+  return nullptr;
+}
+
+void kill_local(std::uint64_t id) {
+  if (TendedSession* s = find_local(id)) s->kill();
 }
 
 void kick_idle_sessions() {

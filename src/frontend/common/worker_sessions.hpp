@@ -37,5 +37,7 @@ void kick_idle_sessions();
 
 // Kills the session of client `id` if the calling worker has it (ClientInfo::kill_local).
 void kill_local(std::uint64_t id);
+// The calling worker's session of client `id`, or null (valid until that worker runs on).
+TendedSession* find_local(std::uint64_t id);
 
 }  // namespace sluice::frontend

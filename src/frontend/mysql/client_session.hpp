@@ -462,6 +462,8 @@ class Session final : public TendedSession {
   // did (ClientRegistry::find_by_thread). The target's server connection cannot change hands
   // while the KILL is in flight (kill_holds), so it reaches that thread and nothing else.
   awaitable<bool> kill(sql::MysqlKill k);
+  // KILL CONNECTION of another client: its socket closed on its own worker.
+  static void close_on_worker(const ClientHandle& target);
 
   tcp::socket sock_;
   std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener

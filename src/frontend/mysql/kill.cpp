@@ -61,6 +61,13 @@ void Session::arm_statement_timeout(config::Duration d) {
   });
 }
 
+void Session::close_on_worker(const ClientHandle& target) {
+  if (!target.worker) return;
+  asio::post(*target.worker, [id = std::uint64_t{target.id}] {
+    if (auto* s = dynamic_cast<Session*>(find_local(id))) s->close_client();
+  });
+}
+
 awaitable<bool> Session::kill(sql::MysqlKill k) {
   auto target = client_registry().find(k.id);
   if (!target) target = client_registry().find_by_thread(k.id);
@@ -93,7 +100,7 @@ awaitable<bool> Session::kill(sql::MysqlKill k) {
     std::lock_guard lock(target->mu);
     --target->kill_holds;
   }
-  if (!k.query_only) target->close();
+  if (!k.query_only) close_on_worker(*target);
   if (!ok) co_return co_await refuse(Refusal::KillNotDelivered, failure);
   co_return co_await send_ok();
 }

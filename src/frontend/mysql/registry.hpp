@@ -21,7 +21,8 @@ namespace sluice::frontend::mysql {
 
 struct ClientHandle {
   std::uint32_t id = 0;
-  std::function<void()> close;  // posts a close of the client's socket to its worker
+  // The client's worker: KILL CONNECTION closes its socket there (Session::close_on_worker).
+  boost::asio::io_context* worker = nullptr;
 
   std::mutex mu;  // guards the fields below
   std::string user;

@@ -19,12 +19,7 @@ Session::Session(tcp::socket sock, state::Context& ctx, net::Origin origin)
   if (!origin.via.empty()) log::debug("client {} {}:{} via {}", info_->id, info_->addr, info_->port, origin.via);
   handle_->id = static_cast<std::uint32_t>(info_->id);  // the connection id is the console's client id
   auto ex = sock_.get_executor();
-  std::weak_ptr<bool> alive = alive_;
-  handle_->close = [ex, alive, this] {
-    asio::post(ex, [alive, this] {
-      if (alive.lock()) close_client();
-    });
-  };
+  handle_->worker = &static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
   client_registry().add(handle_);
   make_killable(*info_, ex);
   ctx_.client_table.add(info_);
