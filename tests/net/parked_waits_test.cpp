@@ -1,5 +1,6 @@
 // The worker's epoll set for parked sockets (net/parked_waits.hpp), over loopback TCP.
 #include "src/net/parked_waits.hpp"
+#include "tests/net/loopback_pair.hpp"
 
 #include <doctest/doctest.h>
 
@@ -15,15 +16,11 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using sluice::net::ParkedWaits;
 
-struct Pair {
-  asio::io_context io;
-  tcp::socket a{io}, b{io};
-  Pair() {
-    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    a.connect(acc.local_endpoint());
-    acc.accept(b);
-    b.non_blocking(true);
-  }
+// client: the peer; server: the socket parked (non-blocking, as a session's).
+struct Pair : sluice::testing::LoopbackPair {
+  tcp::socket& a = client;
+  tcp::socket& b = server;
+  Pair() { server.non_blocking(true); }
 };
 
 struct Probe final : ParkedWaits::Waiter {

@@ -9,6 +9,7 @@
 
 #include "src/config/config.hpp"
 #include "src/net/tls.hpp"
+#include "tests/net/loopback_pair.hpp"
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -55,15 +56,7 @@ std::shared_ptr<asio::ssl::context> client_ctx(bool trust) {
   return ctx;
 }
 
-struct Pair {
-  asio::io_context io;
-  tcp::socket client{io}, server{io};
-  Pair() {
-    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    client.connect(acc.local_endpoint());
-    acc.accept(server);
-  }
-};
+using Pair = sluice::testing::LoopbackPair;
 
 // Runs both handshakes; returns {client error, server error}.
 std::pair<boost::system::error_code, boost::system::error_code> handshake(asio::io_context& io, TlsStream& c, TlsStream& s) {
