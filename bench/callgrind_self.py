@@ -6,6 +6,9 @@ A single dump also holds its run's fixed costs (the benches subtract a shorter r
 is a little above their figure.
 usage: callgrind_self.py <dump> <transactions> [top=40]
        callgrind_self.py <dump> <transactions> --callers <function substring>
+       callgrind_self.py <dump> <transactions> --lines <function substring>
+--lines needs a dump with line numbers: a -gdwarf-4 build run with BENCH_KEEP_DEBUG=1 (Valgrind
+3.19 cannot read DWARF 5). Line 0 is code the compiler gave no line (a coroutine's dispatch).
 """
 import collections
 import re
@@ -21,6 +24,8 @@ def shorten(name):
 def main():
     path, tx = sys.argv[1], int(sys.argv[2])
     callers_of = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--callers" else None
+    if len(sys.argv) > 4 and sys.argv[3] == "--lines":
+        return lines_of(path, tx, sys.argv[4])
     top = int(sys.argv[3]) if len(sys.argv) > 3 and not callers_of else 40
     names, self_cost, calls = {}, collections.Counter(), collections.Counter()
     cur = cfn = None
@@ -61,6 +66,59 @@ def main():
     print(f"total {sum(self_cost.values()) / tx:.0f} instructions per transaction")
     for k, v in self_cost.most_common(top):
         print(f"{v / tx:8.1f}  {shorten(names.get(k, k))}")
+
+
+def lines_of(path, tx, wanted):
+    """Self cost per source line (inlined files included) of the functions whose name holds `wanted`."""
+    files, names, cost = {}, {}, collections.Counter()
+    fl = fi = None
+    cur = ""
+    last = 0
+    call_line = False
+    for line in open(path, errors="replace"):
+        line = line.rstrip("\n")
+        m = re.match(r"(fl|fi|fe|cfi|cfl)=\((\d+)\)(?: (.*))?", line)
+        if m:
+            if m.group(3):
+                files[m.group(2)] = m.group(3)
+            if m.group(1) == "fl":
+                fl = fi = m.group(2)
+            elif m.group(1) in ("fi", "fe"):
+                fi = m.group(2)
+            continue
+        m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
+        if m:
+            if m.group(3):
+                names[m.group(2)] = m.group(3)
+            if not m.group(1):
+                cur = names.get(m.group(2), "")
+                fi = fl
+            continue
+        if line.startswith("calls="):
+            call_line = True
+            parts = line.split()
+            last = position(parts[1] if len(parts) > 1 else "*", last)
+            continue
+        if not line or not (line[0].isdigit() or line[0] in "+-*"):
+            continue
+        parts = line.split()
+        last = position(parts[0], last)
+        if call_line:
+            call_line = False
+            continue
+        if wanted in cur and len(parts) > 1:
+            cost[(files.get(fi, "?"), last)] += int(parts[1])
+    print(f"{sum(cost.values()) / tx:.0f} instructions per transaction in functions matching {wanted!r}")
+    for (f, ln), v in cost.most_common(60):
+        print(f"{v / tx:8.1f}  {f.split('/work/main/')[-1][-60:]}:{ln}")
+
+
+def position(tok, last):
+    if tok == "*":
+        return last
+    if tok[0] in "+-":
+        return last + int(tok)
+    return int(tok)
 
 
 if __name__ == "__main__":

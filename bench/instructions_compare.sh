@@ -26,7 +26,8 @@
 #     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
 #     before/after comparison of a change on the hot path
 # Needs valgrind (apt-get install valgrind). Valgrind 3.19 cannot read clang's DWARF 5, so
-# Sluice runs from a copy with the debug sections stripped (symbols stay).
+# Sluice runs from a copy with the debug sections stripped (symbols stay). For costs per source
+# line, build with -gdwarf-4 and set BENCH_KEEP_DEBUG=1 (then bench/callgrind_self.py --lines).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N="${BENCH_TX:-2000}"
@@ -44,7 +45,7 @@ chown postgres "$WORK" 2>/dev/null || true
 chmod -R a+rX "$WORK/certs"
 MODE=disable
 [ "$TLS" = 1 ] && MODE=require
-strip --strip-debug -o "$WORK/sluice" "$BIN"
+if [ "${BENCH_KEEP_DEBUG:-0}" = 1 ]; then cp "$BIN" "$WORK/sluice"; else strip --strip-debug -o "$WORK/sluice" "$BIN"; fi
 
 cat >"$WORK/sluice.toml" <<CONF
 [general]
@@ -123,8 +124,10 @@ measure() {  # name, pid, port, as-user ("" or postgres)
   echo "$(((out[1] - out[0]) / (2 * N)))"
 }
 
+# BENCH_CALLGRIND_ARGS: more callgrind options for Sluice's run (e.g. --dump-instr=yes).
+# shellcheck disable=SC2086
 (cd "$WORK/cg-sluice" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-sluice/cg.out.%p" \
-  "$WORK/sluice" -c "$WORK/sluice.toml" 2>"$WORK/sluice.vg.log") &
+  ${BENCH_CALLGRIND_ARGS:-} "$WORK/sluice" -c "$WORK/sluice.toml" 2>"$WORK/sluice.vg.log") &
 PIDS+=($!)
 if [ "$(id -u)" = 0 ]; then
   (cd "$WORK/cg-pgbouncer" && exec runuser -u postgres -- valgrind --tool=callgrind \
