@@ -4,6 +4,7 @@
 #include "src/pool/mysql_io.hpp"
 
 #include "protocols/mysql/compress.hpp"
+#include "src/net/await_op.hpp"
 #include "src/net/buffer_pool.hpp"
 
 #include <algorithm>
@@ -55,9 +56,9 @@ asio::awaitable<bool> MysqlIo::read() {
         bool idle = st == net::TlsStream::Step::WantRead && in_.empty() && zin_.empty();
         if (idle) release_idle_buffers();
         idle_wait_ = idle;
-        co_await sock_.async_wait(
+        std::tie(ec) = co_await sock_.async_wait(
             st == net::TlsStream::Step::WantRead ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write,
-            asio::redirect_error(asio::use_awaitable, ec));
+            net::await_op);
         idle_wait_ = false;
         if (!ec) continue;
       }
@@ -79,7 +80,7 @@ asio::awaitable<bool> MysqlIo::read() {
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         if (in_.empty()) release_idle_buffers();
         idle_wait_ = in_.empty() && zin_.empty();
-        co_await sock_.async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+        std::tie(ec) = co_await sock_.async_wait(asio::ip::tcp::socket::wait_read, net::await_op);
         idle_wait_ = false;
         if (!ec) continue;
       }

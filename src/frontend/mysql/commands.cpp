@@ -2,6 +2,7 @@
 // and streaming the response back (ResponseTracker), LOCAL INFILE, and what a server
 // connection lost under a command means for the client. The hot path.
 #include "src/frontend/mysql/client_session.hpp"
+#include "src/net/await_op.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -90,7 +91,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     if (rbuf_.empty()) rbuf_ = net::server_buffers().take();  // given back at detach
     std::size_t n = 0;
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
-    else n = co_await server_->sock.async_read_some(asio::buffer(rbuf_), asio::redirect_error(use_awaitable, ec));
+    else std::tie(ec, n) = co_await server_->sock.async_read_some(asio::buffer(rbuf_), net::await_op);
     if (ec) {
       broken = Broken{sent_any, std::nullopt};
       break;

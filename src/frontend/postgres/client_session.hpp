@@ -21,6 +21,7 @@
 #include "src/frontend/postgres/auth.hpp"
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/frontend/postgres/relay.hpp"
+#include "src/net/await_op.hpp"
 #include "src/pool/pg_exchange.hpp"
 #include "src/sql/database_ddl.hpp"
 
@@ -235,10 +236,9 @@ class Session final : public TendedSession {
   }
 
   // The client socket's readiness for a read that said WantRead (or, over TLS, WantWrite): an
-  // operation awaited in the caller's own frame.
-  auto client_ready(Step st, error_code& ec) {
-    return client_.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
-                              asio::redirect_error(use_awaitable, ec));
+  // operation awaited in the caller's own frame (`ec = std::get<0>(co_await client_ready(st))`).
+  auto client_ready(Step st) {
+    return client_.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read, net::await_op);
   }
 
   // Reads more client bytes (at least one); false when the client is gone. The hot paths
@@ -248,7 +248,7 @@ class Session final : public TendedSession {
       Step st = try_read_client();
       if (st == Step::Done || st == Step::Fail) co_return st == Step::Done;
       error_code ec;
-      co_await client_ready(st, ec);
+      ec = std::get<0>(co_await client_ready(st));
       if (ec) co_return false;
     }
   }
@@ -330,6 +330,13 @@ class Session final : public TendedSession {
   // true when it was refused (53400 sent, the request dropped as the server drops a failed
   // one); otherwise it may go, after waiting when the action is "queue".
   awaitable<bool> rate_limited(const wire::Frame& f);
+  // Whether the request rates apply to request `f` at all (then rate_limited() decides).
+  bool rate_checked(const wire::Frame& f) const {
+    return !retrying_ && !failed_tx_ &&
+           (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind ||
+            f.type == wire::fe::Execute) &&
+           limits_.limited(snap_->config->limits);
+  }
   // [firewall] and [[rules]] for Query or Parse `f`, or [[rules]] for the Bind of a statement
   // parsed in an earlier batch (attached): true when it was refused (the
   // relay answers it as a failed statement; the frame is not sent). A rule's rewrite makes `f`
@@ -536,7 +543,20 @@ class Session final : public TendedSession {
   // The attached phase. Half duplex in the common case: the whole request goes to the kernel at
   // once, so the server can never block on us while we read its answer. Requests that do not
   // fit, COPY FROM STDIN and replies Sluice must make itself go full duplex until quiet again.
-  awaitable<Outcome> relay_attached();
+  // serve() runs the common turns in its own frame and calls this for the rest, at the top of
+  // a turn (`work`: what forward_buffered() asked for first).
+  awaitable<Outcome> relay_attached(std::optional<Outcome> work = std::nullopt);
+  // Both directions at once until quiet again (Resume) or done.
+  awaitable<Outcome> full_duplex();
+  // The server's answer: a read of it starts (the buffer, the janitor's watch of the client),
+  // and what it read goes through the relay to the client, written at once as far as the socket
+  // takes it (the rest stays in client_out). An outcome ends the attached phase.
+  void begin_server_read() {
+    if (relay_->server_in.empty()) relay_->server_in = net::server_buffers().take();  // given back at detach
+    waiting_server_ = true;
+    wait_ticks_ = 0;
+  }
+  std::optional<Outcome> server_read_done(std::size_t n, error_code ec);
 
   // ---- watches: plain callbacks on the other socket, cheaper than racing two coroutines ------
   // A handler that comes late (cancelled, or a watch replaced) finds its generation stale; one
@@ -564,8 +584,23 @@ class Session final : public TendedSession {
   // The server sent something while the client owed the next request: passed on (as the relay
   // filters it), or the server connection ended.
   awaitable<std::optional<Outcome>> server_spoke();
-  // The transaction loop; true when it parks (the idle wait was cancelled for parking).
+  // The transaction loop; true when it parks (the idle wait was cancelled for parking). Its
+  // common turns are in its own frame; the rare ones below are coroutines of their own
+  // (serve_rare.cpp), because each co_await in serve() is a slot of its frame, and clang
+  // computes the address of every slot each time the frame resumes (twice a transaction).
   awaitable<bool> serve();
+  enum class Next { Again, Attach, Stop, Park };  // what serve() does after a rare turn
+  // Between transactions, unless it is the plain idle wait for a request or a request that may
+  // go: the goodbye at shutdown, a malformed message, notifications, reads over TLS or after a
+  // partial message, Terminate, messages dropped until Sync, the rate limits. Attach: the
+  // buffered request goes on.
+  awaitable<Next> between_requests();
+  // The idle wait ended without bytes: a kick, a notification, client_idle_timeout, parking,
+  // or the client's end.
+  awaitable<Next> idle_wait_ended();
+  // After the attached phase, all but a plain detach (serve() does that): pins, a session to
+  // reset, the read-your-writes token, UNLISTEN, the losses and errors. False ends the session.
+  awaitable<bool> after_relay(Outcome o);
   // Ends the idle wait between transactions (parked or not) early: a kick, a notification,
   // client_idle_timeout, parking. Its handler sees operation_aborted.
   void cancel_idle_wait() {

@@ -192,7 +192,31 @@ awaitable<bool> Session::flush_client() {
   co_return co_await write_client(relay_->client_out);
 }
 
-awaitable<Outcome> Session::relay_attached() {
+awaitable<Outcome> Session::full_duplex() {
+  stopping_ = false;
+  auto r = co_await (client_to_server() || server_to_client());
+  co_return r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+}
+
+std::optional<Outcome> Session::server_read_done(std::size_t n, error_code ec) {
+  waiting_server_ = false;
+  if (client_watch_) unwatch_client();
+  if (client_gone_) return Outcome::ClientGone;
+  if (ec) return Outcome::ServerGone;
+  if (relay_->server_bytes(wire::Bytes(relay_->server_in.data(), n), *server_, relay_->client_out) !=
+      Relay::Verdict::Ok)
+    return Outcome::ServerError;
+  if (capturing_) capture(relay_->client_out);
+  if (!write_now(client_, tls_.get(), relay_->client_out)) return Outcome::ClientGone;
+  return std::nullopt;
+}
+
+awaitable<Outcome> Session::relay_attached(std::optional<Outcome> work) {
+  if (work) co_await work_before_send(*work);
+  if (relay_->in_copy_in()) {  // serve() stopped at COPY FROM STDIN
+    Outcome o = co_await full_duplex();
+    if (o != Outcome::Resume) co_return o;
+  }
   for (;;) {
     if (auto o = forward_buffered()) {
       if (is_work_before_send(*o)) {
@@ -204,9 +228,7 @@ awaitable<Outcome> Session::relay_attached() {
     if (!relay_->server_out.empty()) {
       if (!write_now(server_->sock, server_->tls.get(), relay_->server_out)) co_return Outcome::ServerGone;
       if (!relay_->server_out.empty() || relay_->in_copy_in()) {
-        stopping_ = false;
-        auto r = co_await (client_to_server() || server_to_client());
-        Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+        Outcome o = co_await full_duplex();
         if (o != Outcome::Resume) co_return o;
         continue;
       }
@@ -223,14 +245,8 @@ awaitable<Outcome> Session::relay_attached() {
         // Plain TCP: Asio's own read, which knows when the last read emptied the socket and then
         // waits without first trying (try_read_server + async_wait costs a failed recv and an
         // epoll_ctl per answer). relay_->server_in is this session's while attached.
-        if (relay_->server_in.empty()) relay_->server_in = net::server_buffers().take();  // given back at detach
-        waiting_server_ = true;
-        wait_ticks_ = 0;
-        n = co_await server_->sock.async_read_some(asio::buffer(relay_->server_in),
-                                                   asio::redirect_error(use_awaitable, ec));
-        waiting_server_ = false;
-        if (client_watch_) unwatch_client();
-        if (client_gone_) co_return Outcome::ClientGone;
+        begin_server_read();
+        std::tie(ec, n) = co_await server_->sock.async_read_some(asio::buffer(relay_->server_in), net::await_op);
       }
       while (server_->tls) {  // try_read_server, waiting in this frame when there is nothing yet
         Step st = try_read_server(n, ec);
@@ -246,17 +262,10 @@ awaitable<Outcome> Session::relay_attached() {
         if (client_gone_) co_return Outcome::ClientGone;
         if (ec) break;
       }
-      if (ec) co_return Outcome::ServerGone;
-      if (relay_->server_bytes(wire::Bytes(relay_->server_in.data(), n), *server_, relay_->client_out) !=
-          Relay::Verdict::Ok)
-        co_return Outcome::ServerError;
-      if (capturing_) capture(relay_->client_out);
-      if (!write_now(client_, tls_.get(), relay_->client_out)) co_return Outcome::ClientGone;
+      if (auto o = server_read_done(n, ec)) co_return *o;
       if (!relay_->client_out.empty() && !co_await write_client(relay_->client_out)) co_return Outcome::ClientGone;
       if (relay_->in_copy_in()) {
-        stopping_ = false;
-        auto r = co_await (client_to_server() || server_to_client());
-        Outcome o = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+        Outcome o = co_await full_duplex();
         if (o != Outcome::Resume) co_return o;
         continue;
       }
@@ -277,7 +286,7 @@ awaitable<Outcome> Session::relay_attached() {
       error_code ec;
       if (st == Step::WantRead && !server_dead_) watch_server();
       idle_attached_ = true;
-      co_await client_ready(st, ec);
+      ec = std::get<0>(co_await client_ready(st));
       idle_attached_ = false;
       if (server_spoke_) {
         server_spoke_ = false;
@@ -423,88 +432,36 @@ awaitable<std::optional<Outcome>> Session::server_spoke() {
 }
 
 awaitable<bool> Session::serve() {
+  // Only the common turns are here; the rare ones are coroutines of their own (serve_rare.cpp).
   for (;;) {
     if (!server_) {
-      if (ctx_.shutting_down) {
-        co_await send_error("FATAL", "57P01", "terminating connection: Sluice is shutting down");
-        co_return false;
-      }
       wire::Frame f;
       auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
-      if (d == wire::Decode::Malformed) {
-        co_await send_error("FATAL", "08P01",
-                            fmt::format("invalid message length (limit max_packet_size = {} bytes)", max_packet_));
-        co_return false;
-      }
-      if (d == wire::Decode::NeedMore) {
-        if (mailbox_ && mailbox_->ready()) [[unlikely]] {
-          if (!co_await deliver_notifications()) co_return false;
-          continue;
-        }
+      if (d == wire::Decode::NeedMore && !tls_ && buffered() == 0 && !ctx_.shutting_down &&
+          !(mailbox_ && mailbox_->ready())) {
+        // The common idle wait between transactions, plain TCP: Asio's own read, into the
+        // session's few bytes (no pooled buffer while idle). It knows when the last read
+        // emptied the socket and then waits without a failed recv and an epoll_ctl first.
         notified_ = false;
         idle_wait_ = true;
-        bool got = false;
-        if (!tls_ && buffered() == 0) {
-          // The common idle wait between transactions, plain TCP: Asio's own read, into the
-          // session's few bytes (no pooled buffer while idle). It knows when the last read
-          // emptied the socket and then waits without a failed recv and an epoll_ctl first.
-          give_back_idle_input(Step::WantRead);  // nothing buffered: the read buffer goes back
-          error_code ec;
-          park_ok_ = true, idle_ticks_ = 0;
-          std::size_t n =
-              co_await client_.async_read_some(asio::buffer(w().first_bytes_), asio::redirect_error(use_awaitable, ec));
-          park_ok_ = false;
-          got = !ec && n > 0;
-          if (got) take_first_bytes(n);
-        } else {
-          for (;;) {  // read_client(), inlined
-            Step st = try_read_client();
-            if (st == Step::Done || st == Step::Fail) {
-              got = st == Step::Done;
-              break;
-            }
-            error_code ec;
-            park_ok_ = st == Step::WantRead && buffered() == 0, idle_ticks_ = 0;
-            co_await client_ready(st, ec);
-            park_ok_ = false;
-            if (ec) break;
-          }
+        give_back_idle_input(Step::WantRead);  // nothing buffered: the read buffer goes back
+        park_ok_ = true, idle_ticks_ = 0;
+        auto [ec, n] = co_await client_.async_read_some(asio::buffer(w().first_bytes_), net::await_op);
+        park_ok_ = idle_wait_ = false;
+        if (!ec && n > 0) {
+          take_first_bytes(n);
+          park_requested_ = idle_timed_out_ = false;  // bytes came first
+          continue;
         }
-        idle_wait_ = false;
-        if (!got) {
-          if (ctx_.shutting_down) continue;  // kicked: say goodbye above
-          if (notified_) continue;           // woken for a notification: delivered above
-          if (std::exchange(idle_timed_out_, false)) {
-            co_await idle_timeout_goodbye();
-            co_return false;
-          }
-          if (std::exchange(park_requested_, false)) {
-            shed_for_parking();
-            co_return true;  // wait_parked() goes on
-          }
-          co_return false;
-        }
-        park_requested_ = idle_timed_out_ = false;  // bytes came first
-        continue;
+        Next next = co_await idle_wait_ended();
+        if (next == Next::Again) continue;
+        co_return next == Next::Park;
       }
-      if (f.type == wire::fe::Terminate) co_return false;
-      if (discard_until_sync_ || is_copy_message(f.type)) [[unlikely]] {
-        // After a failed request, as the server: messages up to the next Sync are dropped and
-        // the Sync answered; COPY data arriving outside COPY is dropped (55.2.6).
-        in_begin_ += f.size();
-        if (discard_until_sync_ && f.type == wire::fe::Sync) {
-          discard_until_sync_ = false;
-          std::string out;
-          wire::ready_for_query(out, failed_tx_ ? 'E' : 'I');
-          if (!co_await write_client(out)) co_return false;
-        }
-        continue;
-      }
-      if (!retrying_ && !failed_tx_ &&
-          (f.type == wire::fe::Query || f.type == wire::fe::Parse || f.type == wire::fe::Bind ||
-           f.type == wire::fe::Execute) &&
-          limits_.limited(snap_->config->limits)) [[unlikely]] {
-        if (co_await rate_limited(f)) continue;  // refused: answered, the request dropped
+      if (d != wire::Decode::Ok || ctx_.shutting_down || f.type == wire::fe::Terminate || discard_until_sync_ ||
+          is_copy_message(f.type) || rate_checked(f)) [[unlikely]] {
+        Next next = co_await between_requests();
+        if (next == Next::Again) continue;
+        if (next != Next::Attach) co_return next == Next::Park;
       }
       if (f.type == wire::fe::Parse && !retrying_ && !failed_tx_) {
         // Prepare-only round trips (e.g. libpq's PQprepare) need no server connection when
@@ -525,7 +482,8 @@ awaitable<bool> Session::serve() {
         else served = co_await try_cache_extended();
         if (served) continue;
       }
-      if (ctx_.controls.any_paused()) co_await wait_while_paused();
+      if (ctx_.controls.any_paused()) [[unlikely]]
+        co_await wait_while_paused();
       prepare_attach();
       if (!attach_ready()) {
         if (!server_ && !routing_.route.replica && !routing_.route.verify) {
@@ -547,108 +505,61 @@ awaitable<bool> Session::serve() {
       }
       if (failed_tx_ && !co_await recreate_failed_tx()) co_return false;
     }
-    Outcome o = co_await relay_attached();
-    if (o == Outcome::CheckPins) {
-      co_await pins_released();
-      o = Outcome::Detach;  // below: kept while still pinned
-    }
-    if (o == Outcome::Detach && relay_->untracked() && !relay_->pinned()) [[unlikely]] {
-      // The session changed in ways not followed: the next client gets it reset.
-      if (!co_await reset_server_session()) o = Outcome::ServerGone;
-    }
-    if (o == Outcome::Detach || o == Outcome::Resume) {
-      finish_capture();
-      const bool token = needs_write_token();
-      if (!w().pending_invalidation_.empty() || invalidate_all_) apply_invalidations(token && routing_.split());
-      if (token) {
-        co_await take_write_token();
-        settle_invalidations(routing_.token);
+    // relay_attached()'s common turns in this frame, plain TCP to the server: the request in
+    // one write, the answer read and passed on until the transaction or the request ends.
+    // Anything else is left to relay_attached(), at the top of a turn.
+    Outcome o = Outcome::Resume;
+    bool rest = true;
+    while (!server_->tls) {
+      if (auto f = forward_buffered()) {
+        if (is_work_before_send(*f)) {
+          o = *f;  // done first by relay_attached()
+          break;
+        }
+        o = *f, rest = false;
+        break;
       }
-    } else {
-      capturing_ = false;
-      end_fill();
-    }
-    if (o != Outcome::ServerGone) retries_ = 0;
-    switch (o) {
-      case Outcome::Detach:
-        if (relay_->pinned()) [[unlikely]] {
-          publish_pins();  // the client keeps this server connection (SHOW CLIENTS says why)
+      if (!relay_->server_out.empty()) {
+        if (!write_now(server_->sock, nullptr, relay_->server_out)) {
+          o = Outcome::ServerGone, rest = false;
           break;
         }
-        [[fallthrough]];
-      case Outcome::Resume:
-        if (server_->listening) [[unlikely]] {
-          // The client's LISTEN ran here: its notifications come by the listening connection.
-          bool clean = co_await run_internal("UNLISTEN *", false);
-          server_->listening = false;
-          detach(clean);
-          break;
-        }
-        detach(true);
+        if (!relay_->server_out.empty() || relay_->in_copy_in()) break;
+      }
+      if (!relay_->has_pending() || relay_->server_may_be_silent() || relay_->only_synthetic_pending()) break;
+      begin_server_read();
+      auto [ec, n] = co_await server_->sock.async_read_some(asio::buffer(relay_->server_in), net::await_op);
+      if (auto d = server_read_done(n, ec)) {
+        o = *d, rest = false;
         break;
-      case Outcome::ClientGone:
-        co_await release_server_after_client();
-        co_return false;
-      case Outcome::ClientError:
-        co_await release_server_after_client();
-        co_await send_error("FATAL", relay_->error_code(), w().client_error_);
-        co_return false;
-      case Outcome::ServerGone:
-        routing_.report_failure();
-        if (journal_on_ && relay_->replayable()) {
-          // A read whose server died before any row of its answer reached the client: once
-          // more, on another member (the failed one is out of the rotation now).
-          log::warn("pool {}: server connection {} lost before answering a read{}; running it again", pool_->name(),
-                    server_->id, end_note());
-          detach(false);
-          unread(relay_->journal);
-          ++retries_;
-          retrying_ = true;
-          continue;
-        }
-        if (mode_ != config::PoolMode::Session) {
-          if (relay_->server_end_code() == "25P03" && !relay_->has_pending()) {
-            // The server ended this client's own idle transaction (idle_in_transaction_session_timeout):
-            // its verdict on the session the client holds, passed on as it was, as directly.
-            end_reason_ = "the server ended its idle transaction";
-            std::string out = relay_->server_end_bytes();
-            detach(false);
-            co_await write_client(out);
-            co_return false;
-          }
-          if (!co_await fail_in_flight()) co_return false;
-          continue;
-        }
-        if (relay_->server_broken()) {
-          // The server's own FATAL reached the client (session mode passes it on): it closes, as directly.
-          log::info("pool {}: server connection {} ended by the server{}", pool_->name(), server_->id, end_note());
-          end_reason_ = "the server ended the session";
-          detach(false);
-          co_return false;
-        }
-        log::warn("pool {}: server connection {} lost while serving a client{}", pool_->name(), server_->id,
-                  end_note());
-        detach(false);
-        co_await send_error("FATAL", "08006",
-                            "sluice: server connection lost; the statement in flight may or may not have completed",
-                            "reconnect and retry");
-        co_return false;
-      case Outcome::ServerError:
-        log::error("pool {}: server connection {}: {}", pool_->name(), server_->id, relay_->error());
-        detach(false);
-        co_await send_error("FATAL", "08P01", fmt::format("sluice: server protocol error: {}", relay_->error()));
-        co_return false;
-      case Outcome::FreeDatabases:  // handled inside relay_attached
-      case Outcome::PrepareListen:  // handled inside relay_attached
-      case Outcome::RateWait:       // handled inside relay_attached
-      case Outcome::CheckPins:      // handled above
+      }
+      if (!relay_->client_out.empty() && !co_await write_client(relay_->client_out)) {
+        o = Outcome::ClientGone, rest = false;
         break;
-      case Outcome::StatementMode:
-        detach(false);  // closing the server connection rolls the transaction back
-        co_await send_error("FATAL", "25P01", "transaction blocks are not allowed in statement pool mode",
-                            "use pool_mode = \"transaction\" for this pool");
-        co_return false;
+      }
+      if (relay_->in_copy_in()) break;
+      if (auto b = boundary_outcome()) {
+        o = *b, rest = false;
+        break;
+      }
     }
+    if (rest) {
+      std::optional<Outcome> work;
+      if (is_work_before_send(o)) work = o;
+      o = co_await relay_attached(work);
+    }
+    if ((o == Outcome::Resume || (o == Outcome::Detach && !(relay_->untracked() && !relay_->pinned()))) &&
+        !needs_write_token() && !server_->listening) [[likely]] {
+      // The plain end of a transaction (after_relay() has the rest).
+      finish_capture();
+      if (!w().pending_invalidation_.empty() || invalidate_all_) apply_invalidations(false);
+      retries_ = 0;
+      if (o == Outcome::Detach && relay_->pinned()) [[unlikely]]
+        publish_pins();  // the client keeps this server connection (SHOW CLIENTS says why)
+      else detach(true);
+      continue;
+    }
+    if (!co_await after_relay(o)) co_return false;
   }
 }
 
