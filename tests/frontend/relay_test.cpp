@@ -59,6 +59,53 @@ TEST_CASE("simple query: bytes pass through unchanged in both directions, at any
   }
 }
 
+TEST_CASE("whole answers in one chunk: rows pass as a run, and the run stops at each message that needs a look") {
+  auto s_owner = make_server();
+  auto& s = *s_owner;
+  std::string row = msg('D', std::string("\0\x01\0\0\0\x01"
+                                         "1",
+                                         7));
+  SUBCASE("extended protocol: the portal's RowDescription answers its Describe") {
+    Relay r;
+    std::string req, client_out;
+    wire::Builder(req).begin('P').str("").str("select 1").i16(0).end();
+    req += msg('B', bind_body(""));
+    wire::Builder(req).begin('D').i8('P').str("").end();
+    wire::Builder(req).begin('E').str("").i32(0).end();
+    req += msg('S', "");
+    feed_client(r, s, req);
+    std::string answer = kParseOk + kBindOk + kRowDesc + row + row + kSelect1 + kIdle;
+    REQUIRE(r.server_bytes(wire::as_bytes(answer), s, client_out) == Relay::Verdict::Ok);
+    CHECK(client_out == answer);
+    CHECK(r.quiescent());
+    CHECK_FALSE(r.has_pending());
+  }
+  SUBCASE("pooled: a notification among the rows is not relayed") {
+    Relay r;
+    r.set_pooled(true);
+    std::string q, client_out, note;
+    wire::query(q, "select 1");
+    feed_client(r, s, q);
+    wire::Builder(note).begin('A').i32(4242).str("d").str("hi").end();
+    REQUIRE(r.server_bytes(wire::as_bytes(kRowDesc + row + note + row + kSelect1 + kIdle), s, client_out) ==
+            Relay::Verdict::Ok);
+    CHECK(client_out == kRowDesc + row + row + kSelect1 + kIdle);
+    CHECK(r.quiescent());
+  }
+  SUBCASE("two simple queries pipelined: each ReadyForQuery ends its own") {
+    Relay r;
+    std::string q, client_out;
+    wire::query(q, "select 1");
+    wire::query(q, "begin");
+    feed_client(r, s, q);
+    std::string answer = kRowDesc + row + kSelect1 + kIdle + msg('C', std::string("BEGIN\0", 6)) + msg('Z', "T");
+    REQUIRE(r.server_bytes(wire::as_bytes(answer), s, client_out) == Relay::Verdict::Ok);
+    CHECK(client_out == answer);
+    CHECK(r.quiescent());
+    CHECK(r.tx_status() == 'T');
+  }
+}
+
 TEST_CASE("large DataRow streams through in small chunks") {
   Relay r;
   auto s_owner = make_server();

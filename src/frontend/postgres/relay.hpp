@@ -257,6 +257,16 @@ class Relay {
   // What was appended to `out` from `start` on: dropped where it repeats the preamble the client
   // already has (a retry), kept in seen_ while replayable. False when a retry's answer differs.
   bool output_from(std::string& out, std::size_t start);
+  // A server message of this type, whole in the chunk, that on_message_start() and
+  // on_message_end() would only forward: a DataRow (no mirror hashing it), or a simple query's
+  // RowDescription or CommandComplete (no digest or mirror reading its tag). Nothing synthetic is
+  // due before it, no COPY is on, and no retry is recording what the client saw.
+  bool passes_through(char type) const {
+    if (copy_in_ || recording_ || (!pending_.empty() && pending_.front().mode == Mode::Synthetic)) return false;
+    if (type == wire::be::DataRow) return !trail_.hashing();
+    return (type == wire::be::RowDescription || type == wire::be::CommandComplete) && !pending_.empty() &&
+           pending_.front().kind == Kind::Simple && !trail_.any();
+  }
   void drain_synthetic_internal(std::string& client_out) {  // at every server message: inline check
     if (!pending_.empty() && pending_.front().mode == Mode::Synthetic) [[unlikely]]
       drain_synthetic_slow(client_out);
