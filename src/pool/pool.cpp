@@ -110,8 +110,15 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
 
 // Most recently used idle connection living on `ex`, taken out of the idle list; null if none.
 std::shared_ptr<ServerConn> Pool::take_local_locked(const asio::any_io_executor& ex) {
+  if (idle_.empty()) return nullptr;
+  const void* home = ServerConn::home_of(ex);
+  if (idle_.back()->home == home) {  // the common case: the most recently used one
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    return conn;
+  }
   for (auto j = idle_.rbegin(); j != idle_.rend(); ++j)
-    if ((*j)->sock.get_executor() == ex) {
+    if ((*j)->home == home) {
       auto conn = std::move(*j);
       idle_.erase(std::next(j).base());
       return conn;

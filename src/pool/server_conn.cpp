@@ -76,9 +76,10 @@ void PreparedSet::clear() {
 }
 
 void ServerConn::rebind(const asio::any_io_executor& ex) {
-  if (sock.get_executor() == ex) return;
+  if (home == home_of(ex)) return;
   int fd = sock.release();
   sock = tcp::socket(ex, protocol, fd);
+  home = home_of(ex);
   boost::system::error_code ec;
   sock.non_blocking(true, ec);
 }

@@ -101,8 +101,12 @@ using ServerTlsMap = std::map<std::string, ServerTls, std::less<>>;  // by clust
 
 class ServerConn {
  public:
-  explicit ServerConn(tcp::socket s) : sock(std::move(s)) {}
+  explicit ServerConn(tcp::socket s) : sock(std::move(s)), home(home_of(sock.get_executor())) {}
   tcp::socket sock;
+  // The io_context (worker) the socket is registered with: compared by address, cheaper than
+  // comparing executors (rebind() keeps it).
+  const void* home;
+  static const void* home_of(const asio::any_io_executor& ex) { return &asio::query(ex, asio::execution::context); }
   std::unique_ptr<net::TlsStream> tls;  // set when the server accepted TLS (over `sock`)
   std::uint64_t tls_generation = 0;     // the pool's server_tls generation it was opened under
   // The byte stream to the server: TLS when on, else the socket.

@@ -6,6 +6,7 @@
 // one (savepoints respected); the session gets the client's notifications from the pool's
 // listening connection (src/pool/notify_hub) for the channels in listening().
 #include <algorithm>
+#include <cstdint>
 #include <cctype>
 #include <string_view>
 
@@ -17,61 +18,77 @@ namespace sluice::frontend::pg {
 // one that may change session state, or a SELECT-like statement calling set_config or an advisory
 // lock function, or the text holds more than one statement. `tx_words`: COMMIT and ROLLBACK
 // matter (SETs of the transaction wait for them).
+namespace {
+// A word of up to 12 ASCII letters, lower case, packed into two integers: one comparison per
+// keyword instead of a loop over its letters.
+struct Word {
+  std::uint64_t lo = 0, hi = 0;
+  constexpr bool operator==(const Word&) const = default;
+};
+consteval Word word(std::string_view w) {
+  Word k;
+  for (std::size_t i = 0; i < w.size(); ++i) (i < 8 ? k.lo : k.hi) |= std::uint64_t(w[i]) << (8 * (i % 8));
+  return k;
+}
+}  // namespace
+
 bool may_change_session(std::string_view q, bool tx_words) {
   std::size_t i = 0;
   while (i < q.size() && (q[i] == ' ' || q[i] == '\n' || q[i] == '\t' || q[i] == '\r')) ++i;
   if (i == q.size()) return false;
   if (q[i] == '/' || q[i] == '-') return true;  // leading comment: look closer
+  // The first word, up to 13 letters (a longer one is no keyword: the 13th spoils the match).
+  Word w;
   std::size_t j = i;
-  while (j < q.size() && j - i < 12 && ((q[j] | 0x20) >= 'a' && (q[j] | 0x20) <= 'z')) ++j;
-  const std::string_view w = q.substr(i, j - i);
-  auto is = [&](std::string_view kw) {  // kw in lower case; ASCII letters only in w
-    if (w.size() != kw.size()) return false;
-    for (std::size_t k = 0; k < w.size(); ++k)
-      if ((w[k] | 0x20) != kw[k]) return false;
-    return true;
-  };
+  for (; j < q.size() && j - i < 13; ++j) {
+    const auto c = static_cast<unsigned char>(q[j] | 0x20);
+    if (c < 'a' || c > 'z') break;
+    if (j - i < 12) (j - i < 8 ? w.lo : w.hi) |= std::uint64_t(c) << (8 * ((j - i) % 8));
+    else w.hi = ~std::uint64_t{0};
+  }
   bool scan_calls = false;
-  switch (w.empty() ? 0 : (w[0] | 0x20)) {
+  switch (w.lo & 0xff) {
     case 's':
-      if (is("set")) return true;
-      if (tx_words && is("savepoint")) return true;
-      scan_calls = is("select");
+      if (w == word("set")) return true;
+      if (tx_words && w == word("savepoint")) return true;
+      scan_calls = w == word("select");
       break;
     case 'r':
-      if (is("reset")) return true;
-      if (tx_words && (is("rollback") || is("release"))) return true;
+      if (w == word("reset")) return true;
+      if (tx_words && (w == word("rollback") || w == word("release"))) return true;
       break;
     case 'd':
-      if (is("discard") || is("deallocate") || is("declare") || is("drop") || is("do")) return true;
+      if (w == word("discard") || w == word("deallocate") || w == word("declare") || w == word("drop") ||
+          w == word("do"))
+        return true;
       break;
     case 'l':
-      if (is("listen")) return true;
+      if (w == word("listen")) return true;
       break;
     case 'u':
-      if (is("unlisten")) return true;
+      if (w == word("unlisten")) return true;
       break;
     case 'n':
-      if (is("notify")) return true;
+      if (w == word("notify")) return true;
       break;
     case 'p':
-      if (is("prepare")) return true;
+      if (w == word("prepare")) return true;
       break;
     case 'c':
-      if (is("close") || is("create")) return true;
-      if (tx_words && is("commit")) return true;
+      if (w == word("close") || w == word("create")) return true;
+      if (tx_words && w == word("commit")) return true;
       break;
     case 'e':
-      if (tx_words && is("end")) return true;
+      if (tx_words && w == word("end")) return true;
       break;
     case 'a':
-      if (tx_words && is("abort")) return true;
+      if (tx_words && w == word("abort")) return true;
       break;
     case 'w':
-      scan_calls = is("with");
+      scan_calls = w == word("with");
       break;
     case 'v':
-      scan_calls = is("values");
+      scan_calls = w == word("values");
       break;
     default:
       break;
@@ -91,7 +108,9 @@ bool may_change_session(std::string_view q, bool tx_words) {
   // Several statements: a ';' followed by anything but blanks.
   auto semi = q.find(';', j);
   if (semi == std::string_view::npos) return false;
-  return q.find_first_not_of(" \t\r\n;", semi) != std::string_view::npos;
+  for (std::size_t k = semi + 1; k < q.size(); ++k)
+    if (q[k] != ' ' && q[k] != '\t' && q[k] != '\r' && q[k] != '\n' && q[k] != ';') return true;
+  return false;
 }
 
 namespace {
