@@ -23,7 +23,8 @@ command -v sysbench >/dev/null || { echo "bench/instructions_mysql.sh needs sysb
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 # Valgrind 3.19 cannot read clang's DWARF 5: Sluice runs from a copy without debug sections.
-strip --strip-debug -o "$WORK/sluice" "$BIN"
+# BENCH_KEEP_DEBUG=1: keep a -gdwarf-4 build's line tables (bench/callgrind_self.py --lines).
+if [ "${BENCH_KEEP_DEBUG:-0}" = 1 ]; then cp "$BIN" "$WORK/sluice"; else strip --strip-debug -o "$WORK/sluice" "$BIN"; fi
 
 write_sluice_my_toml "$WORK/sluice.toml" "$SLUICE_PORT" 1 4 disable </dev/null
 [ "${BENCH_DIGESTS:-0}" = 1 ] && printf '[digests]\nenabled = true\n' >>"$WORK/sluice.toml"

@@ -103,9 +103,7 @@ void Session::choose_route() {
 }
 
 awaitable<bool> Session::attach() {
-  if (server_ && routing_.route.replica && cmd_.may_leave_replica() && !command_is_read())
-    detach(true);  // held on a replica (warnings), but this command belongs on the primary
-  if (server_) co_return true;
+  if (attached_for_command()) co_return true;
   if (ctx_.controls.any_paused()) co_await wait_while_paused();
   if (ctx_.generation() != generation_) refresh_config();
   if (routing_.split()) choose_route();

@@ -307,6 +307,13 @@ class Session final : public TendedSession {
   // Makes sure a server connection works for this client, its state synced. On failure the
   // client has had its ERR; returns false only when the client connection must end.
   awaitable<bool> attach();
+  // attach()'s first step without a coroutine frame: true when the client holds a server
+  // connection it may keep for this command (attach() then has nothing to do).
+  bool attached_for_command() {
+    if (server_ && routing_.route.replica && cmd_.may_leave_replica() && !command_is_read())
+      detach(true);  // held on a replica (warnings), but this command belongs on the primary
+    return server_ != nullptr;
+  }
 
   // Brings the server connection's session to this client's: reset if it holds state Sluice
   // cannot describe, then schema, multi-statement option and variables.
@@ -394,11 +401,22 @@ class Session final : public TendedSession {
   void watch_server();
   void unwatch_server();
 
-  awaitable<bool> read_command();
+  // Reading the next command, in steps around the wait, which serve() awaits in its own frame:
+  // before the wait; after it
+  // (false: no command to run, and command_unread() says why: the wait cancelled to park, the
+  // client's end, a packet over the limit, an empty command).
+  void begin_command_wait();
+  bool command_read(bool ok);
+  awaitable<bool> command_unread(bool ok);
   // The command loop (after login, and after a parked wait): true when the session parks.
   awaitable<bool> serve(bool ok);
 
   awaitable<bool> dispatch();
+  // Whether command `cmd` goes through front_door() first ([limits] rates, [firewall], [[rules]]).
+  bool front_door_on(std::uint8_t cmd) const {
+    return (cmd == my::com::QUERY || cmd == my::com::STMT_EXECUTE || cmd == my::com::STMT_PREPARE) &&
+           (limits_.limited(cfg_->limits) || ctx_.firewall_on() || ctx_.rules_on() || ruled_);
+  }
 
   // Runs the client's command (already in io_.payload(), possibly rewritten in `payload`) on
   // the attached server and streams the response.
@@ -420,6 +438,12 @@ class Session final : public TendedSession {
   // Prepares `cs` on the attached server unless it has it. false: the client got an ERR (or
   // the server broke).
   awaitable<bool> ensure_prepared(const ClientStmt& cs);
+  // ensure_prepared()'s common case without a coroutine frame: the attached server has it.
+  bool prepared_on_server(const ClientStmt& cs) {
+    if (!server_->statement_ids.count(cs.stmt->id)) return false;
+    server_->prepared.touch(cs.stmt->id);
+    return true;
+  }
 
   void remember_server_stmt(std::uint64_t id, std::uint32_t server_id);
 

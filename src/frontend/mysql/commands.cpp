@@ -187,33 +187,38 @@ void Session::unwatch_server() {
   server_->sock.cancel(ignored);
 }
 
-awaitable<bool> Session::read_command() {
+void Session::begin_command_wait() {
   idle_wait_ = !server_;
   idle_ticks_ = 0;  // client_idle_timeout and parking count from here (janitor_tick)
   if (server_ && !server_->tls && mode_ == config::PoolMode::Session) watch_server();
-  bool ok = co_await io_.read();
+}
+
+bool Session::command_read(bool ok) {
   idle_wait_ = false;
   if (std::exchange(park_requested_, false) && !ok && !server_) {
     parking_ = true;  // the wait was cancelled to park: serve() returns, wait_parked() goes on
     shed_for_parking();
-    co_return false;
+    return false;
   }
   unwatch_server();
   if (ok && stats_) stats_->bytes_in.fetch_add(io_.payload().size() + 4, std::memory_order_relaxed);
+  return ok && !io_.payload().empty();
+}
+
+awaitable<bool> Session::command_unread(bool ok) {
+  if (parking_) co_return false;
   if (!ok) {
     if (io_.error() == "message larger than the limit") co_await refuse(Refusal::PacketTooLarge);
     co_return false;
   }
-  if (io_.payload().empty()) co_return co_await refuse(Refusal::EmptyCommand);
-  co_return true;
+  co_return co_await refuse(Refusal::EmptyCommand);  // ok: an empty command
 }
 
 awaitable<bool> Session::dispatch() {
   std::uint8_t cmd = static_cast<std::uint8_t>(io_.payload()[0]);
   // The per-command checks ([limits] rates, [firewall], [[rules]]): one await site, taken only
   // when one of them is on (each co_await site grows this frame, which Asio recycles under 1 KiB).
-  if ((cmd == my::com::QUERY || cmd == my::com::STMT_EXECUTE || cmd == my::com::STMT_PREPARE) &&
-      (limits_.limited(cfg_->limits) || ctx_.firewall_on() || ctx_.rules_on() || ruled_)) [[unlikely]] {
+  if (front_door_on(cmd)) [[unlikely]] {
     if (!co_await front_door(cmd)) co_return sock_.is_open();
   }
   switch (cmd) {
@@ -260,7 +265,7 @@ awaitable<bool> Session::dispatch() {
 
 awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id,
                                std::string* capture) {
-  if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+  if (!attached_for_command() && !co_await attach()) co_return !client_gone_ && sock_.is_open();
   if (ruled_ && w().rule_.statement_timeout.count() > 0) [[unlikely]]
     arm_statement_timeout(w().rule_.statement_timeout);
   auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);

@@ -198,8 +198,9 @@ awaitable<bool> Session::com_execute() {
     retry_allowed_ = retryable && attempt < kMaxReadRetries;
     retry_pending_ = false;
     if (capture) w().capture_.clear();
-    bool ready = co_await attach();
-    if (ready && !co_await ensure_prepared(stmt_ref)) {
+    bool ready = attached_for_command();
+    if (!ready) ready = co_await attach();
+    if (ready && !prepared_on_server(stmt_ref) && !co_await ensure_prepared(stmt_ref)) {
       ready = false;
       if (!server_ && retry_allowed_) retry_pending_ = true;  // the server broke during the prepare
       else if (!server_ && sock_.is_open()) co_await refuse(Refusal::LostBeforeRunning);
