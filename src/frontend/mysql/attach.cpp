@@ -102,8 +102,24 @@ void Session::choose_route() {
   (read ? handle_->routed_reads : handle_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 
+bool Session::attach_now() {
+  if (attached_for_command()) return true;
+  // Only when the steps before the lease have nothing to do: attach() takes the rest.
+  if (ctx_.controls.any_paused() || ctx_.generation() != generation_ || routing_.split() || ruled_ || on_rule_cluster_)
+    return false;
+  auto conn = pool_->try_lease_local(sock_.get_executor());
+  if (!conn) return false;
+  adopt_server(std::move(conn), std::nullopt);
+  if (state_in_sync()) return true;
+  sync_due_ = true;  // attach() syncs before it says ready
+  return false;
+}
+
 awaitable<bool> Session::attach() {
-  if (attached_for_command()) co_return true;
+  if (attached_for_command()) {
+    if (std::exchange(sync_due_, false) && !co_await sync_state()) co_return false;
+    co_return true;
+  }
   if (ctx_.controls.any_paused()) co_await wait_while_paused();
   if (ctx_.generation() != generation_) refresh_config();
   if (routing_.split()) choose_route();
@@ -124,6 +140,13 @@ awaitable<bool> Session::attach() {
     }
     conn = std::move(r.conn);
   }
+  adopt_server(std::move(conn), wait_start);
+  if (!state_in_sync() && !co_await sync_state()) co_return false;
+  co_return true;
+}
+
+void Session::adopt_server(std::shared_ptr<pool::ServerConn> conn,
+                           std::optional<observe::Clock::time_point> wait_start) {
   server_ = std::move(conn);
   w().server_buf_.clear();
   // An answer about to be captured: the position its server has surely applied before running
@@ -135,16 +158,12 @@ awaitable<bool> Session::attach() {
   info_->set_state(observe::ClientState::Active);
   info_->server_id.store(server_->id, std::memory_order_relaxed);
   server_->client_id.store(info_->id, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(handle_->mu);
-    handle_->attached = true;
-    handle_->endpoint = server_->endpoint;
-    handle_->thread_id = server_->backend_pid;
-    handle_->last_thread_id = server_->backend_pid;
-    handle_->last_attach = observe::coarse_epoch_us();  // no shared counter on the hot path
-  }
-  if (!state_in_sync() && !co_await sync_state()) co_return false;
-  co_return true;
+  std::lock_guard lock(handle_->mu);
+  handle_->attached = true;
+  handle_->endpoint = server_->endpoint;
+  handle_->thread_id = server_->backend_pid;
+  handle_->last_thread_id = server_->backend_pid;
+  handle_->last_attach = observe::coarse_epoch_us();  // no shared counter on the hot path
 }
 
 awaitable<bool> Session::server_lost() {
@@ -160,6 +179,7 @@ awaitable<bool> Session::server_lost() {
 }
 
 void Session::detach(bool reusable) {
+  sync_due_ = false;
   if (!server_) return;
   info_->set_state(observe::ClientState::Idle);
   info_->server_id.store(0, std::memory_order_relaxed);

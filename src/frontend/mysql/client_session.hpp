@@ -307,8 +307,12 @@ class Session final : public TendedSession {
   // Makes sure a server connection works for this client, its state synced. On failure the
   // client has had its ERR; returns false only when the client connection must end.
   awaitable<bool> attach();
-  // attach()'s first step without a coroutine frame: true when the client holds a server
-  // connection it may keep for this command (attach() then has nothing to do).
+  // attach()'s common case without a coroutine frame: attached already, or an idle connection of
+  // this worker leased now with nothing before it to do (no pause, reload, replica route or
+  // rule) and its state in sync. False: `co_await attach()` does the rest.
+  bool attach_now();
+  void adopt_server(std::shared_ptr<pool::ServerConn> conn, std::optional<observe::Clock::time_point> wait_start);
+  // True when the client holds a server connection it may keep for this command.
   bool attached_for_command() {
     if (server_ && routing_.route.replica && cmd_.may_leave_replica() && !command_is_read())
       detach(true);  // held on a replica (warnings), but this command belongs on the primary
@@ -501,6 +505,7 @@ class Session final : public TendedSession {
   // Parking: the idle wait cancelled for it, the session parking, and how its parked wait ended;
   // janitor periods since the wait for the next command began.
   bool park_requested_ = false, parking_ = false, woke_ok_ = false;
+  bool sync_due_ = false;                       // attach_now() attached a connection whose state attach() must sync
   net::ParkedWaits::Waiter* parked_ = nullptr;  // parked in the worker's epoll set (until woke())
   int idle_ticks_ = 0;
   admin::Caller console_caller_;

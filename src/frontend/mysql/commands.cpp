@@ -265,7 +265,7 @@ awaitable<bool> Session::dispatch() {
 
 awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id,
                                std::string* capture) {
-  if (!attached_for_command() && !co_await attach()) co_return !client_gone_ && sock_.is_open();
+  if (!attach_now() && !co_await attach()) co_return !client_gone_ && sock_.is_open();
   if (ruled_ && w().rule_.statement_timeout.count() > 0) [[unlikely]]
     arm_statement_timeout(w().rule_.statement_timeout);
   auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);

@@ -198,7 +198,7 @@ awaitable<bool> Session::com_execute() {
     retry_allowed_ = retryable && attempt < kMaxReadRetries;
     retry_pending_ = false;
     if (capture) w().capture_.clear();
-    bool ready = attached_for_command();
+    bool ready = attach_now();
     if (!ready) ready = co_await attach();
     if (ready && !prepared_on_server(stmt_ref) && !co_await ensure_prepared(stmt_ref)) {
       ready = false;
