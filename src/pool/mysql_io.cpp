@@ -27,16 +27,32 @@ void MysqlIo::release_buffers() {
 
 asio::awaitable<bool> MysqlIo::read() {
   for (;;) {
+    auto st = try_read();
+    if (st == ReadStep::Done) co_return true;
+    if (st == ReadStep::Fail) co_return false;
+    auto [ec] = co_await wait(st);
+    if (!waited(ec)) co_return false;
+  }
+}
+
+bool MysqlIo::waited(boost::system::error_code ec) {
+  idle_wait_ = false;
+  if (ec) error_ = ec.message();
+  return !ec;
+}
+
+MysqlIo::ReadStep MysqlIo::try_read() {
+  for (;;) {
     std::size_t consumed = 0;
     auto d = my::next_message(my::as_bytes(in_), max_len_, payload_, seq_, consumed);
     if (d == my::Decode::Ok) {
       in_.erase(0, consumed);
       return_seq_ = static_cast<std::uint8_t>(seq_ + 1);
-      co_return true;
+      return ReadStep::Done;
     }
     if (d == my::Decode::Malformed) {
       error_ = "message larger than the limit";
-      co_return false;
+      return ReadStep::Fail;
     }
     constexpr std::size_t kChunk = 16384;
     std::size_t want = kChunk;
@@ -56,16 +72,12 @@ asio::awaitable<bool> MysqlIo::read() {
         bool idle = st == net::TlsStream::Step::WantRead && in_.empty() && zin_.empty();
         if (idle) release_idle_buffers();
         idle_wait_ = idle;
-        std::tie(ec) = co_await sock_.async_wait(
-            st == net::TlsStream::Step::WantRead ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write,
-            net::await_op);
-        idle_wait_ = false;
-        if (!ec) continue;
+        return st == net::TlsStream::Step::WantRead ? ReadStep::WantRead : ReadStep::WantWrite;
       }
       if (st == net::TlsStream::Step::Fail && !ec) ec = asio::error::eof;  // a clean close_notify
       if (ec) {
         error_ = ec.message();
-        co_return false;
+        return ReadStep::Fail;
       }
       append_read(chunk_.data(), n);
     } else {
@@ -80,13 +92,11 @@ asio::awaitable<bool> MysqlIo::read() {
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         if (in_.empty()) release_idle_buffers();
         idle_wait_ = in_.empty() && zin_.empty();
-        std::tie(ec) = co_await sock_.async_wait(asio::ip::tcp::socket::wait_read, net::await_op);
-        idle_wait_ = false;
-        if (!ec) continue;
+        return ReadStep::WantRead;
       }
       if (ec) {
         error_ = ec.message();
-        co_return false;
+        return ReadStep::Fail;
       }
     }
     if (!compress_) continue;
@@ -98,7 +108,7 @@ asio::awaitable<bool> MysqlIo::read() {
       if (z == my::Decode::NeedMore) break;
       if (z == my::Decode::Malformed || in_.size() > max_len_ + my::kMaxPayload) {
         error_ = "malformed compressed packet";
-        co_return false;
+        return ReadStep::Fail;
       }
       at += used;
       zseq_ = static_cast<std::uint8_t>(zseq + 1);

@@ -10,6 +10,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "protocols/mysql/compress.hpp"
+#include "src/net/await_op.hpp"
 #include "src/net/tls.hpp"
 
 namespace sluice::pool {
@@ -22,6 +23,17 @@ class MysqlIo {
   // Reads one logical message into payload(); false on a socket error, EOF or an oversized or
   // malformed message (error() says which).
   boost::asio::awaitable<bool> read();
+  // read() in steps, for a caller that waits in its own coroutine frame: try_read() does all but
+  // the wait (Done: a message in payload(); Fail: error() says why); for WantRead/WantWrite,
+  // `auto [ec] = co_await wait(step)`, then waited(ec) (false: the read failed) and try again.
+  enum class ReadStep { Done, Fail, WantRead, WantWrite };
+  ReadStep try_read();
+  auto wait(ReadStep st) {
+    return sock_.async_wait(
+        st == ReadStep::WantWrite ? boost::asio::ip::tcp::socket::wait_write : boost::asio::ip::tcp::socket::wait_read,
+        net::await_op);
+  }
+  bool waited(boost::system::error_code ec);
   // Writes `payload` as packets starting at `seq`.
   boost::asio::awaitable<bool> write(std::string_view payload, std::uint8_t seq);
   // Writes a reply to the last message read (sequence id + 1).

@@ -68,10 +68,16 @@ awaitable<bool> Session::resume() {
 awaitable<bool> Session::serve(bool ok) {
   while (ok) {
     if (ctx_.shutting_down && !server_) break;
-    // The command read and, for the commands that run most, dispatch() in this frame: two
+    // The command read and, for the commands that run most, dispatch() in this frame: three
     // coroutine frames less per command.
     begin_command_wait();
-    ok = co_await io_.read();
+    for (;;) {  // io_.read(), in this frame
+      auto st = io_.try_read();
+      ok = st == pool::MysqlIo::ReadStep::Done;
+      if (ok || st == pool::MysqlIo::ReadStep::Fail) break;
+      auto [ec] = co_await io_.wait(st);
+      if (!io_.waited(ec)) break;
+    }
     if (!command_read(ok)) ok = co_await command_unread(ok);
     if (!ok && std::exchange(parking_, false)) co_return true;
     if (ok) {
