@@ -50,11 +50,12 @@ TEST_CASE("ordinary statements pass untouched") {
 }
 
 TEST_CASE("the first word is matched whole: longer words, prefixes and mixed case") {
-  for (const char* q : {"DeAlLoCaTe s1", "sAvEpOiNt a", "Unlisten *", "rollback"})
+  for (const char* q : {"DeAlLoCaTe s1", "sAvEpOiNt a", "Unlisten *", "rollback", "rollback;", "reset\t\tall",
+                        "SET\nx = 1", "LISTEN{x}"})
     CHECK_MESSAGE(may_change_session(q, true), q);
-  for (const char* q :
-       {"SETX = 1", "settle", "se", "sets", "deallocatexyz s1", "savepointsavepoint a", "selectx set_config(1)",
-        "withholding (set_config)", "resetting", "listener", "abcdefghijklmnopqrstuvwxyz", "Ünlisten"})
+  for (const char* q : {"SETX = 1", "settle", "se", "sets", "deallocatexyz s1", "savepointsavepoint a",
+                        "selectx set_config(1)", "withholding (set_config)", "resetting", "listener",
+                        "abcdefghijklmnopqrstuvwxyz", "Ünlisten", "se@t x = 1", "rollbacks x"})
     CHECK_MESSAGE(!may_change_session(q, true), q);
   CHECK(may_change_session("create", false));
   CHECK(may_change_session("do$$ begin end $$", false));  // a word ends at its first non-letter

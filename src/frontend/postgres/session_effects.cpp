@@ -7,6 +7,7 @@
 // listening connection (src/pool/notify_hub) for the channels in listening().
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <cctype>
 #include <string_view>
 
@@ -40,12 +41,26 @@ bool may_change_session(std::string_view q, bool tx_words) {
   // The first word, up to 13 letters (a longer one is no keyword: the 13th spoils the match).
   Word w;
   std::size_t j = i;
+  if (q.size() - i >= 8) {
+    // Eight bytes at once: the letters among them (ASCII, either case) found bit-wise.
+    constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+    std::uint64_t v;
+    std::memcpy(&v, q.data() + i, 8);  // little-endian: byte 0 is the lowest
+    const std::uint64_t lower = v | (0x20 * kOnes), x = lower & ~kHigh;
+    const std::uint64_t letters = ((x + (0x80 - 'a') * kOnes) & ~(x + (0x80 - 'z' - 1) * kOnes) & ~lower) & kHigh;
+    const std::uint64_t others = ~letters & kHigh;
+    const auto n = others ? static_cast<std::size_t>(__builtin_ctzll(others) / 8) : 8;
+    w.lo = n == 8 ? lower : lower & ((std::uint64_t{1} << (8 * n)) - 1);
+    j = i + n;
+    if (n < 8) goto matched;
+  }
   for (; j < q.size() && j - i < 13; ++j) {
     const auto c = static_cast<unsigned char>(q[j] | 0x20);
     if (c < 'a' || c > 'z') break;
     if (j - i < 12) (j - i < 8 ? w.lo : w.hi) |= std::uint64_t(c) << (8 * ((j - i) % 8));
     else w.hi = ~std::uint64_t{0};
   }
+matched:
   bool scan_calls = false;
   switch (w.lo & 0xff) {
     case 's':
