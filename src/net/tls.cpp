@@ -2,6 +2,11 @@
 #include "src/net/tls.hpp"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -256,9 +261,21 @@ void TlsStream::shutdown_quietly() {
 std::size_t send_now(boost::asio::ip::tcp::socket& sock, boost::asio::const_buffer b) {
   boost::system::error_code ec;
   if (!sock.non_blocking()) sock.non_blocking(true, ec);
-  if (ec) return 0;
-  std::size_t n = sock.write_some(b, ec);
-  return ec ? 0 : n;
+  if (ec || b.size() == 0) return 0;
+  return send_raw(sock.native_handle(), b.data(), b.size(), ec);
+}
+
+std::size_t send_raw(int fd, const void* data, std::size_t n, boost::system::error_code& ec) {
+  for (;;) {
+    long r = ::syscall(SYS_sendto, fd, data, n, MSG_NOSIGNAL, nullptr, 0);
+    if (r >= 0) {
+      ec.clear();
+      return static_cast<std::size_t>(r);
+    }
+    if (errno == EINTR) continue;
+    ec.assign(errno, boost::asio::error::get_system_category());
+    return 0;
+  }
 }
 
 boost::asio::awaitable<std::size_t> Channel::read_some(boost::asio::mutable_buffer b, boost::system::error_code& ec) {

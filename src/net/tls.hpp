@@ -94,6 +94,10 @@ class TlsStream {
 // A plain socket's send without waiting: the bytes the kernel takes now (0 when it takes none,
 // or on an error, which the asynchronous write that sends the rest then reports).
 std::size_t send_now(boost::asio::ip::tcp::socket& sock, boost::asio::const_buffer b);
+// send(2) on a non-blocking descriptor as a bare system call: libc's send() is a cancellation
+// point and brackets the call with two of its own (Sluice never cancels threads). EAGAIN comes
+// back as asio::error::would_block in `ec`, with 0.
+std::size_t send_raw(int fd, const void* data, std::size_t n, boost::system::error_code& ec);
 
 struct Channel {
   boost::asio::ip::tcp::socket& sock;

@@ -177,8 +177,10 @@ std::optional<Outcome> Session::forward_buffered() {
 }
 
 bool Session::write_now(tcp::socket& sock, net::TlsStream* tls, std::string& buf) {
+  if (buf.empty()) return true;
   error_code ec;
-  std::size_t n = tls ? tls->write_now(asio::buffer(buf), ec) : sock.write_some(asio::buffer(buf), ec);
+  std::size_t n =
+      tls ? tls->write_now(asio::buffer(buf), ec) : net::send_raw(sock.native_handle(), buf.data(), buf.size(), ec);
   if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return false;
   buf.erase(0, n);
   if (stats_ && &sock == &client_) stats_->bytes_out.fetch_add(n, std::memory_order_relaxed);
