@@ -645,20 +645,10 @@ Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, 
     partial_.clear();
   }
   while (i < n) {
-    if (hdr_len_ == 0) {
-      // Whole messages that need nothing but forwarding (rows; a simple query's row description
-      // and command tag) go on as one run, without a look at each.
-      std::size_t j = i;
-      while (n - j >= 5 && passes_through(static_cast<char>(chunk[j]))) {
-        std::uint32_t len = wire::load_u32(chunk.data() + j + 1);
-        if (len < 4 || n - j - 1 < len) break;
-        j += 1 + len;
-      }
-      if (j > i) {
-        client_out.append(reinterpret_cast<const char*>(chunk.data() + i), j - i);
-        i = j;
-        continue;
-      }
+    if (std::size_t j = hdr_len_ == 0 ? run_end(chunk, i) : i; j > i) {  // forwarded as one run
+      client_out.append(reinterpret_cast<const char*>(chunk.data() + i), j - i);
+      i = j;
+      continue;
     }
     if (hdr_len_ < 5) {
       std::size_t take = std::min<std::size_t>(5 - hdr_len_, n - i);

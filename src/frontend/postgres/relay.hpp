@@ -267,6 +267,17 @@ class Relay {
     return (type == wire::be::RowDescription || type == wire::be::CommandComplete) && !pending_.empty() &&
            pending_.front().kind == Kind::Simple && !trail_.any();
   }
+  // Where the run of whole messages that pass through, starting at message boundary `i` of
+  // `chunk`, ends (`i` when there is none): they go to the client without a look at each.
+  std::size_t run_end(wire::Bytes chunk, std::size_t i) const {
+    std::size_t j = i;
+    while (chunk.size() - j >= 5 && passes_through(static_cast<char>(chunk[j]))) {
+      std::uint32_t len = wire::load_u32(chunk.data() + j + 1);
+      if (len < 4 || chunk.size() - j - 1 < len) break;
+      j += 1 + len;
+    }
+    return j;
+  }
   void drain_synthetic_internal(std::string& client_out) {  // at every server message: inline check
     if (!pending_.empty() && pending_.front().mode == Mode::Synthetic) [[unlikely]]
       drain_synthetic_slow(client_out);
