@@ -21,6 +21,16 @@ def shorten(name):
     return name[:150]
 
 
+def fn_ref(line, names):
+    """A fn= or cfn= line: (whether it names a callee, its id), its name remembered; else None."""
+    m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
+    if not m:
+        return None
+    if m.group(3):
+        names[m.group(2)] = m.group(3)
+    return bool(m.group(1)), m.group(2)
+
+
 def main():
     path, tx = sys.argv[1], int(sys.argv[2])
     callers_of = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--callers" else None
@@ -32,14 +42,12 @@ def main():
     call_line = False
     for line in open(path, errors="replace"):
         line = line.rstrip("\n")
-        m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
-        if m:
-            if m.group(3):
-                names[m.group(2)] = m.group(3)
-            if m.group(1):
-                cfn = m.group(2)
+        ref = fn_ref(line, names)
+        if ref:
+            if ref[0]:
+                cfn = ref[1]
             else:
-                cur = m.group(2)
+                cur = ref[1]
             continue
         m = re.match(r"calls=(\d+)", line)
         if m:
@@ -86,12 +94,10 @@ def lines_of(path, tx, wanted):
             elif m.group(1) in ("fi", "fe"):
                 fi = m.group(2)
             continue
-        m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
-        if m:
-            if m.group(3):
-                names[m.group(2)] = m.group(3)
-            if not m.group(1):
-                cur = names.get(m.group(2), "")
+        ref = fn_ref(line, names)
+        if ref:
+            if not ref[0]:
+                cur = names.get(ref[1], "")
                 fi = fl
             continue
         if line.startswith("calls="):
