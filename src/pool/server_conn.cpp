@@ -84,6 +84,15 @@ void ServerConn::rebind(const asio::any_io_executor& ex) {
   sock.non_blocking(true, ec);
 }
 
+void ServerConn::reregister() {
+  auto ex = sock.get_executor();
+  boost::system::error_code ec;
+  int fd = sock.release(ec);
+  if (ec) return;
+  sock = tcp::socket(ex, protocol, fd);
+  sock.non_blocking(true, ec);
+}
+
 bool ServerConn::idle_alive() {
   if (!sock.is_open()) return false;
   // Over TLS the server's bytes may already sit in OpenSSL's read-ahead buffer.
