@@ -79,7 +79,11 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
                                s.mysql_charset, s.tls, s.mariadb_caps);
   else
     r = co_await connect_server(ex, endpoint_, creds, database_, s.connect_timeout, s.max_prepared, s.tls);
-  if (r.conn) r.conn->reregister();  // connected: no more EPOLLOUT wake-ups from the connect
+  if (r.conn && !r.conn->reregister()) {  // connected: no more EPOLLOUT wake-ups from the connect
+    r.conn.reset();
+    r.error = ConnectError{};
+    r.error.fields.message = "cannot register the new server connection with the worker's event loop";
+  }
   if (r.conn && r.conn->server_prepared_limit) {
     // MySQL's max_prepared_stmt_count is server-wide: a share per connection of this pool.
     std::size_t share = r.conn->server_prepared_limit / std::max<std::size_t>(1, s.pool_size);

@@ -2,6 +2,8 @@
 // (TCP, then the PostgreSQL login: pg_login.hpp, driven by login_driver.hpp).
 #include "src/pool/server_conn.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 
 #include <fmt/format.h>
@@ -84,13 +86,19 @@ void ServerConn::rebind(const asio::any_io_executor& ex) {
   sock.non_blocking(true, ec);
 }
 
-void ServerConn::reregister() {
+bool ServerConn::reregister() {
   auto ex = sock.get_executor();
   boost::system::error_code ec;
   int fd = sock.release(ec);
-  if (ec) return;
-  sock = tcp::socket(ex, protocol, fd);
+  if (ec) return false;
+  sock = tcp::socket(ex);
+  sock.assign(protocol, fd, ec);  // no exception: a failed registration is a failed connect
+  if (ec) {
+    ::close(fd);
+    return false;
+  }
   sock.non_blocking(true, ec);
+  return !ec;
 }
 
 bool ServerConn::idle_alive() {

@@ -138,8 +138,9 @@ class ServerConn {
   void rebind(const asio::any_io_executor& ex);
   // The socket registered with its worker's reactor afresh. Asio keeps EPOLLOUT in a
   // descriptor's interest set once any write has waited (the connect did): every ACK of a
-  // request then wakes the worker for nothing. A fresh registration watches reads only.
-  void reregister();
+  // request then wakes the worker for nothing. A fresh registration watches reads only. False:
+  // the socket is gone (closed), and the connection with it.
+  bool reregister();
   // Non-blocking liveness probe for an idle connection: false if the server closed it or sent
   // something unexpected (e.g. a FATAL after a restart).
   bool idle_alive();
