@@ -287,16 +287,21 @@ void Pool::let_waiters_connect_locked() {
 
 void Pool::hand_over_locked(std::shared_ptr<ServerConn> conn) {
   if (!waiters_.empty()) {
-    // Prefer a waiter on the connection's own worker (no socket move), unless the head of the
-    // line has already waited a while: bounded unfairness, no starvation.
+    // Prefer the longest waiter on the connection's own worker (no socket move, no wake-up of
+    // another thread), unless the head of the line has waited kHandoverSkew longer than it:
+    // bounded unfairness, no starvation. Under a steady load each worker's line moves at the
+    // same pace, so connections stay on their workers; a worker whose line falls behind gets
+    // the other workers' connections.
     auto pick = waiters_.begin();
-    if (Clock::now() - (*pick)->since < std::chrono::milliseconds(5)) {
-      auto ex = conn->sock.get_executor();
-      for (auto it = waiters_.begin(); it != waiters_.end(); ++it)
+    auto ex = conn->sock.get_executor();
+    if ((*pick)->ex != ex) {
+      for (auto it = std::next(pick); it != waiters_.end(); ++it) {
+        if ((*it)->since - (*pick)->since > kHandoverSkew) break;  // in line order: the rest waited less
         if ((*it)->ex == ex) {
           pick = it;
           break;
         }
+      }
     }
     (*pick)->conn = std::move(conn);
     serve_waiter_locked(pick);

@@ -48,6 +48,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
   Pool(std::string name, config::Endpoint endpoint, std::shared_ptr<const Credentials> creds,
        std::string database, PoolSettings settings);
 
+  // A released connection goes to the longest waiter on its own worker, unless the head of the
+  // line has waited this much longer: then it moves to the head's worker.
+  static constexpr std::chrono::milliseconds kHandoverSkew{5};
+
   // Waits at most `wait` for a connection; the result's socket runs on `ex`.
   asio::awaitable<LeaseResult> lease(asio::any_io_executor ex, config::Duration wait);
   // Non-suspending fast path: an idle connection already living on `ex` that needs no probe,

@@ -102,6 +102,44 @@ TEST_CASE("pool: waiters are served first come, first served, with connections m
   CHECK(p->usage().waiting == 0);
 }
 
+TEST_CASE("pool: a released connection stays on its worker unless the head of the line has waited much longer") {
+  Worker a, b;
+  auto p = full_pool();
+  Outcome a1, b1, b2;
+  auto t0 = std::chrono::steady_clock::now();
+  start_lease(a, p, 10s, a1);
+  REQUIRE(wait_until([&] { return p->usage().waiting == 1; }));
+  start_lease(b, p, 10s, b1);
+  REQUIRE(wait_until([&] { return p->usage().waiting == 2; }));
+  auto lag = std::chrono::steady_clock::now() - t0;
+  // Both have waited a while; the head (on a) no longer than kHandoverSkew more than b1: a
+  // connection released on b goes to b1, without a move between workers.
+  std::this_thread::sleep_for(30ms);
+  p->release(loose_conn(b.io, 1), true);
+  if (lag < pool::Pool::kHandoverSkew) {
+    REQUIRE(wait_until([&] { return b1.done.load(); }));
+    CHECK(b1.conn_id == 1);
+    CHECK(b1.on_worker);
+    CHECK_FALSE(a1.done.load());
+  } else {
+    MESSAGE("the two waiters came too far apart on this machine; the first part is not checked");
+    REQUIRE(wait_until([&] { return a1.done.load() || b1.done.load(); }));
+  }
+  // A waiter on b that came much later than the head does not pass it: the next connection
+  // released on b moves to the head's worker.
+  if (!a1.done.load()) {
+    start_lease(b, p, 10s, b2);
+    REQUIRE(wait_until([&] { return p->usage().waiting == 2; }));
+    p->release(loose_conn(b.io, 2), true);
+    REQUIRE(wait_until([&] { return a1.done.load(); }));
+    CHECK(a1.conn_id == 2);
+    CHECK(a1.on_worker);
+    CHECK_FALSE(b2.done.load());
+    p->release(loose_conn(b.io, 3), true);
+    REQUIRE(wait_until([&] { return b2.done.load(); }));
+  }
+}
+
 TEST_CASE("pool: each waiter times out at its own deadline, not before") {
   Worker a, b;
   auto p = full_pool();
