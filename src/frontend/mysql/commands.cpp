@@ -3,6 +3,7 @@
 // connection lost under a command means for the client. The hot path.
 #include "src/frontend/mysql/client_session.hpp"
 #include "src/net/await_op.hpp"
+#include "src/net/read_wait.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -26,6 +27,9 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
   };
   std::optional<Broken> broken;
   error_code ec;
+  // Nothing of the server's is left unread: the response to this command is the next thing its
+  // socket can wake for, and the first read need not try first (net/read_wait.hpp).
+  bool answered = w().server_buf_.empty();
   // The hot path: plaintext goes straight to the socket (no extra coroutine frame).
   if (server_->tls) {
     co_await server_->tls->write(asio::buffer(w().srv_out_), ec);
@@ -91,7 +95,10 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     if (rbuf_.empty()) rbuf_ = net::server_buffers().take();  // given back at detach
     std::size_t n = 0;
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
-    else std::tie(ec, n) = co_await server_->sock.async_read_some(asio::buffer(rbuf_), net::await_op);
+    else {
+      if (std::exchange(answered, false)) net::wait_first(server_->sock);
+      std::tie(ec, n) = co_await server_->sock.async_read_some(asio::buffer(rbuf_), net::await_op);
+    }
     if (ec) {
       broken = Broken{sent_any, std::nullopt};
       break;

@@ -4,6 +4,7 @@
 // watches on the other socket. (One file: serve() and relay_attached() together keep the
 // per-transaction path within one translation unit.)
 #include "src/frontend/postgres/client_session.hpp"
+#include "src/net/read_wait.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -513,6 +514,9 @@ awaitable<bool> Session::serve() {
     Outcome o = Outcome::Resume;
     bool rest = true;
     while (!server_->tls) {
+      // Every request sent so far is answered and read: the answer to what goes now is the
+      // next thing the socket can wake for, and its read need not try first (net/read_wait.hpp).
+      bool answered = !relay_->has_pending();
       if (auto f = forward_buffered()) {
         if (is_work_before_send(*f)) {
           o = *f;  // done first by relay_attached()
@@ -530,6 +534,7 @@ awaitable<bool> Session::serve() {
       }
       if (!relay_->has_pending() || relay_->server_may_be_silent() || relay_->only_synthetic_pending()) break;
       begin_server_read();
+      if (answered) net::wait_first(server_->sock);
       auto [ec, n] = co_await server_->sock.async_read_some(asio::buffer(relay_->server_in), net::await_op);
       if (auto d = server_read_done(n, ec)) {
         o = *d, rest = false;
