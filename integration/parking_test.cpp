@@ -84,6 +84,13 @@ bool parks(PGconn* adm, PGconn* client) {
   return eventually([&] { return client_column(adm, port, "parked") == "t"; }, 5000);
 }
 
+// Parked with its session object gone (hibernated): SHOW CLIENTS says `asleep`.
+bool sleeps(PGconn* adm, PGconn* client) {
+  int port = local_port(client);
+  return eventually([&] { return client_column(adm, port, "asleep") == "t"; }, 5000);
+}
+std::string asleep_now(PGconn* adm, PGconn* client) { return client_column(adm, local_port(client), "asleep"); }
+
 // Waits (bounded) for bytes on the client's socket and lets libpq read them.
 bool await_input(PGconn* c, int timeout_ms = 5000) {
   pollfd p{PQsocket(c), POLLIN, 0};
@@ -117,6 +124,7 @@ TEST_CASE("PostgreSQL: a parked client runs its next requests, hears notificatio
   REQUIRE_MESSAGE(a.ok(), a.error());
   REQUIRE(a.scalar("SELECT 1") == "1");
   REQUIRE(parks(adm.c, a.c));
+  CHECK(sleeps(adm.c, a.c));  // nothing in progress: the session object goes too
   CHECK(client_column(adm.c, local_port(a.c), "state") == "idle");
 
   // The next request, short and then longer than the bytes the parked wait reads at once.
@@ -135,6 +143,7 @@ TEST_CASE("PostgreSQL: a parked client runs its next requests, hears notificatio
   // Notifications reach a parked client without it asking.
   REQUIRE(a.exec("LISTEN park_ch"));
   REQUIRE(parks(adm.c, a.c));
+  CHECK(asleep_now(adm.c, a.c) == "f");  // a listener's mailbox stays with its session
   Conn direct(direct_conninfo());
   REQUIRE(direct.exec("NOTIFY park_ch, 'one'"));
   CHECK(await_notification(a.c) == "park_ch:one");
@@ -244,6 +253,78 @@ TEST_CASE("A parked session with only settings keeps them when its relay goes") 
   CHECK(b.scalar("SHOW application_name") != "parked_app");
 }
 
+// A sleeping session (parked, its Session object gone, only what it owes its client kept) comes
+// back with all of it: settings, named prepared statements, a failed transaction, its cancel key,
+// read-your-writes; KILL and a client that leaves reach it while it sleeps.
+TEST_CASE("PostgreSQL: a sleeping client wakes with its settings, statements and transaction state") {
+  SluiceProcess s(tx_pool(), kGeneral);
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  REQUIRE_MESSAGE(adm.ok(), adm.error());
+  Conn a(s.conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE(a.exec("SET TimeZone = 'Asia/Tokyo'"));
+  PGresult* r = PQprepare(a.c, "sleep_s", "SELECT $1::int * 2", 1, nullptr);
+  REQUIRE(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    REQUIRE(sleeps(adm.c, a.c));
+    CHECK(a.scalar("SHOW TimeZone") == "Asia/Tokyo");
+    REQUIRE(sleeps(adm.c, a.c));
+    const char* arg = "21";
+    r = PQexecPrepared(a.c, "sleep_s", 1, &arg, nullptr, nullptr, 0);
+    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+    CHECK(std::string(PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "") == "42");
+    PQclear(r);
+  }
+  // Between transactions only: a client inside a transaction keeps its server connection.
+  REQUIRE(a.exec("BEGIN"));
+  CHECK(a.scalar("SELECT 5") == "5");
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  CHECK(asleep_now(adm.c, a.c) == "f");
+  REQUIRE(a.exec("COMMIT"));
+  // Its cancel key still cancels its statement after it slept.
+  REQUIRE(sleeps(adm.c, a.c));
+  PGcancel* cancel = PQgetCancel(a.c);
+  REQUIRE(cancel != nullptr);
+  REQUIRE(PQsendQuery(a.c, "SELECT pg_sleep(10)"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  char err[256];
+  CHECK(PQcancel(cancel, err, sizeof err) == 1);
+  PQfreeCancel(cancel);
+  std::string state;
+  while (PGresult* res = PQgetResult(a.c)) {
+    if (const char* st = PQresultErrorField(res, PG_DIAG_SQLSTATE)) state = st;
+    PQclear(res);
+  }
+  CHECK(state == "57014");
+  CHECK(a.scalar("SELECT 'after cancel'") == "after cancel");
+  // Another client never sees its settings.
+  REQUIRE(sleeps(adm.c, a.c));
+  Conn b(s.conninfo());
+  REQUIRE_MESSAGE(b.ok(), b.error());
+  CHECK(b.scalar("SHOW TimeZone") != "Asia/Tokyo");
+  // KILL while it sleeps.
+  REQUIRE(sleeps(adm.c, a.c));
+  std::string id = client_column(adm.c, local_port(a.c), "id");
+  std::string notices;
+  capture_notices(a.c, notices);
+  r = PQexec(adm.c, ("KILL " + id).c_str());
+  CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+  PQclear(r);
+  CHECK(await_input(a.c));
+  CHECK(a.scalar("SELECT 1").rfind("ERROR", 0) == 0);
+  CHECK(notices.find("administrator command") != std::string::npos);
+  CHECK(eventually([&] { return client_column(adm.c, local_port(a.c), "id").empty(); }, 5000));
+  // One that leaves while it sleeps is gone from SHOW CLIENTS.
+  REQUIRE(b.scalar("SELECT 1") == "1");
+  REQUIRE(sleeps(adm.c, b.c));
+  int bport = local_port(b.c);
+  PQfinish(b.c);
+  b.c = nullptr;
+  CHECK(eventually([&] { return client_column(adm.c, bport, "id").empty(); }, 5000));
+}
+
 // A parked client that leaves (PostgreSQL's Terminate, MySQL's COM_QUIT, or a plain close) is
 // closed from the parked wait itself: its session ends and its place is free for the next one.
 TEST_CASE("Parked clients that leave are gone at once, and their places are free") {
@@ -288,6 +369,7 @@ TEST_CASE("PostgreSQL: a parked client is told of a shutdown, and Sluice exits")
   Conn a(s.conninfo());
   REQUIRE(a.scalar("SELECT 1") == "1");
   REQUIRE(parks(adm.c, a.c));
+  REQUIRE(sleeps(adm.c, a.c));  // the shutdown's kick wakes it
   PQfinish(adm.c);
   adm.c = nullptr;
   std::string notices;
@@ -319,6 +401,7 @@ TEST_CASE("PostgreSQL: under client_idle_timeout an idle client parks too, and i
   }
   auto idle_since = std::chrono::steady_clock::now();
   REQUIRE(parks(adm.c, a.c));
+  CHECK(sleeps(adm.c, a.c));  // the timeout is kept while it sleeps
   CHECK(await_input(a.c, 8000));
   auto idle_for = std::chrono::steady_clock::now() - idle_since;
   CHECK(idle_for >= std::chrono::milliseconds(2900));
@@ -340,6 +423,7 @@ TEST_CASE("PostgreSQL over TLS: a parked client runs its next requests and hears
   REQUIRE(PQsslInUse(a.c) == 1);
   REQUIRE(a.scalar("SELECT 1") == "1");
   REQUIRE(parks(adm.c, a.c));
+  CHECK(asleep_now(adm.c, a.c) == "f");  // TLS state stays with its session
   std::string big(50000, 'y');
   CHECK(a.scalar("SELECT length('" + big + "')") == "50000");
   REQUIRE(parks(adm.c, a.c));

@@ -53,11 +53,12 @@ const Cols& cols_pools() {
   return c;
 }
 const Cols& cols_clients() {
-  static const Cols c{{"type", T},  {"user", T},       {"database", T},   {"state", T},         {"addr", T},
-                      {"port", I},  {"local_addr", T}, {"local_port", I}, {"connect_time", TS}, {"request_time", TS},
-                      {"wait", I},  {"wait_us", I},    {"id", I},         {"protocol", T},      {"application_name", T},
-                      {"link", I},  {"queries", I},    {"pool", T},       {"tls", B},           {"pinned", T},
-                      {"parked", B}};
+  static const Cols c{
+      {"type", T},   {"user", T},       {"database", T},   {"state", T},         {"addr", T},
+      {"port", I},   {"local_addr", T}, {"local_port", I}, {"connect_time", TS}, {"request_time", TS},
+      {"wait", I},   {"wait_us", I},    {"id", I},         {"protocol", T},      {"application_name", T},
+      {"link", I},   {"queries", I},    {"pool", T},       {"tls", B},           {"pinned", T},
+      {"parked", B}, {"asleep", B}};
   return c;
 }
 const Cols& cols_servers() {
@@ -332,7 +333,8 @@ Rows rows_clients(Context& ctx) {
                  pool,
                  boolean(c->tls.load()),
                  pinned.empty() ? Cell(std::nullopt) : Cell(pinned),
-                 boolean(c->parked.load())});
+                 boolean(c->parked.load()),
+                 boolean(c->asleep.load())});
   }
   return r;
 }

@@ -26,6 +26,10 @@ ParkedWaits::ParkedWaits(asio::execution_context& ctx)
 
 ParkedWaits::~ParkedWaits() { shutdown(); }
 
+ParkedWaits::Waiter::~Waiter() {
+  if (kept_fd_ >= 0) ::close(kept_fd_);
+}
+
 ParkedWaits& ParkedWaits::of(const asio::any_io_executor& ex) {
   return asio::use_service<ParkedWaits>(asio::query(ex, asio::execution::context));
 }
@@ -61,9 +65,14 @@ bool ParkedWaits::release(Waiter* w, bool close_it) {
   if (w->fd_ < 0) return false;
   ::epoll_ctl(watch_.native_handle(), EPOLL_CTL_DEL, w->fd_, nullptr);
   boost::system::error_code ec;
-  if (!close_it) w->sock_->assign(w->v6_ ? tcp::v6() : tcp::v4(), w->fd_, ec);
-  if (close_it || ec) ::close(w->fd_);  // the socket stays closed: the session's next read fails
-  else w->sock_->non_blocking(true, ec);
+  if (!w->sock_) {
+    if (close_it) ::close(w->fd_);
+    else w->kept_fd_ = w->fd_;  // still non-blocking
+  } else {
+    if (!close_it) w->sock_->assign(w->v6_ ? tcp::v6() : tcp::v4(), w->fd_, ec);
+    if (close_it || ec) ::close(w->fd_);  // the socket stays closed: the session's next read fails
+    else w->sock_->non_blocking(true, ec);
+  }
   w->fd_ = -1;
   if (w->prev_) w->prev_->next_ = w->next_;
   else head_ = w->next_;

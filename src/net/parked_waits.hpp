@@ -12,6 +12,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <memory>
+#include <utility>
 
 namespace sluice::net {
 
@@ -19,7 +20,7 @@ class ParkedWaits : public boost::asio::execution_context::service {
  public:
   class Waiter {
    public:
-    virtual ~Waiter() = default;
+    virtual ~Waiter();  // closes a descriptor given back and never taken
     // The wait ended: the socket is readable or closed by the peer (ec clear), or unpark() ended
     // it (operation_aborted). The socket is back in Asio's reactor, non-blocking.
     virtual void fire(boost::system::error_code ec) = 0;
@@ -31,11 +32,18 @@ class ParkedWaits : public boost::asio::execution_context::service {
     virtual bool farewell(const unsigned char* /*bytes*/, std::size_t /*n*/) const { return false; }
     static constexpr std::size_t kPeek = 16;
 
+   protected:
+    // After forget_socket(): the descriptor the wait gave back (-1 when it closed it), taken
+    // once, and its family.
+    int take_descriptor() { return std::exchange(kept_fd_, -1); }
+    bool v6() const { return v6_; }
+
    private:
     friend class ParkedWaits;
-    boost::asio::ip::tcp::socket* sock_ = nullptr;
-    Waiter *prev_ = nullptr, *next_ = nullptr;  // the service's list of parked waiters
-    int fd_ = -1;                               // -1: not parked (any more)
+    boost::asio::ip::tcp::socket* sock_ = nullptr;  // null: the descriptor goes back to kept_fd_
+    Waiter *prev_ = nullptr, *next_ = nullptr;      // the service's list of parked waiters
+    int fd_ = -1;                                   // -1: not parked (any more)
+    int kept_fd_ = -1;
     bool v6_ = false;
   };
 
@@ -55,6 +63,9 @@ class ParkedWaits : public boost::asio::execution_context::service {
   // Ends a parked wait now: the socket is back in its object at once, and fire(operation_aborted)
   // is posted. Nothing when it already ended.
   void unpark(Waiter* w);
+  // The socket object `w` was parked from is about to go (its session hibernates): when the wait
+  // ends, the descriptor stays with the waiter (Waiter::take_descriptor) instead.
+  static void forget_socket(Waiter* w) { w->sock_ = nullptr; }
   std::size_t parked() const { return count_; }
 
  private:

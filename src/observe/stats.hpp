@@ -109,6 +109,7 @@ struct ClientInfo {
   std::atomic<std::uint64_t> server_id{0};  // the server connection working for it (0 = none)
   std::atomic<bool> tls{false};
   std::atomic<bool> parked{false};  // idle with no coroutine frames (frontend/common/admission.hpp)
+  std::atomic<bool> asleep{false};  // parked with its session object gone (hibernated)
 
   mutable std::mutex mu;  // guards the strings below
   std::string user, database, application_name, pool;  // pool: the [[pools]] database

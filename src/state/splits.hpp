@@ -28,6 +28,15 @@ class SplitPlace {
   SplitPlace() = default;
   SplitPlace(const SplitPlace&) = delete;
   SplitPlace& operator=(const SplitPlace&) = delete;
+  // The place moves with its client's state (a hibernating session): counted once.
+  SplitPlace(SplitPlace&& o) noexcept : arm_(std::move(o.arm_)) {}
+  SplitPlace& operator=(SplitPlace&& o) noexcept {
+    if (this != &o) {
+      set(nullptr);
+      arm_ = std::move(o.arm_);
+    }
+    return *this;
+  }
   ~SplitPlace() { set(nullptr); }
   void set(std::shared_ptr<SplitArm> arm) {
     if (arm_) arm_->current.fetch_sub(1, std::memory_order_relaxed);

@@ -8,12 +8,15 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <concepts>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "src/access/rules.hpp"
+#include "src/frontend/common/worker_sessions.hpp"
 #include "src/net/parked_waits.hpp"
 #include "src/net/proxy_intake.hpp"
 #include "src/net/tls.hpp"
@@ -77,6 +80,49 @@ void log_internal_error(const char* what, const std::exception& e);
 // takes what it read and resume() goes on in a new coroutine.
 namespace parking {
 
+// Hibernation: a parked session with nothing in progress may go altogether, leaving what it
+// keeps for its client in its protocol's `Session::Sleep`, which derives from this. The sleep
+// stands in for the session with the worker's janitor, the shutdown's kick and the console's
+// KILL: each wakes it (the session is made again from the sleep, then does what it would have).
+// A session class hibernates when it has `std::unique_ptr<Sleep> hibernate()` (null: not now)
+// and a constructor from (Sleep&&, descriptor, v6).
+class Dormant : public TendedSession {
+ public:
+  explicit Dormant(const boost::asio::any_io_executor& ex)
+      : TendedSession(ex),
+        worker_(&static_cast<boost::asio::io_context&>(boost::asio::query(ex, boost::asio::execution::context))) {}
+  void kick() override { wake(); }
+  void kill() override {
+    killed = true;
+    wake();
+  }
+  // Ends the parked wait early (its fire() gets operation_aborted).
+  void wake() {
+    if (handle) net::ParkedWaits::of(worker_->get_executor()).unpark(std::exchange(handle, nullptr));
+  }
+  boost::asio::io_context& worker() const { return *worker_; }
+  net::ParkedWaits::Waiter* handle = nullptr;  // the parked wait, while it lasts
+  bool killed = false;                         // KILL came while it slept
+
+ private:
+  boost::asio::io_context* worker_;
+};
+
+template <typename Session>
+concept Hibernates = requires(Session& s) {
+  { s.hibernate() } -> std::same_as<std::unique_ptr<typename Session::Sleep>>;
+};
+// The sleep type of a session class that hibernates (an empty one for those that do not).
+template <typename Session>
+struct HibernationOf {
+  struct None {};
+  using type = None;
+};
+template <Hibernates Session>
+struct HibernationOf<Session> {
+  using type = typename Session::Sleep;
+};
+
 template <typename Session>
 struct Parked {
   ClientSlot slot;  // declared first: given back after the session is gone
@@ -104,12 +150,35 @@ template <typename Session>
 struct ParkedWaiter final : net::ParkedWaits::Waiter {
   explicit ParkedWaiter(Parked<Session> parked) : p(std::move(parked)) {}
   void fire(boost::system::error_code ec) override {
+    if constexpr (Hibernates<Session>) {
+      if (sleep) {
+        bool killed = sleep->killed;
+        int fd = take_descriptor();
+        try {
+          p.session = std::make_unique<Session>(std::move(*sleep), fd, v6());
+        } catch (const std::exception& e) {
+          log_internal_error(p.what, e);
+          return;  // the client is dropped (its descriptor closed by the session's socket or here)
+        }
+        sleep.reset();
+        p.session->woke(ec, 0);
+        if (killed) p.session->kill();
+        auto ex = p.session->executor();
+        boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
+        return;
+      }
+    }
     p.session->woke(ec, 0);
     auto ex = p.session->executor();
     boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
   }
-  bool farewell(const unsigned char* bytes, std::size_t n) const override { return p.session->farewell(bytes, n); }
+  bool farewell(const unsigned char* bytes, std::size_t n) const override {
+    if constexpr (Hibernates<Session>)
+      if (sleep) return Session::Sleep::farewell(bytes, n);
+    return p.session->farewell(bytes, n);
+  }
   Parked<Session> p;
+  std::unique_ptr<typename HibernationOf<Session>::type> sleep;  // set while hibernated
 };
 
 template <typename Session>
@@ -119,6 +188,15 @@ void park(Parked<Session> p) {
   std::unique_ptr<net::ParkedWaits::Waiter> w = std::make_unique<ParkedWaiter<Session>>(std::move(p));
   if (auto* handle = net::ParkedWaits::of(ex).park(s.parking_socket(), w)) {
     s.parked_as(handle);
+    if constexpr (Hibernates<Session>) {
+      if (auto sleep = s.hibernate()) {
+        auto& waiter = static_cast<ParkedWaiter<Session>&>(*handle);
+        net::ParkedWaits::forget_socket(handle);  // the session and its socket object go now
+        sleep->handle = handle;
+        waiter.sleep = std::move(sleep);
+        waiter.p.session.reset();
+      }
+    }
     return;
   }
   p = std::move(static_cast<ParkedWaiter<Session>&>(*w).p);

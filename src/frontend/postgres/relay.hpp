@@ -353,6 +353,14 @@ class RelaySlot {
   }
   Relay& operator*() const { return *operator->(); }
   bool made() const { return relay_ != nullptr; }
+  // Hibernation: the relay (when one is left: prepared statements) and what a dropped one kept
+  // go with the sleep, and come back from it.
+  std::unique_ptr<Relay> take_relay() { return std::move(relay_); }
+  Relay::Kept take_kept() { return std::exchange(kept_, {}); }
+  void restore(std::unique_ptr<Relay> r, Relay::Kept&& k) {
+    relay_ = std::move(r);
+    kept_ = std::move(k);
+  }
   // About to park: the relay goes when nothing in it outlives the last transaction.
   void drop_if_disposable() {
     if (relay_ && relay_->disposable()) {
