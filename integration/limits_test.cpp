@@ -87,6 +87,21 @@ max_connections_per_database = 3
   Conn b(s.conninfo());
   REQUIRE(a->ok());
   REQUIRE(b.ok());
+  // Idle, the two sleep (their session objects go): their places stay taken.
+  REQUIRE(a->scalar("SELECT 1") == "1");
+  REQUIRE(b.scalar("SELECT 1") == "1");
+  {
+    Conn admin(s.conninfo("app", "app", "sluice"));
+    REQUIRE_MESSAGE(admin.ok(), admin.error());
+    REQUIRE(eventually([&] {
+      PGresult* r = PQexec(admin.c, "SHOW CLIENTS");
+      int col = PQfnumber(r, "asleep"), db = PQfnumber(r, "database"), n = 0;
+      for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && col >= 0 && i < PQntuples(r); ++i)
+        if (std::string(PQgetvalue(r, i, db)) == "app" && std::string(PQgetvalue(r, i, col)) == "t") ++n;
+      PQclear(r);
+      return n == 2;
+    }));
+  }
   Conn c(s.conninfo());
   CHECK_FALSE(c.ok());
   CHECK(c.error().find("too many connections for role \"app\"") != std::string::npos);
@@ -113,6 +128,7 @@ max_connections_per_database = 3
   Conn f(s.conninfo());
   CHECK_MESSAGE(f.ok(), f.error());
   CHECK(f.scalar("SELECT 1") == "1");
+  CHECK(b.scalar("SELECT 2") == "2");  // woken, with its places
 }
 
 TEST_CASE("connections per address, and new connections per second per address, before any login work") {

@@ -41,16 +41,23 @@ ParkedWaits::Waiter* ParkedWaits::park(tcp::socket& sock, std::unique_ptr<Waiter
   bool v6 = local.address().is_v6();
   int fd = sock.release(ec);
   if (ec || fd < 0) return nullptr;
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-  ev.data.ptr = w.get();
-  if (::epoll_ctl(watch_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+  Waiter* p = park_descriptor(fd, v6, w);
+  if (!p) {
     sock.assign(v6 ? tcp::v6() : tcp::v4(), fd, ec);
     sock.non_blocking(true, ec);
     return nullptr;
   }
-  Waiter* p = w.release();
   p->sock_ = &sock;
+  return p;
+}
+
+ParkedWaits::Waiter* ParkedWaits::park_descriptor(int fd, bool v6, std::unique_ptr<Waiter>& w) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  ev.data.ptr = w.get();
+  if (::epoll_ctl(watch_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) return nullptr;
+  Waiter* p = w.release();
+  p->sock_ = nullptr;
   p->fd_ = fd;
   p->v6_ = v6;
   p->next_ = head_;

@@ -60,12 +60,13 @@ class ParkedWaits : public boost::asio::execution_context::service {
   // until it fires) as the handle for unpark(), or null when the socket could not be parked: then
   // `w` is untouched and the socket as it was.
   Waiter* park(boost::asio::ip::tcp::socket& sock, std::unique_ptr<Waiter>& w);
+  // The same for a descriptor no socket object holds (a sleeping session's, non-blocking): when
+  // the wait ends it stays with the waiter (Waiter::take_descriptor). Null when it could not be
+  // parked: `w` and the descriptor are then the caller's again.
+  Waiter* park_descriptor(int fd, bool v6, std::unique_ptr<Waiter>& w);
   // Ends a parked wait now: the socket is back in its object at once, and fire(operation_aborted)
   // is posted. Nothing when it already ended.
   void unpark(Waiter* w);
-  // The socket object `w` was parked from is about to go (its session hibernates): when the wait
-  // ends, the descriptor stays with the waiter (Waiter::take_descriptor) instead.
-  static void forget_socket(Waiter* w) { w->sock_ = nullptr; }
   std::size_t parked() const { return count_; }
 
  private:

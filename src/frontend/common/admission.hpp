@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 
 #include <concepts>
+#include <optional>
 
 #include <functional>
 #include <memory>
@@ -80,47 +81,20 @@ void log_internal_error(const char* what, const std::exception& e);
 // takes what it read and resume() goes on in a new coroutine.
 namespace parking {
 
-// Hibernation: a parked session with nothing in progress may go altogether, leaving what it
-// keeps for its client in its protocol's `Session::Sleep`, which derives from this. The sleep
+// Hibernation: a parked session with nothing in progress may go altogether. What it keeps for
+// its client (its protocol's `Session::Keep`) waits with its descriptor in a Sleeper, which
 // stands in for the session with the worker's janitor, the shutdown's kick and the console's
-// KILL: each wakes it (the session is made again from the sleep, then does what it would have).
-// A session class hibernates when it has `std::unique_ptr<Sleep> hibernate()` (null: not now)
-// and a constructor from (Sleep&&, descriptor, v6).
-class Dormant : public TendedSession {
- public:
-  explicit Dormant(const boost::asio::any_io_executor& ex)
-      : TendedSession(ex),
-        worker_(&static_cast<boost::asio::io_context&>(boost::asio::query(ex, boost::asio::execution::context))) {}
-  void kick() override { wake(); }
-  void kill() override {
-    killed = true;
-    wake();
-  }
-  // Ends the parked wait early (its fire() gets operation_aborted).
-  void wake() {
-    if (handle) net::ParkedWaits::of(worker_->get_executor()).unpark(std::exchange(handle, nullptr));
-  }
-  boost::asio::io_context& worker() const { return *worker_; }
-  net::ParkedWaits::Waiter* handle = nullptr;  // the parked wait, while it lasts
-  bool killed = false;                         // KILL came while it slept
-
- private:
-  boost::asio::io_context* worker_;
-};
-
+// KILL: each wakes it, and the session made again from what it kept does what it would have.
+// A session class sleeps when it has:
+//   std::optional<Keep> hibernate();  // nullopt: not now; else its socket's descriptor is in
+//                                     // keep.fd (keep.v6: its family), and the session may go
+//   Session(Keep&&, int fd, bool v6); // fd -1: the client left while it slept
+// and Keep has `bool tick()` (a janitor period passed: true to wake), `client_id()`,
+// `static bool farewell(bytes, n)` (as Waiter::farewell) and `forget()` (what the session's
+// destructor would undo, for a keep never woken).
 template <typename Session>
 concept Hibernates = requires(Session& s) {
-  { s.hibernate() } -> std::same_as<std::unique_ptr<typename Session::Sleep>>;
-};
-// The sleep type of a session class that hibernates (an empty one for those that do not).
-template <typename Session>
-struct HibernationOf {
-  struct None {};
-  using type = None;
-};
-template <Hibernates Session>
-struct HibernationOf<Session> {
-  using type = typename Session::Sleep;
+  { s.hibernate() } -> std::same_as<std::optional<typename Session::Keep>>;
 };
 
 template <typename Session>
@@ -150,53 +124,89 @@ template <typename Session>
 struct ParkedWaiter final : net::ParkedWaits::Waiter {
   explicit ParkedWaiter(Parked<Session> parked) : p(std::move(parked)) {}
   void fire(boost::system::error_code ec) override {
-    if constexpr (Hibernates<Session>) {
-      if (sleep) {
-        bool killed = sleep->killed;
-        int fd = take_descriptor();
-        try {
-          p.session = std::make_unique<Session>(std::move(*sleep), fd, v6());
-        } catch (const std::exception& e) {
-          log_internal_error(p.what, e);
-          return;  // the client is dropped (its descriptor closed by the session's socket or here)
-        }
-        sleep.reset();
-        p.session->woke(ec, 0);
-        if (killed) p.session->kill();
-        auto ex = p.session->executor();
-        boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
-        return;
-      }
-    }
     p.session->woke(ec, 0);
     auto ex = p.session->executor();
     boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
   }
-  bool farewell(const unsigned char* bytes, std::size_t n) const override {
-    if constexpr (Hibernates<Session>)
-      if (sleep) return Session::Sleep::farewell(bytes, n);
-    return p.session->farewell(bytes, n);
-  }
+  bool farewell(const unsigned char* bytes, std::size_t n) const override { return p.session->farewell(bytes, n); }
   Parked<Session> p;
-  std::unique_ptr<typename HibernationOf<Session>::type> sleep;  // set while hibernated
+};
+
+// A sleeping session: its parked wait and what it kept, in one object, registered with the
+// worker's sessions in its place.
+template <Hibernates Session>
+struct Sleeper final : net::ParkedWaits::Waiter, TendedSession {
+  using Keep = typename Session::Keep;
+  Sleeper(const boost::asio::any_io_executor& ex, Keep k, ClientSlot s, const char* w)
+      : TendedSession(ex),
+        keep(std::move(k)),
+        slot(std::move(s)),
+        what(w),
+        worker(&static_cast<boost::asio::io_context&>(boost::asio::query(ex, boost::asio::execution::context))) {}
+  ~Sleeper() override { keep.forget(); }
+  // The wait ended (bytes, the client's end, or wake()): the session comes back and goes on.
+  void fire(boost::system::error_code ec) override {
+    parked = false;
+    int fd = take_descriptor();
+    std::unique_ptr<Session> session;
+    try {
+      session = std::make_unique<Session>(std::move(keep), fd, v6());
+    } catch (const std::exception& e) {
+      log_internal_error(what, e);
+      return;
+    }
+    session->woke(ec, 0);
+    if (killed) session->kill();
+    auto ex = session->executor();
+    boost::asio::co_spawn(ex, drive(Parked<Session>{std::move(slot), std::move(session), what}, true),
+                          boost::asio::detached);
+  }
+  bool farewell(const unsigned char* bytes, std::size_t n) const override { return Keep::farewell(bytes, n); }
+  void janitor_tick() override {
+    if (keep.tick()) wake();  // client_idle_timeout
+  }
+  void kick() override { wake(); }
+  void kill() override {
+    killed = true;
+    wake();
+  }
+  std::uint64_t client_id() const override { return keep.client_id(); }
+  // Ends the wait early: fire(operation_aborted) is posted.
+  void wake() {
+    if (std::exchange(parked, false)) net::ParkedWaits::of(worker->get_executor()).unpark(this);
+  }
+  Keep keep;
+  ClientSlot slot;
+  const char* what;
+  boost::asio::io_context* worker;
+  bool parked = false, killed = false;
 };
 
 template <typename Session>
 void park(Parked<Session> p) {
+  auto ex = p.session->executor();
+  if constexpr (Hibernates<Session>) {
+    if (auto keep = p.session->hibernate()) {
+      int fd = keep->fd;
+      bool v6 = keep->v6;
+      p.session.reset();  // first: the sleeper may take the memory the session had
+      auto sleeper = std::make_unique<Sleeper<Session>>(ex, std::move(*keep), std::move(p.slot), p.what);
+      Sleeper<Session>* z = sleeper.get();
+      std::unique_ptr<net::ParkedWaits::Waiter> w = std::move(sleeper);
+      if (net::ParkedWaits::of(ex).park_descriptor(fd, v6, w)) {
+        z->parked = true;
+        return;
+      }
+      // The worker's epoll set refused it: the session comes back and waits with Asio.
+      p.slot = std::move(z->slot);
+      p.session = std::make_unique<Session>(std::move(z->keep), fd, v6);
+      w.reset();
+    }
+  }
   Session& s = *p.session;
-  auto ex = s.executor();
   std::unique_ptr<net::ParkedWaits::Waiter> w = std::make_unique<ParkedWaiter<Session>>(std::move(p));
   if (auto* handle = net::ParkedWaits::of(ex).park(s.parking_socket(), w)) {
     s.parked_as(handle);
-    if constexpr (Hibernates<Session>) {
-      if (auto sleep = s.hibernate()) {
-        auto& waiter = static_cast<ParkedWaiter<Session>&>(*handle);
-        net::ParkedWaits::forget_socket(handle);  // the session and its socket object go now
-        sleep->handle = handle;
-        waiter.sleep = std::move(sleep);
-        waiter.p.session.reset();
-      }
-    }
     return;
   }
   p = std::move(static_cast<ParkedWaiter<Session>&>(*w).p);

@@ -40,6 +40,8 @@ class ClientLimits {
     if (!limited(limits)) return {};
     return request_slow(state, limits, user, address);
   }
+  // Nothing held and nothing configured for this client (a sleeping session keeps none then).
+  bool empty() const { return !user_ && !db_ && !user_bucket_ && !address_bucket_ && !user_rate_override_; }
   // Whether any request rate applies to this client.
   bool limited(const config::Limits& limits) const {
     return user_rate(limits) != 0 || limits.queries_per_second_per_address != 0;

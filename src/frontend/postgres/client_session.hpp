@@ -113,24 +113,19 @@ class Session final : public TendedSession {
   void kill() override;
   std::uint64_t client_id() const override { return info_ ? info_->id : 0; }
 
-  // Hibernation (frontend/common/admission.hpp): what a parked session on plain TCP with
-  // nothing in progress keeps for its client while the Session itself is gone.
-  struct Sleep final : parking::Dormant {
-    explicit Sleep(const asio::any_io_executor& ex) : Dormant(ex) {}
-    ~Sleep();
-    void janitor_tick() override;  // client_idle_timeout wakes it
-    std::uint64_t client_id() const override { return info ? info->id : 0; }
-    static bool farewell(const unsigned char* b, std::size_t n) {
-      return n == 5 && b[0] == wire::fe::Terminate && wire::load_u32(b + 1) == 4;
-    }
+  // Hibernation (frontend/common/admission.hpp, parking::Sleeper): what a parked session on
+  // plain TCP with nothing in progress keeps for its client while the Session itself is gone.
+  // Its user and database are ClientInfo's.
+  struct Keep {
+    int fd = -1;  // the client's descriptor, released from the session's socket
+    bool v6 = false;
     state::Context* ctx = nullptr;
     std::shared_ptr<observe::ClientInfo> info;
     std::shared_ptr<observe::DbStats> stats;
     std::shared_ptr<const state::Snapshot> snap;
     std::shared_ptr<const pool::Credentials> creds;
-    std::string user, database;
-    ClientLimits limits;
-    std::unique_ptr<Relay> relay;  // the client's prepared statements, when it has any
+    std::unique_ptr<ClientLimits> limits;  // [limits] places and rates, when it has any
+    std::unique_ptr<Relay> relay;          // the client's prepared statements, when it has any
     Relay::Kept kept;
     std::shared_ptr<CancelTarget> cancel;
     router::Position token;
@@ -142,12 +137,19 @@ class Session final : public TendedSession {
     config::PoolMode mode = config::PoolMode::Transaction;
     int idle_ticks = 0;
     bool failed_tx = false, discard_until_sync = false, no_cache = false, idle_timed_out = false;
+
+    bool tick();  // a janitor period: true when client_idle_timeout has passed
+    std::uint64_t client_id() const { return info ? info->id : 0; }
+    static bool farewell(const unsigned char* b, std::size_t n) {
+      return n == 5 && b[0] == wire::fe::Terminate && wire::load_u32(b + 1) == 4;
+    }
+    void forget();  // never woken (its worker stopped): what ~Session would undo
   };
-  // The sleep, when nothing but what it keeps is left (null: this session stays while parked);
-  // the Session is then destroyed without undoing its login. A woken sleep makes it again, on
+  // What is kept, when nothing else is left (nullopt: this session stays while parked); the
+  // Session is then destroyed without undoing its login. The session made again from it: on
   // the client's descriptor `fd` (-1: the client left while it slept).
-  std::unique_ptr<Sleep> hibernate();
-  Session(Sleep&& s, int fd, bool v6);
+  std::optional<Keep> hibernate();
+  Session(Keep&& k, int fd, bool v6);
 
  private:
   // What a session needs only while it works: made on first use, dropped when it parks (an idle

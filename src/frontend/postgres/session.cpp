@@ -84,94 +84,102 @@ Session::Session(tcp::socket s, state::Context& ctx, net::Origin origin)
   max_packet_ = snap_->config->general.max_packet_size;
 }
 
-Session::Session(Sleep&& s, int fd, bool v6)
-    : TendedSession(s.worker().get_executor()),
-      client_(s.worker().get_executor()),
-      ctx_(*s.ctx),
-      info_(std::move(s.info)),
-      stats_(std::move(s.stats)),
-      snap_(std::move(s.snap)) {
+Session::Session(Keep&& k, int fd, bool v6)
+    : TendedSession(k.info->worker->get_executor()),
+      client_(k.info->worker->get_executor()),
+      ctx_(*k.ctx),
+      info_(std::move(k.info)),
+      stats_(std::move(k.stats)),
+      snap_(std::move(k.snap)) {
   if (fd >= 0) {
     error_code ec;
     client_.assign(v6 ? tcp::v6() : tcp::v4(), fd, ec);
     if (ec) ::close(fd);  // the socket stays closed: the session's next read fails
     else client_.non_blocking(true, ec);
   }
-  generation_ = s.generation;
+  {
+    std::lock_guard lock(info_->mu);
+    user_ = info_->user;
+    database_ = info_->database;
+  }
+  generation_ = k.generation;
   logged_in_ = true;
   typed_messages_ = true;
   max_packet_ = snap_->config->general.max_packet_size;
-  user_ = std::move(s.user);
-  database_ = std::move(s.database);
-  creds_ = std::move(s.creds);
-  limits_ = std::move(s.limits);
-  mode_ = s.mode;
-  relay_.restore(std::move(s.relay), std::move(s.kept));
-  pid_ = std::exchange(s.pid, 0);
-  cancel_ = std::move(s.cancel);
-  split_ = std::move(s.split);
-  pool_cfg_ = s.pool_cfg;
-  cache_ttl_ = s.cache_ttl;
-  own_notify_pid_ = s.own_notify_pid;
-  failed_tx_ = s.failed_tx;
-  discard_until_sync_ = s.discard_until_sync;
-  no_cache_ = s.no_cache;
-  idle_ticks_ = s.idle_ticks;
-  idle_timed_out_ = s.idle_timed_out;
+  creds_ = std::move(k.creds);
+  if (k.limits) limits_ = std::move(*k.limits);
+  mode_ = k.mode;
+  relay_.restore(std::move(k.relay), std::move(k.kept));
+  pid_ = std::exchange(k.pid, 0);
+  cancel_ = std::move(k.cancel);
+  split_ = std::move(k.split);
+  pool_cfg_ = k.pool_cfg;
+  cache_ttl_ = k.cache_ttl;
+  own_notify_pid_ = k.own_notify_pid;
+  failed_tx_ = k.failed_tx;
+  discard_until_sync_ = k.discard_until_sync;
+  no_cache_ = k.no_cache;
+  idle_ticks_ = k.idle_ticks;
+  idle_timed_out_ = k.idle_timed_out;
   bind_pool(*snap_->config, *pool_cfg_);  // the pool, its members and the routing, as at login
-  routing_.token = s.token;
+  routing_.token = k.token;
   info_->asleep.store(false, std::memory_order_relaxed);
 }
 
-std::unique_ptr<Session::Sleep> Session::hibernate() {
+std::optional<Session::Keep> Session::hibernate() {
   if (tls_ || server_ || buffered() != 0 || work_.peek() || mailbox_ || hub_ || listen_pending_ || !logged_in_ ||
       !pool_cfg_ || capturing_ || invalidate_all_ || marked_all_ || marks_pending_ || retrying_ || timeout_armed_ ||
-      !published_pins_.empty() || !end_reason_.empty())
-    return nullptr;
-  auto s = std::make_unique<Sleep>(executor());
-  s->ctx = &ctx_;
-  s->info = std::move(info_);
-  s->stats = std::move(stats_);
-  s->snap = std::move(snap_);
-  s->creds = std::move(creds_);
-  s->user = std::move(user_);
-  s->database = std::move(database_);
-  s->limits = std::move(limits_);
-  s->relay = relay_.take_relay();
-  s->kept = relay_.take_kept();
-  s->cancel = std::move(cancel_);
-  s->token = routing_.token;
-  s->split = std::move(split_);
-  s->pool_cfg = pool_cfg_;
-  s->cache_ttl = cache_ttl_;
-  s->generation = generation_;
-  s->pid = std::exchange(pid_, 0);  // what ~Session would undo now belongs to the sleep
-  s->own_notify_pid = own_notify_pid_;
-  s->mode = mode_;
-  s->idle_ticks = idle_ticks_;
-  s->failed_tx = failed_tx_;
-  s->discard_until_sync = discard_until_sync_;
-  s->no_cache = no_cache_;
-  s->idle_timed_out = idle_timed_out_;
+      !published_pins_.empty() || !end_reason_.empty() || !info_->worker)
+    return std::nullopt;
+  Keep k;
+  error_code ec;
+  auto local = client_.local_endpoint(ec);
+  if (ec) return std::nullopt;
+  k.v6 = local.address().is_v6();
+  k.fd = client_.release(ec);
+  if (ec || k.fd < 0) return std::nullopt;
+  k.ctx = &ctx_;
+  k.info = std::move(info_);
+  k.stats = std::move(stats_);
+  k.snap = std::move(snap_);
+  k.creds = std::move(creds_);
+  if (!limits_.empty()) k.limits = std::make_unique<ClientLimits>(std::move(limits_));
+  k.relay = relay_.take_relay();
+  k.kept = relay_.take_kept();
+  k.cancel = std::move(cancel_);
+  k.token = routing_.token;
+  k.split = std::move(split_);
+  k.pool_cfg = pool_cfg_;
+  k.cache_ttl = cache_ttl_;
+  k.generation = generation_;
+  k.pid = std::exchange(pid_, 0);  // what ~Session would undo now belongs to the keep
+  k.own_notify_pid = own_notify_pid_;
+  k.mode = mode_;
+  k.idle_ticks = idle_ticks_;
+  k.failed_tx = failed_tx_;
+  k.discard_until_sync = discard_until_sync_;
+  k.no_cache = no_cache_;
+  k.idle_timed_out = idle_timed_out_;
   logged_in_ = false;
-  s->info->asleep.store(true, std::memory_order_relaxed);
-  return s;
+  k.info->asleep.store(true, std::memory_order_relaxed);
+  k.info->parked.store(true, std::memory_order_relaxed);
+  return k;
 }
 
-Session::Sleep::~Sleep() {
-  // Never woken (its worker stopped): what ~Session would undo.
+void Session::Keep::forget() {
   if (info) ctx->client_table.remove(info->id);
-  if (pid) cancel_registry().remove(pid, cancel->key);
+  if (pid) cancel_registry().remove(std::exchange(pid, 0), cancel->key);
 }
 
-void Session::Sleep::janitor_tick() {
+bool Session::Keep::tick() {
   // As Session::janitor_tick for a parked session: client_idle_timeout, in janitor periods.
   ++idle_ticks;
   auto timeout = snap->config->general.client_idle_timeout;
   if (timeout.count() > 0 && !idle_timed_out && idle_ticks >= timeout / kJanitorPeriod + 1) {
     idle_timed_out = true;
-    wake();
+    return true;
   }
+  return false;
 }
 
 Session::~Session() {
