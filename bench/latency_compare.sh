@@ -31,19 +31,7 @@ fi
 
 write_many_client_configs "$MAXC"
 
-BOUNCER_PID="$(start_pgbouncer)"
-PIDS+=("$BOUNCER_PID")
-"$BIN" -c "$WORK/sluice.toml" >/dev/null 2>>"$WORK/sluice.log" &
-SLUICE_PID=$!
-PIDS+=("$SLUICE_PID")
-"$BIN" -c "$WORK/sluice1.toml" >/dev/null 2>>"$WORK/sluice1.log" &
-SLUICE1_PID=$!
-PIDS+=("$SLUICE1_PID")
-for port in $BOUNCER_PORT $SLUICE_PORT $SLUICE1_PORT; do
-  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
-done
-port_of() { case "$1" in pgbouncer) echo $BOUNCER_PORT ;; sluice) echo $SLUICE_PORT ;; *) echo $SLUICE1_PORT ;; esac; }
-pid_of() { case "$1" in pgbouncer) echo "$BOUNCER_PID" ;; sluice) echo "$SLUICE_PID" ;; *) echo "$SLUICE1_PID" ;; esac; }
+start_pg_proxies
 
 export PGPASSWORD=app
 mkdir -p "$WORK/logs"

@@ -154,6 +154,26 @@ write_many_client_configs() {
   echo "server_tls_sslmode = disable" >>"$WORK/pgbouncer.ini"
 }
 
+# PgBouncer, Sluice (default workers) and Sluice with one worker from the files
+# write_many_client_configs wrote, waited for, their PIDs kept for cleanup; then
+# `port_of target` and `pid_of target` (pgbouncer, sluice, sluice-1w).
+start_pg_proxies() {
+  BOUNCER_PID="$(start_pgbouncer)"
+  PIDS+=("$BOUNCER_PID")
+  "$BIN" -c "$WORK/sluice.toml" >/dev/null 2>>"$WORK/sluice.log" &
+  SLUICE_PID=$!
+  PIDS+=("$SLUICE_PID")
+  "$BIN" -c "$WORK/sluice1.toml" >/dev/null 2>>"$WORK/sluice1.log" &
+  SLUICE1_PID=$!
+  PIDS+=("$SLUICE1_PID")
+  local port
+  for port in $BOUNCER_PORT $SLUICE_PORT $SLUICE1_PORT; do
+    for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
+  done
+}
+port_of() { case "$1" in pgbouncer) echo "$BOUNCER_PORT" ;; sluice) echo "$SLUICE_PORT" ;; *) echo "$SLUICE1_PORT" ;; esac; }
+pid_of() { case "$1" in pgbouncer) echo "$BOUNCER_PID" ;; sluice) echo "$SLUICE_PID" ;; *) echo "$SLUICE1_PID" ;; esac; }
+
 # The instructions callgrind counts in process $2 (its dumps in $WORK/cg-$1) while the command
 # after the first three arguments runs: counters zeroed before it, dumped after it. With
 # BENCH_KEEP the dump is kept as $BENCH_KEEP/$1.$3. CG_USER: run callgrind_control as that user

@@ -29,19 +29,7 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 write_many_client_configs "$((CLIENTS + 100))"
-BOUNCER_PID="$(start_pgbouncer)"
-PIDS+=("$BOUNCER_PID")
-"$BIN" -c "$WORK/sluice.toml" >/dev/null 2>>"$WORK/sluice.log" &
-SLUICE_PID=$!
-PIDS+=("$SLUICE_PID")
-"$BIN" -c "$WORK/sluice1.toml" >/dev/null 2>>"$WORK/sluice1.log" &
-SLUICE1_PID=$!
-PIDS+=("$SLUICE1_PID")
-for port in $BOUNCER_PORT $SLUICE_PORT $SLUICE1_PORT; do
-  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
-done
-port_of() { case "$1" in pgbouncer) echo $BOUNCER_PORT ;; sluice) echo $SLUICE_PORT ;; *) echo $SLUICE1_PORT ;; esac; }
-pid_of() { case "$1" in pgbouncer) echo "$BOUNCER_PID" ;; sluice) echo "$SLUICE_PID" ;; *) echo "$SLUICE1_PID" ;; esac; }
+start_pg_proxies
 
 export PGPASSWORD=app
 pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
@@ -88,7 +76,7 @@ OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ)-syscalls-load.md"
 } | tee "$OUT"
 
 declare -A results
-for round in $(seq 1 "$ROUNDS"); do
+for _ in $(seq 1 "$ROUNDS"); do
   for target in $TARGETS; do
     results[$target]+="$(run_one "$target")"$'\n'
   done
