@@ -118,7 +118,7 @@ for target in $TARGETS; do
   exec 7>"$WORK/release.$target"
   for _ in $(seq 1 $((N / 5 + 900))); do grep -q '^ready' "$WORK/idle.$target" && break; sleep 0.1; done
   read -r _ ok failed secs < <(grep '^ready' "$WORK/idle.$target" || echo "ready 0 $n -")
-  sleep 2
+  sleep 4  # every client idle long enough to park, and (Sluice, PostgreSQL) to sleep (2 s)
   with="$(rss_kb "$pid")"
   echo release >&7
   exec 7>&-

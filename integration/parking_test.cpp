@@ -84,7 +84,8 @@ bool parks(PGconn* adm, PGconn* client) {
   return eventually([&] { return client_column(adm, port, "parked") == "t"; }, 5000);
 }
 
-// Parked with its session object gone (hibernated): SHOW CLIENTS says `asleep`.
+// Parked with its session object gone (hibernated, after kSleepAfter parked): SHOW CLIENTS says
+// `asleep`.
 bool sleeps(PGconn* adm, PGconn* client) {
   int port = local_port(client);
   return eventually([&] { return client_column(adm, port, "asleep") == "t"; }, 5000);
@@ -263,6 +264,12 @@ TEST_CASE("PostgreSQL: a sleeping client wakes with its settings, statements and
   Conn a(s.conninfo());
   REQUIRE_MESSAGE(a.ok(), a.error());
   REQUIRE(a.exec("SET TimeZone = 'Asia/Tokyo'"));
+  // Parked, but back well within kSleepAfter (2 s): it keeps its session object.
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(parks(adm.c, a.c));
+    CHECK(asleep_now(adm.c, a.c) == "f");
+    CHECK(a.scalar("SELECT 1") == "1");
+  }
   PGresult* r = PQprepare(a.c, "sleep_s", "SELECT $1::int * 2", 1, nullptr);
   REQUIRE(PQresultStatus(r) == PGRES_COMMAND_OK);
   PQclear(r);

@@ -67,6 +67,10 @@ class ParkedWaits : public boost::asio::execution_context::service {
   // Ends a parked wait now: the socket is back in its object at once, and fire(operation_aborted)
   // is posted. Nothing when it already ended.
   void unpark(Waiter* w);
+  // Ends a parked wait without firing it: the socket is back in its object (or the descriptor
+  // with the waiter), and the caller owns `w` again. False when the wait had already ended
+  // (then `w` may be gone: the caller must know it is not, e.g. through its session).
+  bool take_back(Waiter* w) { return w && release(w); }
   std::size_t parked() const { return count_; }
 
  private:

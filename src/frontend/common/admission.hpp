@@ -104,8 +104,11 @@ struct Parked {
   const char* what;
 };
 
+// `sleep`: a session that hibernates goes (its keep waits in a Sleeper) if it can; otherwise
+// the session itself waits (ParkedWaiter). Sessions park first without sleeping, and sleep
+// once they have stayed parked for kSleepAfter (sleep_parked).
 template <typename Session>
-void park(Parked<Session> p);
+void park(Parked<Session> p, bool sleep = false);
 
 template <typename Session>
 boost::asio::awaitable<void> drive(Parked<Session> p, bool resumed) {
@@ -183,10 +186,11 @@ struct Sleeper final : net::ParkedWaits::Waiter, TendedSession {
 };
 
 template <typename Session>
-void park(Parked<Session> p) {
+void park(Parked<Session> p, bool sleep) {
   auto ex = p.session->executor();
   if constexpr (Hibernates<Session>) {
-    if (auto keep = p.session->hibernate()) {
+    if (!sleep) {
+    } else if (auto keep = p.session->hibernate()) {
       int fd = keep->fd;
       bool v6 = keep->v6;
       p.session.reset();  // first: the sleeper may take the memory the session had
@@ -215,6 +219,19 @@ void park(Parked<Session> p) {
     auto ex = p.session->executor();
     boost::asio::co_spawn(ex, drive(std::move(p), true), boost::asio::detached);
   });
+}
+
+// A parked session that has stayed parked for kSleepAfter goes to sleep: its wait (`handle`, a
+// ParkedWaiter's, still parked) is taken back and it parks again, sleeping. Posted by the
+// session's janitor tick, outside the janitor's loop over the worker's sessions.
+template <typename Session>
+void sleep_parked(net::ParkedWaits::Waiter* handle, const boost::asio::any_io_executor& ex) {
+  if (!net::ParkedWaits::of(ex).take_back(handle)) return;  // its wait has ended meanwhile
+  std::unique_ptr<ParkedWaiter<Session>> w(static_cast<ParkedWaiter<Session>*>(handle));
+  Parked<Session> p = std::move(w->p);
+  w.reset();
+  p.session->parked_as(nullptr);
+  park(std::move(p), true);
 }
 
 }  // namespace parking

@@ -11,6 +11,9 @@
 namespace sluice::frontend {
 
 inline constexpr std::chrono::milliseconds kJanitorPeriod{250};
+// A parked session that stays parked this long sleeps (frontend/common/admission.hpp): clients
+// that come back sooner keep their session object, and pay nothing to make it again.
+inline constexpr std::chrono::milliseconds kSleepAfter{2000};
 
 class TendedSession {
  public:

@@ -369,6 +369,13 @@ void Session::janitor_tick() {
     park_requested_ = true;
     cancel_idle_wait();
   }
+  if (parked_ && !sleep_requested_ && idle_ticks_ >= kSleepAfter / kJanitorPeriod) {
+    // Parked for a while: it goes to sleep (its session object goes), outside the janitor's loop.
+    sleep_requested_ = true;
+    asio::post(executor(), [this, alive = std::weak_ptr<bool>(alive_)] {
+      if (!alive.expired() && parked_) parking::sleep_parked<Session>(parked_, executor());
+    });
+  }
 }
 
 awaitable<void> Session::idle_timeout_goodbye() {
@@ -377,6 +384,7 @@ awaitable<void> Session::idle_timeout_goodbye() {
 
 void Session::woke(error_code ec, std::size_t n) {
   parked_ = nullptr;
+  sleep_requested_ = false;
   idle_wait_ = false;
   info_->parked = false;
   woke_ok_ = !ec;  // readable: bytes (or the client's end) came first
