@@ -189,8 +189,9 @@ template <typename Session>
 void park(Parked<Session> p, bool sleep) {
   auto ex = p.session->executor();
   if constexpr (Hibernates<Session>) {
-    if (!sleep) {
-    } else if (auto keep = p.session->hibernate()) {
+    std::optional<typename Session::Keep> keep;
+    if (sleep) keep = p.session->hibernate();
+    if (keep) {
       int fd = keep->fd;
       bool v6 = keep->v6;
       p.session.reset();  // first: the sleeper may take the memory the session had
