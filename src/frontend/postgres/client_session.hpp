@@ -592,6 +592,9 @@ class Session final : public TendedSession {
   awaitable<void> idle_timeout_goodbye();
 
   static constexpr const char* kAdminDatabase = "sluice";
+  // The members. One whose value must outlive a transaction must also go through SessionKeep
+  // (hibernate() and the Session(Keep&&) constructor in sleep.cpp): a sleeping session keeps
+  // nothing else, and the parking tests only catch what they exercise.
   tcp::socket client_;
   std::unique_ptr<net::TlsStream> tls_;  // after SSLRequest, on a TLS listener
   state::Context& ctx_;
