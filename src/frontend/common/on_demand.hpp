@@ -19,6 +19,7 @@ class OnDemand {
   }
   // Without making it (destructors, checks for work in progress).
   T* peek() { return part_.get(); }
+  const T* peek() const { return part_.get(); }
   // About to park: it goes, unless it holds something not yet done.
   void drop_if_disposable() {
     if (part_ && part_->disposable()) part_.reset();

@@ -123,6 +123,8 @@ class Session final : public TendedSession {
   // Session is then destroyed without undoing its login. The session made again from it: on
   // the client's descriptor `fd` (-1: the client left while it slept).
   std::optional<Keep> hibernate();
+  // Whether hibernate() would keep it now: plain TCP, nothing in progress, no LISTEN.
+  bool sleepable() const;
   Session(Keep&& k, int fd, bool v6);
 
  private:

@@ -369,7 +369,7 @@ void Session::janitor_tick() {
     park_requested_ = true;
     cancel_idle_wait();
   }
-  if (parked_ && !sleep_requested_ && idle_ticks_ >= kSleepAfter / kJanitorPeriod) {
+  if (parked_ && !sleep_requested_ && idle_ticks_ >= kSleepAfter / kJanitorPeriod && sleepable()) {
     // Parked for a while: it goes to sleep (its session object goes), outside the janitor's loop.
     sleep_requested_ = true;
     asio::post(executor(), [this, alive = std::weak_ptr<bool>(alive_)] {

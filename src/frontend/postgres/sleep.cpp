@@ -47,11 +47,14 @@ Session::Session(Keep&& k, int fd, bool v6)
   info_->asleep.store(false, std::memory_order_relaxed);
 }
 
+bool Session::sleepable() const {
+  return !tls_ && !server_ && buffered() == 0 && !work_.peek() && !mailbox_ && !hub_ && !listen_pending_ &&
+         logged_in_ && pool_cfg_ && !capturing_ && !invalidate_all_ && !marked_all_ && !marks_pending_ && !retrying_ &&
+         !timeout_armed_ && published_pins_.empty() && end_reason_.empty() && info_->worker;
+}
+
 std::optional<Session::Keep> Session::hibernate() {
-  if (tls_ || server_ || buffered() != 0 || work_.peek() || mailbox_ || hub_ || listen_pending_ || !logged_in_ ||
-      !pool_cfg_ || capturing_ || invalidate_all_ || marked_all_ || marks_pending_ || retrying_ || timeout_armed_ ||
-      !published_pins_.empty() || !end_reason_.empty() || !info_->worker)
-    return std::nullopt;
+  if (!sleepable()) return std::nullopt;
   Keep k;
   error_code ec;
   auto local = client_.local_endpoint(ec);
