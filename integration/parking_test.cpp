@@ -287,15 +287,21 @@ TEST_CASE("PostgreSQL: a sleeping client wakes with its settings, statements and
   // Between transactions only: a client inside a transaction keeps its server connection.
   REQUIRE(a.exec("BEGIN"));
   CHECK(a.scalar("SELECT 5") == "5");
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
-  CHECK(asleep_now(adm.c, a.c) == "f");
+  // Longer than parking and kSleepAfter (2 s) together: it neither parks nor sleeps.
+  CHECK_FALSE(eventually(
+      [&] { return asleep_now(adm.c, a.c) == "t" || client_column(adm.c, local_port(a.c), "parked") == "t"; }, 3000));
   REQUIRE(a.exec("COMMIT"));
   // Its cancel key still cancels its statement after it slept.
   REQUIRE(sleeps(adm.c, a.c));
   PGcancel* cancel = PQgetCancel(a.c);
   REQUIRE(cancel != nullptr);
   REQUIRE(PQsendQuery(a.c, "SELECT pg_sleep(10)"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  Conn direct(direct_conninfo());
+  REQUIRE(eventually([&] {  // the statement runs on the server before it is cancelled
+    return direct.scalar(
+               "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(10)' AND "
+               "state = 'active'") == "1";
+  }));
   char err[256];
   CHECK(PQcancel(cancel, err, sizeof err) == 1);
   PQfreeCancel(cancel);
