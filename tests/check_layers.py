@@ -10,6 +10,7 @@ import sys
 
 # room -> rooms it may include (its own room is always allowed).
 ALLOWED = {
+    "memory": set(),
     "protocols/common": set(),
     "protocols/postgres": {"protocols/common"},
     "protocols/mysql": {"protocols/common"},
@@ -26,8 +27,12 @@ ALLOWED = {
     "state": {"access", "cache", "pool", "router", "sql", "replication", "protocols/common", "protocols/postgres",
               "protocols/mysql", "net", "config", "observe"},
 }
+# Every room may use the slab allocator (memory/), below them all.
+for r in ALLOWED:
+    if r != "memory":
+        ALLOWED[r] = ALLOWED[r] | {"memory"}
 ALLOWED["admin"] = ALLOWED["state"] | {"state"}
-BELOW_FRONTENDS = {"access", "pool", "router", "cache", "sql", "replication", "state", "admin", "protocols/common",
+BELOW_FRONTENDS = {"memory", "access", "pool", "router", "cache", "sql", "replication", "state", "admin", "protocols/common",
                    "protocols/postgres", "protocols/mysql", "net", "config", "observe"}
 ALLOWED["frontend/common"] = set(BELOW_FRONTENDS)
 ALLOWED["frontend/postgres"] = BELOW_FRONTENDS | {"frontend/common"}
