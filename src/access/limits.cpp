@@ -22,10 +22,9 @@ const char* to_string(Limit l) {
 }
 
 void Ticket::reset() {
-  if (!counts_) return;
-  counts_->give_back(static_cast<ConnectionCounts::Entry*>(entry_));
-  counts_ = nullptr;
-  entry_ = nullptr;
+  if (!entry_) return;
+  auto* e = static_cast<ConnectionCounts::Entry*>(std::exchange(entry_, nullptr));
+  e->counts->give_back(e);
 }
 
 Ticket ConnectionCounts::take(Scope scope, std::string_view key, std::uint32_t limit) {
@@ -33,7 +32,7 @@ Ticket ConnectionCounts::take(Scope scope, std::string_view key, std::uint32_t l
   auto& map = maps_[static_cast<std::size_t>(scope)];
   auto it = map.find(std::string(key));
   if (it == map.end()) {
-    it = map.emplace(std::string(key), std::make_unique<Entry>(Entry{scope, std::string(key), 0})).first;
+    it = map.emplace(std::string(key), std::make_unique<Entry>(Entry{this, scope, std::string(key), 0})).first;
   }
   Entry* e = it->second.get();
   if (limit != 0 && e->count >= limit) {
@@ -42,7 +41,6 @@ Ticket ConnectionCounts::take(Scope scope, std::string_view key, std::uint32_t l
   }
   ++e->count;
   Ticket t;
-  t.counts_ = this;
   t.entry_ = e;
   return t;
 }

@@ -41,20 +41,18 @@ class ConnectionCounts;
 class Ticket {
  public:
   Ticket() = default;
-  Ticket(Ticket&& o) noexcept : counts_(std::exchange(o.counts_, nullptr)), entry_(o.entry_) {}
+  Ticket(Ticket&& o) noexcept : entry_(std::exchange(o.entry_, nullptr)) {}
   Ticket& operator=(Ticket&& o) noexcept {
-    std::swap(counts_, o.counts_);
     std::swap(entry_, o.entry_);
     return *this;
   }
   ~Ticket() { reset(); }
   void reset();
-  explicit operator bool() const { return counts_ != nullptr; }
+  explicit operator bool() const { return entry_ != nullptr; }
 
  private:
   friend class ConnectionCounts;
-  ConnectionCounts* counts_ = nullptr;
-  void* entry_ = nullptr;
+  void* entry_ = nullptr;  // a ConnectionCounts::Entry, which knows its table (one pointer a place)
 };
 
 class ConnectionCounts {
@@ -72,6 +70,7 @@ class ConnectionCounts {
  private:
   friend class Ticket;
   struct Entry {
+    ConnectionCounts* counts;
     Scope scope;
     std::string key;
     std::uint32_t count = 0;

@@ -383,10 +383,10 @@ asio::awaitable<Result> run(Context& ctx, std::string sql, Caller caller) {
     auto id = std::strtoull(t[1].text.c_str(), &end, 10);
     if (t[1].text.empty() || *end) co_return syntax("KILL takes a client id (SHOW CLIENTS)");
     auto c = ctx.client_table.find(id);
-    if (!c || !c->worker || !c->kill_local)
-      co_return Result::fail("42704", 1094, fmt::format("no client with id {}", id));
+    auto kill = observe::kill_on_worker.load(std::memory_order_relaxed);
+    if (!c || !c->worker || !kill) co_return Result::fail("42704", 1094, fmt::format("no client with id {}", id));
     log_cmd(fmt::format("KILL {}", id));
-    asio::post(*c->worker, [kill = c->kill_local, id] { kill(id); });
+    asio::post(*c->worker, [kill, id] { kill(id); });
     co_return ok("KILL");
   }
   if (w0 == "RESET" && t.size() == 2 && upper(t[1].text) == "QUERIES") {

@@ -305,7 +305,7 @@ Rows rows_clients(Context& ctx) {
       db = c->database;
       app = c->application_name;
       pool = c->pool;
-      pinned = c->pinned;
+      if (c->pinned) pinned = *c->pinned;
     }
     auto st = static_cast<observe::ClientState>(c->state.load());
     auto ws = c->wait_since_us.load();

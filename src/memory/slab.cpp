@@ -32,7 +32,7 @@ struct Slab::Chunk {
 
 namespace {
 
-constexpr std::size_t kHeader = 64;  // room for Chunk, 16-aligned
+constexpr std::size_t kHeader = 64;  // room for Chunk
 
 // Under AddressSanitizer, free blocks are poisoned (a use after free is caught as with malloc)
 // and chunks are roots for LeakSanitizer (what a live block points to is not a leak).
@@ -81,7 +81,7 @@ Slab::Slab(std::size_t block_size)
 }
 
 Slab& Slab::of_size(std::size_t size) {
-  // Sizes up to 1 KiB in 16-byte steps; never destroyed (blocks may be freed during exit).
+  // Sizes up to 1 KiB in 8-byte steps; never destroyed (blocks may be freed during exit).
   constexpr std::size_t kMax = 1024;
   static std::array<Slab*, kMax / kGranule + 1> slabs{};
   static std::mutex mu;

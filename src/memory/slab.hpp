@@ -23,7 +23,7 @@ namespace sluice::memory {
 class Slab {
  public:
   static constexpr std::size_t kChunk = 64 * 1024;
-  static constexpr std::size_t kGranule = 16;
+  static constexpr std::size_t kGranule = 8;
 
   explicit Slab(std::size_t block_size);
   ~Slab() = default;  // chunks still in use stay mapped (objects freed after exit)
@@ -74,7 +74,7 @@ struct SlabAllocator {
     else ::operator delete(p, std::align_val_t(alignof(T)));
   }
   static Slab& slab() {
-    static_assert(alignof(T) <= Slab::kGranule, "slab blocks are aligned to 16 bytes");
+    static_assert(alignof(T) <= Slab::kGranule, "slab blocks are aligned to 8 bytes");
     static Slab& s = Slab::of_size(sizeof(T));
     return s;
   }

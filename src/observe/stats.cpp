@@ -102,6 +102,8 @@ void ClientTable::add(const std::shared_ptr<ClientInfo>& c) {
 void ClientTable::remove(std::uint64_t id) {
   std::lock_guard lock(mu_);
   by_id_.erase(id);
+  // The bucket array does not shrink by itself: after many clients leave, give it back.
+  if (by_id_.bucket_count() > 1024 && by_id_.size() * 8 < by_id_.bucket_count()) by_id_.rehash(0);
 }
 
 std::shared_ptr<ClientInfo> ClientTable::find(std::uint64_t id) const {
@@ -111,10 +113,14 @@ std::shared_ptr<ClientInfo> ClientTable::find(std::uint64_t id) const {
 }
 
 std::vector<std::shared_ptr<ClientInfo>> ClientTable::all() const {
-  std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<ClientInfo>> v;
-  for (auto& [id, w] : by_id_)
-    if (auto p = w.lock()) v.push_back(std::move(p));
+  {
+    std::lock_guard lock(mu_);
+    v.reserve(by_id_.size());
+    for (auto& [id, w] : by_id_)
+      if (auto p = w.lock()) v.push_back(std::move(p));
+  }
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a->id < b->id; });
   return v;
 }
 

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "src/memory/slab.hpp"
+
 namespace boost::asio {
 class io_context;
 }
@@ -112,9 +114,8 @@ struct ClientInfo {
   std::string addr, local_addr;
   std::uint16_t port = 0, local_port = 0;
   std::chrono::system_clock::time_point connect_time = std::chrono::system_clock::now();
-  // The console's KILL: `kill_local(id)` run on the client's worker (frontend/common/worker_sessions.hpp).
+  // The console's KILL: kill_on_worker(id) (below) run on this worker.
   boost::asio::io_context* worker = nullptr;
-  void (*kill_local)(std::uint64_t id) = nullptr;
 
   std::atomic<int> state{static_cast<int>(ClientState::Login)};
   std::atomic<std::int64_t> request_time_us{0};  // epoch µs of the last request
@@ -127,11 +128,16 @@ struct ClientInfo {
 
   mutable TinyLock mu;                                 // guards the strings below
   std::string user, database, application_name, pool;  // pool: the [[pools]] database
-  std::string pinned;  // transaction pooling: why the client keeps its server connection (empty: it does not)
+  // Transaction pooling: why the client keeps its server connection (null: it does not).
+  std::unique_ptr<const std::string> pinned;
 
   void set_state(ClientState s);
   void set_identity(std::string u, std::string db, std::string app = {});
 };
+
+// The front ends' KILL of a client on its worker (frontend/common/worker_sessions.hpp), set
+// when the first client becomes killable: one hook for the process, not a pointer a client.
+inline std::atomic<void (*)(std::uint64_t id)> kill_on_worker{nullptr};
 
 std::int64_t epoch_us();
 // Wall clock in µs from the coarse clock (a few ms resolution, no TSC read): request times.
@@ -147,12 +153,15 @@ class ClientTable {
   void add(const std::shared_ptr<ClientInfo>& c);
   void remove(std::uint64_t id);
   std::shared_ptr<ClientInfo> find(std::uint64_t id) const;
-  std::vector<std::shared_ptr<ClientInfo>> all() const;
+  std::vector<std::shared_ptr<ClientInfo>> all() const;  // by id
 
  private:
   std::atomic<std::uint64_t> next_{kFirstClientId};
   mutable std::mutex mu_;
-  std::map<std::uint64_t, std::weak_ptr<ClientInfo>> by_id_;
+  // Nodes of 32 bytes in a slab (memory/slab.hpp): each idle client has one.
+  std::unordered_map<std::uint64_t, std::weak_ptr<ClientInfo>, std::hash<std::uint64_t>, std::equal_to<>,
+                     memory::SlabAllocator<std::pair<const std::uint64_t, std::weak_ptr<ClientInfo>>>>
+      by_id_;
 };
 
 }  // namespace sluice::observe

@@ -11,7 +11,7 @@ namespace sluice::state {
 
 std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* protocol,
                                                      const asio::ip::tcp::socket& sock, const net::Origin& origin) {
-  auto info = std::make_shared<observe::ClientInfo>();
+  auto info = memory::make_shared_in_slab<observe::ClientInfo>();  // long-lived: memory/slab.hpp
   info->id = ctx.client_table.next_id();
   info->protocol = protocol;
   info->addr = origin.addr;

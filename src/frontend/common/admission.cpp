@@ -88,7 +88,7 @@ asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(asio::ip::tcp::socke
 
 void make_killable(observe::ClientInfo& info, const asio::any_io_executor& ex) {
   info.worker = &static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
-  info.kill_local = &kill_local;
+  observe::kill_on_worker.store(&kill_local, std::memory_order_relaxed);
 }
 
 void write_goodbye(asio::ip::tcp::socket& sock, net::TlsStream* tls, const std::string& out) {

@@ -18,6 +18,7 @@
 
 #include "src/access/rules.hpp"
 #include "src/frontend/common/worker_sessions.hpp"
+#include "src/memory/slab.hpp"
 #include "src/net/parked_waits.hpp"
 #include "src/net/proxy_intake.hpp"
 #include "src/net/tls.hpp"
@@ -43,6 +44,7 @@ class ClientSlot {
   }
   explicit operator bool() const { return ctx_ != nullptr; }
   void hold_address(access::Ticket t) { address_ = std::move(t); }
+  state::Context* context() const { return ctx_; }
 
  private:
   state::Context* ctx_ = nullptr;
@@ -86,15 +88,20 @@ namespace parking {
 // stands in for the session with the worker's janitor, the shutdown's kick and the console's
 // KILL: each wakes it, and the session made again from what it kept does what it would have.
 // A session class sleeps when it has:
-//   std::optional<Keep> hibernate();  // nullopt: not now; else its socket's descriptor is in
-//                                     // keep.fd (keep.v6: its family), and the session may go
-//   Session(Keep&&, int fd, bool v6); // fd -1: the client left while it slept
+//   std::optional<Keep> hibernate(int& fd, bool& v6);  // nullopt: not now; else its socket's
+//                      // descriptor is in fd (v6: its family), and the session may go
+//   Session(Keep&&, state::Context&, int fd, bool v6);  // fd -1: the client left while asleep
+//   static constexpr const char* kWhat;  // names it in the log
 // and Keep has `bool tick()` (a janitor period passed: true to wake), `client_id()`,
-// `static bool farewell(bytes, n)` (as Waiter::farewell) and `forget()` (what the session's
-// destructor would undo, for a keep never woken).
+// `worker()`, `static bool farewell(bytes, n)` (as Waiter::farewell) and
+// `forget(state::Context*)` (what the session's destructor would undo, for a keep never woken).
+// The Context is the client slot's, not kept twice.
 template <typename Session>
-concept Hibernates = requires(Session& s) {
-  { s.hibernate() } -> std::same_as<std::optional<typename Session::Keep>>;
+concept Hibernates = requires(Session& s, int& fd, bool& v6, const typename Session::Keep& k) {
+  // The keep, and the client's descriptor released from the session's socket (and its family).
+  { s.hibernate(fd, v6) } -> std::same_as<std::optional<typename Session::Keep>>;
+  { k.worker() } -> std::same_as<boost::asio::io_context*>;  // the client's worker
+  { Session::kWhat } -> std::convertible_to<const char*>;    // names it in the log
 };
 
 template <typename Session>
@@ -137,31 +144,28 @@ struct ParkedWaiter final : net::ParkedWaits::Waiter {
 
 // A sleeping session: its parked wait and what it kept, in one object, registered with the
 // worker's sessions in its place.
+// Allocated in a slab (memory/slab.hpp): it lives as long as its client sleeps.
 template <Hibernates Session>
-struct Sleeper final : net::ParkedWaits::Waiter, TendedSession {
+struct Sleeper final : net::ParkedWaits::Waiter, TendedSession, memory::InSlab<Sleeper<Session>> {
   using Keep = typename Session::Keep;
-  Sleeper(const boost::asio::any_io_executor& ex, Keep k, ClientSlot s, const char* w)
-      : TendedSession(ex),
-        keep(std::move(k)),
-        slot(std::move(s)),
-        what(w),
-        worker(&static_cast<boost::asio::io_context&>(boost::asio::query(ex, boost::asio::execution::context))) {}
-  ~Sleeper() override { keep.forget(); }
+  Sleeper(const boost::asio::any_io_executor& ex, Keep k, ClientSlot s)
+      : TendedSession(ex), keep(std::move(k)), slot(std::move(s)) {}
+  ~Sleeper() override { keep.forget(slot.context()); }
   // The wait ended (bytes, the client's end, or wake()): the session comes back and goes on.
   void fire(boost::system::error_code ec) override {
     parked = false;
     int fd = take_descriptor();
     std::unique_ptr<Session> session;
     try {
-      session = std::make_unique<Session>(std::move(keep), fd, v6());
+      session = std::make_unique<Session>(std::move(keep), *slot.context(), fd, v6());
     } catch (const std::exception& e) {
-      log_internal_error(what, e);
+      log_internal_error(Session::kWhat, e);
       return;
     }
     session->woke(ec, 0);
     if (killed) session->kill();
     auto ex = session->executor();
-    boost::asio::co_spawn(ex, drive(Parked<Session>{std::move(slot), std::move(session), what}, true),
+    boost::asio::co_spawn(ex, drive(Parked<Session>{std::move(slot), std::move(session), Session::kWhat}, true),
                           boost::asio::detached);
   }
   bool farewell(const unsigned char* bytes, std::size_t n) const override { return Keep::farewell(bytes, n); }
@@ -176,12 +180,10 @@ struct Sleeper final : net::ParkedWaits::Waiter, TendedSession {
   std::uint64_t client_id() const override { return keep.client_id(); }
   // Ends the wait early: fire(operation_aborted) is posted.
   void wake() {
-    if (std::exchange(parked, false)) net::ParkedWaits::of(worker->get_executor()).unpark(this);
+    if (std::exchange(parked, false)) net::ParkedWaits::of(keep.worker()->get_executor()).unpark(this);
   }
   Keep keep;
   ClientSlot slot;
-  const char* what;
-  boost::asio::io_context* worker;
   bool parked = false, killed = false;
 };
 
@@ -190,12 +192,12 @@ void park(Parked<Session> p, bool sleep) {
   auto ex = p.session->executor();
   if constexpr (Hibernates<Session>) {
     std::optional<typename Session::Keep> keep;
-    if (sleep) keep = p.session->hibernate();
+    int fd = -1;
+    bool v6 = false;
+    if (sleep) keep = p.session->hibernate(fd, v6);
     if (keep) {
-      int fd = keep->fd;
-      bool v6 = keep->v6;
-      p.session.reset();  // first: the sleeper may take the memory the session had
-      auto sleeper = std::make_unique<Sleeper<Session>>(ex, std::move(*keep), std::move(p.slot), p.what);
+      p.session.reset();
+      auto sleeper = std::make_unique<Sleeper<Session>>(ex, std::move(*keep), std::move(p.slot));
       Sleeper<Session>* z = sleeper.get();
       std::unique_ptr<net::ParkedWaits::Waiter> w = std::move(sleeper);
       if (net::ParkedWaits::of(ex).park_descriptor(fd, v6, w)) {
@@ -204,7 +206,7 @@ void park(Parked<Session> p, bool sleep) {
       }
       // The worker's epoll set refused it: the session comes back and waits with Asio.
       p.slot = std::move(z->slot);
-      p.session = std::make_unique<Session>(std::move(z->keep), fd, v6);
+      p.session = std::make_unique<Session>(std::move(z->keep), *p.slot.context(), fd, v6);
       w.reset();
     }
   }
@@ -264,7 +266,7 @@ boost::asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(boost::asio::
                                                                    std::shared_ptr<boost::asio::ssl::context> tls,
                                                                    observe::ClientInfo& info);
 
-// The console's KILL reaches this client on its worker (ClientInfo::kill_local, kill_local()).
+// The console's KILL reaches this client on its worker (observe::kill_on_worker, kill_local()).
 void make_killable(observe::ClientInfo& info, const boost::asio::any_io_executor& ex);
 // A goodbye (the protocol's error, framed) written without waiting; skipped in the middle of
 // another TLS record. The caller closes the connection next.

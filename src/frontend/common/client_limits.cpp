@@ -33,9 +33,12 @@ ClientLimits::Rate ClientLimits::request_slow(access::LimitState& state, const c
   Rate r;
   const std::uint32_t per_user = user_rate(limits), per_address = limits.queries_per_second_per_address;
   std::optional<std::chrono::nanoseconds> wu, wa;
+  if (!buckets_) buckets_ = std::make_unique<Buckets>();
+  auto& user_bucket = buckets_->user;
+  auto& address_bucket = buckets_->address;
   if (per_user) {
-    if (!user_bucket_) user_bucket_ = state.rates.get(access::Limit::QueryRateUser, user);
-    wu = user_bucket_->admit(per_user, max_wait, now);
+    if (!user_bucket) user_bucket = state.rates.get(access::Limit::QueryRateUser, user);
+    wu = user_bucket->admit(per_user, max_wait, now);
     if (!wu) {
       state.count_refusal(access::Limit::QueryRateUser);
       r.refused = access::Limit::QueryRateUser;
@@ -45,10 +48,10 @@ ClientLimits::Rate ClientLimits::request_slow(access::LimitState& state, const c
     r.wait = *wu;
   }
   if (per_address) {
-    if (!address_bucket_) address_bucket_ = state.rates.get(access::Limit::QueryRateAddress, address);
-    wa = address_bucket_->admit(per_address, max_wait, now);
+    if (!address_bucket) address_bucket = state.rates.get(access::Limit::QueryRateAddress, address);
+    wa = address_bucket->admit(per_address, max_wait, now);
     if (!wa) {
-      if (wu) user_bucket_->undo(per_user);
+      if (wu) user_bucket->undo(per_user);
       state.count_refusal(access::Limit::QueryRateAddress);
       r.refused = access::Limit::QueryRateAddress;
       r.limit = per_address;

@@ -26,7 +26,7 @@ class ClientLimits {
   void logout() {
     user_.reset();
     db_.reset();
-    user_bucket_.reset();
+    if (buckets_) buckets_->user.reset();
   }
 
   struct Rate {
@@ -40,8 +40,6 @@ class ClientLimits {
     if (!limited(limits)) return {};
     return request_slow(state, limits, user, address);
   }
-  // Nothing held and nothing configured for this client (a sleeping session keeps none then).
-  bool empty() const { return !user_ && !db_ && !user_bucket_ && !address_bucket_ && !user_rate_override_; }
   // Whether any request rate applies to this client.
   bool limited(const config::Limits& limits) const {
     return user_rate(limits) != 0 || limits.queries_per_second_per_address != 0;
@@ -55,7 +53,12 @@ class ClientLimits {
   Rate request_slow(access::LimitState& state, const config::Limits& limits, std::string_view user,
                     std::string_view address);
   access::Ticket user_, db_;
-  std::shared_ptr<access::Gcra> user_bucket_, address_bucket_;
+  // The rates' buckets, made at the first request a rate applies to (every client holds its
+  // places; few are rate-limited, and an idle client keeps this object: 32 bytes).
+  struct Buckets {
+    std::shared_ptr<access::Gcra> user, address;
+  };
+  std::unique_ptr<Buckets> buckets_;
   std::optional<std::uint32_t> user_rate_override_;  // from [[users]] at login
 };
 

@@ -33,6 +33,11 @@ class TendedSession {
   ~TendedSession();
   TendedSession(const TendedSession&) = delete;
   TendedSession& operator=(const TendedSession&) = delete;
+
+ private:
+  friend struct WorkerSessions;
+  // The worker's list (intrusive: an idle client costs no node of a container).
+  TendedSession *prev_ = nullptr, *next_ = nullptr;
 };
 
 // Kicks every session of the calling worker (run on each worker).

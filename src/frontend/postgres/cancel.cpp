@@ -13,7 +13,7 @@ CancelRegistry& cancel_registry() {
 }
 
 std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> CancelRegistry::add(std::uint32_t server_pid) {
-  auto t = std::make_shared<CancelTarget>();
+  auto t = memory::make_shared_in_slab<CancelTarget>();
   std::uint32_t pid = server_pid;
   for (;;) {
     auto r = crypto::random_bytes(8);
@@ -30,6 +30,7 @@ std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> CancelRegistry::add(std:
 void CancelRegistry::remove(std::uint32_t pid, std::uint32_t key) {
   std::lock_guard lock(mu_);
   by_pid_key_.erase(std::uint64_t(pid) << 32 | key);
+  if (by_pid_key_.bucket_count() > 1024 && by_pid_key_.size() * 8 < by_pid_key_.bucket_count()) by_pid_key_.rehash(0);
 }
 
 std::optional<CancelInfo> CancelRegistry::find(std::uint32_t pid, std::uint32_t key) const {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "src/config/config.hpp"
+#include "src/memory/slab.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -42,7 +43,10 @@ class CancelRegistry {
 
  private:
   mutable std::mutex mu_;
-  std::unordered_map<std::uint64_t, std::shared_ptr<CancelTarget>> by_pid_key_;  // pid << 32 | key
+  // pid << 32 | key; nodes in a slab, as the targets (memory/slab.hpp: what an idle client keeps)
+  std::unordered_map<std::uint64_t, std::shared_ptr<CancelTarget>, std::hash<std::uint64_t>, std::equal_to<>,
+                     memory::SlabAllocator<std::pair<const std::uint64_t, std::shared_ptr<CancelTarget>>>>
+      by_pid_key_;
 };
 
 // The process's registry: every PostgreSQL client's (pid, key), for CancelRequests arriving on

@@ -122,10 +122,11 @@ class Session final : public TendedSession {
   // What is kept, when nothing else is left (nullopt: this session stays while parked); the
   // Session is then destroyed without undoing its login. The session made again from it: on
   // the client's descriptor `fd` (-1: the client left while it slept).
-  std::optional<Keep> hibernate();
+  std::optional<Keep> hibernate(int& fd, bool& v6);
+  static constexpr const char* kWhat = "session";
   // Whether hibernate() would keep it now: plain TCP, nothing in progress, no LISTEN.
   bool sleepable() const;
-  Session(Keep&& k, int fd, bool v6);
+  Session(Keep&& k, state::Context& ctx, int fd, bool v6);
 
  private:
   using Work = SessionWork;  // what only a working session needs (session_parts.hpp)
@@ -651,7 +652,7 @@ class Session final : public TendedSession {
   bool capturing_ = false, invalidate_all_ = false, no_cache_ = false;
   // Every table's writes' position is being learned (take_write_token; else Work::marked_tables_).
   bool marked_all_ = false, marks_pending_ = false;
-  config::Duration cache_ttl_{0};
+  config::Duration cache_ttl_{0};  // of the answer being captured (capturing_; not kept asleep)
   std::shared_ptr<CancelTarget> cancel_;
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   bool typed_messages_ = false;

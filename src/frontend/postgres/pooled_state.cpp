@@ -22,7 +22,7 @@ awaitable<bool> Session::pins_released() {
 void Session::publish_pins() {
   published_pins_ = relay_->pin_reasons();
   std::lock_guard lock(info_->mu);
-  info_->pinned = published_pins_;
+  info_->pinned = published_pins_.empty() ? nullptr : std::make_unique<const std::string>(published_pins_);
 }
 
 awaitable<bool> Session::reset_server_session() {

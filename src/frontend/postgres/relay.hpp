@@ -85,7 +85,7 @@ class Relay {
   // The SQLSTATE for error(): 08P01 (protocol violation) or 54000 (a limit).
   const char* error_code() const { return error_code_; }
   // Named prepared statements this client may hold ([general] max_client_prepared_statements).
-  void set_statement_limit(std::size_t n) { max_statements_ = n; }
+  void set_statement_limit(std::uint32_t n) { max_statements_ = n; }
   // An idle client's pipeline made only of named Parse messages and a final Sync, all for
   // statements some server already accepted, is answered here without a server connection
   // (ParseComplete per Parse, then ReadyForQuery). Returns the bytes consumed, or 0.
@@ -193,7 +193,7 @@ class Relay {
     pool::SharedParams client_params;
     observe::DbStats* stats = nullptr;
     std::atomic<std::uint64_t>* client_queries = nullptr;
-    std::size_t max_statements = 10'000;
+    std::uint32_t max_statements = 10'000;
     bool pooled = false, pass_notifications = false;
   };
   // Nothing in it outlives the last transaction: no request, transaction, prepared statement,
@@ -325,7 +325,7 @@ class Relay {
   bool server_broken_ = false;
   std::string error_;
   const char* error_code_ = "08P01";
-  std::size_t max_statements_ = 10'000;
+  std::uint32_t max_statements_ = 10'000;
   std::uint64_t cycles_ = 0;
   observe::DbStats* stats_ = nullptr;
   std::atomic<std::uint64_t>* client_queries_ = nullptr;

@@ -227,7 +227,7 @@ awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
                       value));
     return out;
   };
-  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), "session");
+  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), Session::kWhat);
 }
 
 }  // namespace sluice::frontend::pg

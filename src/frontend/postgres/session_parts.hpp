@@ -57,21 +57,17 @@ struct SessionWork {
 // plain TCP with nothing in progress keeps for its client while the Session itself is gone.
 // Its user and database are ClientInfo's.
 struct SessionKeep {
-  int fd = -1;  // the client's descriptor, released from the session's socket
-  bool v6 = false;
-  state::Context* ctx = nullptr;
   std::shared_ptr<observe::ClientInfo> info;
   std::shared_ptr<observe::DbStats> stats;
   std::shared_ptr<const state::Snapshot> snap;
   std::shared_ptr<const pool::Credentials> creds;
-  std::unique_ptr<ClientLimits> limits;  // [limits] places and rates, when it has any
+  ClientLimits limits;                   // [limits] places (every client holds its user and database places) and rates
   std::unique_ptr<Relay> relay;          // the client's prepared statements, when it has any
   Relay::Kept kept;
   std::shared_ptr<CancelTarget> cancel;
   router::Position token;
   state::SplitPlace split;
   const config::Pool* pool_cfg = nullptr;
-  config::Duration cache_ttl{0};
   std::uint64_t generation = 0;
   std::uint32_t pid = 0, own_notify_pid = 0;
   config::PoolMode mode = config::PoolMode::Transaction;
@@ -80,10 +76,11 @@ struct SessionKeep {
 
   bool tick();  // a janitor period: true when client_idle_timeout has passed
   std::uint64_t client_id() const { return info ? info->id : 0; }
+  asio::io_context* worker() const { return info->worker; }
   static bool farewell(const unsigned char* b, std::size_t n) {
     return n == 5 && b[0] == wire::fe::Terminate && wire::load_u32(b + 1) == 4;
   }
-  void forget();  // never woken (its worker stopped): what ~Session would undo
+  void forget(state::Context* ctx);  // never woken (its worker stopped): what ~Session would undo
 };
 
 }  // namespace sluice::frontend::pg

@@ -5,10 +5,10 @@
 
 namespace sluice::frontend::pg {
 
-Session::Session(Keep&& k, int fd, bool v6)
+Session::Session(Keep&& k, state::Context& ctx, int fd, bool v6)
     : TendedSession(k.info->worker->get_executor()),
       client_(k.info->worker->get_executor()),
-      ctx_(*k.ctx),
+      ctx_(ctx),
       info_(std::move(k.info)),
       stats_(std::move(k.stats)),
       snap_(std::move(k.snap)) {
@@ -28,14 +28,13 @@ Session::Session(Keep&& k, int fd, bool v6)
   typed_messages_ = true;
   max_packet_ = snap_->config->general.max_packet_size;
   creds_ = std::move(k.creds);
-  if (k.limits) limits_ = std::move(*k.limits);
+  limits_ = std::move(k.limits);
   mode_ = k.mode;
   relay_.restore(std::move(k.relay), std::move(k.kept));
   pid_ = std::exchange(k.pid, 0);
   cancel_ = std::move(k.cancel);
   split_ = std::move(k.split);
   pool_cfg_ = k.pool_cfg;
-  cache_ttl_ = k.cache_ttl;
   own_notify_pid_ = k.own_notify_pid;
   failed_tx_ = k.failed_tx;
   discard_until_sync_ = k.discard_until_sync;
@@ -53,28 +52,26 @@ bool Session::sleepable() const {
          !timeout_armed_ && published_pins_.empty() && end_reason_.empty() && info_->worker;
 }
 
-std::optional<Session::Keep> Session::hibernate() {
+std::optional<Session::Keep> Session::hibernate(int& fd, bool& v6) {
   if (!sleepable()) return std::nullopt;
   Keep k;
   error_code ec;
   auto local = client_.local_endpoint(ec);
   if (ec) return std::nullopt;
-  k.v6 = local.address().is_v6();
-  k.fd = client_.release(ec);
-  if (ec || k.fd < 0) return std::nullopt;
-  k.ctx = &ctx_;
+  v6 = local.address().is_v6();
+  fd = client_.release(ec);
+  if (ec || fd < 0) return std::nullopt;
   k.info = std::move(info_);
   k.stats = std::move(stats_);
   k.snap = std::move(snap_);
   k.creds = std::move(creds_);
-  if (!limits_.empty()) k.limits = std::make_unique<ClientLimits>(std::move(limits_));
+  k.limits = std::move(limits_);
   k.relay = relay_.take_relay();
   k.kept = relay_.take_kept();
   k.cancel = std::move(cancel_);
   k.token = routing_.token;
   k.split = std::move(split_);
   k.pool_cfg = pool_cfg_;
-  k.cache_ttl = cache_ttl_;
   k.generation = generation_;
   k.pid = std::exchange(pid_, 0);  // what ~Session would undo now belongs to the keep
   k.own_notify_pid = own_notify_pid_;
@@ -90,8 +87,8 @@ std::optional<Session::Keep> Session::hibernate() {
   return k;
 }
 
-void SessionKeep::forget() {
-  if (info) ctx->client_table.remove(info->id);
+void SessionKeep::forget(state::Context* ctx) {
+  if (info && ctx) ctx->client_table.remove(info->id);
   if (pid) cancel_registry().remove(std::exchange(pid, 0), cancel->key);
 }
 
