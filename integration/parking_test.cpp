@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -336,6 +337,39 @@ TEST_CASE("PostgreSQL: a sleeping client wakes with its settings, statements and
   PQfinish(b.c);
   b.c = nullptr;
   CHECK(eventually([&] { return client_column(adm.c, bport, "id").empty(); }, 5000));
+}
+
+// Read-your-writes survives sleep: with the replica's replay paused, a client that wrote and
+// then slept still reads its write (on the primary), while a new client reads the replica's
+// older row (so the first check can fail).
+TEST_CASE("PostgreSQL: a sleeping client keeps its read-your-writes token") {
+  const std::string replica_port = env_or("SLUICE_PG_REPLICA_PORT", "15433");
+  // Values of this run only: the replica is seen to have this run's table before replay pauses.
+  const std::string v0 = std::to_string(10 + ::getpid() % 100000), v1 = v0 + "1";
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS sleep_ryw");
+  Conn setup("host=127.0.0.1 port=" + std::to_string(pg_port()) + " user=app password=app dbname=app sslmode=disable");
+  REQUIRE(setup.exec("CREATE TABLE sleep_ryw (id int primary key, v int)"));
+  REQUIRE(setup.exec("INSERT INTO sleep_ryw VALUES (1, " + v0 + ")"));
+  Conn replica("host=127.0.0.1 port=" + replica_port + " user=postgres dbname=app sslmode=disable");
+  REQUIRE_MESSAGE(replica.ok(), replica.error());
+  REQUIRE(eventually([&] { return replica.scalar("SELECT v FROM sleep_ryw WHERE id = 1") == v0; }));
+  SluiceProcess s(std::string(kAdmin) + "[clusters.pgr]\nprotocol = \"postgres\"\nprimary = \"127.0.0.1:" +
+                      std::to_string(pg_port()) + "\"\nreplicas = [\"127.0.0.1:" + replica_port +
+                      "\"]\nhealth_check_period = \"100ms\"\nconsistency = \"read_your_writes\"\n"
+                      "[[pools]]\ndatabase = \"app\"\ncluster = \"pgr\"\npool_mode = \"transaction\"\npool_size = 2\n",
+                  kGeneral);
+  Conn adm(s.conninfo("admin", "adminpw", "sluice"));
+  Conn a(s.conninfo());
+  REQUIRE_MESSAGE(a.ok(), a.error());
+  REQUIRE(eventually([&] { return a.scalar("SELECT pg_is_in_recovery()") == "t"; }));  // the replica is in use
+  REQUIRE(replica.exec("SELECT pg_wal_replay_pause()"));
+  REQUIRE_MESSAGE(a.exec("UPDATE sleep_ryw SET v = " + v1 + " WHERE id = 1"), a.error());
+  REQUIRE(sleeps(adm.c, a.c));
+  CHECK(a.scalar("SELECT v FROM sleep_ryw WHERE id = 1") == v1);
+  Conn b(s.conninfo());
+  CHECK(b.scalar("SELECT v FROM sleep_ryw WHERE id = 1") == v0);  // the paused replica's row
+  REQUIRE(replica.exec("SELECT pg_wal_replay_resume()"));
+  CHECK(setup.exec("DROP TABLE sleep_ryw"));
 }
 
 // A parked client that leaves (PostgreSQL's Terminate, MySQL's COM_QUIT, or a plain close) is

@@ -319,7 +319,7 @@ Rows rows_clients(Context& ctx) {
                  observe::to_string(st),
                  c->addr,
                  num(std::uint64_t{c->port}),
-                 c->local_addr,
+                 c->local_addr.str(),
                  num(std::uint64_t{c->local_port}),
                  timestamp(c->connect_time),
                  request,
@@ -467,7 +467,7 @@ Rows rows_databases(Context& ctx) {
   std::map<std::string, std::uint64_t> conns;
   for (auto& c : ctx.client_table.all()) {
     std::lock_guard lock(c->mu);
-    ++conns[std::string(c->protocol) + "/" + c->pool];
+    ++conns[std::string(c->protocol) + "/" + c->pool.str()];
   }
   for (auto& p : cfg->pools) {
     auto& cl = cfg->clusters.at(p.cluster);

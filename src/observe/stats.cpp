@@ -6,6 +6,29 @@
 
 namespace sluice::observe {
 
+SharedName& SharedName::operator=(std::string_view s) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::weak_ptr<const std::string>> names;
+  static std::size_t prune_at = 64;
+  std::lock_guard lock(mu);
+  auto& w = names[std::string(s)];
+  p_ = w.lock();
+  if (!p_) {
+    p_ = std::make_shared<const std::string>(s);
+    w = p_;
+  }
+  if (names.size() >= prune_at) {  // names no client holds any more (a reload renamed a pool)
+    std::erase_if(names, [](const auto& kv) { return kv.second.expired(); });
+    prune_at = std::max<std::size_t>(64, 2 * names.size());
+  }
+  return *this;
+}
+
+const std::string& SharedName::str() const {
+  static const std::string empty;
+  return p_ ? *p_ : empty;
+}
+
 void Histogram::observe_us(std::uint64_t us) {
   std::size_t i = 0;
   while (i < kBoundsUs.size() && us > kBoundsUs[i]) ++i;  // le: a value on a bound counts there

@@ -97,6 +97,19 @@ const char* to_string(ClientState s);
 // One client connection, as SHOW CLIENTS lists it.
 // A lock of one byte for what is written rarely and read by the console (ClientInfo's strings):
 // a std::mutex would be 40 bytes in the record of every client. Waiters spin with yields.
+// A short text that many clients share (a listener's address, a pool's name), interned: one
+// pointer a client instead of a string each.
+class SharedName {
+ public:
+  SharedName() = default;
+  SharedName& operator=(std::string_view s);
+  const std::string& str() const;  // "" when unset
+  operator const std::string&() const { return str(); }
+
+ private:
+  std::shared_ptr<const std::string> p_;
+};
+
 class TinyLock {
  public:
   void lock() noexcept {
@@ -111,7 +124,8 @@ class TinyLock {
 struct ClientInfo {
   std::uint64_t id = 0;
   const char* protocol = "";  // "postgres" | "mysql" (a literal)
-  std::string addr, local_addr;
+  std::string addr;
+  SharedName local_addr;
   std::uint16_t port = 0, local_port = 0;
   std::chrono::system_clock::time_point connect_time = std::chrono::system_clock::now();
   // The console's KILL: kill_on_worker(id) (below) run on this worker.
@@ -127,7 +141,8 @@ struct ClientInfo {
   std::atomic<bool> asleep{false};  // parked with its session object gone (hibernated)
 
   mutable TinyLock mu;                                 // guards the strings below
-  std::string user, database, application_name, pool;  // pool: the [[pools]] database
+  std::string user, database, application_name;
+  SharedName pool;  // the [[pools]] database
   // Transaction pooling: why the client keeps its server connection (null: it does not).
   std::unique_ptr<const std::string> pinned;
 

@@ -65,7 +65,7 @@ struct SessionKeep {
   std::unique_ptr<Relay> relay;          // the client's prepared statements, when it has any
   Relay::Kept kept;
   std::shared_ptr<CancelTarget> cancel;
-  router::Position token;
+  std::unique_ptr<router::Position> token;  // read-your-writes (null: none, most clients)
   state::SplitPlace split;
   const config::Pool* pool_cfg = nullptr;
   std::uint64_t generation = 0;

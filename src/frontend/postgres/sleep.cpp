@@ -42,7 +42,7 @@ Session::Session(Keep&& k, state::Context& ctx, int fd, bool v6)
   idle_ticks_ = k.idle_ticks;
   idle_timed_out_ = k.idle_timed_out;
   bind_pool(*snap_->config, *pool_cfg_);  // the pool, its members and the routing, as at login
-  routing_.token = k.token;
+  if (k.token) routing_.token = std::move(*k.token);
   info_->asleep.store(false, std::memory_order_relaxed);
 }
 
@@ -69,7 +69,7 @@ std::optional<Session::Keep> Session::hibernate(int& fd, bool& v6) {
   k.relay = relay_.take_relay();
   k.kept = relay_.take_kept();
   k.cancel = std::move(cancel_);
-  k.token = routing_.token;
+  if (!routing_.token.empty()) k.token = std::make_unique<router::Position>(std::move(routing_.token));
   k.split = std::move(split_);
   k.pool_cfg = pool_cfg_;
   k.generation = generation_;
