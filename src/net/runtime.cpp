@@ -7,10 +7,34 @@
 
 namespace sluice::net {
 
+namespace {
+
+// Asio's epoll reactor makes a state object (about 170 bytes) for each socket it registers and,
+// when the socket closes, keeps it in a free list for good. Made during a burst of logins, those
+// objects land between the logins' short-lived allocations, and the few hundred of them keep
+// as many pages resident after the burst (10,000 SCRAM logins 100 at a time left 323 of them
+// holding about 0.7 MB). Registering this many sockets once, at start, makes the states the
+// first bursts use contiguous (about 85 KB a worker).
+constexpr std::size_t kReactorStates = 512;
+
+void make_reactor_states(asio::io_context& ctx) {
+  std::vector<tcp::socket> socks;
+  socks.reserve(kReactorStates);
+  boost::system::error_code ec;
+  for (std::size_t i = 0; i < kReactorStates; ++i) {
+    socks.emplace_back(ctx);
+    socks.back().open(tcp::v4(), ec);
+    if (ec) break;  // out of descriptors: fewer then
+  }
+}  // closed here: the states go to the reactor's free list
+
+}  // namespace
+
 Runtime::Runtime(unsigned workers) {
   for (unsigned i = 0; i < workers; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     guards_.push_back(asio::make_work_guard(*contexts_.back()));
+    make_reactor_states(*contexts_.back());
   }
 }
 
