@@ -99,7 +99,6 @@ void Session::route_to_rule_cluster() {
 void Session::choose_route() {
   bool read = command_is_read();
   pool_ = routing_.choose(read, ruled_ ? w().rule_.route_tags : nullptr);
-  (read ? handle_->routed_reads : handle_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Session::attach_now() {

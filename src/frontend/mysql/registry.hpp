@@ -6,7 +6,6 @@
 
 #include <boost/asio.hpp>
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,9 +30,7 @@ struct ClientHandle {
   std::uint32_t thread_id = 0;
   std::uint32_t last_thread_id = 0;  // the thread of the latest attach (kept after detach)
   std::int64_t last_attach = 0;      // when (coarse clock, µs): the latest attach wins a shared thread id
-  int kill_holds = 0;  // KILLs in flight: the client keeps its server connection meanwhile
-  // Routed commands of this client (read/write splitting), for the admin console.
-  std::atomic<std::uint64_t> routed_reads{0}, routed_writes{0};
+  int kill_holds = 0;                // KILLs in flight: the client keeps its server connection meanwhile
 };
 
 class ClientRegistry {

@@ -182,7 +182,6 @@ void Session::choose_route() {
   retryable_read_ = read && cls.kind != sql::StatementKind::Begin;
   if (!read) wrote_ = true;
   pool_ = routing_.choose(read, tags);
-  (read ? cancel_->routed_reads : cancel_->routed_writes).fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Session::needs_write_token() const {

@@ -22,8 +22,6 @@ struct CancelTarget {
   std::uint32_t key = 0;  // the secret half of the client's BackendKeyData (immutable)
   std::atomic<const config::Endpoint*> endpoint{nullptr};  // null = not attached; points into a Pool
   std::atomic<std::uint64_t> server_pid_key{0};            // pid << 32 | key
-  // Routed statement batches of this client (read/write splitting), for the admin console.
-  std::atomic<std::uint64_t> routed_reads{0}, routed_writes{0};
 };
 
 struct CancelInfo {
