@@ -12,19 +12,22 @@ CancelRegistry& cancel_registry() {
   return r;
 }
 
-std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> CancelRegistry::add(std::uint32_t server_pid) {
-  auto t = memory::make_shared_in_slab<CancelTarget>();
+std::pair<std::uint32_t, CancelTarget*> CancelRegistry::add(std::uint32_t server_pid) {
   std::uint32_t pid = server_pid;
   for (;;) {
     auto r = crypto::random_bytes(8);
     if (!server_pid) std::memcpy(&pid, r.data(), 4);
-    std::memcpy(&t->key, r.data() + 4, 4);
+    std::uint32_t key = 0;
+    std::memcpy(&key, r.data() + 4, 4);
     pid &= 0x7fffffff;  // positive, like a real backend PID
     if (pid == 0) continue;
     std::lock_guard lock(mu_);
-    if (by_pid_key_.emplace(std::uint64_t(pid) << 32 | t->key, t).second) break;
+    auto [it, fresh] = by_pid_key_.try_emplace(std::uint64_t(pid) << 32 | key);
+    if (fresh) {
+      it->second.key = key;
+      return {pid, &it->second};
+    }
   }
-  return {pid, t};
 }
 
 void CancelRegistry::remove(std::uint32_t pid, std::uint32_t key) {
@@ -34,16 +37,12 @@ void CancelRegistry::remove(std::uint32_t pid, std::uint32_t key) {
 }
 
 std::optional<CancelInfo> CancelRegistry::find(std::uint32_t pid, std::uint32_t key) const {
-  std::shared_ptr<CancelTarget> t;
-  {
-    std::lock_guard lock(mu_);
-    auto it = by_pid_key_.find(std::uint64_t(pid) << 32 | key);
-    if (it == by_pid_key_.end()) return std::nullopt;
-    t = it->second;
-  }
-  const config::Endpoint* ep = t->endpoint.load(std::memory_order_acquire);
+  std::lock_guard lock(mu_);
+  auto it = by_pid_key_.find(std::uint64_t(pid) << 32 | key);
+  if (it == by_pid_key_.end()) return std::nullopt;
+  const config::Endpoint* ep = it->second.endpoint.load(std::memory_order_acquire);
   if (!ep) return std::nullopt;
-  std::uint64_t pk = t->server_pid_key.load(std::memory_order_relaxed);
+  std::uint64_t pk = it->second.server_pid_key.load(std::memory_order_relaxed);
   CancelInfo info;
   info.endpoint = *ep;
   info.server_pid = static_cast<std::uint32_t>(pk >> 32);

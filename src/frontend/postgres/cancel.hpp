@@ -33,17 +33,19 @@ class CancelRegistry {
  public:
   // Registers a new client; returns its (pid, target). The pid is `server_pid` when given (a
   // session-mode client sees its server's real process id), else one of Sluice's own; the key
-  // is always Sluice's own, random, so (pid, key) stays unique across servers.
-  std::pair<std::uint32_t, std::shared_ptr<CancelTarget>> add(std::uint32_t server_pid = 0);
+  // is always Sluice's own, random, so (pid, key) stays unique across servers. The target lives
+  // here until remove(pid, target->key), which its session calls last.
+  std::pair<std::uint32_t, CancelTarget*> add(std::uint32_t server_pid = 0);
   void remove(std::uint32_t pid, std::uint32_t key);
   // The server session to cancel for (pid, key), if the key matches and the client is attached.
   std::optional<CancelInfo> find(std::uint32_t pid, std::uint32_t key) const;
 
  private:
   mutable std::mutex mu_;
-  // pid << 32 | key; nodes in a slab, as the targets (memory/slab.hpp: what an idle client keeps)
-  std::unordered_map<std::uint64_t, std::shared_ptr<CancelTarget>, std::hash<std::uint64_t>, std::equal_to<>,
-                     memory::SlabAllocator<std::pair<const std::uint64_t, std::shared_ptr<CancelTarget>>>>
+  // pid << 32 | key -> the client's target, in the node itself (nodes do not move): one 40-byte
+  // slab block a client (memory/slab.hpp: what an idle client keeps).
+  std::unordered_map<std::uint64_t, CancelTarget, std::hash<std::uint64_t>, std::equal_to<>,
+                     memory::SlabAllocator<std::pair<const std::uint64_t, CancelTarget>>>
       by_pid_key_;
 };
 

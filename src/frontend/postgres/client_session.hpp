@@ -653,7 +653,7 @@ class Session final : public TendedSession {
   // Every table's writes' position is being learned (take_write_token; else Work::marked_tables_).
   bool marked_all_ = false, marks_pending_ = false;
   config::Duration cache_ttl_{0};  // of the answer being captured (capturing_; not kept asleep)
-  std::shared_ptr<CancelTarget> cancel_;
+  CancelTarget* cancel_ = nullptr;  // in the cancel registry until ~Session removes it
   bool server_writing_ = false, client_writing_ = false, idle_wait_ = false, stopping_ = false;
   bool typed_messages_ = false;
   // Watches (watch_server, watch_client) and what they saw.

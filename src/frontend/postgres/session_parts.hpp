@@ -64,7 +64,7 @@ struct SessionKeep {
   ClientLimits limits;                   // [limits] places (every client holds its user and database places) and rates
   std::unique_ptr<Relay> relay;          // the client's prepared statements, when it has any
   Relay::Kept kept;
-  std::shared_ptr<CancelTarget> cancel;
+  CancelTarget* cancel = nullptr;           // in the cancel registry until forget() or the woken session removes it
   std::unique_ptr<router::Position> token;  // read-your-writes (null: none, most clients)
   state::SplitPlace split;
   const config::Pool* pool_cfg = nullptr;

@@ -32,7 +32,7 @@ Session::Session(Keep&& k, state::Context& ctx, int fd, bool v6)
   mode_ = k.mode;
   relay_.restore(std::move(k.relay), std::move(k.kept));
   pid_ = std::exchange(k.pid, 0);
-  cancel_ = std::move(k.cancel);
+  cancel_ = std::exchange(k.cancel, nullptr);
   split_ = std::move(k.split);
   pool_cfg_ = k.pool_cfg;
   own_notify_pid_ = k.own_notify_pid;
@@ -68,7 +68,7 @@ std::optional<Session::Keep> Session::hibernate(int& fd, bool& v6) {
   k.limits = std::move(limits_);
   k.relay = relay_.take_relay();
   k.kept = relay_.take_kept();
-  k.cancel = std::move(cancel_);
+  k.cancel = std::exchange(cancel_, nullptr);
   if (!routing_.token.empty()) k.token = std::make_unique<router::Position>(std::move(routing_.token));
   k.split = std::move(split_);
   k.pool_cfg = pool_cfg_;
