@@ -256,8 +256,9 @@ TEST_CASE("A parked session with only settings keeps them when its relay goes") 
 }
 
 // A sleeping session (parked, its Session object gone, only what it owes its client kept) comes
-// back with all of it: settings, named prepared statements, a failed transaction, its cancel key,
-// read-your-writes; KILL and a client that leaves reach it while it sleeps.
+// back with all of it: settings, named prepared statements, a failed transaction, its cancel key
+// (read-your-writes: the next test); KILL and a client that leaves reach it while it
+// sleeps.
 TEST_CASE("PostgreSQL: a sleeping client wakes with its settings, statements and transaction state") {
   SluiceProcess s(tx_pool(), kGeneral);
   Conn adm(s.conninfo("admin", "adminpw", "sluice"));
