@@ -82,7 +82,7 @@ Slab::Slab(std::size_t block_size)
 
 Slab& Slab::of_size(std::size_t size) {
   // Sizes up to 1 KiB in 8-byte steps; never destroyed (blocks may be freed during exit).
-  constexpr std::size_t kMax = 1024;
+  constexpr std::size_t kMax = kMaxBlock;
   static std::array<Slab*, kMax / kGranule + 1> slabs{};
   static std::mutex mu;
   std::size_t i = (size + kGranule - 1) / kGranule;

@@ -24,6 +24,7 @@ class Slab {
  public:
   static constexpr std::size_t kChunk = 64 * 1024;
   static constexpr std::size_t kGranule = 8;
+  static constexpr std::size_t kMaxBlock = 1024;  // of_size() serves sizes up to this
 
   explicit Slab(std::size_t block_size);
   ~Slab() = default;  // chunks still in use stay mapped (objects freed after exit)
@@ -75,6 +76,7 @@ struct SlabAllocator {
   }
   static Slab& slab() {
     static_assert(alignof(T) <= Slab::kGranule, "slab blocks are aligned to 8 bytes");
+    static_assert(sizeof(T) <= Slab::kMaxBlock, "slab blocks are at most 1 KiB");
     static Slab& s = Slab::of_size(sizeof(T));
     return s;
   }
