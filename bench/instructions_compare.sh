@@ -126,7 +126,9 @@ measure() {  # name, pid, port, as-user ("" or postgres)
 
 # BENCH_CALLGRIND_ARGS: more callgrind options for Sluice's run (e.g. --dump-instr=yes).
 # shellcheck disable=SC2086
-(cd "$WORK/cg-sluice" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-sluice/cg.out.%p" \
+# Sluice starts itself again with glibc's per-thread cache off (src/app/allocator_env.hpp), but
+# not under valgrind, where that exec would leave the tool: give it the setting from here.
+(cd "$WORK/cg-sluice" && GLIBC_TUNABLES=glibc.malloc.tcache_count=0 exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-sluice/cg.out.%p" \
   ${BENCH_CALLGRIND_ARGS:-} "$WORK/sluice" -c "$WORK/sluice.toml" 2>"$WORK/sluice.vg.log") &
 PIDS+=($!)
 if [ "$(id -u)" = 0 ]; then

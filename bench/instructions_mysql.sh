@@ -47,7 +47,9 @@ measure() {  # name, pid, port: (I(3N) - I(N)) / 2N
   echo "$(((out[1] - out[0]) / (2 * N)))"
 }
 
-(cd "$WORK/cg-sluice" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-sluice/cg.out.%p" \
+# Sluice starts itself again with glibc's per-thread cache off (src/app/allocator_env.hpp), but
+# not under valgrind, where that exec would leave the tool: give it the setting from here.
+(cd "$WORK/cg-sluice" && GLIBC_TUNABLES=glibc.malloc.tcache_count=0 exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-sluice/cg.out.%p" \
   "$WORK/sluice" -c "$WORK/sluice.toml" 2>"$WORK/sluice.vg.log") &
 PIDS+=($!)
 (cd "$WORK/cg-haproxy" && exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg-haproxy/cg.out.%p" \

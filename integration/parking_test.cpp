@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -371,6 +373,49 @@ TEST_CASE("PostgreSQL: a sleeping client keeps its read-your-writes token") {
   CHECK(b.scalar("SELECT v FROM sleep_ryw WHERE id = 1") == v0);  // the paused replica's row
   REQUIRE(replica.exec("SELECT pg_wal_replay_resume()"));
   CHECK(setup.exec("DROP TABLE sleep_ryw"));
+}
+
+// What sleeping clients leave behind must go back to the system when they go, and glibc's
+// per-thread cache would pin it (src/app/allocator_env.hpp): Sluice runs with the cache off,
+// as the same process (the PID a service manager watches), unless the operator set it.
+TEST_CASE("Sluice runs with glibc's per-thread cache off, in the process it was started as") {
+  // The process's starting environment. glibc ends each tunable's value in place with a NUL
+  // as it reads them, so "a=1:b=2" reads back as "a=1" and "b=2": look for the one wanted.
+  auto environ_of = [](int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  auto has = [](const std::string& env, const std::string& entry) {
+    return env.find(std::string("\0", 1) + entry + std::string("\0", 1)) != std::string::npos ||
+           env.rfind(entry + std::string("\0", 1), 0) == 0;
+  };
+  {
+    SluiceProcess s(tx_pool(), kGeneral);
+    Conn c(s.conninfo());  // serving: the start is over
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    std::string env = environ_of(s.pid());
+    CHECK(has(env, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0"));
+  }
+  // The operator's own setting stays as it is, and what else they set is kept.
+  ::setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4", 1);
+  {
+    SluiceProcess s(tx_pool(), kGeneral);
+    Conn c(s.conninfo());
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    std::string env = environ_of(s.pid());
+    CHECK(has(env, "GLIBC_TUNABLES=glibc.malloc.arena_max=4"));
+    CHECK(has(env, "glibc.malloc.tcache_count=0"));
+  }
+  ::setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=7", 1);
+  {
+    SluiceProcess s(tx_pool(), kGeneral);
+    Conn c(s.conninfo());
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    std::string env = environ_of(s.pid());
+    CHECK(has(env, "GLIBC_TUNABLES=glibc.malloc.tcache_count=7"));
+    CHECK(env.find("tcache_count=0") == std::string::npos);
+  }
+  ::unsetenv("GLIBC_TUNABLES");
 }
 
 // A parked client that leaves (PostgreSQL's Terminate, MySQL's COM_QUIT, or a plain close) is

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "sluice/version.hpp"
+#include "src/app/allocator_env.hpp"
 #include "src/app/application.hpp"
 #include "src/config/config.hpp"
 #include "src/observe/sanitizer_defaults.hpp"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
+  if (!check) app::restart_with_allocator_settings(argv);
 
   std::shared_ptr<const state::Snapshot> snapshot;
   try {
