@@ -46,33 +46,31 @@ p99() {
 machine_us() {
   awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%d %d\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1000000 / hz, ($5 + $6) * 1000000 / hz}' /proc/stat
 }
-# "XmY.Zs" (bash's times) in µs.
-to_us() { awk -F'[ms]' '{printf "%d", ($1 * 60 + $2) * 1000000}' <<<"$1"; }
 # pgbench -S through `target` with `clients` for `secs`, logging every transaction under `prefix`:
-# prints "tps cpu_us_per_tx pgbench_cpu_us_per_tx machine_idle_percent".
+# prints "tps cpu_us_per_tx pgbench_cpu_us_per_tx machine_idle_percent pgbench_waits_per_tx
+# proxy_waits_per_tx" (waits: voluntary context switches, each a sleep in poll/epoll_wait).
 pgb() {  # target clients secs prefix
-  local port pid before after out tps txs m0 m1 ct
+  local port pid before after out tps txs m0 m1 ru w0 w1
   port="$(port_of "$1")" pid="$(pid_of "$1")"
   rm -f "$WORK/logs/$4".*
-  before=$(cpu_us "$pid")
+  before=$(cpu_us "$pid") w0=$(waits_of "$pid")
   m0="$(machine_us)"
-  out="$(cd "$WORK/logs" && { timeout $(($3 * 3 + 180)) pgbench -n -S -c "$2" -j 2 -T "$3" --log --log-prefix="$4" \
-    -h 127.0.0.1 -p "$port" -U app app 2>&1; times; })" || true
-  after=$(cpu_us "$pid")
+  out="$(cd "$WORK/logs" && with_rusage timeout $(($3 * 3 + 180)) pgbench -n -S -c "$2" -j 2 -T "$3" --log \
+    --log-prefix="$4" -h 127.0.0.1 -p "$port" -U app app 2>&1)" || true
+  after=$(cpu_us "$pid") w1=$(waits_of "$pid")
   m1="$(machine_us)"
-  # times: the shell's own, then its children's (pgbench) user and system time.
-  ct="$(tail -n 1 <<<"$out")"
-  ct=$(($(to_us "${ct% *}") + $(to_us "${ct#* }")))
+  ru="$(grep '^rusage ' <<<"$out" | tail -n 1)"
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
   txs="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
-  if [ -z "$tps" ] || [ -z "$txs" ] || [ "$txs" = 0 ]; then
+  if [ -z "$tps" ] || [ -z "$txs" ] || [ "$txs" = 0 ] || [ -z "$ru" ]; then
     echo "error -"
     { echo "== $1 $2 clients"; grep -v "^progress" <<<"$out" | tail -n 3; } >>"$WORK/pgbench.err"
     return
   fi
-  echo "${tps%.*} $(awk -v d=$((after - before)) -v t="$txs" -v c="$ct" -v m0="$m0" -v m1="$m1" 'BEGIN {
-    split(m0, a, " "); split(m1, b, " "); busy = b[1] - a[1]; idle = b[2] - a[2]
-    printf "%.1f %.1f %.0f", d / t, c / t, 100 * idle / (busy + idle) }')"
+  echo "${tps%.*} $(awk -v d=$((after - before)) -v t="$txs" -v ru="$ru" -v m0="$m0" -v m1="$m1" \
+    -v pw=$((w1 - w0)) 'BEGIN {
+    split(m0, a, " "); split(m1, b, " "); busy = b[1] - a[1]; idle = b[2] - a[2]; split(ru, r, " ")
+    printf "%.1f %.1f %.0f %.2f %.2f", d / t, (r[2] + r[3]) / t, 100 * idle / (busy + idle), r[4] / t, pw / t }')"
 }
 
 OUT_DIR="$ROOT/bench/out"
@@ -83,19 +81,19 @@ echo "pgbench -S, transaction mode, pool_size $POOL_SIZE, ${SECS}s per run, medi
 many() {  # clients
   if [ -n "${BENCH_ONLY:-}" ] && [ "$BENCH_ONLY" != "$1" ]; then return; fi
   echo | tee -a "$OUT"
-  echo "| clients | target | tps | p99 latency ms | proxy CPU us/tx | pgbench CPU us/tx | machine idle % |" | tee -a "$OUT"
-  echo "|---:|---|---:|---:|---:|---:|---:|" | tee -a "$OUT"
-  declare -A T P C G I
+  echo "| clients | target | tps | p99 latency ms | proxy CPU us/tx | pgbench CPU us/tx | machine idle % | pgbench waits/tx | proxy waits/tx |" | tee -a "$OUT"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|" | tee -a "$OUT"
+  declare -A T P C G I W X
   for _ in $(seq 1 "$ROUNDS"); do
     for target in $TARGETS; do
-      read -r tps cpu gcpu idle <<<"$(pgb "$target" "$1" "$SECS" "m$1$target")"
+      read -r tps cpu gcpu idle gw pw <<<"$(pgb "$target" "$1" "$SECS" "m$1$target")"
       [ "$tps" = error ] && continue
-      T[$target]+="$tps " C[$target]+="$cpu " G[$target]+="$gcpu " I[$target]+="$idle "
+      T[$target]+="$tps " C[$target]+="$cpu " G[$target]+="$gcpu " I[$target]+="$idle " W[$target]+="$gw " X[$target]+="$pw "
       P[$target]+="$(p99 "m$1$target") "
     done
   done
   for target in $TARGETS; do
-    echo "| $1 | $target | $(median <<<"${T[$target]:-}") | $(median <<<"${P[$target]:-}") | $(median <<<"${C[$target]:-}") | $(median <<<"${G[$target]:-}") | $(median <<<"${I[$target]:-}") |" | tee -a "$OUT"
+    echo "| $1 | $target | $(median <<<"${T[$target]:-}") | $(median <<<"${P[$target]:-}") | $(median <<<"${C[$target]:-}") | $(median <<<"${G[$target]:-}") | $(median <<<"${I[$target]:-}") | $(median <<<"${W[$target]:-}") | $(median <<<"${X[$target]:-}") |" | tee -a "$OUT"
   done
 }
 

@@ -21,6 +21,20 @@ trap cleanup EXIT
 
 # utime+stime of a process (all threads), in microseconds.
 cpu_us() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") * 1000000 / $(getconf CLK_TCK))); }
+# Voluntary context switches of a process so far (its live threads): how often it waited.
+waits_of() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {v += $2} END {print v + 0}'; }
+# Runs a command; after its output, one line "rusage USER_US SYS_US WAITS PREEMPTIONS" (its
+# getrusage: CPU time, voluntary and involuntary context switches, all its threads).
+with_rusage() {
+  python3 -c 'import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+sys.stdout.flush()
+print("rusage %d %d %d %d" % (ru.ru_utime * 1e6, ru.ru_stime * 1e6, ru.ru_nvcsw, ru.ru_nivcsw))
+sys.exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else 0)' "$@"
+}
 # Median of the whitespace-separated numbers on stdin ("-" when there are none).
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
