@@ -1,0 +1,168 @@
+#include "src/replication/pgoutput.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace sluice::replication {
+
+namespace {
+
+// A bounds-checked reader of big-endian fields.
+struct Reader {
+  std::span<const std::uint8_t> b;
+  std::size_t at = 0;
+  bool bad = false;
+
+  bool need(std::size_t n) {
+    if (bad || b.size() - at < n) bad = true;
+    return !bad;
+  }
+  std::uint64_t uint(std::size_t n) {
+    if (!need(n)) return 0;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v = (v << 8) | b[at + i];
+    at += n;
+    return v;
+  }
+  std::uint8_t u8() { return static_cast<std::uint8_t>(uint(1)); }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(uint(4)); }
+  std::uint64_t u64() { return uint(8); }
+  std::string str() {  // NUL-terminated
+    if (bad) return {};
+    auto end = std::find(b.begin() + static_cast<std::ptrdiff_t>(at), b.end(), std::uint8_t{0});
+    if (end == b.end()) {
+      bad = true;
+      return {};
+    }
+    std::string s(b.begin() + static_cast<std::ptrdiff_t>(at), end);
+    at = static_cast<std::size_t>(end - b.begin()) + 1;
+    return s;
+  }
+};
+
+void put64(std::vector<std::uint8_t>& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+// PostgreSQL's epoch (2000-01-01) in Unix seconds.
+constexpr std::int64_t kPgEpochUnix = 946684800;
+
+}  // namespace
+
+std::optional<StreamMessage> parse_stream_message(std::span<const std::uint8_t> payload) {
+  Reader r{payload};
+  StreamMessage m;
+  switch (r.u8()) {
+    case 'w':
+      m.kind = StreamMessage::Kind::XLogData;
+      m.wal_start = r.u64();
+      m.wal_end = r.u64();
+      m.send_time = static_cast<std::int64_t>(r.u64());
+      if (r.bad) return std::nullopt;
+      m.data = payload.subspan(r.at);
+      return m;
+    case 'k':
+      m.kind = StreamMessage::Kind::Keepalive;
+      m.wal_end = r.u64();
+      m.send_time = static_cast<std::int64_t>(r.u64());
+      m.reply_requested = r.u8() != 0;
+      if (r.bad) return std::nullopt;
+      return m;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::vector<std::uint8_t> standby_status(std::uint64_t flushed, std::int64_t now, bool reply) {
+  std::vector<std::uint8_t> out;
+  out.reserve(34);
+  out.push_back('r');
+  put64(out, flushed);  // written
+  put64(out, flushed);  // flushed
+  put64(out, flushed);  // applied
+  put64(out, static_cast<std::uint64_t>(now));
+  out.push_back(reply ? 1 : 0);
+  return out;
+}
+
+std::int64_t pg_now_us() {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch());
+  return us.count() - kPgEpochUnix * 1'000'000;
+}
+
+// A transaction of a million rows is a million ids: kept distinct as they come (rows of one
+// table usually come together), so what is held stays the number of tables.
+void PgOutputDecoder::changed(std::uint32_t id) {
+  if (!changed_.empty() && changed_.back() == id) return;
+  changed_.push_back(id);
+  if (changed_.size() >= 1024 && (changed_.size() & (changed_.size() - 1)) == 0) {
+    std::sort(changed_.begin(), changed_.end());
+    changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
+  }
+}
+
+PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg, CommittedChange& out) {
+  Reader r{msg};
+  char kind = static_cast<char>(r.u8());
+  switch (kind) {
+    case 'B':  // Begin: final LSN, commit time, xid
+      r.u64(), r.u64(), r.u32();
+      if (r.bad) return Result::Malformed;
+      changed_.clear();
+      in_transaction_ = true;
+      return Result::Nothing;
+    case 'C': {  // Commit: flags, commit LSN, end LSN, commit time
+      r.u8();
+      r.u64();
+      std::uint64_t end = r.u64();
+      std::int64_t when = static_cast<std::int64_t>(r.u64());
+      if (r.bad) return Result::Malformed;
+      out = CommittedChange{};
+      out.end_lsn = end;
+      out.commit_time = when;
+      std::sort(changed_.begin(), changed_.end());
+      changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
+      for (auto id : changed_) {
+        auto it = relations_.find(id);
+        if (it == relations_.end())
+          out.all = true;
+        else
+          out.tables.push_back(it->second);
+      }
+      changed_.clear();
+      in_transaction_ = false;
+      return Result::Committed;
+    }
+    case 'R': {  // Relation: id, namespace, name, replica identity, columns (not needed)
+      std::uint32_t id = r.u32();
+      std::string ns = r.str();
+      std::string name = r.str();
+      if (r.bad) return Result::Malformed;
+      relations_[id] = ns.empty() ? name : ns + "." + name;
+      return Result::Nothing;
+    }
+    case 'I':
+    case 'U':
+    case 'D': {  // the relation id comes first; the tuples are not needed
+      std::uint32_t id = r.u32();
+      if (r.bad) return Result::Malformed;
+      changed(id);
+      return Result::Nothing;
+    }
+    case 'T': {  // Truncate: number of relations, options, ids
+      std::uint32_t n = r.u32();
+      r.u8();
+      if (r.bad || n > (msg.size() - r.at) / 4) return Result::Malformed;
+      for (std::uint32_t i = 0; i < n; ++i) changed(r.u32());
+      return Result::Nothing;
+    }
+    case 'O':  // Origin, Type, logical decoding Message: nothing to invalidate
+    case 'Y':
+    case 'M':
+      return Result::Nothing;
+    default:
+      return Result::Malformed;
+  }
+}
+
+}  // namespace sluice::replication
