@@ -104,7 +104,7 @@ shared_buffers = 128MB
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-wal_level = replica
+wal_level = logical
 max_wal_senders = 5
 hot_standby = on
 password_encryption = 'scram-sha-256'
@@ -125,6 +125,13 @@ HBA
     echo "shared_preload_libraries = 'pg_stat_statements'" >>"$primary/postgresql.conf"
     if is_running "$primary"; then as_pg "$PG_BIN/pg_ctl" -D "$primary" -l "$primary/server.log" -w -t 30 -m fast restart >/dev/null; fi
   fi
+  # The cache's change stream (logical decoding): a sandbox made before it is switched over and
+  # restarted once.
+  if grep -q "^wal_level = replica" "$primary/postgresql.conf"; then
+    # (max_wal_senders stays: a replica with fewer than its primary pauses its replay.)
+    sed -i 's/^wal_level = replica/wal_level = logical/' "$primary/postgresql.conf"
+    if is_running "$primary"; then as_pg "$PG_BIN/pg_ctl" -D "$primary" -l "$primary/server.log" -w -t 30 -m fast restart >/dev/null; fi
+  fi
   if ! is_running "$primary"; then
     as_pg "$PG_BIN/pg_ctl" -D "$primary" -l "$primary/server.log" -w -t 30 start >/dev/null
   fi
@@ -132,6 +139,8 @@ HBA
   psql_admin -d postgres <<'SQL'
 SELECT 'CREATE ROLE app LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app') \gexec
 ALTER ROLE app PASSWORD 'app';
+SELECT 'CREATE ROLE streamer LOGIN REPLICATION' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'streamer') \gexec
+ALTER ROLE streamer PASSWORD 'streamer';
 SET password_encryption = 'md5';
 SELECT 'CREATE ROLE md5user LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'md5user') \gexec
 ALTER ROLE md5user PASSWORD 'md5pass';
@@ -139,6 +148,9 @@ SELECT 'CREATE DATABASE app OWNER app' WHERE NOT EXISTS (SELECT 1 FROM pg_databa
 SELECT 'CREATE DATABASE app2 OWNER app' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'app2') \gexec
 GRANT ALL ON DATABASE app TO md5user;
 SQL
+  # The publication the cache's change stream reads ([cache] stream_publication's default):
+  # making one FOR ALL TABLES needs a superuser, which the stream's own role is not.
+  psql_admin -d app -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'sluice') THEN CREATE PUBLICATION sluice FOR ALL TABLES; END IF; END \$\$" >/dev/null
   psql_admin -d app -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   if [ ! -f "$replica/PG_VERSION" ]; then
     rm -rf "$replica"

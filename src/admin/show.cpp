@@ -88,6 +88,12 @@ const Cols& cols_cache() {
                       {"behind_client", I}, {"refused_fills", I}};
   return c;
 }
+const Cols& cols_cache_streams() {
+  static const Cols c{{"cluster", T},       {"database", T},           {"up", B},        {"slot", T},
+                      {"confirmed_lsn", T}, {"server_lsn", T},         {"lag_bytes", I}, {"last_lag_ms", F},
+                      {"commits", I},       {"tables_invalidated", I}, {"losses", I},    {"last_error", T}};
+  return c;
+}
 const Cols& cols_config() {
   static const Cols c{{"key", T}, {"value", T}, {"default", T}, {"changeable", B}};
   return c;
@@ -155,7 +161,7 @@ const ShowSpec kShows[] = {
     {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
     {"LIMITS", cols_limits, 1},       {"FIREWALL", cols_firewall, 1}, {"FIREWALL_RULES", cols_firewall_rules, 1},
     {"RULES", cols_rules, 1},         {"ZONES", cols_zones, 0},       {"SPLITS", cols_splits, 0},
-    {"QUERIES", cols_queries, 3},     {"MIRRORS", cols_mirrors, 1},
+    {"QUERIES", cols_queries, 3},     {"MIRRORS", cols_mirrors, 1},   {"CACHE_STREAMS", cols_cache_streams, 0},
 };
 }  // namespace
 
@@ -183,6 +189,9 @@ const std::pair<const char*, const char*> kHelp[] = {
      "result cache per pool: entries, bytes, hits (replica_hits: answers a replica gave), misses "
      "(behind_client: entries older than the client's own write), evictions, invalidations, refused_fills "
      "(replica answers older than a write to what they read)"},
+    {"SHOW CACHE_STREAMS",
+     "[cache] invalidation = \"stream\": per cluster and database, whether its change stream is up, its slot, the "
+     "position confirmed and the server's, the lag of the last commit, commits seen, tables invalidated, losses"},
     {"SHOW CONFIG", "settings: value, default, and whether SET may change it"},
     {"SHOW DATABASES", "configured databases: cluster, pool mode and size, paused, disabled"},
     {"SHOW MEMORY", "resident memory, the allocator's heap in use and free, and the result cache's share"},
@@ -419,6 +428,23 @@ Rows rows_cache(Context& ctx) {
   return r;
 }
 
+Rows rows_cache_streams(Context& ctx) {
+  Rows r;
+  auto lsn = [](std::uint64_t v) { return fmt::format("{:X}/{:X}", v >> 32, v & 0xFFFFFFFFu); };
+  for (auto& s : ctx.cache_streams.status()) {
+    bool known = s.server_lsn != 0 && s.confirmed_lsn != 0;
+    r.push_back(
+        {s.cluster, s.database, boolean(s.up), s.slot.empty() ? Cell(std::nullopt) : Cell(s.slot),
+         s.confirmed_lsn ? Cell(lsn(s.confirmed_lsn)) : Cell(std::nullopt),
+         s.server_lsn ? Cell(lsn(s.server_lsn)) : Cell(std::nullopt),
+         known ? Cell(num(s.server_lsn > s.confirmed_lsn ? s.server_lsn - s.confirmed_lsn : 0)) : Cell(std::nullopt),
+         s.last_lag_us >= 0 ? Cell(flt(static_cast<double>(s.last_lag_us) / 1000.0)) : Cell(std::nullopt),
+         num(s.commits), num(s.tables_invalidated), num(s.losses),
+         s.last_error.empty() ? Cell(std::nullopt) : Cell(s.last_error)});
+  }
+  return r;
+}
+
 Rows rows_config(Context& ctx) {
   Rows r;
   auto cfg = ctx.snapshot()->config;
@@ -634,6 +660,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "SPLITS") return rows_splits(ctx);
   if (n == "QUERIES") return rows_queries(ctx, {}, std::nullopt);
   if (n == "MIRRORS") return rows_mirrors(ctx);
+  if (n == "CACHE_STREAMS") return rows_cache_streams(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

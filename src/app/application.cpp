@@ -85,6 +85,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
   };
   tick();
   ctx.router.start(rt.worker(0).get_executor());
+  ctx.cache_streams.reconfigure(*ctx.snapshot(), *ctx.cache, rt.worker(0).get_executor());
   ctx.mirrors.reconfigure(*ctx.snapshot()->config, ctx.snapshot()->server_tls, rt.worker(0).get_executor());
 
   // Everything a worker may reach (request_shutdown from the console) exists before the workers run.
@@ -159,6 +160,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
   control.run();
   listeners.close_http();
   ctx.router.stop();
+  ctx.cache_streams.stop();
   ctx.mirrors.stop();
   for (auto& p : ctx.pools.all()) p->close_all();
   janitor.cancel();

@@ -234,15 +234,53 @@ FillTicket Store::fill_ticket(const std::vector<std::string>& tables, const std:
   FillTicket t;
   // The generation first: a write that moved it had marked its tables before (WriteMarks::begin
   // precedes the invalidation), so the marks read next include that write.
-  t.generation = generation(tables);
+  {
+    std::lock_guard lock(gen_mu_);
+    t.generation = generation_locked(tables);
+    if (!streams_.empty())
+      if (auto it = streams_.find(cluster); it != streams_.end() && it->second > 0) t.refused = true;
+  }
   t.need = marks_.need(cluster, tables, now);
   return t;
+}
+
+void Store::stream_down(const std::string& cluster) {
+  {
+    std::lock_guard lock(gen_mu_);
+    ++streams_[cluster];
+  }
+  invalidate_all();
+}
+
+void Store::stream_up(const std::string& cluster) {
+  {
+    std::lock_guard lock(gen_mu_);
+    if (auto it = streams_.find(cluster); it != streams_.end() && it->second > 0) --it->second;
+  }
+  invalidate_all();  // fills that began before are refused too
+}
+
+void Store::stream_release(const std::string& cluster) {
+  std::lock_guard lock(gen_mu_);
+  if (auto it = streams_.find(cluster); it != streams_.end() && it->second > 0) --it->second;
+}
+
+void Store::stream_unfollow(const std::string& cluster) {
+  std::lock_guard lock(gen_mu_);
+  streams_.erase(cluster);
+}
+
+std::optional<bool> Store::stream_state(const std::string& cluster) const {
+  std::lock_guard lock(gen_mu_);
+  auto it = streams_.find(cluster);
+  if (it == streams_.end()) return std::nullopt;
+  return it->second == 0;
 }
 
 bool Store::put_if_current(const std::string& key, std::string value, std::vector<std::string> tables,
                            Clock::duration ttl, const FillTicket& ticket, const Origin& origin,
                            const std::string& scope, Clock::time_point now) {
-  if (origin.replica && !origin.position.covers(ticket.need)) {
+  if (ticket.refused || (origin.replica && !origin.position.covers(ticket.need))) {
     shard(key).count_refused_fill(scope);
     return false;
   }

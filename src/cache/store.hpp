@@ -10,6 +10,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -49,6 +50,7 @@ struct Origin {
 struct FillTicket {
   std::uint64_t generation = 0;
   replication::Position need;
+  bool refused = false;  // the cluster's change stream is followed but not up: keep nothing
 };
 
 // The index name of a table: its unqualified name, so a write to `public.t` drops reads of `t`
@@ -133,6 +135,18 @@ class Store {
   WriteMarks& write_marks() { return marks_; }
   Stats stats(const std::string& scope) const;  // one pool's share
   std::vector<std::string> scopes() const;
+  // invalidation = "stream" (src/state/change_stream): while a change stream of a followed
+  // cluster is not up, writes that bypass Sluice would go unseen, so none of its answers are
+  // kept. Each follower counts as down from when it is registered (stream_down) until it is up
+  // (stream_up), and again when its stream is lost (stream_down); one that ends while down
+  // takes its count back (stream_release). Going down or up empties the cache (what changed
+  // while nobody followed is unknown). stream_unfollow: the cluster is back to local invalidation.
+  void stream_down(const std::string& cluster);
+  void stream_up(const std::string& cluster);
+  void stream_release(const std::string& cluster);
+  void stream_unfollow(const std::string& cluster);
+  // nullopt: not followed; else whether every stream of it is up.
+  std::optional<bool> stream_state(const std::string& cluster) const;
   // Drops every entry that read `table`; returns how many.
   std::size_t invalidate_table(const std::string& table);
   std::size_t invalidate_all();
@@ -155,6 +169,7 @@ class Store {
   // all-tables generation moves on (fills in flight are refused, nothing stale is kept).
   static constexpr std::size_t kMaxTableGenerations = 65536;
   std::unordered_map<std::string, std::uint64_t> table_generation_;
+  std::unordered_map<std::string, int> streams_;  // followed clusters: streams not up
   WriteMarks marks_;
 };
 

@@ -211,6 +211,9 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       s.str("health_user", c.health_user);
       if (!c.health_user.empty() && !cfg->find_user(c.health_user))
         s.fail(s.get("health_user"), "health_user", fmt::format("no [[users]] entry named \"{}\"", c.health_user));
+      s.str("stream_user", c.stream_user);
+      if (!c.stream_user.empty() && !cfg->find_user(c.stream_user))
+        s.fail(s.get("stream_user"), "stream_user", fmt::format("no [[users]] entry named \"{}\"", c.stream_user));
       s.integer("rise", c.rise, 1, 100);
       s.choice("server_tls", c.server_tls,
                {{"disable", ServerTlsMode::Disable}, {"prefer", ServerTlsMode::Prefer}, {"require", ServerTlsMode::Require},
@@ -326,6 +329,23 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       if (st.section == "cache") s.setting(st, *cfg);
     s.size("max_entry_bytes", cfg->cache.max_entry_bytes);
     s.choice("mode", cfg->cache.all, {{"rules", false}, {"all", true}});
+    s.choice("invalidation", cfg->cache.stream, {{"local", false}, {"stream", true}});
+    s.str("stream_publication", cfg->cache.stream_publication);
+    if (cfg->cache.stream_publication.empty() || cfg->cache.stream_publication.size() > 63)
+      s.fail(s.get("stream_publication"), "stream_publication", "must be a name of 1 to 63 bytes");
+    if (cfg->cache.stream)
+      for (auto& [name, c] : cfg->clusters)
+        if (c.protocol == Protocol::Postgres && c.stream_user.empty() && c.health_user.empty())
+          s.fail(s.get("invalidation"), "invalidation",
+                 fmt::format("\"stream\" needs clusters.{}.stream_user (a [[users]] entry for a role with the "
+                             "REPLICATION attribute)",
+                             name));
+    if (cfg->cache.stream)
+      for (auto& p : cfg->pools)
+        if (p.protocol == Protocol::Postgres && p.database == "*" && p.server_database.empty())
+          s.fail(s.get("invalidation"), "invalidation",
+                 "\"stream\" follows the databases pools name; a pool with database = \"*\" would cache "
+                 "answers from databases no change stream follows");
     if (auto n = s.get("rules")) {
       auto arr = n->as_array();
       if (!arr || !arr->is_array_of_tables()) s.fail(n, "rules", "expected [[cache.rules]] tables");

@@ -174,6 +174,9 @@ struct Cluster {
   ReadsOnPrimary reads_on_primary = ReadsOnPrimary::Fallback;
   std::vector<std::string> write_functions;  // more functions that send a read to the primary
   std::string health_user;                   // [[users]] entry the health checks log in as
+  // [[users]] entry the cache's change stream logs in as (a role with REPLICATION); default:
+  // health_user.
+  std::string stream_user;
   std::uint32_t rise = 2;                    // good checks before a failed member is used again
   ServerTlsMode server_tls = ServerTlsMode::Disable;
   std::string server_tls_ca;                 // PEM CA file (verify-*); "" = the system's CAs
@@ -227,6 +230,11 @@ struct Cache {
   Duration default_ttl{60'000};
   bool all = false;  // mode = "all": every cacheable read; "rules": rules and hints only
   std::vector<CacheRule> rules;
+  // invalidation = "stream": also follow each PostgreSQL cluster's primary through logical
+  // decoding (pgoutput, publication `stream_publication`), so writes that bypass Sluice
+  // invalidate too; "local" (default): writes through this Sluice only.
+  bool stream = false;
+  std::string stream_publication = "sluice";
 };
 
 // [limits]: client connections and request rates (0 = no limit). All changeable with SET.

@@ -65,7 +65,9 @@ LoginStep PgLogin::resume(std::string& in, std::string& out) {
       return resume(in, out);
     }
     case State::Startup:
-      pg::startup_message(out, {{"user", creds_->user}, {"database", database_}});
+      if (replication)
+        pg::startup_message(out, {{"user", creds_->user}, {"database", database_}, {"replication", "database"}});
+      else pg::startup_message(out, {{"user", creds_->user}, {"database", database_}});
       state_ = State::Auth;
       return LoginStep::Send;
     case State::Auth:

@@ -29,6 +29,9 @@ class PgLogin final : public LoginAlgorithm {
   ConnectResult lost(bool sending, const std::string& reason) const override;
   ConnectResult tls_failed(const std::string& reason) const override;
 
+  // Logs in as a logical replication connection (startup parameter replication=database): it
+  // takes simple queries and replication commands (src/state/change_stream).
+  bool replication = false;
   // What the server reported, once Done.
   Params params;
   std::uint32_t backend_pid = 0, backend_key = 0;

@@ -169,23 +169,26 @@ asio::awaitable<std::string> start_tls(ServerConn& conn, ServerTls tls, config::
 namespace {
 asio::awaitable<ConnectResult> connect_server_once(asio::any_io_executor ex, config::Endpoint endpoint,
                                                    std::shared_ptr<const Credentials> creds, std::string database,
-                                                   config::Duration timeout, std::size_t max_prepared, ServerTls tls);
+                                                   config::Duration timeout, std::size_t max_prepared, ServerTls tls,
+                                                   bool replication);
 }  // namespace
 
 asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
-                                              std::shared_ptr<const Credentials> creds,
-                                              std::string database, config::Duration timeout,
-                                              std::size_t max_prepared, ServerTls tls) {
-  auto r = co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, tls);
+                                              std::shared_ptr<const Credentials> creds, std::string database,
+                                              config::Duration timeout, std::size_t max_prepared, ServerTls tls,
+                                              bool replication) {
+  auto r = co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, tls, replication);
   if (r.conn || !r.tls_handshake_failed || tls.mode != config::ServerTlsMode::Prefer) co_return r;
   log::info("{}; server_tls = \"prefer\": connecting again without TLS", r.error.fields.message);
-  co_return co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, ServerTls{});
+  co_return co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, ServerTls{},
+                                         replication);
 }
 
 namespace {
 asio::awaitable<ConnectResult> connect_server_once(asio::any_io_executor ex, config::Endpoint endpoint,
                                                    std::shared_ptr<const Credentials> creds, std::string database,
-                                                   config::Duration timeout, std::size_t max_prepared, ServerTls tls) {
+                                                   config::Duration timeout, std::size_t max_prepared, ServerTls tls,
+                                                   bool replication) {
   auto conn = std::make_shared<ServerConn>(tcp::socket(ex));
   tcp::socket& sock = conn->sock;
   Deadline deadline(sock, timeout);
@@ -196,6 +199,7 @@ asio::awaitable<ConnectResult> connect_server_once(asio::any_io_executor ex, con
   conn->protocol = sock.local_endpoint().protocol();
   conn->prepared.set_capacity(max_prepared);
   PgLogin login(creds, database, tls, where);
+  login.replication = replication;
   ConnTransport transport(*conn, deadline, tls, endpoint);
   if (auto failed = co_await drive_login(login, transport)) co_return std::move(*failed);
   conn->params = login.params;

@@ -182,10 +182,11 @@ asio::awaitable<std::string> start_tls(ServerConn& conn, ServerTls tls, config::
 
 // With server_tls = "prefer", a TLS handshake that fails is followed by a second connection
 // without TLS (as libpq's sslmode=prefer); the other modes fail the connection.
+// `replication`: a logical replication connection (replication=database).
 asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::Endpoint endpoint,
-                                              std::shared_ptr<const Credentials> creds,
-                                              std::string database, config::Duration timeout,
-                                              std::size_t max_prepared, ServerTls tls = {});
+                                              std::shared_ptr<const Credentials> creds, std::string database,
+                                              config::Duration timeout, std::size_t max_prepared, ServerTls tls = {},
+                                              bool replication = false);
 
 // MySQL / MariaDB login (src/pool/mysql_conn.cpp). `caps` are the format-affecting capability
 // flags the clients of this pool negotiated with Sluice, `mariadb_caps` MariaDB's extended ones

@@ -124,10 +124,8 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
       changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
       for (auto id : changed_) {
         auto it = relations_.find(id);
-        if (it == relations_.end())
-          out.all = true;
-        else
-          out.tables.push_back(it->second);
+        if (it == relations_.end()) out.all = true;
+        else out.tables.push_back(it->second);
       }
       changed_.clear();
       in_transaction_ = false;

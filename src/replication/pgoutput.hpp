@@ -21,10 +21,10 @@ namespace sluice::replication {
 // One CopyData payload from the server during START_REPLICATION.
 struct StreamMessage {
   enum class Kind { XLogData, Keepalive } kind = Kind::Keepalive;
-  std::uint64_t wal_start = 0;  // XLogData: where its data starts
-  std::uint64_t wal_end = 0;    // the server's current end of WAL
-  std::int64_t send_time = 0;   // microseconds since 2000-01-01 (the server's clock)
-  bool reply_requested = false; // Keepalive: answer at once, or be timed out
+  std::uint64_t wal_start = 0;         // XLogData: where its data starts
+  std::uint64_t wal_end = 0;           // the server's current end of WAL
+  std::int64_t send_time = 0;          // microseconds since 2000-01-01 (the server's clock)
+  bool reply_requested = false;        // Keepalive: answer at once, or be timed out
   std::span<const std::uint8_t> data;  // XLogData: one pgoutput message
 };
 // nullopt: malformed (too short, or an unknown kind).
@@ -39,8 +39,8 @@ std::int64_t pg_now_us();
 
 // One committed transaction: the tables it changed ("schema.table"), and where it ended.
 struct CommittedChange {
-  std::uint64_t end_lsn = 0;      // a member that replayed this far has the transaction
-  std::int64_t commit_time = 0;   // microseconds since 2000-01-01 (the server's clock)
+  std::uint64_t end_lsn = 0;     // a member that replayed this far has the transaction
+  std::int64_t commit_time = 0;  // microseconds since 2000-01-01 (the server's clock)
   std::vector<std::string> tables;
   bool all = false;  // a change to a relation the stream never described: every table
 };

@@ -71,6 +71,7 @@ std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next, boo
     rebuilt = ctx.router.reconfigure(cfg, next->credentials, next->server_tls, ctx.control_executor());
   if (ctx.control_executor) ctx.mirrors.reconfigure(cfg, next->server_tls, ctx.control_executor());
   ctx.set_cache(cfg.cache);
+  if (ctx.control_executor) ctx.cache_streams.reconfigure(*next, *ctx.cache, ctx.control_executor());
   ctx.set_firewall(*next, reread_allowlist);
   std::string summary =
       fmt::format("{} users, {} pools, {} clusters", cfg.users.size(), cfg.pools.size(), cfg.clusters.size());

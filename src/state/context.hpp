@@ -26,6 +26,7 @@
 #include "src/state/controls.hpp"
 #include "src/state/splits.hpp"
 #include "src/state/login_throttle.hpp"
+#include "src/state/change_stream.hpp"
 #include "src/state/snapshot.hpp"
 
 namespace sluice::state {
@@ -49,6 +50,7 @@ struct Context {
   bool cache_enabled() const { return cache_on_.load(std::memory_order_relaxed); }
   std::shared_ptr<const cache::Policy> cache_policy() const { return std::atomic_load(&policy_); }
   void set_cache(const config::Cache& c);
+  ChangeStreams cache_streams;  // [cache] invalidation = "stream": one follower per cluster and database
   // [firewall], [[rules]] and [digests] of `s` in force; `reread_allowlist`: the allow-list file
   // is read again (start, RELOAD, SIGHUP; not SET, which only changes the mode).
   void set_firewall(const Snapshot& s, bool reread_allowlist);

@@ -122,7 +122,7 @@ TEST_CASE("replication stream: XLogData and keepalives parse; the status update 
   CHECK(r[0] == 'r');
   CHECK(r[1] == 1);
   CHECK(r[8] == 8);
-  CHECK(r[9 + 7] == 8);  // flushed
+  CHECK(r[9 + 7] == 8);   // flushed
   CHECK(r[25 + 7] == 9);  // the clock
   CHECK(r[33] == 1);
 }
