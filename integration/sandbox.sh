@@ -148,9 +148,6 @@ SELECT 'CREATE DATABASE app OWNER app' WHERE NOT EXISTS (SELECT 1 FROM pg_databa
 SELECT 'CREATE DATABASE app2 OWNER app' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'app2') \gexec
 GRANT ALL ON DATABASE app TO md5user;
 SQL
-  # The publication the cache's change stream reads ([cache] stream_publication's default):
-  # making one FOR ALL TABLES needs a superuser, which the stream's own role is not.
-  psql_admin -d app -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'sluice') THEN CREATE PUBLICATION sluice FOR ALL TABLES; END IF; END \$\$" >/dev/null
   psql_admin -d app -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   if [ ! -f "$replica/PG_VERSION" ]; then
     rm -rf "$replica"

@@ -330,12 +330,18 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.size("max_entry_bytes", cfg->cache.max_entry_bytes);
     s.choice("mode", cfg->cache.all, {{"rules", false}, {"all", true}});
     s.choice("invalidation", cfg->cache.stream, {{"local", false}, {"stream", true}});
+    s.choice("stream_plugin", cfg->cache.stream_pgoutput, {{"test_decoding", false}, {"pgoutput", true}});
     s.str("stream_publication", cfg->cache.stream_publication);
     if (cfg->cache.stream_publication.empty() || cfg->cache.stream_publication.size() > 63)
       s.fail(s.get("stream_publication"), "stream_publication", "must be a name of 1 to 63 bytes");
+    std::set<std::string> pooled;  // clusters pools send to
+    for (auto& p : cfg->pools) {
+      pooled.insert(p.cluster);
+      for (auto& a : p.arms) pooled.insert(a.cluster);
+    }
     if (cfg->cache.stream)
       for (auto& [name, c] : cfg->clusters)
-        if (c.protocol == Protocol::Postgres && c.stream_user.empty() && c.health_user.empty())
+        if (pooled.count(name) && c.protocol == Protocol::Postgres && c.stream_user.empty() && c.health_user.empty())
           s.fail(s.get("invalidation"), "invalidation",
                  fmt::format("\"stream\" needs clusters.{}.stream_user (a [[users]] entry for a role with the "
                              "REPLICATION attribute)",

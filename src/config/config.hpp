@@ -231,9 +231,11 @@ struct Cache {
   bool all = false;  // mode = "all": every cacheable read; "rules": rules and hints only
   std::vector<CacheRule> rules;
   // invalidation = "stream": also follow each PostgreSQL cluster's primary through logical
-  // decoding (pgoutput, publication `stream_publication`), so writes that bypass Sluice
-  // invalidate too; "local" (default): writes through this Sluice only.
+  // decoding, so writes that bypass Sluice invalidate too; "local" (default): writes through
+  // this Sluice only. stream_plugin: "test_decoding" (default: no publication, every table) or
+  // "pgoutput" (the tables of publication `stream_publication`, which the operator makes).
   bool stream = false;
+  bool stream_pgoutput = false;
   std::string stream_publication = "sluice";
 };
 

@@ -10,7 +10,7 @@
 #include "src/observe/log.hpp"
 #include "src/pool/pg_exchange.hpp"
 #include "src/pool/server_conn.hpp"
-#include "src/replication/pgoutput.hpp"
+#include "src/replication/logical_stream.hpp"
 #include "src/replication/position.hpp"
 
 namespace sluice::state {
@@ -42,6 +42,7 @@ std::atomic<unsigned> slot_counter{0};
 
 struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Follower> {
   std::string cluster, database, publication;
+  bool pgoutput = false;
   config::Endpoint primary;
   std::shared_ptr<const pool::Credentials> creds;
   pool::ServerTls tls;
@@ -101,20 +102,20 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
     if (stopping) co_return "stopping";
     std::string err;
     std::vector<std::string> row;
-    if (!co_await query("SELECT 1 FROM pg_publication WHERE pubname = " + quote_literal(publication), &row, err))
-      co_return err;
-    if (row.empty()) {
-      if (!co_await query("CREATE PUBLICATION " + quote_ident(publication) + " FOR ALL TABLES", nullptr, err))
+    if (pgoutput) {
+      if (!co_await query("SELECT 1 FROM pg_publication WHERE pubname = " + quote_literal(publication), &row, err))
+        co_return err;
+      if (row.empty())
         co_return fmt::format(
-            "publication \"{}\" does not exist in database \"{}\" and could not be made ({}); run "
-            "CREATE PUBLICATION {} FOR ALL TABLES there as a superuser",
-            publication, database, err, quote_ident(publication));
-      log::info("cache: made publication \"{}\" in database \"{}\" of cluster {}", publication, database, cluster);
+            "publication \"{}\" does not exist in database \"{}\" (stream_plugin = \"pgoutput\" "
+            "reads the tables it names; test_decoding needs none)",
+            publication, database);
     }
     std::string slot = fmt::format("sluice_{}_{}", ::getpid(), slot_counter.fetch_add(1));
     row.clear();
-    if (!co_await query("CREATE_REPLICATION_SLOT " + slot + " TEMPORARY LOGICAL pgoutput (SNAPSHOT 'nothing')", &row,
-                        err))
+    if (!co_await query(fmt::format("CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL {} (SNAPSHOT 'nothing')", slot,
+                                    pgoutput ? "pgoutput" : "test_decoding"),
+                        &row, err))
       co_return "cannot create the replication slot: " + err;
     auto consistent = row.size() >= 2 ? replication::parse_pg_lsn(row[1]) : std::nullopt;
     if (!consistent || consistent->parts.size() != 1) co_return "the slot's consistent point is unreadable";
@@ -123,8 +124,13 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
     store->write_marks().begin(cluster, {}, true, marks_horizon());
     store->write_marks().settle(cluster, {}, true, *consistent, marks_horizon());
     std::string out;
-    pg::query(out, fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {})", slot,
-                               lsn_text(start), quote_literal(quote_ident(publication))));
+    if (pgoutput)
+      pg::query(out, fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {})", slot,
+                                 lsn_text(start), quote_literal(quote_ident(publication))));
+    else
+      pg::query(out,
+                fmt::format("START_REPLICATION SLOT {} LOGICAL {} (\"skip-empty-xacts\" '1', \"include-xids\" '0')",
+                            slot, lsn_text(start)));
     error_code ec;
     auto io = conn->channel();
     co_await io.write(asio::buffer(out), ec);
@@ -141,7 +147,9 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
   // Reads the replication stream until it ends.
   asio::awaitable<std::string> stream(std::uint64_t confirmed) {
     auto io = conn->channel();
-    replication::PgOutputDecoder decoder;
+    std::unique_ptr<replication::ChangeDecoder> decoder;
+    if (pgoutput) decoder = std::make_unique<replication::PgOutputDecoder>();
+    else decoder = std::make_unique<replication::TestDecodingDecoder>();
     std::vector<std::uint8_t> buf;
     std::array<std::uint8_t, 16384> chunk;
     bool copying = false;
@@ -194,9 +202,10 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
           st.server_lsn = m->wal_end;
         } else {
           replication::CommittedChange change;
-          auto res = decoder.feed(m->data, change);
-          if (res == replication::PgOutputDecoder::Result::Malformed) co_return "a malformed pgoutput message";
-          if (res == replication::PgOutputDecoder::Result::Committed) {
+          auto res = decoder->feed(m->data, m->wal_start, change);
+          if (res == replication::ChangeDecoder::Result::Malformed) co_return "a malformed change message";
+          if (res == replication::ChangeDecoder::Result::Committed) {
+            if (change.commit_time == 0) change.commit_time = m->send_time;  // test_decoding: when it was sent
             apply(change);
             confirmed = std::max(confirmed, change.end_lsn);
             answer = true;
@@ -235,7 +244,7 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
     std::lock_guard lock(mu);
     ++st.commits;
     st.tables_invalidated += tables.size();
-    st.last_lag_us = replication::pg_now_us() - c.commit_time;
+    if (c.commit_time) st.last_lag_us = replication::pg_now_us() - c.commit_time;
   }
 
   asio::awaitable<void> run() {
@@ -325,6 +334,7 @@ void ChangeStreams::reconfigure(const Snapshot& s, cache::Store& store, asio::an
         f->cluster = a->cluster;
         f->database = db;
         f->publication = cfg.cache.stream_publication;
+        f->pgoutput = cfg.cache.stream_pgoutput;
         f->primary = cl.primary;
         f->creds = creds->second;
         if (auto t = s.server_tls.find(a->cluster); t != s.server_tls.end()) f->tls = t->second;
@@ -341,7 +351,7 @@ void ChangeStreams::reconfigure(const Snapshot& s, cache::Store& store, asio::an
   // Unchanged followers keep running; the others stop, and new ones start.
   for (auto& [key, f] : next) {
     auto it = followers_.find(key);
-    if (it != followers_.end() && it->second->publication == f->publication &&
+    if (it != followers_.end() && it->second->publication == f->publication && it->second->pgoutput == f->pgoutput &&
         it->second->creds->user == f->creds->user && it->second->creds->plaintext == f->creds->plaintext &&
         it->second->primary.text() == f->primary.text()) {
       it->second->horizon = f->horizon;

@@ -1,7 +1,8 @@
-#include "src/replication/pgoutput.hpp"
+#include "src/replication/logical_stream.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <string_view>
 
 namespace sluice::replication {
 
@@ -101,7 +102,7 @@ void PgOutputDecoder::changed(std::uint32_t id) {
   }
 }
 
-PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg, CommittedChange& out) {
+PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg, std::uint64_t, CommittedChange& out) {
   Reader r{msg};
   char kind = static_cast<char>(r.u8());
   switch (kind) {
@@ -161,6 +162,67 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
     default:
       return Result::Malformed;
   }
+}
+
+namespace {
+
+// One identifier as test_decoding prints it (quote_identifier: "..." with "" for a quote, or
+// bare); advances `at`. False when malformed.
+bool read_ident(std::string_view line, std::size_t& at, std::string& out) {
+  out.clear();
+  if (at < line.size() && line[at] == '"') {
+    for (++at; at < line.size(); ++at) {
+      if (line[at] == '"') {
+        if (at + 1 < line.size() && line[at + 1] == '"') {
+          out += '"';
+          ++at;
+          continue;
+        }
+        ++at;
+        return true;
+      }
+      out += line[at];
+    }
+    return false;
+  }
+  while (at < line.size() && line[at] != '.' && line[at] != ':') out += line[at++];
+  return !out.empty();
+}
+
+}  // namespace
+
+TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8_t> msg, std::uint64_t wal_start,
+                                                      CommittedChange& out) {
+  std::string_view line(reinterpret_cast<const char*>(msg.data()), msg.size());
+  if (line.starts_with("BEGIN")) {
+    changed_.clear();
+    return Result::Nothing;
+  }
+  if (line.starts_with("COMMIT")) {
+    out = CommittedChange{};
+    out.end_lsn = wal_start;
+    std::sort(changed_.begin(), changed_.end());
+    changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
+    out.tables = std::move(changed_);
+    changed_.clear();
+    return Result::Committed;
+  }
+  if (line.starts_with("table ")) {  // table <schema>.<name>: <ACTION>: ...
+    std::size_t at = 6;
+    std::string schema, name;
+    if (!read_ident(line, at, schema) || at >= line.size() || line[at] != '.') return Result::Malformed;
+    ++at;
+    if (!read_ident(line, at, name) || at >= line.size() || line[at] != ':') return Result::Malformed;
+    std::string table = schema + "." + name;
+    if (changed_.empty() || changed_.back() != table) changed_.push_back(std::move(table));
+    if (changed_.size() >= 1024 && (changed_.size() & (changed_.size() - 1)) == 0) {
+      std::sort(changed_.begin(), changed_.end());
+      changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
+    }
+    return Result::Nothing;
+  }
+  if (line.starts_with("message:")) return Result::Nothing;  // pg_logical_emit_message
+  return Result::Malformed;
 }
 
 }  // namespace sluice::replication

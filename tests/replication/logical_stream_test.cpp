@@ -1,4 +1,4 @@
-#include "src/replication/pgoutput.hpp"
+#include "src/replication/logical_stream.hpp"
 
 #include <doctest/doctest.h>
 
@@ -125,4 +125,25 @@ TEST_CASE("replication stream: XLogData and keepalives parse; the status update 
   CHECK(r[9 + 7] == 8);   // flushed
   CHECK(r[25 + 7] == 9);  // the clock
   CHECK(r[33] == 1);
+}
+
+TEST_CASE("test_decoding: a commit names the tables its lines changed, at the position it was written at") {
+  TestDecodingDecoder d;
+  CommittedChange out;
+  auto line = [](const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); };
+  CHECK(d.feed(line("BEGIN"), 0x10, out) == ChangeDecoder::Result::Nothing);
+  CHECK(d.feed(line("table public.items: INSERT: id[integer]:1 v[integer]:2"), 0x10, out) ==
+        ChangeDecoder::Result::Nothing);
+  CHECK(d.feed(line("table public.items: UPDATE: id[integer]:1 v[integer]:3"), 0x18, out) ==
+        ChangeDecoder::Result::Nothing);
+  CHECK(d.feed(line("table \"My Schema\".\"a \"\"b\"\": c\": DELETE: (no-tuple-data)"), 0x20, out) ==
+        ChangeDecoder::Result::Nothing);
+  CHECK(d.feed(line("table public.log: TRUNCATE: (no-flags)"), 0x28, out) == ChangeDecoder::Result::Nothing);
+  CHECK(d.feed(line("message: transactional: 1 prefix: x, sz: 1 content:y"), 0x28, out) ==
+        ChangeDecoder::Result::Nothing);
+  REQUIRE(d.feed(line("COMMIT"), 0x30, out) == ChangeDecoder::Result::Committed);
+  CHECK(out.end_lsn == 0x30);
+  CHECK(out.tables == std::vector<std::string>{"My Schema.a \"b\": c", "public.items", "public.log"});
+  for (auto bad : {"table nodot: INSERT: x", "table \"open.x: INSERT:", "table a.b INSERT", "WHAT"})
+    CHECK(d.feed(line(bad), 0, out) == ChangeDecoder::Result::Malformed);
 }

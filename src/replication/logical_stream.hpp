@@ -1,7 +1,7 @@
 // PostgreSQL's logical replication stream, as the result cache follows it (sans-io): the CopyData
 // payloads of START_REPLICATION (XLogData 'w', primary keepalive 'k') and, inside XLogData, the
-// pgoutput plugin's messages (protocol version 1). What the cache needs of a transaction is which
-// tables it changed and where it committed, so the decoder keeps the relation map (relation id ->
+// output plugin's messages: pgoutput (protocol version 1) or test_decoding (text lines). What the cache needs of a
+// transaction is which tables it changed and where it committed, so the decoder keeps the relation map (relation id ->
 // schema.table, from 'R' messages) and collects the relation ids of the rows inserted, updated
 // and deleted and of the tables truncated between Begin and Commit. Rows changed by triggers and
 // by ON DELETE CASCADE are decoded like any other row, so they are collected too.
@@ -45,12 +45,33 @@ struct CommittedChange {
   bool all = false;  // a change to a relation the stream never described: every table
 };
 
-class PgOutputDecoder {
+// One output plugin's messages -> committed transactions.
+class ChangeDecoder {
  public:
   enum class Result { Nothing, Committed, Malformed };
-  // Feeds one pgoutput message. Committed: `out` holds the transaction that just committed
-  // (with no tables when it changed none that is published).
-  Result feed(std::span<const std::uint8_t> msg, CommittedChange& out);
+  virtual ~ChangeDecoder() = default;
+  // Feeds one message (the data of one XLogData, which started at `wal_start`). Committed:
+  // `out` holds the transaction that just committed (no tables when it changed none it sees).
+  virtual Result feed(std::span<const std::uint8_t> msg, std::uint64_t wal_start, CommittedChange& out) = 0;
+};
+
+// test_decoding with skip-empty-xacts and without xids: "BEGIN", "table public.t: INSERT: ...",
+// "table public.t: TRUNCATE: ...", "COMMIT". It needs no publication, and decodes every table,
+// with or without a replica identity. The COMMIT line is written at the transaction's end
+// position (its XLogData's start); the commit time is not in it (0).
+class TestDecodingDecoder final : public ChangeDecoder {
+ public:
+  Result feed(std::span<const std::uint8_t> msg, std::uint64_t wal_start, CommittedChange& out) override;
+
+ private:
+  std::vector<std::string> changed_;
+};
+
+// pgoutput, protocol version 1 (a publication names the tables it decodes).
+class PgOutputDecoder final : public ChangeDecoder {
+ public:
+  Result feed(std::span<const std::uint8_t> msg, std::uint64_t wal_start, CommittedChange& out) override;
+  Result feed(std::span<const std::uint8_t> msg, CommittedChange& out) { return feed(msg, 0, out); }
   // The relation map is per stream: a new connection starts a new decoder.
   std::size_t relations() const { return relations_.size(); }
 

@@ -1,0 +1,240 @@
+// [cache] invalidation = "stream" (src/state/change_stream): the cache follows the primary's
+// logical decoding stream, so writes that never pass through Sluice (here: a direct connection
+// to the primary) invalidate too, including rows changed by a trigger or an ON DELETE CASCADE
+// and a TRUNCATE; a replica answer older than such a write is not kept; a lost stream empties
+// the cache and nothing is kept until it is back. Each case first shows the entry was a hit.
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+
+#include <string>
+
+#include "harness.hpp"
+
+using namespace sluice::itest;
+
+namespace {
+
+int pg_replica_port() { return std::stoi(env_or("SLUICE_PG_REPLICA_PORT", "15433")); }
+
+// `plugin`: "" for the default (test_decoding).
+std::string config(const std::string& invalidation, const std::string& plugin = "",
+                   const std::string& publication = "sluice") {
+  return "[[users]]\nname = \"admin\"\npassword = \"adminpw\"\n"
+         "\n[[users]]\nname = \"streamer\"\npassword = \"streamer\"\n"
+         "\n[clusters.pgs]\nprotocol = \"postgres\"\nprimary = \"127.0.0.1:" +
+         std::to_string(pg_port()) + "\"\nreplicas = [\"127.0.0.1:" + std::to_string(pg_replica_port()) +
+         "\"]\nhealth_check_period = \"100ms\"\nstream_user = \"streamer\"\n"
+         "\n[[pools]]\ndatabase = \"app\"\ncluster = \"pgs\"\npool_size = 4\n"
+         "\n[cache]\nmode = \"all\"\ndefault_ttl = \"600s\"\ninvalidation = \"" +
+         invalidation + "\"\nstream_publication = \"" + publication + "\"\n" +
+         (plugin.empty() ? std::string() : "stream_plugin = \"" + plugin + "\"\n");
+}
+const char* kGeneral = "admin_users = [\"admin\"]\n";
+
+std::string app_direct() {
+  return "host=" + pg_host() + " port=" + std::to_string(pg_port()) +
+         " user=app password=app dbname=app sslmode=disable";
+}
+std::string replica_direct() {
+  return "host=127.0.0.1 port=" + std::to_string(pg_replica_port()) + " user=postgres dbname=app sslmode=disable";
+}
+
+std::string admin_info(const SluiceProcess& s) { return s.conninfo("admin", "adminpw", "sluice"); }
+
+long cache_total(const SluiceProcess& s, const std::string& column) {
+  Conn adm(admin_info(s));
+  PGresult* r = PQexec(adm.c, "SHOW CACHE");
+  long v = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+    int col = PQfnumber(r, column.c_str());
+    if (col >= 0) v = std::stol(PQgetvalue(r, 0, col));
+  }
+  PQclear(r);
+  return v;
+}
+
+std::string stream_column(const SluiceProcess& s, const std::string& column) {
+  Conn adm(admin_info(s));
+  PGresult* r = PQexec(adm.c, "SHOW CACHE_STREAMS");
+  std::string v = "(none)";
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+    int col = PQfnumber(r, column.c_str());
+    if (col >= 0) v = PQgetvalue(r, 0, col);
+  }
+  PQclear(r);
+  return v;
+}
+
+bool stream_up(const SluiceProcess& s) {
+  return eventually([&] { return stream_column(s, "up") == "t"; }, 10000);
+}
+
+// Reads `sql` through Sluice until it is a cache hit (the replica may need a moment to have
+// the rows); true once the last read was answered from memory.
+bool cached(const SluiceProcess& s, Conn& c, const std::string& sql, const std::string& want) {
+  std::string last;
+  long before = 0, after = 0;
+  bool ok = eventually([&] {
+    before = cache_total(s, "hits");
+    last = c.scalar(sql);
+    if (last != want) return false;
+    after = cache_total(s, "hits");
+    return after > before;
+  });
+  if (!ok)
+    MESSAGE("not a hit: ", sql, " read ", last, ", hits ", before, " -> ", after, ", entries ",
+            cache_total(s, "entries"), ", refused fills ", cache_total(s, "refused_fills"));
+  return ok;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "stream invalidation: a write made directly on the primary invalidates; with local invalidation it does not") {
+  Conn direct(app_direct());
+  REQUIRE(direct.ok());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_items"));
+  REQUIRE(direct.exec("CREATE TABLE st_items (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO st_items VALUES (1, 10)"));
+  const std::string q = "SELECT v FROM st_items WHERE id = 1";
+  {
+    // The old behaviour, for contrast: the direct write goes unseen until the TTL.
+    SluiceProcess s(config("local"), kGeneral);
+    Conn c(s.conninfo());
+    REQUIRE(cached(s, c, q, "10"));
+    REQUIRE(direct.exec("UPDATE st_items SET v = 11 WHERE id = 1"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK(c.scalar(q) == "10");
+    CHECK(stream_column(s, "up") == "(none)");
+  }
+  SluiceProcess s(config("stream"), kGeneral);
+  REQUIRE(stream_up(s));
+  Conn c(s.conninfo());
+  REQUIRE(cached(s, c, q, "11"));
+  REQUIRE(direct.exec("UPDATE st_items SET v = 12 WHERE id = 1"));
+  // Within the stream's lag (the sandbox commits asynchronously: up to the WAL writer's 200 ms).
+  CHECK(eventually([&] { return c.scalar(q) == "12"; }, 3000));
+  CHECK(std::stol(stream_column(s, "commits")) >= 1);
+  CHECK(std::stol(stream_column(s, "tables_invalidated")) >= 1);
+  // TRUNCATE on the server invalidates too.
+  REQUIRE(cached(s, c, "SELECT count(*) FROM st_items", "1"));
+  REQUIRE(direct.exec("TRUNCATE st_items"));
+  CHECK(eventually([&] { return c.scalar("SELECT count(*) FROM st_items") == "0"; }, 3000));
+  REQUIRE(direct.exec("DROP TABLE st_items"));
+}
+
+TEST_CASE("stream invalidation: tables changed by a trigger and by ON DELETE CASCADE are invalidated") {
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_child, st_parent, st_log, st_src CASCADE"));
+  REQUIRE(direct.exec("CREATE TABLE st_src (id int primary key)"));
+  REQUIRE(direct.exec("CREATE TABLE st_log (n int)"));
+  REQUIRE(direct.exec("INSERT INTO st_log VALUES (0)"));
+  REQUIRE(
+      direct.exec("CREATE OR REPLACE FUNCTION st_count() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN UPDATE st_log SET n = n + 1; RETURN NEW; END $$"));
+  REQUIRE(direct.exec("CREATE TRIGGER st_count AFTER INSERT ON st_src FOR EACH ROW EXECUTE FUNCTION st_count()"));
+  REQUIRE(direct.exec("CREATE TABLE st_parent (id int primary key)"));
+  REQUIRE(direct.exec("CREATE TABLE st_child (id int, parent int REFERENCES st_parent ON DELETE CASCADE)"));
+  REQUIRE(direct.exec("INSERT INTO st_parent VALUES (1)"));
+  REQUIRE(direct.exec("INSERT INTO st_child VALUES (1, 1), (2, 1)"));
+  SluiceProcess s(config("stream"), kGeneral);
+  REQUIRE(stream_up(s));
+  Conn c(s.conninfo());
+  REQUIRE(cached(s, c, "SELECT n FROM st_log", "0"));
+  REQUIRE(cached(s, c, "SELECT count(*) FROM st_child", "2"));
+  // Neither statement names the table whose cached answer must go.
+  REQUIRE(direct.exec("INSERT INTO st_src VALUES (1)"));
+  REQUIRE(direct.exec("DELETE FROM st_parent WHERE id = 1"));
+  CHECK(eventually([&] { return c.scalar("SELECT n FROM st_log") == "1"; }, 3000));
+  CHECK(eventually([&] { return c.scalar("SELECT count(*) FROM st_child") == "0"; }, 3000));
+  REQUIRE(direct.exec("DROP TABLE st_child, st_parent, st_log, st_src"));
+  REQUIRE(direct.exec("DROP FUNCTION st_count()"));
+}
+
+TEST_CASE("stream invalidation: a replica answer older than a direct write is not kept") {
+  Conn direct(app_direct());
+  Conn replica(replica_direct());
+  REQUIRE(replica.ok());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_race"));
+  REQUIRE(direct.exec("CREATE TABLE st_race (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO st_race VALUES (1, 1)"));
+  SluiceProcess s(config("stream"), kGeneral);
+  REQUIRE(stream_up(s));
+  Conn c(s.conninfo());
+  const std::string q = "SELECT v FROM st_race WHERE id = 1";
+  REQUIRE(cached(s, c, q, "1"));
+  REQUIRE(replica.exec("SELECT pg_wal_replay_pause()"));
+  long commits = std::stol(stream_column(s, "commits"));
+  REQUIRE(direct.exec("UPDATE st_race SET v = 2 WHERE id = 1"));
+  REQUIRE(eventually([&] { return std::stol(stream_column(s, "commits")) > commits; }, 3000));
+  // The entry went; the paused replica answers with the old row (a replica read, within
+  // max_replica_lag), and that answer must not go back into the cache.
+  long refused = cache_total(s, "refused_fills");
+  std::string seen = c.scalar(q);
+  CHECK((seen == "1" || seen == "2"));
+  if (seen == "1") CHECK(cache_total(s, "refused_fills") > refused);
+  REQUIRE(replica.exec("SELECT pg_wal_replay_resume()"));
+  CHECK(eventually([&] { return c.scalar(q) == "2"; }, 5000));
+  REQUIRE(direct.exec("DROP TABLE st_race"));
+}
+
+TEST_CASE("stream invalidation: a lost stream empties the cache, keeps nothing until it is back, and comes back") {
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_loss"));
+  REQUIRE(direct.exec("CREATE TABLE st_loss (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO st_loss VALUES (1, 1)"));
+  SluiceProcess s(config("stream"), kGeneral);
+  REQUIRE(stream_up(s));
+  Conn c(s.conninfo());
+  const std::string q = "SELECT v FROM st_loss WHERE id = 1";
+  REQUIRE(cached(s, c, q, "1"));
+  CHECK(cache_total(s, "entries") >= 1);
+  std::string slot = stream_column(s, "slot");
+  Conn su(direct_conninfo());
+  REQUIRE(su.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + slot + "' AND temporary") == "1");
+  REQUIRE(su.scalar("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" + slot +
+                    "'") == "t");
+  CHECK(s.wait_for_log("change stream of cluster pgs database \"app\" was lost", 5000));
+  CHECK(cache_total(s, "entries") == 0);
+  // Back within a couple of seconds, with a new temporary slot (the old one went with its
+  // connection), and caching again.
+  CHECK(stream_up(s));
+  CHECK(stream_column(s, "losses") == "1");
+  CHECK(stream_column(s, "slot") != slot);
+  CHECK(su.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + slot + "'") == "0");
+  CHECK(cached(s, c, q, "1"));
+  REQUIRE(direct.exec("DROP TABLE st_loss"));
+}
+
+TEST_CASE(
+    "stream invalidation with pgoutput: the publication's tables; without it nothing is kept, and Sluice says why") {
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_pub"));
+  REQUIRE(direct.exec("DROP PUBLICATION IF EXISTS st_test_pub"));
+  REQUIRE(direct.exec("CREATE TABLE st_pub (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO st_pub VALUES (1, 1)"));
+  const std::string q = "SELECT v FROM st_pub WHERE id = 1";
+  {
+    SluiceProcess s(config("stream", "pgoutput", "st_test_pub"), kGeneral);
+    CHECK(s.wait_for_log("publication \"st_test_pub\" does not exist", 5000));
+    Conn c(s.conninfo());
+    REQUIRE(eventually([&] { return c.scalar(q) == "1"; }));  // the replica has the new table
+    for (int i = 0; i < 5; ++i) CHECK(c.scalar(q) == "1");
+    CHECK(cache_total(s, "hits") == 0);
+    CHECK(cache_total(s, "entries") == 0);
+    CHECK(stream_column(s, "up") == "f");
+  }
+  // The owner of a table may publish it (FOR ALL TABLES needs a superuser).
+  REQUIRE(direct.exec("CREATE PUBLICATION st_test_pub FOR TABLE st_pub"));
+  {
+    SluiceProcess s(config("stream", "pgoutput", "st_test_pub"), kGeneral);
+    REQUIRE(stream_up(s));
+    Conn c(s.conninfo());
+    REQUIRE(cached(s, c, q, "1"));
+    REQUIRE(direct.exec("UPDATE st_pub SET v = 2 WHERE id = 1"));
+    CHECK(eventually([&] { return c.scalar(q) == "2"; }, 3000));
+    CHECK(stream_column(s, "last_lag_ms") != "");
+  }
+  REQUIRE(direct.exec("DROP PUBLICATION st_test_pub"));
+  REQUIRE(direct.exec("DROP TABLE st_pub"));
+}
