@@ -206,6 +206,41 @@ TEST_CASE("stream invalidation: a lost stream empties the cache, keeps nothing u
   REQUIRE(direct.exec("DROP TABLE st_loss"));
 }
 
+// DDL changes no row: the documented event trigger (docs/design-decisions.md) emits a logical
+// decoding message in the DDL's transaction, and its commit invalidates everything.
+TEST_CASE("stream invalidation: DDL made directly invalidates through the event trigger's message") {
+  Conn direct(app_direct());
+  Conn su("host=" + pg_host() + " port=" + std::to_string(pg_port()) + " user=postgres dbname=app sslmode=disable");
+  REQUIRE(su.ok());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_ddl"));
+  REQUIRE(direct.exec("CREATE TABLE st_ddl (id int primary key)"));
+  REQUIRE(direct.exec("INSERT INTO st_ddl VALUES (1)"));
+  REQUIRE(
+      su.exec("CREATE OR REPLACE FUNCTION sluice_ddl_message() RETURNS event_trigger LANGUAGE plpgsql "
+              "SECURITY DEFINER AS $$ BEGIN PERFORM pg_logical_emit_message(true, 'sluice_ddl', tg_tag); END $$"));
+  REQUIRE(su.exec("DROP EVENT TRIGGER IF EXISTS sluice_ddl"));
+  REQUIRE(su.exec("CREATE EVENT TRIGGER sluice_ddl ON ddl_command_end EXECUTE FUNCTION sluice_ddl_message()"));
+  {
+    SluiceProcess s(config("stream"), kGeneral);
+    REQUIRE(stream_up(s));
+    Conn c(s.conninfo());
+    // A read of the table is cached; the ALTER changes its shape without changing a row.
+    REQUIRE(cached(s, c, "SELECT * FROM st_ddl", "1"));
+    REQUIRE(direct.exec("ALTER TABLE st_ddl ADD COLUMN w int DEFAULT 5"));
+    CHECK(eventually(
+        [&] {
+          PGresult* r = PQexec(c.c, "SELECT * FROM st_ddl");
+          bool two = PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) == 2;
+          PQclear(r);
+          return two;
+        },
+        3000));
+  }
+  REQUIRE(su.exec("DROP EVENT TRIGGER sluice_ddl"));
+  REQUIRE(su.exec("DROP FUNCTION sluice_ddl_message()"));
+  REQUIRE(direct.exec("DROP TABLE st_ddl"));
+}
+
 TEST_CASE(
     "stream invalidation with pgoutput: the publication's tables; without it nothing is kept, and Sluice says why") {
   Conn direct(app_direct());

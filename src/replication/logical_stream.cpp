@@ -111,6 +111,7 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
       if (r.bad) return Result::Malformed;
       changed_.clear();
       in_transaction_ = true;
+      all_ = false;
       return Result::Nothing;
     case 'C': {  // Commit: flags, commit LSN, end LSN, commit time
       r.u8();
@@ -121,6 +122,8 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
       out = CommittedChange{};
       out.end_lsn = end;
       out.commit_time = when;
+      out.all = all_;
+      all_ = false;
       std::sort(changed_.begin(), changed_.end());
       changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
       for (auto id : changed_) {
@@ -155,9 +158,16 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
       for (std::uint32_t i = 0; i < n; ++i) changed(r.u32());
       return Result::Nothing;
     }
-    case 'O':  // Origin, Type, logical decoding Message: nothing to invalidate
+    case 'M': {  // logical decoding message: flags, LSN, prefix, length, content
+      r.u8();
+      r.u64();
+      std::string prefix = r.str();
+      if (r.bad) return Result::Malformed;
+      if (prefix == kDdlMessagePrefix && in_transaction_) all_ = true;
+      return Result::Nothing;
+    }
+    case 'O':  // Origin, Type: nothing to invalidate
     case 'Y':
-    case 'M':
       return Result::Nothing;
     default:
       return Result::Malformed;
@@ -196,6 +206,7 @@ TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8
   std::string_view line(reinterpret_cast<const char*>(msg.data()), msg.size());
   if (line.starts_with("BEGIN")) {
     changed_.clear();
+    all_ = false;
     return Result::Nothing;
   }
   if (line.starts_with("COMMIT")) {
@@ -204,7 +215,9 @@ TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8
     std::sort(changed_.begin(), changed_.end());
     changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
     out.tables = std::move(changed_);
+    out.all = all_;
     changed_.clear();
+    all_ = false;
     return Result::Committed;
   }
   if (line.starts_with("table ")) {  // table <schema>.<name>: <ACTION>: ...
@@ -221,7 +234,13 @@ TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8
     }
     return Result::Nothing;
   }
-  if (line.starts_with("message:")) return Result::Nothing;  // pg_logical_emit_message
+  if (line.starts_with("message:")) {  // message: transactional: 1 prefix: <p>, sz: <n> content:<bytes>
+    auto p = line.find(" prefix: ");
+    if (p != std::string_view::npos && line.substr(p + 9).starts_with(kDdlMessagePrefix) &&
+        line.substr(p + 9 + kDdlMessagePrefix.size()).starts_with(","))
+      all_ = true;
+    return Result::Nothing;
+  }
   return Result::Malformed;
 }
 

@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -45,6 +46,11 @@ struct CommittedChange {
   bool all = false;  // a change to a relation the stream never described: every table
 };
 
+// A logical decoding message with this prefix (pg_logical_emit_message(true, 'sluice_ddl', ...),
+// e.g. from an event trigger on ddl_command_end) makes its transaction invalidate every table:
+// DDL changes no row, so the stream says nothing of it otherwise.
+inline constexpr std::string_view kDdlMessagePrefix = "sluice_ddl";
+
 // One output plugin's messages -> committed transactions.
 class ChangeDecoder {
  public:
@@ -55,8 +61,10 @@ class ChangeDecoder {
   virtual Result feed(std::span<const std::uint8_t> msg, std::uint64_t wal_start, CommittedChange& out) = 0;
 };
 
-// test_decoding with skip-empty-xacts and without xids: "BEGIN", "table public.t: INSERT: ...",
-// "table public.t: TRUNCATE: ...", "COMMIT". It needs no publication, and decodes every table,
+// test_decoding without xids: "BEGIN", "table public.t: INSERT: ...", "table public.t:
+// TRUNCATE: ...", "message: transactional: 1 prefix: ...", "COMMIT". Empty transactions are not
+// skipped: with skip-empty-xacts a transaction of DDL alone shows its message without BEGIN and
+// COMMIT. It needs no publication, and decodes every table,
 // with or without a replica identity. The COMMIT line is written at the transaction's end
 // position (its XLogData's start); the commit time is not in it (0).
 class TestDecodingDecoder final : public ChangeDecoder {
@@ -65,6 +73,7 @@ class TestDecodingDecoder final : public ChangeDecoder {
 
  private:
   std::vector<std::string> changed_;
+  bool all_ = false;
 };
 
 // pgoutput, protocol version 1 (a publication names the tables it decodes).
@@ -80,6 +89,7 @@ class PgOutputDecoder final : public ChangeDecoder {
   std::unordered_map<std::uint32_t, std::string> relations_;
   std::vector<std::uint32_t> changed_;
   bool in_transaction_ = false;
+  bool all_ = false;
 };
 
 }  // namespace sluice::replication

@@ -125,11 +125,13 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
     store->write_marks().settle(cluster, {}, true, *consistent, marks_horizon());
     std::string out;
     if (pgoutput)
-      pg::query(out, fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {})", slot,
-                                 lsn_text(start), quote_literal(quote_ident(publication))));
+      pg::query(
+          out,
+          fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {}, messages 'true')",
+                      slot, lsn_text(start), quote_literal(quote_ident(publication))));
     else
       pg::query(out,
-                fmt::format("START_REPLICATION SLOT {} LOGICAL {} (\"skip-empty-xacts\" '1', \"include-xids\" '0')",
+                fmt::format("START_REPLICATION SLOT {} LOGICAL {} (\"skip-empty-xacts\" '0', \"include-xids\" '0')",
                             slot, lsn_text(start)));
     error_code ec;
     auto io = conn->channel();

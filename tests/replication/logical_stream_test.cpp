@@ -147,3 +147,30 @@ TEST_CASE("test_decoding: a commit names the tables its lines changed, at the po
   for (auto bad : {"table nodot: INSERT: x", "table \"open.x: INSERT:", "table a.b INSERT", "WHAT"})
     CHECK(d.feed(line(bad), 0, out) == ChangeDecoder::Result::Malformed);
 }
+
+TEST_CASE("logical stream: a sluice_ddl message makes its transaction invalidate every table") {
+  auto line = [](const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); };
+  TestDecodingDecoder t;
+  CommittedChange out;
+  t.feed(line("BEGIN"), 0, out);
+  t.feed(line("message: transactional: 1 prefix: sluice_ddlx, sz: 3 content:abc"), 0, out);
+  REQUIRE(t.feed(line("COMMIT"), 8, out) == ChangeDecoder::Result::Committed);
+  CHECK_FALSE(out.all);
+  t.feed(line("BEGIN"), 0, out);
+  t.feed(line("message: transactional: 1 prefix: sluice_ddl, sz: 12 content:ALTER TABLE"), 0, out);
+  REQUIRE(t.feed(line("COMMIT"), 16, out) == ChangeDecoder::Result::Committed);
+  CHECK(out.all);
+  t.feed(line("BEGIN"), 0, out);
+  REQUIRE(t.feed(line("COMMIT"), 24, out) == ChangeDecoder::Result::Committed);
+  CHECK_FALSE(out.all);
+
+  PgOutputDecoder p;
+  p.feed(begin().b, out);
+  CHECK(p.feed(Bytes().c('M').c(1).u64(5).s("sluice_ddl").u32(1).c('x').b, out) == ChangeDecoder::Result::Nothing);
+  REQUIRE(p.feed(commit(0x40).b, out) == ChangeDecoder::Result::Committed);
+  CHECK(out.all);
+  p.feed(begin().b, out);
+  p.feed(Bytes().c('M').c(1).u64(5).s("other").u32(1).c('x').b, out);
+  REQUIRE(p.feed(commit(0x50).b, out) == ChangeDecoder::Result::Committed);
+  CHECK_FALSE(out.all);
+}
