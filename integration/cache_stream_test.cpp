@@ -5,6 +5,7 @@
 // the cache and nothing is kept until it is back. Each case first shows the entry was a hit.
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <mysql.h>
 
 #include <string>
 
@@ -53,9 +54,9 @@ long cache_total(const SluiceProcess& s, const std::string& column) {
   return v;
 }
 
-std::string stream_column(const SluiceProcess& s, const std::string& column) {
+std::string stream_column(const SluiceProcess& s, const std::string& column, const std::string& cluster = "pgs") {
   Conn adm(admin_info(s));
-  PGresult* r = PQexec(adm.c, "SHOW CACHE_STREAMS");
+  PGresult* r = PQexec(adm.c, ("SHOW CACHE_STREAMS LIKE '" + cluster + "'").c_str());
   std::string v = "(none)";
   if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
     int col = PQfnumber(r, column.c_str());
@@ -272,4 +273,75 @@ TEST_CASE(
   }
   REQUIRE(direct.exec("DROP PUBLICATION st_test_pub"));
   REQUIRE(direct.exec("DROP TABLE st_pub"));
+}
+
+namespace {
+
+int my_replica_port() { return std::stoi(env_or("SLUICE_MY_REPLICA_PORT", "13307")); }
+
+std::string my_config() {
+  return config("stream") +
+         "\n[clusters.mys]\nprotocol = \"mysql\"\nprimary = \"127.0.0.1:" + std::to_string(my_port()) +
+         "\"\nreplicas = [\"127.0.0.1:" + std::to_string(my_replica_port()) +
+         "\"]\nhealth_check_period = \"100ms\"\nstream_user = \"streamer\"\n"
+         "\n[[pools]]\ndatabase = \"app\"\ncluster = \"mys\"\npool_size = 4\n";
+}
+
+bool my_ok(MyConn& c, const std::string& sql) {
+  auto r = c.scalar(sql);
+  if (r.rfind("ERR:", 0) == 0) MESSAGE(sql, ": ", r);
+  return r.rfind("ERR:", 0) != 0;
+}
+
+bool my_cached(const SluiceProcess& s, MyConn& c, const std::string& sql, const std::string& want) {
+  return eventually([&] {
+    long hits = cache_total(s, "hits");
+    if (c.scalar(sql) != want) return false;
+    return cache_total(s, "hits") > hits;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("stream invalidation, MariaDB: direct writes, a trigger's table and DDL invalidate; a lost dump comes back") {
+  MyConn root(my_port(), "root", "", "app");
+  REQUIRE(root.ok);
+  REQUIRE(my_ok(root, "DROP TABLE IF EXISTS st_my, st_my_log, st_my_src"));
+  REQUIRE(my_ok(root, "CREATE TABLE st_my (id int primary key, v int)"));
+  REQUIRE(my_ok(root, "INSERT INTO st_my VALUES (1, 1)"));
+  REQUIRE(my_ok(root, "CREATE TABLE st_my_log (n int)"));
+  REQUIRE(my_ok(root, "INSERT INTO st_my_log VALUES (0)"));
+  REQUIRE(my_ok(root, "CREATE TABLE st_my_src (id int primary key)"));
+  REQUIRE(
+      my_ok(root, "CREATE TRIGGER st_my_count AFTER INSERT ON st_my_src FOR EACH ROW UPDATE st_my_log SET n = n + 1"));
+  SluiceProcess s(my_config(), kGeneral);
+  REQUIRE(eventually([&] { return stream_column(s, "up", "mys") == "t"; }, 10000));
+  MyConn c(s.my_port());
+  REQUIRE(c.ok);
+  const std::string q = "SELECT v FROM st_my WHERE id = 1";
+  REQUIRE(my_cached(s, c, q, "1"));
+  REQUIRE(my_ok(root, "UPDATE st_my SET v = 2 WHERE id = 1"));
+  CHECK(eventually([&] { return c.scalar(q) == "2"; }, 3000));
+  // The trigger's table: the statement names another.
+  REQUIRE(my_cached(s, c, "SELECT n FROM st_my_log", "0"));
+  REQUIRE(my_ok(root, "INSERT INTO st_my_src VALUES (1)"));
+  CHECK(eventually([&] { return c.scalar("SELECT n FROM st_my_log") == "1"; }, 3000));
+  // DDL (logged as a statement) invalidates everything.
+  REQUIRE(my_cached(s, c, q, "2"));
+  REQUIRE(my_ok(root, "ALTER TABLE st_my ADD COLUMN w int DEFAULT 5"));
+  CHECK(eventually([&] { return c.scalar("SELECT count(*) FROM st_my WHERE w = 5") == "1"; }, 3000));
+  CHECK(eventually([&] { return cache_total(s, "entries") <= 1; }, 3000));
+  CHECK(std::stol(stream_column(s, "commits", "mys")) >= 3);
+  // The dump thread killed on the primary: the cache empties, and the stream comes back.
+  REQUIRE(my_cached(s, c, q, "2"));
+  std::string id = root.scalar(
+      "SELECT id FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%' "
+      "AND user = 'streamer' ORDER BY id DESC LIMIT 1");
+  REQUIRE_FALSE(id.empty());
+  REQUIRE(my_ok(root, "KILL " + id));
+  CHECK(s.wait_for_log("change stream of cluster mys (binlog) was lost", 5000));
+  CHECK(eventually([&] { return stream_column(s, "losses", "mys") == "1" && stream_column(s, "up", "mys") == "t"; },
+                   10000));
+  CHECK(my_cached(s, c, q, "2"));
+  REQUIRE(my_ok(root, "DROP TABLE st_my, st_my_log, st_my_src"));
 }

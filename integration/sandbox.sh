@@ -318,6 +318,8 @@ CREATE DATABASE IF NOT EXISTS app2;
 GRANT ALL ON app.* TO 'app'@'%';
 GRANT ALL ON app2.* TO 'app'@'%';
 GRANT PROCESS, RELOAD ON *.* TO 'app'@'%';
+CREATE USER IF NOT EXISTS 'streamer'@'%' IDENTIFIED BY 'streamer';
+GRANT REPLICATION SLAVE ON *.* TO 'streamer'@'%';
 CREATE USER IF NOT EXISTS 'hashuser'@'%' IDENTIFIED BY 'hashpw';
 GRANT ALL ON app.* TO 'hashuser'@'%';
 SQL

@@ -89,9 +89,9 @@ const Cols& cols_cache() {
   return c;
 }
 const Cols& cols_cache_streams() {
-  static const Cols c{{"cluster", T},       {"database", T},           {"up", B},        {"slot", T},
-                      {"confirmed_lsn", T}, {"server_lsn", T},         {"lag_bytes", I}, {"last_lag_ms", F},
-                      {"commits", I},       {"tables_invalidated", I}, {"losses", I},    {"last_error", T}};
+  static const Cols c{{"cluster", T},   {"database", T},           {"up", B},        {"slot", T},
+                      {"confirmed", T}, {"server_position", T},    {"lag_bytes", I}, {"last_lag_ms", F},
+                      {"commits", I},   {"tables_invalidated", I}, {"losses", I},    {"last_error", T}};
   return c;
 }
 const Cols& cols_config() {
@@ -430,18 +430,12 @@ Rows rows_cache(Context& ctx) {
 
 Rows rows_cache_streams(Context& ctx) {
   Rows r;
-  auto lsn = [](std::uint64_t v) { return fmt::format("{:X}/{:X}", v >> 32, v & 0xFFFFFFFFu); };
-  for (auto& s : ctx.cache_streams.status()) {
-    bool known = s.server_lsn != 0 && s.confirmed_lsn != 0;
-    r.push_back(
-        {s.cluster, s.database, boolean(s.up), s.slot.empty() ? Cell(std::nullopt) : Cell(s.slot),
-         s.confirmed_lsn ? Cell(lsn(s.confirmed_lsn)) : Cell(std::nullopt),
-         s.server_lsn ? Cell(lsn(s.server_lsn)) : Cell(std::nullopt),
-         known ? Cell(num(s.server_lsn > s.confirmed_lsn ? s.server_lsn - s.confirmed_lsn : 0)) : Cell(std::nullopt),
-         s.last_lag_us >= 0 ? Cell(flt(static_cast<double>(s.last_lag_us) / 1000.0)) : Cell(std::nullopt),
-         num(s.commits), num(s.tables_invalidated), num(s.losses),
-         s.last_error.empty() ? Cell(std::nullopt) : Cell(s.last_error)});
-  }
+  auto text = [](const std::string& v) { return v.empty() ? Cell(std::nullopt) : Cell(v); };
+  for (auto& s : ctx.cache_streams.status())
+    r.push_back({s.cluster, s.database, boolean(s.up), text(s.slot), text(s.confirmed), text(s.server),
+                 s.lag_bytes >= 0 ? Cell(num(static_cast<std::uint64_t>(s.lag_bytes))) : Cell(std::nullopt),
+                 s.last_lag_us >= 0 ? Cell(flt(static_cast<double>(s.last_lag_us) / 1000.0)) : Cell(std::nullopt),
+                 num(s.commits), num(s.tables_invalidated), num(s.losses), text(s.last_error)});
   return r;
 }
 

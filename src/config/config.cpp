@@ -341,10 +341,10 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     }
     if (cfg->cache.stream)
       for (auto& [name, c] : cfg->clusters)
-        if (pooled.count(name) && c.protocol == Protocol::Postgres && c.stream_user.empty() && c.health_user.empty())
+        if (pooled.count(name) && c.stream_user.empty() && c.health_user.empty())
           s.fail(s.get("invalidation"), "invalidation",
-                 fmt::format("\"stream\" needs clusters.{}.stream_user (a [[users]] entry for a role with the "
-                             "REPLICATION attribute)",
+                 fmt::format("\"stream\" needs clusters.{}.stream_user (a [[users]] entry for a role with "
+                             "REPLICATION on PostgreSQL, REPLICATION SLAVE on MariaDB)",
                              name));
     if (cfg->cache.stream)
       for (auto& p : cfg->pools)

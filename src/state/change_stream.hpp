@@ -1,7 +1,8 @@
-// [cache] invalidation = "stream": the result cache follows each PostgreSQL cluster's primary
-// through logical decoding, so writes that bypass Sluice (other applications, psql on the
-// server, cron jobs) invalidate as writes through it do. One follower per (cluster, database a
-// pool names), on the control worker:
+// [cache] invalidation = "stream": the result cache follows each cluster's primary, so writes
+// that bypass Sluice (other applications, psql on the server, cron jobs) invalidate as writes
+// through it do. MariaDB: one follower per cluster reads the binlog as a replica does
+// (change_stream_mysql.cpp). PostgreSQL: one follower per (cluster, database a pool names), on
+// the control worker (change_stream_pg.cpp):
 //   1. logs in as the cluster's stream_user (default health_user) with replication=database;
 //   2. makes sure the publication exists (`CREATE PUBLICATION ... FOR ALL TABLES` if it may);
 //   3. creates a TEMPORARY logical slot with pgoutput (the server drops it when the connection
@@ -38,9 +39,10 @@ namespace sluice::state {
 struct StreamStatus {
   std::string cluster, database, slot;
   bool up = false;
-  std::uint64_t confirmed_lsn = 0;  // the last position applied and confirmed
-  std::uint64_t server_lsn = 0;     // the server's end of WAL, as it last said
-  std::int64_t last_lag_us = -1;    // the last commit: its arrival here minus its commit time
+  std::string confirmed;          // the last position applied (PostgreSQL: and confirmed)
+  std::string server;             // PostgreSQL: the server's end of WAL, as it last said
+  std::int64_t lag_bytes = -1;    // PostgreSQL: WAL between the two
+  std::int64_t last_lag_us = -1;  // PostgreSQL: the last commit's arrival here minus its time
   std::uint64_t commits = 0, tables_invalidated = 0, losses = 0;
   std::string last_error;
 };
