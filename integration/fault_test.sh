@@ -10,6 +10,8 @@
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
 #        mysql_replica_kill mysql_replica_shutdown (sysbench oltp_read_only as the load)
 #        password_flood address_flood killed_mid_stream
+#        cache_staleness (two more Sluice instances, the cache on with invalidation = "stream":
+#        integration/staleness_check.py for STALENESS_SECONDS, default 60)
 #        mysql_primary_failover primary_failover (last: they rebuild the sandbox's replicas)
 # Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
 set -euo pipefail
@@ -19,7 +21,7 @@ CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_immediate replica_stop reload_storm
                                   connection_storm slow_clients killed_mid_stream mysql_killed_clients
                                   mysql_replica_kill mysql_replica_shutdown password_flood address_flood
-                                  mysql_primary_failover
+                                  cache_staleness mysql_primary_failover
                                   primary_failover)
 SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
@@ -780,6 +782,16 @@ case_mysql_primary_failover() {
   ok=0
   { kill -0 "$SLUICE_PID" 2>/dev/null && [ "$routed" = 1 ]; } || ok=1
   report $ok $c "Sluice up after the sandbox was rebuilt; writes back on the old primary (server_id ${routed:-none})"
+}
+
+# The result cache never stale beyond the documented lag: a writer bumping a version directly on
+# the primary and through Sluice, 32 readers over two instances that follow the change stream.
+case_cache_staleness() {
+  local out ok=0
+  out="$(SLUICE_TEST_PORT_BASE=$((PORT + 10)) timeout $((${STALENESS_SECONDS:-60} + 120)) /usr/bin/python3 \
+    "$(dirname "$0")/staleness_check.py" "$BIN" "${STALENESS_SECONDS:-60}" 32 2>&1)" || ok=1
+  report $ok cache_staleness "$(grep -v '^\[doctest\]' <<<"$out" | tail -n 3)"
+  common_checks cache_staleness
 }
 
 PGPASSWORD=app pgbench -i -q -s 1 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
