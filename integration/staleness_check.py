@@ -9,8 +9,8 @@ serve reads) plus the stream's lag allowance. Prints the counts and a doctest-st
 exits 1 on any read older than that.
 
 usage: staleness_check.py <sluice binary> [seconds] [readers]
-env: SLUICE_PG_PRIMARY_PORT, SLUICE_PG_REPLICA_PORT, SLUICE_TEST_PORT_BASE (two listeners and
-two consoles from there).
+env: SLUICE_PG_HOST, SLUICE_PG_PRIMARY_PORT, SLUICE_PG_REPLICA_HOST, SLUICE_PG_REPLICA_PORT
+(default 127.0.0.1 and the sandbox's ports), SLUICE_TEST_PORT_BASE (the two instances' ports).
 """
 import bisect
 import os
@@ -22,6 +22,8 @@ import time
 
 import psycopg
 
+PG_HOST = os.environ.get("SLUICE_PG_HOST", "127.0.0.1")
+REPLICA_HOST = os.environ.get("SLUICE_PG_REPLICA_HOST", PG_HOST)
 PG_PORT = int(os.environ.get("SLUICE_PG_PRIMARY_PORT", "15432"))
 REPLICA_PORT = int(os.environ.get("SLUICE_PG_REPLICA_PORT", "15433"))
 BASE = int(os.environ.get("SLUICE_TEST_PORT_BASE", "26560"))
@@ -49,8 +51,8 @@ name = "streamer"
 password = "streamer"
 [clusters.pg]
 protocol = "postgres"
-primary = "127.0.0.1:{PG_PORT}"
-replicas = ["127.0.0.1:{REPLICA_PORT}"]
+primary = "{PG_HOST}:{PG_PORT}"
+replicas = ["{REPLICA_HOST}:{REPLICA_PORT}"]
 health_check_period = "100ms"
 max_replica_lag = "{int(MAX_REPLICA_LAG_S * 1000)}ms"
 stream_user = "streamer"
@@ -65,8 +67,8 @@ invalidation = "stream"
 """
 
 
-def conninfo(port, user="app", password="app", db="app"):
-    return f"host=127.0.0.1 port={port} user={user} password={password} dbname={db} sslmode=disable"
+def conninfo(port, user="app", password="app", db="app", host="127.0.0.1"):
+    return f"host={host} port={port} user={user} password={password} dbname={db} sslmode=disable"
 
 
 def main():
@@ -76,7 +78,7 @@ def main():
     ports = [BASE, BASE + 1]
     work = tempfile.mkdtemp(prefix="sluice-stale-")
     procs = []
-    direct = psycopg.connect(conninfo(PG_PORT), autocommit=True)
+    direct = psycopg.connect(conninfo(PG_PORT, host=PG_HOST), autocommit=True)
     direct.execute("DROP TABLE IF EXISTS stale_check")
     direct.execute("CREATE TABLE stale_check (id int PRIMARY KEY, version bigint NOT NULL)")
     direct.execute("INSERT INTO stale_check VALUES (1, 0)")

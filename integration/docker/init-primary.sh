@@ -3,6 +3,7 @@
 set -e
 psql -v ON_ERROR_STOP=1 --username postgres <<'SQL'
 CREATE ROLE app LOGIN PASSWORD 'app';
+CREATE ROLE streamer LOGIN REPLICATION PASSWORD 'streamer';
 SET password_encryption = 'md5';
 CREATE ROLE md5user LOGIN PASSWORD 'md5pass';
 CREATE DATABASE app OWNER app;
