@@ -207,6 +207,34 @@ TEST_CASE("stream invalidation: a lost stream empties the cache, keeps nothing u
   REQUIRE(direct.exec("DROP TABLE st_loss"));
 }
 
+// A reload turns the stream on and off: followers start and stop with [cache] invalidation, and
+// back on local invalidation the cluster's answers are kept again without a stream.
+TEST_CASE("stream invalidation: a reload starts and stops the followers") {
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_reload"));
+  REQUIRE(direct.exec("CREATE TABLE st_reload (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO st_reload VALUES (1, 1)"));
+  const std::string q = "SELECT v FROM st_reload WHERE id = 1";
+  SluiceProcess s(config("local"), kGeneral);
+  Conn c(s.conninfo());
+  CHECK(stream_column(s, "up") == "(none)");
+  s.reload(config("stream"), kGeneral);
+  REQUIRE(stream_up(s));
+  REQUIRE(cached(s, c, q, "1"));
+  REQUIRE(direct.exec("UPDATE st_reload SET v = 2 WHERE id = 1"));
+  CHECK(eventually([&] { return c.scalar(q) == "2"; }, 3000));
+  Conn su(direct_conninfo());
+  CHECK(eventually(
+      [&] { return su.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'sluice_%'") == "1"; }));
+  s.reload(config("local"), kGeneral);
+  CHECK(eventually([&] { return stream_column(s, "up") == "(none)"; }));
+  // Its slot went with its connection, and answers are kept again.
+  CHECK(eventually(
+      [&] { return su.scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'sluice_%'") == "0"; }));
+  CHECK(cached(s, c, q, "2"));
+  REQUIRE(direct.exec("DROP TABLE st_reload"));
+}
+
 // DDL changes no row: the documented event trigger (docs/design-decisions.md) emits a logical
 // decoding message in the DDL's transaction, and its commit invalidates everything.
 TEST_CASE("stream invalidation: DDL made directly invalidates through the event trigger's message") {

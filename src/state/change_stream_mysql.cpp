@@ -52,7 +52,11 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_mysql() {
   my::build_command(cmd, my::com::QUERY, "SELECT @@global.gtid_binlog_pos, @@global.binlog_format");
   if (!co_await io.write(cmd, 0)) co_return "the connection was lost: " + io.error();
   auto row = co_await pool::read_one_row(io, (conn->capabilities & my::cap::DEPRECATE_EOF) != 0);
-  if (!row || row->size() < 2) co_return "cannot read the primary's binlog position";
+  // MySQL has no gtid_binlog_pos: its replication protocol (COM_BINLOG_DUMP_GTID, its GTID
+  // events) is not spoken yet, so its clusters keep nothing while the stream cannot start.
+  if (!row || row->size() < 2)
+    co_return "cannot read @@gtid_binlog_pos (the binlog follower speaks MariaDB's replication protocol; MySQL "
+              "servers are not followed yet)";
   std::string format = (*row)[1];
   for (auto& c : format) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   if (format != "ROW")
