@@ -218,9 +218,14 @@ TEST_CASE("stream invalidation: a reload starts and stops the followers") {
   SluiceProcess s(config("local"), kGeneral);
   Conn c(s.conninfo());
   CHECK(stream_column(s, "up") == "(none)");
-  s.reload(config("stream"), kGeneral);
+  const std::string http = "\n[http]\nlisten = \"127.0.0.1:" + std::to_string(s.port() + 700) + "\"\n";
+  s.reload(config("stream") + http, kGeneral);
   REQUIRE(stream_up(s));
   REQUIRE(cached(s, c, q, "1"));
+  auto page = http_get(s.port() + 700, "/metrics").second;
+  CHECK(metric(page, "sluice_cache_stream_up{cluster=\"pgs\",database=\"app\"}") == 1);
+  CHECK(metric(page, "sluice_cache_stream_losses_total{cluster=\"pgs\",database=\"app\"}") == 0);
+  CHECK(metric(page, "sluice_cache_stream_lag_bytes{cluster=\"pgs\",database=\"app\"}") >= 0);
   REQUIRE(direct.exec("UPDATE st_reload SET v = 2 WHERE id = 1"));
   CHECK(eventually([&] { return c.scalar(q) == "2"; }, 3000));
   Conn su(direct_conninfo());

@@ -167,6 +167,23 @@ std::string prometheus(state::Context& ctx) {
       w.family(name, "counter", help);
       w.sample(name, {}, static_cast<double>(v));
     }
+    // [cache] invalidation = "stream": each follower of a primary's change stream.
+    auto streams = ctx.cache_streams.status();
+    if (!streams.empty()) {
+      auto labels = [](const state::StreamStatus& st) {
+        return std::vector<std::pair<std::string, std::string>>{{"cluster", st.cluster}, {"database", st.database}};
+      };
+      w.family("sluice_cache_stream_up", "gauge", "Whether the change stream of a cluster (and database) is followed.");
+      for (auto& st : streams) w.sample("sluice_cache_stream_up", labels(st), st.up ? 1 : 0);
+      w.family("sluice_cache_stream_lag_bytes", "gauge", "WAL the server has that the stream has not confirmed.");
+      for (auto& st : streams)
+        if (st.lag_bytes >= 0) w.sample("sluice_cache_stream_lag_bytes", labels(st), static_cast<double>(st.lag_bytes));
+      w.family("sluice_cache_stream_commits_total", "counter", "Committed transactions the stream delivered.");
+      for (auto& st : streams)
+        w.sample("sluice_cache_stream_commits_total", labels(st), static_cast<double>(st.commits));
+      w.family("sluice_cache_stream_losses_total", "counter", "Times the stream was lost (each emptied the cache).");
+      for (auto& st : streams) w.sample("sluice_cache_stream_losses_total", labels(st), static_cast<double>(st.losses));
+    }
   }
 
   // Backends.
