@@ -191,8 +191,8 @@ mytx="$(sed -n 's/^ *transactions: *\([0-9]*\).*/\1/p' <<<"$myout")"
     printf "  PostgreSQL pgbench simple-update: %d transactions; walsender %.1f us/tx, Sluice %.1f us/tx\n", t, w / t, s / t }'
   awk -v t="${mytx:-0}" -v s=$((my1 - my0)) 'BEGIN { if (t > 0)
     printf "  MariaDB oltp_write_only: %d transactions; Sluice %.1f us/tx (the dump thread is not separable in mariadbd)\n", t, s / t }'
-  PGPASSWORD=admin psql -X -At -F ' ' -h 127.0.0.1 -p "${PORT[sluice-stream]}" -U admin sluice -c "SHOW CACHE_STREAMS" |
-    awk '{print "  stream " $1 "/" $2 ": up " $3 ", commits " $9 ", tables invalidated " $10 ", losses " $11}'
+  PGPASSWORD=admin psql -X -At -F '|' -h 127.0.0.1 -p "${PORT[sluice-stream]}" -U admin sluice -c "SHOW CACHE_STREAMS" |
+    awk -F'|' '{print "  stream " $1 "/" $2 ": up " $3 ", commits " $9 ", tables invalidated " $10 ", losses " $11}'
 } | tee -a "$OUT"
 sysbench oltp_read_only "${MYCOMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" cleanup >/dev/null 2>&1 || true
 echo

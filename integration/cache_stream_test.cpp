@@ -94,7 +94,7 @@ TEST_CASE(
     "stream invalidation: a write made directly on the primary invalidates; with local invalidation it does not") {
   Conn direct(app_direct());
   REQUIRE(direct.ok());
-  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_items"));
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_items, st_items2"));
   REQUIRE(direct.exec("CREATE TABLE st_items (id int primary key, v int)"));
   REQUIRE(direct.exec("INSERT INTO st_items VALUES (1, 10)"));
   const std::string q = "SELECT v FROM st_items WHERE id = 1";
@@ -119,9 +119,15 @@ TEST_CASE(
   CHECK(std::stol(stream_column(s, "tables_invalidated")) >= 1);
   // TRUNCATE on the server invalidates too.
   REQUIRE(cached(s, c, "SELECT count(*) FROM st_items", "1"));
-  REQUIRE(direct.exec("TRUNCATE st_items"));
+  // Several tables in one TRUNCATE (as pgbench -i does): every one of them.
+  REQUIRE(direct.exec("CREATE TABLE st_items2 (id int)"));
+  REQUIRE(direct.exec("INSERT INTO st_items2 VALUES (1)"));
+  REQUIRE(cached(s, c, "SELECT count(*) FROM st_items2", "1"));
+  REQUIRE(direct.exec("TRUNCATE st_items, st_items2"));
   CHECK(eventually([&] { return c.scalar("SELECT count(*) FROM st_items") == "0"; }, 3000));
-  REQUIRE(direct.exec("DROP TABLE st_items"));
+  CHECK(eventually([&] { return c.scalar("SELECT count(*) FROM st_items2") == "0"; }, 3000));
+  CHECK(stream_column(s, "losses") == "0");
+  REQUIRE(direct.exec("DROP TABLE st_items, st_items2"));
 }
 
 TEST_CASE("stream invalidation: tables changed by a trigger and by ON DELETE CASCADE are invalidated") {

@@ -195,7 +195,7 @@ bool read_ident(std::string_view line, std::size_t& at, std::string& out) {
     }
     return false;
   }
-  while (at < line.size() && line[at] != '.' && line[at] != ':') out += line[at++];
+  while (at < line.size() && line[at] != '.' && line[at] != ':' && line[at] != ',') out += line[at++];
   return !out.empty();
 }
 
@@ -220,14 +220,19 @@ TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8
     all_ = false;
     return Result::Committed;
   }
-  if (line.starts_with("table ")) {  // table <schema>.<name>: <ACTION>: ...
+  if (line.starts_with("table ")) {  // table <schema>.<name>[, <schema>.<name>...]: <ACTION>: ...
     std::size_t at = 6;
-    std::string schema, name;
-    if (!read_ident(line, at, schema) || at >= line.size() || line[at] != '.') return Result::Malformed;
-    ++at;
-    if (!read_ident(line, at, name) || at >= line.size() || line[at] != ':') return Result::Malformed;
-    std::string table = schema + "." + name;
-    if (changed_.empty() || changed_.back() != table) changed_.push_back(std::move(table));
+    for (;;) {  // TRUNCATE of several tables names them all, separated by ", "
+      std::string schema, name;
+      if (!read_ident(line, at, schema) || at >= line.size() || line[at] != '.') return Result::Malformed;
+      ++at;
+      if (!read_ident(line, at, name) || at >= line.size()) return Result::Malformed;
+      std::string table = schema + "." + name;
+      if (changed_.empty() || changed_.back() != table) changed_.push_back(std::move(table));
+      if (line[at] == ':') break;
+      if (line.substr(at, 2) != ", ") return Result::Malformed;
+      at += 2;
+    }
     if (changed_.size() >= 1024 && (changed_.size() & (changed_.size() - 1)) == 0) {
       std::sort(changed_.begin(), changed_.end());
       changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());

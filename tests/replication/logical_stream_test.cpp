@@ -139,12 +139,17 @@ TEST_CASE("test_decoding: a commit names the tables its lines changed, at the po
   CHECK(d.feed(line("table \"My Schema\".\"a \"\"b\"\": c\": DELETE: (no-tuple-data)"), 0x20, out) ==
         ChangeDecoder::Result::Nothing);
   CHECK(d.feed(line("table public.log: TRUNCATE: (no-flags)"), 0x28, out) == ChangeDecoder::Result::Nothing);
+  // pgbench -i truncates its four tables in one statement.
+  CHECK(d.feed(line("table public.t1, \"S\".\"t 2\", public.t3: TRUNCATE: restart_seqs"), 0x28, out) ==
+        ChangeDecoder::Result::Nothing);
   CHECK(d.feed(line("message: transactional: 1 prefix: x, sz: 1 content:y"), 0x28, out) ==
         ChangeDecoder::Result::Nothing);
   REQUIRE(d.feed(line("COMMIT"), 0x30, out) == ChangeDecoder::Result::Committed);
   CHECK(out.end_lsn == 0x30);
-  CHECK(out.tables == std::vector<std::string>{"My Schema.a \"b\": c", "public.items", "public.log"});
-  for (auto bad : {"table nodot: INSERT: x", "table \"open.x: INSERT:", "table a.b INSERT", "WHAT"})
+  CHECK(out.tables == std::vector<std::string>{"My Schema.a \"b\": c", "S.t 2", "public.items", "public.log",
+                                               "public.t1", "public.t3"});
+  for (auto bad : {"table nodot: INSERT: x", "table \"open.x: INSERT:", "table a.b INSERT", "WHAT",
+                   "table a.b, : TRUNCATE", "table a.b,c.d: TRUNCATE"})
     CHECK(d.feed(line(bad), 0, out) == ChangeDecoder::Result::Malformed);
 }
 
