@@ -117,6 +117,10 @@ TEST_CASE(
   CHECK(eventually([&] { return c.scalar(q) == "12"; }, 3000));
   CHECK(std::stol(stream_column(s, "commits")) >= 1);
   CHECK(std::stol(stream_column(s, "tables_invalidated")) >= 1);
+  // From the commit's time on the server (test_decoding's include-timestamp) to its arrival.
+  double lag_ms = std::stod(stream_column(s, "last_lag_ms"));
+  CHECK(lag_ms >= 0);
+  CHECK(lag_ms < 5000);
   // TRUNCATE on the server invalidates too.
   REQUIRE(cached(s, c, "SELECT count(*) FROM st_items", "1"));
   // Several tables in one TRUNCATE (as pgbench -i does): every one of them.

@@ -66,7 +66,10 @@ LoginStep PgLogin::resume(std::string& in, std::string& out) {
     }
     case State::Startup:
       if (replication)
-        pg::startup_message(out, {{"user", creds_->user}, {"database", database_}, {"replication", "database"}});
+        pg::startup_message(out, {{"user", creds_->user},
+                                  {"database", database_},
+                                  {"replication", "database"},
+                                  {"options", "-c DateStyle=ISO -c TimeZone=UTC"}});  // test_decoding's commit times
       else pg::startup_message(out, {{"user", creds_->user}, {"database", database_}});
       state_ = State::Auth;
       return LoginStep::Send;

@@ -199,6 +199,43 @@ bool read_ident(std::string_view line, std::size_t& at, std::string& out) {
   return !out.empty();
 }
 
+// "(at 2026-12-06 12:00:00.123456+00)" at the end of a COMMIT line (include-timestamp; the
+// stream's session runs with DateStyle ISO and TimeZone UTC): microseconds since 2000-01-01.
+std::int64_t commit_time(std::string_view line) {
+  auto at = line.find(" (at ");
+  if (at == std::string_view::npos) return 0;
+  std::string_view t = line.substr(at + 5);
+  auto num = [&](std::size_t pos, std::size_t len, int& out) {
+    if (pos + len > t.size()) return false;
+    out = 0;
+    for (std::size_t i = pos; i < pos + len; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      out = out * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int y, mo, d, h, mi, sec;
+  if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, sec))
+    return 0;
+  std::int64_t micros = 0;
+  std::size_t pos = 19;
+  if (pos < t.size() && t[pos] == '.') {
+    int digits = 0;
+    for (++pos; pos < t.size() && t[pos] >= '0' && t[pos] <= '9'; ++pos, ++digits)
+      if (digits < 6) micros = micros * 10 + (t[pos] - '0');
+    for (; digits < 6; ++digits) micros *= 10;
+  }
+  if (t.substr(pos, 3) != "+00") return 0;  // UTC, as the session asked
+  // Days from 1970-01-01 (Howard Hinnant's days_from_civil), then from 2000-01-01.
+  y -= mo <= 2;
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * static_cast<unsigned>(mo + (mo > 2 ? -3 : 9)) + 2) / 5 + static_cast<unsigned>(d) - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  std::int64_t days = std::int64_t(era) * 146097 + std::int64_t(doe) - 719468 - 10957;
+  return ((days * 24 + h) * 60 + mi) * 60'000'000LL + std::int64_t(sec) * 1'000'000 + micros;
+}
+
 }  // namespace
 
 TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8_t> msg, std::uint64_t wal_start,
@@ -212,6 +249,7 @@ TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8
   if (line.starts_with("COMMIT")) {
     out = CommittedChange{};
     out.end_lsn = wal_start;
+    out.commit_time = commit_time(line);
     std::sort(changed_.begin(), changed_.end());
     changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
     out.tables = std::move(changed_);

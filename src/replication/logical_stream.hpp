@@ -66,7 +66,7 @@ class ChangeDecoder {
 // skipped: with skip-empty-xacts a transaction of DDL alone shows its message without BEGIN and
 // COMMIT. It needs no publication, and decodes every table,
 // with or without a replica identity. The COMMIT line is written at the transaction's end
-// position (its XLogData's start); the commit time is not in it (0).
+// position (its XLogData's start), with the commit time when include-timestamp is on.
 class TestDecodingDecoder final : public ChangeDecoder {
  public:
   Result feed(std::span<const std::uint8_t> msg, std::uint64_t wal_start, CommittedChange& out) override;

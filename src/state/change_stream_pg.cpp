@@ -102,7 +102,8 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
         fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {}, messages 'true')",
                     slot, lsn_text(confirmed), quote_literal(quote_ident(publication))));
   else
-    pg::query(out, fmt::format("START_REPLICATION SLOT {} LOGICAL {} (\"skip-empty-xacts\" '0', \"include-xids\" '0')",
+    pg::query(out, fmt::format("START_REPLICATION SLOT {} LOGICAL {} (\"skip-empty-xacts\" '0', \"include-xids\" '0', "
+                               "\"include-timestamp\" '1')",
                                slot, lsn_text(confirmed)));
   error_code ec;
   auto io = conn->channel();

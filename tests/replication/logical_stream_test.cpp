@@ -179,3 +179,22 @@ TEST_CASE("logical stream: a sluice_ddl message makes its transaction invalidate
   REQUIRE(p.feed(commit(0x50).b, out) == ChangeDecoder::Result::Committed);
   CHECK_FALSE(out.all);
 }
+
+TEST_CASE("test_decoding: the commit time of include-timestamp, in microseconds since 2000-01-01 UTC") {
+  TestDecodingDecoder d;
+  CommittedChange out;
+  auto line = [](const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); };
+  d.feed(line("BEGIN"), 0, out);
+  REQUIRE(d.feed(line("COMMIT (at 2000-01-01 00:00:01.5+00)"), 8, out) == ChangeDecoder::Result::Committed);
+  CHECK(out.commit_time == 1'500'000);
+  d.feed(line("BEGIN"), 0, out);
+  REQUIRE(d.feed(line("COMMIT (at 2026-12-06 12:00:00.123456+00)"), 8, out) == ChangeDecoder::Result::Committed);
+  // 2026-12-06 is 9,836 days after 2000-01-01.
+  CHECK(out.commit_time == ((9836LL * 24 + 12) * 3600) * 1'000'000 + 123'456);
+  d.feed(line("BEGIN"), 0, out);
+  REQUIRE(d.feed(line("COMMIT (at 2026-12-06 12:00:00+01)"), 8, out) == ChangeDecoder::Result::Committed);
+  CHECK(out.commit_time == 0);  // not UTC: unknown
+  d.feed(line("BEGIN"), 0, out);
+  REQUIRE(d.feed(line("COMMIT"), 8, out) == ChangeDecoder::Result::Committed);
+  CHECK(out.commit_time == 0);
+}
