@@ -217,6 +217,28 @@ TEST_CASE("stream invalidation: a lost stream empties the cache, keeps nothing u
   REQUIRE(direct.exec("DROP TABLE st_loss"));
 }
 
+// A read through a view is tagged with the view's name: a write to its base table (or to the
+// base of a view it reads) reaches it through the views' dependencies read from the catalog.
+TEST_CASE("stream invalidation: reads through views and nested views are invalidated by writes to their tables") {
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("DROP VIEW IF EXISTS st_v2, st_v1"));
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS st_base"));
+  REQUIRE(direct.exec("CREATE TABLE st_base (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO st_base VALUES (1, 1)"));
+  REQUIRE(direct.exec("CREATE VIEW st_v1 AS SELECT id, v FROM st_base"));
+  REQUIRE(direct.exec("CREATE VIEW st_v2 AS SELECT v * 10 AS w FROM st_v1 WHERE id = 1"));
+  SluiceProcess s(config("stream"), kGeneral);
+  REQUIRE(stream_up(s));
+  Conn c(s.conninfo());
+  REQUIRE(cached(s, c, "SELECT v FROM st_v1 WHERE id = 1", "1"));
+  REQUIRE(cached(s, c, "SELECT w FROM st_v2", "10"));
+  REQUIRE(direct.exec("UPDATE st_base SET v = 2 WHERE id = 1"));
+  CHECK(eventually([&] { return c.scalar("SELECT v FROM st_v1 WHERE id = 1") == "2"; }, 3000));
+  CHECK(eventually([&] { return c.scalar("SELECT w FROM st_v2") == "20"; }, 3000));
+  REQUIRE(direct.exec("DROP VIEW st_v2, st_v1"));
+  REQUIRE(direct.exec("DROP TABLE st_base"));
+}
+
 // A reload turns the stream on and off: followers start and stop with [cache] invalidation, and
 // back on local invalidation the cluster's answers are kept again without a stream.
 TEST_CASE("stream invalidation: a reload starts and stops the followers") {

@@ -1,6 +1,7 @@
 // The cache's change streams (see header): the followers' common part and their set.
 #include "src/state/change_stream.hpp"
 
+#include <algorithm>
 #include <set>
 
 #include "src/cache/store.hpp"
@@ -32,6 +33,11 @@ void ChangeStreams::Follower::apply(const std::vector<std::string>& changed, boo
                                     std::int64_t lag_us) {
   std::vector<std::string> tables;
   for (auto& t : changed) tables.push_back(cache::table_key(t));
+  // And the views that read them, and the views that read those.
+  for (std::size_t i = 0; i < tables.size() && !dependents.empty() && tables.size() < 4096; ++i)
+    if (auto it = dependents.find(tables[i]); it != dependents.end())
+      for (auto& v : it->second)
+        if (std::find(tables.begin(), tables.end(), v) == tables.end()) tables.push_back(v);
   if (all || !tables.empty()) {
     store->write_marks().begin(cluster, tables, all, marks_horizon());
     store->write_marks().settle(cluster, tables, all, at, marks_horizon());

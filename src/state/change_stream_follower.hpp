@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "src/config/config.hpp"
@@ -33,6 +34,9 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
   std::shared_ptr<pool::ServerConn> conn;  // on ex only
   mutable std::mutex mu;
   StreamStatus st;
+  // Views by a relation they read (unqualified names; PostgreSQL), on ex only: a change to the
+  // relation invalidates them too.
+  std::unordered_map<std::string, std::vector<std::string>> dependents;
 
   std::chrono::steady_clock::time_point marks_horizon() const { return std::chrono::steady_clock::now() + horizon; }
   // Every table of the cluster was written at `at`: what committed before the stream began is
@@ -47,6 +51,7 @@ struct ChangeStreams::Follower : std::enable_shared_from_this<ChangeStreams::Fol
 
   // One connection's life: set up, then follow until it fails; returns why it ended.
   boost::asio::awaitable<std::string> follow_pg();
+  boost::asio::awaitable<void> refresh_views_pg();
   boost::asio::awaitable<std::string> follow_mysql();
   boost::asio::awaitable<void> run();
   void stop();

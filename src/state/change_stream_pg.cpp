@@ -32,9 +32,10 @@ std::string quote_literal(const std::string& s) {
 
 std::atomic<unsigned> slot_counter{0};
 
-// Sends one simple query; collects the first DataRow's values and the error, if any.
+// Sends one simple query; collects the first DataRow's values (and every row's, in `all`) and
+// the error, if any.
 asio::awaitable<bool> query(pool::ServerConn& conn, const std::string& sql, std::vector<std::string>* row,
-                            std::string& error) {
+                            std::string& error, std::vector<std::vector<std::string>>* all = nullptr) {
   std::string out;
   pg::query(out, sql);
   error_code ec;
@@ -50,14 +51,17 @@ asio::awaitable<bool> query(pool::ServerConn& conn, const std::string& sql, std:
       pg::ErrorFields e;
       pg::parse_error_fields(f.body, e);
       if (error.empty()) error = e.message.empty() ? std::string("the server refused it") : e.message;
-    } else if (f.type == pg::be::DataRow && row && !got) {
-      got = true;
+    } else if (f.type == pg::be::DataRow && ((row && !got) || all)) {
+      std::vector<std::string> values;
       pg::Reader r(f.body);
       int cols = r.i16();
       for (int i = 0; i < cols && r.ok(); ++i) {
         int len = r.i32();
-        row->emplace_back(len < 0 ? std::string() : std::string(pg::as_sv(r.bytes(static_cast<std::size_t>(len)))));
+        values.emplace_back(len < 0 ? std::string() : std::string(pg::as_sv(r.bytes(static_cast<std::size_t>(len)))));
       }
+      if (row && !got) *row = values;
+      got = true;
+      if (all) all->push_back(std::move(values));
     }
     return true;
   });
@@ -65,7 +69,36 @@ asio::awaitable<bool> query(pool::ServerConn& conn, const std::string& sql, std:
   co_return read&& error.empty();
 }
 
+// Views and materialized views by the relations their rules read: a read through a view is
+// tagged with the view's name, so a write to a base table must reach it (transitively).
+const char* kViewDependencies =
+    "SELECT DISTINCT t.relname, v.relname FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class "
+    "JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid "
+    "AND d.refclassid = 'pg_class'::regclass JOIN pg_class t ON t.oid = d.refobjid "
+    "WHERE v.relkind IN ('v', 'm') AND t.oid <> v.oid";
+
+std::unordered_map<std::string, std::vector<std::string>> dependents_of(
+    const std::vector<std::vector<std::string>>& rows) {
+  std::unordered_map<std::string, std::vector<std::string>> out;
+  for (auto& r : rows)
+    if (r.size() == 2) out[r[0]].push_back(r[1]);
+  return out;
+}
+
 }  // namespace
+
+// Reads the views' dependencies again on a connection of its own (after DDL, and every minute:
+// views made without the DDL event trigger are learned within a minute).
+asio::awaitable<void> ChangeStreams::Follower::refresh_views_pg() {
+  auto self = shared_from_this();
+  auto r = co_await pool::connect_server(ex, primary, creds, database, std::chrono::seconds(5), 0, tls, false);
+  if (!r.conn) co_return;
+  std::string err;
+  std::vector<std::vector<std::string>> rows;
+  if (co_await query(*r.conn, kViewDependencies, nullptr, err, &rows)) dependents = dependents_of(rows);
+  boost::system::error_code ignored;
+  r.conn->sock.close(ignored);
+}
 
 asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
   auto r = co_await pool::connect_server(ex, primary, creds, database, std::chrono::seconds(5), 0, tls, true);
@@ -84,6 +117,9 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
           "reads the tables it names; test_decoding needs none)",
           publication, database);
   }
+  std::vector<std::vector<std::string>> views;
+  if (!co_await query(*conn, kViewDependencies, nullptr, err, &views)) co_return "cannot read the views: " + err;
+  dependents = dependents_of(views);
   std::string slot = fmt::format("sluice_{}_{}", ::getpid(), slot_counter.fetch_add(1));
   row.clear();
   if (!co_await query(*conn,
@@ -124,8 +160,13 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
   std::uint64_t server = 0;
   // The server sends keepalives every wal_sender_timeout / 2 (30 s by default).
   asio::steady_timer watchdog(ex);
+  auto views_read = std::chrono::steady_clock::now();
   for (;;) {
     watch(watchdog, std::chrono::seconds(120));
+    if (std::chrono::steady_clock::now() - views_read > std::chrono::minutes(1)) {
+      views_read = std::chrono::steady_clock::now();
+      asio::co_spawn(ex, refresh_views_pg(), asio::detached);
+    }
     std::size_t n = co_await io.read_some(asio::buffer(chunk), ec);
     if (ec) co_return stopping ? std::string("stopping") : "the connection was lost: " + ec.message();
     buf.insert(buf.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
@@ -162,6 +203,7 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
         auto res = decoder->feed(m->data, m->wal_start, change);
         if (res == replication::ChangeDecoder::Result::Malformed) co_return "a malformed change message";
         if (res == replication::ChangeDecoder::Result::Committed) {
+          if (change.all) asio::co_spawn(ex, refresh_views_pg(), asio::detached);  // DDL: views may have changed
           // pgoutput: from the commit; test_decoding has no commit time: from when it was sent.
           std::int64_t lag = replication::pg_now_us() - (change.commit_time ? change.commit_time : m->send_time);
           apply(change.tables, change.all, replication::Position{{{0u, change.end_lsn}}}, lag);
