@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <random>
+
 #include "protocols/postgres/codec.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/pg_exchange.hpp"
@@ -120,7 +122,9 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
   std::vector<std::vector<std::string>> views;
   if (!co_await query(*conn, kViewDependencies, nullptr, err, &views)) co_return "cannot read the views: " + err;
   dependents = dependents_of(views);
-  std::string slot = fmt::format("sluice_{}_{}", ::getpid(), slot_counter.fetch_add(1));
+  // Unique across instances on other hosts too (a process id alone may repeat there).
+  static const std::uint32_t instance = std::random_device{}();
+  std::string slot = fmt::format("sluice_{}_{:08x}_{}", ::getpid(), instance, slot_counter.fetch_add(1));
   row.clear();
   if (!co_await query(*conn,
                       fmt::format("CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL {} (SNAPSHOT 'nothing')", slot,
