@@ -14,6 +14,7 @@ env: SLUICE_PG_HOST, SLUICE_PG_PRIMARY_PORT, SLUICE_PG_REPLICA_HOST, SLUICE_PG_R
 """
 import bisect
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,7 @@ def main():
     ports = [BASE, BASE + 1]
     work = tempfile.mkdtemp(prefix="sluice-stale-")
     procs = []
+    passed = False
     direct = psycopg.connect(conninfo(PG_PORT, host=PG_HOST), autocommit=True)
     direct.execute("DROP TABLE IF EXISTS stale_check")
     direct.execute("CREATE TABLE stale_check (id int PRIMARY KEY, version bigint NOT NULL)")
@@ -171,6 +173,9 @@ def main():
         for e in errors[:5]:
             print("error:", e)
         ok = stats["stale"] == 0 and not errors and stats["reads"] > 0 and all(h > 0 for h, _ in hits)
+        passed = ok
+        if not ok:
+            print(f"the instances' configurations and logs are in {work}")
         print(f"[doctest] test cases: 1 | {1 if ok else 0} passed | {0 if ok else 1} failed |")
         return 0 if ok else 1
     finally:
@@ -185,6 +190,8 @@ def main():
             direct.execute("DROP TABLE IF EXISTS stale_check")
         except psycopg.Error:
             pass
+        if passed:  # kept for a look when something failed
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
