@@ -256,6 +256,24 @@ void cancel_request(std::string& out, std::uint32_t pid, std::uint32_t key) {
 void ssl_request(std::string& out) {
   Builder(out).begin_untyped().i32(static_cast<std::int32_t>(kSslRequestCode)).end();
 }
+std::string quote_ident(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
+}
+
+std::string quote_literal(std::string_view value) {
+  std::string out = "E'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') out += c;
+    out += c;
+  }
+  return out + '\'';
+}
+
 void query(std::string& out, std::string_view sql) {
   Builder(out).begin(fe::Query).str(sql).end();
 }

@@ -142,6 +142,10 @@ void startup_message(std::string& out,
 void cancel_request(std::string& out, std::uint32_t pid, std::uint32_t key);
 void ssl_request(std::string& out);
 void query(std::string& out, std::string_view sql);
+// Quoting for Sluice's own SQL: an identifier ("..." with "" for a quote), and a literal
+// (E'...' with '' and \\ doubled: right whatever standard_conforming_strings is).
+std::string quote_ident(std::string_view name);
+std::string quote_literal(std::string_view value);
 void password_message(std::string& out, std::string_view password);
 void sasl_initial_response(std::string& out, std::string_view mechanism, std::string_view data);
 void sasl_response(std::string& out, std::string_view data);

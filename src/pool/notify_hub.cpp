@@ -122,17 +122,6 @@ struct NotifyHub::Waiter {
   std::optional<std::string> result;
 };
 
-namespace {
-std::string quote_ident(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + '"';
-}
-}  // namespace
-
 asio::awaitable<std::string> NotifyHub::subscribe(std::shared_ptr<NotifyMailbox> box, std::string channel) {
   co_return co_await asio::co_spawn(ex_, subscribe_here(std::move(box), std::move(channel)), asio::use_awaitable);
 }
@@ -203,7 +192,7 @@ void NotifyHub::maybe_close() {
 }
 
 void NotifyHub::send(const Command& c) {
-  wire::query(out_, fmt::format("{} {}", c.listen ? "LISTEN" : "UNLISTEN", quote_ident(c.channel)));
+  wire::query(out_, fmt::format("{} {}", c.listen ? "LISTEN" : "UNLISTEN", wire::quote_ident(c.channel)));
   inflight_.push_back(c);
   if (!writing_) {
     writing_ = true;

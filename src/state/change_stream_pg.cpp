@@ -20,13 +20,8 @@ namespace {
 
 std::string lsn_text(std::uint64_t lsn) { return fmt::format("{:X}/{:X}", lsn >> 32, lsn & 0xFFFFFFFFu); }
 
-std::string quote_ident(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
-std::string quote_literal(const std::string& s) {
+// A string in a replication command (its grammar takes '...' with '' for a quote, not E'...').
+std::string replication_string(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
   return out + "'";
@@ -111,7 +106,8 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
   std::string err;
   std::vector<std::string> row;
   if (pgoutput) {
-    if (!co_await query(*conn, "SELECT 1 FROM pg_publication WHERE pubname = " + quote_literal(publication), &row, err))
+    if (!co_await query(*conn, "SELECT 1 FROM pg_publication WHERE pubname = " + pg::quote_literal(publication), &row,
+                        err))
       co_return err;
     if (row.empty())
       co_return fmt::format(
@@ -140,7 +136,7 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
     pg::query(
         out,
         fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {}, messages 'true')",
-                    slot, lsn_text(confirmed), quote_literal(quote_ident(publication))));
+                    slot, lsn_text(confirmed), replication_string(pg::quote_ident(publication))));
   else
     pg::query(out, fmt::format("START_REPLICATION SLOT {} LOGICAL {} (\"skip-empty-xacts\" '0', \"include-xids\" '0', "
                                "\"include-timestamp\" '1')",

@@ -224,3 +224,10 @@ TEST_CASE("random bytes never crash the parsers") {
     }
   }
 }
+
+TEST_CASE("postgres quoting for Sluice's own SQL: identifiers and literals") {
+  CHECK(sluice::pg::quote_ident("plain") == "\"plain\"");
+  CHECK(sluice::pg::quote_ident("a\"b") == "\"a\"\"b\"");
+  CHECK(sluice::pg::quote_literal("it's") == "E'it''s'");
+  CHECK(sluice::pg::quote_literal("back\\slash") == "E'back\\\\slash'");
+}

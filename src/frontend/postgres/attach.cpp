@@ -54,7 +54,7 @@ awaitable<bool> Session::sync_params() {
     if (k == "search_path") sets.emplace_back(k, fmt::format("SET search_path TO {}", v));
     else if (!v.empty() && v[0] == pool::kRawSqlValue)
       sets.emplace_back(k, fmt::format("SET {} TO {}", k, v.substr(1)));
-    else sets.emplace_back(k, fmt::format("SET {} TO {}", k, quote_literal(v)));
+    else sets.emplace_back(k, fmt::format("SET {} TO {}", k, wire::quote_literal(v)));
   }
   std::vector<std::string> defaults;
   for (auto& [k, v] : server.params.items)

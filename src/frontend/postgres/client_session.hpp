@@ -38,7 +38,6 @@ awaitable<void> send_cancel_request(config::Endpoint endpoint, std::uint32_t pid
 // Parameters a server reports that a client cannot SET; never part of state sync.
 bool settable(std::string_view name);
 bool valid_param_name(std::string_view n);
-std::string quote_literal(std::string_view v);
 // Decodes "-c name=value" / "--name=value" pairs from the startup "options" parameter.
 void parse_options(std::string_view opts, pool::Params& out);
 

@@ -40,16 +40,6 @@ bool valid_param_name(std::string_view n) {
   return true;
 }
 
-std::string quote_literal(std::string_view v) {
-  std::string s = "E'";
-  for (char c : v) {
-    if (c == '\'' || c == '\\') s.push_back(c);
-    s.push_back(c);
-  }
-  s.push_back('\'');
-  return s;
-}
-
 // Decodes "-c name=value" / "--name=value" pairs from the startup "options" parameter.
 void parse_options(std::string_view opts, pool::Params& out) {
   std::vector<std::string> words;
