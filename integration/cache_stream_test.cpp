@@ -121,6 +121,16 @@ TEST_CASE(
   double lag_ms = std::stod(stream_column(s, "last_lag_ms"));
   CHECK(lag_ms >= 0);
   CHECK(lag_ms < 5000);
+  {  // SHOW CACHE shows it too (the largest over the streams)
+    Conn adm(admin_info(s));
+    PGresult* r = PQexec(adm.c, "SHOW CACHE LIKE '*'");
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+    int col = PQfnumber(r, "stream_lag_ms");
+    REQUIRE(col >= 0);
+    CHECK_FALSE(PQgetisnull(r, 0, col));
+    CHECK(std::stod(PQgetvalue(r, 0, col)) < 5000);
+    PQclear(r);
+  }
   // TRUNCATE on the server invalidates too.
   REQUIRE(cached(s, c, "SELECT count(*) FROM st_items", "1"));
   // Several tables in one TRUNCATE (as pgbench -i does): every one of them.

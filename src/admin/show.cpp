@@ -82,10 +82,10 @@ const Cols& cols_stats() {
   return c;
 }
 const Cols& cols_cache() {
-  static const Cols c{{"pool", T},          {"enabled", B},       {"entries", I},     {"bytes", I},
-                      {"max_bytes", I},     {"hits", I},          {"misses", I},      {"hit_ratio", F},
-                      {"evictions", I},     {"invalidations", I}, {"expirations", I}, {"replica_hits", I},
-                      {"behind_client", I}, {"refused_fills", I}};
+  static const Cols c{{"pool", T},          {"enabled", B},       {"entries", I},      {"bytes", I},
+                      {"max_bytes", I},     {"hits", I},          {"misses", I},       {"hit_ratio", F},
+                      {"evictions", I},     {"invalidations", I}, {"expirations", I},  {"replica_hits", I},
+                      {"behind_client", I}, {"refused_fills", I}, {"stream_lag_ms", F}};
   return c;
 }
 const Cols& cols_cache_streams() {
@@ -188,7 +188,8 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW CACHE",
      "result cache per pool: entries, bytes, hits (replica_hits: answers a replica gave), misses "
      "(behind_client: entries older than the client's own write), evictions, invalidations, refused_fills "
-     "(replica answers older than a write to what they read)"},
+     "(replica answers older than a write to what they read), stream_lag_ms (invalidation = \"stream\": the largest "
+     "lag of the change streams' last commits)"},
     {"SHOW CACHE_STREAMS",
      "[cache] invalidation = \"stream\": per cluster and database, whether its change stream is up, its slot, the "
      "position confirmed and the server's, the lag of the last commit, commits seen, tables invalidated, losses"},
@@ -415,12 +416,17 @@ Rows rows_stats(Context& ctx) {
 Rows rows_cache(Context& ctx) {
   Rows r;
   if (!ctx.cache) return r;
+  // invalidation = "stream": on the "*" row, the largest commit-to-arrival lag of the streams'
+  // last commits (SHOW CACHE_STREAMS has each).
+  std::int64_t lag_us = -1;
+  for (auto& st : ctx.cache_streams.status()) lag_us = std::max(lag_us, st.last_lag_us);
   auto row = [&](const std::string& name, const cache::Stats& s, bool total) {
     double lookups = static_cast<double>(s.hits + s.misses);
     r.push_back({name, boolean(ctx.cache_enabled()), num(s.entries), num(s.bytes),
                  total ? Cell(num(std::uint64_t{ctx.cache->max_bytes()})) : std::nullopt, num(s.hits), num(s.misses),
                  flt(lookups > 0 ? static_cast<double>(s.hits) / lookups : 0), num(s.evictions), num(s.invalidations),
-                 num(s.expirations), num(s.replica_hits), num(s.behind_client), num(s.refused_fills)});
+                 num(s.expirations), num(s.replica_hits), num(s.behind_client), num(s.refused_fills),
+                 total && lag_us >= 0 ? Cell(flt(static_cast<double>(lag_us) / 1000.0)) : std::nullopt});
   };
   row("*", ctx.cache->stats(), true);
   for (auto& scope : ctx.cache->scopes())
