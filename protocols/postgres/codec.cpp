@@ -21,6 +21,10 @@ std::int32_t Reader::i32() {
   pos_ += 4;
   return v;
 }
+std::uint64_t Reader::u64() {
+  std::uint64_t hi = u32();
+  return (hi << 32) | u32();
+}
 std::string_view Reader::cstr() {
   if (!ok_) return {};
   const void* nul = std::memchr(b_.data() + pos_, 0, remaining());

@@ -44,6 +44,8 @@ class Reader {
   std::uint8_t u8();
   std::int16_t i16();
   std::int32_t i32();
+  std::uint32_t u32() { return static_cast<std::uint32_t>(i32()); }
+  std::uint64_t u64();
   std::string_view cstr();  // NUL-terminated string; the NUL is consumed
   Bytes bytes(std::size_t n);
   Bytes rest();

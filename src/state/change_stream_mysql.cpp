@@ -7,7 +7,7 @@
 
 #include "protocols/mysql/codec.hpp"
 #include "src/pool/mysql_io.hpp"
-#include "src/replication/binlog.hpp"
+#include "protocols/mysql/binlog.hpp"
 #include "src/state/change_stream_follower.hpp"
 
 namespace sluice::state {
@@ -86,25 +86,27 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_mysql() {
     st.slot = fmt::format("server_id {}", server_id);
     st.confirmed = start->text();
   }
-  replication::BinlogDecoder decoder;
+  my::BinlogDecoder decoder;
   asio::steady_timer watchdog(ex);
   bool is_up = false;
   for (;;) {
     watch(watchdog, std::chrono::seconds(120));  // heartbeats every 30 s
     if (!co_await io.read()) co_return stopping ? std::string("stopping") : "the connection was lost: " + io.error();
-    replication::BinlogCommit commit;
+    my::BinlogCommit commit;
     auto res = decoder.feed(io.bytes(), commit);
-    if (res == replication::BinlogDecoder::Result::Error) co_return "the server ended it: " + err_text(io.payload());
-    if (res == replication::BinlogDecoder::Result::End) co_return "the server ended the binlog dump";
-    if (res == replication::BinlogDecoder::Result::Malformed) co_return "a malformed binlog event";
+    if (res == my::BinlogDecoder::Result::Error) co_return "the server ended it: " + err_text(io.payload());
+    if (res == my::BinlogDecoder::Result::End) co_return "the server ended the binlog dump";
+    if (res == my::BinlogDecoder::Result::Malformed) co_return "a malformed binlog event";
     if (!is_up) {  // the first event: the server accepted the position
       is_up = true;
       up(start->text());
     }
-    if (res == replication::BinlogDecoder::Result::Committed) {
-      apply(commit.tables, commit.all, commit.position, -1);
+    if (res == my::BinlogDecoder::Result::Committed) {
+      auto at = commit.gtid.known ? replication::Position{{{commit.gtid.domain, commit.gtid.seq}}}
+                                  : replication::Position::unreachable();  // no GTID: no replica is known to have it
+      apply(commit.tables, commit.all, at, -1);
       std::lock_guard lock(mu);
-      st.confirmed = decoder.last().text();
+      st.confirmed = at.text();
     }
   }
 }

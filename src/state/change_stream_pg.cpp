@@ -8,7 +8,7 @@
 #include "protocols/postgres/codec.hpp"
 #include "src/observe/log.hpp"
 #include "src/pool/pg_exchange.hpp"
-#include "src/replication/logical_stream.hpp"
+#include "protocols/postgres/logical_stream.hpp"
 #include "src/state/change_stream_follower.hpp"
 
 namespace sluice::state {
@@ -151,9 +151,9 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
     st.confirmed = lsn_text(confirmed);
   }
 
-  std::unique_ptr<replication::ChangeDecoder> decoder;
-  if (pgoutput) decoder = std::make_unique<replication::PgOutputDecoder>();
-  else decoder = std::make_unique<replication::TestDecodingDecoder>();
+  std::unique_ptr<pg::ChangeDecoder> decoder;
+  if (pgoutput) decoder = std::make_unique<pg::PgOutputDecoder>();
+  else decoder = std::make_unique<pg::TestDecodingDecoder>();
   std::vector<std::uint8_t> buf;
   std::array<std::uint8_t, 16384> chunk;
   bool copying = false, mid = false;
@@ -189,23 +189,23 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
         continue;
       }
       if (f.type != pg::be::CopyData || !copying) continue;  // notices, CopyDone
-      auto m = replication::parse_stream_message(f.body);
+      auto m = pg::parse_stream_message(f.body);
       if (!m) co_return "a malformed replication message";
       bool answer = false;
       server = std::max(server, m->wal_end);
-      if (m->kind == replication::StreamMessage::Kind::Keepalive) {
+      if (m->kind == pg::StreamMessage::Kind::Keepalive) {
         answer = m->reply_requested;
         // Everything before it was sent: with no transaction half read, nothing before it is owed.
         if (!mid) confirmed = std::max(confirmed, m->wal_end);
       } else {
         mid = true;
-        replication::CommittedChange change;
+        pg::CommittedChange change;
         auto res = decoder->feed(m->data, m->wal_start, change);
-        if (res == replication::ChangeDecoder::Result::Malformed) co_return "a malformed change message";
-        if (res == replication::ChangeDecoder::Result::Committed) {
+        if (res == pg::ChangeDecoder::Result::Malformed) co_return "a malformed change message";
+        if (res == pg::ChangeDecoder::Result::Committed) {
           if (change.all) asio::co_spawn(ex, refresh_views_pg(), asio::detached);  // DDL: views may have changed
           // pgoutput: from the commit; test_decoding has no commit time: from when it was sent.
-          std::int64_t lag = replication::pg_now_us() - (change.commit_time ? change.commit_time : m->send_time);
+          std::int64_t lag = pg::pg_now_us() - (change.commit_time ? change.commit_time : m->send_time);
           apply(change.tables, change.all, replication::Position{{{0u, change.end_lsn}}}, lag);
           confirmed = std::max(confirmed, change.end_lsn);
           answer = true;
@@ -218,7 +218,7 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
         st.lag_bytes = server > confirmed ? static_cast<std::int64_t>(server - confirmed) : 0;
       }
       if (answer) {
-        auto status = replication::standby_status(confirmed, replication::pg_now_us());
+        auto status = pg::standby_status(confirmed, pg::pg_now_us());
         reply += pg::fe::CopyData;
         auto len = static_cast<std::uint32_t>(status.size() + 4);
         for (int i = 3; i >= 0; --i) reply += static_cast<char>((len >> (8 * i)) & 0xFF);

@@ -1,45 +1,14 @@
-#include "src/replication/logical_stream.hpp"
+#include "protocols/postgres/logical_stream.hpp"
+
+#include "protocols/postgres/codec.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <string_view>
 
-namespace sluice::replication {
+namespace sluice::pg {
 
 namespace {
-
-// A bounds-checked reader of big-endian fields.
-struct Reader {
-  std::span<const std::uint8_t> b;
-  std::size_t at = 0;
-  bool bad = false;
-
-  bool need(std::size_t n) {
-    if (bad || b.size() - at < n) bad = true;
-    return !bad;
-  }
-  std::uint64_t uint(std::size_t n) {
-    if (!need(n)) return 0;
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v = (v << 8) | b[at + i];
-    at += n;
-    return v;
-  }
-  std::uint8_t u8() { return static_cast<std::uint8_t>(uint(1)); }
-  std::uint32_t u32() { return static_cast<std::uint32_t>(uint(4)); }
-  std::uint64_t u64() { return uint(8); }
-  std::string str() {  // NUL-terminated
-    if (bad) return {};
-    auto end = std::find(b.begin() + static_cast<std::ptrdiff_t>(at), b.end(), std::uint8_t{0});
-    if (end == b.end()) {
-      bad = true;
-      return {};
-    }
-    std::string s(b.begin() + static_cast<std::ptrdiff_t>(at), end);
-    at = static_cast<std::size_t>(end - b.begin()) + 1;
-    return s;
-  }
-};
 
 void put64(std::vector<std::uint8_t>& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -51,7 +20,7 @@ constexpr std::int64_t kPgEpochUnix = 946684800;
 }  // namespace
 
 std::optional<StreamMessage> parse_stream_message(std::span<const std::uint8_t> payload) {
-  Reader r{payload};
+  Reader r(payload);
   StreamMessage m;
   switch (r.u8()) {
     case 'w':
@@ -59,15 +28,15 @@ std::optional<StreamMessage> parse_stream_message(std::span<const std::uint8_t> 
       m.wal_start = r.u64();
       m.wal_end = r.u64();
       m.send_time = static_cast<std::int64_t>(r.u64());
-      if (r.bad) return std::nullopt;
-      m.data = payload.subspan(r.at);
+      if (!r.ok()) return std::nullopt;
+      m.data = r.rest();
       return m;
     case 'k':
       m.kind = StreamMessage::Kind::Keepalive;
       m.wal_end = r.u64();
       m.send_time = static_cast<std::int64_t>(r.u64());
       m.reply_requested = r.u8() != 0;
-      if (r.bad) return std::nullopt;
+      if (!r.ok()) return std::nullopt;
       return m;
     default:
       return std::nullopt;
@@ -103,12 +72,12 @@ void PgOutputDecoder::changed(std::uint32_t id) {
 }
 
 PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg, std::uint64_t, CommittedChange& out) {
-  Reader r{msg};
+  Reader r(msg);
   char kind = static_cast<char>(r.u8());
   switch (kind) {
     case 'B':  // Begin: final LSN, commit time, xid
       r.u64(), r.u64(), r.u32();
-      if (r.bad) return Result::Malformed;
+      if (!r.ok()) return Result::Malformed;
       changed_.clear();
       in_transaction_ = true;
       all_ = false;
@@ -118,7 +87,7 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
       r.u64();
       std::uint64_t end = r.u64();
       std::int64_t when = static_cast<std::int64_t>(r.u64());
-      if (r.bad) return Result::Malformed;
+      if (!r.ok()) return Result::Malformed;
       out = CommittedChange{};
       out.end_lsn = end;
       out.commit_time = when;
@@ -137,9 +106,9 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
     }
     case 'R': {  // Relation: id, namespace, name, replica identity, columns (not needed)
       std::uint32_t id = r.u32();
-      std::string ns = r.str();
-      std::string name = r.str();
-      if (r.bad) return Result::Malformed;
+      std::string ns = std::string(r.cstr());
+      std::string name = std::string(r.cstr());
+      if (!r.ok()) return Result::Malformed;
       relations_[id] = ns.empty() ? name : ns + "." + name;
       return Result::Nothing;
     }
@@ -147,22 +116,22 @@ PgOutputDecoder::Result PgOutputDecoder::feed(std::span<const std::uint8_t> msg,
     case 'U':
     case 'D': {  // the relation id comes first; the tuples are not needed
       std::uint32_t id = r.u32();
-      if (r.bad) return Result::Malformed;
+      if (!r.ok()) return Result::Malformed;
       changed(id);
       return Result::Nothing;
     }
     case 'T': {  // Truncate: number of relations, options, ids
       std::uint32_t n = r.u32();
       r.u8();
-      if (r.bad || n > (msg.size() - r.at) / 4) return Result::Malformed;
+      if (!r.ok() || n > r.remaining() / 4) return Result::Malformed;
       for (std::uint32_t i = 0; i < n; ++i) changed(r.u32());
       return Result::Nothing;
     }
     case 'M': {  // logical decoding message: flags, LSN, prefix, length, content
       r.u8();
       r.u64();
-      std::string prefix = r.str();
-      if (r.bad) return Result::Malformed;
+      std::string prefix = std::string(r.cstr());
+      if (!r.ok()) return Result::Malformed;
       if (prefix == kDdlMessagePrefix && in_transaction_) all_ = true;
       return Result::Nothing;
     }
@@ -287,4 +256,4 @@ TestDecodingDecoder::Result TestDecodingDecoder::feed(std::span<const std::uint8
   return Result::Malformed;
 }
 
-}  // namespace sluice::replication
+}  // namespace sluice::pg

@@ -1,37 +1,20 @@
-#include "src/replication/binlog.hpp"
+#include "protocols/mysql/binlog.hpp"
+
+#include "protocols/mysql/codec.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <string_view>
 
-namespace sluice::replication {
+namespace sluice::my {
 
 namespace {
 
-struct LeReader {
-  std::span<const std::uint8_t> b;
-  std::size_t at = 0;
-  bool bad = false;
-  std::uint64_t uint(std::size_t n) {
-    if (bad || b.size() - at < n) {
-      bad = true;
-      return 0;
-    }
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t(b[at + i]) << (8 * i);
-    at += n;
-    return v;
-  }
-  std::string_view bytes(std::size_t n) {
-    if (bad || b.size() - at < n) {
-      bad = true;
-      return {};
-    }
-    std::string_view s(reinterpret_cast<const char*>(b.data() + at), n);
-    at += n;
-    return s;
-  }
-};
+// A 6-byte table id (little-endian, as every binlog integer).
+std::uint64_t u48(Reader& r) {
+  std::uint64_t low = r.u32();
+  return low | (std::uint64_t(r.u16()) << 32);
+}
 
 constexpr std::size_t kHeader = 19;
 
@@ -52,14 +35,14 @@ std::string_view trim(std::string_view s) {
 
 BinlogDecoder::Result BinlogDecoder::commit(BinlogCommit& out) {
   out = BinlogCommit{};
-  out.position = current_;
+  out.gtid = current_;
   std::sort(changed_.begin(), changed_.end());
   changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
   out.tables = std::move(changed_);
   out.all = all_;
   changed_.clear();
   all_ = in_group_ = standalone_ = false;
-  if (!current_.empty()) last_ = current_;
+  if (current_.known) last_ = current_;
   return Result::Committed;
 }
 
@@ -69,11 +52,11 @@ BinlogDecoder::Result BinlogDecoder::feed(std::span<const std::uint8_t> packet, 
   if (packet[0] == 0xFE && packet.size() < 9) return Result::End;
   if (packet[0] != 0x00 || packet.size() < 1 + kHeader) return Result::Malformed;
   auto ev = packet.subspan(1);
-  LeReader h{ev};
-  h.uint(4);  // timestamp
-  auto type = static_cast<std::uint8_t>(h.uint(1));
-  h.uint(4);  // server id
-  auto size = h.uint(4);
+  Reader h(ev);
+  h.u32();  // timestamp
+  auto type = h.u8();
+  h.u32();  // server id
+  auto size = h.u32();
   if (size != ev.size()) return Result::Malformed;
   if (type == binlog_event::FormatDescription) {
     // binlog version (2), server version (50), created (4), header length (1), post-header
@@ -85,29 +68,29 @@ BinlogDecoder::Result BinlogDecoder::feed(std::span<const std::uint8_t> packet, 
   }
   if (ev.size() < kHeader + checksum_) return Result::Malformed;
   auto body = ev.subspan(kHeader, ev.size() - kHeader - checksum_);
-  LeReader r{body};
+  Reader r(body);
   switch (type) {
     case binlog_event::MariaGtid: {  // sequence number (8), domain (4), flags (1)
-      std::uint64_t seq = r.uint(8);
-      auto domain = static_cast<std::uint32_t>(r.uint(4));
-      auto flags = r.uint(1);
-      if (r.bad) return Result::Malformed;
+      std::uint64_t seq = r.u64();
+      auto domain = r.u32();
+      auto flags = r.u8();
+      if (!r.ok()) return Result::Malformed;
       changed_.clear();
       all_ = false;
       in_group_ = true;
       standalone_ = (flags & 1) != 0;
-      current_ = Position{{{domain, seq}}};
+      current_ = Gtid{domain, seq, true};
       return Result::Nothing;
     }
     case binlog_event::TableMap: {  // table id (6), flags (2), db, table
-      std::uint64_t id = r.uint(6);
-      r.uint(2);
-      auto db_len = r.uint(1);
-      auto db = r.bytes(db_len);
-      r.uint(1);
-      auto t_len = r.uint(1);
-      auto table = r.bytes(t_len);
-      if (r.bad) return Result::Malformed;
+      std::uint64_t id = u48(r);
+      r.u16();
+      auto db_len = r.u8();
+      auto db = r.str(db_len);
+      r.u8();
+      auto t_len = r.u8();
+      auto table = r.str(t_len);
+      if (!r.ok()) return Result::Malformed;
       if (tables_.size() > 65536) tables_.clear();  // ids grow; the next TABLE_MAP names each again
       tables_[id] = std::string(db) + "." + std::string(table);
       return Result::Nothing;
@@ -115,15 +98,15 @@ BinlogDecoder::Result BinlogDecoder::feed(std::span<const std::uint8_t> packet, 
     case binlog_event::Xid:
       return commit(out);
     case binlog_event::Query: {  // thread (4), time (4), db length (1), error (2), status length (2)
-      r.uint(8);
-      auto db_len = r.uint(1);
-      r.uint(2);
-      auto status_len = r.uint(2);
-      r.bytes(status_len);
-      r.bytes(db_len + 1);
-      if (r.bad) return Result::Malformed;
+      r.u64();
+      auto db_len = r.u8();
+      r.u16();
+      auto status_len = r.u16();
+      r.str(status_len);
+      r.str(db_len + 1);
+      if (!r.ok()) return Result::Malformed;
       std::string_view sql =
-          trim(std::string_view(reinterpret_cast<const char*>(body.data() + r.at), body.size() - r.at));
+          trim(std::string_view(reinterpret_cast<const char*>(body.data() + r.pos()), body.size() - r.pos()));
       if (ieq_prefix(sql, "BEGIN") || ieq_prefix(sql, "XA START")) return Result::Nothing;
       if (ieq_prefix(sql, "COMMIT") || ieq_prefix(sql, "XA COMMIT") || ieq_prefix(sql, "ROLLBACK") ||
           ieq_prefix(sql, "XA END") || ieq_prefix(sql, "XA PREPARE"))
@@ -140,8 +123,8 @@ BinlogDecoder::Result BinlogDecoder::feed(std::span<const std::uint8_t> packet, 
               (type >= binlog_event::WriteRowsV2 && type <= binlog_event::DeleteRowsV2) ||
               (type >= binlog_event::WriteRowsCompressed && type <= binlog_event::DeleteRowsCompressedV1);
   if (rows) {
-    std::uint64_t id = r.uint(6);
-    if (r.bad) return Result::Malformed;
+    std::uint64_t id = u48(r);
+    if (!r.ok()) return Result::Malformed;
     auto it = tables_.find(id);
     if (it == tables_.end()) all_ = true;
     else if (changed_.empty() || changed_.back() != it->second) changed_.push_back(it->second);
@@ -153,4 +136,4 @@ BinlogDecoder::Result BinlogDecoder::feed(std::span<const std::uint8_t> packet, 
   return Result::Nothing;  // rotate, heartbeat, annotate, checkpoint, GTID list, others
 }
 
-}  // namespace sluice::replication
+}  // namespace sluice::my

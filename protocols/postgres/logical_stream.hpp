@@ -17,7 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace sluice::replication {
+namespace sluice::pg {
 
 // One CopyData payload from the server during START_REPLICATION.
 struct StreamMessage {
@@ -92,4 +92,4 @@ class PgOutputDecoder final : public ChangeDecoder {
   bool all_ = false;
 };
 
-}  // namespace sluice::replication
+}  // namespace sluice::pg

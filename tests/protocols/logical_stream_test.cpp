@@ -1,11 +1,11 @@
-#include "src/replication/logical_stream.hpp"
+#include "protocols/postgres/logical_stream.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-using namespace sluice::replication;
+using namespace sluice::pg;
 
 namespace {
 

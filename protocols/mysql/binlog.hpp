@@ -12,9 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "src/replication/position.hpp"
-
-namespace sluice::replication {
+namespace sluice::my {
 
 namespace binlog_event {
 inline constexpr std::uint8_t Query = 2, Rotate = 4, FormatDescription = 15, Xid = 16, TableMap = 19, WriteRowsV1 = 23,
@@ -23,9 +21,16 @@ inline constexpr std::uint8_t Query = 2, Rotate = 4, FormatDescription = 15, Xid
                               StartEncryption = 164, WriteRowsCompressed = 166, DeleteRowsCompressedV1 = 171;
 }
 
+// A MariaDB GTID without its server id (domain, sequence number), as positions compare them.
+struct Gtid {
+  std::uint32_t domain = 0;
+  std::uint64_t seq = 0;
+  bool known = false;
+};
+
 // One committed event group of the binlog.
 struct BinlogCommit {
-  Position position;                // its GTID: domain and sequence number
+  Gtid gtid;                        // where it committed
   std::vector<std::string> tables;  // "db.table"
   bool all = false;                 // DDL, TRUNCATE, a statement, or an unknown table id
 };
@@ -37,7 +42,7 @@ class BinlogDecoder {
   // Committed: `out` holds the group that just committed.
   Result feed(std::span<const std::uint8_t> packet, BinlogCommit& out);
   // The last GTID seen (for the position a lost stream reached).
-  const Position& last() const { return last_; }
+  const Gtid& last() const { return last_; }
 
  private:
   Result commit(BinlogCommit& out);
@@ -45,7 +50,7 @@ class BinlogDecoder {
   std::unordered_map<std::uint64_t, std::string> tables_;  // table id -> "db.table"
   std::vector<std::string> changed_;
   bool all_ = false, in_group_ = false, standalone_ = false;
-  Position current_, last_;
+  Gtid current_, last_;
 };
 
-}  // namespace sluice::replication
+}  // namespace sluice::my
