@@ -234,12 +234,17 @@ FillTicket Store::fill_ticket(const std::vector<std::string>& tables, const std:
   FillTicket t;
   // The generation first: a write that moved it had marked its tables before (WriteMarks::begin
   // precedes the invalidation), so the marks read next include that write.
+  bool followed = false;
   {
     std::lock_guard lock(gen_mu_);
     t.generation = generation_locked(tables);
     if (!streams_.empty())
-      if (auto it = streams_.find(cluster); it != streams_.end() && it->second > 0) t.refused = true;
+      if (auto it = streams_.find(cluster); it != streams_.end()) {
+        followed = true;
+        t.refused = it->second > 0;
+      }
   }
+  if (followed && !t.refused) t.read = stream_marks_.read_position(cluster);
   t.need = marks_.need(cluster, tables, now);
   return t;
 }
@@ -266,8 +271,11 @@ void Store::stream_release(const std::string& cluster) {
 }
 
 void Store::stream_unfollow(const std::string& cluster) {
-  std::lock_guard lock(gen_mu_);
-  streams_.erase(cluster);
+  {
+    std::lock_guard lock(gen_mu_);
+    streams_.erase(cluster);
+  }
+  stream_marks_.forget(cluster);
 }
 
 std::optional<bool> Store::stream_state(const std::string& cluster) const {

@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "src/cache/stream_marks.hpp"
 #include "src/cache/write_marks.hpp"
 #include "src/replication/position.hpp"
 
@@ -51,6 +52,9 @@ struct FillTicket {
   std::uint64_t generation = 0;
   replication::Position need;
   bool refused = false;  // the cluster's change stream is followed but not up: keep nothing
+  // Followed clusters: how far the streams had read (StreamMarks::read_position). A primary's
+  // answer includes every commit up to it, which is what the shared store records.
+  replication::Position read;
 };
 
 // The index name of a table: its unqualified name, so a write to `public.t` drops reads of `t`
@@ -133,6 +137,9 @@ class Store {
            Clock::time_point now = Clock::now(), const std::string& scope = {}, Origin origin = {});
   // Positions of writes through Sluice, per cluster and table (what replica answers must cover).
   WriteMarks& write_marks() { return marks_; }
+  // Positions of the commits the change streams read, per cluster and table (what an answer
+  // from the shared store must cover).
+  StreamMarks& stream_marks() { return stream_marks_; }
   Stats stats(const std::string& scope) const;  // one pool's share
   std::vector<std::string> scopes() const;
   // invalidation = "stream" (src/state/change_stream): while a change stream of a followed
@@ -171,6 +178,7 @@ class Store {
   std::unordered_map<std::string, std::uint64_t> table_generation_;
   std::unordered_map<std::string, int> streams_;  // followed clusters: streams not up
   WriteMarks marks_;
+  StreamMarks stream_marks_;
 };
 
 }  // namespace sluice::cache

@@ -16,6 +16,7 @@ using boost::system::error_code;
 void ChangeStreams::Follower::mark_all(const replication::Position& at) {
   store->write_marks().begin(cluster, {}, true, marks_horizon());
   store->write_marks().settle(cluster, {}, true, at, marks_horizon());
+  store->stream_marks().start(cluster, database, at);
 }
 
 void ChangeStreams::Follower::up(const std::string& from) {
@@ -38,9 +39,11 @@ void ChangeStreams::Follower::apply(const std::vector<std::string>& changed, boo
     if (auto it = dependents.find(tables[i]); it != dependents.end())
       for (auto& v : it->second)
         if (std::find(tables.begin(), tables.end(), v) == tables.end()) tables.push_back(v);
+  if (!all && tables.empty()) store->stream_marks().read_to(cluster, database, at);
   if (all || !tables.empty()) {
     store->write_marks().begin(cluster, tables, all, marks_horizon());
     store->write_marks().settle(cluster, tables, all, at, marks_horizon());
+    store->stream_marks().commit(cluster, database, tables, all, at);
     if (all) store->invalidate_all();
     else
       for (auto& t : tables) store->invalidate_table(t);
@@ -78,6 +81,7 @@ asio::awaitable<void> ChangeStreams::Follower::run() {
       if (was_up) ++st.losses;
       st.last_error = why;
     }
+    store->stream_marks().stop(cluster, database);
     if (conn) {
       error_code ignored;
       conn->sock.close(ignored);

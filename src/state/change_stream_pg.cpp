@@ -9,6 +9,7 @@
 #include "src/observe/log.hpp"
 #include "src/pool/pg_exchange.hpp"
 #include "protocols/postgres/logical_stream.hpp"
+#include "src/cache/store.hpp"
 #include "src/state/change_stream_follower.hpp"
 
 namespace sluice::state {
@@ -196,7 +197,10 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
       if (m->kind == pg::StreamMessage::Kind::Keepalive) {
         answer = m->reply_requested;
         // Everything before it was sent: with no transaction half read, nothing before it is owed.
-        if (!mid) confirmed = std::max(confirmed, m->wal_end);
+        if (!mid) {
+          confirmed = std::max(confirmed, m->wal_end);
+          store->stream_marks().read_to(cluster, database, replication::Position{{{0u, confirmed}}});
+        }
       } else {
         mid = true;
         pg::CommittedChange change;
