@@ -7,6 +7,10 @@
 #include <libpq-fe.h>
 #include <mysql.h>
 
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "harness.hpp"
@@ -354,8 +358,8 @@ namespace {
 
 int my_replica_port() { return std::stoi(env_or("SLUICE_MY_REPLICA_PORT", "13307")); }
 
-std::string my_config() {
-  return config("stream") +
+std::string my_config(const std::string& cache_extra = "") {
+  return config("stream") + cache_extra +
          "\n[clusters.mys]\nprotocol = \"mysql\"\nprimary = \"127.0.0.1:" + std::to_string(my_port()) +
          "\"\nreplicas = [\"127.0.0.1:" + std::to_string(my_replica_port()) +
          "\"]\nhealth_check_period = \"100ms\"\nstream_user = \"streamer\"\n"
@@ -419,4 +423,183 @@ TEST_CASE("stream invalidation, MariaDB: direct writes, a trigger's table and DD
                    10000));
   CHECK(my_cached(s, c, q, "2"));
   REQUIRE(my_ok(root, "DROP TABLE st_my, st_my_log, st_my_src"));
+}
+
+// [cache] shared (src/state/shared_cache): two instances share a Redis; an entry one filled is a
+// hit in the other only while it covers every write the other's stream read.
+namespace {
+
+int redis_port() { return std::stoi(env_or("SLUICE_REDIS_PORT", "16379")); }
+
+bool redis(const std::string& args) {
+  return std::system(
+             ("redis-cli -h 127.0.0.1 -p " + std::to_string(redis_port()) + " " + args + " >/dev/null 2>&1").c_str()) ==
+         0;
+}
+
+std::string shared_line() { return "shared = \"127.0.0.1:" + std::to_string(redis_port()) + "\"\n"; }
+
+// Write marks end at max_replica_lag plus two health-check periods (0.7 s here): after that, only
+// the stream marks refuse an entry older than a write (the tests wait past it).
+std::string short_horizon(std::string cfg) {
+  const std::string period = "health_check_period = \"100ms\"\n";
+  const std::string lag = "max_replica_lag = \"500ms\"\n";
+  for (auto at = cfg.find(period); at != std::string::npos; at = cfg.find(period, at + lag.size() + period.size()))
+    cfg.insert(at, lag);
+  return cfg;
+}
+const auto kPastHorizon = std::chrono::milliseconds(1500);
+
+long shared_total(const SluiceProcess& s, const std::string& column) {
+  Conn adm(admin_info(s));
+  PGresult* r = PQexec(adm.c, "SHOW CACHE_SHARED");
+  long v = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+    int col = PQfnumber(r, column.c_str());
+    if (col >= 0) v = column == "up" ? std::string(PQgetvalue(r, 0, col)) == "t" : std::stol(PQgetvalue(r, 0, col));
+  }
+  PQclear(r);
+  return v;
+}
+
+std::string sandbox(const std::string& command) {
+  std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
+  REQUIRE_FALSE(script.empty());
+  FILE* p = ::popen((script + " " + command + " 2>/dev/null").c_str(), "r");
+  std::string out;
+  char buf[256];
+  while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+  if (p) ::pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("shared store: a fill in one instance is a hit in another, unless a write it does not cover came since") {
+  REQUIRE(redis("FLUSHALL"));
+  Conn direct(app_direct());
+  REQUIRE(direct.ok());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS sh_items"));
+  REQUIRE(direct.exec("CREATE TABLE sh_items (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO sh_items VALUES (1, 10)"));
+  SluiceProcess a(short_horizon(config("stream") + shared_line()), kGeneral);
+  SluiceProcess b(short_horizon(config("stream") + shared_line()), kGeneral);
+  REQUIRE(stream_up(a));
+  REQUIRE(stream_up(b));
+  // The replica's position as the health checks see it passes both streams' start.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  Conn ca(a.conninfo()), cb(b.conninfo());
+  const std::string q = "SELECT v FROM sh_items WHERE id = 1";
+  REQUIRE(cached(a, ca, q, "10"));
+  REQUIRE(eventually([&] { return shared_total(a, "sets") >= 1; }, 3000));
+  // B has never read it: its miss is answered from Redis, then from its own memory.
+  long hits = shared_total(b, "hits");
+  CHECK(cb.scalar(q) == "10");
+  CHECK(shared_total(b, "hits") == hits + 1);
+  CHECK(shared_total(b, "up") == 1);
+  long local = cache_total(b, "hits");
+  CHECK(cb.scalar(q) == "10");
+  CHECK(cache_total(b, "hits") == local + 1);
+
+  // A write that bypasses both: each stream drops its own entry; Redis still holds A's, which B
+  // must refuse (its data is older than the write B's stream read) and fill anew.
+  long commits = std::stol(stream_column(b, "commits"));
+  REQUIRE(direct.exec("UPDATE sh_items SET v = 11 WHERE id = 1"));
+  REQUIRE(eventually([&] { return std::stol(stream_column(b, "commits")) > commits; }, 3000));
+  std::this_thread::sleep_for(kPastHorizon);
+  long stale = shared_total(b, "stale");
+  CHECK(cb.scalar(q) == "11");
+  CHECK(shared_total(b, "stale") > stale);
+  // B's fill replaced it in Redis: A, once its stream read the write, takes B's.
+  // (Once the replica B reads from covers the write: an older answer is not kept.)
+  REQUIRE(eventually([&] { return cb.scalar(q) == "11" && shared_total(b, "sets") >= 1; }, 5000));
+  hits = shared_total(a, "hits");
+  CHECK(eventually([&] { return ca.scalar(q) == "11"; }, 3000));
+  CHECK(shared_total(a, "hits") >= hits + 1);
+  REQUIRE(direct.exec("DROP TABLE sh_items"));
+}
+
+TEST_CASE("shared store: Redis killed mid-run, answers stay right and the cache works locally; it comes back") {
+  REQUIRE(redis("FLUSHALL"));
+  Conn direct(app_direct());
+  REQUIRE(direct.ok());
+  REQUIRE(direct.exec("DROP TABLE IF EXISTS sh_kill"));
+  REQUIRE(direct.exec("CREATE TABLE sh_kill (id int primary key, v int)"));
+  REQUIRE(direct.exec("INSERT INTO sh_kill VALUES (1, 20)"));
+  SluiceProcess a(config("stream") + shared_line(), kGeneral);
+  SluiceProcess b(config("stream") + shared_line(), kGeneral);
+  REQUIRE(stream_up(a));
+  REQUIRE(stream_up(b));
+  Conn ca(a.conninfo()), cb(b.conninfo());
+  const std::string q = "SELECT v FROM sh_kill WHERE id = 1";
+  REQUIRE(cached(a, ca, q, "20"));
+  std::string pid = sandbox("pid redis");
+  REQUIRE_FALSE(pid.empty());
+  REQUIRE(::kill(std::stoi(pid), SIGKILL) == 0);
+  REQUIRE(direct.exec("UPDATE sh_kill SET v = 21 WHERE id = 1"));
+  CHECK(eventually([&] { return ca.scalar(q) == "21" && cb.scalar(q) == "21"; }, 3000));
+  CHECK(shared_total(b, "up") == 0);
+  CHECK(shared_total(b, "errors") >= 1);
+  // Each instance keeps caching on its own.
+  CHECK(cached(b, cb, q, "21"));
+  CHECK(cached(a, ca, q, "21"));
+  REQUIRE(direct.exec("UPDATE sh_kill SET v = 22 WHERE id = 1"));
+  CHECK(eventually([&] { return ca.scalar(q) == "22" && cb.scalar(q) == "22"; }, 3000));
+  // Back (empty): after its back-off (up to 8 s), each instance's misses go there again.
+  sandbox("start-redis");
+  int n = 0;
+  // (Each worker has its own connection: the clients that read below make the misses.)
+  for (auto each : {std::pair<SluiceProcess*, Conn*>{&a, &ca}, {&b, &cb}}) {
+    SluiceProcess* x = each.first;
+    Conn* cx = each.second;
+    long sets = shared_total(*x, "sets");
+    CHECK(eventually(
+        [&] {
+          cx->scalar("SELECT v + " + std::to_string(++n) + " FROM sh_kill WHERE id = 1");  // a new miss each time
+          return shared_total(*x, "up") == 1 && shared_total(*x, "sets") > sets;
+        },
+        15000));
+  }
+  // And a fill in A is a hit in B again.
+  long commits = std::stol(stream_column(b, "commits"));
+  REQUIRE(direct.exec("UPDATE sh_kill SET v = 23 WHERE id = 1"));
+  REQUIRE(eventually([&] { return std::stol(stream_column(b, "commits")) > commits; }, 3000));
+  long sets = shared_total(a, "sets");
+  CHECK(eventually([&] { return ca.scalar(q) == "23" && shared_total(a, "sets") > sets; }, 5000));
+  long hits = shared_total(b, "hits");
+  CHECK(cb.scalar(q) == "23");
+  CHECK(shared_total(b, "hits") == hits + 1);
+  REQUIRE(direct.exec("DROP TABLE sh_kill"));
+}
+
+TEST_CASE("shared store, MariaDB: a fill in one instance is a hit in another until a direct write") {
+  REQUIRE(redis("FLUSHALL"));
+  MyConn root(my_port(), "root", "", "app");
+  REQUIRE(root.ok);
+  REQUIRE(my_ok(root, "DROP TABLE IF EXISTS sh_my"));
+  REQUIRE(my_ok(root, "CREATE TABLE sh_my (id int primary key, v int)"));
+  REQUIRE(my_ok(root, "INSERT INTO sh_my VALUES (1, 1)"));
+  SluiceProcess a(short_horizon(my_config(shared_line())), kGeneral);
+  SluiceProcess b(short_horizon(my_config(shared_line())), kGeneral);
+  REQUIRE(
+      eventually([&] { return stream_column(a, "up", "mys") == "t" && stream_column(b, "up", "mys") == "t"; }, 10000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  MyConn ca(a.my_port()), cb(b.my_port());
+  REQUIRE(ca.ok);
+  REQUIRE(cb.ok);
+  const std::string q = "SELECT v FROM sh_my WHERE id = 1";
+  REQUIRE(my_cached(a, ca, q, "1"));
+  REQUIRE(eventually([&] { return shared_total(a, "sets") >= 1; }, 3000));
+  long hits = shared_total(b, "hits");
+  CHECK(cb.scalar(q) == "1");
+  CHECK(shared_total(b, "hits") == hits + 1);
+  long commits = std::stol(stream_column(b, "commits", "mys"));
+  REQUIRE(my_ok(root, "UPDATE sh_my SET v = 2 WHERE id = 1"));
+  REQUIRE(eventually([&] { return std::stol(stream_column(b, "commits", "mys")) > commits; }, 3000));
+  std::this_thread::sleep_for(kPastHorizon);
+  long stale = shared_total(b, "stale");
+  CHECK(cb.scalar(q) == "2");
+  CHECK(shared_total(b, "stale") > stale);
+  REQUIRE(my_ok(root, "DROP TABLE sh_my"));
 }

@@ -77,7 +77,7 @@ run_ctest() {  # build dir
   cd "$1"
   # A sandbox of its own (other ports, other directory) so tests never disturb `up`.
   SLUICE_SANDBOX="$ROOT/.sandbox-test" SLUICE_PG_PRIMARY_PORT=25432 SLUICE_PG_REPLICA_PORT=25433 \
-    SLUICE_MY_PRIMARY_PORT=23306 SLUICE_MY_REPLICA_PORT=23307 \
+    SLUICE_MY_PRIMARY_PORT=23306 SLUICE_MY_REPLICA_PORT=23307 SLUICE_REDIS_PORT=26379 \
     ctest --output-on-failure --timeout 900
 }
 

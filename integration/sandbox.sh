@@ -2,14 +2,17 @@
 # Sandbox backends for development, tests and benchmarks, on 127.0.0.1 only, under the
 # project-local .sandbox/ directory:
 #   - a PostgreSQL 15 primary and a streaming replica (pg_basebackup);
-#   - a MariaDB primary and a GTID replica (Debian's mariadb-server).
+#   - a MariaDB primary and a GTID replica (Debian's mariadb-server);
+#   - a Redis server (the cache's shared store; Debian's redis-tools, whose redis-check-rdb is the
+#     server when called redis-server: the redis-server package would also install a service).
 #   integration/sandbox.sh up | down | status | restart-primary | restart-mysql-primary |
+#                          start-redis | stop-redis |
 #                          stop-pg-replica | start-pg-replica | promote-pg-replica |
 #                          rebuild-pg-replica | stop-mysql-replica | start-mysql-replica | env |
 #                          pid pg-primary|pg-replica|my-primary|my-replica | promote-pg-replica-only |
 #                          promote-mysql-replica-only | rebuild-mysql-replica
 # Ports: SLUICE_PG_PRIMARY_PORT (15432), SLUICE_PG_REPLICA_PORT (15433),
-#        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307).
+#        SLUICE_MY_PRIMARY_PORT (13306), SLUICE_MY_REPLICA_PORT (13307), SLUICE_REDIS_PORT (16379).
 # PostgreSQL roles: postgres (superuser, trust from 127.0.0.1), app/app (SCRAM), md5user/md5pass (md5).
 # MariaDB users: root (no password, from 127.0.0.1 only), app/app and hashuser/hashpw
 # (mysql_native_password).
@@ -26,6 +29,7 @@ PRIMARY_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 REPLICA_PORT="${SLUICE_PG_REPLICA_PORT:-15433}"
 MY_PRIMARY_PORT="${SLUICE_MY_PRIMARY_PORT:-13306}"
 MY_REPLICA_PORT="${SLUICE_MY_REPLICA_PORT:-13307}"
+REDIS_PORT="${SLUICE_REDIS_PORT:-16379}"
 
 # PostgreSQL refuses to run as root: run it as the 'postgres' system user when we are root.
 as_pg() {
@@ -423,8 +427,41 @@ SQL
   my_wait_replica_users "the rebuilt MariaDB replica does not answer as root@127.0.0.1 with the app user"
 }
 
+redis_pid() { cat "$SANDBOX/redis/redis.pid" 2>/dev/null; }
+# Alive and answering (a killed daemon may linger as a zombie that kill -0 still finds).
+redis_running() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; }
+redis_up() {
+  redis_running && return 0
+  local dir="$SANDBOX/redis"
+  mkdir -p "$dir"
+  ln -sf /usr/bin/redis-check-rdb "$dir/redis-server"
+  # No persistence: a restarted Redis is an empty one (the cache must not care).
+  "$dir/redis-server" --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --daemonize yes \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir" --maxmemory 64mb \
+    --maxmemory-policy allkeys-lru
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "sandbox: Redis did not start on $REDIS_PORT (see $dir/redis.log)" >&2
+  return 1
+}
+redis_down() {
+  local p
+  p="$(redis_pid)" || return 0
+  [ -n "$p" ] || return 0
+  kill "$p" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$SANDBOX/redis/redis.pid"
+}
+redis_status() {
+  if redis_running; then echo "redis: running on $REDIS_PORT (pid $(redis_pid))"; else echo "redis: stopped"; fi
+}
+
 case "${1:-}" in
-  up) pg_up; my_up; status; my_status ;;
+  up) pg_up; my_up; redis_up; status; my_status; redis_status ;;
+  start-redis) redis_up; redis_status ;;
+  stop-redis) redis_down; redis_status ;;
   restart-primary) restart_primary; status ;;
   restart-mysql-primary) restart_mysql_primary; my_status ;;
   stop-pg-replica) stop_pg_replica; status ;;
@@ -437,18 +474,20 @@ case "${1:-}" in
   rebuild-pg-replica) rebuild_pg_replica; status ;;
   promote-mysql-replica-only) promote_mysql_replica; my_status ;;  # after the primary died (fault tests)
   rebuild-mysql-replica) rebuild_mysql_replica; my_status ;;
-  down) pg_down; my_down; status; my_status ;;
-  status) status; my_status ;;
+  down) pg_down; my_down; redis_down; status; my_status; redis_status ;;
+  status) status; my_status; redis_status ;;
   pid)  # pid pg-primary|pg-replica|my-primary|my-replica: the server's main process (fault tests)
     case "${2:-}" in
       pg-primary | pg-replica) head -1 "$(readlink -f "$SANDBOX/pg")/${2#pg-}/postmaster.pid" ;;
       my-primary | my-replica) cat "$SANDBOX/mysql/${2#my-}/mariadbd.pid" ;;
-      *) echo "usage: $0 pid pg-primary|pg-replica|my-primary|my-replica" >&2; exit 2 ;;
+      redis) redis_pid ;;
+      *) echo "usage: $0 pid pg-primary|pg-replica|my-primary|my-replica|redis" >&2; exit 2 ;;
     esac
     ;;
   env)
     echo "export SLUICE_PG_PRIMARY_PORT=$PRIMARY_PORT SLUICE_PG_REPLICA_PORT=$REPLICA_PORT"
     echo "export SLUICE_MY_PRIMARY_PORT=$MY_PRIMARY_PORT SLUICE_MY_REPLICA_PORT=$MY_REPLICA_PORT"
+    echo "export SLUICE_REDIS_PORT=$REDIS_PORT"
     ;;
-  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|promote-pg-replica|rebuild-pg-replica|stop-mysql-replica|start-mysql-replica|env|pid" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart-primary|restart-mysql-primary|stop-pg-replica|start-pg-replica|promote-pg-replica|rebuild-pg-replica|stop-mysql-replica|start-mysql-replica|start-redis|stop-redis|env|pid" >&2; exit 2 ;;
 esac

@@ -184,6 +184,21 @@ std::string prometheus(state::Context& ctx) {
       w.family("sluice_cache_stream_losses_total", "counter", "Times the stream was lost (each emptied the cache).");
       for (auto& st : streams) w.sample("sluice_cache_stream_losses_total", labels(st), static_cast<double>(st.losses));
     }
+    // [cache] shared: the second-level store.
+    if (auto sh = ctx.shared_cache.status(); !sh.address.empty()) {
+      w.family("sluice_cache_shared_up", "gauge", "Whether the shared store answered its last command.");
+      w.sample("sluice_cache_shared_up", {}, sh.up ? 1 : 0);
+      w.family("sluice_cache_shared_lookups_total", "counter",
+               "Local misses looked up in the shared store, by result (stale: older than a write the streams read).");
+      for (auto [result, v] : {std::pair<const char*, std::uint64_t>{"hit", sh.hits},
+                               {"miss", sh.misses},
+                               {"stale", sh.stale},
+                               {"error", sh.errors}})
+        w.sample("sluice_cache_shared_lookups_total", {{"result", result}}, static_cast<double>(v));
+      w.family("sluice_cache_shared_stores_total", "counter", "Answers offered to the shared store, by result.");
+      w.sample("sluice_cache_shared_stores_total", {{"result", "ok"}}, static_cast<double>(sh.sets));
+      w.sample("sluice_cache_shared_stores_total", {{"result", "error"}}, static_cast<double>(sh.set_errors));
+    }
   }
 
   // Backends.

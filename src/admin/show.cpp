@@ -94,6 +94,11 @@ const Cols& cols_cache_streams() {
                       {"commits", I},   {"tables_invalidated", I}, {"losses", I},    {"last_error", T}};
   return c;
 }
+const Cols& cols_cache_shared() {
+  static const Cols c{{"address", T}, {"up", B},     {"gets", I}, {"hits", I},       {"misses", I},
+                      {"stale", I},   {"errors", I}, {"sets", I}, {"set_errors", I}, {"last_error", T}};
+  return c;
+}
 const Cols& cols_config() {
   static const Cols c{{"key", T}, {"value", T}, {"default", T}, {"changeable", B}};
   return c;
@@ -155,13 +160,28 @@ const Cols& cols_zones() {
 }
 
 const ShowSpec kShows[] = {
-    {"HELP", cols_help, 0},           {"POOLS", cols_pools, 0},       {"CLIENTS", cols_clients, 1},
-    {"SERVERS", cols_servers, 2},     {"BACKENDS", cols_backends, 1}, {"STATS", cols_stats, 0},
-    {"CACHE", cols_cache, 0},         {"CONFIG", cols_config, 0},     {"VERSION", cols_version, 0},
-    {"DATABASES", cols_databases, 0}, {"MEMORY", cols_memory, 0},     {"ACCESS", cols_access, 1},
-    {"LIMITS", cols_limits, 1},       {"FIREWALL", cols_firewall, 1}, {"FIREWALL_RULES", cols_firewall_rules, 1},
-    {"RULES", cols_rules, 1},         {"ZONES", cols_zones, 0},       {"SPLITS", cols_splits, 0},
-    {"QUERIES", cols_queries, 3},     {"MIRRORS", cols_mirrors, 1},   {"CACHE_STREAMS", cols_cache_streams, 0},
+    {"HELP", cols_help, 0},
+    {"POOLS", cols_pools, 0},
+    {"CLIENTS", cols_clients, 1},
+    {"SERVERS", cols_servers, 2},
+    {"BACKENDS", cols_backends, 1},
+    {"STATS", cols_stats, 0},
+    {"CACHE", cols_cache, 0},
+    {"CONFIG", cols_config, 0},
+    {"VERSION", cols_version, 0},
+    {"DATABASES", cols_databases, 0},
+    {"MEMORY", cols_memory, 0},
+    {"ACCESS", cols_access, 1},
+    {"LIMITS", cols_limits, 1},
+    {"FIREWALL", cols_firewall, 1},
+    {"FIREWALL_RULES", cols_firewall_rules, 1},
+    {"RULES", cols_rules, 1},
+    {"ZONES", cols_zones, 0},
+    {"SPLITS", cols_splits, 0},
+    {"QUERIES", cols_queries, 3},
+    {"MIRRORS", cols_mirrors, 1},
+    {"CACHE_STREAMS", cols_cache_streams, 0},
+    {"CACHE_SHARED", cols_cache_shared, 0},
 };
 }  // namespace
 
@@ -193,6 +213,9 @@ const std::pair<const char*, const char*> kHelp[] = {
     {"SHOW CACHE_STREAMS",
      "[cache] invalidation = \"stream\": per cluster and database, whether its change stream is up, its slot, the "
      "position confirmed and the server's, the lag of the last commit, commits seen, tables invalidated, losses"},
+    {"SHOW CACHE_SHARED",
+     "[cache] shared: the shared store's address, whether it answers, lookups (hits, misses, stale: entries older "
+     "than a write this instance's streams read), errors, answers stored and failed stores"},
     {"SHOW CONFIG", "settings: value, default, and whether SET may change it"},
     {"SHOW DATABASES", "configured databases: cluster, pool mode and size, paused, disabled"},
     {"SHOW MEMORY", "resident memory, the allocator's heap in use and free, and the result cache's share"},
@@ -445,6 +468,14 @@ Rows rows_cache_streams(Context& ctx) {
   return r;
 }
 
+Rows rows_cache_shared(Context& ctx) {
+  auto s = ctx.shared_cache.status();
+  if (s.address.empty()) return {};
+  auto text = [](const std::string& v) { return v.empty() ? Cell(std::nullopt) : Cell(v); };
+  return {{s.address, boolean(s.up), num(s.gets), num(s.hits), num(s.misses), num(s.stale), num(s.errors), num(s.sets),
+           num(s.set_errors), text(s.last_error)}};
+}
+
 Rows rows_config(Context& ctx) {
   Rows r;
   auto cfg = ctx.snapshot()->config;
@@ -661,6 +692,7 @@ Rows rows_for(Context& ctx, const ShowSpec& s) {
   if (n == "QUERIES") return rows_queries(ctx, {}, std::nullopt);
   if (n == "MIRRORS") return rows_mirrors(ctx);
   if (n == "CACHE_STREAMS") return rows_cache_streams(ctx);
+  if (n == "CACHE_SHARED") return rows_cache_shared(ctx);
   return {{fmt::format("Sluice {}", SLUICE_VERSION)}};
 }
 

@@ -334,6 +334,19 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.str("stream_publication", cfg->cache.stream_publication);
     if (cfg->cache.stream_publication.empty() || cfg->cache.stream_publication.size() > 63)
       s.fail(s.get("stream_publication"), "stream_publication", "must be a name of 1 to 63 bytes");
+    if (s.get("shared")) {
+      s.endpoint("shared", cfg->cache.shared);
+      if (!cfg->cache.stream)
+        s.fail(s.get("shared"), "shared",
+               "a shared store needs invalidation = \"stream\" (an entry another instance filled is used only "
+               "if it covers every write the change streams read)");
+    }
+    s.str("shared_password", cfg->cache.shared_password);
+    s.str("shared_prefix", cfg->cache.shared_prefix);
+    if (cfg->cache.shared_prefix.size() > 256) s.fail(s.get("shared_prefix"), "shared_prefix", "at most 256 bytes");
+    s.duration("shared_timeout", cfg->cache.shared_timeout);
+    if (cfg->cache.shared_timeout.count() < 1 || cfg->cache.shared_timeout.count() > 10'000)
+      s.fail(s.get("shared_timeout"), "shared_timeout", "must be from 1ms to 10s");
     std::set<std::string> pooled;  // clusters pools send to
     for (auto& p : cfg->pools) {
       pooled.insert(p.cluster);

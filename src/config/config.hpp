@@ -237,6 +237,13 @@ struct Cache {
   bool stream = false;
   bool stream_pgoutput = false;
   std::string stream_publication = "sluice";
+  // shared = "host:port": a Redis or Valkey server several instances share as a second-level
+  // store (src/state/shared_cache): a miss here asks it before the database. Needs "stream"
+  // invalidation (an entry is used only if its position covers every write the streams read).
+  Endpoint shared;  // port 0: none
+  std::string shared_password;
+  std::string shared_prefix = "sluice:";
+  Duration shared_timeout{20};
 };
 
 // [limits]: client connections and request rates (0 = no limit). All changeable with SET.

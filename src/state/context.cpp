@@ -53,6 +53,7 @@ void Context::set_cache(const config::Cache& c) {
   std::atomic_store(&policy_, std::shared_ptr<const cache::Policy>(std::make_shared<cache::Policy>(c)));
   if (!c.enabled && cache_on_.load()) cache->invalidate_all();  // nothing stale survives a re-enable
   cache_on_.store(c.enabled);
+  shared_cache.configure(c);
 }
 
 namespace {

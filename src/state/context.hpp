@@ -27,6 +27,7 @@
 #include "src/state/splits.hpp"
 #include "src/state/login_throttle.hpp"
 #include "src/state/change_stream.hpp"
+#include "src/state/shared_cache.hpp"
 #include "src/state/snapshot.hpp"
 
 namespace sluice::state {
@@ -51,6 +52,7 @@ struct Context {
   std::shared_ptr<const cache::Policy> cache_policy() const { return std::atomic_load(&policy_); }
   void set_cache(const config::Cache& c);
   ChangeStreams cache_streams;  // [cache] invalidation = "stream": one follower per cluster and database
+  SharedCache shared_cache;     // [cache] shared: the second-level store several instances share
   // [firewall], [[rules]] and [digests] of `s` in force; `reread_allowlist`: the allow-list file
   // is read again (start, RELOAD, SIGHUP; not SET, which only changes the mode).
   void set_firewall(const Snapshot& s, bool reread_allowlist);

@@ -166,3 +166,22 @@ TEST_CASE("cache rules' patterns are RE2: refused at load when they are not") {
   CHECK(bad.find("t.toml:3: cache.rules[0].match: invalid regular expression (RE2 syntax)") == 0);
   CHECK(error_of("[cache]\n[[cache.rules]]\nmatch = \"^select .* from (t|u)\\\\b\"\n") == "");
 }
+
+TEST_CASE("cache.shared: a Redis address, only with stream invalidation; its timeout is bounded") {
+  CHECK(error_of("[cache]\nshared = \"127.0.0.1:6379\"\n")
+            .find("shared: a shared store needs invalidation = \"stream\"") != std::string::npos);
+  CHECK(error_of("[cache]\ninvalidation = \"stream\"\nshared = \"nowhere\"\n").find("expected \"host:port\"") !=
+        std::string::npos);
+  CHECK(error_of("[cache]\ninvalidation = \"stream\"\nshared = \"127.0.0.1:6379\"\nshared_timeout = \"0ms\"\n")
+            .find("shared_timeout: must be from 1ms to 10s") != std::string::npos);
+  auto cfg = load_string(
+      "[cache]\ninvalidation = \"stream\"\nshared = \"[::1]:6380\"\nshared_password = \"pw\"\n"
+      "shared_prefix = \"app1:\"\nshared_timeout = \"5ms\"\n",
+      "t.toml");
+  CHECK(cfg->cache.shared.host == "::1");
+  CHECK(cfg->cache.shared.port == 6380);
+  CHECK(cfg->cache.shared_password == "pw");
+  CHECK(cfg->cache.shared_prefix == "app1:");
+  CHECK(cfg->cache.shared_timeout.count() == 5);
+  CHECK(load_string("[cache]\n", "t.toml")->cache.shared.port == 0);
+}

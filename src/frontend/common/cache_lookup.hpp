@@ -1,14 +1,18 @@
 // The cache lookup both front ends share: a hit, or the right to fill the key (request
-// coalescing: the first miss fills, later ones wait a bounded time for its answer).
+// coalescing: the first miss fills, later ones wait a bounded time for its answer), and keeping
+// a fill's answer. With a shared store ([cache] shared), the filler asks it first, and a kept
+// answer is offered to it.
 #pragma once
 
 #include <boost/asio.hpp>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "src/cache/store.hpp"
 #include "src/config/units.hpp"
+#include "src/state/shared_cache.hpp"
 
 namespace sluice::frontend {
 
@@ -17,11 +21,27 @@ struct CacheLookup {
   bool fill = false;  // this caller fills the key and must end_fill() it
 };
 
+// What the shared store needs to judge an entry: the cluster and the tables (table_key names)
+// the statement reads.
+struct SharedAsk {
+  state::SharedCache& shared;
+  const std::string& cluster;
+  const std::vector<std::string>& tables;
+};
+
 // Neither a hit nor `fill` means another client's fill did not finish within `max_wait`: ask the
 // server without caching the answer. `token` (may be null): the client's read-your-writes token;
-// a replica's answer older than it is not served to it.
+// a replica's answer older than it is not served to it. `shared` (may be null): ask the shared
+// store before the caller fills.
 boost::asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::string key, std::string scope,
                                                  boost::asio::any_io_executor ex, config::Duration max_wait,
-                                                 const replication::Position* token);
+                                                 const replication::Position* token, const SharedAsk* shared = nullptr);
+
+// Keeps a fill's answer (Store::put_if_current) and, when kept and the shared store is on,
+// offers it there with the position its data is at least as new as.
+bool keep_answer(cache::Store& store, state::SharedCache& shared, const std::string& key, std::string value,
+                 const std::vector<std::string>& tables, config::Duration ttl, const cache::FillTicket& ticket,
+                 const cache::Origin& origin, const std::string& scope, const std::string& cluster,
+                 boost::asio::any_io_executor ex);
 
 }  // namespace sluice::frontend

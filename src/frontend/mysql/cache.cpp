@@ -18,8 +18,12 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
            "binary\x1f")
         .append(*params);
   const router::Position* token = routing_.read_your_writes_token();
-  auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(),
-                                     cache_wait_limit(cfg_->general), token);
+  w().cache_tables_.clear();
+  for (auto& tbl : cand->tables) w().cache_tables_.push_back(cache::table_key(tbl));
+  SharedAsk shared{ctx_.shared_cache, pool_cfg_->cluster, w().cache_tables_};
+  auto found =
+      co_await cache_lookup(*ctx_.cache, key, pool_->name(), sock_.get_executor(), cache_wait_limit(cfg_->general),
+                            token, ctx_.shared_cache.on() ? &shared : nullptr);
   if (found.hit) {
     // Stored as sent after a command with sequence 0, so the ids already fit.
     error_code ec;
@@ -30,8 +34,6 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
   if (!found.fill) co_return 0;  // another client's fill is slow: ask the server, keep nothing
   w().fill_key_ = std::move(key);
   cache_ttl_ = cand->ttl;
-  w().cache_tables_.clear();
-  for (auto& tbl : cand->tables) w().cache_tables_.push_back(cache::table_key(tbl));
   w().fill_ticket_ = ctx_.cache->fill_ticket(w().cache_tables_, pool_cfg_->cluster);
   capture_limit_ = snap_->config->cache.max_entry_bytes;
   co_return 2;
@@ -48,8 +50,8 @@ void Session::finish_capture(bool relayed) {
   if (relayed && !server_lost_ && !w().last_.error && w().last_.warnings == 0 && !w().last_.local_infile &&
       !cmd_.in_transaction() && w().capture_.size() <= capture_limit_ && !w().capture_.empty()) {
     cache::Origin origin{routing_.split() && routing_.route.replica, std::move(w().route_position_)};
-    ctx_.cache->put_if_current(w().fill_key_, std::move(w().capture_), w().cache_tables_, cache_ttl_, w().fill_ticket_,
-                               origin, pool_->name());
+    keep_answer(*ctx_.cache, ctx_.shared_cache, w().fill_key_, std::move(w().capture_), w().cache_tables_, cache_ttl_,
+                w().fill_ticket_, origin, pool_->name(), pool_cfg_->cluster, sock_.get_executor());
   }
   w().capture_.clear();
   end_fill();

@@ -96,7 +96,11 @@ awaitable<bool> Session::try_cache_extended() {
 awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
   auto wait = cache_wait_limit(snap_->config->general);
   auto started = observe::Clock::now();
-  auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait, ryw_token());
+  w().cache_tables_.clear();
+  for (auto& t : cand.tables) w().cache_tables_.push_back(cache::table_key(t));
+  SharedAsk shared{ctx_.shared_cache, pool_cfg_->cluster, w().cache_tables_};
+  auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), client_.get_executor(), wait, ryw_token(),
+                                     ctx_.shared_cache.on() ? &shared : nullptr);
   if (found.hit) {
     in_begin_ += consume;
     rule_memo_ = false;  // the statement was answered: judged and counted
@@ -114,8 +118,6 @@ awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate&
   if (!found.fill) co_return false;  // another client's fill is slow: ask the server, keep nothing
   w().fill_key_ = key;                   // this session fills it: end_fill when done, whatever happens
   capturing_ = true;
-  w().cache_tables_.clear();
-  for (auto& t : cand.tables) w().cache_tables_.push_back(cache::table_key(t));
   w().fill_ticket_ = ctx_.cache->fill_ticket(w().cache_tables_, pool_cfg_->cluster);
   w().capture_.clear();
   w().cache_key_ = std::move(key);
@@ -163,8 +165,8 @@ void Session::finish_capture() {
   // through Sluice to the tables it read.
   cache::Origin origin{routing_.route.replica, std::move(w().route_position_)};
   w().capture_.resize(w().capture_.size() - 6);  // ReadyForQuery is sent fresh on every hit
-  ctx_.cache->put_if_current(w().cache_key_, std::move(w().capture_), w().cache_tables_, cache_ttl_, w().fill_ticket_, origin,
-                             pool_->name());
+  keep_answer(*ctx_.cache, ctx_.shared_cache, w().cache_key_, std::move(w().capture_), w().cache_tables_, cache_ttl_,
+              w().fill_ticket_, origin, pool_->name(), pool_cfg_->cluster, client_.get_executor());
   w().capture_.clear();
 }
 
