@@ -10,8 +10,9 @@
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
 #        mysql_replica_kill mysql_replica_shutdown (sysbench oltp_read_only as the load)
 #        password_flood address_flood killed_mid_stream
-#        cache_staleness (two more Sluice instances, the cache on with invalidation = "stream":
-#        integration/staleness_check.py for STALENESS_SECONDS, default 60)
+#        cache_staleness (two more Sluice instances, the cache on with invalidation = "stream",
+#        sharing the sandbox's Redis, killed mid-run: integration/staleness_check.py for
+#        STALENESS_SECONDS, default 60)
 #        mysql_primary_failover primary_failover (last: they rebuild the sandbox's replicas)
 # Uses the sandbox from SLUICE_SANDBOX_SCRIPT (ports from the SLUICE_PG_* variables).
 set -euo pipefail
@@ -786,11 +787,14 @@ case_mysql_primary_failover() {
 
 # The result cache never stale beyond the documented lag: a writer bumping a version directly on
 # the primary and through Sluice, 32 readers over two instances that follow the change stream.
+# The two instances share the sandbox's Redis, which is killed a third of the way in and started
+# again at two thirds.
 case_cache_staleness() {
   local out ok=0
-  out="$(SLUICE_TEST_PORT_BASE=$((PORT + 10)) timeout $((${STALENESS_SECONDS:-60} + 120)) /usr/bin/python3 \
+  out="$(SLUICE_TEST_PORT_BASE=$((PORT + 10)) SLUICE_STALENESS_REDIS="127.0.0.1:${SLUICE_REDIS_PORT:-16379}" \
+    SLUICE_STALENESS_KILL_REDIS="$SANDBOX" timeout $((${STALENESS_SECONDS:-60} + 120)) /usr/bin/python3 \
     "$(dirname "$0")/staleness_check.py" "$BIN" "${STALENESS_SECONDS:-60}" 32 2>&1)" || ok=1
-  report $ok cache_staleness "$(grep -v '^\[doctest\]' <<<"$out" | tail -n 3)"
+  report $ok cache_staleness "$(grep -v '^\[doctest\]' <<<"$out" | tail -n 5)"
   common_checks cache_staleness
 }
 

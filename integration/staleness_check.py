@@ -8,12 +8,18 @@ t - BOUND, where BOUND is what the documentation allows: max_replica_lag (a repl
 serve reads) plus the stream's lag allowance. Prints the counts and a doctest-style summary line;
 exits 1 on any read older than that.
 
+With SLUICE_STALENESS_REDIS=host:port the instances share that Redis ([cache] shared); with
+SLUICE_STALENESS_KILL_REDIS=<integration/sandbox.sh> as well, the sandbox's Redis is killed
+(SIGKILL) a third of the way in and started again (empty) at two thirds, and the hit ratios and
+Redis hits of each phase are printed: the answers must stay as fresh, and caching go on locally.
+
 usage: staleness_check.py <sluice binary> [seconds] [readers]
 env: SLUICE_PG_HOST, SLUICE_PG_PRIMARY_PORT, SLUICE_PG_REPLICA_HOST, SLUICE_PG_REPLICA_PORT
 (default 127.0.0.1 and the sandbox's ports), SLUICE_TEST_PORT_BASE (the two instances' ports).
 """
 import bisect
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -31,6 +37,8 @@ BASE = int(os.environ.get("SLUICE_TEST_PORT_BASE", "26560"))
 MAX_REPLICA_LAG_S = 0.5
 STREAM_LAG_S = 1.0  # with the sandbox's synchronous_commit = off: up to wal_writer_delay, and more
 BOUND = MAX_REPLICA_LAG_S + STREAM_LAG_S
+REDIS = os.environ.get("SLUICE_STALENESS_REDIS", "")
+KILL_REDIS = os.environ.get("SLUICE_STALENESS_KILL_REDIS", "")
 
 
 def config(port):
@@ -65,7 +73,28 @@ pool_size = 8
 mode = "all"
 default_ttl = "600s"
 invalidation = "stream"
-"""
+""" + (f'shared = "{REDIS}"\n' if REDIS else "")
+
+
+def counters(ports):
+    """Per instance: (cache hits, cache misses, Redis hits, Redis lookups)."""
+    out = []
+    for port in ports:
+        with psycopg.connect(conninfo(port, "admin", "adminpw", "sluice"), autocommit=True) as adm:
+            row = adm.execute("SHOW CACHE").fetchone()
+            shared = adm.execute("SHOW CACHE_SHARED").fetchone() if REDIS else None
+            out.append((row[5], row[6], shared[3] if shared else 0, shared[2] if shared else 0))
+    return out
+
+
+def phase_line(name, before, after):
+    parts = []
+    for b, a in zip(before, after):
+        hits, misses = a[0] - b[0], a[1] - b[1]
+        ratio = hits / (hits + misses) if hits + misses else 0.0
+        parts.append(f"hit ratio {ratio:.3f}, {a[2] - b[2]} Redis hits of {a[3] - b[3]} lookups")
+        # (a lookup: a local miss that asked Redis; misses while Redis is left alone do not ask)
+    return f"{name}: " + "; ".join(parts)
 
 
 def conninfo(port, user="app", password="app", db="app", host="127.0.0.1"):
@@ -157,7 +186,23 @@ def main():
         threads += [threading.Thread(target=reader, args=(ports[i % 2],)) for i in range(readers)]
         for t in threads:
             t.start()
-        time.sleep(seconds)
+        phases = []
+        if KILL_REDIS:
+            third = seconds / 3
+            c0 = counters(ports)
+            time.sleep(third)
+            c1 = counters(ports)
+            pid = subprocess.run([KILL_REDIS, "pid", "redis"], capture_output=True, text=True).stdout.strip()
+            os.kill(int(pid), signal.SIGKILL)
+            time.sleep(third)
+            c2 = counters(ports)
+            subprocess.run([KILL_REDIS, "start-redis"], capture_output=True, check=True)
+            time.sleep(seconds - 2 * third)
+            c3 = counters(ports)
+            phases = [phase_line("Redis up", c0, c1), phase_line("Redis killed", c1, c2),
+                      phase_line("Redis back, empty", c2, c3)]
+        else:
+            time.sleep(seconds)
         stop.set()
         for t in threads:
             t.join(timeout=30)
@@ -166,10 +211,12 @@ def main():
             with psycopg.connect(conninfo(port, "admin", "adminpw", "sluice"), autocommit=True) as adm:
                 row = adm.execute("SHOW CACHE").fetchone()
                 hits.append((row[5], row[6]))
-        print(f"{seconds:.0f} s, {readers} readers over two instances, one writer (a third of its writes "
+        print(f"{seconds:.0f} s, {readers} readers over two instances{' sharing Redis' if REDIS else ''}, one writer (a third of its writes "
               f"directly on the primary): {stats['writes']} writes, {stats['reads']} reads, "
               f"{stats['stale']} older than the writer's last acknowledged commit {BOUND:.1f} s before the read; "
               f"oldest answer {stats['worst_s'] * 1000:.0f} ms behind; cache hits/misses per instance {hits}")
+        for line in phases:
+            print(line)
         for e in errors[:5]:
             print("error:", e)
         ok = stats["stale"] == 0 and not errors and stats["reads"] > 0 and all(h > 0 for h, _ in hits)
