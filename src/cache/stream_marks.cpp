@@ -18,8 +18,8 @@ void StreamMarks::stop(const std::string& cluster, const std::string& follower) 
   c.followers[follower] = replication::Position{};
 }
 
-void StreamMarks::commit(const std::string& cluster, const std::string& follower,
-                         const std::vector<std::string>& tables, bool all, const replication::Position& at) {
+void StreamMarks::commit(const std::string& cluster, const std::vector<std::string>& tables, bool all,
+                         const replication::Position& at) {
   std::lock_guard lock(mu_);
   auto& c = clusters_[cluster];
   if (all) {
@@ -31,16 +31,15 @@ void StreamMarks::commit(const std::string& cluster, const std::string& follower
     }
     for (auto& t : tables) c.tables[t].merge(at);
   }
-  // A commit whose position is unknown (a binlog group without a GTID) is marked where no
-  // answer reaches, but says nothing of how far the follower has read.
-  if (!at.covers(replication::Position::unreachable())) c.followers[follower].merge(at);
 }
 
 void StreamMarks::read_to(const std::string& cluster, const std::string& follower, const replication::Position& at) {
   std::lock_guard lock(mu_);
   auto& c = clusters_[cluster];
   auto it = c.followers.find(follower);
-  if (it != c.followers.end() && !it->second.empty()) it->second.merge(at);
+  // A commit whose position is unknown (a binlog group without a GTID) is marked where no
+  // answer reaches, but says nothing of how far the follower has read.
+  if (it != c.followers.end() && !it->second.empty() && !at.marker()) it->second.merge(at);
 }
 
 replication::Position StreamMarks::read_position(const std::string& cluster) const {

@@ -26,10 +26,13 @@ class StreamMarks {
   void start(const std::string& cluster, const std::string& follower, const replication::Position& at);
   // It stopped or lost its stream: until it starts again, the cluster has no read position.
   void stop(const std::string& cluster, const std::string& follower);
-  // A commit at `at` to `tables` (table_key names; every table when `all`); it has read to `at`.
-  void commit(const std::string& cluster, const std::string& follower, const std::vector<std::string>& tables, bool all,
+  // A commit at `at` to `tables` (table_key names; every table when `all`): marked before the
+  // cache drops their entries (an entry from another instance is judged by these marks).
+  void commit(const std::string& cluster, const std::vector<std::string>& tables, bool all,
               const replication::Position& at);
-  // It has read everything up to `at` (a keepalive with no transaction half read).
+  // It has read, and applied to the cache, everything up to `at` (after a commit's entries
+  // were dropped, or a keepalive with no transaction half read): an entry still in the cache
+  // then has every write to its tables up to the read position.
   void read_to(const std::string& cluster, const std::string& follower, const replication::Position& at);
   // Every commit all of the cluster's followers have read is at or before this (per domain, the
   // least of theirs); empty when a follower has not started or none is known.

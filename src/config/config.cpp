@@ -197,6 +197,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       s.choice("routing", c.routing, {{"read_write_split", Routing::ReadWriteSplit}, {"primary_only", Routing::PrimaryOnly}});
       s.choice("consistency", c.consistency,
                {{"read_your_writes", Consistency::ReadYourWrites}, {"eventual", Consistency::Eventual}});
+      s.boolean("read_your_writes_from_login", c.read_your_writes_from_login);
       s.duration("max_replica_lag", c.max_replica_lag);
       s.choice("balance", c.balance,
                {{"least_outstanding", Balance::LeastOutstanding}, {"round_robin", Balance::RoundRobin},

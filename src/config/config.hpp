@@ -168,6 +168,10 @@ struct Cluster {
   std::vector<std::uint32_t> weights;  // per member: primary first, then replicas (default 1)
   Routing routing = Routing::ReadWriteSplit;
   Consistency consistency = Consistency::ReadYourWrites;
+  // read_your_writes for writes made before this client connected, through another Sluice
+  // instance or directly: a new client's token is the primary's position when its first
+  // statement leases the primary (that statement goes there).
+  bool read_your_writes_from_login = false;
   Duration max_replica_lag{10'000};
   Balance balance = Balance::LeastOutstanding;
   Duration health_check_period{500};

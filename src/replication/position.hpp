@@ -25,6 +25,12 @@ struct Position {
   std::string text() const;
   // A token no replica covers: after a write whose position is unknown, reads stay on the primary.
   static Position unreachable() { return Position{{{0xFFFFFFFFu, ~std::uint64_t(0)}}}; }
+  // A new client's token before the primary's position at its login is known
+  // (read_your_writes_from_login): no replica covers it either; the first lease on the primary
+  // replaces it.
+  static Position login_pending() { return Position{{{0xFFFFFFFEu, ~std::uint64_t(0)}}}; }
+  // Either of those: a marker, not a position a server reported.
+  bool marker() const { return *this == unreachable() || *this == login_pending(); }
 };
 
 // "16/B374D848" -> position; nullopt when malformed.

@@ -203,7 +203,7 @@ ClusterRuntime::Decision ClusterRuntime::route(bool read, const Position& token,
     int r = pick_read(ryw ? token : none, pref);
     // No replica is known to have the client's last write: ask one that may have caught up
     // since the last check, unless the write's position is unknown (no replica can show it).
-    if (ryw && !token.empty() && token != Position::unreachable() && (r < 0 || r == primary) && may_verify) {
+    if (ryw && !token.empty() && !token.marker() && (r < 0 || r == primary) && may_verify) {
       int any = pick_read(none, pref);  // a healthy replica that may have caught up since the last check
       if (any >= 0 && any != primary) {
         r = any;
@@ -352,6 +352,14 @@ awaitable<std::optional<Position>> fetch_pg_lsn(pool::ServerConn& conn) {
   co_return parse_pg_lsn((*row)[0]);
 }
 
+awaitable<std::optional<Position>> fetch_primary_position(pool::ServerConn& conn, config::Protocol proto) {
+  if (proto == config::Protocol::Postgres) co_return co_await fetch_pg_lsn(conn);
+  std::optional<Position> none;
+  auto row = co_await my_row(conn, "SELECT @@gtid_binlog_pos");
+  if (!row || row->empty()) co_return none;
+  co_return parse_gtid_pos((*row)[0]);
+}
+
 awaitable<std::optional<Position>> fetch_replica_position(pool::ServerConn& conn, config::Protocol proto) {
   std::optional<Position> none;
   if (proto == config::Protocol::Postgres) {
@@ -379,13 +387,14 @@ Position ClusterRuntime::applied(int member, bool primary, const Position& token
   Position p;
   if (member >= 0 && static_cast<std::size_t>(member) < v->members.size())
     p = v->members[static_cast<std::size_t>(member)].position;
-  if (primary && token != Position::unreachable()) p.merge(token);
+  if (primary && !token.marker()) p.merge(token);
   return p;
 }
 
 bool same_cluster(const config::Cluster& a, const config::Cluster& b) {
   return a.protocol == b.protocol && a.primary == b.primary && a.replicas == b.replicas && a.weights == b.weights &&
-         a.routing == b.routing && a.consistency == b.consistency && a.max_replica_lag == b.max_replica_lag &&
+         a.routing == b.routing && a.consistency == b.consistency &&
+         a.read_your_writes_from_login == b.read_your_writes_from_login && a.max_replica_lag == b.max_replica_lag &&
          a.balance == b.balance && a.health_check_period == b.health_check_period &&
          a.reads_on_primary == b.reads_on_primary && a.write_functions == b.write_functions &&
          a.health_user == b.health_user && a.rise == b.rise && a.server_tls == b.server_tls &&

@@ -144,6 +144,9 @@ class ClusterRuntime : public std::enable_shared_from_this<ClusterRuntime> {
 // The primary's current WAL position, read on a connection Sluice holds (read-your-writes token
 // after a write); nullopt on error.
 boost::asio::awaitable<std::optional<Position>> fetch_pg_lsn(pool::ServerConn& conn);
+// Everything the primary has committed (PostgreSQL: the WAL insert position; MariaDB:
+// @@gtid_binlog_pos), read on a connection a session holds (a login's read-your-writes token).
+boost::asio::awaitable<std::optional<Position>> fetch_primary_position(pool::ServerConn& conn, config::Protocol proto);
 // A replica's replayed position, read on a connection a session holds (the on-demand check).
 boost::asio::awaitable<std::optional<Position>> fetch_replica_position(pool::ServerConn& conn, config::Protocol proto);
 

@@ -39,15 +39,15 @@ void ChangeStreams::Follower::apply(const std::vector<std::string>& changed, boo
     if (auto it = dependents.find(tables[i]); it != dependents.end())
       for (auto& v : it->second)
         if (std::find(tables.begin(), tables.end(), v) == tables.end()) tables.push_back(v);
-  if (!all && tables.empty()) store->stream_marks().read_to(cluster, database, at);
   if (all || !tables.empty()) {
     store->write_marks().begin(cluster, tables, all, marks_horizon());
     store->write_marks().settle(cluster, tables, all, at, marks_horizon());
-    store->stream_marks().commit(cluster, database, tables, all, at);
+    store->stream_marks().commit(cluster, tables, all, at);
     if (all) store->invalidate_all();
     else
       for (auto& t : tables) store->invalidate_table(t);
   }
+  store->stream_marks().read_to(cluster, database, at);  // after the drops
   std::lock_guard lock(mu);
   ++st.commits;
   st.tables_invalidated += tables.size();

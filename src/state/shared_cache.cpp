@@ -115,7 +115,9 @@ asio::awaitable<std::shared_ptr<const std::string>> SharedCache::fetch(
     co_return nullptr;
   }
   cache::Origin origin{entry->replica, entry->data};
-  if (token && !origin.serves(*token)) {  // older than this client's own write
+  // Older than this client's own write, which the streams have not applied yet (once they have,
+  // the marks above cover it).
+  if (token && !origin.serves(*token) && !store.stream_marks().read_position(cluster).covers(*token)) {
     stale_.fetch_add(1, std::memory_order_relaxed);
     co_return nullptr;
   }

@@ -107,6 +107,25 @@ TEST_CASE("reads: healthy replicas that cover the client's token, within max_rep
   CHECK(c->pick_read({}) == 0);
 }
 
+TEST_CASE("a token that is a marker (unknown write, login not yet read) sends reads to the primary, unverified") {
+  auto c = make_cluster(config::Balance::RoundRobin, config::ReadsOnPrimary::Fallback);
+  c->set_view(scene(*parse_pg_lsn("0/500"), *parse_pg_lsn("0/500")));
+  for (const auto& token : {Position::unreachable(), Position::login_pending()}) {
+    CHECK(token.marker());
+    auto d = c->route(true, token, true, {});
+    CHECK(d.member == 0);
+    CHECK_FALSE(d.replica);
+    CHECK_FALSE(d.verify);
+    // An answer from the primary is stamped with the member's position, not the marker.
+    CHECK(c->applied(0, true, token) == *parse_pg_lsn("0/500"));
+  }
+  CHECK_FALSE(parse_pg_lsn("0/500")->marker());
+  // A real token nobody is known to cover: one replica is asked (verify).
+  auto d = c->route(true, *parse_pg_lsn("0/600"), true, {});
+  CHECK(d.verify);
+  CHECK(d.replica);
+}
+
 TEST_CASE("reads_on_primary and weights") {
   auto never = make_cluster(config::Balance::RoundRobin, config::ReadsOnPrimary::Never);
   never->set_view(scene(*parse_pg_lsn("0/1"), *parse_pg_lsn("0/1")));

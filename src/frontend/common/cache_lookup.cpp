@@ -23,9 +23,13 @@ asio::awaitable<bool> from_shared(CacheLookup& r, cache::Store& store, const std
 }  // namespace
 
 asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::string key, std::string scope,
-                                          asio::any_io_executor ex, config::Duration max_wait,
-                                          const replication::Position* token, const SharedAsk* shared) {
+                                          const std::string& cluster, asio::any_io_executor ex,
+                                          config::Duration max_wait, const replication::Position* token,
+                                          const SharedAsk* shared) {
   CacheLookup r;
+  // The client wrote (or logged in with read_your_writes_from_login): once the streams have
+  // applied its position, any entry still kept is at least that new for its tables.
+  if (token && !token->empty() && store.stream_marks().read_position(cluster).covers(*token)) token = nullptr;
   r.hit = store.get(key, cache::Clock::now(), scope, token);
   if (r.hit) co_return r;
   if (store.begin_fill(key)) {

@@ -31,11 +31,13 @@ struct SharedAsk {
 
 // Neither a hit nor `fill` means another client's fill did not finish within `max_wait`: ask the
 // server without caching the answer. `token` (may be null): the client's read-your-writes token;
-// a replica's answer older than it is not served to it. `shared` (may be null): ask the shared
-// store before the caller fills.
+// an answer older than it is not served to it, unless the change streams of `cluster` have
+// read and applied it (then every entry left in the cache has it). `shared` (may be null): ask
+// the shared store before the caller fills.
 boost::asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::string key, std::string scope,
-                                                 boost::asio::any_io_executor ex, config::Duration max_wait,
-                                                 const replication::Position* token, const SharedAsk* shared = nullptr);
+                                                 const std::string& cluster, boost::asio::any_io_executor ex,
+                                                 config::Duration max_wait, const replication::Position* token,
+                                                 const SharedAsk* shared = nullptr);
 
 // Keeps a fill's answer (Store::put_if_current) and, when kept and the shared store is on,
 // offers it there with the position its data is at least as new as.

@@ -29,6 +29,10 @@ void ClientRouting::bind(const config::Config& cfg, const config::Pool& pc, cons
   }
 }
 
+void ClientRouting::begin_session() {
+  if (read_your_writes() && cluster_->config().read_your_writes_from_login) token = router::Position::login_pending();
+}
+
 std::shared_ptr<pool::Pool> ClientRouting::pool(int member) {
   auto& p = pools_[static_cast<std::size_t>(member)];
   if (!p) p = make_(cluster_->view()->members[static_cast<std::size_t>(member)].endpoint);
@@ -55,6 +59,12 @@ boost::asio::awaitable<pool::LeaseResult> ClientRouting::lease(std::shared_ptr<p
   ex_ = &ex;
   wait_ = wait;
   auto r = co_await lease_on_route(std::move(conn), route, token, *this, verify_failed_at_);
+  if (r.conn && !route.replica && token == router::Position::login_pending()) [[unlikely]] {
+    // Everything committed before this client's first statement: writes it made before it
+    // connected included. Unknown: its reads stay on the primary.
+    auto p = co_await router::fetch_primary_position(*r.conn, protocol);
+    token = p && !p->empty() ? *p : router::Position::unreachable();
+  }
   ex_ = nullptr;
   route.verify = false;
   co_return r;

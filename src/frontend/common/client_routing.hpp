@@ -32,6 +32,12 @@ class ClientRouting final : public LeaseHooks {
             std::shared_ptr<pool::Pool> primary, const router::Router& router, PoolMaker make,
             std::string_view address = {});
 
+  // A new client (not a reload, not a wake): with read_your_writes_from_login, its token waits
+  // for the primary's position (Position::login_pending).
+  void begin_session();
+  // Still waiting for that position: the next lease must go through lease() (not a pool's fast
+  // path), which reads it on the primary.
+  bool login_pending() const { return token == router::Position::login_pending(); }
   bool split() const { return split_; }
   // The cluster's write_functions, split or not: a statement calling one is neither a read for
   // routing nor cacheable, and it may write any table.

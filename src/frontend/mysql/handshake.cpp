@@ -322,6 +322,7 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
   }
   mode_ = pc->mode;
   bind_pool(ctx_.splits.place(*pc, split_));
+  routing_.begin_session();
   schema_ = db;
   if (pc->database != "*" && !pc->server_database.empty() && db == pc->database) schema_ = pc->server_database;
   if (schema_.empty() || pool_->schema_known(schema_)) co_return true;

@@ -250,6 +250,8 @@ void Session::prepare_attach() {
   else relay_->begin_request(journal_on_);
   retrying_ = false;
   info_->request_time_us.store(observe::coarse_epoch_us(), std::memory_order_relaxed);
+  if (routing_.split() && routing_.login_pending()) [[unlikely]]
+    return;  // attach_rest() leases through the routing, which reads the login's position
   server_ = pool_->try_lease_local(client_.get_executor());
 }
 

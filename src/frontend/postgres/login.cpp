@@ -246,6 +246,7 @@ awaitable<bool> Session::login() {
   mode_ = pc->mode;
   relay_->set_pooled(mode_ != config::PoolMode::Session);
   bind_pool(cfg, ctx_.splits.place(*pc, split_));
+  routing_.begin_session();
 
   auto params = pool_->server_params();
   if (!params) {

@@ -497,7 +497,7 @@ awaitable<bool> Session::serve() {
         co_await wait_while_paused();
       prepare_attach();
       if (!attach_ready()) {
-        if (!server_ && !routing_.route.replica && !routing_.route.verify) {
+        if (!server_ && !routing_.route.replica && !routing_.route.verify && !routing_.login_pending()) {
           // attach_rest()'s common case in this frame (one coroutine frame less per wait):
           // wait in line for the pool; parameters to apply go on to attach_rest().
           auto wait_start = observe::Clock::now();
