@@ -21,9 +21,9 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
   w().cache_tables_.clear();
   for (auto& tbl : cand->tables) w().cache_tables_.push_back(cache::table_key(tbl));
   SharedAsk shared{ctx_.shared_cache, pool_cfg_->cluster, w().cache_tables_};
-  auto found =
-      co_await cache_lookup(*ctx_.cache, key, pool_->name(), pool_cfg_->cluster, sock_.get_executor(),
-                            cache_wait_limit(cfg_->general), token, ctx_.shared_cache.on() ? &shared : nullptr);
+  const SharedAsk* ask = ctx_.shared_cache.on() ? &shared : nullptr;  // (GCC 12: no ?: inside co_await)
+  auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), pool_cfg_->cluster, sock_.get_executor(),
+                                     cache_wait_limit(cfg_->general), token, ask);
   if (found.hit) {
     // Stored as sent after a command with sequence 0, so the ids already fit.
     error_code ec;

@@ -99,8 +99,9 @@ awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate&
   w().cache_tables_.clear();
   for (auto& t : cand.tables) w().cache_tables_.push_back(cache::table_key(t));
   SharedAsk shared{ctx_.shared_cache, pool_cfg_->cluster, w().cache_tables_};
+  const SharedAsk* ask = ctx_.shared_cache.on() ? &shared : nullptr;  // (GCC 12: no ?: inside co_await)
   auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), pool_cfg_->cluster, client_.get_executor(), wait,
-                                     ryw_token(), ctx_.shared_cache.on() ? &shared : nullptr);
+                                     ryw_token(), ask);
   if (found.hit) {
     in_begin_ += consume;
     rule_memo_ = false;  // the statement was answered: judged and counted
