@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${1:?usage: fuzz.sh BUILD_DIR [SECONDS]}"
 SECONDS_PER_TARGET="${2:-${FUZZ_SECONDS:-20}}"
 status=0
-for name in fuzz_pg fuzz_mysql fuzz_sql fuzz_config fuzz_front_door; do
+for name in fuzz_pg fuzz_mysql fuzz_sql fuzz_config fuzz_front_door fuzz_shared_store; do
   bin="$BUILD/tests/fuzz/$name"
   [ -x "$bin" ] || { echo "$name: not built ($bin)"; status=1; continue; }
   seeds="$ROOT/tests/fuzz/corpus/${name#fuzz_}"
