@@ -125,7 +125,10 @@ awaitable<bool> Session::attach() {
   if ((ruled_ || on_rule_cluster_) && !cmd_.in_transaction()) [[unlikely]]
     route_to_rule_cluster();
   auto ex = sock_.get_executor();
-  auto conn = pool_->try_lease_local(ex);
+  std::shared_ptr<pool::ServerConn> conn;
+  // While a login's token waits for the primary's position, the lease goes through the routing
+  // (which reads it there), not the pool's fast path.
+  if (!routing_.split() || !routing_.login_pending()) conn = pool_->try_lease_local(ex);
   std::optional<observe::Clock::time_point> wait_start;
   if (!conn) {
     wait_start = observe::Clock::now();
