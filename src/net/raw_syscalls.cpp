@@ -1,0 +1,21 @@
+// libc's recv() and epoll_wait() are cancellation points: each call switches asynchronous thread
+// cancellation on and off around its system call (about 35 instructions a call), and Asio's
+// reactor makes two of each per proxied transaction. Sluice never cancels a thread. Its
+// executables link with --wrap=recv and --wrap=epoll_wait (CMakeLists.txt, on sluice_core), so
+// the calls in Sluice's own code (Asio is compiled into it) come here and make the system call
+// directly, as net::send_raw does for sends; shared libraries keep libc's.
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <csignal>
+
+extern "C" ssize_t __wrap_recv(int fd, void* buf, size_t n, int flags) {
+  return ::syscall(SYS_recvfrom, fd, buf, n, flags, nullptr, nullptr);
+}
+
+extern "C" int __wrap_epoll_wait(int epfd, struct epoll_event* events, int max_events, int timeout) {
+  // epoll_pwait with no signal mask is epoll_wait (and the only one some architectures have).
+  return static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max_events, timeout, nullptr, _NSIG / 8));
+}
