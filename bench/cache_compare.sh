@@ -78,12 +78,7 @@ done
 export PGPASSWORD=app
 pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
 # The replica has replayed the tables before anything is measured.
-lsn="$(psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app -c 'select pg_current_wal_lsn()')"
-for _ in $(seq 1 600); do
-  [ "$(psql -X -At -h 127.0.0.1 -p "$PG_REPLICA_PORT" -U postgres -d app \
-        -c "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
-  sleep 0.1
-done
+wait_pg_replica
 cat >"$WORK/branch_total.sql" <<'SQL'
 \set bid random(1, 10)
 SELECT sum(abalance), count(*) FROM pgbench_accounts WHERE bid = :bid;

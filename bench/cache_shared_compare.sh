@@ -66,12 +66,7 @@ admin() { PGPASSWORD=admin psql -X -At -F ' ' -h 127.0.0.1 -p "$1" -U admin slui
 
 export PGPASSWORD=app
 pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
-lsn="$(psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app -c 'select pg_current_wal_lsn()')"
-for _ in $(seq 1 600); do
-  [ "$(psql -X -At -h 127.0.0.1 -p "$PG_REPLICA_PORT" -U postgres -d app \
-        -c "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
-  sleep 0.1
-done
+wait_pg_replica
 redis_pid="$("$ROOT/integration/sandbox.sh" pid redis)"
 cat >"$WORK/point.sql" <<SQL
 \\set aid random(1, $KEYS)

@@ -35,6 +35,17 @@ sys.stdout.flush()
 print("rusage %d %d %d %d" % (ru.ru_utime * 1e6, ru.ru_stime * 1e6, ru.ru_nvcsw, ru.ru_nivcsw))
 sys.exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else 0)' "$@"
 }
+# Waits (up to a minute) until the sandbox's PostgreSQL replica ($PG_REPLICA_PORT) has replayed
+# everything the primary ($PG_PORT) has written so far.
+wait_pg_replica() {
+  local lsn
+  lsn="$(psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d app -c 'select pg_current_wal_lsn()')"
+  for _ in $(seq 1 600); do
+    [ "$(psql -X -At -h 127.0.0.1 -p "$PG_REPLICA_PORT" -U postgres -d app \
+          -c "select pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && return 0
+    sleep 0.1
+  done
+}
 # Median of the whitespace-separated numbers on stdin ("-" when there are none).
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 
