@@ -430,12 +430,11 @@ TEST_CASE("MySQL: rules route, deny, rewrite, cache; program_name; prepared stat
   CHECK(m.scalar("CREATE TABLE rules_plain (id int primary key, v int)") == "");
   CHECK(m.scalar("INSERT INTO rules_cached VALUES (1, 1)") == "");
   CHECK(m.scalar("INSERT INTO rules_plain VALUES (1, 1)") == "");
-  // Read by a client that has written nothing, until it is a hit: m's reads need answers at
-  // least as new as its last write (by position, whatever the table), and a replica's answer
-  // is kept only once it covers the writes through Sluice. The test once read with m and took
-  // "1" for cached when it was not (then, after the direct write, m read 2): some of m's writes
-  // above change nothing, MariaDB reports no GTID for those, and their marks stood where no
-  // replica reached for max_replica_lag (10 s). Sluice now reads @@gtid_binlog_pos for them.
+  // Read by a client that has written nothing, until it is a hit. (m's reads need answers at
+  // least as new as its last write, by position whatever the table, and a replica's answer is
+  // kept only once it covers the writes through Sluice: a write above whose position the server
+  // did not report marks every table until max_replica_lag, 10 s here, has passed. The test
+  // once read with m and took "1" for cached when it was not: after the direct write, 2.)
   MyConn reader(s.my_port());
   REQUIRE(reader.ok);
   CHECK(eventually(
