@@ -387,27 +387,3 @@ TEST_CASE("read_your_writes_from_login: a write through one instance is read bac
   CHECK(setup.exec("DROP TABLE ryw_login"));
   CHECK(my_setup.scalar("DROP TABLE ryw_login") == "");
 }
-
-// MariaDB reports no GTID for a write that changed nothing; Sluice reads @@gtid_binlog_pos then,
-// so the client's reads (and the cache's marks) settle at a position replicas reach, instead of
-// staying on the primary until its next write that changes a row.
-TEST_CASE("MariaDB: after a write that changed nothing, the client's reads go back to the replica") {
-  MyConn setup(my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
-  REQUIRE(setup.scalar("CREATE TABLE IF NOT EXISTS ryw_noop (id INT PRIMARY KEY, v INT)") == "");
-  REQUIRE(setup.scalar("REPLACE INTO ryw_noop VALUES (1, 1)") == "");
-  MyConn replica(my_replica_port(), "root", "", nullptr, CLIENT_MULTI_STATEMENTS);
-  REQUIRE(replica.ok);
-  std::string replica_id = replica.scalar("SELECT @@server_id");
-  CHECK(eventually([&] { return replica.scalar("SELECT v FROM app.ryw_noop WHERE id = 1") == "1"; }));
-  SluiceProcess s(clusters("read_your_writes"));
-  MyConn c(s.my_port(), "app", "app", "app", CLIENT_MULTI_STATEMENTS);
-  REQUIRE(c.ok);
-  REQUIRE(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }));
-  for (const char* noop : {"UPDATE ryw_noop SET v = 1 WHERE id = 1", "DELETE FROM ryw_noop WHERE id = 99",
-                           "CREATE TABLE IF NOT EXISTS ryw_noop (id INT PRIMARY KEY, v INT)"}) {
-    CAPTURE(noop);
-    REQUIRE(c.scalar(noop) == "");
-    CHECK(eventually([&] { return c.scalar("SELECT @@server_id") == replica_id; }, 3000));
-  }
-  CHECK(setup.scalar("DROP TABLE ryw_noop") == "");
-}

@@ -61,20 +61,6 @@ void Session::after_statement(sql::StatementKind kind, bool was_read) {
   else routing_.token = router::Position::unreachable();
 }
 
-awaitable<void> Session::settle_unreported_write(sql::StatementKind kind, bool was_read) {
-  using K = sql::StatementKind;
-  if (gtid_seen_ || !routing_.split() || !server_ || server_lost_ || w().last_.error) co_return;
-  bool write_done = kind == K::Write && !was_read && !cmd_.in_transaction();
-  if (!write_done && !(kind == K::Commit && pending_write_)) co_return;
-  // MariaDB reports no GTID for a write that changed nothing (an UPDATE that matched no row or
-  // set the same values, CREATE TABLE IF NOT EXISTS of one that exists): nothing reached the
-  // binlog, and everything that did is in @@gtid_binlog_pos.
-  auto pos = co_await router::fetch_primary_position(*server_, config::Protocol::Mysql);
-  if (!pos || pos->empty()) co_return;  // unknown: after_statement keeps its reads on the primary
-  routing_.token = *pos;
-  gtid_seen_ = true;
-}
-
 awaitable<pool::LeaseResult> Session::lease_for_attach(std::shared_ptr<pool::ServerConn> conn) {
   auto ex = sock_.get_executor();
   // On a cluster a rule sent the command to: that pool's line; else the route's, with fallback.

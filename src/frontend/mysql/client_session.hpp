@@ -301,10 +301,6 @@ class Session final : public TendedSession {
   // commit; without one (a server that does not report it), a sentinel no replica covers, so the
   // client's reads stay on the primary. Writes inside a transaction count at its COMMIT.
   void after_statement(sql::StatementKind kind, bool was_read);
-  // A write (or the COMMIT of one) the server reported no GTID for: it changed nothing, or its
-  // position went unreported. Reads @@gtid_binlog_pos on the same connection, so the token and
-  // the cache's marks settle at a real position rather than one no replica reaches.
-  boost::asio::awaitable<void> settle_unreported_write(sql::StatementKind kind, bool was_read);
 
   void choose_route();
 

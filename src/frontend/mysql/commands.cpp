@@ -340,7 +340,6 @@ awaitable<bool> Session::com_query() {
     offer_mirror(capture, relayed);
   if (capture && capture == &w().capture_) finish_capture(relayed);
   if (!relayed) co_return false;
-  co_await settle_unreported_write(cls_kind, was_read);
   if (ctx_.cache_enabled())
     note_for_invalidation(cls_kind, classified.cls && classified.cls->opaque_write,
                           classified.cls && classified.cls->writes ? &w().analysis_.tables() : nullptr);

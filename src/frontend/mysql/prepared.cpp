@@ -227,7 +227,6 @@ awaitable<bool> Session::com_execute() {
   bool was_read = routing_.split() && stmt_ref.read;
   if (capture) finish_capture(relayed);
   if (!relayed) co_return false;
-  co_await settle_unreported_write(stmt_ref.kind, was_read);
   after_statement(stmt_ref.kind, was_read);
   if (ctx_.cache_enabled())
     note_for_invalidation(stmt_ref.kind, stmt_ref.opaque_write,
