@@ -279,6 +279,8 @@ async function main() {
   } catch (e) { console.log(e); failed++; }
   proc.kill('SIGTERM');
   if (failed) process.stderr.write(fs.readFileSync(path.join(dir, 'sluice.log'), 'utf8').slice(-4000));
+  fs.closeSync(log);
+  fs.rmSync(dir, { recursive: true, force: true });  // (its log, when it matters, is printed above)
   console.log(`[doctest] test cases: ${String(passed + failed).padStart(5)} | ${String(passed).padStart(5)} passed | ${String(failed).padStart(5)} failed | 0 skipped`);
   process.exit(failed ? 1 : 0);
 }
