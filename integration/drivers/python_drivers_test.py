@@ -11,6 +11,7 @@ usage: python_drivers_test.py <sluice binary>   (env: SLUICE_TEST_PORT_BASE, SLU
 SLUICE_MY_PRIMARY_PORT); prints a doctest-style summary line.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -638,6 +639,7 @@ def main():
     passed += p
     failed += f
     print(f"[doctest] test cases: {passed + failed:5d} | {passed:5d} passed | {failed:5d} failed | 0 skipped", flush=True)
+    shutil.rmtree(work, ignore_errors=True)  # (the logs, when they matter, were printed)
     os._exit(1 if failed else 0)  # threads of timed-out scenarios may still hang
 
 
