@@ -64,6 +64,10 @@ boost::asio::awaitable<pool::LeaseResult> ClientRouting::lease(std::shared_ptr<p
     // connected included. Unknown: its reads stay on the primary.
     auto p = co_await router::fetch_primary_position(*r.conn, protocol);
     token = p && !p->empty() ? *p : router::Position::unreachable();
+    if (!p) {  // the connection failed under the query, or answered it oddly: not kept
+      release(route.member, std::move(r.conn), false);
+      r = co_await lease(route.member);
+    }
   }
   ex_ = nullptr;
   route.verify = false;
