@@ -462,6 +462,24 @@ long shared_total(const SluiceProcess& s, const std::string& column) {
   return v;
 }
 
+// Bounded: a statement A fills (and stores in Redis) is, read next through B, a Redis hit; each
+// try a new text over `table` (column v, row id 1).
+template <typename ReadA, typename ReadB>
+bool shared_between(const SluiceProcess& a, const SluiceProcess& b, ReadA read_a, ReadB read_b,
+                    const std::string& table) {
+  int n = 0;
+  return eventually(
+      [&] {
+        std::string sql = "SELECT v + " + std::to_string(++n) + " FROM " + table + " WHERE id = 1";
+        long sets = shared_total(a, "sets"), hits = shared_total(b, "hits");
+        read_a(sql);
+        if (!eventually([&] { return shared_total(a, "sets") > sets; }, 1000)) return false;
+        read_b(sql);
+        return shared_total(b, "hits") > hits;
+      },
+      10000);
+}
+
 std::string sandbox(const std::string& command) {
   std::string script = env_or("SLUICE_SANDBOX_SCRIPT", "");
   REQUIRE_FALSE(script.empty());
@@ -487,9 +505,12 @@ TEST_CASE("shared store: a fill in one instance is a hit in another, unless a wr
   SluiceProcess b(short_horizon(config("stream") + shared_line()), kGeneral);
   REQUIRE(stream_up(a));
   REQUIRE(stream_up(b));
-  // The replica's position as the health checks see it passes both streams' start.
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
   Conn ca(a.conninfo()), cb(b.conninfo());
+  // Until the replica's position as A's health checks see it passes B's stream start, A's fills
+  // are older than anything B can judge: wait until a throwaway statement goes through.
+  REQUIRE(shared_between(
+      a, b, [&](const std::string& sql) { return ca.scalar(sql); },
+      [&](const std::string& sql) { return cb.scalar(sql); }, "sh_items"));
   const std::string q = "SELECT v FROM sh_items WHERE id = 1";
   REQUIRE(cached(a, ca, q, "10"));
   REQUIRE(eventually([&] { return shared_total(a, "sets") >= 1; }, 3000));
@@ -584,10 +605,12 @@ TEST_CASE("shared store, MariaDB: a fill in one instance is a hit in another unt
   SluiceProcess b(short_horizon(my_config(shared_line())), kGeneral);
   REQUIRE(
       eventually([&] { return stream_column(a, "up", "mys") == "t" && stream_column(b, "up", "mys") == "t"; }, 10000));
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
   MyConn ca(a.my_port()), cb(b.my_port());
   REQUIRE(ca.ok);
   REQUIRE(cb.ok);
+  REQUIRE(shared_between(
+      a, b, [&](const std::string& sql) { return ca.scalar(sql); },
+      [&](const std::string& sql) { return cb.scalar(sql); }, "sh_my"));
   const std::string q = "SELECT v FROM sh_my WHERE id = 1";
   REQUIRE(my_cached(a, ca, q, "1"));
   REQUIRE(eventually([&] { return shared_total(a, "sets") >= 1; }, 3000));
