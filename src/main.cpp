@@ -6,6 +6,7 @@
 #include "sluice/version.hpp"
 #include "src/app/allocator_env.hpp"
 #include "src/app/application.hpp"
+#include "src/app/passwd.hpp"
 #include "src/config/config.hpp"
 #include "src/observe/sanitizer_defaults.hpp"
 #include "src/state/snapshot.hpp"
@@ -17,7 +18,8 @@ namespace {
 void usage() {
   std::cout << "usage: sluice -c FILE          run with configuration FILE\n"
                "       sluice --check -c FILE  validate FILE and exit (0 = valid)\n"
-               "       sluice --version        print the version\n";
+               "       sluice --version        print the version\n"
+               "       sluice passwd USER      print the stored forms of a password, for sluice.toml\n";
 }
 
 }  // namespace
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
   // A peer that closed its end must not kill the process: OpenSSL writes TLS records to the
   // socket itself with write(), which raises SIGPIPE (Asio's own sends use MSG_NOSIGNAL).
   std::signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && std::string_view(argv[1]) == "passwd") return app::passwd_main(argc - 1, argv + 1);
   std::string path;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

@@ -5,7 +5,7 @@
 
 namespace sluice::resp {
 
-void encode(std::string& out, std::initializer_list<std::string_view> args) {
+void encode(std::string& out, std::span<const std::string_view> args) {
   out += '*';
   out += std::to_string(args.size());
   out += "\r\n";

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,7 +15,10 @@
 namespace sluice::resp {
 
 // *<n>\r\n then $<len>\r\n<bytes>\r\n per argument.
-void encode(std::string& out, std::initializer_list<std::string_view> args);
+void encode(std::string& out, std::span<const std::string_view> args);
+inline void encode(std::string& out, std::initializer_list<std::string_view> args) {
+  encode(out, std::span<const std::string_view>(args.begin(), args.size()));
+}
 
 struct Reply {
   enum class Kind { Simple, Error, Integer, Bulk, Nil, Array };

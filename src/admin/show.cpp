@@ -17,8 +17,16 @@
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SLUICE_SANITIZER_ALLOCATOR 1
 #endif
-#if defined(SLUICE_SANITIZER_ALLOCATOR)
+#if defined(SLUICE_SANITIZER_ALLOCATOR) && __has_include(<sanitizer/allocator_interface.h>)
 #include <sanitizer/allocator_interface.h>
+#elif defined(SLUICE_SANITIZER_ALLOCATOR)
+// GCC ships the sanitizer runtimes without this header; the functions are the same.
+extern "C" {
+std::size_t __sanitizer_get_current_allocated_bytes();
+std::size_t __sanitizer_get_free_bytes();
+std::size_t __sanitizer_get_heap_size();
+std::size_t __sanitizer_get_unmapped_bytes();
+}
 #elif defined(__GLIBC__)
 #include <malloc.h>
 #endif

@@ -101,16 +101,19 @@ asio::awaitable<bool> RedisClient::connect() {
   co_return true;
 }
 
-asio::awaitable<std::optional<resp::Reply>> RedisClient::command(std::initializer_list<std::string_view> args,
+asio::awaitable<std::optional<resp::Reply>> RedisClient::command(std::span<const std::string_view> args,
                                                                  std::string* why) {
   auto self = shared_from_this();
   if (state_ == State::Connecting || (state_ == State::Down && std::chrono::steady_clock::now() < retry_at_)) {
     if (why) *why = state_ == State::Connecting ? "connecting" : "down: " + last_error_;
     co_return std::nullopt;
   }
-  if (state_ == State::Down && !co_await connect()) {
-    if (why) *why = last_error_;
-    co_return std::nullopt;
+  if (state_ == State::Down) {
+    bool connected = co_await connect();
+    if (!connected) {
+      if (why) *why = last_error_;
+      co_return std::nullopt;
+    }
   }
   auto p = std::make_shared<Pending>(ex_);
   p->signal.expires_after(options_.timeout);

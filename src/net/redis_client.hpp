@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <initializer_list>
+#include <span>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,7 +34,7 @@ class RedisClient : public std::enable_shared_from_this<RedisClient> {
   RedisClient(boost::asio::any_io_executor ex, RedisOptions options);
   ~RedisClient();
   // The reply (an error reply too), or nullopt when Redis could not answer; `why` says why.
-  boost::asio::awaitable<std::optional<resp::Reply>> command(std::initializer_list<std::string_view> args,
+  boost::asio::awaitable<std::optional<resp::Reply>> command(std::span<const std::string_view> args,
                                                              std::string* why = nullptr);
   bool up() const { return state_ == State::Up; }
   const std::string& last_error() const { return last_error_; }

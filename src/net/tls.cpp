@@ -192,8 +192,8 @@ boost::asio::awaitable<void> TlsStream::handshake(boost::system::error_code& ec)
     if (r == 1) co_return;
     Want w = classify(r, ec);
     if (w == Want::Fail) co_return;
-    co_await sock_.async_wait(w == Want::Read ? tcp::socket::wait_read : tcp::socket::wait_write,
-                              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    const auto wait = w == Want::Read ? tcp::socket::wait_read : tcp::socket::wait_write;
+    co_await sock_.async_wait(wait, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     if (ec) co_return;
   }
 }
@@ -214,8 +214,8 @@ boost::asio::awaitable<std::size_t> TlsStream::read_some(boost::asio::mutable_bu
     Step s = try_read(b, n, ec);
     if (s == Step::Done) co_return n;
     if (s == Step::Fail) co_return 0;
-    co_await sock_.async_wait(s == Step::WantRead ? tcp::socket::wait_read : tcp::socket::wait_write,
-                              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    const auto wait = s == Step::WantRead ? tcp::socket::wait_read : tcp::socket::wait_write;
+    co_await sock_.async_wait(wait, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     if (ec) co_return 0;
   }
 }
@@ -245,8 +245,8 @@ boost::asio::awaitable<void> TlsStream::write(boost::asio::const_buffer b, boost
     // Blocked on the socket (or, rarely, on a read the protocol needs first).
     clear_errors();
     int w = SSL_want_read(ssl_) ? 1 : 0;
-    co_await sock_.async_wait(w ? tcp::socket::wait_read : tcp::socket::wait_write,
-                              boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    const auto wait = w ? tcp::socket::wait_read : tcp::socket::wait_write;
+    co_await sock_.async_wait(wait, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     if (ec) co_return;
   }
 }

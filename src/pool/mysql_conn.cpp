@@ -16,13 +16,13 @@ namespace sluice::pool {
 
 asio::awaitable<std::optional<std::vector<std::string>>> read_one_row(MysqlIo& io, bool deprecate_eof) {
   std::optional<std::vector<std::string>> none;
-  if (!co_await io.read()) co_return none;
+  if (auto awaited = co_await io.read(); !awaited) co_return none;
   my::Reader head(io.bytes());
   std::uint64_t columns = head.lenenc();
   if (!head.ok() || io.payload()[0] == '\xff' || columns == 0 || columns > 64) co_return none;
   for (std::uint64_t i = 0; i < columns + (deprecate_eof ? 0 : 1); ++i)
-    if (!co_await io.read()) co_return none;
-  if (!co_await io.read()) co_return none;
+    if (auto awaited = co_await io.read(); !awaited) co_return none;
+  if (auto awaited = co_await io.read(); !awaited) co_return none;
   std::vector<std::string> row;
   my::Reader r(io.bytes());
   for (std::uint64_t i = 0; i < columns; ++i) {
@@ -31,7 +31,7 @@ asio::awaitable<std::optional<std::vector<std::string>>> read_one_row(MysqlIo& i
     row.emplace_back(is_null ? std::string_view() : r.str(static_cast<std::size_t>(len.value_or(0))));
   }
   if (!r.ok()) co_return none;
-  if (!co_await io.read()) co_return none;  // EOF / OK terminator
+  if (auto awaited = co_await io.read(); !awaited) co_return none;  // EOF / OK terminator
   co_return row;
 }
 
@@ -51,8 +51,9 @@ asio::awaitable<ConnectResult> connect_mysql(asio::any_io_executor ex, config::E
                                        mariadb_caps);
   if (r.conn || !r.tls_handshake_failed || tls.mode != config::ServerTlsMode::Prefer) co_return r;
   log::info("{}; server_tls = \"prefer\": connecting again without TLS", r.error.fields.message);
-  co_return co_await connect_mysql_once(ex, endpoint, creds, database, timeout, max_prepared, caps, charset,
-                                        ServerTls{}, mariadb_caps);
+  const ServerTls plain{};
+  co_return co_await connect_mysql_once(ex, endpoint, creds, database, timeout, max_prepared, caps, charset, plain,
+                                        mariadb_caps);
 }
 
 namespace {

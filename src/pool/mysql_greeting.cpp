@@ -45,10 +45,12 @@ boost::asio::awaitable<std::optional<MysqlGreeting>> mysql_greeting(boost::asio:
   tcp::socket sock(ex);
   Deadline deadline(sock, timeout);
   my::Handshake hs;
-  bool ok = (co_await open_tcp(sock, endpoint, deadline)).empty();
+  std::string failure = co_await open_tcp(sock, endpoint, deadline);
+  bool ok = failure.empty();
   if (ok) {
     MysqlIo io(sock, 64 * 1024);
-    ok = co_await io.read() && my::parse_handshake(io.bytes(), hs);
+    ok = co_await io.read();
+    if (ok) ok = my::parse_handshake(io.bytes(), hs);
   }
   if (!ok) {
     greetings.probe_failed(endpoint);

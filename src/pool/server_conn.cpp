@@ -180,8 +180,8 @@ asio::awaitable<ConnectResult> connect_server(asio::any_io_executor ex, config::
   auto r = co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, tls, replication);
   if (r.conn || !r.tls_handshake_failed || tls.mode != config::ServerTlsMode::Prefer) co_return r;
   log::info("{}; server_tls = \"prefer\": connecting again without TLS", r.error.fields.message);
-  co_return co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, ServerTls{},
-                                         replication);
+  const ServerTls plain{};
+  co_return co_await connect_server_once(ex, endpoint, creds, database, timeout, max_prepared, plain, replication);
 }
 
 namespace {

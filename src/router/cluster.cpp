@@ -32,7 +32,7 @@ awaitable<std::optional<std::vector<std::string>>> pg_row(pool::ServerConn& c, c
   std::optional<std::vector<std::string>> row, none;
   if (ec) co_return none;
   bool failed = false;
-  bool read = co_await pool::read_until_ready(io, 1, [&](const pg::Frame& f) {
+  auto each = [&](const pg::Frame& f) {
     if (f.type == pg::be::ErrorResponse) failed = true;
     if (f.type == pg::be::DataRow && !row) {
       pg::Reader r(f.body);
@@ -45,7 +45,8 @@ awaitable<std::optional<std::vector<std::string>>> pg_row(pool::ServerConn& c, c
       if (r.ok()) row = std::move(values);
     }
     return true;
-  });
+  };
+  bool read = co_await pool::read_until_ready(io, 1, each);
   if (!read || failed) co_return none;
   co_return row;
 }
@@ -56,7 +57,7 @@ awaitable<std::optional<std::vector<std::string>>> my_row(pool::ServerConn& c, c
   std::string cmd;
   my::build_command(cmd, my::com::QUERY, sql);
   std::optional<std::vector<std::string>> none;
-  if (!co_await io.write(cmd, 0)) co_return none;
+  if (auto awaited = co_await io.write(cmd, 0); !awaited) co_return none;
   co_return co_await pool::read_one_row(io, (c.capabilities & my::cap::DEPRECATE_EOF) != 0);
 }
 

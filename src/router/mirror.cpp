@@ -163,12 +163,13 @@ awaitable<std::optional<AnswerSum>> Mirror::run(asio::any_io_executor ex, const 
       pg::query(out, c.text);
       boost::system::error_code ec;
       co_await conn->channel().write(asio::buffer(out), ec);
-      ok = !ec && co_await pool::read_until_ready(conn->channel(), 1, [&](const pg::Frame& f) {
+      auto each = [&](const pg::Frame& f) {
         if (f.type == pg::be::DataRow) sum.row(pg::as_sv(f.body));
         else if (f.type == pg::be::CommandComplete) sum.rows += AnswerSum::tag_rows(pg::as_sv(f.body));
         else if (f.type == pg::be::ErrorResponse) sum.error = true;
         return true;
-      });
+      };
+      ok = !ec && co_await pool::read_until_ready(conn->channel(), 1, each);
     } else {
       pool::MysqlIo io(conn->sock);
       io.set_tls(conn->tls.get());

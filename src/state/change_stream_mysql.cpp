@@ -32,8 +32,8 @@ std::string err_text(const std::string& payload) {
 asio::awaitable<std::string> statement(pool::MysqlIo& io, const std::string& sql) {
   std::string cmd;
   my::build_command(cmd, my::com::QUERY, sql);
-  if (!co_await io.write(cmd, 0)) co_return "the connection was lost: " + io.error();
-  if (!co_await io.read()) co_return "the connection was lost: " + io.error();
+  if (auto awaited = co_await io.write(cmd, 0); !awaited) co_return "the connection was lost: " + io.error();
+  if (auto awaited = co_await io.read(); !awaited) co_return "the connection was lost: " + io.error();
   if (!io.payload().empty() && static_cast<std::uint8_t>(io.payload()[0]) == 0xFF) co_return err_text(io.payload());
   co_return std::string();
 }
@@ -50,7 +50,7 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_mysql() {
   io.set_tls(conn->tls.get());
   std::string cmd;
   my::build_command(cmd, my::com::QUERY, "SELECT @@global.gtid_binlog_pos, @@global.binlog_format");
-  if (!co_await io.write(cmd, 0)) co_return "the connection was lost: " + io.error();
+  if (auto awaited = co_await io.write(cmd, 0); !awaited) co_return "the connection was lost: " + io.error();
   auto row = co_await pool::read_one_row(io, (conn->capabilities & my::cap::DEPRECATE_EOF) != 0);
   // MySQL has no gtid_binlog_pos: its replication protocol (COM_BINLOG_DUMP_GTID, its GTID
   // events) is not spoken yet, so its clusters keep nothing while the stream cannot start.
@@ -80,7 +80,7 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_mysql() {
   le(dump, 4, 4);  // position: the GTID connect state decides
   le(dump, 0, 2);  // flags: block for more
   le(dump, server_id, 4);
-  if (!co_await io.write(dump, 0)) co_return "the connection was lost: " + io.error();
+  if (auto awaited = co_await io.write(dump, 0); !awaited) co_return "the connection was lost: " + io.error();
   {
     std::lock_guard lock(mu);
     st.slot = fmt::format("server_id {}", server_id);
@@ -91,7 +91,8 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_mysql() {
   bool is_up = false;
   for (;;) {
     watch(watchdog, std::chrono::seconds(120));  // heartbeats every 30 s
-    if (!co_await io.read()) co_return stopping ? std::string("stopping") : "the connection was lost: " + io.error();
+    if (auto awaited = co_await io.read(); !awaited)
+      co_return stopping ? std::string("stopping") : "the connection was lost: " + io.error();
     my::BinlogCommit commit;
     auto res = decoder.feed(io.bytes(), commit);
     if (res == my::BinlogDecoder::Result::Error) co_return "the server ended it: " + err_text(io.payload());

@@ -44,7 +44,7 @@ asio::awaitable<bool> query(pool::ServerConn& conn, const std::string& sql, std:
     co_return false;
   }
   bool got = false;
-  bool read = co_await pool::read_until_ready(io, 1, [&](const pg::Frame& f) {
+  auto each = [&](const pg::Frame& f) {
     if (f.type == pg::be::ErrorResponse) {
       pg::ErrorFields e;
       pg::parse_error_fields(f.body, e);
@@ -62,7 +62,8 @@ asio::awaitable<bool> query(pool::ServerConn& conn, const std::string& sql, std:
       if (all) all->push_back(std::move(values));
     }
     return true;
-  });
+  };
+  bool read = co_await pool::read_until_ready(io, 1, each);
   if (!read && error.empty()) error = "the connection was lost";
   co_return read&& error.empty();
 }
@@ -93,7 +94,8 @@ asio::awaitable<void> ChangeStreams::Follower::refresh_views_pg() {
   if (!r.conn) co_return;
   std::string err;
   std::vector<std::vector<std::string>> rows;
-  if (co_await query(*r.conn, kViewDependencies, nullptr, err, &rows)) dependents = dependents_of(rows);
+  if (auto awaited = co_await query(*r.conn, kViewDependencies, nullptr, err, &rows); awaited)
+    dependents = dependents_of(rows);
   boost::system::error_code ignored;
   r.conn->sock.close(ignored);
 }
@@ -107,9 +109,9 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
   std::string err;
   std::vector<std::string> row;
   if (pgoutput) {
-    if (!co_await query(*conn, "SELECT 1 FROM pg_publication WHERE pubname = " + pg::quote_literal(publication), &row,
-                        err))
-      co_return err;
+    auto check = "SELECT 1 FROM pg_publication WHERE pubname = " + pg::quote_literal(publication);
+    bool read = co_await query(*conn, check, &row, err);
+    if (!read) co_return err;
     if (row.empty())
       co_return fmt::format(
           "publication \"{}\" does not exist in database \"{}\" (stream_plugin = \"pgoutput\" "
@@ -117,17 +119,17 @@ asio::awaitable<std::string> ChangeStreams::Follower::follow_pg() {
           publication, database);
   }
   std::vector<std::vector<std::string>> views;
-  if (!co_await query(*conn, kViewDependencies, nullptr, err, &views)) co_return "cannot read the views: " + err;
+  if (auto awaited = co_await query(*conn, kViewDependencies, nullptr, err, &views); !awaited)
+    co_return "cannot read the views: " + err;
   dependents = dependents_of(views);
   // Unique across instances on other hosts too (a process id alone may repeat there).
   static const std::uint32_t instance = std::random_device{}();
   std::string slot = fmt::format("sluice_{}_{:08x}_{}", ::getpid(), instance, slot_counter.fetch_add(1));
   row.clear();
-  if (!co_await query(*conn,
-                      fmt::format("CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL {} (SNAPSHOT 'nothing')", slot,
-                                  pgoutput ? "pgoutput" : "test_decoding"),
-                      &row, err))
-    co_return "cannot create the replication slot: " + err;
+  auto create = fmt::format("CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL {} (SNAPSHOT 'nothing')", slot,
+                            pgoutput ? "pgoutput" : "test_decoding");
+  bool created = co_await query(*conn, create, &row, err);
+  if (!created) co_return "cannot create the replication slot: " + err;
   auto consistent = row.size() >= 2 ? replication::parse_pg_lsn(row[1]) : std::nullopt;
   if (!consistent || consistent->parts.size() != 1) co_return "the slot's consistent point is unreadable";
   std::uint64_t confirmed = consistent->parts[0].second;

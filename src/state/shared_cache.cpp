@@ -1,6 +1,7 @@
 // The cache's shared second-level store (see header).
 #include "src/state/shared_cache.hpp"
 
+#include <array>
 #include <chrono>
 
 #include "protocols/common/crypto.hpp"
@@ -86,7 +87,10 @@ asio::awaitable<std::shared_ptr<const std::string>> SharedCache::fetch(
   auto c = client(ex);
   gets_.fetch_add(1, std::memory_order_relaxed);
   std::string why;
-  auto reply = co_await c->command({"GET", redis_key(key)}, &why);
+  // The arguments live in locals: GCC 12 cannot compile a braced list inside a co_await.
+  auto rkey = redis_key(key);
+  const std::array<std::string_view, 2> get{"GET", rkey};
+  auto reply = co_await c->command(get, &why);
   if (!reply || reply->kind == resp::Reply::Kind::Error) {
     errors_.fetch_add(1, std::memory_order_relaxed);
     note(false, reply ? reply->text : why);
@@ -149,7 +153,8 @@ void SharedCache::publish(const std::string& key, const std::string& cluster, co
       [this, c, rkey = redis_key(key), bytes = cache::encode_shared(e),
        px = std::to_string(ttl.count())]() -> asio::awaitable<void> {
         std::string why;
-        auto reply = co_await c->command({"SET", rkey, bytes, "PX", px}, &why);
+        const std::array<std::string_view, 5> set{"SET", rkey, bytes, "PX", px};
+        auto reply = co_await c->command(set, &why);
         if (reply && reply->kind != resp::Reply::Kind::Error) {
           sets_.fetch_add(1, std::memory_order_relaxed);
           note(true, {});

@@ -257,7 +257,9 @@ boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, s
     log_internal_error(what, e);
     co_return;
   }
-  co_await parking::drive(parking::Parked<Session>{std::move(slot), std::move(session), what}, false);
+  // Built before the co_await: GCC 12 destroys an aggregate temporary in a co_await twice.
+  parking::Parked<Session> parked{std::move(slot), std::move(session), what};
+  co_await parking::drive(std::move(parked), false);
 }
 
 // The server side of a TLS handshake on `sock`: the stream, or null (logged) when it fails.

@@ -36,13 +36,13 @@ asio::awaitable<void> serve_admin(asio::ip::tcp::socket& sock, pool::MysqlIo& io
   };
   auto send_raw = [&](const std::string& out) -> asio::awaitable<bool> { co_return co_await io.write_raw(out); };
   (void)sock;
-  if (!co_await reply_ok()) co_return;
+  if (auto awaited = co_await reply_ok(); !awaited) co_return;
 
   std::map<std::uint32_t, std::string> statements;
   std::uint32_t next_stmt = 1;
   for (;;) {
     if (info) info->set_state(observe::ClientState::Idle);
-    if (!co_await io.read()) co_return;
+    if (auto awaited = co_await io.read(); !awaited) co_return;
     const std::string payload = io.payload();
     if (payload.empty()) co_return;
     if (info) {

@@ -116,8 +116,8 @@ bool Session::attach_now() {
 
 awaitable<bool> Session::attach() {
   if (attached_for_command()) {
-    if (std::exchange(sync_due_, false) && !co_await sync_state()) co_return false;
-    co_return true;
+    if (!std::exchange(sync_due_, false)) co_return true;
+    co_return co_await sync_state();
   }
   if (ctx_.controls.any_paused()) co_await wait_while_paused();
   if (ctx_.generation() != generation_) refresh_config();
@@ -143,8 +143,8 @@ awaitable<bool> Session::attach() {
     conn = std::move(r.conn);
   }
   adopt_server(std::move(conn), wait_start);
-  if (!state_in_sync() && !co_await sync_state()) co_return false;
-  co_return true;
+  if (state_in_sync()) co_return true;
+  co_return co_await sync_state();
 }
 
 void Session::adopt_server(std::shared_ptr<pool::ServerConn> conn,
@@ -216,9 +216,12 @@ awaitable<void> Session::leave() {
     co_return;
   }
   if (needs_reset) server_->dirty = true;
-  if (server_->dirty && !co_await reset_server()) {
-    detach(false);
-    co_return;
+  if (server_->dirty) {
+    bool reset = co_await reset_server();
+    if (!reset) {
+      detach(false);
+      co_return;
+    }
   }
   detach(true);
 }

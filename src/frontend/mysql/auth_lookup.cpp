@@ -21,15 +21,16 @@ namespace {
 // connection. The connection negotiated no DEPRECATE_EOF (auth_user's pool asks none).
 asio::awaitable<std::optional<std::vector<std::string>>> first_column(pool::MysqlIo& io) {
   std::optional<std::vector<std::string>> none;
-  if (!co_await io.read() || io.payload().empty() || io.bytes()[0] == 0xFF) co_return none;
+  bool read = co_await io.read();
+  if (!read || io.payload().empty() || io.bytes()[0] == 0xFF) co_return none;
   my::Reader head(io.bytes());
   std::uint64_t columns = head.lenenc();
   if (!head.ok() || columns == 0 || columns > 16) co_return none;
   for (std::uint64_t i = 0; i <= columns; ++i)  // definitions and their EOF
-    if (!co_await io.read()) co_return none;
+    if (auto awaited = co_await io.read(); !awaited) co_return none;
   std::vector<std::string> rows;
   for (;;) {
-    if (!co_await io.read()) co_return none;
+    if (auto awaited = co_await io.read(); !awaited) co_return none;
     auto p = io.bytes();
     if (p.empty() || p[0] == 0xFF) co_return none;
     if (my::is_eof_like(p)) break;
@@ -86,7 +87,7 @@ asio::awaitable<std::shared_ptr<const pool::Credentials>> lookup_mysql_user(stat
       "SELECT CONCAT(plugin, ':', authentication_string) FROM mysql.user WHERE User = " + hex_literal(user) +
           " AND plugin IN ('mysql_native_password', '', 'ed25519') AND password_expired = 'N'");
   std::optional<std::vector<std::string>> rows;
-  if (co_await io.write(cmd, 0)) rows = co_await first_column(io);
+  if (auto awaited = co_await io.write(cmd, 0); awaited) rows = co_await first_column(io);
   pool->release(std::move(lease.conn), rows.has_value());
   if (!rows) {
     log::warn("[mysql] auth_user {}: could not read mysql.user for user {}: {}", cfg.mysql.auth_user, user,

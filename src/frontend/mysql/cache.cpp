@@ -27,7 +27,7 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
   if (found.hit) {
     // Stored as sent after a command with sequence 0, so the ids already fit.
     error_code ec;
-    if (!co_await io_.write_raw(*found.hit)) ec = asio::error::broken_pipe;
+    if (auto awaited = co_await io_.write_raw(*found.hit); !awaited) ec = asio::error::broken_pipe;
     if (stats_) stats_->bytes_out.fetch_add(found.hit->size(), std::memory_order_relaxed);
     co_return ec ? 0 : 1;
   }

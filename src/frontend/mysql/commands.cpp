@@ -73,8 +73,10 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
       sent_any = true;
       if (stats_) stats_->bytes_out.fetch_add(w().cli_out_.size(), std::memory_order_relaxed);
       std::size_t sent = io_.write_now(w().cli_out_);  // all of it, usually: no coroutine frame
-      if (sent < w().cli_out_.size() && !co_await io_.write_raw(std::string_view(w().cli_out_).substr(sent)))
-        client_gone_ = true;  // keep draining the server so the connection stays usable
+      if (sent < w().cli_out_.size()) {
+        bool written = co_await io_.write_raw(std::string_view(w().cli_out_).substr(sent));
+        if (!written) client_gone_ = true;  // keep draining the server so the connection stays usable
+      }
     }
     if (end_seq) {
       broken = Broken{sent_any, end_seq};
@@ -85,7 +87,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
       break;
     }
     if (w().tracker_.awaiting_infile() && w().server_buf_.empty()) {
-      if (!co_await forward_infile()) {
+      if (auto awaited = co_await forward_infile(); !awaited) {
         broken = Broken{true, std::nullopt};
         break;
       }
@@ -111,7 +113,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
 
 awaitable<bool> Session::forward_infile() {
   for (;;) {
-    if (!co_await io_.read()) co_return false;
+    if (auto awaited = co_await io_.read(); !awaited) co_return false;
     w().srv_out_.clear();
     my::append_packets(w().srv_out_, io_.payload(), io_.seq());
     error_code ec;
@@ -226,7 +228,7 @@ awaitable<bool> Session::dispatch() {
   // The per-command checks ([limits] rates, [firewall], [[rules]]): one await site, taken only
   // when one of them is on (each co_await site grows this frame, which Asio recycles under 1 KiB).
   if (front_door_on(cmd)) [[unlikely]] {
-    if (!co_await front_door(cmd)) co_return sock_.is_open();
+    if (auto awaited = co_await front_door(cmd); !awaited) co_return sock_.is_open();
   }
   switch (cmd) {
     case my::com::QUIT:
@@ -262,7 +264,8 @@ awaitable<bool> Session::dispatch() {
       r.u8();
       std::uint32_t id = r.u32();
       if (!r.ok()) break;
-      co_return co_await kill(sql::MysqlKill{false, id});
+      const sql::MysqlKill k{false, id};
+      co_return co_await kill(k);
     }
     default:
       break;
@@ -272,7 +275,10 @@ awaitable<bool> Session::dispatch() {
 
 awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std::uint32_t client_stmt_id,
                                std::string* capture) {
-  if (!attach_now() && !co_await attach()) co_return !client_gone_ && sock_.is_open();
+  if (!attach_now()) {
+    bool attached = co_await attach();
+    if (!attached) co_return !client_gone_ && sock_.is_open();
+  }
   if (ruled_ && w().rule_.statement_timeout.count() > 0) [[unlikely]]
     arm_statement_timeout(w().rule_.statement_timeout);
   auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);
@@ -357,7 +363,7 @@ awaitable<bool> Session::forward_simple(std::uint8_t cmd) {
               : cmd == my::com::FIELD_LIST ? ResponseKind::FieldList
                                            : ResponseKind::Single;
   std::string arg(std::string_view(io_.payload()).substr(1));
-  if (!co_await relay(io_.payload(), kind)) co_return false;
+  if (auto awaited = co_await relay(io_.payload(), kind); !awaited) co_return false;
   if (cmd == my::com::INIT_DB && !w().last_.error) {
     schema_ = arg;
     if (server_) server_->schema = arg;

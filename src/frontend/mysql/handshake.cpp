@@ -88,11 +88,11 @@ awaitable<bool> Session::handshake() {
   hs.auth_plugin = cfg_->mysql.default_auth_plugin;
   std::string p;
   my::build_handshake(p, hs);
-  if (!co_await io_.write(p, 0)) co_return false;
+  if (auto awaited = co_await io_.write(p, 0); !awaited) co_return false;
 
   io_.set_limit(64 * 1024);
   io_.set_exact(snap_->my_tls != nullptr);  // a TLS ClientHello may follow the SSLRequest at once
-  if (!co_await io_.read()) co_return false;
+  if (auto awaited = co_await io_.read(); !awaited) co_return false;
   io_.set_exact(false);
   my::HandshakeResponse resp;
   if (!my::parse_handshake_response(io_.bytes(), resp)) {
@@ -108,7 +108,7 @@ awaitable<bool> Session::handshake() {
     tls_ = co_await accept_tls(sock_, snap_->my_tls, *info_);
     if (!tls_) co_return false;
     io_.set_tls(tls_.get());
-    if (!co_await io_.read()) co_return false;
+    if (auto awaited = co_await io_.read(); !awaited) co_return false;
     resp = my::HandshakeResponse{};
     if (!my::parse_handshake_response(io_.bytes(), resp) || resp.ssl_request_only) {
       co_return co_await refuse(Refusal::BadHandshake);
@@ -129,10 +129,10 @@ awaitable<bool> Session::handshake() {
 
   std::string db = (caps_ & my::cap::CONNECT_WITH_DB) ? resp.database : std::string();
   std::optional<config::AuthMethod> method;
-  if (!co_await check_access(db, method)) co_return false;
-  if (!co_await authenticate(resp.auth_plugin, resp.auth_response, method)) co_return false;
+  if (auto awaited = co_await check_access(db, method); !awaited) co_return false;
+  if (auto awaited = co_await authenticate(resp.auth_plugin, resp.auth_response, method); !awaited) co_return false;
   io_.set_limit(cfg_->general.max_packet_size);
-  if (!co_await take_connection_places(db)) co_return false;
+  if (auto awaited = co_await take_connection_places(db); !awaited) co_return false;
 
   if (db == "sluice") {
     console_caller_.user = user_;
@@ -152,7 +152,7 @@ awaitable<bool> Session::handshake() {
     start_compression(resp);
     co_return true;  // serve_admin sends the OK
   }
-  if (!co_await choose_pool(db)) co_return false;
+  if (auto awaited = co_await choose_pool(db); !awaited) co_return false;
   {
     std::lock_guard lock(handle_->mu);
     handle_->user = user_;
@@ -183,7 +183,8 @@ awaitable<bool> Session::rate_limit() {
   auto r = limits_.request(ctx_.limits, cfg_->limits, user_, info_->addr);
   if (r.refused) [[unlikely]] {
     const bool per_user = *r.refused == access::Limit::QueryRateUser;
-    co_await refuse(Refusal::QueryRate, per_user ? user_ : info_->addr, access::to_string(*r.refused), r.limit);
+    const std::string who = per_user ? user_ : std::string(info_->addr);
+    co_await refuse(Refusal::QueryRate, who, access::to_string(*r.refused), r.limit);
     co_return false;
   }
   if (r.wait.count() > 0) [[unlikely]] {
@@ -196,7 +197,10 @@ awaitable<bool> Session::rate_limit() {
 
 awaitable<bool> Session::front_door(std::uint8_t cmd) {
   ruled_ = false;
-  if (cmd != my::com::STMT_PREPARE && limits_.limited(cfg_->limits) && !co_await rate_limit()) co_return false;
+  if (cmd != my::com::STMT_PREPARE && limits_.limited(cfg_->limits)) {
+    bool allowed = co_await rate_limit();
+    if (!allowed) co_return false;
+  }
   if ((cmd != my::com::STMT_EXECUTE && ctx_.firewall_on()) || ctx_.rules_on())
     co_return co_await statement_allowed(cmd);
   co_return true;
@@ -266,8 +270,8 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
       net::check_client_cert(tls_ ? tls_->native_handle() : nullptr, cfg_->mysql.tls.client_cert, cert_user, user_, cn);
   if (verdict != net::CertVerdict::Ok) {
     co_await throttle_failed_login();
-    co_return co_await access_denied(
-        verdict == net::CertVerdict::WrongUser ? Refusal::CertWrongUser : Refusal::CertRequired, !response.empty());
+    const auto why = verdict == net::CertVerdict::WrongUser ? Refusal::CertWrongUser : Refusal::CertRequired;
+    co_return co_await access_denied(why, !response.empty());
   }
   if (how == config::AuthMethod::Trust || cert_user) co_return true;
 
@@ -277,8 +281,8 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
   for (;;) {
     switch (step.kind) {
       case ClientAuth::Step::Ask:
-        if (!co_await io_.reply(step.packet)) co_return false;
-        if (!co_await io_.read()) co_return false;
+        if (auto awaited = co_await io_.reply(step.packet); !awaited) co_return false;
+        if (auto awaited = co_await io_.read(); !awaited) co_return false;
         step = auth.resume(io_.payload());
         break;
       case ClientAuth::Step::Relookup: {
@@ -289,8 +293,8 @@ awaitable<bool> Session::authenticate(std::string client_plugin, std::string res
       }
       case ClientAuth::Step::Accepted:
         creds_ = auth.credentials();
-        if (!step.packet.empty() && !co_await io_.reply(step.packet)) co_return false;
-        co_return true;
+        if (step.packet.empty()) co_return true;
+        co_return co_await io_.reply(step.packet);
       case ClientAuth::Step::Denied:
         co_await throttle_failed_login();
         co_return co_await access_denied(Refusal::AccessDenied, auth.with_password());
@@ -327,7 +331,7 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
   if (pc->database != "*" && !pc->server_database.empty() && db == pc->database) schema_ = pc->server_database;
   if (schema_.empty() || pool_->schema_known(schema_)) co_return true;
   // First client of this schema: let a server confirm it (COM_INIT_DB) before saying OK.
-  if (!co_await attach()) co_return false;
+  if (auto awaited = co_await attach(); !awaited) co_return false;
   if (server_->schema != schema_) {
     std::string cmd;
     my::build_command(cmd, my::com::INIT_DB, schema_);

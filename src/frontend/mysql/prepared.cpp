@@ -94,15 +94,20 @@ awaitable<bool> Session::com_prepare() {
   }
   std::string capture;
   w().held_error_.clear();
-  if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
+  if (auto awaited = co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture); !awaited)
+    co_return false;
   if (!w().held_error_.empty()) {  // 1461 held back by exchange(): make room and try once more
     std::string refused = std::move(w().held_error_);
     if (!evict_prepared()) {
-      if (!co_await io_.write_raw(refused)) co_return false;
+      if (auto awaited = co_await io_.write_raw(refused); !awaited) co_return false;
     } else {
       capture.clear();
-      if (!co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture)) co_return false;
-      if (!w().held_error_.empty() && !co_await io_.write_raw(w().held_error_)) co_return false;
+      if (auto awaited = co_await relay(io_.payload(), ResponseKind::Prepare, client_id, &capture); !awaited)
+        co_return false;
+      if (!w().held_error_.empty()) {
+        bool written = co_await io_.write_raw(w().held_error_);
+        if (!written) co_return false;
+      }
     }
     w().held_error_.clear();
   }
@@ -200,10 +205,12 @@ awaitable<bool> Session::com_execute() {
     if (capture) w().capture_.clear();
     bool ready = attach_now();
     if (!ready) ready = co_await attach();
-    if (ready && !prepared_on_server(stmt_ref) && !co_await ensure_prepared(stmt_ref)) {
-      ready = false;
-      if (!server_ && retry_allowed_) retry_pending_ = true;  // the server broke during the prepare
-      else if (!server_ && sock_.is_open()) co_await refuse(Refusal::LostBeforeRunning);
+    if (ready && !prepared_on_server(stmt_ref)) {
+      ready = co_await ensure_prepared(stmt_ref);
+      if (!ready) {
+        if (!server_ && retry_allowed_) retry_pending_ = true;  // the server broke during the prepare
+        else if (!server_ && sock_.is_open()) co_await refuse(Refusal::LostBeforeRunning);
+      }
     }
     if (!ready && retry_pending_) {
       retry_allowed_ = false;
@@ -240,9 +247,9 @@ awaitable<bool> Session::com_long_data() {
   std::uint32_t id = 0;
   ClientStmt* cs = find_stmt(io_.bytes(), id);
   if (!cs || io_.payload().size() < 7) co_return true;  // no response, as the server does
-  if (!co_await attach()) co_return !client_gone_ && sock_.is_open();
+  if (auto awaited = co_await attach(); !awaited) co_return !client_gone_ && sock_.is_open();
   auto ref = *cs;
-  if (!co_await ensure_prepared(ref)) co_return sock_.is_open();
+  if (auto awaited = co_await ensure_prepared(ref); !awaited) co_return sock_.is_open();
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[ref.stmt->id]);
   w().srv_out_.clear();
@@ -274,7 +281,7 @@ awaitable<bool> Session::com_stmt_reset() {
   }
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
-  if (!co_await relay(payload, ResponseKind::Single)) co_return false;
+  if (auto awaited = co_await relay(payload, ResponseKind::Single); !awaited) co_return false;
   cmd_.after_stmt_reset();
   maybe_detach();
   co_return true;
@@ -288,7 +295,7 @@ awaitable<bool> Session::com_fetch() {
     co_return co_await refuse(Refusal::NoOpenCursor, id);
   std::string payload = io_.payload();
   my::patch_statement_id(reinterpret_cast<std::uint8_t*>(payload.data()), server_->statement_ids[cs->stmt->id]);
-  if (!co_await relay(payload, ResponseKind::Fetch)) co_return false;
+  if (auto awaited = co_await relay(payload, ResponseKind::Fetch); !awaited) co_return false;
   cmd_.after_fetch(w().last_);
   maybe_detach();
   co_return true;

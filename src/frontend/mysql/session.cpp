@@ -168,8 +168,9 @@ awaitable<void> Session::report_lease_failure(const pool::LeaseResult& r) {
   } else if (f.from_server) {
     co_await send_err(f.mysql_code, f.sqlstate, f.message);
   } else {
-    co_await send_err(f.mysql_code ? f.mysql_code : my::er::UPSTREAM_UNREACHABLE,
-                      f.sqlstate.empty() ? "08S01" : f.sqlstate, f.message);
+    const auto code = f.mysql_code ? f.mysql_code : my::er::UPSTREAM_UNREACHABLE;
+    const std::string state = f.sqlstate.empty() ? std::string("08S01") : f.sqlstate;
+    co_await send_err(code, state, f.message);
   }
 }
 

@@ -42,7 +42,10 @@ std::string sql_value(std::string_view v) {
 }  // namespace
 
 awaitable<bool> Session::sync_state() {
-  if (server_->dirty && !co_await reset_server()) co_return co_await server_lost();
+  if (server_->dirty) {
+    bool reset = co_await reset_server();
+    if (!reset) co_return co_await server_lost();
+  }
   if (!schema_.empty() && server_->schema != schema_) {
     std::string cmd;
     my::build_command(cmd, my::com::INIT_DB, schema_);
@@ -204,7 +207,7 @@ awaitable<bool> Session::com_change_user() {
   // Whatever the old user left on a server connection goes with it.
   if (server_) {
     server_->dirty = true;
-    if (!co_await reset_server()) detach(false);
+    if (auto awaited = co_await reset_server(); !awaited) detach(false);
     else detach(true);
   }
   forget_client_state();
@@ -212,10 +215,10 @@ awaitable<bool> Session::com_change_user() {
   if (cu.charset) charset_ = static_cast<std::uint8_t>(cu.charset);
   std::string plugin = cu.auth_plugin.empty() ? std::string("mysql_native_password") : cu.auth_plugin;
   std::optional<config::AuthMethod> method;
-  if (!co_await check_access(cu.database, method)) co_return false;
-  if (!co_await authenticate(plugin, cu.auth_response, method)) co_return false;
-  if (!co_await take_connection_places(cu.database)) co_return false;
-  if (!co_await choose_pool(cu.database)) co_return false;
+  if (auto awaited = co_await check_access(cu.database, method); !awaited) co_return false;
+  if (auto awaited = co_await authenticate(plugin, cu.auth_response, method); !awaited) co_return false;
+  if (auto awaited = co_await take_connection_places(cu.database); !awaited) co_return false;
+  if (auto awaited = co_await choose_pool(cu.database); !awaited) co_return false;
   {
     std::lock_guard lock(handle_->mu);
     handle_->user = user_;

@@ -14,7 +14,7 @@ awaitable<bool> Session::run_internal(const std::string& sql, bool forward_param
   bool ok = true;
   char final_status = 0;
   std::string to_client;
-  bool read = co_await read_until_ready(1, [&](const wire::Frame& f) {
+  auto each = [&](const wire::Frame& f) {
     if (f.type == wire::be::ErrorResponse) {
       wire::ErrorFields ef;
       wire::parse_error_fields(f.body, ef);
@@ -35,7 +35,8 @@ awaitable<bool> Session::run_internal(const std::string& sql, bool forward_param
       final_status = static_cast<char>(f.body[0]);
     }
     return true;
-  });
+  };
+  bool read = co_await read_until_ready(1, each);
   if (!read) co_return false;
   if (!to_client.empty()) co_await write_client(to_client);
   if (status) *status = final_status;
@@ -72,7 +73,7 @@ awaitable<bool> Session::sync_params() {
   std::vector<std::string> refused;
   std::size_t answered = 0;
   bool fatal = false;
-  bool read = co_await read_until_ready(sets.size(), [&](const wire::Frame& f) {
+  auto each = [&](const wire::Frame& f) {
     if (f.type == wire::be::ErrorResponse) {
       wire::ErrorFields ef;
       wire::parse_error_fields(f.body, ef);
@@ -99,7 +100,8 @@ awaitable<bool> Session::sync_params() {
       ++answered;
     }
     return true;
-  });
+  };
+  bool read = co_await read_until_ready(sets.size(), each);
   if (!read || fatal) co_return false;
   for (auto& k : refused) relay_->client_params.erase(k);
   for (auto& [k, v] : relay_->client_params.items())
@@ -293,7 +295,9 @@ awaitable<bool> Session::attach_rest() {
   relay_->reset_server_side();
   relay_->client_out.clear();
   relay_->server_out.clear();
-  if (server_->params.fingerprint != relay_->client_params.fingerprint() && !co_await sync_params()) {
+  bool in_sync = server_->params.fingerprint == relay_->client_params.fingerprint();
+  if (!in_sync) in_sync = co_await sync_params();
+  if (!in_sync) {
     pool_->release(std::move(server_), false);
     co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
     co_return false;

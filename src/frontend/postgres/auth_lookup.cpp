@@ -53,7 +53,7 @@ asio::awaitable<Answer> run_query(pool::ServerConn& conn, const std::string& que
     co_return a;
   }
   bool failed = false;
-  bool read = co_await pool::read_until_ready(conn.channel(), 1, [&](const wire::Frame& f) {
+  auto each = [&](const wire::Frame& f) {
     if (f.type == wire::be::ErrorResponse) {
       wire::ErrorFields ef;
       wire::parse_error_fields(f.body, ef);
@@ -71,7 +71,8 @@ asio::awaitable<Answer> run_query(pool::ServerConn& conn, const std::string& que
       a.found = r.ok();
     }
     return true;
-  });
+  };
+  bool read = co_await pool::read_until_ready(conn.channel(), 1, each);
   if (!read && a.error.empty()) a.error = "the connection failed during the query";
   a.ok = read && !failed;
   co_return a;

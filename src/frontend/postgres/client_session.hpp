@@ -287,7 +287,7 @@ class Session final : public TendedSession {
         co_await send_error("FATAL", "08P01", "invalid message length during authentication");
         co_return std::nullopt;
       }
-      if (!co_await read_client()) co_return std::nullopt;
+      if (auto awaited = co_await read_client(); !awaited) co_return std::nullopt;
     }
   }
 

@@ -11,7 +11,7 @@ awaitable<bool> Session::startup() {
     std::size_t consumed = 0;
     auto d = wire::parse_startup(buffered_bytes(), w().startup_, consumed);
     if (d == wire::Decode::NeedMore) {
-      if (!co_await read_client()) co_return false;
+      if (auto awaited = co_await read_client(); !awaited) co_return false;
       continue;
     }
     if (d == wire::Decode::Malformed) {
@@ -26,13 +26,13 @@ awaitable<bool> Session::startup() {
       }
       if (w().startup_.code == wire::kSslRequestCode && snap_->pg_tls && !tls_) {
         std::string yes = "S";
-        if (!co_await write_client(yes)) co_return false;
+        if (auto awaited = co_await write_client(yes); !awaited) co_return false;
         tls_ = co_await accept_tls(client_, snap_->pg_tls, *info_);
         if (!tls_) co_return false;
         continue;
       }
       std::string no = "N";
-      if (!co_await write_client(no)) co_return false;
+      if (auto awaited = co_await write_client(no); !awaited) co_return false;
       continue;
     }
     if (w().startup_.code == wire::kCancelRequestCode) {
@@ -154,7 +154,7 @@ awaitable<bool> Session::check_access(std::optional<config::AuthMethod>& method)
 awaitable<bool> Session::authenticate() {
   // [[access]] first, as pg_hba.conf: a refused client learns nothing about which users exist.
   std::optional<config::AuthMethod> method;
-  if (!co_await check_access(method)) co_return false;
+  if (auto awaited = co_await check_access(method); !awaited) co_return false;
   auto it = snap_->credentials.find(user_);
   if (it != snap_->credentials.end()) {
     creds_ = it->second;
@@ -178,8 +178,8 @@ awaitable<bool> Session::authenticate() {
                                         method.value_or(creds_->client_auth) == config::AuthMethod::Cert, user_, cn);
   if (verdict == net::CertVerdict::Missing) {
     co_await throttle_failed_login();
-    co_await send_error("FATAL", "28000", "connection requires a valid client certificate",
-                        tls_ ? "" : "connect with TLS and a certificate signed by the listener's tls_ca");
+    const char* hint = tls_ ? "" : "connect with TLS and a certificate signed by the listener's tls_ca";
+    co_await send_error("FATAL", "28000", "connection requires a valid client certificate", hint);
     co_return false;
   }
   if (verdict == net::CertVerdict::WrongUser) {
@@ -194,13 +194,13 @@ awaitable<bool> Session::authenticate() {
   // AuthenticationSASL (code 10) or a password request: PostgreSQL's words for a wrong answer.
   const bool sasl = out.size() >= 9 && wire::load_u32(reinterpret_cast<const std::uint8_t*>(out.data()) + 5) == 10;
   while (step == ClientAuth::Step::Send) {
-    if (!co_await write_client(out)) co_return false;
+    if (auto awaited = co_await write_client(out); !awaited) co_return false;
     auto f = co_await read_auth_message();
     if (!f) co_return false;
     if (f->type != wire::fe::Password) {
-      co_await send_error("FATAL", "08P01",
-                          fmt::format("expected {} response, got message type {}", sasl ? "SASL" : "password",
-                                      static_cast<int>(static_cast<unsigned char>(f->type))));
+      auto why = fmt::format("expected {} response, got message type {}", sasl ? "SASL" : "password",
+                             static_cast<int>(static_cast<unsigned char>(f->type)));
+      co_await send_error("FATAL", "08P01", why);
       co_return false;
     }
     step = auth.on_password_message(f->body, out);
@@ -274,7 +274,10 @@ awaitable<bool> Session::login() {
     // The client's server session starts now: its BackendKeyData carries the server's real
     // process id (pg_terminate_backend, pg_stat_activity work with it), with a key of Sluice's.
     prepare_attach();
-    if (!attach_ready() && !co_await attach_rest()) co_return false;
+    if (!attach_ready()) {
+      bool attached = co_await attach_rest();
+      if (!attached) co_return false;
+    }
   }
   std::string out;
   for (auto& [k, v] : relay_->client_params.items())

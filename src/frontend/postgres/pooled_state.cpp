@@ -44,7 +44,7 @@ awaitable<std::optional<std::string>> Session::run_scalar(const std::string& sql
   if (ec) co_return std::nullopt;
   std::optional<std::string> value;
   bool ok = true;
-  bool read = co_await read_until_ready(1, [&](const wire::Frame& f) {
+  auto each = [&](const wire::Frame& f) {
     if (f.type == wire::be::ErrorResponse) ok = false;
     if (f.type == wire::be::DataRow && !value && f.body.size() >= 6) {
       std::int32_t len = static_cast<std::int32_t>(wire::load_u32(f.body.data() + 2));
@@ -52,7 +52,8 @@ awaitable<std::optional<std::string>> Session::run_scalar(const std::string& sql
         value = std::string(reinterpret_cast<const char*>(f.body.data() + 6), static_cast<std::size_t>(len));
     }
     return true;
-  });
+  };
+  bool read = co_await read_until_ready(1, each);
   if (!read || !ok) co_return std::nullopt;
   co_return value;
 }

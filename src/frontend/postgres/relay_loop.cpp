@@ -239,7 +239,7 @@ awaitable<Outcome> Session::relay_attached(std::optional<Outcome> work) {
     if (relay_->has_pending() && !relay_->server_may_be_silent()) {
       if (relay_->only_synthetic_pending()) {
         relay_->drain_synthetic(relay_->client_out);
-        if (!co_await flush_client()) co_return Outcome::ClientGone;
+        if (auto awaited = co_await flush_client(); !awaited) co_return Outcome::ClientGone;
         continue;
       }
       error_code ec;
@@ -258,15 +258,18 @@ awaitable<Outcome> Session::relay_attached(std::optional<Outcome> work) {
         // meanwhile is noticed then, not when the answer comes.
         waiting_server_ = true;
         wait_ticks_ = 0;
-        co_await server_->sock.async_wait(st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
-                                          asio::redirect_error(use_awaitable, ec));
+        const auto wait = st == Step::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read;
+        co_await server_->sock.async_wait(wait, asio::redirect_error(use_awaitable, ec));
         waiting_server_ = false;
         if (client_watch_) unwatch_client();
         if (client_gone_) co_return Outcome::ClientGone;
         if (ec) break;
       }
       if (auto o = server_read_done(n, ec)) co_return *o;
-      if (!relay_->client_out.empty() && !co_await write_client(relay_->client_out)) co_return Outcome::ClientGone;
+      if (!relay_->client_out.empty()) {
+        bool written = co_await write_client(relay_->client_out);
+        if (!written) co_return Outcome::ClientGone;
+      }
       if (relay_->in_copy_in()) {
         Outcome o = co_await full_duplex();
         if (o != Outcome::Resume) co_return o;
@@ -282,7 +285,7 @@ awaitable<Outcome> Session::relay_attached(std::optional<Outcome> work) {
     for (;;) {
       // A pinned client between transactions hears its notifications as an idle one does.
       if (mailbox_ && relay_->tx_status() == 'I' && mailbox_->ready() && relay_->at_boundary()) [[unlikely]]
-        if (!co_await deliver_notifications()) co_return Outcome::ClientGone;
+        if (auto awaited = co_await deliver_notifications(); !awaited) co_return Outcome::ClientGone;
       Step st = try_read_client();
       if (st == Step::Fail) co_return Outcome::ClientGone;
       if (st == Step::Done) break;
@@ -438,7 +441,7 @@ awaitable<std::optional<Outcome>> Session::server_spoke() {
   if (relay_->server_bytes(wire::Bytes(relay_->server_in.data(), n), *server_, relay_->client_out) !=
       Relay::Verdict::Ok)
     co_return Outcome::ServerError;
-  if (!co_await flush_client()) co_return Outcome::ClientGone;
+  if (auto awaited = co_await flush_client(); !awaited) co_return Outcome::ClientGone;
   co_return std::nullopt;
 }
 
@@ -481,7 +484,7 @@ awaitable<bool> Session::serve() {
         std::string local;
         if (std::size_t used = relay_->try_answer_locally(buffered_bytes(), max_packet_, local)) {
           in_begin_ += used;
-          if (!co_await write_client(local)) co_return false;
+          if (auto awaited = co_await write_client(local); !awaited) co_return false;
           continue;
         }
       }
@@ -509,12 +512,18 @@ awaitable<bool> Session::serve() {
           }
           server_ = std::move(r.conn);
           if (stats_) stats_->wait(observe::micros_since(wait_start));
-          if (!attach_ready() && !co_await attach_rest()) co_return false;
-        } else if (!co_await attach_rest()) {
+          if (!attach_ready()) {
+            bool attached = co_await attach_rest();
+            if (!attached) co_return false;
+          }
+        } else if (auto awaited = co_await attach_rest(); !awaited) {
           co_return false;
         }
       }
-      if (failed_tx_ && !co_await recreate_failed_tx()) co_return false;
+      if (failed_tx_) {
+        bool recreated = co_await recreate_failed_tx();
+        if (!recreated) co_return false;
+      }
     }
     // relay_attached()'s common turns in this frame, plain TCP to the server: the request in
     // one write, the answer read and passed on until the transaction or the request ends.
@@ -548,7 +557,9 @@ awaitable<bool> Session::serve() {
         o = *d, rest = false;
         break;
       }
-      if (!relay_->client_out.empty() && !co_await write_client(relay_->client_out)) {
+      bool written = relay_->client_out.empty();
+      if (!written) written = co_await write_client(relay_->client_out);
+      if (!written) {
         o = Outcome::ClientGone, rest = false;
         break;
       }
@@ -574,7 +585,7 @@ awaitable<bool> Session::serve() {
       else detach(true);
       continue;
     }
-    if (!co_await after_relay(o)) co_return false;
+    if (auto awaited = co_await after_relay(o); !awaited) co_return false;
   }
 }
 

@@ -68,11 +68,14 @@ awaitable<Session::Next> Session::between_requests() {
       discard_until_sync_ = false;
       std::string out;
       wire::ready_for_query(out, failed_tx_ ? 'E' : 'I');
-      if (!co_await write_client(out)) co_return Next::Stop;
+      if (auto awaited = co_await write_client(out); !awaited) co_return Next::Stop;
     }
     co_return Next::Again;
   }
-  if (rate_checked(f) && co_await rate_limited(f)) co_return Next::Again;  // refused: answered, the request dropped
+  if (rate_checked(f)) {
+    bool refused = co_await rate_limited(f);
+    if (refused) co_return Next::Again;  // answered, the request dropped
+  }
   co_return Next::Attach;
 }
 
@@ -85,7 +88,7 @@ awaitable<bool> Session::after_relay(Outcome o) {
   }
   if (o == Outcome::Detach && relay_->untracked() && !relay_->pinned()) [[unlikely]] {
     // The session changed in ways not followed: the next client gets it reset.
-    if (!co_await reset_server_session()) o = Outcome::ServerGone;
+    if (auto awaited = co_await reset_server_session(); !awaited) o = Outcome::ServerGone;
   }
   if (o == Outcome::Detach || o == Outcome::Resume) {
     finish_capture();
@@ -147,7 +150,7 @@ awaitable<bool> Session::after_relay(Outcome o) {
           co_await write_client(out);
           co_return false;
         }
-        if (!co_await fail_in_flight()) co_return false;
+        if (auto awaited = co_await fail_in_flight(); !awaited) co_return false;
         co_return true;
       }
       if (relay_->server_broken()) {

@@ -106,7 +106,7 @@ awaitable<bool> Session::run() {
     co_await serve_console();
     co_return false;
   }
-  if (!co_await login()) {
+  if (auto awaited = co_await login(); !awaited) {
     detach(false);  // a session-mode login that got its server connection, then failed
     co_return false;
   }
@@ -161,7 +161,8 @@ awaitable<void> Session::serve_console() {
   std::string rest(reinterpret_cast<const char*>(in_.data() + in_begin_), buffered());
   in_begin_ = in_end_;
   idle_wait_ = true;  // a shutdown closes console connections like idle clients
-  co_await serve_admin(net::Channel{client_, tls_.get()}, std::move(rest), ctx_, caller, max_packet_);
+  const net::Channel channel{client_, tls_.get()};
+  co_await serve_admin(channel, std::move(rest), ctx_, caller, max_packet_);
 }
 
 awaitable<void> Session::wait_while_paused() {
