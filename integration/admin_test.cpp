@@ -8,12 +8,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -677,6 +680,38 @@ TEST_CASE("/metrics passes promtool check metrics and counts what happened; /hea
   CHECK(body.find("sluice_cache_hits_total") != std::string::npos);
   CHECK(body.find("sluice_server_connections{") != std::string::npos);
   CHECK(http_get(http_port_for(s), "/nothing").first == 404);
+  // Every cluster has a member its health checks reach: ready.
+  CHECK(eventually([&] { return http_get(http_port_for(s), "/readyz").first == 200; }));
+
+  // Every metric family the Grafana dashboard and the alert rules name is one Sluice exports.
+  std::string repo(__FILE__);
+  repo.resize(repo.rfind("/integration/"));
+  std::set<std::string> named;
+  for (const char* f : {"/docs/monitoring/sluice-dashboard.json", "/docs/monitoring/sluice-alerts.yml"}) {
+    std::ifstream in(repo + f);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    INFO("file: ", repo + f);
+    REQUIRE(!text.empty());
+    for (std::size_t at = text.find("sluice_"); at != std::string::npos; at = text.find("sluice_", at + 1)) {
+      if (at > 0 && (std::isalnum(static_cast<unsigned char>(text[at - 1])) || text[at - 1] == '_')) continue;
+      std::size_t end = at;
+      while (end < text.size() && (std::islower(static_cast<unsigned char>(text[end])) || text[end] == '_')) ++end;
+      std::string name = text.substr(at, end - at);
+      for (const char* suffix : {"_bucket", "_count", "_sum"})
+        if (name.size() > std::strlen(suffix) && name.ends_with(suffix) &&
+            body.find("# TYPE " + name.substr(0, name.size() - std::strlen(suffix)) + " histogram") !=
+                std::string::npos)
+          name.resize(name.size() - std::strlen(suffix));
+      named.insert(name);
+    }
+  }
+  CHECK(named.size() >= 15);
+  for (const auto& name : named) {
+    // The change stream's families exist only with [cache] invalidation = "stream".
+    if (name.rfind("sluice_cache_stream_", 0) == 0) continue;
+    INFO("metric named in docs/monitoring: ", name);
+    CHECK(body.find("# TYPE " + name + " ") != std::string::npos);
+  }
 
   // The real Prometheus text-format checker (Debian's prometheus package).
   std::string promtool = env_or("SLUICE_PROMTOOL", "promtool");
@@ -691,6 +726,56 @@ TEST_CASE("/metrics passes promtool check metrics and counts what happened; /hea
   CHECK(report.empty());
   std::remove(file.c_str());
   std::remove((file + ".out").c_str());
+}
+
+TEST_CASE("/readyz: not ready while a cluster has no reachable member, alive all the same") {
+  auto closed_port = [] {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), len) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    ::close(fd);
+    return std::to_string(ntohs(a.sin_port));
+  };
+  // "gone": a primary and a replica on closed ports (health-checked). "lone": one member on a
+  // closed port (no health checks: its pool's connection attempts tell).
+  const std::string gone = closed_port(), gone_replica = closed_port(), lone = closed_port();
+  auto config = [&](int http) {
+    return pools(5, http, false) + "\n[clusters.gone]\nprotocol = \"postgres\"\nprimary = \"127.0.0.1:" + gone +
+           "\"\nreplicas = [\"127.0.0.1:" + gone_replica +
+           "\"]\nhealth_check_period = \"100ms\"\n\n[[pools]]\ndatabase = \"app3\"\ncluster = \"gone\"\n" +
+           "\n[clusters.lone]\nprotocol = \"postgres\"\nprimary = \"127.0.0.1:" + lone +
+           "\"\n\n[[pools]]\ndatabase = \"app4\"\ncluster = \"lone\"\n";
+  };
+  SluiceProcess s(config(0), kGeneral);
+  s.rewrite(config(http_port_for(s)), kGeneral);
+  s.reload(config(http_port_for(s)), kGeneral);
+  REQUIRE(eventually([&] { return http_get(http_port_for(s), "/healthz").first == 200; }));
+  auto readyz_says = [&](const std::string& expected, const std::string& absent) {
+    std::string last;
+    bool seen = eventually([&] {
+      auto [status, body] = http_get(http_port_for(s), "/readyz");
+      last = std::to_string(status) + " " + body;
+      return status == 503 && body.find(expected) != std::string::npos && body.find(absent) == std::string::npos;
+    });
+    INFO("/readyz said: ", last);
+    CHECK(seen);
+  };
+  // The health checks find neither member of "gone"; "lone" is not known to be down yet.
+  readyz_says("cluster gone: no member reachable (127.0.0.1:" + gone + ", 127.0.0.1:" + gone_replica + ")",
+              "cluster lone");
+  // A client of app4 fails to get a server connection: now "lone" is known to be down too.
+  Conn lost(s.conninfo("app", "app", "app4"));
+  CHECK(!lost.ok());
+  readyz_says("cluster lone: no member reachable (127.0.0.1:" + lone + ")", "cluster pg:");
+  Conn app(s.conninfo());
+  CHECK(app.scalar("SELECT 1") == "1");  // alive and serving the rest
+  // Without those clusters: ready.
+  s.reload(pools(5, http_port_for(s), false), kGeneral);
+  CHECK(eventually([&] { return http_get(http_port_for(s), "/readyz").first == 200; }));
 }
 
 TEST_CASE("every command through Connector/C: same columns as libpq, operator commands answer OK") {

@@ -7,7 +7,7 @@ PACKAGES=(
   libboost1.81-dev libpq-dev libmariadb-dev libssl-dev libtomlplusplus-dev libfmt-dev doctest-dev
   libidn-dev libsodium-dev zlib1g-dev libzstd-dev libre2-dev python3-psycopg python3-psycopg2 python3-pymysql
   postgresql-15 postgresql-client-15 postgresql-contrib mariadb-server mariadb-client redis-tools sysbench
-  pgbouncer haproxy docker-compose procps iproute2 openssl
+  pgbouncer haproxy docker-compose procps iproute2 openssl systemd man-db groff-base
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

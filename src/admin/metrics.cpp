@@ -115,6 +115,15 @@ std::string prometheus(state::Context& ctx) {
     w.sample("sluice_pool_waiting_clients",
              {{"database", p->config_database()}, {"user", p->user()}, {"server", p->endpoint().text()}},
              static_cast<double>(p->usage().waiting));
+  w.family("sluice_server_connect_failures_total", "counter",
+           "New server connections that failed (refused, timed out, login rejected).");
+  for (auto& p : pools)
+    w.sample("sluice_server_connect_failures_total",
+             {{"database", p->config_database()}, {"user", p->user()}, {"server", p->endpoint().text()}},
+             static_cast<double>(p->usage().connect_failures));
+  w.family("sluice_login_failures_total", "counter",
+           "Client logins refused: wrong password, unknown user, certificate.");
+  w.sample("sluice_login_failures_total", {}, static_cast<double>(ctx.login_throttle.failures()));
   w.family("sluice_pool_size", "gauge", "Configured pool_size.");
   for (auto& p : pools)
     w.sample("sluice_pool_size",

@@ -14,6 +14,7 @@
 
 #include "sluice/version.hpp"
 #include "src/app/listeners.hpp"
+#include "src/app/sd_notify.hpp"
 #include "src/frontend/common/worker_sessions.hpp"
 #include "src/net/buffer_pool.hpp"
 #include "src/frontend/mysql/session.hpp"
@@ -101,11 +102,13 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
       if (ec) return;
       if (sig == SIGHUP) {
         log::info("SIGHUP: reloading {}", path);
+        sd_notify(sd_reloading());
         try {
           state::reload(ctx, path);
         } catch (const config::ConfigError&) {
           // logged by reload()
         }
+        sd_notify("READY=1");
         wait_signal();
         return;
       }
@@ -120,6 +123,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
       return;
     }
     stopping = true;
+    sd_notify("STOPPING=1");
     auto timeout = ctx.snapshot()->config->general.shutdown_timeout;
     log::info("shutting down: no new connections; waiting up to {} ms for open transactions", timeout.count());
     ctx.shutting_down = true;
@@ -155,6 +159,8 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
             cfg.general.workers, cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
             cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"),
             cfg.http.enabled ? cfg.http.listen.text() : std::string("(disabled)"));
+  // Listeners are bound and the workers run: a Type=notify unit is started now.
+  sd_notify("READY=1\nSTATUS=accepting clients");
 
   wait_signal();
   control.run();

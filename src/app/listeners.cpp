@@ -2,6 +2,7 @@
 #include "src/app/listeners.hpp"
 
 #include "src/admin/metrics.hpp"
+#include "src/admin/readiness.hpp"
 #include "src/frontend/mysql/session.hpp"
 #include "src/frontend/postgres/session.hpp"
 #include "src/observe/log.hpp"
@@ -14,6 +15,7 @@ Listeners::Listeners(net::Runtime& rt, state::Context& ctx)
       http_handlers_{
           [&ctx] { return admin::prometheus(ctx); },
           [&ctx]() -> std::string { return ctx.shutting_down ? "shutting down" : ""; },
+          [&ctx] { return admin::not_ready(ctx); },
       } {}
 
 std::string Listeners::rebind(const config::Config& c) {

@@ -43,15 +43,15 @@ asio::awaitable<void> serve(tcp::socket sock, std::shared_ptr<HttpHandlers> h) {
       res.result(http::status::ok);
       res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
       res.body() = h->metrics();
-    } else if (target == "/healthz") {
-      auto why = h->health();
+    } else if (target == "/healthz" || target == "/readyz") {
+      auto why = target == "/healthz" ? h->health() : h->ready();
       res.result(why.empty() ? http::status::ok : http::status::service_unavailable);
       res.set(http::field::content_type, "text/plain; charset=utf-8");
       res.body() = why.empty() ? "ok\n" : why + "\n";
     } else {
       res.result(http::status::not_found);
       res.set(http::field::content_type, "text/plain; charset=utf-8");
-      res.body() = "not found: try /metrics or /healthz\n";
+      res.body() = "not found: try /metrics, /healthz or /readyz\n";
     }
     if (req.method() == http::verb::head) {
       res.content_length(res.body().size());

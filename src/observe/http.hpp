@@ -1,4 +1,5 @@
-// The HTTP listener (Boost.Beast): GET /metrics (Prometheus text) and GET /healthz.
+// The HTTP listener (Boost.Beast): GET /metrics (Prometheus text), /healthz (alive) and /readyz
+// (ready for new clients).
 #pragma once
 
 #include <boost/asio.hpp>
@@ -15,6 +16,8 @@ struct HttpHandlers {
   std::function<std::string()> metrics;
   // "" when healthy, else the reason (answered 503).
   std::function<std::string()> health;
+  // GET /readyz: "" when ready for new clients, else the reasons (answered 503).
+  std::function<std::string()> ready;
 };
 
 class HttpServer {

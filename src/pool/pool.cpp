@@ -92,7 +92,9 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   LeaseResult out;
   std::lock_guard lock(mu_);
   --connecting_;
+  last_connect_failed_ = !r.conn;
   if (!r.conn) {
+    ++connect_failures_;
     log::warn("pool {}: cannot open a server connection: {}", name_, r.error.fields.message);
     forget_one_locked();
     out.error = std::make_shared<const ConnectError>(std::move(r.error));
@@ -422,6 +424,8 @@ Pool::Usage Pool::usage() const {
   u.connecting = connecting_;
   u.active = total_ - idle_.size() - connecting_;
   u.waiting = waiters_.size();
+  u.connect_failures = connect_failures_;
+  u.last_connect_failed = last_connect_failed_;
   if (!waiters_.empty()) u.max_wait_seconds = std::chrono::duration<double>(Clock::now() - waiters_.front()->since).count();
   return u;
 }

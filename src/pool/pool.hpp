@@ -95,6 +95,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // For SHOW POOLS / SHOW SERVERS / metrics.
   struct Usage {
     std::size_t total = 0, idle = 0, active = 0, connecting = 0, waiting = 0;
+    std::uint64_t connect_failures = 0;  // since start: new server connections that failed
+    bool last_connect_failed = false;    // the latest new server connection failed
     double max_wait_seconds = 0;
   };
   Usage usage() const;
@@ -173,6 +175,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   bool closed_ = false;
   std::set<std::string> schemas_;
   std::size_t connecting_ = 0;
+  std::uint64_t connect_failures_ = 0;
+  bool last_connect_failed_ = false;
   std::shared_ptr<const Credentials> creds_;
   std::shared_ptr<NotifyHub> notify_hub_;
   std::map<std::uint64_t, std::weak_ptr<ServerConn>> live_;  // every open connection, by id

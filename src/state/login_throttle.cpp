@@ -6,6 +6,7 @@
 namespace sluice::state {
 
 std::chrono::milliseconds LoginThrottle::failed(const std::string& addr, std::uint32_t burst, config::Duration delay) {
+  failures_.fetch_add(1, std::memory_order_relaxed);
   if (delay.count() <= 0) return std::chrono::milliseconds(0);
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);

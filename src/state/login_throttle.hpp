@@ -21,6 +21,7 @@ class LoginThrottle {
   // Records a failed login from `addr`: how long to hold the answer (zero = not at all).
   std::chrono::milliseconds failed(const std::string& addr, std::uint32_t burst, config::Duration delay);
   std::uint64_t held() const { return held_.load(std::memory_order_relaxed); }
+  std::uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }  // every failed login
 
  private:
   struct Bucket {
@@ -29,7 +30,7 @@ class LoginThrottle {
   };
   std::mutex mu_;
   std::unordered_map<std::string, Bucket> buckets_;
-  std::atomic<std::uint64_t> held_{0};
+  std::atomic<std::uint64_t> held_{0}, failures_{0};
 };
 
 }  // namespace sluice::state
