@@ -38,6 +38,7 @@ void save_allowlist(state::Context& ctx) {
 int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path) {
   const auto& cfg = *snapshot->config;
   log::set_level(cfg.general.log_level);
+  log::set_format(cfg.general.log_format == config::General::LogFormat::Json ? "json" : "text");
 
   // Each client and server connection is a descriptor: lift the soft limit to the hard one.
   if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -155,10 +156,11 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
     });
   };
   rt.start();
-  log::info("sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}; metrics on {}", SLUICE_VERSION,
-            cfg.general.workers, cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
-            cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"),
-            cfg.http.enabled ? cfg.http.listen.text() : std::string("(disabled)"));
+  log::event(log::Level::Info, "started", {},
+             "sluice {} started: {} workers; PostgreSQL on {}; MySQL on {}; metrics on {}", SLUICE_VERSION,
+             cfg.general.workers, cfg.postgres.enabled ? cfg.postgres.listen.text() : std::string("(disabled)"),
+             cfg.mysql.enabled ? cfg.mysql.listen.text() : std::string("(disabled)"),
+             cfg.http.enabled ? cfg.http.listen.text() : std::string("(disabled)"));
   // Listeners are bound and the workers run: a Type=notify unit is started now.
   sd_notify("READY=1\nSTATUS=accepting clients");
 
@@ -174,7 +176,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
   rt.join();
   for (auto& p : ctx.pools.all()) p->drop_notify_hub();
   save_allowlist(ctx);
-  log::info("sluice stopped");
+  log::event(log::Level::Info, "stopped", {}, "sluice stopped");
   return 0;
 }
 

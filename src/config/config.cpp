@@ -87,6 +87,10 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.integer("login_failure_burst", cfg->general.login_failure_burst, 1, 1'000'000);
     s.integer("max_client_prepared_statements", cfg->general.max_client_prepared_statements, 1, 10'000'000);
     s.duration("login_failure_delay", cfg->general.login_failure_delay);
+    s.choice("log_format", cfg->general.log_format,
+             {{"text", General::LogFormat::Text}, {"json", General::LogFormat::Json}});
+    s.duration("log_min_duration", cfg->general.log_min_duration);
+    s.boolean("log_parameters", cfg->general.log_parameters);
     s.finish();
   }
   if (cfg->general.workers == 0)

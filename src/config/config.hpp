@@ -61,6 +61,12 @@ struct General {
   Duration login_failure_delay{1'000};
   std::uint64_t max_packet_size = 64ull << 20;
   std::string log_level = "info";
+  // Log lines as text, or one JSON object per line (src/observe/log.hpp).
+  enum class LogFormat { Text, Json } log_format = LogFormat::Text;
+  // Statements that take at least this long are logged ("slow_query") with their fingerprint;
+  // 0 = off. Their text with its values only with log_parameters.
+  Duration log_min_duration{0};
+  bool log_parameters = false;
 };
 
 enum class TlsMode { Disable, Allow, Require };

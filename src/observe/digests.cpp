@@ -4,6 +4,8 @@
 #include <bit>
 #include <functional>
 
+#include "src/observe/log.hpp"
+
 namespace sluice::observe {
 namespace {
 
@@ -31,6 +33,25 @@ std::uint64_t Digest::bucket_upper(std::size_t b) {
   std::uint64_t half = b % 2;
   std::uint64_t lower = (std::uint64_t{1} << (w - 1)) + half * (std::uint64_t{1} << (w - 2));
   return lower + (std::uint64_t{1} << (w - 2)) - 1;
+}
+
+void note_slow(const Digest& d, std::uint64_t us, std::uint64_t rows, bool error, const SlowWho& who) {
+  auto threshold = g_slow_log.threshold_us.load(std::memory_order_relaxed);
+  if (threshold == 0 || us < threshold || !log::enabled(log::Level::Warn)) return;
+  log::Fields f;
+  f.client_id = who.client_id;
+  f.address = who.address;
+  f.user = d.user;
+  f.database = d.database;
+  f.fingerprint = d.fingerprint;
+  if (g_slow_log.with_parameters()) f.statement = who.statement;
+  f.duration_ms = static_cast<double>(us) / 1000.0;
+  f.rows = static_cast<std::int64_t>(rows);
+  if (error) f.reason = "error";
+  log::write_event(log::Level::Warn, "slow_query", f,
+                   fmt::format("client {} {}: user {} database {}: slow {} statement: {:.3f} ms{}: {}", who.client_id,
+                               who.address, d.user, d.database, d.protocol, f.duration_ms, error ? " (error)" : "",
+                               f.statement.empty() ? d.fingerprint : f.statement));
 }
 
 void Digest::record(std::uint64_t us, std::uint64_t n, bool error, DigestRoute route) {

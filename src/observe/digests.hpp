@@ -40,6 +40,25 @@ struct Digest {
   static std::uint64_t bucket_upper(std::size_t b);
 };
 
+// The slow-query log ([general] log_min_duration, log_parameters): a statement recorded in a
+// digest that took at least the threshold is logged as a "slow_query" event with its
+// fingerprint, database, user, client and time; its text (with the values a client wrote into
+// it) only when parameters are on. The threshold is 0 when off.
+struct SlowLog {
+  std::atomic<std::uint64_t> threshold_us{0};
+  std::atomic<bool> parameters{false};
+  bool on() const { return threshold_us.load(std::memory_order_relaxed) > 0; }
+  bool with_parameters() const { return parameters.load(std::memory_order_relaxed); }
+};
+inline SlowLog g_slow_log;
+// Who ran a statement, for its slow-query line (statement: only with log_parameters).
+struct SlowWho {
+  std::uint64_t client_id = 0;
+  std::string address;
+  std::string statement;
+};
+void note_slow(const Digest& d, std::uint64_t us, std::uint64_t rows, bool error, const SlowWho& who);
+
 class DigestStore {
  public:
   DigestStore();

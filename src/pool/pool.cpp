@@ -95,7 +95,8 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   last_connect_failed_ = !r.conn;
   if (!r.conn) {
     ++connect_failures_;
-    log::warn("pool {}: cannot open a server connection: {}", name_, r.error.fields.message);
+    log::event(log::Level::Warn, "server_connect_failed", {.database = database_, .reason = r.error.fields.message},
+               "pool {}: cannot open a server connection: {}", name_, r.error.fields.message);
     forget_one_locked();
     out.error = std::make_shared<const ConnectError>(std::move(r.error));
     co_return out;

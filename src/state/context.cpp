@@ -41,7 +41,13 @@ void Context::set_firewall(const Snapshot& s, bool reread_allowlist) {
   firewall_on_.store(fw.mode != "off" || !s.firewall->empty(), std::memory_order_relaxed);
   rules_on_.store(!s.rules->empty(), std::memory_order_relaxed);
   digests.set_limit(s.config->digests.max_fingerprints);
-  digests_on_.store(s.config->digests.enabled, std::memory_order_relaxed);
+  // The slow-query log fingerprints statements as [digests] does (SHOW QUERIES fills with them).
+  const auto& g = s.config->general;
+  observe::g_slow_log.threshold_us.store(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(g.log_min_duration).count()),
+      std::memory_order_relaxed);
+  observe::g_slow_log.parameters.store(g.log_parameters, std::memory_order_relaxed);
+  digests_on_.store(s.config->digests.enabled || g.log_min_duration.count() > 0, std::memory_order_relaxed);
   bool rates = s.config->limits.queries_per_second_per_user || s.config->limits.queries_per_second_per_address;
   for (auto& u : s.config->users) rates = rates || (u.queries_per_second && *u.queries_per_second);
   rates_on_.store(rates, std::memory_order_relaxed);
@@ -66,6 +72,7 @@ std::string apply_locked(Context& ctx, std::shared_ptr<const Snapshot> next, boo
   }
   ctx.set_snapshot(next);
   log::set_level(cfg.general.log_level);
+  log::set_format(cfg.general.log_format == config::General::LogFormat::Json ? "json" : "text");
   ctx.pools.reconfigure(cfg, next->credentials, next->server_tls);
   std::vector<std::string> rebuilt;
   if (ctx.control_executor)
@@ -86,10 +93,11 @@ std::string reload(Context& ctx, const std::string& path) {
     std::lock_guard lock(ctx.reload_mu);
     auto running = ctx.snapshot();
     auto summary = apply_locked(ctx, build_snapshot(config::load_file(path), running.get(), FileReads::Reread), true);
-    log::info("configuration reloaded from {}: {}", path, summary);
+    log::event(log::Level::Info, "reloaded", {}, "configuration reloaded from {}: {}", path, summary);
     return summary;
   } catch (const config::ConfigError& e) {
-    log::error("reload rejected, keeping the running configuration: {}", e.what());
+    log::event(log::Level::Error, "reload_rejected", {.reason = e.what()},
+               "reload rejected, keeping the running configuration: {}", e.what());
     throw;
   }
 }

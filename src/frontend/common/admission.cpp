@@ -79,7 +79,10 @@ asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(asio::ip::tcp::socke
   boost::system::error_code ec;
   co_await stream->handshake(ec);
   if (ec) {
-    log::info("client {} {}:{}: TLS handshake failed: {}", info.id, info.addr, info.port, ec.message());
+    const auto why = ec.message();
+    log::event(log::Level::Info, "tls_failed",
+               {.client_id = info.id, .address = info.addr, .port = info.port, .reason = why},
+               "client {} {}:{}: TLS handshake failed: {}", info.id, info.addr, info.port, why);
     co_return nullptr;
   }
   info.tls = true;

@@ -20,8 +20,16 @@ AccessOutcome access_check(const state::Snapshot& snap, config::Protocol protoco
   q.groups = u ? &u->groups : nullptr;
   auto v = snap.access->decide(q);
   if (v.allow) return {true, v.auth, {}};
-  log::info("client {} {}:{}: user {} database {} refused by {}", info.id, info.addr, info.port, user, database,
-            v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule"));
+  const std::string why =
+      v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule");
+  log::event(log::Level::Info, "client_refused",
+             {.client_id = info.id,
+              .address = info.addr,
+              .port = info.port,
+              .user = user,
+              .database = database,
+              .reason = why},
+             "client {} {}:{}: user {} database {} refused by {}", info.id, info.addr, info.port, user, database, why);
   return {false, std::nullopt, access::refusal_text(v, info.addr, user, database, tls)};
 }
 
@@ -36,8 +44,15 @@ StatementCheck check_statement(state::Context& ctx, const state::Snapshot& snap,
     if (!v.allow) {
       std::string why = v.unlisted ? std::string("not on the allow-list of user \"") + std::string(f.user) + "\""
                                    : fmt::format("denied by firewall rule {}", v.rule);
-      log::info("client {} {}: user {} database {}: statement {} (fingerprint: {})", client_id, f.address, f.user,
-                f.database, why, v.fingerprint);
+      log::event(log::Level::Info, "statement_denied",
+                 {.client_id = client_id,
+                  .address = f.address,
+                  .user = f.user,
+                  .database = f.database,
+                  .reason = why,
+                  .fingerprint = v.fingerprint},
+                 "client {} {}: user {} database {}: statement {} (fingerprint: {})", client_id, f.address, f.user,
+                 f.database, why, v.fingerprint);
       out.refusal = fmt::format("Sluice firewall: statement {}", why);
       return out;
     }
@@ -46,8 +61,16 @@ StatementCheck check_statement(state::Context& ctx, const state::Snapshot& snap,
     out.rules = snap.rules->apply(f, a);
     if (out.rules.deny) {
       ctx.firewall_list.count_denied();
-      log::info("client {} {}: user {} database {}: statement denied by rule {} (fingerprint: {})", client_id,
-                f.address, f.user, f.database, out.rules.last_rule, a.fingerprint());
+      const auto why = fmt::format("denied by rule {}", out.rules.last_rule);
+      log::event(log::Level::Info, "statement_denied",
+                 {.client_id = client_id,
+                  .address = f.address,
+                  .user = f.user,
+                  .database = f.database,
+                  .reason = why,
+                  .fingerprint = a.fingerprint()},
+                 "client {} {}: user {} database {}: statement {} (fingerprint: {})", client_id, f.address, f.user,
+                 f.database, why, a.fingerprint());
       out.refusal = out.rules.message.empty() ? fmt::format("Sluice: statement denied by rule {}", out.rules.last_rule)
                                               : std::string(out.rules.message);
     }

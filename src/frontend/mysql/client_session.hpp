@@ -125,6 +125,7 @@ class Session final : public TendedSession {
     // [digests]: the running command's digest (digesting_), and whether the cache answered it.
     std::shared_ptr<observe::Digest> digest_;
     bool digest_hit_ = false;
+    std::string slow_text_;  // the statement's text, kept only for the slow-query log's log_parameters
     // [[rules]] mirror: where the running COM_QUERY's copy goes, and its answer as captured.
     std::shared_ptr<router::Mirror> mirror_;
     std::string mirror_capture_;

@@ -148,7 +148,10 @@ awaitable<bool> Session::handshake() {
       std::lock_guard lock(info_->mu);
       info_->pool = "sluice";
     }
-    log::info("client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
+    log::event(
+        log::Level::Info, "admin_connected",
+        {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = "sluice"},
+        "client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
     start_compression(resp);
     co_return true;  // serve_admin sends the OK
   }
@@ -173,8 +176,15 @@ void Session::start_compression(const my::HandshakeResponse& resp) {
 awaitable<bool> Session::take_connection_places(const std::string& db) {
   auto over = limits_.login(ctx_.limits, *cfg_, user_, db, db == "sluice");
   if (!over) co_return true;
-  log::info("client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_, db,
-            access::to_string(*over));
+  log::event(log::Level::Info, "client_refused",
+             {.client_id = info_->id,
+              .address = info_->addr,
+              .port = info_->port,
+              .user = user_,
+              .database = db,
+              .reason = access::to_string(*over)},
+             "client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_,
+             db, access::to_string(*over));
   if (*over == access::Limit::ConnectionsPerUser) co_return co_await refuse(Refusal::UserConnections, user_);
   co_return co_await refuse(Refusal::DatabaseConnections, cfg_->limits.max_connections_per_database, db);
 }
@@ -311,7 +321,15 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
         break;
       }
   if (!pc) {
-    log::info("client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_, db);
+    log::event(log::Level::Info, "client_refused",
+               {.client_id = info_->id,
+                .address = info_->addr,
+                .port = info_->port,
+                .user = user_,
+                .database = db,
+                .reason = "unknown database"},
+               "client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_,
+               db);
     co_return co_await refuse(Refusal::UnknownDatabase, db);
   }
   served_db_ = served_database(*pc, db);

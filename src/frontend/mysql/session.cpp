@@ -41,8 +41,15 @@ Session::~Session() {
   ctx_.client_table.remove(info_->id);
   end_fill();
   if (connected_)
-    log::info("client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
-              schema_, end_reason_.empty() ? "client closed the connection" : end_reason_);
+    log::event(log::Level::Info, "client_disconnected",
+               {.client_id = info_->id,
+                .address = info_->addr,
+                .port = info_->port,
+                .user = user_,
+                .database = schema_,
+                .reason = end_reason_.empty() ? std::string_view("client closed the connection") : end_reason_},
+               "client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
+               schema_, end_reason_.empty() ? "client closed the connection" : end_reason_);
 }
 
 awaitable<bool> Session::run() {
@@ -54,7 +61,10 @@ awaitable<bool> Session::run() {
   }
   if (ok) {
     connected_ = true;
-    log::info("client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, schema_);
+    log::event(
+        log::Level::Info, "client_connected",
+        {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = schema_},
+        "client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, schema_);
   }
   bool parked = co_await serve(ok);
   co_return parked;
@@ -123,6 +133,8 @@ void Session::janitor_tick() {
 void Session::digest_query(sql::Analysis& text) {
   w().digest_ = ctx_.digests.get("mysql", text.fingerprint(), schema_, user_);
   w().digest_hit_ = false;
+  w().slow_text_.assign(observe::g_slow_log.with_parameters() ? std::string_view(io_.payload()).substr(1)
+                                                              : std::string_view());
   digesting_ = true;
 }
 
@@ -131,6 +143,7 @@ void Session::digest_execute(ClientStmt& cs) {
     cs.digest = ctx_.digests.get("mysql", sql::fingerprint(sql::lex(cs.query, sql::Dialect::Mysql)), schema_, user_);
   w().digest_ = cs.digest;
   w().digest_hit_ = false;
+  w().slow_text_.assign(observe::g_slow_log.with_parameters() ? std::string_view(cs.query) : std::string_view());
   digesting_ = true;
 }
 
@@ -143,8 +156,11 @@ void Session::record_digest(std::uint64_t us) {
     return;
   }
   const auto& last = w().last_;
-  d->record(us, last.result_set ? last.rows : last.affected_rows, last.error,
+  auto rows = last.result_set ? last.rows : last.affected_rows;
+  d->record(us, rows, last.error,
             routing_.split() && routing_.route.replica ? observe::DigestRoute::Replica : observe::DigestRoute::Primary);
+  if (observe::g_slow_log.on()) [[unlikely]]
+    observe::note_slow(*d, us, rows, last.error, {info_->id, info_->addr, std::move(w().slow_text_)});
 }
 
 void Session::count_command(std::uint8_t cmd, observe::Clock::time_point started) {
@@ -215,8 +231,15 @@ pool::PoolSettings Session::pool_settings() const {
 awaitable<bool> Session::send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {
   if (my::er::client_range(code)) code = my::er::UPSTREAM_UNREACHABLE;  // see my::er
   if (!connected_)
-    log::info("client {} {}:{} refused: user {}: {} ({})", info_->id, info_->addr, info_->port,
-              user_.empty() ? "?" : user_, message, code);
+    log::event(log::Level::Info, "client_refused",
+               {.client_id = info_->id,
+                .address = info_->addr,
+                .port = info_->port,
+                .user = user_,
+                .database = schema_,
+                .reason = message},
+               "client {} {}:{} refused: user {}: {} ({})", info_->id, info_->addr, info_->port,
+               user_.empty() ? "?" : user_, message, code);
   std::string p;
   my::build_err(p, code, sqlstate, message);
   co_return co_await io_.reply(p);

@@ -259,8 +259,15 @@ class Session final : public TendedSession {
     if (severity == "FATAL") {
       if (logged_in_) end_reason_ = fmt::format("{} {}", code, message);
       else
-        log::info("client {} {}:{} refused: user {} database {}: {} {}", info_->id, info_->addr, info_->port,
-                  user_.empty() ? "?" : user_, database_.empty() ? "?" : database_, code, message);
+        log::event(log::Level::Info, "client_refused",
+                   {.client_id = info_->id,
+                    .address = info_->addr,
+                    .port = info_->port,
+                    .user = user_,
+                    .database = database_,
+                    .reason = message},
+                   "client {} {}:{} refused: user {} database {}: {} {}", info_->id, info_->addr, info_->port,
+                   user_.empty() ? "?" : user_, database_.empty() ? "?" : database_, code, message);
     }
     std::string out;
     wire::error_response(out, severity, code, message, {}, hint);

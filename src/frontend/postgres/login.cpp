@@ -81,8 +81,15 @@ awaitable<void> Session::throttle_failed_login() {
 awaitable<bool> Session::take_connection_places() {
   auto over = limits_.login(ctx_.limits, *snap_->config, user_, database_, database_ == kAdminDatabase);
   if (!over) co_return true;
-  log::info("client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_,
-            database_, access::to_string(*over));
+  log::event(log::Level::Info, "client_refused",
+             {.client_id = info_->id,
+              .address = info_->addr,
+              .port = info_->port,
+              .user = user_,
+              .database = database_,
+              .reason = access::to_string(*over)},
+             "client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_,
+             database_, access::to_string(*over));
   if (*over == access::Limit::ConnectionsPerUser)
     co_await send_error("FATAL", "53300", fmt::format("too many connections for role \"{}\"", user_),
                         "[limits] max_connections_per_user, or the user's max_connections");
@@ -222,8 +229,15 @@ awaitable<bool> Session::login() {
   }
   const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
   if (!pc) {
-    log::info("client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_,
-              database_);
+    log::event(log::Level::Info, "client_refused",
+               {.client_id = info_->id,
+                .address = info_->addr,
+                .port = info_->port,
+                .user = user_,
+                .database = database_,
+                .reason = "unknown database"},
+               "client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_,
+               database_);
     co_await send_error("FATAL", "3D000", fmt::format("database \"{}\" does not exist", database_),
                         "add a [[pools]] entry for it, or a database = \"*\" pool");
     co_return false;

@@ -212,7 +212,9 @@ class Relay {
   // Number of ReadyForQuery messages seen (each completes a request cycle).
   std::uint64_t cycles() const { return cycles_; }
   // [digests]: the request about to be queued is of digest `d` (its first statement's).
-  void digest_next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route) { trail_.next(std::move(d), route); }
+  void digest_next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route, observe::SlowWho who = {}) {
+    trail_.next(std::move(d), route, std::move(who));
+  }
   bool digest_armed() const { return trail_.digest_armed(); }
   // [[rules]] mirror: the request about to be queued is copied to `mirror`.
   void mirror_next(std::shared_ptr<router::Mirror> mirror, router::MirrorCopy copy) {

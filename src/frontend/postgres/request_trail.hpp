@@ -27,9 +27,9 @@ class RequestTrail {
   }
 
   // The digest for the next request queued (the first statement named since the last one wins).
-  void next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route) {
+  void next(std::shared_ptr<observe::Digest> d, observe::DigestRoute route, observe::SlowWho who = {}) {
     auto& n = pending();
-    if (!n.digest) n.digest = std::move(d), n.route = route;
+    if (!n.digest) n.digest = std::move(d), n.route = route, n.who = std::move(who);
   }
   // A copy of the next request for `mirror`.
   void next_mirror(std::shared_ptr<router::Mirror> mirror, router::MirrorCopy copy) {
@@ -69,7 +69,11 @@ class RequestTrail {
       if (slots[i].id != id) continue;
       auto& s = slots[i];
       auto& n = *s.named;
-      if (n.digest) n.digest->record(observe::micros_since(s.start), s.sum.rows, s.sum.error, n.route);
+      if (n.digest) {
+        auto us = observe::micros_since(s.start);
+        n.digest->record(us, s.sum.rows, s.sum.error, n.route);
+        observe::note_slow(*n.digest, us, s.sum.rows, s.sum.error, n.who);
+      }
       if (n.mirror) {
         n.copy.answer = s.sum;
         n.mirror->offer(std::move(n.copy));
@@ -88,6 +92,7 @@ class RequestTrail {
   struct Named {
     std::shared_ptr<observe::Digest> digest;
     observe::DigestRoute route = observe::DigestRoute::Primary;
+    observe::SlowWho who;  // for the slow-query log
     std::shared_ptr<router::Mirror> mirror;
     router::MirrorCopy copy;
   };

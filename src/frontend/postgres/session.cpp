@@ -110,7 +110,10 @@ awaitable<bool> Session::run() {
     detach(false);  // a session-mode login that got its server connection, then failed
     co_return false;
   }
-  log::info("client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, database_);
+  log::event(
+      log::Level::Info, "client_connected",
+      {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = database_},
+      "client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, database_);
   logged_in_ = true;
   co_return co_await serve();
 }
@@ -134,8 +137,16 @@ void Session::kill() {
 
 void Session::log_end() {
   if (!logged_in_) return;
-  log::info("client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
-            database_, end_reason_.empty() ? "client closed the connection" : end_reason_);
+  const std::string why = end_reason_.empty() ? "client closed the connection" : end_reason_;
+  log::event(log::Level::Info, "client_disconnected",
+             {.client_id = info_->id,
+              .address = info_->addr,
+              .port = info_->port,
+              .user = user_,
+              .database = database_,
+              .reason = why},
+             "client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
+             database_, why);
 }
 
 awaitable<void> Session::serve_console() {
@@ -156,7 +167,9 @@ awaitable<void> Session::serve_console() {
     info_->pool = kAdminDatabase;
   }
   info_->set_state(observe::ClientState::Idle);
-  log::info("client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
+  log::event(log::Level::Info, "admin_connected",
+             {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = "sluice"},
+             "client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
   logged_in_ = true;
   std::string rest(reinterpret_cast<const char*>(in_.data() + in_begin_), buffered());
   in_begin_ = in_end_;

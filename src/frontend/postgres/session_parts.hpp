@@ -45,6 +45,7 @@ struct SessionWork {
   asio::steady_timer statement_timer_{write_done_.get_executor()};  // a rule's statement_timeout
   // [digests]: the last Parse's statement and its digest (its Bind runs it).
   std::shared_ptr<observe::Digest> parsed_digest_;
+  std::string parsed_text_;  // its text, kept only for the slow-query log's log_parameters
   std::string parsed_name_;
   std::string judged_parse_;  // the statement a Parse of this batch named (parse_judged_)
   // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.

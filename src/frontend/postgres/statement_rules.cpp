@@ -89,10 +89,19 @@ void Session::name_digest(const wire::Frame& f) {
     return ctx_.digests.get("postgres", a.fingerprint(), database_, user_);
   };
   auto route = routing_.route.replica ? observe::DigestRoute::Replica : observe::DigestRoute::Primary;
+  // Who runs it, for the slow-query log (the text only when it may be logged).
+  auto who = [&](std::string_view text) {
+    observe::SlowWho w;
+    if (!observe::g_slow_log.on()) return w;
+    w.client_id = info_->id;
+    w.address = info_->addr;
+    if (observe::g_slow_log.with_parameters()) w.statement.assign(text);
+    return w;
+  };
   if (f.type == wire::fe::Query) {
     wire::Reader r(f.body);
     std::string_view text = r.cstr();
-    if (r.ok() && !relay_->digest_armed()) relay_->digest_next(digest_of(text), route);
+    if (r.ok() && !relay_->digest_armed()) relay_->digest_next(digest_of(text), route, who(text));
     return;
   }
   if (f.type == wire::fe::Parse) {
@@ -100,13 +109,14 @@ void Session::name_digest(const wire::Frame& f) {
     if (!wire::parse_parse(f.body, p)) return;
     wk.parsed_digest_ = digest_of(p.query);
     wk.parsed_name_.assign(p.name);
+    wk.parsed_text_.assign(observe::g_slow_log.with_parameters() ? p.query : std::string_view());
     return;
   }
   if (relay_->digest_armed()) return;  // the batch's first statement has it
   wire::BindHead bh;
   if (!wire::parse_bind_head(f.body, bh)) return;
   if (wk.parsed_digest_ && bh.statement == wk.parsed_name_ && ctx_.digests.current(*wk.parsed_digest_)) {
-    relay_->digest_next(wk.parsed_digest_, route);
+    relay_->digest_next(wk.parsed_digest_, route, who(wk.parsed_text_));
     return;
   }
   const pool::Statement* st = relay_->find_statement(bh.statement);
@@ -114,7 +124,7 @@ void Session::name_digest(const wire::Frame& f) {
   wire::ParseView p;
   auto bytes = st ? wire::as_bytes(st->parse_message) : wire::Bytes{};
   if (!st || wire::next_frame(bytes, bytes.size(), pf) != wire::Decode::Ok || !wire::parse_parse(pf.body, p)) return;
-  relay_->digest_next(digest_of(p.query), route);
+  relay_->digest_next(digest_of(p.query), route, who(p.query));
 }
 
 void Session::mirror_next(const access::RuleOutcome& r, std::string_view text) {
