@@ -31,15 +31,20 @@ std::string Listeners::rebind(const config::Config& c) {
   std::unique_ptr<net::Listener> pg, my;
   std::unique_ptr<observe::HttpServer> http;
   auto& ctx = ctx_;
+  // A Unix socket's mode or group changing makes its listener anew too.
+  const bool pg_changed = pg_want != pg_ep_ || (pg_want && c.postgres.unix_socket != pg_unix_);
+  const bool my_changed = my_want != my_ep_ || (my_want && c.mysql.unix_socket != my_unix_);
   try {
-    if (pg_want && pg_want != pg_ep_)
-      pg = std::make_unique<net::Listener>(rt_, *pg_want, [&ctx](boost::asio::ip::tcp::socket s) {
-        return frontend::pg::serve_client(std::move(s), ctx);
-      });
-    if (my_want && my_want != my_ep_)
-      my = std::make_unique<net::Listener>(rt_, *my_want, [&ctx](boost::asio::ip::tcp::socket s) {
-        return frontend::mysql::serve_client(std::move(s), ctx);
-      });
+    if (pg_want && pg_changed)
+      pg = std::make_unique<net::Listener>(
+          rt_, *pg_want,
+          [&ctx](boost::asio::ip::tcp::socket s) { return frontend::pg::serve_client(std::move(s), ctx); },
+          c.postgres.unix_socket);
+    if (my_want && my_changed)
+      my = std::make_unique<net::Listener>(
+          rt_, *my_want,
+          [&ctx](boost::asio::ip::tcp::socket s) { return frontend::mysql::serve_client(std::move(s), ctx); },
+          c.mysql.unix_socket);
     if (http_want && http_want != http_ep_)
       http = std::make_unique<observe::HttpServer>(rt_.worker(0), http_want->front(), http_handlers_);
   } catch (const std::exception& e) {
@@ -47,8 +52,8 @@ std::string Listeners::rebind(const config::Config& c) {
     if (my) my->close();
     return e.what();
   }
-  auto swap = [](auto& cur, auto& next, auto& cur_ep, const auto& want_ep, const char* what) {
-    if (want_ep == cur_ep) return;
+  auto swap = [](auto& cur, auto& next, auto& cur_ep, const auto& want_ep, const char* what, bool changed = false) {
+    if (want_ep == cur_ep && !changed) return;
     if (cur) {
       cur->close();
       for (auto& ep : *cur_ep) log::info("{} listener on {} closed", what, ep.text());
@@ -58,8 +63,10 @@ std::string Listeners::rebind(const config::Config& c) {
     if (cur_ep)
       for (auto& ep : *cur_ep) log::info("{} listener on {}", what, ep.text());
   };
-  swap(pg_, pg, pg_ep_, pg_want, "PostgreSQL");
-  swap(my_, my, my_ep_, my_want, "MySQL");
+  swap(pg_, pg, pg_ep_, pg_want, "PostgreSQL", pg_changed);
+  swap(my_, my, my_ep_, my_want, "MySQL", my_changed);
+  pg_unix_ = c.postgres.unix_socket;
+  my_unix_ = c.mysql.unix_socket;
   swap(http_, http, http_ep_, http_want, "HTTP metrics");
   return {};
 }

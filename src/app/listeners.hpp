@@ -33,6 +33,7 @@ class Listeners {
   std::unique_ptr<net::Listener> pg_, my_;
   std::unique_ptr<observe::HttpServer> http_;
   std::optional<std::vector<config::Endpoint>> pg_ep_, my_ep_, http_ep_;
+  config::UnixSocketOptions pg_unix_, my_unix_;
 };
 
 }  // namespace sluice::app

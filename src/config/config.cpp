@@ -101,6 +101,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     cfg->postgres.enabled = true;
     s.boolean("enabled", cfg->postgres.enabled);
     read_listen(s, cfg->postgres.listen, cfg->postgres.listen_more);
+    read_unix_socket(s, cfg->postgres.unix_socket);
     read_listener_proxy(s, cfg->postgres.proxy);
     s.str("server_reset_query", cfg->postgres.server_reset_query);
     s.boolean("server_reset_query_always", cfg->postgres.server_reset_query_always);
@@ -118,6 +119,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     cfg->mysql.enabled = true;
     s.boolean("enabled", cfg->mysql.enabled);
     read_listen(s, cfg->mysql.listen, cfg->mysql.listen_more);
+    read_unix_socket(s, cfg->mysql.unix_socket);
     read_listener_proxy(s, cfg->mysql.proxy);
     s.str("server_version", cfg->mysql.server_version);
     s.choice("default_auth_plugin", cfg->mysql.default_auth_plugin,
@@ -134,6 +136,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     cfg->http.enabled = true;
     s.boolean("enabled", cfg->http.enabled);
     s.endpoint("listen", cfg->http.listen);
+    if (cfg->http.listen.unix_socket()) s.fail(s.get("listen"), "listen", "the HTTP listener takes \"host:port\"");
     s.finish();
   }
 
@@ -341,6 +344,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
       s.fail(s.get("stream_publication"), "stream_publication", "must be a name of 1 to 63 bytes");
     if (s.get("shared")) {
       s.endpoint("shared", cfg->cache.shared);
+      if (cfg->cache.shared.unix_socket()) s.fail(s.get("shared"), "shared", "expected \"host:port\"");
       if (!cfg->cache.stream)
         s.fail(s.get("shared"), "shared",
                "a shared store needs invalidation = \"stream\" (an entry another instance filled is used only "

@@ -32,10 +32,13 @@ const char* to_string(PoolMode m);
 const char* to_string(AuthMethod m);
 const char* to_string(Routing r);
 
+// "host:port", or the path of a Unix-domain socket (host = the path, port = 0).
 struct Endpoint {
   std::string host;
   std::uint16_t port = 0;
+  bool unix_socket() const { return !host.empty() && host.front() == '/'; }
   std::string text() const {
+    if (unix_socket()) return host;
     return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   }
   bool operator==(const Endpoint&) const = default;
@@ -93,10 +96,19 @@ struct ListenerProxy {
   bool operator==(const ListenerProxy&) const = default;
 };
 
+// A `listen` entry that is a path is a Unix-domain socket: created with this mode (octal, as
+// PostgreSQL's unix_socket_permissions) and, when set, this group.
+struct UnixSocketOptions {
+  unsigned mode = 0777;
+  std::string group;
+  bool operator==(const UnixSocketOptions&) const = default;
+};
+
 struct PostgresListener {
   bool enabled = false;
   Endpoint listen{"127.0.0.1", 6432};
   std::vector<Endpoint> listen_more;  // `listen` given as a list: the addresses after the first
+  UnixSocketOptions unix_socket;      // for a path among them
   ListenerTls tls;
   ListenerProxy proxy;
   std::string server_reset_query = "DISCARD ALL";
@@ -118,6 +130,7 @@ struct MysqlListener {
   bool enabled = false;
   Endpoint listen{"127.0.0.1", 6033};
   std::vector<Endpoint> listen_more;
+  UnixSocketOptions unix_socket;
   ListenerTls tls;
   ListenerProxy proxy;
   std::string server_version = "";        // announced to clients; empty = "<server's>-sluice"

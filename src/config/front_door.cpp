@@ -5,6 +5,8 @@
 
 #include <re2/re2.h>
 
+#include <charconv>
+
 namespace sluice::config {
 
 void read_listen(Section& s, Endpoint& first, std::vector<Endpoint>& more) {
@@ -24,6 +26,19 @@ void read_listen(Section& s, Endpoint& first, std::vector<Endpoint>& more) {
     return;
   }
   first = s.endpoint_of(n, "listen");
+}
+
+void read_unix_socket(Section& s, UnixSocketOptions& out) {
+  if (auto n = s.get("unix_socket_mode")) {
+    if (!n->is_string()) s.fail(n, "unix_socket_mode", "expected an octal mode such as \"0770\"");
+    const std::string text = n->as_string()->get();
+    unsigned mode = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), mode, 8);
+    if (text.empty() || ec != std::errc() || p != text.data() + text.size() || mode > 0777)
+      s.fail(n, "unix_socket_mode", fmt::format("\"{}\" is not an octal mode from 0000 to 0777", text));
+    out.mode = mode;
+  }
+  s.str("unix_socket_group", out.group);
 }
 
 void read_cidrs(Section& s, std::string_view key, std::vector<Cidr>& out) {

@@ -99,6 +99,10 @@ class Section {
   Endpoint endpoint_of(const toml::node* n, std::string_view key) {
     if (!n->is_string()) fail(n, key, "expected \"host:port\"");
     std::string text = n->as_string()->get();
+    if (!text.empty() && text.front() == '/') {  // a Unix-domain socket's path
+      if (text.size() >= 108) fail(n, key, fmt::format("a Unix socket path is at most 107 bytes: \"{}\"", text));
+      return Endpoint{text, 0};
+    }
     auto colon = text.rfind(':');
     if (colon == std::string::npos || colon == 0) fail(n, key, fmt::format("expected \"host:port\", got \"{}\"", text));
     Endpoint e;

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "protocols/common/proxy_header.hpp"
+#include "src/net/connect.hpp"
 
 namespace sluice::net {
 
@@ -29,6 +30,10 @@ ssize_t peek(int fd, std::uint8_t* buf, std::size_t n) { return ::recv(fd, buf, 
 
 Origin peer_origin(const asio::ip::tcp::socket& sock) {
   Origin o;
+  if (is_unix(sock)) {  // a Unix-domain socket's client has no address: "unix", as SHOW CLIENTS says
+    o.addr = "unix";
+    return o;
+  }
   boost::system::error_code ec;
   auto peer = sock.remote_endpoint(ec);
   if (ec) {
@@ -45,7 +50,7 @@ Origin peer_origin(const asio::ip::tcp::socket& sock) {
 asio::awaitable<std::optional<Origin>> take_origin(asio::ip::tcp::socket& sock, const config::ListenerProxy& proxy,
                                                    config::Duration timeout, std::string& why) {
   Origin peer = peer_origin(sock);
-  if (proxy.trusted.empty()) co_return peer;
+  if (proxy.trusted.empty() || peer.addr == "unix") co_return peer;  // the PROXY protocol is for TCP
   std::array<std::uint8_t, proxy::kMaxV2> buf;
   const int fd = sock.native_handle();
   if (!trusted(proxy, peer.addr)) {

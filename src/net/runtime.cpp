@@ -2,6 +2,15 @@
 #include "src/net/runtime.hpp"
 
 #include <fmt/format.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
 
 #include "src/observe/log.hpp"
 
@@ -71,7 +80,9 @@ void Runtime::each(const std::function<void()>& fn) {
   for (auto& c : contexts_) asio::post(*c, fn);
 }
 
-Listener::Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory) {
+Listener::Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory,
+                   config::UnixSocketOptions unix_opts)
+    : unix_opts_(std::move(unix_opts)) {
   try {
     for (auto& ep : eps) listen_on(rt, ep, factory);
   } catch (...) {
@@ -80,7 +91,100 @@ Listener::Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, Sessio
   }
 }
 
+namespace {
+// The Unix socket paths this process listens on, and which Listener owns each: a reload that
+// makes a new Listener for the same path takes it over (the old one must not remove it).
+std::mutex g_unix_mu;
+std::map<std::string, const void*> g_unix_owner;
+
+void release_unix_paths(const void* owner, std::vector<std::string>& paths) {
+  std::lock_guard lock(g_unix_mu);
+  for (auto& p : paths) {
+    auto it = g_unix_owner.find(p);
+    if (it == g_unix_owner.end() || it->second != owner) continue;
+    ::unlink(p.c_str());
+    g_unix_owner.erase(it);
+  }
+  paths.clear();
+}
+}  // namespace
+
+Listener::~Listener() { release_unix_paths(this, unix_paths_); }
+
+void Listener::listen_unix(Runtime& rt, const std::string& path, const SessionFactory& factory) {
+  using local = asio::local::stream_protocol;
+  boost::system::error_code ec;
+  struct stat st {};
+  bool ours = false;
+  {
+    std::lock_guard lock(g_unix_mu);
+    ours = g_unix_owner.count(path) > 0;
+  }
+  if (ours) {
+    ::unlink(path.c_str());  // a reload: this Listener takes the path over from the old one
+  } else if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      throw std::runtime_error(fmt::format("cannot listen on {}: a file that is not a socket is there", path));
+    // Someone listening there keeps it; a socket file nobody answers on is left over: replace it.
+    local::socket probe(rt.worker(0));
+    probe.connect(local::endpoint(path), ec);
+    if (!ec) throw std::runtime_error(fmt::format("cannot listen on {}: another process listens there", path));
+    ::unlink(path.c_str());
+  }
+  auto acc = std::make_shared<local::acceptor>(rt.worker(0));
+  acc->open(local());
+  acc->bind(local::endpoint(path), ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", path, ec.message()));
+  unix_paths_.push_back(path);
+  {
+    std::lock_guard lock(g_unix_mu);
+    g_unix_owner[path] = this;
+  }
+  if (!unix_opts_.group.empty()) {
+    group g{}, *found = nullptr;
+    std::array<char, 4096> buf{};
+    if (getgrnam_r(unix_opts_.group.c_str(), &g, buf.data(), buf.size(), &found) != 0 || !found)
+      throw std::runtime_error(fmt::format("cannot listen on {}: no group \"{}\"", path, unix_opts_.group));
+    if (::chown(path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0)
+      throw std::runtime_error(
+          fmt::format("cannot listen on {}: chown to group {}: {}", path, unix_opts_.group, std::strerror(errno)));
+  }
+  if (::chmod(path.c_str(), static_cast<mode_t>(unix_opts_.mode)) != 0)
+    throw std::runtime_error(fmt::format("cannot listen on {}: chmod: {}", path, std::strerror(errno)));
+  acc->listen(asio::socket_base::max_listen_connections);
+  unix_acceptors_.push_back(acc);
+  asio::co_spawn(
+      rt.worker(0),
+      [acc, factory, &rt]() -> asio::awaitable<void> {
+        unsigned next = 0;
+        for (;;) {
+          boost::system::error_code ec;
+          auto& target = rt.worker(next++ % rt.size());
+          auto sock = co_await acc->async_accept(target, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) {
+            if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
+            log::warn("accept failed: {}", ec.message());
+            asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));
+            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+          }
+          // The same descriptor in a tcp::socket: every session handles it as any other client.
+          int fd = sock.release(ec);
+          if (ec) continue;
+          tcp::socket s(target);
+          s.assign(tcp::v4(), fd, ec);
+          if (ec) {
+            ::close(fd);
+            continue;
+          }
+          asio::co_spawn(target, factory(std::move(s)), asio::detached);
+        }
+      },
+      asio::detached);
+}
+
 void Listener::listen_on(Runtime& rt, const config::Endpoint& ep, const SessionFactory& factory) {
+  if (ep.unix_socket()) return listen_unix(rt, ep.host, factory);
   tcp::resolver resolver(rt.worker(0));
   auto results = resolver.resolve(ep.host, std::to_string(ep.port), tcp::resolver::passive);
   if (results.empty()) throw std::runtime_error(fmt::format("cannot resolve listen address {}", ep.text()));
@@ -119,6 +223,12 @@ void Listener::close() {
       boost::system::error_code ec;
       a->close(ec);
     });
+  for (auto& a : unix_acceptors_)
+    asio::post(a->get_executor(), [a] {
+      boost::system::error_code ec;
+      a->close(ec);
+    });
+  release_unix_paths(this, unix_paths_);
 }
 
 }  // namespace sluice::net

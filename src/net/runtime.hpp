@@ -36,15 +36,24 @@ class Runtime {
 using SessionFactory = std::function<asio::awaitable<void>(tcp::socket)>;
 
 // Listens on each of `eps` (throws, having closed what it opened, when one cannot be bound);
-// accepted sockets go round robin to the workers and run `factory` there.
+// accepted sockets go round robin to the workers and run `factory` there. An endpoint that is a
+// path is a Unix-domain socket, made with `unix_opts`' mode and group (a stale file left by a
+// process that is gone is replaced; one another process listens on is refused) and removed by
+// close(). Its connections reach `factory` in a tcp::socket (net/connect.hpp).
 class Listener {
  public:
-  Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory);
+  Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory,
+           config::UnixSocketOptions unix_opts = {});
+  ~Listener();
   void close();
 
  private:
   void listen_on(Runtime& rt, const config::Endpoint& ep, const SessionFactory& factory);
+  void listen_unix(Runtime& rt, const std::string& path, const SessionFactory& factory);
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
+  std::vector<std::shared_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors_;
+  std::vector<std::string> unix_paths_;  // removed by close()
+  config::UnixSocketOptions unix_opts_;
 };
 
 }  // namespace sluice::net

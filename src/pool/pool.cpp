@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "src/net/connect.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::pool {
@@ -103,7 +104,9 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   }
   r.conn->id = next_conn_id_++;
   r.conn->tls_generation = tls_generation;
-  if (boost::system::error_code ec; true) {
+  if (net::is_unix(r.conn->sock)) {
+    r.conn->local_addr = "unix";
+  } else if (boost::system::error_code ec; true) {
     auto le = r.conn->sock.local_endpoint(ec);
     if (!ec) {
       r.conn->local_addr = le.address().to_string();

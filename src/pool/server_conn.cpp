@@ -11,6 +11,7 @@
 
 #include "src/pool/login_driver.hpp"
 #include "src/pool/pg_login.hpp"
+#include "src/net/connect.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::pool {
@@ -145,12 +146,10 @@ Deadline::~Deadline() {
 asio::awaitable<std::string> open_tcp(tcp::socket& sock, const config::Endpoint& endpoint, const Deadline& deadline) {
   using asio::use_awaitable;
   boost::system::error_code ec;
-  tcp::resolver resolver(sock.get_executor());
-  auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
-                                                 asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return "cannot resolve: " + ec.message();
-  co_await asio::async_connect(sock, results, asio::redirect_error(use_awaitable, ec));
-  if (ec || deadline.expired()) co_return deadline.expired() ? std::string("timed out") : ec.message();
+  std::string failed = co_await net::connect_stream(sock, endpoint);
+  if (deadline.expired()) co_return std::string("timed out");
+  if (!failed.empty()) co_return failed;
+  if (endpoint.unix_socket()) co_return std::string();  // no TCP options there
   sock.set_option(tcp::no_delay(true), ec);
   sock.set_option(asio::socket_base::keep_alive(true), ec);
   co_return std::string();

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "src/net/connect.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::state {
@@ -17,8 +18,11 @@ std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* p
   info->addr = origin.addr;
   info->port = origin.port;
   boost::system::error_code ec;
-  auto local = sock.local_endpoint(ec);
-  if (!ec) info->local_addr = local.address().to_string(), info->local_port = local.port();
+  if (net::is_unix(sock)) {
+    info->local_addr = "unix";
+  } else if (auto local = sock.local_endpoint(ec); !ec) {
+    info->local_addr = local.address().to_string(), info->local_port = local.port();
+  }
   return info;
 }
 

@@ -185,3 +185,37 @@ TEST_CASE("cache.shared: a Redis address, only with stream invalidation; its tim
   CHECK(cfg->cache.shared_timeout.count() == 5);
   CHECK(load_string("[cache]\n", "t.toml")->cache.shared.port == 0);
 }
+
+TEST_CASE("Unix-domain sockets: a path in listen or as a server, its mode and group") {
+  auto cfg = load_string(R"(
+[postgres]
+listen = ["127.0.0.1:6432", "/run/sluice/.s.PGSQL.6432"]
+unix_socket_mode = "0770"
+unix_socket_group = "app"
+[mysql]
+listen = "/run/sluice/mysqld.sock"
+[clusters.pg]
+protocol = "postgres"
+primary = "/var/run/postgresql/.s.PGSQL.5432"
+replicas = ["127.0.0.1:5433"]
+)",
+                         "t.toml");
+  REQUIRE(cfg->postgres.listen_more.size() == 1);
+  CHECK(cfg->postgres.listen_more[0].unix_socket());
+  CHECK(cfg->postgres.listen_more[0].text() == "/run/sluice/.s.PGSQL.6432");
+  CHECK_FALSE(cfg->postgres.listen.unix_socket());
+  CHECK(cfg->postgres.unix_socket.mode == 0770);
+  CHECK(cfg->postgres.unix_socket.group == "app");
+  CHECK(cfg->mysql.listen.unix_socket());
+  CHECK(cfg->mysql.unix_socket.mode == 0777);  // the default, as PostgreSQL's unix_socket_permissions
+  CHECK(cfg->clusters.at("pg").primary.text() == "/var/run/postgresql/.s.PGSQL.5432");
+  CHECK(cfg->clusters.at("pg").primary.port == 0);
+  CHECK(error_of("[postgres]\nunix_socket_mode = \"0800\"\n") ==
+        "t.toml:2: postgres.unix_socket_mode: \"0800\" is not an octal mode from 0000 to 0777");
+  CHECK(error_of("[postgres]\nunix_socket_mode = 511\n") ==
+        "t.toml:2: postgres.unix_socket_mode: expected an octal mode such as \"0770\"");
+  CHECK(error_of("[postgres]\nlisten = \"/" + std::string(120, 'x') + "\"\n").find("at most 107 bytes") !=
+        std::string::npos);
+  CHECK(error_of("[http]\nlisten = \"/run/sluice/http.sock\"\n") ==
+        "t.toml:2: http.listen: the HTTP listener takes \"host:port\"");
+}

@@ -4,6 +4,7 @@
 #include "src/frontend/postgres/session.hpp"
 
 #include "src/frontend/postgres/client_session.hpp"
+#include "src/net/connect.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -12,13 +13,9 @@ namespace sluice::frontend::pg {
 awaitable<void> send_cancel_request(config::Endpoint endpoint, std::uint32_t pid, std::uint32_t key) {
   auto ex = co_await asio::this_coro::executor;
   tcp::socket s(ex);
-  tcp::resolver resolver(ex);
   error_code ec;
-  auto results = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port),
-                                                 asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return;
-  co_await asio::async_connect(s, results, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return;
+  std::string failed = co_await net::connect_stream(s, endpoint);
+  if (!failed.empty()) co_return;
   std::string out;
   wire::cancel_request(out, pid, key);
   co_await asio::async_write(s, asio::buffer(out), asio::redirect_error(use_awaitable, ec));

@@ -1,0 +1,45 @@
+// TCP or Unix-domain connections behind one tcp::socket.
+#include "src/net/connect.hpp"
+
+#include <sys/socket.h>
+
+namespace sluice::net {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+asio::awaitable<std::string> connect_stream(tcp::socket& sock, config::Endpoint ep) {
+  boost::system::error_code ec;
+  if (ep.unix_socket()) {
+    asio::local::stream_protocol::socket local(sock.get_executor());
+    co_await local.async_connect(asio::local::stream_protocol::endpoint(ep.host),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return ec.message();
+    int fd = local.release(ec);
+    if (ec) co_return ec.message();
+    sock.assign(tcp::v4(), fd, ec);  // the protocol tag is Asio's; the descriptor stays AF_UNIX
+    if (ec) {
+      ::close(fd);
+      co_return ec.message();
+    }
+    sock.non_blocking(true, ec);
+    co_return std::string();
+  }
+  tcp::resolver resolver(sock.get_executor());
+  auto results =
+      co_await resolver.async_resolve(ep.host, std::to_string(ep.port), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return "cannot resolve: " + ec.message();
+  co_await asio::async_connect(sock, results, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return ec.message();
+  co_return std::string();
+}
+
+bool is_unix(const tcp::socket& sock) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  auto& s = const_cast<tcp::socket&>(sock);
+  if (!s.is_open() || ::getsockname(s.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  return ss.ss_family == AF_UNIX;
+}
+
+}  // namespace sluice::net
