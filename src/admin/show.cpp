@@ -1,6 +1,7 @@
 // The admin console's SHOW commands: their columns and their rows, read from the running state.
 #include "src/admin/show.hpp"
 
+#include "src/admin/heap_stats.hpp"
 #include "src/admin/queries.hpp"
 
 #include <fmt/format.h>
@@ -9,28 +10,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SLUICE_SANITIZER_ALLOCATOR 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SLUICE_SANITIZER_ALLOCATOR 1
-#endif
-#if defined(SLUICE_SANITIZER_ALLOCATOR) && __has_include(<sanitizer/allocator_interface.h>)
-#include <sanitizer/allocator_interface.h>
-#elif defined(SLUICE_SANITIZER_ALLOCATOR)
-// GCC ships the sanitizer runtimes without this header; the functions are the same.
-extern "C" {
-std::size_t __sanitizer_get_current_allocated_bytes();
-std::size_t __sanitizer_get_free_bytes();
-std::size_t __sanitizer_get_heap_size();
-std::size_t __sanitizer_get_unmapped_bytes();
-}
-#elif defined(__GLIBC__)
-#include <malloc.h>
-#endif
-#include <unistd.h>
 
 #include "sluice/version.hpp"
 #include "src/cache/store.hpp"
@@ -558,30 +537,7 @@ Rows rows_databases(Context& ctx) {
 Rows rows_memory(Context& ctx) {
   Rows r;
   auto row = [&](const char* name, std::uint64_t bytes, const char* what) { r.push_back({name, num(bytes), what}); };
-  std::uint64_t rss = 0;
-  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-    unsigned long long size = 0, resident = 0;
-    if (std::fscanf(f, "%llu %llu", &size, &resident) == 2)
-      rss = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    std::fclose(f);
-  }
-  row("rss", rss, "resident set size (/proc/self/statm)");
-#if defined(SLUICE_SANITIZER_ALLOCATOR)
-  // Sanitizer builds replace malloc (mallinfo2 would say 0): their allocator's own counters.
-  row("heap_in_use", __sanitizer_get_current_allocated_bytes(),
-      "bytes allocated and not yet freed (sanitizer allocator)");
-  row("heap_free", __sanitizer_get_free_bytes(), "bytes freed but kept by the allocator (sanitizer allocator)");
-  row("heap_arena", __sanitizer_get_heap_size(), "bytes the allocator mapped (sanitizer allocator)");
-  row("heap_mmapped", 0, "not told apart by the sanitizer allocator");
-  row("heap_releasable", __sanitizer_get_unmapped_bytes(), "bytes unmapped by the allocator (sanitizer allocator)");
-#elif defined(__GLIBC__)
-  struct mallinfo2 mi = ::mallinfo2();
-  row("heap_in_use", mi.uordblks + mi.hblkhd, "bytes allocated and not yet freed (mallinfo2 uordblks + hblkhd)");
-  row("heap_free", mi.fordblks, "bytes freed but kept by the allocator (mallinfo2 fordblks)");
-  row("heap_arena", mi.arena, "bytes the allocator took with brk/mmap for its arenas (mallinfo2 arena)");
-  row("heap_mmapped", mi.hblkhd, "large allocations served by their own mmap (mallinfo2 hblkhd)");
-  row("heap_releasable", mi.keepcost, "free bytes at the top of the main arena (mallinfo2 keepcost)");
-#endif
+  for (const auto& m : process_memory()) row(m.name, m.bytes, m.what);
   if (ctx.cache) row("cache", ctx.cache->stats().bytes, "result cache entries as accounted against cache.max_bytes");
   return r;
 }

@@ -107,6 +107,40 @@ void release_unix_paths(const void* owner, std::vector<std::string>& paths) {
   }
   paths.clear();
 }
+
+// Accepts on `acc` until it closes; each connection goes to the next worker, round robin, and
+// runs `factory` there. A Unix socket's connection keeps its descriptor in a tcp::socket: every
+// session handles it as any other client (net/connect.hpp).
+template <typename Acceptor>
+asio::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acc, SessionFactory factory, Runtime& rt) {
+  unsigned next = 0;
+  for (;;) {
+    boost::system::error_code ec;
+    auto& target = rt.worker(next++ % rt.size());
+    auto sock = co_await acc->async_accept(target, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
+      log::warn("accept failed: {}", ec.message());
+      asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));  // e.g. EMFILE: back off
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    if constexpr (std::is_same_v<Acceptor, tcp::acceptor>) {
+      asio::co_spawn(target, factory(std::move(sock)), asio::detached);
+    } else {
+      int fd = sock.release(ec);
+      if (ec) continue;
+      tcp::socket s(target);
+      s.assign(tcp::v4(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        continue;
+      }
+      asio::co_spawn(target, factory(std::move(s)), asio::detached);
+    }
+  }
+}
+
 }  // namespace
 
 Listener::~Listener() { release_unix_paths(this, unix_paths_); }
@@ -153,34 +187,7 @@ void Listener::listen_unix(Runtime& rt, const std::string& path, const SessionFa
     throw std::runtime_error(fmt::format("cannot listen on {}: chmod: {}", path, std::strerror(errno)));
   acc->listen(asio::socket_base::max_listen_connections);
   unix_acceptors_.push_back(acc);
-  asio::co_spawn(
-      rt.worker(0),
-      [acc, factory, &rt]() -> asio::awaitable<void> {
-        unsigned next = 0;
-        for (;;) {
-          boost::system::error_code ec;
-          auto& target = rt.worker(next++ % rt.size());
-          auto sock = co_await acc->async_accept(target, asio::redirect_error(asio::use_awaitable, ec));
-          if (ec) {
-            if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
-            log::warn("accept failed: {}", ec.message());
-            asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));
-            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            continue;
-          }
-          // The same descriptor in a tcp::socket: every session handles it as any other client.
-          int fd = sock.release(ec);
-          if (ec) continue;
-          tcp::socket s(target);
-          s.assign(tcp::v4(), fd, ec);
-          if (ec) {
-            ::close(fd);
-            continue;
-          }
-          asio::co_spawn(target, factory(std::move(s)), asio::detached);
-        }
-      },
-      asio::detached);
+  asio::co_spawn(rt.worker(0), accept_loop(acc, factory, rt), asio::detached);
 }
 
 void Listener::listen_on(Runtime& rt, const config::Endpoint& ep, const SessionFactory& factory) {
@@ -199,35 +206,19 @@ void Listener::listen_on(Runtime& rt, const config::Endpoint& ep, const SessionF
   if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", ep.text(), ec.message()));
   acc->listen(asio::socket_base::max_listen_connections);
   acceptors_.push_back(acc);
-  asio::co_spawn(rt.worker(0), [acc, factory, &rt]() -> asio::awaitable<void> {
-    unsigned next = 0;
-    for (;;) {
-      boost::system::error_code ec;
-      auto& target = rt.worker(next++ % rt.size());
-      auto sock = co_await acc->async_accept(target, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
-        log::warn("accept failed: {}", ec.message());
-        asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));  // e.g. EMFILE: back off
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        continue;
-      }
-      asio::co_spawn(target, factory(std::move(sock)), asio::detached);
-    }
-  }, asio::detached);
+  asio::co_spawn(rt.worker(0), accept_loop(acc, factory, rt), asio::detached);
 }
 
 void Listener::close() {
-  for (auto& a : acceptors_)
-    asio::post(a->get_executor(), [a] {
-      boost::system::error_code ec;
-      a->close(ec);
-    });
-  for (auto& a : unix_acceptors_)
-    asio::post(a->get_executor(), [a] {
-      boost::system::error_code ec;
-      a->close(ec);
-    });
+  auto close_all = [](auto& acceptors) {
+    for (auto& a : acceptors)
+      asio::post(a->get_executor(), [a] {
+        boost::system::error_code ec;
+        a->close(ec);
+      });
+  };
+  close_all(acceptors_);
+  close_all(unix_acceptors_);
   release_unix_paths(this, unix_paths_);
 }
 

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "src/frontend/common/client_log.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend {
@@ -22,13 +23,7 @@ AccessOutcome access_check(const state::Snapshot& snap, config::Protocol protoco
   if (v.allow) return {true, v.auth, {}};
   const std::string why =
       v.rule ? fmt::format("access rule {} ({})", v.rule, v.rule_name) : std::string("no access rule");
-  log::event(log::Level::Info, "client_refused",
-             {.client_id = info.id,
-              .address = info.addr,
-              .port = info.port,
-              .user = user,
-              .database = database,
-              .reason = why},
+  log::event(log::Level::Info, "client_refused", client_fields(info, user, database, why),
              "client {} {}:{}: user {} database {} refused by {}", info.id, info.addr, info.port, user, database, why);
   return {false, std::nullopt, access::refusal_text(v, info.addr, user, database, tls)};
 }

@@ -5,6 +5,7 @@
 
 #include "protocols/common/crypto.hpp"
 #include "sluice/version.hpp"
+#include "src/frontend/common/client_log.hpp"
 #include "src/frontend/mysql/auth_lookup.hpp"
 #include "src/frontend/mysql/client_auth.hpp"
 #include "src/pool/mysql_greeting.hpp"
@@ -148,10 +149,8 @@ awaitable<bool> Session::handshake() {
       std::lock_guard lock(info_->mu);
       info_->pool = "sluice";
     }
-    log::event(
-        log::Level::Info, "admin_connected",
-        {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = "sluice"},
-        "client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
+    log::event(log::Level::Info, "admin_connected", client_fields(*info_, user_, "sluice"),
+               "client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
     start_compression(resp);
     co_return true;  // serve_admin sends the OK
   }
@@ -176,13 +175,7 @@ void Session::start_compression(const my::HandshakeResponse& resp) {
 awaitable<bool> Session::take_connection_places(const std::string& db) {
   auto over = limits_.login(ctx_.limits, *cfg_, user_, db, db == "sluice");
   if (!over) co_return true;
-  log::event(log::Level::Info, "client_refused",
-             {.client_id = info_->id,
-              .address = info_->addr,
-              .port = info_->port,
-              .user = user_,
-              .database = db,
-              .reason = access::to_string(*over)},
+  log::event(log::Level::Info, "client_refused", client_fields(*info_, user_, db, access::to_string(*over)),
              "client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_,
              db, access::to_string(*over));
   if (*over == access::Limit::ConnectionsPerUser) co_return co_await refuse(Refusal::UserConnections, user_);
@@ -321,13 +314,7 @@ awaitable<bool> Session::choose_pool(const std::string& db) {
         break;
       }
   if (!pc) {
-    log::event(log::Level::Info, "client_refused",
-               {.client_id = info_->id,
-                .address = info_->addr,
-                .port = info_->port,
-                .user = user_,
-                .database = db,
-                .reason = "unknown database"},
+    log::event(log::Level::Info, "client_refused", client_fields(*info_, user_, db, "unknown database"),
                "client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_,
                db);
     co_return co_await refuse(Refusal::UnknownDatabase, db);

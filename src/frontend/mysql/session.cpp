@@ -3,6 +3,7 @@
 // detach)*, each in its own file (client_session.hpp).
 #include "src/frontend/mysql/client_session.hpp"
 
+#include "src/frontend/common/client_log.hpp"
 #include "src/frontend/mysql/admin.hpp"
 
 namespace sluice::frontend::mysql {
@@ -42,12 +43,8 @@ Session::~Session() {
   end_fill();
   if (connected_)
     log::event(log::Level::Info, "client_disconnected",
-               {.client_id = info_->id,
-                .address = info_->addr,
-                .port = info_->port,
-                .user = user_,
-                .database = schema_,
-                .reason = end_reason_.empty() ? std::string_view("client closed the connection") : end_reason_},
+               client_fields(*info_, user_, schema_,
+                             end_reason_.empty() ? std::string_view("client closed the connection") : end_reason_),
                "client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
                schema_, end_reason_.empty() ? "client closed the connection" : end_reason_);
 }
@@ -61,10 +58,8 @@ awaitable<bool> Session::run() {
   }
   if (ok) {
     connected_ = true;
-    log::event(
-        log::Level::Info, "client_connected",
-        {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = schema_},
-        "client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, schema_);
+    log::event(log::Level::Info, "client_connected", client_fields(*info_, user_, schema_),
+               "client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, schema_);
   }
   bool parked = co_await serve(ok);
   co_return parked;
@@ -231,13 +226,7 @@ pool::PoolSettings Session::pool_settings() const {
 awaitable<bool> Session::send_err(std::uint16_t code, std::string_view sqlstate, std::string_view message) {
   if (my::er::client_range(code)) code = my::er::UPSTREAM_UNREACHABLE;  // see my::er
   if (!connected_)
-    log::event(log::Level::Info, "client_refused",
-               {.client_id = info_->id,
-                .address = info_->addr,
-                .port = info_->port,
-                .user = user_,
-                .database = schema_,
-                .reason = message},
+    log::event(log::Level::Info, "client_refused", client_fields(*info_, user_, schema_, message),
                "client {} {}:{} refused: user {}: {} ({})", info_->id, info_->addr, info_->port,
                user_.empty() ? "?" : user_, message, code);
   std::string p;

@@ -16,6 +16,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 
+#include "src/frontend/common/client_log.hpp"
 #include "src/frontend/common/session_core.hpp"
 #include "src/frontend/common/on_demand.hpp"
 #include "src/frontend/common/worker_sessions.hpp"
@@ -259,13 +260,7 @@ class Session final : public TendedSession {
     if (severity == "FATAL") {
       if (logged_in_) end_reason_ = fmt::format("{} {}", code, message);
       else
-        log::event(log::Level::Info, "client_refused",
-                   {.client_id = info_->id,
-                    .address = info_->addr,
-                    .port = info_->port,
-                    .user = user_,
-                    .database = database_,
-                    .reason = message},
+        log::event(log::Level::Info, "client_refused", client_fields(*info_, user_, database_, message),
                    "client {} {}:{} refused: user {} database {}: {} {}", info_->id, info_->addr, info_->port,
                    user_.empty() ? "?" : user_, database_.empty() ? "?" : database_, code, message);
     }

@@ -2,6 +2,7 @@
 // the StartupMessage), authentication, and login (pool choice, ParameterStatus, BackendKeyData).
 #include "src/frontend/postgres/client_session.hpp"
 
+#include "src/frontend/common/client_log.hpp"
 #include "src/frontend/postgres/auth_lookup.hpp"
 
 namespace sluice::frontend::pg {
@@ -81,13 +82,7 @@ awaitable<void> Session::throttle_failed_login() {
 awaitable<bool> Session::take_connection_places() {
   auto over = limits_.login(ctx_.limits, *snap_->config, user_, database_, database_ == kAdminDatabase);
   if (!over) co_return true;
-  log::event(log::Level::Info, "client_refused",
-             {.client_id = info_->id,
-              .address = info_->addr,
-              .port = info_->port,
-              .user = user_,
-              .database = database_,
-              .reason = access::to_string(*over)},
+  log::event(log::Level::Info, "client_refused", client_fields(*info_, user_, database_, access::to_string(*over)),
              "client {} {}:{}: user {} database {} refused: [limits] {}", info_->id, info_->addr, info_->port, user_,
              database_, access::to_string(*over));
   if (*over == access::Limit::ConnectionsPerUser)
@@ -229,13 +224,7 @@ awaitable<bool> Session::login() {
   }
   const config::Pool* pc = cfg.find_pool(config::Protocol::Postgres, database_);
   if (!pc) {
-    log::event(log::Level::Info, "client_refused",
-               {.client_id = info_->id,
-                .address = info_->addr,
-                .port = info_->port,
-                .user = user_,
-                .database = database_,
-                .reason = "unknown database"},
+    log::event(log::Level::Info, "client_refused", client_fields(*info_, user_, database_, "unknown database"),
                "client {} {}:{}: user {} asked for unknown database {}", info_->id, info_->addr, info_->port, user_,
                database_);
     co_await send_error("FATAL", "3D000", fmt::format("database \"{}\" does not exist", database_),

@@ -3,6 +3,7 @@
 // detach)*, each in its own file (client_session.hpp).
 #include "src/frontend/postgres/session.hpp"
 
+#include "src/frontend/common/client_log.hpp"
 #include "src/frontend/postgres/client_session.hpp"
 #include "src/net/connect.hpp"
 
@@ -107,10 +108,8 @@ awaitable<bool> Session::run() {
     detach(false);  // a session-mode login that got its server connection, then failed
     co_return false;
   }
-  log::event(
-      log::Level::Info, "client_connected",
-      {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = database_},
-      "client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, database_);
+  log::event(log::Level::Info, "client_connected", client_fields(*info_, user_, database_),
+             "client {} {}:{} connected: user {} database {}", info_->id, info_->addr, info_->port, user_, database_);
   logged_in_ = true;
   co_return co_await serve();
 }
@@ -135,13 +134,7 @@ void Session::kill() {
 void Session::log_end() {
   if (!logged_in_) return;
   const std::string why = end_reason_.empty() ? "client closed the connection" : end_reason_;
-  log::event(log::Level::Info, "client_disconnected",
-             {.client_id = info_->id,
-              .address = info_->addr,
-              .port = info_->port,
-              .user = user_,
-              .database = database_,
-              .reason = why},
+  log::event(log::Level::Info, "client_disconnected", client_fields(*info_, user_, database_, why),
              "client {} {}:{} disconnected: user {} database {}: {}", info_->id, info_->addr, info_->port, user_,
              database_, why);
 }
@@ -164,8 +157,7 @@ awaitable<void> Session::serve_console() {
     info_->pool = kAdminDatabase;
   }
   info_->set_state(observe::ClientState::Idle);
-  log::event(log::Level::Info, "admin_connected",
-             {.client_id = info_->id, .address = info_->addr, .port = info_->port, .user = user_, .database = "sluice"},
+  log::event(log::Level::Info, "admin_connected", client_fields(*info_, user_, "sluice"),
              "client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
   logged_in_ = true;
   std::string rest(reinterpret_cast<const char*>(in_.data() + in_begin_), buffered());
