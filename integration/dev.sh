@@ -83,14 +83,16 @@ run_ctest() {  # build dir [ctest arguments]
     ctest --output-on-failure --timeout 900 "$@"
 }
 
-# The system compiler (GCC 12 on Debian 12), ASan+UBSan: the unit tests, the coroutine-shape
-# program, and the wire-level differential and front-end suites against the binary GCC built.
+# The system compiler (GCC 12 on Debian 12), ASan at -O0 without debug info (226 s to build
+# here, against 622 s with UBSan at -O1 -g; the clang stage has UBSan): the unit tests, the
+# coroutine-shape program, and the wire-level differential and front-end suites against the
+# binary GCC built.
 GCC_TARGETS=(unit_tests gcc12_shapes sluice pg_wire_diff_integration_tests my_wire_diff_integration_tests
   pg_integration_tests mysql_integration_tests)
 GCC_TESTS='^(unit|gcc12_shape_.*|(pg_wire_diff|my_wire_diff|pg|mysql)_integration)$'
 build_gcc() {
-  cmake -S "$ROOT" -B "$GCC_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DSLUICE_WERROR=ON \
-    -DCMAKE_CXX_COMPILER=g++ -DSLUICE_SANITIZE=address,undefined >/dev/null
+  cmake -S "$ROOT" -B "$GCC_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS=-O0 -g0" -DSLUICE_WERROR=ON \
+    -DCMAKE_CXX_COMPILER=g++ -DSLUICE_SANITIZE=address >/dev/null
   cmake --build "$GCC_BUILD" -j2 --target "${GCC_TARGETS[@]}"
 }
 
@@ -106,7 +108,7 @@ test_all() {
   echo "== every test, ASan+UBSan build ($SAN_BUILD, $(clang++ --version | head -1))"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest "$SAN_BUILD"
   build_gcc
-  echo "== unit and wire-level tests, ASan+UBSan build with the system compiler ($GCC_BUILD, $(g++ --version | head -1))"
+  echo "== unit and wire-level tests, ASan build with the system compiler ($GCC_BUILD, $(g++ --version | head -1))"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_ctest "$GCC_BUILD" -R "$GCC_TESTS"
   echo "== fuzz targets, ${FUZZ_SECONDS:-15} s each"
