@@ -112,6 +112,36 @@ def read_lines(path):
         return f.read().decode("utf-8").splitlines()
 
 
+def logged(path):
+    """The events logged so far (lines that do not parse are judged later, not here)."""
+    out = []
+    for line in read_lines(path):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def wait_for(path, ready, what, timeout=10.0):
+    """Polls the log (bounded) until ready(events) holds; a timeout is left to the checks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready(logged(path)):
+            return
+        time.sleep(0.05)
+    print(f"note: waited {timeout} s for {what}")
+
+
+def count(events, name):
+    return sum(1 for e in events if e.get("event") == name)
+
+
+def sessions_ended(events):
+    """Every client that logged in has logged its disconnect."""
+    return count(events, "client_connected") == count(events, "client_disconnected")
+
+
 def main():
     binary = sys.argv[1]
     work = tempfile.mkdtemp(prefix="sluice-jsonlogs-")
@@ -127,19 +157,20 @@ def main():
             except psycopg.OperationalError:
                 time.sleep(0.1)
         workload()
-        time.sleep(0.3)  # the disconnects are logged once the sessions end
+        # The disconnects are logged once the sessions end (after the clients have left).
+        wait_for(log, lambda ev: sessions_ended(ev) and count(ev, "slow_query") >= 3, "the first sessions' ends")
         first = len(read_lines(log))
         with open(conf, "w") as f:
             f.write(config(True))
         proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        wait_for(log, lambda ev: count(ev, "reloaded") >= 1, "the reload")
         with pg() as c:
             c.execute(f"SELECT pg_sleep(0.2), '{SECRET_LITERAL}'")
         c = my()
         with c.cursor() as cur:
             cur.execute(f"SELECT SLEEP(0.2), '{SECRET_LITERAL}'")
         c.close()
-        time.sleep(0.3)
+        wait_for(log, lambda ev: sessions_ended(ev) and count(ev, "slow_query") >= 5, "the last sessions' ends")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
