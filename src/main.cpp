@@ -7,6 +7,7 @@
 #include "src/app/allocator_env.hpp"
 #include "src/app/application.hpp"
 #include "src/app/passwd.hpp"
+#include "src/app/upgrade.hpp"
 #include "src/config/config.hpp"
 #include "src/observe/sanitizer_defaults.hpp"
 #include "src/state/snapshot.hpp"
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!check) app::restart_with_allocator_settings(argv);
+  // An online upgrade (SIGUSR2) starts this same command again: until the signal handlers are
+  // set, the signal is ignored rather than fatal.
+  std::signal(SIGUSR2, SIG_IGN);
+  app::remember_command(argc, argv);
 
   std::shared_ptr<const state::Snapshot> snapshot;
   try {

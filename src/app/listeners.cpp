@@ -5,9 +5,18 @@
 #include "src/admin/readiness.hpp"
 #include "src/frontend/mysql/session.hpp"
 #include "src/frontend/postgres/session.hpp"
+#include "src/net/listening_sockets.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::app {
+
+namespace {
+// The metrics listener leaves the listening sockets (the others do it themselves).
+template <typename T>
+void forget_http(const std::unique_ptr<T>& p) {
+  if constexpr (std::is_same_v<T, observe::HttpServer>) net::listening::forget(p->native_handle());
+}
+}  // namespace
 
 Listeners::Listeners(net::Runtime& rt, state::Context& ctx)
     : rt_(rt),
@@ -45,8 +54,12 @@ std::string Listeners::rebind(const config::Config& c) {
           rt_, *my_want,
           [&ctx](boost::asio::ip::tcp::socket s) { return frontend::mysql::serve_client(std::move(s), ctx); },
           c.mysql.unix_socket);
-    if (http_want && http_want != http_ep_)
-      http = std::make_unique<observe::HttpServer>(rt_.worker(0), http_want->front(), http_handlers_);
+    if (http_want && http_want != http_ep_) {
+      http = std::make_unique<observe::HttpServer>(
+          rt_.worker(0), http_want->front(), http_handlers_,
+          [](const boost::asio::ip::tcp::endpoint& e) { return net::listening::take(net::listening_key(e)); });
+      net::listening::note(net::listening_key(http->local_endpoint()), http->native_handle());
+    }
   } catch (const std::exception& e) {
     if (pg) pg->close();
     if (my) my->close();
@@ -55,6 +68,7 @@ std::string Listeners::rebind(const config::Config& c) {
   auto swap = [](auto& cur, auto& next, auto& cur_ep, const auto& want_ep, const char* what, bool changed = false) {
     if (want_ep == cur_ep && !changed) return;
     if (cur) {
+      forget_http(cur);
       cur->close();
       for (auto& ep : *cur_ep) log::info("{} listener on {} closed", what, ep.text());
     }
@@ -79,7 +93,22 @@ void Listeners::close_clients() {
 
 void Listeners::close_http() {
   std::lock_guard lock(mu_);
-  if (http_) http_->close();
+  if (!http_) return;
+  net::listening::forget(http_->native_handle());
+  http_->close();
+}
+
+void Listeners::hand_over() {
+  std::lock_guard lock(mu_);
+  // The new process listens on these very sockets (and owns the Unix socket files): this
+  // process only stops accepting.
+  net::disown_unix_paths();
+  if (pg_) pg_->close();
+  if (my_) my_->close();
+  if (http_) {
+    net::listening::forget(http_->native_handle());
+    http_->close();
+  }
 }
 
 }  // namespace sluice::app

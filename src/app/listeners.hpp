@@ -24,6 +24,9 @@ class Listeners {
   // Shutdown: no new client connections (the metrics endpoint stays until the end).
   void close_clients();
   void close_http();
+  // An online upgrade: the new process listens on these sockets now; stop accepting on them,
+  // leaving the sockets (and Unix socket files) to it.
+  void hand_over();
 
  private:
   net::Runtime& rt_;

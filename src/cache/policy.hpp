@@ -42,6 +42,7 @@ class Policy {
   // The same for a text already lexed (hint, volatility, key and tables from one lexing).
   std::optional<Candidate> consider(const sql::Lexed& lexed, std::string_view database, std::string_view user,
                                     const RuleCache& rule = {}) const;
+  bool enabled() const { return cfg_.enabled; }
 
  private:
   struct Rule {

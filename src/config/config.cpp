@@ -91,6 +91,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
              {{"text", General::LogFormat::Text}, {"json", General::LogFormat::Json}});
     s.duration("log_min_duration", cfg->general.log_min_duration);
     s.boolean("log_parameters", cfg->general.log_parameters);
+    s.str("pid_file", cfg->general.pid_file);
     s.finish();
   }
   if (cfg->general.workers == 0)

@@ -70,6 +70,9 @@ struct General {
   // 0 = off. Their text with its values only with log_parameters.
   Duration log_min_duration{0};
   bool log_parameters = false;
+  // Written with the process id once the listeners are up (an online upgrade's new process
+  // writes its own); removed at exit if it still names this process. Empty: none.
+  std::string pid_file;
 };
 
 enum class TlsMode { Disable, Allow, Require };

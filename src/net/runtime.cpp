@@ -1,6 +1,8 @@
 // Runtime threads and listeners.
 #include "src/net/runtime.hpp"
 
+#include "src/net/listening_sockets.hpp"
+
 #include <fmt/format.h>
 #include <grp.h>
 #include <sys/stat.h>
@@ -145,9 +147,30 @@ asio::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acc, SessionFactory 
 
 Listener::~Listener() { release_unix_paths(this, unix_paths_); }
 
+std::string listening_key(const tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), ep.port()) : fmt::format("{}:{}", a.to_string(), ep.port());
+}
+
+void disown_unix_paths() {
+  std::lock_guard lock(g_unix_mu);
+  g_unix_owner.clear();
+}
+
 void Listener::listen_unix(Runtime& rt, const std::string& path, const SessionFactory& factory) {
   using local = asio::local::stream_protocol;
   boost::system::error_code ec;
+  if (int fd = listening::take(path); fd >= 0) {
+    // An online upgrade: the previous process's socket, listening already, its file in place.
+    auto acc = std::make_shared<local::acceptor>(rt.worker(0));
+    acc->assign(local(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      throw std::runtime_error(fmt::format("cannot take over {}: {}", path, ec.message()));
+    }
+    adopt_unix_socket(rt, acc, path, factory);
+    return;
+  }
   struct stat st {};
   bool ours = false;
   {
@@ -169,6 +192,11 @@ void Listener::listen_unix(Runtime& rt, const std::string& path, const SessionFa
   acc->open(local());
   acc->bind(local::endpoint(path), ec);
   if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", path, ec.message()));
+  adopt_unix_socket(rt, acc, path, factory);
+}
+
+void Listener::adopt_unix_socket(Runtime& rt, const std::shared_ptr<asio::local::stream_protocol::acceptor>& acc,
+                                 const std::string& path, const SessionFactory& factory) {
   unix_paths_.push_back(path);
   {
     std::lock_guard lock(g_unix_mu);
@@ -185,7 +213,10 @@ void Listener::listen_unix(Runtime& rt, const std::string& path, const SessionFa
   }
   if (::chmod(path.c_str(), static_cast<mode_t>(unix_opts_.mode)) != 0)
     throw std::runtime_error(fmt::format("cannot listen on {}: chmod: {}", path, std::strerror(errno)));
-  acc->listen(asio::socket_base::max_listen_connections);
+  boost::system::error_code ec;
+  acc->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", path, ec.message()));
+  listening::note(path, acc->native_handle());
   unix_acceptors_.push_back(acc);
   asio::co_spawn(rt.worker(0), accept_loop(acc, factory, rt), asio::detached);
 }
@@ -199,23 +230,36 @@ void Listener::listen_on(Runtime& rt, const config::Endpoint& ep, const SessionF
   // One acceptor (no SO_REUSEPORT, so a second Sluice on the same port fails loudly); each
   // accepted socket is created directly on the next worker's io_context, round robin.
   auto acc = std::make_shared<tcp::acceptor>(rt.worker(0));
-  acc->open(endpoint.protocol());
-  acc->set_option(asio::socket_base::reuse_address(true));
+  const std::string key = listening_key(endpoint);
   boost::system::error_code ec;
-  acc->bind(endpoint, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", ep.text(), ec.message()));
-  acc->listen(asio::socket_base::max_listen_connections);
+  if (int fd = listening::take(key); fd >= 0) {
+    // An online upgrade: the previous process's socket, listening already.
+    acc->assign(endpoint.protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      throw std::runtime_error(fmt::format("cannot take over {}: {}", ep.text(), ec.message()));
+    }
+  } else {
+    acc->open(endpoint.protocol());
+    acc->set_option(asio::socket_base::reuse_address(true));
+    acc->bind(endpoint, ec);
+    if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", ep.text(), ec.message()));
+    acc->listen(asio::socket_base::max_listen_connections);
+  }
+  listening::note(key, acc->native_handle());
   acceptors_.push_back(acc);
   asio::co_spawn(rt.worker(0), accept_loop(acc, factory, rt), asio::detached);
 }
 
 void Listener::close() {
   auto close_all = [](auto& acceptors) {
-    for (auto& a : acceptors)
+    for (auto& a : acceptors) {
+      listening::forget(a->native_handle());
       asio::post(a->get_executor(), [a] {
         boost::system::error_code ec;
         a->close(ec);
       });
+    }
   };
   close_all(acceptors_);
   close_all(unix_acceptors_);

@@ -50,10 +50,19 @@ class Listener {
  private:
   void listen_on(Runtime& rt, const config::Endpoint& ep, const SessionFactory& factory);
   void listen_unix(Runtime& rt, const std::string& path, const SessionFactory& factory);
+  void adopt_unix_socket(Runtime& rt, const std::shared_ptr<asio::local::stream_protocol::acceptor>& acc,
+                         const std::string& path, const SessionFactory& factory);
   std::vector<std::shared_ptr<tcp::acceptor>> acceptors_;
   std::vector<std::shared_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors_;
   std::vector<std::string> unix_paths_;  // removed by close()
   config::UnixSocketOptions unix_opts_;
 };
+
+// A TCP listener's key among the listening sockets (net/listening_sockets.hpp): "address:port".
+std::string listening_key(const tcp::endpoint& ep);
+
+// An online upgrade handed the Unix socket files to the new process: closing this process's
+// listeners must leave them in place.
+void disown_unix_paths();
 
 }  // namespace sluice::net

@@ -67,18 +67,27 @@ asio::awaitable<void> serve(tcp::socket sock, std::shared_ptr<HttpHandlers> h) {
 
 }  // namespace
 
-HttpServer::HttpServer(asio::io_context& io, const config::Endpoint& ep, HttpHandlers handlers) {
+HttpServer::HttpServer(asio::io_context& io, const config::Endpoint& ep, HttpHandlers handlers,
+                       const std::function<int(const tcp::endpoint&)>& inherited) {
   tcp::resolver resolver(io);
   auto results = resolver.resolve(ep.host, std::to_string(ep.port), tcp::resolver::passive);
   if (results.empty()) throw std::runtime_error(fmt::format("cannot resolve [http] listen address {}", ep.text()));
   acceptor_ = std::make_shared<tcp::acceptor>(io);
   auto endpoint = results.begin()->endpoint();
-  acceptor_->open(endpoint.protocol());
-  acceptor_->set_option(asio::socket_base::reuse_address(true));
   boost::system::error_code ec;
-  acceptor_->bind(endpoint, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot listen on {} ([http]): {}", ep.text(), ec.message()));
-  acceptor_->listen();
+  if (int fd = inherited ? inherited(endpoint) : -1; fd >= 0) {  // an online upgrade: the previous process's
+    acceptor_->assign(endpoint.protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      throw std::runtime_error(fmt::format("cannot take over {} ([http]): {}", ep.text(), ec.message()));
+    }
+  } else {
+    acceptor_->open(endpoint.protocol());
+    acceptor_->set_option(asio::socket_base::reuse_address(true));
+    acceptor_->bind(endpoint, ec);
+    if (ec) throw std::runtime_error(fmt::format("cannot listen on {} ([http]): {}", ep.text(), ec.message()));
+    acceptor_->listen();
+  }
   auto h = std::make_shared<HttpHandlers>(std::move(handlers));
   asio::co_spawn(io, [acc = acceptor_, h]() -> asio::awaitable<void> {
     for (;;) {

@@ -23,8 +23,17 @@ struct HttpHandlers {
 class HttpServer {
  public:
   // Binds at once; throws std::runtime_error naming the address when it cannot.
-  HttpServer(boost::asio::io_context& io, const config::Endpoint& ep, HttpHandlers handlers);
+  // `inherited`, when given, may supply a socket already listening on the resolved endpoint (an
+  // online upgrade's): -1 to bind as usual.
+  HttpServer(boost::asio::io_context& io, const config::Endpoint& ep, HttpHandlers handlers,
+             const std::function<int(const boost::asio::ip::tcp::endpoint&)>& inherited = {});
   ~HttpServer();
+  // The listening socket's descriptor (-1 once closed) and address.
+  int native_handle() const { return acceptor_ ? acceptor_->native_handle() : -1; }
+  boost::asio::ip::tcp::endpoint local_endpoint() const {
+    boost::system::error_code ec;
+    return acceptor_ ? acceptor_->local_endpoint(ec) : boost::asio::ip::tcp::endpoint{};
+  }
   void close();
 
  private:

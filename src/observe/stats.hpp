@@ -165,6 +165,14 @@ inline constexpr std::uint64_t kFirstClientId = 1ull << 30;
 class ClientTable {
  public:
   std::uint64_t next_id() { return next_.fetch_add(1); }
+  // Ids from `floor` on (an online upgrade's new process: past the previous one's, whose
+  // clients keep theirs).
+  void ids_from(std::uint64_t floor) {
+    auto cur = next_.load();
+    while (cur < floor && !next_.compare_exchange_weak(cur, floor)) {
+    }
+  }
+  std::uint64_t peek_next_id() const { return next_.load(); }
   void add(const std::shared_ptr<ClientInfo>& c);
   void remove(std::uint64_t id);
   std::shared_ptr<ClientInfo> find(std::uint64_t id) const;

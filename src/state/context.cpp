@@ -62,8 +62,15 @@ void Context::set_cache(const config::Cache& c) {
   else if (cache->max_bytes() != c.max_bytes) cache->set_max_bytes(c.max_bytes);
   std::atomic_store(&policy_, std::shared_ptr<const cache::Policy>(std::make_shared<cache::Policy>(c)));
   if (!c.enabled && cache_on_.load()) cache->invalidate_all();  // nothing stale survives a re-enable
-  cache_on_.store(c.enabled);
+  cache_on_.store(c.enabled && !cache_held_.load());
   shared_cache.configure(c);
+}
+
+void Context::hold_cache(bool held) {
+  cache_held_.store(held);
+  if (cache) cache->invalidate_all();  // what either process kept may be stale now
+  auto policy = cache_policy();
+  cache_on_.store(!held && policy && policy->enabled());
 }
 
 namespace {

@@ -84,6 +84,17 @@ struct Context {
   bool rates_on() const { return rates_on_.load(std::memory_order_relaxed); }
   std::atomic<std::uint32_t> clients{0};
   std::atomic<bool> shutting_down{false};
+  // Online upgrade (src/app/upgrade.hpp). In the process being replaced: set once the new one
+  // listens; a client idle between transactions then goes to it through hand_over() (its
+  // protocol's record of the session, and its descriptor: false when it could not go, and the
+  // caller keeps the client). In the new process: forward_cancel() passes a CancelRequest for a
+  // client the previous process still serves to it, while that process runs.
+  std::atomic<bool> upgrading{false};
+  std::function<bool(config::Protocol, std::string_view record, int fd)> hand_over;
+  std::function<bool(std::uint32_t pid, std::uint32_t key)> forward_cancel;
+  // While two processes serve the same databases, neither one's cache would see the other's
+  // writes: the result cache is off (and emptied) until the other one is gone.
+  void hold_cache(bool held);
   std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
 
   // Set by main: SHUTDOWN from the console (wait = let transactions finish first), and
@@ -97,6 +108,7 @@ struct Context {
   std::shared_ptr<const Snapshot> snapshot_;
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> cache_on_{false};
+  std::atomic<bool> cache_held_{false};
   std::atomic<bool> firewall_on_{false};
   std::atomic<bool> rates_on_{false};
   std::atomic<bool> rules_on_{false};

@@ -24,6 +24,22 @@ const config::Pool& Splits::place(const config::Pool& p, SplitPlace& held) {
   return p.arms[i];
 }
 
+const config::Pool& Splits::place_on(const config::Pool& p, const std::string& cluster, SplitPlace& held) {
+  if (p.split.empty() || p.arms.size() != p.split.size() || p.cycle.empty()) return place(p, held);
+  for (auto& a : p.arms) {
+    if (a.cluster != cluster) continue;
+    std::lock_guard lock(mu_);
+    auto& arm = pools_[{config::to_string(p.protocol), p.database}].arms[cluster];
+    if (!arm) {
+      arm = std::make_shared<SplitArm>();
+      arm->cluster = cluster;
+    }
+    held.set(arm);
+    return a;
+  }
+  return place(p, held);
+}
+
 std::vector<Splits::Row> Splits::rows() const {
   std::lock_guard lock(mu_);
   std::vector<Row> out;

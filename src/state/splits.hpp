@@ -54,6 +54,9 @@ class Splits {
   // The pool a client of `p` uses: `p` itself without a split; with one, the arm it holds (when
   // the configuration still has it), else the next arm in turn (counted).
   const config::Pool& place(const config::Pool& p, SplitPlace& held);
+  // The same for a client that was on `cluster`'s arm (an online upgrade's): that arm again
+  // when `p` still has it.
+  const config::Pool& place_on(const config::Pool& p, const std::string& cluster, SplitPlace& held);
   struct Row {
     std::string database, protocol, cluster;
     std::uint64_t placed;

@@ -89,6 +89,10 @@ asio::awaitable<std::unique_ptr<net::TlsStream>> accept_tls(asio::ip::tcp::socke
   co_return stream;
 }
 
+void log_handed_over(std::uint64_t client_id) {
+  log::debug("upgrade: client {} handed over to the new process", client_id);
+}
+
 void make_killable(observe::ClientInfo& info, const asio::any_io_executor& ex) {
   info.worker = &static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
   observe::kill_on_worker.store(&kill_local, std::memory_order_relaxed);

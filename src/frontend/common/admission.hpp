@@ -8,6 +8,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include <unistd.h>
+
 #include <concepts>
 #include <optional>
 
@@ -76,6 +78,7 @@ boost::asio::awaitable<std::optional<net::Origin>> admit_origin(boost::asio::ip:
                                                                 const Door& door, ClientSlot& slot);
 
 void log_internal_error(const char* what, const std::exception& e);
+void log_handed_over(std::uint64_t client_id);
 
 // Parking: a session idle between transactions for a while ends its coroutines (run() or
 // resume() returns true) and waits with a plain handler instead (wait_parked), which owns it: an
@@ -103,6 +106,27 @@ concept Hibernates = requires(Session& s, int& fd, bool& v6, const typename Sess
   { k.worker() } -> std::same_as<boost::asio::io_context*>;  // the client's worker
   { Session::kWhat } -> std::convertible_to<const char*>;    // names it in the log
 };
+
+// Online upgrade (src/app/upgrade.hpp): a session class whose keep can go to the new process as
+// a record (`handoff_record`), made again there by its protocol's adopt_client().
+template <typename Session>
+concept HandsOver = Hibernates<Session> && requires(const typename Session::Keep& k) {
+  { Session::handoff_record(k) } -> std::same_as<std::string>;
+  { Session::kProtocol } -> std::convertible_to<config::Protocol>;
+};
+
+// Hands the client of keep `k` (on descriptor `fd`) to the new process: true when it went (its
+// descriptor here is closed, and what the keep held in this process is undone).
+template <typename Session>
+bool hand_over(state::Context& ctx, typename Session::Keep& k, int fd) {
+  if (!ctx.hand_over) return false;
+  std::string record = Session::handoff_record(k);
+  if (!ctx.hand_over(Session::kProtocol, record, fd)) return false;
+  log_handed_over(k.client_id());
+  ::close(fd);
+  k.forget(&ctx);
+  return true;
+}
 
 template <typename Session>
 struct Parked {
@@ -194,7 +218,15 @@ void park(Parked<Session> p, bool sleep) {
     std::optional<typename Session::Keep> keep;
     int fd = -1;
     bool v6 = false;
-    if (sleep) keep = p.session->hibernate(fd, v6);
+    state::Context* ctx = p.slot.context();
+    const bool moving = HandsOver<Session> && ctx && ctx->upgrading.load(std::memory_order_acquire);
+    if (sleep || moving) keep = p.session->hibernate(fd, v6);
+    if constexpr (HandsOver<Session>) {
+      if (keep && moving && hand_over<Session>(*ctx, *keep, fd)) {
+        p.session.reset();
+        return;  // the slot goes with `p`
+      }
+    }
     if (keep) {
       p.session.reset();
       auto sleeper = std::make_unique<Sleeper<Session>>(ex, std::move(*keep), std::move(p.slot));

@@ -30,6 +30,14 @@ std::pair<std::uint32_t, CancelTarget*> CancelRegistry::add(std::uint32_t server
   }
 }
 
+CancelTarget* CancelRegistry::add_exact(std::uint32_t pid, std::uint32_t key) {
+  std::lock_guard lock(mu_);
+  auto [it, fresh] = by_pid_key_.try_emplace(std::uint64_t(pid) << 32 | key);
+  if (!fresh) return nullptr;
+  it->second.key = key;
+  return &it->second;
+}
+
 void CancelRegistry::remove(std::uint32_t pid, std::uint32_t key) {
   std::lock_guard lock(mu_);
   by_pid_key_.erase(std::uint64_t(pid) << 32 | key);

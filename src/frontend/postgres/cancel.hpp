@@ -36,6 +36,9 @@ class CancelRegistry {
   // is always Sluice's own, random, so (pid, key) stays unique across servers. The target lives
   // here until remove(pid, target->key), which its session calls last.
   std::pair<std::uint32_t, CancelTarget*> add(std::uint32_t server_pid = 0);
+  // A client handed over by an online upgrade keeps the (pid, key) it was given: null when
+  // this process has that pair already.
+  CancelTarget* add_exact(std::uint32_t pid, std::uint32_t key);
   void remove(std::uint32_t pid, std::uint32_t key);
   // The server session to cancel for (pid, key), if the key matches and the client is attached.
   std::optional<CancelInfo> find(std::uint32_t pid, std::uint32_t key) const;

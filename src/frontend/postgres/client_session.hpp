@@ -127,6 +127,10 @@ class Session final : public TendedSession {
   // Whether hibernate() would keep it now: plain TCP, nothing in progress, no LISTEN.
   bool sleepable() const;
   Session(Keep&& k, state::Context& ctx, int fd, bool v6);
+  // Online upgrade (handoff.cpp): what `k` keeps, as a record for the new process (which makes
+  // the session again from it with adopt_client()).
+  static constexpr config::Protocol kProtocol = config::Protocol::Postgres;
+  static std::string handoff_record(const Keep& k);
 
  private:
   using Work = SessionWork;  // what only a working session needs (session_parts.hpp)

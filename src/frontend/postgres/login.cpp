@@ -69,6 +69,14 @@ awaitable<bool> Session::startup() {
 }
 
 awaitable<void> Session::forward_cancel(std::uint32_t pid, std::uint32_t key) {
+  if (!cancel_registry().find(pid, key) && ctx_.forward_cancel && ctx_.forward_cancel(pid, key)) {
+    log::debug("cancel for client pid {}: passed to the previous process (an upgrade)", pid);
+    co_return;
+  }
+  co_await cancel_by_key(pid, key);
+}
+
+awaitable<void> cancel_by_key(std::uint32_t pid, std::uint32_t key) {
   auto target = cancel_registry().find(pid, key);
   if (!target) co_return;  // unknown key or client idle: nothing to cancel (55.2.7: no reply)
   co_await send_cancel_request(target->endpoint, target->server_pid, target->server_key);

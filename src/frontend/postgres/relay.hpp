@@ -202,12 +202,25 @@ class Relay {
   Kept kept() && {
     return Kept{std::move(client_params), stats_, client_queries_, max_statements_, pooled_, pass_notifications_};
   }
+  // The same, left in place (an online upgrade's record of a relay that stays whole).
+  Kept peek_kept() const {
+    return Kept{client_params, stats_, client_queries_, max_statements_, pooled_, pass_notifications_};
+  }
   void restore(Kept&& k) {
     client_params = std::move(k.client_params);
     set_stats(k.stats, k.client_queries);
     max_statements_ = k.max_statements;
     pooled_ = k.pooled;
     pass_notifications_ = k.pass_notifications;
+  }
+  // Online upgrade (handoff.cpp): the client's prepared statements, by its names, and the same
+  // given to a new relay.
+  template <typename F>
+  void each_statement(F f) const {
+    for (auto& [name, cs] : statements_) f(name, *cs.stmt);
+  }
+  void adopt_statement(std::string name, std::shared_ptr<const pool::Statement> stmt) {
+    statements_[std::move(name)] = {std::move(stmt), pool::prepare_sequence()};
   }
   // Number of ReadyForQuery messages seen (each completes a request cycle).
   std::uint64_t cycles() const { return cycles_; }

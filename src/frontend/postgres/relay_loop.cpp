@@ -411,7 +411,7 @@ void Session::shed_for_parking() {
 awaitable<bool> Session::resume() {
   // As after the idle wait in serve(): a failed wait ends the session unless it was a kick (say
   // goodbye) or a notification (deliver it).
-  if (!woke_ok_ && !ctx_.shutting_down && !notified_) {
+  if (!woke_ok_ && !ctx_.shutting_down && !notified_ && !ctx_.upgrading) {
     if (std::exchange(idle_timed_out_, false)) co_await idle_timeout_goodbye();
     co_return false;
   }
@@ -452,7 +452,7 @@ awaitable<bool> Session::serve() {
       wire::Frame f;
       auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
       if (d == wire::Decode::NeedMore && !tls_ && buffered() == 0 && !ctx_.shutting_down &&
-          !(mailbox_ && mailbox_->ready())) {
+          !ctx_.upgrading.load(std::memory_order_relaxed) && !(mailbox_ && mailbox_->ready())) {
         // The common idle wait between transactions, plain TCP: Asio's own read, into the
         // session's few bytes (no pooled buffer while idle). It knows when the last read
         // emptied the socket and then waits without a failed recv and an epoll_ctl first.

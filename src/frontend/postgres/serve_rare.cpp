@@ -8,7 +8,7 @@
 namespace sluice::frontend::pg {
 
 awaitable<Session::Next> Session::idle_wait_ended() {
-  if (ctx_.shutting_down) co_return Next::Again;  // kicked: the goodbye comes next
+  if (ctx_.shutting_down || ctx_.upgrading) co_return Next::Again;  // kicked: the goodbye or the handover next
   if (notified_) co_return Next::Again;           // woken for a notification: delivered next
   if (std::exchange(idle_timed_out_, false)) {
     co_await idle_timeout_goodbye();
@@ -25,6 +25,12 @@ awaitable<Session::Next> Session::between_requests() {
   if (ctx_.shutting_down) {
     co_await send_error("FATAL", "57P01", "terminating connection: Sluice is shutting down");
     co_return Next::Stop;
+  }
+  if (ctx_.upgrading && buffered() == 0 && !tls_) {
+    // An online upgrade: a client with nothing under way goes to the new process (park() hands
+    // it over); one that cannot go yet is served here as before.
+    shed_for_parking();
+    if (sleepable()) co_return Next::Park;
   }
   wire::Frame f;
   auto d = wire::next_frame(buffered_bytes(), max_packet_, f);
