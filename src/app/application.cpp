@@ -265,7 +265,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
           auto ex = rt.worker(next++ % rt.size()).get_executor();
           if (p == config::Protocol::Postgres)
             asio::co_spawn(ex, frontend::pg::adopt_client(fd, std::move(record), ctx), asio::detached);
-          else ::close(fd);  // MySQL clients stay with the previous process until they leave
+          else asio::co_spawn(ex, frontend::mysql::adopt_client(fd, std::move(record), ctx), asio::detached);
         },
         [&ctx, &control] {
           asio::post(control, [&ctx] {

@@ -128,6 +128,15 @@ bool hand_over(state::Context& ctx, typename Session::Keep& k, int fd) {
   return true;
 }
 
+// The same for a session class that goes as it is (no keep): `handoff_record()` (nullopt: not
+// now), `handed_over()` once it went, and its socket as parking_socket().
+template <typename Session>
+concept HandsOverLive = !Hibernates<Session> && requires(Session & s) {
+  { s.handoff_record() } -> std::same_as<std::optional<std::string>>;
+  {s.handed_over()};
+  { Session::kProtocol } -> std::convertible_to<config::Protocol>;
+};
+
 template <typename Session>
 struct Parked {
   ClientSlot slot;  // declared first: given back after the session is gone
@@ -214,6 +223,17 @@ struct Sleeper final : net::ParkedWaits::Waiter, TendedSession, memory::InSlab<S
 template <typename Session>
 void park(Parked<Session> p, bool sleep) {
   auto ex = p.session->executor();
+  if constexpr (HandsOverLive<Session>) {
+    state::Context* ctx = p.slot.context();
+    if (ctx && ctx->upgrading.load(std::memory_order_acquire) && ctx->hand_over) {
+      if (auto record = p.session->handoff_record();
+          record && ctx->hand_over(Session::kProtocol, *record, p.session->parking_socket().native_handle())) {
+        p.session->handed_over();
+        p.session.reset();  // closes this process's copy of the descriptor; the client stays connected
+        return;
+      }
+    }
+  }
   if constexpr (Hibernates<Session>) {
     std::optional<typename Session::Keep> keep;
     int fd = -1;

@@ -54,8 +54,22 @@ class Session final : public TendedSession {
   ~Session();
 
   void kick() override {
-    if (idle_wait_) close_client();
+    if (!idle_wait_) return;
+    if (!ctx_.upgrading) return close_client();
+    // An online upgrade: the wait ends and the session parks, which hands it over (when it can go).
+    park_requested_ = true;
+    if (parked_) return unpark_now();
+    error_code ec;
+    sock_.cancel(ec);
   }
+  // Online upgrade (handoff.cpp): a client waiting for its next command with nothing under way
+  // (plain TCP, uncompressed, no server connection held, not the console) may go to the new
+  // process, as its session's record; the new process makes the session again with adopt().
+  static constexpr config::Protocol kProtocol = config::Protocol::Mysql;
+  bool movable();
+  std::optional<std::string> handoff_record();
+  void handed_over();  // it went: this session ends without a word to the client
+  static awaitable<void> adopt(int fd, std::string record, state::Context& ctx);
   void kill() override;
   std::uint64_t client_id() const override { return info_ ? info_->id : 0; }
   // Every janitor period: a client waiting for its next command past client_idle_timeout is
@@ -139,6 +153,8 @@ class Session final : public TendedSession {
   }
   // About to park: the work state goes, and the capacity the I/O buffers grew to.
   void shed_for_parking();
+  // A client the upgraded configuration does not serve: `out` (an error) written, then closed.
+  void write_now_or_drop(const std::string& out);
 
   // ---- small helpers ---------------------------------------------------------------------
 
@@ -461,6 +477,9 @@ class Session final : public TendedSession {
 
   bool statement_is_read(const CommandClassification& c) const;
   // A client's statement as prepared now, from the text Work::analysis_ holds.
+  // The registry's statement for `query` as this session prepares it (its schema, capabilities,
+  // character set and variables are part of the key).
+  std::shared_ptr<const pool::Statement> intern_statement(const std::string& query) const;
   ClientStmt new_client_stmt(std::shared_ptr<const pool::Statement> stmt, const std::string& query,
                              std::uint16_t params, std::uint16_t columns, const CommandClassification& c);
 

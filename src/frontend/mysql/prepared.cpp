@@ -75,10 +75,7 @@ awaitable<bool> Session::com_prepare() {
   std::string query(std::string_view(io_.payload()).substr(1));
   w().analysis_.of(query, sql::Dialect::Mysql);
   CommandClassification classified(*this);  // once: routing, the statement's read and kind
-  // Keyed by everything that shapes the response: schema, format capabilities, handshake
-  // character set and the session variables (character_set_results changes the metadata).
-  auto stmt = statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
-                                                     mariadb_caps_, charset_, vars_.fingerprint));
+  auto stmt = intern_statement(query);
   std::uint32_t client_id = next_stmt_id_++;
   if (auto cached = cached_prepare(*stmt)) {
     // Answered here: the server connection that runs it later prepares it on demand.
@@ -120,6 +117,13 @@ awaitable<bool> Session::com_prepare() {
   }
   maybe_detach();
   co_return true;
+}
+
+std::shared_ptr<const pool::Statement> Session::intern_statement(const std::string& query) const {
+  // Keyed by everything that shapes the response: schema, format capabilities, handshake
+  // character set and the session variables (character_set_results changes the metadata).
+  return statements().intern(query, fmt::format("{}\x01{:x}/{:x}\x01{}\x01{:x}", schema_, caps_ & kFormatCaps,
+                                                mariadb_caps_, charset_, vars_.fingerprint));
 }
 
 ClientStmt Session::new_client_stmt(std::shared_ptr<const pool::Statement> stmt, const std::string& query,

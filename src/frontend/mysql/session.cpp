@@ -66,13 +66,18 @@ awaitable<bool> Session::run() {
 }
 
 awaitable<bool> Session::resume() {
-  bool parked = co_await serve(woke_ok_);  // a failed parked wait (closed, killed, kicked) ends it
+  // A failed parked wait (closed, killed, kicked) ends it, unless an upgrade woke it to go.
+  bool parked = co_await serve(woke_ok_ || (ctx_.upgrading && movable() && sock_.is_open()));
   co_return parked;
 }
 
 awaitable<bool> Session::serve(bool ok) {
   while (ok) {
     if (ctx_.shutting_down && !server_) break;
+    if (ctx_.upgrading.load(std::memory_order_relaxed) && movable()) [[unlikely]] {
+      shed_for_parking();
+      if (!work_.peek()) co_return true;  // park() hands it to the new process (or it parks as usual)
+    }
     // The command read and, for the commands that run most, dispatch() in this frame: three
     // coroutine frames less per command.
     begin_command_wait();

@@ -13,6 +13,9 @@ void init_front_end();  // generates the RSA key pair for caching_sha2_password
 
 // Runs one client connection to completion on the calling worker.
 boost::asio::awaitable<void> serve_client(boost::asio::ip::tcp::socket sock, state::Context& ctx);
+// Online upgrade (src/app/upgrade.hpp): the session of a client the previous process handed
+// over, made again from its record on descriptor `fd` (taken), run on the calling worker.
+boost::asio::awaitable<void> adopt_client(int fd, std::string record, state::Context& ctx);
 // Shutdown: closes sessions on this worker that wait idle for their client.
 
 }  // namespace sluice::frontend::mysql
