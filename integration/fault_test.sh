@@ -10,6 +10,7 @@
 #        mysql_killed_clients (sysbench oltp_read_write as the load, a counter table as the check)
 #        mysql_replica_kill mysql_replica_shutdown (sysbench oltp_read_only as the load)
 #        password_flood address_flood killed_mid_stream
+#        online_upgrade (SIGUSR2 twice under a pgbench load of writes and replica reads)
 #        cache_staleness (two more Sluice instances, the cache on with invalidation = "stream",
 #        sharing the sandbox's Redis, killed mid-run: integration/staleness_check.py for
 #        STALENESS_SECONDS, default 60)
@@ -22,7 +23,7 @@ CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(killed_clients replica_kill replica_immediate replica_stop reload_storm
                                   connection_storm slow_clients killed_mid_stream mysql_killed_clients
                                   mysql_replica_kill mysql_replica_shutdown password_flood address_flood
-                                  cache_staleness mysql_primary_failover
+                                  online_upgrade cache_staleness mysql_primary_failover
                                   primary_failover)
 SANDBOX="${SLUICE_SANDBOX_SCRIPT:?set SLUICE_SANDBOX_SCRIPT to integration/sandbox.sh}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
@@ -39,6 +40,8 @@ BG=()
 
 cleanup() {
   for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+  # An upgraded Sluice is not this script's child: stopped by the pid its file names.
+  if [ -n "${UPGRADE_PID_FILE:-}" ] && [ -f "$UPGRADE_PID_FILE" ]; then kill "$(cat "$UPGRADE_PID_FILE")" 2>/dev/null || true; fi
   # Leave the replica running whatever happened.
   if [ -n "${STOPPED_PID:-}" ]; then kill -CONT $STOPPED_PID 2>/dev/null || true; fi
   "$SANDBOX" start-pg-replica >/dev/null 2>&1 || true
@@ -52,7 +55,7 @@ write_config() {  # extra [general] lines
 [general]
 workers = 2
 max_client_conn = $MAX_CLIENTS
-log_level = "warn"
+log_level = "${LOG_LEVEL:-warn}"
 query_wait_timeout = "20s"
 client_login_timeout = "3s"
 login_failure_delay = "4s"  # far above any login's own time, so a held correct login shows
@@ -783,6 +786,45 @@ case_mysql_primary_failover() {
   ok=0
   { kill -0 "$SLUICE_PID" 2>/dev/null && [ "$routed" = 1 ]; } || ok=1
   report $ok $c "Sluice up after the sandbox was rebuilt; writes back on the old primary (server_id ${routed:-none})"
+}
+
+# Online upgrade under load: SIGUSR2 twice while pgbench writes (tpcb-like) and reads (-S, routed
+# to the replica under read_your_writes) through Sluice. Every client goes to the new process at
+# its next idle point, with nothing lost: no client aborted, every pgbench exits 0, and each old
+# process exits once its clients went. Afterwards a fresh Sluice (a child of this script) is
+# started for the cases that follow.
+case_online_upgrade() {
+  local c=online_upgrade ok=0 pid_file="$WORK/sluice.pid" old new handed=""
+  UPGRADE_PID_FILE="$pid_file"  # cleanup stops whichever process it names
+  LOG_LEVEL=info restart_sluice "pid_file = \"$pid_file\""
+  load writes 9 4
+  load reads 9 4 -S
+  for at in 2 5; do
+    sleep 2.5
+    old="$(cat "$pid_file")"
+    kill -USR2 "$old"
+    new="$old"
+    for _ in $(seq 1 100); do new="$(cat "$pid_file" 2>/dev/null || echo "$old")"; [ "$new" != "$old" ] && break; sleep 0.1; done
+    for _ in $(seq 1 100); do [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status" 2>/dev/null || break; sleep 0.1; done
+    [ "$old" = "$SLUICE_PID" ] && wait "$SLUICE_PID" 2>/dev/null || true
+    if [ "$new" = "$old" ] || { [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status"; }; then ok=1; fi
+    handed="$handed $( (grep -o 'upgrade: done; [0-9]* clients' "$WORK/sluice.log" || true) | tail -1 | grep -o '[0-9]*' || echo '?')"
+  done
+  finish writes
+  local wp=$PROCESSED wa=$ABORTED wf=$FAILED ws=$STATUS
+  finish reads
+  local rp=$PROCESSED ra=$ABORTED rf=$FAILED rs=$STATUS
+  { [ "$ws" = 0 ] && [ "$wa" = 0 ] && [ "$wf" = 0 ] && [ "$rs" = 0 ] && [ "$ra" = 0 ] && [ "$rf" = 0 ] &&
+    [ "$wp" -gt 0 ] && [ "$rp" -gt 0 ]; } || ok=1
+  report $ok $c "2 upgrades under load: clients handed over each time:$handed; writes $wp, reads $rp transactions; aborted $wa/$ra, failed $wf/$rf, exit $ws/$rs"
+  SLUICE_PID="$(cat "$pid_file")"
+  common_checks $c
+  # Back to a Sluice that is this script's child.
+  kill "$SLUICE_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do [ -d "/proc/$SLUICE_PID" ] || break; sleep 0.1; done
+  SLUICE_PID=""
+  UPGRADE_PID_FILE=""
+  start_sluice
 }
 
 # The result cache never stale beyond the documented lag: a writer bumping a version directly on

@@ -217,7 +217,8 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
         if (stopping) return;  // a shutdown took over
         if (polls++ % 10 == 0) rt.each([] { frontend::kick_idle_sessions(); });
         if (ctx.clients.load() == 0) {
-          log::event(log::Level::Info, "upgrade_done", {}, "upgrade: every client went to the new process or left");
+          log::event(log::Level::Info, "upgrade_done", {},
+                     "upgrade: done; {} clients went to the new process, the others left", upgrader.handed_over());
           control.stop();
           return;
         }

@@ -175,7 +175,9 @@ bool Upgrader::hand_over(config::Protocol p, std::string_view record, int fd) {
   if (!ready_ || !channel_) return false;
   std::string payload(1, static_cast<char>(p));
   payload.append(record);
-  return channel_->send(static_cast<std::uint8_t>(HandoffMsg::Client), payload, fd);
+  if (!channel_->send(static_cast<std::uint8_t>(HandoffMsg::Client), payload, fd)) return false;
+  handed_over_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 std::unique_ptr<Successor> Successor::from_environment() {

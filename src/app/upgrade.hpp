@@ -50,6 +50,7 @@ class Upgrader {
   // A client to the new process (Context::hand_over): false when it could not go.
   bool hand_over(config::Protocol p, std::string_view record, int fd);
   bool started() const { return running_; }
+  std::uint64_t handed_over() const { return handed_over_.load(std::memory_order_relaxed); }
 
  private:
   void handshake(pid_t child);
@@ -61,7 +62,8 @@ class Upgrader {
   std::function<void(std::string)> on_failed_;
   bool running_ = false;  // control thread only
   std::atomic<bool> ready_{false};
-  std::atomic<bool> closing_{false};  // this process is stopping: the channel's end is its own doing
+  std::atomic<bool> closing_{false};
+  std::atomic<std::uint64_t> handed_over_{0};  // this process is stopping: the channel's end is its own doing
 };
 
 // The process replacing another: made from SLUICE_UPGRADE_FD (null when it is not set).
