@@ -199,7 +199,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
   };
   // SIGUSR2: the new binary takes over (upgrade.hpp). Once it listens, this process accepts no
   // more clients, hands each over as it becomes idle, and stops when none is left (or, after
-  // shutdown_timeout, shuts down for the ones that could not go).
+  // upgrade_timeout, shuts down for the ones that could not go).
   begin_upgrade = [&] {
     if (stopping) {
       log::warn("upgrade refused: Sluice is shutting down");
@@ -211,9 +211,11 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
       listeners.hand_over();
       ctx.hold_cache(true);
       ctx.upgrading = true;
-      shutdown_deadline = std::chrono::steady_clock::now() + ctx.snapshot()->config->general.shutdown_timeout;
+      const auto drain = ctx.snapshot()->config->general.upgrade_timeout;
+      const bool bounded = drain.count() > 0;
+      shutdown_deadline = std::chrono::steady_clock::now() + drain;
       unsigned polls = 0;
-      poll_handover = [&, polls]() mutable {
+      poll_handover = [&, polls, bounded]() mutable {
         if (stopping) return;  // a shutdown took over
         if (polls++ % 10 == 0) rt.each([] { frontend::kick_idle_sessions(); });
         if (ctx.clients.load() == 0) {
@@ -222,8 +224,9 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
           control.stop();
           return;
         }
-        if (std::chrono::steady_clock::now() >= shutdown_deadline) {
-          log::warn("upgrade: {} clients could not go to the new process within shutdown_timeout", ctx.clients.load());
+        if (bounded && std::chrono::steady_clock::now() >= shutdown_deadline) {
+          log::warn("upgrade: {} clients could not go to the new process within upgrade_timeout; shutting down",
+                    ctx.clients.load());
           begin_shutdown();
           return;
         }

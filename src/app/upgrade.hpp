@@ -12,7 +12,7 @@
 // The old process stops accepting at Ready and hands clients over as each becomes idle; busy ones
 // finish their transactions first, and those that cannot move (TLS, a LISTEN, session pooling,
 // the console) stay until they leave. It exits when it has no client left, or after
-// shutdown_timeout (the rest then get the shutdown's goodbye). When the new process fails before
+// upgrade_timeout when one is set (the rest then get the shutdown's goodbye). When the new process fails before
 // Ready (a bad configuration, say), it is gone and the old one goes on as before.
 #pragma once
 

@@ -92,6 +92,7 @@ std::shared_ptr<const Config> build(const toml::table& root_table, const std::st
     s.duration("log_min_duration", cfg->general.log_min_duration);
     s.boolean("log_parameters", cfg->general.log_parameters);
     s.str("pid_file", cfg->general.pid_file);
+    s.duration("upgrade_timeout", cfg->general.upgrade_timeout);
     s.finish();
   }
   if (cfg->general.workers == 0)

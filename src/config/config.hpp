@@ -73,6 +73,10 @@ struct General {
   // Written with the process id once the listeners are up (an online upgrade's new process
   // writes its own); removed at exit if it still names this process. Empty: none.
   std::string pid_file;
+  // Online upgrade: how long the old process goes on serving the clients that cannot move (TLS,
+  // LISTEN, pinned or session-mode ones, the console) before it shuts down for them as on
+  // SIGTERM. 0: until they leave.
+  Duration upgrade_timeout{0};
 };
 
 enum class TlsMode { Disable, Allow, Require };

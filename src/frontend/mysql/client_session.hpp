@@ -57,7 +57,7 @@ class Session final : public TendedSession {
     if (!idle_wait_) return;
     if (!ctx_.upgrading) return close_client();
     // An online upgrade: the wait ends and the session parks, which hands it over (when it can go).
-    park_requested_ = true;
+    park_requested_ = upgrade_kicked_ = true;
     if (parked_) return unpark_now();
     error_code ec;
     sock_.cancel(ec);
@@ -526,6 +526,7 @@ class Session final : public TendedSession {
   // janitor periods since the wait for the next command began.
   bool park_requested_ = false, parking_ = false, woke_ok_ = false;
   bool sync_due_ = false;                       // attach_now() attached a connection whose state attach() must sync
+  bool upgrade_kicked_ = false;                 // an online upgrade's kick ended the wait (not the client)
   net::ParkedWaits::Waiter* parked_ = nullptr;  // parked in the worker's epoll set (until woke())
   int idle_ticks_ = 0;
   admin::Caller console_caller_;

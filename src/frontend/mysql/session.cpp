@@ -66,8 +66,9 @@ awaitable<bool> Session::run() {
 }
 
 awaitable<bool> Session::resume() {
-  // A failed parked wait (closed, killed, kicked) ends it, unless an upgrade woke it to go.
-  bool parked = co_await serve(woke_ok_ || (ctx_.upgrading && movable() && sock_.is_open()));
+  // A failed parked wait (closed, killed, kicked) ends it, unless an upgrade's kick woke it: then
+  // it goes to the new process, or waits again.
+  bool parked = co_await serve(woke_ok_ || (std::exchange(upgrade_kicked_, false) && sock_.is_open()));
   co_return parked;
 }
 

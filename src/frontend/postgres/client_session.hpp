@@ -681,6 +681,7 @@ class Session final : public TendedSession {
   OnDemand<Work> work_;
   net::ParkedWaits::Waiter* parked_ = nullptr;  // parked in the worker's epoll set (until woke())
   bool sleep_requested_ = false;                // janitor_tick asked for sleep_parked()
+  bool upgrade_kicked_ = false;                 // an online upgrade's kick ended the idle wait
   bool listen_pending_ = false;       // a LISTEN waits for its transaction's end
   std::uint32_t own_notify_pid_ = 0;  // the server process of this client's last NOTIFY
 };

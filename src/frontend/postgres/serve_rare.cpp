@@ -8,7 +8,9 @@
 namespace sluice::frontend::pg {
 
 awaitable<Session::Next> Session::idle_wait_ended() {
-  if (ctx_.shutting_down || ctx_.upgrading) co_return Next::Again;  // kicked: the goodbye or the handover next
+  // Kicked: the goodbye, or the handover (an idle wait that ended otherwise, e.g. the client's
+  // end, is not one to wait again after).
+  if (ctx_.shutting_down || std::exchange(upgrade_kicked_, false)) co_return Next::Again;
   if (notified_) co_return Next::Again;           // woken for a notification: delivered next
   if (std::exchange(idle_timed_out_, false)) {
     co_await idle_timeout_goodbye();

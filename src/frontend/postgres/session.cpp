@@ -197,7 +197,9 @@ void Session::bind_pool(const config::Config& cfg, const config::Pool& pc) {
 }
 
 void Session::kick() {
-  if (idle_wait_) cancel_idle_wait();
+  if (!idle_wait_) return;
+  if (ctx_.upgrading) upgrade_kicked_ = true;  // the wait ends to see whether it can go now
+  cancel_idle_wait();
 }
 
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
