@@ -7,9 +7,10 @@ does) before every upgrade.
    statement, one in an open transaction when the upgrade starts (it finishes on the old process,
    then goes), one whose pg_sleep is cancelled after the new process took the listeners (the
    CancelRequest reaches the new process and is passed back to the old one); a PyMySQL client
-   with a session variable, whose connection id the new process's SHOW CLIENTS lists; a LISTEN
-   client, which cannot go, is served by the old process (it hears a NOTIFY) until
-   shutdown_timeout. Every client's Sluice-side process id and connection id stay.
+   with a session variable, whose connection id the new process's SHOW CLIENTS lists. A LISTEN
+   client and TLS clients of both protocols, which cannot go, are served by the old process (the
+   LISTEN client hears a NOTIFY) until upgrade_timeout. Every client's Sluice-side process id and
+   connection id stay.
 2. Load across two upgrades in a row: pgbench (tpcb-like, -M prepared) and sysbench
    oltp_read_write through Sluice at once: 0 failed transactions, no aborted client, 0 reconnects.
 3. A new binary that cannot start (an invalid configuration; a listen address already taken):
