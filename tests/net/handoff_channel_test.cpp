@@ -52,7 +52,8 @@ TEST_CASE("a record cut short, or with a length past its end, does not read back
   RecordReader r(lying);
   r.str();
   CHECK_FALSE(r.ok());
-  RecordReader bad_flag(std::string(1, '\2'));
+  const std::string two(1, '\2');  // a reader holds a view: its bytes outlive it
+  RecordReader bad_flag(two);
   bad_flag.flag();
   CHECK_FALSE(bad_flag.ok());
   const std::string longer = whole + "x";
