@@ -11,8 +11,9 @@ does) before every upgrade.
    client and TLS clients of both protocols, which cannot go, are served by the old process (the
    LISTEN client hears a NOTIFY) until upgrade_timeout. Every client's Sluice-side process id and
    connection id stay.
-2. Load across two upgrades in a row: pgbench (tpcb-like, -M prepared) and sysbench
-   oltp_read_write through Sluice at once: 0 failed transactions, no aborted client, 0 reconnects.
+2. Load across two upgrades in a row (SIGUSR2, then `sluice --upgrade`): pgbench (tpcb-like,
+   -M prepared) and sysbench oltp_read_write through Sluice at once: 0 failed transactions, no
+   aborted client, 0 reconnects.
 3. A new binary that cannot start (an invalid configuration; a listen address already taken):
    the old process logs upgrade_failed and goes on serving both protocols, new connections too.
 
@@ -160,12 +161,17 @@ class Run:
             time.sleep(0.05)
         return None
 
-    def upgrade(self, timeout=20.0):
-        """SIGUSR2 to the running process; returns (old pid, new pid, log offset) once the new
+    def upgrade(self, timeout=20.0, command=False):
+        """SIGUSR2 to the running process (`command`: by `sluice --upgrade`, whose exit code and
+        output are kept in self.command); returns (old pid, new pid, log offset) once the new
         process wrote the pid file (new pid 0 when it did not within `timeout`)."""
         self.replace_binary()
         old, mark = self.pid(), len(self.text())
-        os.kill(old, signal.SIGUSR2)
+        if command:
+            r = subprocess.run([self.bin, "--upgrade", "-c", self.conf], capture_output=True, text=True, timeout=90)
+            self.command = (r.returncode, (r.stdout + r.stderr).strip())
+        else:
+            os.kill(old, signal.SIGUSR2)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             new = self.pid()
@@ -337,7 +343,10 @@ def load_across_upgrades(run):
     start = time.monotonic()
     for at in (3, 7):
         time.sleep(max(0.0, start + at - time.monotonic()))
-        old, new, mark = run.upgrade()
+        old, new, mark = run.upgrade(command=at == 7)
+        if at == 7:
+            check(run.command[0] == 0 and f"process {new} took over from {old}" in run.command[1],
+                  f"sluice --upgrade: exit {run.command[0]}, \"{run.command[1]}\"")
         done = run.wait_log(r"upgrade: done; (\d+) clients went to the new process", mark)
         handed.append(int(done.group(1)) if done else -1)
         check(new != 0 and done is not None and run.wait_gone(old, 10),
@@ -384,7 +393,11 @@ def failed_upgrades(run):
             print(e)
             ok = False
         check(ok, f"{what}: both protocols still served, new connections accepted")
-        run.write_config()
+    run.write_config(broken=True)
+    old, new, _ = run.upgrade(timeout=1, command=True)
+    check(run.command[0] == 1 and "invalid configuration" in run.command[1] and new == 0 and alive(old),
+          f"sluice --upgrade with an invalid file: exit {run.command[0]} before any signal, \"{run.command[1]}\"")
+    run.write_config()
 
 
 def main():

@@ -19,6 +19,8 @@ namespace {
 void usage() {
   std::cout << "usage: sluice -c FILE          run with configuration FILE\n"
                "       sluice --check -c FILE  validate FILE and exit (0 = valid)\n"
+               "       sluice --upgrade -c FILE  validate FILE, have the Sluice named by its pid_file start\n"
+               "                               the binary again and take over (SIGUSR2); exit 0 once it did\n"
                "       sluice --version        print the version\n"
                "       sluice passwd USER      print the stored forms of a password, for sluice.toml\n";
 }
@@ -31,7 +33,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && std::string_view(argv[1]) == "passwd") return app::passwd_main(argc - 1, argv + 1);
   std::string path;
-  bool check = false;
+  bool check = false, upgrade = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--version" || a == "-V") {
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--check") {
       check = true;
+    } else if (a == "--upgrade") {
+      upgrade = true;
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       path = argv[++i];
     } else if (a == "-h" || a == "--help") {
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
     usage();
     return 2;
   }
+  if (upgrade) return app::request_upgrade(path);
   if (!check) app::restart_with_allocator_settings(argv);
   // An online upgrade (SIGUSR2) starts this same command again: until the signal handlers are
   // set, the signal is ignored rather than fatal.

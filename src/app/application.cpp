@@ -273,6 +273,7 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
         },
         [&ctx, &control] {
           asio::post(control, [&ctx] {
+            if (ctx.upgrading) return;  // this one is handing over to a newer process meanwhile: it stays off
             ctx.hold_cache(false);
             log::info("upgrade: the previous process has exited; the result cache is back on");
           });

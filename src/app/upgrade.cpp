@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "src/net/listening_sockets.hpp"
 #include "src/net/record.hpp"
 #include "src/observe/log.hpp"
+#include "src/state/snapshot.hpp"
 
 extern char** environ;
 
@@ -84,6 +86,47 @@ void remember_command(int argc, char** argv) {
   ssize_t n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
   g_exe = n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : std::string(argv[0]);
   g_args.assign(argv, argv + argc);
+}
+
+int request_upgrade(const std::string& config_path) {
+  std::shared_ptr<const state::Snapshot> snapshot;
+  try {
+    snapshot = state::build_snapshot(config::load_file(config_path), nullptr, state::FileReads::Reread);
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "sluice: invalid configuration, no upgrade: %s\n", e.what());
+    return 1;
+  }
+  const std::string& pid_file = snapshot->config->general.pid_file;
+  if (pid_file.empty()) {
+    std::fprintf(stderr, "sluice: --upgrade needs general.pid_file in %s (or send SIGUSR2 yourself)\n",
+                 config_path.c_str());
+    return 1;
+  }
+  auto read_pid = [&pid_file]() -> pid_t {
+    FILE* f = std::fopen(pid_file.c_str(), "r");
+    if (!f) return 0;
+    int pid = 0;
+    if (std::fscanf(f, "%d", &pid) != 1) pid = 0;
+    std::fclose(f);
+    return pid;
+  };
+  const pid_t old = read_pid();
+  if (old <= 0 || ::kill(old, SIGUSR2) != 0) {
+    std::fprintf(stderr, "sluice: no running Sluice named by %s\n", pid_file.c_str());
+    return 1;
+  }
+  for (int i = 0; i < 600; ++i) {
+    ::usleep(100'000);
+    pid_t now = read_pid();
+    if (now > 0 && now != old && ::kill(now, 0) == 0) {
+      std::printf("sluice: upgraded: process %d took over from %d, which exits once its clients went\n",
+                  static_cast<int>(now), static_cast<int>(old));
+      return 0;
+    }
+  }
+  std::fprintf(stderr, "sluice: no new process took over within 60 s; %d goes on (its log says why)\n",
+               static_cast<int>(old));
+  return 1;
 }
 
 Upgrader::~Upgrader() {

@@ -36,6 +36,11 @@ enum class HandoffMsg : std::uint8_t { Hello = 1, Listener, ListenersDone, Ready
 // main(): what this process was started as (its binary's path, its arguments).
 void remember_command(int argc, char** argv);
 
+// `sluice --upgrade -c FILE`: FILE must be valid (what the new process will load); the process
+// its pid_file names gets SIGUSR2, and this waits (at most 60 s) for a new process to write the
+// pid file. Its exit code: 0 upgraded, 1 not (the reason is in the running Sluice's log).
+int request_upgrade(const std::string& config_path);
+
 // The process being replaced.
 class Upgrader {
  public:
