@@ -791,14 +791,15 @@ case_mysql_primary_failover() {
 # Online upgrade under load: SIGUSR2 twice while pgbench writes (tpcb-like) and reads (-S, routed
 # to the replica under read_your_writes) through Sluice. Every client goes to the new process at
 # its next idle point, with nothing lost: no client aborted, every pgbench exits 0, and each old
-# process exits once its clients went. Afterwards a fresh Sluice (a child of this script) is
+# process exits once its clients went. Then a third SIGUSR2 with an invalid configuration: the new
+# process does not start and the running one keeps serving the load. Afterwards a fresh Sluice (a child of this script) is
 # started for the cases that follow.
 case_online_upgrade() {
   local c=online_upgrade ok=0 pid_file="$WORK/sluice.pid" old new handed=""
   UPGRADE_PID_FILE="$pid_file"  # cleanup stops whichever process it names
   LOG_LEVEL=info restart_sluice "pid_file = \"$pid_file\""
-  load writes 9 4
-  load reads 9 4 -S
+  load writes 10 4
+  load reads 10 4 -S
   for at in 2 5; do
     sleep 2.5
     old="$(cat "$pid_file")"
@@ -810,13 +811,24 @@ case_online_upgrade() {
     if [ "$new" = "$old" ] || { [ -d "/proc/$old" ] && ! grep -q '^State:.*Z' "/proc/$old/status"; }; then ok=1; fi
     handed="$handed $( (grep -o 'upgrade: done; [0-9]* clients' "$WORK/sluice.log" || true) | tail -1 | grep -o '[0-9]*' || echo '?')"
   done
+  # A third, whose new binary cannot start (its configuration is invalid): the running process
+  # keeps its clients and the load goes on untouched.
+  sleep 1.5
+  cp "$WORK/sluice.toml" "$WORK/sluice.toml.good"
+  sed -i 's/^max_client_conn = .*/max_client_conn = "many"/' "$WORK/sluice.toml"
+  old="$(cat "$pid_file")"
+  kill -USR2 "$old"
+  local failed=""
+  for _ in $(seq 1 50); do failed="$(grep -c 'upgrade failed' "$WORK/sluice.log" || true)"; [ "$failed" -gt 0 ] && break; sleep 0.1; done
+  cp "$WORK/sluice.toml.good" "$WORK/sluice.toml"
+  { [ "$failed" -gt 0 ] && [ "$(cat "$pid_file")" = "$old" ] && kill -0 "$old"; } || ok=1
   finish writes
   local wp=$PROCESSED wa=$ABORTED wf=$FAILED ws=$STATUS
   finish reads
   local rp=$PROCESSED ra=$ABORTED rf=$FAILED rs=$STATUS
   { [ "$ws" = 0 ] && [ "$wa" = 0 ] && [ "$wf" = 0 ] && [ "$rs" = 0 ] && [ "$ra" = 0 ] && [ "$rf" = 0 ] &&
     [ "$wp" -gt 0 ] && [ "$rp" -gt 0 ]; } || ok=1
-  report $ok $c "2 upgrades under load: clients handed over each time:$handed; writes $wp, reads $rp transactions; aborted $wa/$ra, failed $wf/$rf, exit $ws/$rs"
+  report $ok $c "2 upgrades under load (clients handed over each time:$handed), then one whose new binary has an invalid configuration (upgrade_failed logged: ${failed:-0}; the same process goes on); writes $wp, reads $rp transactions; aborted $wa/$ra, failed $wf/$rf, exit $ws/$rs"
   SLUICE_PID="$(cat "$pid_file")"
   common_checks $c
   # Back to a Sluice that is this script's child.
