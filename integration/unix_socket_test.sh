@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Unix-domain sockets on both sides. Sluice listens on PostgreSQL's socket naming
 # (<dir>/.s.PGSQL.<port>, so `psql -h <dir> -p <port>` finds it) and on a MySQL socket file, with
-# the configured mode; it reaches MariaDB over the sandbox server's own socket (the server sees
+# the configured mode (and, for MySQL, owner and group); it reaches MariaDB over the sandbox server's own socket (the server sees
 # a localhost connection, not 127.0.0.1) and PostgreSQL over another Sluice's socket. A stale
 # socket file from a killed process is replaced; a live one is refused; a clean stop removes
 # the files.
@@ -37,6 +37,8 @@ unix_socket_mode = "0700"
 [mysql]
 listen = ["127.0.0.1:$((PORT + 1))", "$WORK/mysqld.sock"]
 unix_socket_mode = "0770"
+unix_socket_owner = "nobody"
+unix_socket_group = "nogroup"
 [[users]]
 name = "app"
 password = "app"
@@ -64,7 +66,9 @@ start_a() {
 start_a
 [ "$(stat -c %a "$PG_SOCK")" = 700 ] || fail "PostgreSQL socket mode $(stat -c %a "$PG_SOCK"), not 700"
 [ "$(stat -c %a "$WORK/mysqld.sock")" = 770 ] || fail "MySQL socket mode $(stat -c %a "$WORK/mysqld.sock")"
-ok "sockets $PG_SOCK (0700) and $WORK/mysqld.sock (0770)"
+[ "$(stat -c %U:%G "$WORK/mysqld.sock")" = nobody:nogroup ] ||
+  fail "MySQL socket owner $(stat -c %U:%G "$WORK/mysqld.sock"), not nobody:nogroup"
+ok "sockets $PG_SOCK (0700) and $WORK/mysqld.sock (0770, nobody:nogroup)"
 
 psql_a() { PGPASSWORD=app psql -X -A -t -q -h "$WORK/pg" -p "$PORT" -U app -d "$1" -c "$2"; }
 [ "$(psql_a app 'SELECT 6 * 7')" = 42 ] || fail "psql over the Unix socket"

@@ -108,6 +108,7 @@ struct ListenerProxy {
 struct UnixSocketOptions {
   unsigned mode = 0777;
   std::string group;
+  std::string owner;  // a user name; "" = the process's (changing it needs root or CAP_CHOWN)
   bool operator==(const UnixSocketOptions&) const = default;
 };
 

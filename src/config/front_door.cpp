@@ -39,6 +39,7 @@ void read_unix_socket(Section& s, UnixSocketOptions& out) {
     out.mode = mode;
   }
   s.str("unix_socket_group", out.group);
+  s.str("unix_socket_owner", out.owner);
 }
 
 void read_cidrs(Section& s, std::string_view key, std::vector<Cidr>& out) {

@@ -8,7 +8,7 @@ namespace sluice::config {
 
 // `listen`: "host:port", or a list of them (the first is `first`, the others `more`).
 void read_listen(Section& s, Endpoint& first, std::vector<Endpoint>& more);
-// unix_socket_mode ("0770") and unix_socket_group, for a `listen` path.
+// unix_socket_mode ("0770"), unix_socket_group and unix_socket_owner, for a `listen` path.
 void read_unix_socket(Section& s, UnixSocketOptions& out);
 // proxy_protocol_trusted = [CIDRs], proxy_protocol_only = bool.
 void read_listener_proxy(Section& s, ListenerProxy& proxy);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,6 +202,15 @@ void Listener::adopt_unix_socket(Runtime& rt, const std::shared_ptr<asio::local:
   {
     std::lock_guard lock(g_unix_mu);
     g_unix_owner[path] = this;
+  }
+  if (!unix_opts_.owner.empty()) {
+    passwd pw{}, *found = nullptr;
+    std::array<char, 4096> buf{};
+    if (getpwnam_r(unix_opts_.owner.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
+      throw std::runtime_error(fmt::format("cannot listen on {}: no user \"{}\"", path, unix_opts_.owner));
+    if (::chown(path.c_str(), found->pw_uid, static_cast<gid_t>(-1)) != 0)
+      throw std::runtime_error(
+          fmt::format("cannot listen on {}: chown to user {}: {}", path, unix_opts_.owner, std::strerror(errno)));
   }
   if (!unix_opts_.group.empty()) {
     group g{}, *found = nullptr;
