@@ -22,10 +22,9 @@ import time
 import psycopg
 import pymysql
 
-PG_PORT = int(os.environ.get("SLUICE_PG_PRIMARY_PORT", "15432"))
-MY_PORT = int(os.environ.get("SLUICE_MY_PRIMARY_PORT", "13306"))
-BASE = int(os.environ.get("SLUICE_TEST_PORT_BASE", "18560"))
-SLUICE_PG, SLUICE_MY = BASE, BASE + 1
+from sandbox_backends import Checks, backends_toml, test_ports
+
+SLUICE_PG, SLUICE_MY = test_ports(18560, 2)
 SECRET_LITERAL = "planted-literal-7f3a"
 SECRET_PARAM = "planted-param-91bc"
 PASSWORD = "app"
@@ -44,35 +43,10 @@ log_parameters = {"true" if parameters else "false"}
 listen = "127.0.0.1:{SLUICE_PG}"
 [mysql]
 listen = "127.0.0.1:{SLUICE_MY}"
-[[users]]
-name = "app"
-password = "{PASSWORD}"
-[clusters.pg]
-protocol = "postgres"
-primary = "127.0.0.1:{PG_PORT}"
-[clusters.my]
-protocol = "mysql"
-primary = "127.0.0.1:{MY_PORT}"
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-"""
+{backends_toml(PASSWORD)}"""
 
 
-failures = []
-cases = []
-
-
-def check(ok, what):
-    cases.append(what)
-    print(("ok: " if ok else "FAIL: ") + what)
-    if not ok:
-        failures.append(what)
+check = Checks()
 
 
 def pg(password=PASSWORD, dbname="app"):
@@ -226,11 +200,11 @@ def main():
           f"with log_parameters (after a reload): the statement text ({len(slow_after)})")
     check(having(events, event="reloaded") != [] and having(events, event="started") != []
           and having(events, event="stopped") != [], "started, reloaded and stopped events")
-    print(f"[doctest] test cases: {len(cases)} | {len(cases) - len(failures)} passed | {len(failures)} failed |")
-    if failures:
+    code = check.summary()
+    if code:
         print(open(log).read()[-4000:], file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
-    return 1 if failures else 0
+    return code
 
 
 if __name__ == "__main__":

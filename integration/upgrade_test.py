@@ -33,21 +33,11 @@ import time
 import psycopg
 import pymysql
 
-PG_PORT = int(os.environ.get("SLUICE_PG_PRIMARY_PORT", "15432"))
-MY_PORT = int(os.environ.get("SLUICE_MY_PRIMARY_PORT", "13306"))
-BASE = int(os.environ.get("SLUICE_TEST_PORT_BASE", "18570"))
-SLUICE_PG, SLUICE_MY, SLUICE_HTTP = BASE, BASE + 1, BASE + 2
+from sandbox_backends import MY_PORT, PG_PORT, Checks, backends_toml, test_ports
+
+SLUICE_PG, SLUICE_MY, SLUICE_HTTP = test_ports(18570)
 LOAD_SECONDS = 12
-
-failures = []
-cases = []
-
-
-def check(ok, what):
-    cases.append(what)
-    print(("ok: " if ok else "FAIL: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+check = Checks()
 
 
 CERTS = None  # set by main(): integration/certs.sh's directory
@@ -75,26 +65,7 @@ tls_cert = "{CERTS}/server.pem"
 tls_key = "{CERTS}/server.key"
 [http]
 listen = "127.0.0.1:{SLUICE_HTTP}"
-[[users]]
-name = "app"
-password = "app"
-[clusters.pg]
-protocol = "postgres"
-primary = "127.0.0.1:{PG_PORT}"
-[clusters.my]
-protocol = "mysql"
-primary = "127.0.0.1:{MY_PORT}"
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = 12
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = 12
-"""
+{backends_toml(pool_size=12)}"""
 
 
 def pg(**kw):
@@ -367,7 +338,7 @@ def load_across_upgrades(run):
           f"{reconnects and reconnects.group(1)} reconnects, "
           f"{ignored and ignored.group(1)} deadlocks or lock waits retried (the workload's), no other error")
     check(all(h >= 16 for h in handed), f"every load client went to the new process each time ({handed} of 16)")
-    if failures:
+    if check.failures:
         print(pg_out[-2000:], sb_out[-2000:], sep="\n")
 
 
@@ -417,11 +388,11 @@ def main():
         run.stop()
     text = run.text()
     check("ERROR: AddressSanitizer" not in text and "runtime error:" not in text, "no sanitizer report")
-    print(f"[doctest] test cases: {len(cases)} | {len(cases) - len(failures)} passed | {len(failures)} failed |")
-    if failures:
+    code = check.summary()
+    if code:
         print(text[-6000:], file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
-    return 1 if failures else 0
+    return code
 
 
 if __name__ == "__main__":
