@@ -378,21 +378,25 @@ def main():
     CERTS = os.path.join(work, "certs")
     subprocess.run([os.environ.get("SLUICE_CERTS_SCRIPT", os.path.join(os.path.dirname(__file__), "certs.sh")), CERTS],
                    check=True, capture_output=True)
-    run = Run(work, binary)
     try:
-        check(wait_ready(), "Sluice started")
-        state_across_upgrade(run)
-        load_across_upgrades(run)
-        failed_upgrades(run)
+        run = Run(work, binary)
+        try:
+            check(wait_ready(), "Sluice started")
+            state_across_upgrade(run)
+            load_across_upgrades(run)
+            failed_upgrades(run)
+        except Exception as e:  # noqa: BLE001 - a step that raised is a failure, and the rest still stops
+            check(False, f"the test ran to its end ({type(e).__name__}: {e})")
+        finally:
+            run.stop()
+        text = run.text()
+        check("ERROR: AddressSanitizer" not in text and "runtime error:" not in text, "no sanitizer report")
+        code = check.summary()
+        if code:
+            print(text[-6000:], file=sys.stderr)
+        return code
     finally:
-        run.stop()
-    text = run.text()
-    check("ERROR: AddressSanitizer" not in text and "runtime error:" not in text, "no sanitizer report")
-    code = check.summary()
-    if code:
-        print(text[-6000:], file=sys.stderr)
-    shutil.rmtree(work, ignore_errors=True)
-    return code
+        shutil.rmtree(work, ignore_errors=True)  # whatever happened: no scratch directory left
 
 
 if __name__ == "__main__":
