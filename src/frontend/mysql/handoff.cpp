@@ -7,6 +7,7 @@
 
 #include <sys/socket.h>
 
+#include "src/frontend/common/handoff_fields.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/pool/credentials_record.hpp"
 
@@ -59,11 +60,7 @@ std::optional<std::string> Session::handoff_record() {
     w.str(cs.types);
   }
   w.u32(next_stmt_id_);
-  w.u32(static_cast<std::uint32_t>(routing_.token.parts.size()));
-  for (auto& [domain, seq] : routing_.token.parts) {
-    w.u32(domain);
-    w.u64(seq);
-  }
+  write_position(w, routing_.token);
   w.str(pool_cfg_->cluster);
   w.u8(static_cast<std::uint8_t>(mode_));
   w.flag(gtid_seen_);
@@ -158,11 +155,7 @@ awaitable<void> Session::adopt(int fd, std::string record, state::Context& ctx) 
     stmts.push_back(std::move(st));
   }
   s->next_stmt_id_ = r.u32();
-  router::Position token;
-  for (std::uint32_t i = 0, n = r.u32(); i < n && r.ok(); ++i) {
-    std::uint32_t domain = r.u32();
-    token.parts.emplace_back(domain, r.u64());
-  }
+  router::Position token = read_position(r);
   std::string cluster = r.str();
   auto mode = static_cast<config::PoolMode>(r.u8());
   s->gtid_seen_ = r.flag();

@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include "src/frontend/common/handoff_fields.hpp"
 #include "src/frontend/common/pool_rules.hpp"
 #include "src/pool/credentials_record.hpp"
 
@@ -52,12 +53,7 @@ std::string Session::handoff_record(const Keep& k) {
   }
   w.u32(k.pid);
   w.u32(k.cancel ? k.cancel->key : 0);
-  w.u32(k.token ? static_cast<std::uint32_t>(k.token->parts.size()) : 0);
-  if (k.token)
-    for (auto& [domain, seq] : k.token->parts) {
-      w.u32(domain);
-      w.u64(seq);
-    }
+  write_position(w, k.token ? *k.token : router::Position{});
   w.str(k.pool_cfg->cluster);
   w.u8(static_cast<std::uint8_t>(k.mode));
   w.u32(k.own_notify_pid);
@@ -125,11 +121,7 @@ awaitable<void> adopt_client(int fd, std::string record, state::Context& ctx) {
     statements.emplace_back(std::move(name), std::move(stmt));
   }
   std::uint32_t pid = r.u32(), key = r.u32();
-  router::Position token;
-  for (std::uint32_t i = 0, n = r.u32(); i < n && r.ok(); ++i) {
-    std::uint32_t domain = r.u32();
-    token.parts.emplace_back(domain, r.u64());
-  }
+  router::Position token = read_position(r);
   std::string cluster = r.str();
   auto mode = static_cast<config::PoolMode>(r.u8());
   k.own_notify_pid = r.u32();
