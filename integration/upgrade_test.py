@@ -223,7 +223,16 @@ def state_across_upgrade(run):
 
     t = threading.Thread(target=sleeper)
     t.start()
-    time.sleep(0.5)
+    # The query must be running (on the old process) before the upgrade: asked of the server.
+    running = False
+    with psycopg.connect(host="127.0.0.1", port=PG_PORT, user="app", password="app", dbname="app",
+                         autocommit=True, sslmode="disable") as direct:
+        deadline = time.monotonic() + 5
+        while not running and time.monotonic() < deadline:
+            running = direct.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                     "AND query = 'SELECT pg_sleep(6)'").fetchone()[0] == 1
+            time.sleep(0.02)
+    check(running, "the query to cancel runs on the server before the upgrade")
     old, new, mark = run.upgrade()
     check(new != 0 and alive(new), f"SIGUSR2: a new process ({new}) took over from {old}")
     ready = run.wait_log(r"the new process listens", mark)
