@@ -3,7 +3,10 @@
 // reactor makes two of each per proxied transaction. Sluice never cancels a thread. Its
 // executables link with --wrap=recv and --wrap=epoll_wait (CMakeLists.txt, on sluice_core), so
 // the calls in Sluice's own code (Asio is compiled into it) come here and make the system call
-// directly, as net::send_raw does for sends; shared libraries keep libc's.
+// directly, as net::send_raw does for sends; shared libraries keep libc's. The reactor's epoll
+// events pass through net/fast_reads.hpp's filter on the way.
+#include "src/net/fast_reads.hpp"
+
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -17,5 +20,7 @@ extern "C" ssize_t __wrap_recv(int fd, void* buf, size_t n, int flags) {
 
 extern "C" int __wrap_epoll_wait(int epfd, struct epoll_event* events, int max_events, int timeout) {
   // epoll_pwait with no signal mask is epoll_wait (and the only one some architectures have).
-  return static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max_events, timeout, nullptr, _NSIG / 8));
+  int n = static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max_events, timeout, nullptr, _NSIG / 8));
+  // The events of descriptors with a fast read waiting go to the worker's table instead.
+  return n > 0 ? sluice::net::fast_reads::filter_events(epfd, events, n) : n;
 }

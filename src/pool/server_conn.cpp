@@ -12,6 +12,7 @@
 #include "src/pool/login_driver.hpp"
 #include "src/pool/pg_login.hpp"
 #include "src/net/connect.hpp"
+#include "src/net/fast_reads.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::pool {
@@ -125,7 +126,7 @@ void ServerConn::close_quietly() {
   } else {
     ::send(sock.native_handle(), bye.data(), bye.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   }
-  sock.close(ec);
+  net::close_socket(sock, ec);
 }
 
 Deadline::Deadline(tcp::socket& sock, config::Duration d)
@@ -134,7 +135,7 @@ Deadline::Deadline(tcp::socket& sock, config::Duration d)
     if (ec || *done) return;
     *expired = true;
     boost::system::error_code ignored;
-    sock.close(ignored);
+    net::close_socket(sock, ignored);
   });
 }
 

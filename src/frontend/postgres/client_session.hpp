@@ -26,6 +26,7 @@
 #include "src/frontend/postgres/relay.hpp"
 #include "src/frontend/postgres/session_parts.hpp"
 #include "src/net/await_op.hpp"
+#include "src/net/fast_reads.hpp"
 #include "src/pool/pg_exchange.hpp"
 #include "src/sql/database_ddl.hpp"
 
@@ -590,7 +591,7 @@ class Session final : public TendedSession {
   void cancel_idle_wait() {
     if (parked_) return unpark_now();
     error_code ec;
-    client_.cancel(ec);
+    net::cancel_reads(client_, ec);
   }
   // A parked socket back in its object now (the parked wait's end posted).
   void unpark_now() {

@@ -318,7 +318,7 @@ void Session::watch_server() {
                              if (ec || !idle_attached_) return;
                              server_spoke_ = true;
                              error_code ignored;
-                             client_.cancel(ignored);
+                             net::cancel_reads(client_, ignored);
                            });
 }
 
@@ -327,7 +327,7 @@ void Session::unwatch_server() {
   ++server_watch_gen_;
   server_watch_ = false;
   error_code ignored;
-  server_->sock.cancel(ignored);
+  net::cancel_reads(server_->sock, ignored);
 }
 
 void Session::watch_client() {
@@ -341,7 +341,7 @@ void Session::watch_client() {
                        if (cs == Step::Fail || client_leaving()) {
                          client_gone_ = true;
                          error_code ignored;
-                         server_->sock.cancel(ignored);
+                         net::cancel_reads(server_->sock, ignored);
                        } else if (cs == Step::WantRead) {
                          watch_client();  // a TLS record half received
                        }                  // else data: the client is alive, and its next request waits in in_
@@ -352,7 +352,7 @@ void Session::unwatch_client() {
   ++client_watch_gen_;
   client_watch_ = false;
   error_code ignored;
-  client_.cancel(ignored);
+  net::cancel_reads(client_, ignored);
 }
 
 void Session::janitor_tick() {
@@ -460,7 +460,7 @@ awaitable<bool> Session::serve() {
         idle_wait_ = true;
         give_back_idle_input(Step::WantRead);  // nothing buffered: the read buffer goes back
         park_ok_ = true, idle_ticks_ = 0;
-        auto [ec, n] = co_await client_.async_read_some(asio::buffer(w().first_bytes_), net::await_op);
+        auto [ec, n] = co_await net::async_read_fast(client_, asio::buffer(w().first_bytes_), net::await_op);
         park_ok_ = idle_wait_ = false;
         if (!ec && n > 0) {
           take_first_bytes(n);
@@ -552,7 +552,7 @@ awaitable<bool> Session::serve() {
       if (!relay_->has_pending() || relay_->server_may_be_silent() || relay_->only_synthetic_pending()) break;
       begin_server_read();
       if (answered) net::wait_first(server_->sock);
-      auto [ec, n] = co_await server_->sock.async_read_some(asio::buffer(relay_->server_in), net::await_op);
+      auto [ec, n] = co_await net::async_read_fast(server_->sock, asio::buffer(relay_->server_in), net::await_op);
       if (auto d = server_read_done(n, ec)) {
         o = *d, rest = false;
         break;

@@ -128,7 +128,7 @@ void Session::kill() {
   wire::error_response(out, "FATAL", "57P01", "terminating connection due to administrator command (KILL)");
   write_goodbye(client_, tls_.get(), out);
   error_code e;
-  client_.close(e);
+  net::close_socket(client_, e);
 }
 
 void Session::log_end() {

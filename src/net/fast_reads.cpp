@@ -1,0 +1,340 @@
+// Reads woken without a reactor operation (fast_reads.hpp): the worker's table, the filter on
+// the reactor's epoll events, and the one posted call that completes the reads they woke.
+#include "src/net/fast_reads.hpp"
+
+#include "src/net/asio_reactor.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/error.hpp>
+
+#include <cerrno>
+#include <deque>
+#include <vector>
+
+#ifdef SLUICE_REACTOR_KNOWN
+#include <boost/asio/detail/scheduler.hpp>
+#endif
+
+namespace sluice::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace fast_reads {
+
+struct Pending {
+  HeldHandler handler;
+  reactor::State* state = nullptr;
+  void* data = nullptr;
+  std::size_t size = 0;
+  int fd = -1;
+  std::uint64_t gen = 0;  // moves on when the read ends: a stale event or cancellation is ignored
+  bool waiting = false;
+  bool queued = false;   // in the table's list of reads to complete or try
+  bool aborted = false;  // cancelled: ends with operation_aborted
+  bool has_result = false;
+  error_code ec;
+  std::size_t n = 0;
+};
+
+}  // namespace fast_reads
+
+const bool kFastReadsWork = reactor::kReactorKnown;
+
+namespace {
+thread_local std::uint64_t t_completed = 0;
+}
+
+#ifdef SLUICE_REACTOR_KNOWN
+
+namespace {
+
+using fast_reads::Pending;
+
+// The worker's table: an io_context service, reached from its thread through t_table.
+class Table : public asio::execution_context::service {
+ public:
+  using key_type = Table;
+  static inline asio::execution_context::id id;
+
+  explicit Table(asio::execution_context& ctx)
+      : service(ctx),
+        ctx_(static_cast<asio::io_context&>(ctx)),
+        scheduler_(asio::use_service<asio::detail::scheduler>(ctx)),
+        epfd_(reactor::epoll_fd(ctx_)),
+        reactor_(static_cast<const unsigned char*>(reactor::address(ctx_))),
+        completer_(this) {}
+  ~Table() override;
+
+  const void* reactor() const { return reactor_; }
+  int epfd() const { return epfd_; }
+
+  Pending* prepare(reactor::State* st, asio::mutable_buffer b) {
+    int fd = reactor::descriptor(st);
+    if (fd < 0 || shut_down_) return nullptr;
+    if (static_cast<std::size_t>(fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(fd) + 64, nullptr);
+    if (by_fd_[fd]) return nullptr;  // a read waits already: Asio's would fail the same way
+    Pending* p = take();
+    p->state = st, p->fd = fd, p->data = b.data(), p->size = b.size();
+    return p;
+  }
+
+  void begin(Pending* p) {
+    scheduler_.work_started();  // as Asio's own operations: the io_context runs while it waits
+    p->waiting = true;
+    by_fd_[p->fd] = p;
+    // It tries at once when the reactor says it may succeed, or when an event of this turn
+    // went to Asio for the descriptor: the reactor's descriptor operation for it may not have
+    // run yet, and with no operation of Asio's to perform it would wake nobody (read_wait.hpp's
+    // wait_first() may even have cleared the flag since).
+    bool seen = static_cast<std::size_t>(p->fd) < seen_.size() && seen_[p->fd] == turn_;
+    if ((seen || reactor::read_may_succeed(p->state)) && try_read(p)) queue(p);
+  }
+
+  void cancel(Pending* p, std::uint64_t gen) {
+    // A read that already took its bytes (its completion queued) completes with them, as an
+    // Asio read whose completion is posted: the bytes are out of the socket.
+    if (p->gen != gen || !p->waiting || p->aborted || p->has_result) return;
+    p->aborted = true;
+    queue(p);
+  }
+
+  void cancel_fd(int fd) {
+    if (fd >= 0 && static_cast<std::size_t>(fd) < by_fd_.size())
+      if (Pending* p = by_fd_[fd]) cancel(p, p->gen);
+  }
+
+  int filter(epoll_event* ev, int n) {
+    ++turn_;
+    int kept = 0;
+    bool woke = false;
+    for (int i = 0; i < n; ++i) {
+      auto* ptr = static_cast<unsigned char*>(ev[i].data.ptr);
+      if (ptr < reactor_ || ptr >= reactor_ + reactor::kExtent) {
+        auto* st = reinterpret_cast<reactor::State*>(ptr);
+        // Noted now, not only when the reactor's descriptor operation runs: a fast read that
+        // begins before then (a handler of this same turn) must see that it may succeed, or it
+        // would wait for an edge that already came.
+        reactor::note_readiness(st, ev[i].events);
+        int fd = reactor::descriptor(st);
+        if (fd >= 0 && static_cast<std::size_t>(fd) < by_fd_.size() && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+          if (Pending* p = by_fd_[fd]; p && p->state == st) {
+            woke |= enqueue(p);
+            if (!reactor::has_operations(st)) continue;  // nothing of Asio's waits on it: the table's alone
+          }
+        if (fd >= 0) {
+          if (static_cast<std::size_t>(fd) >= seen_.size()) seen_.resize(static_cast<std::size_t>(fd) + 64, 0);
+          seen_[fd] = turn_;  // goes to Asio's reactor this turn
+        }
+      }
+      ev[kept++] = ev[i];
+    }
+    if (woke) {
+      // A wake-up that was the table's alone completes its reads here, in the reactor's turn
+      // (nothing of Asio's is held then: the reactor waits unlocked, and what the handlers post
+      // goes to the thread's private queue, as from any handler). With events left for Asio,
+      // whose descriptor states a handler could close before the reactor reads them, the reads
+      // complete in a posted call after them.
+      if (kept == 0 && !posted_) run_queued();
+      else post();
+    }
+    return kept;
+  }
+
+ private:
+  // The posted call: a scheduler operation of the table's own, queued at most once.
+  struct Completer : asio::detail::scheduler_operation {
+    explicit Completer(Table* t) : scheduler_operation(&Completer::complete), table(t) {}
+    static void complete(void* owner, scheduler_operation* base, const error_code&, std::size_t) {
+      Table* t = static_cast<Completer*>(base)->table;
+      t->posted_ = false;
+      if (owner) t->run_queued();  // else the scheduler is shutting down and destroys its queue
+    }
+    Table* table;
+  };
+
+  void shutdown() override;
+
+  Pending* take() {
+    if (free_.empty()) return &all_.emplace_back();
+    Pending* p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+
+  // A read on the socket now: true when it ended (bytes, the end of the stream, an error).
+  static bool try_read(Pending* p) {
+    ssize_t r;
+    do r = ::recv(p->fd, p->data, p->size, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      reactor::set_read_may_succeed(p->state, false);
+      return false;
+    }
+    p->has_result = true;
+    if (r < 0) {
+      p->ec = error_code(errno, asio::error::get_system_category());
+      p->n = 0;
+    } else if (r == 0 && p->size > 0) {
+      p->ec = asio::error::eof;
+      p->n = 0;
+    } else {
+      p->ec = {};
+      p->n = static_cast<std::size_t>(r);
+    }
+    // As Asio's read: only the end of the stream or an error stops the next read from trying
+    // at once. A read that did not fill its buffer may still have left the peer's FIN (or
+    // reset) behind it, which came with the same readiness event: no new one will come for it.
+    if (r <= 0) reactor::set_read_may_succeed(p->state, false);
+    return true;
+  }
+
+  // Into the list of reads to complete or try; true when it was not there yet.
+  bool enqueue(Pending* p) {
+    if (p->queued) return false;
+    p->queued = true;
+    queued_.push_back({p, p->gen});
+    return true;
+  }
+  void post() {
+    if (posted_) return;
+    posted_ = true;
+    scheduler_.post_immediate_completion(&completer_, true);
+  }
+  void queue(Pending* p) {
+    if (enqueue(p)) post();
+  }
+
+  void run_queued() {
+    running_.swap(queued_);
+    for (auto [p, gen] : running_) {
+      if (p->gen != gen || !p->waiting) continue;
+      p->queued = false;
+      if (p->aborted) finish(p, asio::error::operation_aborted, 0);
+      else if (p->has_result || try_read(p)) finish(p, p->ec, p->n);
+    }
+    running_.clear();
+  }
+
+  void finish(Pending* p, error_code ec, std::size_t n) {
+    by_fd_[p->fd] = nullptr;
+    ++p->gen;
+    p->waiting = p->aborted = p->has_result = false;
+    p->state = nullptr;
+    free_.push_back(p);
+    ++t_completed;
+    p->handler.call(ec, n);  // leaves p before it runs: the next read may take it at once
+    scheduler_.work_finished();
+  }
+
+  asio::io_context& ctx_;
+  asio::detail::scheduler& scheduler_;
+  int epfd_;
+  const unsigned char* reactor_;
+  Completer completer_;
+  bool posted_ = false;
+  bool shut_down_ = false;
+  std::vector<Pending*> by_fd_;
+  // The reactor's turns (epoll_waits), and the last turn in which each descriptor's event went
+  // to Asio: its descriptor operation runs before the next turn.
+  std::uint32_t turn_ = 1;
+  std::vector<std::uint32_t> seen_;
+  std::deque<Pending> all_;  // never freed before the table: stale events and slots point here
+  std::vector<Pending*> free_;
+  std::vector<std::pair<Pending*, std::uint64_t>> queued_, running_;
+};
+
+thread_local Table* t_table = nullptr;
+
+Table::~Table() {
+  if (t_table == this) t_table = nullptr;
+}
+
+void Table::shutdown() {
+  // The io_context goes: waiting reads are dropped with their handlers (and the coroutines
+  // these hold), as Asio destroys its own pending operations.
+  shut_down_ = true;
+  for (Pending& p : all_) {
+    if (!p.waiting) continue;
+    by_fd_[p.fd] = nullptr;
+    p.waiting = false;
+    ++p.gen;
+    p.handler.drop();
+  }
+  if (t_table == this) t_table = nullptr;
+}
+
+// The calling thread's table when `st` is a descriptor of the reactor of the io_context this
+// thread runs; null for a socket of another worker's (a server connection not moved to this
+// worker yet): its read is Asio's, which completes through the reader's executor.
+Table* table_for(asio::ip::tcp::socket& s, reactor::State* st) {
+  Table* t = t_table;
+  if (t && t->reactor() == reactor::reactor_of(st)) return t;
+  auto& ctx = static_cast<asio::io_context&>(asio::query(s.get_executor(), asio::execution::context));
+  if (!ctx.get_executor().running_in_this_thread()) return nullptr;
+  t = &asio::use_service<Table>(ctx);
+  if (t->reactor() != reactor::reactor_of(st)) return nullptr;
+  t_table = t;
+  return t;
+}
+
+Table& owner(const Pending*) { return *t_table; }  // a pending read is always the thread's
+
+}  // namespace
+
+namespace fast_reads {
+
+Pending* prepare(asio::ip::tcp::socket& s, asio::mutable_buffer b) {
+  reactor::State* st = reactor::state_of(s);
+  if (!st || reactor::has_operations(st)) return nullptr;
+  Table* t = table_for(s, st);
+  return t ? t->prepare(st, b) : nullptr;
+}
+
+HeldHandler& handler_of(Pending* p) { return p->handler; }
+std::uint64_t generation(const Pending* p) { return p->gen; }
+std::uint64_t completed() { return t_completed; }
+void begin(Pending* p) { owner(p).begin(p); }
+void cancel(Pending* p, std::uint64_t gen) {
+  if (t_table) t_table->cancel(p, gen);
+}
+
+int filter_events(int epfd, epoll_event* events, int n) {
+  Table* t = t_table;
+  return t && epfd == t->epfd() ? t->filter(events, n) : n;
+}
+
+}  // namespace fast_reads
+
+void cancel_reads(asio::ip::tcp::socket& s, error_code& ec) {
+  if (reactor::State* st = reactor::state_of(s); st && t_table && t_table->reactor() == reactor::reactor_of(st))
+    t_table->cancel_fd(reactor::descriptor(st));
+  s.cancel(ec);
+}
+
+#else  // another reactor: every read is Asio's
+
+namespace fast_reads {
+
+Pending* prepare(asio::ip::tcp::socket&, asio::mutable_buffer) { return nullptr; }
+HeldHandler& handler_of(Pending* p) { return p->handler; }
+std::uint64_t completed() { return t_completed; }
+std::uint64_t generation(const Pending* p) { return p->gen; }
+void begin(Pending*) {}
+void cancel(Pending*, std::uint64_t) {}
+int filter_events(int, epoll_event*, int n) { return n; }
+
+}  // namespace fast_reads
+
+void cancel_reads(asio::ip::tcp::socket& s, error_code& ec) { s.cancel(ec); }
+
+#endif
+
+void close_socket(asio::ip::tcp::socket& s, error_code& ec) {
+  error_code ignored;
+  if (s.is_open()) cancel_reads(s, ignored);
+  s.close(ec);
+}
+
+}  // namespace sluice::net

@@ -1,0 +1,285 @@
+// Reads woken without a reactor operation (net/fast_reads.hpp), over loopback TCP: they end as
+// Asio's async_read_some would (bytes, the end of the stream, cancellation), and hand the
+// socket back to Asio's own reads with nothing lost.
+#include "src/net/fast_reads.hpp"
+#include "tests/net/loopback_pair.hpp"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+using sluice::net::async_read_fast;
+
+struct Result {
+  error_code ec;
+  std::string bytes;
+};
+
+struct Pair : sluice::testing::LoopbackPair {
+  std::array<char, 64> buf{};
+  Pair() { server.non_blocking(true); }
+  void send(const std::string& s) { asio::write(client, asio::buffer(s)); }
+  // A fast read on `server` into `buf` (at most `n` bytes), its result into `out`.
+  // Started from a handler of the io_context, as a session's reads are (one started outside it
+  // is Asio's own).
+  void read_fast(std::optional<Result>& out, std::size_t n = 64) {
+    asio::post(io, [this, &out, n] {
+      async_read_fast(server, asio::buffer(buf.data(), n), [this, &out](error_code ec, std::size_t got) {
+        out = Result{ec, std::string(buf.data(), got)};
+      });
+    });
+  }
+  void read_asio(std::optional<Result>& out) {
+    server.async_read_some(asio::buffer(buf), [this, &out](error_code ec, std::size_t got) {
+      out = Result{ec, std::string(buf.data(), got)};
+    });
+  }
+  // Runs the io_context for about `ms` or until `done` holds.
+  template <typename F>
+  void run_until(F done, int ms = 1000) {
+    io.restart();
+    for (int i = 0; i < ms / 5 && !done(); ++i) io.run_one_for(std::chrono::milliseconds(5));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("fast_reads: a read waits for the peer's bytes and gets them") {
+  REQUIRE(sluice::net::kFastReadsWork);
+  auto before = sluice::net::fast_reads::completed();
+  Pair p;
+  std::optional<Result> r;
+  p.read_fast(r);
+  p.run_until([&] { return r.has_value(); }, 40);
+  REQUIRE(!r);  // nothing sent yet
+  p.send("hello");
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(!r->ec);
+  CHECK(r->bytes == "hello");
+  CHECK(sluice::net::fast_reads::completed() == before + 1);  // through the table, not Asio's read
+}
+
+TEST_CASE("fast_reads: bytes already there are read at once, and a read that fills its buffer leaves the rest") {
+  Pair p;
+  std::optional<Result> r;
+  p.read_asio(r);  // the reactor learns the socket is readable once the bytes come
+  p.send("abcdef");
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->bytes == "abcdef");
+  p.send("xyz");
+  p.run_until([] { return false; }, 30);  // the reactor sees "xyz" arrive with no read waiting
+  r.reset();
+  p.read_fast(r, 1);
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->bytes == "x");
+  // The fast read filled its buffer: the next read (Asio's) tries at once and gets the rest,
+  // though no new byte arrives to wake it.
+  r.reset();
+  p.read_asio(r);
+  p.run_until([&] { return r.has_value(); }, 300);
+  REQUIRE(r);
+  CHECK(r->bytes == "yz");
+}
+
+TEST_CASE("fast_reads: a woken read that takes part of the bytes leaves the rest to Asio's next read") {
+  Pair p;
+  std::optional<Result> r;
+  p.read_fast(r, 2);
+  p.run_until([&] { return r.has_value(); }, 30);
+  REQUIRE(!r);
+  p.send("12345");
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->bytes == "12");
+  r.reset();
+  p.read_asio(r);
+  p.run_until([&] { return r.has_value(); }, 300);
+  REQUIRE(r);
+  CHECK(r->bytes == "345");
+}
+
+TEST_CASE("fast_reads: the peer's end of the stream ends the read with eof") {
+  Pair p;
+  std::optional<Result> r;
+  p.read_fast(r);
+  p.run_until([&] { return r.has_value(); }, 30);
+  p.client.shutdown(tcp::socket::shutdown_send);
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->ec == asio::error::eof);
+}
+
+TEST_CASE("fast_reads: bytes and the peer's end that arrive together: the read after the bytes sees the end") {
+  // One readiness event for both (a server's FATAL, then its close): the first read takes the
+  // bytes without filling its buffer, and no event comes for the end still to read.
+  Pair p;
+  std::optional<Result> r;
+  p.read_fast(r);
+  p.run_until([&] { return r.has_value(); }, 30);
+  REQUIRE(!r);
+  p.send("bye");
+  p.client.shutdown(tcp::socket::shutdown_send);
+  ::usleep(20000);
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->bytes == "bye");
+  r.reset();
+  p.read_fast(r);
+  p.run_until([&] { return r.has_value(); }, 500);
+  REQUIRE(r);
+  CHECK(r->ec == asio::error::eof);
+}
+
+TEST_CASE("fast_reads: a read that already took its bytes is not undone by a cancel before it completes") {
+  // As Asio's: a read that found bytes at once completes through a posted call, and a cancel
+  // meanwhile (a kick, parking) leaves it alone; the bytes are read and must be delivered.
+  Pair p;
+  p.send("req");
+  ::usleep(20000);
+  std::optional<Result> r;
+  asio::post(p.io, [&] {
+    async_read_fast(p.server, asio::buffer(p.buf), [&](error_code ec, std::size_t n) {
+      r = Result{ec, std::string(p.buf.data(), n)};
+    });
+    error_code ec;
+    sluice::net::cancel_reads(p.server, ec);
+  });
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(!r->ec);
+  CHECK(r->bytes == "req");
+}
+
+TEST_CASE("fast_reads: cancel_reads and close_socket end a waiting read with operation_aborted") {
+  Pair p;
+  std::optional<Result> r;
+  p.read_fast(r);
+  p.run_until([&] { return r.has_value(); }, 30);
+  error_code ec;
+  sluice::net::cancel_reads(p.server, ec);
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->ec == asio::error::operation_aborted);
+  // The socket reads on afterwards, fast or not.
+  r.reset();
+  p.read_fast(r);
+  p.send("again");
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->bytes == "again");
+  r.reset();
+  p.read_fast(r);
+  p.run_until([&] { return r.has_value(); }, 30);
+  sluice::net::close_socket(p.server, ec);
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->ec == asio::error::operation_aborted);
+}
+
+TEST_CASE("fast_reads: cancelled through its slot (operator||), and the next read still sees bytes sent meanwhile") {
+  using namespace asio::experimental::awaitable_operators;
+  Pair p;
+  std::optional<std::string> outcome;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(p.io, std::chrono::milliseconds(30));
+        auto which = co_await (async_read_fast(p.server, asio::buffer(p.buf), asio::as_tuple(asio::use_awaitable)) ||
+                               t.async_wait(asio::as_tuple(asio::use_awaitable)));
+        outcome = which.index() == 0 ? "read" : "timer";
+      },
+      asio::detached);
+  p.run_until([&] { return outcome.has_value(); });
+  REQUIRE(outcome == std::string("timer"));
+  p.send("late");
+  std::optional<Result> r;
+  p.read_asio(r);
+  p.run_until([&] { return r.has_value(); });
+  REQUIRE(r);
+  CHECK(r->bytes == "late");
+}
+
+TEST_CASE("fast_reads: with Asio's own wait on the socket, the read is Asio's and both end") {
+  Pair p;
+  bool waited = false;
+  p.server.async_wait(tcp::socket::wait_read, [&](error_code) { waited = true; });
+  std::optional<Result> r;
+  p.read_fast(r);
+  auto before = sluice::net::fast_reads::completed();
+  p.send("both");
+  p.run_until([&] { return r.has_value() && waited; });
+  CHECK(sluice::net::fast_reads::completed() == before);  // Asio's read in its place
+  CHECK(waited);
+  REQUIRE(r);
+  CHECK(r->bytes == "both");
+}
+
+TEST_CASE("fast_reads: a fast read and an Asio read on two sockets woken together both end") {
+  Pair p;
+  sluice::testing::LoopbackPair q;  // another io_context: its own table
+  Pair& a = p;
+  tcp::socket second(p.io);
+  {
+    tcp::acceptor acc(p.io, {asio::ip::make_address("127.0.0.1"), 0});
+    tcp::socket peer(p.io);
+    peer.connect(acc.local_endpoint());
+    acc.accept(second);
+    std::optional<Result> fast;
+    std::optional<Result> slow;
+    std::array<char, 16> buf2{};
+    a.read_fast(fast);
+    second.async_read_some(asio::buffer(buf2), [&](error_code ec, std::size_t n) {
+      slow = Result{ec, std::string(buf2.data(), n)};
+    });
+    a.run_until([] { return false; }, 20);
+    a.send("one");
+    asio::write(peer, asio::buffer(std::string("two")));
+    ::usleep(20000);  // both readable before the reactor looks
+    a.run_until([&] { return fast.has_value() && slow.has_value(); });
+    REQUIRE(fast);
+    REQUIRE(slow);
+    CHECK(fast->bytes == "one");
+    CHECK(slow->bytes == "two");
+  }
+  // The other io_context's sockets read fast too, on the same thread.
+  std::optional<Result> r;
+  std::array<char, 8> b{};
+  q.server.non_blocking(true);
+  asio::post(q.io, [&] {
+    async_read_fast(q.server, asio::buffer(b), [&](error_code ec, std::size_t n) {
+      r = Result{ec, std::string(b.data(), n)};
+    });
+  });
+  asio::write(q.client, asio::buffer(std::string("q")));
+  for (int i = 0; i < 200 && !r; ++i) q.io.run_one_for(std::chrono::milliseconds(5));
+  REQUIRE(r);
+  CHECK(r->bytes == "q");
+}
+
+TEST_CASE("fast_reads: an io_context that goes with a read waiting destroys its handler") {
+  auto token = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = token;
+  {
+    Pair p;
+    asio::post(p.io, [&p, t = std::move(token)]() mutable {
+      async_read_fast(p.server, asio::buffer(p.buf), [t = std::move(t)](error_code, std::size_t) {});
+    });
+    p.run_until([] { return false; }, 20);
+    CHECK(!watch.expired());
+  }
+  CHECK(watch.expired());
+}
