@@ -9,7 +9,6 @@
 #include <boost/asio/error.hpp>
 
 #include <cerrno>
-#include <deque>
 #include <vector>
 
 #ifdef SLUICE_REACTOR_KNOWN
@@ -29,7 +28,7 @@ struct Pending {
   void* data = nullptr;
   std::size_t size = 0;
   int fd = -1;
-  std::uint64_t gen = 0;  // moves on when the read ends: a stale event or cancellation is ignored
+  std::uint64_t gen = 0;  // the table's serial number of this read (ReadId)
   bool waiting = false;
   bool queued = false;   // in the table's list of reads to complete or try
   bool aborted = false;  // cancelled: ends with operation_aborted
@@ -77,6 +76,7 @@ class Table : public asio::execution_context::service {
     if (by_fd_[fd]) return nullptr;  // a read waits already: Asio's would fail the same way
     Pending* p = take();
     p->state = st, p->fd = fd, p->data = b.data(), p->size = b.size();
+    p->gen = ++serial_;
     return p;
   }
 
@@ -100,9 +100,10 @@ class Table : public asio::execution_context::service {
     queue(p);
   }
 
-  void cancel_fd(int fd) {
+  // The read waiting on `fd` (with that serial number, when one is given).
+  void cancel_fd(int fd, std::uint64_t serial = 0) {
     if (fd >= 0 && static_cast<std::size_t>(fd) < by_fd_.size())
-      if (Pending* p = by_fd_[fd]) cancel(p, p->gen);
+      if (Pending* p = by_fd_[fd]; p && (serial == 0 || p->gen == serial)) cancel(p, p->gen);
   }
 
   int filter(epoll_event* ev, int n) {
@@ -156,11 +157,18 @@ class Table : public asio::execution_context::service {
 
   void shutdown() override;
 
+  // Reads are made when they start and kept for reuse, a few: the table holds no memory for
+  // the idle clients of a burst once they have parked.
+  static constexpr std::size_t kKeep = 64;
   Pending* take() {
-    if (free_.empty()) return &all_.emplace_back();
+    if (free_.empty()) return new Pending;
     Pending* p = free_.back();
     free_.pop_back();
     return p;
+  }
+  void recycle(Pending* p) {
+    if (free_.size() < kKeep) free_.push_back(p);
+    else delete p;
   }
 
   // A read on the socket now: true when it ended (bytes, the end of the stream, an error).
@@ -218,13 +226,12 @@ class Table : public asio::execution_context::service {
   }
 
   void finish(Pending* p, error_code ec, std::size_t n) {
-    by_fd_[p->fd] = nullptr;
-    ++p->gen;
+    by_fd_[p->fd] = nullptr;  // the handler may start the next read on the descriptor at once
     p->waiting = p->aborted = p->has_result = false;
     p->state = nullptr;
-    free_.push_back(p);
     ++t_completed;
-    p->handler.call(ec, n);  // leaves p before it runs: the next read may take it at once
+    p->handler.call(ec, n);
+    recycle(p);  // nothing refers to it any more: its one queue entry was this one
     scheduler_.work_finished();
   }
 
@@ -240,7 +247,7 @@ class Table : public asio::execution_context::service {
   // to Asio: its descriptor operation runs before the next turn.
   std::uint32_t turn_ = 1;
   std::vector<std::uint32_t> seen_;
-  std::deque<Pending> all_;  // never freed before the table: stale events and slots point here
+  std::uint64_t serial_ = 0;
   std::vector<Pending*> free_;
   std::vector<std::pair<Pending*, std::uint64_t>> queued_, running_;
 };
@@ -249,19 +256,21 @@ thread_local Table* t_table = nullptr;
 
 Table::~Table() {
   if (t_table == this) t_table = nullptr;
+  for (Pending* p : free_) delete p;
 }
 
 void Table::shutdown() {
   // The io_context goes: waiting reads are dropped with their handlers (and the coroutines
   // these hold), as Asio destroys its own pending operations.
   shut_down_ = true;
-  for (Pending& p : all_) {
-    if (!p.waiting) continue;
-    by_fd_[p.fd] = nullptr;
-    p.waiting = false;
-    ++p.gen;
-    p.handler.drop();
+  for (Pending*& slot : by_fd_) {
+    Pending* p = std::exchange(slot, nullptr);
+    if (!p) continue;
+    p->waiting = false;
+    p->handler.drop();
+    delete p;
   }
+  queued_.clear();
   if (t_table == this) t_table = nullptr;
 }
 
@@ -293,11 +302,11 @@ Pending* prepare(asio::ip::tcp::socket& s, asio::mutable_buffer b) {
 }
 
 HeldHandler& handler_of(Pending* p) { return p->handler; }
-std::uint64_t generation(const Pending* p) { return p->gen; }
+ReadId id_of(const Pending* p) { return {p->fd, p->gen}; }
 std::uint64_t completed() { return t_completed; }
 void begin(Pending* p) { owner(p).begin(p); }
-void cancel(Pending* p, std::uint64_t gen) {
-  if (t_table) t_table->cancel(p, gen);
+void cancel(ReadId id) {
+  if (t_table) t_table->cancel_fd(id.fd, id.serial);
 }
 
 int filter_events(int epfd, epoll_event* events, int n) {
@@ -320,9 +329,9 @@ namespace fast_reads {
 Pending* prepare(asio::ip::tcp::socket&, asio::mutable_buffer) { return nullptr; }
 HeldHandler& handler_of(Pending* p) { return p->handler; }
 std::uint64_t completed() { return t_completed; }
-std::uint64_t generation(const Pending* p) { return p->gen; }
+ReadId id_of(const Pending* p) { return {p->fd, p->gen}; }
 void begin(Pending*) {}
-void cancel(Pending*, std::uint64_t) {}
+void cancel(ReadId) {}
 int filter_events(int, epoll_event*, int n) { return n; }
 
 }  // namespace fast_reads

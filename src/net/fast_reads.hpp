@@ -78,7 +78,7 @@ class HeldHandler {
   }
 
  private:
-  static constexpr std::size_t kSize = 64;
+  static constexpr std::size_t kSize = 32;  // an awaitable's handler is 16 bytes
   alignas(std::max_align_t) unsigned char buf_[kSize];
   void (*run_)(void*, bool, const boost::system::error_code&, std::size_t) = nullptr;
 };
@@ -88,23 +88,26 @@ struct Pending;  // a fast read that waits (fast_reads.cpp)
 // A fast read of `b` on `s` made ready to start, or null when this read must be Asio's own.
 Pending* prepare(boost::asio::ip::tcp::socket& s, boost::asio::mutable_buffer b);
 HeldHandler& handler_of(Pending* p);
-std::uint64_t generation(const Pending* p);
 // Fast reads the calling thread completed so far (Asio's reads in their place not counted).
 std::uint64_t completed();
 // Starts it (its handler held): it tries the socket at once when the reactor says it may
 // succeed, and otherwise waits in the table.
 void begin(Pending* p);
-// Cancellation through a handler's slot: ends the read with operation_aborted, unless it
-// ended already (the generation moved on).
-void cancel(Pending* p, std::uint64_t gen);
+// Names a read for its cancellation: its descriptor and a number no other read of the thread
+// has had. A cancellation that comes after the read ended finds another number, or none.
+struct ReadId {
+  int fd;
+  std::uint64_t serial;
+};
+ReadId id_of(const Pending* p);
+// Cancellation through a handler's slot: ends the read with operation_aborted, unless it ended
+// or took its bytes already.
+void cancel(ReadId id);
 
 struct Canceller {
-  Pending* p;
-  std::uint64_t gen;
+  ReadId id;
   void operator()(boost::asio::cancellation_type_t type) const {
-    if ((type & (boost::asio::cancellation_type::terminal | boost::asio::cancellation_type::partial |
-                 boost::asio::cancellation_type::total)) != boost::asio::cancellation_type::none)
-      cancel(p, gen);
+    if (type != boost::asio::cancellation_type::none) cancel(id);
   }
 };
 
@@ -114,7 +117,7 @@ struct Initiate {
     Pending* p = prepare(*s, b);
     if (!p) return s->async_read_some(b, std::forward<Handler>(h));
     auto slot = boost::asio::get_associated_cancellation_slot(h);
-    if (slot.is_connected()) slot.template emplace<Canceller>(Canceller{p, generation(p)});
+    if (slot.is_connected()) slot.template emplace<Canceller>(Canceller{id_of(p)});
     handler_of(p).hold(std::forward<Handler>(h));
     begin(p);
   }

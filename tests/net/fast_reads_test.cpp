@@ -213,6 +213,35 @@ TEST_CASE("fast_reads: cancelled through its slot (operator||), and the next rea
   CHECK(r->bytes == "late");
 }
 
+TEST_CASE("fast_reads: a cancellation that comes after its read ended does not end the next read") {
+  Pair p;
+  asio::cancellation_signal signal;
+  std::optional<Result> first;
+  asio::post(p.io, [&] {
+    async_read_fast(p.server, asio::buffer(p.buf),
+                    asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, std::size_t n) {
+                      first = Result{ec, std::string(p.buf.data(), n)};
+                    }));
+  });
+  p.run_until([&] { return first.has_value(); }, 30);
+  p.send("one");
+  p.run_until([&] { return first.has_value(); });
+  REQUIRE(first);
+  CHECK(first->bytes == "one");
+  std::optional<Result> second;
+  p.read_fast(second);
+  p.run_until([&] { return second.has_value(); }, 30);
+  REQUIRE(!second);
+  signal.emit(asio::cancellation_type::terminal);  // the first read's slot, long after it ended
+  p.run_until([&] { return second.has_value(); }, 30);
+  CHECK(!second);
+  p.send("two");
+  p.run_until([&] { return second.has_value(); });
+  REQUIRE(second);
+  CHECK(!second->ec);
+  CHECK(second->bytes == "two");
+}
+
 TEST_CASE("fast_reads: with Asio's own wait on the socket, the read is Asio's and both end") {
   Pair p;
   bool waited = false;
