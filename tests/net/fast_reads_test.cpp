@@ -5,6 +5,7 @@
 #include "tests/net/loopback_pair.hpp"
 
 #include <doctest/doctest.h>
+#include <poll.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -20,6 +21,13 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 using sluice::net::async_read_fast;
+
+// Waits (a second at most) until the kernel reports `events` on `s`: a condition, not a pause.
+// poll() leaves the epoll set's edge-triggered state as it was.
+bool arrived(tcp::socket& s, short events) {
+  pollfd pfd{s.native_handle(), events, 0};
+  return ::poll(&pfd, 1, 1000) == 1 && (pfd.revents & events) == events;
+}
 
 struct Result {
   error_code ec;
@@ -133,7 +141,7 @@ TEST_CASE("fast_reads: bytes and the peer's end that arrive together: the read a
   REQUIRE(!r);
   p.send("bye");
   p.client.shutdown(tcp::socket::shutdown_send);
-  ::usleep(20000);
+  REQUIRE(arrived(p.server, POLLIN | POLLRDHUP));  // the bytes and the end, before the reactor looks
   p.run_until([&] { return r.has_value(); });
   REQUIRE(r);
   CHECK(r->bytes == "bye");
@@ -149,7 +157,7 @@ TEST_CASE("fast_reads: a read that already took its bytes is not undone by a can
   // meanwhile (a kick, parking) leaves it alone; the bytes are read and must be delivered.
   Pair p;
   p.send("req");
-  ::usleep(20000);
+  REQUIRE(arrived(p.server, POLLIN));
   std::optional<Result> r;
   asio::post(p.io, [&] {
     async_read_fast(p.server, asio::buffer(p.buf), [&](error_code ec, std::size_t n) {
@@ -277,7 +285,8 @@ TEST_CASE("fast_reads: a fast read and an Asio read on two sockets woken togethe
     a.run_until([] { return false; }, 20);
     a.send("one");
     asio::write(peer, asio::buffer(std::string("two")));
-    ::usleep(20000);  // both readable before the reactor looks
+    REQUIRE(arrived(p.server, POLLIN));  // both readable before the reactor looks
+    REQUIRE(arrived(second, POLLIN));
     a.run_until([&] { return fast.has_value() && slow.has_value(); });
     REQUIRE(fast);
     REQUIRE(slow);
