@@ -8,6 +8,7 @@
 
 #include <boost/asio/error.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -72,7 +73,10 @@ class Table : public asio::execution_context::service {
   Pending* prepare(reactor::State* st, asio::mutable_buffer b) {
     int fd = reactor::descriptor(st);
     if (fd < 0 || shut_down_) return nullptr;
-    if (static_cast<std::size_t>(fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(fd) + 64, nullptr);
+    if (static_cast<std::size_t>(fd) >= by_fd_.size()) {
+      by_fd_.resize(static_cast<std::size_t>(fd) + 64, nullptr);
+      ended_since_growth_ = 0;
+    }
     if (by_fd_[fd]) return nullptr;  // a read waits already: Asio's would fail the same way
     Pending* p = take();
     p->state = st, p->fd = fd, p->data = b.data(), p->size = b.size();
@@ -82,13 +86,14 @@ class Table : public asio::execution_context::service {
 
   void begin(Pending* p) {
     scheduler_.work_started();  // as Asio's own operations: the io_context runs while it waits
+    ++waiting_;
     p->waiting = true;
     by_fd_[p->fd] = p;
     // It tries at once when the reactor says it may succeed, or when an event of this turn
     // went to Asio for the descriptor: the reactor's descriptor operation for it may not have
     // run yet, and with no operation of Asio's to perform it would wake nobody (read_wait.hpp's
     // wait_first() may even have cleared the flag since).
-    bool seen = static_cast<std::size_t>(p->fd) < seen_.size() && seen_[p->fd] == turn_;
+    bool seen = std::find(passed_.begin(), passed_.end(), p->fd) != passed_.end();
     if ((seen || reactor::read_may_succeed(p->state)) && try_read(p)) queue(p);
   }
 
@@ -107,7 +112,7 @@ class Table : public asio::execution_context::service {
   }
 
   int filter(epoll_event* ev, int n) {
-    ++turn_;
+    passed_.clear();
     int kept = 0;
     bool woke = false;
     for (int i = 0; i < n; ++i) {
@@ -124,10 +129,7 @@ class Table : public asio::execution_context::service {
             woke |= enqueue(p);
             if (!reactor::has_operations(st)) continue;  // nothing of Asio's waits on it: the table's alone
           }
-        if (fd >= 0) {
-          if (static_cast<std::size_t>(fd) >= seen_.size()) seen_.resize(static_cast<std::size_t>(fd) + 64, 0);
-          seen_[fd] = turn_;  // goes to Asio's reactor this turn
-        }
+        passed_.push_back(fd);  // goes to Asio's reactor this turn
       }
       ev[kept++] = ev[i];
     }
@@ -232,6 +234,9 @@ class Table : public asio::execution_context::service {
     ++t_completed;
     p->handler.call(ec, n);
     recycle(p);  // nothing refers to it any more: its one queue entry was this one
+    ++ended_since_growth_;
+    if (--waiting_ == 0 && ended_since_growth_ >= kShrinkAfter && by_fd_.size() > kShrinkAbove)
+      std::vector<Pending*>().swap(by_fd_);
     scheduler_.work_finished();
   }
 
@@ -243,10 +248,14 @@ class Table : public asio::execution_context::service {
   bool posted_ = false;
   bool shut_down_ = false;
   std::vector<Pending*> by_fd_;
-  // The reactor's turns (epoll_waits), and the last turn in which each descriptor's event went
-  // to Asio: its descriptor operation runs before the next turn.
-  std::uint32_t turn_ = 1;
-  std::vector<std::uint32_t> seen_;
+  // The descriptors whose events of the reactor's last turn (epoll_wait) went to Asio: their
+  // descriptor operations run before the next turn. At most one epoll_wait's worth.
+  std::vector<int> passed_;
+  // Reads waiting now, and reads ended since by_fd_ last grew: a table grown for a burst of
+  // clients is given back once none waits (they have parked), but not more often than once per
+  // kShrinkAfter reads, so that growing it again costs a read next to nothing.
+  static constexpr std::size_t kShrinkAbove = 4096, kShrinkAfter = 10000;
+  std::size_t waiting_ = 0, ended_since_growth_ = 0;
   std::uint64_t serial_ = 0;
   std::vector<Pending*> free_;
   std::vector<std::pair<Pending*, std::uint64_t>> queued_, running_;

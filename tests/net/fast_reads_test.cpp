@@ -2,6 +2,7 @@
 // Asio's async_read_some would (bytes, the end of the stream, cancellation), and hand the
 // socket back to Asio's own reads with nothing lost.
 #include "src/net/fast_reads.hpp"
+#include "src/net/read_wait.hpp"
 #include "tests/net/loopback_pair.hpp"
 
 #include <doctest/doctest.h>
@@ -306,6 +307,42 @@ TEST_CASE("fast_reads: a fast read and an Asio read on two sockets woken togethe
   for (int i = 0; i < 200 && !r; ++i) q.io.run_one_for(std::chrono::milliseconds(5));
   REQUIRE(r);
   CHECK(r->bytes == "q");
+}
+
+TEST_CASE("fast_reads: a read begun in the same turn as an event that went to Asio for its socket reads it") {
+  // Sockets a (a fast read waiting) and b (bytes, no read waiting) wake in one epoll_wait: a's
+  // event is the table's, b's goes to Asio's reactor, whose descriptor operation for b runs
+  // after a's completion. a's handler starts a fast read on b that waits first (as a session
+  // does after sending a request): it must still get b's bytes, whose event already came.
+  Pair p;
+  tcp::socket b(p.io), peer(p.io);
+  {
+    tcp::acceptor acc(p.io, {asio::ip::make_address("127.0.0.1"), 0});
+    peer.connect(acc.local_endpoint());
+    acc.accept(b);
+  }
+  std::array<char, 16> bbuf{};
+  std::optional<Result> on_a, on_b;
+  asio::post(p.io, [&] {
+    async_read_fast(p.server, asio::buffer(p.buf), [&](error_code ec, std::size_t n) {
+      on_a = Result{ec, std::string(p.buf.data(), n)};
+      sluice::net::wait_first(b);
+      async_read_fast(b, asio::buffer(bbuf), [&](error_code ec2, std::size_t m) {
+        on_b = Result{ec2, std::string(bbuf.data(), m)};
+      });
+    });
+  });
+  p.run_until([] { return false; }, 20);
+  REQUIRE(!on_a);
+  p.send("a");
+  asio::write(peer, asio::buffer(std::string("b")));
+  REQUIRE(arrived(p.server, POLLIN));
+  REQUIRE(arrived(b, POLLIN));
+  p.run_until([&] { return on_b.has_value(); }, 500);
+  REQUIRE(on_a);
+  CHECK(on_a->bytes == "a");
+  REQUIRE(on_b);
+  CHECK(on_b->bytes == "b");
 }
 
 TEST_CASE("fast_reads: an io_context that goes with a read waiting destroys its handler") {
