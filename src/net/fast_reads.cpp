@@ -73,10 +73,7 @@ class Table : public asio::execution_context::service {
   Pending* prepare(reactor::State* st, asio::mutable_buffer b) {
     int fd = reactor::descriptor(st);
     if (fd < 0 || shut_down_) return nullptr;
-    if (static_cast<std::size_t>(fd) >= by_fd_.size()) {
-      by_fd_.resize(static_cast<std::size_t>(fd) + 64, nullptr);
-      ended_since_growth_ = 0;
-    }
+    if (static_cast<std::size_t>(fd) >= by_fd_.size()) by_fd_.resize(static_cast<std::size_t>(fd) + 64, nullptr);
     if (by_fd_[fd]) return nullptr;  // a read waits already: Asio's would fail the same way
     Pending* p = take();
     p->state = st, p->fd = fd, p->data = b.data(), p->size = b.size();
@@ -234,9 +231,11 @@ class Table : public asio::execution_context::service {
     ++t_completed;
     p->handler.call(ec, n);
     recycle(p);  // nothing refers to it any more: its one queue entry was this one
-    ++ended_since_growth_;
-    if (--waiting_ == 0 && ended_since_growth_ >= kShrinkAfter && by_fd_.size() > kShrinkAbove)
+    ++ended_since_shrink_;
+    if (--waiting_ == 0 && ended_since_shrink_ >= kShrinkAfter && by_fd_.size() > kShrinkAbove) {
       std::vector<Pending*>().swap(by_fd_);
+      ended_since_shrink_ = 0;
+    }
     scheduler_.work_finished();
   }
 
@@ -251,11 +250,12 @@ class Table : public asio::execution_context::service {
   // The descriptors whose events of the reactor's last turn (epoll_wait) went to Asio: their
   // descriptor operations run before the next turn. At most one epoll_wait's worth.
   std::vector<int> passed_;
-  // Reads waiting now, and reads ended since by_fd_ last grew: a table grown for a burst of
-  // clients is given back once none waits (they have parked), but not more often than once per
-  // kShrinkAfter reads, so that growing it again costs a read next to nothing.
-  static constexpr std::size_t kShrinkAbove = 4096, kShrinkAfter = 10000;
-  std::size_t waiting_ = 0, ended_since_growth_ = 0;
+  // Reads waiting now, and reads ended since by_fd_ was last given back: a table grown for a
+  // burst of clients is given back once none waits (they have parked or left), but not more
+  // often than once per kShrinkAfter reads, so that growing it again costs a read next to
+  // nothing.
+  static constexpr std::size_t kShrinkAbove = 4096, kShrinkAfter = 1024;
+  std::size_t waiting_ = 0, ended_since_shrink_ = 0;
   std::uint64_t serial_ = 0;
   std::vector<Pending*> free_;
   std::vector<std::pair<Pending*, std::uint64_t>> queued_, running_;
