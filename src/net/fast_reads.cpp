@@ -2,6 +2,7 @@
 // the reactor's epoll events, and the one posted call that completes the reads they woke.
 #include "src/net/fast_reads.hpp"
 
+#include "src/memory/slab.hpp"
 #include "src/net/asio_reactor.hpp"
 
 #include <sys/socket.h>
@@ -159,15 +160,27 @@ class Table : public asio::execution_context::service {
   // Reads are made when they start and kept for reuse, a few: the table holds no memory for
   // the idle clients of a burst once they have parked.
   static constexpr std::size_t kKeep = 64;
+  // Records beyond those come from a slab of their own (memory/slab.hpp): made during a burst
+  // of logins, they would otherwise sit between the sessions' own blocks and keep those pages
+  // after they go.
+  static_assert(alignof(Pending) <= memory::Slab::kGranule && sizeof(Pending) <= memory::Slab::kMaxBlock);
+  static memory::Slab& slab() {
+    static memory::Slab& s = memory::Slab::of_size(sizeof(Pending));
+    return s;
+  }
+  static void destroy(Pending* p) {
+    p->~Pending();
+    slab().deallocate(p);
+  }
   Pending* take() {
-    if (free_.empty()) return new Pending;
+    if (free_.empty()) return new (slab().allocate()) Pending;
     Pending* p = free_.back();
     free_.pop_back();
     return p;
   }
   void recycle(Pending* p) {
     if (free_.size() < kKeep) free_.push_back(p);
-    else delete p;
+    else destroy(p);
   }
 
   // A read on the socket now: true when it ended (bytes, the end of the stream, an error).
@@ -265,7 +278,7 @@ thread_local Table* t_table = nullptr;
 
 Table::~Table() {
   if (t_table == this) t_table = nullptr;
-  for (Pending* p : free_) delete p;
+  for (Pending* p : free_) destroy(p);
 }
 
 void Table::shutdown() {
@@ -277,7 +290,7 @@ void Table::shutdown() {
     if (!p) continue;
     p->waiting = false;
     p->handler.drop();
-    delete p;
+    destroy(p);
   }
   queued_.clear();
   if (t_table == this) t_table = nullptr;

@@ -54,7 +54,7 @@ class HeldHandler {
   template <typename H>
   void hold(H&& h) {
     using T = std::decay_t<H>;
-    if constexpr (sizeof(T) <= kSize && alignof(T) <= alignof(std::max_align_t)) {
+    if constexpr (sizeof(T) <= kSize && alignof(T) <= kAlign) {
       new (buf_) T(std::forward<H>(h));
       run_ = [](void* p, bool call, const boost::system::error_code& ec, std::size_t n) {
         T* stored = std::launder(static_cast<T*>(p));
@@ -78,8 +78,9 @@ class HeldHandler {
   }
 
  private:
-  static constexpr std::size_t kSize = 32;  // an awaitable's handler is 16 bytes
-  alignas(std::max_align_t) unsigned char buf_[kSize];
+  static constexpr std::size_t kSize = 32;               // an awaitable's handler is 16 bytes
+  static constexpr std::size_t kAlign = alignof(void*);  // its record comes from an 8-byte slab
+  alignas(kAlign) unsigned char buf_[kSize];
   void (*run_)(void*, bool, const boost::system::error_code&, std::size_t) = nullptr;
 };
 
