@@ -25,8 +25,8 @@ import psycopg2
 import psycopg2.extensions
 import pymysql
 
-PG_PORT = int(os.environ.get("SLUICE_PG_PRIMARY_PORT", "15432"))
-MY_PORT = int(os.environ.get("SLUICE_MY_PRIMARY_PORT", "13306"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sandbox_backends import MY_PORT, PG_PORT, backends_toml  # noqa: E402  (integration/)
 BASE = int(os.environ.get("SLUICE_TEST_PORT_BASE", "18432"))
 SLUICE_PG, SLUICE_MY, SLUICE_HTTP = BASE, BASE + 1, BASE + 2
 PG_MODES = ["session", "transaction", "statement"]
@@ -464,28 +464,9 @@ log_level = "warn"
 listen = "127.0.0.1:{SLUICE_PG + 3}"
 [mysql]
 listen = "127.0.0.1:{SLUICE_MY + 3}"
-[[users]]
-name = "app"
-password = "app"
-[[users]]
+{backends_toml(pool_size=4)}[[users]]
 name = "blocked"
 password = "b"
-[clusters.pg]
-protocol = "postgres"
-primary = "127.0.0.1:{PG_PORT}"
-[clusters.my]
-protocol = "mysql"
-primary = "127.0.0.1:{MY_PORT}"
-[[pools]]
-database = "app"
-cluster = "pg"
-pool_mode = "transaction"
-pool_size = 4
-[[pools]]
-database = "app"
-cluster = "my"
-pool_mode = "transaction"
-pool_size = 4
 [[access]]
 user = "blocked"
 action = "reject"
