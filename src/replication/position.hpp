@@ -29,8 +29,17 @@ struct Position {
   // (read_your_writes_from_login): no replica covers it either; the first lease on the primary
   // replaces it.
   static Position login_pending() { return Position{{{0xFFFFFFFEu, ~std::uint64_t(0)}}}; }
+  // Whether this is one of those, asked without making one (a vector, allocated: this is asked
+  // per request).
+  bool is_unreachable() const { return is_marker(0xFFFFFFFFu); }
+  bool is_login_pending() const { return is_marker(0xFFFFFFFEu); }
   // Either of those: a marker, not a position a server reported.
-  bool marker() const { return *this == unreachable() || *this == login_pending(); }
+  bool marker() const { return is_unreachable() || is_login_pending(); }
+
+ private:
+  bool is_marker(std::uint32_t domain) const {
+    return parts.size() == 1 && parts[0].first == domain && parts[0].second == ~std::uint64_t(0);
+  }
 };
 
 // "16/B374D848" -> position; nullopt when malformed.

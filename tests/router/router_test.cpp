@@ -120,6 +120,14 @@ TEST_CASE("a token that is a marker (unknown write, login not yet read) sends re
     CHECK(c->applied(0, true, token) == *parse_pg_lsn("0/500"));
   }
   CHECK_FALSE(parse_pg_lsn("0/500")->marker());
+  CHECK(Position::unreachable().is_unreachable());
+  CHECK_FALSE(Position::unreachable().is_login_pending());
+  CHECK(Position::login_pending().is_login_pending());
+  CHECK_FALSE(Position::login_pending().is_unreachable());
+  // The same domain with a real sequence, or with a second domain, is a position.
+  CHECK_FALSE((Position{{{0xFFFFFFFEu, 7}}}.marker()));
+  CHECK_FALSE((Position{{{0xFFFFFFFFu, ~std::uint64_t(0)}, {1, 2}}}.marker()));
+  CHECK_FALSE(Position{}.marker());
   // A real token nobody is known to cover: one replica is asked (verify).
   auto d = c->route(true, *parse_pg_lsn("0/600"), true, {});
   CHECK(d.verify);

@@ -59,7 +59,7 @@ boost::asio::awaitable<pool::LeaseResult> ClientRouting::lease(std::shared_ptr<p
   ex_ = &ex;
   wait_ = wait;
   auto r = co_await lease_on_route(std::move(conn), route, token, *this, verify_failed_at_);
-  if (r.conn && !route.replica && token == router::Position::login_pending()) [[unlikely]] {
+  if (r.conn && !route.replica && token.is_login_pending()) [[unlikely]] {
     // Everything committed before this client's first statement: writes it made before it
     // connected included. Unknown: its reads stay on the primary.
     auto p = co_await router::fetch_primary_position(*r.conn, protocol);

@@ -37,7 +37,7 @@ class ClientRouting final : public LeaseHooks {
   void begin_session();
   // Still waiting for that position: the next lease must go through lease() (not a pool's fast
   // path), which reads it on the primary.
-  bool login_pending() const { return token == router::Position::login_pending(); }
+  bool login_pending() const { return token.is_login_pending(); }
   bool split() const { return split_; }
   // The cluster's write_functions, split or not: a statement calling one is neither a read for
   // routing nor cacheable, and it may write any table.
