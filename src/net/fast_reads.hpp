@@ -28,12 +28,10 @@
 
 #include <sys/epoll.h>
 
+#include "src/net/held_handler.hpp"
+
 #include <cstddef>
 #include <cstdint>
-#include <memory>
-#include <new>
-#include <type_traits>
-#include <utility>
 
 namespace sluice::net {
 
@@ -42,47 +40,8 @@ extern const bool kFastReadsWork;
 
 namespace fast_reads {
 
-// A completion handler kept while its read waits, stored in place when it fits: called or
-// dropped once, leaving its storage before it runs (so it may start the next read at once).
-class HeldHandler {
- public:
-  HeldHandler() = default;
-  HeldHandler(const HeldHandler&) = delete;
-  HeldHandler& operator=(const HeldHandler&) = delete;
-  ~HeldHandler() { drop(); }
-
-  template <typename H>
-  void hold(H&& h) {
-    using T = std::decay_t<H>;
-    if constexpr (sizeof(T) <= kSize && alignof(T) <= kAlign) {
-      new (buf_) T(std::forward<H>(h));
-      run_ = [](void* p, bool call, const boost::system::error_code& ec, std::size_t n) {
-        T* stored = std::launder(static_cast<T*>(p));
-        T handler(std::move(*stored));
-        stored->~T();
-        if (call) std::move(handler)(ec, n);
-      };
-    } else {
-      *reinterpret_cast<T**>(buf_) = new T(std::forward<H>(h));
-      run_ = [](void* p, bool call, const boost::system::error_code& ec, std::size_t n) {
-        std::unique_ptr<T> stored(*static_cast<T**>(p));
-        T handler(std::move(*stored));
-        stored.reset();
-        if (call) std::move(handler)(ec, n);
-      };
-    }
-  }
-  void call(const boost::system::error_code& ec, std::size_t n) { std::exchange(run_, nullptr)(buf_, true, ec, n); }
-  void drop() {
-    if (run_) std::exchange(run_, nullptr)(buf_, false, {}, 0);
-  }
-
- private:
-  static constexpr std::size_t kSize = 32;               // an awaitable's handler is 16 bytes
-  static constexpr std::size_t kAlign = alignof(void*);  // its record comes from an 8-byte slab
-  alignas(kAlign) unsigned char buf_[kSize];
-  void (*run_)(void*, bool, const boost::system::error_code&, std::size_t) = nullptr;
-};
+// The handler of a read while it waits (held_handler.hpp).
+using HeldHandler = net::HeldHandler<boost::system::error_code, std::size_t>;
 
 struct Pending;  // a fast read that waits (fast_reads.cpp)
 
