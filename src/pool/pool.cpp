@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "src/net/connect.hpp"
+#include "src/net/queued_call.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::pool {
@@ -119,10 +120,9 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
   co_return out;
 }
 
-// Most recently used idle connection living on `ex`, taken out of the idle list; null if none.
-std::shared_ptr<ServerConn> Pool::take_local_locked(const asio::any_io_executor& ex) {
+// Most recently used idle connection living on `home`, taken out of the idle list; null if none.
+std::shared_ptr<ServerConn> Pool::take_local_locked(const void* home) {
   if (idle_.empty()) return nullptr;
-  const void* home = ServerConn::home_of(ex);
   if (idle_.back()->home == home) {  // the common case: the most recently used one
     auto conn = std::move(idle_.back());
     idle_.pop_back();
@@ -142,117 +142,156 @@ bool Pool::needs_probe(const ServerConn& c, Clock::time_point now) {
 }
 
 std::shared_ptr<ServerConn> Pool::try_lease_local(const asio::any_io_executor& ex) {
-  auto now = Clock::now();
   std::lock_guard lock(mu_);
-  auto conn = take_local_locked(ex);
-  if (conn && needs_probe(*conn, now)) {  // leave it for lease(), which probes
+  auto conn = take_local_locked(ServerConn::home_of(ex));
+  if (conn && needs_probe(*conn, Clock::now())) {  // leave it for lease(), which probes
     idle_.push_back(std::move(conn));
     return nullptr;
   }
   return conn;
 }
 
+// The record of a turn. It waits in `waiters_` (or not at all), is served under the pool's lock
+// (its turn filled in, taken out of line) and then posted, as a queued call, to its worker,
+// where it hands the turn to the waiting coroutine: one queued call per hand-over, no
+// allocation, and no timer per wait. Records are kept per thread for reuse; a worker makes its
+// turns and completes them, so a record goes back to the thread that took it.
+struct Pool::Waiter : net::QueuedCall {
+  Waiter() : QueuedCall(&Waiter::complete) {}
+
+  net::HeldHandler<Turn> handler;
+  net::CallTarget target;          // the waiting worker's scheduler
+  asio::io_context* io = nullptr;  // the waiting worker
+  const void* home = nullptr;      // the same, as ServerConn::home
+  Clock::time_point since, deadline;
+  Turn turn;
+
+  static void complete(QueuedCall* call, bool run) {
+    auto* w = static_cast<Waiter*>(call);
+    if (!run) {  // its io_context is going away, and the coroutine its handler holds with it
+      delete w;
+      return;
+    }
+    Turn t = std::move(w->turn);
+    w->turn = Turn{};
+    w->handler.call(std::move(t));
+    Kept& kept = kept_records();
+    if (kept.records.size() < Kept::kMax) kept.records.push_back(w);
+    else delete w;
+  }
+
+  struct Kept {
+    static constexpr std::size_t kMax = 64;
+    std::vector<Waiter*> records;
+    ~Kept() {
+      for (Waiter* w : records) delete w;
+    }
+  };
+  static Kept& kept_records() {
+    thread_local Kept kept;
+    return kept;
+  }
+};
+
+Pool::Waiter* Pool::new_waiter(const asio::any_io_executor& ex, Clock::time_point deadline) {
+  Waiter::Kept& kept = Waiter::kept_records();
+  Waiter* w;
+  if (kept.records.empty()) {
+    w = new Waiter;
+  } else {
+    w = kept.records.back();
+    kept.records.pop_back();
+  }
+  auto& context = asio::query(ex, asio::execution::context);
+  w->io = &static_cast<asio::io_context&>(context);
+  w->home = &context;
+  w->target = net::CallTarget::of(*w->io);
+  w->deadline = deadline;
+  return w;
+}
+
+net::HeldHandler<Pool::Turn>& Pool::held(Waiter* w) { return w->handler; }
+
+void Pool::join_line(Waiter* w) {
+  std::unique_lock lock(mu_);
+  Turn& t = w->turn;
+  t.conn = take_local_locked(w->home);
+  if (!t.conn) {
+    if (closed_) {  // shutting down: nothing will be released to it
+      t.timed_out = true;
+    } else if (total_ < settings_.pool_size) {
+      ++total_;
+      t.may_connect = true;
+    } else if (!idle_.empty()) {
+      t.conn = std::move(idle_.back());
+      idle_.pop_back();
+    } else {
+      w->since = Clock::now();
+      waiters_.push_back(w);
+      arm_sweep_locked(*w->io, w->deadline);
+      return;
+    }
+  }
+  lock.unlock();
+  w->target.post(w);  // completes after this call returns, never inside it
+}
+
+std::optional<LeaseResult> Pool::settle(Turn& t, const asio::any_io_executor& ex) {
+  if (t.timed_out) {
+    LeaseResult r;
+    r.timed_out = true;
+    return r;
+  }
+  if (!t.conn) return std::nullopt;  // a slot to connect in
+  // A connection the server closed while idle (restart, idle timeout, admin kill) has a FATAL
+  // or EOF waiting; probe for it unless it was in use a moment ago (saves a syscall per lease).
+  if (!t.released && needs_probe(*t.conn, Clock::now()) && !t.conn->idle_alive()) {
+    log::info("pool {}: discarding server connection {} closed by the server", name_, t.conn->id);
+    t.conn->close_quietly();
+    std::lock_guard lock(mu_);
+    live_.erase(t.conn->id);
+    forget_one_locked();
+    t.conn.reset();
+    return std::nullopt;  // wait again
+  }
+  t.conn->rebind(ex);
+  LeaseResult r;
+  r.conn = std::move(t.conn);
+  return r;
+}
+
+asio::awaitable<LeaseResult> Pool::finish_turn(Turn t, asio::any_io_executor ex, Clock::time_point deadline) {
+  for (;;) {
+    if (t.may_connect) co_return co_await connect_new(ex);
+    if (auto r = settle(t, ex)) co_return std::move(*r);
+    t = co_await async_take_turn(ex, deadline, asio::deferred);
+  }
+}
+
 asio::awaitable<LeaseResult> Pool::lease(asio::any_io_executor ex, config::Duration wait) {
   auto deadline = Clock::now() + wait;
-  for (;;) {
-    std::shared_ptr<ServerConn> conn;
-    Waiter waiter;
-    bool waiting = false;
-    bool connect = false;
-    {
-      // Preference: an idle connection on this worker; else a new connection while under
-      // pool_size (keeps sockets on their worker); else an idle one from another worker (moved
-      // here); else wait in line.
-      std::lock_guard lock(mu_);
-      conn = take_local_locked(ex);
-      if (!conn) {
-        if (total_ < settings_.pool_size && !closed_) {
-          ++total_;
-          connect = true;
-        } else if (!idle_.empty()) {
-          conn = std::move(idle_.back());
-          idle_.pop_back();
-        } else {
-          waiter.ex = ex;
-          waiter.since = Clock::now();
-          waiter.deadline = deadline;
-          waiters_.push_back(&waiter);
-          arm_sweep_locked(ex, deadline);
-          waiting = true;
-        }
-      }
-    }
-    // Should this frame be destroyed while in line (its io_context going away), it leaves the line.
-    struct Unlist {
-      Pool* pool;
-      Waiter* w;
-      bool listed;
-      ~Unlist() {
-        if (!listed) return;
-        std::lock_guard lock(pool->mu_);
-        if (!w->done) std::erase(pool->waiters_, w);
-      }
-    } unlist{this, &waiter, waiting};
-    if (waiting) {
-      // Suspends until served. The handler is stored under the lock; a waiter served before
-      // that (from another worker) is resumed here instead.
-      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-          [this, w = &waiter](WakeHandler h) {
-            std::unique_lock lock(mu_);
-            if (w->done) {
-              lock.unlock();
-              asio::post(w->ex, std::move(h));
-              return;
-            }
-            w->wake.emplace(std::move(h));
-          },
-          asio::use_awaitable);
-      if (waiter.timed_out) {
-        LeaseResult r;
-        r.timed_out = true;
-        co_return r;
-      }
-      conn = std::move(waiter.conn);
-      connect = waiter.may_connect;
-    }
-    if (connect) co_return co_await connect_new(ex);
-    // A connection the server closed while idle (restart, idle timeout, admin kill) has a FATAL
-    // or EOF waiting; probe for it unless it was in use a moment ago (saves a syscall per lease).
-    if (needs_probe(*conn, Clock::now()) && !conn->idle_alive()) {
-      log::info("pool {}: discarding server connection {} closed by the server", name_, conn->id);
-      conn->close_quietly();
-      std::lock_guard lock(mu_);
-      live_.erase(conn->id);
-      forget_one_locked();
-      continue;
-    }
-    conn->rebind(ex);
-    LeaseResult r;
-    r.conn = std::move(conn);
-    co_return r;
-  }
+  Turn t = co_await async_take_turn(ex, deadline, asio::deferred);
+  if (!t.may_connect)
+    if (auto r = settle(t, ex)) co_return std::move(*r);
+  co_return co_await finish_turn(std::move(t), ex, deadline);
 }
 
 void Pool::serve_waiter_locked(std::deque<Waiter*>::iterator it) {
   Waiter* w = *it;
-  waiters_.erase(it);
-  w->done = true;
-  if (w->wake) {
-    auto h = std::move(*w->wake);
-    w->wake.reset();
-    asio::post(w->ex, std::move(h));
-  }
+  if (it == waiters_.begin()) waiters_.pop_front();
+  else waiters_.erase(it);
+  w->target.post(w);  // its turn is filled in; it may complete on its worker at once
 }
 
-void Pool::arm_sweep_locked(const asio::any_io_executor& ex, Clock::time_point deadline) {
+void Pool::arm_sweep_locked(asio::io_context& io, Clock::time_point deadline) {
   if (sweep_armed_ && sweep_at_ <= deadline) return;
   sweep_armed_ = true;
   sweep_at_ = deadline;
   auto generation = ++sweep_generation_;
-  // The timer runs on the executor of a waiter with that deadline, and owns itself through its
+  // The timer runs on the worker of a waiter with that deadline, and owns itself through its
   // handler (a pool may outlive its workers' io_contexts at exit). A superseded timer fires
   // later and finds its generation stale.
-  auto t = std::make_shared<asio::steady_timer>(ex, deadline);
+  auto t = std::make_shared<asio::steady_timer>(io, deadline);
   t->async_wait([self = weak_from_this(), t, generation](boost::system::error_code) {
     if (auto p = self.lock()) p->sweep(generation);
   });
@@ -263,19 +302,20 @@ void Pool::sweep(std::uint64_t generation) {
   if (generation != sweep_generation_) return;
   sweep_armed_ = false;
   auto now = Clock::now();
-  Waiter* next = nullptr;  // the earliest deadline still waiting
+  Clock::time_point next{};  // the earliest deadline still waiting, and its worker
+  asio::io_context* next_io = nullptr;
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     if ((*it)->deadline <= now) {
-      (*it)->timed_out = true;
+      (*it)->turn.timed_out = true;
       auto pos = it - waiters_.begin();
       serve_waiter_locked(it);
       it = waiters_.begin() + pos;
     } else {
-      if (!next || (*it)->deadline < next->deadline) next = *it;
+      if (!next_io || (*it)->deadline < next) next = (*it)->deadline, next_io = (*it)->io;
       ++it;
     }
   }
-  if (next) arm_sweep_locked(next->ex, next->deadline);
+  if (next_io) arm_sweep_locked(*next_io, next);
 }
 
 void Pool::forget_one_locked() {
@@ -286,7 +326,7 @@ void Pool::forget_one_locked() {
 void Pool::let_waiters_connect_locked() {
   while (!waiters_.empty() && !closed_ && total_ < settings_.pool_size) {
     ++total_;
-    waiters_.front()->may_connect = true;
+    waiters_.front()->turn.may_connect = true;
     serve_waiter_locked(waiters_.begin());
   }
 }
@@ -299,17 +339,18 @@ void Pool::hand_over_locked(std::shared_ptr<ServerConn> conn) {
     // same pace, so connections stay on their workers; a worker whose line falls behind gets
     // the other workers' connections.
     auto pick = waiters_.begin();
-    auto ex = conn->sock.get_executor();
-    if ((*pick)->ex != ex) {
+    const void* home = conn->home;
+    if ((*pick)->home != home) {
       for (auto it = std::next(pick); it != waiters_.end(); ++it) {
         if ((*it)->since - (*pick)->since > kHandoverSkew) break;  // in line order: the rest waited less
-        if ((*it)->ex == ex) {
+        if ((*it)->home == home) {
           pick = it;
           break;
         }
       }
     }
-    (*pick)->conn = std::move(conn);
+    (*pick)->turn.conn = std::move(conn);
+    (*pick)->turn.released = true;
     serve_waiter_locked(pick);
     return;
   }
@@ -375,7 +416,7 @@ void Pool::close_all() {
   // Nothing will be released to them any more: they end now (as timed out), and their
   // handlers leave the Waiter so that the io_context owns (and can destroy) their coroutines.
   while (!waiters_.empty()) {
-    waiters_.front()->timed_out = true;
+    waiters_.front()->turn.timed_out = true;
     serve_waiter_locked(waiters_.begin());
   }
   for (auto& c : idle_) {

@@ -10,10 +10,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "src/config/config.hpp"
+#include "src/net/held_handler.hpp"
 #include "src/pool/credentials.hpp"
 #include "src/pool/notify_hub.hpp"
 #include "src/pool/server_conn.hpp"
@@ -54,6 +56,35 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   // Waits at most `wait` for a connection; the result's socket runs on `ex`.
   asio::awaitable<LeaseResult> lease(asio::any_io_executor ex, config::Duration wait);
+
+  // lease() in parts, for a session's hot path: a turn in line awaited by the session's own
+  // frame (no coroutine frame of the pool's, no asio::post to wake it), then settle() it.
+  //   auto t = co_await pool->async_take_turn(ex, deadline, asio::deferred);
+  //   auto r = pool->settle(t, ex);                              // common: a connection, or the deadline
+  //   if (!r) r = co_await pool->finish_turn(std::move(t), ex, deadline);  // connect, or wait again
+  struct Turn {
+    std::shared_ptr<ServerConn> conn;  // handed over (still to probe and move to the worker)
+    bool timed_out = false;
+    bool may_connect = false;  // a free slot below pool_size, counted: connect into it
+    bool released = false;     // conn came straight from a release (in use a moment ago: no probe)
+  };
+  // Preference: an idle connection on ex's worker; else a new connection while under pool_size
+  // (keeps sockets on their worker); else an idle one from another worker; else the line (FIFO,
+  // until `deadline`). The turn completes on ex's thread, never inside this call.
+  template <typename Token>
+  auto async_take_turn(const asio::any_io_executor& ex, Clock::time_point deadline, Token&& token) {
+    return asio::async_initiate<Token, void(Turn)>(
+        [this](auto handler, const asio::any_io_executor& on, Clock::time_point until) {
+          Waiter* w = new_waiter(on, until);
+          held(w).hold(std::move(handler));
+          join_line(w);
+        },
+        token, ex, deadline);
+  }
+  // The turn's lease when it needs no suspension (a connection alive, or the deadline); null
+  // when it must connect or wait again (a connection the server had closed is discarded).
+  std::optional<LeaseResult> settle(Turn& t, const asio::any_io_executor& ex);
+  asio::awaitable<LeaseResult> finish_turn(Turn t, asio::any_io_executor ex, Clock::time_point deadline);
   // Non-suspending fast path: an idle connection already living on `ex` that needs no probe,
   // or null (then call lease()).
   std::shared_ptr<ServerConn> try_lease_local(const asio::any_io_executor& ex);
@@ -127,30 +158,22 @@ class Pool : public std::enable_shared_from_this<Pool> {
   config::PoolMode mode() const;
 
  private:
-  // A lease waiting in line. It lives in the waiting lease's coroutine frame until it resumes;
-  // whoever serves it (a released connection, a free slot, the deadline sweep) takes it out of
-  // `waiters_`, marks it done and posts its completion handler to its executor: one queued
-  // handler per hand-over, and no timer per wait.
-  using WakeHandler = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
-  struct Waiter {
-    asio::any_io_executor ex;
-    Clock::time_point since, deadline;
-    std::shared_ptr<ServerConn> conn;
-    bool may_connect = false;
-    bool timed_out = false;
-    bool done = false;
-    std::optional<WakeHandler> wake;  // set once the lease has suspended
-  };
+  // A turn waiting in line (or about to complete): a record of the waiting worker's own, that
+  // is itself the queued call which completes the turn on that worker (pool.cpp).
+  struct Waiter;
+  static Waiter* new_waiter(const asio::any_io_executor& ex, Clock::time_point deadline);
+  static net::HeldHandler<Turn>& held(Waiter* w);
+  void join_line(Waiter* w);  // served at once (posted), or in line
   void close_idle_locked();  // closes every idle connection (on its own worker)
   void serve_waiter_locked(std::deque<Waiter*>::iterator it);  // takes it out of line and wakes it
   // Deadlines: one timer per pool, armed for the earliest waiting deadline (not one per wait).
-  void arm_sweep_locked(const asio::any_io_executor& ex, Clock::time_point deadline);
+  void arm_sweep_locked(asio::io_context& io, Clock::time_point deadline);
   void sweep(std::uint64_t generation);
   asio::awaitable<LeaseResult> connect_new(asio::any_io_executor ex);
   void hand_over_locked(std::shared_ptr<ServerConn> conn);  // to the first waiter, or idle
   void forget_one_locked();  // a connection is gone: let a waiter connect in its place
   void let_waiters_connect_locked();  // waiters take free slots below pool_size
-  std::shared_ptr<ServerConn> take_local_locked(const asio::any_io_executor& ex);
+  std::shared_ptr<ServerConn> take_local_locked(const void* home);
   // Idle long enough that the server may have closed it: probe before use.
   static bool needs_probe(const ServerConn& c, Clock::time_point now);
 

@@ -216,6 +216,106 @@ TEST_CASE("pool: many workers leasing and releasing one small pool lose nothing"
   CHECK(u.idle == 3);  // all three back, none duplicated or lost
 }
 
+TEST_CASE("pool: a turn is awaited by the caller's own frame and completes on its worker, after the call") {
+  Worker a;
+  auto p = full_pool();
+  p->release(loose_conn(a.io, 1), true);  // one idle, on a's worker
+  using Turn = pool::Pool::Turn;
+  std::atomic<int> stage{0};
+  Turn got;
+  std::thread::id ran_on;
+  bool inline_completion = false, returned = false;  // (a's thread only)
+  auto take = [&](std::chrono::milliseconds wait) {
+    asio::post(a.io, [&, wait] {
+      returned = false;
+      p->async_take_turn(a.io.get_executor(), std::chrono::steady_clock::now() + wait, [&](Turn t) {
+        inline_completion |= !returned;
+        got = std::move(t);
+        ran_on = std::this_thread::get_id();
+        ++stage;
+      });
+      returned = true;
+    });
+  };
+  take(10s);  // served at once from the idle list: still posted, never completed inside the call
+  REQUIRE(wait_until([&] { return stage.load() == 1; }));
+  CHECK_FALSE(inline_completion);
+  CHECK(ran_on == a.thread.get_id());
+  REQUIRE(got.conn);
+  CHECK(got.conn->id == 1);
+  CHECK_FALSE(got.timed_out);
+  CHECK_FALSE(got.may_connect);
+  CHECK_FALSE(got.released);  // from the idle list: settle() would probe it if idle long enough
+  got = Turn{};
+
+  take(10s);  // nothing idle: in line until a release
+  REQUIRE(wait_until([&] { return p->usage().waiting == 1; }));
+  CHECK(stage.load() == 1);
+  Worker b;
+  p->release(loose_conn(b.io, 2), true);  // released on another worker: handed to the waiter
+  REQUIRE(wait_until([&] { return stage.load() == 2; }));
+  CHECK(ran_on == a.thread.get_id());
+  REQUIRE(got.conn);
+  CHECK(got.conn->id == 2);
+  // settle() gives the lease, the socket moved to the waiter's worker. It came straight from a
+  // release (in use a moment ago): no probe, which this unconnected socket would fail.
+  CHECK(got.released);
+  got.conn->last_used = std::chrono::steady_clock::now() - 10s;
+  auto r = p->settle(got, a.io.get_executor());
+  REQUIRE(r);
+  REQUIRE(r->conn);
+  CHECK(r->conn->sock.get_executor() == a.io.get_executor());
+  CHECK_FALSE(got.conn);
+  r->conn.reset();
+
+  take(50ms);  // nothing idle, nothing released: the deadline ends it
+  REQUIRE(wait_until([&] { return stage.load() == 3; }));
+  CHECK(got.timed_out);
+  CHECK_FALSE(got.conn);
+  auto timed_out = p->settle(got, a.io.get_executor());
+  REQUIRE(timed_out);
+  CHECK(timed_out->timed_out);
+  CHECK(p->usage().waiting == 0);
+}
+
+TEST_CASE("pool: after close_all, a lease ends at once as timed out") {
+  Worker a;
+  auto p = full_pool();
+  p->close_all();
+  Outcome o;
+  start_lease(a, p, 30s, o);
+  REQUIRE(wait_until([&] { return o.done.load(); }, 2s));
+  CHECK(o.timed_out);
+  CHECK(o.waited < 1000ms);
+  CHECK(p->usage().waiting == 0);
+}
+
+TEST_CASE("pool: a worker's io_context destroyed with a served turn still queued destroys the waiting coroutine") {
+  auto p = full_pool();
+  std::atomic<bool> frame_gone{false}, resumed{false};
+  struct Gone {
+    std::atomic<bool>* flag;
+    ~Gone() { *flag = true; }
+  };
+  {
+    asio::io_context io{1};
+    asio::co_spawn(
+        io,
+        [&, p]() -> asio::awaitable<void> {
+          Gone gone{&frame_gone};
+          auto r = co_await p->lease(io.get_executor(), 30s);
+          resumed = true;
+        },
+        asio::detached);
+    io.poll();  // the coroutine starts and waits in line
+    REQUIRE(p->usage().waiting == 1);
+    p->close_all();  // its turn is served (timed out) and queued on io, which will not run again
+    CHECK_FALSE(frame_gone.load());
+  }
+  CHECK(frame_gone.load());
+  CHECK_FALSE(resumed.load());
+}
+
 TEST_CASE("statement registry: bounded; what clients hold stays, dropped texts come back under a new id") {
   pool::StatementRegistry reg(4);
   auto held = reg.intern("SELECT 1", "");

@@ -134,7 +134,19 @@ awaitable<bool> Session::attach() {
     wait_start = observe::Clock::now();
     info_->set_state(observe::ClientState::Waiting);
   }
-  if (!conn || routing_.route.verify) {
+  if (!conn && !on_rule_cluster_ && !routing_.route.replica && !routing_.route.verify && !routing_.login_pending()) {
+    // The common wait: a turn in the pool's line, awaited in this frame (no coroutine frame of
+    // the routing's or the pool's).
+    auto deadline = *wait_start + cfg_->general.query_wait_timeout;
+    auto turn = co_await pool_->async_take_turn(ex, deadline, asio::deferred);
+    auto r = pool_->settle(turn, ex);
+    if (!r) r = co_await pool_->finish_turn(std::move(turn), ex, deadline);
+    if (!r->conn) {
+      co_await report_lease_failure(*r);
+      co_return false;
+    }
+    conn = std::move(r->conn);
+  } else if (!conn || routing_.route.verify) {
     auto r = co_await lease_for_attach(std::move(conn));
     if (!r.conn) {
       co_await report_lease_failure(r);

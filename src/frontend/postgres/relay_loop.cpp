@@ -502,10 +502,16 @@ awaitable<bool> Session::serve() {
       if (!attach_ready()) {
         if (!server_ && !routing_.route.replica && !routing_.route.verify && !routing_.login_pending()) {
           // attach_rest()'s common case in this frame (one coroutine frame less per wait):
-          // wait in line for the pool; parameters to apply go on to attach_rest().
+          // wait in line for the pool, the turn awaited here (no frame of the pool's either);
+          // parameters to apply go on to attach_rest().
           auto wait_start = observe::Clock::now();
           info_->set_state(observe::ClientState::Waiting);
-          auto r = co_await pool_->lease(client_.get_executor(), snap_->config->general.query_wait_timeout);
+          auto ex = client_.get_executor();
+          auto deadline = wait_start + snap_->config->general.query_wait_timeout;
+          auto turn = co_await pool_->async_take_turn(ex, deadline, asio::deferred);
+          auto settled = pool_->settle(turn, ex);
+          if (!settled) settled = co_await pool_->finish_turn(std::move(turn), ex, deadline);
+          auto& r = *settled;
           if (!r.conn) {
             co_await report_lease_failure(r);
             co_return false;
