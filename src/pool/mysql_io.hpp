@@ -34,6 +34,22 @@ class MysqlIo {
         net::await_op);
   }
   bool waited(boost::system::error_code ec);
+  // The idle wait as a read by the caller (net::async_read_fast, into bytes of its own): true
+  // when nothing of a message is buffered and the socket is read as it is (plain TCP, no
+  // compression), and then it is the idle wait (idle_wait()). took() gives what that read
+  // returned (false: it failed, error() says why); then try_read() again.
+  bool idle_read_ready() {
+    if (tls_ || compress_ || exact_ || !in_.empty() || !zin_.empty()) return false;
+    release_idle_buffers();
+    idle_wait_ = true;
+    return true;
+  }
+  bool took(boost::system::error_code ec, const char* data, std::size_t n) {
+    idle_wait_ = false;
+    if (ec) error_ = ec.message();
+    else append_read(data, n);
+    return !ec;
+  }
   // Writes `payload` as packets starting at `seq`.
   boost::asio::awaitable<bool> write(std::string_view payload, std::uint8_t seq);
   // Writes a reply to the last message read (sequence id + 1).

@@ -10,6 +10,7 @@
 
 #include "src/frontend/mysql/session.hpp"
 
+#include <array>
 #include <unordered_map>
 
 #include "protocols/mysql/codec.hpp"
@@ -20,6 +21,7 @@
 #include "src/frontend/mysql/refusals.hpp"
 #include "src/frontend/mysql/registry.hpp"
 #include "src/frontend/mysql/response.hpp"
+#include "src/net/fast_reads.hpp"
 #include "src/pool/mysql_io.hpp"
 #include "src/pool/statements.hpp"
 #include "src/sql/mysql_sql.hpp"
@@ -60,7 +62,7 @@ class Session final : public TendedSession {
     park_requested_ = upgrade_kicked_ = true;
     if (parked_) return unpark_now();
     error_code ec;
-    sock_.cancel(ec);
+    net::cancel_reads(sock_, ec);  // the idle wait's read may be a fast one
   }
   // Online upgrade (handoff.cpp): a client waiting for its next command with nothing under way
   // (plain TCP, uncompressed, no server connection held, not the console) may go to the new
@@ -143,6 +145,7 @@ class Session final : public TendedSession {
     // [[rules]] mirror: where the running COM_QUERY's copy goes, and its answer as captured.
     std::shared_ptr<router::Mirror> mirror_;
     std::string mirror_capture_;
+    std::array<char, 128> first_bytes_;  // the idle wait's read: a command's start (or all of a small one)
     // Nothing in it matters after the idle wait: no capture, fill or invalidation in progress.
     bool disposable() const {
       return fill_key_.empty() && capture_.empty() && pending_invalidation_.empty() && held_error_.empty();
@@ -183,7 +186,7 @@ class Session final : public TendedSession {
   void close_client() {
     unpark_now();
     error_code ec;
-    sock_.close(ec);
+    net::close_socket(sock_, ec);  // ends the idle wait's fast read too
   }
 
   // An error the server or a lease failure said, relayed with its own code.

@@ -3,6 +3,7 @@
 // connection lost under a command means for the client. The hot path.
 #include "src/frontend/mysql/client_session.hpp"
 #include "src/net/await_op.hpp"
+#include "src/net/fast_reads.hpp"
 #include "src/net/read_wait.hpp"
 
 namespace sluice::frontend::mysql {
@@ -99,7 +100,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     if (server_->tls) n = co_await server_->tls->read_some(asio::buffer(rbuf_), ec);
     else {
       if (std::exchange(answered, false)) net::wait_first(server_->sock);
-      std::tie(ec, n) = co_await server_->sock.async_read_some(asio::buffer(rbuf_), net::await_op);
+      std::tie(ec, n) = co_await net::async_read_fast(server_->sock, asio::buffer(rbuf_), net::await_op);
     }
     if (ec) {
       broken = Broken{sent_any, std::nullopt};
@@ -193,7 +194,7 @@ void Session::unwatch_server() {
   server_watch_ = false;
   if (!server_) return;
   error_code ignored;
-  server_->sock.cancel(ignored);
+  net::cancel_reads(server_->sock, ignored);
 }
 
 void Session::begin_command_wait() {

@@ -83,6 +83,16 @@ awaitable<bool> Session::serve(bool ok) {
     // coroutine frames less per command.
     begin_command_wait();
     for (;;) {  // io_.read(), in this frame
+      if (io_.idle_read_ready()) {
+        // The idle wait, plain TCP: a read woken without a reactor operation (fast_reads.hpp),
+        // into a few bytes of the session's; the rest of a larger command follows below.
+        auto& first = w().first_bytes_;
+        auto [ec, n] = co_await net::async_read_fast(sock_, asio::buffer(first), net::await_op);
+        if (!io_.took(ec, first.data(), n)) {
+          ok = false;
+          break;
+        }
+      }
       auto st = io_.try_read();
       ok = st == pool::MysqlIo::ReadStep::Done;
       if (ok || st == pool::MysqlIo::ReadStep::Fail) break;
@@ -127,7 +137,7 @@ void Session::janitor_tick() {
   if (io_.idle_wait() && !park_requested_ && !info_->parked && idle_ticks_ >= 2) {
     park_requested_ = true;
     error_code ec;
-    sock_.cancel(ec);
+    net::cancel_reads(sock_, ec);
   }
 }
 
