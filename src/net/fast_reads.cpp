@@ -45,6 +45,7 @@ const bool kFastReadsWork = reactor::kReactorKnown;
 
 namespace {
 thread_local std::uint64_t t_completed = 0;
+thread_local std::uint64_t t_failed_tries = 0;
 }
 
 #ifdef SLUICE_REACTOR_KNOWN
@@ -122,6 +123,7 @@ class Table : public asio::execution_context::service {
         // would wait for an edge that already came.
         reactor::note_readiness(st, ev[i].events);
         int fd = reactor::descriptor(st);
+        note_seen(fd, st, ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
         if (fd >= 0 && static_cast<std::size_t>(fd) < by_fd_.size() && (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
           if (Pending* p = by_fd_[fd]; p && p->state == st) {
             woke |= enqueue(p);
@@ -183,12 +185,37 @@ class Table : public asio::execution_context::service {
     else destroy(p);
   }
 
+  // What this worker's events said of each descriptor: the reactor's state they were for, and
+  // (the low bit) whether the peer's end or an error came with one since. A read that did not
+  // fill its buffer emptied the socket of bytes; if no event for it said that the peer's end
+  // came too, nothing is left to read and the next read waits for an event (no failed recv):
+  // bytes or the end that come later make a new edge (the reactor's sockets are registered with
+  // EPOLLRDHUP, raw_syscalls.cpp). Anything unknown (no event seen here, another state, the
+  // records given back) keeps Asio's rule: the next read tries at once.
+  std::vector<std::uintptr_t> seen_;
+  void note_seen(int fd, reactor::State* st, bool end) {
+    if (fd < 0) return;
+    if (static_cast<std::size_t>(fd) >= seen_.size()) seen_.resize(static_cast<std::size_t>(fd) + 64, 0);
+    auto key = reinterpret_cast<std::uintptr_t>(st);
+    std::uintptr_t& rec = seen_[static_cast<std::size_t>(fd)];
+    if ((rec & ~std::uintptr_t(1)) != key) rec = key;  // another descriptor state: a record of its own
+    if (end) rec |= 1;                                 // and it stays said
+  }
+  bool nothing_left(const Pending* p) const {
+    auto fd = static_cast<std::size_t>(p->fd);
+    return fd < seen_.size() && seen_[fd] == reinterpret_cast<std::uintptr_t>(p->state);
+  }
+  void forget_seen(int fd) {
+    if (fd >= 0 && static_cast<std::size_t>(fd) < seen_.size()) seen_[static_cast<std::size_t>(fd)] = 0;
+  }
+
   // A read on the socket now: true when it ended (bytes, the end of the stream, an error).
-  static bool try_read(Pending* p) {
+  bool try_read(Pending* p) {
     ssize_t r;
     do r = ::recv(p->fd, p->data, p->size, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      ++t_failed_tries;
       reactor::set_read_may_succeed(p->state, false);
       return false;
     }
@@ -203,10 +230,16 @@ class Table : public asio::execution_context::service {
       p->ec = {};
       p->n = static_cast<std::size_t>(r);
     }
-    // As Asio's read: only the end of the stream or an error stops the next read from trying
-    // at once. A read that did not fill its buffer may still have left the peer's FIN (or
-    // reset) behind it, which came with the same readiness event: no new one will come for it.
-    if (r <= 0) reactor::set_read_may_succeed(p->state, false);
+    // As Asio's read, the end of the stream or an error stops the next read from trying at
+    // once. A read that did not fill its buffer may still have left the peer's FIN (or reset)
+    // behind it, which came with the same readiness event (no new one will come for it): it
+    // stops the next try only when the events said no such end came (note_seen).
+    if (r <= 0) {
+      reactor::set_read_may_succeed(p->state, false);
+      forget_seen(p->fd);
+    } else if (static_cast<std::size_t>(r) < p->size && nothing_left(p)) {
+      reactor::set_read_may_succeed(p->state, false);
+    }
     return true;
   }
 
@@ -247,6 +280,7 @@ class Table : public asio::execution_context::service {
     ++ended_since_shrink_;
     if (--waiting_ == 0 && ended_since_shrink_ >= kShrinkAfter && by_fd_.size() > kShrinkAbove) {
       std::vector<Pending*>().swap(by_fd_);
+      std::vector<std::uintptr_t>().swap(seen_);  // unknown again: reads try at once until events come
       ended_since_shrink_ = 0;
     }
     scheduler_.work_finished();
@@ -326,6 +360,7 @@ Pending* prepare(asio::ip::tcp::socket& s, asio::mutable_buffer b) {
 HeldHandler& handler_of(Pending* p) { return p->handler; }
 ReadId id_of(const Pending* p) { return {p->fd, p->gen}; }
 std::uint64_t completed() { return t_completed; }
+std::uint64_t failed_tries() { return t_failed_tries; }
 void begin(Pending* p) { owner(p).begin(p); }
 void cancel(ReadId id) {
   if (t_table) t_table->cancel_fd(id.fd, id.serial);
@@ -351,6 +386,7 @@ namespace fast_reads {
 Pending* prepare(asio::ip::tcp::socket&, asio::mutable_buffer) { return nullptr; }
 HeldHandler& handler_of(Pending* p) { return p->handler; }
 std::uint64_t completed() { return t_completed; }
+std::uint64_t failed_tries() { return t_failed_tries; }
 ReadId id_of(const Pending* p) { return {p->fd, p->gen}; }
 void begin(Pending*) {}
 void cancel(ReadId) {}

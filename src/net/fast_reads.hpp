@@ -11,7 +11,8 @@
 //   auto [ec, n] = co_await net::async_read_fast(sock, asio::buffer(buf), net::await_op);
 //
 // The read is async_read_some's: the same results, the same "try at once" rule (it tries when
-// the last event left the socket readable, and wait_first() applies to it), cancellation through
+// the last event left the socket readable, and wait_first() applies to it; except after a read
+// that emptied the socket with no sign of the peer's end, see fast_reads.cpp), cancellation through
 // the handler's cancellation slot (operator|| of awaitables). Rules:
 // - Only on the thread of the socket's io_context (one thread each, as net::Runtime runs them).
 // - One read at a time per socket, fast or Asio's: a fast read while Asio waits on the socket
@@ -50,6 +51,8 @@ Pending* prepare(boost::asio::ip::tcp::socket& s, boost::asio::mutable_buffer b)
 HeldHandler& handler_of(Pending* p);
 // Fast reads the calling thread completed so far (Asio's reads in their place not counted).
 std::uint64_t completed();
+// Tries of the calling thread's fast reads that found nothing (EAGAIN) so far.
+std::uint64_t failed_tries();
 // Starts it (its handler held): it tries the socket at once when the reactor says it may
 // succeed, and otherwise waits in the table.
 void begin(Pending* p);
