@@ -193,9 +193,12 @@ class Table : public asio::execution_context::service {
   // EPOLLRDHUP, raw_syscalls.cpp). Anything unknown (no event seen here, another state, the
   // records given back) keeps Asio's rule: the next read tries at once.
   std::vector<std::uintptr_t> seen_;
+  // Kept for the descriptors by_fd_ covers (those fast reads were made on), and given back with
+  // it: a burst of descriptors read only by Asio (a parked client's wake-up, its end) grows
+  // neither.
   void note_seen(int fd, reactor::State* st, bool end) {
-    if (fd < 0) return;
-    if (static_cast<std::size_t>(fd) >= seen_.size()) seen_.resize(static_cast<std::size_t>(fd) + 64, 0);
+    if (fd < 0 || static_cast<std::size_t>(fd) >= by_fd_.size()) return;
+    if (static_cast<std::size_t>(fd) >= seen_.size()) seen_.resize(by_fd_.size(), 0);
     auto key = reinterpret_cast<std::uintptr_t>(st);
     std::uintptr_t& rec = seen_[static_cast<std::size_t>(fd)];
     if ((rec & ~std::uintptr_t(1)) != key) rec = key;  // another descriptor state: a record of its own
