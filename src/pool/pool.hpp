@@ -16,6 +16,7 @@
 
 #include "src/config/config.hpp"
 #include "src/net/held_handler.hpp"
+#include "src/net/light_mutex.hpp"
 #include "src/pool/credentials.hpp"
 #include "src/pool/notify_hub.hpp"
 #include "src/pool/server_conn.hpp"
@@ -184,7 +185,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::string config_database_;  // set once by PoolManager::get before the pool is shared
   std::string cluster_;          // likewise
 
-  mutable std::mutex mu_;  // guards everything below
+  mutable net::LightMutex mu_;  // guards everything below (taken twice a transaction)
   PoolSettings settings_;
   std::deque<std::shared_ptr<ServerConn>> idle_;  // back = most recently used
   std::deque<Waiter*> waiters_;
