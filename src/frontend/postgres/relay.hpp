@@ -272,21 +272,24 @@ class Relay {
   // What was appended to `out` from `start` on: dropped where it repeats the preamble the client
   // already has (a retry), kept in seen_ while replayable. False when a retry's answer differs.
   bool output_from(std::string& out, std::size_t start);
-  // A server message of this type, whole in the chunk, that on_message_start() and
-  // on_message_end() would only forward: a DataRow (no mirror hashing it), or a simple query's
-  // RowDescription or CommandComplete (no digest or mirror reading its tag). Nothing synthetic is
-  // due before it, no COPY is on, and no retry is recording what the client saw.
-  bool passes_through(char type) const {
-    if (copy_in_ || recording_ || (!pending_.empty() && pending_.front().mode == Mode::Synthetic)) return false;
-    if (type == wire::be::DataRow) return !trail_.hashing();
-    return (type == wire::be::RowDescription || type == wire::be::CommandComplete) && !pending_.empty() &&
-           pending_.front().kind == Kind::Simple && !trail_.any();
-  }
   // Where the run of whole messages that pass through, starting at message boundary `i` of
-  // `chunk`, ends (`i` when there is none): they go to the client without a look at each.
+  // `chunk`, ends (`i` when there is none): they go to the client without a look at each. A
+  // message passes through when on_message_start() and on_message_end() would only forward it:
+  // a DataRow (no mirror hashing it), or a simple query's RowDescription or CommandComplete (no
+  // digest or mirror reading its tag); and only when nothing synthetic is due before it, no COPY
+  // is on, and no retry is recording what the client saw. None of that changes within a run, so
+  // it is decided once per run.
   std::size_t run_end(wire::Bytes chunk, std::size_t i) const {
+    if (copy_in_ || recording_ || pending_.empty() || pending_.front().mode == Mode::Synthetic) return i;
+    const bool rows = !trail_.hashing();
+    const bool tags = pending_.front().kind == Kind::Simple && !trail_.any();
     std::size_t j = i;
-    while (chunk.size() - j >= 5 && passes_through(static_cast<char>(chunk[j]))) {
+    while (chunk.size() - j >= 5) {
+      const auto type = static_cast<char>(chunk[j]);
+      if (!(type == wire::be::DataRow
+                ? rows
+                : tags && (type == wire::be::RowDescription || type == wire::be::CommandComplete)))
+        break;
       std::uint32_t len = wire::load_u32(chunk.data() + j + 1);
       if (len < 4 || chunk.size() - j - 1 < len) break;
       j += 1 + len;
