@@ -151,7 +151,7 @@ TEST_CASE("console over libpq: SHOW POOLS / CLIENTS / SERVERS / STATS / BACKENDS
   auto p = query(adm, "SHOW POOLS");
   REQUIRE(p.error.empty());
   for (auto* col : {"database", "user", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used", "sv_login",
-                    "maxwait", "maxwait_us", "pool_mode"})
+                    "maxwait", "maxwait_us", "pool_mode", "sv_moved"})
     CHECK(p.type(col) != 0);
   CHECK(p.type("database") == 25);
   CHECK(p.type("cl_active") == 20);

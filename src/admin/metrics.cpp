@@ -121,6 +121,12 @@ std::string prometheus(state::Context& ctx) {
     w.sample("sluice_server_connect_failures_total",
              {{"database", p->config_database()}, {"user", p->user()}, {"server", p->endpoint().text()}},
              static_cast<double>(p->usage().connect_failures));
+  w.family("sluice_server_moves_total", "counter",
+           "Leases that moved a server connection to the client's worker thread.");
+  for (auto& p : pools)
+    w.sample("sluice_server_moves_total",
+             {{"database", p->config_database()}, {"user", p->user()}, {"server", p->endpoint().text()}},
+             static_cast<double>(p->usage().moves));
   w.family("sluice_login_failures_total", "counter",
            "Client logins refused: wrong password, unknown user, certificate.");
   w.sample("sluice_login_failures_total", {}, static_cast<double>(ctx.login_throttle.failures()));

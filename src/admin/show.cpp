@@ -33,10 +33,10 @@ const Cols& cols_help() {
   return c;
 }
 const Cols& cols_pools() {
-  static const Cols c{{"database", T},  {"user", T},          {"cl_active", I}, {"cl_waiting", I},
-                      {"sv_active", I}, {"sv_idle", I},       {"sv_used", I},   {"sv_login", I},
-                      {"maxwait", I},   {"maxwait_us", I},    {"pool_mode", T}, {"protocol", T},
-                      {"pool_size", I}, {"min_pool_size", I}, {"paused", B},    {"disabled", B}};
+  static const Cols c{{"database", T},  {"user", T},     {"cl_active", I}, {"cl_waiting", I},    {"sv_active", I},
+                      {"sv_idle", I},   {"sv_used", I},  {"sv_login", I},  {"maxwait", I},       {"maxwait_us", I},
+                      {"pool_mode", T}, {"protocol", T}, {"pool_size", I}, {"min_pool_size", I}, {"paused", B},
+                      {"disabled", B},  {"sv_moved", I}};
   return c;
 }
 const Cols& cols_clients() {
@@ -275,7 +275,7 @@ Rows rows_pools(Context& ctx) {
     std::uint64_t cl_active = 0, cl_waiting = 0, sv_active = 0, sv_idle = 0, sv_login = 0;
     double maxwait = 0;
     std::string mode;
-    std::uint64_t size = 0, min_size = 0;
+    std::uint64_t size = 0, min_size = 0, moved = 0;
   };
   std::map<std::tuple<std::string, std::string, std::string>, Agg> by;  // protocol, database, user
   for (auto& p : ctx.pools.all()) {
@@ -289,6 +289,7 @@ Rows rows_pools(Context& ctx) {
     a.mode = config::to_string(s.mode);
     a.size = s.pool_size;
     a.min_size = s.min_pool_size;
+    a.moved += u.moves;
   }
   for (auto& c : ctx.client_table.all()) {
     std::string user, pool;
@@ -309,7 +310,7 @@ Rows rows_pools(Context& ctx) {
     auto wait_us = static_cast<std::uint64_t>(a.maxwait * 1e6);
     r.push_back({db, user, num(a.cl_active), num(a.cl_waiting), num(a.sv_active), num(a.sv_idle), num(std::uint64_t{0}),
                  num(a.sv_login), num(wait_us / 1000000), num(wait_us % 1000000), a.mode, proto, num(a.size),
-                 num(a.min_size), boolean(ctx.controls.paused(db)), boolean(ctx.controls.disabled(db))});
+                 num(a.min_size), boolean(ctx.controls.paused(db)), boolean(ctx.controls.disabled(db)), num(a.moved)});
   }
   return r;
 }

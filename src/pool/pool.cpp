@@ -254,7 +254,7 @@ std::optional<LeaseResult> Pool::settle(Turn& t, const asio::any_io_executor& ex
     t.conn.reset();
     return std::nullopt;  // wait again
   }
-  t.conn->rebind(ex);
+  if (t.conn->rebind(ex)) moves_.fetch_add(1, std::memory_order_relaxed);
   LeaseResult r;
   r.conn = std::move(t.conn);
   return r;
@@ -471,6 +471,7 @@ Pool::Usage Pool::usage() const {
   u.waiting = waiters_.size();
   u.connect_failures = connect_failures_;
   u.last_connect_failed = last_connect_failed_;
+  u.moves = moves_.load(std::memory_order_relaxed);
   if (!waiters_.empty()) u.max_wait_seconds = std::chrono::duration<double>(Clock::now() - waiters_.front()->since).count();
   return u;
 }

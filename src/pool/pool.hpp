@@ -130,6 +130,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::uint64_t connect_failures = 0;  // since start: new server connections that failed
     bool last_connect_failed = false;    // the latest new server connection failed
     double max_wait_seconds = 0;
+    // Since start: leases that moved a connection to the client's worker (a socket re-registered
+    // with another thread's reactor: two epoll_ctl and an ioctl).
+    std::uint64_t moves = 0;
   };
   Usage usage() const;
   struct ServerRow {
@@ -185,7 +188,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::string config_database_;  // set once by PoolManager::get before the pool is shared
   std::string cluster_;          // likewise
 
-  mutable net::LightMutex mu_;  // guards everything below (taken twice a transaction)
+  std::atomic<std::uint64_t> moves_{0};  // Usage::moves
+  mutable net::LightMutex mu_;           // guards everything below (taken twice a transaction)
   PoolSettings settings_;
   std::deque<std::shared_ptr<ServerConn>> idle_;  // back = most recently used
   std::deque<Waiter*> waiters_;

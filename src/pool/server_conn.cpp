@@ -79,13 +79,14 @@ void PreparedSet::clear() {
   index_.clear();
 }
 
-void ServerConn::rebind(const asio::any_io_executor& ex) {
-  if (home == home_of(ex)) return;
+bool ServerConn::rebind(const asio::any_io_executor& ex) {
+  if (home == home_of(ex)) return false;
   int fd = sock.release();
   sock = tcp::socket(ex, protocol, fd);
   home = home_of(ex);
   boost::system::error_code ec;
   sock.non_blocking(true, ec);
+  return true;
 }
 
 bool ServerConn::reregister() {

@@ -134,8 +134,9 @@ class ServerConn {
   std::unordered_map<std::uint64_t, std::uint32_t> statement_ids;  // registry id -> server id
   std::size_t server_prepared_limit = 0;  // the server's max_prepared_stmt_count (all connections)
 
-  // Moves the socket to another worker's io_context (cheap: epoll re-registration).
-  void rebind(const asio::any_io_executor& ex);
+  // Moves the socket to ex's worker when it lives on another (epoll re-registration and an
+  // ioctl); true when it moved.
+  bool rebind(const asio::any_io_executor& ex);
   // The socket registered with its worker's reactor afresh. Asio keeps EPOLLOUT in a
   // descriptor's interest set once any write has waited (the connect did): every ACK of a
   // request then wakes the worker for nothing. A fresh registration watches reads only. False:

@@ -100,6 +100,7 @@ TEST_CASE("pool: waiters are served first come, first served, with connections m
     CHECK_FALSE(outs[i].timed_out);
   }
   CHECK(p->usage().waiting == 0);
+  CHECK(p->usage().moves == 3);  // each came from b (SHOW POOLS sv_moved)
 }
 
 TEST_CASE("pool: a released connection stays on its worker unless the head of the line has waited much longer") {
@@ -120,6 +121,7 @@ TEST_CASE("pool: a released connection stays on its worker unless the head of th
     REQUIRE(wait_until([&] { return b1.done.load(); }));
     CHECK(b1.conn_id == 1);
     CHECK(b1.on_worker);
+    CHECK(p->usage().moves == 0);
     CHECK_FALSE(a1.done.load());
   } else {
     MESSAGE("the two waiters came too far apart on this machine; the first part is not checked");
