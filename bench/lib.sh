@@ -21,6 +21,8 @@ trap cleanup EXIT
 
 # utime+stime of a process (all threads), in microseconds.
 cpu_us() { echo $(($(awk '{print $14 + $15}' "/proc/$1/stat") * 1000000 / $(getconf CLK_TCK))); }
+# utime alone (user space: the proxy's own instructions; the rest is the kernel's work for it).
+user_us() { echo $(($(awk '{print $14}' "/proc/$1/stat") * 1000000 / $(getconf CLK_TCK))); }
 # Voluntary context switches of a process so far (its live threads): how often it waited.
 waits_of() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {v += $2} END {print v + 0}'; }
 # Runs a command; after its output, one line "rusage USER_US SYS_US WAITS PREEMPTIONS" (its

@@ -114,12 +114,12 @@ OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ).md"
   [ "$SERVER_TLS" = 1 ] && echo "TLS between the proxies and PostgreSQL (Sluice server_tls = require, PgBouncer server_tls_sslmode = require)"
   echo "pgbench ${SECONDS_PER_CASE}s per run, median of $ROUNDS interleaved rounds, pool_size $POOL_SIZE (Sluice, PgBouncer), scale 10, $(nproc) cores, $(date -u +%F)"
   echo
-  echo "| case | target | tps | avg latency ms | proxy CPU us/tx | failed |"
-  echo "|---|---|---:|---:|---:|---:|"
+  echo "| case | target | tps | avg latency ms | proxy CPU us/tx | of which user space | failed |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 
 
-measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx failed" (or "error msg")
+measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx user_us_per_tx failed" (or "error msg")
   local target="$1" clients="$2"
   shift 2
   local port pid=""
@@ -130,11 +130,11 @@ measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx failed
     sluice) port=$SLUICE_PORT; pid=$SLUICE_PID ;;
     sluice-1w) port=$SLUICE1_PORT; pid=$SLUICE1_PID ;;
   esac
-  local before=0 after=0 out
-  if [ -n "$pid" ]; then before=$(cpu_us "$pid"); fi
+  local before=0 after=0 ubefore=0 uafter=0 out
+  if [ -n "$pid" ]; then before=$(cpu_us "$pid") ubefore=$(user_us "$pid"); fi
   out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) pgbench -n -c "$clients" -j 2 -T "$SECONDS_PER_CASE" "$@" -h 127.0.0.1 -p "$port" -U app app 2>&1)" || true
-  if [ -n "$pid" ]; then after=$(cpu_us "$pid"); fi
-  local tps lat txs failed cpu="-"
+  if [ -n "$pid" ]; then after=$(cpu_us "$pid") uafter=$(user_us "$pid"); fi
+  local tps lat txs failed cpu="-" user="-"
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)"
   lat="$(sed -n 's/^latency average = \([0-9.]*\).*/\1/p' <<<"$out")"
   txs="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
@@ -143,8 +143,11 @@ measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx failed
     echo "error $(grep -m1 -o 'error: .*' <<<"$out" | cut -c1-50 | tr ' |' '_/')"
     return
   fi
-  if [ -n "$pid" ] && [ "${txs:-0}" -gt 0 ]; then cpu=$(awk -v d=$((after - before)) -v t="$txs" 'BEGIN {printf "%.1f", d / t}'); fi
-  echo "${tps%.*} ${lat:--} $cpu ${failed:-0}"
+  if [ -n "$pid" ] && [ "${txs:-0}" -gt 0 ]; then
+    cpu=$(awk -v d=$((after - before)) -v t="$txs" 'BEGIN {printf "%.1f", d / t}')
+    user=$(awk -v d=$((uafter - ubefore)) -v t="$txs" 'BEGIN {printf "%.1f", d / t}')
+  fi
+  echo "${tps%.*} ${lat:--} $cpu $user ${failed:-0}"
 }
 
 # Each case runs ROUNDS times with the targets interleaved; the table shows medians, so one noisy
@@ -153,24 +156,25 @@ run() {  # case label, clients, pgbench options
   local label="$1" clients="$2"
   shift 2
   if [ -n "${BENCH_ONLY:-}" ] && [ "$label" != "$BENCH_ONLY" ]; then return; fi
-  declare -A T L C F
+  declare -A T L C U F
   for _ in $(seq 1 "$ROUNDS"); do
     for target in $TARGETS; do
-      read -r tps lat cpu failed <<<"$(measure "$target" "$clients" "$@")"
+      read -r tps lat cpu user failed <<<"$(measure "$target" "$clients" "$@")"
       if [ "$tps" = error ]; then F[$target]="$lat"; continue; fi
       T[$target]+="$tps "
       L[$target]+="$lat "
-      if [ "$cpu" != "-" ]; then C[$target]+="$cpu "; fi
+      if [ "$cpu" != "-" ]; then C[$target]+="$cpu " U[$target]+="$user "; fi
       if [ "$failed" != 0 ]; then F[$target]="$failed"; fi
     done
   done
   for target in $TARGETS; do
-    local t l c
+    local t l c u
     t=$(median <<<"${T[$target]:-}")
     l=$(median <<<"${L[$target]:-}")
     c=$(median <<<"${C[$target]:-}")
+    u=$(median <<<"${U[$target]:-}")
     if [ -z "${T[$target]:-}" ]; then t="error"; fi
-    echo "| $label | $target | $t | $l | $c | ${F[$target]:-0} |" | tee -a "$OUT"
+    echo "| $label | $target | $t | $l | $c | $u | ${F[$target]:-0} |" | tee -a "$OUT"
   done
 }
 
