@@ -124,7 +124,7 @@ storm() {
         <"$WORK/release" >"$WORK/storm.out" 2>>"$WORK/storm.err" &
       local ipid=$!
       exec 8>"$WORK/release"
-      for _ in $(seq 1 $((SECS * 10 + 600))); do grep -q '^ready' "$WORK/storm.out" && break; sleep 0.1; done
+      for _ in $(seq 1 $((SECS * 10 + STORM / 5 + 600))); do grep -q '^ready' "$WORK/storm.out" && break; sleep 0.1; done
       t1="$(date +%s.%N)"
       echo release >&8
       exec 8>&-
