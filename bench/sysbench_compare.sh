@@ -52,12 +52,12 @@ OUT="$OUT_DIR/sysbench-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
   echo "sysbench ${SECONDS_PER_CASE}s per run, $THREADS threads, median of $ROUNDS interleaved rounds, pool_size $POOL_SIZE (Sluice), 4 tables x 10000 rows, $(nproc) cores, $(date -u +%F)"
   echo
-  echo "| case | target | tps | avg latency ms | p95 latency ms | proxy CPU us/tx | errors |"
-  echo "|---|---|---:|---:|---:|---:|---:|"
+  echo "| case | target | tps | avg latency ms | p95 latency ms | proxy CPU us/tx | of which user space | errors |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 
 
-measure() {  # target, sysbench test -> "tps avg p95 cpu errors"
+measure() {  # target, sysbench test -> "tps avg p95 cpu user errors"
   local target="$1" test="$2" port pid="" zlib=off
   case $target in
     direct) port=$MY_PORT ;;
@@ -67,37 +67,40 @@ measure() {  # target, sysbench test -> "tps avg p95 cpu errors"
     direct-zlib) port=$MY_PORT; zlib=on ;;
     sluice-1w-zlib) port=$SLUICE1_PORT; pid=$SLUICE1_PID; zlib=on ;;
   esac
-  local before=0 after=0 out
-  if [ -n "$pid" ]; then before=$(cpu_us "$pid"); fi
+  local before=0 after=0 ubefore=0 uafter=0 out
+  if [ -n "$pid" ]; then before=$(cpu_us "$pid") ubefore=$(user_us "$pid"); fi
   out="$(timeout $((SECONDS_PER_CASE * 3 + 60)) sysbench "$test" "${COMMON[@]}" --mysql-host=127.0.0.1 --mysql-port="$port" \
     --mysql-compression="$zlib" --threads="$THREADS" --time="$SECONDS_PER_CASE" --mysql-ignore-errors=all run 2>&1)" || true
-  if [ -n "$pid" ]; then after=$(cpu_us "$pid"); fi
-  local txs tps avg p95 errors cpu="-"
+  if [ -n "$pid" ]; then after=$(cpu_us "$pid") uafter=$(user_us "$pid"); fi
+  local txs tps avg p95 errors cpu="-" user="-"
   txs="$(sed -n 's/^ *transactions: *\([0-9]*\).*/\1/p' <<<"$out")"
   tps="$(sed -n 's/^ *transactions: *[0-9]* *(\([0-9.]*\) per sec.*/\1/p' <<<"$out")"
   avg="$(sed -n 's/^ *avg: *\([0-9.]*\).*/\1/p' <<<"$out")"
   p95="$(sed -n 's/^ *95th percentile: *\([0-9.]*\).*/\1/p' <<<"$out")"
   errors="$(sed -n 's/^ *ignored errors: *\([0-9]*\).*/\1/p' <<<"$out")"
   if [ -z "$tps" ]; then
-    echo "error - - - -"
+    echo "error - - - - -"
     return
   fi
-  if [ -n "$pid" ] && [ "${txs:-0}" -gt 0 ]; then cpu=$(awk -v d=$((after - before)) -v t="$txs" 'BEGIN {printf "%.1f", d / t}'); fi
-  echo "${tps%.*} ${avg:--} ${p95:--} $cpu ${errors:-0}"
+  if [ -n "$pid" ] && [ "${txs:-0}" -gt 0 ]; then
+    cpu=$(awk -v d=$((after - before)) -v t="$txs" 'BEGIN {printf "%.1f", d / t}')
+    user=$(awk -v d=$((uafter - ubefore)) -v t="$txs" 'BEGIN {printf "%.1f", d / t}')
+  fi
+  echo "${tps%.*} ${avg:--} ${p95:--} $cpu $user ${errors:-0}"
 }
 
 run() {  # sysbench test
   local test="$1"
   if [ -n "${BENCH_ONLY:-}" ] && [ "$test" != "$BENCH_ONLY" ]; then return; fi
-  declare -A T A P C E
+  declare -A T A P C U E
   for _ in $(seq 1 "$ROUNDS"); do
     for target in $TARGETS; do
-      read -r tps avg p95 cpu errors <<<"$(measure "$target" "$test")"
+      read -r tps avg p95 cpu user errors <<<"$(measure "$target" "$test")"
       if [ "$tps" = error ]; then E[$target]="run failed"; continue; fi
       T[$target]+="$tps "
       A[$target]+="$avg "
       P[$target]+="$p95 "
-      if [ "$cpu" != "-" ]; then C[$target]+="$cpu "; fi
+      if [ "$cpu" != "-" ]; then C[$target]+="$cpu " U[$target]+="$user "; fi
       if [ "$errors" != 0 ]; then E[$target]="$errors"; fi
     done
   done
@@ -105,7 +108,7 @@ run() {  # sysbench test
     local t
     t=$(median <<<"${T[$target]:-}")
     if [ -z "${T[$target]:-}" ]; then t="error"; fi
-    echo "| $test | $target | $t | $(median <<<"${A[$target]:-}") | $(median <<<"${P[$target]:-}") | $(median <<<"${C[$target]:-}") | ${E[$target]:-0} |" | tee -a "$OUT"
+    echo "| $test | $target | $t | $(median <<<"${A[$target]:-}") | $(median <<<"${P[$target]:-}") | $(median <<<"${C[$target]:-}") | $(median <<<"${U[$target]:-}") | ${E[$target]:-0} |" | tee -a "$OUT"
   done
 }
 
