@@ -25,6 +25,8 @@
 #   BENCH_CLIENTS=1 bench/instructions_compare.sh  # one client: no waiting in line, so the count
 #     hardly moves between runs (with 8, how the waits fall moves it by several hundred); for a
 #     before/after comparison of a change on the hot path
+#   POOL_SIZE=20 BENCH_CLIENTS=16 BENCH_TLS=0 bench/instructions_compare.sh  # many clients, none
+#     waiting in line (pool_size for both proxies; default 4)
 # Needs valgrind (apt-get install valgrind). Valgrind 3.19 cannot read clang's DWARF 5, so
 # Sluice runs from a copy with the debug sections stripped (symbols stay). For costs per source
 # line, build with -gdwarf-4 and set BENCH_KEEP_DEBUG=1 (then bench/callgrind_self.py --lines).
@@ -32,6 +34,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N="${BENCH_TX:-2000}"
 CLIENTS="${BENCH_CLIENTS:-8}"
+POOL_SIZE="${POOL_SIZE:-4}"
 TLS="${BENCH_TLS:-1}"
 CONNECT=()
 [ "${BENCH_CONNECT:-0}" = 1 ] && CONNECT=(-C)
@@ -67,7 +70,7 @@ server_tls = "disable"
 database = "app"
 cluster = "pg"
 pool_mode = "transaction"
-pool_size = 4
+pool_size = $POOL_SIZE
 CONF
 # [[access]] rules: N - 1 for other networks (each one's addresses compared), then the one that
 # lets the bench in.
@@ -101,7 +104,7 @@ for i in $(seq 1 $((QR > 0 ? QR - 1 : 0))); do
 done
 [ "$QR" -gt 0 ] && printf '[[rules]]\nname = "everything"\ntag = "all"\n' >>"$WORK/sluice.toml"
 [ "${BENCH_DIGESTS:-0}" = 1 ] && printf '[digests]\nenabled = true\n' >>"$WORK/sluice.toml"
-write_pgbouncer_ini "$BOUNCER_PORT" 4 <<CONF
+write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" <<CONF
 client_tls_sslmode = allow
 client_tls_cert_file = $WORK/certs/server.pem
 client_tls_key_file = $WORK/certs/server.key
@@ -153,7 +156,7 @@ b="$(measure pgbouncer "$BOUNCER_VG" $BOUNCER_PORT "$BOUNCER_USER")"
 mkdir -p "$ROOT/bench/out"
 OUT="$ROOT/bench/out/instructions-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
-  echo "User-space instructions per pgbench -S transaction$([ ${#CONNECT[@]} = 1 ] && echo " with a login each (-C)") (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), $CLIENTS clients over pool_size 4, $(date -u +%F)"
+  echo "User-space instructions per pgbench -S transaction$([ ${#CONNECT[@]} = 1 ] && echo " with a login each (-C)") (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), $CLIENTS clients over pool_size $POOL_SIZE, $(date -u +%F)"
   echo
   echo "| proxy | instructions per transaction | ratio to PgBouncer |"
   echo "|---|---:|---:|"
