@@ -98,6 +98,12 @@ inline bool has_operations(const State* st) {
 // emptied the socket).
 inline bool read_may_succeed(const State* st) { return (native(st)->*member(SpeculativeTag{}))[Reactor::read_op]; }
 inline void set_read_may_succeed(State* st, bool v) { (native(st)->*member(SpeculativeTag{}))[Reactor::read_op] = v; }
+// Sets Asio's "the user made it non-blocking" flag on the socket, as non_blocking(true) does
+// after its ioctl, without the ioctl: for a descriptor whose open file is non-blocking already.
+inline bool note_user_non_blocking(boost::asio::ip::tcp::socket& s) {
+  SocketAccess::impl(s).get_implementation().state_ |= boost::asio::detail::socket_ops::user_set_non_blocking;
+  return true;
+}
 // What the reactor would note when an epoll event with no operation waiting reaches it: each
 // kind of operation the event readies tries at once next time.
 inline void note_readiness(State* st, std::uint32_t events) {
@@ -113,6 +119,7 @@ inline void note_readiness(State* st, std::uint32_t events) {
 inline constexpr bool kReactorKnown = false;
 inline void set_read_may_succeed(State*, bool) {}
 inline State* state_of(boost::asio::ip::tcp::socket&) { return nullptr; }
+inline bool note_user_non_blocking(boost::asio::ip::tcp::socket&) { return false; }
 
 #endif
 

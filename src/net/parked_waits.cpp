@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "src/net/socket_flags.hpp"
+
 namespace sluice::net {
 
 namespace asio = boost::asio;
@@ -39,15 +41,17 @@ ParkedWaits::Waiter* ParkedWaits::park(tcp::socket& sock, std::unique_ptr<Waiter
   auto local = sock.local_endpoint(ec);
   if (ec) return nullptr;
   bool v6 = local.address().is_v6();
+  const bool non_blocking = sock.non_blocking();
   int fd = sock.release(ec);
   if (ec || fd < 0) return nullptr;
   Waiter* p = park_descriptor(fd, v6, w);
   if (!p) {
     sock.assign(v6 ? tcp::v6() : tcp::v4(), fd, ec);
-    sock.non_blocking(true, ec);
+    set_non_blocking(sock, non_blocking, ec);
     return nullptr;
   }
   p->sock_ = &sock;
+  p->non_blocking_ = non_blocking;
   return p;
 }
 
@@ -58,6 +62,7 @@ ParkedWaits::Waiter* ParkedWaits::park_descriptor(int fd, bool v6, std::unique_p
   if (::epoll_ctl(watch_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) return nullptr;
   Waiter* p = w.release();
   p->sock_ = nullptr;
+  p->non_blocking_ = false;
   p->fd_ = fd;
   p->v6_ = v6;
   p->next_ = head_;
@@ -78,7 +83,7 @@ bool ParkedWaits::release(Waiter* w, bool close_it) {
   } else {
     if (!close_it) w->sock_->assign(w->v6_ ? tcp::v6() : tcp::v4(), w->fd_, ec);
     if (close_it || ec) ::close(w->fd_);  // the socket stays closed: the session's next read fails
-    else w->sock_->non_blocking(true, ec);
+    else set_non_blocking(*w->sock_, w->non_blocking_, ec);
   }
   w->fd_ = -1;
   if (w->prev_) w->prev_->next_ = w->next_;

@@ -45,6 +45,7 @@ class ParkedWaits : public boost::asio::execution_context::service {
     int fd_ = -1;                                   // -1: not parked (any more)
     int kept_fd_ = -1;
     bool v6_ = false;
+    bool non_blocking_ = false;  // sock_ was non-blocking when parked (its descriptor stays so)
   };
 
   using key_type = ParkedWaits;

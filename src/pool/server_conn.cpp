@@ -13,6 +13,7 @@
 #include "src/pool/pg_login.hpp"
 #include "src/net/connect.hpp"
 #include "src/net/fast_reads.hpp"
+#include "src/net/socket_flags.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::pool {
@@ -81,11 +82,12 @@ void PreparedSet::clear() {
 
 bool ServerConn::rebind(const asio::any_io_executor& ex) {
   if (home == home_of(ex)) return false;
+  const bool non_blocking = sock.non_blocking();
   int fd = sock.release();
   sock = tcp::socket(ex, protocol, fd);
   home = home_of(ex);
   boost::system::error_code ec;
-  sock.non_blocking(true, ec);
+  net::set_non_blocking(sock, non_blocking, ec);  // no ioctl: the descriptor is non-blocking already
   return true;
 }
 
