@@ -22,8 +22,9 @@ inline void cpu_relax() {
 #endif
 }
 
-// Holders keep it for a few hundred instructions at most (a queue push, a post to another
-// worker): a short spin usually sees it free before a sleep would have begun.
+// Holders keep it for a few hundred instructions (a queue push), or a system call when they post
+// a turn to another worker and wake it: about a microsecond, which the spin below covers, so a
+// short wait rarely sleeps.
 constexpr int kSpins = 100;
 }  // namespace
 

@@ -33,7 +33,7 @@ class LightMutex {
       wake_one();
   }
 
-  // Times a lock() found it taken (all LightMutexes, this process): the bench and tests read it.
+  // Times a lock() found it taken (all LightMutexes, this process), for tests.
   static unsigned long contended_count() noexcept;
 
  private:
