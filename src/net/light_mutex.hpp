@@ -35,6 +35,8 @@ class LightMutex {
 
   // Times a lock() found it taken (all LightMutexes, this process), for tests.
   static unsigned long contended_count() noexcept;
+  // Taken, and a thread sleeps on it or is about to (its release makes a wake-up), for tests.
+  bool wanted() const noexcept { return state_.load(std::memory_order_relaxed) == 2; }
 
  private:
   void lock_contended() noexcept;

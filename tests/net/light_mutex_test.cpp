@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -43,42 +44,60 @@ TEST_CASE("light mutex: no two threads inside at once, and every increment count
   CHECK(counter == long{kThreads} * kRounds);
 }
 
+namespace {
+template <typename Pred>
+bool wait_until(Pred p) {  // polls, at most 5 s
+  for (int i = 0; i < 5000; ++i) {
+    if (p()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return p();
+}
+}  // namespace
+
 TEST_CASE("light mutex: a thread that sleeps on it is woken by the release") {
-  net::LightMutex mu;
+  // Shared with the waiter, which is left behind (detached) if no release ever wakes it.
+  struct Shared {
+    net::LightMutex mu;
+    std::atomic<bool> got{false};
+  };
+  auto sh = std::make_shared<Shared>();
   auto before = net::LightMutex::contended_count();
-  mu.lock();
-  std::atomic<bool> got{false};
-  std::thread waiter([&] {
-    mu.lock();  // held for far longer than the spin: it must sleep, then be woken
-    got = true;
-    mu.unlock();
+  sh->mu.lock();
+  std::thread waiter([sh] {
+    sh->mu.lock();  // held until the waiter has marked it wanted: it sleeps, then is woken
+    sh->got = true;
+    sh->mu.unlock();
   });
-  std::this_thread::sleep_for(50ms);
-  CHECK_FALSE(got.load());
-  mu.unlock();
-  for (int i = 0; i < 500 && !got.load(); ++i) std::this_thread::sleep_for(10ms);
-  CHECK(got.load());
-  waiter.join();
+  REQUIRE(wait_until([&] { return sh->mu.wanted(); }));
   CHECK(net::LightMutex::contended_count() > before);
+  CHECK_FALSE(sh->got.load());
+  sh->mu.unlock();
+  if (!wait_until([&] { return sh->got.load(); })) {
+    waiter.detach();
+    FAIL("the release did not wake the sleeping thread");
+  }
+  waiter.join();
   // Free again, and not left marked as wanted: it is taken with the one-instruction path.
-  CHECK(mu.try_lock());
-  mu.unlock();
+  CHECK_FALSE(sh->mu.wanted());
+  CHECK(sh->mu.try_lock());
+  sh->mu.unlock();
 }
 
 TEST_CASE("light mutex: several sleepers are all woken, one per release") {
   net::LightMutex mu;
+  auto before = net::LightMutex::contended_count();
   mu.lock();
   std::atomic<int> done{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t)
     threads.emplace_back([&] {
       std::lock_guard lock(mu);
-      std::this_thread::sleep_for(5ms);  // each holds it while the others sleep
       done.fetch_add(1);
     });
-  std::this_thread::sleep_for(50ms);
+  // All three found it taken and it is marked wanted: each release must wake the next.
+  REQUIRE(wait_until([&] { return net::LightMutex::contended_count() >= before + 3 && mu.wanted(); }));
   mu.unlock();
-  for (int i = 0; i < 500 && done.load() < 3; ++i) std::this_thread::sleep_for(10ms);
-  CHECK(done.load() == 3);
+  CHECK(wait_until([&] { return done.load() == 3; }));
   for (auto& t : threads) t.join();
 }
