@@ -10,6 +10,8 @@
 #   SLUICE_WORKERS=1 bench/pgbench_compare.sh          # Sluice worker threads (default: one per core)
 #   BENCH_TLS=1 bench/pgbench_compare.sh    # clients speak TLS to Sluice and PgBouncer (bench/tls_compare.sh)
 #   BENCH_SERVER_TLS=1 ...                  # and Sluice and PgBouncer speak TLS to the server
+#   SLUICE_BIN_B=/tmp/sluice-new bench/pgbench_compare.sh  # a second binary, one worker, as
+#                                           # "sluice-b-1w": a before/after in the same run
 # Results are written to bench/out/<timestamp>.md as a Markdown table.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +24,8 @@ SERVER_TLS="${BENCH_SERVER_TLS:-0}"
 if [ "$TLS" = 1 ] || [ "$SERVER_TLS" = 1 ]; then TARGETS="pgbouncer sluice sluice-1w"; fi
 POOL_SIZE="${POOL_SIZE:-10}"
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
-SLUICE_PORT=6462 SLUICE1_PORT=6463 BOUNCER_PORT=6442 HAPROXY_PORT=6452
+SLUICE_PORT=6462 SLUICE1_PORT=6463 SLUICE_B_PORT=6464 BOUNCER_PORT=6442 HAPROXY_PORT=6452
+if [ -n "${SLUICE_BIN_B:-}" ]; then TARGETS+=" sluice-b-1w"; fi
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
@@ -74,6 +77,13 @@ sed -e "s/^workers = .*/workers = 1/" -e "s/127.0.0.1:$SLUICE_PORT/127.0.0.1:$SL
 "$BIN" -c "$WORK/sluice1.toml" 2>"$WORK/sluice1.log" &
 SLUICE1_PID=$!
 PIDS+=("$SLUICE1_PID")
+SLUICE_B_PID=""
+if [ -n "${SLUICE_BIN_B:-}" ]; then
+  sed -e "s/127.0.0.1:$SLUICE1_PORT/127.0.0.1:$SLUICE_B_PORT/" "$WORK/sluice1.toml" >"$WORK/sluice-b.toml"
+  "$SLUICE_BIN_B" -c "$WORK/sluice-b.toml" 2>"$WORK/sluice-b.log" &
+  SLUICE_B_PID=$!
+  PIDS+=("$SLUICE_B_PID")
+fi
 
 write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" <<CONF
 $TLS_BOUNCER
@@ -98,7 +108,7 @@ haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 PIDS+=("$HAPROXY_PID")
 
-for port in $SLUICE_PORT $SLUICE1_PORT $BOUNCER_PORT $HAPROXY_PORT; do
+for port in $SLUICE_PORT $SLUICE1_PORT ${SLUICE_B_PID:+$SLUICE_B_PORT} $BOUNCER_PORT $HAPROXY_PORT; do
   for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
 done
 
@@ -129,6 +139,7 @@ measure() {  # target, clients, pgbench options -> "tps lat cpu_us_per_tx user_u
     haproxy) port=$HAPROXY_PORT; pid=$HAPROXY_PID ;;
     sluice) port=$SLUICE_PORT; pid=$SLUICE_PID ;;
     sluice-1w) port=$SLUICE1_PORT; pid=$SLUICE1_PID ;;
+    sluice-b-1w) port=$SLUICE_B_PORT; pid=$SLUICE_B_PID ;;
   esac
   local before=0 after=0 ubefore=0 uafter=0 out
   if [ -n "$pid" ]; then before=$(cpu_us "$pid") ubefore=$(user_us "$pid"); fi
