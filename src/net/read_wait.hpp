@@ -16,7 +16,8 @@
 
 namespace sluice::net {
 
-// False where the reactor is not the one this knows (another Boost, io_uring): a no-op there.
+// False where the reactor is not the one this knows (another Boost, or a build with
+// SLUICE_REACTOR_FALLBACK): a no-op there.
 extern const bool kWaitFirstWorks;
 void wait_first(boost::asio::ip::tcp::socket& s);
 
