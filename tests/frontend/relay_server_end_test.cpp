@@ -198,6 +198,50 @@ TEST_CASE("running a read again: the preamble the client has is dropped from the
     feed_server(r, *s, row_desc + row, 0);
     CHECK_FALSE(r.replayable());
   }
+  SUBCASE("rows and the server's goodbye in one chunk: the rows never reach the client; the read runs again") {
+    // PostgreSQL's immediate shutdown flushes what a backend had buffered (rows of an answer
+    // not yet finished) together with its 57P01 warning, then exits.
+    const std::string shutdown =
+        fields('N', "WARNING", "57P01", "terminating connection due to immediate shutdown command");
+    for (bool preamble_first : {false, true}) {
+      CAPTURE(preamble_first);
+      Relay r;
+      r.set_pooled(true);
+      auto s = make_server();
+      r.begin_request(true);
+      feed_client(r, *s, query("select v"));
+      std::string out;
+      if (preamble_first) {  // RowDescription went out alone, earlier
+        REQUIRE(r.server_bytes(wire::as_bytes(row_desc), *s, out) == Relay::Verdict::Ok);
+        CHECK(out == row_desc);
+      }
+      std::string last = (preamble_first ? "" : row_desc) + row + shutdown;
+      std::size_t before = out.size();
+      REQUIRE(r.server_bytes(wire::as_bytes(last), *s, out) == Relay::Verdict::Ok);
+      CHECK(out.size() == before);  // none of that chunk is the client's
+      CHECK(r.server_broken());
+      CHECK(r.replayable());
+      CHECK(r.server_bytes(wire::as_bytes(kSelect1), *s, out) ==
+            Relay::Verdict::ProtocolError);  // nothing after goodbye
+      r.reset_server_side();
+      r.begin_retry();
+      auto s2 = make_server();
+      feed_client(r, *s2, query("select v"));
+      CHECK(feed_server(r, *s2, answer, 3) == (preamble_first ? "" : row_desc) + row + kSelect1 + kIdle);
+    }
+  }
+  SUBCASE("a row that reached the client in an earlier chunk is not taken back") {
+    const std::string fatal = fields('E', "FATAL", "57P01", "terminating connection due to administrator command");
+    Relay r;
+    r.set_pooled(true);
+    auto s = make_server();
+    r.begin_request(true);
+    feed_client(r, *s, query("select v"));
+    CHECK(feed_server(r, *s, row_desc + row, 0) == row_desc + row);
+    CHECK(feed_server(r, *s, fatal, 0).empty());
+    CHECK(r.server_broken());
+    CHECK_FALSE(r.replayable());
+  }
   SUBCASE("a retry answering differently is a protocol error, not a silent mix") {
     Relay r;
     auto s = make_server();

@@ -70,7 +70,7 @@ void Relay::reset_server_side() {
   hold_ = false;
   captured_.clear();
   partial_.clear();
-  server_broken_ = false;
+  server_broken_ = taken_back_ = false;
   server_end_.clear();
   server_end_code_.clear();
   server_end_msg_.clear();
@@ -637,7 +637,11 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
 Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, std::string& client_out) {
   std::size_t i = 0;
   const std::size_t n = chunk.size();
+  if (taken_back_) [[unlikely]]
+    return desync("the server sent more after announcing its end");
   const std::size_t out_start = client_out.size();
+  const bool replayable_before = recording_ && !server_broken_;
+  const std::uint64_t cycles_before = cycles_;
   msg_start_ = std::string::npos;  // set when a message starts in this chunk
   if (!partial_.empty()) {         // the start of a message held back at the end of the last chunk
     msg_start_ = client_out.size();
@@ -684,6 +688,15 @@ Relay::Verdict Relay::server_bytes(wire::Bytes chunk, pool::ServerConn& server, 
       client_out.size() - msg_start_ + body_left_ < kWholeBelow) {
     partial_.assign(client_out, msg_start_);
     client_out.resize(msg_start_);
+  }
+  if (server_broken_ && replayable_before && cycles_ == cycles_before) [[unlikely]] {
+    // The server said goodbye with a read's answer unfinished, in the same chunk as rows of it
+    // (an immediate shutdown flushes what a backend had buffered with its 57P01 warning). None
+    // of this chunk has reached the client: it is dropped, and the read stays replayable.
+    client_out.resize(out_start);
+    partial_.clear();
+    recording_ = taken_back_ = true;
+    return Verdict::Ok;
   }
   if ((recording_ || skip_pos_ < skip_.size()) && !output_from(client_out, out_start)) [[unlikely]]
     return desync("a read run again on another server answered differently");

@@ -341,6 +341,7 @@ class Relay {
   bool copy_in_ = false;
   bool client_copy_done_ = false;  // the client sent CopyDone/CopyFail for the current COPY
   bool server_broken_ = false;
+  bool taken_back_ = false;  // a replayable answer's last chunk was dropped: nothing more may follow
   std::string error_;
   const char* error_code_ = "08P01";
   std::uint32_t max_statements_ = 10'000;
