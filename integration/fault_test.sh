@@ -146,7 +146,11 @@ finish() {
 
 fail=0
 report() {  # ok?, case, message
-  if [ "$1" = 0 ]; then echo "ok   $2: $3"; else echo "FAIL $2: $3"; fail=1; fi
+  if [ "$1" = 0 ]; then echo "ok   $2: $3"; return; fi
+  echo "FAIL $2: $3"
+  fail=1
+  # What Sluice itself said about its server connections meanwhile (the last of it).
+  grep -a "server connection\|lost\|health check" "$WORK/sluice.log" 2>/dev/null | tail -15 | sed 's/^/     sluice: /' || true
 }
 
 common_checks() {  # case name: Sluice up, nothing left in a transaction, invariant
