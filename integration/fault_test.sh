@@ -172,7 +172,9 @@ source "$(dirname "$0")/fault_cases_mysql.sh"
 PGPASSWORD=app pgbench -i -q -s 1 -h 127.0.0.1 -p "$PG_PORT" -U app app >/dev/null 2>&1
 start_sluice
 for c in "${CASES[@]}"; do
+  started=$SECONDS
   "case_$c"
+  echo "     $c: $((SECONDS - started)) s"
   BG=()
 done
 if [ "$fail" = 0 ]; then echo "fault matrix: all cases passed"; else echo "fault matrix: FAILED"; fi
