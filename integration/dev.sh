@@ -68,8 +68,11 @@ MSG
 }
 
 # The whole suite again, built with ASan+UBSan (failures abort), plus the libFuzzer targets.
+# Line tables only for debug information: the sanitizers' stack traces name files and lines
+# with them, and the build takes less time than with full -g (a tenth to an eighth per file).
 build_san() {
-  cmake -S "$ROOT" -B "$SAN_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DSLUICE_WERROR=ON \
+  cmake -S "$ROOT" -B "$SAN_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 \
+    -DCMAKE_CXX_FLAGS_DEBUG=-gline-tables-only -DSLUICE_WERROR=ON \
     -DCMAKE_CXX_COMPILER=clang++ -DSLUICE_SANITIZE=address,undefined -DSLUICE_FUZZ=ON >/dev/null
   cmake --build "$SAN_BUILD" -j2
 }
