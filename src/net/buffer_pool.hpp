@@ -52,7 +52,7 @@ class BufferPool {
 // This worker thread's pools: client reads (16 KiB) and server reads (64 KiB).
 BufferPool& client_buffers();
 BufferPool& server_buffers();
-// Trims both pools of the calling worker (once a minute, on each worker).
+// Trims both pools of the calling worker (every 10 s, on each worker: src/app/application.cpp).
 void trim_buffers();
 
 }  // namespace sluice::net
