@@ -9,7 +9,6 @@
 #include <mysql.h>
 
 #include <array>
-#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -41,12 +40,13 @@ std::string pg_superuser(int port) {
 }
 
 // Terminates (bounded wait) the backend of `app` on the server at `port` whose query contains
-// `marker`; true when exactly one was found.
-bool terminate_running(int port, const std::string& marker) {
+// `marker` (and meets `also`, a condition on pg_stat_activity); true when exactly one was found.
+bool terminate_running(int port, const std::string& marker, const std::string& also = "true") {
   Conn su(pg_superuser(port));
   return eventually([&] {
-    return su.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app' AND query LIKE '%" +
-                     marker + "%' AND pid <> pg_backend_pid()") == "1";
+    return su.scalar(
+               "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app' AND query LIKE '%" +
+               marker + "%' AND pid <> pg_backend_pid() AND " + also) == "1";
   });
 }
 
@@ -61,13 +61,13 @@ void wait_for_replica_reads(Conn& c) {
 }
 
 // Kills (bounded wait) the connection of `app` on the MariaDB server at `port` whose statement
-// contains `marker`; true when one was found.
-bool kill_running(int port, const std::string& marker) {
+// contains `marker` (and meets `also`, a condition on PROCESSLIST); true when one was found.
+bool kill_running(int port, const std::string& marker, const std::string& also = "TRUE") {
   MyConn root(port, "root", "");
   REQUIRE_MESSAGE(root.ok, mysql_error(root.m));
   return eventually([&] {
     std::string id = root.scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app' AND INFO LIKE '%" +
-                                 marker + "%' AND ID <> CONNECTION_ID() LIMIT 1");
+                                 marker + "%' AND ID <> CONNECTION_ID() AND " + also + " LIMIT 1");
     return !id.empty() && id.rfind("ERR", 0) != 0 && root.scalar("KILL " + id).empty();
   });
 }
@@ -120,8 +120,9 @@ TEST_CASE("PostgreSQL, transaction mode: a read terminated with rows unsent runs
         "' FROM generate_series(1, 3) x WHERE pg_sleep(CASE WHEN x = 3 THEN 1.5 ELSE 0 END) IS NOT NULL";
     if (std::string(how) == "simple") REQUIRE(PQsendQuery(c.c, sql.c_str()) == 1);
     else REQUIRE(PQsendQueryParams(c.c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // rows 1 and 2 are in its buffer
-    CHECK(terminate_running(pg_replica_port(), marker));
+    // Asleep at row 3 for a while: rows 1 and 2 are in its output buffer.
+    CHECK(terminate_running(pg_replica_port(), marker,
+                            "wait_event = 'PgSleep' AND now() - query_start > interval '200 milliseconds'"));
     PGresult* r = PQgetResult(c.c);
     REQUIRE_MESSAGE(PQresultStatus(r) == PGRES_TUPLES_OK, PQresultErrorMessage(r));
     std::string rows;
@@ -312,8 +313,8 @@ TEST_CASE("MariaDB, transaction mode: a read killed with rows produced but unsen
   const std::string q =
       "SELECT CONCAT(@@read_only, '/', seq, '/loss_rows') FROM seq_1_to_3 WHERE SLEEP(IF(seq = 3, 1.5, 0)) = 0";
   REQUIRE(mysql_send_query(c.m, q.data(), q.size()) == 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // rows 1 and 2 are in its buffer
-  CHECK(kill_running(my_replica_port(), "loss_rows"));
+  // Asleep at row 3 for a while: rows 1 and 2 are in its network buffer.
+  CHECK(kill_running(my_replica_port(), "loss_rows", "STATE = 'User sleep' AND TIME_MS > 200"));
   REQUIRE_MESSAGE(mysql_read_query_result(c.m) == 0, mysql_error(c.m));
   MYSQL_RES* res = mysql_store_result(c.m);
   REQUIRE(res);
