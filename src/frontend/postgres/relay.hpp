@@ -155,6 +155,8 @@ class Relay {
   // RowDescription, NoData, CloseComplete): a server that dies before the first row leaves the
   // request replayable(). begin_retry() then expects the new server to send that same preamble
   // first and drops it (the client has it); an answer that differs there is a protocol error.
+  // A chunk that brings the server's goodbye while the read is replayable (rows flushed with the
+  // FATAL or 57P warning of a backend that exits) is dropped whole: the read stays replayable.
   void begin_request(bool record) {
     seen_.clear();
     skip_.clear();
