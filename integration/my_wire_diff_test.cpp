@@ -203,9 +203,7 @@ TEST_CASE("the same packets come back directly and through Sluice, in every pool
   MyConn root(my_port(), "root", "", "app");
   REQUIRE(root.ok);
   setup(root);
-  int index = 0;
   for (const auto& sc : scenarios()) {
-    ++index;
     Packets want;
     bool have_want = false;
     for (unsigned mode : {Session, Transaction, Statement}) {

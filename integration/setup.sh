@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already installed.
 set -euo pipefail
 PACKAGES=(
-  build-essential clang cmake ninja-build ccache pkg-config
+  build-essential clang-16 libclang-rt-16-dev llvm-16 cmake ninja-build ccache pkg-config
   libboost1.81-dev libpq-dev libmariadb-dev libssl-dev libtomlplusplus-dev libfmt-dev doctest-dev
   libidn-dev libsodium-dev zlib1g-dev libzstd-dev libre2-dev python3-psycopg python3-psycopg2 python3-pymysql
   postgresql-15 postgresql-client-15 postgresql-contrib mariadb-server mariadb-client redis-tools sysbench
