@@ -284,6 +284,44 @@ TEST_CASE("console over libpq: SHOW POOLS / CLIENTS / SERVERS / STATS / BACKENDS
   CHECK(query(adm, "SHOW NONSENSE").error == "42601");
 }
 
+TEST_CASE("SHOW STATS times each query from its request to its answer, on both protocols") {
+  // Query times come from the worker's loop clock (observe/loop_clock.hpp), read when the
+  // reactor's epoll_wait comes back: a query that sleeps 300 ms counts at least that long, and a
+  // quick one after the worker slept a second with nothing to do counts well under it.
+  SluiceProcess s(pools(5, 0, false), kGeneral);
+  Conn adm(admin_conninfo(s));
+  REQUIRE(adm.ok());
+  Conn app(s.conninfo());
+  REQUIRE(app.ok());
+  MyConn my(s.my_port(), "app", "app", "app");
+  REQUIRE(my.ok);
+  auto totals = [&](const std::string& protocol) {
+    auto st = query(adm, "SHOW STATS LIKE 'app'");
+    for (std::size_t i = 0; i < st.rows.size(); ++i)
+      if (st.at(i, "protocol") == protocol)
+        return std::pair{num(st.at(i, "total_query_time")), num(st.at(i, "total_query_count"))};
+    return std::pair{-1L, -1L};
+  };
+  for (const std::string protocol : {"postgres", "mysql"}) {
+    INFO(protocol);
+    auto ask = [&](const std::string& pg_sql, const std::string& my_sql) {
+      return protocol == "postgres" ? app.scalar(pg_sql) : my.scalar(my_sql);
+    };
+    REQUIRE(ask("SELECT 1", "SELECT 1") == "1");
+    auto [t0, n0] = totals(protocol);
+    REQUIRE(ask("SELECT 1 FROM pg_sleep(0.3)", "SELECT 1 FROM (SELECT SLEEP(0.3)) AS s") == "1");
+    auto [t1, n1] = totals(protocol);
+    CHECK(n1 - n0 == 1);
+    CHECK(t1 - t0 >= 300000);
+    CHECK(t1 - t0 < 3000000);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    REQUIRE(ask("SELECT 2", "SELECT 2") == "2");
+    auto [t2, n2] = totals(protocol);
+    CHECK(n2 - n1 == 1);
+    CHECK(t2 - t1 < 500000);
+  }
+}
+
 TEST_CASE("extended protocol on the console: prepared SHOW with binary results; Describe before Execute") {
   SluiceProcess s(pools(6, 0, false), kGeneral);
   Conn adm(admin_conninfo(s));

@@ -7,6 +7,7 @@
 // events pass through net/fast_reads.hpp's filter on the way, and its registrations
 // (--wrap=epoll_ctl) ask for EPOLLRDHUP too.
 #include "src/net/fast_reads.hpp"
+#include "src/observe/loop_clock.hpp"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -38,6 +39,7 @@ extern "C" int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event* ev
 extern "C" int __wrap_epoll_wait(int epfd, struct epoll_event* events, int max_events, int timeout) {
   // epoll_pwait with no signal mask is epoll_wait (and the only one some architectures have).
   int n = static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max_events, timeout, nullptr, _NSIG / 8));
+  if (n >= 0) sluice::observe::tick();  // the worker's loop clock (observe/loop_clock.hpp)
   // The events of descriptors with a fast read waiting go to the worker's table instead.
   return n > 0 ? sluice::net::fast_reads::filter_events(epfd, events, n) : n;
 }

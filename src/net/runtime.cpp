@@ -2,6 +2,7 @@
 #include "src/net/runtime.hpp"
 
 #include "src/net/listening_sockets.hpp"
+#include "src/observe/loop_clock.hpp"
 
 #include <fmt/format.h>
 #include <grp.h>
@@ -58,6 +59,7 @@ Runtime::~Runtime() {
 void Runtime::start() {
   for (auto& c : contexts_)
     threads_.emplace_back([ctx = c.get()] {
+      observe::LoopClockScope loop_clock;  // the worker's handlers read the time of their turn
       for (;;) {
         try {
           ctx->run();

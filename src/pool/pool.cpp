@@ -8,6 +8,7 @@
 #include "src/net/connect.hpp"
 #include "src/net/queued_call.hpp"
 #include "src/observe/log.hpp"
+#include "src/observe/loop_clock.hpp"
 
 namespace sluice::pool {
 
@@ -144,7 +145,7 @@ bool Pool::needs_probe(const ServerConn& c, Clock::time_point now) {
 std::shared_ptr<ServerConn> Pool::try_lease_local(const asio::any_io_executor& ex) {
   std::lock_guard lock(mu_);
   auto conn = take_local_locked(ServerConn::home_of(ex));
-  if (conn && needs_probe(*conn, Clock::now())) {  // leave it for lease(), which probes
+  if (conn && needs_probe(*conn, observe::loop_now())) {  // leave it for lease(), which probes
     idle_.push_back(std::move(conn));
     return nullptr;
   }
@@ -358,7 +359,7 @@ void Pool::hand_over_locked(std::shared_ptr<ServerConn> conn) {
 }
 
 void Pool::release(std::shared_ptr<ServerConn> conn, bool reusable) {
-  auto now = Clock::now();
+  auto now = observe::loop_now();
   std::unique_lock lock(mu_);
   conn->client_id.store(0, std::memory_order_relaxed);
   if (reusable && !closed_ && now - conn->created < settings_.lifetime && total_ <= settings_.pool_size &&

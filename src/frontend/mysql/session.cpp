@@ -5,6 +5,7 @@
 
 #include "src/frontend/common/client_log.hpp"
 #include "src/frontend/mysql/admin.hpp"
+#include "src/observe/loop_clock.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -103,7 +104,7 @@ awaitable<bool> Session::serve(bool ok) {
     if (!ok && std::exchange(parking_, false)) co_return true;
     if (ok) {
       auto cmd = static_cast<std::uint8_t>(io_.payload()[0]);
-      auto started = observe::Clock::now();
+      auto started = observe::loop_now();
       if (!in_xact_) {
         in_xact_ = true;
         xact_start_ = started;
@@ -177,13 +178,13 @@ void Session::record_digest(std::uint64_t us) {
 void Session::count_command(std::uint8_t cmd, observe::Clock::time_point started) {
   if (!server_) info_->set_state(observe::ClientState::Idle);
   if (!stats_ || (cmd != my::com::QUERY && cmd != my::com::STMT_EXECUTE)) return;
-  auto us = observe::micros_since(started);
+  auto us = observe::loop_micros_since(started);
   stats_->query(us);
   if (digesting_) [[unlikely]]
     record_digest(us);
   info_->queries.fetch_add(1, std::memory_order_relaxed);
   if (!cmd_.in_transaction()) {
-    stats_->xact(observe::micros_since(xact_start_));
+    stats_->xact(observe::loop_micros_since(xact_start_));
     in_xact_ = false;
   }
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "src/observe/log.hpp"
+#include "src/observe/loop_clock.hpp"
 
 namespace sluice::frontend::pg {
 namespace {
@@ -147,7 +148,7 @@ Relay::Verdict Relay::client_message(const wire::Frame& f, pool::ServerConn& ser
   if (stats_ && !in_query_ && (f.type == wire::fe::Query || f.type == wire::fe::Sync || f.type == wire::fe::Parse ||
                                f.type == wire::fe::Bind || f.type == wire::fe::Execute)) {
     in_query_ = true;
-    query_start_ = observe::Clock::now();
+    query_start_ = observe::loop_now();
     if (!in_xact_) {
       in_xact_ = true;
       xact_start_ = query_start_;
@@ -496,8 +497,8 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
       if (tx_status_ == 'I' && !deferred_.empty()) deferred_.clear();  // the transaction ended without COMMIT
       ++cycles_;
       if (stats_ && in_query_) {
-        auto now = observe::Clock::now();
-        stats_->query(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - query_start_).count()));
+        auto now = observe::loop_now();
+        stats_->query(observe::micros_between(query_start_, now));
         if (client_queries_) client_queries_->fetch_add(1, std::memory_order_relaxed);
         // Pipelined requests: the next one's time starts where this one ended.
         bool more = false;
@@ -505,7 +506,7 @@ Relay::Verdict Relay::on_message_end(pool::ServerConn& server, std::string& clie
         in_query_ = more;
         query_start_ = now;
         if (tx_status_ == 'I' && in_xact_) {
-          stats_->xact(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - xact_start_).count()));
+          stats_->xact(observe::micros_between(xact_start_, now));
           in_xact_ = false;
         }
       }
