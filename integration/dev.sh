@@ -15,7 +15,6 @@ RUN="$ROOT/.sandbox"
 # clang 16 (Debian 12's clang-16 package) for the release and the sanitizer builds: its coroutines
 # resume with less work than Debian's default clang 14 (bench/RESULTS.md, "clang 16").
 CLANG=clang++-16
-export ASAN_SYMBOLIZER_PATH="${ASAN_SYMBOLIZER_PATH:-/usr/lib/llvm-16/bin/llvm-symbolizer}"
 
 build() {
   "$ROOT/integration/setup.sh"
@@ -107,6 +106,8 @@ build_gcc() {
 # fuzz targets. SLUICE_TEST_RELEASE=1 also builds the release binary first and runs the suite on it.
 test_all() {
   "$ROOT/integration/setup.sh"
+  # Sanitizer traces with files and lines: clang 16's symbolizer (setup.sh installs llvm-16).
+  export ASAN_SYMBOLIZER_PATH="${ASAN_SYMBOLIZER_PATH:-/usr/lib/llvm-16/bin/llvm-symbolizer}"
   if [ "${SLUICE_TEST_RELEASE:-0}" = 1 ]; then
     build
     run_ctest "$BUILD"
