@@ -13,6 +13,19 @@ using sluice::observe::loop_now;
 using sluice::observe::micros_between;
 using Clock = std::chrono::steady_clock;
 
+namespace {
+// Runs an io_context on the calling thread, inside a loop clock scope, until a timer of `after`
+// has fired and `handler` has run.
+template <typename Handler>
+void run_timer(Clock::duration after, Handler handler) {
+  sluice::observe::LoopClockScope scope;
+  boost::asio::io_context io;
+  boost::asio::steady_timer t(io, after);
+  t.async_wait([&](boost::system::error_code) { handler(); });
+  io.run();
+}
+}  // namespace
+
 TEST_CASE("loop clock: a thread without a reactor reads the clock itself") {
   std::thread([] {
     auto a = loop_now();
@@ -38,16 +51,12 @@ TEST_CASE("loop clock: the reactor ticks when epoll_wait comes back, before the 
   // The timer's handler runs in the turn of the epoll_wait that slept through its 30 ms: its
   // loop time is after the wait, not the time of the turn that armed the timer.
   std::thread([] {
-    sluice::observe::LoopClockScope scope;
-    boost::asio::io_context io;
-    boost::asio::steady_timer t(io, 30ms);
     Clock::time_point armed = Clock::now(), seen{}, later{};
-    t.async_wait([&](boost::system::error_code) {
+    run_timer(30ms, [&] {
       seen = loop_now();
       std::this_thread::sleep_for(2ms);
       later = loop_now();  // the same turn: the same time
     });
-    io.run();
     CHECK(seen - armed >= 30ms);
     CHECK(seen <= Clock::now());
     CHECK(later == seen);
@@ -58,13 +67,7 @@ TEST_CASE("loop clock: a thread that ran a reactor and went on reads the clock i
   // The pool's last-use stamps once came from a test thread's tick long past: every connection
   // it released then looked idle for seconds and was probed.
   std::thread([] {
-    {
-      sluice::observe::LoopClockScope scope;
-      boost::asio::io_context io;
-      boost::asio::steady_timer t(io, 1ms);
-      t.async_wait([](boost::system::error_code) {});
-      io.run();
-    }
+    run_timer(1ms, [] {});
     auto a = loop_now();
     std::this_thread::sleep_for(2ms);
     CHECK(loop_now() - a >= 2ms);
