@@ -5,7 +5,10 @@ bench/instructions_mysql.sh), per transaction. callgrind_annotate 3.19 attribute
 A single dump also holds its run's fixed costs (the benches subtract a shorter run), so its total
 is a little above their figure.
 usage: callgrind_self.py <dump> <transactions> [top=40]
-       callgrind_self.py <dump> <transactions> --callers <function substring>
+       callgrind_self.py <dump> <transactions> --callers <function substring>  (calls and the
+         instructions spent in them, inclusive, per transaction, by caller)
+       callgrind_self.py <dump> <transactions> --callees <function substring>  (the same, by
+         callee, of the calls the matching functions make)
        callgrind_self.py <dump> <transactions> --lines <function substring>
 --lines needs a dump with line numbers: a -gdwarf-4 build run with BENCH_KEEP_DEBUG=1 (Valgrind
 3.19 cannot read DWARF 5). Line 0 is code the compiler gave no line (a coroutine's dispatch).
@@ -34,12 +37,14 @@ def fn_ref(line, names):
 def main():
     path, tx = sys.argv[1], int(sys.argv[2])
     callers_of = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--callers" else None
+    callees_of = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--callees" else None
     if len(sys.argv) > 4 and sys.argv[3] == "--lines":
         return lines_of(path, tx, sys.argv[4])
-    top = int(sys.argv[3]) if len(sys.argv) > 3 and not callers_of else 40
-    names, self_cost, calls = {}, collections.Counter(), collections.Counter()
+    top = int(sys.argv[3]) if len(sys.argv) > 3 and not (callers_of or callees_of) else 40
+    names, self_cost, calls, spent = {}, collections.Counter(), collections.Counter(), collections.Counter()
     cur = cfn = None
     call_line = False
+    counted = False  # the call just named is one --callers counts: its cost line is the callee's
     for line in open(path, errors="replace"):
         line = line.rstrip("\n")
         ref = fn_ref(line, names)
@@ -52,8 +57,12 @@ def main():
         m = re.match(r"calls=(\d+)", line)
         if m:
             call_line = True
-            if callers_of and callers_of in names.get(cfn, ""):
+            counted = bool(callers_of and callers_of in names.get(cfn, ""))
+            if counted:
                 calls[cur] += int(m.group(1))
+            elif callees_of and callees_of in names.get(cur, ""):
+                counted = True
+                calls[cfn] += int(m.group(1))
             continue
         if not line or not (line[0].isdigit() or line[0] in "+-*"):
             continue
@@ -62,14 +71,16 @@ def main():
             continue
         if call_line:  # the inclusive cost of the call just named, not this function's own
             call_line = False
+            if counted:
+                spent[cfn if callees_of else cur] += int(parts[1]) if parts[1].isdigit() else 0
             continue
         try:
             self_cost[cur] += int(parts[1])
         except ValueError:
             pass
-    if callers_of:
-        for k, v in calls.most_common(20):
-            print(f"{v / tx:8.2f} calls  {shorten(names.get(k, k))}")
+    if callers_of or callees_of:
+        for k, v in (sorted(calls.items(), key=lambda kv: -spent[kv[0]])[:30] if callees_of else calls.most_common(20)):
+            print(f"{v / tx:8.2f} calls {spent[k] / tx:10.1f} instr  {shorten(names.get(k, k))}")
         return
     print(f"total {sum(self_cost.values()) / tx:.0f} instructions per transaction")
     for k, v in self_cost.most_common(top):

@@ -54,8 +54,23 @@ median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{a[NR]=$1} END {if (NR) print
 # PgBouncer in transaction mode in front of the sandbox primary's database "app" (user app/app,
 # SCRAM), listening on 127.0.0.1:$1 with default_pool_size $2; further [pgbouncer] lines (TLS)
 # on stdin. Writes $WORK/pgbouncer.ini and $WORK/userlist.txt.
+# The user list holds the server's own SCRAM secret for app (read from pg_authid): PgBouncer then
+# checks a client's proof against it and logs in to the server with the client's keys, as its
+# documentation describes for identical secrets, with no key derivation of its own. Given
+# the plain password instead, it would derive the salted key (4096 PBKDF2 rounds, about 6.6 ms
+# of CPU here) at every client login, which the benches' CPU per transaction would count.
+# BENCH_BOUNCER_PLAIN=1 keeps that plain-password set-up (the benches' before 2026-12-07).
 write_pgbouncer_ini() {
-  echo '"app" "app"' >"$WORK/userlist.txt"
+  local secret=""
+  if [ "${BENCH_BOUNCER_PLAIN:-0}" != 1 ]; then
+    secret="$(psql -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+      -c "select rolpassword from pg_authid where rolname = 'app'" 2>/dev/null || true)"
+    case "$secret" in
+      SCRAM-SHA-256\$*) ;;
+      *) echo "bench: no SCRAM secret for app on port $PG_PORT; PgBouncer gets the plain password" >&2; secret="" ;;
+    esac
+  fi
+  echo "\"app\" \"${secret:-app}\"" >"$WORK/userlist.txt"
   {
     cat <<CONF
 [databases]
