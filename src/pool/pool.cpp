@@ -31,7 +31,7 @@ config::PoolMode Pool::mode() const {
   return settings_.mode;
 }
 
-std::optional<Params> Pool::server_params() const {
+std::shared_ptr<const Params> Pool::server_params() const {
   std::lock_guard lock(mu_);
   return server_params_;
 }
@@ -116,7 +116,7 @@ asio::awaitable<LeaseResult> Pool::connect_new(asio::any_io_executor ex) {
     }
   }
   live_[r.conn->id] = r.conn;
-  if (!server_params_) server_params_ = r.conn->initial;
+  if (!server_params_) server_params_ = std::make_shared<const Params>(r.conn->initial);
   out.conn = std::move(r.conn);
   co_return out;
 }

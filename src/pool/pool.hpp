@@ -98,8 +98,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // A server connection with this pool's settings, outside its count (the listening connection).
   asio::awaitable<ConnectResult> connect_dedicated(asio::any_io_executor ex);
 
-  // ParameterStatus values of this pool's server, learned from its first connection.
-  std::optional<Params> server_params() const;
+  // ParameterStatus values of this pool's server, learned from its first connection (null
+  // before it): one object for the pool's life, which logins may recognize by its address.
+  std::shared_ptr<const Params> server_params() const;
 
   // Closes idle connections past server_idle_timeout / server_lifetime and opens connections up
   // to min_pool_size. Called about once a second from one worker.
@@ -197,7 +198,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   Clock::time_point sweep_at_{};
   std::uint64_t sweep_generation_ = 0;
   std::size_t total_ = 0;  // idle + leased + connecting
-  std::optional<Params> server_params_;
+  std::shared_ptr<const Params> server_params_;
   std::uint64_t next_conn_id_ = 1;
   std::uint64_t tls_generation_ = 0;  // bumped when a reload changes server_tls (ServerTls::policy)
   bool closed_ = false;

@@ -20,6 +20,8 @@ class SharedParams {
   const std::string* find(std::string_view name) const { return get().find(name); }
   const auto& items() const { return get().items; }
   std::uint64_t fingerprint() const { return get().fingerprint; }
+  // Whether both hold the very same set (not merely an equal one).
+  bool same_set(const SharedParams& o) const { return p_ == o.p_; }
 
   void set(std::string_view name, std::string_view value) {
     if (const std::string* v = find(name); v && *v == value) return;

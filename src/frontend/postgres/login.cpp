@@ -7,6 +7,39 @@
 
 namespace sluice::frontend::pg {
 
+namespace {
+// What a login answers, remembered per worker for the last few kinds of login: a client that
+// sends the same startup parameters as an earlier one, to a pool whose server parameters are
+// the same object, gets the same parameter set (interned) and the same ParameterStatus
+// messages, without building, hashing and interning them again (about 15,000 instructions of
+// a login, bench/RESULTS.md). Holding the server parameters keeps their address from being
+// reused by another pool's while remembered.
+struct LoginAnswer {
+  std::shared_ptr<const pool::Params> server;
+  std::vector<std::pair<std::string, std::string>> startup;
+  pool::SharedParams params;
+  std::string status;
+};
+constexpr std::size_t kLoginAnswers = 4;
+thread_local std::array<LoginAnswer, kLoginAnswers> t_answers;
+thread_local std::size_t t_next_answer = 0;
+
+const LoginAnswer* known_answer(const std::shared_ptr<const pool::Params>& server,
+                                const std::vector<std::pair<std::string, std::string>>& startup) {
+  for (const auto& a : t_answers)
+    if (a.server == server && a.startup == startup) return &a;
+  return nullptr;
+}
+
+void remember_answer(std::shared_ptr<const pool::Params> server,
+                     std::vector<std::pair<std::string, std::string>> startup, const pool::SharedParams& params,
+                     const std::string& status) {
+  LoginAnswer& a = t_answers[t_next_answer];
+  t_next_answer = (t_next_answer + 1) % kLoginAnswers;
+  a = LoginAnswer{std::move(server), std::move(startup), params, status};
+}
+}  // namespace
+
 awaitable<bool> Session::startup() {
   for (;;) {
     std::size_t consumed = 0;
@@ -268,18 +301,25 @@ awaitable<bool> Session::login() {
       co_await report_lease_failure(r);
       co_return false;
     }
-    params = r.conn->params;
+    params = std::make_shared<const pool::Params>(r.conn->params);
     pool_->release(std::move(r.conn), true);
   }
-  pool::Params mine;
-  mine.items.reserve(params->items.size() + 2);
-  for (auto& [k, v] : params->items) mine.set(k, v);
-  for (auto& [k, v] : w().startup_.params) {
-    if (k == "user" || k == "database" || k == "replication") continue;
-    if (k == "options") parse_options(v, mine);
-    else if (valid_param_name(k) && settable(k)) mine.set(k, v);
+  const LoginAnswer* known = known_answer(params, w().startup_.params);
+  if (known) {
+    relay_->client_params = known->params;
+  } else {
+    pool::Params mine;
+    mine.items.reserve(params->items.size() + 2);
+    for (auto& [k, v] : params->items) mine.set(k, v);
+    for (auto& [k, v] : w().startup_.params) {
+      if (k == "user" || k == "database" || k == "replication") continue;
+      if (k == "options") parse_options(v, mine);
+      else if (valid_param_name(k) && settable(k)) mine.set(k, v);
+    }
+    relay_->client_params = pool::SharedParams::intern(std::move(mine));
   }
-  relay_->client_params = pool::SharedParams::intern(std::move(mine));
+  const pool::SharedParams chosen = relay_->client_params;
+  auto startup = std::move(w().startup_.params);
   std::vector<std::pair<std::string, std::string>>().swap(w().startup_.params);  // all taken: an idle client keeps none
   if (mode_ == config::PoolMode::Session) {
     // The client's server session starts now: its BackendKeyData carries the server's real
@@ -291,8 +331,14 @@ awaitable<bool> Session::login() {
     }
   }
   std::string out;
-  for (auto& [k, v] : relay_->client_params.items())
-    if (params->find(k)) wire::parameter_status(out, k, v);
+  if (known && relay_->client_params.same_set(known->params)) {
+    out = known->status;  // (a session-mode attach may have dropped parameters the server refused)
+  } else {
+    out.reserve(32 * relay_->client_params.items().size() + 64);
+    for (auto& [k, v] : relay_->client_params.items())
+      if (params->find(k)) wire::parameter_status(out, k, v);
+    if (!known && relay_->client_params.same_set(chosen)) remember_answer(params, std::move(startup), chosen, out);
+  }
   auto [pid, target] = cancel_registry().add(server_ ? server_->backend_pid : 0);
   pid_ = pid;
   cancel_ = target;

@@ -73,6 +73,9 @@ Session::Session(tcp::socket s, state::Context& ctx, net::Origin origin)
 }
 
 Session::~Session() {
+  // A client that leaves with bytes read (its Terminate) gives the read buffer back: the next
+  // login on this worker takes it instead of a new one.
+  if (!in_.empty()) net::client_buffers().give(in_);
   if (!info_) return;  // hibernated: its sleep has the rest
   ctx_.client_table.remove(info_->id);
   log_end();
