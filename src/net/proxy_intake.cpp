@@ -1,6 +1,8 @@
 // Reading a PROXY header off a new connection (proxy_intake.hpp).
 #include "src/net/proxy_intake.hpp"
 
+#include "src/net/address_text.hpp"
+
 #include <sys/socket.h>
 
 #include <array>
@@ -42,7 +44,7 @@ Origin peer_origin(const asio::ip::tcp::socket& sock) {
   }
   auto a = peer.address();
   if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  o.addr = a.to_string();
+  o.addr = address_text(a);
   o.port = peer.port();
   return o;
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "src/net/address_text.hpp"
 #include "src/net/connect.hpp"
 #include "src/observe/log.hpp"
 
@@ -21,7 +22,7 @@ std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* p
   if (net::is_unix(sock)) {
     info->local_addr = "unix";
   } else if (auto local = sock.local_endpoint(ec); !ec) {
-    info->local_addr = local.address().to_string(), info->local_port = local.port();
+    info->local_addr = net::address_text(local.address()), info->local_port = local.port();
   }
   return info;
 }
