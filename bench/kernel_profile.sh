@@ -8,6 +8,8 @@
 # utime/stime split cannot break down.
 #   bench/kernel_profile.sh        # BENCH_CLIENTS=16, POOL_SIZE=10, BENCH_SECONDS=6, BENCH_ROUNDS=2
 #   BENCH_TOP=40 bench/kernel_profile.sh     # rows shown (default 30)
+#   BENCH_PGBENCH="-S -C" BENCH_CLIENTS=50 bench/kernel_profile.sh  # pgbench's options (default
+#     -S): -C makes each transaction a new connection with its SCRAM login
 #   BENCH_KEEP=/tmp/kp bench/kernel_profile.sh   # keep each perf.data there
 #   BENCH_SCHED=1 bench/kernel_profile.sh    # and one more round per proxy with the scheduler's
 #     switch and wake-up events recorded system-wide (bench/sched_summary.py): how often the
@@ -20,6 +22,7 @@ POOL_SIZE="${POOL_SIZE:-10}"
 SECS="${BENCH_SECONDS:-6}"
 ROUNDS="${BENCH_ROUNDS:-2}"
 TOP="${BENCH_TOP:-30}"
+read -r -a PGB_OPTS <<<"${BENCH_PGBENCH:--S}"
 FREQ=4000  # samples per second of CPU: one stands for 250 us
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6478 SLUICE1_PORT=6479 BOUNCER_PORT=6447
@@ -46,7 +49,7 @@ for round in $(seq 1 "$ROUNDS"); do
     rec=$!
     sleep 0.5
     read -r v0 n0 <<<"$(switches_of "$pid")"
-    out="$(pgbench -n -c "$CLIENTS" -j 2 -T "$SECS" -S -h 127.0.0.1 -p "$(port_of "$target")" -U app app 2>&1)" || true
+    out="$(pgbench -n -c "$CLIENTS" -j 2 -T "$SECS" "${PGB_OPTS[@]}" -h 127.0.0.1 -p "$(port_of "$target")" -U app app 2>&1)" || true
     wait "$rec" || true
     tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
     TX[$target]=$((${TX[$target]:-0} + ${tx:-0}))
@@ -73,7 +76,7 @@ per_symbol() {  # target
 mkdir -p "$ROOT/bench/out"
 OUT="$ROOT/bench/out/$(date -u +%Y%m%dT%H%M%SZ)-kernel.md"
 {
-  echo "perf record -e cpu-clock -F $FREQ of each proxy, pgbench -S -c $CLIENTS -T $SECS x $ROUNDS rounds, pool_size $POOL_SIZE, $(nproc) cores, $(uname -r), $(date -u +%F)"
+  echo "perf record -e cpu-clock -F $FREQ of each proxy, pgbench ${PGB_OPTS[*]} -c $CLIENTS -T $SECS x $ROUNDS rounds, pool_size $POOL_SIZE, $(nproc) cores, $(uname -r), $(date -u +%F)"
   echo "transactions: PgBouncer ${TX[pgbouncer]}, Sluice (1 worker) ${TX[sluice-1w]}"
   for t in $TARGETS; do
     awk -v t="$t" -v v="${VOL[$t]}" -v n="${INVOL[$t]}" -v x="${TX[$t]}" \
@@ -92,14 +95,14 @@ OUT="$ROOT/bench/out/$(date -u +%Y%m%dT%H%M%SZ)-kernel.md"
 } | tee "$OUT"
 if [ "${BENCH_SCHED:-0}" = 1 ]; then
   echo
-  echo "Scheduler events, one more round of pgbench -S -c $CLIENTS -T 3 each (perf record -e sched:sched_switch,sched:sched_wakeup -a):"
+  echo "Scheduler events, one more round of pgbench ${PGB_OPTS[*]} -c $CLIENTS -T 3 each (perf record -e sched:sched_switch,sched:sched_wakeup -a):"
   for target in $TARGETS; do
     pid="$(pid_of "$target")"
     comms="$(cat /proc/"$pid"/task/*/comm | sort -u | tr '\n' ' ')"
     perf record -q -e sched:sched_switch -e sched:sched_wakeup -a -o "$WORK/$target.sched" -- sleep 3.5 >/dev/null 2>&1 &
     rec=$!
     sleep 0.2
-    out="$(pgbench -n -c "$CLIENTS" -j 2 -T 3 -S -h 127.0.0.1 -p "$(port_of "$target")" -U app app 2>&1)" || true
+    out="$(pgbench -n -c "$CLIENTS" -j 2 -T 3 "${PGB_OPTS[@]}" -h 127.0.0.1 -p "$(port_of "$target")" -U app app 2>&1)" || true
     wait "$rec" || true
     tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
     echo "$target ($tx transactions):"
