@@ -304,9 +304,17 @@ awaitable<bool> Session::login() {
     params = std::make_shared<const pool::Params>(r.conn->params);
     pool_->release(std::move(r.conn), true);
   }
-  const LoginAnswer* known = known_answer(params, w().startup_.params);
+  // What is remembered is copied now: a session-mode attach below waits, and another login on
+  // this worker may replace the entry meanwhile.
+  pool::SharedParams known_params;
+  std::string known_status;
+  const bool known = [&] {
+    const LoginAnswer* a = known_answer(params, w().startup_.params);
+    if (a) known_params = a->params, known_status = a->status;
+    return a != nullptr;
+  }();
   if (known) {
-    relay_->client_params = known->params;
+    relay_->client_params = known_params;
   } else {
     pool::Params mine;
     mine.items.reserve(params->items.size() + 2);
@@ -331,8 +339,8 @@ awaitable<bool> Session::login() {
     }
   }
   std::string out;
-  if (known && relay_->client_params.same_set(known->params)) {
-    out = known->status;  // (a session-mode attach may have dropped parameters the server refused)
+  if (known && relay_->client_params.same_set(known_params)) {
+    out = std::move(known_status);  // (a session-mode attach may have dropped parameters the server refused)
   } else {
     out.reserve(32 * relay_->client_params.items().size() + 64);
     for (auto& [k, v] : relay_->client_params.items())
