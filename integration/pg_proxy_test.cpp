@@ -400,36 +400,44 @@ TEST_CASE("two clients with different TimeZone and search_path share one server 
   REQUIRE(a.exec("drop schema itest_a"));
 }
 
-TEST_CASE("logins like earlier ones get the same answer, others their own") {
+TEST_CASE("logins like earlier ones get the same answer, others their own, in every pool mode") {
   // Each worker remembers the answers (parameter set, ParameterStatus) to its last few kinds of
   // login. Over three rounds each of the two workers meets what earlier logins left: repeats,
   // kinds that differ in one startup parameter, and more kinds than it remembers. The
-  // reference is a direct connection with the same parameters.
-  SluiceProcess s(tx_pool(2));
-  const std::vector<std::string> kinds = {
-      "", " application_name=memo_a", " application_name=memo_b", " options='-c TimeZone=Asia/Tokyo'",
-      " application_name=memo_a options='-c TimeZone=Asia/Tokyo'", " options='-c extra_float_digits=2'"};
-  const char* reported[] = {"application_name", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding"};
-  for (int round = 0; round < 3; ++round)
-    for (std::size_t k = 0; k < kinds.size(); k += (round == 1 ? 2 : 1)) {
-      CAPTURE(round);
-      CAPTURE(kinds[k]);
-      Conn direct(direct_conninfo() + kinds[k]);
-      Conn via(s.conninfo() + kinds[k]);
-      REQUIRE_MESSAGE(via.ok(), via.error());
-      REQUIRE(direct.ok());
-      for (const char* name : reported) {
-        CAPTURE(name);
-        const char* want = PQparameterStatus(direct.c, name);
-        const char* got = PQparameterStatus(via.c, name);
-        REQUIRE(want);
-        REQUIRE(got);
-        CHECK(std::string(got) == want);
+  // reference is a direct connection with the same parameters. Session mode attaches a server
+  // connection before answering; the other modes answer without one.
+  for (const char* mode : {"transaction", "session", "statement"}) {
+    CAPTURE(mode);
+    SluiceProcess s(std::string("[[pools]]\ndatabase = \"app\"\ncluster = \"pg\"\npool_mode = \"") + mode +
+                    "\"\npool_size = 2\n");
+    const std::vector<std::string> kinds = {"",
+                                            " application_name=memo_a",
+                                            " application_name=memo_b",
+                                            " options='-c TimeZone=Asia/Tokyo'",
+                                            " application_name=memo_a options='-c TimeZone=Asia/Tokyo'",
+                                            " options='-c extra_float_digits=2'"};
+    const char* reported[] = {"application_name", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding"};
+    for (int round = 0; round < 3; ++round)
+      for (std::size_t k = 0; k < kinds.size(); k += (round == 1 ? 2 : 1)) {
+        CAPTURE(round);
+        CAPTURE(kinds[k]);
+        Conn direct(direct_conninfo() + kinds[k]);
+        Conn via(s.conninfo() + kinds[k]);
+        REQUIRE_MESSAGE(via.ok(), via.error());
+        REQUIRE(direct.ok());
+        for (const char* name : reported) {
+          CAPTURE(name);
+          const char* want = PQparameterStatus(direct.c, name);
+          const char* got = PQparameterStatus(via.c, name);
+          REQUIRE(want);
+          REQUIRE(got);
+          CHECK(std::string(got) == want);
+        }
+        CHECK(via.scalar("show application_name") == direct.scalar("show application_name"));
+        CHECK(via.scalar("show timezone") == direct.scalar("show timezone"));
+        CHECK(via.scalar("show extra_float_digits") == direct.scalar("show extra_float_digits"));
       }
-      CHECK(via.scalar("show application_name") == direct.scalar("show application_name"));
-      CHECK(via.scalar("show timezone") == direct.scalar("show timezone"));
-      CHECK(via.scalar("show extra_float_digits") == direct.scalar("show extra_float_digits"));
-    }
+  }
 }
 
 TEST_CASE("pool exhaustion gives the query_wait_timeout error naming the pool") {
