@@ -182,6 +182,20 @@ connections_per_second_per_address = 5
   CHECK(ok <= 5 + static_cast<int>(secs * 5) + 1);
   CHECK(refused >= 1);
   CHECK(refusal.find("too many new connections from host \"127.0.0.1\"") != std::string::npos);
+  // The same address's bucket on the MySQL door: refused before the greeting with 1040.
+  int my_refused = 0;
+  for (int i = 0; i < 10 && my_refused == 0; ++i) {
+    MyConn m(s.my_port());
+    if (m.ok) continue;
+    ++my_refused;
+    CHECK(mysql_errno(m.m) == 1040);
+    CHECK(std::string(mysql_error(m.m)).find("Too many new connections from '127.0.0.1'") != std::string::npos);
+  }
+  CHECK(my_refused == 1);
+  // Every refusal counted (refused at accept or later, SHOW LIMITS counts each once).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a token for the console
+  auto rows = show_limits(s);
+  CHECK(std::stoi(rows["connections_per_second_per_address/*"].refused) == refused + my_refused);
 }
 
 TEST_CASE("requests per second: refused with 53400 / 1226 and the client stays; queued requests wait") {

@@ -58,19 +58,35 @@ std::vector<ConnectionCounts::Row> ConnectionCounts::rows() const {
   return out;
 }
 
+namespace {
+// How early a request arriving at `t` is when the next is due at `tat` (> 0: early by that much).
+std::int64_t gcra_wait(std::int64_t tat, std::int64_t t, std::uint32_t rate) {
+  const std::int64_t interval = 1'000'000'000 / rate;
+  const std::int64_t burst = 1'000'000'000 - interval;  // rate requests at once
+  return std::max(tat, t) - t - burst;
+}
+std::int64_t ns_of(std::chrono::steady_clock::time_point now) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+}
+}  // namespace
+
 std::optional<std::chrono::nanoseconds> Gcra::admit(std::uint32_t rate, std::chrono::nanoseconds max_wait,
                                                     std::chrono::steady_clock::time_point now) {
   const std::int64_t interval = 1'000'000'000 / rate;
-  const std::int64_t burst = 1'000'000'000 - interval;  // rate requests at once
-  const std::int64_t t = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  const std::int64_t t = ns_of(now);
   std::int64_t tat = tat_ns_.load(std::memory_order_relaxed);
   for (;;) {
     std::int64_t start = std::max(tat, t);
-    std::int64_t wait = start - t - burst;  // > 0: this request is early by that much
+    std::int64_t wait = gcra_wait(tat, t, rate);
     if (wait > max_wait.count()) return std::nullopt;
     if (tat_ns_.compare_exchange_weak(tat, start + interval, std::memory_order_relaxed))
       return std::chrono::nanoseconds(std::max<std::int64_t>(wait, 0));
   }
+}
+
+bool Gcra::would_refuse(std::uint32_t rate, std::chrono::nanoseconds max_wait,
+                        std::chrono::steady_clock::time_point now) const {
+  return gcra_wait(tat_ns_.load(std::memory_order_relaxed), ns_of(now), rate) > max_wait.count();
 }
 
 void Gcra::undo(std::uint32_t rate) { tat_ns_.fetch_sub(1'000'000'000 / rate, std::memory_order_relaxed); }

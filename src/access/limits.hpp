@@ -90,6 +90,9 @@ class Gcra {
                                                 std::chrono::steady_clock::time_point now);
   // Gives back a slot admit() reserved (the other of two limits refused).
   void undo(std::uint32_t rate);
+  // Whether admit(rate, max_wait, now) would refuse, reserving nothing.
+  bool would_refuse(std::uint32_t rate, std::chrono::nanoseconds max_wait,
+                    std::chrono::steady_clock::time_point now) const;
 
  private:
   std::atomic<std::int64_t> tat_ns_{0};

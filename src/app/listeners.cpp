@@ -48,12 +48,18 @@ std::string Listeners::rebind(const config::Config& c) {
       pg = std::make_unique<net::Listener>(
           rt_, *pg_want,
           [&ctx](boost::asio::ip::tcp::socket s) { return frontend::pg::serve_client(std::move(s), ctx); },
-          c.postgres.unix_socket);
+          c.postgres.unix_socket,
+          [&ctx](int fd, const boost::asio::ip::tcp::endpoint& peer) {
+            return frontend::pg::refuse_at_accept(fd, peer, ctx);
+          });
     if (my_want && my_changed)
       my = std::make_unique<net::Listener>(
           rt_, *my_want,
           [&ctx](boost::asio::ip::tcp::socket s) { return frontend::mysql::serve_client(std::move(s), ctx); },
-          c.mysql.unix_socket);
+          c.mysql.unix_socket,
+          [&ctx](int fd, const boost::asio::ip::tcp::endpoint& peer) {
+            return frontend::mysql::refuse_at_accept(fd, peer, ctx);
+          });
     if (http_want && http_want != http_ep_) {
       http = std::make_unique<observe::HttpServer>(
           rt_.worker(0), http_want->front(), http_handlers_,

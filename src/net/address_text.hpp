@@ -24,4 +24,12 @@ inline std::string address_text(const boost::asio::ip::address& a) {
   return std::string(buf, p);
 }
 
+// A peer's address as clients are known by (SHOW CLIENTS, [limits], [[access]]): an IPv4 client
+// of a dual-stack listener by its IPv4 address, not the mapped IPv6 one.
+inline std::string client_address_text(boost::asio::ip::address a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+  return address_text(a);
+}
+
 }  // namespace sluice::net

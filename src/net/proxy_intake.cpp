@@ -42,9 +42,7 @@ Origin peer_origin(const asio::ip::tcp::socket& sock) {
     o.addr = "unknown";
     return o;
   }
-  auto a = peer.address();
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  o.addr = address_text(a);
+  o.addr = client_address_text(peer.address());
   o.port = peer.port();
   return o;
 }

@@ -7,9 +7,11 @@
 #include <fmt/format.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -86,8 +88,8 @@ void Runtime::each(const std::function<void()>& fn) {
 }
 
 Listener::Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory,
-                   config::UnixSocketOptions unix_opts)
-    : unix_opts_(std::move(unix_opts)) {
+                   config::UnixSocketOptions unix_opts, AcceptScreen screen)
+    : unix_opts_(std::move(unix_opts)), screen_(std::move(screen)) {
   try {
     for (auto& ep : eps) listen_on(rt, ep, factory);
   } catch (...) {
@@ -113,11 +115,11 @@ void release_unix_paths(const void* owner, std::vector<std::string>& paths) {
   paths.clear();
 }
 
-// Accepts on `acc` until it closes; each connection goes to the next worker, round robin, and
-// runs `factory` there. A Unix socket's connection keeps its descriptor in a tcp::socket: every
-// session handles it as any other client (net/connect.hpp).
-template <typename Acceptor>
-asio::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acc, SessionFactory factory, Runtime& rt) {
+// Accepts on a Unix-domain socket until it closes; each connection goes to the next worker,
+// round robin, and runs `factory` there with its descriptor in a tcp::socket: every session
+// handles it as any other client (net/connect.hpp).
+asio::awaitable<void> accept_unix(std::shared_ptr<asio::local::stream_protocol::acceptor> acc, SessionFactory factory,
+                                  Runtime& rt) {
   unsigned next = 0;
   for (;;) {
     boost::system::error_code ec;
@@ -130,18 +132,75 @@ asio::awaitable<void> accept_loop(std::shared_ptr<Acceptor> acc, SessionFactory 
       co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    if constexpr (std::is_same_v<Acceptor, tcp::acceptor>) {
-      asio::co_spawn(target, factory(std::move(sock)), asio::detached);
-    } else {
-      int fd = sock.release(ec);
-      if (ec) continue;
+    int fd = sock.release(ec);
+    if (ec) continue;
+    tcp::socket s(target);
+    s.assign(tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      continue;
+    }
+    asio::co_spawn(target, factory(std::move(s)), asio::detached);
+  }
+}
+
+// Connections taken per turn of worker 0 before it lets its other work run.
+constexpr int kAcceptBatch = 64;
+
+// Accepts on a TCP socket until it closes: every connection waiting is taken in one turn (up to
+// kAcceptBatch, then the turn yields), each shown to `screen` (a refusal at accept costs the
+// accept, one send and the close, and never wakes another worker) and otherwise given to the
+// next worker, round robin, where `factory` runs. The listening socket is non-blocking and its
+// readiness edge-triggered, so it is waited on only once accept() says nothing is left.
+asio::awaitable<void> accept_tcp(std::shared_ptr<tcp::acceptor> acc, SessionFactory factory, AcceptScreen screen,
+                                 Runtime& rt) {
+  unsigned next = 0;
+  boost::system::error_code ec;
+  acc->non_blocking(true, ec);
+  const auto protocol = acc->local_endpoint(ec).protocol();
+  for (;;) {
+    int taken = 0;
+    for (; taken < kAcceptBatch && acc->is_open(); ++taken) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof addr;
+      int fd = ::accept4(acc->native_handle(), reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;  // that client is gone already
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+          log::warn("accept failed: {}", std::strerror(errno));
+          asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));  // e.g. EMFILE: back off
+          co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          taken = kAcceptBatch;  // try again at once, without waiting for a new connection
+        }
+        break;
+      }
+      tcp::endpoint peer;
+      std::memcpy(peer.data(), &addr, std::min<std::size_t>(len, peer.capacity()));
+      peer.resize(std::min<std::size_t>(len, peer.capacity()));
+      if (screen && screen(fd, peer)) {
+        ::close(fd);
+        continue;
+      }
+      auto& target = rt.worker(next++ % rt.size());
       tcp::socket s(target);
-      s.assign(tcp::v4(), fd, ec);
+      s.assign(protocol, fd, ec);
       if (ec) {
         ::close(fd);
         continue;
       }
       asio::co_spawn(target, factory(std::move(s)), asio::detached);
+    }
+    if (!acc->is_open()) co_return;
+    if (taken >= kAcceptBatch) {
+      co_await asio::post(acc->get_executor(), asio::use_awaitable);  // more may wait: after the others
+      continue;
+    }
+    co_await acc->async_wait(tcp::acceptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    if (!acc->is_open() || ec == asio::error::operation_aborted) co_return;
+    if (ec) {
+      log::warn("accept failed: {}", ec.message());
+      asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
   }
 }
@@ -230,7 +289,7 @@ void Listener::adopt_unix_socket(Runtime& rt, const std::shared_ptr<asio::local:
   if (ec) throw std::runtime_error(fmt::format("cannot listen on {}: {}", path, ec.message()));
   listening::note(path, acc->native_handle());
   unix_acceptors_.push_back(acc);
-  asio::co_spawn(rt.worker(0), accept_loop(acc, factory, rt), asio::detached);
+  asio::co_spawn(rt.worker(0), accept_unix(acc, factory, rt), asio::detached);
 }
 
 void Listener::listen_on(Runtime& rt, const config::Endpoint& ep, const SessionFactory& factory) {
@@ -260,7 +319,7 @@ void Listener::listen_on(Runtime& rt, const config::Endpoint& ep, const SessionF
   }
   listening::note(key, acc->native_handle());
   acceptors_.push_back(acc);
-  asio::co_spawn(rt.worker(0), accept_loop(acc, factory, rt), asio::detached);
+  asio::co_spawn(rt.worker(0), accept_tcp(acc, factory, screen_, rt), asio::detached);
 }
 
 void Listener::close() {

@@ -34,16 +34,21 @@ class Runtime {
 };
 
 using SessionFactory = std::function<asio::awaitable<void>(tcp::socket)>;
+// Looks at a TCP connection just accepted (its descriptor, non-blocking, and the peer's address)
+// before any session exists for it: true when it has answered the connection itself (a refusal
+// written without waiting) and the connection is to be closed.
+using AcceptScreen = std::function<bool(int fd, const tcp::endpoint& peer)>;
 
 // Listens on each of `eps` (throws, having closed what it opened, when one cannot be bound);
 // accepted sockets go round robin to the workers and run `factory` there. An endpoint that is a
 // path is a Unix-domain socket, made with `unix_opts`' mode and group (a stale file left by a
 // process that is gone is replaced; one another process listens on is refused) and removed by
-// close(). Its connections reach `factory` in a tcp::socket (net/connect.hpp).
+// close(). Its connections reach `factory` in a tcp::socket (net/connect.hpp). A TCP connection
+// that `screen` answers on worker 0, at accept, goes no further.
 class Listener {
  public:
   Listener(Runtime& rt, const std::vector<config::Endpoint>& eps, SessionFactory factory,
-           config::UnixSocketOptions unix_opts = {});
+           config::UnixSocketOptions unix_opts = {}, AcceptScreen screen = {});
   ~Listener();
   void close();
 
@@ -56,6 +61,7 @@ class Listener {
   std::vector<std::shared_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors_;
   std::vector<std::string> unix_paths_;  // removed by close()
   config::UnixSocketOptions unix_opts_;
+  AcceptScreen screen_;  // TCP connections only
 };
 
 // A TCP listener's key among the listening sockets (net/listening_sockets.hpp): "address:port".

@@ -72,6 +72,23 @@ TEST_CASE("GCRA: a burst of one second's worth, then the rate; waits within max_
   CHECK_FALSE(g.admit(10, 0ns, t2));
 }
 
+TEST_CASE("GCRA: would_refuse() answers as admit() would, and reserves nothing") {
+  access::Gcra g;
+  auto t0 = std::chrono::steady_clock::time_point(1000s);
+  for (int i = 0; i < 10; ++i) {
+    CHECK_FALSE(g.would_refuse(10, 0ns, t0));
+    CHECK_FALSE(g.would_refuse(10, 0ns, t0));  // asking twice takes nothing
+    REQUIRE(g.admit(10, 0ns, t0));
+  }
+  CHECK(g.would_refuse(10, 0ns, t0));
+  CHECK_FALSE(g.admit(10, 0ns, t0));
+  CHECK_FALSE(g.would_refuse(10, 100ms, t0));  // a wait of one interval is allowed there
+  CHECK(g.would_refuse(10, 99ms, t0));
+  CHECK_FALSE(g.would_refuse(10, 0ns, t0 + 100ms));  // one interval later, one more
+  REQUIRE(g.admit(10, 0ns, t0 + 100ms));
+  CHECK(g.would_refuse(10, 0ns, t0 + 100ms));
+}
+
 TEST_CASE("a client's limits: [limits], [[users]] overrides, the console, change of user") {
   auto cfg = config::load_string(R"(
 [general]

@@ -23,3 +23,11 @@ TEST_CASE("IPv6 addresses are Asio's text") {
   for (const char* t : {"::1", "fe80::1", "2001:db8::8a2e:370:7334", "::ffff:10.0.0.1"})
     CHECK(sluice::net::address_text(ip::make_address(t)) == ip::make_address(t).to_string());
 }
+
+TEST_CASE("a client's address: an IPv4 client of a dual-stack listener by its IPv4 address") {
+  CHECK(sluice::net::client_address_text(ip::make_address("::ffff:10.0.0.1")) == "10.0.0.1");
+  CHECK(sluice::net::client_address_text(ip::make_address("::ffff:127.0.0.1")) == "127.0.0.1");
+  CHECK(sluice::net::client_address_text(ip::make_address("::1")) == "::1");
+  CHECK(sluice::net::client_address_text(ip::make_address("192.168.1.20")) == "192.168.1.20");
+  CHECK(sluice::net::client_address_text(ip::make_address("fe80::1")) == "fe80::1");
+}

@@ -2,15 +2,17 @@
 #include "src/frontend/common/admission.hpp"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include "src/frontend/common/worker_sessions.hpp"
+#include "src/net/address_text.hpp"
 #include "src/observe/log.hpp"
 
 namespace sluice::frontend {
 
 namespace asio = boost::asio;
 
-asio::awaitable<ClientSlot> admit(asio::ip::tcp::socket& sock, state::Context& ctx, std::string refusal) {
+asio::awaitable<ClientSlot> admit(asio::ip::tcp::socket& sock, state::Context& ctx, const std::string& refusal) {
   boost::system::error_code ec;
   sock.set_option(asio::ip::tcp::no_delay(true), ec);
   if (ctx.clients.fetch_add(1) >= ctx.snapshot()->config->general.max_client_conn) {
@@ -66,6 +68,28 @@ asio::awaitable<std::optional<net::Origin>> admit_origin(asio::ip::tcp::socket& 
     co_return std::nullopt;
   }
   co_return origin;
+}
+
+bool refuse_at_accept(int fd, const asio::ip::tcp::endpoint& peer, state::Context& ctx, const Door& door) {
+  auto snap = ctx.snapshot();
+  const auto& cfg = *snap->config;
+  const std::uint32_t rate = cfg.limits.connections_per_second_per_address;
+  if (rate == 0) return false;
+  const auto& proxy = door.protocol == config::Protocol::Postgres ? cfg.postgres.proxy : cfg.mysql.proxy;
+  if (!proxy.trusted.empty()) return false;
+  if (ctx.clients.load(std::memory_order_relaxed) >= cfg.general.max_client_conn) return false;
+  const std::string addr = net::client_address_text(peer.address());
+  if (door.refused_by_address && snap->access->refused_by_address(door.protocol, addr)) return false;
+  auto bucket = ctx.limits.rates.get(access::Limit::ConnectionRate, addr);
+  if (!bucket->would_refuse(rate, std::chrono::nanoseconds(0), std::chrono::steady_clock::now())) return false;
+  ctx.limits.count_refusal(access::Limit::ConnectionRate);
+  log::debug("connection from {} refused at accept: [limits] {} = {}", addr,
+             access::to_string(access::Limit::ConnectionRate), rate);
+  if (door.refused_by_limit) {
+    const std::string out = door.refused_by_limit(access::Limit::ConnectionRate, addr, rate);
+    [[maybe_unused]] auto sent = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  return true;
 }
 
 void log_internal_error(const char* what, const std::exception& e) {

@@ -55,7 +55,8 @@ class ClientSlot {
 
 // A slot for `sock` unless max_client_conn clients are already in; then `refusal` (the
 // protocol's error) is written and the slot is empty.
-boost::asio::awaitable<ClientSlot> admit(boost::asio::ip::tcp::socket& sock, state::Context& ctx, std::string refusal);
+boost::asio::awaitable<ClientSlot> admit(boost::asio::ip::tcp::socket& sock, state::Context& ctx,
+                                         const std::string& refusal);
 
 // How a listener's protocol turns clients away before its session starts.
 struct Door {
@@ -76,6 +77,14 @@ struct Door {
 // connections per second): the place is kept in `slot`.
 boost::asio::awaitable<std::optional<net::Origin>> admit_origin(boost::asio::ip::tcp::socket& sock, state::Context& ctx,
                                                                 const Door& door, ClientSlot& slot);
+
+// At accept, before any session (net::AcceptScreen): true when [limits]
+// connections_per_second_per_address already refuses this connection, its refusal (the
+// protocol's words, `door`) then written without waiting and counted. A connection goes on to its
+// session, and to admit() and admit_origin() in their order, when something they check first
+// would answer it (max_client_conn, an [[access]] refusal by address), when its address may come
+// in a PROXY header, and when the rate admits it: nothing is reserved here.
+bool refuse_at_accept(int fd, const boost::asio::ip::tcp::endpoint& peer, state::Context& ctx, const Door& door);
 
 void log_internal_error(const char* what, const std::exception& e);
 void log_handed_over(std::uint64_t client_id);
@@ -293,12 +302,12 @@ void sleep_parked(net::ParkedWaits::Waiter* handle, const boost::asio::any_io_ex
 
 // Runs a session class constructed from (socket, context, origin) for `sock`, unless
 // max_client_conn clients are already in, its PROXY header is missing or bad, or its address
-// is refused (`door`). The session may park (above); `what`
+// is refused (`door`, which outlives the coroutine: each protocol's is made once). The session may park (above); `what`
 // names it in the log when it ends by an internal error.
 template <typename Session>
-boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, state::Context& ctx, Door door,
+boost::asio::awaitable<void> serve_admitted(boost::asio::ip::tcp::socket sock, state::Context& ctx, const Door& door,
                                             const char* what) {
-  ClientSlot slot = co_await admit(sock, ctx, std::move(door.too_many));
+  ClientSlot slot = co_await admit(sock, ctx, door.too_many);
   if (!slot) co_return;
   auto origin = co_await admit_origin(sock, ctx, door, slot);
   if (!origin) co_return;

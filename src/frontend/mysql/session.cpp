@@ -269,30 +269,44 @@ awaitable<bool> Session::send_ok(std::uint64_t affected, std::string_view info) 
   co_return co_await io_.reply(p);
 }
 
+namespace {
+// How a MySQL listener turns clients away before their session (frontend/common/admission.hpp).
+const Door& my_door() {
+  static const Door door = [] {
+    std::string err;
+    Door d;
+    d.protocol = config::Protocol::Mysql;
+    const auto& row = refusal_row(Refusal::TooManyClients);
+    my::build_err(err, row.code, row.sqlstate, row.text);
+    my::append_packets(d.too_many, err, 0);
+    // As a MySQL server refuses a host before its greeting: error 1130, the first packet.
+    d.refused_by_address = [](const access::Verdict&, std::string_view address) {
+      std::string p, out;
+      const auto& r = refusal_row(Refusal::HostNotAllowed);
+      my::build_err(p, r.code, r.sqlstate, refusal_text(Refusal::HostNotAllowed, address));
+      my::append_packets(out, p, 0);
+      return out;
+    };
+    d.refused_by_limit = [](access::Limit l, std::string_view address, std::uint32_t value) {
+      std::string p, out;
+      Refusal r = l == access::Limit::ConnectionRate ? Refusal::ConnectionRate : Refusal::AddressConnections;
+      const auto& row = refusal_row(r);
+      my::build_err(p, row.code, row.sqlstate, refusal_text(r, address, value));
+      my::append_packets(out, p, 0);
+      return out;
+    };
+    return d;
+  }();
+  return door;
+}
+}  // namespace
+
+bool refuse_at_accept(int fd, const tcp::endpoint& peer, state::Context& ctx) {
+  return frontend::refuse_at_accept(fd, peer, ctx, my_door());
+}
+
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
-  std::string err;
-  Door door;
-  door.protocol = config::Protocol::Mysql;
-  const auto& row = refusal_row(Refusal::TooManyClients);
-  my::build_err(err, row.code, row.sqlstate, row.text);
-  my::append_packets(door.too_many, err, 0);
-  // As a MySQL server refuses a host before its greeting: error 1130, the first packet.
-  door.refused_by_address = [](const access::Verdict&, std::string_view address) {
-    std::string p, out;
-    const auto& r = refusal_row(Refusal::HostNotAllowed);
-    my::build_err(p, r.code, r.sqlstate, refusal_text(Refusal::HostNotAllowed, address));
-    my::append_packets(out, p, 0);
-    return out;
-  };
-  door.refused_by_limit = [](access::Limit l, std::string_view address, std::uint32_t value) {
-    std::string p, out;
-    Refusal r = l == access::Limit::ConnectionRate ? Refusal::ConnectionRate : Refusal::AddressConnections;
-    const auto& row = refusal_row(r);
-    my::build_err(p, row.code, row.sqlstate, refusal_text(r, address, value));
-    my::append_packets(out, p, 0);
-    return out;
-  };
-  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), "mysql session");
+  co_await serve_admitted<Session>(std::move(sock), ctx, my_door(), "mysql session");
 }
 
 }  // namespace sluice::frontend::mysql

@@ -205,27 +205,41 @@ void Session::kick() {
   cancel_idle_wait();
 }
 
+namespace {
+// How a PostgreSQL listener turns clients away before their session (frontend/common/admission.hpp).
+const Door& pg_door() {
+  static const Door door = [] {
+    Door d;
+    d.protocol = config::Protocol::Postgres;
+    wire::error_response(d.too_many, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
+    d.refused_by_limit = [](access::Limit l, std::string_view address, std::uint32_t value) {
+      std::string out;
+      if (l == access::Limit::ConnectionRate)
+        wire::error_response(out, "FATAL", "53400",
+                             fmt::format("too many new connections from host \"{}\" "
+                                         "(limits.connections_per_second_per_address = {}); try again",
+                                         address, value));
+      else
+        wire::error_response(
+            out, "FATAL", "53300",
+            fmt::format("too many connections from host \"{}\" (limits.max_connections_per_address = {})", address,
+                        value));
+      return out;
+    };
+    return d;
+  }();
+  return door;
+}
+}  // namespace
+
+bool refuse_at_accept(int fd, const tcp::endpoint& peer, state::Context& ctx) {
+  return frontend::refuse_at_accept(fd, peer, ctx, pg_door());
+}
+
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   error_code ec;
   sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
-  Door door;
-  door.protocol = config::Protocol::Postgres;
-  wire::error_response(door.too_many, "FATAL", "53300", "sorry, too many clients already (max_client_conn)");
-  door.refused_by_limit = [](access::Limit l, std::string_view address, std::uint32_t value) {
-    std::string out;
-    if (l == access::Limit::ConnectionRate)
-      wire::error_response(out, "FATAL", "53400",
-                           fmt::format("too many new connections from host \"{}\" "
-                                       "(limits.connections_per_second_per_address = {}); try again",
-                                       address, value));
-    else
-      wire::error_response(
-          out, "FATAL", "53300",
-          fmt::format("too many connections from host \"{}\" (limits.max_connections_per_address = {})", address,
-                      value));
-    return out;
-  };
-  co_await serve_admitted<Session>(std::move(sock), ctx, std::move(door), Session::kWhat);
+  co_await serve_admitted<Session>(std::move(sock), ctx, pg_door(), Session::kWhat);
 }
 
 }  // namespace sluice::frontend::pg
