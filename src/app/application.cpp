@@ -21,6 +21,7 @@
 #include "src/app/sd_notify.hpp"
 #include "src/app/upgrade.hpp"
 #include "src/frontend/common/worker_sessions.hpp"
+#include "src/memory/slab.hpp"
 #include "src/net/buffer_pool.hpp"
 #include "src/net/listening_sockets.hpp"
 #include "src/frontend/mysql/session.hpp"
@@ -118,9 +119,13 @@ int run(std::shared_ptr<const state::Snapshot> snapshot, const std::string& path
       if (++ticks % 15 == 0) ctx.stats.roll_period();
       // The firewall's learned fingerprints reach allowlist_file within 2 s.
       if (ticks % 2 == 0) save_allowlist(ctx);
-      // Every 10 s the workers' I/O buffer pools drop what the last 10 s did not need; every
-      // 30 s glibc gives its free pages back to the system (memory freed after a burst).
-      if (ticks % 10 == 9) rt.each([] { net::trim_buffers(); });
+      // Every 10 s the workers' I/O buffer pools drop what the last 10 s did not need and the
+      // slabs give back the pages of the empty chunks they kept; every 30 s glibc gives its
+      // free pages back to the system (memory freed after a burst).
+      if (ticks % 10 == 9) {
+        rt.each([] { net::trim_buffers(); });
+        memory::Slab::trim_all();
+      }
 #ifdef __GLIBC__
       if (ticks % 30 == 0) malloc_trim(0);
 #endif

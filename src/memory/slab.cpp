@@ -80,20 +80,50 @@ Slab::Slab(std::size_t block_size)
   static_assert(sizeof(Chunk) <= kHeader);
 }
 
+namespace {
+// The slabs of_size() made: sizes up to 1 KiB in 8-byte steps; never destroyed (blocks may be
+// freed during exit).
+struct Sizes {
+  std::array<Slab*, Slab::kMaxBlock / Slab::kGranule + 1> slabs{};
+  std::mutex mu;
+};
+Sizes& sizes() {
+  static Sizes s;
+  return s;
+}
+}  // namespace
+
 Slab& Slab::of_size(std::size_t size) {
-  // Sizes up to 1 KiB in 8-byte steps; never destroyed (blocks may be freed during exit).
-  constexpr std::size_t kMax = kMaxBlock;
-  static std::array<Slab*, kMax / kGranule + 1> slabs{};
-  static std::mutex mu;
+  auto& all = sizes();
   std::size_t i = (size + kGranule - 1) / kGranule;
-  if (size == 0 || size > kMax) std::abort();
-  std::lock_guard lock(mu);
-  if (!slabs[i]) slabs[i] = new Slab(i * kGranule);
-  return *slabs[i];
+  if (size == 0 || size > kMaxBlock) std::abort();
+  std::lock_guard lock(all.mu);
+  if (!all.slabs[i]) all.slabs[i] = new Slab(i * kGranule);
+  return *all.slabs[i];
+}
+
+void Slab::trim_all() {
+  auto& all = sizes();
+  std::lock_guard lock(all.mu);
+  for (Slab* s : all.slabs)
+    if (s) s->trim();
+}
+
+void Slab::trim() {
+  std::lock_guard lock(mu_);
+  if (!spare_ || !spare_resident_) return;
+  // Its pages given back; they come back zeroed when touched, so its list starts again.
+  ::madvise(reinterpret_cast<char*>(spare_) + 4096, kChunk - 4096, MADV_DONTNEED);
+  spare_->free = nullptr;
+  spare_->untouched = per_chunk_;
+  spare_resident_ = false;
 }
 
 Slab::Chunk* Slab::fresh_chunk() {
-  if (spare_) return std::exchange(spare_, nullptr);
+  if (spare_) {
+    spare_resident_ = false;
+    return std::exchange(spare_, nullptr);
+  }
   auto* c = new (map_chunk()) Chunk;
   c->untouched = per_chunk_;
   ++chunks_;
@@ -149,11 +179,10 @@ void Slab::deallocate(void* p) noexcept {
   if (--c->used == 0) {
     if (c->listed) unlink(c);
     if (!spare_) {
-      // Kept for the next allocation, its pages given back (they come back zeroed when touched).
-      ::madvise(reinterpret_cast<char*>(c) + 4096, kChunk - 4096, MADV_DONTNEED);
-      c->free = nullptr;
-      c->untouched = per_chunk_;
+      // Kept for the next allocation, its pages too until trim(): a client that logs in and
+      // out alone would otherwise give them back and fault them in again at every login.
       spare_ = c;
+      spare_resident_ = true;
     } else {
       c->~Chunk();
       unmap_chunk(c);

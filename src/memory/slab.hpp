@@ -6,7 +6,8 @@
 // the pages stay in use for the few long-lived bytes on each, so 10,000 idle clients kept about
 // a quarter more memory than they used, and kept it after they left. Here blocks of one size
 // are packed into 64 KiB chunks of their own, without malloc's per-block header; a chunk whose
-// last block goes is given back to the system at once (one empty chunk per size is kept).
+// last block goes is given back to the system at once, except one empty chunk per size, kept
+// for the next allocation with its pages until the next trim() (the janitor's, every 10 s).
 //
 // Thread-safe (one lock per size; these objects are made and freed once per login or sleep,
 // never per transaction).
@@ -43,6 +44,11 @@ class Slab {
   // The slab for blocks of at least `size` bytes (rounded up to kGranule), made on first use.
   static Slab& of_size(std::size_t size);
 
+  // Gives the kept empty chunk's pages back to the system (a chunk emptied since the last trim).
+  void trim();
+  // trim() on every slab of_size() made.
+  static void trim_all();
+
  private:
   struct Chunk;
   Chunk* fresh_chunk();   // mu_ held
@@ -54,6 +60,7 @@ class Slab {
   mutable std::mutex mu_;
   Chunk* partial_ = nullptr;  // chunks with a free block (newest first)
   Chunk* spare_ = nullptr;    // one empty chunk kept for the next allocation
+  bool spare_resident_ = false;  // its pages still in memory (until trim())
   std::size_t chunks_ = 0, in_use_ = 0;
 };
 

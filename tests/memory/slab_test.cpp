@@ -1,6 +1,8 @@
 #include "src/memory/slab.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -65,6 +67,51 @@ TEST_CASE("slab: a chunk emptied in the middle of others is given back") {
   slab.allocate();
   slab.allocate();
   CHECK(slab.usage().chunks == 3);
+}
+
+namespace {
+// Whether the page holding `p` is in memory.
+bool resident(const void* p) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  unsigned char v = 0;
+  REQUIRE(::mincore(reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) & ~(page - 1)), 1, &v) == 0);
+  return (v & 1) != 0;
+}
+}  // namespace
+
+TEST_CASE("slab: the kept empty chunk keeps its pages until trim(), and serves again either way") {
+  Slab slab(64);
+  const std::size_t per_chunk = (Slab::kChunk - 64) / 64;
+  std::vector<void*> blocks;
+  for (std::size_t i = 0; i < per_chunk / 2; ++i) {
+    blocks.push_back(slab.allocate());
+    std::memset(blocks.back(), 0x5a, 64);
+  }
+  void* first = blocks.front();
+  void* probe = blocks.back();  // a page past the chunk's first (which holds its header and stays)
+  for (void* p : blocks) slab.deallocate(p);
+  CHECK(slab.usage().chunks == 1);
+  CHECK(resident(probe));  // emptied: kept whole for the next login
+  // Served again from its free list: the same blocks, nothing handed out twice.
+  std::vector<void*> again;
+  for (std::size_t i = 0; i < per_chunk / 2; ++i) again.push_back(slab.allocate());
+  CHECK(std::set<void*>(again.begin(), again.end()) == std::set<void*>(blocks.begin(), blocks.end()));
+  CHECK(slab.usage().chunks == 1);
+  slab.trim();  // in use: nothing to give back
+  CHECK(resident(probe));
+  for (void* p : again) slab.deallocate(p);
+  slab.trim();
+  CHECK_FALSE(resident(probe));  // given back
+  slab.trim();                   // twice is harmless
+  // Served again from the start, every block of the chunk distinct.
+  std::vector<void*> third;
+  for (std::size_t i = 0; i < per_chunk; ++i) third.push_back(slab.allocate());
+  CHECK(std::set<void*>(third.begin(), third.end()).size() == per_chunk);
+  CHECK(slab.usage().chunks == 1);
+  CHECK(third.front() == first);
+  for (void* p : third) slab.deallocate(p);
+  Slab::trim_all();  // the slabs of_size() made; this one is not among them
+  CHECK(resident(probe));
 }
 
 namespace {
