@@ -1,6 +1,8 @@
 // TCP or Unix-domain connections behind one tcp::socket.
 #include "src/net/connect.hpp"
 
+#include <cstring>
+
 #include <sys/socket.h>
 
 namespace sluice::net {
@@ -41,5 +43,29 @@ bool is_unix(const tcp::socket& sock) {
   if (!s.is_open() || ::getsockname(s.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
   return ss.ss_family == AF_UNIX;
 }
+
+namespace {
+std::optional<SocketAddress> socket_address(const tcp::socket& sock, bool peer) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  auto& s = const_cast<tcp::socket&>(sock);
+  if (!s.is_open()) return std::nullopt;
+  auto* sa = reinterpret_cast<sockaddr*>(&ss);
+  if ((peer ? ::getpeername(s.native_handle(), sa, &len) : ::getsockname(s.native_handle(), sa, &len)) != 0)
+    return std::nullopt;
+  SocketAddress out;
+  if (ss.ss_family == AF_UNIX) {
+    out.unix_socket = true;
+    return out;
+  }
+  if ((ss.ss_family != AF_INET && ss.ss_family != AF_INET6) || len > out.ep.capacity()) return std::nullopt;
+  std::memcpy(out.ep.data(), &ss, len);
+  out.ep.resize(len);
+  return out;
+}
+}  // namespace
+
+std::optional<SocketAddress> local_address(const tcp::socket& sock) { return socket_address(sock, false); }
+std::optional<SocketAddress> peer_address(const tcp::socket& sock) { return socket_address(sock, true); }
 
 }  // namespace sluice::net

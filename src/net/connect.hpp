@@ -5,6 +5,8 @@
 // (no peer address, no TCP options) is asked with is_unix().
 #pragma once
 
+#include <optional>
+
 #include <boost/asio.hpp>
 
 #include <string>
@@ -18,5 +20,14 @@ boost::asio::awaitable<std::string> connect_stream(boost::asio::ip::tcp::socket&
 
 // Whether the descriptor in `sock` is a Unix-domain socket.
 bool is_unix(const boost::asio::ip::tcp::socket& sock);
+
+// The socket's own address (getsockname) or its peer's (getpeername), each in one system call:
+// none when it fails; a Unix-domain socket's is `unix_socket` (and no endpoint).
+struct SocketAddress {
+  bool unix_socket = false;
+  boost::asio::ip::tcp::endpoint ep;
+};
+std::optional<SocketAddress> local_address(const boost::asio::ip::tcp::socket& sock);
+std::optional<SocketAddress> peer_address(const boost::asio::ip::tcp::socket& sock);
 
 }  // namespace sluice::net

@@ -32,18 +32,15 @@ ssize_t peek(int fd, std::uint8_t* buf, std::size_t n) { return ::recv(fd, buf, 
 
 Origin peer_origin(const asio::ip::tcp::socket& sock) {
   Origin o;
-  if (is_unix(sock)) {  // a Unix-domain socket's client has no address: "unix", as SHOW CLIENTS says
+  auto peer = peer_address(sock);
+  if (!peer) {
+    o.addr = is_unix(sock) ? "unix" : "unknown";  // e.g. a Unix client already gone
+  } else if (peer->unix_socket) {  // a Unix-domain socket's client has no address: "unix", as SHOW CLIENTS says
     o.addr = "unix";
-    return o;
+  } else {
+    o.addr = client_address_text(peer->ep.address());
+    o.port = peer->ep.port();
   }
-  boost::system::error_code ec;
-  auto peer = sock.remote_endpoint(ec);
-  if (ec) {
-    o.addr = "unknown";
-    return o;
-  }
-  o.addr = client_address_text(peer.address());
-  o.port = peer.port();
   return o;
 }
 

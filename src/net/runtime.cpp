@@ -2,6 +2,7 @@
 #include "src/net/runtime.hpp"
 
 #include "src/net/listening_sockets.hpp"
+#include "src/net/socket_flags.hpp"
 #include "src/observe/loop_clock.hpp"
 
 #include <fmt/format.h>
@@ -188,6 +189,7 @@ asio::awaitable<void> accept_tcp(std::shared_ptr<tcp::acceptor> acc, SessionFact
         ::close(fd);
         continue;
       }
+      set_non_blocking(s, true, ec);  // accept4 made it so: Asio is told, without an ioctl
       asio::co_spawn(target, factory(std::move(s)), asio::detached);
     }
     if (!acc->is_open()) co_return;

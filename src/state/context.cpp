@@ -18,11 +18,10 @@ std::shared_ptr<observe::ClientInfo> new_client_info(Context& ctx, const char* p
   info->protocol = protocol;
   info->addr = origin.addr;
   info->port = origin.port;
-  boost::system::error_code ec;
-  if (net::is_unix(sock)) {
+  if (auto local = net::local_address(sock); local && local->unix_socket) {
     info->local_addr = "unix";
-  } else if (auto local = sock.local_endpoint(ec); !ec) {
-    info->local_addr = net::address_text(local.address()), info->local_port = local.port();
+  } else if (local) {
+    info->local_addr = net::address_text(local->ep.address()), info->local_port = local->ep.port();
   }
   return info;
 }

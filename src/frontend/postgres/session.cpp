@@ -238,7 +238,8 @@ bool refuse_at_accept(int fd, const tcp::endpoint& peer, state::Context& ctx) {
 
 awaitable<void> serve_client(tcp::socket sock, state::Context& ctx) {
   error_code ec;
-  sock.non_blocking(true, ec);  // the relay writes with write_some and must never block
+  // The relay writes with write_some and must never block (a TCP client's is already).
+  if (!sock.non_blocking()) sock.non_blocking(true, ec);
   co_await serve_admitted<Session>(std::move(sock), ctx, pg_door(), Session::kWhat);
 }
 
