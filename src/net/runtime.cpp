@@ -178,7 +178,14 @@ asio::awaitable<void> accept_tcp(std::shared_ptr<tcp::acceptor> acc, SessionFact
       tcp::endpoint peer;
       std::memcpy(peer.data(), &addr, std::min<std::size_t>(len, peer.capacity()));
       peer.resize(std::min<std::size_t>(len, peer.capacity()));
-      if (screen && screen(fd, peer)) {
+      bool answered = false;
+      try {
+        answered = screen && screen(fd, peer);
+      } catch (const std::exception& e) {  // e.g. out of memory: that connection is closed, the loop goes on
+        log::error("accept: connection not screened: {}", e.what());
+        answered = true;
+      }
+      if (answered) {
         ::close(fd);
         continue;
       }
