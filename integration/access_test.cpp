@@ -545,6 +545,48 @@ action = "allow"
   }
 }
 
+TEST_CASE("PROXY protocol: the per-address connection rate counts the client a balancer names") {
+  V6Guard v6;
+  SluiceProcess::postgres_extra = "proxy_protocol_trusted = [\"127.0.0.1\"]\n";
+  SluiceProcess s(std::string(kDoorPools) + R"(
+[limits]
+connections_per_second_per_address = 2
+)",
+                  kDoorAdmin);
+  // Every connection reaches Sluice from the balancer's 127.0.0.1. The first are the balancer's
+  // own (LOCAL, as health checks are), until 127.0.0.1's burst of 2 is used up. The next six
+  // name six clients, the rest one client. The six get in at once: a rate is kept for the
+  // address a header names, never for the balancer's (not even at accept, before the header).
+  std::atomic<int> mode{0}, named{0};  // 0: LOCAL, 1: a new client each time, 2: one client
+  Balancer b("127.0.0.1", s.port(), [&mode, &named] {
+    if (mode == 0) return v2_header(0x20, 0x00, "");
+    const std::string client = mode == 1 ? "198.51.100." + std::to_string(++named) : std::string("198.51.100.50");
+    return v1("TCP4", client.c_str(), "127.0.0.1", 50000, 6432);
+  });
+  const std::string through =
+      "host=127.0.0.1 port=" + std::to_string(b.port()) + " user=app password=app dbname=app sslmode=disable";
+  int local_refused = 0;
+  for (int i = 0; i < 20 && local_refused == 0; ++i) {
+    Conn c(through);
+    if (!c.ok()) ++local_refused;
+  }
+  mode = 1;
+  REQUIRE(local_refused == 1);  // 127.0.0.1's bucket is empty now
+  for (int i = 0; i < 6; ++i) {
+    Conn c(through);
+    CHECK_MESSAGE(c.ok(), c.error());
+  }
+  mode = 2;
+  int refused = 0;
+  std::string refusal;
+  for (int i = 0; i < 6; ++i) {
+    Conn c(through);
+    if (!c.ok()) ++refused, refusal = c.error();
+  }
+  CHECK(refused >= 1);
+  CHECK(refusal.find("too many new connections from host \"198.51.100.50\"") != std::string::npos);
+}
+
 TEST_CASE("PROXY protocol: proxy_protocol_only refuses every other peer") {
   V6Guard v6;
   SluiceProcess::postgres_extra = "proxy_protocol_trusted = [\"::1\"]\nproxy_protocol_only = true\n";
