@@ -36,14 +36,6 @@ asio::awaitable<std::string> connect_stream(tcp::socket& sock, config::Endpoint 
   co_return std::string();
 }
 
-bool is_unix(const tcp::socket& sock) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  auto& s = const_cast<tcp::socket&>(sock);
-  if (!s.is_open() || ::getsockname(s.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  return ss.ss_family == AF_UNIX;
-}
-
 namespace {
 std::optional<SocketAddress> socket_address(const tcp::socket& sock, bool peer) {
   sockaddr_storage ss{};
@@ -67,5 +59,10 @@ std::optional<SocketAddress> socket_address(const tcp::socket& sock, bool peer) 
 
 std::optional<SocketAddress> local_address(const tcp::socket& sock) { return socket_address(sock, false); }
 std::optional<SocketAddress> peer_address(const tcp::socket& sock) { return socket_address(sock, true); }
+
+bool is_unix(const tcp::socket& sock) {
+  auto a = local_address(sock);
+  return a && a->unix_socket;
+}
 
 }  // namespace sluice::net
