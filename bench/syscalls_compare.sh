@@ -7,12 +7,16 @@
 #   bench/syscalls_compare.sh                   # BENCH_TX=4000, BENCH_CLIENTS=4, POOL_SIZE=4
 #   BENCH_CLIENTS=1 bench/syscalls_compare.sh   # one client: no waiting in line
 #   BENCH_KEEP=/tmp/sc bench/syscalls_compare.sh # keep each proxy's whole strace -c summary there
+#   BENCH_CONNECT=1 BENCH_CLIENTS=1 BENCH_TX=500 bench/syscalls_compare.sh  # pgbench -C: a login
+#     (SCRAM) per transaction, so the counts are per login and its one transaction
 # Results are appended to bench/out/<timestamp>-syscalls.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N="${BENCH_TX:-4000}"
 CLIENTS="${BENCH_CLIENTS:-4}"
 POOL_SIZE="${POOL_SIZE:-4}"
+CONNECT=()
+[ "${BENCH_CONNECT:-0}" = 1 ] && CONNECT=(-C)
 PG_PORT="${SLUICE_PG_PRIMARY_PORT:-15432}"
 SLUICE_PORT=6476 SLUICE1_PORT=6477 BOUNCER_PORT=6446
 # shellcheck source=bench/lib.sh
@@ -44,7 +48,7 @@ OUT_DIR="$ROOT/bench/out"
 mkdir -p "$OUT_DIR"
 OUT="$OUT_DIR/$(date -u +%Y%m%dT%H%M%SZ)-syscalls.md"
 {
-  echo "pgbench -S, $N transactions, $CLIENTS clients over pool_size $POOL_SIZE, plain TCP, traced with strace -c -f; $(nproc) cores, $(date -u +%F)"
+  echo "pgbench -S$([ ${#CONNECT[@]} = 1 ] && echo " -C (a login per transaction)"), $N transactions, $CLIENTS clients over pool_size $POOL_SIZE, plain TCP, traced with strace -c -f; $(nproc) cores, $(date -u +%F)"
   echo
   echo "| target | syscalls per tx | failed per tx (EAGAIN) | most frequent, per tx |"
   echo "|---|---:|---:|---|"
@@ -63,8 +67,8 @@ for target in pgbouncer sluice-1w sluice; do
   strace -c -f -o "$WORK/strace.$target" "${args[@]}" 2>/dev/null &
   spid=$!
   sleep 1
-  # Each client logs in before its first transaction: -C would count logins, this does not.
-  txs=$(pgbench -n -S -c "$CLIENTS" -j 1 -t $((N / CLIENTS)) -h 127.0.0.1 -p "$port" -U app app 2>/dev/null |
+  # Each client logs in before its first transaction: without -C (BENCH_CONNECT) that is not counted.
+  txs=$(pgbench -n -S "${CONNECT[@]}" -c "$CLIENTS" -j 1 -t $((N / CLIENTS)) -h 127.0.0.1 -p "$port" -U app app 2>/dev/null |
     awk '/number of transactions actually processed/ {split($6, a, "/"); print a[1]}')
   kill -INT "$spid" 2>/dev/null || true
   wait "$spid" 2>/dev/null || true
