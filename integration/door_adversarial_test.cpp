@@ -166,3 +166,62 @@ TEST_CASE(
   Conn after(s.conninfo());
   CHECK_MESSAGE(after.ok(), after.error());
 }
+
+TEST_CASE("silent clients at the door are closed at client_login_timeout: before the startup packet, and mid-SCRAM") {
+  SluiceProcess s(kDoorPools, std::string(kDoorAdmin) + "client_login_timeout = \"2s\"\n");
+  auto be32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+                       static_cast<char>(v)};
+  };
+  std::string body = be32(196608) + std::string("user\0app\0database\0app\0\0", 23);
+  std::string startup = be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
+  // The bytes until the connection ends (recv 0 or an error), and how long that took.
+  auto until_closed = [](int fd) {
+    timeval tv{12, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string got;
+    char buf[512];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    return std::make_pair(got, std::chrono::steady_clock::now() - t0);
+  };
+  SUBCASE("nothing at all") {
+    int fd = loopback_connect(s.port());
+    REQUIRE(fd >= 0);
+    auto [got, took] = until_closed(fd);
+    ::close(fd);
+    CHECK(got.empty());
+    CHECK(took < std::chrono::seconds(8));
+  }
+  SUBCASE("the startup packet, then silence where the SCRAM first message belongs") {
+    int fd = loopback_connect(s.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(::send(fd, startup.data(), startup.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(startup.size()));
+    auto [got, took] = until_closed(fd);
+    ::close(fd);
+    REQUIRE_FALSE(got.empty());
+    CHECK(got[0] == 'R');  // AuthenticationSASL, then nothing until the close
+    CHECK(took < std::chrono::seconds(8));
+  }
+  SUBCASE("half a startup packet") {
+    int fd = loopback_connect(s.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(::send(fd, startup.data(), 10, MSG_NOSIGNAL) == 10);
+    auto [got, took] = until_closed(fd);
+    ::close(fd);
+    CHECK(got.empty());
+    CHECK(took < std::chrono::seconds(8));
+  }
+  // None of them is left logging in.
+  Conn admin(s.conninfo("app", "app", "sluice"));
+  REQUIRE_MESSAGE(admin.ok(), admin.error());
+  PGresult* r = PQexec(admin.c, "SHOW CLIENTS");
+  REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK);
+  int logging_in = 0;
+  for (int i = 0; i < PQntuples(r); ++i) logging_in += std::string(PQgetvalue(r, i, PQfnumber(r, "state"))) == "login";
+  PQclear(r);
+  CHECK(logging_in == 0);
+  Conn c(s.conninfo());
+  REQUIRE_MESSAGE(c.ok(), c.error());
+  CHECK(c.scalar("SELECT 1") == "1");
+}

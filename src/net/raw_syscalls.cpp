@@ -40,6 +40,7 @@ extern "C" int __wrap_epoll_wait(int epfd, struct epoll_event* events, int max_e
   // epoll_pwait with no signal mask is epoll_wait (and the only one some architectures have).
   int n = static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max_events, timeout, nullptr, _NSIG / 8));
   if (n >= 0) sluice::observe::tick();  // the worker's loop clock (observe/loop_clock.hpp)
-  // The events of descriptors with a fast read waiting go to the worker's table instead.
-  return n > 0 ? sluice::net::fast_reads::filter_events(epfd, events, n) : n;
+  // The events of descriptors with a fast read waiting go to the worker's table instead. A turn
+  // with no events is a turn too: what the last one passed to Asio has run since.
+  return n >= 0 ? sluice::net::fast_reads::filter_events(epfd, events, n) : n;
 }

@@ -410,6 +410,51 @@ TEST_CASE("fast_reads: a read begun in the same turn as an event that went to As
   CHECK(on_b->bytes == "b");
 }
 
+TEST_CASE("fast_reads: after a turn with no events, an event an earlier turn gave Asio no longer makes a read try") {
+  // A session's login reads what is there itself, and only when that found nothing starts a
+  // fast read that waits first. The event that announced the bytes it read went to Asio turns
+  // ago: a turn that found no events since must not count it as this turn's (a failed recv).
+  Pair p;
+  tcp::socket b(p.io), peer(p.io);
+  {
+    tcp::acceptor acc(p.io, {asio::ip::make_address("127.0.0.1"), 0});
+    peer.connect(acc.local_endpoint());
+    acc.accept(b);
+  }
+  b.non_blocking(true);
+  std::optional<Result> first;  // the worker's table exists once a fast read was made
+  p.send("a");
+  p.read_fast(first);
+  p.run_until([&] { return first.has_value(); });
+  REQUIRE(first);
+  auto busy = asio::make_work_guard(p.io);  // as a worker's: its reactor runs at every poll
+  asio::write(peer, asio::buffer(std::string("x")));
+  REQUIRE(arrived(b, POLLIN));
+  p.poll();  // b's event goes to Asio's reactor: no read of any kind waits on b
+  std::array<char, 16> bbuf{};
+  error_code ec;
+  REQUIRE(b.read_some(asio::buffer(bbuf), ec) == 1);
+  b.read_some(asio::buffer(bbuf), ec);
+  REQUIRE(ec == asio::error::would_block);
+  p.poll();  // a turn with no events
+  auto failed = sluice::net::fast_reads::failed_tries();
+  std::optional<Result> on_b;
+  asio::post(p.io, [&] {
+    sluice::net::wait_first(b);
+    async_read_fast(b, asio::buffer(bbuf), [&](error_code e, std::size_t m) {
+      on_b = Result{e, std::string(bbuf.data(), m)};
+    });
+  });
+  p.poll();
+  CHECK(!on_b);
+  CHECK(sluice::net::fast_reads::failed_tries() == failed);
+  asio::write(peer, asio::buffer(std::string("y")));
+  p.run_until([&] { return on_b.has_value(); });
+  REQUIRE(on_b);
+  CHECK(on_b->bytes == "y");
+  busy.reset();
+}
+
 TEST_CASE("fast_reads: an io_context that goes with a read waiting destroys its handler") {
   auto token = std::make_shared<int>(0);
   std::weak_ptr<int> watch = token;

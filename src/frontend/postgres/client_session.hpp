@@ -27,6 +27,7 @@
 #include "src/frontend/postgres/session_parts.hpp"
 #include "src/net/await_op.hpp"
 #include "src/net/fast_reads.hpp"
+#include "src/net/read_wait.hpp"
 #include "src/pool/pg_exchange.hpp"
 #include "src/sql/database_ddl.hpp"
 
@@ -227,7 +228,27 @@ class Session final : public TendedSession {
 
   // Reads more client bytes (at least one); false when the client is gone. The hot paths
   // (serve, relay_attached) inline this loop to save its coroutine frame.
-  awaitable<bool> read_client() {
+  // `login`: a startup or authentication message is awaited. On plain TCP with nothing buffered
+  // it is read into the session's few bytes (the login's messages are small: no pooled buffer is
+  // held while the client works out its proof): at once when it is there, else by a fast read
+  // that waits for the socket's next edge. That wait costs no epoll_ctl (Asio's async_wait
+  // re-arms the descriptor with one) and no second failed recv; a read that completed at once
+  // would cost a posted completion (and the reactor a poll before it), hence the try here first.
+  // Whatever ends such a read must reach it: net::close_socket, net::cancel_reads.
+  awaitable<bool> read_client(bool login = false) {
+    if (login && !tls_ && buffered() == 0) {
+      give_back_idle_input(Step::WantRead);
+      auto room = asio::buffer(w().first_bytes_);
+      error_code ec;
+      std::size_t n = client_.read_some(room, ec);  // non-blocking
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        net::wait_first(client_);  // bytes that come now make an edge: the read waits for it
+        std::tie(ec, n) = co_await net::async_read_fast(client_, room, net::await_op);
+      }
+      if (ec || n == 0) co_return false;
+      take_first_bytes(n);
+      co_return true;
+    }
     for (;;) {
       Step st = try_read_client();
       if (st == Step::Done || st == Step::Fail) co_return st == Step::Done;
@@ -294,7 +315,7 @@ class Session final : public TendedSession {
         co_await send_error("FATAL", "08P01", "invalid message length during authentication");
         co_return std::nullopt;
       }
-      if (auto awaited = co_await read_client(); !awaited) co_return std::nullopt;
+      if (auto awaited = co_await read_client(true); !awaited) co_return std::nullopt;
     }
   }
 

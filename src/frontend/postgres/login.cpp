@@ -45,7 +45,7 @@ awaitable<bool> Session::startup() {
     std::size_t consumed = 0;
     auto d = wire::parse_startup(buffered_bytes(), w().startup_, consumed);
     if (d == wire::Decode::NeedMore) {
-      if (auto awaited = co_await read_client(); !awaited) co_return false;
+      if (auto awaited = co_await read_client(true); !awaited) co_return false;
       continue;
     }
     if (d == wire::Decode::Malformed) {

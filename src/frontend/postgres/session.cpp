@@ -93,7 +93,7 @@ awaitable<bool> Session::run() {
     login_timer.async_wait([this, &done](error_code ec) {
       if (!ec && !done) {
         error_code ignored;
-        client_.close(ignored);
+        net::close_socket(client_, ignored);  // it ends a fast read waiting on it too (read_client)
       }
     });
     logged_in = co_await startup();
