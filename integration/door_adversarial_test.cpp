@@ -167,7 +167,9 @@ TEST_CASE(
   CHECK_MESSAGE(after.ok(), after.error());
 }
 
-TEST_CASE("silent clients at the door are closed at client_login_timeout: before the startup packet, and mid-SCRAM") {
+TEST_CASE(
+    "silent clients at the door are closed at client_login_timeout: before the startup packet, mid-SCRAM, and "
+    "mid-handshake on MySQL") {
   SluiceProcess s(kDoorPools, std::string(kDoorAdmin) + "client_login_timeout = \"2s\"\n");
   auto be32 = [](std::uint32_t v) {
     return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
@@ -203,6 +205,19 @@ TEST_CASE("silent clients at the door are closed at client_login_timeout: before
     CHECK(got[0] == 'R');  // AuthenticationSASL, then nothing until the close
     CHECK(took < std::chrono::seconds(8));
   }
+  SUBCASE("MySQL: silence where the handshake response belongs, and half of one") {
+    for (int half : {0, 1}) {
+      int fd = loopback_connect(s.my_port());
+      REQUIRE(fd >= 0);
+      if (half)
+        REQUIRE(::send(fd, "\x40\x00\x00\x01\x0d\xa2", 6, MSG_NOSIGNAL) == 6);  // a 64-byte packet's first bytes
+      auto [got, took] = until_closed(fd);
+      ::close(fd);
+      REQUIRE(got.size() > 4);
+      CHECK(got[4] == '\x0a');  // the greeting (protocol 10), then nothing until the close
+      CHECK(took < std::chrono::seconds(8));
+    }
+  }
   SUBCASE("half a startup packet") {
     int fd = loopback_connect(s.port());
     REQUIRE(fd >= 0);
@@ -221,6 +236,8 @@ TEST_CASE("silent clients at the door are closed at client_login_timeout: before
   for (int i = 0; i < PQntuples(r); ++i) logging_in += std::string(PQgetvalue(r, i, PQfnumber(r, "state"))) == "login";
   PQclear(r);
   CHECK(logging_in == 0);
+  MyConn m(s.my_port(), "app", "app");
+  CHECK_MESSAGE(m.ok, mysql_error(m.m));
   Conn c(s.conninfo());
   REQUIRE_MESSAGE(c.ok(), c.error());
   CHECK(c.scalar("SELECT 1") == "1");
