@@ -285,7 +285,12 @@ boost::asio::awaitable<std::size_t> Channel::read_some(boost::asio::mutable_buff
 
 boost::asio::awaitable<void> Channel::write(boost::asio::const_buffer b, boost::system::error_code& ec) {
   if (tls) co_return co_await tls->write(b, ec);
-  co_await boost::asio::async_write(sock, b, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  // What the kernel takes now goes without an operation: Asio's write that succeeds at once
+  // posts its completion, and the reactor polls (a non-blocking epoll_wait) before it runs.
+  const std::size_t sent = send_now(sock, b);
+  ec.clear();
+  if (sent == b.size()) co_return;
+  co_await boost::asio::async_write(sock, b + sent, boost::asio::redirect_error(boost::asio::use_awaitable, ec));
 }
 
 std::string TlsStream::verify_error() const {

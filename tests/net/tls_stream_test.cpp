@@ -176,3 +176,66 @@ TEST_CASE("TlsStream: write_now stops at a full socket; the rest follows; the so
   // never read the server's session tickets before closing.
   CHECK((re == asio::error::eof || re == asio::error::connection_reset));
 }
+
+TEST_CASE(
+    "Channel::write on plain TCP: what the kernel takes at once, the rest after the reader drains; a closed peer's "
+    "error") {
+  sluice::testing::LoopbackPair p;
+  int small = 65536;
+  ::setsockopt(p.client.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  ::setsockopt(p.server.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  std::string big(4u << 20, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + i / 4093);
+  boost::system::error_code wec;
+  bool wrote = false;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        co_await sluice::net::Channel{p.client}.write(asio::buffer(big), wec);
+        wrote = true;
+      },
+      asio::detached);
+  p.io.poll();
+  CHECK_FALSE(wrote);  // the socket filled up: the rest waits for room
+  std::string got;
+  std::array<char, 65536> buf{};
+  p.server.non_blocking(true);
+  for (int i = 0; i < 5000 && got.size() < big.size(); ++i) {  // bounded: 4 MiB comes in well under a second
+    boost::system::error_code ec;
+    for (std::size_t n; (n = p.server.read_some(asio::buffer(buf), ec)) > 0;) got.append(buf.data(), n);
+    p.io.restart();
+    p.io.run_for(std::chrono::milliseconds(2));
+  }
+  INFO("got ", got.size(), " of ", big.size(), ", ec ", wec.message());
+  CHECK(wrote);
+  CHECK_FALSE(wec);
+  CHECK(got == big);
+  // A small write, the socket empty again.
+  wrote = false;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        co_await sluice::net::Channel{p.client}.write(asio::buffer(std::string_view("hello")), wec);
+        wrote = true;
+      },
+      asio::detached);
+  p.io.restart();
+  p.io.poll();
+  CHECK(wrote);
+  CHECK_FALSE(wec);
+  // The peer gone: the error reaches the writer.
+  p.server.close();
+  std::string more(1u << 20, 'x');
+  wrote = false;
+  asio::co_spawn(
+      p.io,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 8 && !wec; ++i) co_await sluice::net::Channel{p.client}.write(asio::buffer(more), wec);
+        wrote = true;
+      },
+      asio::detached);
+  p.io.restart();
+  p.io.run_for(std::chrono::seconds(2));
+  CHECK(wrote);
+  CHECK(wec);
+}

@@ -275,7 +275,8 @@ class Session final : public TendedSession {
     if (stats_) stats_->bytes_out.fetch_add(buf.size(), std::memory_order_relaxed);
     error_code ec;
     if (tls_) co_await tls_->write(asio::buffer(buf), ec);
-    else co_await asio::async_write(client_, asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    else if (std::size_t sent = net::send_now(client_, asio::buffer(buf)); sent < buf.size())  // as Channel::write
+      co_await asio::async_write(client_, asio::buffer(buf) + sent, asio::redirect_error(use_awaitable, ec));
     buf.clear();
     co_return !ec;
   }
