@@ -156,6 +156,13 @@ TEST_CASE("different search_path or user never share an entry") {
     CHECK(a.scalar("SELECT v FROM sp_t") == "public");
     CHECK(b.scalar("SELECT v FROM sp_t") == "other");
   }
+  // One session that changes its search_path between cached reads: each read keyed anew.
+  REQUIRE(a.exec("SET search_path TO other"));
+  CHECK(a.scalar("SELECT v FROM sp_t") == "other");
+  REQUIRE(a.exec("SET search_path TO public"));
+  CHECK(a.scalar("SELECT v FROM sp_t") == "public");
+  REQUIRE(b.exec("RESET search_path"));
+  CHECK(b.scalar("SELECT v FROM sp_t") == "public");
   Conn m(s.conninfo("md5user", "md5pass"));
   REQUIRE(su.exec("GRANT SELECT ON public.sp_t TO md5user"));
   REQUIRE(direct.exec("UPDATE public.sp_t SET v = 'changed behind'"));

@@ -11,10 +11,6 @@
 
 namespace sluice::cache {
 
-namespace {
-std::string lower(std::string_view s) { return sql::lower_ascii(s); }
-}  // namespace
-
 bool uncacheable(std::string_view text, sql::Dialect d) { return uncacheable(sql::lex(text, d)); }
 
 bool uncacheable(const sql::Lexed& lexed) {
@@ -35,7 +31,8 @@ bool uncacheable(const sql::Lexed& lexed) {
       if (t[i].sym('@')) return true;  // MySQL @@system or @user variables: session state
       continue;
     }
-    auto w = lower(t[i].text);
+    const sql::FoldedWord folded(t[i].text);
+    const std::string_view w = folded.view();
     bool call = i + 1 < t.size() && t[i + 1].sym('(');
     if (call && functions.count(w)) return true;
     if (!call && keywords.count(w)) return true;

@@ -6,9 +6,8 @@
 namespace sluice::sql {
 
 std::string lower_ascii(std::string_view s) {
-  std::string o(s);
-  for (auto& c : o)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+  std::string o;
+  append_lower_ascii(o, s);
   return o;
 }
 
@@ -22,15 +21,7 @@ bool ident_start(unsigned char c) { return is_alpha(c) || c == '_' || c >= 0x80;
 bool ident_char(unsigned char c, Dialect d) {
   return is_alnum(c) || c == '_' || c >= 0x80 || c == '$' || (d == Dialect::Mysql && c == '@');
 }
-inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
 }  // namespace
-
-bool Token::is(std::string_view keyword) const {
-  if (kind != Word || text.size() != keyword.size()) return false;
-  for (std::size_t i = 0; i < text.size(); ++i)
-    if (lower(text[i]) != lower(keyword[i])) return false;
-  return true;
-}
 
 // Index just past the closing quote `q` of a quoted run whose opening quote is at i - 1.
 // Doubled quotes stay inside; with `backslash`, \x escapes the next character.

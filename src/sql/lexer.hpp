@@ -17,15 +17,41 @@ enum class Dialect { Postgres, Mysql };
 
 // ASCII case folding (SQL keywords and identifiers as the servers fold them), for every user of
 // the lexer's words.
+inline char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
 std::string lower_ascii(std::string_view s);
+// The same, appended to `out` (no string of its own).
+inline void append_lower_ascii(std::string& out, std::string_view s) {
+  const std::size_t at = out.size();
+  out.append(s);
+  for (std::size_t i = at; i < out.size(); ++i) out[i] = lower_ascii(out[i]);
+}
+// A word folded into a buffer of its own, for comparing it with keywords and names without an
+// allocation. A word longer than the buffer is cut to it: view() then equals no shorter name.
+class FoldedWord {
+ public:
+  explicit FoldedWord(std::string_view s) : n_(s.size() < sizeof buf_ ? s.size() : sizeof buf_) {
+    for (std::size_t i = 0; i < n_; ++i) buf_[i] = lower_ascii(s[i]);
+  }
+  std::string_view view() const { return {buf_, n_}; }
+
+ private:
+  std::size_t n_;
+  char buf_[64];
+};
 
 struct Token {
   enum Kind { Word, QuotedIdent, String, Number, Param, Symbol, End };
   Kind kind = End;
   std::string_view text;  // as written (for Word: original case)
   std::size_t pos = 0;
-  // Case-insensitive comparison for words (ASCII keywords).
-  bool is(std::string_view keyword) const;
+  // Case-insensitive comparison for words (ASCII keywords, given in lower case). Inline: the
+  // table and policy scans ask it of every word, and most answers are a length that differs.
+  bool is(std::string_view keyword) const {
+    if (kind != Word || text.size() != keyword.size()) return false;
+    for (std::size_t i = 0; i < text.size(); ++i)
+      if (lower_ascii(text[i]) != lower_ascii(keyword[i])) return false;
+    return true;
+  }
   bool sym(char c) const { return kind == Symbol && text.size() == 1 && text[0] == c; }
 };
 

@@ -12,7 +12,7 @@ namespace {
 
 std::string lower(std::string_view s) { return lower_ascii(s); }
 
-bool mysql_keyword(const std::string& w) {
+bool mysql_keyword(std::string_view w) {
   static const std::unordered_set<std::string_view> k = {
       "select", "from", "where", "and", "or", "not", "in", "is", "null", "like", "between", "order", "by",
       "group", "having", "limit", "offset", "join", "inner", "left", "right", "outer", "cross", "on", "as",
@@ -57,13 +57,10 @@ std::string normalize(const Lexed& lexed) {
     if (i) out.push_back(' ');
     const Token& k = t[i];
     if (k.kind == Token::Word) {
-      if (d == Dialect::Postgres) {
-        out += lower(k.text);
-      } else {
-        auto w = lower(k.text);
-        bool call = i + 1 < t.size() && t[i + 1].sym('(');
-        out += (call || mysql_keyword(w)) ? w : std::string(k.text);
-      }
+      const bool fold =
+          d == Dialect::Postgres || (i + 1 < t.size() && t[i + 1].sym('(')) || mysql_keyword(FoldedWord(k.text).view());
+      if (fold) append_lower_ascii(out, k.text);
+      else out.append(k.text);
     } else {
       out.append(k.text);
     }
@@ -101,7 +98,8 @@ TableRefs tables(const Lexed& lexed) {
   };
   bool first_is_write = false;
   if (!t.empty()) {
-    auto w = lower(t[0].text);
+    const FoldedWord first(t[0].text);
+    const std::string_view w = first.view();
     first_is_write = !(w == "select" || w == "with" || w == "values" || w == "table" || w == "show" ||
                        w == "explain" || w == "describe" || w == "desc" || t[0].sym('('));
     if (w == "call" || w == "do" || w == "execute" || w == "handler") r.complete = false;  // bodies unknown

@@ -4,15 +4,26 @@
 
 namespace sluice::frontend::pg {
 
-std::string Session::cache_key(const std::string& normalized) const {
-  std::string key = normalized;
-  // The cluster too: the arms of a [[pools]] split serve one database name from different data.
-  for (auto* part : {&database_, &user_, &pool_cfg_->cluster}) key.append("\x1f").append(*part);
-  for (const char* p :
-       {"search_path", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding", "standard_conforming_strings"}) {
-    key.push_back('\x1f');
-    if (auto* v = relay_->client_params.find(p)) key += *v;
+std::string Session::cache_key(const std::string& normalized) {
+  auto& k = w();
+  const auto& params = relay_->client_params;
+  if (!k.cache_key_params_.same_set(params) || k.cache_key_generation_ != generation_ || k.cache_key_tail_.empty()) {
+    std::string& tail = k.cache_key_tail_;
+    tail.clear();
+    // The cluster too: the arms of a [[pools]] split serve one database name from different data.
+    const std::string* parts[] = {&database_, &user_, &pool_cfg_->cluster};
+    for (const std::string* part : parts) tail.append("\x1f").append(*part);
+    for (const char* p :
+         {"search_path", "TimeZone", "DateStyle", "IntervalStyle", "client_encoding", "standard_conforming_strings"}) {
+      tail.push_back('\x1f');
+      if (auto* v = params.find(p)) tail += *v;
+    }
+    k.cache_key_params_ = params;
+    k.cache_key_generation_ = generation_;
   }
+  std::string key;
+  key.reserve(normalized.size() + k.cache_key_tail_.size());
+  key.append(normalized).append(k.cache_key_tail_);
   return key;
 }
 

@@ -410,7 +410,7 @@ class Session final : public TendedSession {
   // ---- result cache ---------------------------------------------------------------------------
 
   // Key: normalized text + database + user + the settings that change results.
-  std::string cache_key(const std::string& normalized) const;
+  std::string cache_key(const std::string& normalized);
 
   // A simple-protocol read outside a transaction: served from the cache, or marked so that its
   // answer is kept when it completes.

@@ -27,6 +27,13 @@ struct SessionWork {
   // writes not yet applied (pending_invalidation_) or whose position is being learned
   // (marked_tables_, see take_write_token).
   std::string capture_, cache_key_, fill_key_;
+  // cache_key()'s part after the statement (database, user, cluster, the parameters that change
+  // an answer), made again only when the client's parameters are another set
+  // (pool::SharedParams::same_set: this copy makes every change a new one) or the configuration
+  // was reloaded.
+  std::string cache_key_tail_;
+  pool::SharedParams cache_key_params_;
+  std::uint64_t cache_key_generation_ = ~std::uint64_t{0};
   std::vector<std::string> cache_tables_, pending_invalidation_, marked_tables_;
   cache::FillTicket fill_ticket_;
   router::Position route_position_;  // a replica's replayed position when the read was routed there
