@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -60,6 +61,14 @@ struct Pair : sluice::testing::LoopbackPair {
   void poll() {
     io.restart();
     io.poll();
+  }
+  // A second connected pair on the same io_context: {the side read, its peer}.
+  std::pair<tcp::socket, tcp::socket> another() {
+    std::pair<tcp::socket, tcp::socket> two{tcp::socket(io), tcp::socket(io)};
+    tcp::acceptor acc(io, {asio::ip::make_address("127.0.0.1"), 0});
+    two.second.connect(acc.local_endpoint());
+    acc.accept(two.first);
+    return two;
   }
   // Runs the io_context for about `ms` or until `done` holds.
   template <typename F>
@@ -380,12 +389,8 @@ TEST_CASE("fast_reads: a read begun in the same turn as an event that went to As
   // after a's completion. a's handler starts a fast read on b that waits first (as a session
   // does after sending a request): it must still get b's bytes, whose event already came.
   Pair p;
-  tcp::socket b(p.io), peer(p.io);
-  {
-    tcp::acceptor acc(p.io, {asio::ip::make_address("127.0.0.1"), 0});
-    peer.connect(acc.local_endpoint());
-    acc.accept(b);
-  }
+  auto two = p.another();
+  tcp::socket &b = two.first, &peer = two.second;
   std::array<char, 16> bbuf{};
   std::optional<Result> on_a, on_b;
   asio::post(p.io, [&] {
@@ -415,12 +420,8 @@ TEST_CASE("fast_reads: after a turn with no events, an event an earlier turn gav
   // fast read that waits first. The event that announced the bytes it read went to Asio turns
   // ago: a turn that found no events since must not count it as this turn's (a failed recv).
   Pair p;
-  tcp::socket b(p.io), peer(p.io);
-  {
-    tcp::acceptor acc(p.io, {asio::ip::make_address("127.0.0.1"), 0});
-    peer.connect(acc.local_endpoint());
-    acc.accept(b);
-  }
+  auto two = p.another();
+  tcp::socket &b = two.first, &peer = two.second;
   b.non_blocking(true);
   std::optional<Result> first;  // the worker's table exists once a fast read was made
   p.send("a");
