@@ -27,7 +27,6 @@
 #include "src/frontend/postgres/session_parts.hpp"
 #include "src/net/await_op.hpp"
 #include "src/net/fast_reads.hpp"
-#include "src/net/read_wait.hpp"
 #include "src/pool/pg_exchange.hpp"
 #include "src/sql/database_ddl.hpp"
 
@@ -235,28 +234,7 @@ class Session final : public TendedSession {
   // re-arms the descriptor with one) and no second failed recv; a read that completed at once
   // would cost a posted completion (and the reactor a poll before it), hence the try here first.
   // Whatever ends such a read must reach it: net::close_socket, net::cancel_reads.
-  awaitable<bool> read_client(bool login = false) {
-    if (login && !tls_ && buffered() == 0) {
-      give_back_idle_input(Step::WantRead);
-      auto room = asio::buffer(w().first_bytes_);
-      error_code ec;
-      std::size_t n = client_.read_some(room, ec);  // non-blocking
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        net::wait_first(client_);  // bytes that come now make an edge: the read waits for it
-        std::tie(ec, n) = co_await net::async_read_fast(client_, room, net::await_op);
-      }
-      if (ec || n == 0) co_return false;
-      take_first_bytes(n);
-      co_return true;
-    }
-    for (;;) {
-      Step st = try_read_client();
-      if (st == Step::Done || st == Step::Fail) co_return st == Step::Done;
-      error_code ec;
-      ec = std::get<0>(co_await client_ready(st));
-      if (ec) co_return false;
-    }
-  }
+  awaitable<bool> read_client(bool login = false);  // login.cpp
 
   // One attempt to read server bytes into relay_->server_in without waiting (as try_read_client).
   [[gnu::always_inline]] Step try_read_server(std::size_t& n, error_code& ec) {

@@ -4,6 +4,8 @@
 
 #include "src/frontend/common/client_log.hpp"
 #include "src/frontend/postgres/auth_lookup.hpp"
+#include "src/net/fast_reads.hpp"
+#include "src/net/read_wait.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -39,6 +41,30 @@ void remember_answer(std::shared_ptr<const pool::Params> server,
   a = LoginAnswer{std::move(server), std::move(startup), params, status};
 }
 }  // namespace
+
+// (client_session.hpp says what a login's read does.)
+awaitable<bool> Session::read_client(bool login) {
+  if (login && !tls_ && buffered() == 0) {
+    give_back_idle_input(Step::WantRead);
+    auto room = asio::buffer(w().first_bytes_);
+    error_code ec;
+    std::size_t n = client_.read_some(room, ec);  // non-blocking
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      net::wait_first(client_);  // bytes that come now make an edge: the read waits for it
+      std::tie(ec, n) = co_await net::async_read_fast(client_, room, net::await_op);
+    }
+    if (ec || n == 0) co_return false;
+    take_first_bytes(n);
+    co_return true;
+  }
+  for (;;) {
+    Step st = try_read_client();
+    if (st == Step::Done || st == Step::Fail) co_return st == Step::Done;
+    error_code ec;
+    ec = std::get<0>(co_await client_ready(st));
+    if (ec) co_return false;
+  }
+}
 
 awaitable<bool> Session::startup() {
   for (;;) {
