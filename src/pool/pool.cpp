@@ -227,7 +227,7 @@ void Pool::join_line(Waiter* w) {
       t.conn = std::move(idle_.back());
       idle_.pop_back();
     } else {
-      w->since = Clock::now();
+      w->since = observe::loop_now();
       waiters_.push_back(w);
       arm_sweep_locked(*w->io, w->deadline);
       return;

@@ -2,6 +2,7 @@
 // lease: attach with replica fallback and token verification, detach at transaction boundaries,
 // and leaving.
 #include "src/frontend/mysql/client_session.hpp"
+#include "src/observe/loop_clock.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -131,7 +132,7 @@ awaitable<bool> Session::attach() {
   if (!routing_.split() || !routing_.login_pending()) conn = pool_->try_lease_local(ex);
   std::optional<observe::Clock::time_point> wait_start;
   if (!conn) {
-    wait_start = observe::Clock::now();
+    wait_start = observe::loop_now();
     info_->set_state(observe::ClientState::Waiting);
   }
   if (!conn && !on_rule_cluster_ && !routing_.route.replica && !routing_.route.verify && !routing_.login_pending()) {
@@ -168,7 +169,7 @@ void Session::adopt_server(std::shared_ptr<pool::ServerConn> conn,
   w().route_position_.parts.clear();
   if (routing_.split() && !w().fill_key_.empty()) w().route_position_ = routing_.applied();
   routing_.attached();
-  if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
+  if (wait_start && stats_) stats_->wait(observe::loop_micros_since(*wait_start));
   info_->set_state(observe::ClientState::Active);
   info_->server_id.store(server_->id, std::memory_order_relaxed);
   server_->client_id.store(info_->id, std::memory_order_relaxed);

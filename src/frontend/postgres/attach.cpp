@@ -2,6 +2,7 @@
 // preparing a server connection (parameters, read-your-writes checks), Sluice's own statements on
 // it, answering for a lost one, detaching.
 #include "src/frontend/postgres/client_session.hpp"
+#include "src/observe/loop_clock.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -279,7 +280,7 @@ void Session::finish_attach() {
 awaitable<bool> Session::attach_rest() {
   std::optional<observe::Clock::time_point> wait_start;
   if (!server_) {
-    wait_start = observe::Clock::now();
+    wait_start = observe::loop_now();
     info_->set_state(observe::ClientState::Waiting);
   }
   if (!server_ || routing_.route.verify) {
@@ -302,7 +303,7 @@ awaitable<bool> Session::attach_rest() {
     co_await send_error("FATAL", "08006", "sluice: could not apply session parameters on the server connection");
     co_return false;
   }
-  if (wait_start && stats_) stats_->wait(observe::micros_since(*wait_start));
+  if (wait_start && stats_) stats_->wait(observe::loop_micros_since(*wait_start));
   finish_attach();
   co_return true;
 }

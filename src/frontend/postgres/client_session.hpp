@@ -143,11 +143,27 @@ class Session final : public TendedSession {
 
   // ---- client I/O ---------------------------------------------------------------------------
 
+  // The client's unread input is in_[in_begin_, in_end_): a buffer of the worker's pool, or,
+  // while in_first_, the idle wait's first_bytes_ (in_ empty): a request that came whole in
+  // that read is served from there, with no pooled buffer taken and given back around it.
   std::size_t buffered() const { return in_end_ - in_begin_; }
-  wire::Bytes buffered_bytes() const { return {in_.data() + in_begin_, buffered()}; }
+  const std::uint8_t* in_data() const { return in_first_ ? work_.peek()->first_bytes_.data() : in_.data(); }
+  wire::Bytes buffered_bytes() const { return {in_data() + in_begin_, buffered()}; }
+  // The input into a pooled buffer, before anything is read or put back into it.
+  void own_input() {
+    if (!in_first_) [[likely]]
+      return;
+    in_first_ = false;
+    if (in_.empty()) in_ = net::client_buffers().take();
+    if (in_.size() < buffered()) in_.resize(net::client_buffers().buffer_size());
+    std::memcpy(in_.data(), work_.peek()->first_bytes_.data() + in_begin_, buffered());
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
 
   // Puts `bytes` back in front of the unread client input (a read to run again elsewhere).
   void unread(const std::string& bytes) {
+    own_input();
     if (in_begin_ >= bytes.size()) {
       in_begin_ -= bytes.size();
       std::memcpy(in_.data() + in_begin_, bytes.data(), bytes.size());
@@ -166,7 +182,8 @@ class Session final : public TendedSession {
   // message up to max_packet_size. WantRead/WantWrite: wait with client_ready(), then try again.
   using Step = net::TlsStream::Step;
   Step try_read_client() {
-    if (in_.empty()) in_ = net::client_buffers().take();  // given back while nothing is buffered
+    if (in_first_) own_input();
+    else if (in_.empty()) in_ = net::client_buffers().take();  // given back while nothing is buffered
     if (in_begin_ > 0 && (in_begin_ == in_end_ || in_begin_ > in_.size() / 2)) {
       std::memmove(in_.data(), in_.data() + in_begin_, buffered());
       in_end_ -= in_begin_;
@@ -203,18 +220,19 @@ class Session final : public TendedSession {
   // worker's pool until bytes come (an idle client holds none).
   Step give_back_idle_input(Step st) {
     if (buffered() == 0 && st != Step::Fail) {
-      net::client_buffers().give(in_);
+      if (!in_.empty()) net::client_buffers().give(in_);
+      in_first_ = false;
       in_begin_ = in_end_ = 0;
     }
     return st;
   }
 
-  // Bytes the idle wait read into first_bytes_ become the start of the client's input.
+  // Bytes the idle wait read into first_bytes_ (nothing else buffered) become the client's
+  // input, where they are.
   void take_first_bytes(std::size_t n) {
-    if (in_.empty()) in_ = net::client_buffers().take();
-    if (in_.size() < n) in_.resize(net::client_buffers().buffer_size());  // one unread() made small
+    if (!in_.empty()) net::client_buffers().give(in_);
+    in_first_ = true;
     in_begin_ = 0;
-    std::memcpy(in_.data(), w().first_bytes_.data(), n);
     in_end_ = n;
     if (stats_) stats_->bytes_in.fetch_add(n, std::memory_order_relaxed);
   }
@@ -616,6 +634,7 @@ class Session final : public TendedSession {
   std::shared_ptr<const state::Snapshot> snap_;
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
+  bool in_first_ = false;  // the input is in w().first_bytes_ (buffered_bytes())
   // The I/O strings (client_out, server_out, synth_out, journal) and server_in are the relay's.
   std::size_t max_packet_ = 0;
   std::string user_, database_;

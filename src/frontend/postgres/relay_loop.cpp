@@ -5,6 +5,7 @@
 // per-transaction path within one translation unit.)
 #include "src/frontend/postgres/client_session.hpp"
 #include "src/net/read_wait.hpp"
+#include "src/observe/loop_clock.hpp"
 
 namespace sluice::frontend::pg {
 
@@ -396,6 +397,9 @@ void Session::woke(error_code ec, std::size_t n) {
 }
 
 void Session::shed_for_parking() {
+  // Nothing is buffered when a session parks; were it otherwise, the input leaves first_bytes_.
+  if (buffered() == 0) give_back_idle_input(Step::WantRead);
+  else own_input();
   work_.drop_if_disposable();
   // Nothing is buffered or being sent: what the last transaction grew the relay's strings to
   // goes back, and the relay itself when nothing in it outlives that transaction.
@@ -504,7 +508,7 @@ awaitable<bool> Session::serve() {
           // attach_rest()'s common case in this frame (one coroutine frame less per wait):
           // wait in line for the pool, the turn awaited here (no frame of the pool's either);
           // parameters to apply go on to attach_rest().
-          auto wait_start = observe::Clock::now();
+          auto wait_start = observe::loop_now();
           info_->set_state(observe::ClientState::Waiting);
           auto ex = client_.get_executor();
           auto deadline = wait_start + snap_->config->general.query_wait_timeout;
@@ -517,7 +521,7 @@ awaitable<bool> Session::serve() {
             co_return false;
           }
           server_ = std::move(r.conn);
-          if (stats_) stats_->wait(observe::micros_since(wait_start));
+          if (stats_) stats_->wait(observe::loop_micros_since(wait_start));
           if (!attach_ready()) {
             bool attached = co_await attach_rest();
             if (!attached) co_return false;

@@ -163,7 +163,8 @@ awaitable<void> Session::serve_console() {
   log::event(log::Level::Info, "admin_connected", client_fields(*info_, user_, "sluice"),
              "client {} {}:{} connected to the admin console: user {}", info_->id, info_->addr, info_->port, user_);
   logged_in_ = true;
-  std::string rest(reinterpret_cast<const char*>(in_.data() + in_begin_), buffered());
+  auto unread = buffered_bytes();
+  std::string rest(reinterpret_cast<const char*>(unread.data()), unread.size());
   in_begin_ = in_end_;
   idle_wait_ = true;  // a shutdown closes console connections like idle clients
   const net::Channel channel{client_, tls_.get()};
