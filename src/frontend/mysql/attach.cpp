@@ -175,7 +175,7 @@ void Session::adopt_server(std::shared_ptr<pool::ServerConn> conn,
   server_->client_id.store(info_->id, std::memory_order_relaxed);
   std::lock_guard lock(handle_->mu);
   handle_->attached = true;
-  handle_->endpoint = server_->endpoint;
+  if (handle_->endpoint != server_->endpoint) handle_->endpoint = server_->endpoint;  // (usually the same)
   handle_->thread_id = server_->backend_pid;
   handle_->last_thread_id = server_->backend_pid;
   handle_->last_attach = observe::coarse_epoch_us();  // no shared counter on the hot path

@@ -375,10 +375,13 @@ class Session final : public TendedSession {
   // ---- talking to the server ---------------------------------------------------------------
 
   // Sends one command (sequence 0) and follows the response. With `to_client`, the response
-  // streams to the client; otherwise it is consumed here. nullopt when the server connection
-  // broke (it is then detached and closed).
-  awaitable<std::optional<ResponseSummary>> exchange(std::string_view payload, ResponseKind kind, bool to_client,
-                                                     std::uint32_t client_stmt_id = 0, std::string* capture = nullptr);
+  // streams to the client; otherwise it is consumed here. What the response said (the
+  // tracker's summary: valid until the next exchange), or null when the server connection broke
+  // (it is then detached and closed).
+  // `into`: where the summary goes instead of the tracker's own (the client's command: last_).
+  awaitable<const ResponseSummary*> exchange(std::string_view payload, ResponseKind kind, bool to_client,
+                                             std::uint32_t client_stmt_id = 0, std::string* capture = nullptr,
+                                             ResponseSummary* into = nullptr);
 
   // LOCAL INFILE: the client's packets go to the server until the empty one.
   awaitable<bool> forward_infile();
@@ -387,8 +390,8 @@ class Session final : public TendedSession {
   // answer has not started is run again by the caller (retry_pending_). Otherwise, in a pooled
   // mode the client keeps its connection and gets an ERR saying what happened, in place of the
   // rest of the answer when the protocol allows one there (`err_seq`: the sequence id it takes).
-  awaitable<std::optional<ResponseSummary>> broken_server(bool to_client, bool mid_response,
-                                                          std::optional<std::uint8_t> err_seq = std::nullopt);
+  awaitable<const ResponseSummary*> broken_server(bool to_client, bool mid_response,
+                                                  std::optional<std::uint8_t> err_seq = std::nullopt);
 
   // Applies what the server reported about the session (OK packets' session state).
   void absorb(const ResponseSummary& s);

@@ -8,8 +8,9 @@
 
 namespace sluice::frontend::mysql {
 
-awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view payload, ResponseKind kind, bool to_client,
-                                                            std::uint32_t client_stmt_id, std::string* capture) {
+awaitable<const ResponseSummary*> Session::exchange(std::string_view payload, ResponseKind kind, bool to_client,
+                                                    std::uint32_t client_stmt_id, std::string* capture,
+                                                    ResponseSummary* into) {
   w().srv_out_.clear();
   for (auto id : pending_closes_) {
     std::string c;
@@ -41,7 +42,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
   }
   if (ec) broken = Broken{};
   if (!broken)
-    w().tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id);
+    w().tracker_.start(kind, server_->capabilities, to_client ? caps_ : server_->capabilities, client_stmt_id, into);
   bool sent_any = false;
   while (!broken) {
     w().cli_out_.clear();
@@ -52,18 +53,18 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
       break;
     }
     std::optional<std::uint8_t> end_seq;
-    if (w().tracker_.done() && w().tracker_.summary.error &&
-        ResponseTracker::ends_connection(w().tracker_.summary.err.code) &&
+    if (w().tracker_.done() && w().tracker_.result().error &&
+        ResponseTracker::ends_connection(w().tracker_.result().err.code) &&
         (!to_client || mode_ != config::PoolMode::Session)) {
       // The server ends this connection (KILL, shutdown, idle timeout): in a pooled mode that
       // is not the client's to see; the command is answered as for any lost server connection.
       std::size_t err = w().tracker_.err_packet_size();
       end_seq = static_cast<std::uint8_t>(w().cli_out_[w().cli_out_.size() - err + 3]);
       w().cli_out_.resize(w().cli_out_.size() - err);
-      server_end_ = fmt::format("{} {}", w().tracker_.summary.err.code, w().tracker_.summary.err.message);
+      server_end_ = fmt::format("{} {}", w().tracker_.result().err.code, w().tracker_.result().err.message);
     }
-    if (kind == ResponseKind::Prepare && w().tracker_.done() && w().tracker_.summary.error &&
-        w().tracker_.summary.err.code == kTooManyPrepared && !sent_any && evictable()) {
+    if (kind == ResponseKind::Prepare && w().tracker_.done() && w().tracker_.result().error &&
+        w().tracker_.result().err.code == kTooManyPrepared && !sent_any && evictable()) {
       // The server's max_prepared_stmt_count: the caller makes room and retries; the error
       // reaches the client only if that does not help (Work::held_error_).
       w().held_error_ = std::move(w().cli_out_);
@@ -109,7 +110,7 @@ awaitable<std::optional<ResponseSummary>> Session::exchange(std::string_view pay
     w().server_buf_.append(reinterpret_cast<const char*>(rbuf_.data()), n);
   }
   if (broken) co_return co_await broken_server(to_client, broken->mid_response, broken->err_seq);
-  co_return w().tracker_.summary;
+  co_return &w().tracker_.result();
 }
 
 awaitable<bool> Session::forward_infile() {
@@ -124,8 +125,8 @@ awaitable<bool> Session::forward_infile() {
   }
 }
 
-awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client, bool mid_response,
-                                                                 std::optional<std::uint8_t> err_seq) {
+awaitable<const ResponseSummary*> Session::broken_server(bool to_client, bool mid_response,
+                                                         std::optional<std::uint8_t> err_seq) {
   std::string server = server_ ? server_->endpoint.text() : std::string("?");
   if (server_)
     log::warn("server connection {} (thread {}) failed or desynchronized{}; closing it", server, server_->backend_pid,
@@ -144,27 +145,27 @@ awaitable<std::optional<ResponseSummary>> Session::broken_server(bool to_client,
   bool had_tx = cmd_.lose_server();
   if (to_client && retry_allowed_ && !mid_response) {
     retry_pending_ = true;  // nothing reached the client: the caller runs it elsewhere
-    co_return std::nullopt;
+    co_return nullptr;
   }
-  if (!to_client) co_return std::nullopt;
+  if (!to_client) co_return nullptr;
   if (mode_ == config::PoolMode::Session) {  // the client owned that server session
     // Closed, as the server's loss closes a direct connection: the client library reports
     // 2013 "Lost connection" itself (an error packet with 2013 would read as malformed).
     close_client();
-    co_return std::nullopt;
+    co_return nullptr;
   }
   if (!seq) {
     log::warn("mysql client {}: its server connection was lost in the middle of a packet; closing the client",
               handle_->id);
     close_client();
-    co_return std::nullopt;
+    co_return nullptr;
   }
   const auto& row = refusal_row(Refusal::ServerLost);
   std::string p;
   my::build_err(p, row.code, row.sqlstate,
                 refusal_text(Refusal::ServerLost, loss_text(classify_loss(had_tx, cmd_read_), server)));
   co_await io_.write(p, *seq);
-  co_return std::nullopt;
+  co_return nullptr;
 }
 
 void Session::watch_server() {
@@ -282,7 +283,7 @@ awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std:
   }
   if (ruled_ && w().rule_.statement_timeout.count() > 0) [[unlikely]]
     arm_statement_timeout(w().rule_.statement_timeout);
-  auto r = co_await exchange(payload, kind, true, client_stmt_id, capture);
+  auto r = co_await exchange(payload, kind, true, client_stmt_id, capture, &w().last_);
   if (timeout_armed_) [[unlikely]] {
     timeout_armed_ = false;
     w().statement_timer_.cancel();
@@ -291,8 +292,7 @@ awaitable<bool> Session::relay(std::string_view payload, ResponseKind kind, std:
     w().last_ = ResponseSummary{};  // what the statement did is unknown (a write may have landed)
     co_return sock_.is_open();
   }
-  absorb(*r);
-  w().last_ = std::move(*r);
+  absorb(*r);  // (the summary is last_ already)
   co_return !client_gone_;
 }
 

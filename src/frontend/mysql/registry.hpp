@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "src/config/config.hpp"
+#include "src/net/light_mutex.hpp"
 
 namespace sluice::frontend::mysql {
 
@@ -23,7 +24,7 @@ struct ClientHandle {
   // The client's worker: KILL CONNECTION closes its socket there (Session::close_on_worker).
   boost::asio::io_context* worker = nullptr;
 
-  std::mutex mu;  // guards the fields below
+  net::LightMutex mu;  // guards the fields below (taken at each attach and detach)
   std::string user;
   bool attached = false;  // a server connection works for this client
   config::Endpoint endpoint;

@@ -3,8 +3,11 @@
 
 namespace sluice::frontend::mysql {
 
+// A member added to ResponseSummary needs its line in reset() (then update the size here).
+static_assert(sizeof(ResponseSummary) == 208, "ResponseSummary changed: give the new member its line in reset()");
+
 void ResponseTracker::start(ResponseKind kind, std::uint32_t server_caps, std::uint32_t client_caps,
-                            std::uint32_t client_statement_id) {
+                            std::uint32_t client_statement_id, ResponseSummary* into) {
   kind_ = kind;
   server_caps_ = server_caps;
   client_caps_ = client_caps;
@@ -12,7 +15,8 @@ void ResponseTracker::start(ResponseKind kind, std::uint32_t server_caps, std::u
   deprecate_eof_ = (server_caps & my::cap::DEPRECATE_EOF) != 0;
   server_track_ = (server_caps & my::cap::SESSION_TRACK) != 0;
   rewrite_ok_ = server_track_ && !(client_caps & my::cap::SESSION_TRACK);
-  summary = ResponseSummary{};
+  out_ = into ? into : &summary;
+  out_->reset();
   steps_.clear();
   defs_left_ = 0;
   pass_left_ = 0;
@@ -82,12 +86,12 @@ void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string
     malformed_ = true;
     return;
   }
-  summary.status = ok.status;
-  summary.has_status = true;
-  summary.last_insert_id = ok.last_insert_id;
-  summary.affected_rows = ok.affected_rows;
-  summary.warnings = ok.warnings;
-  if (!ok.session_state.empty()) my::parse_session_state(ok.session_state, summary.changes);
+  out_->status = ok.status;
+  out_->has_status = true;
+  out_->last_insert_id = ok.last_insert_id;
+  out_->affected_rows = ok.affected_rows;
+  out_->warnings = ok.warnings;
+  if (!ok.session_state.empty()) my::parse_session_state(ok.session_state, out_->changes);
   if (rewrite_ok_) {
     std::string p;
     my::build_ok(p, ok, false);
@@ -97,8 +101,8 @@ void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string
     out.append(my::as_sv(payload));
   }
   (void)ends_result;
-  if (ok.status & my::status::CURSOR_EXISTS) summary.cursor_opened = true;
-  if (ok.status & my::status::LAST_ROW_SENT) summary.last_row_sent = true;
+  if (ok.status & my::status::CURSOR_EXISTS) out_->cursor_opened = true;
+  if (ok.status & my::status::LAST_ROW_SENT) out_->last_row_sent = true;
   if (kind_ == ResponseKind::Query && (ok.status & my::status::MORE_RESULTS_EXISTS)) state_ = State::First;
   else state_ = State::Done;
 }
@@ -110,8 +114,8 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
   };
   std::uint8_t first = p.empty() ? 0 : p[0];
   if (first == 0xFF && state_ != State::Eof) {  // ERR ends any response
-    my::parse_err(p, summary.err);
-    summary.error = true;
+    my::parse_err(p, out_->err);
+    out_->error = true;
     pass();
     err_packet_size_ = 4 + p.size();
     state_ = State::Done;
@@ -125,8 +129,8 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
           state_ = State::Done;
         } else {  // EOF (COM_SET_OPTION) or anything else: pass as is
           if (first == 0xFE) {
-            summary.status = my::eof_status(p, false, false);
-            summary.has_status = true;
+            out_->status = my::eof_status(p, false, false);
+            out_->has_status = true;
           }
           pass();
           state_ = State::Done;
@@ -138,7 +142,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
         return;
       }
       if (first == 0xFB) {
-        summary.local_infile = true;
+        out_->local_infile = true;
         pass();
         state_ = State::InfileWait;
         return;
@@ -150,7 +154,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
         return;
       }
       pass();
-      summary.result_set = true;
+      out_->result_set = true;
       push_defs(columns);
       steps_.push_back({State::Rows, 0});
       next_step();
@@ -166,9 +170,9 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
       std::uint16_t st = my::eof_status(p, false, false);
       pass();
       if (kind_ == ResponseKind::Query && steps_.size() == 1 && (st & my::status::CURSOR_EXISTS)) {
-        summary.status = st;
-        summary.has_status = true;
-        summary.cursor_opened = true;
+        out_->status = st;
+        out_->has_status = true;
+        out_->cursor_opened = true;
         steps_.clear();
         state_ = State::Done;
         return;
@@ -187,11 +191,11 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
         return;
       }
       std::uint16_t st = my::eof_status(p, false, false);
-      summary.status = st;
-      summary.has_status = true;
-      if (p.size() >= 3) summary.warnings = static_cast<std::uint16_t>(p[1] | (p[2] << 8));
-      if (st & my::status::CURSOR_EXISTS) summary.cursor_opened = true;
-      if (st & my::status::LAST_ROW_SENT) summary.last_row_sent = true;
+      out_->status = st;
+      out_->has_status = true;
+      if (p.size() >= 3) out_->warnings = static_cast<std::uint16_t>(p[1] | (p[2] << 8));
+      if (st & my::status::CURSOR_EXISTS) out_->cursor_opened = true;
+      if (st & my::status::LAST_ROW_SENT) out_->last_row_sent = true;
       pass();
       state_ = (kind_ == ResponseKind::Query && (st & my::status::MORE_RESULTS_EXISTS)) ? State::First : State::Done;
       return;
@@ -202,7 +206,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
         malformed_ = true;
         return;
       }
-      summary.prepare = pok;
+      out_->prepare = pok;
       std::string copy(my::as_sv(p));
       my::patch_statement_id(reinterpret_cast<std::uint8_t*>(copy.data()), client_statement_id_);
       my::put_header(out, copy.size(), seq);
@@ -226,7 +230,7 @@ void ResponseTracker::on_passed_start() {
       state_ = State::Done;
       break;
     case State::Rows:
-      ++summary.rows;
+      ++out_->rows;
       break;
     default:
       break;

@@ -40,14 +40,38 @@ struct ResponseSummary {
   bool result_set = false;       // at least one result set (not just OK packets)
   my::SessionChanges changes;    // accumulated from every OK's session state
   std::optional<my::PrepareOk> prepare;
+
+  // As a new one, keeping the strings' storage (ResponseTracker::start(), once per command).
+  // `err` is written only with `error` set (an ERR packet), so without it it is as new.
+  void reset() {
+    status = 0;
+    if (error) [[unlikely]] {
+      err.code = 0;
+      err.sqlstate = "HY000";
+      err.message.clear();
+    }
+    has_status = error = false;
+    cursor_opened = last_row_sent = local_infile = false;
+    last_insert_id = affected_rows = rows = 0;
+    warnings = 0;
+    result_set = false;
+    changes.schema.reset();
+    changes.variables.clear();
+    changes.state_changed = false;
+    prepare.reset();
+  }
 };
 
 class ResponseTracker {
  public:
+  ResponseTracker() = default;
+  ResponseTracker(const ResponseTracker&) = delete;  // out_ may point at its own summary
+  ResponseTracker& operator=(const ResponseTracker&) = delete;
   // `server_caps`/`client_caps`: capabilities each side negotiated. For Prepare,
   // `client_statement_id` replaces the server's id in PREPARE_OK.
+  // The response's summary goes to `*into` when given (reset first), else to `summary`.
   void start(ResponseKind kind, std::uint32_t server_caps, std::uint32_t client_caps,
-             std::uint32_t client_statement_id = 0);
+             std::uint32_t client_statement_id = 0, ResponseSummary* into = nullptr);
   // Consumes what it can of `in`, appending what the client must see to `out`. Returns the bytes
   // consumed; the rest (an incomplete packet that must be read whole) must be fed again with more.
   std::size_t feed(my::Bytes in, std::string& out);
@@ -71,6 +95,8 @@ class ResponseTracker {
   std::size_t err_packet_size() const { return err_packet_size_; }
 
   ResponseSummary summary;
+  // The summary of the response being followed (or last followed): `summary` or start()'s `into`.
+  const ResponseSummary& result() const { return *out_; }
 
  private:
   enum class State { First, Defs, Eof, Rows, PrepareOk, Raw, InfileWait, Done };
@@ -96,6 +122,7 @@ class ResponseTracker {
   std::uint8_t next_seq_ = 1;    // the sequence id the next packet of the response carries
   std::size_t err_packet_size_ = 0;
   bool malformed_ = false;
+  ResponseSummary* out_ = &summary;
 };
 
 }  // namespace sluice::frontend::mysql
