@@ -80,7 +80,9 @@ void ResponseTracker::next_step() {
   defs_left_ = s.count;
 }
 
-void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string& out, bool ends_result) {
+void ResponseTracker::handle_ok(my::Bytes packet, std::string& out, bool ends_result) {
+  const auto payload = packet.subspan(4);
+  const std::uint8_t seq = packet[3];
   my::Ok ok;
   if (!my::parse_ok(payload, server_track_, ok)) {
     malformed_ = true;
@@ -97,8 +99,7 @@ void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string
     my::build_ok(p, ok, false);
     my::append_packets(out, p, seq);
   } else {
-    my::put_header(out, payload.size(), seq);
-    out.append(my::as_sv(payload));
+    out.append(my::as_sv(packet));
   }
   (void)ends_result;
   if (ok.status & my::status::CURSOR_EXISTS) out_->cursor_opened = true;
@@ -107,11 +108,10 @@ void ResponseTracker::handle_ok(my::Bytes payload, std::uint8_t seq, std::string
   else state_ = State::Done;
 }
 
-void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) {
-  auto pass = [&] {
-    my::put_header(out, p.size(), seq);
-    out.append(my::as_sv(p));
-  };
+void ResponseTracker::on_whole(my::Bytes packet, std::string& out) {
+  const auto p = packet.subspan(4);
+  const std::uint8_t seq = packet[3];
+  auto pass = [&] { out.append(my::as_sv(packet)); };  // header and payload as they came
   std::uint8_t first = p.empty() ? 0 : p[0];
   if (first == 0xFF && state_ != State::Eof) {  // ERR ends any response
     my::parse_err(p, out_->err);
@@ -125,7 +125,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
     case State::First: {
       if (kind_ == ResponseKind::Single) {
         if (first == 0x00) {
-          handle_ok(p, seq, out, false);
+          handle_ok(packet, out, false);
           state_ = State::Done;
         } else {  // EOF (COM_SET_OPTION) or anything else: pass as is
           if (first == 0xFE) {
@@ -138,7 +138,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
         return;
       }
       if (first == 0x00) {
-        handle_ok(p, seq, out, false);
+        handle_ok(packet, out, false);
         return;
       }
       if (first == 0xFB) {
@@ -187,7 +187,7 @@ void ResponseTracker::on_whole(my::Bytes p, std::uint8_t seq, std::string& out) 
         return;
       }
       if (deprecate_eof_) {
-        handle_ok(p, seq, out, true);
+        handle_ok(packet, out, true);
         return;
       }
       std::uint16_t st = my::eof_status(p, false, false);
@@ -266,7 +266,7 @@ std::size_t ResponseTracker::feed(my::Bytes in, std::string& out) {
         break;
       }
       if (in.size() - pos < 4 + len) break;
-      on_whole(in.subspan(pos + 4, len), in[pos + 3], out);
+      on_whole(in.subspan(pos, 4 + len), out);
       pos += 4 + len;
       next_seq_ = seq_after;
       continue;

@@ -105,10 +105,10 @@ class ResponseTracker {
     std::uint64_t count;
   };
   bool needs_whole(std::uint8_t first, std::size_t len) const;
-  void on_whole(my::Bytes payload, std::uint8_t seq, std::string& out);
+  void on_whole(my::Bytes packet, std::string& out);  // a whole packet, its 4-byte header first
   void on_passed_start();  // a passed-through logical packet began (counts definitions)
   void next_step();
-  void handle_ok(my::Bytes payload, std::uint8_t seq, std::string& out, bool ends_result);
+  void handle_ok(my::Bytes packet, std::string& out, bool ends_result);  // likewise
   void push_defs(std::uint64_t n);
 
   State state_ = State::Done;
