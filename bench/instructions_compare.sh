@@ -27,6 +27,9 @@
 #     before/after comparison of a change on the hot path
 #   POOL_SIZE=20 BENCH_CLIENTS=16 BENCH_TLS=0 bench/instructions_compare.sh  # many clients, none
 #     waiting in line (pool_size for both proxies; default 4)
+#   BENCH_CACHE=1 BENCH_TLS=0 BENCH_CLIENTS=1 bench/instructions_compare.sh  # Sluice's result
+#     cache on ([cache] mode = "all") and every transaction the same SELECT of one row: after the
+#     first, each is a cache hit (PgBouncer forwards them: the row compares a hit with a relay)
 # Needs valgrind (apt-get install valgrind). Valgrind 3.19 cannot read clang's DWARF 5, so
 # Sluice runs from a copy with the debug sections stripped (symbols stay). For costs per source
 # line, build with -gdwarf-4 and set BENCH_KEEP_DEBUG=1 (then bench/callgrind_self.py --lines).
@@ -104,6 +107,12 @@ for i in $(seq 1 $((QR > 0 ? QR - 1 : 0))); do
 done
 [ "$QR" -gt 0 ] && printf '[[rules]]\nname = "everything"\ntag = "all"\n' >>"$WORK/sluice.toml"
 [ "${BENCH_DIGESTS:-0}" = 1 ] && printf '[digests]\nenabled = true\n' >>"$WORK/sluice.toml"
+SCRIPT=(-S)
+if [ "${BENCH_CACHE:-0}" = 1 ]; then
+  printf '[cache]\nmode = "all"\ndefault_ttl = "1h"\n' >>"$WORK/sluice.toml"
+  echo "SELECT abalance FROM pgbench_accounts WHERE aid = 1;" >"$WORK/hit.sql"
+  SCRIPT=(-f "$WORK/hit.sql")
+fi
 write_pgbouncer_ini "$BOUNCER_PORT" "$POOL_SIZE" <<CONF
 client_tls_sslmode = allow
 client_tls_cert_file = $WORK/certs/server.pem
@@ -119,9 +128,9 @@ PGSSLMODE=disable pgbench -i -q -s 10 -h 127.0.0.1 -p "$PG_PORT" -U app app >/de
 # Per transaction: (I(3N) - I(N)) / 2N. $4: the user owning the process (PgBouncer runs as postgres).
 measure() {  # name, pid, port, as-user ("" or postgres)
   local name=$1 pid=$2 port=$3 out=()
-  PGSSLMODE=$MODE pgbench -n -S -c "$CLIENTS" -j 1 -t 200 -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
+  PGSSLMODE=$MODE pgbench -n "${SCRIPT[@]}" -c "$CLIENTS" -j 1 -t 200 -h 127.0.0.1 -p "$port" -U app app >/dev/null 2>&1
   for per_client in $((N / CLIENTS)) $((3 * N / CLIENTS)); do
-    out+=("$(CG_USER=$4 callgrind_count "$name" "$pid" "$per_client" env PGSSLMODE="$MODE" pgbench -n -S \
+    out+=("$(CG_USER=$4 callgrind_count "$name" "$pid" "$per_client" env PGSSLMODE="$MODE" pgbench -n "${SCRIPT[@]}" \
       "${CONNECT[@]}" -c "$CLIENTS" -j 1 -t "$per_client" -h 127.0.0.1 -p "$port" -U app app)")
   done
   echo "$(((out[1] - out[0]) / (2 * N)))"
@@ -156,7 +165,7 @@ b="$(measure pgbouncer "$BOUNCER_VG" $BOUNCER_PORT "$BOUNCER_USER")"
 mkdir -p "$ROOT/bench/out"
 OUT="$ROOT/bench/out/instructions-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
-  echo "User-space instructions per pgbench -S transaction$([ ${#CONNECT[@]} = 1 ] && echo " with a login each (-C)") (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), $CLIENTS clients over pool_size $POOL_SIZE, $(date -u +%F)"
+  echo "User-space instructions per pgbench $([ "${BENCH_CACHE:-0}" = 1 ] && echo "transaction of one fixed SELECT, Sluice's cache on (hits)" || echo "-S transaction")$([ ${#CONNECT[@]} = 1 ] && echo " with a login each (-C)") (callgrind), $([ "$TLS" = 1 ] && echo "TLS between pgbench and the proxy" || echo "plain TCP"), $CLIENTS clients over pool_size $POOL_SIZE, $(date -u +%F)"
   echo
   echo "| proxy | instructions per transaction | ratio to PgBouncer |"
   echo "|---|---:|---:|"
