@@ -2,7 +2,7 @@
 #include "src/cache/policy.hpp"
 
 #include <algorithm>
-#include <unordered_set>
+#include <array>
 
 #include <re2/re2.h>
 
@@ -13,18 +13,54 @@ namespace sluice::cache {
 
 bool uncacheable(std::string_view text, sql::Dialect d) { return uncacheable(sql::lex(text, d)); }
 
+namespace {
+
+// A few dozen fixed words, looked up for every word of a statement the cache considers: a
+// scan of those of the same length and first letter, which most words (identifiers, SELECT,
+// FROM) leave at the first two comparisons, cheaper than hashing each word.
+template <std::size_t N>
+class WordList {
+ public:
+  constexpr explicit WordList(const std::array<std::string_view, N>& words) : words_(words) {
+    for (auto w : words_) {
+      if (w.size() < min_) min_ = w.size();
+      if (w.size() > max_) max_ = w.size();
+    }
+  }
+  bool contains(std::string_view w) const {
+    if (w.size() < min_ || w.size() > max_) return false;
+    for (auto x : words_)
+      if (x.size() == w.size() && x[0] == w[0] && x == w) return true;
+    return false;
+  }
+
+ private:
+  std::array<std::string_view, N> words_;
+  std::size_t min_ = ~std::size_t{0}, max_ = 0;
+};
+
+constexpr std::array<std::string_view, 57> kFunctionWords = {
+    "now", "random", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday", "gen_random_uuid",
+    "uuid_generate_v1", "uuid_generate_v4", "pg_backend_pid", "inet_server_port", "inet_client_addr", "txid_current",
+    "pg_is_in_recovery", "pg_sleep", "version", "current_setting", "rand", "uuid", "uuid_short", "sysdate",
+    "unix_timestamp", "utc_timestamp", "curdate", "curtime", "current_timestamp", "localtimestamp", "localtime",
+    "connection_id", "database", "schema", "user", "current_user", "session_user", "system_user", "sleep", "benchmark",
+    "last_insert_id", "found_rows", "row_count", "get_lock", "is_free_lock", "is_used_lock", "nextval", "currval",
+    "lastval", "setval",
+    // The keywords with a precision or MySQL's parentheses, and more that differ per call or
+    // per connection.
+    "current_date", "current_time", "utc_date", "utc_time", "random_bytes", "sys_guid", "inet_server_addr",
+    "inet_client_port", "uuid_generate_v1mc", "gen_random_bytes"};
+constexpr std::array<std::string_view, 11> kKeywordWords = {
+    "current_timestamp", "current_date",    "current_time", "localtime",
+    "localtimestamp",    "current_user",    "session_user", "current_role",
+    "current_schema",    "current_catalog", "user"};
+
+}  // namespace
+
 bool uncacheable(const sql::Lexed& lexed) {
-  static const std::unordered_set<std::string_view> functions = {
-      "now", "random", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
-      "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4", "pg_backend_pid", "inet_server_port",
-      "inet_client_addr", "txid_current", "pg_is_in_recovery", "pg_sleep", "version", "current_setting",
-      "rand", "uuid", "uuid_short", "sysdate", "unix_timestamp", "utc_timestamp", "curdate", "curtime",
-      "current_timestamp", "localtimestamp", "localtime", "connection_id", "database", "schema", "user",
-      "current_user", "session_user", "system_user", "sleep", "benchmark", "last_insert_id", "found_rows",
-      "row_count", "get_lock", "is_free_lock", "is_used_lock", "nextval", "currval", "lastval", "setval"};
-  static const std::unordered_set<std::string_view> keywords = {
-      "current_timestamp", "current_date", "current_time", "localtime", "localtimestamp", "current_user",
-      "session_user", "current_role", "current_schema", "current_catalog", "user"};
+  static const WordList functions(kFunctionWords);
+  static const WordList keywords(kKeywordWords);
   const auto& t = lexed.tokens;
   for (std::size_t i = 0; i < t.size(); ++i) {
     if (t[i].kind != sql::Token::Word) {
@@ -34,9 +70,9 @@ bool uncacheable(const sql::Lexed& lexed) {
     const sql::FoldedWord folded(t[i].text);
     const std::string_view w = folded.view();
     bool call = i + 1 < t.size() && t[i + 1].sym('(');
-    if (call && functions.count(w)) return true;
-    if (!call && keywords.count(w)) return true;
-    if (w.rfind("pg_", 0) == 0 && !call) return true;  // pg_catalog tables and views
+    if (call && functions.contains(w)) return true;
+    if (!call && keywords.contains(w)) return true;
+    if (w.rfind("pg_", 0) == 0) return true;  // pg_catalog tables and views; server functions
     if (w == "information_schema" || w == "pg_catalog" || w == "performance_schema" || w == "sys" ||
         (w == "mysql" && i + 1 < t.size() && t[i + 1].sym('.')))
       return true;
