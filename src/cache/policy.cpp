@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <vector>
 
 #include <re2/re2.h>
 
@@ -15,28 +17,37 @@ bool uncacheable(std::string_view text, sql::Dialect d) { return uncacheable(sql
 
 namespace {
 
-// A few dozen fixed words, looked up for every word of a statement the cache considers: a
-// scan of those of the same length and first letter, which most words (identifiers, SELECT,
-// FROM) leave at the first two comparisons, cheaper than hashing each word.
-template <std::size_t N>
+// A few dozen fixed words (lower case), looked up for every word of a statement the cache
+// considers: only those of the word's length are compared, case-insensitively, so most words
+// (identifiers, SELECT, FROM) cost a length check and a comparison or two, without being folded
+// or hashed.
 class WordList {
  public:
-  constexpr explicit WordList(const std::array<std::string_view, N>& words) : words_(words) {
-    for (auto w : words_) {
-      if (w.size() < min_) min_ = w.size();
-      if (w.size() > max_) max_ = w.size();
-    }
+  template <std::size_t N>
+  explicit WordList(const std::array<std::string_view, N>& words) : words_(words.begin(), words.end()) {
+    std::sort(words_.begin(), words_.end(), [](std::string_view a, std::string_view b) { return a.size() < b.size(); });
+    for (std::size_t len = 0; len < kMaxLen + 2; ++len)
+      start_[len] =
+          static_cast<std::uint8_t>(std::lower_bound(words_.begin(), words_.end(), len,
+                                                     [](std::string_view w, std::size_t l) { return w.size() < l; }) -
+                                    words_.begin());
   }
   bool contains(std::string_view w) const {
-    if (w.size() < min_ || w.size() > max_) return false;
-    for (auto x : words_)
-      if (x.size() == w.size() && x[0] == w[0] && x == w) return true;
+    if (w.size() > kMaxLen) return false;
+    for (std::size_t i = start_[w.size()]; i < start_[w.size() + 1]; ++i)
+      if (equal_folded(words_[i], w)) return true;
     return false;
   }
 
  private:
-  std::array<std::string_view, N> words_;
-  std::size_t min_ = ~std::size_t{0}, max_ = 0;
+  static constexpr std::size_t kMaxLen = 30;
+  static bool equal_folded(std::string_view lower, std::string_view w) {
+    for (std::size_t i = 0; i < w.size(); ++i)
+      if (sql::lower_ascii(w[i]) != lower[i]) return false;
+    return true;
+  }
+  std::vector<std::string_view> words_;
+  std::array<std::uint8_t, kMaxLen + 2> start_{};
 };
 
 constexpr std::array<std::string_view, 57> kFunctionWords = {
@@ -67,14 +78,14 @@ bool uncacheable(const sql::Lexed& lexed) {
       if (t[i].sym('@')) return true;  // MySQL @@system or @user variables: session state
       continue;
     }
-    const sql::FoldedWord folded(t[i].text);
-    const std::string_view w = folded.view();
+    const std::string_view w = t[i].text;  // as written: the lists compare it folded
     bool call = i + 1 < t.size() && t[i + 1].sym('(');
     if (call && functions.contains(w)) return true;
     if (!call && keywords.contains(w)) return true;
-    if (w.rfind("pg_", 0) == 0) return true;  // pg_catalog tables and views; server functions
-    if (w == "information_schema" || w == "pg_catalog" || w == "performance_schema" || w == "sys" ||
-        (w == "mysql" && i + 1 < t.size() && t[i + 1].sym('.')))
+    // pg_catalog tables and views; server functions.
+    if (w.size() >= 3 && sql::lower_ascii(w[0]) == 'p' && sql::lower_ascii(w[1]) == 'g' && w[2] == '_') return true;
+    if (t[i].is("information_schema") || t[i].is("performance_schema") || t[i].is("sys") ||
+        (t[i].is("mysql") && i + 1 < t.size() && t[i + 1].sym('.')))
       return true;
   }
   return false;

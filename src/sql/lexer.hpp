@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,18 +21,34 @@ enum class Dialect { Postgres, Mysql };
 // the lexer's words.
 inline char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
 std::string lower_ascii(std::string_view s);
+// `n` bytes of `s` folded into `d` (which may be `s`): eight at a time where there are eight,
+// the letters among them found bit-wise (a byte with the high bit set is no ASCII letter).
+inline void lower_ascii_into(char* d, const char* s, std::size_t n) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, s + i, 8);
+    const std::uint64_t low7 = v & ~kHigh;
+    const std::uint64_t upper = (low7 + (0x80 - 'A') * kOnes) & ~(low7 + (0x80 - 'Z' - 1) * kOnes) & ~v & kHigh;
+    v |= upper >> 2;  // 0x80 >> 2 = 0x20: 'A'..'Z' -> 'a'..'z'
+    std::memcpy(d + i, &v, 8);
+  }
+  for (; i < n; ++i) d[i] = lower_ascii(s[i]);
+}
 // The same, appended to `out` (no string of its own).
 inline void append_lower_ascii(std::string& out, std::string_view s) {
   const std::size_t at = out.size();
   out.append(s);
-  for (std::size_t i = at; i < out.size(); ++i) out[i] = lower_ascii(out[i]);
+  char* d = out.data() + at;  // (out[i] in the loop would reload the string's pointer and size)
+  lower_ascii_into(d, d, s.size());
 }
 // A word folded into a buffer of its own, for comparing it with keywords and names without an
 // allocation. A word longer than the buffer is cut to it: view() then equals no shorter name.
 class FoldedWord {
  public:
   explicit FoldedWord(std::string_view s) : n_(s.size() < sizeof buf_ ? s.size() : sizeof buf_) {
-    for (std::size_t i = 0; i < n_; ++i) buf_[i] = lower_ascii(s[i]);
+    lower_ascii_into(buf_, s.data(), n_);
   }
   std::string_view view() const { return {buf_, n_}; }
 

@@ -111,3 +111,21 @@ TEST_CASE("tables a statement reads or writes") {
   CHECK_FALSE(tables("VACUUM", P).complete);
   CHECK(tables("SELECT 1", P).complete);
 }
+
+TEST_CASE("ASCII folding, eight bytes at a time: every byte value, every length and offset") {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  all += "ABCDEFGHIJKLMNOPQRSTUVWXYZ@[`{ SELECT \xc3\x89tat";
+  for (std::size_t off = 0; off < 9; ++off)
+    for (std::size_t len = 0; off + len <= all.size(); len += (len < 40 ? 1 : 37)) {
+      std::string_view in(all.data() + off, len);
+      std::string expected;
+      for (char c : in) expected.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c);
+      std::string out = "x";
+      append_lower_ascii(out, in);
+      CHECK(out == "x" + expected);
+      CHECK(lower_ascii(in) == expected);
+      FoldedWord w(in);
+      CHECK(w.view() == std::string_view(expected).substr(0, 64));
+    }
+}

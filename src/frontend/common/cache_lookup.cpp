@@ -53,6 +53,11 @@ asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::string key, 
   co_return r;
 }
 
+void table_keys(const std::vector<std::string>& tables, std::vector<std::string>& out) {
+  out.clear();
+  for (const auto& t : tables) out.push_back(cache::table_key(t));
+}
+
 bool keep_answer(cache::Store& store, state::SharedCache& shared, const std::string& key, std::string value,
                  const std::vector<std::string>& tables, config::Duration ttl, const cache::FillTicket& ticket,
                  const cache::Origin& origin, const std::string& scope, const std::string& cluster,

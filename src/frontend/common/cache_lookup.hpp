@@ -41,6 +41,11 @@ boost::asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::strin
 
 // Keeps a fill's answer (Store::put_if_current) and, when kept and the shared store is on,
 // offers it there with the position its data is at least as new as.
+// The store's names of a candidate's tables (cache::table_key), into `out`. A hit needs them
+// only to ask the shared store: a session makes them before the lookup when that is on, and
+// otherwise only for a fill.
+void table_keys(const std::vector<std::string>& tables, std::vector<std::string>& out);
+
 bool keep_answer(cache::Store& store, state::SharedCache& shared, const std::string& key, std::string value,
                  const std::vector<std::string>& tables, config::Duration ttl, const cache::FillTicket& ticket,
                  const cache::Origin& origin, const std::string& scope, const std::string& cluster,

@@ -18,10 +18,10 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
            "binary\x1f")
         .append(*params);
   const router::Position* token = routing_.read_your_writes_token();
-  w().cache_tables_.clear();
-  for (auto& tbl : cand->tables) w().cache_tables_.push_back(cache::table_key(tbl));
+  const bool shared_on = ctx_.shared_cache.on();
+  if (shared_on) table_keys(cand->tables, w().cache_tables_);
   SharedAsk shared{ctx_.shared_cache, pool_cfg_->cluster, w().cache_tables_};
-  const SharedAsk* ask = ctx_.shared_cache.on() ? &shared : nullptr;  // (GCC 12: no ?: inside co_await)
+  const SharedAsk* ask = shared_on ? &shared : nullptr;  // (GCC 12: no ?: inside co_await)
   auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), pool_cfg_->cluster, sock_.get_executor(),
                                      cache_wait_limit(cfg_->general), token, ask);
   if (found.hit) {
@@ -32,6 +32,7 @@ awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::str
     co_return ec ? 0 : 1;
   }
   if (!found.fill) co_return 0;  // another client's fill is slow: ask the server, keep nothing
+  if (!shared_on) table_keys(cand->tables, w().cache_tables_);
   w().fill_key_ = std::move(key);
   cache_ttl_ = cand->ttl;
   w().fill_ticket_ = ctx_.cache->fill_ticket(w().cache_tables_, pool_cfg_->cluster);

@@ -107,10 +107,10 @@ awaitable<bool> Session::try_cache_extended() {
 awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate& cand, std::size_t consume) {
   auto wait = cache_wait_limit(snap_->config->general);
   auto started = observe::Clock::now();
-  w().cache_tables_.clear();
-  for (auto& t : cand.tables) w().cache_tables_.push_back(cache::table_key(t));
+  const bool shared_on = ctx_.shared_cache.on();
+  if (shared_on) table_keys(cand.tables, w().cache_tables_);
   SharedAsk shared{ctx_.shared_cache, pool_cfg_->cluster, w().cache_tables_};
-  const SharedAsk* ask = ctx_.shared_cache.on() ? &shared : nullptr;  // (GCC 12: no ?: inside co_await)
+  const SharedAsk* ask = shared_on ? &shared : nullptr;  // (GCC 12: no ?: inside co_await)
   auto found = co_await cache_lookup(*ctx_.cache, key, pool_->name(), pool_cfg_->cluster, client_.get_executor(), wait,
                                      ryw_token(), ask);
   if (found.hit) {
@@ -118,7 +118,8 @@ awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate&
     rule_memo_ = false;  // the statement was answered: judged and counted
     if (ctx_.digests_on()) [[unlikely]]  // the text the lookup analysed
       ctx_.digests.get("postgres", w().analysis_.fingerprint(), database_, user_)->cache_hit();
-    std::string out = *found.hit;
+    auto& out = w().hit_out_;
+    out.assign(*found.hit);
     wire::ready_for_query(out, 'I');
     co_await write_client(out);
     auto us = observe::micros_since(started);
@@ -128,6 +129,7 @@ awaitable<bool> Session::lookup_or_fill(std::string key, const cache::Candidate&
     co_return true;
   }
   if (!found.fill) co_return false;  // another client's fill is slow: ask the server, keep nothing
+  if (!shared_on) table_keys(cand.tables, w().cache_tables_);
   w().fill_key_ = key;                   // this session fills it: end_fill when done, whatever happens
   capturing_ = true;
   w().fill_ticket_ = ctx_.cache->fill_ticket(w().cache_tables_, pool_cfg_->cluster);

@@ -27,6 +27,7 @@ struct SessionWork {
   // writes not yet applied (pending_invalidation_) or whose position is being learned
   // (marked_tables_, see take_write_token).
   std::string capture_, cache_key_, fill_key_;
+  std::string hit_out_;  // a cache hit's answer and ReadyForQuery (its storage kept)
   // cache_key()'s part after the statement (database, user, cluster, the parameters that change
   // an answer), made again only when the client's parameters are another set
   // (pool::SharedParams::same_set: this copy makes every change a new one) or the configuration
