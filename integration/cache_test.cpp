@@ -414,3 +414,55 @@ TEST_CASE("a whole transaction in one text (BEGIN; UPDATE; COMMIT) makes cached 
   REQUIRE(direct.exec("DROP TABLE tx1_t"));
   CHECK(root.scalar("DROP TABLE mtx1_t") == "");
 }
+
+TEST_CASE("a reload's cache policy reaches clients already connected, both ways") {
+  Conn(direct_conninfo()).exec("DROP TABLE IF EXISTS policy_calls_t");
+  Conn direct(app_direct());
+  REQUIRE(direct.exec("DROP FUNCTION IF EXISTS policy_counted()"));
+  REQUIRE(direct.exec("CREATE TABLE policy_calls_t (at timestamptz default now())"));
+  REQUIRE(
+      direct.exec("CREATE FUNCTION policy_counted() RETURNS int LANGUAGE sql VOLATILE AS "
+                  "'INSERT INTO policy_calls_t DEFAULT VALUES; SELECT 7'"));
+  auto pools = [](const char* mode) {
+    return std::string(R"(
+[[pools]]
+database = "app"
+cluster = "pg"
+pool_size = 4
+
+[cache]
+default_ttl = "60s"
+mode = ")") +
+           mode + "\"\n";
+  };
+  ::setenv("SLUICE_TEST_LOG_LEVEL", "info", 1);  // "configuration reloaded" says a reload is in force
+  struct Unset {
+    ~Unset() { ::unsetenv("SLUICE_TEST_LOG_LEVEL"); }
+  } unset;
+  SluiceProcess s(pools("rules"));  // no rules: nothing is cached
+  Conn c(s.conninfo());
+  REQUIRE(c.ok());
+  auto calls = [&] { return direct.scalar("SELECT count(*) FROM policy_calls_t"); };
+  auto reloads = [&] {  // reloads applied so far, by Sluice's log
+    std::ifstream in(s.log_path());
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) n += line.find("configuration reloaded") != std::string::npos;
+    return n;
+  };
+  auto reload = [&](const char* mode) {
+    int before = reloads();
+    s.reload(pools(mode));
+    REQUIRE(eventually([&] { return reloads() > before; }));
+  };
+  for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT policy_counted() AS seven") == "7");
+  CHECK(calls() == "3");
+  reload("all");
+  for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT policy_counted() AS seven") == "7");
+  CHECK(calls() == "4");  // the same client: executed once, then from memory
+  reload("rules");
+  for (int i = 0; i < 3; ++i) CHECK(c.scalar("SELECT policy_counted() AS seven") == "7");
+  CHECK(calls() == "7");  // cached no more
+  REQUIRE(direct.exec("DROP FUNCTION policy_counted()"));
+  REQUIRE(direct.exec("DROP TABLE policy_calls_t"));
+}

@@ -61,6 +61,7 @@ void Context::set_cache(const config::Cache& c) {
   if (!cache) cache = std::make_unique<cache::Store>(c.max_bytes, 8);
   else if (cache->max_bytes() != c.max_bytes) cache->set_max_bytes(c.max_bytes);
   std::atomic_store(&policy_, std::shared_ptr<const cache::Policy>(std::make_shared<cache::Policy>(c)));
+  policy_generation_.fetch_add(1, std::memory_order_release);
   if (!c.enabled && cache_on_.load()) cache->invalidate_all();  // nothing stale survives a re-enable
   cache_on_.store(c.enabled && !cache_held_.load());
   shared_cache.configure(c);

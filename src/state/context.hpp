@@ -50,6 +50,9 @@ struct Context {
   std::unique_ptr<cache::Store> cache;
   bool cache_enabled() const { return cache_on_.load(std::memory_order_relaxed); }
   std::shared_ptr<const cache::Policy> cache_policy() const { return std::atomic_load(&policy_); }
+  // Bumped after each new policy is in place: a session keeps the policy it read and reads it
+  // again only when this moved (CachePolicyMemo), not with cache_policy()'s lock every query.
+  std::uint64_t cache_policy_generation() const { return policy_generation_.load(std::memory_order_acquire); }
   void set_cache(const config::Cache& c);
   ChangeStreams cache_streams;  // [cache] invalidation = "stream": one follower per cluster and database
   SharedCache shared_cache;     // [cache] shared: the second-level store several instances share
@@ -115,6 +118,7 @@ struct Context {
   std::atomic<bool> digests_on_{false};
   std::atomic<std::int64_t> rules_clock_{0};
   std::shared_ptr<const cache::Policy> policy_;
+  std::atomic<std::uint64_t> policy_generation_{0};
 };
 
 // Loads `path` and applies it to the running Sluice (SIGHUP and RELOAD): users, pool sizes,

@@ -12,6 +12,7 @@
 
 #include "src/cache/store.hpp"
 #include "src/config/units.hpp"
+#include "src/state/context.hpp"
 #include "src/state/shared_cache.hpp"
 
 namespace sluice::frontend {
@@ -41,6 +42,24 @@ boost::asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::strin
 
 // Keeps a fill's answer (Store::put_if_current) and, when kept and the shared store is on,
 // offers it there with the position its data is at least as new as.
+// The cache policy in force, as a session last read it: read again only when a reload put a
+// new one in place (Context::cache_policy_generation()).
+class CachePolicyMemo {
+ public:
+  const cache::Policy& get(const state::Context& ctx) {
+    const std::uint64_t g = ctx.cache_policy_generation();
+    if (g != generation_ || !policy_) [[unlikely]] {
+      policy_ = ctx.cache_policy();
+      generation_ = g;
+    }
+    return *policy_;
+  }
+
+ private:
+  std::shared_ptr<const cache::Policy> policy_;
+  std::uint64_t generation_ = 0;
+};
+
 // The store's names of a candidate's tables (cache::table_key), into `out`. A hit needs them
 // only to ask the shared store: a session makes them before the lookup when that is on, and
 // otherwise only for a fill.

@@ -5,7 +5,7 @@
 namespace sluice::frontend::mysql {
 
 awaitable<int> Session::try_cache(const sql::Lexed& text, std::optional<std::string_view> params) {
-  auto cand = ctx_.cache_policy()->consider(text, schema_, user_, rule_cache());
+  auto cand = w().cache_policy_.get(ctx_).consider(text, schema_, user_, rule_cache());
   if (!cand) co_return 0;
   // Key: normalized text + schema + user + what shapes the answer's bytes and values.
   std::string key =

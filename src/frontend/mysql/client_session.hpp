@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "protocols/mysql/codec.hpp"
+#include "src/frontend/common/cache_lookup.hpp"
 #include "src/frontend/common/session_core.hpp"
 #include "src/frontend/common/on_demand.hpp"
 #include "src/frontend/common/worker_sessions.hpp"
@@ -129,6 +130,7 @@ class Session final : public TendedSession {
     cache::FillTicket fill_ticket_;
     router::Position route_position_;  // a replica's replayed position when the read was routed there
     std::vector<std::string> cache_tables_, pending_invalidation_;
+    CachePolicyMemo cache_policy_;
     // The answer being relayed, and what the last one was.
     ResponseTracker tracker_;
     ResponseSummary last_;

@@ -38,7 +38,7 @@ awaitable<bool> Session::try_cache(const wire::Frame& f) {
     rc = &statement_check(text, false);
     if (rc->refusal) co_return false;  // forwarding answers it
   }
-  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_, rule_cache(rc));
+  auto cand = w().cache_policy_.get(ctx_).consider(lexed, database_, user_, rule_cache(rc));
   if (!cand) co_return false;
   co_return co_await lookup_or_fill(cache_key(cand->normalized), *cand, f.size());
 }
@@ -90,7 +90,7 @@ awaitable<bool> Session::try_cache_extended() {
     rc = &statement_check(query, false);
     if (rc->refusal) co_return false;  // forwarding answers it
   }
-  auto cand = ctx_.cache_policy()->consider(lexed, database_, user_, rule_cache(rc));
+  auto cand = w().cache_policy_.get(ctx_).consider(lexed, database_, user_, rule_cache(rc));
   if (!cand) co_return false;
   std::string key = cache_key(cand->normalized);
   key.append(

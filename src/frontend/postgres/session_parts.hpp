@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "src/frontend/common/cache_lookup.hpp"
 #include "src/frontend/common/session_core.hpp"
 #include "src/frontend/postgres/cancel.hpp"
 #include "src/frontend/postgres/relay.hpp"
@@ -28,6 +29,7 @@ struct SessionWork {
   // (marked_tables_, see take_write_token).
   std::string capture_, cache_key_, fill_key_;
   std::string hit_out_;  // a cache hit's answer and ReadyForQuery (its storage kept)
+  CachePolicyMemo cache_policy_;
   // cache_key()'s part after the statement (database, user, cluster, the parameters that change
   // an answer), made again only when the client's parameters are another set
   // (pool::SharedParams::same_set: this copy makes every change a new one) or the configuration
