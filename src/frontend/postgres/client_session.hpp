@@ -161,22 +161,9 @@ class Session final : public TendedSession {
     in_begin_ = 0;
   }
 
-  // Puts `bytes` back in front of the unread client input (a read to run again elsewhere).
-  void unread(const std::string& bytes) {
-    own_input();
-    if (in_begin_ >= bytes.size()) {
-      in_begin_ -= bytes.size();
-      std::memcpy(in_.data() + in_begin_, bytes.data(), bytes.size());
-      return;
-    }
-    std::vector<std::uint8_t> joined(bytes.begin(), bytes.end());
-    joined.insert(joined.end(), in_.begin() + static_cast<std::ptrdiff_t>(in_begin_),
-                  in_.begin() + static_cast<std::ptrdiff_t>(in_end_));
-    in_end_ = joined.size();
-    in_begin_ = 0;
-    joined.resize(std::max(joined.size(), in_.size()));
-    in_ = std::move(joined);
-  }
+  // Puts `bytes` back in front of the unread client input (a read to run again elsewhere;
+  // serve_rare.cpp).
+  void unread(const std::string& bytes);
 
   // One attempt to read more client bytes without waiting, growing the buffer for a large
   // message up to max_packet_size. WantRead/WantWrite: wait with client_ready(), then try again.

@@ -193,4 +193,20 @@ awaitable<bool> Session::after_relay(Outcome o) {
   co_return true;
 }
 
+void Session::unread(const std::string& bytes) {
+  own_input();
+  if (in_begin_ >= bytes.size()) {
+    in_begin_ -= bytes.size();
+    std::memcpy(in_.data() + in_begin_, bytes.data(), bytes.size());
+    return;
+  }
+  std::vector<std::uint8_t> joined(bytes.begin(), bytes.end());
+  joined.insert(joined.end(), in_.begin() + static_cast<std::ptrdiff_t>(in_begin_),
+                in_.begin() + static_cast<std::ptrdiff_t>(in_end_));
+  in_end_ = joined.size();
+  in_begin_ = 0;
+  joined.resize(std::max(joined.size(), in_.size()));
+  in_ = std::move(joined);
+}
+
 }  // namespace sluice::frontend::pg
