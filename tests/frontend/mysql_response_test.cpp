@@ -244,3 +244,47 @@ TEST_CASE("an ERR that ends the connection is told apart, with its size to take 
   CHECK(t.done());
   CHECK(t.err_packet_size() == w.bytes.size());
 }
+
+TEST_CASE("one tracker, response after response: each summary starts as new, written where start() says") {
+  std::string err;
+  build_err(err, 1146, "42S02", "Table 'app.x' doesn't exist");
+  Wire failed;
+  failed.pkt(err);
+  Wire rows;
+  rows.pkt("\x01").coldef("a").row("x").ok(status::AUTOCOMMIT, 0xFE);
+  Wire ok;
+  ok.ok(status::AUTOCOMMIT, 0x00, 3);
+  ResponseTracker t;
+  run(t, failed.bytes, 0, ResponseKind::Query, kModern, kModern);
+  REQUIRE(t.summary.error);
+  run(t, rows.bytes, 0, ResponseKind::Query, kModern, kModern);
+  CHECK_FALSE(t.summary.error);
+  CHECK(t.summary.err.code == 0);
+  CHECK(t.summary.err.sqlstate == "HY000");
+  CHECK(t.summary.err.message.empty());
+  CHECK(t.summary.result_set);
+  CHECK(t.summary.rows == 1);
+  // Into a summary of the caller's (the session's last_): the tracker's own is left alone.
+  sluice::frontend::mysql::ResponseSummary mine;
+  mine.error = true;
+  mine.err.code = 1;
+  mine.err.message = "old";
+  mine.rows = 9;
+  t.start(ResponseKind::Query, kModern, kModern, 0, &mine);
+  std::string out;
+  CHECK(t.feed(as_bytes(failed.bytes), out) == failed.bytes.size());
+  CHECK(&t.result() == &mine);
+  CHECK(mine.error);
+  CHECK(mine.err.code == 1146);
+  CHECK(mine.err.message == "Table 'app.x' doesn't exist");
+  CHECK(mine.rows == 0);
+  CHECK_FALSE(t.summary.error);  // still the rows response's
+  t.start(ResponseKind::Query, kModern, kModern, 0, &mine);
+  out.clear();
+  CHECK(t.feed(as_bytes(ok.bytes), out) == ok.bytes.size());
+  CHECK_FALSE(mine.error);
+  CHECK(mine.err.code == 0);
+  CHECK(mine.err.sqlstate == "HY000");
+  CHECK(mine.err.message.empty());
+  CHECK(mine.affected_rows == 3);
+}
