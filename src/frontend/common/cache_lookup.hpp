@@ -40,8 +40,6 @@ boost::asio::awaitable<CacheLookup> cache_lookup(cache::Store& store, std::strin
                                                  config::Duration max_wait, const replication::Position* token,
                                                  const SharedAsk* shared = nullptr);
 
-// Keeps a fill's answer (Store::put_if_current) and, when kept and the shared store is on,
-// offers it there with the position its data is at least as new as.
 // The cache policy in force, as a session last read it: read again only when a reload put a
 // new one in place (Context::cache_policy_generation()).
 class CachePolicyMemo {
@@ -65,6 +63,8 @@ class CachePolicyMemo {
 // otherwise only for a fill.
 void table_keys(const std::vector<std::string>& tables, std::vector<std::string>& out);
 
+// Keeps a fill's answer (Store::put_if_current) and, when kept and the shared store is on,
+// offers it there with the position its data is at least as new as.
 bool keep_answer(cache::Store& store, state::SharedCache& shared, const std::string& key, std::string value,
                  const std::vector<std::string>& tables, config::Duration ttl, const cache::FillTicket& ticket,
                  const cache::Origin& origin, const std::string& scope, const std::string& cluster,
