@@ -34,7 +34,19 @@ Step side(std::string sql, Until u) { return Step{"", u, std::move(sql), 0}; }
 
 std::vector<Scenario> scenarios() {
   const std::string series = "SELECT g, repeat('x', g) FROM generate_series(1, 7) g";
+  // Sluice reads an idle client's next request into 128 bytes of its own and serves a request
+  // that fits from there: requests that straddle that boundary, arriving in pieces.
+  const std::string long_q = query("SELECT '" + std::string(200, 'l') + "' AS long_one");
+  const std::string short_q = query("SELECT 1 AS short_one");
   return {
+      // Requests in pieces around the idle read's 128 bytes.
+      {"a request longer than 128 bytes, its first 100 bytes alone",
+       {send(long_q.substr(0, 100), until_quiet(100)), send(long_q.substr(100))}},
+      {"a whole request and the first 100 bytes of a longer one, then its rest",
+       {send(short_q + long_q.substr(0, 100), until('Z')), send(long_q.substr(100))}},
+      {"a whole request and 3 bytes of the next, then its rest",
+       {send(short_q + short_q.substr(0, 3), until('Z')), send(short_q.substr(3))}},
+      {"two short requests in one write", {send(short_q + short_q, until('Z', 2))}},
       // Results and errors.
       {"notices and a warning between statements and rows",
        {send(query("DO $$BEGIN RAISE NOTICE 'first'; RAISE WARNING 'second'; END$$; SELECT g FROM "
@@ -113,11 +125,11 @@ std::vector<Scenario> scenarios() {
        {send(parse(series) + bind() + describe_portal() + execute("", 2) + flush(), until('s')),
         send(execute("", 2) + flush(), until('s')), send(execute("", 0) + flush(), until('C')), send(sync_msg())}},
       {"a portal read in chunks, each chunk synced, inside a transaction",
-       {send(query("BEGIN")), send(parse(series, "wd_chunks") + bind("c1", "wd_chunks") + execute("c1", 3) + sync_msg()),
+       {send(query("BEGIN")),
+        send(parse(series, "wd_chunks") + bind("c1", "wd_chunks") + execute("c1", 3) + sync_msg()),
         send(execute("c1", 3) + sync_msg()), send(execute("c1", 3) + sync_msg()), send(query("COMMIT"))},
        NoStatement},
-      {"a row limit without Flush, answered at Sync",
-       {send(parse(series) + bind() + execute("", 2) + sync_msg())}},
+      {"a row limit without Flush, answered at Sync", {send(parse(series) + bind() + execute("", 2) + sync_msg())}},
       {"two portals interleaved",
        {send(query("BEGIN")),
         send(parse(series, "wd_a") + bind("pa", "wd_a") + bind("pb", "wd_a") + execute("pa", 1) + execute("pb", 2) +
@@ -140,8 +152,8 @@ std::vector<Scenario> scenarios() {
         send(copy_data("1\tone\n") + copy_data("2\ttwo\n") + copy_done())}},
       {"COPY FROM STDIN failed by the client",
        {send(query("COPY wd_copy FROM STDIN"), until('G')), send(copy_data("1\tone\n") + copy_fail("client gave up"))}},
-      {"COPY FROM STDIN with bad data", {send(query("COPY wd_copy FROM STDIN"), until('G')),
-                                         send(copy_data("not a number\tx\n") + copy_done())}},
+      {"COPY FROM STDIN with bad data",
+       {send(query("COPY wd_copy FROM STDIN"), until('G')), send(copy_data("not a number\tx\n") + copy_done())}},
       {"COPY in the extended protocol",
        // 55.2.6: Sync and Flush are ignored during COPY FROM STDIN; CommandComplete waits in the
        // server's buffer for the Sync after CopyDone.
